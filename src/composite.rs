@@ -1,0 +1,225 @@
+//! Several limits at once: admitted only if every limit admits, and a denied request
+//! consumes nothing from any of them.
+//!
+//! # Protocol
+//! 1. *Peek* every limit. If any would deny, the request is denied having touched nothing
+//!    — sequentially this is the only way a composite denies, so sequential behaviour is
+//!    exactly "all admit, or nothing changes".
+//! 2. Otherwise *reserve* each limit in order. If a racing thread made one of them deny
+//!    in the meantime, *cancel* the reservations already taken, in reverse order, and
+//!    deny. Cancels are exact for window counters and exact-or-conservative for GCRA (see
+//!    [`crate::Reserve::cancel`]); a race can cost a spurious denial, never an
+//!    over-admission, because each limit's own protocol already refuses over-admission.
+//!
+//! # Orderings
+//! No atomics of its own: each limit's CAS protocol carries its orderings.
+//!
+//! # The reported decision
+//! Allowed: the limit with the smallest `remaining` (ties: the longest `reset_after`).
+//! Denied: the denying limit whose `retry_after` is largest; since each limit's
+//! admissibility only grows with time if nothing else happens, that is exactly the first
+//! moment *all* limits admit.
+
+use alloc::vec::Vec;
+
+use crate::decision::Decision;
+use crate::error::{CheckError, QuotaError};
+use crate::limiter::Limiter;
+use crate::{RateLimiter, Reservation, Reserve};
+
+/// The most limits one composite may combine (reservations live on the stack, so a
+/// check never allocates).
+pub const MAX_LIMITS: usize = 16;
+
+/// A limiter made of several limits that must all admit (e.g. 5/s AND 20/min).
+#[derive(Debug)]
+pub struct Composite {
+    limits: Vec<Limiter>,
+}
+
+impl Composite {
+    /// A composite of `limits` (1 to [`MAX_LIMITS`]).
+    ///
+    /// # Errors
+    /// [`QuotaError::EmptyComposite`] or [`QuotaError::TooManyLimits`].
+    pub fn new(limits: Vec<Limiter>) -> Result<Self, QuotaError> {
+        if limits.is_empty() {
+            return Err(QuotaError::EmptyComposite);
+        }
+        if limits.len() > MAX_LIMITS {
+            return Err(QuotaError::TooManyLimits);
+        }
+        Ok(Self { limits })
+    }
+
+    /// The limits, in order.
+    #[must_use]
+    pub fn limits(&self) -> &[Limiter] {
+        &self.limits
+    }
+
+    /// Like [`RateLimiter::check`], and also writes each limit's state into `states`
+    /// (entry `i` for limit `i`; entries beyond the number of limits are left untouched,
+    /// limits beyond `states.len()` are not reported). After a composite denial nothing
+    /// was consumed, so every entry shows that limit's current state, and `allowed` says
+    /// whether that limit alone would have admitted the request.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost` can never fit some limit.
+    pub fn check_each(
+        &self,
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, CheckError> {
+        self.run(now, cost, true, states)
+    }
+
+    /// Like [`RateLimiter::peek`], with each limit's state as in
+    /// [`check_each`](Self::check_each).
+    ///
+    /// # Errors
+    /// As for [`check_each`](Self::check_each).
+    pub fn peek_each(
+        &self,
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, CheckError> {
+        self.run(now, cost, false, states)
+    }
+
+    fn run(
+        &self,
+        now: u64,
+        cost: u64,
+        commit: bool,
+        states: &mut [Decision],
+    ) -> Result<Decision, CheckError> {
+        let mut verdict = Verdict::default();
+        for (index, limit) in self.limits.iter().enumerate() {
+            let decision = limit.peek(now, cost)?;
+            report(states, index, decision);
+            verdict.add(decision);
+        }
+        if verdict.denied || !commit || cost == 0 {
+            if verdict.denied {
+                self.report_unchanged(now, cost, states)?;
+            }
+            return Ok(verdict.decision());
+        }
+        let mut taken: [Option<Reservation>; MAX_LIMITS] = [None; MAX_LIMITS];
+        let mut verdict = Verdict::default();
+        for (index, limit) in self.limits.iter().enumerate() {
+            let (decision, reservation) = limit.reserve(now, cost)?;
+            if !decision.allowed {
+                self.cancel_taken(&taken[..index.min(MAX_LIMITS)]);
+                self.report_unchanged(now, cost, states)?;
+                report(states, index, decision);
+                let mut denied = Verdict::default();
+                denied.add(decision);
+                return Ok(denied.decision());
+            }
+            if let Some(entry) = taken.get_mut(index) {
+                *entry = reservation;
+            }
+            report(states, index, decision);
+            verdict.add(decision);
+        }
+        Ok(verdict.decision())
+    }
+
+    /// Gives back the reservations taken so far, newest first.
+    fn cancel_taken(&self, taken: &[Option<Reservation>]) {
+        for (limit, reservation) in self.limits.iter().zip(taken).rev() {
+            if let Some(reservation) = reservation {
+                limit.cancel(*reservation);
+            }
+        }
+    }
+
+    /// After a denial: each entry shows the limit's unchanged state; a limit that would
+    /// have admitted is reported by a cost-0 peek (its state now), a denying one keeps its
+    /// own denial (which already describes the unchanged state).
+    fn report_unchanged(
+        &self,
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<(), CheckError> {
+        for (index, limit) in self.limits.iter().enumerate() {
+            let Some(entry) = states.get_mut(index) else {
+                break;
+            };
+            let alone = limit.peek(now, cost)?;
+            *entry = if alone.allowed {
+                limit.peek(now, 0)?
+            } else {
+                alone
+            };
+        }
+        Ok(())
+    }
+}
+
+fn report(states: &mut [Decision], index: usize, decision: Decision) {
+    if let Some(entry) = states.get_mut(index) {
+        *entry = decision;
+    }
+}
+
+/// Folds limit decisions into the composite's.
+#[derive(Default)]
+struct Verdict {
+    denied: bool,
+    chosen: Option<Decision>,
+}
+
+impl Verdict {
+    fn add(&mut self, decision: Decision) {
+        let Some(chosen) = self.chosen else {
+            self.denied = !decision.allowed;
+            self.chosen = Some(decision);
+            return;
+        };
+        let replace = match (self.denied, decision.allowed) {
+            // The first denial outranks any admission.
+            (false, false) => true,
+            (true, true) => false,
+            // Among denials: the latest retry (then the fewest remaining).
+            (true, false) => {
+                (decision.retry_after, core::cmp::Reverse(decision.remaining))
+                    > (chosen.retry_after, core::cmp::Reverse(chosen.remaining))
+            }
+            // Among admissions: the fewest remaining (then the longest reset).
+            (false, true) => {
+                (core::cmp::Reverse(decision.remaining), decision.reset_after)
+                    > (core::cmp::Reverse(chosen.remaining), chosen.reset_after)
+            }
+        };
+        if replace {
+            self.chosen = Some(decision);
+        }
+        self.denied |= !decision.allowed;
+    }
+
+    fn decision(&self) -> Decision {
+        self.chosen.unwrap_or(Decision {
+            allowed: false,
+            limit: 0,
+            remaining: 0,
+            reset_after: 0,
+            retry_after: 0,
+        })
+    }
+}
+
+impl RateLimiter for Composite {
+    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.run(now, cost, true, &mut [])
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.run(now, cost, false, &mut [])
+    }
+}

@@ -1,0 +1,42 @@
+//! The one decision type every algorithm returns.
+
+/// A duration or moment that never comes: the answer when the moment a request could be
+/// admitted (or the state fully replenishes) lies beyond `u64::MAX` nanoseconds.
+pub const NEVER: u64 = u64::MAX;
+
+/// The verdict on one request, with the state a client needs to pace itself.
+///
+/// All durations are relative, in nanoseconds from the `now` the check used; absolute
+/// times (epoch seconds, ISO 8601) are produced only when rendering headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// Whether the request is admitted (and its cost consumed).
+    pub allowed: bool,
+    /// The capacity the request was measured against: the quota's limit (its burst for
+    /// GCRA).
+    pub limit: u64,
+    /// Requests of cost 1 that would still be admitted right now, after this decision.
+    pub remaining: u64,
+    /// Nanoseconds until the state is fully replenished (GCRA, strict window) or the
+    /// current window ends (fixed window; approximate window: until no counted request
+    /// weighs anymore). [`NEVER`] if that moment is not representable.
+    pub reset_after: u64,
+    /// 0 when allowed. Otherwise the nanoseconds until the earliest moment the same
+    /// request would be admitted if nothing else happens; [`NEVER`] if that moment is not
+    /// representable.
+    pub retry_after: u64,
+}
+
+impl Decision {
+    /// `retry_after` as a [`core::time::Duration`].
+    #[must_use]
+    pub fn retry_after_duration(&self) -> core::time::Duration {
+        core::time::Duration::from_nanos(self.retry_after)
+    }
+
+    /// `reset_after` as a [`core::time::Duration`].
+    #[must_use]
+    pub fn reset_after_duration(&self) -> core::time::Duration {
+        core::time::Duration::from_nanos(self.reset_after)
+    }
+}

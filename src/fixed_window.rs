@@ -1,0 +1,238 @@
+//! Fixed window: a counter per aligned window `[w·period, (w+1)·period)`, in one `u64`.
+//!
+//! Windows are aligned to the caller's epoch (time 0). State: `(window number, count)`
+//! packed in one word (see `packing`). At `now`, window `w = now / period`:
+//!
+//! - if the stored window is older, the count starts at 0 in window `w`;
+//! - if the stored window is *newer* (time went backwards), the stored window is used and
+//!   `now` is clamped to its start — no refund;
+//! - a request of cost `n` is admitted iff `count + n ≤ limit`;
+//! - `reset_after` = window end − now; denied: `retry_after` = window end − now (the next
+//!   window starts empty), `remaining` = `limit − count`. A window end beyond `u64::MAX`
+//!   gives [`NEVER`] for both.
+//!
+//! # Orderings
+//! One word, one CAS loop; see [`crate::gcra`] for why `Acquire`/`AcqRel` suffice (and are
+//! more than single-key correctness needs).
+
+use crate::decision::{Decision, NEVER};
+use crate::error::{CheckError, QuotaError};
+use crate::packing::Layout;
+use crate::quota::Quota;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{RateLimiter, Reservation, Reserve};
+
+/// A lock-free fixed-window limiter for one key.
+#[derive(Debug)]
+pub struct FixedWindow {
+    word: AtomicU64,
+    config: FixedWindowConfig,
+}
+
+/// Fixed-window parameters and state layout; shared by keyed tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedWindowConfig {
+    limit: u64,
+    period: u64,
+    layout: Layout,
+}
+
+/// The pure outcome of evaluating one request against one state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowOutcome {
+    /// The decision.
+    pub decision: Decision,
+    /// The word to store if allowed and cost > 0.
+    pub new_word: Option<u64>,
+}
+
+impl FixedWindowConfig {
+    /// Parameters for `quota`.
+    ///
+    /// # Errors
+    /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and a
+    /// count up to `limit` do not fit one word.
+    pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
+        let max_window = u64::MAX / quota.period();
+        match Layout::new(quota.limit(), 1, max_window) {
+            Some(layout) => Ok(Self {
+                limit: quota.limit(),
+                period: quota.period(),
+                layout,
+            }),
+            None => Err(QuotaError::StateTooWide),
+        }
+    }
+
+    /// Evaluates a request of `cost` at `now` against `word`. Pure; never panics.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<WindowOutcome, CheckError> {
+        if cost > self.limit {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.limit,
+            });
+        }
+        let stored_window = self.layout.window(word, 1);
+        let now_window = now / self.period;
+        let (window, used, now) = if now_window > stored_window {
+            (now_window, 0, now)
+        } else {
+            // Same window, or time went backwards: stay in the stored window. Cannot
+            // overflow: stored windows come from `now / period` of some earlier `now`.
+            let start = stored_window * self.period;
+            let now = if now > start { now } else { start };
+            (stored_window, self.layout.counter(word, 0), now)
+        };
+        let until_end = match (window + 1).checked_mul(self.period) {
+            Some(end) => end - now,
+            None => NEVER,
+        };
+        // Cannot overflow: used <= limit and cost <= limit, both < 2^63 after layout check.
+        if used + cost <= self.limit {
+            let count = used + cost;
+            Ok(WindowOutcome {
+                decision: Decision {
+                    allowed: true,
+                    limit: self.limit,
+                    remaining: self.limit - count,
+                    reset_after: until_end,
+                    retry_after: 0,
+                },
+                new_word: if cost == 0 {
+                    None
+                } else {
+                    Some(self.layout.pack1(window, count))
+                },
+            })
+        } else {
+            Ok(WindowOutcome {
+                decision: Decision {
+                    allowed: false,
+                    limit: self.limit,
+                    remaining: self.limit.saturating_sub(used),
+                    reset_after: until_end,
+                    retry_after: until_end,
+                },
+                new_word: None,
+            })
+        }
+    }
+
+    /// Gives back `cost` charged in `window` (see [`Reserve::cancel`]); `None` if the word
+    /// no longer holds that window (the charge has expired with it).
+    #[must_use]
+    pub const fn uncharge(&self, word: u64, window: u64, cost: u64) -> Option<u64> {
+        if self.layout.window(word, 1) != window {
+            return None;
+        }
+        let count = self.layout.counter(word, 0);
+        let count = count.saturating_sub(cost);
+        Some(self.layout.pack1(window, count))
+    }
+
+    /// Whether `word` holds no information at `now` (its window has ended).
+    #[must_use]
+    pub const fn is_at_rest(&self, word: u64, now: u64) -> bool {
+        now / self.period > self.layout.window(word, 1) || self.layout.counter(word, 0) == 0
+    }
+}
+
+impl FixedWindow {
+    /// A limiter for `quota`; starts empty.
+    ///
+    /// # Errors
+    /// [`QuotaError::StateTooWide`] (see [`FixedWindowConfig::new`]).
+    pub fn new(quota: Quota) -> Result<Self, QuotaError> {
+        Ok(Self {
+            word: AtomicU64::new(0),
+            config: FixedWindowConfig::new(&quota)?,
+        })
+    }
+
+    /// The parameters this limiter runs with.
+    #[must_use]
+    pub const fn config(&self) -> &FixedWindowConfig {
+        &self.config
+    }
+}
+
+/// The CAS loop shared by the single-word window limiters: evaluate, publish, retry.
+pub(crate) fn cas_loop(
+    word: &AtomicU64,
+    now: u64,
+    cost: u64,
+    evaluate: impl Fn(u64, u64, u64) -> Result<WindowOutcome, CheckError>,
+) -> Result<(Decision, Option<Reservation>), CheckError> {
+    // Acquire: evaluate a state its writer published.
+    let mut current = word.load(Ordering::Acquire);
+    loop {
+        let outcome = evaluate(current, now, cost)?;
+        let Some(new_word) = outcome.new_word else {
+            return Ok((outcome.decision, None));
+        };
+        // AcqRel on success publishes our charge; Acquire on failure reads a published
+        // state to retry with.
+        match word.compare_exchange_weak(current, new_word, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                return Ok((
+                    outcome.decision,
+                    Some(Reservation {
+                        tag: new_word,
+                        aux: 0,
+                        cost,
+                    }),
+                ))
+            }
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// The CAS loop that gives a charge back: retries until the uncharge applies or the
+/// charged window is gone.
+pub(crate) fn uncharge_loop(word: &AtomicU64, uncharge: impl Fn(u64) -> Option<u64>) {
+    // Acquire: compute the uncharged word from a published state.
+    let mut current = word.load(Ordering::Acquire);
+    while let Some(new_word) = uncharge(current) {
+        // AcqRel/Acquire as in `cas_loop`.
+        match word.compare_exchange_weak(current, new_word, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+impl RateLimiter for FixedWindow {
+    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        cas_loop(&self.word, now, cost, |w, n, c| {
+            self.config.evaluate(w, n, c)
+        })
+        .map(|(d, _)| d)
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        // Acquire: pairs with the writer's AcqRel CAS.
+        let word = self.word.load(Ordering::Acquire);
+        self.config.evaluate(word, now, cost).map(|o| o.decision)
+    }
+}
+
+impl Reserve for FixedWindow {
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
+        cas_loop(&self.word, now, cost, |w, n, c| {
+            self.config.evaluate(w, n, c)
+        })
+    }
+
+    fn cancel(&self, reservation: Reservation) {
+        // Counts are additive, so subtracting our cost from the window we charged is exact
+        // whatever else was charged since; once the window is gone so is the charge.
+        let window = self.config.layout.window(reservation.tag, 1);
+        uncharge_loop(&self.word, |word| {
+            self.config.uncharge(word, window, reservation.cost)
+        });
+    }
+}

@@ -1,0 +1,86 @@
+//! Packing a window number and its counters into one `u64` state word.
+//!
+//! Window limiters keep `(window number, counter...)` in a single atomic word so one CAS
+//! updates them together. The window number is stored *whole* (not modulo anything): a
+//! truncated number would alias after enough idle windows, and a time step backwards
+//! could then look like a step forwards and reset the counters — silent over-admission.
+//! So at construction we check that every window number the `u64` time range can produce
+//! fits beside the counters, and reject the quota otherwise.
+
+/// Bits needed to hold every value in `0..=max`.
+pub(crate) const fn bits_for(max: u64) -> u32 {
+    u64::BITS - max.leading_zeros()
+}
+
+/// A layout: `counters` fields of `counter_bits` each in the low bits, the window number
+/// above them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Layout {
+    counter_bits: u32,
+}
+
+impl Layout {
+    /// A layout for counters up to `max_count`, `counters` of them, below window numbers up
+    /// to `max_window`; `None` if it does not fit 64 bits.
+    pub(crate) const fn new(max_count: u64, counters: u32, max_window: u64) -> Option<Self> {
+        let counter_bits = bits_for(max_count);
+        let low_bits = counter_bits * counters;
+        if low_bits >= u64::BITS {
+            return None;
+        }
+        if bits_for(max_window) > u64::BITS - low_bits {
+            return None;
+        }
+        Some(Self { counter_bits })
+    }
+
+    const fn mask(&self) -> u64 {
+        (1u64 << self.counter_bits) - 1
+    }
+
+    /// Counter `index` (0 = lowest bits).
+    pub(crate) const fn counter(&self, word: u64, index: u32) -> u64 {
+        (word >> (self.counter_bits * index)) & self.mask()
+    }
+
+    /// The window number of a word with `counters` counters.
+    pub(crate) const fn window(&self, word: u64, counters: u32) -> u64 {
+        word >> (self.counter_bits * counters)
+    }
+
+    /// A word with one counter.
+    pub(crate) const fn pack1(&self, window: u64, count: u64) -> u64 {
+        (window << self.counter_bits) | count
+    }
+
+    /// A word with two counters: `high` above `low`.
+    pub(crate) const fn pack2(&self, window: u64, high: u64, low: u64) -> u64 {
+        (window << (2 * self.counter_bits)) | (high << self.counter_bits) | low
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_for_edges() {
+        assert_eq!(bits_for(0), 0);
+        assert_eq!(bits_for(1), 1);
+        assert_eq!(bits_for(1000), 10);
+        assert_eq!(bits_for(1023), 10);
+        assert_eq!(bits_for(1024), 11);
+        assert_eq!(bits_for(u64::MAX), 64);
+    }
+
+    #[test]
+    fn layout_round_trips_extremes() {
+        let layout = Layout::new(1000, 2, u64::MAX >> 20).expect("fits");
+        let word = layout.pack2(u64::MAX >> 20, 1000, 999);
+        assert_eq!(layout.window(word, 2), u64::MAX >> 20);
+        assert_eq!(layout.counter(word, 1), 1000);
+        assert_eq!(layout.counter(word, 0), 999);
+        assert!(Layout::new(1000, 2, u64::MAX >> 19).is_none());
+        assert!(Layout::new(u64::MAX, 1, 0).is_none());
+    }
+}

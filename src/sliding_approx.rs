@@ -1,0 +1,279 @@
+//! Approximate sliding window (Cloudflare's two-window weighted estimate), in one `u64`.
+//!
+//! State: `(window number w, previous count p, current count c)` packed in one word.
+//! Windows are aligned to time 0. At `now` with `e = now − w·period` elapsed in the
+//! current window, the estimated usage of the last `period` is
+//! `p · (period − e) / period + c`, and a request of cost `n` is admitted iff
+//! `p · (period − e) + (c + n) · period ≤ limit · period` — exact rational arithmetic (in
+//! `u128`), no rounding. Moving on one window shifts `c` into `p`; two or more clears both.
+//! A window number older than the stored one (time went backwards) is clamped to the
+//! stored window's start — no refund.
+//!
+//! - `remaining` = ⌊(limit·period − usage·period) / period⌋ after the decision;
+//! - `reset_after` = until no counted request weighs anymore: end of the next window when
+//!   `c > 0`, end of this window when only `p > 0`, else 0;
+//! - denied: `retry_after` = the exact first nanosecond at which the decaying estimate lets
+//!   `n` in (possibly in the next window, once `c` has become the decaying `p`).
+//!
+//! Like every two-window estimate it may admit more than `limit` in some intervals of
+//! length `period` (it assumes the previous window's requests were spread evenly); use
+//! [`crate::SlidingWindowStrict`] when that matters.
+//!
+//! # Orderings
+//! One word, one CAS loop; see [`crate::gcra`].
+
+use crate::decision::{Decision, NEVER};
+use crate::error::{CheckError, QuotaError};
+use crate::fixed_window::{cas_loop, uncharge_loop, WindowOutcome};
+use crate::packing::Layout;
+use crate::quota::Quota;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{RateLimiter, Reservation, Reserve};
+
+/// A lock-free approximate sliding-window limiter for one key.
+#[derive(Debug)]
+pub struct SlidingWindow {
+    word: AtomicU64,
+    config: SlidingWindowConfig,
+}
+
+/// Approximate sliding-window parameters and state layout; shared by keyed tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SlidingWindowConfig {
+    limit: u64,
+    period: u64,
+    layout: Layout,
+}
+
+impl SlidingWindowConfig {
+    /// Parameters for `quota`.
+    ///
+    /// # Errors
+    /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and two
+    /// counts up to `limit` do not fit one word.
+    pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
+        let max_window = u64::MAX / quota.period();
+        match Layout::new(quota.limit(), 2, max_window) {
+            Some(layout) => Ok(Self {
+                limit: quota.limit(),
+                period: quota.period(),
+                layout,
+            }),
+            None => Err(QuotaError::StateTooWide),
+        }
+    }
+
+    /// `(window, previous, current, now)` as seen at `now`, after rolling windows forward
+    /// and clamping time that went backwards.
+    const fn view(&self, word: u64, now: u64) -> (u64, u64, u64, u64) {
+        let stored = self.layout.window(word, 2);
+        let previous = self.layout.counter(word, 1);
+        let current = self.layout.counter(word, 0);
+        let now_window = now / self.period;
+        if now_window > stored {
+            if now_window == stored + 1 {
+                (now_window, current, 0, now)
+            } else {
+                (now_window, 0, 0, now)
+            }
+        } else {
+            // Cannot overflow: stored windows come from `now / period` of an earlier now.
+            let start = stored * self.period;
+            (
+                stored,
+                previous,
+                current,
+                if now > start { now } else { start },
+            )
+        }
+    }
+
+    /// Evaluates a request of `cost` at `now` against `word`. Pure; never panics.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<WindowOutcome, CheckError> {
+        if cost > self.limit {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.limit,
+            });
+        }
+        let (window, previous, current, now) = self.view(word, now);
+        let period = u128::from(self.period);
+        // Cannot overflow: now >= window·period (view clamps), and e < period.
+        let elapsed = now - window * self.period;
+        let weight = u128::from(self.period - elapsed);
+        let capacity = u128::from(self.limit) * period;
+        let used = u128::from(previous) * weight + u128::from(current) * period;
+        let charged = used + u128::from(cost) * period;
+        let window_start = window * self.period;
+        if charged <= capacity {
+            let current_after = current + cost;
+            let reset_after = if current_after > 0 {
+                self.until(window_start, 2, now)
+            } else if previous > 0 {
+                self.until(window_start, 1, now)
+            } else {
+                0
+            };
+            Ok(WindowOutcome {
+                decision: Decision {
+                    allowed: true,
+                    limit: self.limit,
+                    remaining: narrow((capacity - charged) / period),
+                    reset_after,
+                    retry_after: 0,
+                },
+                new_word: if cost == 0 {
+                    None
+                } else {
+                    Some(self.layout.pack2(window, previous, current_after))
+                },
+            })
+        } else {
+            let reset_after = if current > 0 {
+                self.until(window_start, 2, now)
+            } else if previous > 0 {
+                self.until(window_start, 1, now)
+            } else {
+                0
+            };
+            Ok(WindowOutcome {
+                decision: Decision {
+                    allowed: false,
+                    limit: self.limit,
+                    remaining: narrow(capacity.saturating_sub(used) / period),
+                    reset_after,
+                    retry_after: self.retry_after(window_start, previous, current, cost, now),
+                },
+                new_word: None,
+            })
+        }
+    }
+
+    /// Nanoseconds from `now` until `windows` windows after `start`, or [`NEVER`].
+    fn until(&self, start: u64, windows: u64, now: u64) -> u64 {
+        match windows
+            .checked_mul(self.period)
+            .and_then(|span| start.checked_add(span))
+        {
+            Some(end) => end - now,
+            None => NEVER,
+        }
+    }
+
+    /// The first moment a denied request of `cost` fits, if nothing else happens.
+    fn retry_after(&self, start: u64, previous: u64, current: u64, cost: u64, now: u64) -> u64 {
+        let period = u128::from(self.period);
+        let budget = self.limit - cost;
+        // In this window the estimate decays with p; it fits once
+        // p·(period − e) ≤ (budget − c)·period, i.e. e ≥ period − ⌊(budget − c)·period / p⌋.
+        // Otherwise, in the next window c becomes the decaying p' and the new c is 0.
+        let (offset, decaying, room) = if current <= budget {
+            (0, previous, budget - current)
+        } else {
+            (self.period, current, budget)
+        };
+        // decaying > 0 here: with it 0 the request would fit at the window start, and in
+        // the current window it would have been admitted.
+        let free = if decaying == 0 {
+            period
+        } else {
+            (u128::from(room) * period / u128::from(decaying)).min(period)
+        };
+        // Cannot underflow: free <= period.
+        let elapsed_needed = narrow(period - free);
+        let moment = start
+            .checked_add(offset)
+            .and_then(|t| t.checked_add(elapsed_needed));
+        match moment {
+            Some(t) if t > now => t - now,
+            // Already fits at `now`: unreachable for a denied request, kept total.
+            Some(_) => 0,
+            None => NEVER,
+        }
+    }
+
+    /// Gives back `cost` charged in `window`: from the current count if the word is still
+    /// in that window, from the previous count if it moved on by one; `None` if the charge
+    /// no longer weighs.
+    #[must_use]
+    pub const fn uncharge(&self, word: u64, window: u64, cost: u64) -> Option<u64> {
+        let stored = self.layout.window(word, 2);
+        let previous = self.layout.counter(word, 1);
+        let current = self.layout.counter(word, 0);
+        if stored == window {
+            let current = current.saturating_sub(cost);
+            Some(self.layout.pack2(stored, previous, current))
+        } else if stored == window + 1 {
+            let previous = previous.saturating_sub(cost);
+            Some(self.layout.pack2(stored, previous, current))
+        } else {
+            None
+        }
+    }
+
+    /// Whether `word` holds no information at `now` (no counted request weighs anymore).
+    #[must_use]
+    pub const fn is_at_rest(&self, word: u64, now: u64) -> bool {
+        let (_, previous, current, _) = self.view(word, now);
+        previous == 0 && current == 0
+    }
+}
+
+/// A `u128` known to be at most a `u64` limit, as `u64` (saturating, for totality).
+fn narrow(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+impl SlidingWindow {
+    /// A limiter for `quota`; starts empty.
+    ///
+    /// # Errors
+    /// [`QuotaError::StateTooWide`] (see [`SlidingWindowConfig::new`]).
+    pub fn new(quota: Quota) -> Result<Self, QuotaError> {
+        Ok(Self {
+            word: AtomicU64::new(0),
+            config: SlidingWindowConfig::new(&quota)?,
+        })
+    }
+
+    /// The parameters this limiter runs with.
+    #[must_use]
+    pub const fn config(&self) -> &SlidingWindowConfig {
+        &self.config
+    }
+}
+
+impl RateLimiter for SlidingWindow {
+    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        cas_loop(&self.word, now, cost, |w, n, c| {
+            self.config.evaluate(w, n, c)
+        })
+        .map(|(d, _)| d)
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        // Acquire: pairs with the writer's AcqRel CAS.
+        let word = self.word.load(Ordering::Acquire);
+        self.config.evaluate(word, now, cost).map(|o| o.decision)
+    }
+}
+
+impl Reserve for SlidingWindow {
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
+        cas_loop(&self.word, now, cost, |w, n, c| {
+            self.config.evaluate(w, n, c)
+        })
+    }
+
+    fn cancel(&self, reservation: Reservation) {
+        // Counts are additive: subtracting our cost from wherever it now sits (current or,
+        // one window later, previous) is exact whatever else was charged since.
+        let window = self.config.layout.window(reservation.tag, 2);
+        uncharge_loop(&self.word, |word| {
+            self.config.uncharge(word, window, reservation.cost)
+        });
+    }
+}
