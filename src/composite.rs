@@ -20,23 +20,26 @@
 //! admissibility only grows with time if nothing else happens, that is exactly the first
 //! moment *all* limits admit.
 
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
 use crate::decision::Decision;
-use crate::error::{CheckError, QuotaError};
-use crate::limiter::Limiter;
-use crate::{RateLimiter, Reservation, Reserve};
+use crate::error::CheckError;
+#[cfg(feature = "alloc")]
+use crate::{error::QuotaError, limiter::Limiter, RateLimiter, Reservation, Reserve};
 
 /// The most limits one composite may combine (reservations live on the stack, so a
 /// check never allocates).
 pub const MAX_LIMITS: usize = 16;
 
 /// A limiter made of several limits that must all admit (e.g. 5/s AND 20/min).
+#[cfg(feature = "alloc")]
 #[derive(Debug)]
 pub struct Composite {
     limits: Vec<Limiter>,
 }
 
+#[cfg(feature = "alloc")]
 impl Composite {
     /// A composite of `limits` (1 to [`MAX_LIMITS`]).
     ///
@@ -96,70 +99,104 @@ impl Composite {
         commit: bool,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        let mut verdict = Verdict::default();
-        for (index, limit) in self.limits.iter().enumerate() {
-            let decision = limit.peek(now, cost)?;
-            report(states, index, decision);
-            verdict.add(decision);
-        }
-        if verdict.denied || !commit || cost == 0 {
-            if verdict.denied {
-                self.report_unchanged(now, cost, states)?;
-            }
-            return Ok(verdict.decision());
-        }
-        let mut taken: [Option<Reservation>; MAX_LIMITS] = [None; MAX_LIMITS];
-        let mut verdict = Verdict::default();
-        for (index, limit) in self.limits.iter().enumerate() {
-            let (decision, reservation) = limit.reserve(now, cost)?;
-            if !decision.allowed {
-                self.cancel_taken(&taken[..index.min(MAX_LIMITS)]);
-                self.report_unchanged(now, cost, states)?;
-                report(states, index, decision);
-                let mut denied = Verdict::default();
-                denied.add(decision);
-                return Ok(denied.decision());
-            }
-            if let Some(entry) = taken.get_mut(index) {
-                *entry = reservation;
-            }
-            report(states, index, decision);
-            verdict.add(decision);
-        }
-        Ok(verdict.decision())
+        run_all(&self.limits, now, cost, commit, states)
+    }
+}
+
+/// One limit inside an all-or-nothing check: peek, reserve, cancel.
+pub(crate) trait Member {
+    /// What `cancel` needs to give a reservation back.
+    type Token: Copy;
+    /// The decision without consuming anything.
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError>;
+    /// Consume if admitted; the token is `None` when nothing was consumed.
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Token>), CheckError>;
+    /// Give a reservation back.
+    fn cancel(&self, token: Self::Token);
+}
+
+#[cfg(feature = "alloc")]
+impl Member for Limiter {
+    type Token = Reservation;
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        RateLimiter::peek(self, now, cost)
     }
 
-    /// Gives back the reservations taken so far, newest first.
-    fn cancel_taken(&self, taken: &[Option<Reservation>]) {
-        for (limit, reservation) in self.limits.iter().zip(taken).rev() {
-            if let Some(reservation) = reservation {
-                limit.cancel(*reservation);
-            }
-        }
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
+        Reserve::reserve(self, now, cost)
     }
 
-    /// After a denial: each entry shows the limit's unchanged state; a limit that would
-    /// have admitted is reported by a cost-0 peek (its state now), a denying one keeps its
-    /// own denial (which already describes the unchanged state).
-    fn report_unchanged(
-        &self,
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<(), CheckError> {
-        for (index, limit) in self.limits.iter().enumerate() {
-            let Some(entry) = states.get_mut(index) else {
-                break;
-            };
-            let alone = limit.peek(now, cost)?;
-            *entry = if alone.allowed {
-                limit.peek(now, 0)?
-            } else {
-                alone
-            };
-        }
-        Ok(())
+    fn cancel(&self, token: Reservation) {
+        Reserve::cancel(self, token);
     }
+}
+
+/// The composite protocol (module docs) over any members: at most [`MAX_LIMITS`].
+pub(crate) fn run_all<M: Member>(
+    members: &[M],
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut [Decision],
+) -> Result<Decision, CheckError> {
+    let members = members.get(..MAX_LIMITS).unwrap_or(members);
+    let mut verdict = Verdict::default();
+    for (index, member) in members.iter().enumerate() {
+        let decision = member.peek(now, cost)?;
+        report(states, index, decision);
+        verdict.add(decision);
+    }
+    if verdict.denied || !commit || cost == 0 {
+        if verdict.denied {
+            report_unchanged(members, now, cost, states)?;
+        }
+        return Ok(verdict.decision());
+    }
+    let mut taken: [Option<M::Token>; MAX_LIMITS] = [None; MAX_LIMITS];
+    let mut verdict = Verdict::default();
+    for (index, member) in members.iter().enumerate() {
+        let (decision, reservation) = member.reserve(now, cost)?;
+        if !decision.allowed {
+            // Give back what was taken so far, newest first.
+            for (earlier, token) in members.iter().zip(taken.iter()).take(index).rev() {
+                if let Some(token) = token {
+                    earlier.cancel(*token);
+                }
+            }
+            report_unchanged(members, now, cost, states)?;
+            report(states, index, decision);
+            let mut denied = Verdict::default();
+            denied.add(decision);
+            return Ok(denied.decision());
+        }
+        if let Some(entry) = taken.get_mut(index) {
+            *entry = reservation;
+        }
+        report(states, index, decision);
+        verdict.add(decision);
+    }
+    Ok(verdict.decision())
+}
+
+/// After a denial: each entry shows the member's unchanged state; a member that would
+/// have admitted is reported by a cost-0 peek (its state now), a denying one keeps its
+/// own denial (which already describes the unchanged state).
+fn report_unchanged<M: Member>(
+    members: &[M],
+    now: u64,
+    cost: u64,
+    states: &mut [Decision],
+) -> Result<(), CheckError> {
+    for (member, entry) in members.iter().zip(states.iter_mut()) {
+        let alone = member.peek(now, cost)?;
+        *entry = if alone.allowed {
+            member.peek(now, 0)?
+        } else {
+            alone
+        };
+    }
+    Ok(())
 }
 
 fn report(states: &mut [Decision], index: usize, decision: Decision) {
@@ -168,7 +205,7 @@ fn report(states: &mut [Decision], index: usize, decision: Decision) {
     }
 }
 
-/// Folds limit decisions into the composite's.
+/// Folds member decisions into the composite's.
 #[derive(Default)]
 struct Verdict {
     denied: bool,
@@ -214,6 +251,7 @@ impl Verdict {
     }
 }
 
+#[cfg(feature = "alloc")]
 impl RateLimiter for Composite {
     fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.run(now, cost, true, &mut [])

@@ -40,3 +40,13 @@ impl Decision {
         core::time::Duration::from_nanos(self.reset_after)
     }
 }
+
+/// The pure result of evaluating one request against one state word: the decision, and
+/// the word to store when the request is admitted with a cost above 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The decision.
+    pub decision: Decision,
+    /// The state word to publish, if the request consumes quota.
+    pub new_word: Option<u64>,
+}

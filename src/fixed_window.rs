@@ -15,7 +15,7 @@
 //! One word, one CAS loop; see [`crate::gcra`] for why `Acquire`/`AcqRel` suffice (and are
 //! more than single-key correctness needs).
 
-use crate::decision::{Decision, NEVER};
+use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
 use crate::packing::Layout;
 use crate::quota::Quota;
@@ -35,15 +35,6 @@ pub struct FixedWindowConfig {
     limit: u64,
     period: u64,
     layout: Layout,
-}
-
-/// The pure outcome of evaluating one request against one state word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowOutcome {
-    /// The decision.
-    pub decision: Decision,
-    /// The word to store if allowed and cost > 0.
-    pub new_word: Option<u64>,
 }
 
 impl FixedWindowConfig {
@@ -68,7 +59,7 @@ impl FixedWindowConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
-    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<WindowOutcome, CheckError> {
+    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
                 cost,
@@ -93,7 +84,7 @@ impl FixedWindowConfig {
         // Cannot overflow: used <= limit and cost <= limit, both < 2^63 after layout check.
         if used + cost <= self.limit {
             let count = used + cost;
-            Ok(WindowOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: true,
                     limit: self.limit,
@@ -108,7 +99,7 @@ impl FixedWindowConfig {
                 },
             })
         } else {
-            Ok(WindowOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: false,
                     limit: self.limit,
@@ -131,6 +122,18 @@ impl FixedWindowConfig {
         let count = self.layout.counter(word, 0);
         let count = count.saturating_sub(cost);
         Some(self.layout.pack1(window, count))
+    }
+
+    /// The limit per window.
+    #[must_use]
+    pub const fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The window number a state word holds.
+    #[must_use]
+    pub const fn window_of(&self, word: u64) -> u64 {
+        self.layout.window(word, 1)
     }
 
     /// Whether `word` holds no information at `now` (its window has ended).
@@ -164,7 +167,7 @@ pub(crate) fn cas_loop(
     word: &AtomicU64,
     now: u64,
     cost: u64,
-    evaluate: impl Fn(u64, u64, u64) -> Result<WindowOutcome, CheckError>,
+    evaluate: impl Fn(u64, u64, u64) -> Result<Outcome, CheckError>,
 ) -> Result<(Decision, Option<Reservation>), CheckError> {
     // Acquire: evaluate a state its writer published.
     let mut current = word.load(Ordering::Acquire);

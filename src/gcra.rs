@@ -24,7 +24,7 @@
 //! `Acquire`/`AcqRel` anyway so that a composite's reads of several limiters are ordered
 //! after the writes they observe; on x86-64 these cost nothing extra.
 
-use crate::decision::{Decision, NEVER};
+use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::CheckError;
 use crate::quota::Quota;
 use crate::sync::{AtomicU64, Ordering};
@@ -45,15 +45,6 @@ pub struct GcraConfig {
     tolerance: u64,
 }
 
-/// The pure outcome of evaluating one request against one TAT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GcraOutcome {
-    /// The decision.
-    pub decision: Decision,
-    /// The TAT to store if allowed and cost > 0.
-    pub new_tat: Option<u64>,
-}
-
 impl GcraConfig {
     /// Parameters for `quota` (rate `limit/period`, capacity `burst`).
     #[must_use]
@@ -72,7 +63,7 @@ impl GcraConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > burst`.
-    pub fn evaluate(&self, tat: u64, now: u64, cost: u64) -> Result<GcraOutcome, CheckError> {
+    pub fn evaluate(&self, tat: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.burst {
             return Err(CheckError::CostExceedsLimit {
                 cost,
@@ -85,7 +76,7 @@ impl GcraConfig {
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
         let Some(new_tat) = base.checked_add(increment) else {
-            return Ok(GcraOutcome {
+            return Ok(Outcome {
                 decision: Decision {
                     allowed: false,
                     limit: self.burst,
@@ -93,12 +84,12 @@ impl GcraConfig {
                     reset_after: backlog,
                     retry_after: NEVER,
                 },
-                new_tat: None,
+                new_word: None,
             });
         };
         let ahead = new_tat - now;
         if ahead <= self.tolerance {
-            Ok(GcraOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: true,
                     limit: self.burst,
@@ -106,10 +97,10 @@ impl GcraConfig {
                     reset_after: ahead,
                     retry_after: 0,
                 },
-                new_tat: if cost == 0 { None } else { Some(new_tat) },
+                new_word: if cost == 0 { None } else { Some(new_tat) },
             })
         } else {
-            Ok(GcraOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: false,
                     limit: self.burst,
@@ -117,9 +108,15 @@ impl GcraConfig {
                     reset_after: backlog,
                     retry_after: ahead - self.tolerance,
                 },
-                new_tat: None,
+                new_word: None,
             })
         }
+    }
+
+    /// The most one request may cost (the burst).
+    #[must_use]
+    pub const fn burst(&self) -> u64 {
+        self.burst
     }
 
     /// Whether `tat` holds no information at `now` (the key is fully replenished), so a
@@ -156,7 +153,7 @@ impl Gcra {
         let mut current = self.tat.load(Ordering::Acquire);
         loop {
             let outcome = self.config.evaluate(current, now, cost)?;
-            let Some(new_tat) = outcome.new_tat else {
+            let Some(new_tat) = outcome.new_word else {
                 return Ok((outcome.decision, None));
             };
             // AcqRel on success: publish our TAT and order it after the value we read.

@@ -39,7 +39,7 @@
 //! Requires native 64-bit atomics (`target_has_atomic = "64"`).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -55,17 +55,18 @@ pub mod gcra;
 pub mod sliding_approx;
 pub mod sliding_strict;
 
-#[cfg(feature = "alloc")]
 pub mod composite;
 #[cfg(feature = "alloc")]
 pub mod limiter;
+pub mod table;
+pub mod word;
 
 #[cfg(feature = "std")]
 pub mod clock;
 
 mod packing;
 
-pub use decision::{Decision, NEVER};
+pub use decision::{Decision, Outcome, NEVER};
 pub use error::{CheckError, QuotaError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
@@ -77,6 +78,8 @@ pub use sliding_strict::{SlidingWindowStrict, Slot};
 pub use composite::Composite;
 #[cfg(feature = "alloc")]
 pub use limiter::{Algorithm, Limiter};
+pub use table::{FullPolicy, LimitSpec, Table, TableConfig, TableError, TableStats};
+pub use word::WordAlgorithm;
 
 /// What every limiter offers: a check that may consume quota, and a peek that never does.
 ///

@@ -22,9 +22,9 @@
 //! # Orderings
 //! One word, one CAS loop; see [`crate::gcra`].
 
-use crate::decision::{Decision, NEVER};
+use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
-use crate::fixed_window::{cas_loop, uncharge_loop, WindowOutcome};
+use crate::fixed_window::{cas_loop, uncharge_loop};
 use crate::packing::Layout;
 use crate::quota::Quota;
 use crate::sync::{AtomicU64, Ordering};
@@ -92,7 +92,7 @@ impl SlidingWindowConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
-    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<WindowOutcome, CheckError> {
+    pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
                 cost,
@@ -117,7 +117,7 @@ impl SlidingWindowConfig {
             } else {
                 0
             };
-            Ok(WindowOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: true,
                     limit: self.limit,
@@ -139,7 +139,7 @@ impl SlidingWindowConfig {
             } else {
                 0
             };
-            Ok(WindowOutcome {
+            Ok(Outcome {
                 decision: Decision {
                     allowed: false,
                     limit: self.limit,
@@ -212,6 +212,18 @@ impl SlidingWindowConfig {
         } else {
             None
         }
+    }
+
+    /// The limit per window.
+    #[must_use]
+    pub const fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The window number a state word holds.
+    #[must_use]
+    pub const fn window_of(&self, word: u64) -> u64 {
+        self.layout.window(word, 2)
     }
 
     /// Whether `word` holds no information at `now` (no counted request weighs anymore).

@@ -1,0 +1,232 @@
+//! What a keyed table is built from: its limits, capacity, full-neighbourhood policy and
+//! hash seed.
+
+use core::fmt;
+
+use crate::error::QuotaError;
+use crate::quota::Quota;
+use crate::word::{WordAlgorithm, WordLimit};
+
+/// The most limits one table applies per key (e.g. 5/s AND 20/min per client).
+pub const MAX_TABLE_LIMITS: usize = 4;
+
+/// The most slots per limit a table may have (2^32).
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+/// What a new key does when every slot of its neighbourhood holds an active key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum FullPolicy {
+    /// Evict the slot whose key is closest to rest (its state soonest carries no
+    /// information); counted in `evictions`. The default: a new key is always tracked.
+    #[default]
+    EvictClosestToRest = 0,
+    /// Deny the new key until a slot comes to rest; counted in `full_denied`.
+    Deny = 1,
+    /// Admit the new key without tracking it; counted in `full_allowed`.
+    Allow = 2,
+}
+
+impl FullPolicy {
+    /// The policy stored as `code`, if any.
+    #[must_use]
+    pub const fn from_code(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(Self::EvictClosestToRest),
+            1 => Some(Self::Deny),
+            2 => Some(Self::Allow),
+            _ => None,
+        }
+    }
+}
+
+/// One limit a table applies to every key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LimitSpec {
+    /// The algorithm (single-word algorithms only).
+    pub algorithm: WordAlgorithm,
+    /// The quota.
+    pub quota: Quota,
+}
+
+/// Why a table could not be created or attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TableError {
+    /// A limit's quota is invalid for its algorithm.
+    Quota(QuotaError),
+    /// No limits were given.
+    NoLimits,
+    /// More than [`MAX_TABLE_LIMITS`] limits.
+    TooManyLimits,
+    /// Capacity 0, or above [`MAX_CAPACITY`].
+    BadCapacity,
+    /// The platform's 128-bit atomics are not lock-free (they would not be atomic across
+    /// processes, and would lock on the hot path).
+    NotLockFree,
+    /// The region is smaller than [`region_size`](crate::table::region_size) requires.
+    RegionTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The region's start is not 16-byte aligned, or the pointer is null.
+    RegionMisaligned,
+    /// The region does not start with ratecore's magic bytes: it was never initialised,
+    /// or is something else.
+    BadMagic,
+    /// The region was laid out by a different (incompatible) ratecore version.
+    UnsupportedVersion {
+        /// The layout version found.
+        found: u32,
+    },
+    /// The region's initialisation has not finished (or crashed half-way).
+    NotReady,
+    /// The header fails its checksum, or holds values no ratecore writes.
+    CorruptHeader,
+    /// The header was written by a build whose key hashing differs from this one:
+    /// every process sharing a region must run the same ratecore build.
+    HashMismatch,
+}
+
+impl From<QuotaError> for TableError {
+    fn from(error: QuotaError) -> Self {
+        Self::Quota(error)
+    }
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Quota(e) => write!(f, "invalid limit: {e}"),
+            Self::NoLimits => f.write_str("a table needs at least one limit"),
+            Self::TooManyLimits => write!(f, "a table applies at most {MAX_TABLE_LIMITS} limits"),
+            Self::BadCapacity => write!(f, "table capacity must be 1 to {MAX_CAPACITY} slots"),
+            Self::NotLockFree => f.write_str("128-bit atomics are not lock-free on this CPU"),
+            Self::RegionTooSmall { needed, actual } => {
+                write!(f, "region holds {actual} bytes, the table needs {needed}")
+            }
+            Self::RegionMisaligned => f.write_str("region must be non-null and 16-byte aligned"),
+            Self::BadMagic => f.write_str("region is not an initialised ratecore table"),
+            Self::UnsupportedVersion { found } => {
+                write!(
+                    f,
+                    "region layout version {found} is not supported by this build"
+                )
+            }
+            Self::NotReady => f.write_str("region initialisation has not completed"),
+            Self::CorruptHeader => f.write_str("region header is corrupt"),
+            Self::HashMismatch => {
+                f.write_str("region was created by a ratecore build that hashes keys differently")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TableError {}
+
+/// Everything a table is built from. Construct with [`TableConfig::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableConfig {
+    pub(crate) specs: [Option<LimitSpec>; MAX_TABLE_LIMITS],
+    pub(crate) limits: [Option<WordLimit>; MAX_TABLE_LIMITS],
+    pub(crate) count: usize,
+    pub(crate) capacity: u64,
+    pub(crate) policy: FullPolicy,
+    pub(crate) seed: [u64; 4],
+}
+
+impl TableConfig {
+    /// A table of at least `capacity` keys per limit (rounded up to a power of two, at
+    /// least 8) applying every limit in `limits` to each key.
+    ///
+    /// With feature `std` the hash seed is random; without it, it is fixed until you call
+    /// [`with_seed`](Self::with_seed) — do, or attackers can aim keys at one neighbourhood.
+    ///
+    /// # Errors
+    /// [`TableError::NoLimits`], [`TableError::TooManyLimits`],
+    /// [`TableError::BadCapacity`], or [`TableError::Quota`].
+    pub fn new(capacity: u64, limits: &[LimitSpec]) -> Result<Self, TableError> {
+        if limits.is_empty() {
+            return Err(TableError::NoLimits);
+        }
+        if limits.len() > MAX_TABLE_LIMITS {
+            return Err(TableError::TooManyLimits);
+        }
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(TableError::BadCapacity);
+        }
+        let mut specs = [None; MAX_TABLE_LIMITS];
+        let mut words = [None; MAX_TABLE_LIMITS];
+        for (index, spec) in limits.iter().enumerate() {
+            words[index] = Some(WordLimit::new(spec.algorithm, &spec.quota)?);
+            specs[index] = Some(*spec);
+        }
+        Ok(Self {
+            specs,
+            limits: words,
+            count: limits.len(),
+            capacity: capacity.next_power_of_two().max(8),
+            policy: FullPolicy::default(),
+            seed: default_seed(),
+        })
+    }
+
+    /// The same table with another full-neighbourhood policy.
+    #[must_use]
+    pub const fn with_policy(mut self, policy: FullPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The same table with a chosen hash seed (tests, or `no_std` callers bringing their
+    /// own randomness).
+    #[must_use]
+    pub const fn with_seed(mut self, seed: [u64; 4]) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Slots per limit (a power of two).
+    #[must_use]
+    pub const fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The full-neighbourhood policy.
+    #[must_use]
+    pub const fn policy(&self) -> FullPolicy {
+        self.policy
+    }
+
+    /// The limits, in order.
+    pub fn limits(&self) -> impl Iterator<Item = &LimitSpec> {
+        self.specs.iter().flatten()
+    }
+
+    /// Total slots over all limits.
+    pub(crate) const fn total_slots(&self) -> u64 {
+        self.capacity * self.count as u64
+    }
+}
+
+#[cfg(feature = "std")]
+fn default_seed() -> [u64; 4] {
+    use std::hash::{BuildHasher, RandomState};
+    // std's RandomState is seeded from the OS once per process and varied per instance:
+    // four hashes of it give four independent random words without a new dependency.
+    let state = RandomState::new();
+    core::array::from_fn(|i| state.hash_one(i))
+}
+
+#[cfg(not(feature = "std"))]
+const fn default_seed() -> [u64; 4] {
+    [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ]
+}
