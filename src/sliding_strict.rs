@@ -19,67 +19,108 @@
 //! - denied: `retry_after` = the first release time at which enough has been released
 //!   for `n` to fit (exact, since counts only leave at release times).
 //!
-//! A release time beyond `u64::MAX` never comes ([`NEVER`]).
+//! A release time beyond `u64::MAX` never comes ([`NEVER`]). Limits above `u32::MAX` are
+//! rejected ([`QuotaError::StateTooWide`]).
 //!
 //! `N` trades precision for work: requests in one sub-window are released together (with
 //! the newest of them), so a larger `N` tracks spread-out traffic more closely, and each
 //! check reads all `N + 1` slots.
 //!
+//! # State
+//! A slot is one 128-bit atomic: `newest` (64 bits) | `generation` (32) | `count` (32).
+//! The sub-window a slot holds is `newest / g` — its newest admission lies in it — so no
+//! separate window number is stored, and one CAS moves count and newest together. The
+//! generation lets a keyed table give a ring to another key without rewriting it: cells
+//! of another generation read as empty (a single-key limiter always uses generation 0).
+//!
 //! # Orderings
 //! The state spans many words, so the protocol is *reserve, then verify* (DESIGN §2):
-//! 1. read every slot (word, then newest) and decide;
-//! 2. `fetch_max` the current slot's `newest` to our time, then CAS our cost into its word;
-//! 3. re-read every slot and, if the window now holds more than `limit`, give our cost
-//!    back (a spurious denial, never an over-admission).
+//! 1. read every slot and decide;
+//! 2. CAS the current sub-window's slot from the value read to the charged value (a
+//!    failed CAS means someone changed that slot: decide again);
+//! 3. `fence(SeqCst)`, re-read every slot and, if the window now holds more than `limit`,
+//!    give our cost back (a spurious denial, never an over-admission).
 //!
-//! All slot operations are `SeqCst`. Two racing admitters A and B charge different slots
-//! (the same slot is serialised by its CAS) and then each reads the other's slot; with a
-//! single total order over these operations, whichever charge comes second is followed
-//! (in that order) by its own thread's re-read of the other slot, and the *other* thread's
-//! re-read comes after its own charge — so at least one of them sees both charges and
-//! gives back (store→load ordering across different words, which `AcqRel` does not give).
-//! The `newest` bump precedes the charge in the same total order, so any reader that sees
-//! a charge also sees a `newest` at least as late as it, and never releases it early.
+//! Two admitters racing on different slots form Dekker's pattern: each writes its slot,
+//! then reads the other's. With a `SeqCst` fence between each one's write and its reads,
+//! C11 guarantees at least one of them reads the other's write (both fences are in the
+//! single total order of `SeqCst` operations; whichever fence is later is followed by a
+//! read that sees the earlier thread's write) — so at least one sees both charges and
+//! gives back. The same slot is serialised by its CAS. `AcqRel` alone would not do: it
+//! gives no store→load ordering across different words.
 
 use crossbeam_utils::Backoff;
 
 use crate::decision::{Decision, NEVER};
 use crate::error::{CheckError, QuotaError};
-use crate::packing::Layout;
 use crate::quota::Quota;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU128, Ordering};
 use crate::{RateLimiter, Reservation, Reserve};
 
 /// The most sub-windows a strict window may have (each check reads `N + 1` slots).
 pub const MAX_SUB_WINDOWS: u32 = 4096;
 
-/// How often a check retries after its verification found a racing over-subscription,
-/// before it settles for a denial.
-const MAX_ATTEMPTS: u32 = 8;
+/// How often a check retries after a CAS or verification lost a race, before it settles
+/// for a denial.
+const MAX_ATTEMPTS: u32 = 64;
 
-/// One sub-window of a strict sliding window: its count and newest admission time.
+/// One sub-window of a strict sliding window: its count, newest admission time and
+/// generation, in one 128-bit atomic.
 #[derive(Debug)]
-pub struct Slot {
-    /// `(lap, count)` packed; the sub-window is `lap × (N + 1) + slot index`.
-    word: AtomicU64,
-    /// The newest admission time recorded in this slot (monotonic across laps).
-    newest: AtomicU64,
-}
+pub struct Slot(AtomicU128);
 
 impl Slot {
     /// An empty slot.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            word: AtomicU64::new(0),
-            newest: AtomicU64::new(0),
-        }
+        Self(AtomicU128::new(0))
+    }
+
+    pub(crate) fn load(&self) -> Cell {
+        // SeqCst: part of the single total order the verification relies on (module
+        // Orderings).
+        Cell::from_bits(self.0.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn compare_exchange(&self, current: Cell, new: Cell) -> Result<Cell, Cell> {
+        // SeqCst: as for `load`.
+        self.0
+            .compare_exchange(
+                current.bits(),
+                new.bits(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .map(Cell::from_bits)
+            .map_err(Cell::from_bits)
     }
 }
 
 impl Default for Slot {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A slot's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cell {
+    pub(crate) newest: u64,
+    pub(crate) generation: u32,
+    pub(crate) count: u32,
+}
+
+impl Cell {
+    const fn from_bits(bits: u128) -> Self {
+        Self {
+            newest: (bits >> 64) as u64,
+            generation: (bits >> 32) as u32,
+            count: bits as u32,
+        }
+    }
+
+    const fn bits(self) -> u128 {
+        ((self.newest as u128) << 64) | ((self.generation as u128) << 32) | self.count as u128
     }
 }
 
@@ -90,7 +131,6 @@ pub struct StrictConfig {
     period: u64,
     granule: u64,
     slots: u64,
-    layout: Layout,
 }
 
 impl StrictConfig {
@@ -98,7 +138,7 @@ impl StrictConfig {
     ///
     /// # Errors
     /// [`QuotaError::ZeroSubWindows`], [`QuotaError::TooManySubWindows`], or
-    /// [`QuotaError::StateTooWide`] when lap numbers and counts do not fit one word.
+    /// [`QuotaError::StateTooWide`] when the limit exceeds `u32::MAX`.
     pub const fn new(quota: &Quota, sub_windows: u32) -> Result<Self, QuotaError> {
         if sub_windows == 0 {
             return Err(QuotaError::ZeroSubWindows);
@@ -106,19 +146,15 @@ impl StrictConfig {
         if sub_windows > MAX_SUB_WINDOWS || sub_windows as u64 > quota.period() {
             return Err(QuotaError::TooManySubWindows);
         }
-        let granule = quota.period().div_ceil(sub_windows as u64);
-        let slots = sub_windows as u64 + 1;
-        let max_lap = u64::MAX / granule / slots;
-        match Layout::new(quota.limit(), 1, max_lap) {
-            Some(layout) => Ok(Self {
-                limit: quota.limit(),
-                period: quota.period(),
-                granule,
-                slots,
-                layout,
-            }),
-            None => Err(QuotaError::StateTooWide),
+        if quota.limit() > u32::MAX as u64 {
+            return Err(QuotaError::StateTooWide);
         }
+        Ok(Self {
+            limit: quota.limit(),
+            period: quota.period(),
+            granule: quota.period().div_ceil(sub_windows as u64),
+            slots: sub_windows as u64 + 1,
+        })
     }
 
     /// Slots a ring needs: `sub_windows + 1`.
@@ -127,55 +163,59 @@ impl StrictConfig {
         self.slots as usize
     }
 
-    /// Whether a count whose newest admission is `newest` is still in the window at `now`.
-    const fn in_window(&self, newest: u64, now: u64) -> bool {
-        match newest.checked_add(self.period) {
+    /// The limit per period.
+    #[must_use]
+    pub const fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether `cell` counts for `generation` and is still in the window at `now`.
+    const fn in_window(&self, cell: Cell, generation: u32, now: u64) -> bool {
+        if cell.generation != generation || cell.count == 0 {
+            return false;
+        }
+        match cell.newest.checked_add(self.period) {
             Some(release) => release > now,
             None => true,
         }
     }
 
-    /// `(slot index, lap)` of the sub-window holding `now`.
-    const fn position(&self, now: u64) -> (usize, u64) {
-        let sub_window = now / self.granule;
-        ((sub_window % self.slots) as usize, sub_window / self.slots)
-    }
-
-    /// Whether the ring holds no information at `now`.
+    /// Whether the ring holds no information for `generation` at `now`.
     #[must_use]
-    pub fn is_at_rest(&self, ring: &[Slot], now: u64) -> bool {
-        ring.iter().all(|slot| {
-            // SeqCst: see the module's Orderings; read word, then newest.
-            let word = slot.word.load(Ordering::SeqCst);
-            let newest = slot.newest.load(Ordering::SeqCst);
-            self.layout.counter(word, 0) == 0 || !self.in_window(newest, now)
-        })
+    pub fn is_at_rest(&self, ring: &[Slot], generation: u32, now: u64) -> bool {
+        ring.iter()
+            .all(|slot| !self.in_window(slot.load(), generation, now))
     }
 
-    /// The latest time the ring records, or `now` if later.
-    fn effective_now(&self, ring: &[Slot], now: u64) -> u64 {
+    /// Nanoseconds until the ring is at rest for `generation` (0 if it is).
+    #[must_use]
+    pub fn time_to_rest(&self, ring: &[Slot], generation: u32, now: u64) -> u64 {
+        let now = self.effective_now(ring, generation, now);
+        let (_, latest_release) = self.in_window_sum(ring, generation, now);
+        release_to_after(latest_release, now)
+    }
+
+    /// The latest admission the ring records for `generation`, or `now` if later.
+    fn effective_now(&self, ring: &[Slot], generation: u32, now: u64) -> u64 {
         ring.iter().fold(now, |latest, slot| {
-            // SeqCst: part of the single total order the protocol relies on.
-            latest.max(slot.newest.load(Ordering::SeqCst))
+            let cell = slot.load();
+            if cell.generation == generation && cell.count > 0 {
+                latest.max(cell.newest)
+            } else {
+                latest
+            }
         })
     }
 
     /// Counts in the window at `now`, and the latest release among them.
-    fn in_window_sum(&self, ring: &[Slot], now: u64) -> (u64, Option<u64>) {
+    fn in_window_sum(&self, ring: &[Slot], generation: u32, now: u64) -> (u64, Option<u64>) {
         let mut sum = 0u64;
         let mut latest_release = Some(now);
         for slot in ring {
-            // SeqCst, word before newest: a reader that sees a charge also sees the
-            // `newest` bump that preceded it (module Orderings).
-            let word = slot.word.load(Ordering::SeqCst);
-            let newest = slot.newest.load(Ordering::SeqCst);
-            let count = self.layout.counter(word, 0);
-            if count > 0 && self.in_window(newest, now) {
-                sum = sum.saturating_add(count);
-                latest_release = match (latest_release, newest.checked_add(self.period)) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    _ => None,
-                };
+            let cell = slot.load();
+            if self.in_window(cell, generation, now) {
+                sum = sum.saturating_add(u64::from(cell.count));
+                latest_release = max_release(latest_release, cell.newest.checked_add(self.period));
             }
         }
         (sum, latest_release)
@@ -183,27 +223,32 @@ impl StrictConfig {
 
     /// The first release time at which `sum − released + cost ≤ limit`, walking the ring
     /// from the oldest sub-window to the newest; relative to `now`.
-    fn retry_after(&self, ring: &[Slot], now: u64, current: usize, sum: u64, cost: u64) -> u64 {
+    fn retry_after(
+        &self,
+        ring: &[Slot],
+        generation: u32,
+        now: u64,
+        current: usize,
+        sum: u64,
+        cost: u64,
+    ) -> u64 {
         let mut left = sum;
         let mut moment = now;
         for step in 1..=ring.len() {
             let Some(slot) = ring.get((current + step) % ring.len()) else {
                 continue;
             };
-            // SeqCst: as in `in_window_sum`.
-            let word = slot.word.load(Ordering::SeqCst);
-            let newest = slot.newest.load(Ordering::SeqCst);
-            let count = self.layout.counter(word, 0);
-            if count == 0 || !self.in_window(newest, now) {
+            let cell = slot.load();
+            if !self.in_window(cell, generation, now) {
                 continue;
             }
-            let Some(release) = newest.checked_add(self.period) else {
+            let Some(release) = cell.newest.checked_add(self.period) else {
                 return NEVER;
             };
             // Sequentially releases ascend in ring order; under races `max` keeps the
             // answer a moment at which everything walked so far has been released.
             moment = moment.max(release);
-            left = left.saturating_sub(count);
+            left = left.saturating_sub(u64::from(cell.count));
             if left.saturating_add(cost) <= self.limit {
                 return moment - now;
             }
@@ -217,13 +262,15 @@ impl StrictConfig {
         }
     }
 
-    /// One full check on `ring` (which must have [`slot_count`](Self::slot_count) slots).
+    /// One full check on `ring` (which must have [`slot_count`](Self::slot_count) slots)
+    /// for `generation`; charges only if `commit`.
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
     pub fn check(
         &self,
         ring: &[Slot],
+        generation: u32,
         now: u64,
         cost: u64,
         commit: bool,
@@ -238,17 +285,17 @@ impl StrictConfig {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let now = self.effective_now(ring, now);
-            let (index, lap) = self.position(now);
+            let now = self.effective_now(ring, generation, now);
+            let sub_window = now / self.granule;
+            let index = (sub_window % self.slots) as usize;
             let Some(slot) = ring.get(index) else {
                 // A ring shorter than the config says: refuse rather than panic.
-                return Ok((self.denied(0, 1), None));
+                return Ok((self.contended(0), None));
             };
-            // SeqCst: the CAS below expects exactly this word (module Orderings).
-            let observed = slot.word.load(Ordering::SeqCst);
-            let (sum, latest_release) = self.in_window_sum(ring, now);
+            let observed = slot.load();
+            let (sum, latest_release) = self.in_window_sum(ring, generation, now);
             if sum.saturating_add(cost) > self.limit {
-                let retry = self.retry_after(ring, now, index, sum, cost);
+                let retry = self.retry_after(ring, generation, now, index, sum, cost);
                 return Ok((
                     Decision {
                         allowed: false,
@@ -260,98 +307,101 @@ impl StrictConfig {
                     None,
                 ));
             }
+            let reset_after = if cost == 0 {
+                release_to_after(latest_release, now)
+            } else {
+                release_to_after(
+                    max_release(latest_release, now.checked_add(self.period)),
+                    now,
+                )
+            };
             let allowed = Decision {
                 allowed: true,
                 limit: self.limit,
                 remaining: self.limit - sum - cost,
-                reset_after: if cost == 0 {
-                    release_to_after(latest_release, now)
-                } else {
-                    let ours = now.checked_add(self.period);
-                    release_to_after(max_release(latest_release, ours), now)
-                },
+                reset_after,
                 retry_after: 0,
             };
             if cost == 0 || !commit {
                 return Ok((allowed, None));
             }
-            let charged = if self.layout.window(observed, 1) == lap {
-                self.layout.counter(observed, 0)
-            } else {
-                0
-            };
-            let count = charged.saturating_add(cost);
+            let ours = observed.generation == generation
+                && observed.count > 0
+                && observed.newest / self.granule == sub_window;
+            let charged = if ours { u64::from(observed.count) } else { 0 };
+            let count = charged + cost;
             if count > self.limit {
                 // Only a ring changed under us can get here; decide again.
                 if attempt >= MAX_ATTEMPTS {
-                    return Ok((self.denied(sum, 1), None));
+                    return Ok((self.contended(sum), None));
+                }
+                backoff.snooze();
+                continue;
+            }
+            let charged_cell = Cell {
+                newest: now,
+                generation,
+                // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
+                count: count as u32,
+            };
+            if slot.compare_exchange(observed, charged_cell).is_err() {
+                if attempt >= MAX_ATTEMPTS {
+                    return Ok((self.contended(sum), None));
                 }
                 backoff.spin();
                 continue;
             }
-            // SeqCst: the bump precedes the charge in the total order, so whoever sees
-            // the charge sees a newest time at least ours.
-            slot.newest.fetch_max(now, Ordering::SeqCst);
-            // SeqCst on success: orders our charge before our verification re-read (module
-            // Orderings). Failure: someone else changed this slot; decide again.
-            if slot
-                .word
-                .compare_exchange(
-                    observed,
-                    self.layout.pack1(lap, count),
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                )
-                .is_err()
-            {
-                backoff.spin();
-                continue;
-            }
-            let (verified, _) = self.in_window_sum(ring, now);
+            // SeqCst fence: orders our charge before the re-read below (Dekker; module
+            // Orderings).
+            fence(Ordering::SeqCst);
+            let (verified, _) = self.in_window_sum(ring, generation, now);
+            let reservation = Reservation {
+                tag: sub_window,
+                aux: ((index as u64) << 32) | u64::from(generation),
+                cost,
+            };
             if verified <= self.limit {
-                let reservation = Reservation {
-                    tag: lap,
-                    aux: index as u64,
-                    cost,
-                };
                 return Ok((allowed, Some(reservation)));
             }
             // A racing admission in another slot over-subscribed the window: give back.
-            self.uncharge(ring, index, lap, cost);
+            self.uncharge(ring, reservation);
             if attempt >= MAX_ATTEMPTS {
-                return Ok((self.denied(sum, 1), None));
+                return Ok((self.contended(sum), None));
             }
             backoff.snooze();
         }
     }
 
     /// A denial produced by contention rather than by the quota.
-    const fn denied(&self, sum: u64, retry_after: u64) -> Decision {
+    const fn contended(&self, sum: u64) -> Decision {
         Decision {
             allowed: false,
             limit: self.limit,
             remaining: self.limit.saturating_sub(sum),
             reset_after: self.period,
-            retry_after,
+            retry_after: 1,
         }
     }
 
-    /// Gives `cost` back to slot `index` if it still holds lap `lap`.
-    pub(crate) fn uncharge(&self, ring: &[Slot], index: usize, lap: u64, cost: u64) {
+    /// Gives a reservation back, if its slot still holds its sub-window and generation.
+    pub(crate) fn uncharge(&self, ring: &[Slot], reservation: Reservation) {
+        let index = (reservation.aux >> 32) as usize;
+        let generation = reservation.aux as u32;
         let Some(slot) = ring.get(index) else {
             return;
         };
-        // SeqCst: same total order as the charge we are undoing.
-        let mut current = slot.word.load(Ordering::SeqCst);
-        while self.layout.window(current, 1) == lap {
-            let count = self.layout.counter(current, 0).saturating_sub(cost);
-            // SeqCst: as above; on failure retry with the fresh word.
-            match slot.word.compare_exchange_weak(
-                current,
-                self.layout.pack1(lap, count),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
+        let mut current = slot.load();
+        while current.generation == generation
+            && current.count > 0
+            && current.newest / self.granule == reservation.tag
+        {
+            let count = u64::from(current.count).saturating_sub(reservation.cost);
+            let new = Cell {
+                // Cannot truncate: count <= current.count.
+                count: count as u32,
+                ..current
+            };
+            match slot.compare_exchange(current, new) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
@@ -424,27 +474,26 @@ impl<S: AsRef<[Slot]>> SlidingWindowStrict<S> {
 impl<S: AsRef<[Slot]>> RateLimiter for SlidingWindowStrict<S> {
     fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.config
-            .check(self.ring.as_ref(), now, cost, true)
+            .check(self.ring.as_ref(), 0, now, cost, true)
             .map(|(d, _)| d)
     }
 
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.config
-            .check(self.ring.as_ref(), now, cost, false)
+            .check(self.ring.as_ref(), 0, now, cost, false)
             .map(|(d, _)| d)
     }
 }
 
 impl<S: AsRef<[Slot]>> Reserve for SlidingWindowStrict<S> {
     fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
-        self.config.check(self.ring.as_ref(), now, cost, true)
+        self.config.check(self.ring.as_ref(), 0, now, cost, true)
     }
 
     fn cancel(&self, reservation: Reservation) {
         // Counts are additive: subtracting our cost from the slot we charged, while it
-        // still holds our lap, is exact. The `newest` bump stays (stricter, never looser).
-        let index = usize::try_from(reservation.aux).unwrap_or(usize::MAX);
-        self.config
-            .uncharge(self.ring.as_ref(), index, reservation.tag, reservation.cost);
+        // still holds our sub-window, is exact. Its `newest` stays (stricter, never
+        // looser).
+        self.config.uncharge(self.ring.as_ref(), reservation);
     }
 }

@@ -3,10 +3,10 @@
 //! of the CAS protocols.
 
 #[cfg(ratecore_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 
 #[cfg(not(ratecore_loom))]
-pub(crate) use core::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// A lock-free 128-bit atomic: `cmpxchg16b` on x86-64, `casp`/`ldxp`/`stxp` on AArch64
 /// (portable-atomic picks the instruction, detecting support at run time if needed).

@@ -22,12 +22,12 @@
 //! 3. CAS our slot from claiming to `(fingerprint, state after this request)`.
 //!
 //! No two live copies of a key can result. Suppose A claims slot i and B claims slot j
-//! for one key and both pass step 2. All slot operations are `SeqCst`, so they have a
-//! single total order. A's re-scan did not see B's claim, so B's claim of j comes after
-//! A's re-scan of j; B's re-scan did not see A's claim, so it comes before A's claim of i.
-//! Then B's claim < B's re-scan < A's claim < A's re-scan < B's claim: a cycle. (Both may
-//! back out at once; they then retry and usually pick the same empty slot, where only one
-//! CAS succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a claim
+//! for one key and both pass step 2. Between its claim and its re-scan each thread
+//! issues a `SeqCst` fence (Dekker's pattern): the two fences are totally ordered, and
+//! the re-scan after the later fence must see the claim made before the earlier one — so
+//! at least one of A and B sees the other's claim and backs out. (Both may back out at
+//! once; they then retry and usually pick the same empty slot, where only one CAS
+//! succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a claim
 //! whose claimant has been gone longer than [`STALE_CLAIM_NANOS`] of caller time (a
 //! crashed process) is taken over.
 //!
@@ -43,9 +43,11 @@
 //! than the reclaimer's starts fresh (the old state, already at rest, is gone).
 //!
 //! # Orderings
-//! All slot operations are `SeqCst`: the duplicate-freedom argument above needs a single
-//! total order over claims and re-scans on *different* slots (store→load), which
-//! acquire/release does not give. Counters are `Relaxed` (see `stats`).
+//! Slot operations are `SeqCst`, and a `SeqCst` fence separates a claim from its
+//! re-scan: the duplicate-freedom argument above needs store→load ordering across
+//! *different* slots, which acquire/release does not give. Updates of a live slot need
+//! only the CAS's atomicity (the tag in the expected value carries identity). Counters
+//! are `Relaxed` (see `stats`).
 
 mod config;
 #[cfg(not(ratecore_loom))]
@@ -59,7 +61,7 @@ use crossbeam_utils::Backoff;
 use crate::composite::{run_all, Member};
 use crate::decision::Decision;
 use crate::error::CheckError;
-use crate::sync::{AtomicU128, Ordering};
+use crate::sync::{fence, AtomicU128, Ordering};
 use crate::word::WordLimit;
 use crate::Reservation;
 
@@ -510,6 +512,9 @@ impl KeyedLimit<'_> {
                     self.counters.bump(stats::EVICTIONS);
                 }
             }
+            // SeqCst fence between our claim and the re-scan of the other slots: Dekker's
+            // pattern (module docs), which needs store→load ordering across words.
+            fence(Ordering::SeqCst);
             if self.has_other_copy(index) {
                 if self.cas(index, claim, 0).is_ok() {
                     self.counters.drop_one(stats::OCCUPIED);
