@@ -209,7 +209,7 @@ fn attaching_garbage_is_an_error() {
         TableError::BadMagic
     );
     let bytes = as_bytes(&mut buffer);
-    drop(RegionTable::init_in(bytes, &config).unwrap());
+    RegionTable::init_in(bytes, &config).unwrap();
     let bytes = as_bytes(&mut buffer);
     bytes[20] ^= 1; // capacity field
     assert_eq!(
