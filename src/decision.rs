@@ -27,7 +27,24 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
+impl Default for Decision {
+    /// A placeholder (denied, everything 0), e.g. to fill the `states` buffer that
+    /// [`crate::Composite::check_each`] writes into.
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
 impl Decision {
+    /// A placeholder decision: denied, everything 0.
+    pub const EMPTY: Self = Self {
+        allowed: false,
+        limit: 0,
+        remaining: 0,
+        reset_after: 0,
+        retry_after: 0,
+    };
+
     /// `retry_after` as a [`core::time::Duration`].
     #[must_use]
     pub fn retry_after_duration(&self) -> core::time::Duration {

@@ -46,6 +46,7 @@ extern crate alloc;
 
 mod sync;
 
+pub mod algorithm;
 pub mod decision;
 pub mod error;
 pub mod quota;
@@ -74,12 +75,12 @@ pub use quota::Quota;
 pub use sliding_approx::SlidingWindow;
 pub use sliding_strict::{SlidingWindowStrict, Slot};
 
+pub use algorithm::Algorithm;
 #[cfg(feature = "alloc")]
 pub use composite::Composite;
 #[cfg(feature = "alloc")]
-pub use limiter::{Algorithm, Limiter};
+pub use limiter::Limiter;
 pub use table::{FullPolicy, LimitSpec, Table, TableConfig, TableError, TableStats};
-pub use word::WordAlgorithm;
 
 /// What every limiter offers: a check that may consume quota, and a peek that never does.
 ///

@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 
+pub use crate::algorithm::Algorithm;
 use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
@@ -9,22 +10,6 @@ use crate::sliding_strict::Slot;
 use crate::{
     FixedWindow, Gcra, RateLimiter, Reservation, Reserve, SlidingWindow, SlidingWindowStrict,
 };
-
-/// Which algorithm a [`Limiter`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// [`Gcra`]: smooth rate with a burst (the quota's `burst`).
-    Gcra,
-    /// [`FixedWindow`]: count per aligned window.
-    FixedWindow,
-    /// [`SlidingWindow`]: Cloudflare's two-window weighted estimate.
-    SlidingWindow,
-    /// [`SlidingWindowStrict`] with this many sub-windows per period.
-    SlidingWindowStrict {
-        /// Sub-windows per period (`N`; the ring has `N + 1` slots).
-        sub_windows: u32,
-    },
-}
 
 /// A single-key limiter running any [`Algorithm`].
 #[derive(Debug)]

@@ -67,7 +67,8 @@ const MAX_ATTEMPTS: u32 = 64;
 /// One sub-window of a strict sliding window: its count, newest admission time and
 /// generation, in one 128-bit atomic.
 #[derive(Debug)]
-pub struct Slot(AtomicU128);
+#[repr(transparent)]
+pub struct Slot(pub(crate) AtomicU128);
 
 impl Slot {
     /// An empty slot.
@@ -370,6 +371,32 @@ impl StrictConfig {
             }
             backoff.snooze();
         }
+    }
+
+    /// The decision for a ring nobody has charged (what `check` returns on an empty
+    /// ring), without needing one.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    pub fn fresh(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        if cost > self.limit {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.limit,
+            });
+        }
+        let reset_after = if cost == 0 {
+            0
+        } else {
+            release_to_after(now.checked_add(self.period), now)
+        };
+        Ok(Decision {
+            allowed: true,
+            limit: self.limit,
+            remaining: self.limit - cost,
+            reset_after,
+            retry_after: 0,
+        })
     }
 
     /// A denial produced by contention rather than by the quota.

@@ -1,6 +1,7 @@
 //! The single-word algorithms behind one interface, for keyed tables: evaluate a state
 //! word, give a charge back, tell when a word is at rest.
 
+use crate::algorithm::Algorithm;
 use crate::decision::Outcome;
 use crate::error::{CheckError, QuotaError};
 use crate::fixed_window::FixedWindowConfig;
@@ -20,47 +21,24 @@ pub enum WordLimit {
     SlidingWindow(SlidingWindowConfig),
 }
 
-/// Which single-word algorithm; stored in table headers as a stable number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum WordAlgorithm {
-    /// GCRA.
-    Gcra = 1,
-    /// Fixed window.
-    FixedWindow = 2,
-    /// Approximate sliding window.
-    SlidingWindow = 3,
-}
-
-impl WordAlgorithm {
-    /// The algorithm stored as `code`, if any.
-    #[must_use]
-    pub const fn from_code(code: u32) -> Option<Self> {
-        match code {
-            1 => Some(Self::Gcra),
-            2 => Some(Self::FixedWindow),
-            3 => Some(Self::SlidingWindow),
-            _ => None,
-        }
-    }
-}
-
 impl WordLimit {
-    /// Parameters for `algorithm` on `quota`.
+    /// Parameters for `algorithm` on `quota`; `Ok(None)` if `algorithm` is not a
+    /// single-word algorithm.
     ///
     /// # Errors
     /// Whatever the algorithm rejects (see [`QuotaError`]).
-    pub const fn new(algorithm: WordAlgorithm, quota: &Quota) -> Result<Self, QuotaError> {
+    pub const fn new(algorithm: Algorithm, quota: &Quota) -> Result<Option<Self>, QuotaError> {
         match algorithm {
-            WordAlgorithm::Gcra => Ok(Self::Gcra(GcraConfig::new(quota))),
-            WordAlgorithm::FixedWindow => match FixedWindowConfig::new(quota) {
-                Ok(c) => Ok(Self::FixedWindow(c)),
+            Algorithm::Gcra => Ok(Some(Self::Gcra(GcraConfig::new(quota)))),
+            Algorithm::FixedWindow => match FixedWindowConfig::new(quota) {
+                Ok(c) => Ok(Some(Self::FixedWindow(c))),
                 Err(e) => Err(e),
             },
-            WordAlgorithm::SlidingWindow => match SlidingWindowConfig::new(quota) {
-                Ok(c) => Ok(Self::SlidingWindow(c)),
+            Algorithm::SlidingWindow => match SlidingWindowConfig::new(quota) {
+                Ok(c) => Ok(Some(Self::SlidingWindow(c))),
                 Err(e) => Err(e),
             },
+            Algorithm::SlidingWindowStrict { .. } => Ok(None),
         }
     }
 

@@ -1,14 +1,12 @@
 //! Keyed tables: per-key exactness, composite limits per key, policies, stats, regions.
 
 use ratecore::table::region::{self, RegionTable};
-use ratecore::{
-    Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig, TableError, WordAlgorithm,
-};
+use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig, TableError};
 
 const SECOND: u64 = 1_000_000_000;
 const MINUTE: u64 = 60 * SECOND;
 
-fn spec(algorithm: WordAlgorithm, limit: u64, period: u64) -> LimitSpec {
+fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
     LimitSpec {
         algorithm,
         quota: Quota::new(limit, period).unwrap(),
@@ -36,7 +34,7 @@ fn as_bytes(buffer: &mut [Line]) -> &mut [u8] {
 
 #[test]
 fn keys_are_limited_independently() {
-    let config = TableConfig::new(1024, &[spec(WordAlgorithm::Gcra, 3, MINUTE)]).unwrap();
+    let config = TableConfig::new(1024, &[spec(Algorithm::Gcra, 3, MINUTE)]).unwrap();
     let table = Table::new(config).unwrap();
     for key in [&b"10.0.0.1"[..], b"10.0.0.2", b"10.0.0.3"] {
         for _ in 0..3 {
@@ -53,13 +51,12 @@ fn keys_are_limited_independently() {
 #[test]
 fn uphold_password_forgot_per_ip_and_per_account() {
     let per_ip = Table::new(
-        TableConfig::new(1024, &[spec(WordAlgorithm::FixedWindow, 10, 10 * MINUTE)]).unwrap(),
+        TableConfig::new(1024, &[spec(Algorithm::FixedWindow, 10, 10 * MINUTE)]).unwrap(),
     )
     .unwrap();
-    let per_account = Table::new(
-        TableConfig::new(1024, &[spec(WordAlgorithm::FixedWindow, 3, 5 * MINUTE)]).unwrap(),
-    )
-    .unwrap();
+    let per_account =
+        Table::new(TableConfig::new(1024, &[spec(Algorithm::FixedWindow, 3, 5 * MINUTE)]).unwrap())
+            .unwrap();
     let t = 20 * MINUTE;
     // Three IPs try the same account: the account allows 3 in 5 min across IPs.
     let mut admitted = 0;
@@ -80,8 +77,8 @@ fn composite_per_key_denial_consumes_nothing() {
     let config = TableConfig::new(
         64,
         &[
-            spec(WordAlgorithm::FixedWindow, 5, SECOND),
-            spec(WordAlgorithm::FixedWindow, 20, MINUTE),
+            spec(Algorithm::FixedWindow, 5, SECOND),
+            spec(Algorithm::FixedWindow, 20, MINUTE),
         ],
     )
     .unwrap();
@@ -132,7 +129,7 @@ fn at_rest_slots_are_reclaimed_and_full_neighbourhoods_follow_policy() {
         FullPolicy::Allow,
     ] {
         // 8 slots: exactly one neighbourhood.
-        let config = TableConfig::new(8, &[spec(WordAlgorithm::Gcra, 1, MINUTE)])
+        let config = TableConfig::new(8, &[spec(Algorithm::Gcra, 1, MINUTE)])
             .unwrap()
             .with_policy(policy)
             .with_seed([1, 2, 3, 4]);
@@ -178,7 +175,7 @@ fn at_rest_slots_are_reclaimed_and_full_neighbourhoods_follow_policy() {
 
 #[test]
 fn region_init_attach_and_share_state() {
-    let config = TableConfig::new(256, &[spec(WordAlgorithm::Gcra, 2, MINUTE)]).unwrap();
+    let config = TableConfig::new(256, &[spec(Algorithm::Gcra, 2, MINUTE)]).unwrap();
     let size = region::region_size(&config).unwrap();
     let mut buffer = aligned_buffer(size);
     let bytes = as_bytes(&mut buffer);
@@ -200,7 +197,7 @@ fn region_init_attach_and_share_state() {
 
 #[test]
 fn attaching_garbage_is_an_error() {
-    let config = TableConfig::new(64, &[spec(WordAlgorithm::Gcra, 2, MINUTE)]).unwrap();
+    let config = TableConfig::new(64, &[spec(Algorithm::Gcra, 2, MINUTE)]).unwrap();
     let size = region::region_size(&config).unwrap();
     let mut buffer = aligned_buffer(size);
     let bytes = as_bytes(&mut buffer);
@@ -224,5 +221,63 @@ fn attaching_garbage_is_an_error() {
     assert_eq!(
         RegionTable::attach_in(&mut bytes[1..]).unwrap_err(),
         TableError::RegionMisaligned
+    );
+}
+
+#[test]
+fn evenergy_strict_window_per_app_and_user() {
+    const HOUR: u64 = 3600 * SECOND;
+    let strict = LimitSpec {
+        algorithm: Algorithm::SlidingWindowStrict { sub_windows: 60 },
+        quota: Quota::per_hour(1000).unwrap(),
+    };
+    let table = Table::new(TableConfig::new(4096, &[strict]).unwrap()).unwrap();
+    let t = 11 * HOUR + 59 * 60 * SECOND;
+    for _ in 0..1000 {
+        assert!(table.check_key(&("app-1", "alice"), t, 1).unwrap().allowed);
+    }
+    // Another user of the same app has their own hour.
+    assert!(table.check_key(&("app-1", "bob"), t, 1).unwrap().allowed);
+    let denied = table
+        .check_key(&("app-1", "alice"), t + HOUR - SECOND, 1)
+        .unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.retry_after, SECOND);
+    assert!(
+        table
+            .check_key(&("app-1", "alice"), t + HOUR, 1)
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn strict_rings_are_reclaimed_with_a_new_generation() {
+    let strict = LimitSpec {
+        algorithm: Algorithm::SlidingWindowStrict { sub_windows: 4 },
+        quota: Quota::new(2, MINUTE).unwrap(),
+    };
+    let config = TableConfig::new(8, &[strict])
+        .unwrap()
+        .with_seed([9, 9, 9, 9]);
+    let table = Table::new(config).unwrap();
+    for i in 0..8u64 {
+        assert!(table.check(&i.to_le_bytes(), SECOND, 2).unwrap().allowed);
+        assert!(!table.check(&i.to_le_bytes(), SECOND, 1).unwrap().allowed);
+    }
+    // All 8 slots busy; two minutes later all are at rest and get reclaimed for new keys,
+    // which start with a full quota (old counts belong to the old generation).
+    for i in 100..108u64 {
+        let d = table.check(&i.to_le_bytes(), 3 * MINUTE, 2).unwrap();
+        assert!(d.allowed, "key {i}");
+    }
+    assert_eq!(table.stats().reclaims, 8);
+    assert_eq!(table.stats().evictions, 0);
+    // And a returning old key starts fresh, while the new ones stay exhausted.
+    assert!(
+        !table
+            .check(&100u64.to_le_bytes(), 3 * MINUTE, 1)
+            .unwrap()
+            .allowed
     );
 }

@@ -3,9 +3,11 @@
 
 use core::fmt;
 
+use crate::algorithm::Algorithm;
 use crate::error::QuotaError;
 use crate::quota::Quota;
-use crate::word::{WordAlgorithm, WordLimit};
+use crate::sliding_strict::StrictConfig;
+use crate::word::WordLimit;
 
 /// The most limits one table applies per key (e.g. 5/s AND 20/min per client).
 pub const MAX_TABLE_LIMITS: usize = 4;
@@ -43,10 +45,36 @@ impl FullPolicy {
 /// One limit a table applies to every key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LimitSpec {
-    /// The algorithm (single-word algorithms only).
-    pub algorithm: WordAlgorithm,
+    /// The algorithm.
+    pub algorithm: Algorithm,
     /// The quota.
     pub quota: Quota,
+}
+
+/// A limit's parameters as the table runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum TableLimit {
+    /// A single-word algorithm: the state lives in the key's slot.
+    Word(WordLimit),
+    /// A strict window: the key's slot holds a generation, its ring lives beside.
+    Strict(StrictConfig),
+}
+
+impl TableLimit {
+    fn new(spec: &LimitSpec) -> Result<Self, QuotaError> {
+        if let Some(word) = WordLimit::new(spec.algorithm, &spec.quota)? {
+            return Ok(Self::Word(word));
+        }
+        StrictConfig::new(&spec.quota, spec.algorithm.sub_windows()).map(Self::Strict)
+    }
+
+    /// Ring cells per key (0 for single-word algorithms).
+    pub(crate) const fn ring_len(&self) -> u64 {
+        match self {
+            Self::Word(_) => 0,
+            Self::Strict(c) => c.slot_count() as u64,
+        }
+    }
 }
 
 /// Why a table could not be created or attached.
@@ -64,7 +92,7 @@ pub enum TableError {
     /// The platform's 128-bit atomics are not lock-free (they would not be atomic across
     /// processes, and would lock on the hot path).
     NotLockFree,
-    /// The region is smaller than [`region_size`](crate::table::region_size) requires.
+    /// The region is smaller than [`region_size`](crate::table::region::region_size) requires.
     RegionTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -131,7 +159,7 @@ impl std::error::Error for TableError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TableConfig {
     pub(crate) specs: [Option<LimitSpec>; MAX_TABLE_LIMITS],
-    pub(crate) limits: [Option<WordLimit>; MAX_TABLE_LIMITS],
+    pub(crate) limits: [Option<TableLimit>; MAX_TABLE_LIMITS],
     pub(crate) count: usize,
     pub(crate) capacity: u64,
     pub(crate) policy: FullPolicy,
@@ -161,17 +189,21 @@ impl TableConfig {
         let mut specs = [None; MAX_TABLE_LIMITS];
         let mut words = [None; MAX_TABLE_LIMITS];
         for (index, spec) in limits.iter().enumerate() {
-            words[index] = Some(WordLimit::new(spec.algorithm, &spec.quota)?);
+            words[index] = Some(TableLimit::new(spec)?);
             specs[index] = Some(*spec);
         }
-        Ok(Self {
+        let config = Self {
             specs,
             limits: words,
             count: limits.len(),
             capacity: capacity.next_power_of_two().max(8),
             policy: FullPolicy::default(),
             seed: default_seed(),
-        })
+        };
+        if config.total_slots().is_none() {
+            return Err(TableError::BadCapacity);
+        }
+        Ok(config)
     }
 
     /// The same table with another full-neighbourhood policy.
@@ -206,9 +238,18 @@ impl TableConfig {
         self.specs.iter().flatten()
     }
 
-    /// Total slots over all limits.
-    pub(crate) const fn total_slots(&self) -> u64 {
-        self.capacity * self.count as u64
+    /// Slots (16 bytes each) one limit needs: a slot per key, plus its ring for a strict
+    /// window.
+    pub(crate) fn slots_for(&self, limit: &TableLimit) -> Option<u64> {
+        self.capacity.checked_mul(1 + limit.ring_len())
+    }
+
+    /// Total 16-byte slots over all limits; `None` if it overflows.
+    pub(crate) fn total_slots(&self) -> Option<u64> {
+        self.limits
+            .iter()
+            .flatten()
+            .try_fold(0u64, |sum, limit| sum.checked_add(self.slots_for(limit)?))
     }
 }
 

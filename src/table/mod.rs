@@ -1,24 +1,36 @@
 //! Keyed tables: per-key limits for millions of keys in memory fixed at creation.
 //!
 //! # Layout
-//! For each limit, an array of `capacity` slots (a power of two). A slot is one 128-bit
+//! For each limit, an array of `capacity` key slots (a power of two), and for a strict
+//! window a ring of `N + 1` cells per key slot beside it. A key slot is one 128-bit
 //! atomic holding `(tag, state)`: the tag is 0 for an empty slot, otherwise the key's
-//! 63-bit fingerprint, with the top bit set while a claim is in progress (then the state
-//! holds the claimant's `now`). No key bytes are stored. A key hashes (ahash, seeded per
-//! table) to a fingerprint and to a *neighbourhood*: [`NEIGHBOURHOOD`] consecutive slots
-//! (two 64-byte cache lines) starting at a 4-slot boundary. Probing never leaves it.
+//! 63-bit fingerprint, with the top bit set while a claim is in progress. No key bytes
+//! are stored. The state is the algorithm's word (GCRA, fixed and approximate windows)
+//! or, for a strict window, the *generation* of the key's ring: ring cells written under
+//! another generation read as empty, so a ring changes owner without being rewritten.
+//! A claim in progress holds `[claim time in 2^30 ns units : 32 | generation : 32]`.
+//!
+//! A key hashes (ahash, seeded per table) to a fingerprint and a *neighbourhood*:
+//! [`NEIGHBOURHOOD`] consecutive key slots (two 64-byte cache lines) starting at a
+//! 4-slot boundary. Probing never leaves it.
 //!
 //! # Identity and state change together
-//! Every update is a 128-bit CAS whose expected value includes the tag, so an update that
-//! raced an eviction or reclaim fails (the tag changed) and the updater starts over: it
-//! can never land on another key's state.
+//! For single-word algorithms every update is a 128-bit CAS whose expected value includes
+//! the tag, so an update that raced an eviction or reclaim fails (the tag changed) and
+//! the updater starts over: it can never land on another key's state. For the strict
+//! window the ring's cells carry the generation, so a stale updater's CAS either fails or
+//! writes a cell the new owner reads as empty; after charging, the updater re-reads the
+//! key slot (after a `SeqCst` fence) and, if its key lost the slot meanwhile, takes the
+//! charge back and starts over. A reclaimer in turn re-reads the ring after claiming (also
+//! after a fence) and backs out if the key is no longer at rest. Dekker's pattern again:
+//! one of the two always sees the other.
 //!
 //! # Claiming a slot without creating duplicates
 //! A key not found in its neighbourhood claims a slot (empty first, then one at rest,
 //! then — policy permitting — the active slot closest to rest) in three steps:
-//! 1. CAS the slot to `(fingerprint | CLAIMING, now)`;
-//! 2. re-scan the neighbourhood: if any *other* slot holds the fingerprint (live or
-//!    claiming), back out (CAS our slot to empty) and start over;
+//! 1. CAS the slot to `(fingerprint | CLAIMING, claim state)`;
+//! 2. `SeqCst` fence; re-scan the neighbourhood: if any *other* slot holds the
+//!    fingerprint (live or claiming), back out (CAS our slot to empty) and start over;
 //! 3. CAS our slot from claiming to `(fingerprint, state after this request)`.
 //!
 //! No two live copies of a key can result. Suppose A claims slot i and B claims slot j
@@ -28,8 +40,7 @@
 //! at least one of A and B sees the other's claim and backs out. (Both may back out at
 //! once; they then retry and usually pick the same empty slot, where only one CAS
 //! succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a claim
-//! whose claimant has been gone longer than [`STALE_CLAIM_NANOS`] of caller time (a
-//! crashed process) is taken over.
+//! older than [`STALE_CLAIM_NANOS`] of caller time (a crashed process) is taken over.
 //!
 //! # Rest, reclaim, eviction
 //! A slot at rest (GCRA TAT ≤ now, window expired) holds no information, so giving it to
@@ -43,11 +54,11 @@
 //! than the reclaimer's starts fresh (the old state, already at rest, is gone).
 //!
 //! # Orderings
-//! Slot operations are `SeqCst`, and a `SeqCst` fence separates a claim from its
-//! re-scan: the duplicate-freedom argument above needs store→load ordering across
-//! *different* slots, which acquire/release does not give. Updates of a live slot need
-//! only the CAS's atomicity (the tag in the expected value carries identity). Counters
-//! are `Relaxed` (see `stats`).
+//! Slot operations are `SeqCst`, and `SeqCst` fences separate each write from the
+//! cross-slot re-reads that validate it (above): those arguments need store→load ordering
+//! across *different* atomics, which acquire/release does not give. Updates of a live
+//! single-word slot need only the CAS's atomicity (the tag in the expected value carries
+//! identity). Counters are `Relaxed` (see `stats`).
 
 mod config;
 #[cfg(not(ratecore_loom))]
@@ -61,6 +72,7 @@ use crossbeam_utils::Backoff;
 use crate::composite::{run_all, Member};
 use crate::decision::Decision;
 use crate::error::CheckError;
+use crate::sliding_strict::{Slot, StrictConfig};
 use crate::sync::{fence, AtomicU128, Ordering};
 use crate::word::WordLimit;
 use crate::Reservation;
@@ -68,16 +80,20 @@ use crate::Reservation;
 pub use config::{FullPolicy, LimitSpec, TableConfig, TableError, MAX_CAPACITY, MAX_TABLE_LIMITS};
 pub use stats::TableStats;
 
+use config::TableLimit;
 use stats::Counters;
 
-/// Slots probed per key: two 64-byte cache lines of 16-byte slots.
+/// Key slots probed per key: two 64-byte cache lines of 16-byte slots.
 pub const NEIGHBOURHOOD: usize = 8;
 
 /// Slots per 64-byte line; neighbourhoods start on a line boundary.
 const LINE: usize = 4;
 
 /// A claim older than this (in the callers' `now`) is considered abandoned.
-pub const STALE_CLAIM_NANOS: u64 = 1_000_000_000;
+pub const STALE_CLAIM_NANOS: u64 = 1 << 31;
+
+/// Claim times are stored in units of 2^30 ns (about 1.07 s) to fit 32 bits.
+const CLAIM_TIME_SHIFT: u32 = 30;
 
 /// Tag bit set while a claim is in progress.
 const CLAIMING: u64 = 1 << 63;
@@ -98,6 +114,21 @@ const fn state_of(slot: u128) -> u64 {
     slot as u64
 }
 
+/// The generation half of a strict key slot's state (live, claiming or empty).
+const fn generation_of(slot: u128) -> u32 {
+    slot as u32
+}
+
+fn claim_state(now: u64, generation: u32) -> u64 {
+    let coarse = u32::try_from(now >> CLAIM_TIME_SHIFT).unwrap_or(u32::MAX);
+    (u64::from(coarse) << 32) | u64::from(generation)
+}
+
+fn claim_is_stale(slot: u128, now: u64) -> bool {
+    let claimed = (state_of(slot) >> 32) << CLAIM_TIME_SHIFT;
+    now.saturating_sub(claimed) >= STALE_CLAIM_NANOS
+}
+
 /// Where a table's slots and counters live: [`OwnedMemory`] or
 /// [`region::RegionMemory`]. Sealed.
 pub trait TableMemory: sealed::Access {}
@@ -105,12 +136,12 @@ pub trait TableMemory: sealed::Access {}
 impl<T: sealed::Access> TableMemory for T {}
 
 mod sealed {
-    use super::{AtomicU128, Counters};
+    use super::{Counters, Slot};
 
     /// The accessors behind [`super::TableMemory`]; unnameable outside the crate.
     pub trait Access {
-        /// Every limit's slot array, one after the other.
-        fn slots(&self) -> &[AtomicU128];
+        /// Every limit's slots, one limit after the other.
+        fn slots(&self) -> &[Slot];
         /// The shared counters.
         fn counters(&self) -> &Counters;
     }
@@ -121,12 +152,12 @@ mod sealed {
 #[derive(Debug)]
 pub struct OwnedMemory {
     counters: alloc::boxed::Box<Counters>,
-    slots: alloc::boxed::Box<[AtomicU128]>,
+    slots: alloc::boxed::Box<[Slot]>,
 }
 
 #[cfg(feature = "alloc")]
 impl sealed::Access for OwnedMemory {
-    fn slots(&self) -> &[AtomicU128] {
+    fn slots(&self) -> &[Slot] {
         &self.slots
     }
     fn counters(&self) -> &Counters {
@@ -140,7 +171,9 @@ impl sealed::Access for OwnedMemory {
 #[derive(Debug)]
 pub struct Table<M: TableMemory> {
     config: TableConfig,
-    limits: [WordLimit; MAX_TABLE_LIMITS],
+    limits: [TableLimit; MAX_TABLE_LIMITS],
+    /// Where each limit's slots start in the memory.
+    bases: [usize; MAX_TABLE_LIMITS],
     hasher: ahash::RandomState,
     /// `capacity − 1`.
     mask: usize,
@@ -156,10 +189,14 @@ impl Table<OwnedMemory> {
     /// A table in memory it allocates now (all of it: checks never allocate).
     ///
     /// # Errors
-    /// [`TableError::NotLockFree`] on a CPU without lock-free 128-bit atomics.
+    /// [`TableError::NotLockFree`] on a CPU without lock-free 128-bit atomics;
+    /// [`TableError::BadCapacity`] if the memory size overflows.
     pub fn new(config: TableConfig) -> Result<Self, TableError> {
-        let total = usize::try_from(config.total_slots()).map_err(|_| TableError::BadCapacity)?;
-        let slots = (0..total).map(|_| AtomicU128::new(0)).collect();
+        let total = config
+            .total_slots()
+            .and_then(|t| usize::try_from(t).ok())
+            .ok_or(TableError::BadCapacity)?;
+        let slots = (0..total).map(|_| Slot::new()).collect();
         let memory = OwnedMemory {
             counters: alloc::boxed::Box::new(Counters::new()),
             slots,
@@ -175,11 +212,24 @@ impl<M: TableMemory> Table<M> {
         }
         let first = config.limits[0].ok_or(TableError::NoLimits)?;
         let limits = core::array::from_fn(|i| config.limits[i].unwrap_or(first));
+        let mut bases = [0usize; MAX_TABLE_LIMITS];
+        let mut next = 0u64;
+        for (base, limit) in bases.iter_mut().zip(config.limits.iter().flatten()) {
+            *base = usize::try_from(next).map_err(|_| TableError::BadCapacity)?;
+            next = config
+                .slots_for(limit)
+                .and_then(|n| next.checked_add(n))
+                .ok_or(TableError::BadCapacity)?;
+        }
+        if usize::try_from(next).ok() != Some(memory.slots().len()) {
+            return Err(TableError::BadCapacity);
+        }
         let [a, b, c, d] = config.seed;
         let mask = usize::try_from(config.capacity - 1).map_err(|_| TableError::BadCapacity)?;
         Ok(Self {
             config,
             limits,
+            bases,
             hasher: ahash::RandomState::with_seeds(a, b, c, d),
             mask,
             memory,
@@ -204,7 +254,7 @@ impl<M: TableMemory> Table<M> {
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost` can never fit some limit.
     pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(self.hash(key), now, cost, true, &mut [])
+        self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
     }
 
     /// The decision [`check`](Self::check) would return, consuming nothing.
@@ -212,7 +262,7 @@ impl<M: TableMemory> Table<M> {
     /// # Errors
     /// As for [`check`](Self::check).
     pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(self.hash(key), now, cost, false, &mut [])
+        self.run(self.hasher.hash_one(key), now, cost, false, &mut [])
     }
 
     /// Like [`check`](Self::check), and writes each limit's state into `states` (as
@@ -227,7 +277,7 @@ impl<M: TableMemory> Table<M> {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        self.run(self.hash(key), now, cost, true, states)
+        self.run(self.hasher.hash_one(key), now, cost, true, states)
     }
 
     /// Like [`check`](Self::check) for any hashable key (e.g. a `u64` account id or an
@@ -243,10 +293,6 @@ impl<M: TableMemory> Table<M> {
         cost: u64,
     ) -> Result<Decision, CheckError> {
         self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
-    }
-
-    fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
     }
 
     fn run(
@@ -283,16 +329,30 @@ impl<M: TableMemory> Table<M> {
     }
 
     fn member(&self, index: usize, fingerprint: u64, start: usize) -> KeyedLimit<'_> {
+        let index = index.min(self.config.count.saturating_sub(1));
+        let limit = &self.limits[index.min(MAX_TABLE_LIMITS - 1)];
         let capacity = self.mask + 1;
-        let base = index.min(self.config.count.saturating_sub(1)) * capacity;
-        let slots = self
-            .memory
-            .slots()
-            .get(base..base + capacity)
-            .unwrap_or(&[]);
+        let base = self.bases.get(index).copied().unwrap_or(0);
+        let all = self.memory.slots();
+        let keys = all.get(base..base + capacity).unwrap_or(&[]);
+        let kind = match limit {
+            TableLimit::Word(word) => Kind::Word(word),
+            TableLimit::Strict(strict) => {
+                let ring_len = strict.slot_count();
+                let rings_base = base + capacity;
+                let rings = all
+                    .get(rings_base..rings_base + capacity * ring_len)
+                    .unwrap_or(&[]);
+                Kind::Strict {
+                    config: strict,
+                    rings,
+                    ring_len,
+                }
+            }
+        };
         KeyedLimit {
-            limit: &self.limits[index.min(MAX_TABLE_LIMITS - 1)],
-            slots,
+            kind,
+            keys,
             counters: self.memory.counters(),
             policy: self.config.policy,
             fingerprint,
@@ -301,10 +361,21 @@ impl<M: TableMemory> Table<M> {
     }
 }
 
-/// One limit of one key: a view on that limit's slot array.
+/// The algorithm side of a keyed limit.
+#[derive(Clone, Copy)]
+enum Kind<'t> {
+    Word(&'t WordLimit),
+    Strict {
+        config: &'t StrictConfig,
+        rings: &'t [Slot],
+        ring_len: usize,
+    },
+}
+
+/// One limit of one key: a view on that limit's slots.
 struct KeyedLimit<'t> {
-    limit: &'t WordLimit,
-    slots: &'t [AtomicU128],
+    kind: Kind<'t>,
+    keys: &'t [Slot],
     counters: &'t Counters,
     policy: FullPolicy,
     fingerprint: u64,
@@ -322,7 +393,7 @@ struct KeyedReservation {
 enum Found {
     /// Live at this index, with this slot value.
     Live(usize, u128),
-    /// Being claimed by someone else since this (caller) time.
+    /// Being claimed at this index, with this slot value.
     Claiming(usize, u128),
     /// Absent.
     Absent,
@@ -333,27 +404,76 @@ enum Found {
 enum Takeover {
     Empty,
     AtRest,
+    Abandoned,
     Evicted,
 }
 
-impl KeyedLimit<'_> {
+/// The end of one attempt: a result, or start over.
+enum Step<T> {
+    Done(T),
+    Retry,
+}
+
+type Access = (Decision, Option<KeyedReservation>);
+
+impl<'t> KeyedLimit<'t> {
     fn index(&self, offset: usize) -> usize {
-        (self.start + offset) & (self.slots.len().wrapping_sub(1))
+        (self.start + offset) & self.keys.len().wrapping_sub(1)
     }
 
     fn load(&self, index: usize) -> u128 {
-        // SeqCst: every slot operation takes part in the single total order the
-        // duplicate-freedom argument needs (module Orderings).
-        self.slots
+        // SeqCst: module Orderings.
+        self.keys
             .get(index)
-            .map_or(0, |s| s.load(Ordering::SeqCst))
+            .map_or(0, |s| s.0.load(Ordering::SeqCst))
     }
 
     fn cas(&self, index: usize, current: u128, new: u128) -> Result<u128, u128> {
-        match self.slots.get(index) {
+        match self.keys.get(index) {
             // SeqCst both ways: module Orderings.
-            Some(slot) => slot.compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst),
+            Some(slot) => slot
+                .0
+                .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst),
             None => Err(current),
+        }
+    }
+
+    fn ring(&self, index: usize) -> &'t [Slot] {
+        match self.kind {
+            Kind::Word(_) => &[],
+            Kind::Strict {
+                rings, ring_len, ..
+            } => {
+                let start = index * ring_len;
+                rings.get(start..start + ring_len).unwrap_or(&[])
+            }
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        match self.kind {
+            Kind::Word(word) => word.capacity(),
+            Kind::Strict { config, .. } => config.limit(),
+        }
+    }
+
+    /// Nanoseconds until the live slot at `index` (value `slot`) is at rest.
+    fn time_to_rest(&self, index: usize, slot: u128, now: u64) -> u64 {
+        match self.kind {
+            Kind::Word(word) => word.time_to_rest(state_of(slot), now),
+            Kind::Strict { config, .. } => {
+                config.time_to_rest(self.ring(index), generation_of(slot), now)
+            }
+        }
+    }
+
+    /// The decision for a key with no state, without storing anything.
+    fn fresh(&self, now: u64, cost: u64) -> Result<(Decision, Option<u64>), CheckError> {
+        match self.kind {
+            Kind::Word(word) => word
+                .evaluate(0, now, cost)
+                .map(|o| (o.decision, o.new_word)),
+            Kind::Strict { config, .. } => Ok((config.fresh(now, cost)?, Some(0))),
         }
     }
 
@@ -396,12 +516,12 @@ impl KeyedLimit<'_> {
             }
             if tag & CLAIMING != 0 {
                 // Someone else's claim: never a victim unless abandoned.
-                if now.saturating_sub(state_of(slot)) >= STALE_CLAIM_NANOS && at_rest.is_none() {
-                    at_rest = Some((index, slot, Takeover::AtRest));
+                if at_rest.is_none() && claim_is_stale(slot, now) {
+                    at_rest = Some((index, slot, Takeover::Abandoned));
                 }
                 continue;
             }
-            let to_rest = self.limit.time_to_rest(state_of(slot), now);
+            let to_rest = self.time_to_rest(index, slot, now);
             if to_rest == 0 {
                 if at_rest.is_none() {
                     at_rest = Some((index, slot, Takeover::AtRest));
@@ -422,21 +542,22 @@ impl KeyedLimit<'_> {
         }
     }
 
-    /// CAS loop on a live slot; `None` if the slot stopped holding our key.
-    fn update_live(
+    /// One attempt at a live single-word slot: a CAS loop while the slot holds our key.
+    fn update_word(
         &self,
+        word: &WordLimit,
         index: usize,
         mut slot: u128,
         now: u64,
         cost: u64,
         commit: bool,
-    ) -> Result<Option<(Decision, Option<KeyedReservation>)>, CheckError> {
+    ) -> Result<Step<Access>, CheckError> {
         loop {
             let state = state_of(slot);
-            let outcome = self.limit.evaluate(state, now, cost)?;
+            let outcome = word.evaluate(state, now, cost)?;
             let new_word = match outcome.new_word {
-                Some(word) if commit => word,
-                _ => return Ok(Some((outcome.decision, None))),
+                Some(new_word) if commit => new_word,
+                _ => return Ok(Step::Done((outcome.decision, None))),
             };
             match self.cas(index, slot, pack(self.fingerprint, new_word)) {
                 Ok(_) => {
@@ -445,103 +566,86 @@ impl KeyedLimit<'_> {
                         aux: state,
                         cost,
                     };
-                    return Ok(Some((
-                        outcome.decision,
-                        Some(KeyedReservation { index, inner }),
-                    )));
+                    let token = KeyedReservation { index, inner };
+                    return Ok(Step::Done((outcome.decision, Some(token))));
                 }
                 Err(actual) if tag_of(actual) == self.fingerprint => slot = actual,
-                Err(_) => return Ok(None),
+                Err(_) => return Ok(Step::Retry),
             }
         }
     }
 
-    fn access(
+    /// One attempt at a live strict slot: charge the ring of our generation, then make
+    /// sure the slot is still ours (module docs), else take the charge back.
+    fn update_strict(
         &self,
+        config: &StrictConfig,
+        index: usize,
+        slot: u128,
         now: u64,
         cost: u64,
         commit: bool,
-    ) -> Result<(Decision, Option<KeyedReservation>), CheckError> {
+    ) -> Result<Step<Access>, CheckError> {
+        let ring = self.ring(index);
+        let generation = generation_of(slot);
+        let (decision, reservation) = config.check(ring, generation, now, cost, commit)?;
+        let Some(inner) = reservation else {
+            return Ok(Step::Done((decision, None)));
+        };
+        // SeqCst fence: our charge, then the re-read of the key slot (Dekker with the
+        // reclaimer's claim-then-re-read; module docs).
+        fence(Ordering::SeqCst);
+        if self.load(index) != slot {
+            config.uncharge(ring, inner);
+            return Ok(Step::Retry);
+        }
+        Ok(Step::Done((
+            decision,
+            Some(KeyedReservation { index, inner }),
+        )))
+    }
+
+    fn access(&self, now: u64, cost: u64, commit: bool) -> Result<Access, CheckError> {
         let backoff = Backoff::new();
         for _ in 0..MAX_ATTEMPTS {
-            match self.find() {
-                Found::Live(index, slot) => {
-                    if let Some(result) = self.update_live(index, slot, now, cost, commit)? {
-                        return Ok(result);
+            let step = match self.find() {
+                Found::Live(index, slot) => match self.kind {
+                    Kind::Word(word) => self.update_word(word, index, slot, now, cost, commit)?,
+                    Kind::Strict { config, .. } => {
+                        self.update_strict(config, index, slot, now, cost, commit)?
                     }
-                    continue;
-                }
+                },
                 Found::Claiming(index, slot) => {
-                    if now.saturating_sub(state_of(slot)) >= STALE_CLAIM_NANOS
-                        && self.cas(index, slot, 0).is_ok()
-                    {
-                        self.counters.bump(stats::STALE_CLAIMS);
-                        self.counters.drop_one(stats::OCCUPIED);
+                    if claim_is_stale(slot, now) {
+                        if self
+                            .cas(index, slot, pack(0, u64::from(generation_of(slot))))
+                            .is_ok()
+                        {
+                            self.counters.bump(stats::STALE_CLAIMS);
+                            self.counters.drop_one(stats::OCCUPIED);
+                        }
                         continue;
                     }
                     if !commit {
                         // A peek does not wait: the key is about to hold a fresh state
                         // plus its claimant's request; report the fresh state.
-                        return Ok((self.limit.evaluate(0, now, cost)?.decision, None));
+                        return Ok((self.fresh(now, cost)?.0, None));
                     }
                     backoff.snooze();
                     continue;
                 }
-                Found::Absent => {}
-            }
-            let fresh = self.limit.evaluate(0, now, cost)?;
-            let new_word = match fresh.new_word {
-                Some(word) if commit => word,
-                _ => return Ok((fresh.decision, None)),
+                Found::Absent => self.claim(now, cost, commit)?,
             };
-            let (pick, wait) = self.pick_slot(now);
-            let Some((index, old, takeover)) = pick else {
-                self.counters.bump(stats::FULL_NEIGHBOURHOODS);
-                return Ok(self.refuse_or_admit_untracked(fresh.decision, wait));
-            };
-            let claim = pack(self.fingerprint | CLAIMING, now);
-            if self.cas(index, old, claim).is_err() {
-                backoff.spin();
-                continue;
+            match step {
+                Step::Done(result) => return Ok(result),
+                Step::Retry => backoff.snooze(),
             }
-            match takeover {
-                Takeover::Empty => self.counters.bump(stats::OCCUPIED),
-                Takeover::AtRest => self.counters.bump(stats::RECLAIMS),
-                Takeover::Evicted => {
-                    self.counters.bump(stats::FULL_NEIGHBOURHOODS);
-                    self.counters.bump(stats::EVICTIONS);
-                }
-            }
-            // SeqCst fence between our claim and the re-scan of the other slots: Dekker's
-            // pattern (module docs), which needs store→load ordering across words.
-            fence(Ordering::SeqCst);
-            if self.has_other_copy(index) {
-                if self.cas(index, claim, 0).is_ok() {
-                    self.counters.drop_one(stats::OCCUPIED);
-                }
-                backoff.snooze();
-                continue;
-            }
-            if self
-                .cas(index, claim, pack(self.fingerprint, new_word))
-                .is_err()
-            {
-                // Our claim was taken over as abandoned: start over.
-                continue;
-            }
-            self.counters.bump(stats::NEW_KEYS);
-            let inner = Reservation {
-                tag: new_word,
-                aux: 0,
-                cost,
-            };
-            return Ok((fresh.decision, Some(KeyedReservation { index, inner })));
         }
         self.counters.bump(stats::CONTENDED);
         Ok((
             Decision {
                 allowed: false,
-                limit: self.limit.capacity(),
+                limit: self.capacity(),
                 remaining: 0,
                 reset_after: 0,
                 retry_after: 1,
@@ -550,13 +654,89 @@ impl KeyedLimit<'_> {
         ))
     }
 
-    /// A full neighbourhood under policy `Deny` or `Allow` (or `Evict` with nothing to
-    /// evict, which cannot happen with an active neighbourhood).
-    fn refuse_or_admit_untracked(
-        &self,
-        fresh: Decision,
-        wait: u64,
-    ) -> (Decision, Option<KeyedReservation>) {
+    /// One attempt at giving an absent key a slot and charging it.
+    fn claim(&self, now: u64, cost: u64, commit: bool) -> Result<Step<Access>, CheckError> {
+        let (fresh, fresh_word) = self.fresh(now, cost)?;
+        if !commit || cost == 0 || fresh_word.is_none() {
+            return Ok(Step::Done((fresh, None)));
+        }
+        let (pick, wait) = self.pick_slot(now);
+        let Some((index, old, takeover)) = pick else {
+            self.counters.bump(stats::FULL_NEIGHBOURHOODS);
+            return Ok(Step::Done(self.refuse_or_admit_untracked(fresh, wait)));
+        };
+        let generation = match self.kind {
+            Kind::Word(_) => 0,
+            Kind::Strict { .. } => generation_of(old).wrapping_add(1),
+        };
+        let claim = pack(self.fingerprint | CLAIMING, claim_state(now, generation));
+        if self.cas(index, old, claim).is_err() {
+            return Ok(Step::Retry);
+        }
+        // SeqCst fence between our claim and the re-reads that validate it: the other
+        // slots (duplicates) and, for a strict ring, the ring we took (module docs).
+        fence(Ordering::SeqCst);
+        let still_at_rest = match (self.kind, takeover) {
+            (Kind::Strict { config, .. }, Takeover::AtRest) => {
+                config.is_at_rest(self.ring(index), generation_of(old), now)
+            }
+            _ => true,
+        };
+        if !still_at_rest {
+            // The old key was charged after we judged it at rest: give its slot back.
+            let _ = self.cas(index, claim, old);
+            return Ok(Step::Retry);
+        }
+        match takeover {
+            Takeover::Empty => self.counters.bump(stats::OCCUPIED),
+            Takeover::AtRest => self.counters.bump(stats::RECLAIMS),
+            Takeover::Abandoned => self.counters.bump(stats::STALE_CLAIMS),
+            Takeover::Evicted => {
+                self.counters.bump(stats::FULL_NEIGHBOURHOODS);
+                self.counters.bump(stats::EVICTIONS);
+            }
+        }
+        if self.has_other_copy(index) {
+            if self
+                .cas(index, claim, pack(0, u64::from(generation)))
+                .is_ok()
+            {
+                self.counters.drop_one(stats::OCCUPIED);
+            }
+            return Ok(Step::Retry);
+        }
+        match self.kind {
+            Kind::Word(_) => {
+                let new_word = fresh_word.unwrap_or(0);
+                if self
+                    .cas(index, claim, pack(self.fingerprint, new_word))
+                    .is_err()
+                {
+                    // Our claim was taken over as abandoned: start over.
+                    return Ok(Step::Retry);
+                }
+                self.counters.bump(stats::NEW_KEYS);
+                let inner = Reservation {
+                    tag: new_word,
+                    aux: 0,
+                    cost,
+                };
+                Ok(Step::Done((fresh, Some(KeyedReservation { index, inner }))))
+            }
+            Kind::Strict { config, .. } => {
+                let live = pack(self.fingerprint, u64::from(generation));
+                if self.cas(index, claim, live).is_err() {
+                    return Ok(Step::Retry);
+                }
+                self.counters.bump(stats::NEW_KEYS);
+                // The ring of a new generation is empty; charge it like any live key.
+                self.update_strict(config, index, live, now, cost, true)
+            }
+        }
+    }
+
+    /// A full neighbourhood under policy `Deny` or `Allow`.
+    fn refuse_or_admit_untracked(&self, fresh: Decision, wait: u64) -> Access {
         if self.policy == FullPolicy::Allow {
             self.counters.bump(stats::FULL_ALLOWED);
             return (fresh, None);
@@ -582,23 +762,30 @@ impl Member for KeyedLimit<'_> {
         self.access(now, cost, false).map(|(d, _)| d)
     }
 
-    fn reserve(
-        &self,
-        now: u64,
-        cost: u64,
-    ) -> Result<(Decision, Option<KeyedReservation>), CheckError> {
+    fn reserve(&self, now: u64, cost: u64) -> Result<Access, CheckError> {
         self.access(now, cost, true)
     }
 
     fn cancel(&self, token: KeyedReservation) {
         let mut slot = self.load(token.index);
-        while tag_of(slot) == self.fingerprint {
-            let Some(word) = self.limit.uncharge(state_of(slot), &token.inner) else {
-                return;
-            };
-            match self.cas(token.index, slot, pack(self.fingerprint, word)) {
-                Ok(_) => return,
-                Err(actual) => slot = actual,
+        match self.kind {
+            Kind::Strict { config, .. } => {
+                // Ring cells carry the generation: a reservation on a ring that changed
+                // owner is simply not found.
+                if tag_of(slot) == self.fingerprint {
+                    config.uncharge(self.ring(token.index), token.inner);
+                }
+            }
+            Kind::Word(word) => {
+                while tag_of(slot) == self.fingerprint {
+                    let Some(new_word) = word.uncharge(state_of(slot), &token.inner) else {
+                        return;
+                    };
+                    match self.cas(token.index, slot, pack(self.fingerprint, new_word)) {
+                        Ok(_) => return,
+                        Err(actual) => slot = actual,
+                    }
+                }
             }
         }
     }

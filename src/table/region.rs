@@ -38,9 +38,10 @@ use super::config::{
 };
 use super::stats::{Counters, COUNTERS};
 use super::Table;
+use crate::algorithm::Algorithm;
 use crate::quota::Quota;
+use crate::sliding_strict::Slot;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
-use crate::word::WordAlgorithm;
 
 /// The first 8 bytes of every initialised region.
 pub const MAGIC: [u8; 8] = *b"RATECORE";
@@ -69,7 +70,7 @@ const PROBE_KEY: &[u8] = b"ratecore layout probe";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct RawLimit {
     algorithm: u32,
-    reserved: u32,
+    sub_windows: u32,
     limit: u64,
     period: u64,
     burst: u64,
@@ -95,6 +96,7 @@ const _: () = assert!(size_of::<HeaderFields>() == STATE_OFFSET);
 const _: () = assert!(size_of::<Counters>() == 64 * COUNTERS);
 const _: () = assert!(align_of::<Counters>() <= REGION_ALIGN);
 const _: () = assert!(size_of::<AtomicU128>() == 16 && align_of::<AtomicU128>() == 16);
+const _: () = assert!(size_of::<Slot>() == 16 && align_of::<Slot>() == 16);
 const _: () = assert!(SLOTS_OFFSET % 64 == 0);
 
 impl HeaderFields {
@@ -117,7 +119,7 @@ impl HeaderFields {
         self.seed.iter().for_each(|&s| mix(s));
         for limit in &self.limits {
             mix(u64::from(limit.algorithm));
-            mix(u64::from(limit.reserved));
+            mix(u64::from(limit.sub_windows));
             mix(limit.limit);
             mix(limit.period);
             mix(limit.burst);
@@ -130,8 +132,8 @@ impl HeaderFields {
         let mut limits = [RawLimit::default(); MAX_TABLE_LIMITS];
         for (raw, spec) in limits.iter_mut().zip(config.limits()) {
             *raw = RawLimit {
-                algorithm: spec.algorithm as u32,
-                reserved: 0,
+                algorithm: spec.algorithm.code(),
+                sub_windows: spec.algorithm.sub_windows(),
                 limit: spec.quota.limit(),
                 period: spec.quota.period(),
                 burst: spec.quota.burst(),
@@ -178,8 +180,8 @@ impl HeaderFields {
         let policy = FullPolicy::from_code(self.policy).ok_or(TableError::CorruptHeader)?;
         let mut specs = [None; MAX_TABLE_LIMITS];
         for (spec, raw) in specs.iter_mut().zip(&self.limits).take(count) {
-            let algorithm =
-                WordAlgorithm::from_code(raw.algorithm).ok_or(TableError::CorruptHeader)?;
+            let algorithm = Algorithm::from_code(raw.algorithm, raw.sub_windows)
+                .ok_or(TableError::CorruptHeader)?;
             let quota = Quota::new(raw.limit, raw.period)
                 .and_then(|q| q.with_burst(raw.burst))
                 .map_err(|_| TableError::CorruptHeader)?;
@@ -187,7 +189,7 @@ impl HeaderFields {
         }
         let specs: &[LimitSpec] = &specs.map(|s| {
             s.unwrap_or(LimitSpec {
-                algorithm: WordAlgorithm::Gcra,
+                algorithm: Algorithm::Gcra,
                 quota: Quota::per_second(1).unwrap_or_else(|_| unreachable_quota()),
             })
         })[..count];
@@ -225,8 +227,9 @@ fn probe(seed: &[u64; 4]) -> u64 {
 /// # Errors
 /// [`TableError::BadCapacity`] if the size does not fit `usize`.
 pub fn region_size(config: &TableConfig) -> Result<usize, TableError> {
-    usize::try_from(config.total_slots())
-        .ok()
+    config
+        .total_slots()
+        .and_then(|slots| usize::try_from(slots).ok())
         .and_then(|slots| slots.checked_mul(16))
         .and_then(|bytes| bytes.checked_add(SLOTS_OFFSET))
         .ok_or(TableError::BadCapacity)
@@ -236,12 +239,12 @@ pub fn region_size(config: &TableConfig) -> Result<usize, TableError> {
 #[derive(Debug)]
 pub struct RegionMemory<'a> {
     counters: &'a Counters,
-    slots: &'a [AtomicU128],
+    slots: &'a [Slot],
     _region: PhantomData<&'a [u8]>,
 }
 
 impl super::sealed::Access for RegionMemory<'_> {
-    fn slots(&self) -> &[AtomicU128] {
+    fn slots(&self) -> &[Slot] {
         self.slots
     }
     fn counters(&self) -> &Counters {
@@ -282,15 +285,18 @@ unsafe fn state_word<'a>(ptr: *mut u8) -> &'a AtomicU64 {
 /// `ptr` is valid for reads and writes of `region_size(config)` bytes for `'a`, 64-byte
 /// aligned, and only accessed through ratecore (atomically) while the table lives.
 unsafe fn views<'a>(ptr: *mut u8, config: TableConfig) -> Result<RegionTable<'a>, TableError> {
-    let total = usize::try_from(config.total_slots()).map_err(|_| TableError::BadCapacity)?;
+    let total = config
+        .total_slots()
+        .and_then(|slots| usize::try_from(slots).ok())
+        .ok_or(TableError::BadCapacity)?;
     // SAFETY: COUNTERS_OFFSET is 64-aligned inside a 64-aligned region (caller); the
     // counters are 640 bytes inside the region; they are only accessed atomically.
     let counters = unsafe { &*ptr.add(COUNTERS_OFFSET).cast::<Counters>() };
-    // SAFETY: SLOTS_OFFSET is 64-aligned; `total` 16-byte slots fit (region_size); an
-    // AtomicU128 has the size and alignment of u128 (asserted above) and every bit
-    // pattern is a valid u128; slots are only accessed atomically.
-    let slots =
-        unsafe { core::slice::from_raw_parts(ptr.add(SLOTS_OFFSET).cast::<AtomicU128>(), total) };
+    // SAFETY: SLOTS_OFFSET is 64-aligned; `total` 16-byte slots fit (region_size); a
+    // Slot is a transparent AtomicU128, which has the size and alignment of u128
+    // (asserted above), and every bit pattern is a valid u128; slots are only accessed
+    // atomically.
+    let slots = unsafe { core::slice::from_raw_parts(ptr.add(SLOTS_OFFSET).cast::<Slot>(), total) };
     Table::with_memory(
         config,
         RegionMemory {
