@@ -53,6 +53,7 @@ pub mod quota;
 
 pub mod fixed_window;
 pub mod gcra;
+pub mod http;
 pub mod sliding_approx;
 pub mod sliding_strict;
 

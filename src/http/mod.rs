@@ -1,0 +1,307 @@
+//! HTTP metadata: rate-limit headers and 429 bodies rendered into caller buffers, without
+//! allocating, byte-exact to the published styles.
+//!
+//! Every renderer writes as much as fits and returns the total length; when the buffer
+//! is too small it returns [`BufferTooSmall`] with the exact length needed, so the caller
+//! can retry with a bigger buffer. Header blocks are `Name: value\r\n` lines.
+//!
+//! Time: decisions carry relative durations (monotonic time); absolute resets are
+//! computed here from a *wall-clock* `unix_now_nanos` the caller passes — monotonic and
+//! wall time never mix. Every seconds value is rounded **up**: a client told to wait 42 s
+//! is never early.
+
+mod time;
+mod writer;
+
+use core::fmt;
+
+use crate::decision::Decision;
+use writer::Writer;
+
+pub use time::ceil_seconds;
+
+/// The buffer was too small; `needed` bytes would have been written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufferTooSmall {
+    /// The exact length the rendering needs.
+    pub needed: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "buffer too small: {} bytes needed", self.needed)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BufferTooSmall {}
+
+/// Which header vocabulary to speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HeaderStyle {
+    /// ev.energy: `x-ratelimit-limit`, `x-ratelimit-remaining`; `retry-after` on denial.
+    EvEnergy,
+    /// Uphold: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch
+    /// seconds); `Retry-After` on denial.
+    Uphold,
+    /// Switch: `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining`, `X-Rate-Limit-Reset`
+    /// (ISO 8601 UTC); `Retry-After` on denial.
+    Switch,
+    /// IETF draft-ietf-httpapi-ratelimit-headers-10: `RateLimit-Policy` and `RateLimit`
+    /// with one list member per quota; `Retry-After` on denial.
+    #[default]
+    Ietf,
+}
+
+/// One quota's state, for the IETF fields' per-quota list members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaReport<'a> {
+    /// The policy name (`"peruser"`); rendered as a structured-field string.
+    pub name: &'a str,
+    /// The quota's period, in nanoseconds (`w`, rounded up to seconds).
+    pub period: u64,
+    /// The quota's state for this request (`q` = limit, `r` = remaining, `t` = reset).
+    pub decision: Decision,
+}
+
+/// What the header renderers need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderInput<'a> {
+    /// The combined decision (the most restrictive quota's).
+    pub decision: Decision,
+    /// Every applicable quota (IETF style; the other styles report only `decision`).
+    pub quotas: &'a [QuotaReport<'a>],
+    /// Wall-clock nanoseconds since the Unix epoch, for absolute reset times.
+    pub unix_now_nanos: u64,
+}
+
+/// Renders the rate-limit header lines of `style` into `out`.
+///
+/// # Errors
+/// [`BufferTooSmall`] with the length needed.
+pub fn render_headers(
+    style: HeaderStyle,
+    input: &HeaderInput<'_>,
+    out: &mut [u8],
+) -> Result<usize, BufferTooSmall> {
+    let mut w = Writer::new(out);
+    let d = &input.decision;
+    let reset_unix_seconds = ceil_seconds(input.unix_now_nanos.saturating_add(d.reset_after));
+    match style {
+        HeaderStyle::EvEnergy => {
+            header_u64(&mut w, "x-ratelimit-limit", d.limit);
+            header_u64(&mut w, "x-ratelimit-remaining", d.remaining);
+            if !d.allowed {
+                header_u64(&mut w, "retry-after", ceil_seconds(d.retry_after));
+            }
+        }
+        HeaderStyle::Uphold => {
+            header_u64(&mut w, "X-RateLimit-Limit", d.limit);
+            header_u64(&mut w, "X-RateLimit-Remaining", d.remaining);
+            header_u64(&mut w, "X-RateLimit-Reset", reset_unix_seconds);
+            if !d.allowed {
+                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
+            }
+        }
+        HeaderStyle::Switch => {
+            header_u64(&mut w, "X-Rate-Limit-Limit", d.limit);
+            header_u64(&mut w, "X-Rate-Limit-Remaining", d.remaining);
+            w.str("X-Rate-Limit-Reset: ");
+            iso8601(&mut w, reset_unix_seconds);
+            w.str("\r\n");
+            if !d.allowed {
+                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
+            }
+        }
+        HeaderStyle::Ietf => {
+            if !input.quotas.is_empty() {
+                w.str("RateLimit-Policy: ");
+                list(&mut w, input.quotas, |w, q| {
+                    sf_string(w, q.name);
+                    w.str(";q=");
+                    w.u64(q.decision.limit);
+                    w.str(";w=");
+                    w.u64(ceil_seconds(q.period));
+                });
+                w.str("RateLimit: ");
+                list(&mut w, input.quotas, |w, q| {
+                    sf_string(w, q.name);
+                    w.str(";r=");
+                    w.u64(q.decision.remaining);
+                    w.str(";t=");
+                    w.u64(ceil_seconds(q.decision.reset_after));
+                });
+            }
+            if !d.allowed {
+                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
+            }
+        }
+    }
+    w.finish().map_err(|needed| BufferTooSmall { needed })
+}
+
+fn header_u64(w: &mut Writer<'_>, name: &str, value: u64) {
+    w.str(name);
+    w.str(": ");
+    w.u64(value);
+    w.str("\r\n");
+}
+
+/// A comma-separated list of items, ending the header line.
+fn list<T>(w: &mut Writer<'_>, items: &[T], mut item: impl FnMut(&mut Writer<'_>, &T)) {
+    for (index, value) in items.iter().enumerate() {
+        if index > 0 {
+            w.str(", ");
+        }
+        item(w, value);
+    }
+    w.str("\r\n");
+}
+
+/// An RFC 8941 sf-string: quoted; `"` and `\` escaped; other bytes outside printable
+/// ASCII (which sf-strings cannot hold) replaced by `?`.
+fn sf_string(w: &mut Writer<'_>, text: &str) {
+    w.str("\"");
+    for &byte in text.as_bytes() {
+        match byte {
+            b'"' | b'\\' => w.bytes(&[b'\\', byte]),
+            0x20..=0x7e => w.bytes(&[byte]),
+            _ => w.bytes(b"?"),
+        }
+    }
+    w.str("\"");
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn iso8601(w: &mut Writer<'_>, unix_seconds: u64) {
+    let t = time::utc_from_unix_seconds(unix_seconds);
+    w.u64(t.year);
+    w.str("-");
+    w.two_digits(t.month);
+    w.str("-");
+    w.two_digits(t.day);
+    w.str("T");
+    w.two_digits(t.hour);
+    w.str(":");
+    w.two_digits(t.minute);
+    w.str(":");
+    w.two_digits(t.second);
+    w.str("Z");
+}
+
+/// The 429 body vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BodyStyle<'a> {
+    /// RFC 9457 `application/problem+json`, laid out as ev.energy shows it:
+    /// `type`, `status`, `title`, and `detail` = "Request was rate limited. Try again in N
+    /// seconds". (ev.energy's published example ends its object with a trailing comma,
+    /// which is not JSON; we emit valid JSON with the same members, order and layout.)
+    ProblemJson {
+        /// The problem type URI.
+        type_uri: &'a str,
+        /// The problem title.
+        title: &'a str,
+    },
+    /// Switch's sentence: "{subject} quota exceeded. Maximum allowed is {limit} requests
+    /// per {period}. Please try again in {N} second." (verbatim, singular included).
+    PlainText {
+        /// What was limited, e.g. "Save readings API interface".
+        subject: &'a str,
+    },
+}
+
+impl BodyStyle<'_> {
+    /// The `Content-Type` of this body.
+    #[must_use]
+    pub const fn content_type(&self) -> &'static str {
+        match self {
+            Self::ProblemJson { .. } => "application/problem+json",
+            Self::PlainText { .. } => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// Renders the 429 body for `decision` (a denial) of a quota whose period is `period`
+/// nanoseconds.
+///
+/// # Errors
+/// [`BufferTooSmall`] with the length needed.
+pub fn render_body(
+    style: &BodyStyle<'_>,
+    decision: &Decision,
+    period: u64,
+    out: &mut [u8],
+) -> Result<usize, BufferTooSmall> {
+    let mut w = Writer::new(out);
+    let retry = ceil_seconds(decision.retry_after);
+    match style {
+        BodyStyle::ProblemJson { type_uri, title } => {
+            w.str("{\n    \"type\": ");
+            json_string(&mut w, type_uri);
+            w.str(",\n    \"status\": 429,\n    \"title\": ");
+            json_string(&mut w, title);
+            w.str(",\n    \"detail\": \"Request was rate limited. Try again in ");
+            w.u64(retry);
+            w.str(" seconds\"\n}\n");
+        }
+        BodyStyle::PlainText { subject } => {
+            w.str(subject);
+            w.str(" quota exceeded. Maximum allowed is ");
+            w.u64(decision.limit);
+            w.str(" requests per ");
+            compact_duration(&mut w, period);
+            w.str(". Please try again in ");
+            w.u64(retry);
+            w.str(" second.");
+        }
+    }
+    w.finish().map_err(|needed| BufferTooSmall { needed })
+}
+
+/// A JSON string literal with the escapes RFC 8259 requires.
+fn json_string(w: &mut Writer<'_>, text: &str) {
+    w.str("\"");
+    for &byte in text.as_bytes() {
+        match byte {
+            b'"' => w.str("\\\""),
+            b'\\' => w.str("\\\\"),
+            b'\n' => w.str("\\n"),
+            b'\r' => w.str("\\r"),
+            b'\t' => w.str("\\t"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                w.bytes(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ]);
+            }
+            _ => w.bytes(&[byte]),
+        }
+    }
+    w.str("\"");
+}
+
+/// A period as the largest whole unit: `1m`, `5m`, `1h`, `1s`, `250ms`, `7ns`.
+fn compact_duration(w: &mut Writer<'_>, nanos: u64) {
+    const UNITS: [(u64, &str); 6] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+    ];
+    for (size, suffix) in UNITS {
+        if nanos >= size && nanos % size == 0 {
+            w.u64(nanos / size);
+            w.str(suffix);
+            return;
+        }
+    }
+    w.u64(nanos);
+    w.str("ns");
+}
