@@ -60,6 +60,8 @@ pub mod sliding_strict;
 pub mod composite;
 #[cfg(feature = "alloc")]
 pub mod limiter;
+#[cfg(feature = "alloc")]
+pub mod policy;
 pub mod table;
 pub mod word;
 

@@ -328,6 +328,29 @@ impl<M: TableMemory> Table<M> {
         )
     }
 
+    /// The hash a key of any `Hash` type gets in this table.
+    pub(crate) fn hash_of<K: Hash + ?Sized>(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Every limit of the key hashing to `hash`, written to `out` from index 0; returns
+    /// how many were written (all of them, if `out` is long enough).
+    pub(crate) fn members_into<'t>(&'t self, hash: u64, out: &mut [KeyedLimit<'t>]) -> usize {
+        let fingerprint = (hash & !CLAIMING).max(1);
+        let start = (hash.rotate_right(17) as usize).wrapping_mul(LINE) & self.mask;
+        let mut written = 0;
+        for (index, slot) in out.iter_mut().take(self.config.count).enumerate() {
+            *slot = self.member(index, fingerprint, start);
+            written += 1;
+        }
+        written
+    }
+
+    /// A member for filling arrays before [`members_into`](Self::members_into).
+    pub(crate) fn placeholder(&self) -> KeyedLimit<'_> {
+        self.member(0, 1, 0)
+    }
+
     fn member(&self, index: usize, fingerprint: u64, start: usize) -> KeyedLimit<'_> {
         let index = index.min(self.config.count.saturating_sub(1));
         let limit = &self.limits[index.min(MAX_TABLE_LIMITS - 1)];
@@ -373,7 +396,8 @@ enum Kind<'t> {
 }
 
 /// One limit of one key: a view on that limit's slots.
-struct KeyedLimit<'t> {
+#[derive(Clone, Copy)]
+pub(crate) struct KeyedLimit<'t> {
     kind: Kind<'t>,
     keys: &'t [Slot],
     counters: &'t Counters,
@@ -384,7 +408,7 @@ struct KeyedLimit<'t> {
 
 /// What `cancel` needs to give a keyed charge back.
 #[derive(Clone, Copy, Debug)]
-struct KeyedReservation {
+pub(crate) struct KeyedReservation {
     index: usize,
     inner: Reservation,
 }

@@ -1,0 +1,468 @@
+//! Policies from TOML (feature `config`), with errors that name the file, line, column
+//! and field of every malformed input.
+//!
+//! ```toml
+//! [response]
+//! headers = "switch"          # evenergy | uphold | switch | ietf
+//! body = "text"               # problem+json | text
+//! status = 429
+//!
+//! [table]
+//! capacity = 100000           # keys per table
+//! when_full = "evict"         # evict | deny | allow
+//!
+//! [[rule]]
+//! name = "save-readings"
+//! route = "POST /api/readings"
+//! description = "Save readings API interface"
+//!
+//! [[rule.limit]]
+//! key = "client"              # global | client_ip | user | app_user | client
+//! algorithm = "fixed_window"  # gcra | fixed_window | sliding_window | sliding_window_strict
+//! limit = 5
+//! period = "1s"               # <n><ns|us|ms|s|m|min|h|d>
+//! ```
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Body, Dimension, LimitRule, Policy, PolicySpec, ResponseSpec, Route, Rule};
+use crate::algorithm::Algorithm;
+use crate::http::HeaderStyle;
+use crate::quota::Quota;
+use crate::table::FullPolicy;
+
+/// A malformed configuration: where, which field, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name (or `<string>`).
+    pub origin: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// The field's path, e.g. `rule[1].limit[0].period` (empty when not one field).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    response: Option<RawResponse>,
+    #[serde(default)]
+    table: Option<RawTable>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    headers: Option<Spanned<String>>,
+    body: Option<Spanned<String>>,
+    problem_type: Option<String>,
+    problem_title: Option<String>,
+    status: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    capacity: Option<Spanned<i64>>,
+    when_full: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    route: Option<Spanned<String>>,
+    description: Option<String>,
+    #[serde(default)]
+    unlimited: bool,
+    #[serde(default)]
+    limit: Vec<RawLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    name: Option<String>,
+    key: Spanned<String>,
+    algorithm: Option<Spanned<String>>,
+    limit: Spanned<i64>,
+    period: Spanned<String>,
+    burst: Option<Spanned<i64>>,
+    sub_windows: Option<Spanned<i64>>,
+}
+
+/// Turns spans into line/column and builds errors.
+struct Source<'a> {
+    origin: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = span.map_or((0, 0), |s| self.position(s.start));
+        ConfigError {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
+        (line, column)
+    }
+}
+
+/// Parses a duration such as `1s`, `5m`, `10min`, `1h`, `250ms`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| {
+        format!("bad duration {text:?}: expected a number then a unit, like \"5m\"")
+    })?;
+    let scale: u64 = match unit.trim() {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        other => {
+            return Err(format!(
+                "bad duration {text:?}: unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
+            ))
+        }
+    };
+    if value == 0 {
+        return Err(format!("bad duration {text:?}: must be longer than 0"));
+    }
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("bad duration {text:?}: longer than 584 years"))
+}
+
+fn positive(
+    value: &Spanned<i64>,
+    src: &Source<'_>,
+    field: &str,
+    what: &str,
+) -> Result<u64, ConfigError> {
+    u64::try_from(*value.get_ref())
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            src.error(
+                Some(value.span()),
+                field,
+                format!("{what} must be at least 1"),
+            )
+        })
+}
+
+impl Policy {
+    /// Parses and builds a policy from TOML text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the line, column and field of the first problem.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let src = Source { origin, text };
+        let raw: RawPolicy = toml::from_str(text)
+            .map_err(|e| src.error(e.span(), "", e.message().trim_end().to_string()))?;
+        let spec = spec_from_raw(raw, &src)?;
+        Policy::new(spec).map_err(|e| src.error(None, "", e.to_string()))
+    }
+
+    /// Reads, parses and builds a policy from a TOML file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] (an unreadable file included).
+    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml_str(&text, &origin)
+    }
+}
+
+fn spec_from_raw(raw: RawPolicy, src: &Source<'_>) -> Result<PolicySpec, ConfigError> {
+    let mut response = ResponseSpec::default();
+    if let Some(r) = raw.response {
+        if let Some(headers) = r.headers {
+            response.headers = match headers.get_ref().as_str() {
+                "evenergy" => HeaderStyle::EvEnergy,
+                "uphold" => HeaderStyle::Uphold,
+                "switch" => HeaderStyle::Switch,
+                "ietf" => HeaderStyle::Ietf,
+                other => {
+                    return Err(src.error(
+                        Some(headers.span()),
+                        "response.headers",
+                        format!(
+                            "unknown header style {other:?} (use evenergy, uphold, switch or ietf)"
+                        ),
+                    ))
+                }
+            };
+        }
+        let plain = match r.body.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+            None | Some(("problem+json", _)) => false,
+            Some(("text", _)) => true,
+            Some((other, span)) => {
+                return Err(src.error(
+                    Some(span),
+                    "response.body",
+                    format!("unknown body style {other:?} (use problem+json or text)"),
+                ))
+            }
+        };
+        response.body = if plain {
+            Body::PlainText
+        } else {
+            Body::ProblemJson {
+                type_uri: r.problem_type.unwrap_or_else(|| "about:blank".to_string()),
+                title: r
+                    .problem_title
+                    .unwrap_or_else(|| "Too Many Requests".to_string()),
+            }
+        };
+        if let Some(status) = r.status {
+            response.status = u16::try_from(*status.get_ref())
+                .ok()
+                .filter(|s| (400..=599).contains(s))
+                .ok_or_else(|| {
+                    src.error(
+                        Some(status.span()),
+                        "response.status",
+                        "status must be 400 to 599",
+                    )
+                })?;
+        }
+    }
+    let mut capacity = 65_536;
+    let mut when_full = FullPolicy::EvictClosestToRest;
+    if let Some(t) = raw.table {
+        if let Some(c) = t.capacity {
+            capacity = positive(&c, src, "table.capacity", "capacity")?;
+        }
+        if let Some(w) = t.when_full {
+            when_full = match w.get_ref().as_str() {
+                "evict" => FullPolicy::EvictClosestToRest,
+                "deny" => FullPolicy::Deny,
+                "allow" => FullPolicy::Allow,
+                other => {
+                    return Err(src.error(
+                        Some(w.span()),
+                        "table.when_full",
+                        format!("unknown policy {other:?} (use evict, deny or allow)"),
+                    ))
+                }
+            };
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    for (r_index, raw_rule) in raw.rule.into_iter().enumerate() {
+        let at = |field: &str| format!("rule[{r_index}].{field}");
+        let name = raw_rule.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(src.error(
+                Some(raw_rule.name.span()),
+                &at("name"),
+                "rule name is empty",
+            ));
+        }
+        if rules.iter().any(|r| r.name == name) {
+            return Err(src.error(
+                Some(raw_rule.name.span()),
+                &at("name"),
+                format!("duplicate rule name {name:?}"),
+            ));
+        }
+        let route = match &raw_rule.route {
+            None => None,
+            Some(route) => Some(
+                Route::parse(route.get_ref())
+                    .map_err(|e| src.error(Some(route.span()), &at("route"), e.to_string()))?,
+            ),
+        };
+        if raw_rule.unlimited && !raw_rule.limit.is_empty() {
+            return Err(src.error(
+                Some(raw_rule.name.span()),
+                &at("limit"),
+                "an unlimited rule cannot have limits",
+            ));
+        }
+        if !raw_rule.unlimited && raw_rule.limit.is_empty() {
+            return Err(src.error(
+                Some(raw_rule.name.span()),
+                &at("limit"),
+                "a rule needs at least one [[rule.limit]], or unlimited = true",
+            ));
+        }
+        let mut limits = Vec::new();
+        for (l_index, raw_limit) in raw_rule.limit.into_iter().enumerate() {
+            let lat = |field: &str| format!("rule[{r_index}].limit[{l_index}].{field}");
+            limits.push(limit_from_raw(raw_limit, &name, src, &lat)?);
+        }
+        rules.push(Rule {
+            name,
+            route,
+            description: raw_rule.description,
+            unlimited: raw_rule.unlimited,
+            limits,
+        });
+    }
+    Ok(PolicySpec {
+        rules,
+        capacity,
+        when_full,
+        response,
+    })
+}
+
+fn limit_from_raw(
+    raw: RawLimit,
+    rule: &str,
+    src: &Source<'_>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<LimitRule, ConfigError> {
+    let dimension = match raw.key.get_ref().as_str() {
+        "global" => Dimension::Global,
+        "client_ip" => Dimension::ClientIp,
+        "user" => Dimension::User,
+        "app_user" => Dimension::AppUser,
+        "client" => Dimension::Client,
+        other => {
+            return Err(src.error(
+                Some(raw.key.span()),
+                &at("key"),
+                format!("unknown key {other:?} (use global, client_ip, user, app_user or client)"),
+            ))
+        }
+    };
+    let limit = positive(&raw.limit, src, &at("limit"), "limit")?;
+    let period = parse_duration(raw.period.get_ref())
+        .map_err(|m| src.error(Some(raw.period.span()), &at("period"), m))?;
+    let sub_windows = match &raw.sub_windows {
+        Some(n) => {
+            u32::try_from(positive(n, src, &at("sub_windows"), "sub_windows")?).map_err(|_| {
+                src.error(
+                    Some(n.span()),
+                    &at("sub_windows"),
+                    "sub_windows is too large",
+                )
+            })?
+        }
+        None => 60,
+    };
+    let (algorithm, algorithm_span) = match &raw.algorithm {
+        None => (Algorithm::Gcra, None),
+        Some(a) => {
+            let algorithm = match a.get_ref().as_str() {
+                "gcra" => Algorithm::Gcra,
+                "fixed_window" => Algorithm::FixedWindow,
+                "sliding_window" => Algorithm::SlidingWindow,
+                "sliding_window_strict" => Algorithm::SlidingWindowStrict { sub_windows },
+                other => {
+                    return Err(src.error(
+                        Some(a.span()),
+                        &at("algorithm"),
+                        format!(
+                            "unknown algorithm {other:?} (use gcra, fixed_window, sliding_window or sliding_window_strict)"
+                        ),
+                    ))
+                }
+            };
+            (algorithm, Some(a.span()))
+        }
+    };
+    if raw.sub_windows.is_some() && !matches!(algorithm, Algorithm::SlidingWindowStrict { .. }) {
+        return Err(src.error(
+            raw.sub_windows.as_ref().map(Spanned::span),
+            &at("sub_windows"),
+            "sub_windows only applies to algorithm = \"sliding_window_strict\"",
+        ));
+    }
+    let mut quota = Quota::new(limit, period)
+        .map_err(|e| src.error(Some(raw.limit.span()), &at("limit"), e.to_string()))?;
+    if let Some(burst) = &raw.burst {
+        if algorithm != Algorithm::Gcra {
+            return Err(src.error(
+                Some(burst.span()),
+                &at("burst"),
+                "burst only applies to algorithm = \"gcra\"",
+            ));
+        }
+        let value = positive(burst, src, &at("burst"), "burst")?;
+        quota = quota
+            .with_burst(value)
+            .map_err(|e| src.error(Some(burst.span()), &at("burst"), e.to_string()))?;
+    }
+    // Let the algorithm itself judge the quota now, so the error points here.
+    let check = crate::table::LimitSpec { algorithm, quota };
+    crate::table::TableConfig::new(8, &[check]).map_err(|e| {
+        src.error(
+            algorithm_span.or(Some(raw.limit.span())),
+            &at("algorithm"),
+            e.to_string(),
+        )
+    })?;
+    Ok(LimitRule {
+        name: raw
+            .name
+            .unwrap_or_else(|| format!("{rule}-{}", dimension.name())),
+        dimension,
+        algorithm,
+        quota,
+    })
+}
