@@ -13,6 +13,7 @@
 //! A last section runs all four algorithms on one burst-then-trickle trace to show how
 //! their semantics differ.
 
+use ratecore::policy::{Policy, Request};
 use ratecore::{
     Algorithm, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
     SlidingWindowStrict, NEVER,
@@ -37,8 +38,217 @@ fn main() {
     switch();
     uphold();
     comparison();
+    http_replay();
     println!();
     println!("All seed promises checked: OK.");
+}
+
+// ---------------------------------------------------------------------------------------
+// The full policies, from their TOML files, as HTTP responses
+// ---------------------------------------------------------------------------------------
+
+/// Wall-clock nanoseconds at simulated midnight (2026-11-24T00:00:00Z): headers with
+/// absolute times (Uphold's epoch seconds, Switch's ISO 8601) need a wall clock, which is
+/// a separate input from the monotonic `now` the limiter decides with.
+const WALL_AT_MIDNIGHT: u64 = 1_795_478_400 * SECOND;
+
+/// One simulated HTTP request and the response a client would see.
+struct Exchange<'a> {
+    now: u64,
+    request: Request<'a>,
+    label: &'a str,
+}
+
+fn http_replay() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
+    let ev = |now, user: &'static [u8], label| Exchange {
+        now,
+        request: Request {
+            method: "GET",
+            path: "/v2/users/",
+            app: Some(b"app-1"),
+            user: Some(user),
+            ..Request::default()
+        },
+        label,
+    };
+    let up = |now, method, path, ip: &'static [u8], user: Option<&'static [u8]>, label| Exchange {
+        now,
+        request: Request {
+            method,
+            path,
+            client_ip: Some(ip),
+            user,
+            ..Request::default()
+        },
+        label,
+    };
+    let sw = |now, method, path, label| Exchange {
+        now,
+        request: Request {
+            method,
+            path,
+            client: Some(b"client-a"),
+            ..Request::default()
+        },
+        label,
+    };
+    let mut evenergy = vec![ev(at(11, 59, 0), b"alice", "1st of 1000 at 11:59:00")];
+    evenergy.extend((1..1000).map(|_| ev(at(11, 59, 0), b"alice", "")));
+    evenergy.push(ev(at(11, 59, 1), b"bob", "another user of the same app"));
+    evenergy.push(ev(
+        at(12, 58, 18),
+        b"alice",
+        "12:58:18: the seed's example 429",
+    ));
+    evenergy.push(ev(at(12, 59, 0), b"alice", "12:59:00: admitted again"));
+    replay(
+        &format!("{root}/evenergy.toml"),
+        &evenergy,
+        &[0, 1000, 1001, 1002],
+    );
+
+    let account: Option<&'static [u8]> = Some(b"foo@bar.com");
+    let uphold = vec![
+        up(
+            at(16, 25, 0),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.1",
+            account,
+            "account, IP 1",
+        ),
+        up(
+            at(16, 25, 1),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.2",
+            account,
+            "account, IP 2",
+        ),
+        up(
+            at(16, 25, 2),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.3",
+            account,
+            "account, IP 3",
+        ),
+        up(
+            at(16, 25, 3),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.4",
+            account,
+            "4th for the account in 5 min: denied",
+        ),
+        up(
+            at(16, 25, 4),
+            "GET",
+            "/v0/ticker",
+            b"198.51.100.4",
+            None,
+            "IP 4 elsewhere: only the global rule",
+        ),
+        up(
+            at(16, 30, 0),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.4",
+            account,
+            "next 5-minute window",
+        ),
+    ];
+    replay(&format!("{root}/uphold.toml"), &uphold, &[0, 1, 2, 3, 4, 5]);
+
+    let mut switch = vec![sw(
+        at(12, 0, 0),
+        "POST",
+        "/api/readings",
+        "1st in the second",
+    )];
+    switch.extend((1..5).map(|i| sw(at(12, 0, 0) + i * 100 * MS, "POST", "/api/readings", "")));
+    switch.push(sw(
+        at(12, 0, 0) + 500 * MS,
+        "POST",
+        "/api/readings",
+        "6th in one second",
+    ));
+    for second in 1..4 {
+        switch.extend((0..5).map(|_| sw(at(12, 0, second), "POST", "/api/readings", "")));
+    }
+    switch.push(sw(
+        at(12, 0, 19),
+        "POST",
+        "/api/readings",
+        "21st in the minute",
+    ));
+    switch.push(sw(
+        at(12, 0, 19),
+        "GET",
+        "/api/meters",
+        "other endpoints: no limit",
+    ));
+    switch.push(sw(at(12, 1, 0), "POST", "/api/readings", "next minute"));
+    let n = switch.len();
+    replay(
+        &format!("{root}/switch.toml"),
+        &switch,
+        &[0, 5, n - 3, n - 2, n - 1],
+    );
+}
+
+/// Replays `exchanges` through the policy in `file`, printing the responses at `shown`.
+fn replay(file: &str, exchanges: &[Exchange<'_>], shown: &[usize]) {
+    let policy = Policy::from_toml_file(file).expect("seed policy parses");
+    let name = file.rsplit('/').next().unwrap_or(file);
+    section(
+        &format!("HTTP replay of examples/policies/{name}"),
+        "every request through the policy file; the exact status, headers and body a client sees",
+    );
+    let mut headers = [0u8; 1024];
+    let mut body = [0u8; 1024];
+    for (index, exchange) in exchanges.iter().enumerate() {
+        let decision = policy
+            .check(&exchange.request, exchange.now, 1)
+            .expect("cost 1 fits");
+        if !shown.contains(&index) {
+            continue;
+        }
+        let status = if decision.allowed() {
+            200
+        } else {
+            decision.denial_status()
+        };
+        println!(
+            "{} {} {}  ({}) -> {status}",
+            clock(exchange.now),
+            exchange.request.method,
+            exchange.request.path,
+            exchange.label
+        );
+        let n = decision
+            .render_headers(WALL_AT_MIDNIGHT + exchange.now, &mut headers)
+            .expect("1 KiB holds the headers");
+        for line in String::from_utf8_lossy(&headers[..n]).split_terminator("\r\n") {
+            println!("    {line}");
+        }
+        if !decision.allowed() {
+            println!("    Content-Type: {}", decision.content_type());
+            let n = decision
+                .render_body(&mut body)
+                .expect("1 KiB holds the body");
+            for line in String::from_utf8_lossy(&body[..n]).lines() {
+                println!("    | {line}");
+            }
+            // The demo checks itself: a denial's Retry-After is never early.
+            let retry = decision.decision().retry_after;
+            let again = policy
+                .peek(&exchange.request, exchange.now + retry, 1)
+                .expect("fits");
+            assert!(again.allowed(), "{name}: admitted again after Retry-After");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
