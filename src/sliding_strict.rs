@@ -326,9 +326,19 @@ impl StrictConfig {
             if cost == 0 || !commit {
                 return Ok((allowed, None));
             }
-            let ours = observed.generation == generation
-                && observed.count > 0
-                && observed.newest / self.granule == sub_window;
+            let live = observed.generation == generation && observed.count > 0;
+            if live && observed.newest > now {
+                // Someone charged this slot after we read the ring's time (a later
+                // admission in our sub-window, or a later lap): our effective time is
+                // stale. Writing now would move the slot's newest time backwards (an
+                // early release) or erase a newer sub-window's count — decide again.
+                if attempt >= MAX_ATTEMPTS {
+                    return Ok((self.contended(sum), None));
+                }
+                backoff.spin();
+                continue;
+            }
+            let ours = live && observed.newest / self.granule == sub_window;
             let charged = if ours { u64::from(observed.count) } else { 0 };
             let count = charged + cost;
             if count > self.limit {

@@ -1,0 +1,391 @@
+//! The hot path never allocates: `check` and `peek` on every algorithm, on the [`Limiter`]
+//! enum and on [`Composite`] (admissions, denials, `check_each` / `peek_each`, errors),
+//! over many calls with varied times and costs.
+//!
+//! A counting `#[global_allocator]` wraps the system allocator and counts allocations
+//! made by the current thread while a thread-local flag is set, so the test harness's own
+//! allocations (other threads, output capture) never count, and tests running in parallel
+//! do not see each other's. Construction allocates (boxed rings, the composite's `Vec`)
+//! and happens outside the measured sections. The harness is proven live: a measured
+//! `Box::new` must be counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+use ratecore::{
+    Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
+    SlidingWindow, SlidingWindowStrict, Slot, NEVER,
+};
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting allocations made while the current thread counts.
+struct CountingAllocator;
+
+impl CountingAllocator {
+    fn note() {
+        // `try_with`: the thread-locals may already be gone while a thread shuts down.
+        let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
+        if counting {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees hold; the bookkeeping touches only const-initialised `Cell`
+// thread-locals, which never allocate.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Runs `f` with this thread's allocations counted; returns its result and the count.
+fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let result = f();
+    COUNTING.with(|c| c.set(false));
+    (result, ALLOCATIONS.with(Cell::get))
+}
+
+/// Asserts `f` allocates nothing.
+fn assert_no_alloc<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    let (result, allocations) = measure(f);
+    assert_eq!(allocations, 0, "{what} allocated {allocations} times");
+    result
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (boxed, n) = measure(|| black_box(Box::new(black_box(42u64))));
+    assert_eq!(*boxed, 42);
+    assert!(
+        n >= 1,
+        "a Box::new inside a measured section was not counted"
+    );
+    let (v, n) = measure(|| {
+        let mut v = Vec::new();
+        for i in 0..100u64 {
+            v.push(black_box(i));
+        }
+        v
+    });
+    assert_eq!(v.len(), 100);
+    assert!(n >= 2, "a growing Vec was counted only {n} times");
+    // And nothing is counted outside a measured section.
+    drop(black_box(vec![1u8; 64]));
+    assert_eq!(measure(|| black_box(1 + 1)).1, 0);
+}
+
+#[test]
+#[should_panic(expected = "allocated")]
+fn assert_no_alloc_can_fail() {
+    assert_no_alloc("a Box", || black_box(Box::new(7u32)));
+}
+
+const SECOND: u64 = 1_000_000_000;
+
+/// A deterministic spread of times: mostly advancing, sometimes going backwards, sometimes
+/// frozen, sometimes jumping ahead; and, once asked to, at the far end of the `u64` range
+/// (where the limiters' states get stuck for good: time never comes back).
+struct Times {
+    state: u64,
+    now: u64,
+    at_the_end: bool,
+}
+
+impl Times {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed | 1,
+            now: 10 * SECOND,
+            at_the_end: false,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let r = self.state;
+        if self.at_the_end {
+            return u64::MAX - r % (3 * SECOND);
+        }
+        match r % 16 {
+            0 => self.now.saturating_sub(r % SECOND), // backwards
+            1..=4 => self.now,                        // frozen
+            5 => {
+                // a long pause
+                self.now = self.now.saturating_add(r % (5 * SECOND));
+                self.now
+            }
+            _ => {
+                self.now = self.now.saturating_add(r % (SECOND / 100));
+                self.now
+            }
+        }
+    }
+}
+
+/// Calls per limiter: enough to pass through admission, denial, window turnover and
+/// replenishment many times over.
+const CALLS: usize = 20_000;
+
+/// Drives `limiter` with `CALLS` checks and peeks of varied times and costs (including
+/// cost 0 and a cost above the limit, which is an error), all inside one measured section.
+fn exercise(what: &str, limiter: &impl RateLimiter, limit: u64, seed: u64) {
+    let mut times = Times::new(seed);
+    let (allowed, denied) = assert_no_alloc(what, || {
+        let mut allowed = 0u64;
+        let mut denied = 0u64;
+        for i in 0..CALLS {
+            times.at_the_end = i >= CALLS - CALLS / 50;
+            let now = times.next();
+            let cost = match i % 7 {
+                0 => 0,
+                1 => limit,
+                _ => 1 + (i as u64 % limit.min(3)),
+            };
+            match limiter.check(black_box(now), black_box(cost)) {
+                Ok(d) if d.allowed => allowed += 1,
+                Ok(_) => denied += 1,
+                Err(e) => panic!("{e}"),
+            }
+            black_box(limiter.peek(now, cost).unwrap());
+            black_box(limiter.peek(now, 1).unwrap());
+            if i % 101 == 0 {
+                let error = limiter.check(now, limit + 1).unwrap_err();
+                assert!(matches!(error, CheckError::CostExceedsLimit { .. }));
+                black_box(limiter.peek(now, u64::MAX).unwrap_err());
+            }
+        }
+        (allowed, denied)
+    });
+    // The measured section really went through both paths.
+    assert!(allowed > 100, "{what}: only {allowed} admitted");
+    assert!(denied > 100, "{what}: only {denied} denied");
+}
+
+fn quota(limit: u64) -> Quota {
+    Quota::per_second(limit).unwrap()
+}
+
+#[test]
+fn single_limiters_never_allocate() {
+    exercise("Gcra", &Gcra::new(quota(5)), 5, 1);
+    exercise(
+        "Gcra with burst",
+        &Gcra::new(quota(50).with_burst(3).unwrap()),
+        3,
+        2,
+    );
+    exercise("FixedWindow", &FixedWindow::new(quota(5)).unwrap(), 5, 3);
+    exercise(
+        "SlidingWindow",
+        &SlidingWindow::new(quota(5)).unwrap(),
+        5,
+        4,
+    );
+    exercise(
+        "SlidingWindowStrict (boxed ring)",
+        &SlidingWindowStrict::new(quota(5), 60).unwrap(),
+        5,
+        5,
+    );
+    let ring: [Slot; 5] = std::array::from_fn(|_| Slot::new());
+    exercise(
+        "SlidingWindowStrict (caller's storage)",
+        &SlidingWindowStrict::with_storage(quota(5), 4, ring).unwrap(),
+        5,
+        6,
+    );
+}
+
+#[test]
+fn limiter_enum_never_allocates() {
+    for (seed, algorithm) in [
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowStrict { sub_windows: 1 },
+        Algorithm::SlidingWindowStrict { sub_windows: 60 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let limiter = Limiter::new(algorithm, quota(4)).unwrap();
+        exercise(
+            &format!("Limiter::{algorithm:?}"),
+            &limiter,
+            4,
+            10 + seed as u64,
+        );
+    }
+}
+
+fn composite() -> Composite {
+    Composite::new(vec![
+        Limiter::new(Algorithm::Gcra, quota(4)).unwrap(),
+        Limiter::new(Algorithm::FixedWindow, Quota::per_minute(20).unwrap()).unwrap(),
+        Limiter::new(Algorithm::SlidingWindow, quota(6)).unwrap(),
+        Limiter::new(
+            Algorithm::SlidingWindowStrict { sub_windows: 10 },
+            Quota::new(8, 2 * SECOND).unwrap(),
+        )
+        .unwrap(),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn composite_never_allocates() {
+    exercise("Composite", &composite(), 4, 20);
+}
+
+#[test]
+fn composite_each_never_allocates() {
+    let composite = composite();
+    // The caller's buffers: exactly as many entries, fewer, more, and none.
+    let mut exact = [Decision {
+        allowed: false,
+        limit: 0,
+        remaining: 0,
+        reset_after: 0,
+        retry_after: 0,
+    }; 4];
+    let mut fewer = [exact[0]; 2];
+    let mut more = [exact[0]; 6];
+    let mut times = Times::new(30);
+    let (allowed, denied) = assert_no_alloc("Composite::check_each / peek_each", || {
+        let mut allowed = 0u64;
+        let mut denied = 0u64;
+        for i in 0..CALLS {
+            times.at_the_end = i >= CALLS - CALLS / 50;
+            let now = times.next();
+            let cost = 1 + i as u64 % 2;
+            let states: &mut [Decision] = match i % 4 {
+                0 => &mut exact,
+                1 => &mut fewer,
+                2 => &mut more,
+                _ => &mut [],
+            };
+            let d = composite.check_each(now, cost, states).unwrap();
+            if d.allowed {
+                allowed += 1;
+            } else {
+                denied += 1;
+            }
+            black_box(&*states);
+            black_box(composite.peek_each(now, cost, states).unwrap());
+            black_box(composite.peek_each(now, 0, states).unwrap());
+            if i % 97 == 0 {
+                black_box(composite.check_each(now, 5, states).unwrap_err());
+            }
+        }
+        (allowed, denied)
+    });
+    assert!(
+        allowed > 100 && denied > 100,
+        "{allowed} admitted, {denied} denied"
+    );
+}
+
+#[test]
+fn composite_deny_path_never_allocates() {
+    // A denial after the first limit admits: the second limit is exhausted.
+    let composite = Composite::new(vec![
+        Limiter::new(Algorithm::FixedWindow, quota(100)).unwrap(),
+        Limiter::new(Algorithm::Gcra, quota(1)).unwrap(),
+    ])
+    .unwrap();
+    let now = 5 * SECOND;
+    assert!(composite.check(now, 1).unwrap().allowed);
+    let mut states = [composite.peek(now, 0).unwrap(); 2];
+    assert_no_alloc("Composite deny path", || {
+        for _ in 0..CALLS {
+            let d = composite.check(now, 1).unwrap();
+            assert!(!d.allowed);
+            let d = composite.check_each(now, 1, &mut states).unwrap();
+            assert!(!d.allowed);
+            assert!(states[0].allowed && !states[1].allowed);
+        }
+    });
+    // A denial consumed nothing from the admitting limit.
+    assert_eq!(composite.limits()[0].peek(now, 0).unwrap().remaining, 99);
+}
+
+#[test]
+fn composite_give_back_under_contention_never_allocates() {
+    // A second thread takes the last limit's units directly, at the same (shared) time,
+    // while this thread checks the composite: some of this thread's checks pass the peek
+    // and are then denied by a reservation, which takes the give-back path. (Best effort:
+    // the interleaving is up to the scheduler.) Only this thread's allocations count.
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let composite = Composite::new(vec![
+        Limiter::new(Algorithm::Gcra, quota(1_000_000)).unwrap(),
+        Limiter::new(Algorithm::FixedWindow, Quota::new(1, 1_000).unwrap()).unwrap(),
+    ])
+    .unwrap();
+    let clock = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let now = clock.load(Ordering::Relaxed);
+                black_box(composite.limits()[1].check(now, 1).unwrap());
+            }
+        });
+        assert_no_alloc("Composite under contention", || {
+            for _ in 0..CALLS * 5 {
+                let now = clock.fetch_add(250, Ordering::Relaxed) + 250;
+                black_box(composite.check(now, 1).unwrap());
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn far_future_and_never_never_allocate() {
+    // Decisions at the end of the u64 range report NEVER without allocating.
+    let gcra = Gcra::new(quota(2));
+    let strict = SlidingWindowStrict::new(quota(2), 4).unwrap();
+    let end = u64::MAX - 1;
+    assert_no_alloc("edge-of-time checks", || {
+        for _ in 0..3 {
+            black_box(gcra.check(end, 1).unwrap());
+            black_box(strict.check(end, 1).unwrap());
+        }
+        let d = gcra.check(end, 2).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, NEVER);
+    });
+}
