@@ -62,6 +62,8 @@ pub mod composite;
 pub mod limiter;
 #[cfg(feature = "alloc")]
 pub mod policy;
+#[cfg(feature = "redis")]
+pub mod redis_backend;
 pub mod table;
 pub mod word;
 

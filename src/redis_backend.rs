@@ -1,0 +1,1 @@
+//! The same quotas and decisions on a shared Redis (feature `redis`). Work in progress.
