@@ -12,22 +12,17 @@
 //!   gives [`NEVER`] for both.
 //!
 //! # Orderings
-//! One word, one CAS loop; see [`crate::gcra`] for why `Acquire`/`AcqRel` suffice (and are
-//! more than single-key correctness needs).
+//! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
 use crate::packing::Layout;
 use crate::quota::Quota;
-use crate::sync::{AtomicU64, Ordering};
-use crate::{RateLimiter, Reservation, Reserve};
+use crate::word::{WordLimiter, WordState};
+use crate::Reservation;
 
 /// A lock-free fixed-window limiter for one key.
-#[derive(Debug)]
-pub struct FixedWindow {
-    word: AtomicU64,
-    config: FixedWindowConfig,
-}
+pub type FixedWindow = WordLimiter<FixedWindowConfig>;
 
 /// Fixed-window parameters and state layout; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,99 +138,30 @@ impl FixedWindowConfig {
     }
 }
 
-impl FixedWindow {
+impl WordLimiter<FixedWindowConfig> {
     /// A limiter for `quota`; starts empty.
     ///
     /// # Errors
     /// [`QuotaError::StateTooWide`] (see [`FixedWindowConfig::new`]).
     pub fn new(quota: Quota) -> Result<Self, QuotaError> {
-        Ok(Self {
-            word: AtomicU64::new(0),
-            config: FixedWindowConfig::new(&quota)?,
-        })
-    }
-
-    /// The parameters this limiter runs with.
-    #[must_use]
-    pub const fn config(&self) -> &FixedWindowConfig {
-        &self.config
+        Ok(Self::with_config(FixedWindowConfig::new(&quota)?))
     }
 }
 
-/// The CAS loop shared by the single-word window limiters: evaluate, publish, retry.
-pub(crate) fn cas_loop(
-    word: &AtomicU64,
-    now: u64,
-    cost: u64,
-    evaluate: impl Fn(u64, u64, u64) -> Result<Outcome, CheckError>,
-) -> Result<(Decision, Option<Reservation>), CheckError> {
-    // Acquire: evaluate a state its writer published.
-    let mut current = word.load(Ordering::Acquire);
-    loop {
-        let outcome = evaluate(current, now, cost)?;
-        let Some(new_word) = outcome.new_word else {
-            return Ok((outcome.decision, None));
-        };
-        // AcqRel on success publishes our charge; Acquire on failure reads a published
-        // state to retry with.
-        match word.compare_exchange_weak(current, new_word, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                return Ok((
-                    outcome.decision,
-                    Some(Reservation {
-                        tag: new_word,
-                        aux: 0,
-                        cost,
-                    }),
-                ))
-            }
-            Err(actual) => current = actual,
-        }
-    }
-}
-
-/// The CAS loop that gives a charge back: retries until the uncharge applies or the
-/// charged window is gone.
-pub(crate) fn uncharge_loop(word: &AtomicU64, uncharge: impl Fn(u64) -> Option<u64>) {
-    // Acquire: compute the uncharged word from a published state.
-    let mut current = word.load(Ordering::Acquire);
-    while let Some(new_word) = uncharge(current) {
-        // AcqRel/Acquire as in `cas_loop`.
-        match word.compare_exchange_weak(current, new_word, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(actual) => current = actual,
-        }
-    }
-}
-
-impl RateLimiter for FixedWindow {
-    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        cas_loop(&self.word, now, cost, |w, n, c| {
-            self.config.evaluate(w, n, c)
-        })
-        .map(|(d, _)| d)
+impl WordState for FixedWindowConfig {
+    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        FixedWindowConfig::evaluate(self, word, now, cost)
     }
 
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        // Acquire: pairs with the writer's AcqRel CAS.
-        let word = self.word.load(Ordering::Acquire);
-        self.config.evaluate(word, now, cost).map(|o| o.decision)
-    }
-}
-
-impl Reserve for FixedWindow {
-    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
-        cas_loop(&self.word, now, cost, |w, n, c| {
-            self.config.evaluate(w, n, c)
-        })
-    }
-
-    fn cancel(&self, reservation: Reservation) {
-        // Counts are additive, so subtracting our cost from the window we charged is exact
-        // whatever else was charged since; once the window is gone so is the charge.
-        let window = self.config.layout.window(reservation.tag, 1);
-        uncharge_loop(&self.word, |word| {
-            self.config.uncharge(word, window, reservation.cost)
-        });
+    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
+        // Counts are additive, so subtracting our cost from the window we charged is
+        // exact whatever else was charged since; once the window is gone so is the
+        // charge.
+        FixedWindowConfig::uncharge(
+            self,
+            word,
+            self.window_of(reservation.tag),
+            reservation.cost,
+        )
     }
 }

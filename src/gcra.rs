@@ -17,25 +17,16 @@
 //! the decision is evaluated at the `now` given.)
 //!
 //! # Orderings
-//! The state is one word and every decision depends on that word alone, so the protocol
-//! is a plain CAS loop: load, compute, `compare_exchange_weak`. No other memory is
-//! published through the word, so `Relaxed` would be enough for single-key correctness
-//! (the CAS's read-modify-write atomicity gives the total order per word). We use
-//! `Acquire`/`AcqRel` anyway so that a composite's reads of several limiters are ordered
-//! after the writes they observe; on x86-64 these cost nothing extra.
+//! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::CheckError;
 use crate::quota::Quota;
-use crate::sync::{AtomicU64, Ordering};
-use crate::{RateLimiter, Reservation, Reserve};
+use crate::word::{WordLimiter, WordState};
+use crate::Reservation;
 
 /// A lock-free GCRA limiter for one key.
-#[derive(Debug)]
-pub struct Gcra {
-    tat: AtomicU64,
-    config: GcraConfig,
-}
+pub type Gcra = WordLimiter<GcraConfig>;
 
 /// GCRA's parameters, derived once from a [`Quota`]; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,87 +118,25 @@ impl GcraConfig {
     }
 }
 
-impl Gcra {
+impl WordLimiter<GcraConfig> {
     /// A limiter for `quota` with its burst; starts fully replenished.
     #[must_use]
     pub fn new(quota: Quota) -> Self {
-        Self {
-            tat: AtomicU64::new(0),
-            config: GcraConfig::new(&quota),
-        }
-    }
-
-    /// The parameters this limiter runs with.
-    #[must_use]
-    pub const fn config(&self) -> &GcraConfig {
-        &self.config
-    }
-
-    fn reserve_inner(
-        &self,
-        now: u64,
-        cost: u64,
-    ) -> Result<(Decision, Option<Reservation>), CheckError> {
-        // Acquire: see the state (and, for composites, everything before it) that the
-        // last writer published.
-        let mut current = self.tat.load(Ordering::Acquire);
-        loop {
-            let outcome = self.config.evaluate(current, now, cost)?;
-            let Some(new_tat) = outcome.new_word else {
-                return Ok((outcome.decision, None));
-            };
-            // AcqRel on success: publish our TAT and order it after the value we read.
-            // Acquire on failure: the fresh value we retry with is a published state.
-            match self.tat.compare_exchange_weak(
-                current,
-                new_tat,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    let reservation = Reservation {
-                        tag: new_tat,
-                        aux: current,
-                        cost,
-                    };
-                    return Ok((outcome.decision, Some(reservation)));
-                }
-                Err(actual) => current = actual,
-            }
-        }
+        Self::with_config(GcraConfig::new(&quota))
     }
 }
 
-impl RateLimiter for Gcra {
-    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.reserve_inner(now, cost).map(|(decision, _)| decision)
+impl WordState for GcraConfig {
+    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        GcraConfig::evaluate(self, word, now, cost)
     }
 
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        // Acquire: pairs with the AcqRel CAS of the writer whose state we evaluate.
-        let tat = self.tat.load(Ordering::Acquire);
-        self.config.evaluate(tat, now, cost).map(|o| o.decision)
-    }
-}
-
-impl Reserve for Gcra {
-    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
-        self.reserve_inner(now, cost)
-    }
-
-    fn cancel(&self, reservation: Reservation) {
+    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
         // Only the exact inverse is safe: if another admission stacked on our TAT, simply
         // subtracting our increment could erase part of *its* charge (it may have started
         // from `now` rather than from our TAT), i.e. over-admit. So we restore the old TAT
         // only if ours is still the current one, and otherwise leave the charge in place
         // (a possible spurious denial under contention, never an over-admission).
-        // AcqRel/Relaxed: success publishes the restored state like any other update; on
-        // failure we read nothing we act on.
-        let _ = self.tat.compare_exchange(
-            reservation.tag,
-            reservation.aux,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        (word == reservation.tag).then_some(reservation.aux)
     }
 }

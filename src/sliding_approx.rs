@@ -20,22 +20,17 @@
 //! [`crate::SlidingWindowStrict`] when that matters.
 //!
 //! # Orderings
-//! One word, one CAS loop; see [`crate::gcra`].
+//! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
-use crate::fixed_window::{cas_loop, uncharge_loop};
 use crate::packing::Layout;
 use crate::quota::Quota;
-use crate::sync::{AtomicU64, Ordering};
-use crate::{RateLimiter, Reservation, Reserve};
+use crate::word::{WordLimiter, WordState};
+use crate::Reservation;
 
 /// A lock-free approximate sliding-window limiter for one key.
-#[derive(Debug)]
-pub struct SlidingWindow {
-    word: AtomicU64,
-    config: SlidingWindowConfig,
-}
+pub type SlidingWindow = WordLimiter<SlidingWindowConfig>;
 
 /// Approximate sliding-window parameters and state layout; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -239,53 +234,30 @@ fn narrow(value: u128) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
-impl SlidingWindow {
+impl WordLimiter<SlidingWindowConfig> {
     /// A limiter for `quota`; starts empty.
     ///
     /// # Errors
     /// [`QuotaError::StateTooWide`] (see [`SlidingWindowConfig::new`]).
     pub fn new(quota: Quota) -> Result<Self, QuotaError> {
-        Ok(Self {
-            word: AtomicU64::new(0),
-            config: SlidingWindowConfig::new(&quota)?,
-        })
-    }
-
-    /// The parameters this limiter runs with.
-    #[must_use]
-    pub const fn config(&self) -> &SlidingWindowConfig {
-        &self.config
+        Ok(Self::with_config(SlidingWindowConfig::new(&quota)?))
     }
 }
 
-impl RateLimiter for SlidingWindow {
-    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        cas_loop(&self.word, now, cost, |w, n, c| {
-            self.config.evaluate(w, n, c)
-        })
-        .map(|(d, _)| d)
+impl WordState for SlidingWindowConfig {
+    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        SlidingWindowConfig::evaluate(self, word, now, cost)
     }
 
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        // Acquire: pairs with the writer's AcqRel CAS.
-        let word = self.word.load(Ordering::Acquire);
-        self.config.evaluate(word, now, cost).map(|o| o.decision)
-    }
-}
-
-impl Reserve for SlidingWindow {
-    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
-        cas_loop(&self.word, now, cost, |w, n, c| {
-            self.config.evaluate(w, n, c)
-        })
-    }
-
-    fn cancel(&self, reservation: Reservation) {
-        // Counts are additive: subtracting our cost from wherever it now sits (current or,
-        // one window later, previous) is exact whatever else was charged since.
-        let window = self.config.layout.window(reservation.tag, 2);
-        uncharge_loop(&self.word, |word| {
-            self.config.uncharge(word, window, reservation.cost)
-        });
+    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
+        // Counts are additive, so subtracting our cost from the window we charged is
+        // exact whatever else was charged since; once the window is gone so is the
+        // charge.
+        SlidingWindowConfig::uncharge(
+            self,
+            word,
+            self.window_of(reservation.tag),
+            reservation.cost,
+        )
     }
 }

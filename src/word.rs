@@ -1,14 +1,25 @@
-//! The single-word algorithms behind one interface, for keyed tables: evaluate a state
-//! word, give a charge back, tell when a word is at rest.
+//! The single-word algorithms (GCRA, fixed window, approximate sliding window) behind one
+//! interface: evaluate a state word, give a charge back, tell when a word is at rest —
+//! and [`WordLimiter`], the one lock-free single-key limiter they all run in.
+//!
+//! # Orderings
+//! The state is one word and every decision depends on that word alone, so the protocol
+//! is a plain CAS loop: load, compute, `compare_exchange_weak`. No other memory is
+//! published through the word, so `Relaxed` would be enough for single-key correctness
+//! (the CAS's read-modify-write atomicity gives the total order per word). We use
+//! `Acquire`/`AcqRel` anyway so that a composite's reads of several limiters are ordered
+//! after the writes they observe; on x86-64 these cost nothing extra.
 
 use crate::algorithm::Algorithm;
-use crate::decision::Outcome;
+use crate::decision::{Decision, Outcome};
 use crate::error::{CheckError, QuotaError};
 use crate::fixed_window::FixedWindowConfig;
 use crate::gcra::GcraConfig;
 use crate::quota::Quota;
 use crate::sliding_approx::SlidingWindowConfig;
+use crate::sync::{AtomicU64, Ordering};
 use crate::Reservation;
+use crate::{RateLimiter, Reserve};
 
 /// A single-word algorithm's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,8 +70,7 @@ impl WordLimit {
     #[must_use]
     pub fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
         match self {
-            // Only the exact inverse is safe for GCRA (see `Gcra::cancel`).
-            Self::Gcra(_) => (word == reservation.tag).then_some(reservation.aux),
+            Self::Gcra(c) => WordState::uncharge(c, word, reservation),
             Self::FixedWindow(c) => {
                 c.uncharge(word, c.window_of(reservation.tag), reservation.cost)
             }
@@ -97,6 +107,123 @@ impl WordLimit {
             Self::Gcra(c) => c.burst(),
             Self::FixedWindow(c) => c.limit(),
             Self::SlidingWindow(c) => c.limit(),
+        }
+    }
+}
+
+/// One single-word algorithm's parameters: what [`WordLimiter`] runs.
+pub trait WordState {
+    /// Evaluates a request of `cost` at `now` against `word`. Pure; never panics.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost` can never fit.
+    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError>;
+
+    /// `word` with `reservation` given back, or `None` when nothing (more) can safely be
+    /// given back from it.
+    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64>;
+}
+
+impl WordState for WordLimit {
+    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        WordLimit::evaluate(self, word, now, cost)
+    }
+
+    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
+        WordLimit::uncharge(self, word, reservation)
+    }
+}
+
+/// A lock-free single-key limiter whose whole state is one `u64`: [`crate::Gcra`],
+/// [`crate::FixedWindow`] and [`crate::SlidingWindow`] are this type with their
+/// algorithm's parameters.
+#[derive(Debug)]
+pub struct WordLimiter<C> {
+    word: AtomicU64,
+    config: C,
+}
+
+impl<C: WordState> WordLimiter<C> {
+    /// A limiter with `config`, starting from the fresh state (0, for every algorithm).
+    #[must_use]
+    pub fn with_config(config: C) -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    /// The parameters this limiter runs with.
+    #[must_use]
+    pub const fn config(&self) -> &C {
+        &self.config
+    }
+
+    fn reserve_inner(
+        &self,
+        now: u64,
+        cost: u64,
+    ) -> Result<(Decision, Option<Reservation>), CheckError> {
+        // Acquire: evaluate a state its writer published (module Orderings).
+        let mut current = self.word.load(Ordering::Acquire);
+        loop {
+            let outcome = self.config.evaluate(current, now, cost)?;
+            let Some(new_word) = outcome.new_word else {
+                return Ok((outcome.decision, None));
+            };
+            // AcqRel on success publishes our charge; Acquire on failure reads a
+            // published state to retry with.
+            match self.word.compare_exchange_weak(
+                current,
+                new_word,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let reservation = Reservation {
+                        tag: new_word,
+                        aux: current,
+                        cost,
+                    };
+                    return Ok((outcome.decision, Some(reservation)));
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl<C: WordState> RateLimiter for WordLimiter<C> {
+    fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.reserve_inner(now, cost).map(|(decision, _)| decision)
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        // Acquire: pairs with the writer's AcqRel CAS.
+        let word = self.word.load(Ordering::Acquire);
+        self.config.evaluate(word, now, cost).map(|o| o.decision)
+    }
+}
+
+impl<C: WordState> Reserve for WordLimiter<C> {
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
+        self.reserve_inner(now, cost)
+    }
+
+    fn cancel(&self, reservation: Reservation) {
+        // Acquire: compute the uncharged word from a published state.
+        let mut current = self.word.load(Ordering::Acquire);
+        while let Some(new_word) = self.config.uncharge(current, &reservation) {
+            // AcqRel/Acquire as in `reserve_inner`.
+            match self.word.compare_exchange_weak(
+                current,
+                new_word,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
         }
     }
 }

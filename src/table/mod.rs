@@ -328,11 +328,13 @@ impl<M: TableMemory> Table<M> {
         )
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     /// The hash a key of any `Hash` type gets in this table.
     pub(crate) fn hash_of<K: Hash + ?Sized>(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     /// Every limit of the key hashing to `hash`, written to `out` from index 0; returns
     /// how many were written (all of them, if `out` is long enough).
     pub(crate) fn members_into<'t>(&'t self, hash: u64, out: &mut [KeyedLimit<'t>]) -> usize {
@@ -346,6 +348,7 @@ impl<M: TableMemory> Table<M> {
         written
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     /// A member for filling arrays before [`members_into`](Self::members_into).
     pub(crate) fn placeholder(&self) -> KeyedLimit<'_> {
         self.member(0, 1, 0)
