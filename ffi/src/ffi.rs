@@ -1,0 +1,180 @@
+//! Pointer and length checks every exported function uses, and the one typed cast between
+//! an opaque C handle and the Rust value behind it (after rustls-ffi's `Castable`).
+//!
+//! Checks happen before any work, so a rejected call has no effect. What cannot be checked
+//! (that a non-NULL pointer really points to live memory of the right type) is the C
+//! caller's promise, spelled out in each function's `# Safety` section.
+
+use std::mem::size_of;
+use std::ptr::NonNull;
+
+use crate::status::ratecore_status;
+
+/// Ties an opaque C handle type (`ratecore_limiter`) to the Rust value a handle points to.
+pub(crate) trait Castable {
+    /// The value behind the handle.
+    type Rust;
+}
+
+/// Moves `value` to the heap and returns it as a handle for C.
+pub(crate) fn into_handle<C: Castable>(value: C::Rust) -> *mut C {
+    Box::into_raw(Box::new(value)).cast::<C>()
+}
+
+/// Borrows the value behind a handle.
+///
+/// # Errors
+/// `NullPointer` for NULL, `InvalidArgument` for a pointer not aligned for the value.
+///
+/// # Safety
+/// A non-NULL `handle` was returned by [`into_handle`] for this `C`, is not freed during
+/// `'a`, and is only read (never freed) by others during `'a`.
+pub(crate) unsafe fn handle_ref<'a, C: Castable>(
+    handle: *const C,
+) -> Result<&'a C::Rust, ratecore_status> {
+    let ptr = handle.cast::<C::Rust>();
+    check_pointer(ptr)?;
+    // SAFETY: non-NULL and aligned (checked above); by the caller's promise it points to a
+    // live `C::Rust` boxed by `into_handle`, which nobody frees or mutates during 'a.
+    Ok(unsafe { &*ptr })
+}
+
+/// Frees a handle; NULL (and a misaligned pointer, which no handle can be) is ignored.
+///
+/// # Safety
+/// A non-NULL `handle` was returned by [`into_handle`] for this `C`, has not been freed,
+/// and no other call uses it during or after this one.
+pub(crate) unsafe fn free_handle<C: Castable>(handle: *mut C) {
+    let ptr = handle.cast::<C::Rust>();
+    if ptr.is_null() || !ptr.is_aligned() {
+        return;
+    }
+    // SAFETY: by the caller's promise `ptr` came from `Box::into_raw` in `into_handle` for
+    // this very type, is still live, and is used by nobody else: we own it again.
+    drop(unsafe { Box::from_raw(ptr) });
+}
+
+/// NULL → `NullPointer`; misaligned for `T` → `InvalidArgument`.
+fn check_pointer<T>(ptr: *const T) -> Result<(), ratecore_status> {
+    if ptr.is_null() {
+        Err(ratecore_status::NullPointer)
+    } else if !ptr.is_aligned() {
+        Err(ratecore_status::InvalidArgument)
+    } else {
+        Ok(())
+    }
+}
+
+/// A count of `T` whose total size stays within `isize::MAX` bytes, as
+/// `slice::from_raw_parts` requires.
+pub(crate) fn check_len<T>(len: usize) -> Result<(), ratecore_status> {
+    let max = isize::MAX.unsigned_abs() / size_of::<T>().max(1);
+    if len > max {
+        Err(ratecore_status::InvalidArgument)
+    } else {
+        Ok(())
+    }
+}
+
+/// An input array `(ptr, len)`. `(NULL, 0)` — or any pointer with length 0 — is empty.
+///
+/// # Errors
+/// `NullPointer` for NULL with `len > 0`; `InvalidArgument` for a length above
+/// `isize::MAX` bytes or a pointer misaligned for `T`.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is valid for reads of `len` initialised `T` during `'a`, and
+/// nobody writes them during `'a`.
+pub(crate) unsafe fn input_slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+) -> Result<&'a [T], ratecore_status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(ratecore_status::NullPointer);
+    }
+    check_len::<T>(len)?;
+    check_pointer(ptr)?;
+    // SAFETY: non-NULL, aligned, at most isize::MAX bytes (checked above); valid for `len`
+    // initialised reads and not written during 'a (caller's promise).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A checked output pointer: written once, and only on success.
+pub(crate) struct Out<T>(NonNull<T>);
+
+/// Checks an output pointer.
+///
+/// # Errors
+/// As for [`check_pointer`].
+///
+/// # Safety
+/// A non-NULL `ptr` is valid for writes of one `T` (its old contents need not be
+/// initialised) until the exported function returns; the returned [`Out`] must not
+/// outlive that call.
+pub(crate) unsafe fn output<T>(ptr: *mut T) -> Result<Out<T>, ratecore_status> {
+    check_pointer(ptr)?;
+    NonNull::new(ptr)
+        .map(Out)
+        .ok_or(ratecore_status::NullPointer)
+}
+
+impl<T> Out<T> {
+    /// Writes the output (without reading or dropping the old contents).
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: `output`'s caller promised the pointer is valid for one write during the
+        // call this `Out` lives in; it is non-NULL and aligned (checked).
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+/// A checked output array `(ptr, len)`; `(NULL, 0)` is an empty buffer.
+pub(crate) struct OutSlice<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+/// Checks an output array.
+///
+/// # Errors
+/// As for [`input_slice`].
+///
+/// # Safety
+/// When `len > 0`, `ptr` is valid for writes of `len` `T` (old contents need not be
+/// initialised) until the exported function returns; the returned [`OutSlice`] must not
+/// outlive that call.
+pub(crate) unsafe fn output_slice<T>(
+    ptr: *mut T,
+    len: usize,
+) -> Result<OutSlice<T>, ratecore_status> {
+    if len == 0 {
+        return Ok(OutSlice {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        });
+    }
+    if ptr.is_null() {
+        return Err(ratecore_status::NullPointer);
+    }
+    check_len::<T>(len)?;
+    check_pointer(ptr)?;
+    Ok(OutSlice { ptr, len })
+}
+
+impl<T> OutSlice<T> {
+    /// Elements the buffer holds.
+    pub(crate) const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes `values` to the first `values.len()` elements (no more than the buffer holds).
+    pub(crate) fn write_all(self, values: impl IntoIterator<Item = T>) {
+        for (index, value) in values.into_iter().take(self.len).enumerate() {
+            // SAFETY: index < len, and `output_slice`'s caller promised `len` writable,
+            // aligned elements at the non-NULL `ptr` during this call.
+            unsafe { self.ptr.add(index).write(value) }
+        }
+    }
+}

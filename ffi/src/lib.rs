@@ -1,0 +1,73 @@
+//! # ratecore-ffi
+//!
+//! The C ABI of [`ratecore`]: `ratecore_*` symbols in a static library
+//! (`libratecore_ffi.a`) and a shared library (`libratecore_ffi.so`), declared in
+//! `include/ratecore.h`, which cbindgen generates from this crate (`ffi/gen-header.sh`).
+//!
+//! ## Conventions (every function)
+//! - Fallible functions return a [`ratecore_status`]; [`ratecore_status_message`] turns
+//!   it into text. Values are explicit and never reused.
+//! - Inputs first, outputs last. Outputs are written only when the status is
+//!   `RATECORE_STATUS_OK` (the one documented exception: a buffer-too-small answer may
+//!   report the length needed).
+//! - Every pointer is checked: NULL gives `RATECORE_STATUS_NULL_POINTER`, a pointer not
+//!   aligned for its type `RATECORE_STATUS_INVALID_ARGUMENT`. A byte string is a
+//!   `(pointer, length)` pair; `(NULL, 0)` is the empty string; a length above
+//!   `PTRDIFF_MAX` is rejected.
+//! - Every exported body runs inside `catch_unwind`: a Rust panic is reported as
+//!   `RATECORE_STATUS_PANIC`, never unwound into C.
+//! - Handles come from a `_new` (or `_init_region` / `_attach_region`) function and go back
+//!   through their `_free` function, which accepts NULL.
+//! - Time is an input: every check takes `now_ns`, nanoseconds from a monotonic clock the
+//!   caller chooses (`clock_gettime(CLOCK_MONOTONIC)`; one system-wide clock for processes
+//!   sharing a region).
+//!
+//! ## Modules
+//! One per API area: [`status`] (status codes and messages), [`panic`](mod@panic) (the boundary),
+//! [`quota`] (quotas, algorithms, decisions), [`limiter`] (single-key limiters and
+//! composites), [`table`] (keyed tables), [`region`] (tables in caller-provided shared
+//! memory), [`version`]. `ffi` holds the pointer helpers every function uses.
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+// The C names are the API: `ratecore_limiter`, `ratecore_status`, ...
+#![allow(non_camel_case_types)]
+
+mod ffi;
+
+pub mod limiter;
+pub mod panic;
+pub mod quota;
+pub mod region;
+pub mod status;
+pub mod table;
+pub mod version;
+
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+
+pub use limiter::{
+    ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each, ratecore_limiter_free,
+    ratecore_limiter_limit_count, ratecore_limiter_new, ratecore_limiter_peek,
+    ratecore_limiter_peek_each, RATECORE_MAX_LIMITER_LIMITS,
+};
+pub use quota::{
+    ratecore_algorithm, ratecore_decision, ratecore_quota, RATECORE_MAX_SUB_WINDOWS, RATECORE_NEVER,
+};
+pub use region::{
+    ratecore_table_attach_region, ratecore_table_init_region, ratecore_table_region_size,
+    RATECORE_REGION_ALIGN, RATECORE_REGION_LAYOUT_VERSION,
+};
+pub use status::{ratecore_status, ratecore_status_message};
+pub use table::{
+    ratecore_full_policy, ratecore_table, ratecore_table_capacity, ratecore_table_check,
+    ratecore_table_check_each, ratecore_table_free, ratecore_table_full_policy,
+    ratecore_table_get_stats, ratecore_table_limit_count, ratecore_table_limits,
+    ratecore_table_new, ratecore_table_peek, ratecore_table_stats, RATECORE_MAX_TABLE_CAPACITY,
+    RATECORE_MAX_TABLE_LIMITS,
+};
+#[cfg(feature = "test-hooks")]
+pub use test_hooks::ratecore_test_panic;
+pub use version::ratecore_version;

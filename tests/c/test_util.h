@@ -1,0 +1,119 @@
+/*
+ * Shared helpers for the ratecore C test programs in this directory, built by ffi/run-c-tests.sh with
+ *   gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -fsanitize=address,undefined
+ * against the static library.
+ */
+#ifndef RATECORE_TEST_UTIL_H
+#define RATECORE_TEST_UTIL_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ratecore.h"
+
+/* These tests are only meaningful under AddressSanitizer: refuse to build without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RC_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RC_HAVE_ASAN 1
+#endif
+#endif
+#ifndef RC_HAVE_ASAN
+#error "the ratecore C tests must be built with -fsanitize=address (see ffi/run-c-tests.sh)"
+#endif
+
+#define RC_SECOND UINT64_C(1000000000)
+#define RC_MINUTE (60 * RC_SECOND)
+#define RC_HOUR (3600 * RC_SECOND)
+
+static int rc_failures;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
+            rc_failures++;                                                            \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_EQ_U64(actual, expected)                                                \
+    do {                                                                              \
+        uint64_t rc_a_ = (uint64_t)(actual), rc_e_ = (uint64_t)(expected);            \
+        if (rc_a_ != rc_e_) {                                                         \
+            fprintf(stderr, "%s:%d: %s == %" PRIu64 ", expected %s == %" PRIu64 "\n", \
+                    __FILE__, __LINE__, #actual, rc_a_, #expected, rc_e_);            \
+            rc_failures++;                                                            \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_STATUS(call, expected)                                                  \
+    do {                                                                              \
+        uint32_t rc_s_ = (uint32_t)(call), rc_x_ = (uint32_t)(expected);              \
+        if (rc_s_ != rc_x_) {                                                         \
+            fprintf(stderr, "%s:%d: %s\n    returned %" PRIu32 " (%s)\n    expected %s (%" PRIu32 ")\n", \
+                    __FILE__, __LINE__, #call, rc_s_, ratecore_status_message(rc_s_), \
+                    #expected, rc_x_);                                                \
+            rc_failures++;                                                            \
+        }                                                                             \
+    } while (0)
+
+/* Fatal: later steps depend on it. */
+#define REQUIRE_OK(call)                                                              \
+    do {                                                                              \
+        uint32_t rc_s_ = (uint32_t)(call);                                            \
+        if (rc_s_ != RATECORE_STATUS_OK) {                                            \
+            fprintf(stderr, "%s:%d: %s failed: %" PRIu32 " (%s)\n", __FILE__, __LINE__, \
+                    #call, rc_s_, ratecore_status_message(rc_s_));                    \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
+static inline ratecore_quota rc_quota(uint32_t algorithm, uint64_t limit, uint64_t period_ns) {
+    ratecore_quota q;
+    memset(&q, 0, sizeof q);
+    q.algorithm = algorithm;
+    q.limit = limit;
+    q.period_ns = period_ns;
+    return q;
+}
+
+static inline ratecore_quota rc_strict(uint64_t limit, uint64_t period_ns, uint32_t sub_windows) {
+    ratecore_quota q = rc_quota(RATECORE_ALGORITHM_SLIDING_WINDOW_STRICT, limit, period_ns);
+    q.sub_windows = sub_windows;
+    return q;
+}
+
+/* A decision filled with a recognisable pattern, to prove an output was not written. */
+static inline ratecore_decision rc_poisoned_decision(void) {
+    ratecore_decision d;
+    memset(&d, 0, sizeof d);
+    d.allowed = true;
+    d.limit = 0xdeadbeef;
+    d.remaining = 0xdeadbeef;
+    d.reset_after_ns = 0xdeadbeef;
+    d.retry_after_ns = 0xdeadbeef;
+    return d;
+}
+
+static inline int rc_is_poisoned(const ratecore_decision *d) {
+    return d->allowed && d->limit == 0xdeadbeef && d->remaining == 0xdeadbeef &&
+           d->reset_after_ns == 0xdeadbeef && d->retry_after_ns == 0xdeadbeef;
+}
+
+static inline const uint8_t *rc_bytes(const char *s) {
+    return (const uint8_t *)s;
+}
+
+static inline int rc_finish(const char *name) {
+    if (rc_failures) {
+        fprintf(stderr, "%s: %d check(s) FAILED\n", name, rc_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+#endif /* RATECORE_TEST_UTIL_H */
