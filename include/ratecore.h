@@ -45,6 +45,11 @@
 
 
 /**
+ * The most quota reports one header rendering takes (a policy never applies more).
+ */
+#define RATECORE_MAX_QUOTA_REPORTS 16
+
+/**
  * The most quotas one limiter combines.
  */
 #define RATECORE_MAX_LIMITER_LIMITS 16
@@ -87,8 +92,8 @@
  * an error, and outputs were not written.
  *
  * Ranges: 1–99 calling errors; 100–199 invalid quotas and limit sets; 200–299 check
- * errors; 300–399 tables and shared regions; 400–499 reserved for policies; 500–599
- * reserved for header rendering.
+ * errors; 300–399 tables and shared regions; 400–499 policies; 500–599 header
+ * rendering.
  *
  * In C the type is a `uint32_t`: compare with the `RATECORE_STATUS_*` constants, and
  * expect values a newer library may add.
@@ -236,6 +241,30 @@ enum ratecore_status
    * every process sharing a region must run the same build.
    */
   RATECORE_STATUS_HASH_MISMATCH = 309,
+  /**
+   * The policy could not be built (a reason this library version does not name yet).
+   */
+  RATECORE_STATUS_POLICY_ERROR = 400,
+  /**
+   * The policy configuration is malformed; the error text says where and why.
+   */
+  RATECORE_STATUS_INVALID_CONFIG = 401,
+  /**
+   * The policy file could not be read.
+   */
+  RATECORE_STATUS_CONFIG_UNREADABLE = 402,
+  /**
+   * Rendering failed (a reason this library version does not name yet).
+   */
+  RATECORE_STATUS_RENDER_ERROR = 500,
+  /**
+   * The header style is not a `RATECORE_HEADER_STYLE_*` value.
+   */
+  RATECORE_STATUS_UNKNOWN_HEADER_STYLE = 501,
+  /**
+   * A string argument is not valid UTF-8.
+   */
+  RATECORE_STATUS_INVALID_UTF8 = 502,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -311,6 +340,42 @@ typedef uint32_t ratecore_full_policy;
 #endif // __cplusplus
 
 /**
+ * Which rate-limit header vocabulary to render (passed as `uint32_t`).
+ */
+enum ratecore_header_style
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * ev.energy: `x-ratelimit-limit`, `x-ratelimit-remaining`; `retry-after` on denial.
+   */
+  RATECORE_HEADER_STYLE_EVENERGY = 1,
+  /**
+   * Uphold: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (UTC
+   * epoch seconds); `Retry-After` on denial.
+   */
+  RATECORE_HEADER_STYLE_UPHOLD = 2,
+  /**
+   * Switch: `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining`, `X-Rate-Limit-Reset`
+   * (ISO 8601 UTC); `Retry-After` on denial.
+   */
+  RATECORE_HEADER_STYLE_SWITCH = 3,
+  /**
+   * IETF draft-ietf-httpapi-ratelimit-headers-10: `RateLimit-Policy` and `RateLimit`,
+   * one list member per quota report; `Retry-After` on denial.
+   */
+  RATECORE_HEADER_STYLE_IETF = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ratecore_header_style ratecore_header_style;
+#else
+typedef uint32_t ratecore_header_style;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A rate limiter for one key (one client, one route, the whole server): one quota, or
  * several that must all admit (e.g. 5 per second AND 100 per minute; a denied request
  * consumes nothing from any of them).
@@ -325,6 +390,18 @@ typedef uint32_t ratecore_full_policy;
  * not shared across `fork()` (use a table in a shared region for that).
  */
 typedef struct ratecore_limiter ratecore_limiter;
+
+/**
+ * A policy: named rules (route, key dimension, quotas) with their keyed tables, and how
+ * it answers (header style, 429 body, status). Built from TOML by
+ * `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is allocated
+ * then, and checks never allocate.
+ *
+ * Thread safety: a handle may be shared by any number of threads calling
+ * `ratecore_policy_check` / `_peek` concurrently. `ratecore_policy_free` must not race
+ * any other call on the same handle.
+ */
+typedef struct ratecore_policy ratecore_policy;
 
 /**
  * A fixed-capacity table of per-key limits (per client IP, per account, per API key):
@@ -344,6 +421,59 @@ typedef struct ratecore_limiter ratecore_limiter;
  * each through its own handle; its handle only borrows the region, which must outlive it.
  */
 typedef struct ratecore_table ratecore_table;
+
+/**
+ * The verdict on one request, with what a client needs to pace itself. All durations
+ * are relative to the `now_ns` of the check, in nanoseconds.
+ */
+typedef struct ratecore_decision {
+  /**
+   * Whether the request is admitted (and its cost consumed).
+   */
+  bool allowed;
+  /**
+   * The capacity the request was measured against: the limit (the burst for GCRA).
+   */
+  uint64_t limit;
+  /**
+   * Requests of cost 1 that would still be admitted now, after this decision.
+   */
+  uint64_t remaining;
+  /**
+   * Nanoseconds until the state is fully replenished (GCRA, strict window) or the
+   * current window ends (fixed window; approximate window: until no counted request
+   * weighs any more). `RATECORE_NEVER` if not representable.
+   */
+  uint64_t reset_after_ns;
+  /**
+   * 0 when allowed; otherwise nanoseconds until the same request would be admitted if
+   * nothing else happens. `RATECORE_NEVER` if not representable.
+   */
+  uint64_t retry_after_ns;
+} ratecore_decision;
+
+/**
+ * One quota's state for the IETF fields (`"name";q=limit;w=period` and
+ * `"name";r=remaining;t=reset`).
+ */
+typedef struct ratecore_quota_report {
+  /**
+   * The policy name, UTF-8, `name_len` bytes (not NUL-terminated; `(NULL, 0)` is "").
+   */
+  const uint8_t *name;
+  /**
+   * Length of `name` in bytes.
+   */
+  size_t name_len;
+  /**
+   * The quota's period in nanoseconds (rendered as `w`, rounded up to seconds).
+   */
+  uint64_t period_ns;
+  /**
+   * The quota's state for this request.
+   */
+  struct ratecore_decision decision;
+} ratecore_quota_report;
 
 /**
  * One limit: `limit` requests (of cost 1) per `period_ns` nanoseconds, run by
@@ -378,34 +508,95 @@ typedef struct ratecore_quota {
 } ratecore_quota;
 
 /**
- * The verdict on one request, with what a client needs to pace itself. All durations
- * are relative to the `now_ns` of the check, in nanoseconds.
+ * One request as a policy sees it. Strings are `(pointer, length)` pairs, not
+ * NUL-terminated. `method` and `path` are UTF-8 (`(NULL, 0)` is ""). The identities are
+ * raw bytes, compared for equality only; a NULL pointer means the request does not carry
+ * that identity (limits keyed on it do not apply), while a non-NULL pointer with length 0
+ * is an empty identity.
  */
-typedef struct ratecore_decision {
+typedef struct ratecore_request {
   /**
-   * Whether the request is admitted (and its cost consumed).
+   * HTTP method, e.g. "POST".
    */
-  bool allowed;
+  const uint8_t *method;
   /**
-   * The capacity the request was measured against: the limit (the burst for GCRA).
+   * Length of `method`.
    */
-  uint64_t limit;
+  size_t method_len;
   /**
-   * Requests of cost 1 that would still be admitted now, after this decision.
+   * Request path, with or without query string.
    */
-  uint64_t remaining;
+  const uint8_t *path;
   /**
-   * Nanoseconds until the state is fully replenished (GCRA, strict window) or the
-   * current window ends (fixed window; approximate window: until no counted request
-   * weighs any more). `RATECORE_NEVER` if not representable.
+   * Length of `path`.
    */
-  uint64_t reset_after_ns;
+  size_t path_len;
   /**
-   * 0 when allowed; otherwise nanoseconds until the same request would be admitted if
-   * nothing else happens. `RATECORE_NEVER` if not representable.
+   * Client IP (any stable byte form), or NULL.
    */
-  uint64_t retry_after_ns;
-} ratecore_decision;
+  const uint8_t *client_ip;
+  /**
+   * Length of `client_ip`.
+   */
+  size_t client_ip_len;
+  /**
+   * Authenticated user or account, or NULL.
+   */
+  const uint8_t *user;
+  /**
+   * Length of `user`.
+   */
+  size_t user_len;
+  /**
+   * OAuth application, or NULL.
+   */
+  const uint8_t *app;
+  /**
+   * Length of `app`.
+   */
+  size_t app_len;
+  /**
+   * OAuth client, or NULL.
+   */
+  const uint8_t *client;
+  /**
+   * Length of `client`.
+   */
+  size_t client_len;
+} ratecore_request;
+
+/**
+ * What a policy check produced.
+ */
+typedef struct ratecore_policy_result {
+  /**
+   * The combined decision (the most restrictive applicable limit's).
+   */
+  struct ratecore_decision decision;
+  /**
+   * Whether any limit applied (false: unlimited; no headers were rendered).
+   */
+  bool limited;
+  /**
+   * The HTTP status to answer with: 200 when allowed, the policy's denial status
+   * (default 429) when denied.
+   */
+  uint16_t status;
+  /**
+   * Length of the rendered headers (`Name: value\r\n` lines). If it exceeds the
+   * buffer's capacity, nothing was written and this is the length needed.
+   */
+  size_t headers_len;
+  /**
+   * Length of the rendered 429 body (0 when allowed). If it exceeds the buffer's
+   * capacity, nothing was written and this is the length needed.
+   */
+  size_t body_len;
+  /**
+   * The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
+   */
+  const char *content_type;
+} ratecore_policy_result;
 
 /**
  * A snapshot of a table's counters. Each is exact; they are read one after another, so
@@ -455,6 +646,70 @@ typedef struct ratecore_table_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Renders the rate-limit header lines (`Name: value\r\n` each) of `style` for
+ * `decision` (the combined decision) into `out`. `quotas` (`quota_count` reports, at most
+ * `RATECORE_MAX_QUOTA_REPORTS`; `(NULL, 0)` for none) feeds the IETF style's per-quota
+ * lists; the other styles use `decision` only. `unix_now_ns` is the wall-clock time
+ * (nanoseconds since the Unix epoch) absolute resets are computed from. Every seconds
+ * value is rounded up.
+ *
+ * On success writes the length to `*written_out`. If `out_len` is too small, returns
+ * `BUFFER_TOO_SMALL` and writes the length needed to `*written_out`.
+ * Errors: `NULL_POINTER`, `INVALID_ARGUMENT`, `UNKNOWN_HEADER_STYLE`, `INVALID_UTF8`,
+ * `BUFFER_TOO_SMALL`. Thread-safe (no shared state).
+ *
+ * # Safety
+ * `decision` is valid for one read; `quotas` for `quota_count` reads, each report's
+ * `name` for `name_len` bytes; `out` for `out_len` writes (or NULL with 0);
+ * `written_out` for one write.
+ */
+ratecore_status ratecore_render_headers(uint32_t style,
+                                        const struct ratecore_decision *decision,
+                                        const struct ratecore_quota_report *quotas,
+                                        size_t quota_count,
+                                        uint64_t unix_now_ns,
+                                        uint8_t *out,
+                                        size_t out_len,
+                                        size_t *written_out);
+
+/**
+ * Renders an RFC 9457 `application/problem+json` 429 body for `decision` (laid out as
+ * ev.energy shows it: `type`, `status` 429, `title`, and `detail` = "Request was rate
+ * limited. Try again in N seconds", N rounded up). `type_uri` and `title` are UTF-8
+ * (`(NULL, 0)` is ""). Length reporting as for `ratecore_render_headers`.
+ *
+ * # Safety
+ * `decision` valid for one read; the strings for their lengths; `out` for `out_len`
+ * writes (or NULL with 0); `written_out` for one write.
+ */
+ratecore_status ratecore_render_problem_json(const struct ratecore_decision *decision,
+                                             const uint8_t *type_uri,
+                                             size_t type_uri_len,
+                                             const uint8_t *title,
+                                             size_t title_len,
+                                             uint8_t *out,
+                                             size_t out_len,
+                                             size_t *written_out);
+
+/**
+ * Renders Switch's plain-text 429 sentence: "{subject} quota exceeded. Maximum allowed is
+ * {limit} requests per {period}. Please try again in {N} second." (`period_ns` is the
+ * deciding quota's period, shown as `1s`, `1m`, `5m`, `1h`…). Length reporting as for
+ * `ratecore_render_headers`.
+ *
+ * # Safety
+ * `decision` valid for one read; `subject` for `subject_len` bytes; `out` for `out_len`
+ * writes (or NULL with 0); `written_out` for one write.
+ */
+ratecore_status ratecore_render_text_body(const struct ratecore_decision *decision,
+                                          const uint8_t *subject,
+                                          size_t subject_len,
+                                          uint64_t period_ns,
+                                          uint8_t *out,
+                                          size_t out_len,
+                                          size_t *written_out);
 
 /**
  * Creates a limiter from `quotas_len` quotas (1 to `RATECORE_MAX_LIMITER_LIMITS`) and
@@ -552,6 +807,90 @@ ratecore_status ratecore_limiter_peek_each(const struct ratecore_limiter *limite
  */
 ratecore_status ratecore_limiter_limit_count(const struct ratecore_limiter *limiter,
                                              size_t *count_out);
+
+/**
+ * Builds a policy from TOML text (`toml_len` bytes, UTF-8). `origin` (UTF-8, e.g. a file
+ * name; `(NULL, 0)` gives "<string>") names it in error messages. On
+ * `RATECORE_STATUS_INVALID_CONFIG` the message — "origin:line:column: field: what is
+ * wrong" — is written NUL-terminated (and truncated) to `error_out` if `error_len > 0`:
+ * the documented exception to "outputs only on success".
+ *
+ * # Safety
+ * The strings are valid for their lengths; `error_out` NULL or valid for `error_len`
+ * writes; `policy_out` valid for one write.
+ */
+ratecore_status ratecore_policy_from_toml(const uint8_t *toml,
+                                          size_t toml_len,
+                                          const uint8_t *origin,
+                                          size_t origin_len,
+                                          char *error_out,
+                                          size_t error_len,
+                                          struct ratecore_policy **policy_out);
+
+/**
+ * Builds a policy from the TOML file at `path` (NUL-terminated, UTF-8). Errors as for
+ * `ratecore_policy_from_toml`, plus `CONFIG_UNREADABLE`.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `error_out` NULL or valid for `error_len` writes;
+ * `policy_out` valid for one write.
+ */
+ratecore_status ratecore_policy_from_file(const char *path,
+                                          char *error_out,
+                                          size_t error_len,
+                                          struct ratecore_policy **policy_out);
+
+/**
+ * Frees a policy (NULL is ignored).
+ *
+ * # Safety
+ * `policy` is NULL or a live handle no other call uses during or after this one.
+ */
+void ratecore_policy_free(struct ratecore_policy *policy);
+
+/**
+ * Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every
+ * rule that applies — admitted only if every applicable limit admits; a denial consumes
+ * nothing — and renders the policy's headers (into `headers_out`, `headers_cap` bytes)
+ * and, on denial, its 429 body (into `body_out`, `body_cap` bytes). `unix_now_ns` is the
+ * wall-clock time for absolute resets. The decision is made whatever the buffer sizes:
+ * compare `result.headers_len` / `body_len` with the capacities (1 KiB each always
+ * suffices for policies with short rule names).
+ *
+ * Errors: `NULL_POINTER`, `INVALID_ARGUMENT`, `INVALID_UTF8`, `COST_EXCEEDS_LIMIT`.
+ *
+ * # Safety
+ * `policy` a live handle; `request` valid for one read and its strings for their
+ * lengths; the buffers valid for their capacities (or NULL with 0); `result_out` valid
+ * for one write.
+ */
+ratecore_status ratecore_policy_check(const struct ratecore_policy *policy,
+                                      const struct ratecore_request *request,
+                                      uint64_t now_ns,
+                                      uint64_t cost,
+                                      uint64_t unix_now_ns,
+                                      uint8_t *headers_out,
+                                      size_t headers_cap,
+                                      uint8_t *body_out,
+                                      size_t body_cap,
+                                      struct ratecore_policy_result *result_out);
+
+/**
+ * What `ratecore_policy_check` would answer, consuming nothing.
+ *
+ * # Safety
+ * As for `ratecore_policy_check`.
+ */
+ratecore_status ratecore_policy_peek(const struct ratecore_policy *policy,
+                                     const struct ratecore_request *request,
+                                     uint64_t now_ns,
+                                     uint64_t cost,
+                                     uint64_t unix_now_ns,
+                                     uint8_t *headers_out,
+                                     size_t headers_cap,
+                                     uint8_t *body_out,
+                                     size_t body_cap,
+                                     struct ratecore_policy_result *result_out);
 
 /**
  * Writes to `*size_out` the bytes a region needs for a table of these quotas, capacity and

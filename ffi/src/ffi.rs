@@ -178,3 +178,21 @@ impl<T> OutSlice<T> {
         }
     }
 }
+
+impl OutSlice<u8> {
+    /// The buffer as a byte slice for writers that fill it in place. Zeroed first: the C
+    /// caller's buffer need not be initialised, and a Rust `&mut [u8]` must be.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: `output_slice`'s caller promised `len` writable, aligned bytes at the
+        // non-NULL `ptr` during this call; zeroing initialises them, and no other
+        // reference to them exists while the returned slice lives (it borrows `self`,
+        // which is used once per exported call).
+        unsafe {
+            self.ptr.write_bytes(0, self.len);
+            std::slice::from_raw_parts_mut(self.ptr, self.len)
+        }
+    }
+}

@@ -26,7 +26,8 @@
 //! One per API area: [`status`] (status codes and messages), [`panic`](mod@panic) (the boundary),
 //! [`quota`] (quotas, algorithms, decisions), [`limiter`] (single-key limiters and
 //! composites), [`table`] (keyed tables), [`region`] (tables in caller-provided shared
-//! memory), [`version`]. `ffi` holds the pointer helpers every function uses.
+//! memory), [`headers`] (rate-limit headers and 429 bodies), [`policy`] (TOML policies
+//! checked per request), [`version`]. `ffi` holds the pointer helpers every function uses.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,
@@ -37,8 +38,10 @@
 
 mod ffi;
 
+pub mod headers;
 pub mod limiter;
 pub mod panic;
+pub mod policy;
 pub mod quota;
 pub mod region;
 pub mod status;
@@ -48,10 +51,18 @@ pub mod version;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 
+pub use headers::{
+    ratecore_header_style, ratecore_quota_report, ratecore_render_headers,
+    ratecore_render_problem_json, ratecore_render_text_body, RATECORE_MAX_QUOTA_REPORTS,
+};
 pub use limiter::{
     ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each, ratecore_limiter_free,
     ratecore_limiter_limit_count, ratecore_limiter_new, ratecore_limiter_peek,
     ratecore_limiter_peek_each, RATECORE_MAX_LIMITER_LIMITS,
+};
+pub use policy::{
+    ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_file,
+    ratecore_policy_from_toml, ratecore_policy_peek, ratecore_policy_result, ratecore_request,
 };
 pub use quota::{
     ratecore_algorithm, ratecore_decision, ratecore_quota, RATECORE_MAX_SUB_WINDOWS, RATECORE_NEVER,

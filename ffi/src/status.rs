@@ -14,8 +14,8 @@ use crate::panic::boundary;
 /// an error, and outputs were not written.
 ///
 /// Ranges: 1–99 calling errors; 100–199 invalid quotas and limit sets; 200–299 check
-/// errors; 300–399 tables and shared regions; 400–499 reserved for policies; 500–599
-/// reserved for header rendering.
+/// errors; 300–399 tables and shared regions; 400–499 policies; 500–599 header
+/// rendering.
 ///
 /// In C the type is a `uint32_t`: compare with the `RATECORE_STATUS_*` constants, and
 /// expect values a newer library may add.
@@ -99,12 +99,26 @@ pub enum ratecore_status {
     /// The region was initialised by a ratecore build that hashes keys differently:
     /// every process sharing a region must run the same build.
     HashMismatch = 309,
+
+    /// The policy could not be built (a reason this library version does not name yet).
+    PolicyError = 400,
+    /// The policy configuration is malformed; the error text says where and why.
+    InvalidConfig = 401,
+    /// The policy file could not be read.
+    ConfigUnreadable = 402,
+
+    /// Rendering failed (a reason this library version does not name yet).
+    RenderError = 500,
+    /// The header style is not a `RATECORE_HEADER_STYLE_*` value.
+    UnknownHeaderStyle = 501,
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 502,
 }
 
 impl ratecore_status {
     /// Every status, in value order.
     #[must_use]
-    pub const fn all() -> [Self; 32] {
+    pub const fn all() -> [Self; 38] {
         [
             Self::Ok,
             Self::NullPointer,
@@ -138,6 +152,12 @@ impl ratecore_status {
             Self::NotReady,
             Self::CorruptHeader,
             Self::HashMismatch,
+            Self::PolicyError,
+            Self::InvalidConfig,
+            Self::ConfigUnreadable,
+            Self::RenderError,
+            Self::UnknownHeaderStyle,
+            Self::InvalidUtf8,
         ]
     }
 
@@ -203,6 +223,12 @@ impl ratecore_status {
             Self::HashMismatch => {
                 c"region was created by a ratecore build that hashes keys differently"
             }
+            Self::PolicyError => c"the policy could not be built",
+            Self::InvalidConfig => c"the policy configuration is malformed",
+            Self::ConfigUnreadable => c"the policy file could not be read",
+            Self::RenderError => c"rendering failed",
+            Self::UnknownHeaderStyle => c"unknown header style",
+            Self::InvalidUtf8 => c"a string argument is not valid UTF-8",
         }
     }
 }

@@ -48,7 +48,7 @@ static void test_version_and_messages(void) {
         }
     }
     CHECK(strcmp(ratecore_status_message(RATECORE_STATUS_OK), "success") == 0);
-    const uint32_t unknown[] = {8, 99, 112, 199, 202, 299, 310, 400, 500, UINT32_MAX};
+    const uint32_t unknown[] = {8, 99, 112, 199, 202, 299, 310, 403, 503, 600, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         CHECK(strcmp(ratecore_status_message(unknown[i]), "unknown status") == 0);
     }

@@ -1,0 +1,369 @@
+//! Policies: the rules of a published API rate-limit policy, loaded from TOML, checked per
+//! request, answered with the exact headers and 429 body.
+
+use std::ffi::{c_char, CStr};
+
+use ratecore::policy::{ConfigError, Policy, PolicyDecision, Request};
+
+use crate::ffi::{
+    free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable,
+};
+use crate::headers::utf8;
+use crate::panic::{boundary, guard};
+use crate::quota::ratecore_decision;
+use crate::status::ratecore_status;
+
+/// A policy: named rules (route, key dimension, quotas) with their keyed tables, and how
+/// it answers (header style, 429 body, status). Built from TOML by
+/// `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is allocated
+/// then, and checks never allocate.
+///
+/// Thread safety: a handle may be shared by any number of threads calling
+/// `ratecore_policy_check` / `_peek` concurrently. `ratecore_policy_free` must not race
+/// any other call on the same handle.
+pub struct ratecore_policy {
+    _private: [u8; 0],
+}
+
+impl Castable for ratecore_policy {
+    type Rust = Policy;
+}
+
+/// One request as a policy sees it. Strings are `(pointer, length)` pairs, not
+/// NUL-terminated. `method` and `path` are UTF-8 (`(NULL, 0)` is ""). The identities are
+/// raw bytes, compared for equality only; a NULL pointer means the request does not carry
+/// that identity (limits keyed on it do not apply), while a non-NULL pointer with length 0
+/// is an empty identity.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ratecore_request {
+    /// HTTP method, e.g. "POST".
+    pub method: *const u8,
+    /// Length of `method`.
+    pub method_len: usize,
+    /// Request path, with or without query string.
+    pub path: *const u8,
+    /// Length of `path`.
+    pub path_len: usize,
+    /// Client IP (any stable byte form), or NULL.
+    pub client_ip: *const u8,
+    /// Length of `client_ip`.
+    pub client_ip_len: usize,
+    /// Authenticated user or account, or NULL.
+    pub user: *const u8,
+    /// Length of `user`.
+    pub user_len: usize,
+    /// OAuth application, or NULL.
+    pub app: *const u8,
+    /// Length of `app`.
+    pub app_len: usize,
+    /// OAuth client, or NULL.
+    pub client: *const u8,
+    /// Length of `client`.
+    pub client_len: usize,
+}
+
+/// What a policy check produced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ratecore_policy_result {
+    /// The combined decision (the most restrictive applicable limit's).
+    pub decision: ratecore_decision,
+    /// Whether any limit applied (false: unlimited; no headers were rendered).
+    pub limited: bool,
+    /// The HTTP status to answer with: 200 when allowed, the policy's denial status
+    /// (default 429) when denied.
+    pub status: u16,
+    /// Length of the rendered headers (`Name: value\r\n` lines). If it exceeds the
+    /// buffer's capacity, nothing was written and this is the length needed.
+    pub headers_len: usize,
+    /// Length of the rendered 429 body (0 when allowed). If it exceeds the buffer's
+    /// capacity, nothing was written and this is the length needed.
+    pub body_len: usize,
+    /// The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
+    pub content_type: *const c_char,
+}
+
+/// Writes a configuration error's text, NUL-terminated and truncated to fit.
+fn write_error(error: &ConfigError, out: *mut c_char, out_len: usize) {
+    // SAFETY: `ratecore_policy_from_*`'s contract makes `out` NULL or valid for `out_len`
+    // writes; a failed check just skips the message.
+    let Ok(mut buffer) = (unsafe { output_slice(out.cast::<u8>(), out_len) }) else {
+        return;
+    };
+    let bytes = buffer.as_mut_slice();
+    let Some(room) = bytes.len().checked_sub(1) else {
+        return;
+    };
+    let text = error.to_string();
+    let n = text.len().min(room);
+    if let (Some(target), Some(source)) = (bytes.get_mut(..n), text.as_bytes().get(..n)) {
+        target.copy_from_slice(source);
+    }
+}
+
+fn config_status(error: &ConfigError) -> ratecore_status {
+    if error.message.starts_with("cannot read: ") {
+        ratecore_status::ConfigUnreadable
+    } else {
+        ratecore_status::InvalidConfig
+    }
+}
+
+/// Builds a policy from TOML text (`toml_len` bytes, UTF-8). `origin` (UTF-8, e.g. a file
+/// name; `(NULL, 0)` gives "<string>") names it in error messages. On
+/// `RATECORE_STATUS_INVALID_CONFIG` the message — "origin:line:column: field: what is
+/// wrong" — is written NUL-terminated (and truncated) to `error_out` if `error_len > 0`:
+/// the documented exception to "outputs only on success".
+///
+/// # Safety
+/// The strings are valid for their lengths; `error_out` NULL or valid for `error_len`
+/// writes; `policy_out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn ratecore_policy_from_toml(
+    toml: *const u8,
+    toml_len: usize,
+    origin: *const u8,
+    origin_len: usize,
+    error_out: *mut c_char,
+    error_len: usize,
+    policy_out: *mut *mut ratecore_policy,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { output(policy_out) }?;
+        // SAFETY: forwarded from this function's contract.
+        let text = unsafe { utf8(toml, toml_len) }?;
+        // SAFETY: forwarded from this function's contract.
+        let origin = unsafe { utf8(origin, origin_len) }?;
+        let origin = if origin.is_empty() {
+            "<string>"
+        } else {
+            origin
+        };
+        match Policy::from_toml_str(text, origin) {
+            Ok(policy) => {
+                out.write(into_handle::<ratecore_policy>(policy));
+                Ok(())
+            }
+            Err(error) => {
+                write_error(&error, error_out, error_len);
+                Err(config_status(&error))
+            }
+        }
+    })
+}
+
+/// Builds a policy from the TOML file at `path` (NUL-terminated, UTF-8). Errors as for
+/// `ratecore_policy_from_toml`, plus `CONFIG_UNREADABLE`.
+///
+/// # Safety
+/// `path` NULL or NUL-terminated; `error_out` NULL or valid for `error_len` writes;
+/// `policy_out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn ratecore_policy_from_file(
+    path: *const c_char,
+    error_out: *mut c_char,
+    error_len: usize,
+    policy_out: *mut *mut ratecore_policy,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { output(policy_out) }?;
+        if path.is_null() {
+            return Err(ratecore_status::NullPointer);
+        }
+        // SAFETY: non-NULL and NUL-terminated (caller's promise).
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_str()
+            .map_err(|_| ratecore_status::InvalidUtf8)?;
+        match Policy::from_toml_file(path) {
+            Ok(policy) => {
+                out.write(into_handle::<ratecore_policy>(policy));
+                Ok(())
+            }
+            Err(error) => {
+                write_error(&error, error_out, error_len);
+                Err(config_status(&error))
+            }
+        }
+    })
+}
+
+/// Frees a policy (NULL is ignored).
+///
+/// # Safety
+/// `policy` is NULL or a live handle no other call uses during or after this one.
+#[no_mangle]
+pub unsafe extern "C" fn ratecore_policy_free(policy: *mut ratecore_policy) {
+    boundary((), || {
+        // SAFETY: caller's promise.
+        unsafe { free_handle(policy) }
+    });
+}
+
+/// An identity argument: NULL is absent.
+///
+/// # Safety
+/// As for `input_slice` when non-NULL.
+unsafe fn identity<'a>(ptr: *const u8, len: usize) -> Result<Option<&'a [u8]>, ratecore_status> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { input_slice(ptr, len) }.map(Some)
+}
+
+/// Checks (or peeks) and renders.
+///
+/// # Safety
+/// As for `ratecore_policy_check`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn decide(
+    policy: *const ratecore_policy,
+    request: *const ratecore_request,
+    now_ns: u64,
+    cost: u64,
+    unix_now_ns: u64,
+    headers_out: *mut u8,
+    headers_cap: usize,
+    body_out: *mut u8,
+    body_cap: usize,
+    result_out: *mut ratecore_policy_result,
+    commit: bool,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller's contract.
+        let policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
+        // SAFETY: forwarded from the caller's contract.
+        let request = *unsafe { input_slice(request, 1) }?
+            .first()
+            .ok_or(ratecore_status::NullPointer)?;
+        // SAFETY: forwarded from the caller's contract.
+        let out = unsafe { output(result_out) }?;
+        // SAFETY: forwarded from the caller's contract.
+        let mut headers = unsafe { output_slice(headers_out, headers_cap) }?;
+        // SAFETY: forwarded from the caller's contract.
+        let mut body = unsafe { output_slice(body_out, body_cap) }?;
+        // SAFETY: each (pointer, length) pair of the request is valid (contract).
+        let request = unsafe {
+            Request {
+                method: utf8(request.method, request.method_len)?,
+                path: utf8(request.path, request.path_len)?,
+                client_ip: identity(request.client_ip, request.client_ip_len)?,
+                user: identity(request.user, request.user_len)?,
+                app: identity(request.app, request.app_len)?,
+                client: identity(request.client, request.client_len)?,
+            }
+        };
+        let decision: PolicyDecision<'_> = if commit {
+            policy.check(&request, now_ns, cost)?
+        } else {
+            policy.peek(&request, now_ns, cost)?
+        };
+        let headers_len = decision
+            .render_headers(unix_now_ns, headers.as_mut_slice())
+            .unwrap_or_else(|e| e.needed);
+        let (body_len, content_type, status) = if decision.allowed() {
+            (0, std::ptr::null(), 200)
+        } else {
+            let len = decision
+                .render_body(body.as_mut_slice())
+                .unwrap_or_else(|e| e.needed);
+            let content_type = match decision.content_type() {
+                "application/problem+json" => c"application/problem+json".as_ptr(),
+                _ => c"text/plain; charset=utf-8".as_ptr(),
+            };
+            (len, content_type, decision.denial_status())
+        };
+        out.write(ratecore_policy_result {
+            decision: (*decision.decision()).into(),
+            limited: decision.limited(),
+            status,
+            headers_len,
+            body_len,
+            content_type,
+        });
+        Ok(())
+    })
+}
+
+/// Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every
+/// rule that applies — admitted only if every applicable limit admits; a denial consumes
+/// nothing — and renders the policy's headers (into `headers_out`, `headers_cap` bytes)
+/// and, on denial, its 429 body (into `body_out`, `body_cap` bytes). `unix_now_ns` is the
+/// wall-clock time for absolute resets. The decision is made whatever the buffer sizes:
+/// compare `result.headers_len` / `body_len` with the capacities (1 KiB each always
+/// suffices for policies with short rule names).
+///
+/// Errors: `NULL_POINTER`, `INVALID_ARGUMENT`, `INVALID_UTF8`, `COST_EXCEEDS_LIMIT`.
+///
+/// # Safety
+/// `policy` a live handle; `request` valid for one read and its strings for their
+/// lengths; the buffers valid for their capacities (or NULL with 0); `result_out` valid
+/// for one write.
+#[no_mangle]
+pub unsafe extern "C" fn ratecore_policy_check(
+    policy: *const ratecore_policy,
+    request: *const ratecore_request,
+    now_ns: u64,
+    cost: u64,
+    unix_now_ns: u64,
+    headers_out: *mut u8,
+    headers_cap: usize,
+    body_out: *mut u8,
+    body_cap: usize,
+    result_out: *mut ratecore_policy_result,
+) -> ratecore_status {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decide(
+            policy,
+            request,
+            now_ns,
+            cost,
+            unix_now_ns,
+            headers_out,
+            headers_cap,
+            body_out,
+            body_cap,
+            result_out,
+            true,
+        )
+    }
+}
+
+/// What `ratecore_policy_check` would answer, consuming nothing.
+///
+/// # Safety
+/// As for `ratecore_policy_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ratecore_policy_peek(
+    policy: *const ratecore_policy,
+    request: *const ratecore_request,
+    now_ns: u64,
+    cost: u64,
+    unix_now_ns: u64,
+    headers_out: *mut u8,
+    headers_cap: usize,
+    body_out: *mut u8,
+    body_cap: usize,
+    result_out: *mut ratecore_policy_result,
+) -> ratecore_status {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decide(
+            policy,
+            request,
+            now_ns,
+            cost,
+            unix_now_ns,
+            headers_out,
+            headers_cap,
+            body_out,
+            body_cap,
+            result_out,
+            false,
+        )
+    }
+}
