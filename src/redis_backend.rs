@@ -1,1 +1,1128 @@
-//! The same quotas and decisions on a shared Redis (feature `redis`). Work in progress.
+//! The same quotas, algorithms and [`Decision`]s on a shared Redis (feature `redis`).
+//!
+//! When one API runs on several hosts, per-host limits multiply the real limit by the host
+//! count. [`RedisBackend`] keeps every limit's state in one Redis, so all hosts draw from
+//! the same quota — with the same four algorithms and the same decisions, to the
+//! nanosecond, as the in-process limiters: a user switches backend without changing
+//! quotas, headers or tests.
+//!
+//! ```no_run
+//! use ratecore::redis_backend::{RedisBackend, RedisConfig};
+//! use ratecore::{Algorithm, Quota};
+//!
+//! let backend = RedisBackend::new(RedisConfig::new("redis://127.0.0.1:6379/"))?;
+//! let login = backend.limiter("login", Algorithm::Gcra, Quota::per_minute(10)?)?;
+//! let now = ratecore::clock::unix_time_nanos(); // one epoch shared by every host
+//! let checked = login.check(b"user-42", now, 1)?;
+//! if checked.fault.is_some() {
+//!     // Redis was down or slow: `checked.decision` is the configured failure decision.
+//! }
+//! let allowed = checked.decision.allowed;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # One script per check
+//! Every check — one limit or a composite of up to [`MAX_LIMITS`] — is one `EVALSHA` of
+//! one Lua script (`check.lua` beside this file), so it is atomic on the server and costs
+//! one round trip. The script is loaded with `SCRIPT LOAD` the first time a server answers
+//! `NOSCRIPT` (first use, or after a restart) and then invoked by its SHA1; reloads are
+//! counted ([`RedisStats::script_loads`]).
+//!
+//! The script *decides* (every limit admits?) and *charges* (writes each new state) — all
+//! or nothing, so a composite denial consumes nothing from any limit. Its reply carries
+//! the state it read. From that state the client computes the [`Decision`]'s fields with
+//! the very functions the in-process limiters run ([`crate::word::WordLimit`],
+//! [`crate::sliding_strict::StrictConfig`], and the composite protocol of
+//! [`crate::composite`]), and cross-checks the script: its verdict, the exact bytes it
+//! wrote and the TTL it set must be what the crate's own algorithm produces from that
+//! state. A mismatch is a typed error ([`Fault::Inconsistent`]), never a silently
+//! different decision. So the decisions are identical *by construction* for the fields
+//! the client computes, and by differential test (`tests/redis_differential.rs`) for the
+//! transition the script computes.
+//!
+//! # Time: the caller's `now`
+//! The script uses the `now` the caller passes, like every limiter in this crate, not the
+//! server's `TIME`. Decisions are then deterministic and identical to the in-process
+//! limiters for the same request sequence, tests inject time, and the decision's relative
+//! durations are relative to a clock the caller knows. The price: every host must pass
+//! `now` on **one shared epoch** — e.g. [`crate::clock::unix_time_nanos`] on
+//! NTP-synchronised hosts, not a per-process monotonic clock. A host whose clock lags sees
+//! time going backwards, which the algorithms clamp (stricter, never a refund); a host
+//! ahead advances the shared state early by its skew.
+//!
+//! Using `TIME` inside the script would remove skew between hosts, but it gives
+//! microseconds (not nanoseconds), makes decisions depend on when the command happens to
+//! run (not reproducible, not comparable with the in-process limiter, not testable with
+//! injected time), and reports durations relative to a clock the caller cannot read. It
+//! is therefore not the default; it could be added as an option that substitutes `TIME`
+//! for `now` (the arithmetic would be unchanged).
+//!
+//! # Exact 64-bit arithmetic in Lua
+//! Redis Lua numbers are doubles: integers are exact only up to 2^53, and nanosecond
+//! timestamps (~1.8·10^18 today) are not. So nothing 64-bit is ever a Lua number:
+//! - every `u64` travels as two 32-bit halves (hi, lo) and is stored as 8 big-endian
+//!   bytes; the script compares, adds (with an overflow flag) and subtracts such pairs
+//!   exactly;
+//! - every division the algorithms need depends on `now` and the quota only (window
+//!   start `now / period · period`, the sub-window and its slot, GCRA's admission bound
+//!   `min(u64::MAX − n·T, now + τ − n·T)`, the approximate window's budget
+//!   `(limit − n) · period`), so the client computes it and passes the result;
+//! - the approximate window's test `previous · weight + current · period ≤ budget` is a
+//!   128-bit comparison: the script multiplies in 16-bit limbs (every partial sum stays
+//!   below 2^36);
+//! - the TTL (nanoseconds to milliseconds, rounded up) is an exact long division by 10^6
+//!   of the (hi, lo) pair, with the double quotient corrected by its remainder.
+//!
+//! So the whole `u64` range of times, periods and limits is supported — no input is
+//! rejected for its size, and none is silently rounded. The differential tests drive
+//! times near `u64::MAX`, huge periods and backwards steps through both implementations.
+//!
+//! # State and keys
+//! Each (limit, key) pair is one Redis string, `prefix + name + ":" + tag + ":" + key`,
+//! where `tag` is 8 hex digits identifying the algorithm, quota and state layout (a
+//! changed quota starts from fresh state instead of misreading the old one):
+//!
+//! | algorithm | value (big-endian) |
+//! |---|---|
+//! | GCRA | TAT (8 bytes) |
+//! | fixed window | window start (8), count (8) |
+//! | approximate window | window start (8), previous count (8), current count (8) |
+//! | strict window | `N + 1` slots of newest admission (8) and count (4), updated in place with `SETRANGE` |
+//!
+//! A value of any other shape (a foreign key) is an error reply, never reinterpreted.
+//! Keys are binary-safe. All keys of one check must live on one server (this backend
+//! talks to one Redis, or a primary; it does not route Redis Cluster slots).
+//!
+//! # TTLs: idle keys vanish
+//! Every write sets the key's TTL to the time until the state is at rest — GCRA: until the
+//! new TAT; fixed window: until the window ends; approximate window: until the end of the
+//! window after the current one (when its count stops weighing); strict window: until
+//! the newest admission is released (newest + period) — in milliseconds, rounded up, at
+//! least [`RedisConfig::min_ttl`] (default 1 ms). Denials write nothing and leave the TTL
+//! alone. An expired key is exactly a fresh state, which is lossless because the state was
+//! at rest — *if* the callers' `now` advances at the speed of wall time. A caller whose
+//! `now` runs slower than real time (a simulation, a test replaying hours in
+//! milliseconds) must raise `min_ttl` above the lag, or keys may vanish while still
+//! active in caller time. (A key that vanished at rest and is then checked with a `now`
+//! *earlier* than the last one starts fresh — the same as a keyed table reclaiming a slot
+//! at rest.)
+//!
+//! # Failures
+//! Redis unreachable, a connection dropped, or no reply within [`RedisConfig::timeout`]
+//! (applied to connecting and to every socket read and write) is a [`Fault`]:
+//! - the `try_*` methods return it as [`RedisCheckError::Backend`];
+//! - the other methods answer with the [`FailureMode`]'s decision — closed (default):
+//!   denied, `remaining` 0, `retry_after` = `reset_after` =
+//!   [`RedisConfig::failure_retry_after`]; open: allowed, `remaining` 0 — flagged with
+//!   [`RedisDecision::fault`] so callers can tell it from a real decision.
+//!
+//! Every fault and every failure decision is counted in atomic counters
+//! ([`RedisBackend::stats`]). The backend reconnects by itself: a connection that failed
+//! is dropped (with every idle one opened before it, when the error says the server went
+//! away), and the next check opens a new one. After a failed connect, checks within
+//! [`RedisConfig::reconnect_backoff`] fail at once instead of each waiting for a timeout;
+//! the first check after it tries again. A check whose connection broke after sending may
+//! or may not have been applied by the server; it is never retried (a retry could charge
+//! twice). Redis restarted without persistence forgets all states (everyone starts
+//! fresh) and its scripts (reloaded on `NOSCRIPT`).
+//!
+//! Connections are blocking ([`redis::Connection`]) and pooled: a check takes an idle one
+//! or opens one, so threads run checks in parallel; at most
+//! [`RedisConfig::max_idle_connections`] are kept idle. No async API is offered yet: a
+//! tokio caller can run checks on `spawn_blocking`, or a future `redis-tokio` feature can
+//! reuse this module's argument and reply handling unchanged.
+//!
+//! # Cost
+//! One round trip and one short script per check. Measured on the 2-core CI machine
+//! against a local `redis-server` 7.0 (`tests/redis/run.sh`, which runs
+//! `cargo test --release --features redis --test redis_bench -- --ignored --nocapture`):
+//! see `tests/redis_bench.rs` for the scenarios; figures are in the module's report
+//! below.
+//!
+//! BENCHMARK-FIGURES
+
+mod wire;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::algorithm::Algorithm;
+pub use crate::composite::MAX_LIMITS;
+use crate::decision::Decision;
+use crate::error::{CheckError, QuotaError};
+use crate::quota::Quota;
+
+use wire::{Replica, Spec};
+
+/// The Lua script every check runs.
+const SCRIPT: &str = include_str!("redis_backend/check.lua");
+
+/// What a check answers when Redis cannot decide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FailureMode {
+    /// Deny (the default): a Redis outage must not lift the limits.
+    #[default]
+    Closed,
+    /// Admit: availability over enforcement.
+    Open,
+}
+
+/// How to reach Redis and what to do when it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// A `redis://` URL (`redis://[user:password@]host[:port][/db]`).
+    pub url: String,
+    /// Prepended to every key (default `"ratecore:"`).
+    pub prefix: String,
+    /// Connect timeout, and the timeout of every socket read and write (default 100 ms).
+    /// Must be above zero.
+    pub timeout: Duration,
+    /// What a check answers when Redis cannot decide (default [`FailureMode::Closed`]).
+    pub failure_mode: FailureMode,
+    /// The `retry_after` (closed) and `reset_after` of failure decisions (default 1 s).
+    pub failure_retry_after: Duration,
+    /// After a failed connect, how long checks fail at once before connecting again
+    /// (default 100 ms).
+    pub reconnect_backoff: Duration,
+    /// The shortest TTL a write sets (default 1 ms; rounded up to whole ms). Raise it when
+    /// callers' `now` may run slower than wall time.
+    pub min_ttl: Duration,
+    /// Idle connections kept for reuse (default 32).
+    pub max_idle_connections: usize,
+}
+
+impl RedisConfig {
+    /// The defaults, for the Redis at `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: String::from("ratecore:"),
+            timeout: Duration::from_millis(100),
+            failure_mode: FailureMode::Closed,
+            failure_retry_after: Duration::from_secs(1),
+            reconnect_backoff: Duration::from_millis(100),
+            min_ttl: Duration::from_millis(1),
+            max_idle_connections: 32,
+        }
+    }
+}
+
+/// Why Redis could not decide a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// No reply (or no connection) within [`RedisConfig::timeout`].
+    Timeout,
+    /// Redis unreachable: connection refused or dropped, or a connect within the
+    /// reconnect backoff.
+    Unavailable,
+    /// Redis answered with an error (out of memory, busy, loading, a key holding a
+    /// foreign value, ...).
+    Server,
+    /// Redis's reply disagrees with the crate's own algorithm run on the state the
+    /// script read (a corrupted state, or a script from another version).
+    Inconsistent,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "Redis did not answer in time",
+            Self::Unavailable => "Redis is unavailable",
+            Self::Server => "Redis answered with an error",
+            Self::Inconsistent => "Redis's reply is inconsistent with the algorithm",
+        })
+    }
+}
+
+/// A [`Fault`] with what the client saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendError {
+    /// What went wrong.
+    pub fault: Fault,
+    /// Details (the Redis client's error message).
+    pub message: String,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.fault, self.message)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// Why a Redis-backed check returned no decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisCheckError {
+    /// The cost can never fit a limit (the same caller bug the in-process limiters
+    /// report).
+    Cost(CheckError),
+    /// The limits of one check are unusable together: none, more than [`MAX_LIMITS`],
+    /// or two of them on one Redis key.
+    Limits(&'static str),
+    /// Redis could not decide (only from the `try_*` methods; the others answer with the
+    /// failure decision instead).
+    Backend(BackendError),
+}
+
+impl fmt::Display for RedisCheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cost(e) => e.fmt(f),
+            Self::Limits(why) => f.write_str(why),
+            Self::Backend(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RedisCheckError {}
+
+impl From<CheckError> for RedisCheckError {
+    fn from(e: CheckError) -> Self {
+        Self::Cost(e)
+    }
+}
+
+/// Why a backend or a limit could not be set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisSetupError {
+    /// The URL does not parse.
+    Url(String),
+    /// A zero timeout.
+    ZeroTimeout,
+    /// A limit name that is empty or contains `:`.
+    Name(String),
+    /// The quota is invalid for the algorithm (the in-process constructors' error).
+    Quota(QuotaError),
+    /// Two limits of one composite have the same name (they would share keys).
+    DuplicateName(String),
+}
+
+impl fmt::Display for RedisSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
+            Self::ZeroTimeout => f.write_str("the Redis timeout must be above zero"),
+            Self::Name(name) => write!(f, "invalid limit name {name:?} (empty, or contains ':')"),
+            Self::Quota(e) => e.fmt(f),
+            Self::DuplicateName(name) => write!(f, "limit name {name:?} is used twice"),
+        }
+    }
+}
+
+impl std::error::Error for RedisSetupError {}
+
+impl From<QuotaError> for RedisSetupError {
+    fn from(e: QuotaError) -> Self {
+        Self::Quota(e)
+    }
+}
+
+/// A decision, and whether Redis made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RedisDecision {
+    /// Redis's decision, or the [`FailureMode`]'s when `fault` is set.
+    pub decision: Decision,
+    /// `None` when Redis decided; otherwise why it could not.
+    pub fault: Option<Fault>,
+}
+
+/// A snapshot of the backend's counters (all since creation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RedisStats {
+    /// Checks and peeks sent towards Redis (after argument validation).
+    pub checks: u64,
+    /// Checks Redis decided.
+    pub decided: u64,
+    /// Failure decisions that admitted ([`FailureMode::Open`]).
+    pub failed_open: u64,
+    /// Failure decisions that denied ([`FailureMode::Closed`]).
+    pub failed_closed: u64,
+    /// [`Fault::Timeout`]s.
+    pub timeouts: u64,
+    /// [`Fault::Unavailable`]s (including `skipped`).
+    pub unavailable: u64,
+    /// Of `unavailable`: checks that did not try to connect, within the reconnect
+    /// backoff.
+    pub skipped: u64,
+    /// [`Fault::Server`]s.
+    pub server_errors: u64,
+    /// [`Fault::Inconsistent`]s.
+    pub inconsistent: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// `SCRIPT LOAD`s after a `NOSCRIPT` (first use, server restarts).
+    pub script_loads: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    checks: AtomicU64,
+    decided: AtomicU64,
+    failed_open: AtomicU64,
+    failed_closed: AtomicU64,
+    timeouts: AtomicU64,
+    unavailable: AtomicU64,
+    skipped: AtomicU64,
+    server_errors: AtomicU64,
+    inconsistent: AtomicU64,
+    connects: AtomicU64,
+    script_loads: AtomicU64,
+}
+
+/// Counters are statistics: `Relaxed` increments, no ordering with anything else.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A shared Redis holding limit states. Cheap to clone (one shared connection pool and
+/// counters); `Send + Sync`.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    client: redis::Client,
+    script: redis::Script,
+    min_ttl_ms: u64,
+    idle: Mutex<Vec<Pooled>>,
+    /// Bumped when an error says the server went away: idle connections opened under an
+    /// older epoch are dropped instead of reused.
+    epoch: AtomicU64,
+    /// Nanoseconds after `origin` before which no connect is attempted.
+    retry_at: AtomicU64,
+    origin: Instant,
+    counters: Counters,
+}
+
+struct Pooled {
+    epoch: u64,
+    connection: redis::Connection,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// A backend for `config`. Does not connect: the first check does (so a backend can
+    /// be created while Redis is down).
+    ///
+    /// # Errors
+    /// [`RedisSetupError::Url`] or [`RedisSetupError::ZeroTimeout`].
+    pub fn new(config: RedisConfig) -> Result<Self, RedisSetupError> {
+        if config.timeout.is_zero() {
+            return Err(RedisSetupError::ZeroTimeout);
+        }
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| RedisSetupError::Url(e.to_string()))?;
+        let min_ttl_ms = u64::try_from(config.min_ttl.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(wire::MAX_TTL_MS)
+            .clamp(1, wire::MAX_TTL_MS);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                script: redis::Script::new(SCRIPT),
+                min_ttl_ms,
+                idle: Mutex::new(Vec::new()),
+                epoch: AtomicU64::new(0),
+                retry_at: AtomicU64::new(0),
+                origin: Instant::now(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// A limit named `name` (unique per quota among the limits sharing this prefix)
+    /// running `algorithm` on `quota`.
+    ///
+    /// # Errors
+    /// [`RedisSetupError::Name`], or [`RedisSetupError::Quota`] with exactly the error
+    /// the in-process limiter's constructor returns.
+    pub fn limit(
+        &self,
+        name: &str,
+        algorithm: Algorithm,
+        quota: Quota,
+    ) -> Result<RedisLimit, RedisSetupError> {
+        if name.is_empty() || name.contains(':') {
+            return Err(RedisSetupError::Name(String::from(name)));
+        }
+        let spec = Spec::new(algorithm, &quota)?;
+        let mut key_prefix = Vec::from(self.inner.config.prefix.as_bytes());
+        key_prefix.extend_from_slice(name.as_bytes());
+        key_prefix.push(b':');
+        key_prefix.extend_from_slice(layout_tag(algorithm, &quota).as_bytes());
+        key_prefix.push(b':');
+        Ok(RedisLimit {
+            name: String::from(name),
+            algorithm,
+            quota,
+            spec,
+            key_prefix,
+        })
+    }
+
+    /// A single-limit limiter: [`limit`](Self::limit) bound to this backend.
+    ///
+    /// # Errors
+    /// As for [`limit`](Self::limit).
+    pub fn limiter(
+        &self,
+        name: &str,
+        algorithm: Algorithm,
+        quota: Quota,
+    ) -> Result<RedisLimiter, RedisSetupError> {
+        Ok(RedisLimiter {
+            backend: self.clone(),
+            limit: self.limit(name, algorithm, quota)?,
+        })
+    }
+
+    /// Several limits that must all admit, on one key ("5/s and 20/min per client").
+    ///
+    /// # Errors
+    /// [`RedisSetupError::Quota`] with [`QuotaError::EmptyComposite`] or
+    /// [`QuotaError::TooManyLimits`], or [`RedisSetupError::DuplicateName`].
+    pub fn composite(&self, limits: Vec<RedisLimit>) -> Result<RedisComposite, RedisSetupError> {
+        if limits.is_empty() {
+            return Err(QuotaError::EmptyComposite.into());
+        }
+        if limits.len() > MAX_LIMITS {
+            return Err(QuotaError::TooManyLimits.into());
+        }
+        for (index, limit) in limits.iter().enumerate() {
+            if limits[..index].iter().any(|l| l.name == limit.name) {
+                return Err(RedisSetupError::DuplicateName(limit.name.clone()));
+            }
+        }
+        Ok(RedisComposite {
+            backend: self.clone(),
+            limits,
+        })
+    }
+
+    /// Checks one request against several (limit, key) pairs at once — admitted only if
+    /// every limit admits, and a denial consumes nothing — in one script call. This is the
+    /// entry point for a policy whose limits key on different identities (per IP *and*
+    /// per user). `states[i]` receives limit `i`'s decision as
+    /// [`crate::Composite::check_each`] reports it.
+    ///
+    /// When Redis cannot decide, answers with the [`FailureMode`]'s decision (limit: the
+    /// smallest capacity) and sets [`RedisDecision::fault`].
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] or [`RedisCheckError::Limits`] (caller bugs; never
+    /// `Backend`).
+    pub fn check_limits(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.inner.decide(limits, now, cost, true, states)
+    }
+
+    /// Like [`check_limits`](Self::check_limits), consuming nothing.
+    ///
+    /// # Errors
+    /// As for [`check_limits`](Self::check_limits).
+    pub fn peek_limits(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.inner.decide(limits, now, cost, false, states)
+    }
+
+    /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
+    /// [`RedisCheckError::Backend`] instead of a failure decision.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_check_limits(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.inner.run(limits, now, cost, true, states)
+    }
+
+    /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
+    /// [`RedisCheckError::Backend`].
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_peek_limits(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.inner.run(limits, now, cost, false, states)
+    }
+
+    /// Sends `PING` (through the pool, with the timeout): a health check.
+    ///
+    /// # Errors
+    /// The [`BackendError`] a check would have met.
+    pub fn ping(&self) -> Result<(), BackendError> {
+        self.inner.with_connection(|connection, _| {
+            redis::cmd("PING").query::<redis::Value>(connection)?;
+            Ok(())
+        })
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.inner.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RedisStats {
+            checks: get(&c.checks),
+            decided: get(&c.decided),
+            failed_open: get(&c.failed_open),
+            failed_closed: get(&c.failed_closed),
+            timeouts: get(&c.timeouts),
+            unavailable: get(&c.unavailable),
+            skipped: get(&c.skipped),
+            server_errors: get(&c.server_errors),
+            inconsistent: get(&c.inconsistent),
+            connects: get(&c.connects),
+            script_loads: get(&c.script_loads),
+        }
+    }
+}
+
+/// 8 hex digits naming the algorithm, quota and state layout (FNV-1a, stable across
+/// builds and platforms).
+fn layout_tag(algorithm: Algorithm, quota: &Quota) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u32::from(b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+    };
+    feed(b"ratecore-redis-v1");
+    feed(&algorithm.code().to_be_bytes());
+    feed(&algorithm.sub_windows().to_be_bytes());
+    feed(&quota.limit().to_be_bytes());
+    feed(&quota.period().to_be_bytes());
+    if algorithm == Algorithm::Gcra {
+        feed(&quota.burst().to_be_bytes());
+    }
+    format!("{hash:08x}")
+}
+
+impl Inner {
+    fn decide(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        commit: bool,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        match self.run(limits, now, cost, commit, states) {
+            Ok(decision) => Ok(RedisDecision {
+                decision,
+                fault: None,
+            }),
+            Err(RedisCheckError::Backend(error)) => {
+                let capacity = limits
+                    .iter()
+                    .map(|(l, _)| l.spec.capacity())
+                    .min()
+                    .unwrap_or(0);
+                for ((limit, _), state) in limits.iter().zip(states.iter_mut()) {
+                    *state = self.failure_decision(limit.spec.capacity());
+                }
+                match self.config.failure_mode {
+                    FailureMode::Closed => bump(&self.counters.failed_closed),
+                    FailureMode::Open => bump(&self.counters.failed_open),
+                }
+                Ok(RedisDecision {
+                    decision: self.failure_decision(capacity),
+                    fault: Some(error.fault),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn failure_decision(&self, capacity: u64) -> Decision {
+        let wait = u64::try_from(self.config.failure_retry_after.as_nanos()).unwrap_or(u64::MAX);
+        let allowed = self.config.failure_mode == FailureMode::Open;
+        Decision {
+            allowed,
+            limit: capacity,
+            remaining: 0,
+            reset_after: wait,
+            retry_after: if allowed { 0 } else { wait },
+        }
+    }
+
+    fn run(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        commit: bool,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        if limits.is_empty() {
+            return Err(RedisCheckError::Limits("a check needs at least one limit"));
+        }
+        if limits.len() > MAX_LIMITS {
+            return Err(RedisCheckError::Limits(
+                "a check combines at most 16 limits",
+            ));
+        }
+        for (limit, _) in limits {
+            limit.spec.check_cost(cost)?;
+        }
+        let keys: Vec<Vec<u8>> = limits.iter().map(|(l, key)| l.redis_key(key)).collect();
+        for (index, key) in keys.iter().enumerate() {
+            if keys[..index].contains(key) {
+                return Err(RedisCheckError::Limits(
+                    "two limits of one check use the same Redis key",
+                ));
+            }
+        }
+        let charge = commit && cost > 0;
+        let mut args: Vec<u64> = Vec::with_capacity(4 + 13 * limits.len());
+        args.extend_from_slice(&[
+            u64::from(charge),
+            self.min_ttl_ms,
+            now >> 32,
+            now & 0xffff_ffff,
+        ]);
+        for (limit, _) in limits {
+            limit.spec.push_args(now, cost, &mut args);
+        }
+        bump(&self.counters.checks);
+        let reply = self
+            .with_connection(|connection, counters| {
+                let mut eval = redis::cmd("EVALSHA");
+                eval.arg(self.script.get_hash())
+                    .arg(keys.len())
+                    .arg(&keys)
+                    .arg(&args);
+                match eval.query::<redis::Value>(connection) {
+                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                        self.script.load(connection)?;
+                        bump(&counters.script_loads);
+                        eval.query::<redis::Value>(connection)
+                    }
+                    other => other,
+                }
+            })
+            .map_err(RedisCheckError::Backend)?;
+        let decision = self
+            .interpret(limits, reply, now, cost, commit, charge, states)
+            .map_err(|message| {
+                bump(&self.counters.inconsistent);
+                RedisCheckError::Backend(BackendError {
+                    fault: Fault::Inconsistent,
+                    message: String::from(message),
+                })
+            })?;
+        bump(&self.counters.decided);
+        Ok(decision)
+    }
+
+    /// Replays the check on the state the script read and verifies the script's
+    /// verdict, writes and TTLs against the replay.
+    #[allow(clippy::too_many_arguments)]
+    fn interpret(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        reply: redis::Value,
+        now: u64,
+        cost: u64,
+        commit: bool,
+        charge: bool,
+        states: &mut [Decision],
+    ) -> Result<Decision, &'static str> {
+        let redis::Value::Array(items) = reply else {
+            return Err("the script's reply is not an array");
+        };
+        if items.len() != 1 + 3 * limits.len() {
+            return Err("the script's reply has the wrong length");
+        }
+        let admitted = match items.first() {
+            Some(redis::Value::Int(1)) => true,
+            Some(redis::Value::Int(0)) => false,
+            _ => return Err("the script's verdict is not 0 or 1"),
+        };
+        let mut olds: Vec<&[u8]> = Vec::with_capacity(limits.len());
+        let mut writes: Vec<(&[u8], u64)> = Vec::with_capacity(limits.len());
+        for chunk in items.get(1..).unwrap_or(&[]).chunks_exact(3) {
+            let (Some(old), Some(new), Some(redis::Value::Int(ttl))) =
+                (bytes(&chunk[0]), bytes(&chunk[1]), chunk.get(2))
+            else {
+                return Err("the script's reply has an unexpected shape");
+            };
+            olds.push(old);
+            writes.push((new, u64::try_from(*ttl).unwrap_or(u64::MAX)));
+        }
+        let replicas = limits
+            .iter()
+            .zip(&olds)
+            .map(|((limit, _), old)| limit.spec.replica(old))
+            .collect::<Result<Vec<Replica>, _>>()?;
+        let decision = wire::replay(&replicas, now, cost, commit, states)
+            .map_err(|_| "the replay rejected a cost the script accepted")?;
+        if decision.allowed != admitted {
+            return Err("the script's verdict differs from the algorithm's");
+        }
+        for ((((limit, _), replica), old), (new, ttl)) in
+            limits.iter().zip(&replicas).zip(&olds).zip(&writes)
+        {
+            let (expected, expected_ttl) =
+                limit
+                    .spec
+                    .expected_write(replica, old, charge && admitted, now, self.min_ttl_ms);
+            if expected.as_slice() != *new {
+                return Err("the script wrote a state the algorithm would not");
+            }
+            if expected_ttl != *ttl {
+                return Err("the script set a TTL other than the time to rest");
+            }
+        }
+        Ok(decision)
+    }
+
+    /// Runs `f` on a pooled (or new) connection, classifying and counting failures.
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection, &Counters) -> redis::RedisResult<T>,
+    ) -> Result<T, BackendError> {
+        let (epoch, mut connection) = self.take()?;
+        match f(&mut connection, &self.counters) {
+            Ok(value) => {
+                self.give_back(epoch, connection);
+                Ok(value)
+            }
+            Err(e) => {
+                let fault = if e.is_timeout() {
+                    Fault::Timeout
+                } else if e.code().is_some() {
+                    Fault::Server
+                } else {
+                    Fault::Unavailable
+                };
+                match fault {
+                    // The server answered: the connection is in sync and reusable.
+                    Fault::Server => self.give_back(epoch, connection),
+                    // A late reply could still arrive: never reuse this connection.
+                    Fault::Timeout => drop(connection),
+                    // The server went away: so did every connection opened before.
+                    _ => {
+                        self.epoch.fetch_add(1, Ordering::Relaxed);
+                        drop(connection);
+                    }
+                }
+                Err(self.count(fault, e.to_string()))
+            }
+        }
+    }
+
+    fn count(&self, fault: Fault, message: String) -> BackendError {
+        bump(match fault {
+            Fault::Timeout => &self.counters.timeouts,
+            Fault::Unavailable => &self.counters.unavailable,
+            Fault::Server => &self.counters.server_errors,
+            Fault::Inconsistent => &self.counters.inconsistent,
+        });
+        BackendError { fault, message }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Pooled>> {
+        // A panic while holding the lock cannot leave the Vec inconsistent.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn elapsed(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn take(&self) -> Result<(u64, redis::Connection), BackendError> {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        {
+            let mut idle = self.idle();
+            while let Some(pooled) = idle.pop() {
+                if pooled.epoch == epoch {
+                    return Ok((pooled.epoch, pooled.connection));
+                }
+            }
+        }
+        if self.elapsed() < self.retry_at.load(Ordering::Relaxed) {
+            bump(&self.counters.skipped);
+            return Err(self.count(
+                Fault::Unavailable,
+                String::from("not reconnecting yet (reconnect backoff after a failed connect)"),
+            ));
+        }
+        let timeout = self.config.timeout;
+        let connected = self
+            .client
+            .get_connection_with_timeout(timeout)
+            .and_then(|connection| {
+                connection.set_read_timeout(Some(timeout))?;
+                connection.set_write_timeout(Some(timeout))?;
+                Ok(connection)
+            });
+        match connected {
+            Ok(connection) => {
+                bump(&self.counters.connects);
+                self.retry_at.store(0, Ordering::Relaxed);
+                Ok((self.epoch.load(Ordering::Relaxed), connection))
+            }
+            Err(e) => {
+                let backoff =
+                    u64::try_from(self.config.reconnect_backoff.as_nanos()).unwrap_or(u64::MAX);
+                self.retry_at
+                    .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
+                let fault = if e.is_timeout() {
+                    Fault::Timeout
+                } else {
+                    Fault::Unavailable
+                };
+                Err(self.count(fault, e.to_string()))
+            }
+        }
+    }
+
+    fn give_back(&self, epoch: u64, connection: redis::Connection) {
+        if epoch != self.epoch.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < self.config.max_idle_connections {
+            idle.push(Pooled { epoch, connection });
+        }
+    }
+}
+
+fn bytes(value: &redis::Value) -> Option<&[u8]> {
+    match value {
+        redis::Value::BulkString(b) => Some(b),
+        redis::Value::Nil => Some(&[]),
+        _ => None,
+    }
+}
+
+/// One limit (name, algorithm, quota) whose per-key states live in Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisLimit {
+    name: String,
+    algorithm: Algorithm,
+    quota: Quota,
+    spec: Spec,
+    key_prefix: Vec<u8>,
+}
+
+impl RedisLimit {
+    /// The limit's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The algorithm.
+    #[must_use]
+    pub const fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The quota.
+    #[must_use]
+    pub const fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// The Redis key holding `key`'s state for this limit.
+    #[must_use]
+    pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.key_prefix.len() + key.len());
+        out.extend_from_slice(&self.key_prefix);
+        out.extend_from_slice(key);
+        out
+    }
+}
+
+/// One limit on Redis, per key: the Redis counterpart of a keyed single-limit table.
+#[derive(Clone, Debug)]
+pub struct RedisLimiter {
+    backend: RedisBackend,
+    limit: RedisLimit,
+}
+
+impl RedisLimiter {
+    /// The limit.
+    #[must_use]
+    pub const fn limit(&self) -> &RedisLimit {
+        &self.limit
+    }
+
+    /// The backend.
+    #[must_use]
+    pub const fn backend(&self) -> &RedisBackend {
+        &self.backend
+    }
+
+    /// Decides a request of weight `cost` for `key` at `now` and charges it if admitted —
+    /// the decision [`crate::RateLimiter::check`] returns in process for the same
+    /// sequence. When Redis cannot decide: the failure decision, with `fault` set.
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] when `cost` can never fit.
+    pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .check_limits(&[(&self.limit, key)], now, cost, &mut [])
+    }
+
+    /// The decision `check` would return, consuming nothing.
+    ///
+    /// # Errors
+    /// As for [`check`](Self::check).
+    pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .peek_limits(&[(&self.limit, key)], now, cost, &mut [])
+    }
+
+    /// Like [`check`](Self::check), returning Redis failures as errors.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
+        self.backend
+            .try_check_limits(&[(&self.limit, key)], now, cost, &mut [])
+    }
+
+    /// Like [`peek`](Self::peek), returning Redis failures as errors.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
+        self.backend
+            .try_peek_limits(&[(&self.limit, key)], now, cost, &mut [])
+    }
+}
+
+/// Several limits on one key that must all admit; a denial consumes nothing. The Redis
+/// counterpart of [`crate::Composite`], one script call per check.
+#[derive(Clone, Debug)]
+pub struct RedisComposite {
+    backend: RedisBackend,
+    limits: Vec<RedisLimit>,
+}
+
+impl RedisComposite {
+    /// The limits, in order.
+    #[must_use]
+    pub fn limits(&self) -> &[RedisLimit] {
+        &self.limits
+    }
+
+    fn members<'a>(&'a self, key: &'a [u8]) -> Vec<(&'a RedisLimit, &'a [u8])> {
+        self.limits.iter().map(|l| (l, key)).collect()
+    }
+
+    /// Like [`crate::Composite::check_each`]: decides and charges, and writes each
+    /// limit's state into `states`.
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
+    pub fn check_each(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .check_limits(&self.members(key), now, cost, states)
+    }
+
+    /// Like [`crate::Composite::peek_each`].
+    ///
+    /// # Errors
+    /// As for [`check_each`](Self::check_each).
+    pub fn peek_each(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .peek_limits(&self.members(key), now, cost, states)
+    }
+
+    /// [`check_each`](Self::check_each) without the per-limit states.
+    ///
+    /// # Errors
+    /// As for [`check_each`](Self::check_each).
+    pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
+        self.check_each(key, now, cost, &mut [])
+    }
+
+    /// Like [`check_each`](Self::check_each), returning Redis failures as errors.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_check_each(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.backend
+            .try_check_limits(&self.members(key), now, cost, states)
+    }
+
+    /// Like [`peek_each`](Self::peek_each), returning Redis failures as errors.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub fn try_peek_each(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.backend
+            .try_peek_limits(&self.members(key), now, cost, states)
+    }
+}

@@ -276,6 +276,7 @@ impl From<TableError> for ratecore_status {
             TableError::NotReady => Self::NotReady,
             TableError::CorruptHeader => Self::CorruptHeader,
             TableError::HashMismatch => Self::HashMismatch,
+            TableError::OutOfMemory => Self::OutOfMemory,
             _ => Self::TableError,
         }
     }

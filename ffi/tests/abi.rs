@@ -152,6 +152,7 @@ fn every_core_error_maps_to_its_own_status() {
         (TableError::NotReady, S::NotReady),
         (TableError::CorruptHeader, S::CorruptHeader),
         (TableError::HashMismatch, S::HashMismatch),
+        (TableError::OutOfMemory, S::OutOfMemory),
     ];
     for (error, status) in table_errors {
         assert_eq!(S::from(error), status, "{error:?}");

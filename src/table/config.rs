@@ -99,7 +99,8 @@ pub enum TableError {
         /// Bytes given.
         actual: usize,
     },
-    /// The region's start is not 16-byte aligned, or the pointer is null.
+    /// The region's start is not 64-byte aligned
+    /// ([`REGION_ALIGN`](crate::table::region::REGION_ALIGN)), or the pointer is null.
     RegionMisaligned,
     /// The region does not start with ratecore's magic bytes: it was never initialised,
     /// or is something else.
@@ -116,6 +117,8 @@ pub enum TableError {
     /// The header was written by a build whose key hashing differs from this one:
     /// every process sharing a region must run the same ratecore build.
     HashMismatch,
+    /// The system refused the memory the table needs.
+    OutOfMemory,
 }
 
 impl From<QuotaError> for TableError {
@@ -135,7 +138,7 @@ impl fmt::Display for TableError {
             Self::RegionTooSmall { needed, actual } => {
                 write!(f, "region holds {actual} bytes, the table needs {needed}")
             }
-            Self::RegionMisaligned => f.write_str("region must be non-null and 16-byte aligned"),
+            Self::RegionMisaligned => f.write_str("region must be non-null and 64-byte aligned"),
             Self::BadMagic => f.write_str("region is not an initialised ratecore table"),
             Self::UnsupportedVersion { found } => {
                 write!(
@@ -145,6 +148,7 @@ impl fmt::Display for TableError {
             }
             Self::NotReady => f.write_str("region initialisation has not completed"),
             Self::CorruptHeader => f.write_str("region header is corrupt"),
+            Self::OutOfMemory => f.write_str("the system refused the memory the table needs"),
             Self::HashMismatch => {
                 f.write_str("region was created by a ratecore build that hashes keys differently")
             }

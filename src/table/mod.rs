@@ -190,16 +190,22 @@ impl Table<OwnedMemory> {
     ///
     /// # Errors
     /// [`TableError::NotLockFree`] on a CPU without lock-free 128-bit atomics;
-    /// [`TableError::BadCapacity`] if the memory size overflows.
+    /// [`TableError::BadCapacity`] if the memory size overflows;
+    /// [`TableError::OutOfMemory`] if the system refuses the memory.
     pub fn new(config: TableConfig) -> Result<Self, TableError> {
         let total = config
             .total_slots()
             .and_then(|t| usize::try_from(t).ok())
             .ok_or(TableError::BadCapacity)?;
-        let slots = (0..total).map(|_| Slot::new()).collect();
+        // Fallible: a huge capacity must be an error, not an abort.
+        let mut slots = alloc::vec::Vec::new();
+        slots
+            .try_reserve_exact(total)
+            .map_err(|_| TableError::OutOfMemory)?;
+        slots.extend((0..total).map(|_| Slot::new()));
         let memory = OwnedMemory {
             counters: alloc::boxed::Box::new(Counters::new()),
-            slots,
+            slots: slots.into_boxed_slice(),
         };
         Self::with_memory(config, memory)
     }

@@ -1,0 +1,502 @@
+//! The pure half of the Redis backend: script arguments, state layouts, and the
+//! client-side replay that turns the script's reply into the crate's own [`Decision`].
+//!
+//! Nothing here touches the network, so all of it is unit-tested without Redis.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::Cell;
+
+use crate::algorithm::Algorithm;
+use crate::composite::{run_all, Member};
+use crate::decision::Decision;
+use crate::error::{CheckError, QuotaError};
+use crate::packing::Layout;
+use crate::quota::Quota;
+use crate::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
+use crate::word::WordLimit;
+use crate::Reservation;
+
+/// ceil(2^64 ns / 10^6): the longest TTL the script ever sets, in ms.
+pub(crate) const MAX_TTL_MS: u64 = 18_446_744_073_710;
+
+/// Bytes per strict-window slot in the stored string: newest (8) and count (4).
+const SLOT_BYTES: usize = 12;
+
+/// One limit's algorithm as the backend runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spec {
+    Gcra {
+        word: WordLimit,
+        interval: u64,
+        tolerance: u64,
+        burst: u64,
+    },
+    Fixed {
+        word: WordLimit,
+        layout: Layout,
+        limit: u64,
+        period: u64,
+    },
+    Approx {
+        word: WordLimit,
+        layout: Layout,
+        limit: u64,
+        period: u64,
+    },
+    Strict {
+        config: StrictConfig,
+        slots: u64,
+        granule: u64,
+        limit: u64,
+        period: u64,
+    },
+}
+
+impl Spec {
+    /// The parameters for `algorithm` on `quota`, validated exactly as the in-process
+    /// limiters validate them (same constructors, same errors).
+    pub(crate) fn new(algorithm: Algorithm, quota: &Quota) -> Result<Self, QuotaError> {
+        let limit = quota.limit();
+        let period = quota.period();
+        match algorithm {
+            Algorithm::SlidingWindowStrict { sub_windows } => {
+                let config = StrictConfig::new(quota, sub_windows)?;
+                Ok(Self::Strict {
+                    config,
+                    slots: u64::from(sub_windows) + 1,
+                    granule: period.div_ceil(u64::from(sub_windows)),
+                    limit,
+                    period,
+                })
+            }
+            _ => {
+                let Some(word) = WordLimit::new(algorithm, quota)? else {
+                    return Err(QuotaError::ZeroSubWindows);
+                };
+                // The same layouts the window configs build (their constructors just
+                // succeeded with these very arguments, so these succeed too).
+                let layout = |counters| {
+                    Layout::new(limit, counters, u64::MAX / period).ok_or(QuotaError::StateTooWide)
+                };
+                Ok(match word {
+                    WordLimit::Gcra(_) => Self::Gcra {
+                        word,
+                        interval: quota.emission_interval(),
+                        // Cannot overflow: Quota validated burst × interval.
+                        tolerance: quota.burst() * quota.emission_interval(),
+                        burst: quota.burst(),
+                    },
+                    WordLimit::FixedWindow(_) => Self::Fixed {
+                        word,
+                        layout: layout(1)?,
+                        limit,
+                        period,
+                    },
+                    WordLimit::SlidingWindow(_) => Self::Approx {
+                        word,
+                        layout: layout(2)?,
+                        limit,
+                        period,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The most one request may cost (burst for GCRA, else the limit).
+    pub(crate) const fn capacity(&self) -> u64 {
+        match self {
+            Self::Gcra { burst, .. } => *burst,
+            Self::Fixed { limit, .. } | Self::Approx { limit, .. } | Self::Strict { limit, .. } => {
+                *limit
+            }
+        }
+    }
+
+    /// The same error the in-process limiter returns for a cost that can never fit.
+    pub(crate) const fn check_cost(&self, cost: u64) -> Result<(), CheckError> {
+        let limit = self.capacity();
+        if cost > limit {
+            Err(CheckError::CostExceedsLimit { cost, limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends this limit's argument block (module docs of `check.lua`) for a request of
+    /// `cost` (at most the capacity) at `now`.
+    pub(crate) fn push_args(&self, now: u64, cost: u64, args: &mut Vec<u64>) {
+        fn push64(args: &mut Vec<u64>, v: u64) {
+            args.push(v >> 32);
+            args.push(v & 0xffff_ffff);
+        }
+        match *self {
+            Self::Gcra {
+                interval,
+                tolerance,
+                ..
+            } => {
+                // Cannot overflow: cost <= burst and burst × interval fits.
+                let inc = cost * interval;
+                // new_tat = base + inc is admitted iff it fits in a u64 and
+                // new_tat − now <= τ, i.e. base <= min(MAX − inc, now + τ − inc).
+                let max_base = (u64::MAX - inc).min(now.saturating_add(tolerance - inc));
+                args.push(1);
+                push64(args, inc);
+                push64(args, max_base);
+            }
+            Self::Fixed { limit, period, .. } => {
+                args.push(2);
+                push64(args, now / period * period);
+                push64(args, limit - cost);
+                push64(args, cost);
+                push64(args, period);
+            }
+            Self::Approx { limit, period, .. } => {
+                let start = now / period * period;
+                let budget = u128::from(limit - cost) * u128::from(period);
+                args.push(3);
+                push64(args, start);
+                push64(args, period);
+                push64(args, period - (now - start));
+                push64(args, (budget >> 64) as u64);
+                push64(args, budget as u64);
+                push64(args, cost);
+            }
+            Self::Strict {
+                slots,
+                granule,
+                limit,
+                period,
+                ..
+            } => {
+                let sub_window = now / granule;
+                args.push(4);
+                args.push(slots);
+                args.push(sub_window % slots);
+                push64(args, sub_window * granule);
+                push64(args, period);
+                args.push(limit);
+                args.push(cost);
+            }
+        }
+    }
+
+    /// The client-side replica of the state the script read.
+    pub(crate) fn replica(&self, old: &[u8]) -> Result<Replica, &'static str> {
+        match *self {
+            Self::Gcra { word, .. } => {
+                let tat = match old.len() {
+                    0 => 0,
+                    8 => be64(old, 0),
+                    _ => return Err("GCRA state is not 8 bytes"),
+                };
+                Ok(Replica::Word {
+                    limit: word,
+                    word: Cell::new(tat),
+                })
+            }
+            Self::Fixed {
+                word,
+                layout,
+                limit,
+                period,
+            } => {
+                let packed = match old.len() {
+                    0 => 0,
+                    16 => {
+                        let (start, count) = (be64(old, 0), be64(old, 8));
+                        if start % period != 0 || count > limit {
+                            return Err("fixed-window state out of range");
+                        }
+                        layout.pack1(start / period, count)
+                    }
+                    _ => return Err("fixed-window state is not 16 bytes"),
+                };
+                Ok(Replica::Word {
+                    limit: word,
+                    word: Cell::new(packed),
+                })
+            }
+            Self::Approx {
+                word,
+                layout,
+                limit,
+                period,
+            } => {
+                let packed = match old.len() {
+                    0 => 0,
+                    24 => {
+                        let (start, previous, current) =
+                            (be64(old, 0), be64(old, 8), be64(old, 16));
+                        if start % period != 0 || previous > limit || current > limit {
+                            return Err("sliding-window state out of range");
+                        }
+                        layout.pack2(start / period, previous, current)
+                    }
+                    _ => return Err("sliding-window state is not 24 bytes"),
+                };
+                Ok(Replica::Word {
+                    limit: word,
+                    word: Cell::new(packed),
+                })
+            }
+            Self::Strict {
+                config,
+                slots,
+                limit,
+                ..
+            } => {
+                if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
+                    return Err("strict-window state has the wrong length");
+                }
+                let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
+                for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
+                    let count = u64::from(be32(bytes, 8));
+                    if count > limit {
+                        return Err("strict-window slot count out of range");
+                    }
+                    let cell = SlotCell {
+                        newest: be64(bytes, 0),
+                        generation: 0,
+                        // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
+                        count: count as u32,
+                    };
+                    if slot.compare_exchange(slot.load(), cell).is_err() {
+                        return Err("strict-window replica raced");
+                    }
+                }
+                Ok(Replica::Strict { config, ring })
+            }
+        }
+    }
+
+    /// What the script must have written for `replica` after the check (`""` if
+    /// nothing), and the TTL in ms it must have set (0 if nothing): the state's rest
+    /// moment minus `now`, rounded up, at least `min_ttl`.
+    pub(crate) fn expected_write(
+        &self,
+        replica: &Replica,
+        old: &[u8],
+        charged: bool,
+        now: u64,
+        min_ttl: u64,
+    ) -> (Vec<u8>, u64) {
+        if !charged {
+            return (Vec::new(), 0);
+        }
+        let ttl = |rest: Option<u64>| match rest {
+            None => MAX_TTL_MS.max(min_ttl).max(1),
+            Some(rest) => rest
+                .saturating_sub(now)
+                .div_ceil(1_000_000)
+                .max(min_ttl)
+                .max(1),
+        };
+        match (self, replica) {
+            (Self::Gcra { .. }, Replica::Word { word, .. }) => {
+                let tat = word.get();
+                (tat.to_be_bytes().to_vec(), ttl(Some(tat)))
+            }
+            (Self::Fixed { layout, period, .. }, Replica::Word { word, .. }) => {
+                let word = word.get();
+                let window = layout.window(word, 1);
+                let mut out = (window * period).to_be_bytes().to_vec();
+                out.extend_from_slice(&layout.counter(word, 0).to_be_bytes());
+                let rest = window.checked_add(1).and_then(|w| w.checked_mul(*period));
+                (out, ttl(rest))
+            }
+            (Self::Approx { layout, period, .. }, Replica::Word { word, .. }) => {
+                let word = word.get();
+                let window = layout.window(word, 2);
+                let mut out = (window * period).to_be_bytes().to_vec();
+                out.extend_from_slice(&layout.counter(word, 1).to_be_bytes());
+                out.extend_from_slice(&layout.counter(word, 0).to_be_bytes());
+                let rest = window.checked_add(2).and_then(|w| w.checked_mul(*period));
+                (out, ttl(rest))
+            }
+            (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
+                // The slot whose bytes changed is the one charged; its newest is the
+                // effective time, the latest admission in the ring.
+                let changed = ring.iter().enumerate().find(|(index, slot)| {
+                    let cell = slot.load();
+                    let before = old
+                        .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
+                        .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
+                    (cell.newest, cell.count) != before && cell.count > 0
+                });
+                let Some((index, slot)) = changed else {
+                    return (Vec::new(), 0);
+                };
+                let cell = slot.load();
+                let mut out = (index as u32).to_be_bytes().to_vec();
+                out.extend_from_slice(&cell.newest.to_be_bytes());
+                out.extend_from_slice(&cell.count.to_be_bytes());
+                (out, ttl(cell.newest.checked_add(*period)))
+            }
+            _ => (Vec::new(), 0),
+        }
+    }
+}
+
+/// A limit's state, rebuilt on the client from the bytes the script read, and run
+/// through the crate's own algorithm code.
+#[derive(Debug)]
+pub(crate) enum Replica {
+    /// A single-word algorithm and its word.
+    Word { limit: WordLimit, word: Cell<u64> },
+    /// A strict window and its ring.
+    Strict {
+        config: StrictConfig,
+        ring: Box<[Slot]>,
+    },
+}
+
+impl Member for Replica {
+    type Token = Reservation;
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        match self {
+            Self::Word { limit, word } => limit.evaluate(word.get(), now, cost).map(|o| o.decision),
+            Self::Strict { config, ring } => config.check(ring, 0, now, cost, false).map(|r| r.0),
+        }
+    }
+
+    fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
+        match self {
+            Self::Word { limit, word } => {
+                let old = word.get();
+                let outcome = limit.evaluate(old, now, cost)?;
+                let reservation = outcome.new_word.map(|new| {
+                    word.set(new);
+                    Reservation {
+                        tag: new,
+                        aux: old,
+                        cost,
+                    }
+                });
+                Ok((outcome.decision, reservation))
+            }
+            Self::Strict { config, ring } => config.check(ring, 0, now, cost, true),
+        }
+    }
+
+    fn cancel(&self, token: Reservation) {
+        match self {
+            Self::Word { limit, word } => {
+                if let Some(new) = limit.uncharge(word.get(), &token) {
+                    word.set(new);
+                }
+            }
+            Self::Strict { config, ring } => config.uncharge(ring, token),
+        }
+    }
+}
+
+/// Replays one check on the replicas: a single limit exactly as its in-process
+/// `check`/`peek` does, several as [`crate::Composite`] does.
+pub(crate) fn replay(
+    replicas: &[Replica],
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut [Decision],
+) -> Result<Decision, CheckError> {
+    if let [single] = replicas {
+        let decision = if commit {
+            single.reserve(now, cost)?.0
+        } else {
+            single.peek(now, cost)?
+        };
+        if let Some(entry) = states.first_mut() {
+            *entry = decision;
+        }
+        Ok(decision)
+    } else {
+        run_all(replicas, now, cost, commit, states)
+    }
+}
+
+fn be64(bytes: &[u8], at: usize) -> u64 {
+    let mut buf = [0u8; 8];
+    if let Some(src) = bytes.get(at..at + 8) {
+        buf.copy_from_slice(src);
+    }
+    u64::from_be_bytes(buf)
+}
+
+fn be32(bytes: &[u8], at: usize) -> u32 {
+    let mut buf = [0u8; 4];
+    if let Some(src) = bytes.get(at..at + 4) {
+        buf.copy_from_slice(src);
+    }
+    u32::from_be_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FixedWindow, RateLimiter, SlidingWindow};
+
+    #[test]
+    fn layouts_match_the_window_configs() {
+        // The backend rebuilds packed words with its own copy of the layout: a word it
+        // packs must mean the same to the crate's evaluate as the original state.
+        for (limit, period) in [
+            (1, 1 << 20),
+            (5, 10_000),
+            (1000, 3_600_000_000_000),
+            (3, u64::MAX),
+        ] {
+            let quota = Quota::new(limit, period).unwrap();
+            for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindow] {
+                let spec = Spec::new(algorithm, &quota).unwrap();
+                let in_process: Box<dyn RateLimiter> = match algorithm {
+                    Algorithm::FixedWindow => Box::new(FixedWindow::new(quota).unwrap()),
+                    _ => Box::new(SlidingWindow::new(quota).unwrap()),
+                };
+                let now = period.saturating_mul(7).saturating_add(period / 3);
+                let d = in_process.check(now, 1).unwrap();
+                // The state after one admission, in our stored form, replayed.
+                let start = now / period * period;
+                let mut bytes = start.to_be_bytes().to_vec();
+                if algorithm == Algorithm::SlidingWindow {
+                    bytes.extend_from_slice(&0u64.to_be_bytes());
+                }
+                bytes.extend_from_slice(&1u64.to_be_bytes());
+                let replica = spec.replica(&bytes).unwrap();
+                assert_eq!(
+                    replica.peek(now, 0).unwrap(),
+                    in_process.peek(now, 0).unwrap()
+                );
+                assert!(d.allowed);
+            }
+        }
+    }
+
+    #[test]
+    fn gcra_args_fold_overflow_into_max_base() {
+        let quota = Quota::new(10, 100).unwrap();
+        let spec = Spec::new(Algorithm::Gcra, &quota).unwrap();
+        let mut args = Vec::new();
+        spec.push_args(u64::MAX - 5, 1, &mut args);
+        // inc = 10, max_base = MAX − 10 (now + τ − inc would overflow).
+        assert_eq!(args, [1, 0, 10, 0xffff_ffff, 0xffff_fff5]);
+    }
+
+    #[test]
+    fn rejects_foreign_layouts() {
+        let quota = Quota::new(10, 100_000).unwrap();
+        for algorithm in [
+            Algorithm::Gcra,
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+            Algorithm::SlidingWindowStrict { sub_windows: 2 },
+        ] {
+            let spec = Spec::new(algorithm, &quota).unwrap();
+            assert!(spec.replica(b"hello").is_err(), "{algorithm:?}");
+            assert!(spec.replica(b"").is_ok());
+        }
+    }
+}
