@@ -1,0 +1,159 @@
+//! Approximate sliding window, naively: `(window, previous, current)` with exact rational
+//! comparisons in `u128`, and `retry_after` found by searching time itself.
+
+use ratecore::{CheckError, Decision, QuotaError};
+
+use super::{cost_check, narrow, until, window_state_fits, Model, QuotaParams, MAX};
+
+/// Reference two-window weighted estimate.
+#[derive(Clone, Debug)]
+pub struct ApproxModel {
+    limit: u64,
+    period: u128,
+    window: u128,
+    previous: u64,
+    current: u64,
+}
+
+/// The stored state as seen at some moment.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    window: u128,
+    previous: u64,
+    current: u64,
+    /// The moment, clamped to the stored window's start if time went backwards.
+    now: u128,
+}
+
+impl ApproxModel {
+    /// An empty window for `quota`, or `StateTooWide` when window numbers over the whole
+    /// `u64` range and two counts do not fit one word.
+    pub fn new(quota: QuotaParams) -> Result<Self, QuotaError> {
+        let period = u128::from(quota.period);
+        if !window_state_fits(quota.limit, 2, MAX / period) {
+            return Err(QuotaError::StateTooWide);
+        }
+        Ok(Self {
+            limit: quota.limit,
+            period,
+            window: 0,
+            previous: 0,
+            current: 0,
+        })
+    }
+
+    /// The stored state rolled forward to `t` (or `t` clamped back onto the stored window).
+    fn view(&self, t: u128) -> View {
+        let t_window = t / self.period;
+        if t_window > self.window {
+            let previous = if t_window == self.window + 1 {
+                self.current
+            } else {
+                0
+            };
+            View {
+                window: t_window,
+                previous,
+                current: 0,
+                now: t,
+            }
+        } else {
+            View {
+                window: self.window,
+                previous: self.previous,
+                current: self.current,
+                now: t.max(self.window * self.period),
+            }
+        }
+    }
+
+    /// `usage × period` at a view: `p · (period − e) + c · period`.
+    fn used(&self, v: View) -> u128 {
+        let elapsed = v.now - v.window * self.period;
+        u128::from(v.previous) * (self.period - elapsed) + u128::from(v.current) * self.period
+    }
+
+    /// `limit × period`.
+    fn capacity_scaled(&self) -> u128 {
+        u128::from(self.limit) * self.period
+    }
+
+    /// Whether `cost` fits at moment `t` if the state is left as it is.
+    fn fits_at(&self, t: u128, cost: u64) -> bool {
+        let v = self.view(t);
+        self.used(v) + u128::from(cost) * self.period <= self.capacity_scaled()
+    }
+
+    /// Until no counted request weighs anymore.
+    fn reset_after(&self, v: View, current: u64) -> u64 {
+        if current > 0 {
+            until((v.window + 2) * self.period, v.now)
+        } else if v.previous > 0 {
+            until((v.window + 1) * self.period, v.now)
+        } else {
+            0
+        }
+    }
+
+    /// The decision, and the state to store if admitted with a cost.
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<View>), CheckError> {
+        cost_check(cost, self.limit)?;
+        let v = self.view(u128::from(now));
+        let used = self.used(v);
+        let charged = used + u128::from(cost) * self.period;
+        let capacity = self.capacity_scaled();
+        if charged <= capacity {
+            let current = v.current + cost;
+            let decision = Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: narrow((capacity - charged) / self.period),
+                reset_after: self.reset_after(v, current),
+                retry_after: 0,
+            };
+            Ok((decision, (cost > 0).then_some(View { current, ..v })))
+        } else {
+            // Fitting only gets easier as time passes (the estimate only decays), and two
+            // windows on everything is forgotten: binary-search the first fitting moment.
+            let mut lo = v.now; // does not fit
+            let mut hi = (v.window + 2) * self.period; // fits: both counts are gone
+            assert!(self.fits_at(hi, cost), "model bug: no room two windows on");
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if self.fits_at(mid, cost) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let decision = Decision {
+                allowed: false,
+                limit: self.limit,
+                remaining: narrow(capacity.saturating_sub(used) / self.period),
+                reset_after: self.reset_after(v, v.current),
+                retry_after: until(hi, v.now),
+            };
+            Ok((decision, None))
+        }
+    }
+}
+
+impl Model for ApproxModel {
+    fn capacity(&self) -> u64 {
+        self.limit
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.decide(now, cost).map(|(d, _)| d)
+    }
+
+    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        let (decision, write) = self.decide(now, cost)?;
+        if let Some(v) = write {
+            self.window = v.window;
+            self.previous = v.previous;
+            self.current = v.current;
+        }
+        Ok(decision)
+    }
+}

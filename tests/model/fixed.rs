@@ -1,0 +1,87 @@
+//! Fixed window, naively: `(window number, count)` with the window number as a `u128`.
+
+use ratecore::{CheckError, Decision, QuotaError};
+
+use super::{cost_check, until, window_state_fits, Model, QuotaParams, MAX};
+
+/// Reference fixed window: windows `[w·period, (w+1)·period)` aligned to time 0.
+#[derive(Clone, Debug)]
+pub struct FixedModel {
+    limit: u64,
+    period: u128,
+    window: u128,
+    count: u64,
+}
+
+impl FixedModel {
+    /// An empty fixed window for `quota`, or `StateTooWide` when window numbers over the
+    /// whole `u64` range and one count do not fit one word.
+    pub fn new(quota: QuotaParams) -> Result<Self, QuotaError> {
+        let period = u128::from(quota.period);
+        if !window_state_fits(quota.limit, 1, MAX / period) {
+            return Err(QuotaError::StateTooWide);
+        }
+        Ok(Self {
+            limit: quota.limit,
+            period,
+            window: 0,
+            count: 0,
+        })
+    }
+
+    /// The decision, and the `(window, count)` to store if admitted with a cost.
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<(u128, u64)>), CheckError> {
+        cost_check(cost, self.limit)?;
+        let now = u128::from(now);
+        let now_window = now / self.period;
+        let (window, used, now) = if now_window > self.window {
+            // A later window starts empty.
+            (now_window, 0, now)
+        } else {
+            // Same window, or time went backwards: stay in the stored window, with `now`
+            // clamped to its start.
+            let start = self.window * self.period;
+            (self.window, self.count, now.max(start))
+        };
+        let until_end = until((window + 1) * self.period, now);
+        if u128::from(used) + u128::from(cost) <= u128::from(self.limit) {
+            let count = used + cost;
+            let decision = Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: self.limit - count,
+                reset_after: until_end,
+                retry_after: 0,
+            };
+            Ok((decision, (cost > 0).then_some((window, count))))
+        } else {
+            let decision = Decision {
+                allowed: false,
+                limit: self.limit,
+                remaining: self.limit - used,
+                reset_after: until_end,
+                retry_after: until_end,
+            };
+            Ok((decision, None))
+        }
+    }
+}
+
+impl Model for FixedModel {
+    fn capacity(&self) -> u64 {
+        self.limit
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.decide(now, cost).map(|(d, _)| d)
+    }
+
+    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        let (decision, write) = self.decide(now, cost)?;
+        if let Some((window, count)) = write {
+            self.window = window;
+            self.count = count;
+        }
+        Ok(decision)
+    }
+}

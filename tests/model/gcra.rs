@@ -1,0 +1,79 @@
+//! GCRA, naively: the theoretical arrival time as a `u128`, plain arithmetic.
+
+use ratecore::{CheckError, Decision, NEVER};
+
+use super::{ceil_div, cost_check, narrow, Model, QuotaParams, MAX};
+
+/// Reference GCRA: emission interval `T = ⌈period / limit⌉`, tolerance `τ = burst · T`.
+#[derive(Clone, Debug)]
+pub struct GcraModel {
+    tat: u128,
+    interval: u128,
+    tolerance: u128,
+    burst: u64,
+}
+
+impl GcraModel {
+    /// A fully replenished GCRA for `quota`.
+    pub fn new(quota: QuotaParams) -> Self {
+        let interval = ceil_div(u128::from(quota.period), u128::from(quota.limit));
+        Self {
+            tat: 0,
+            interval,
+            tolerance: u128::from(quota.burst) * interval,
+            burst: quota.burst,
+        }
+    }
+
+    /// The decision, and the TAT to store if the request is admitted and costs something.
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<u128>), CheckError> {
+        cost_check(cost, self.burst)?;
+        let now = u128::from(now);
+        let base = self.tat.max(now);
+        let backlog = base - now;
+        let new_tat = base + u128::from(cost) * self.interval;
+        // Denied: nothing changes, the state is described by the backlog.
+        let denied = |retry_after: u64| Decision {
+            allowed: false,
+            limit: self.burst,
+            remaining: narrow(self.tolerance.saturating_sub(backlog) / self.interval),
+            reset_after: narrow(backlog),
+            retry_after,
+        };
+        if new_tat > MAX {
+            // The state could never record this admission.
+            return Ok((denied(NEVER), None));
+        }
+        let ahead = new_tat - now;
+        if ahead <= self.tolerance {
+            let decision = Decision {
+                allowed: true,
+                limit: self.burst,
+                remaining: narrow((self.tolerance - ahead) / self.interval),
+                reset_after: narrow(ahead),
+                retry_after: 0,
+            };
+            Ok((decision, (cost > 0).then_some(new_tat)))
+        } else {
+            Ok((denied(narrow(ahead - self.tolerance)), None))
+        }
+    }
+}
+
+impl Model for GcraModel {
+    fn capacity(&self) -> u64 {
+        self.burst
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.decide(now, cost).map(|(d, _)| d)
+    }
+
+    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        let (decision, new_tat) = self.decide(now, cost)?;
+        if let Some(tat) = new_tat {
+            self.tat = tat;
+        }
+        Ok(decision)
+    }
+}
