@@ -5,7 +5,8 @@
 //!
 //! - if the stored window is older, the count starts at 0 in window `w`;
 //! - if the stored window is *newer* (time went backwards), the stored window is used and
-//!   `now` is clamped to its start — no refund;
+//!   `now` is clamped to its start — no refund (durations are still measured from the
+//!   caller's `now`, so they name moments on the caller's clock);
 //! - a request of cost `n` is admitted iff `count + n ≤ limit`;
 //! - `reset_after` = window end − now; denied: `retry_after` = window end − now (the next
 //!   window starts empty), `remaining` = `limit − count`. A window end beyond `u64::MAX`
@@ -63,17 +64,18 @@ impl FixedWindowConfig {
         }
         let stored_window = self.layout.window(word, 1);
         let now_window = now / self.period;
-        let (window, used, now) = if now_window > stored_window {
-            (now_window, 0, now)
+        // Durations are measured from the caller's `now`: moments on the caller's clock.
+        let caller_now = now;
+        let (window, used) = if now_window > stored_window {
+            (now_window, 0)
         } else {
-            // Same window, or time went backwards: stay in the stored window. Cannot
-            // overflow: stored windows come from `now / period` of some earlier `now`.
-            let start = stored_window * self.period;
-            let now = if now > start { now } else { start };
-            (stored_window, self.layout.counter(word, 0), now)
+            // Same window, or time went backwards: stay in the stored window.
+            (stored_window, self.layout.counter(word, 0))
         };
         let until_end = match (window + 1).checked_mul(self.period) {
-            Some(end) => end - now,
+            // Cannot underflow: the window's end is after `now` (its window, or a later
+            // stored one).
+            Some(end) => end - caller_now,
             None => NEVER,
         };
         // Cannot overflow: used <= limit and cost <= limit, both < 2^63 after layout check.

@@ -9,7 +9,8 @@
 //!   `remaining = (τ − backlog) / T` and `reset_after = backlog`, where
 //!   `backlog = max(tat, now) − now`.
 //! - `new_tat` beyond `u64::MAX`: denied with `retry_after = NEVER` (the state cannot
-//!   represent the admission, and saturating would over-admit).
+//!   represent the admission, and saturating would over-admit); likewise `remaining`
+//!   never counts admissions whose TAT would pass `u64::MAX`.
 //! - cost 0 never writes.
 //!
 //! Time going backwards: `tat` never decreases, so an earlier `now` only sees a larger
@@ -63,7 +64,11 @@ impl GcraConfig {
         }
         let base = if tat > now { tat } else { now };
         let backlog = base - now;
-        let remaining_before = self.tolerance.saturating_sub(backlog) / self.interval;
+        // Only admissions the state can still record (TATs up to u64::MAX) remain: near
+        // the end of the time range `remaining` never promises what `check` would deny.
+        let representable = |tat: u64| (u64::MAX - tat) / self.interval;
+        let remaining_before =
+            (self.tolerance.saturating_sub(backlog) / self.interval).min(representable(base));
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
         let Some(new_tat) = base.checked_add(increment) else {
@@ -84,7 +89,8 @@ impl GcraConfig {
                 decision: Decision {
                     allowed: true,
                     limit: self.burst,
-                    remaining: (self.tolerance - ahead) / self.interval,
+                    remaining: ((self.tolerance - ahead) / self.interval)
+                        .min(representable(new_tat)),
                     reset_after: ahead,
                     retry_after: 0,
                 },

@@ -7,7 +7,8 @@
 //! `p · (period − e) + (c + n) · period ≤ limit · period` — exact rational arithmetic (in
 //! `u128`), no rounding. Moving on one window shifts `c` into `p`; two or more clears both.
 //! A window number older than the stored one (time went backwards) is clamped to the
-//! stored window's start — no refund.
+//! stored window's start — no refund; durations are still measured from the caller's
+//! `now`.
 //!
 //! - `remaining` = ⌊(limit·period − usage·period) / period⌋ after the decision;
 //! - `reset_after` = until no counted request weighs anymore: end of the next window when
@@ -94,6 +95,9 @@ impl SlidingWindowConfig {
                 limit: self.limit,
             });
         }
+        // Durations are measured from the caller's `now`, even when the decision uses a
+        // clamped time: they are moments on the caller's clock, never early.
+        let caller_now = now;
         let (window, previous, current, now) = self.view(word, now);
         let period = u128::from(self.period);
         // Cannot overflow: now >= window·period (view clamps), and e < period.
@@ -106,9 +110,9 @@ impl SlidingWindowConfig {
         if charged <= capacity {
             let current_after = current + cost;
             let reset_after = if current_after > 0 {
-                self.until(window_start, 2, now)
+                self.until(window_start, 2, caller_now)
             } else if previous > 0 {
-                self.until(window_start, 1, now)
+                self.until(window_start, 1, caller_now)
             } else {
                 0
             };
@@ -128,9 +132,9 @@ impl SlidingWindowConfig {
             })
         } else {
             let reset_after = if current > 0 {
-                self.until(window_start, 2, now)
+                self.until(window_start, 2, caller_now)
             } else if previous > 0 {
-                self.until(window_start, 1, now)
+                self.until(window_start, 1, caller_now)
             } else {
                 0
             };
@@ -140,7 +144,13 @@ impl SlidingWindowConfig {
                     limit: self.limit,
                     remaining: narrow(capacity.saturating_sub(used) / period),
                     reset_after,
-                    retry_after: self.retry_after(window_start, previous, current, cost, now),
+                    retry_after: self.retry_after(
+                        window_start,
+                        previous,
+                        current,
+                        cost,
+                        caller_now,
+                    ),
                 },
                 new_word: None,
             })

@@ -13,7 +13,8 @@
 //!
 //! At `now`, the effective time is `max(now, newest admission recorded)` (time going
 //! backwards never refunds); a request of cost `n` is admitted iff the counts still in the
-//! window plus `n` are at most `limit`.
+//! window plus `n` are at most `limit`. Durations are measured from the caller's `now`, so
+//! they name moments on the caller's clock (never early).
 //! - `remaining` = `limit` − counts in window (after the decision);
 //! - `reset_after` = until the last count in the window is released (after the decision);
 //! - denied: `retry_after` = the first release time at which enough has been released
@@ -191,8 +192,11 @@ impl StrictConfig {
     /// Nanoseconds until the ring is at rest for `generation` (0 if it is).
     #[must_use]
     pub fn time_to_rest(&self, ring: &[Slot], generation: u32, now: u64) -> u64 {
-        let now = self.effective_now(ring, generation, now);
-        let (_, latest_release) = self.in_window_sum(ring, generation, now);
+        let effective = self.effective_now(ring, generation, now);
+        let (sum, latest_release) = self.in_window_sum(ring, generation, effective);
+        if sum == 0 {
+            return 0;
+        }
         release_to_after(latest_release, now)
     }
 
@@ -224,11 +228,13 @@ impl StrictConfig {
 
     /// The first release time at which `sum − released + cost ≤ limit`, walking the ring
     /// from the oldest sub-window to the newest; relative to `now`.
+    #[allow(clippy::too_many_arguments)]
     fn retry_after(
         &self,
         ring: &[Slot],
         generation: u32,
         now: u64,
+        caller_now: u64,
         current: usize,
         sum: u64,
         cost: u64,
@@ -251,13 +257,14 @@ impl StrictConfig {
             moment = moment.max(release);
             left = left.saturating_sub(u64::from(cell.count));
             if left.saturating_add(cost) <= self.limit {
-                return moment - now;
+                // Cannot underflow: moment >= now >= caller_now.
+                return moment - caller_now;
             }
         }
         // Unreachable for a consistent ring (everything is released eventually and
         // cost <= limit); under a race, answer with the latest release seen.
         if moment > now {
-            moment - now
+            moment - caller_now
         } else {
             1
         }
@@ -286,7 +293,9 @@ impl StrictConfig {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let now = self.effective_now(ring, generation, now);
+            // Decide at the effective time; measure durations from the caller's `now`.
+            let caller_now = now;
+            let now = self.effective_now(ring, generation, caller_now);
             let sub_window = now / self.granule;
             let index = (sub_window % self.slots) as usize;
             let Some(slot) = ring.get(index) else {
@@ -295,26 +304,26 @@ impl StrictConfig {
             };
             let observed = slot.load();
             let (sum, latest_release) = self.in_window_sum(ring, generation, now);
+            // "Fully replenished" is at the latest release, or already (the caller's now).
+            let latest_release = latest_release.map(|r| if sum == 0 { caller_now } else { r });
             if sum.saturating_add(cost) > self.limit {
-                let retry = self.retry_after(ring, generation, now, index, sum, cost);
+                let retry = self.retry_after(ring, generation, now, caller_now, index, sum, cost);
                 return Ok((
                     Decision {
                         allowed: false,
                         limit: self.limit,
                         remaining: self.limit.saturating_sub(sum),
-                        reset_after: release_to_after(latest_release, now),
+                        reset_after: release_to_after(latest_release, caller_now),
                         retry_after: retry,
                     },
                     None,
                 ));
             }
             let reset_after = if cost == 0 {
-                release_to_after(latest_release, now)
+                release_to_after(latest_release, caller_now)
             } else {
-                release_to_after(
-                    max_release(latest_release, now.checked_add(self.period)),
-                    now,
-                )
+                let ours = now.checked_add(self.period);
+                release_to_after(max_release(latest_release, ours), caller_now)
             };
             let allowed = Decision {
                 allowed: true,

@@ -85,11 +85,12 @@ impl ApproxModel {
     }
 
     /// Until no counted request weighs anymore.
-    fn reset_after(&self, v: View, current: u64) -> u64 {
+    /// Measured from the caller's time `caller` (not the clamped `v.now`).
+    fn reset_after(&self, v: View, current: u64, caller: u128) -> u64 {
         if current > 0 {
-            until((v.window + 2) * self.period, v.now)
+            until((v.window + 2) * self.period, caller)
         } else if v.previous > 0 {
-            until((v.window + 1) * self.period, v.now)
+            until((v.window + 1) * self.period, caller)
         } else {
             0
         }
@@ -98,7 +99,8 @@ impl ApproxModel {
     /// The decision, and the state to store if admitted with a cost.
     fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<View>), CheckError> {
         cost_check(cost, self.limit)?;
-        let v = self.view(u128::from(now));
+        let caller = u128::from(now);
+        let v = self.view(caller);
         let used = self.used(v);
         let charged = used + u128::from(cost) * self.period;
         let capacity = self.capacity_scaled();
@@ -108,7 +110,7 @@ impl ApproxModel {
                 allowed: true,
                 limit: self.limit,
                 remaining: narrow((capacity - charged) / self.period),
-                reset_after: self.reset_after(v, current),
+                reset_after: self.reset_after(v, current, caller),
                 retry_after: 0,
             };
             Ok((decision, (cost > 0).then_some(View { current, ..v })))
@@ -130,8 +132,8 @@ impl ApproxModel {
                 allowed: false,
                 limit: self.limit,
                 remaining: narrow(capacity.saturating_sub(used) / self.period),
-                reset_after: self.reset_after(v, v.current),
-                retry_after: until(hi, v.now),
+                reset_after: self.reset_after(v, v.current, caller),
+                retry_after: until(hi, caller),
             };
             Ok((decision, None))
         }

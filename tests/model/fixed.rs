@@ -33,6 +33,7 @@ impl FixedModel {
     fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<(u128, u64)>), CheckError> {
         cost_check(cost, self.limit)?;
         let now = u128::from(now);
+        let caller = now;
         let now_window = now / self.period;
         let (window, used, now) = if now_window > self.window {
             // A later window starts empty.
@@ -43,7 +44,8 @@ impl FixedModel {
             let start = self.window * self.period;
             (self.window, self.count, now.max(start))
         };
-        let until_end = until((window + 1) * self.period, now);
+        // Durations are measured from the caller's time, not the clamped one.
+        let until_end = until((window + 1) * self.period, caller);
         if u128::from(used) + u128::from(cost) <= u128::from(self.limit) {
             let count = used + cost;
             let decision = Decision {

@@ -36,7 +36,11 @@ impl GcraModel {
         let denied = |retry_after: u64| Decision {
             allowed: false,
             limit: self.burst,
-            remaining: narrow(self.tolerance.saturating_sub(backlog) / self.interval),
+            // Only admissions the state can still record (before u64::MAX) remain.
+            remaining: narrow(
+                (self.tolerance.saturating_sub(backlog) / self.interval)
+                    .min((MAX - base) / self.interval),
+            ),
             reset_after: narrow(backlog),
             retry_after,
         };
@@ -49,7 +53,9 @@ impl GcraModel {
             let decision = Decision {
                 allowed: true,
                 limit: self.burst,
-                remaining: narrow((self.tolerance - ahead) / self.interval),
+                remaining: narrow(
+                    ((self.tolerance - ahead) / self.interval).min((MAX - new_tat) / self.interval),
+                ),
                 reset_after: narrow(ahead),
                 retry_after: 0,
             };

@@ -62,12 +62,14 @@ impl StrictModel {
     fn decide(&self, now: u64, cost: u64) -> Result<(Decision, u128), CheckError> {
         cost_check(cost, self.limit)?;
         // Time going backwards never refunds: judge at the latest admission if later.
-        let now = u128::from(now).max(self.latest);
+        let caller = u128::from(now);
+        let now = caller.max(self.latest);
         let mut releases = self.in_window(now);
         let sum: u128 = releases.iter().map(|&(_, c)| u128::from(c)).sum();
         let last_release = |releases: &[(u128, u64)], extra: Option<u128>| {
             let last = releases.iter().map(|&(r, _)| r).chain(extra).max();
-            last.map_or(0, |r| until(r, now))
+            // Durations are measured from the caller's time.
+            last.map_or(0, |r| until(r, caller))
         };
         if sum + u128::from(cost) <= u128::from(self.limit) {
             // Our own admission, if any, is released one period from now.
@@ -87,7 +89,7 @@ impl StrictModel {
             for &(release, count) in &releases {
                 left -= u128::from(count);
                 if left + u128::from(cost) <= u128::from(self.limit) {
-                    retry = Some(until(release, now));
+                    retry = Some(until(release, caller));
                     break;
                 }
             }
