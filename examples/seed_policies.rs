@@ -144,6 +144,14 @@ fn http_replay() {
         ),
         up(
             at(16, 25, 4),
+            "POST",
+            "/password/forgot",
+            b"198.51.100.4",
+            Some(b"bar@baz.com"),
+            "another account from IP 4: its own 3",
+        ),
+        up(
+            at(16, 25, 5),
             "GET",
             "/v0/ticker",
             b"198.51.100.4",
@@ -159,7 +167,11 @@ fn http_replay() {
             "next 5-minute window",
         ),
     ];
-    replay(&format!("{root}/uphold.toml"), &uphold, &[0, 1, 2, 3, 4, 5]);
+    replay(
+        &format!("{root}/uphold.toml"),
+        &uphold,
+        &[0, 1, 2, 3, 4, 5, 6],
+    );
 
     let mut switch = vec![sw(
         at(12, 0, 0),
