@@ -109,7 +109,7 @@ impl FixedWindowConfig {
         }
     }
 
-    /// Gives back `cost` charged in `window` (see [`Reserve::cancel`]); `None` if the word
+    /// Gives back `cost` charged in `window` (see [`crate::Reserve::cancel`]); `None` if the word
     /// no longer holds that window (the charge has expired with it).
     #[must_use]
     pub const fn uncharge(&self, word: u64, window: u64, cost: u64) -> Option<u64> {

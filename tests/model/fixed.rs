@@ -35,14 +35,12 @@ impl FixedModel {
         let now = u128::from(now);
         let caller = now;
         let now_window = now / self.period;
-        let (window, used, now) = if now_window > self.window {
+        let (window, used) = if now_window > self.window {
             // A later window starts empty.
-            (now_window, 0, now)
+            (now_window, 0)
         } else {
-            // Same window, or time went backwards: stay in the stored window, with `now`
-            // clamped to its start.
-            let start = self.window * self.period;
-            (self.window, self.count, now.max(start))
+            // Same window, or time went backwards: stay in the stored window.
+            (self.window, self.count)
         };
         // Durations are measured from the caller's time, not the clamped one.
         let until_end = until((window + 1) * self.period, caller);

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Runs the Redis backend's tests (feature `redis`) against a real, throwaway redis-server:
+# installs Debian's redis-server if missing, starts it on 127.0.0.1 on a free port with no
+# persistence in a temporary directory, runs the tests and the benchmark, and stops it.
+#
+#   bash tests/redis/run.sh            # tests + benchmark
+#   RATECORE_REDIS_BENCH=0 bash tests/redis/run.sh   # tests only
+#
+# The tests read:
+#   RATECORE_REDIS_URL      redis://127.0.0.1:PORT/
+#   RATECORE_REDIS_CONF     the server's config file (to restart it after killing it)
+#   RATECORE_REDIS_PIDFILE  the file holding the running server's pid
+# Without RATECORE_REDIS_URL they print a notice and skip, so a plain `cargo test` needs
+# no Redis.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+exec </dev/null
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    echo "== installing redis-server from Debian's packages =="
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+fi
+redis-server --version
+
+DIR="$(mktemp -d "${TMPDIR:-/tmp}/ratecore-redis.XXXXXX")"
+CONF="$DIR/redis.conf"
+PIDFILE="$DIR/redis.pid"
+PORT=""
+
+stop_server() {
+    if [ -n "$PORT" ]; then
+        redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    fi
+    if [ -f "$PIDFILE" ]; then
+        pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            sleep 0.2
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    fi
+}
+cleanup() {
+    status=$?
+    stop_server
+    if [ "$status" != 0 ] && [ -f "$DIR/redis.log" ]; then
+        echo "== redis-server log (last lines) =="
+        tail -n 30 "$DIR/redis.log" || true
+    fi
+    rm -rf "$DIR"
+    exit "$status"
+}
+trap cleanup EXIT
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A free port: random candidates until one is not listening and redis-server starts on it.
+started=""
+for _ in $(seq 1 50); do
+    candidate=$((20000 + RANDOM % 40000))
+    if port_in_use "$candidate"; then continue; fi
+    PORT="$candidate"
+    cat >"$CONF" <<EOF
+bind 127.0.0.1
+port $PORT
+save ""
+appendonly no
+dir $DIR
+daemonize yes
+pidfile $PIDFILE
+logfile $DIR/redis.log
+EOF
+    if redis-server "$CONF" >/dev/null 2>&1; then
+        for _ in $(seq 1 100); do
+            if [ "$(redis-cli -p "$PORT" ping 2>/dev/null || true)" = "PONG" ]; then
+                started=1
+                break
+            fi
+            sleep 0.05
+        done
+    fi
+    if [ -n "$started" ]; then break; fi
+    stop_server
+    PORT=""
+done
+if [ -z "$started" ]; then
+    echo "could not start redis-server" >&2
+    exit 1
+fi
+echo "redis-server running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
+
+export RATECORE_REDIS_URL="redis://127.0.0.1:$PORT/"
+export RATECORE_REDIS_CONF="$CONF"
+export RATECORE_REDIS_PIDFILE="$PIDFILE"
+export RUST_BACKTRACE=1
+
+echo
+echo "== cargo test --features redis (Redis tests) =="
+cargo test --features redis --lib redis_backend
+cargo test --features redis \
+    --test redis_differential --test redis_clients --test redis_failures
+
+if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
+    echo
+    echo "== benchmark: cargo test --release --features redis --test redis_bench -- --ignored --nocapture =="
+    cargo test --release --features redis --test redis_bench -- --ignored --nocapture
+fi

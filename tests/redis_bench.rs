@@ -1,0 +1,247 @@
+//! Checks per second against a local Redis: an ignored test that prints a table.
+//!
+//! ```text
+//! bash tests/redis/run.sh    # runs it in release mode after the tests, or by hand:
+//! RATECORE_REDIS_URL=redis://127.0.0.1:6379/ \
+//!     cargo test --release --features redis --test redis_bench -- --ignored --nocapture
+//! ```
+//!
+//! For context it also measures the floor any one-round-trip limiter (`redis-cell`'s
+//! `CL.THROTTLE`, or ours) sits on: a `PING`, and an `EVALSHA` of a script that does
+//! nothing but read one key.
+#![cfg(feature = "redis")]
+
+#[path = "redis/common.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ratecore::clock::unix_time_nanos;
+use ratecore::redis_backend::{RedisBackend, RedisConfig};
+use ratecore::{Algorithm, Quota};
+
+const RUN: Duration = Duration::from_millis(1500);
+const KEYS: u64 = 10_000;
+
+/// Runs `op` on `threads` threads for `RUN`; returns (ops/s, p50 µs, p99 µs).
+fn measure(threads: usize, op: impl Fn(u64) + Send + Sync + 'static) -> (f64, f64, f64) {
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let op = Arc::clone(&op);
+            thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut i = t as u64 * 7919;
+                let begin = Instant::now();
+                while begin.elapsed() < RUN {
+                    let one = Instant::now();
+                    op(i);
+                    latencies.push(one.elapsed());
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    (latencies.len() as f64 / elapsed, pick(0.5), pick(0.99))
+}
+
+/// Resets the server's command statistics.
+fn reset_server_stats(admin: &mut redis::Connection) {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(admin)
+        .unwrap();
+}
+
+/// The server's own time per call of `command` since the last reset, in µs.
+fn server_usec_per_call(admin: &mut redis::Connection, command: &str) -> f64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
+    let prefix = format!("cmdstat_{command}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|l| {
+            l.split(',')
+                .find_map(|f| f.strip_prefix("usec_per_call="))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn report(
+    admin: &mut redis::Connection,
+    command: &str,
+    name: &str,
+    threads: usize,
+    (rate, p50, p99): (f64, f64, f64),
+) {
+    let server = server_usec_per_call(admin, command);
+    println!(
+        "| {name:<44} | {threads:>7} | {rate:>10.0} | {p50:>8.1} | {p99:>8.1} | {server:>10.1} |"
+    );
+    reset_server_stats(admin);
+}
+
+#[test]
+#[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
+fn checks_per_second() {
+    let Some(url) = common::redis_url("checks_per_second") else {
+        return;
+    };
+    let mut config = RedisConfig::new(url.as_str());
+    config.prefix = common::unique_prefix("bench");
+    config.timeout = Duration::from_secs(2);
+    let backend = RedisBackend::new(config).unwrap();
+    backend.ping().unwrap();
+    let mut admin = common::admin(&url);
+    reset_server_stats(&mut admin);
+    println!();
+    println!("| scenario (10 000 keys, round robin)          | threads |  checks/s  | p50 (µs) | p99 (µs) | server µs/call |");
+    println!("|----------------------------------------------|---------|------------|----------|----------|------------|");
+
+    {
+        let b = backend.clone();
+        report(
+            &mut admin,
+            "ping",
+            "PING (round-trip floor)",
+            1,
+            measure(1, move |_| b.ping().unwrap()),
+        );
+    }
+    {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let script = Arc::new(redis::Script::new("return redis.call('GET', KEYS[1])"));
+        let connections: Vec<_> = (0..1)
+            .map(|_| std::sync::Mutex::new(client.get_connection().unwrap()))
+            .collect();
+        let connections = Arc::new(connections);
+        report(
+            &mut admin,
+            "evalsha",
+            "EVALSHA of a one-GET script (Lua floor)",
+            1,
+            measure(1, move |i| {
+                let mut c = connections[0].lock().unwrap();
+                let _: Option<Vec<u8>> = script
+                    .key(format!("bench-floor:{}", i % KEYS))
+                    .invoke(&mut *c)
+                    .unwrap();
+            }),
+        );
+    }
+    let second = 1_000_000_000u64;
+    let scenarios: [(&str, Algorithm, Quota); 4] = [
+        (
+            "GCRA 100/s",
+            Algorithm::Gcra,
+            Quota::per_second(100).unwrap(),
+        ),
+        (
+            "fixed window 100/s",
+            Algorithm::FixedWindow,
+            Quota::per_second(100).unwrap(),
+        ),
+        (
+            "approximate sliding window 100/s",
+            Algorithm::SlidingWindow,
+            Quota::per_second(100).unwrap(),
+        ),
+        (
+            "strict sliding window 1000/h, 60 sub-windows",
+            Algorithm::SlidingWindowStrict { sub_windows: 60 },
+            Quota::per_hour(1000).unwrap(),
+        ),
+    ];
+    for (name, algorithm, quota) in scenarios {
+        let limiter = backend.limiter("bench", algorithm, quota).unwrap();
+        let result = measure(1, move |i| {
+            let key = (i % KEYS).to_be_bytes();
+            let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
+            assert!(checked.fault.is_none());
+        });
+        report(&mut admin, "evalsha", name, 1, result);
+    }
+    let composite = backend
+        .composite(vec![
+            backend
+                .limit("c1", Algorithm::Gcra, Quota::per_second(5).unwrap())
+                .unwrap(),
+            backend
+                .limit(
+                    "c2",
+                    Algorithm::SlidingWindowStrict { sub_windows: 60 },
+                    Quota::new(20, 60 * second).unwrap(),
+                )
+                .unwrap(),
+        ])
+        .unwrap();
+    {
+        let composite = composite.clone();
+        report(
+            &mut admin,
+            "evalsha",
+            "composite: GCRA 5/s + strict 20/min",
+            1,
+            measure(1, move |i| {
+                let key = (i % KEYS).to_be_bytes();
+                let checked = composite.check(&key, unix_time_nanos(), 1).unwrap();
+                assert!(checked.fault.is_none());
+            }),
+        );
+    }
+    for threads in [2, 4, 8, 16] {
+        let limiter = backend
+            .limiter("bench-mt", Algorithm::Gcra, Quota::per_second(100).unwrap())
+            .unwrap();
+        report(
+            &mut admin,
+            "evalsha",
+            "GCRA 100/s",
+            threads,
+            measure(threads, move |i| {
+                let key = (i % KEYS).to_be_bytes();
+                let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
+                assert!(checked.fault.is_none());
+            }),
+        );
+    }
+    {
+        let limiter = backend
+            .limiter(
+                "bench-one",
+                Algorithm::Gcra,
+                Quota::per_second(100).unwrap(),
+            )
+            .unwrap();
+        report(
+            &mut admin,
+            "evalsha",
+            "GCRA 100/s, one hot key",
+            8,
+            measure(8, move |_| {
+                let checked = limiter.check(b"hot", unix_time_nanos(), 1).unwrap();
+                assert!(checked.fault.is_none());
+            }),
+        );
+    }
+    let stats = backend.stats();
+    println!();
+    println!("{stats:?}");
+    assert_eq!(stats.inconsistent, 0);
+    assert_eq!(stats.checks, stats.decided);
+}

@@ -1,0 +1,226 @@
+//! Several clients — threads of one process, and several processes — against one Redis
+//! and one key admit exactly what the quota allows: never more (the script is atomic),
+//! and, with every request arriving at the same caller time, never less.
+//!
+//! The multi-process test re-runs this test binary as children (`child_worker`, which
+//! does nothing unless `RATECORE_REDIS_CHILD` is set).
+//!
+//! Needs a real redis-server (`tests/redis/run.sh`); skips with a notice without
+//! `RATECORE_REDIS_URL`.
+#![cfg(feature = "redis")]
+
+#[path = "redis/common.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use ratecore::redis_backend::{RedisBackend, RedisConfig};
+use ratecore::{Algorithm, Quota};
+
+const SECOND: u64 = 1_000_000_000;
+
+fn algorithms() -> [Algorithm; 4] {
+    [
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowStrict { sub_windows: 10 },
+    ]
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Gcra => "gcra",
+        Algorithm::FixedWindow => "fixed",
+        Algorithm::SlidingWindow => "approx",
+        Algorithm::SlidingWindowStrict { .. } => "strict",
+    }
+}
+
+fn algorithm_named(name: &str) -> Algorithm {
+    algorithms()
+        .into_iter()
+        .find(|a| algorithm_name(*a) == name)
+        .expect("known algorithm")
+}
+
+/// `threads` threads, each sending `attempts` checks of cost 1 for `key` at `now`;
+/// returns how many were admitted. Every check must be decided by Redis.
+fn hammer(
+    backend: &RedisBackend,
+    algorithm: Algorithm,
+    quota: Quota,
+    key: &str,
+    now: u64,
+    threads: usize,
+    attempts: usize,
+) -> usize {
+    let limiter = backend.limiter("shared", algorithm, quota).unwrap();
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let limiter = limiter.clone();
+            let start = Arc::clone(&start);
+            let key = key.to_owned();
+            thread::spawn(move || {
+                start.wait();
+                (0..attempts)
+                    .filter(|_| {
+                        limiter
+                            .try_check(key.as_bytes(), now, 1)
+                            .expect("Redis decides")
+                            .allowed
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+#[test]
+fn threads_admit_exactly_the_quota() {
+    let Some(url) = common::redis_url("threads_admit_exactly_the_quota") else {
+        return;
+    };
+    let backend = common::backend(&url, "threads");
+    for algorithm in algorithms() {
+        let quota = Quota::new(100, 3600 * SECOND).unwrap();
+        // Several rounds on one key, each two periods later (when even the approximate
+        // window's previous count no longer weighs): every round admits exactly the
+        // limit again.
+        for round in 0..3u64 {
+            let now = 1_700_000_000_000_000_000 + round * 2 * 3600 * SECOND;
+            let admitted = hammer(&backend, algorithm, quota, "one-key", now, 8, 40);
+            assert_eq!(admitted, 100, "{algorithm:?}, round {round}");
+        }
+    }
+    // A composite (5/s and 8/min) under contention: exactly the tighter limit.
+    let limits = vec![
+        backend
+            .limit("per-second", Algorithm::Gcra, Quota::per_second(5).unwrap())
+            .unwrap(),
+        backend
+            .limit(
+                "per-minute",
+                Algorithm::SlidingWindowStrict { sub_windows: 6 },
+                Quota::per_minute(8).unwrap(),
+            )
+            .unwrap(),
+    ];
+    let composite = backend.composite(limits).unwrap();
+    let now = 1_700_000_000_000_000_000u64;
+    let admitted: usize = thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..10)
+                        .filter(|_| {
+                            composite
+                                .try_check_each(b"client", now, 1, &mut [])
+                                .unwrap()
+                                .allowed
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 5);
+    // One second later the per-second limit allows 5 more, but the per-minute one only
+    // 3: denials consumed nothing from it.
+    let admitted = (0..20)
+        .filter(|_| {
+            composite
+                .try_check_each(b"client", now + SECOND, 1, &mut [])
+                .unwrap()
+                .allowed
+        })
+        .count();
+    assert_eq!(admitted, 3);
+    let stats = backend.stats();
+    assert_eq!(stats.checks, stats.decided, "{stats:?}");
+}
+
+/// Run by `processes_admit_exactly_the_quota` in child processes.
+#[test]
+fn child_worker() {
+    let Ok(spec) = std::env::var("RATECORE_REDIS_CHILD") else {
+        return;
+    };
+    // url|prefix|algorithm|now|threads|attempts
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [url, prefix, algorithm, now, threads, attempts] = parts[..] else {
+        panic!("bad RATECORE_REDIS_CHILD {spec:?}");
+    };
+    let mut config = RedisConfig::new(url);
+    config.prefix = prefix.to_owned();
+    config.timeout = std::time::Duration::from_secs(5);
+    let backend = RedisBackend::new(config).unwrap();
+    let admitted = hammer(
+        &backend,
+        algorithm_named(algorithm),
+        Quota::new(100, 3600 * SECOND).unwrap(),
+        "one-key",
+        now.parse().unwrap(),
+        threads.parse().unwrap(),
+        attempts.parse().unwrap(),
+    );
+    println!("RATECORE_CHILD_ADMITTED={admitted}");
+}
+
+#[test]
+fn processes_admit_exactly_the_quota() {
+    let Some(url) = common::redis_url("processes_admit_exactly_the_quota") else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    for algorithm in algorithms() {
+        let prefix = common::unique_prefix("processes");
+        let now = 1_700_000_000_000_000_000u64;
+        // Three child processes of 3 threads × 30 attempts, and this process with
+        // 3 threads × 30: 360 attempts at one key for a quota of 100.
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                Command::new(&exe)
+                    .args(["child_worker", "--exact", "--nocapture", "--test-threads=1"])
+                    .env(
+                        "RATECORE_REDIS_CHILD",
+                        format!("{url}|{prefix}|{}|{now}|3|30", algorithm_name(algorithm)),
+                    )
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn the test binary as a child")
+            })
+            .collect();
+        let mut config = RedisConfig::new(url.as_str());
+        config.prefix = prefix.clone();
+        config.timeout = std::time::Duration::from_secs(5);
+        let backend = RedisBackend::new(config).unwrap();
+        let mut admitted = hammer(
+            &backend,
+            algorithm,
+            Quota::new(100, 3600 * SECOND).unwrap(),
+            "one-key",
+            now,
+            3,
+            30,
+        );
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "child failed: {:?}", output.status);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            // libtest may print the count on its "test child_worker ..." line.
+            let (_, after) = stdout
+                .split_once("RATECORE_CHILD_ADMITTED=")
+                .unwrap_or_else(|| panic!("child printed no count: {stdout}"));
+            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+            admitted += digits.parse::<usize>().unwrap();
+        }
+        assert_eq!(admitted, 100, "{algorithm:?} across 4 processes");
+    }
+}
