@@ -303,6 +303,12 @@ impl StrictConfig {
                 return Ok((self.contended(0), None));
             };
             let observed = slot.load();
+            if observed.count > 0 && is_newer(observed.generation, generation) {
+                // The ring has a newer owner (a keyed table gave our key's slot to another
+                // key): never overwrite its cells. The table re-checks its key and starts
+                // over.
+                return Ok((self.contended(0), None));
+            }
             let (sum, latest_release) = self.in_window_sum(ring, generation, now);
             // "Fully replenished" is at the latest release, or already (the caller's now).
             let latest_release = latest_release.map(|r| if sum == 0 { caller_now } else { r });
@@ -344,7 +350,7 @@ impl StrictConfig {
                 if attempt >= MAX_ATTEMPTS {
                     return Ok((self.contended(sum), None));
                 }
-                backoff.spin();
+                crate::sync::backoff_wait(&backoff);
                 continue;
             }
             let ours = live && observed.newest / self.granule == sub_window;
@@ -355,7 +361,7 @@ impl StrictConfig {
                 if attempt >= MAX_ATTEMPTS {
                     return Ok((self.contended(sum), None));
                 }
-                backoff.snooze();
+                crate::sync::backoff_wait(&backoff);
                 continue;
             }
             let charged_cell = Cell {
@@ -368,7 +374,7 @@ impl StrictConfig {
                 if attempt >= MAX_ATTEMPTS {
                     return Ok((self.contended(sum), None));
                 }
-                backoff.spin();
+                crate::sync::backoff_wait(&backoff);
                 continue;
             }
             // SeqCst fence: orders our charge before the re-read below (Dekker; module
@@ -388,7 +394,7 @@ impl StrictConfig {
             if attempt >= MAX_ATTEMPTS {
                 return Ok((self.contended(sum), None));
             }
-            backoff.snooze();
+            crate::sync::backoff_wait(&backoff);
         }
     }
 
@@ -453,6 +459,12 @@ impl StrictConfig {
             }
         }
     }
+}
+
+/// Whether generation `a` is newer than `b` (wrapping: within half the 32-bit range).
+const fn is_newer(a: u32, b: u32) -> bool {
+    let ahead = a.wrapping_sub(b);
+    ahead != 0 && ahead < 1 << 31
 }
 
 fn max_release(a: Option<u64>, b: Option<u64>) -> Option<u64> {

@@ -8,6 +8,19 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 #[cfg(not(ratecore_loom))]
 pub(crate) use core::sync::atomic::{fence, AtomicU64, Ordering};
 
+/// Waits a little before retrying a lost race: `Backoff`'s spin-then-yield normally;
+/// under loom an explicit yield, so the model checker schedules the thread we wait for
+/// (loom cannot see through a spin loop).
+pub(crate) fn backoff_wait(backoff: &crossbeam_utils::Backoff) {
+    #[cfg(ratecore_loom)]
+    {
+        let _ = backoff;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(ratecore_loom))]
+    backoff.snooze();
+}
+
 /// A lock-free 128-bit atomic: `cmpxchg16b` on x86-64, `casp`/`ldxp`/`stxp` on AArch64
 /// (portable-atomic picks the instruction, detecting support at run time if needed).
 /// Keyed tables check `is_lock_free()` before using it: a lock-based fallback would not

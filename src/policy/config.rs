@@ -204,8 +204,9 @@ fn positive(
         })
 }
 
-impl Policy {
-    /// Parses and builds a policy from TOML text; `origin` names it in errors.
+impl PolicySpec {
+    /// Parses a policy specification from TOML text without building it (e.g. to build it
+    /// on another backend); `origin` names it in errors.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the line, column and field of the first problem.
@@ -213,8 +214,24 @@ impl Policy {
         let src = Source { origin, text };
         let raw: RawPolicy = toml::from_str(text)
             .map_err(|e| src.error(e.span(), "", e.message().trim_end().to_string()))?;
-        let spec = spec_from_raw(raw, &src)?;
-        Policy::new(spec).map_err(|e| src.error(None, "", e.to_string()))
+        spec_from_raw(raw, &src)
+    }
+}
+
+impl Policy {
+    /// Parses and builds a policy from TOML text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the line, column and field of the first problem.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let spec = PolicySpec::from_toml_str(text, origin)?;
+        Policy::new(spec).map_err(|e| ConfigError {
+            origin: origin.to_string(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: e.to_string(),
+        })
     }
 
     /// Reads, parses and builds a policy from a TOML file.

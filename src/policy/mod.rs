@@ -215,6 +215,10 @@ struct Group {
     table: OwnedTable,
     /// Name and period of each limit, in table order.
     names: Vec<(String, u64)>,
+    /// The same limits on Redis, when the policy runs there (then the table is unused,
+    /// and kept minimal).
+    #[cfg(feature = "redis")]
+    redis: Vec<crate::redis_backend::RedisLimit>,
 }
 
 #[derive(Debug)]
@@ -237,6 +241,9 @@ impl CompiledRule {
 pub struct Policy {
     rules: Vec<CompiledRule>,
     response: ResponseSpec,
+    /// Where the state lives when not in this process's tables.
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis_backend::RedisBackend>,
 }
 
 /// Which limit an entry of a [`PolicyDecision`] reports.
@@ -262,6 +269,8 @@ pub struct PolicyDecision<'p> {
     entries: [Option<(LimitRef<'p>, Decision)>; MAX_LIMITS],
     len: usize,
     deciding: usize,
+    #[cfg(feature = "redis")]
+    fault: Option<crate::redis_backend::Fault>,
 }
 
 impl Policy {
@@ -270,6 +279,44 @@ impl Policy {
     /// # Errors
     /// A [`PolicyError`] naming the rule at fault.
     pub fn new(spec: PolicySpec) -> Result<Self, PolicyError> {
+        Self::build(spec, false)
+    }
+
+    /// Builds the policy with every limit's state on Redis (feature `redis`): the same
+    /// rules, decisions, headers and bodies, shared by every host using that Redis. Each
+    /// limit is named `rule/limit` on Redis. Checks then allocate and do one round trip;
+    /// when Redis cannot decide, the backend's failure mode answers and
+    /// [`PolicyDecision::fault`] says why.
+    ///
+    /// # Errors
+    /// As for [`Policy::new`].
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        spec: PolicySpec,
+        backend: crate::redis_backend::RedisBackend,
+    ) -> Result<Self, PolicyError> {
+        let mut policy = Self::build(spec, true)?;
+        for rule in &mut policy.rules {
+            for group in &mut rule.groups {
+                let limits = rule
+                    .rule
+                    .limits
+                    .iter()
+                    .filter(|l| l.dimension == group.dimension);
+                for (limit, (name, _)) in limits.zip(&group.names) {
+                    let redis_name = alloc::format!("{}/{}", rule.rule.name, name);
+                    let redis_limit = backend
+                        .limit(&redis_name, limit.algorithm, limit.quota)
+                        .map_err(|_| PolicyError::RuleLimits(rule.rule.name.clone()))?;
+                    group.redis.push(redis_limit);
+                }
+            }
+        }
+        policy.redis = Some(backend);
+        Ok(policy)
+    }
+
+    fn build(spec: PolicySpec, minimal_tables: bool) -> Result<Self, PolicyError> {
         let mut rules: Vec<CompiledRule> = Vec::new();
         let mut total = 0usize;
         for rule in spec.rules {
@@ -306,7 +353,7 @@ impl Policy {
                     rule: rule.name.clone(),
                     error,
                 };
-                let capacity = if dimension == Dimension::Global {
+                let capacity = if dimension == Dimension::Global || minimal_tables {
                     8
                 } else {
                     spec.capacity
@@ -326,6 +373,8 @@ impl Policy {
                         .iter()
                         .map(|l| (l.name.clone(), l.quota.period()))
                         .collect(),
+                    #[cfg(feature = "redis")]
+                    redis: Vec::new(),
                 });
             }
             rules.push(CompiledRule { rule, groups });
@@ -336,6 +385,8 @@ impl Policy {
         Ok(Self {
             rules,
             response: spec.response,
+            #[cfg(feature = "redis")]
+            redis: None,
         })
     }
 
@@ -395,6 +446,8 @@ impl Policy {
             entries: [None; MAX_LIMITS],
             len: 0,
             deciding: 0,
+            #[cfg(feature = "redis")]
+            fault: None,
         };
         if self
             .rules
@@ -444,21 +497,94 @@ impl Policy {
         let mut states = [Decision::EMPTY; MAX_LIMITS];
         let members = members.get(..len).unwrap_or(&[]);
         let states_in = states.get_mut(..len).unwrap_or(&mut []);
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &self.redis {
+            let (decision, fault) =
+                self.run_on_redis(backend, request, now, cost, commit, states_in)?;
+            result.decision = decision;
+            result.fault = fault;
+            return Ok(finish(result, len, &states));
+        }
         result.decision = run_all(members, now, cost, commit, states_in)?;
-        result.len = len;
-        for (entry, state) in result.entries.iter_mut().zip(states.iter()).take(len) {
-            if let Some((_, decision)) = entry {
-                *decision = *state;
+        Ok(finish(result, len, &states))
+    }
+
+    /// The Redis path of `run`: the same limits, keys and protocol, in one script call.
+    #[cfg(feature = "redis")]
+    fn run_on_redis(
+        &self,
+        backend: &crate::redis_backend::RedisBackend,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        commit: bool,
+        states: &mut [Decision],
+    ) -> Result<(Decision, Option<crate::redis_backend::Fault>), CheckError> {
+        use crate::redis_backend::{key_from_parts, RedisCheckError, RedisLimit};
+        let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.applies(request)) {
+            for group in &rule.groups {
+                let key = match group.dimension {
+                    Dimension::Global => Some(Vec::new()),
+                    Dimension::ClientIp => request.client_ip.map(<[u8]>::to_vec),
+                    Dimension::User => request.user.map(<[u8]>::to_vec),
+                    Dimension::Client => request.client.map(<[u8]>::to_vec),
+                    Dimension::AppUser => request
+                        .app
+                        .zip(request.user)
+                        .map(|(app, user)| key_from_parts(&[app, user])),
+                };
+                let Some(key) = key else { continue };
+                keyed.extend(group.redis.iter().map(|limit| (limit, key.clone())));
             }
         }
-        result.deciding = result
-            .entries
+        let pairs: Vec<(&RedisLimit, &[u8])> = keyed
             .iter()
-            .take(len)
-            .position(|e| e.is_some_and(|(_, d)| d == result.decision))
-            .unwrap_or(0);
-        Ok(result)
+            .map(|(limit, key)| (*limit, key.as_slice()))
+            .collect();
+        let answer = if commit {
+            backend.check_limits(&pairs, now, cost, states)
+        } else {
+            backend.peek_limits(&pairs, now, cost, states)
+        };
+        match answer {
+            Ok(d) => Ok((d.decision, d.fault)),
+            Err(RedisCheckError::Cost(e)) => Err(e),
+            // The limits were validated when the policy was built, and the non-`try` entry
+            // points report Redis failures as decisions; answer as a closed failure would.
+            Err(_) => Ok((
+                Decision {
+                    allowed: false,
+                    limit: 0,
+                    remaining: 0,
+                    reset_after: 0,
+                    retry_after: 1,
+                },
+                Some(crate::redis_backend::Fault::Inconsistent),
+            )),
+        }
     }
+}
+
+/// Copies the per-limit states into the result and finds the deciding entry.
+fn finish<'p>(
+    mut result: PolicyDecision<'p>,
+    len: usize,
+    states: &[Decision; MAX_LIMITS],
+) -> PolicyDecision<'p> {
+    result.len = len;
+    for (entry, state) in result.entries.iter_mut().zip(states.iter()).take(len) {
+        if let Some((_, decision)) = entry {
+            *decision = *state;
+        }
+    }
+    result.deciding = result
+        .entries
+        .iter()
+        .take(len)
+        .position(|e| e.is_some_and(|(_, d)| d == result.decision))
+        .unwrap_or(0);
+    result
 }
 
 /// The hash of the request's key for `dimension` in `table`, if the request has one.
@@ -481,6 +607,14 @@ impl<'p> PolicyDecision<'p> {
     #[must_use]
     pub const fn allowed(&self) -> bool {
         self.decision.allowed
+    }
+
+    /// Why the Redis backend could not decide (the failure mode answered instead), if
+    /// so.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub const fn fault(&self) -> Option<crate::redis_backend::Fault> {
+        self.fault
     }
 
     /// Whether any limit applied (false: unlimited, no headers).

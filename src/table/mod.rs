@@ -622,20 +622,20 @@ impl<'t> KeyedLimit<'t> {
         let ring = self.ring(index);
         let generation = generation_of(slot);
         let (decision, reservation) = config.check(ring, generation, now, cost, commit)?;
-        let Some(inner) = reservation else {
-            return Ok(Step::Done((decision, None)));
-        };
-        // SeqCst fence: our charge, then the re-read of the key slot (Dekker with the
-        // reclaimer's claim-then-re-read; module docs).
+        // SeqCst fence: our charge (if any), then the re-read of the key slot (Dekker with
+        // the reclaimer's claim-then-re-read; module docs). Whatever the decision, it only
+        // counts if the ring was still our key's throughout: `check` refuses to overwrite
+        // a cell of a newer generation, so a decision made on a ring that changed owner
+        // is caught here and made again.
         fence(Ordering::SeqCst);
         if self.load(index) != slot {
-            config.uncharge(ring, inner);
+            if let Some(inner) = reservation {
+                config.uncharge(ring, inner);
+            }
             return Ok(Step::Retry);
         }
-        Ok(Step::Done((
-            decision,
-            Some(KeyedReservation { index, inner }),
-        )))
+        let token = reservation.map(|inner| KeyedReservation { index, inner });
+        Ok(Step::Done((decision, token)))
     }
 
     fn access(&self, now: u64, cost: u64, commit: bool) -> Result<Access, CheckError> {
@@ -664,14 +664,14 @@ impl<'t> KeyedLimit<'t> {
                         // plus its claimant's request; report the fresh state.
                         return Ok((self.fresh(now, cost)?.0, None));
                     }
-                    backoff.snooze();
+                    crate::sync::backoff_wait(&backoff);
                     continue;
                 }
                 Found::Absent => self.claim(now, cost, commit)?,
             };
             match step {
                 Step::Done(result) => return Ok(result),
-                Step::Retry => backoff.snooze(),
+                Step::Retry => crate::sync::backoff_wait(&backoff),
             }
         }
         self.counters.bump(stats::CONTENDED);
