@@ -210,9 +210,46 @@ fn http_replay() {
     );
 }
 
+/// The policy in `file`: in this process, or on Redis with `--redis URL` (feature
+/// `redis`; decisions, headers and bodies are the same either way).
+fn load_policy(file: &str) -> Policy {
+    let args: Vec<String> = std::env::args().collect();
+    let redis_url = args
+        .iter()
+        .position(|a| a == "--redis")
+        .and_then(|i| args.get(i + 1));
+    match redis_url {
+        None => Policy::from_toml_file(file).expect("seed policy parses"),
+        Some(url) => on_redis(file, url),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn on_redis(file: &str, url: &str) -> Policy {
+    use ratecore::policy::PolicySpec;
+    use ratecore::redis_backend::{RedisBackend, RedisConfig};
+    let text = std::fs::read_to_string(file).expect("seed policy readable");
+    let spec = PolicySpec::from_toml_str(&text, file).expect("seed policy parses");
+    let mut config = RedisConfig::new(url);
+    // A fresh key space per run, and TTLs long enough for a simulated day replayed in
+    // seconds (TTLs follow wall time).
+    config.prefix = format!("ratecore-demo:{}:", ratecore::clock::unix_time_nanos());
+    config.min_ttl = std::time::Duration::from_secs(600);
+    config.timeout = std::time::Duration::from_secs(2);
+    let backend = RedisBackend::new(config).expect("valid Redis URL");
+    println!("(policy state on Redis at {url})");
+    Policy::with_redis(spec, backend).expect("seed policy builds")
+}
+
+#[cfg(not(feature = "redis"))]
+fn on_redis(_file: &str, _url: &str) -> Policy {
+    eprintln!("--redis needs the `redis` feature: cargo run --release --features redis --example seed_policies -- --redis URL");
+    std::process::exit(2);
+}
+
 /// Replays `exchanges` through the policy in `file`, printing the responses at `shown`.
 fn replay(file: &str, exchanges: &[Exchange<'_>], shown: &[usize]) {
-    let policy = Policy::from_toml_file(file).expect("seed policy parses");
+    let policy = load_policy(file);
     let name = file.rsplit('/').next().unwrap_or(file);
     section(
         &format!("HTTP replay of examples/policies/{name}"),

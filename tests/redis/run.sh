@@ -105,7 +105,12 @@ echo
 echo "== cargo test --features redis (Redis tests) =="
 cargo test --features redis --lib redis_backend
 cargo test --features redis \
-    --test redis_differential --test redis_clients --test redis_failures
+    --test redis_differential --test redis_clients --test redis_failures --test redis_policy
+
+echo
+echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
+cargo run --release --features redis --example seed_policies -- --redis "$RATECORE_REDIS_URL" >/dev/null
+echo "demo on Redis: all seed promises checked"
 
 if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
     echo
