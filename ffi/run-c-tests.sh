@@ -97,7 +97,8 @@ for canary in asan:AddressSanitizer:address ubsan:'runtime error':address,undefi
     # shellcheck disable=SC2086
     "$CC" $WARN_C -g -O1 "-fsanitize=${rest#*:}" -fno-sanitize-recover=all -fno-omit-frame-pointer \
         "tests/c/canary_$name.c" -o "$out/canary_$name"
-    nm "$out/canary_$name" | grep -q __asan_init || fail "canary_$name is not linked with ASan"
+    canary_symbols="$(nm "$out/canary_$name")"
+    grep -q __asan_init <<<"$canary_symbols" || fail "canary_$name is not linked with ASan"
     if "$out/canary_$name" >"$out/canary_$name.log" 2>&1; then
         cat "$out/canary_$name.log"
         fail "canary_$name ran to completion: the sanitizer is not active"
@@ -168,9 +169,13 @@ if command -v pkg-config >/dev/null 2>&1; then
     "$CC" $WARN_C $(pkg-config --cflags ratecore) ffi/examples/toy_server.c \
         $(pkg-config --libs ratecore) -o "$out/toy_server_shared"
     LD_LIBRARY_PATH="$prefix/lib" "$out/toy_server_shared" >/dev/null || fail "toy_server against the shared library"
-    ldd "$out/toy_server_shared" | grep -q "$prefix/lib/libratecore_ffi.so" ||
-        LD_LIBRARY_PATH="$prefix/lib" ldd "$out/toy_server_shared" | grep -q libratecore_ffi.so ||
-        fail "toy_server_shared is not linked to the shared library"
+    # Capture first: `ldd | grep -q` under pipefail fails whenever grep exits early and
+    # ldd gets SIGPIPE.
+    linked="$(LD_LIBRARY_PATH="$prefix/lib" ldd "$out/toy_server_shared")"
+    case "$linked" in
+    *libratecore_ffi.so*) ;;
+    *) fail "toy_server_shared is not linked to the shared library" ;;
+    esac
     echo "pkg-config --cflags --libs ratecore ($(pkg-config --libs ratecore)): ok"
 else
     echo "pkg-config not installed: pkg-config check skipped"
