@@ -1058,6 +1058,22 @@ ratecore_status ratecore_table_check_each(const struct ratecore_table *table,
                                           struct ratecore_decision *decision_out);
 
 /**
+ * What `ratecore_table_check_each` would answer, consuming nothing and never giving the
+ * key a slot: the key's exact state under each quota.
+ *
+ * # Safety
+ * As for `ratecore_table_check_each`.
+ */
+ratecore_status ratecore_table_peek_each(const struct ratecore_table *table,
+                                         const uint8_t *key,
+                                         size_t key_len,
+                                         uint64_t now_ns,
+                                         uint64_t cost,
+                                         struct ratecore_decision *states,
+                                         size_t states_len,
+                                         struct ratecore_decision *decision_out);
+
+/**
  * Writes a snapshot of the table's counters to `*stats_out`.
  *
  * # Safety

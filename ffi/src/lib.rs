@@ -76,8 +76,8 @@ pub use table::{
     ratecore_full_policy, ratecore_table, ratecore_table_capacity, ratecore_table_check,
     ratecore_table_check_each, ratecore_table_free, ratecore_table_full_policy,
     ratecore_table_get_stats, ratecore_table_limit_count, ratecore_table_limits,
-    ratecore_table_new, ratecore_table_peek, ratecore_table_stats, RATECORE_MAX_TABLE_CAPACITY,
-    RATECORE_MAX_TABLE_LIMITS,
+    ratecore_table_new, ratecore_table_peek, ratecore_table_peek_each, ratecore_table_stats,
+    RATECORE_MAX_TABLE_CAPACITY, RATECORE_MAX_TABLE_LIMITS,
 };
 #[cfg(feature = "test-hooks")]
 pub use test_hooks::ratecore_test_panic;

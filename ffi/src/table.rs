@@ -154,9 +154,14 @@ impl TableInner {
         key: &[u8],
         now: u64,
         cost: u64,
+        commit: bool,
         states: &mut [Decision],
     ) -> Result<Decision, ratecore_status> {
-        Ok(self.table().check_each(key, now, cost, states)?)
+        Ok(if commit {
+            self.table().check_each(key, now, cost, states)?
+        } else {
+            self.table().peek_each(key, now, cost, states)?
+        })
     }
 }
 
@@ -382,6 +387,69 @@ pub unsafe extern "C" fn ratecore_table_check_each(
     states_len: usize,
     decision_out: *mut ratecore_decision,
 ) -> ratecore_status {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decide_each(
+            table,
+            key,
+            key_len,
+            now_ns,
+            cost,
+            true,
+            states,
+            states_len,
+            decision_out,
+        )
+    }
+}
+
+/// What `ratecore_table_check_each` would answer, consuming nothing and never giving the
+/// key a slot: the key's exact state under each quota.
+///
+/// # Safety
+/// As for `ratecore_table_check_each`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // The C signature: inputs, then the two outputs.
+pub unsafe extern "C" fn ratecore_table_peek_each(
+    table: *const ratecore_table,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    states: *mut ratecore_decision,
+    states_len: usize,
+    decision_out: *mut ratecore_decision,
+) -> ratecore_status {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decide_each(
+            table,
+            key,
+            key_len,
+            now_ns,
+            cost,
+            false,
+            states,
+            states_len,
+            decision_out,
+        )
+    }
+}
+
+/// # Safety
+/// As for `ratecore_table_check_each`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn decide_each(
+    table: *const ratecore_table,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    commit: bool,
+    states: *mut ratecore_decision,
+    states_len: usize,
+    decision_out: *mut ratecore_decision,
+) -> ratecore_status {
     guard(|| {
         // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
         let table = unsafe { handle_ref(table)? };
@@ -397,7 +465,7 @@ pub unsafe extern "C" fn ratecore_table_check_each(
         }
         let mut each = [Decision::EMPTY; RATECORE_MAX_TABLE_LIMITS];
         let each = &mut each[..count.min(RATECORE_MAX_TABLE_LIMITS)];
-        let decision = table.check_each(key, now_ns, cost, each)?;
+        let decision = table.check_each(key, now_ns, cost, commit, each)?;
         states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
         out.write(decision.into());
         Ok(())

@@ -255,7 +255,8 @@ impl<M: TableMemory> Table<M> {
     }
 
     /// Decides a request of `cost` by `key` at `now` against every limit (admitted only if
-    /// all admit; a denial consumes nothing).
+    /// all admit; a denial consumes nothing). A `cost` of 0 reports the key's state: it
+    /// never consumes and never gives the key a slot.
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost` can never fit some limit.
@@ -284,6 +285,21 @@ impl<M: TableMemory> Table<M> {
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
         self.run(self.hasher.hash_one(key), now, cost, true, states)
+    }
+
+    /// Like [`peek`](Self::peek), and writes each limit's state into `states` (as
+    /// [`crate::Composite::peek_each`]). Consumes nothing and never gives the key a slot.
+    ///
+    /// # Errors
+    /// As for [`check`](Self::check).
+    pub fn peek_each(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, CheckError> {
+        self.run(self.hasher.hash_one(key), now, cost, false, states)
     }
 
     /// Like [`check`](Self::check) for any hashable key (e.g. a `u64` account id or an

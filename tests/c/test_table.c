@@ -157,6 +157,21 @@ static void test_composite_table_and_introspection(void) {
     CHECK(states[0].allowed && !states[1].allowed);
     CHECK(d.retry_after_ns > 0 && d.retry_after_ns <= RC_MINUTE);
 
+    /* peek_each: the same per-quota view, consuming nothing, never claiming a slot. */
+    ratecore_decision peeked[3], again[3];
+    REQUIRE_OK(ratecore_table_peek_each(t, key, 7, 3 * RC_SECOND, 1, peeked, 3, &d));
+    REQUIRE_OK(ratecore_table_peek_each(t, key, 7, 3 * RC_SECOND, 1, again, 3, &d));
+    CHECK(memcmp(peeked, again, sizeof peeked) == 0);
+    CHECK(peeked[0].allowed && !peeked[1].allowed);
+    ratecore_table_stats before, after;
+    REQUIRE_OK(ratecore_table_get_stats(t, &before));
+    REQUIRE_OK(ratecore_table_peek_each(t, rc_bytes("nobody"), 6, RC_SECOND, 1, peeked, 3, &d));
+    REQUIRE_OK(ratecore_table_check_each(t, rc_bytes("nobody"), 6, RC_SECOND, 0, peeked, 3, &d));
+    REQUIRE_OK(ratecore_table_get_stats(t, &after));
+    CHECK(d.allowed && before.new_keys == after.new_keys && before.occupied == after.occupied);
+    CHECK_STATUS(ratecore_table_peek_each(t, key, 7, RC_SECOND, 1, peeked, 1, &d),
+                 RATECORE_STATUS_BUFFER_TOO_SMALL);
+
     ratecore_decision untouched = rc_poisoned_decision();
     ratecore_decision one = rc_poisoned_decision();
     CHECK_STATUS(ratecore_table_check_each(t, key, 7, RC_SECOND, 1, &one, 1, &untouched),
