@@ -73,14 +73,18 @@ impl SlidingWindowConfig {
                 (now_window, 0, 0, now)
             }
         } else {
-            // Cannot overflow: stored windows come from `now / period` of an earlier now.
-            let start = stored * self.period;
-            (
-                stored,
-                previous,
-                current,
-                if now > start { now } else { start },
-            )
+            // Stored windows come from `now / period` of an earlier `now`, so the product
+            // fits — unless the word is corrupt (e.g. a damaged shared region): a window no
+            // `now` can reach holds no usable state, and is read as empty.
+            match stored.checked_mul(self.period) {
+                Some(start) => (
+                    stored,
+                    previous,
+                    current,
+                    if now > start { now } else { start },
+                ),
+                None => (now_window, 0, 0, now),
+            }
         }
     }
 

@@ -1,0 +1,1987 @@
+//! `c_abi`: the C ABI (`ratecore-ffi`) called with arbitrary arguments.
+//!
+//! An input is a sequence of calls to the exported `extern "C"` functions, on an arena
+//! of live handles and region buffers: limiters, tables (owned, initialised in a region,
+//! attached to one), stats and introspection, status messages. Every pointer passed is
+//! either NULL, misaligned (inside a valid buffer, so a missing check would still not
+//! read out of bounds), or valid for exactly the length passed; a length is exact, 0,
+//! or above `PTRDIFF_MAX` (rejected before any read).
+//!
+//! - no panic anywhere (the fuzz harness aborts on any panic, even a caught one), and no
+//!   status is `RATECORE_STATUS_PANIC`;
+//! - when an argument is bad (NULL, misaligned, too long) the status is one of the
+//!   statuses those faults call for, and no output was written;
+//! - otherwise the status and outputs are exactly what the Rust API returns for the same
+//!   request (a `Limiter`/`Composite`, or a keyed table with at most 8 keys, whose
+//!   decisions do not depend on the hash seed), and outputs are written only on success
+//!   (except `ratecore_table_limits`' count, documented to be reported on
+//!   `BUFFER_TOO_SMALL`);
+//! - every status has a message.
+
+use std::ffi::{c_void, CStr};
+use std::fmt;
+use std::ptr;
+
+use arbitrary::Arbitrary;
+use ratecore::http::{
+    render_body, render_headers, BodyStyle, HeaderInput, HeaderStyle, QuotaReport,
+};
+use ratecore::policy::{Policy, Request};
+use ratecore::table::region::region_size;
+use ratecore::table::OwnedTable;
+use ratecore::{
+    Algorithm, Composite, Decision, FullPolicy, LimitSpec, Limiter, Quota, RateLimiter, Table,
+    TableConfig, TableStats,
+};
+use ratecore_ffi::table::ratecore_table_stats;
+use ratecore_ffi::{
+    ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each,
+    ratecore_limiter_free, ratecore_limiter_limit_count, ratecore_limiter_new,
+    ratecore_limiter_peek, ratecore_limiter_peek_each, ratecore_quota, ratecore_status,
+    ratecore_status_message, ratecore_table, ratecore_table_attach_region, ratecore_table_capacity,
+    ratecore_table_check, ratecore_table_check_each, ratecore_table_free,
+    ratecore_table_full_policy, ratecore_table_get_stats, ratecore_table_init_region,
+    ratecore_table_limit_count, ratecore_table_limits, ratecore_table_new, ratecore_table_peek,
+    ratecore_table_region_size, ratecore_version,
+};
+use ratecore_ffi::{
+    ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_toml,
+    ratecore_policy_peek, ratecore_policy_result, ratecore_quota_report, ratecore_render_headers,
+    ratecore_render_problem_json, ratecore_render_text_body, ratecore_request,
+};
+
+use crate::gen::Num;
+use crate::region::{expected_attach, AlignedBuf};
+
+/// Tables bigger than this are not created (memory, not bugs).
+pub const MAX_TABLE_BYTES: usize = 8 << 20;
+/// At most this many calls per input.
+pub const MAX_OPS: usize = 200;
+
+type S = ratecore_status;
+
+/// A quota as C passes it.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawQuota {
+    /// `limit`.
+    pub limit: Num,
+    /// `period_ns`.
+    pub period: Num,
+    /// `burst` (0: the default).
+    pub burst: Option<Num>,
+    /// `algorithm` (valid codes are 1 to 4).
+    pub algorithm: u8,
+    /// `sub_windows`.
+    pub sub_windows: u16,
+}
+
+impl RawQuota {
+    fn c(&self) -> ratecore_quota {
+        ratecore_quota {
+            limit: self.limit.get(),
+            period_ns: self.period.get(),
+            burst: self.burst.map_or(0, Num::get),
+            algorithm: u32::from(self.algorithm % 6),
+            sub_windows: u32::from(self.sub_windows),
+        }
+    }
+}
+
+/// The documented reading of a C quota: `Ok(spec)` or the status.
+fn spec_of(q: &ratecore_quota) -> Result<LimitSpec, S> {
+    let algorithm = Algorithm::from_code(q.algorithm, q.sub_windows).ok_or(S::UnknownAlgorithm)?;
+    let mut quota = Quota::new(q.limit, q.period_ns)?;
+    if q.burst != 0 {
+        quota = quota.with_burst(q.burst)?;
+    }
+    let gcra = algorithm == Algorithm::Gcra;
+    let strict = matches!(algorithm, Algorithm::SlidingWindowStrict { .. });
+    if (!gcra && q.burst != 0 && q.burst != q.limit) || (!strict && q.sub_windows != 0) {
+        return Err(S::InvalidArgument);
+    }
+    Ok(LimitSpec { algorithm, quota })
+}
+
+/// How a slice argument is passed.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SliceArg {
+    /// Valid pointer, exact length.
+    Exact,
+    /// NULL and length 0 (the empty slice).
+    NullEmpty,
+    /// NULL with a length.
+    NullWithLen,
+    /// Valid pointer, length above `PTRDIFF_MAX / size`.
+    Huge,
+    /// Misaligned pointer (element types aligned above 1 only), exact length.
+    Misaligned,
+}
+
+/// How an output pointer is passed.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutArg {
+    /// Valid.
+    Valid,
+    /// NULL.
+    Null,
+    /// Misaligned (inside a valid buffer).
+    Misaligned,
+}
+
+/// Which handle is passed.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleArg {
+    /// A live handle (index modulo their number; NULL if there are none).
+    Live(u8),
+    /// NULL.
+    Null,
+    /// A live handle's address plus one.
+    Misaligned(u8),
+}
+
+/// One call.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `ratecore_limiter_new`.
+    LimiterNew {
+        /// Quotas.
+        quotas: Vec<RawQuota>,
+        /// How they are passed.
+        arg: SliceArg,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_limiter_check` / `_peek` (`each`: `_check_each` / `_peek_each`).
+    LimiterDecide {
+        /// Handle.
+        handle: HandleArg,
+        /// `now_ns`.
+        now: Num,
+        /// `cost`.
+        cost: Num,
+        /// Check rather than peek.
+        commit: bool,
+        /// Use the `_each` variant with this many states.
+        each: Option<(u8, SliceArg)>,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_limiter_limit_count`.
+    LimiterCount {
+        /// Handle.
+        handle: HandleArg,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_limiter_free`.
+    LimiterFree {
+        /// Handle.
+        handle: HandleArg,
+    },
+    /// `ratecore_table_region_size`, then (if small) `ratecore_table_new`.
+    TableNew {
+        /// Quotas.
+        quotas: Vec<RawQuota>,
+        /// How they are passed.
+        arg: SliceArg,
+        /// Capacity.
+        capacity: Num,
+        /// Full policy code.
+        policy: u8,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_table_init_region` on a fresh buffer.
+    InitRegion {
+        /// Quotas.
+        quotas: Vec<RawQuota>,
+        /// Capacity.
+        capacity: u8,
+        /// Full policy code.
+        policy: u8,
+        /// Bytes cut from the size needed.
+        cut: u16,
+        /// Offset from the aligned start.
+        skew: u8,
+        /// Pass NULL as the region.
+        null: bool,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_table_attach_region` to an earlier buffer.
+    AttachRegion {
+        /// Which buffer.
+        region: u8,
+        /// Bytes cut off its end.
+        cut: u16,
+        /// Offset from the aligned start.
+        skew: u8,
+        /// Pass NULL as the region.
+        null: bool,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_table_check` / `_peek`, or `_check_each`.
+    TableDecide {
+        /// Handle.
+        handle: HandleArg,
+        /// Key (modulo 8).
+        key: u8,
+        /// How the key is passed.
+        key_arg: SliceArg,
+        /// `now_ns`.
+        now: Num,
+        /// `cost`.
+        cost: Num,
+        /// Check rather than peek.
+        commit: bool,
+        /// Use `_check_each` with this many states.
+        each: Option<(u8, SliceArg)>,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// The introspection functions.
+    TableInfo {
+        /// Handle.
+        handle: HandleArg,
+        /// Room for this many quotas in `ratecore_table_limits`.
+        limits_len: u8,
+        /// How that buffer is passed.
+        limits_arg: SliceArg,
+        /// The out pointers.
+        out: OutArg,
+    },
+    /// `ratecore_table_free`.
+    TableFree {
+        /// Handle.
+        handle: HandleArg,
+    },
+    /// `ratecore_status_message` and `ratecore_version`.
+    Message(u32),
+    /// `ratecore_render_headers`.
+    RenderHeaders {
+        /// Style code (valid: 1 to 4).
+        style: u8,
+        /// The decision (`None`: NULL).
+        decision: Option<DecisionArg>,
+        /// The quota reports (the first 20).
+        reports: Vec<ReportArg>,
+        /// How the reports are passed.
+        reports_arg: SliceArg,
+        /// Wall clock.
+        unix_now: Num,
+        /// The output buffer.
+        out: BufArg,
+    },
+    /// `ratecore_render_problem_json` (or `_text_body` with `title` as the subject).
+    RenderBody {
+        /// The decision (`None`: NULL).
+        decision: Option<DecisionArg>,
+        /// problem+json `type` (or nothing for the text body).
+        type_uri: Option<StrArg>,
+        /// problem+json `title`, or the text body's subject.
+        title: StrArg,
+        /// The text body's period.
+        period: Num,
+        /// The output buffer.
+        out: BufArg,
+    },
+    /// `ratecore_policy_from_toml`.
+    PolicyNew {
+        /// The TOML text.
+        text: PolicyText,
+        /// How it is passed.
+        how: StrHow,
+        /// The origin.
+        origin: StrArg,
+        /// The error buffer's size.
+        error_len: u8,
+        /// How the error buffer is passed.
+        error_arg: SliceArg,
+        /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_policy_check` / `_peek`.
+    PolicyDecide {
+        /// Handle.
+        handle: HandleArg,
+        /// The request (`None`: NULL).
+        request: Option<RequestArg>,
+        /// `now_ns`.
+        now: Num,
+        /// `cost`.
+        cost: u8,
+        /// Wall clock.
+        unix_now: Num,
+        /// The headers buffer.
+        headers: BufArg,
+        /// The body buffer.
+        body: BufArg,
+        /// Check rather than peek.
+        commit: bool,
+        /// The result pointer.
+        out: OutArg,
+    },
+    /// `ratecore_policy_free`.
+    PolicyFree {
+        /// Handle.
+        handle: HandleArg,
+    },
+}
+
+/// A decision passed by pointer.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionArg {
+    /// `allowed`.
+    pub allowed: bool,
+    /// `limit`.
+    pub limit: Num,
+    /// `remaining`.
+    pub remaining: Num,
+    /// `reset_after_ns`.
+    pub reset_after: Num,
+    /// `retry_after_ns`.
+    pub retry_after: Num,
+    /// Pass it misaligned.
+    pub misaligned: bool,
+}
+
+impl DecisionArg {
+    fn decision(&self) -> Decision {
+        Decision {
+            allowed: self.allowed,
+            limit: self.limit.get(),
+            remaining: self.remaining.get(),
+            reset_after: self.reset_after.get(),
+            retry_after: self.retry_after.get(),
+        }
+    }
+}
+
+/// How a string is passed.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrHow {
+    /// Valid pointer and length.
+    Valid,
+    /// `(NULL, 0)`: the empty string.
+    NullEmpty,
+    /// NULL with a length.
+    NullWithLen,
+    /// A length above `PTRDIFF_MAX`.
+    Huge,
+    /// The text followed by a byte that is not UTF-8.
+    InvalidUtf8,
+}
+
+/// A string argument.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct StrArg {
+    /// The text.
+    pub text: String,
+    /// How it is passed.
+    pub how: StrHow,
+}
+
+/// A string as passed: storage, pointer, length, the fault it calls for, the text seen.
+struct CStrArg {
+    storage: Vec<u8>,
+    null: bool,
+    len: usize,
+    fault: Option<S>,
+    text: String,
+}
+
+impl CStrArg {
+    fn new(text: &str, how: StrHow) -> Self {
+        let mut storage = text.as_bytes().to_vec();
+        let (null, len, fault, seen) = match how {
+            StrHow::Valid => (false, storage.len(), None, text.to_string()),
+            StrHow::NullEmpty => (true, 0, None, String::new()),
+            StrHow::NullWithLen => (
+                true,
+                storage.len().max(1),
+                Some(S::NullPointer),
+                String::new(),
+            ),
+            StrHow::Huge => (
+                false,
+                isize::MAX as usize + 1,
+                Some(S::InvalidArgument),
+                String::new(),
+            ),
+            StrHow::InvalidUtf8 => {
+                storage.push(0xff);
+                (false, storage.len(), Some(S::InvalidUtf8), String::new())
+            }
+        };
+        storage.push(0);
+        Self {
+            storage,
+            null,
+            len,
+            fault,
+            text: seen,
+        }
+    }
+
+    fn ptr(&self) -> *const u8 {
+        if self.null {
+            ptr::null()
+        } else {
+            self.storage.as_ptr()
+        }
+    }
+}
+
+/// One quota report.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct ReportArg {
+    /// Its name.
+    pub name: StrArg,
+    /// Its period.
+    pub period: Num,
+    /// Its state.
+    pub decision: DecisionArg,
+}
+
+/// An output byte buffer.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufArg {
+    /// Its size.
+    pub len: u16,
+    /// How it is passed.
+    pub arg: SliceArg,
+    /// How the `written_out` pointer is passed.
+    pub written: OutArg,
+}
+
+/// A policy's TOML text.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum PolicyText {
+    /// One of a few valid policies.
+    Builtin(u8),
+    /// Anything.
+    Raw(String),
+}
+
+const POLICIES: [&str; 3] = [
+    "[response]\nheaders = \"ietf\"\n[table]\ncapacity = 16\nwhen_full = \"deny\"\n\n[[rule]]\nname = \"writes\"\nroute = \"POST /api/*\"\n\n[[rule.limit]]\nname = \"per-ip\"\nkey = \"client_ip\"\nalgorithm = \"sliding_window_strict\"\nlimit = 3\nperiod = \"1s\"\nsub_windows = 4\n\n[[rule.limit]]\nkey = \"user\"\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1s\"\nburst = 3\n\n[[rule]]\nname = \"health\"\nroute = \"GET /health\"\nunlimited = true\n\n[[rule]]\nname = \"all\"\n\n[[rule.limit]]\nkey = \"global\"\nalgorithm = \"fixed_window\"\nlimit = 50\nperiod = \"1m\"\n",
+    "[response]\nheaders = \"switch\"\nbody = \"text\"\nstatus = 503\n[table]\ncapacity = 8\n\n[[rule]]\nname = \"save\"\nroute = \"POST /api/readings\"\ndescription = \"Save readings\"\n\n[[rule.limit]]\nkey = \"client\"\nalgorithm = \"fixed_window\"\nlimit = 5\nperiod = \"1s\"\n\n[[rule.limit]]\nkey = \"client\"\nalgorithm = \"sliding_window\"\nlimit = 20\nperiod = \"1m\"\n",
+    "[response]\nheaders = \"uphold\"\nproblem_type = \"https://example.com/429\"\nproblem_title = \"Slow down\"\n[table]\ncapacity = 8\nwhen_full = \"evict\"\n\n[[rule]]\nname = \"app\"\n\n[[rule.limit]]\nkey = \"app_user\"\nlimit = 4\nperiod = \"10s\"\n\n[[rule]]\nname = \"ev\"\nroute = \"ALL /cards/:card/*\"\n\n[[rule.limit]]\nkey = \"client_ip\"\nalgorithm = \"sliding_window\"\nlimit = 2\nperiod = \"2s\"\n",
+];
+
+impl PolicyText {
+    fn text(&self) -> String {
+        match self {
+            Self::Builtin(i) => POLICIES[usize::from(*i) % POLICIES.len()].to_string(),
+            Self::Raw(t) => t.clone(),
+        }
+    }
+}
+
+/// An identity in a request.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdArg {
+    /// `(NULL, 0)`: absent.
+    Absent,
+    /// NULL with a length: absent too (identities are optional).
+    AbsentWithLen,
+    /// One of 8 identities.
+    Id(u8),
+    /// A length above `PTRDIFF_MAX`.
+    Huge,
+}
+
+/// A request.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct RequestArg {
+    /// Method choice.
+    pub method: u8,
+    /// How the method is passed.
+    pub method_how: StrHow,
+    /// The path.
+    pub path: StrArg,
+    /// Client IP.
+    pub client_ip: IdArg,
+    /// User.
+    pub user: IdArg,
+    /// Whether the OAuth app is present (one app only, so app × user has at most 8 keys).
+    pub app: IdArg,
+    /// OAuth client.
+    pub client: IdArg,
+}
+
+const IDS: [&[u8]; 9] = [
+    b"",
+    b"1",
+    b"22",
+    b"10.0.0.1",
+    b"u@x",
+    b"\0",
+    b"\xff\xfe",
+    b"k7",
+    b"app",
+];
+const METHODS: [&str; 5] = ["GET", "POST", "post", "DELETE", ""];
+
+/// A fuzz input.
+#[derive(Arbitrary, Clone, PartialEq, Eq)]
+pub struct FfiCase {
+    /// The calls (the first [`MAX_OPS`]).
+    pub calls: Vec<Call>,
+}
+
+impl fmt::Debug for FfiCase {
+    /// A reproducer: the calls in order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "// fuzz/c_abi reproducer: the calls, in order")?;
+        for call in self.calls.iter().take(MAX_OPS) {
+            writeln!(f, "{call:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The Rust side a handle must agree with.
+enum LimiterMirror {
+    Single(Limiter),
+    Composite(Composite),
+}
+
+impl LimiterMirror {
+    fn count(&self) -> usize {
+        match self {
+            Self::Single(_) => 1,
+            Self::Composite(c) => c.limits().len(),
+        }
+    }
+}
+
+struct LimiterHandle {
+    ptr: *mut ratecore_limiter,
+    mirror: LimiterMirror,
+}
+
+struct TableHandle {
+    ptr: *mut ratecore_table,
+    /// Index into `Arena::mirrors`: tables on one region share one mirror.
+    mirror: usize,
+}
+
+struct Region {
+    buf: AlignedBuf,
+    /// The mirror of the table initialised in it, if any.
+    mirror: Option<usize>,
+}
+
+struct PolicyHandle {
+    ptr: *mut ratecore_policy,
+    mirror: Policy,
+}
+
+#[derive(Default)]
+struct Arena {
+    policies: Vec<PolicyHandle>,
+    limiters: Vec<LimiterHandle>,
+    tables: Vec<TableHandle>,
+    mirrors: Vec<OwnedTable>,
+    regions: Vec<Region>,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for p in self.policies.drain(..) {
+            // SAFETY: a live handle from `ratecore_policy_from_toml`, freed once.
+            unsafe { ratecore_policy_free(p.ptr) };
+        }
+        for l in self.limiters.drain(..) {
+            // SAFETY: a live handle from `ratecore_limiter_new`, freed once.
+            unsafe { ratecore_limiter_free(l.ptr) };
+        }
+        for t in self.tables.drain(..) {
+            // SAFETY: a live handle, freed once, before the regions it may live in.
+            unsafe { ratecore_table_free(t.ptr) };
+        }
+    }
+}
+
+/// The statuses argument faults call for (empty: the arguments are fine).
+#[derive(Default)]
+struct Faults(Vec<S>);
+
+impl Faults {
+    fn out(&mut self, out: OutArg) {
+        match out {
+            OutArg::Valid => {}
+            OutArg::Null => self.0.push(S::NullPointer),
+            OutArg::Misaligned => self.0.push(S::InvalidArgument),
+        }
+    }
+
+    /// A slice passed as `arg` with `len` elements (a length of 0 is the empty slice,
+    /// whatever the pointer).
+    fn slice(&mut self, arg: SliceArg, len: usize, elem_align: usize) {
+        if len == 0 {
+            return;
+        }
+        match arg {
+            SliceArg::Exact | SliceArg::NullEmpty => {}
+            SliceArg::NullWithLen => self.0.push(S::NullPointer),
+            SliceArg::Huge => self.0.push(S::InvalidArgument),
+            SliceArg::Misaligned if elem_align > 1 => self.0.push(S::InvalidArgument),
+            SliceArg::Misaligned => {}
+        }
+    }
+
+    fn handle(&mut self, arg: HandleArg, live: usize) {
+        match arg {
+            HandleArg::Live(_) if live > 0 => {}
+            HandleArg::Misaligned(_) if live > 0 => self.0.push(S::InvalidArgument),
+            _ => self.0.push(S::NullPointer),
+        }
+    }
+
+    /// Checks `status` against the faults; true if the arguments were fine.
+    fn judge(&self, status: S, what: &str) -> bool {
+        assert_ne!(status, S::Panic, "{what}: PANIC status");
+        if self.0.is_empty() {
+            return true;
+        }
+        assert!(
+            self.0.contains(&status),
+            "{what}: status {status:?}, faults call for {:?}",
+            self.0
+        );
+        false
+    }
+}
+
+/// A pointer to `len` `T`s passed as `arg`, into `buf` (which has `len + 1` elements).
+fn slice_ptr<T>(buf: &mut [T], arg: SliceArg) -> (*mut T, usize) {
+    let len = buf.len() - 1;
+    match arg {
+        SliceArg::Exact => (buf.as_mut_ptr(), len),
+        SliceArg::NullEmpty => (ptr::null_mut(), 0),
+        SliceArg::NullWithLen => (ptr::null_mut(), len.max(1)),
+        SliceArg::Huge => (
+            buf.as_mut_ptr(),
+            (isize::MAX as usize / std::mem::size_of::<T>().max(1)) + 1,
+        ),
+        SliceArg::Misaligned if std::mem::align_of::<T>() > 1 => (
+            buf.as_mut_ptr().cast::<u8>().wrapping_add(1).cast::<T>(),
+            len,
+        ),
+        SliceArg::Misaligned => (buf.as_mut_ptr(), len),
+    }
+}
+
+/// An output pointer into `slot` (two `T`s, so a misaligned one stays inside).
+fn out_ptr<T>(slot: &mut [T; 2], arg: OutArg) -> *mut T {
+    match arg {
+        OutArg::Valid => slot.as_mut_ptr(),
+        OutArg::Null => ptr::null_mut(),
+        OutArg::Misaligned => slot.as_mut_ptr().cast::<u8>().wrapping_add(1).cast::<T>(),
+    }
+}
+
+fn c_decision(d: Decision) -> ratecore_decision {
+    ratecore_decision {
+        allowed: d.allowed,
+        limit: d.limit,
+        remaining: d.remaining,
+        reset_after_ns: d.reset_after,
+        retry_after_ns: d.retry_after,
+    }
+}
+
+const SENTINEL: ratecore_decision = ratecore_decision {
+    allowed: true,
+    limit: 0x5e57,
+    remaining: 0x5e58,
+    reset_after_ns: 0x5e59,
+    retry_after_ns: 0x5e5a,
+};
+
+fn c_stats(s: TableStats) -> ratecore_table_stats {
+    ratecore_table_stats {
+        occupied: s.occupied,
+        new_keys: s.new_keys,
+        reclaims: s.reclaims,
+        evictions: s.evictions,
+        full_neighbourhoods: s.full_neighbourhoods,
+        full_denied: s.full_denied,
+        full_allowed: s.full_allowed,
+        contended: s.contended,
+        stale_claims: s.stale_claims,
+    }
+}
+
+fn key_bytes(id: u8) -> Vec<u8> {
+    crate::table::key_bytes(id % 8)
+}
+
+/// What `table_config` must return for these C arguments (ignoring pointer faults):
+/// the config, or every status that may be reported.
+fn expected_config(
+    quotas: &[ratecore_quota],
+    capacity: u64,
+    policy: u32,
+) -> Result<TableConfig, Vec<S>> {
+    let mut errors = Vec::new();
+    if quotas.len() > 4 {
+        return Err(vec![S::TooManyLimits]);
+    }
+    let policy = FullPolicy::from_code(policy);
+    if policy.is_none() {
+        errors.push(S::UnknownFullPolicy);
+    }
+    let mut specs = Vec::new();
+    for q in quotas {
+        match spec_of(q) {
+            Ok(s) => specs.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if capacity == 0 || capacity > 1 << 32 {
+        errors.push(S::BadCapacity);
+    }
+    if specs.len() == quotas.len() {
+        match TableConfig::new(capacity, &specs) {
+            Ok(config) => {
+                if errors.is_empty() {
+                    let policy = policy.expect("no policy error");
+                    return Ok(config.with_policy(policy).with_seed([1, 2, 3, 4]));
+                }
+            }
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    Err(errors)
+}
+
+/// Runs one input.
+#[allow(clippy::too_many_lines)]
+pub fn run(case: &FfiCase) {
+    let mut arena = Arena::default();
+    for call in case.calls.iter().take(MAX_OPS) {
+        step(&mut arena, call);
+    }
+}
+
+fn pick<T>(items: &[T], arg: HandleArg) -> Option<(usize, &T)> {
+    match arg {
+        HandleArg::Live(i) | HandleArg::Misaligned(i) if !items.is_empty() => {
+            let index = usize::from(i) % items.len();
+            Some((index, &items[index]))
+        }
+        _ => None,
+    }
+}
+
+fn handle_ptr<T>(ptr: *mut T, arg: HandleArg) -> *mut T {
+    match arg {
+        HandleArg::Live(_) => ptr,
+        HandleArg::Null => ptr::null_mut(),
+        HandleArg::Misaligned(_) => ptr.cast::<u8>().wrapping_add(1).cast::<T>(),
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+fn step(arena: &mut Arena, call: &Call) {
+    match call {
+        Call::LimiterNew { quotas, arg, out } => {
+            let mut buf: Vec<ratecore_quota> = quotas.iter().take(20).map(RawQuota::c).collect();
+            let given = buf.clone();
+            buf.push(ratecore_quota::default());
+            let (qp, qlen) = slice_ptr(&mut buf, *arg);
+            let mut slot = [ptr::dangling_mut::<ratecore_limiter>(); 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: every pointer is NULL, misaligned inside a live buffer, or valid for
+            // the length passed (a huge length is rejected before any read).
+            let status = unsafe { ratecore_limiter_new(qp, qlen, op) };
+            let mut faults = Faults::default();
+            faults.out(*out);
+            if given.len() <= 16 || *arg != SliceArg::Exact {
+                faults.slice(*arg, qlen, 8);
+            }
+            if !faults.0.is_empty() && qlen > 16 {
+                // Too many quotas may be reported before the pointer is looked at.
+                faults.0.push(S::TooManyLimits);
+            }
+            let fine = faults.judge(status, "limiter_new");
+            let written = slot[0] != ptr::dangling_mut() || slot[1] != ptr::dangling_mut();
+            if !fine || status != S::Ok {
+                assert!(
+                    !written,
+                    "limiter_new wrote its output with status {status:?}"
+                );
+            }
+            if !fine {
+                return;
+            }
+            let quotas: &[ratecore_quota] = if *arg == SliceArg::NullEmpty {
+                &[]
+            } else {
+                &given
+            };
+            let expected: Result<LimiterMirror, S> = (|| {
+                if quotas.len() > 16 {
+                    return Err(S::TooManyLimits);
+                }
+                if quotas.is_empty() {
+                    return Err(S::NoLimits);
+                }
+                let mut limiters = Vec::new();
+                for q in quotas {
+                    let spec = spec_of(q)?;
+                    limiters.push(Limiter::new(spec.algorithm, spec.quota)?);
+                }
+                Ok(if limiters.len() == 1 {
+                    LimiterMirror::Single(limiters.pop().expect("one"))
+                } else {
+                    LimiterMirror::Composite(Composite::new(limiters)?)
+                })
+            })();
+            match expected {
+                Ok(mirror) => {
+                    assert_eq!(status, S::Ok, "limiter_new for {quotas:?}");
+                    arena.limiters.push(LimiterHandle {
+                        ptr: slot[0],
+                        mirror,
+                    });
+                }
+                Err(e) => assert_eq!(status, e, "limiter_new for {quotas:?}"),
+            }
+        }
+        Call::LimiterDecide {
+            handle,
+            now,
+            cost,
+            commit,
+            each,
+            out,
+        } => {
+            let (now, cost) = (now.get(), cost.get());
+            let target = pick(&arena.limiters, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.limiters.len());
+            faults.out(*out);
+            let mut slot = [SENTINEL; 2];
+            let op = out_ptr(&mut slot, *out);
+            let (status, states) = match each {
+                None => {
+                    // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
+                    let status = unsafe {
+                        if *commit {
+                            ratecore_limiter_check(hp, now, cost, op)
+                        } else {
+                            ratecore_limiter_peek(hp, now, cost, op)
+                        }
+                    };
+                    (status, None)
+                }
+                Some((len, sarg)) => {
+                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
+                    let (sp, slen) = slice_ptr(&mut states, *sarg);
+                    faults.slice(*sarg, slen, 8);
+                    // SAFETY: as above; the states buffer is valid for `slen` or faulty.
+                    let status = unsafe {
+                        if *commit {
+                            ratecore_limiter_check_each(hp, now, cost, sp, slen, op)
+                        } else {
+                            ratecore_limiter_peek_each(hp, now, cost, sp, slen, op)
+                        }
+                    };
+                    let effective = if *sarg == SliceArg::NullEmpty {
+                        0
+                    } else {
+                        usize::from(*len)
+                    };
+                    (status, Some((states, effective)))
+                }
+            };
+            let fine = faults.judge(status, "limiter_decide");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|d| *d == SENTINEL),
+                    "decision written with {status:?}"
+                );
+                if let Some((states, _)) = &states {
+                    assert!(
+                        states.iter().all(|d| *d == SENTINEL),
+                        "states written with {status:?}"
+                    );
+                }
+            }
+            if !fine {
+                return;
+            }
+            let (_, h) = target.expect("no faults: a live handle");
+            let count = h.mirror.count();
+            if let Some((_, len)) = &states {
+                if *len < count {
+                    assert_eq!(status, S::BufferTooSmall);
+                    return;
+                }
+            }
+            let mut each_states = vec![Decision::EMPTY; count];
+            let expected = match (&h.mirror, *commit) {
+                (LimiterMirror::Single(l), true) => {
+                    l.check(now, cost).inspect(|d| each_states[0] = *d)
+                }
+                (LimiterMirror::Single(l), false) => {
+                    l.peek(now, cost).inspect(|d| each_states[0] = *d)
+                }
+                (LimiterMirror::Composite(c), true) => c.check_each(now, cost, &mut each_states),
+                (LimiterMirror::Composite(c), false) => c.peek_each(now, cost, &mut each_states),
+            };
+            match expected {
+                Ok(d) => {
+                    assert_eq!(status, S::Ok);
+                    assert_eq!(slot[0], c_decision(d), "decision differs from the Rust API");
+                    if let Some((states, len)) = states {
+                        let want: Vec<ratecore_decision> =
+                            each_states.iter().map(|d| c_decision(*d)).collect();
+                        assert_eq!(
+                            &states[..count],
+                            &want[..],
+                            "states differ from the Rust API"
+                        );
+                        assert!(states[count..].iter().all(|d| *d == SENTINEL));
+                        assert!(len >= count);
+                    }
+                }
+                Err(e) => assert_eq!(status, S::from(e)),
+            }
+        }
+        Call::LimiterCount { handle, out } => {
+            let target = pick(&arena.limiters, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut slot = [usize::MAX; 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
+            let status = unsafe { ratecore_limiter_limit_count(hp, op) };
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.limiters.len());
+            faults.out(*out);
+            if faults.judge(status, "limiter_limit_count") {
+                assert_eq!(status, S::Ok);
+                assert_eq!(slot[0], target.expect("live").1.mirror.count());
+            } else {
+                assert_eq!(slot, [usize::MAX; 2]);
+            }
+        }
+        Call::LimiterFree { handle } => match (pick(&arena.limiters, *handle), handle) {
+            (Some((index, _)), HandleArg::Live(_)) => {
+                let h = arena.limiters.remove(index);
+                // SAFETY: a live handle, freed once.
+                unsafe { ratecore_limiter_free(h.ptr) };
+            }
+            (Some((_, h)), HandleArg::Misaligned(_)) => {
+                // SAFETY: a misaligned pointer is documented to be ignored.
+                unsafe { ratecore_limiter_free(handle_ptr(h.ptr, *handle)) };
+            }
+            // SAFETY: NULL is accepted.
+            _ => unsafe { ratecore_limiter_free(ptr::null_mut()) },
+        },
+        Call::TableNew {
+            quotas,
+            arg,
+            capacity,
+            policy,
+            out,
+        } => {
+            let capacity = capacity.get();
+            let policy = u32::from(*policy % 4);
+            let mut buf: Vec<ratecore_quota> = quotas.iter().take(6).map(RawQuota::c).collect();
+            let given = buf.clone();
+            buf.push(ratecore_quota::default());
+            let (qp, qlen) = slice_ptr(&mut buf, *arg);
+            let mut faults = Faults::default();
+            if given.len() <= 4 || *arg != SliceArg::Exact {
+                faults.slice(*arg, qlen, 8);
+            }
+            if !faults.0.is_empty() && qlen > 4 {
+                // Too many quotas may be reported before the pointer is looked at.
+                faults.0.push(S::TooManyLimits);
+            }
+            let quotas: &[ratecore_quota] = if *arg == SliceArg::NullEmpty {
+                &[]
+            } else {
+                &given
+            };
+            let expected = expected_config(quotas, capacity, policy);
+            // Region size first: it never allocates.
+            let mut size = [usize::MAX; 2];
+            let sp = out_ptr(&mut size, *out);
+            // SAFETY: pointers valid for their lengths, NULL, or misaligned.
+            let status = unsafe { ratecore_table_region_size(qp, qlen, capacity, policy, sp) };
+            let mut size_faults = Faults(faults.0.clone());
+            size_faults.out(*out);
+            let fine = size_faults.judge(status, "table_region_size");
+            let expected_size = expected
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|c| region_size(c).map_err(|e| vec![S::from(e)]));
+            if fine {
+                match &expected_size {
+                    Ok(n) if isize::try_from(*n).is_ok() => {
+                        assert_eq!(status, S::Ok);
+                        assert_eq!(size[0], *n);
+                    }
+                    Ok(_) => assert_eq!(status, S::BadCapacity),
+                    Err(errors) => assert!(
+                        errors.contains(&status),
+                        "region_size: {status:?} not in {errors:?}"
+                    ),
+                }
+            }
+            if !fine || status != S::Ok {
+                assert_eq!(size, [usize::MAX; 2], "region_size wrote with {status:?}");
+            }
+            if expected_size.as_ref().is_ok_and(|n| *n > MAX_TABLE_BYTES) {
+                return;
+            }
+            let mut slot = [ptr::dangling_mut::<ratecore_table>(); 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: as above; the table is small (checked).
+            let status = unsafe { ratecore_table_new(qp, qlen, capacity, policy, op) };
+            faults.out(*out);
+            let fine = faults.judge(status, "table_new");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|p| *p == ptr::dangling_mut()),
+                    "table_new wrote with {status:?}"
+                );
+            }
+            if !fine {
+                return;
+            }
+            match expected {
+                Ok(config) => {
+                    assert_eq!(status, S::Ok, "table_new");
+                    arena.mirrors.push(Table::new(config).expect("mirror"));
+                    let mirror = arena.mirrors.len() - 1;
+                    arena.tables.push(TableHandle {
+                        ptr: slot[0],
+                        mirror,
+                    });
+                }
+                Err(errors) => assert!(
+                    errors.contains(&status),
+                    "table_new: {status:?} not in {errors:?}"
+                ),
+            }
+        }
+        Call::InitRegion {
+            quotas,
+            capacity,
+            policy,
+            cut,
+            skew,
+            null,
+            out,
+        } => {
+            let policy = u32::from(*policy % 4);
+            let quotas: Vec<ratecore_quota> = quotas.iter().take(5).map(RawQuota::c).collect();
+            let expected = expected_config(&quotas, u64::from(*capacity), policy);
+            let needed = expected.as_ref().ok().and_then(|c| region_size(c).ok());
+            if needed.is_some_and(|n| n > MAX_TABLE_BYTES) {
+                return;
+            }
+            let size = needed.unwrap_or(1024);
+            let len = size - usize::from(*cut) % (size + 1);
+            let skew = if skew % 4 == 0 {
+                0
+            } else {
+                usize::from(skew % 64)
+            };
+            let mut region = Region {
+                buf: AlignedBuf::new(len + skew),
+                mirror: None,
+            };
+            let rp: *mut c_void = if *null {
+                ptr::null_mut()
+            } else {
+                region.buf.as_mut_ptr().wrapping_add(skew).cast()
+            };
+            let mut slot = [ptr::dangling_mut::<ratecore_table>(); 2];
+            let op = out_ptr(&mut slot, *out);
+            let mut buf = quotas.clone();
+            buf.push(ratecore_quota::default());
+            // SAFETY: the region is valid for `len` bytes (or NULL) and only used through
+            // ratecore afterwards; the quotas are valid.
+            let status = unsafe {
+                ratecore_table_init_region(
+                    rp,
+                    len,
+                    buf.as_ptr(),
+                    quotas.len(),
+                    (*capacity).into(),
+                    policy,
+                    op,
+                )
+            };
+            let mut faults = Faults::default();
+            if *null {
+                faults.0.push(S::NullPointer);
+            }
+            faults.out(*out);
+            let fine = faults.judge(status, "init_region");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|p| *p == ptr::dangling_mut()),
+                    "init_region wrote with {status:?}"
+                );
+            }
+            if fine {
+                let expected = expected.and_then(|config| {
+                    if skew != 0 {
+                        Err(vec![S::RegionMisaligned])
+                    } else if len < size {
+                        Err(vec![S::RegionTooSmall])
+                    } else {
+                        Ok(config)
+                    }
+                });
+                match expected {
+                    Ok(config) => {
+                        assert_eq!(status, S::Ok, "init_region");
+                        arena.mirrors.push(Table::new(config).expect("mirror"));
+                        let mirror = arena.mirrors.len() - 1;
+                        region.mirror = Some(mirror);
+                        arena.tables.push(TableHandle {
+                            ptr: slot[0],
+                            mirror,
+                        });
+                    }
+                    Err(errors) => assert!(
+                        errors.contains(&status),
+                        "init_region: {status:?} not in {errors:?}"
+                    ),
+                }
+            }
+            arena.regions.push(region);
+        }
+        Call::AttachRegion {
+            region,
+            cut,
+            skew,
+            null,
+            out,
+        } => {
+            if arena.regions.is_empty() {
+                return;
+            }
+            let index = usize::from(*region) % arena.regions.len();
+            let r = &mut arena.regions[index];
+            // Raw pointers only: tables may hold references into the buffer.
+            let total = r.buf.len();
+            let base = r.buf.as_mut_ptr();
+            // Where the table (if any) starts: init used the aligned start.
+            let skew = if skew % 4 == 0 {
+                0
+            } else {
+                usize::from(skew % 64).min(total)
+            };
+            let len = (total - skew) - usize::from(*cut) % (total - skew + 1);
+            // A copy of the bytes, read through the raw pointer (tables may live there).
+            let mut copy = vec![0u8; len];
+            // SAFETY: `base + skew .. + len` lies inside the buffer; nothing else runs.
+            unsafe { ptr::copy_nonoverlapping(base.wrapping_add(skew), copy.as_mut_ptr(), len) };
+            let rp: *mut c_void = if *null {
+                ptr::null_mut()
+            } else {
+                base.wrapping_add(skew).cast()
+            };
+            let mut slot = [ptr::dangling_mut::<ratecore_table>(); 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: the region is valid for `len` bytes (or NULL) and only accessed
+            // through ratecore tables.
+            let status = unsafe { ratecore_table_attach_region(rp, len, op) };
+            let mut faults = Faults::default();
+            if *null {
+                faults.0.push(S::NullPointer);
+            }
+            faults.out(*out);
+            let fine = faults.judge(status, "attach_region");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|p| *p == ptr::dangling_mut()),
+                    "attach_region wrote with {status:?}"
+                );
+            }
+            if !fine {
+                return;
+            }
+            match expected_attach(&copy, skew == 0) {
+                Ok(_) => {
+                    assert_eq!(status, S::Ok, "attach_region");
+                    let mirror = r.mirror.expect("a ready region was initialised");
+                    arena.tables.push(TableHandle {
+                        ptr: slot[0],
+                        mirror,
+                    });
+                }
+                Err(e) => assert_eq!(status, S::from(e), "attach_region"),
+            }
+        }
+        Call::TableDecide {
+            handle,
+            key,
+            key_arg,
+            now,
+            cost,
+            commit,
+            each,
+            out,
+        } => {
+            let (now, cost) = (now.get(), cost.get());
+            let target = pick(&arena.tables, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let id = if *key_arg == SliceArg::NullEmpty {
+                0
+            } else {
+                *key % 8
+            };
+            let mut kb = key_bytes(id);
+            kb.push(0);
+            let (kp, klen) = slice_ptr(&mut kb, *key_arg);
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.tables.len());
+            faults.slice(*key_arg, klen, 1);
+            faults.out(*out);
+            let mut slot = [SENTINEL; 2];
+            let op = out_ptr(&mut slot, *out);
+            let (status, states) = match each {
+                Some((len, sarg)) if *commit => {
+                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
+                    let (sp, slen) = slice_ptr(&mut states, *sarg);
+                    faults.slice(*sarg, slen, 8);
+                    // SAFETY: every pointer valid for its length, NULL, or misaligned.
+                    let status =
+                        unsafe { ratecore_table_check_each(hp, kp, klen, now, cost, sp, slen, op) };
+                    let effective = if *sarg == SliceArg::NullEmpty {
+                        0
+                    } else {
+                        usize::from(*len)
+                    };
+                    (status, Some((states, effective)))
+                }
+                _ => {
+                    // SAFETY: as above.
+                    let status = unsafe {
+                        if *commit {
+                            ratecore_table_check(hp, kp, klen, now, cost, op)
+                        } else {
+                            ratecore_table_peek(hp, kp, klen, now, cost, op)
+                        }
+                    };
+                    (status, None)
+                }
+            };
+            let fine = faults.judge(status, "table_decide");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|d| *d == SENTINEL),
+                    "decision written with {status:?}"
+                );
+                if let Some((states, _)) = &states {
+                    assert!(
+                        states.iter().all(|d| *d == SENTINEL),
+                        "states written with {status:?}"
+                    );
+                }
+            }
+            if !fine {
+                return;
+            }
+            let (_, h) = target.expect("live");
+            let mirror = &arena.mirrors[h.mirror];
+            let count = mirror.config().limits().count();
+            let key = key_bytes(id);
+            let expected = match &states {
+                Some((_, len)) if *len < count => {
+                    assert_eq!(status, S::BufferTooSmall);
+                    return;
+                }
+                Some(_) => {
+                    let mut each_states = vec![Decision::EMPTY; count];
+                    mirror
+                        .check_each(&key, now, cost, &mut each_states)
+                        .map(|d| (d, Some(each_states)))
+                }
+                None if *commit => mirror.check(&key, now, cost).map(|d| (d, None)),
+                None => mirror.peek(&key, now, cost).map(|d| (d, None)),
+            };
+            match expected {
+                Ok((d, each_states)) => {
+                    assert_eq!(status, S::Ok);
+                    assert_eq!(
+                        slot[0],
+                        c_decision(d),
+                        "table decision differs from the Rust API"
+                    );
+                    if let (Some((states, _)), Some(each_states)) = (states, each_states) {
+                        let want: Vec<ratecore_decision> =
+                            each_states.iter().map(|d| c_decision(*d)).collect();
+                        assert_eq!(&states[..count], &want[..]);
+                        assert!(states[count..].iter().all(|d| *d == SENTINEL));
+                    }
+                }
+                Err(e) => assert_eq!(status, S::from(e)),
+            }
+        }
+        Call::TableInfo {
+            handle,
+            limits_len,
+            limits_arg,
+            out,
+        } => {
+            let target = pick(&arena.tables, *handle);
+            let hp = target
+                .map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle))
+                .cast_const();
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.tables.len());
+            faults.out(*out);
+            let mirror = target.map(|(_, h)| &arena.mirrors[h.mirror]);
+            let mut stats = [ratecore_table_stats::default(); 2];
+            stats[0].occupied = u64::MAX;
+            let before = stats;
+            // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
+            let status = unsafe { ratecore_table_get_stats(hp, out_ptr(&mut stats, *out)) };
+            if faults.judge(status, "get_stats") {
+                assert_eq!(status, S::Ok);
+                assert_eq!(
+                    stats[0],
+                    c_stats(mirror.expect("live").stats()),
+                    "stats differ"
+                );
+            } else {
+                assert_eq!(stats, before);
+            }
+            let mut cap = [u64::MAX; 2];
+            // SAFETY: as above.
+            let status = unsafe { ratecore_table_capacity(hp, out_ptr(&mut cap, *out)) };
+            if faults.judge(status, "capacity") {
+                assert_eq!(cap[0], mirror.expect("live").config().capacity());
+            } else {
+                assert_eq!(cap, [u64::MAX; 2]);
+            }
+            let mut pol = [u32::MAX; 2];
+            // SAFETY: as above.
+            let status = unsafe { ratecore_table_full_policy(hp, out_ptr(&mut pol, *out)) };
+            if faults.judge(status, "full_policy") {
+                assert_eq!(pol[0], mirror.expect("live").config().policy() as u32);
+            } else {
+                assert_eq!(pol, [u32::MAX; 2]);
+            }
+            let mut count = [usize::MAX; 2];
+            // SAFETY: as above.
+            let status = unsafe { ratecore_table_limit_count(hp, out_ptr(&mut count, *out)) };
+            if faults.judge(status, "limit_count") {
+                assert_eq!(count[0], mirror.expect("live").config().limits().count());
+            } else {
+                assert_eq!(count, [usize::MAX; 2]);
+            }
+            let mut quotas = vec![
+                ratecore_quota {
+                    limit: 7,
+                    ..ratecore_quota::default()
+                };
+                usize::from(*limits_len) + 1
+            ];
+            let untouched = quotas.clone();
+            let (qp, qlen) = slice_ptr(&mut quotas, *limits_arg);
+            let mut count = [usize::MAX; 2];
+            faults.slice(*limits_arg, qlen, 8);
+            // SAFETY: as above; the quota buffer is valid for `qlen` or faulty.
+            let status = unsafe { ratecore_table_limits(hp, qp, qlen, out_ptr(&mut count, *out)) };
+            if faults.judge(status, "table_limits") {
+                let mirror = mirror.expect("live");
+                let n = mirror.config().limits().count();
+                assert_eq!(count[0], n, "limits count (reported even when too small)");
+                let room = if *limits_arg == SliceArg::NullEmpty {
+                    0
+                } else {
+                    usize::from(*limits_len)
+                };
+                if room < n {
+                    assert_eq!(status, S::BufferTooSmall);
+                    assert_eq!(quotas, untouched);
+                } else {
+                    assert_eq!(status, S::Ok);
+                    for (got, spec) in quotas.iter().zip(mirror.config().limits()) {
+                        assert_eq!(
+                            (
+                                got.limit,
+                                got.period_ns,
+                                got.burst,
+                                got.algorithm,
+                                got.sub_windows
+                            ),
+                            (
+                                spec.quota.limit(),
+                                spec.quota.period(),
+                                spec.quota.burst(),
+                                spec.algorithm.code(),
+                                spec.algorithm.sub_windows()
+                            )
+                        );
+                    }
+                    assert_eq!(quotas[n..], untouched[n..]);
+                }
+            } else {
+                assert_eq!(quotas, untouched);
+            }
+        }
+        Call::TableFree { handle } => match (pick(&arena.tables, *handle), handle) {
+            (Some((index, _)), HandleArg::Live(_)) => {
+                let h = arena.tables.remove(index);
+                // SAFETY: a live handle, freed once.
+                unsafe { ratecore_table_free(h.ptr) };
+            }
+            (Some((_, h)), HandleArg::Misaligned(_)) => {
+                // SAFETY: a misaligned pointer is documented to be ignored.
+                unsafe { ratecore_table_free(handle_ptr(h.ptr, *handle)) };
+            }
+            // SAFETY: NULL is accepted.
+            _ => unsafe { ratecore_table_free(ptr::null_mut()) },
+        },
+        Call::RenderHeaders {
+            style,
+            decision,
+            reports,
+            reports_arg,
+            unix_now,
+            out,
+        } => {
+            let mut faults = Faults::default();
+            let style = match style % 6 {
+                1 => Some(HeaderStyle::EvEnergy),
+                2 => Some(HeaderStyle::Uphold),
+                3 => Some(HeaderStyle::Switch),
+                4 => Some(HeaderStyle::Ietf),
+                _ => None,
+            };
+            let code = style.map_or(u32::from(style_code_invalid()), style_code);
+            if style.is_none() {
+                faults.0.push(S::UnknownHeaderStyle);
+            }
+            let mut dbuf = [c_decision(Decision::EMPTY); 2];
+            let dp = decision_ptr(&mut dbuf, decision.as_ref(), &mut faults);
+            let names: Vec<CStrArg> = reports
+                .iter()
+                .take(20)
+                .map(|r| CStrArg::new(&r.name.text, r.name.how))
+                .collect();
+            let mut creports: Vec<ratecore_quota_report> = reports
+                .iter()
+                .zip(&names)
+                .map(|(r, n)| ratecore_quota_report {
+                    name: n.ptr(),
+                    name_len: n.len,
+                    period_ns: r.period.get(),
+                    decision: c_decision(r.decision.decision()),
+                })
+                .collect();
+            creports.push(ratecore_quota_report {
+                name: ptr::null(),
+                name_len: 0,
+                period_ns: 1,
+                decision: c_decision(Decision::EMPTY),
+            });
+            let (rp, rlen) = slice_ptr(&mut creports, *reports_arg);
+            faults.slice(*reports_arg, rlen, 8);
+            if rlen > 16 {
+                faults.0.push(S::InvalidArgument);
+            }
+            for name in names.iter().take(rlen.min(16)) {
+                if let Some(fault) = name.fault {
+                    faults.0.push(fault);
+                }
+            }
+            let mut o = OutBuf::new(out, &mut faults);
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
+            let status = unsafe {
+                ratecore_render_headers(
+                    code,
+                    dp,
+                    rp,
+                    rlen,
+                    unix_now.get(),
+                    o.ptr,
+                    o.len,
+                    o.written_ptr(),
+                )
+            };
+            if !faults.judge(status, "render_headers") {
+                o.assert_untouched(status);
+                return;
+            }
+            let quotas: Vec<QuotaReport<'_>> = reports
+                .iter()
+                .zip(&names)
+                .take(rlen)
+                .map(|(r, n)| QuotaReport {
+                    name: &n.text,
+                    period: r.period.get(),
+                    decision: r.decision.decision(),
+                })
+                .collect();
+            let input = HeaderInput {
+                decision: decision.expect("no faults").decision(),
+                quotas: &quotas,
+                unix_now_nanos: unix_now.get(),
+            };
+            o.compare(status, |buf| {
+                render_headers(style.expect("no faults"), &input, buf)
+            });
+        }
+        Call::RenderBody {
+            decision,
+            type_uri,
+            title,
+            period,
+            out,
+        } => {
+            let mut faults = Faults::default();
+            let mut dbuf = [c_decision(Decision::EMPTY); 2];
+            let dp = decision_ptr(&mut dbuf, decision.as_ref(), &mut faults);
+            let title = CStrArg::new(&title.text, title.how);
+            let type_uri = type_uri.as_ref().map(|t| CStrArg::new(&t.text, t.how));
+            faults.0.extend(title.fault);
+            if let Some(t) = &type_uri {
+                faults.0.extend(t.fault);
+            }
+            let mut o = OutBuf::new(out, &mut faults);
+            let period = period.get();
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
+            let status = unsafe {
+                match &type_uri {
+                    Some(t) => ratecore_render_problem_json(
+                        dp,
+                        t.ptr(),
+                        t.len,
+                        title.ptr(),
+                        title.len,
+                        o.ptr,
+                        o.len,
+                        o.written_ptr(),
+                    ),
+                    None => ratecore_render_text_body(
+                        dp,
+                        title.ptr(),
+                        title.len,
+                        period,
+                        o.ptr,
+                        o.len,
+                        o.written_ptr(),
+                    ),
+                }
+            };
+            if !faults.judge(status, "render_body") {
+                o.assert_untouched(status);
+                return;
+            }
+            let decision = decision.expect("no faults").decision();
+            let (style, period) = match &type_uri {
+                Some(t) => (
+                    BodyStyle::ProblemJson {
+                        type_uri: &t.text,
+                        title: &title.text,
+                    },
+                    0,
+                ),
+                None => (
+                    BodyStyle::PlainText {
+                        subject: &title.text,
+                    },
+                    period,
+                ),
+            };
+            o.compare(status, |buf| render_body(&style, &decision, period, buf));
+        }
+        Call::PolicyNew {
+            text,
+            how,
+            origin,
+            error_len,
+            error_arg,
+            out,
+        } => {
+            let text = text.text();
+            if crate::policy::table_bytes(&text) > crate::policy::MAX_TABLE_BYTES {
+                return;
+            }
+            let mut faults = Faults::default();
+            let t = CStrArg::new(&text, *how);
+            let o = CStrArg::new(&origin.text, origin.how);
+            faults.0.extend(t.fault);
+            faults.0.extend(o.fault);
+            faults.out(*out);
+            let mut ebuf = vec![0xaa_u8; usize::from(*error_len) + 1];
+            let untouched = ebuf.clone();
+            let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
+            let mut slot = [ptr::dangling_mut::<ratecore_policy>(); 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
+            let status = unsafe {
+                ratecore_policy_from_toml(t.ptr(), t.len, o.ptr(), o.len, ep.cast(), elen, op)
+            };
+            let fine = faults.judge(status, "policy_from_toml");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|p| *p == ptr::dangling_mut()),
+                    "policy_from_toml wrote with {status:?}"
+                );
+            }
+            if !fine {
+                assert_eq!(ebuf, untouched, "error written with an argument fault");
+                return;
+            }
+            let origin = if o.text.is_empty() {
+                "<string>"
+            } else {
+                &o.text
+            };
+            match Policy::from_toml_str(&t.text, origin) {
+                Ok(mirror) => {
+                    assert_eq!(status, S::Ok, "policy_from_toml");
+                    assert_eq!(ebuf, untouched, "error written on success");
+                    arena.policies.push(PolicyHandle {
+                        ptr: slot[0],
+                        mirror,
+                    });
+                }
+                Err(e) => {
+                    assert_eq!(status, S::InvalidConfig, "policy_from_toml: {e}");
+                    let writable =
+                        elen > 0 && matches!(error_arg, SliceArg::Exact | SliceArg::Misaligned);
+                    if writable {
+                        let message = e.to_string();
+                        let n = message.len().min(elen - 1);
+                        let mut want = vec![0u8; elen];
+                        want[..n].copy_from_slice(&message.as_bytes()[..n]);
+                        assert_eq!(&ebuf[..elen], &want[..], "error text");
+                        assert_eq!(ebuf[elen..], untouched[elen..]);
+                    } else {
+                        assert_eq!(ebuf, untouched);
+                    }
+                }
+            }
+        }
+        Call::PolicyDecide {
+            handle,
+            request,
+            now,
+            cost,
+            unix_now,
+            headers,
+            body,
+            commit,
+            out,
+        } => {
+            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
+            let target = pick(&arena.policies, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let method = request.as_ref().map(|r| {
+                CStrArg::new(METHODS[usize::from(r.method) % METHODS.len()], r.method_how)
+            });
+            let path = request
+                .as_ref()
+                .map(|r| CStrArg::new(&r.path.text, r.path.how));
+            let id = |arg: IdArg,
+                      app: bool,
+                      faults: &mut Faults|
+             -> (*const u8, usize, Option<&'static [u8]>) {
+                match arg {
+                    IdArg::Absent => (ptr::null(), 0, None),
+                    IdArg::AbsentWithLen => (ptr::null(), 3, None),
+                    IdArg::Id(i) => {
+                        let bytes = if app { IDS[8] } else { IDS[usize::from(i) % 8] };
+                        (bytes.as_ptr(), bytes.len(), Some(bytes))
+                    }
+                    IdArg::Huge => {
+                        faults.0.push(S::InvalidArgument);
+                        (IDS[3].as_ptr(), isize::MAX as usize + 1, None)
+                    }
+                }
+            };
+            let mut creq = [None::<ratecore_request>; 1];
+            let mut ids = [None; 4];
+            if let (Some(r), Some(m), Some(p)) = (request, &method, &path) {
+                faults.0.extend(m.fault);
+                faults.0.extend(p.fault);
+                let (ip, ip_len, ip_id) = id(r.client_ip, false, &mut faults);
+                let (user, user_len, user_id) = id(r.user, false, &mut faults);
+                let (app, app_len, app_id) = id(r.app, true, &mut faults);
+                let (client, client_len, client_id) = id(r.client, false, &mut faults);
+                ids = [ip_id, user_id, app_id, client_id];
+                creq[0] = Some(ratecore_request {
+                    method: m.ptr(),
+                    method_len: m.len,
+                    path: p.ptr(),
+                    path_len: p.len,
+                    client_ip: ip,
+                    client_ip_len: ip_len,
+                    user,
+                    user_len,
+                    app,
+                    app_len,
+                    client,
+                    client_len,
+                });
+            } else {
+                faults.0.push(S::NullPointer);
+            }
+            let rp: *const ratecore_request =
+                creq[0].as_ref().map_or(ptr::null(), |r| r as *const _);
+            let mut hbuf = vec![0xaa_u8; usize::from(headers.len) + 1];
+            let h_untouched = hbuf.clone();
+            let (hbp, hlen) = slice_ptr(&mut hbuf, headers.arg);
+            faults.slice(headers.arg, hlen, 1);
+            let mut bbuf = vec![0xaa_u8; usize::from(body.len) + 1];
+            let b_untouched = bbuf.clone();
+            let (bbp, blen) = slice_ptr(&mut bbuf, body.arg);
+            faults.slice(body.arg, blen, 1);
+            faults.out(*out);
+            let sentinel = ratecore_policy_result {
+                decision: SENTINEL,
+                limited: true,
+                status: 0xbeef,
+                headers_len: usize::MAX,
+                body_len: usize::MAX,
+                content_type: ptr::null(),
+            };
+            let mut slot = [sentinel; 2];
+            let op = out_ptr(&mut slot, *out);
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
+            let status = unsafe {
+                if *commit {
+                    ratecore_policy_check(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
+                } else {
+                    ratecore_policy_peek(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
+                }
+            };
+            let same = |a: &ratecore_policy_result, b: &ratecore_policy_result| {
+                (
+                    a.decision,
+                    a.limited,
+                    a.status,
+                    a.headers_len,
+                    a.body_len,
+                    a.content_type,
+                ) == (
+                    b.decision,
+                    b.limited,
+                    b.status,
+                    b.headers_len,
+                    b.body_len,
+                    b.content_type,
+                )
+            };
+            let fine = faults.judge(status, "policy_decide");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().all(|r| same(r, &sentinel)),
+                    "result written with {status:?}"
+                );
+            }
+            if !fine {
+                assert_eq!(hbuf, h_untouched);
+                assert_eq!(bbuf, b_untouched);
+                return;
+            }
+            let (_, h) = target.expect("live");
+            let (m, p) = (method.expect("request"), path.expect("request"));
+            let request = Request {
+                method: &m.text,
+                path: &p.text,
+                client_ip: ids[0],
+                user: ids[1],
+                app: ids[2],
+                client: ids[3],
+            };
+            let expected = if *commit {
+                h.mirror.check(&request, now, cost)
+            } else {
+                h.mirror.peek(&request, now, cost)
+            };
+            let pd = match expected {
+                Err(e) => {
+                    assert_eq!(status, S::from(e));
+                    assert_eq!(hbuf, h_untouched);
+                    assert_eq!(bbuf, b_untouched);
+                    return;
+                }
+                Ok(pd) => pd,
+            };
+            assert_eq!(status, S::Ok);
+            let got = slot[0];
+            assert_eq!(
+                got.decision,
+                c_decision(*pd.decision()),
+                "policy decision differs"
+            );
+            assert_eq!(got.limited, pd.limited());
+            let mut want = vec![0u8; hlen];
+            let n = pd
+                .render_headers(unix_now, &mut want)
+                .unwrap_or_else(|e| e.needed);
+            assert_eq!(got.headers_len, n);
+            assert_eq!(&hbuf[..hlen], &want[..], "headers differ");
+            assert_eq!(hbuf[hlen..], h_untouched[hlen..]);
+            if pd.allowed() {
+                assert_eq!((got.status, got.body_len), (200, 0));
+                assert!(got.content_type.is_null());
+                assert_eq!(bbuf, b_untouched);
+            } else {
+                assert_eq!(got.status, pd.denial_status());
+                let mut want = vec![0u8; blen];
+                let n = pd.render_body(&mut want).unwrap_or_else(|e| e.needed);
+                assert_eq!(got.body_len, n);
+                assert_eq!(&bbuf[..blen], &want[..], "body differs");
+                assert!(!got.content_type.is_null());
+                // SAFETY: documented to be a static NUL-terminated string.
+                let ct = unsafe { CStr::from_ptr(got.content_type) };
+                assert_eq!(ct.to_str().ok(), Some(pd.content_type()));
+            }
+        }
+        Call::PolicyFree { handle } => match (pick(&arena.policies, *handle), handle) {
+            (Some((index, _)), HandleArg::Live(_)) => {
+                let h = arena.policies.remove(index);
+                // SAFETY: a live handle, freed once.
+                unsafe { ratecore_policy_free(h.ptr) };
+            }
+            (Some((_, h)), HandleArg::Misaligned(_)) => {
+                // SAFETY: a misaligned pointer is documented to be ignored.
+                unsafe { ratecore_policy_free(handle_ptr(h.ptr, *handle)) };
+            }
+            // SAFETY: NULL is accepted.
+            _ => unsafe { ratecore_policy_free(ptr::null_mut()) },
+        },
+        Call::Message(code) => {
+            for code in [*code, code % 400] {
+                let message = ratecore_status_message(code);
+                assert!(!message.is_null());
+                // SAFETY: documented to be a static NUL-terminated string.
+                let text = unsafe { CStr::from_ptr(message) }
+                    .to_str()
+                    .expect("UTF-8 message");
+                assert!(!text.is_empty() && text.is_ascii(), "message {text:?}");
+            }
+            let version = ratecore_version();
+            assert!(!version.is_null());
+            // SAFETY: documented to be a static NUL-terminated string.
+            let version = unsafe { CStr::from_ptr(version) }.to_str().expect("UTF-8");
+            assert!(!version.is_empty());
+        }
+    }
+}
+
+fn style_code(style: HeaderStyle) -> u32 {
+    match style {
+        HeaderStyle::EvEnergy => 1,
+        HeaderStyle::Uphold => 2,
+        HeaderStyle::Switch => 3,
+        HeaderStyle::Ietf => 4,
+    }
+}
+
+const fn style_code_invalid() -> u8 {
+    5
+}
+
+/// A decision pointer: NULL, misaligned, or to `buf[0]`.
+fn decision_ptr(
+    buf: &mut [ratecore_decision; 2],
+    decision: Option<&DecisionArg>,
+    faults: &mut Faults,
+) -> *const ratecore_decision {
+    match decision {
+        None => {
+            faults.0.push(S::NullPointer);
+            ptr::null()
+        }
+        Some(d) => {
+            buf[0] = c_decision(d.decision());
+            if d.misaligned {
+                faults.0.push(S::InvalidArgument);
+                buf.as_ptr().cast::<u8>().wrapping_add(1).cast()
+            } else {
+                buf.as_ptr()
+            }
+        }
+    }
+}
+
+/// An output byte buffer and its `written_out`.
+struct OutBuf {
+    buf: Vec<u8>,
+    untouched: Vec<u8>,
+    ptr: *mut u8,
+    len: usize,
+    written: [usize; 2],
+    written_arg: OutArg,
+}
+
+impl OutBuf {
+    fn new(arg: &BufArg, faults: &mut Faults) -> Self {
+        let mut buf = vec![0xaa_u8; usize::from(arg.len) + 1];
+        let untouched = buf.clone();
+        let (ptr, len) = slice_ptr(&mut buf, arg.arg);
+        faults.slice(arg.arg, len, 1);
+        faults.out(arg.written);
+        Self {
+            buf,
+            untouched,
+            ptr,
+            len,
+            written: [usize::MAX; 2],
+            written_arg: arg.written,
+        }
+    }
+
+    fn written_ptr(&mut self) -> *mut usize {
+        out_ptr(&mut self.written, self.written_arg)
+    }
+
+    fn assert_untouched(&self, status: S) {
+        assert_eq!(
+            self.written,
+            [usize::MAX; 2],
+            "written_out set with {status:?}"
+        );
+        assert_eq!(self.buf, self.untouched, "buffer written with {status:?}");
+    }
+
+    /// Compares with the Rust renderer on a zeroed buffer of the same size.
+    fn compare(
+        &self,
+        status: S,
+        render: impl FnOnce(&mut [u8]) -> Result<usize, ratecore::http::BufferTooSmall>,
+    ) {
+        let mut want = vec![0u8; self.len];
+        let (expected_status, n) = match render(&mut want) {
+            Ok(n) => (S::Ok, n),
+            Err(e) => (S::BufferTooSmall, e.needed),
+        };
+        assert_eq!(status, expected_status, "render status");
+        assert_eq!(self.written[0], n, "written_out");
+        assert_eq!(
+            &self.buf[..self.len],
+            &want[..],
+            "rendered bytes differ from the Rust API"
+        );
+        assert_eq!(
+            self.buf[self.len..],
+            self.untouched[self.len..],
+            "wrote past the buffer"
+        );
+    }
+}
