@@ -55,6 +55,7 @@ impl FixedWindowConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    #[inline]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
@@ -151,6 +152,7 @@ impl WordLimiter<FixedWindowConfig> {
 }
 
 impl WordState for FixedWindowConfig {
+    #[inline]
     fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         FixedWindowConfig::evaluate(self, word, now, cost)
     }

@@ -55,6 +55,7 @@ impl GcraConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > burst`.
+    #[inline]
     pub fn evaluate(&self, tat: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.burst {
             return Err(CheckError::CostExceedsLimit {
@@ -133,6 +134,7 @@ impl WordLimiter<GcraConfig> {
 }
 
 impl WordState for GcraConfig {
+    #[inline]
     fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         GcraConfig::evaluate(self, word, now, cost)
     }

@@ -92,6 +92,7 @@ impl SlidingWindowConfig {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    #[inline]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
@@ -259,6 +260,7 @@ impl WordLimiter<SlidingWindowConfig> {
 }
 
 impl WordState for SlidingWindowConfig {
+    #[inline]
     fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         SlidingWindowConfig::evaluate(self, word, now, cost)
     }

@@ -57,6 +57,7 @@ impl WordLimit {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`].
+    #[inline]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         match self {
             Self::Gcra(c) => c.evaluate(word, now, cost),
@@ -125,6 +126,7 @@ pub trait WordState {
 }
 
 impl WordState for WordLimit {
+    #[inline]
     fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         WordLimit::evaluate(self, word, now, cost)
     }
@@ -159,6 +161,7 @@ impl<C: WordState> WordLimiter<C> {
         &self.config
     }
 
+    #[inline]
     fn reserve_inner(
         &self,
         now: u64,

@@ -1,0 +1,239 @@
+//! Helpers shared by the benchmarks: a tiny deterministic PRNG, criterion setup, and the
+//! summary step that reads this run's medians back from criterion's output and prints the
+//! ratecore/governor ratios.
+//!
+//! Every bench binary includes this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use criterion::Criterion;
+
+/// SplitMix64: deterministic, fast, good enough to shuffle benchmark keys.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator with this seed.
+    pub const fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform value in `0..n` (Lemire's multiply-high; the bias is negligible here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// Whether the binary runs as a benchmark (`cargo bench`), rather than as a smoke test
+/// (`cargo test --benches`, or the binary run by hand without `--bench`).
+pub fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Criterion configured from the command line (`-- --warm-up-time 1 --measurement-time 3`
+/// and a filter work as usual).
+pub fn criterion() -> Criterion {
+    Criterion::default().configure_from_args()
+}
+
+/// Medians of this run's benchmarks, read back from criterion's `new/` output.
+pub struct Summary {
+    started: SystemTime,
+    root: PathBuf,
+    rows: Vec<String>,
+}
+
+impl Summary {
+    /// Call before running any benchmark: only results written after this count.
+    pub fn start() -> Self {
+        Self {
+            started: SystemTime::now(),
+            root: criterion_home(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The median time (ns per iteration) of the benchmark whose criterion id is `id`
+    /// (`group/function` or `group/function/parameter`), if it ran in this process.
+    pub fn median_ns(&self, id: &str) -> Option<f64> {
+        let group = id.split('/').next()?;
+        let mut found = None;
+        visit(&self.root.join(sanitize(group)), &mut |dir| {
+            let bench = dir.join("new/benchmark.json");
+            let estimates = dir.join("new/estimates.json");
+            let fresh = fs::metadata(&estimates)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= self.started);
+            if !fresh {
+                return;
+            }
+            let Some(full_id) = read_json(&bench)
+                .and_then(|v| v.get("full_id").and_then(|s| s.as_str()).map(str::to_owned))
+            else {
+                return;
+            };
+            if full_id == id {
+                found = read_json(&estimates).and_then(|v| {
+                    v.get("median")
+                        .and_then(|m| m.get("point_estimate"))
+                        .and_then(serde_json::Value::as_f64)
+                });
+            }
+        });
+        found
+    }
+
+    /// Records a line for the final summary.
+    pub fn line(&mut self, text: impl Into<String>) {
+        self.rows.push(text.into());
+    }
+
+    /// Records `ours / theirs` (time ratio; lower is better for `ours`) with a target.
+    /// Returns the ratio when both ran.
+    pub fn ratio(&mut self, label: &str, ours: &str, theirs: &str, target: Target) -> Option<f64> {
+        match (self.median_ns(ours), self.median_ns(theirs)) {
+            (Some(a), Some(b)) => {
+                let r = a / b;
+                let verdict = target.verdict(r);
+                self.line(format!(
+                    "{label}: {a:.2} ns vs {b:.2} ns, ratio {r:.3}{verdict}"
+                ));
+                Some(r)
+            }
+            _ => {
+                self.line(format!("{label}: n/a (not run in this process)"));
+                None
+            }
+        }
+    }
+
+    /// Prints the summary (also appended to `<criterion home>/ratecore-summary.txt`).
+    pub fn print(&self, title: &str) {
+        let mut text = format!("\n=== {title}: medians from this run ===\n");
+        for row in &self.rows {
+            text.push_str(row);
+            text.push('\n');
+        }
+        print!("{text}");
+        if fs::create_dir_all(&self.root).is_ok() {
+            use std::io::Write;
+            if let Ok(mut f) = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.root.join("ratecore-summary.txt"))
+            {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// A target on a ratio.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// No target: informational.
+    None,
+    /// Time ratio at most this.
+    AtMost(f64),
+    /// Throughput ratio (given as `ours / theirs` of throughput) at least this.
+    AtLeast(f64),
+}
+
+impl Target {
+    /// `" (target <= x: met)"` and the like.
+    pub fn verdict(self, r: f64) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::AtMost(t) => format!(
+                " (target <= {t}: {})",
+                if r <= t { "met" } else { "NOT met" }
+            ),
+            Self::AtLeast(t) => format!(
+                " (target >= {t}: {})",
+                if r >= t { "met" } else { "NOT met" }
+            ),
+        }
+    }
+}
+
+/// Where criterion writes: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the
+/// `criterion` folder of the target directory this binary was built in.
+fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    // The binary is <target>/<profile>/deps/<name>-<hash>.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("criterion")))
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
+}
+
+/// Criterion's directory-name sanitising of an id component.
+fn sanitize(part: &str) -> String {
+    part.chars()
+        .map(|c| match c {
+            '?' | '"' | '/' | '\\' | '*' | '<' | '>' | ':' | '|' | '^' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// Calls `f` on every directory under `dir` (recursively) that has a `new/` child.
+fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") {
+            f(dir);
+        } else {
+            visit(&path, f);
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = fs::read_to_string("/proc/self/statm").ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident * page_size())
+}
+
+/// The page size (4 KiB unless `getconf` says otherwise).
+fn page_size() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("PAGESIZE")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// Formats nanoseconds per check as checks per second.
+pub fn per_second(ns: f64) -> String {
+    format!("{:.1} M/s", 1e3 / ns)
+}

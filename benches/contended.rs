@@ -1,0 +1,119 @@
+//! One key hammered by 2 threads: total checks per second, ratecore's `Gcra` against
+//! governor's direct limiter, side by side in one process.
+//!
+//! Each criterion iteration is one check on *each* of the two threads (2 checks); the
+//! time measured is the wall time from a barrier until both threads have made `iters`
+//! checks (criterion's `iter_custom`). Total throughput = 2 / (time per iteration); the
+//! summary prints it and the throughput ratio ratecore / governor (higher is better).
+//!
+//! Regimes: `allow` (every check admitted, so every check is a CAS on the shared word —
+//! the contended case) and `deny` (every check after the first denied: read-only for
+//! both). Variants: ratecore with a constant caller-passed `now`, ratecore reading
+//! governor's clock (quanta), governor with its default (quanta) clock.
+//!
+//! Run: `cargo bench --bench contended -- --warm-up-time 1 --measurement-time 3`.
+
+mod common;
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use common::{Summary, Target};
+use criterion::Throughput;
+use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
+use ratecore::{Gcra, Quota, RateLimiter};
+
+const GROUP: &str = "contended_2_threads";
+
+/// Runs `check` `iters` times on each of two threads; the wall time both took.
+fn two_threads(iters: u64, check: &(dyn Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            barrier.wait();
+            for _ in 0..iters {
+                check();
+            }
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..iters {
+            check();
+        }
+        other.join().expect("bench thread");
+        start.elapsed()
+    })
+}
+
+fn bench(c: &mut criterion::Criterion) {
+    let mut group = c.benchmark_group(GROUP);
+    group.throughput(Throughput::Elements(2));
+    let allow_rc = Quota::new(1 << 40, 1 << 40).expect("valid quota");
+    let allow_gov = GovQuota::with_period(Duration::from_nanos(1))
+        .expect("non-zero period")
+        .allow_burst(NonZeroU32::MAX);
+    let deny_rc = Quota::per_second(1).expect("valid quota");
+    let deny_gov = GovQuota::per_second(NonZeroU32::new(1).expect("non-zero"));
+    for (regime, rq, gq) in [("allow", allow_rc, allow_gov), ("deny", deny_rc, deny_gov)] {
+        let limiter = Gcra::new(rq);
+        let now = 1_000_000_000u64;
+        group.bench_function(format!("{regime}/ratecore_caller_now"), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, &|| {
+                    black_box(limiter.check(black_box(now), 1)).ok();
+                })
+            });
+        });
+
+        let limiter = Gcra::new(rq);
+        let clock = quanta::Clock::new();
+        group.bench_function(format!("{regime}/ratecore_quanta"), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, &|| {
+                    let now = clock.delta_as_nanos(0, clock.raw());
+                    black_box(limiter.check(now, 1)).ok();
+                })
+            });
+        });
+
+        let governor = GovLimiter::direct(gq);
+        group.bench_function(format!("{regime}/governor_quanta"), |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, &|| {
+                    black_box(governor.check()).ok();
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut summary = Summary::start();
+    let mut c = common::criterion();
+    bench(&mut c);
+    c.final_summary();
+    for regime in ["allow", "deny"] {
+        let id = |name: &str| format!("{GROUP}/{regime}/{name}");
+        let governor = summary.median_ns(&id("governor_quanta"));
+        for name in ["ratecore_caller_now", "ratecore_quanta"] {
+            match (summary.median_ns(&id(name)), governor) {
+                (Some(ours), Some(theirs)) => {
+                    // Two checks per iteration; throughput ratio = time ratio inverted.
+                    let ratio = theirs / ours;
+                    summary.line(format!(
+                        "{regime}: {name} {:.1} M checks/s, governor {:.1} M checks/s, \
+                         throughput ratio {ratio:.3}{}",
+                        2e3 / ours,
+                        2e3 / theirs,
+                        Target::AtLeast(1.0).verdict(ratio)
+                    ));
+                }
+                _ => summary.line(format!("{regime}: {name}: n/a (not run in this process)")),
+            }
+        }
+    }
+    summary.print("one key, 2 threads: total checks/s (throughput ratio, higher is better)");
+}
