@@ -24,9 +24,16 @@ impl MonotonicClock {
     }
 
     /// Nanoseconds since creation (saturating after 584 years).
+    #[inline]
     #[must_use]
     pub fn now(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        let elapsed = self.origin.elapsed();
+        // u64 arithmetic rather than `as_nanos()`'s u128: the same value (saturating),
+        // a few instructions less on every read.
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()))
     }
 }
 

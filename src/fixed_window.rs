@@ -16,6 +16,7 @@
 //! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
+use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
 use crate::packing::Layout;
 use crate::quota::Quota;
@@ -30,6 +31,8 @@ pub type FixedWindow = WordLimiter<FixedWindowConfig>;
 pub struct FixedWindowConfig {
     limit: u64,
     period: u64,
+    /// `period`, prepared for `div`-free division (the window number on every check).
+    per_period: Divisor,
     layout: Layout,
 }
 
@@ -45,6 +48,7 @@ impl FixedWindowConfig {
             Some(layout) => Ok(Self {
                 limit: quota.limit(),
                 period: quota.period(),
+                per_period: Divisor::of_validated(quota.period()),
                 layout,
             }),
             None => Err(QuotaError::StateTooWide),
@@ -64,7 +68,7 @@ impl FixedWindowConfig {
             });
         }
         let stored_window = self.layout.window(word, 1);
-        let now_window = now / self.period;
+        let now_window = self.per_period.divide(now);
         // Durations are measured from the caller's `now`: moments on the caller's clock.
         let caller_now = now;
         let (window, used) = if now_window > stored_window {
@@ -137,7 +141,8 @@ impl FixedWindowConfig {
     /// Whether `word` holds no information at `now` (its window has ended).
     #[must_use]
     pub const fn is_at_rest(&self, word: u64, now: u64) -> bool {
-        now / self.period > self.layout.window(word, 1) || self.layout.counter(word, 0) == 0
+        self.per_period.divide(now) > self.layout.window(word, 1)
+            || self.layout.counter(word, 0) == 0
     }
 }
 

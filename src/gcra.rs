@@ -21,6 +21,7 @@
 //! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
+use crate::divide::Divisor;
 use crate::error::CheckError;
 use crate::quota::Quota;
 use crate::word::{WordLimiter, WordState};
@@ -35,6 +36,11 @@ pub struct GcraConfig {
     interval: u64,
     burst: u64,
     tolerance: u64,
+    /// `interval`, prepared for `div`-free division (`remaining` on every check).
+    per_interval: Divisor,
+    /// `u64::MAX − tolerance`: below it every TAT `remaining` could count fits, so the
+    /// representability cap needs no division.
+    uncapped_below: u64,
 }
 
 impl GcraConfig {
@@ -44,10 +50,32 @@ impl GcraConfig {
         let interval = quota.emission_interval();
         // Cannot overflow: Quota::with_burst validated burst × interval.
         let tolerance = quota.burst() * interval;
+        // A Quota's emission interval is at least 1 ns.
+        let per_interval = Divisor::of_validated(interval);
         Self {
             interval,
             burst: quota.burst(),
             tolerance,
+            per_interval,
+            uncapped_below: u64::MAX - tolerance,
+        }
+    }
+
+    /// `remaining`, capped at the admissions the state can still record after `tat`
+    /// (TATs up to `u64::MAX`), so near the end of the time range it never promises what
+    /// `check` would deny.
+    #[inline]
+    const fn remaining(&self, room: u64, tat: u64) -> u64 {
+        let remaining = self.per_interval.divide(room);
+        if tat <= self.uncapped_below {
+            // remaining ≤ tolerance / interval, and tat + tolerance fits.
+            return remaining;
+        }
+        let representable = self.per_interval.divide(u64::MAX - tat);
+        if representable < remaining {
+            representable
+        } else {
+            remaining
         }
     }
 
@@ -65,11 +93,6 @@ impl GcraConfig {
         }
         let base = if tat > now { tat } else { now };
         let backlog = base - now;
-        // Only admissions the state can still record (TATs up to u64::MAX) remain: near
-        // the end of the time range `remaining` never promises what `check` would deny.
-        let representable = |tat: u64| (u64::MAX - tat) / self.interval;
-        let remaining_before =
-            (self.tolerance.saturating_sub(backlog) / self.interval).min(representable(base));
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
         let Some(new_tat) = base.checked_add(increment) else {
@@ -77,7 +100,7 @@ impl GcraConfig {
                 decision: Decision {
                     allowed: false,
                     limit: self.burst,
-                    remaining: remaining_before,
+                    remaining: self.remaining(self.tolerance.saturating_sub(backlog), base),
                     reset_after: backlog,
                     retry_after: NEVER,
                 },
@@ -90,8 +113,7 @@ impl GcraConfig {
                 decision: Decision {
                     allowed: true,
                     limit: self.burst,
-                    remaining: ((self.tolerance - ahead) / self.interval)
-                        .min(representable(new_tat)),
+                    remaining: self.remaining(self.tolerance - ahead, new_tat),
                     reset_after: ahead,
                     retry_after: 0,
                 },
@@ -102,7 +124,7 @@ impl GcraConfig {
                 decision: Decision {
                     allowed: false,
                     limit: self.burst,
-                    remaining: remaining_before,
+                    remaining: self.remaining(self.tolerance.saturating_sub(backlog), base),
                     reset_after: backlog,
                     retry_after: ahead - self.tolerance,
                 },

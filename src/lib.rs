@@ -70,6 +70,7 @@ pub mod word;
 #[cfg(feature = "std")]
 pub mod clock;
 
+mod divide;
 mod packing;
 
 pub use decision::{Decision, Outcome, NEVER};

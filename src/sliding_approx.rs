@@ -24,6 +24,7 @@
 //! One word, one CAS loop: see [`crate::word`].
 
 use crate::decision::{Decision, Outcome, NEVER};
+use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
 use crate::packing::Layout;
 use crate::quota::Quota;
@@ -38,6 +39,8 @@ pub type SlidingWindow = WordLimiter<SlidingWindowConfig>;
 pub struct SlidingWindowConfig {
     limit: u64,
     period: u64,
+    /// `period`, prepared for `div`-free division (window numbers and `remaining`).
+    per_period: Divisor,
     layout: Layout,
 }
 
@@ -53,6 +56,7 @@ impl SlidingWindowConfig {
             Some(layout) => Ok(Self {
                 limit: quota.limit(),
                 period: quota.period(),
+                per_period: Divisor::of_validated(quota.period()),
                 layout,
             }),
             None => Err(QuotaError::StateTooWide),
@@ -65,7 +69,7 @@ impl SlidingWindowConfig {
         let stored = self.layout.window(word, 2);
         let previous = self.layout.counter(word, 1);
         let current = self.layout.counter(word, 0);
-        let now_window = now / self.period;
+        let now_window = self.per_period.divide(now);
         if now_window > stored {
             if now_window == stored + 1 {
                 (now_window, current, 0, now)
@@ -125,7 +129,7 @@ impl SlidingWindowConfig {
                 decision: Decision {
                     allowed: true,
                     limit: self.limit,
-                    remaining: narrow((capacity - charged) / period),
+                    remaining: self.in_periods(capacity - charged),
                     reset_after,
                     retry_after: 0,
                 },
@@ -147,7 +151,7 @@ impl SlidingWindowConfig {
                 decision: Decision {
                     allowed: false,
                     limit: self.limit,
-                    remaining: narrow(capacity.saturating_sub(used) / period),
+                    remaining: self.in_periods(capacity.saturating_sub(used)),
                     reset_after,
                     retry_after: self.retry_after(
                         window_start,
@@ -159,6 +163,16 @@ impl SlidingWindowConfig {
                 },
                 new_word: None,
             })
+        }
+    }
+
+    /// `⌊amount / period⌋` for a `u128` amount: without a division when it fits a `u64`
+    /// (`limit · period` does for every common quota), saturating otherwise.
+    #[inline]
+    fn in_periods(&self, amount: u128) -> u64 {
+        match u64::try_from(amount) {
+            Ok(amount) => self.per_period.divide(amount),
+            Err(_) => narrow(amount / u128::from(self.period)),
         }
     }
 

@@ -53,6 +53,7 @@
 use crossbeam_utils::Backoff;
 
 use crate::decision::{Decision, NEVER};
+use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 use crate::sync::{fence, AtomicU128, Ordering};
@@ -132,6 +133,8 @@ pub struct StrictConfig {
     limit: u64,
     period: u64,
     granule: u64,
+    /// `granule`, prepared for `div`-free division (sub-window numbers on every check).
+    per_granule: Divisor,
     slots: u64,
 }
 
@@ -155,6 +158,7 @@ impl StrictConfig {
             limit: quota.limit(),
             period: quota.period(),
             granule: quota.period().div_ceil(sub_windows as u64),
+            per_granule: Divisor::of_validated(quota.period().div_ceil(sub_windows as u64)),
             slots: sub_windows as u64 + 1,
         })
     }
@@ -296,7 +300,7 @@ impl StrictConfig {
             // Decide at the effective time; measure durations from the caller's `now`.
             let caller_now = now;
             let now = self.effective_now(ring, generation, caller_now);
-            let sub_window = now / self.granule;
+            let sub_window = self.per_granule.divide(now);
             let index = (sub_window % self.slots) as usize;
             let Some(slot) = ring.get(index) else {
                 // A ring shorter than the config says: refuse rather than panic.
@@ -353,7 +357,7 @@ impl StrictConfig {
                 crate::sync::backoff_wait(&backoff);
                 continue;
             }
-            let ours = live && observed.newest / self.granule == sub_window;
+            let ours = live && self.per_granule.divide(observed.newest) == sub_window;
             let charged = if ours { u64::from(observed.count) } else { 0 };
             let count = charged + cost;
             if count > self.limit {
@@ -445,7 +449,7 @@ impl StrictConfig {
         let mut current = slot.load();
         while current.generation == generation
             && current.count > 0
-            && current.newest / self.granule == reservation.tag
+            && self.per_granule.divide(current.newest) == reservation.tag
         {
             let count = u64::from(current.count).saturating_sub(reservation.cost);
             let new = Cell {
