@@ -42,7 +42,7 @@ use ratecore_ffi::{
     ratecore_table_check, ratecore_table_check_each, ratecore_table_free,
     ratecore_table_full_policy, ratecore_table_get_stats, ratecore_table_init_region,
     ratecore_table_limit_count, ratecore_table_limits, ratecore_table_new, ratecore_table_peek,
-    ratecore_table_region_size, ratecore_version,
+    ratecore_table_peek_each, ratecore_table_region_size, ratecore_version,
 };
 use ratecore_ffi::{
     ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_toml,
@@ -1255,13 +1255,18 @@ fn step(arena: &mut Arena, call: &Call) {
             let mut slot = [SENTINEL; 2];
             let op = out_ptr(&mut slot, *out);
             let (status, states) = match each {
-                Some((len, sarg)) if *commit => {
+                Some((len, sarg)) => {
                     let mut states = vec![SENTINEL; usize::from(*len) + 1];
                     let (sp, slen) = slice_ptr(&mut states, *sarg);
                     faults.slice(*sarg, slen, 8);
                     // SAFETY: every pointer valid for its length, NULL, or misaligned.
-                    let status =
-                        unsafe { ratecore_table_check_each(hp, kp, klen, now, cost, sp, slen, op) };
+                    let status = unsafe {
+                        if *commit {
+                            ratecore_table_check_each(hp, kp, klen, now, cost, sp, slen, op)
+                        } else {
+                            ratecore_table_peek_each(hp, kp, klen, now, cost, sp, slen, op)
+                        }
+                    };
                     let effective = if *sarg == SliceArg::NullEmpty {
                         0
                     } else {
@@ -1308,9 +1313,12 @@ fn step(arena: &mut Arena, call: &Call) {
                 }
                 Some(_) => {
                     let mut each_states = vec![Decision::EMPTY; count];
-                    mirror
-                        .check_each(&key, now, cost, &mut each_states)
-                        .map(|d| (d, Some(each_states)))
+                    let decided = if *commit {
+                        mirror.check_each(&key, now, cost, &mut each_states)
+                    } else {
+                        mirror.peek_each(&key, now, cost, &mut each_states)
+                    };
+                    decided.map(|d| (d, Some(each_states)))
                 }
                 None if *commit => mirror.check(&key, now, cost).map(|d| (d, None)),
                 None => mirror.peek(&key, now, cost).map(|d| (d, None)),
