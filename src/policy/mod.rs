@@ -39,7 +39,7 @@ use crate::table::{FullPolicy, LimitSpec, OwnedTable, Table, TableConfig, TableE
 
 #[cfg(feature = "config")]
 pub use config::{parse_duration, ConfigError};
-pub use route::{Route, RouteError};
+pub use route::{Route, RouteError, SplitPath, MAX_SEGMENTS};
 
 /// What a limit keys on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -228,11 +228,11 @@ struct CompiledRule {
 }
 
 impl CompiledRule {
-    fn applies(&self, request: &Request<'_>) -> bool {
+    fn applies(&self, method: &str, path: &SplitPath<'_>) -> bool {
         self.rule
             .route
             .as_ref()
-            .is_none_or(|route| route.matches(request.method, request.path))
+            .is_none_or(|route| route.matches_split(method, path))
     }
 }
 
@@ -449,19 +449,23 @@ impl Policy {
             #[cfg(feature = "redis")]
             fault: None,
         };
-        if self
-            .rules
-            .iter()
-            .any(|r| r.applies(request) && r.rule.unlimited)
-        {
-            return Ok(result);
-        }
         let Some(first) = self.rules.iter().flat_map(|r| r.groups.first()).next() else {
             return Ok(result);
         };
+        // One pass over the rules, the path split once. Collecting limits has no side
+        // effects, so an unlimited rule found after some limits were collected still
+        // answers "unlimited" before anything is checked.
+        let path = SplitPath::new(request.path);
         let mut members: [KeyedLimit<'_>; MAX_LIMITS] = [first.table.placeholder(); MAX_LIMITS];
         let mut len = 0;
-        for rule in self.rules.iter().filter(|r| r.applies(request)) {
+        for rule in &self.rules {
+            if !rule.applies(request.method, &path) {
+                continue;
+            }
+            if rule.rule.unlimited {
+                result.entries = [None; MAX_LIMITS];
+                return Ok(result);
+            }
             for group in &rule.groups {
                 let Some(hash) = key_hash(&group.table, group.dimension, request) else {
                     continue;
@@ -522,7 +526,12 @@ impl Policy {
     ) -> Result<(Decision, Option<crate::redis_backend::Fault>), CheckError> {
         use crate::redis_backend::{key_from_parts, RedisCheckError, RedisLimit};
         let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.applies(request)) {
+        let path = SplitPath::new(request.path);
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.applies(request.method, &path))
+        {
             for group in &rule.groups {
                 let key = match group.dimension {
                     Dimension::Global => Some(Vec::new()),

@@ -110,6 +110,11 @@ impl Route {
                 segments.push(Segment::Literal((*part).to_string()));
             }
         }
+        if segments.len() > MAX_SEGMENTS {
+            return Err(RouteError(alloc::format!(
+                "route path {path:?} has more than {MAX_SEGMENTS} segments"
+            )));
+        }
         Ok(Self {
             method,
             segments,
@@ -127,31 +132,96 @@ impl Route {
     /// Allocation-free.
     #[must_use]
     pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.matches_split(method, &SplitPath::new(path))
+    }
+
+    /// [`matches`](Self::matches) on a path split once beforehand: a policy matches one
+    /// request against every rule's route, and splitting the path per route cost more
+    /// than the limit checks themselves (callgrind, `profile_driver rc_policy_uphold`).
+    #[must_use]
+    pub fn matches_split(&self, method: &str, path: &SplitPath<'_>) -> bool {
         if let Some(expected) = &self.method {
             if !expected.eq_ignore_ascii_case(method) {
                 return false;
             }
         }
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let Some(path) = path.strip_prefix('/') else {
+        if !path.rooted {
             return false;
-        };
-        let path = path.strip_suffix('/').unwrap_or(path);
-        let mut parts = path.split('/').filter(|_| !path.is_empty());
-        for segment in &self.segments {
+        }
+        for (index, segment) in self.segments.iter().enumerate() {
+            // A route has at most MAX_SEGMENTS segments (parse), so every index below
+            // is within what SplitPath kept, whenever the path is that long.
+            let part = path.parts.get(..path.kept).and_then(|kept| kept.get(index));
             match segment {
                 Segment::Rest => return true,
-                Segment::Param => match parts.next() {
+                Segment::Param => match part {
                     Some(part) if !part.is_empty() => {}
                     _ => return false,
                 },
-                Segment::Literal(text) => match parts.next() {
+                Segment::Literal(text) => match part {
                     Some(part) if part == text => {}
                     _ => return false,
                 },
             }
         }
-        parts.next().is_none()
+        !path.truncated && path.kept == self.segments.len()
+    }
+}
+
+/// The most segments a route template may have; a request path may have any number.
+pub const MAX_SEGMENTS: usize = 32;
+
+/// A request path split into segments once, to be matched against many routes
+/// ([`Route::matches_split`]). Query string and fragment are ignored, as is one trailing
+/// `/`. Allocation-free: up to [`MAX_SEGMENTS`] segments are kept; a longer path is
+/// flagged, which is enough to decide every route exactly (no route has more segments).
+#[derive(Clone, Copy, Debug)]
+pub struct SplitPath<'a> {
+    parts: [&'a str; MAX_SEGMENTS],
+    kept: usize,
+    truncated: bool,
+    /// Whether the path starts with `/` (no route matches one that does not).
+    rooted: bool,
+}
+
+impl<'a> SplitPath<'a> {
+    /// Splits `path`.
+    #[must_use]
+    pub fn new(path: &'a str) -> Self {
+        let mut split = Self {
+            parts: [""; MAX_SEGMENTS],
+            kept: 0,
+            truncated: false,
+            rooted: false,
+        };
+        // A byte scan: `split(['?', '#'])`'s char searcher cost more than the rest of the
+        // split. Both are ASCII, so the cut is a char boundary.
+        let cut = path
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(path.len());
+        let path = path.get(..cut).unwrap_or("");
+        let Some(path) = path.strip_prefix('/') else {
+            return split;
+        };
+        split.rooted = true;
+        let path = path.strip_suffix('/').unwrap_or(path);
+        if path.is_empty() {
+            return split;
+        }
+        for part in path.split('/') {
+            match split.parts.get_mut(split.kept) {
+                Some(slot) => {
+                    *slot = part;
+                    split.kept += 1;
+                }
+                None => {
+                    split.truncated = true;
+                    break;
+                }
+            }
+        }
+        split
     }
 }
 
@@ -174,6 +244,90 @@ mod tests {
         let root = Route::parse("GET /").unwrap();
         assert!(root.matches("GET", "/"));
         assert!(!root.matches("GET", "/x"));
+    }
+
+    /// The matcher before `SplitPath`: re-splits the path per route. The reference the
+    /// split matcher must agree with.
+    fn reference_matches(route: &Route, method: &str, path: &str) -> bool {
+        if let Some(expected) = &route.method {
+            if !expected.eq_ignore_ascii_case(method) {
+                return false;
+            }
+        }
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let Some(path) = path.strip_prefix('/') else {
+            return false;
+        };
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let mut parts = path.split('/').filter(|_| !path.is_empty());
+        for segment in &route.segments {
+            match segment {
+                Segment::Rest => return true,
+                Segment::Param => match parts.next() {
+                    Some(part) if !part.is_empty() => {}
+                    _ => return false,
+                },
+                Segment::Literal(text) => match parts.next() {
+                    Some(part) if part == text => {}
+                    _ => return false,
+                },
+            }
+        }
+        parts.next().is_none()
+    }
+
+    fn template_segment() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![
+            proptest::strategy::Just("a".to_string()),
+            proptest::strategy::Just("b".to_string()),
+            proptest::strategy::Just(":p".to_string()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+        /// Split matching answers exactly as per-route splitting did, for paths with
+        /// empty segments, query strings, fragments and more segments than are kept.
+        #[test]
+        fn split_matching_equals_the_reference(
+            segments in proptest::collection::vec(template_segment(), 0..36),
+            rest: bool,
+            method in proptest::sample::select(vec!["GET", "POST", "ALL"]),
+            path in "(/(a|b|c|)){0,40}/?([?#][a/]*)?",
+            request_method in proptest::sample::select(vec!["GET", "post", "POST"]),
+        ) {
+            // Parameter names must be unique: number them.
+            let named: Vec<String> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| if s == ":p" { std::format!(":p{i}") } else { s.clone() })
+                .collect();
+            let mut template = std::format!("{method} /{}", named.join("/"));
+            if rest {
+                template.push_str(if segments.is_empty() { "*" } else { "/*" });
+            }
+            if let Ok(route) = Route::parse(&template) {
+                proptest::prop_assert_eq!(
+                    route.matches(request_method, &path),
+                    reference_matches(&route, request_method, &path),
+                    "{} vs {} {}", template, request_method, path
+                );
+            } else {
+                proptest::prop_assert!(segments.len() + usize::from(rest) > MAX_SEGMENTS);
+            }
+        }
+    }
+
+    #[test]
+    fn long_paths_and_templates() {
+        let long = (0..MAX_SEGMENTS).map(|_| "a").collect::<Vec<_>>().join("/");
+        let route = Route::parse(&std::format!("GET /{long}")).unwrap();
+        assert!(route.matches("GET", &std::format!("/{long}")));
+        assert!(!route.matches("GET", &std::format!("/{long}/a")));
+        let prefix =
+            Route::parse(&std::format!("GET /{long}")[..8].replace("/a/a", "/a/*")).unwrap();
+        assert!(prefix.matches("GET", &std::format!("/{long}/a/a/a")));
+        assert!(Route::parse(&std::format!("GET /{long}/a")).is_err());
     }
 
     #[test]
