@@ -95,6 +95,10 @@ const LINE: usize = 4;
 /// relocation carry it.
 const MOVING: u32 = 1;
 
+/// A first neighbourhood with at least this many empty slots takes a new key even if
+/// the second has more.
+const ROOMY: usize = NEIGHBOURHOOD / 2;
+
 /// How many slots a two-move relocation may examine before giving up (a bound on the
 /// work a new key does in a nearly full table).
 const DEEP_PROBES: u32 = 128;
@@ -693,7 +697,10 @@ impl<'t> KeyedLimit<'t> {
             }
         }
         let [(first_count, first_empty), (second_count, second_empty)] = empties;
-        let empty = if second_count > first_count {
+        // The first neighbourhood while it is at most half full (lookups scan it first,
+        // so most keys stay one scan away); past that the less loaded one (two-choice
+        // balance, which is what lets the table run nearly full).
+        let empty = if first_count < ROOMY && second_count > first_count {
             second_empty
         } else {
             first_empty.or(second_empty)
