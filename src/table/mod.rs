@@ -742,11 +742,11 @@ impl<'t> KeyedLimit<'t> {
         }
     }
 
-    /// The resident of `index` if it may move: a live key in its *first* neighbourhood
-    /// (keys move only from their first neighbourhood to their second). Returns its
+    /// The resident of `index` (value `slot`) if it may move: a live key in its *first*
+    /// neighbourhood (keys move only from their first neighbourhood to their second). Returns its
     /// fingerprint and the start of its second neighbourhood.
-    fn movable(&self, index: usize) -> Option<(u64, usize)> {
-        let tag = tag_of(self.load(index));
+    fn movable(&self, index: usize, slot: u128) -> Option<(u64, usize)> {
+        let tag = tag_of(slot);
         if tag == 0 || tag & CLAIMING != 0 {
             return None;
         }
@@ -775,8 +775,18 @@ impl<'t> KeyedLimit<'t> {
         };
         // One move, into an empty slot; remember an at-rest one.
         let mut at_rest: Option<(usize, u64, usize, u128)> = None;
+        let mut moving = false;
         for from in self.union() {
-            let Some((key, second)) = self.movable(from) else {
+            let slot = self.load(from);
+            let tag = tag_of(slot);
+            if tag == 0 || tag & !CLAIMING == self.fingerprint {
+                // A slot freed, or our key claimed by another thread: look again.
+                return Relocation::Retry;
+            }
+            let Some((key, second)) = self.movable(from, slot) else {
+                // A move in flight here ends with its source claimed for a new key —
+                // maybe ours: wait for it rather than call the neighbourhoods full.
+                moving |= self.is_moving(slot) && !claim_is_stale(slot, now);
                 continue;
             };
             for offset in 0..NEIGHBOURHOOD {
@@ -797,15 +807,18 @@ impl<'t> KeyedLimit<'t> {
         if let Some((from, key, to, target)) = at_rest {
             return done(self.move_key(from, key, to, target, now, claim), from);
         }
+        if moving {
+            return Relocation::Retry;
+        }
         // Two moves: `inner` from `via` (in our resident's second neighbourhood) to an
         // empty slot of its own second, handing `via` straight to our resident's move.
         let mut budget = DEEP_PROBES;
         for from in self.union() {
-            let Some((key, second)) = self.movable(from) else {
+            let Some((key, second)) = self.movable(from, self.load(from)) else {
                 continue;
             };
             for via in (0..NEIGHBOURHOOD).map(|offset| (second + offset) & mask) {
-                let Some((inner, inner_second)) = self.movable(via) else {
+                let Some((inner, inner_second)) = self.movable(via, self.load(via)) else {
                     continue;
                 };
                 for to in (0..NEIGHBOURHOOD).map(|offset| (inner_second + offset) & mask) {
