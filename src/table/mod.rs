@@ -95,6 +95,15 @@ const LINE: usize = 4;
 /// relocation carry it.
 const MOVING: u32 = 1;
 
+/// How many rounds a check of a key in transit waits before it may take the move over as
+/// abandoned (it must also be [`STALE_CLAIM_NANOS`] old by the checker's `now`).
+const MOVE_PATIENCE: u32 = 64;
+
+/// A new key takes a move's slot over as abandoned only this much later than other
+/// claims (about 2.3 minutes): a caller whose `now` runs ahead must not cut a live move
+/// short; the moved key's own checks clear an abandoned move sooner.
+const ABANDONED_MOVE_NANOS: u64 = STALE_CLAIM_NANOS << 6;
+
 /// A first neighbourhood with at least this many empty slots takes a new key even if
 /// the second has more.
 const ROOMY: usize = NEIGHBOURHOOD / 2;
@@ -722,8 +731,14 @@ impl<'t> KeyedLimit<'t> {
                 return Pick::Present;
             }
             if tag & CLAIMING != 0 {
-                // Someone else's claim (or move): never a victim unless abandoned.
-                if claim_is_stale(slot, now) {
+                // Someone else's claim (or move): never a victim unless abandoned — a
+                // move only long after its time (see `MOVE_PATIENCE`).
+                let stale = if self.is_moving(slot) {
+                    claim_is_stale(slot, now.saturating_sub(ABANDONED_MOVE_NANOS))
+                } else {
+                    claim_is_stale(slot, now)
+                };
+                if stale {
                     return Pick::Take(index, slot, Takeover::Abandoned);
                 }
                 continue;
@@ -973,6 +988,7 @@ impl<'t> KeyedLimit<'t> {
 
     fn access(&self, now: u64, cost: u64, commit: bool) -> Result<Access, CheckError> {
         let backoff = Backoff::new();
+        let mut waited_on_move = 0u32;
         for _ in 0..MAX_ATTEMPTS {
             let step = match self.find() {
                 Found::Live(index, slot) => match self.kind {
@@ -982,7 +998,12 @@ impl<'t> KeyedLimit<'t> {
                     }
                 },
                 Found::Claiming(index, slot) => {
-                    if claim_is_stale(slot, now) {
+                    // A move is taken over only after we have waited for it a while as
+                    // well: its claim time is its mover's `now`, and a caller whose
+                    // `now` runs far ahead must not cut a live move short (that loses
+                    // the moved key's state).
+                    let patient = !self.is_moving(slot) || waited_on_move >= MOVE_PATIENCE;
+                    if patient && claim_is_stale(slot, now) {
                         if self
                             .cas(index, slot, pack(0, u64::from(generation_of(slot))))
                             .is_ok()
@@ -998,6 +1019,7 @@ impl<'t> KeyedLimit<'t> {
                         // fresh state. A key in transit has a state: wait for it.
                         return Ok((self.fresh(now, cost)?.0, None));
                     }
+                    waited_on_move += u32::from(self.is_moving(slot));
                     crate::sync::backoff_wait(&backoff);
                     continue;
                 }
