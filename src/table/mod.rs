@@ -10,9 +10,13 @@
 //! another generation read as empty, so a ring changes owner without being rewritten.
 //! A claim in progress holds `[claim time in 2^30 ns units : 32 | generation : 32]`.
 //!
-//! A key hashes (ahash, seeded per table) to a fingerprint and a *neighbourhood*:
-//! [`NEIGHBOURHOOD`] consecutive key slots (two 64-byte cache lines) starting at a
-//! 4-slot boundary. Probing never leaves it.
+//! A key hashes (ahash, seeded per table) to a fingerprint and *two neighbourhoods* of
+//! [`NEIGHBOURHOOD`] consecutive key slots (two 64-byte cache lines) starting at 4-slot
+//! boundaries, both computed from the fingerprint alone (so whoever finds a key's slot
+//! knows both): the first from its bits 17 and up, the second 2 to `lines − 2` lines
+//! further on (a multiplicative mix of the fingerprint), so the two never overlap. A table
+//! of 8 slots has room for one. Probing never leaves the two; lookups scan the first, then
+//! the second.
 //!
 //! # Identity and state change together
 //! For single-word algorithms every update is a 128-bit CAS whose expected value includes
@@ -25,38 +29,86 @@
 //! after a fence) and backs out if the key is no longer at rest. Dekker's pattern again:
 //! one of the two always sees the other.
 //!
+//! # Placement
+//! A key not found claims a slot: an empty slot of its first neighbourhood while that is
+//! at most half full, else of the less loaded one (two-choice balance); else a slot at
+//! rest or an abandoned claim in either; else — single-word limits — it *relocates* a
+//! resident key (below) and takes the freed slot; only then does [`FullPolicy`] apply,
+//! over all 16 slots (the active slot closest to rest is the victim).
+//!
 //! # Claiming a slot without creating duplicates
-//! A key not found in its neighbourhood claims a slot (empty first, then one at rest,
-//! then — policy permitting — the active slot closest to rest) in three steps:
+//! A claim takes three steps:
 //! 1. CAS the slot to `(fingerprint | CLAIMING, claim state)`;
-//! 2. `SeqCst` fence; re-scan the neighbourhood: if any *other* slot holds the
+//! 2. `SeqCst` fence; re-scan both neighbourhoods: if any *other* slot holds the
 //!    fingerprint (live or claiming), back out (CAS our slot to empty) and start over;
 //! 3. CAS our slot from claiming to `(fingerprint, state after this request)`.
 //!
 //! No two live copies of a key can result. Suppose A claims slot i and B claims slot j
 //! for one key and both pass step 2. Between its claim and its re-scan each thread
 //! issues a `SeqCst` fence (Dekker's pattern): the two fences are totally ordered, and
-//! the re-scan after the later fence must see the claim made before the earlier one — so
-//! at least one of A and B sees the other's claim and backs out. (Both may back out at
-//! once; they then retry and usually pick the same empty slot, where only one CAS
-//! succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a claim
-//! older than [`STALE_CLAIM_NANOS`] of caller time (a crashed process) is taken over.
+//! the re-scan after the later fence starts after the claim made before the earlier one
+//! — and a scan cannot miss a key present throughout it, even one being moved (next
+//! section) — so at least one of A and B sees the other's claim and backs out. (Both may
+//! back out at once; they then retry and usually pick the same empty slot, where only
+//! one CAS succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a
+//! claim older than [`STALE_CLAIM_NANOS`] of caller time (a crashed process) is taken
+//! over.
+//!
+//! # Relocation
+//! When both neighbourhoods of a new key G are full of active keys, a resident single-word
+//! key K (fingerprint f) living in its *first* neighbourhood, at slot i, moves to an empty
+//! (else at-rest) slot j of its *second*:
+//! - (a) CAS j: empty or at rest → `(f | CLAIMING, claim state marked MOVING)`;
+//! - (b) CAS i: `(f, s)` → the same moving claim: K is frozen, its state s is carried by
+//!   the mover (an update that wins the race changes s, and the mover retries with the
+//!   new s; if K left i, (a) is undone, to empty);
+//! - (c) CAS j: moving claim → `(f, s)`: K is live again, exactly as it was;
+//! - (d) CAS i: moving claim → G's claim, which then goes through steps 2 and 3 above.
+//!
+//! If K's second neighbourhood has no room either, a resident of it that sits in *its*
+//! first neighbourhood moves on first and hands its freed slot to K's move as (a) (two
+//! moves, a bounded search). Keys only ever move from their first neighbourhood to their
+//! second, which is the order every scan reads them, and only live copies move. So a
+//! scan cannot miss a key present throughout it: K's tag is in slot i until (d) and in
+//! slot j from (a) on; a scan that reads i after (d) reads j later still — all slot
+//! operations are `SeqCst`, so that read comes after (a) in their total order and sees f
+//! in j (or K's later removal: a reclaim or eviction, never another move, as K is in its
+//! second neighbourhood now). A move therefore needs no fence or re-scan of its own and
+//! creates no duplicate, and lookups, placements and re-scans never see a key vanish
+//! while it moves. A check that meets a moving claim waits, like any claim; a peek waits
+//! for moves (the key has a state) but not for new keys' claims. A charge taken back
+//! (`cancel`) follows its key if it moved. A new key that finds a move in flight in its
+//! neighbourhoods waits for it rather than call them full.
+//!
+//! The one lossy case is a mover that stalls or dies between (b) and (c): its claims age,
+//! and after [`STALE_CLAIM_NANOS`] (and some waiting, so that a caller whose `now` runs
+//! ahead does not cut a live move short) K's next check takes them over and K starts
+//! fresh — counted in `stale_claims`, like any abandoned claim. A new key takes a move's
+//! slot over as abandoned only much later (`ABANDONED_MOVE_NANOS`, about 2.3 minutes).
+//! Strict windows never move: their ring belongs to the slot index (they get two
+//! choices, no relocation).
 //!
 //! # Rest, reclaim, eviction
 //! A slot at rest (GCRA TAT ≤ now, window expired) holds no information, so giving it to
-//! another key is lossless (`reclaims`). Only when all [`NEIGHBOURHOOD`] slots are active
-//! does [`FullPolicy`] apply (`full_neighbourhoods`, plus `evictions`, `full_denied` or
-//! `full_allowed`). Memory never grows.
+//! another key is lossless (`reclaims`). Only when all slots of both neighbourhoods are
+//! active and no key can move does [`FullPolicy`] apply (`full_neighbourhoods`, plus
+//! `evictions`, `full_denied` or `full_allowed`). Moves are counted (`relocations`).
+//! Memory never grows. Measured (`benches/memory.rs`, `benches/README.md`): no forced
+//! eviction up to a load of 0.925 of always-active keys; the design load is 0.9, 17.8
+//! bytes per live key.
 //!
 //! Hash collisions: two keys share a state only if their 63-bit fingerprints are equal
-//! *and* they fall in the same neighbourhood (about one pair in 2^60 for a table of a
-//! million slots). A slot reclaimed at rest and its key returning with a `now` earlier
-//! than the reclaimer's starts fresh (the old state, already at rest, is gone).
+//! (their neighbourhoods then are too): a new key meets a live key's fingerprint with
+//! probability (live keys) / 2^63, about 2^-43 per new key among a million live keys. A
+//! slot reclaimed at rest and its key returning with a `now` earlier than the
+//! reclaimer's starts fresh (the old state, already at rest, is gone).
 //!
 //! # Orderings
 //! Slot operations are `SeqCst`, and `SeqCst` fences separate each write from the
 //! cross-slot re-reads that validate it (above): those arguments need store→load ordering
-//! across *different* atomics, which acquire/release does not give. Updates of a live
+//! across *different* atomics, which acquire/release does not give. The relocation
+//! argument uses the single total order of `SeqCst` operations (a scan's later read
+//! follows a move's earlier CAS). Updates of a live
 //! single-word slot need only the CAS's atomicity (the tag in the expected value carries
 //! identity). Counters are `Relaxed` (see `stats`).
 
