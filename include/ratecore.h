@@ -75,7 +75,7 @@
  * The region layout this library reads and writes; regions laid out by another version
  * are refused with `RATECORE_STATUS_UNSUPPORTED_VERSION`.
  */
-#define RATECORE_REGION_LAYOUT_VERSION 1
+#define RATECORE_REGION_LAYOUT_VERSION 2
 
 /**
  * The most quotas one table applies to every key.
@@ -622,7 +622,8 @@ typedef struct ratecore_table_stats {
    */
   uint64_t evictions;
   /**
-   * Times a new key found its whole neighbourhood active (whatever the policy did).
+   * Times a new key found both its neighbourhoods active and no resident key could
+   * move (whatever the policy did).
    */
   uint64_t full_neighbourhoods;
   /**
@@ -641,6 +642,11 @@ typedef struct ratecore_table_stats {
    * Claims abandoned mid-way (e.g. by a crashed process) and taken over.
    */
   uint64_t stale_claims;
+  /**
+   * Keys moved, state intact, to their other neighbourhood to make room for a new key
+   * whose two neighbourhoods were full: lossless.
+   */
+  uint64_t relocations;
 } ratecore_table_stats;
 
 #ifdef __cplusplus

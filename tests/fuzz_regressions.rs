@@ -11,7 +11,7 @@ use ratecore::sliding_approx::SlidingWindowConfig;
 use ratecore::table::region::RegionTable;
 use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, TableConfig};
 
-/// Where a version-1 region's slots start (`src/table/region.rs`, "Layout").
+/// Where a version-2 region's slots start (as in version 1) (`src/table/region.rs`, "Layout").
 const SLOTS_OFFSET: usize = 896;
 
 /// One 64-byte line: a `Vec` of them is a 64-byte-aligned buffer, as regions need.

@@ -10,8 +10,9 @@
 //!
 //! Under `cfg(ratecore_loom)` a table's 128-bit slots are loom mutexes (`src/sync.rs`:
 //! the same linearizable load / compare-exchange as the real instruction), its fences and
-//! counters are loom's, and only owned tables ([`Table::new`]) exist. Every model uses an
-//! 8-slot table — exactly one neighbourhood — with a fixed hash seed (loom replays each
+//! counters are loom's, and only owned tables ([`Table::new`]) exist. Every model but the
+//! relocation races uses an 8-slot table — exactly one neighbourhood (both of a key's
+//! neighbourhoods are the whole table) — with a fixed hash seed (loom replays each
 //! execution, so hashing must be deterministic), and asserts after every explored
 //! interleaving:
 //!
@@ -28,6 +29,15 @@
 //! - **evict race** (`EvictClosestToRest`): the key closest to rest is updated while a
 //!   new key evicts it: every key's state afterwards is either exactly its own charges or
 //!   fresh (evicted), and the new key's never shows the victim's update.
+//!
+//! - **relocation races** (32-slot table, two neighbourhoods of 8 per key): new key `g`'s
+//!   neighbourhoods are full, so it fits only by moving resident `k` from its first
+//!   neighbourhood to its second. (i) `k` is updated meanwhile: `k` keeps exactly its
+//!   charges and has one live copy, `g` is admitted fresh; (ii) two threads create `g`
+//!   at once, both able to move `k`: one live copy of `g`, one admission for a quota of
+//!   1, `k` moved once with its state; (iii) `h` (same neighbourhoods as `g`) reclaims
+//!   `k`'s slot at a `now` when `k` is at rest while `g` moves it: exactly one of them
+//!   gets the slot, `k` is moved intact or reclaimed (lossless), never duplicated.
 //!
 //! The claim races run because a thread that finds its key mid-claim yields to loom while
 //! it waits (`sync::backoff_wait`); the strict-window reclaim and evict races guard the
@@ -321,4 +331,260 @@ fn evict_race_strict() {
             10 * SECOND,
         ));
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Relocation races
+// ---------------------------------------------------------------------------------------
+
+/// Keys for the relocation models in a 32-slot table: `g` (new) and `h` (spare) have the
+/// same two neighbourhoods A and B, which the setup fills with `k` — at A's first slot,
+/// A being `k`'s *first* neighbourhood, its second disjoint from A and B — and 15
+/// fillers with the neighbourhoods of `g`. So `g` (or `h`) fits only by moving `k`.
+struct Relocation {
+    g: String,
+    h: String,
+    k: String,
+    fillers: Vec<String>,
+}
+
+const RELOCATION_CAPACITY: u64 = 32;
+
+/// Found once (hashing only, no atomics) and reused by every loom execution.
+static RELOCATION_KEYS: std::sync::OnceLock<Relocation> = std::sync::OnceLock::new();
+
+fn relocation_keys(table: &OwnedTable) -> &'static Relocation {
+    RELOCATION_KEYS.get_or_init(|| {
+        let lines = |start: usize| [start / 4, (start / 4 + 1) % 8];
+        let g = "g".to_string();
+        let [a, b] = table.neighbourhoods_of(g.as_bytes());
+        let taken: Vec<usize> = lines(a).into_iter().chain(lines(b)).collect();
+        let mut same = Vec::new();
+        let mut k = None;
+        for n in 0u32.. {
+            let name = format!("key-{n}");
+            let [first, second] = table.neighbourhoods_of(name.as_bytes());
+            if [first, second] == [a, b] {
+                same.push(name);
+            } else if k.is_none()
+                && first == a
+                && lines(second).iter().all(|line| !taken.contains(line))
+            {
+                k = Some(name);
+            }
+            if same.len() == 16 && k.is_some() {
+                break;
+            }
+        }
+        let h = same.pop().unwrap();
+        Relocation {
+            g,
+            h,
+            k: k.unwrap(),
+            fillers: same,
+        }
+    })
+}
+
+/// A 32-slot table set up as [`relocation_keys`] describes: `k` charged once at `k_at`,
+/// every filler once at `fill_at`.
+fn relocation_table(
+    limit: LimitSpec,
+    policy: FullPolicy,
+    k_at: u64,
+    fill_at: u64,
+) -> (Arc<OwnedTable>, &'static Relocation) {
+    let config = TableConfig::new(RELOCATION_CAPACITY, &[limit])
+        .unwrap()
+        .with_policy(policy)
+        .with_seed([0x10, 0x0f, 0xab, 0x1e]);
+    let table = Table::new(config).unwrap();
+    let keys = relocation_keys(&table);
+    let [a, _] = table.neighbourhoods_of(keys.g.as_bytes());
+    assert!(table.check(keys.k.as_bytes(), k_at, 1).unwrap().allowed);
+    assert_eq!(table.slot_of(keys.k.as_bytes()), Some(a));
+    for name in &keys.fillers {
+        assert!(table.check(name.as_bytes(), fill_at, 1).unwrap().allowed);
+    }
+    let stats = table.stats();
+    assert_eq!((stats.occupied, stats.relocations), (16, 0), "{stats:?}");
+    (Arc::new(table), keys)
+}
+
+fn spawn_check_owned(
+    table: &Arc<OwnedTable>,
+    name: &str,
+    now: u64,
+) -> thread::JoinHandle<Decision> {
+    let table = Arc::clone(table);
+    let name = name.to_string();
+    thread::spawn(move || table.check(name.as_bytes(), now, 1).unwrap())
+}
+
+/// `loom::model` with room for the setup: filling 16 slots of a 32-slot table is more
+/// than loom's default 1,000 branch points, although it runs on one thread.
+fn relocation_model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 20_000;
+    builder.check(f);
+}
+
+/// Whether `slot` lies in the neighbourhood starting at `start` (32-slot table).
+fn within(slot: usize, start: usize) -> bool {
+    slot.wrapping_sub(start) % 32 < 8
+}
+
+/// (i) `g`'s check moves `k` while `k` itself is checked: `k` keeps exactly its charges
+/// (the state travels with it; an update racing the freeze retries on the moved slot),
+/// there is one live copy of it, and `g` gets the freed slot.
+fn relocation_vs_update(limit: LimitSpec) {
+    let now = 3 * SECOND;
+    let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 2 * SECOND);
+    let g_thread = spawn_check_owned(&table, &keys.g, now);
+    let k = table.check(keys.k.as_bytes(), now, 1).unwrap();
+    let g = g_thread.join().unwrap();
+
+    let mut k_model = model_for(limit);
+    k_model.run(SECOND, 1, true).unwrap();
+    assert_eq!(
+        k,
+        k_model.run(now, 1, true).unwrap().decision,
+        "k lost state"
+    );
+    assert_eq!(g, model_for(limit).run(now, 1, true).unwrap().decision);
+    assert_eq!(
+        table.peek(keys.k.as_bytes(), now, 1).unwrap(),
+        model_peek(limit, &[(SECOND, 1), (now, 1)], now, 1)
+    );
+    assert_eq!(
+        table.peek(keys.g.as_bytes(), now, 1).unwrap(),
+        model_peek(limit, &[(now, 1)], now, 1)
+    );
+    for name in &keys.fillers {
+        assert_eq!(
+            table.peek(name.as_bytes(), now, 1).unwrap(),
+            model_peek(limit, &[(2 * SECOND, 1)], now, 1),
+            "{name}"
+        );
+    }
+    // k now lives in its second neighbourhood, once.
+    let [_, k_second] = table.neighbourhoods_of(keys.k.as_bytes());
+    let k_slot = table.slot_of(keys.k.as_bytes()).unwrap();
+    assert!(within(k_slot, k_second), "k at {k_slot}");
+    let stats = table.stats();
+    assert_eq!(
+        (stats.occupied, stats.relocations, stats.new_keys),
+        (17, 1, 17),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.evictions, stats.full_neighbourhoods, stats.reclaims),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn relocation_races_an_update_of_the_moved_key() {
+    relocation_model(|| relocation_vs_update(spec(Algorithm::Gcra, 3, 10 * SECOND)));
+}
+
+/// (ii) Two threads create the same new key `g`, whose neighbourhoods are full: each may
+/// move `k`; exactly one copy of `g` results, holding every admitted charge, and `k` is
+/// moved once with its state.
+fn relocation_vs_claim(limit: LimitSpec) {
+    let now = 3 * SECOND;
+    let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 2 * SECOND);
+    let other = spawn_check_owned(&table, &keys.g, now);
+    let mine = table.check(keys.g.as_bytes(), now, 1).unwrap();
+    let theirs = other.join().unwrap();
+
+    // Quota 1: exactly one admission.
+    assert!(mine.allowed ^ theirs.allowed, "{mine:?} {theirs:?}");
+    assert_eq!(
+        table.peek(keys.g.as_bytes(), now, 1).unwrap(),
+        model_peek(limit, &[(now, 1)], now, 1)
+    );
+    assert_eq!(
+        table.peek(keys.k.as_bytes(), now, 1).unwrap(),
+        model_peek(limit, &[(SECOND, 1)], now, 1)
+    );
+    let stats = table.stats();
+    assert_eq!(
+        (stats.occupied, stats.relocations, stats.new_keys),
+        (17, 1, 17),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.evictions, stats.full_neighbourhoods),
+        (0, 0),
+        "{stats:?} mine {mine:?} theirs {theirs:?}"
+    );
+}
+
+#[test]
+fn relocation_races_a_claim_of_the_same_new_key() {
+    relocation_model(|| relocation_vs_claim(spec(Algorithm::Gcra, 1, 10 * SECOND)));
+}
+
+/// (iii) `g` (at 10.5 s, when every key is active) moves `k` while `h` (at 11.2 s, when
+/// `k` is at rest and the fillers are not) reclaims `k`'s slot. (The two `now`s are
+/// closer than `STALE_CLAIM_NANOS`: further apart, `h` rightly takes a move's claims
+/// over as abandoned.) Exactly one of them gets the
+/// slot; `k` is either moved with its state or reclaimed (lossless at rest), never both
+/// and never duplicated; the loser is refused (policy `Deny`).
+fn relocation_vs_reclaim(limit: LimitSpec) {
+    let (g_at, h_at) = (10 * SECOND + SECOND / 2, 11 * SECOND + SECOND / 5);
+    let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 5 * SECOND);
+    let h_thread = spawn_check_owned(&table, &keys.h, h_at);
+    let g = table.check(keys.g.as_bytes(), g_at, 1).unwrap();
+    let h = h_thread.join().unwrap();
+
+    assert!(g.allowed ^ h.allowed, "g {g:?} h {h:?}");
+    let stats = table.stats();
+    let k_slot = table.slot_of(keys.k.as_bytes());
+    if g.allowed {
+        assert_eq!(g, model_for(limit).run(g_at, 1, true).unwrap().decision);
+        let [_, k_second] = table.neighbourhoods_of(keys.k.as_bytes());
+        assert!(
+            k_slot.is_some_and(|s| within(s, k_second)),
+            "k at {k_slot:?}"
+        );
+        assert_eq!((stats.relocations, stats.occupied), (1, 17), "{stats:?}");
+    } else {
+        assert_eq!(h, model_for(limit).run(h_at, 1, true).unwrap().decision);
+        // k was reclaimed at rest; a move of it may have been undone.
+        assert_eq!(k_slot, None, "{stats:?}");
+        assert_eq!((stats.relocations, stats.occupied), (0, 16), "{stats:?}");
+        assert!(stats.reclaims >= 1, "{stats:?}");
+    }
+    // Whatever happened to k, it answers as its (at-rest) model at h's time.
+    assert_eq!(
+        table.peek(keys.k.as_bytes(), h_at, 1).unwrap(),
+        model_peek(limit, &[(SECOND, 1)], h_at, 1)
+    );
+    for name in &keys.fillers {
+        assert_eq!(
+            table.peek(name.as_bytes(), g_at, 1).unwrap(),
+            model_peek(limit, &[(5 * SECOND, 1)], g_at, 1),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        (
+            stats.evictions,
+            stats.full_neighbourhoods,
+            stats.full_denied,
+            stats.stale_claims
+        ),
+        (0, 1, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.new_keys, stats.occupied + stats.reclaims, "{stats:?}");
+}
+
+#[test]
+fn relocation_races_a_reclaim_of_the_source() {
+    // 1 per 10 s: k (charged at 1 s) rests at 11 s, the fillers (5 s) at 15 s.
+    relocation_model(|| relocation_vs_reclaim(spec(Algorithm::Gcra, 1, 10 * SECOND)));
 }

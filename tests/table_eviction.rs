@@ -16,6 +16,12 @@
 //!   reclaim), and loses nothing. `Allow` admits it untracked, again and again. Every
 //!   event is counted (`full_neighbourhoods`, `evictions`, `full_denied`,
 //!   `full_allowed`).
+//! - **Two neighbourhoods.** A key may live in either of its two neighbourhoods; the
+//!   policy applies only when both are full of active keys and no resident key can move
+//!   (16-slot table: the two halves). A relocation moves a resident key, with exactly its
+//!   state, from its first neighbourhood to its second and is counted (`relocations`);
+//!   strict windows never move. At the design load, 0.9, no key is evicted (2^16 slots,
+//!   always-active keys, fixed seed).
 //! - **Memory stays flat.** RSS (from `/proc/self/statm`) after creating and warming a
 //!   table of 2^20 slots, and after pushing 10 M further distinct keys through it
 //!   (1 M in debug builds; `RATECORE_RSS_KEYS` overrides), grows by less than 4 MiB.
@@ -601,4 +607,181 @@ fn memory_stays_flat_over_millions_of_distinct_keys() {
         growth < 4 << 20,
         "RSS grew by {growth} bytes over {keys} distinct keys"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Two neighbourhoods: full means both full; relocation; design load
+// ---------------------------------------------------------------------------------------
+
+/// A 16-slot table: a key's two neighbourhoods are the two halves, i.e. the whole table,
+/// so 16 active keys all fit (balanced placement) and the 17th meets the policy — no key
+/// can move to make room.
+#[test]
+fn both_neighbourhoods_full_apply_the_policy() {
+    let _serial = serial();
+    for (name, limit) in single_limits() {
+        let table = table(16, &[limit], FullPolicy::Deny);
+        for i in 0..16u64 {
+            assert!(table.check(&key(i), T0, 1).unwrap().allowed, "{name} {i}");
+        }
+        let stats = table.stats();
+        assert_eq!(
+            (stats.occupied, stats.full_neighbourhoods, stats.relocations),
+            (16, 0, 0),
+            "{name}: {stats:?}"
+        );
+        let denied = table.check(&key(100), T0 + SECOND, 1).unwrap();
+        assert!(!denied.allowed, "{name}");
+        // Until the soonest key rests (a minute from its admission; two windows for the
+        // approximate window's estimate).
+        assert!(denied.retry_after >= MINUTE - SECOND, "{name}: {denied:?}");
+        let stats = table.stats();
+        assert_eq!(
+            (
+                stats.full_neighbourhoods,
+                stats.full_denied,
+                stats.relocations
+            ),
+            (1, 1, 0),
+            "{name}: {stats:?}"
+        );
+        for i in 0..16u64 {
+            assert!(tracked(&table, i, T0 + SECOND), "{name}: key {i} kept");
+        }
+    }
+}
+
+/// Keys of a 32-slot table (seed of [`table`]): `g` new; `k` in `g`'s first
+/// neighbourhood, which is `k`'s first too, with `k`'s second disjoint from both of
+/// `g`'s; 15 fillers with exactly `g`'s neighbourhoods.
+fn relocation_scenario(table: &OwnedTable) -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+    let lines = |start: usize| [start / 4, (start / 4 + 1) % 8];
+    let g = b"newcomer".to_vec();
+    let [a, b] = table.neighbourhoods_of(&g);
+    assert_ne!(a, b);
+    let taken: Vec<usize> = lines(a).into_iter().chain(lines(b)).collect();
+    let mut k = None;
+    let mut fillers = Vec::new();
+    for n in 0u32.. {
+        let name = format!("client-{n}").into_bytes();
+        let [first, second] = table.neighbourhoods_of(&name);
+        if [first, second] == [a, b] {
+            if fillers.len() < 15 {
+                fillers.push(name);
+            }
+        } else if k.is_none() && first == a && lines(second).iter().all(|l| !taken.contains(l)) {
+            k = Some(name);
+        }
+        if fillers.len() == 15 && k.is_some() {
+            break;
+        }
+    }
+    (g, k.unwrap(), fillers)
+}
+
+/// A resident key is moved to its second neighbourhood to make room, with exactly its
+/// state; the move is counted; no key loses anything. Strict windows never move (their
+/// ring belongs to the slot), so there the policy applies.
+#[test]
+fn relocation_moves_a_key_with_its_exact_state() {
+    let _serial = serial();
+    for (name, limit) in single_limits() {
+        let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
+        let table = table(32, &[limit], FullPolicy::EvictClosestToRest);
+        let (g, k, fillers) = relocation_scenario(&table);
+        let [k_first, k_second] = table.neighbourhoods_of(&k);
+        let mut k_model = models_for(&[limit]);
+        assert_eq!(
+            table.check(&k, T0, 1).unwrap(),
+            k_model.run(T0, 1, true).unwrap().decision
+        );
+        assert_eq!(table.slot_of(&k), Some(k_first), "{name}");
+        for (i, filler) in fillers.iter().enumerate() {
+            let now = T0 + (i as u64 + 1) * SECOND;
+            assert!(table.check(filler, now, 1).unwrap().allowed, "{name}");
+        }
+        let now = T0 + 20 * SECOND;
+        let fresh = models_for(&[limit]).run(now, 1, true).unwrap().decision;
+        assert_eq!(table.check(&g, now, 1).unwrap(), fresh, "{name}");
+        let stats = table.stats();
+        if strict {
+            // No move: k (closest to rest) is evicted.
+            assert_eq!(
+                (stats.relocations, stats.evictions),
+                (0, 1),
+                "{name}: {stats:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            (
+                stats.relocations,
+                stats.evictions,
+                stats.full_neighbourhoods
+            ),
+            (1, 0, 0),
+            "{name}: {stats:?}"
+        );
+        assert_eq!(
+            (stats.occupied, stats.new_keys, stats.reclaims),
+            (17, 17, 0),
+            "{name}: {stats:?}"
+        );
+        let moved_to = table.slot_of(&k).unwrap();
+        assert!(
+            moved_to.wrapping_sub(k_second) % 32 < 8,
+            "{name}: k at {moved_to}"
+        );
+        assert_eq!(table.slot_of(&g), Some(k_first), "{name}: g took k's slot");
+        // k's state moved exactly: peeks and the next check agree with its model.
+        assert_eq!(
+            table.peek(&k, now, 1).unwrap(),
+            k_model.clone().run(now, 1, false).unwrap().decision,
+            "{name}"
+        );
+        assert_eq!(
+            table.check(&k, now, 1).unwrap(),
+            k_model.run(now, 1, true).unwrap().decision,
+            "{name}"
+        );
+        for filler in &fillers {
+            assert!(!table.peek(filler, now, 1).unwrap().allowed, "{name}");
+        }
+    }
+}
+
+/// The design load: a table of 2^16 slots filled to 0.9 with distinct, always-active
+/// keys (GCRA 1 per hour, fixed seed) — no key meets full neighbourhoods, none is
+/// evicted, and every one is still tracked (its next request is denied).
+#[test]
+fn design_load_of_0_9_evicts_nothing() {
+    let _serial = serial();
+    const SLOTS: u64 = 1 << 16;
+    let keys = SLOTS * 9 / 10;
+    let table = table(
+        SLOTS,
+        &[spec(Algorithm::Gcra, 1, HOUR)],
+        FullPolicy::EvictClosestToRest,
+    );
+    for i in 0..keys {
+        assert!(table.check_key(&i, T0, 1).unwrap().allowed);
+    }
+    let stats = table.stats();
+    eprintln!("load 0.9 of {SLOTS} slots: {stats:?}");
+    assert_eq!(
+        (stats.evictions, stats.full_neighbourhoods, stats.reclaims),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!((stats.occupied, stats.new_keys), (keys, keys), "{stats:?}");
+    assert!(
+        stats.relocations > 0,
+        "the load needs relocations: {stats:?}"
+    );
+    for i in 0..keys {
+        assert!(
+            !table.check_key(&i, T0 + SECOND, 1).unwrap().allowed,
+            "key {i}"
+        );
+    }
 }

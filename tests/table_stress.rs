@@ -447,3 +447,103 @@ fn racing_creation_never_over_admits_strict_windows() {
         false,
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Relocations all the time, watched keys exact
+// ---------------------------------------------------------------------------------------
+
+/// A nearly full table where new keys keep finding both neighbourhoods full, so resident
+/// keys — the watched ones included — are relocated all the time, while watcher threads
+/// hammer 64 watched keys whose admissions must stay exact.
+///
+/// One quota, 200 per 200 ms (emission interval T = 1 ms), 1024 slots, policy `Deny`
+/// (nothing is ever evicted). Churn threads create distinct keys at a shared clock that
+/// advances T / 940 per request, so about 940 churn keys are active at any time (a churn
+/// key rests T after its admission and its slot is reclaimed) besides the 64 watched
+/// keys: a load of about 0.98 of active keys. The watched keys are charged 100 times at
+/// `T0` before the churn starts (so the churn, whose clock stays below `T0 + 100 T`, sees
+/// them active throughout), and the watchers check them at a `now` frozen at `T0` (so
+/// they never replenish): each must admit exactly 100 more, however often it moved.
+#[test]
+fn watched_keys_stay_exact_while_relocations_churn() {
+    const CAPACITY: u64 = 1024;
+    const WATCHED: u64 = 64;
+    const T: u64 = MS;
+    const BURST: u64 = 200;
+    const PRECHARGED: u64 = 100;
+    const STEP: u64 = T / 940;
+    // The churn clock stays below T0 + 80 T < T0 + PRECHARGED T.
+    let churn_per_thread: u64 = 80 * T / STEP / 2;
+    let rounds = if RELEASE { 8 } else { 1 };
+    let limit = spec(Algorithm::Gcra, Quota::new(BURST, BURST * T).unwrap());
+    let watched = |i: u64| format!("watched-{i}").into_bytes();
+    let mut relocations = 0;
+    for round in 0..rounds {
+        let config = TableConfig::new(CAPACITY, &[limit])
+            .unwrap()
+            .with_policy(FullPolicy::Deny)
+            .with_seed([0x5eed, 0x7ab1e, round, 0x2]);
+        let table = Table::new(config).unwrap();
+        for i in 0..WATCHED {
+            for _ in 0..PRECHARGED {
+                assert!(table.check(&watched(i), T0, 1).unwrap().allowed);
+            }
+        }
+        let clock = AtomicU64::new(T0);
+        let admitted: Vec<AtomicU64> = (0..WATCHED).map(|_| AtomicU64::new(0)).collect();
+        let churning = AtomicU64::new(2);
+        let barrier = Barrier::new(4);
+        let fresh = model_for(&[limit]).run(T0, 1, true).unwrap().decision;
+        std::thread::scope(|scope| {
+            for t in 0..2u64 {
+                let (table, clock, barrier, churning) = (&table, &clock, &barrier, &churning);
+                scope.spawn(move || {
+                    barrier.wait();
+                    for n in 0..churn_per_thread {
+                        let now = clock.fetch_add(STEP, Ordering::SeqCst);
+                        let key = format!("churn-{t}-{n}");
+                        let d = table.check(key.as_bytes(), now, 1).unwrap();
+                        // A new key: admitted fresh, or refused a slot.
+                        assert!(
+                            !d.allowed || (d.remaining, d.retry_after) == (fresh.remaining, 0),
+                            "{d:?}"
+                        );
+                    }
+                    churning.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            for _ in 0..2 {
+                let (table, barrier, admitted, churning) = (&table, &barrier, &admitted, &churning);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut passes = 0;
+                    while passes < 2 * PRECHARGED || churning.load(Ordering::SeqCst) > 0 {
+                        for (i, count) in admitted.iter().enumerate() {
+                            if table.check(&watched(i as u64), T0, 1).unwrap().allowed {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        passes += 1;
+                    }
+                });
+            }
+        });
+        let stats = table.stats();
+        eprintln!("relocation churn, round {round}: {stats:?}");
+        assert_eq!((stats.evictions, stats.contended), (0, 0), "{stats:?}");
+        assert!(stats.occupied <= CAPACITY, "{stats:?}");
+        for (i, count) in admitted.iter().enumerate() {
+            assert_eq!(
+                count.load(Ordering::Relaxed),
+                BURST - PRECHARGED,
+                "watched key {i}: {stats:?}"
+            );
+            assert!(!table.peek(&watched(i as u64), T0, 1).unwrap().allowed);
+        }
+        relocations += stats.relocations;
+    }
+    assert!(
+        relocations > 100 * rounds,
+        "too few relocations to mean anything: {relocations}"
+    );
+}

@@ -58,6 +58,7 @@ class TableStats(ctypes.Structure):
             "full_allowed",
             "contended",
             "stale_claims",
+            "relocations",
         )
     ]
 

@@ -24,7 +24,7 @@ pub const RATECORE_REGION_ALIGN: usize = 64;
 
 /// The region layout this library reads and writes; regions laid out by another version
 /// are refused with `RATECORE_STATUS_UNSUPPORTED_VERSION`.
-pub const RATECORE_REGION_LAYOUT_VERSION: u32 = 1;
+pub const RATECORE_REGION_LAYOUT_VERSION: u32 = 2;
 
 const _: () = assert!(RATECORE_REGION_ALIGN == REGION_ALIGN);
 const _: () = assert!(RATECORE_REGION_LAYOUT_VERSION == LAYOUT_VERSION);

@@ -200,7 +200,8 @@ pub struct ratecore_table_stats {
     /// Slots whose key was still active given to another key (policy
     /// `EVICT_CLOSEST_TO_REST`): that key starts fresh.
     pub evictions: u64,
-    /// Times a new key found its whole neighbourhood active (whatever the policy did).
+    /// Times a new key found both its neighbourhoods active and no resident key could
+    /// move (whatever the policy did).
     pub full_neighbourhoods: u64,
     /// Requests denied because the neighbourhood was full (policy `DENY`).
     pub full_denied: u64,
@@ -210,6 +211,9 @@ pub struct ratecore_table_stats {
     pub contended: u64,
     /// Claims abandoned mid-way (e.g. by a crashed process) and taken over.
     pub stale_claims: u64,
+    /// Keys moved, state intact, to their other neighbourhood to make room for a new key
+    /// whose two neighbourhoods were full: lossless.
+    pub relocations: u64,
 }
 
 impl From<TableStats> for ratecore_table_stats {
@@ -224,6 +228,7 @@ impl From<TableStats> for ratecore_table_stats {
             full_allowed: stats.full_allowed,
             contended: stats.contended,
             stale_claims: stats.stale_claims,
+            relocations: stats.relocations,
         }
     }
 }

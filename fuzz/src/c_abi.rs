@@ -713,6 +713,7 @@ fn c_stats(s: TableStats) -> ratecore_table_stats {
         full_allowed: s.full_allowed,
         contended: s.contended,
         stale_claims: s.stale_claims,
+        relocations: s.relocations,
     }
 }
 

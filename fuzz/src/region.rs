@@ -12,7 +12,7 @@
 //!   handle".
 //!
 //! `attach` must return exactly the typed error an independent reading of the layout
-//! (`region.rs`, version 1) predicts, or a table with the header's configuration; any
+//! (`region.rs`, version 2) predicts, or a table with the header's configuration; any
 //! table that attaches is then used (checks, peeks, `check_each`), and must not panic
 //! and must give sane decisions.
 

@@ -10,9 +10,13 @@
 //! another generation read as empty, so a ring changes owner without being rewritten.
 //! A claim in progress holds `[claim time in 2^30 ns units : 32 | generation : 32]`.
 //!
-//! A key hashes (ahash, seeded per table) to a fingerprint and a *neighbourhood*:
-//! [`NEIGHBOURHOOD`] consecutive key slots (two 64-byte cache lines) starting at a
-//! 4-slot boundary. Probing never leaves it.
+//! A key hashes (ahash, seeded per table) to a fingerprint and *two neighbourhoods* of
+//! [`NEIGHBOURHOOD`] consecutive key slots (two 64-byte cache lines) starting at 4-slot
+//! boundaries, both computed from the fingerprint alone (so whoever finds a key's slot
+//! knows both): the first from its bits 17 and up, the second 2 to `lines − 2` lines
+//! further on (a multiplicative mix of the fingerprint), so the two never overlap. A table
+//! of 8 slots has room for one. Probing never leaves the two; lookups scan the first, then
+//! the second.
 //!
 //! # Identity and state change together
 //! For single-word algorithms every update is a 128-bit CAS whose expected value includes
@@ -25,38 +29,86 @@
 //! after a fence) and backs out if the key is no longer at rest. Dekker's pattern again:
 //! one of the two always sees the other.
 //!
+//! # Placement
+//! A key not found claims a slot: an empty slot of its first neighbourhood while that is
+//! at most half full, else of the less loaded one (two-choice balance); else a slot at
+//! rest or an abandoned claim in either; else — single-word limits — it *relocates* a
+//! resident key (below) and takes the freed slot; only then does [`FullPolicy`] apply,
+//! over all 16 slots (the active slot closest to rest is the victim).
+//!
 //! # Claiming a slot without creating duplicates
-//! A key not found in its neighbourhood claims a slot (empty first, then one at rest,
-//! then — policy permitting — the active slot closest to rest) in three steps:
+//! A claim takes three steps:
 //! 1. CAS the slot to `(fingerprint | CLAIMING, claim state)`;
-//! 2. `SeqCst` fence; re-scan the neighbourhood: if any *other* slot holds the
+//! 2. `SeqCst` fence; re-scan both neighbourhoods: if any *other* slot holds the
 //!    fingerprint (live or claiming), back out (CAS our slot to empty) and start over;
 //! 3. CAS our slot from claiming to `(fingerprint, state after this request)`.
 //!
 //! No two live copies of a key can result. Suppose A claims slot i and B claims slot j
 //! for one key and both pass step 2. Between its claim and its re-scan each thread
 //! issues a `SeqCst` fence (Dekker's pattern): the two fences are totally ordered, and
-//! the re-scan after the later fence must see the claim made before the earlier one — so
-//! at least one of A and B sees the other's claim and backs out. (Both may back out at
-//! once; they then retry and usually pick the same empty slot, where only one CAS
-//! succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a claim
-//! older than [`STALE_CLAIM_NANOS`] of caller time (a crashed process) is taken over.
+//! the re-scan after the later fence starts after the claim made before the earlier one
+//! — and a scan cannot miss a key present throughout it, even one being moved (next
+//! section) — so at least one of A and B sees the other's claim and backs out. (Both may
+//! back out at once; they then retry and usually pick the same empty slot, where only
+//! one CAS succeeds.) A thread that finds a key mid-claim waits (bounded, yielding); a
+//! claim older than [`STALE_CLAIM_NANOS`] of caller time (a crashed process) is taken
+//! over.
+//!
+//! # Relocation
+//! When both neighbourhoods of a new key G are full of active keys, a resident single-word
+//! key K (fingerprint f) living in its *first* neighbourhood, at slot i, moves to an empty
+//! (else at-rest) slot j of its *second*:
+//! - (a) CAS j: empty or at rest → `(f | CLAIMING, claim state marked MOVING)`;
+//! - (b) CAS i: `(f, s)` → the same moving claim: K is frozen, its state s is carried by
+//!   the mover (an update that wins the race changes s, and the mover retries with the
+//!   new s; if K left i, (a) is undone, to empty);
+//! - (c) CAS j: moving claim → `(f, s)`: K is live again, exactly as it was;
+//! - (d) CAS i: moving claim → G's claim, which then goes through steps 2 and 3 above.
+//!
+//! If K's second neighbourhood has no room either, a resident of it that sits in *its*
+//! first neighbourhood moves on first and hands its freed slot to K's move as (a) (two
+//! moves, a bounded search). Keys only ever move from their first neighbourhood to their
+//! second, which is the order every scan reads them, and only live copies move. So a
+//! scan cannot miss a key present throughout it: K's tag is in slot i until (d) and in
+//! slot j from (a) on; a scan that reads i after (d) reads j later still — all slot
+//! operations are `SeqCst`, so that read comes after (a) in their total order and sees f
+//! in j (or K's later removal: a reclaim or eviction, never another move, as K is in its
+//! second neighbourhood now). A move therefore needs no fence or re-scan of its own and
+//! creates no duplicate, and lookups, placements and re-scans never see a key vanish
+//! while it moves. A check that meets a moving claim waits, like any claim; a peek waits
+//! for moves (the key has a state) but not for new keys' claims. A charge taken back
+//! (`cancel`) follows its key if it moved. A new key that finds a move in flight in its
+//! neighbourhoods waits for it rather than call them full.
+//!
+//! The one lossy case is a mover that stalls or dies between (b) and (c): its claims age,
+//! and after [`STALE_CLAIM_NANOS`] (and some waiting, so that a caller whose `now` runs
+//! ahead does not cut a live move short) K's next check takes them over and K starts
+//! fresh — counted in `stale_claims`, like any abandoned claim. A new key takes a move's
+//! slot over as abandoned only much later (`ABANDONED_MOVE_NANOS`, about 2.3 minutes).
+//! Strict windows never move: their ring belongs to the slot index (they get two
+//! choices, no relocation).
 //!
 //! # Rest, reclaim, eviction
 //! A slot at rest (GCRA TAT ≤ now, window expired) holds no information, so giving it to
-//! another key is lossless (`reclaims`). Only when all [`NEIGHBOURHOOD`] slots are active
-//! does [`FullPolicy`] apply (`full_neighbourhoods`, plus `evictions`, `full_denied` or
-//! `full_allowed`). Memory never grows.
+//! another key is lossless (`reclaims`). Only when all slots of both neighbourhoods are
+//! active and no key can move does [`FullPolicy`] apply (`full_neighbourhoods`, plus
+//! `evictions`, `full_denied` or `full_allowed`). Moves are counted (`relocations`).
+//! Memory never grows. Measured (`benches/memory.rs`, `benches/README.md`): no forced
+//! eviction up to a load of 0.925 of always-active keys; the design load is 0.9, 17.8
+//! bytes per live key.
 //!
 //! Hash collisions: two keys share a state only if their 63-bit fingerprints are equal
-//! *and* they fall in the same neighbourhood (about one pair in 2^60 for a table of a
-//! million slots). A slot reclaimed at rest and its key returning with a `now` earlier
-//! than the reclaimer's starts fresh (the old state, already at rest, is gone).
+//! (their neighbourhoods then are too): a new key meets a live key's fingerprint with
+//! probability (live keys) / 2^63, about 2^-43 per new key among a million live keys. A
+//! slot reclaimed at rest and its key returning with a `now` earlier than the
+//! reclaimer's starts fresh (the old state, already at rest, is gone).
 //!
 //! # Orderings
 //! Slot operations are `SeqCst`, and `SeqCst` fences separate each write from the
 //! cross-slot re-reads that validate it (above): those arguments need store→load ordering
-//! across *different* atomics, which acquire/release does not give. Updates of a live
+//! across *different* atomics, which acquire/release does not give. The relocation
+//! argument uses the single total order of `SeqCst` operations (a scan's later read
+//! follows a move's earlier CAS). Updates of a live
 //! single-word slot need only the CAS's atomicity (the tag in the expected value carries
 //! identity). Counters are `Relaxed` (see `stats`).
 
@@ -83,11 +135,69 @@ pub use stats::TableStats;
 use config::TableLimit;
 use stats::Counters;
 
-/// Key slots probed per key: two 64-byte cache lines of 16-byte slots.
+/// Key slots in one neighbourhood: two 64-byte cache lines of 16-byte slots. Each key
+/// has two neighbourhoods (one in a table of 8 slots).
 pub const NEIGHBOURHOOD: usize = 8;
 
 /// Slots per 64-byte line; neighbourhoods start on a line boundary.
 const LINE: usize = 4;
+
+/// Claim-state generation marking a *move* in progress (single-word limits only, whose
+/// new-key claims use generation 0): both the reserved target and the frozen source of a
+/// relocation carry it.
+const MOVING: u32 = 1;
+
+/// How many rounds a check of a key in transit waits before it may take the move over as
+/// abandoned (it must also be [`STALE_CLAIM_NANOS`] old by the checker's `now`).
+const MOVE_PATIENCE: u32 = 64;
+
+/// A new key takes a move's slot over as abandoned only this much later than other
+/// claims (about 2.3 minutes): a caller whose `now` runs ahead must not cut a live move
+/// short; the moved key's own checks clear an abandoned move sooner.
+const ABANDONED_MOVE_NANOS: u64 = STALE_CLAIM_NANOS << 6;
+
+/// A first neighbourhood with at least this many empty slots takes a new key even if
+/// the second has more.
+const ROOMY: usize = NEIGHBOURHOOD / 2;
+
+/// How many slots a two-move relocation may examine before giving up (a bound on the
+/// work a new key does in a nearly full table).
+const DEEP_PROBES: u32 = 128;
+
+/// How many times a relocation tries to freeze a source whose state keeps changing
+/// before it gives the move up.
+const FREEZE_ATTEMPTS: u32 = 4;
+
+/// The first slots of the two neighbourhoods of `fingerprint` in a table of `mask + 1`
+/// slots (equal in a table of 8 slots, which has room for one).
+///
+/// Both come from the fingerprint alone, so a relocator knows them for any key it finds.
+/// The first starts at line `fingerprint >> 17` (mod lines); the second 2 to `lines − 2`
+/// lines further on (chosen by a multiplicative mix of the fingerprint), so the two never
+/// overlap. In a 16-slot table they are the two halves.
+fn neighbourhoods(fingerprint: u64, mask: usize) -> [usize; 2] {
+    let lines = (mask / LINE).wrapping_add(1);
+    let line_mask = lines.wrapping_sub(1);
+    let first = (fingerprint >> 17) as usize & line_mask;
+    if lines < 4 {
+        return [first * LINE; 2];
+    }
+    let mixed = fingerprint.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let choices = (lines - 3) as u128;
+    // Multiply-shift: uniform in 0..choices without a division.
+    let step = 2 + ((u128::from(mixed) * choices) >> 64) as usize;
+    [first * LINE, ((first + step) & line_mask) * LINE]
+}
+
+/// The fingerprint of a key's hash: 63 bits, never 0 (0 marks an empty slot).
+const fn fingerprint_of(hash: u64) -> u64 {
+    let fingerprint = hash & !CLAIMING;
+    if fingerprint == 0 {
+        1
+    } else {
+        fingerprint
+    }
+}
 
 /// A claim older than this (in the callers' `now`) is considered abandoned.
 pub const STALE_CLAIM_NANOS: u64 = 1 << 31;
@@ -325,14 +435,12 @@ impl<M: TableMemory> Table<M> {
         commit: bool,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        // Fingerprint: 63 bits, never 0 (0 marks an empty slot).
-        let fingerprint = (hash & !CLAIMING).max(1);
-        // Neighbourhood start: line-aligned, from bits the fingerprint also uses — keys in
-        // one neighbourhood agree on them, so collisions need all 63 bits equal.
-        let start = (hash.rotate_right(17) as usize).wrapping_mul(LINE) & self.mask;
+        let fingerprint = fingerprint_of(hash);
+        // Both neighbourhoods come from the fingerprint alone (module docs).
+        let starts = neighbourhoods(fingerprint, self.mask);
         let count = self.config.count;
         if count == 1 && states.is_empty() {
-            let member = self.member(0, fingerprint, start);
+            let member = self.member(0, fingerprint, starts);
             return if commit {
                 member.reserve(now, cost).map(|(d, _)| d)
             } else {
@@ -340,7 +448,7 @@ impl<M: TableMemory> Table<M> {
             };
         }
         let members: [KeyedLimit<'_>; MAX_TABLE_LIMITS] =
-            core::array::from_fn(|i| self.member(i, fingerprint, start));
+            core::array::from_fn(|i| self.member(i, fingerprint, starts));
         run_all(
             members.get(..count).unwrap_or(&members),
             now,
@@ -360,11 +468,11 @@ impl<M: TableMemory> Table<M> {
     /// Every limit of the key hashing to `hash`, written to `out` from index 0; returns
     /// how many were written (all of them, if `out` is long enough).
     pub(crate) fn members_into<'t>(&'t self, hash: u64, out: &mut [KeyedLimit<'t>]) -> usize {
-        let fingerprint = (hash & !CLAIMING).max(1);
-        let start = (hash.rotate_right(17) as usize).wrapping_mul(LINE) & self.mask;
+        let fingerprint = fingerprint_of(hash);
+        let starts = neighbourhoods(fingerprint, self.mask);
         let mut written = 0;
         for (index, slot) in out.iter_mut().take(self.config.count).enumerate() {
-            *slot = self.member(index, fingerprint, start);
+            *slot = self.member(index, fingerprint, starts);
             written += 1;
         }
         written
@@ -373,10 +481,33 @@ impl<M: TableMemory> Table<M> {
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     /// A member for filling arrays before [`members_into`](Self::members_into).
     pub(crate) fn placeholder(&self) -> KeyedLimit<'_> {
-        self.member(0, 1, 0)
+        self.member(0, 1, [0, 0])
     }
 
-    fn member(&self, index: usize, fingerprint: u64, start: usize) -> KeyedLimit<'_> {
+    /// The first slot of each of `key`'s two neighbourhoods (equal in an 8-slot table),
+    /// as [`check`](Self::check) hashes it. For tests and diagnostics.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn neighbourhoods_of(&self, key: &[u8]) -> [usize; 2] {
+        neighbourhoods(fingerprint_of(self.hasher.hash_one(key)), self.mask)
+    }
+
+    /// The slot holding `key` live in the first limit's slot array, if any. For tests and
+    /// diagnostics: the answer may be stale as soon as it is returned.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn slot_of(&self, key: &[u8]) -> Option<usize> {
+        let fingerprint = fingerprint_of(self.hasher.hash_one(key));
+        match self
+            .member(0, fingerprint, neighbourhoods(fingerprint, self.mask))
+            .find()
+        {
+            Found::Live(index, _) => Some(index),
+            _ => None,
+        }
+    }
+
+    fn member(&self, index: usize, fingerprint: u64, starts: [usize; 2]) -> KeyedLimit<'_> {
         let index = index.min(self.config.count.saturating_sub(1));
         let limit = &self.limits[index.min(MAX_TABLE_LIMITS - 1)];
         let capacity = self.mask + 1;
@@ -404,7 +535,8 @@ impl<M: TableMemory> Table<M> {
             counters: self.memory.counters(),
             policy: self.config.policy,
             fingerprint,
-            start,
+            starts,
+            choices: if starts[0] == starts[1] { 1 } else { 2 },
         }
     }
 }
@@ -428,7 +560,10 @@ pub(crate) struct KeyedLimit<'t> {
     counters: &'t Counters,
     policy: FullPolicy,
     fingerprint: u64,
-    start: usize,
+    /// The first slot of each neighbourhood.
+    starts: [usize; 2],
+    /// How many distinct neighbourhoods: 2, or 1 in an 8-slot table.
+    choices: usize,
 }
 
 /// What `cancel` needs to give a keyed charge back.
@@ -455,6 +590,32 @@ enum Takeover {
     AtRest,
     Abandoned,
     Evicted,
+    /// Freed by moving its key to its other neighbourhood (already counted).
+    Relocated,
+}
+
+/// Where a new key may go.
+enum Pick {
+    /// This slot (index, value seen), of this kind.
+    Take(usize, u128, Takeover),
+    /// Every slot of both neighbourhoods is active (or claimed): the active slot closest
+    /// to rest, if any, and the time until it rests.
+    Full {
+        victim: Option<(usize, u128)>,
+        wait: u64,
+    },
+    /// Our own key showed up: look it up again.
+    Present,
+}
+
+/// The end of a relocation attempt.
+enum Relocation {
+    /// A key moved; this slot now holds our claim, with this value.
+    Moved(usize, u128),
+    /// A race spoiled the move: start over.
+    Retry,
+    /// No resident key can move.
+    Nothing,
 }
 
 /// The end of one attempt: a result, or start over.
@@ -466,8 +627,21 @@ enum Step<T> {
 type Access = (Decision, Option<KeyedReservation>);
 
 impl<'t> KeyedLimit<'t> {
-    fn index(&self, offset: usize) -> usize {
-        (self.start + offset) & self.keys.len().wrapping_sub(1)
+    fn mask(&self) -> usize {
+        self.keys.len().wrapping_sub(1)
+    }
+
+    /// The starts of our distinct neighbourhoods (one or two).
+    fn starts(&self) -> &[usize] {
+        self.starts.get(..self.choices).unwrap_or(&self.starts)
+    }
+
+    /// Every slot of our neighbourhoods: the first's, then the second's.
+    fn union(&self) -> impl Iterator<Item = usize> + '_ {
+        let mask = self.mask();
+        self.starts()
+            .iter()
+            .flat_map(move |&start| (0..NEIGHBOURHOOD).map(move |offset| (start + offset) & mask))
     }
 
     fn load(&self, index: usize) -> u128 {
@@ -526,69 +700,279 @@ impl<'t> KeyedLimit<'t> {
         }
     }
 
+    /// Our key's slot: the first neighbourhood is scanned, then the second, always in
+    /// that order — a relocation moves a key only from its first neighbourhood to its
+    /// second, so a scan can never miss a key that is being moved (module docs).
     fn find(&self) -> Found {
-        for offset in 0..NEIGHBOURHOOD {
-            let index = self.index(offset);
-            let slot = self.load(index);
-            let tag = tag_of(slot);
-            if tag & !CLAIMING == self.fingerprint {
-                return if tag & CLAIMING == 0 {
-                    Found::Live(index, slot)
-                } else {
-                    Found::Claiming(index, slot)
-                };
+        let mask = self.mask();
+        for &start in self.starts() {
+            for offset in 0..NEIGHBOURHOOD {
+                let index = (start + offset) & mask;
+                let slot = self.load(index);
+                let tag = tag_of(slot);
+                if tag & !CLAIMING == self.fingerprint {
+                    return if tag & CLAIMING == 0 {
+                        Found::Live(index, slot)
+                    } else {
+                        Found::Claiming(index, slot)
+                    };
+                }
             }
         }
         Found::Absent
     }
 
-    /// Whether any slot other than `ours` holds our fingerprint (live or claiming).
+    /// Whether any slot other than `ours` holds our fingerprint (live or claiming). Scans
+    /// in [`find`](Self::find)'s order, which a moving key cannot dodge.
     fn has_other_copy(&self, ours: usize) -> bool {
-        (0..NEIGHBOURHOOD).any(|offset| {
-            let index = self.index(offset);
-            index != ours && tag_of(self.load(index)) & !CLAIMING == self.fingerprint
-        })
+        self.union()
+            .any(|index| index != ours && tag_of(self.load(index)) & !CLAIMING == self.fingerprint)
     }
 
-    /// The slot a new key should take at `now`, if any: empty first, then at rest (or an
-    /// abandoned claim), then — by policy — the active slot closest to rest. Also the
-    /// shortest time until some slot comes to rest, for a `Deny` answer.
-    fn pick_slot(&self, now: u64) -> (Option<(usize, u128, Takeover)>, u64) {
-        let mut at_rest = None;
+    /// Whether `slot` holds a single-word key's state in transit (module docs).
+    fn is_moving(&self, slot: u128) -> bool {
+        matches!(self.kind, Kind::Word(_))
+            && tag_of(slot) & CLAIMING != 0
+            && generation_of(slot) == MOVING
+    }
+
+    /// Where a new key should go at `now`: an empty slot of the less loaded neighbourhood
+    /// (the first on a tie); else a slot at rest or an abandoned claim; else [`Pick::Full`]
+    /// with the active slot closest to rest and the time until it rests.
+    fn pick_slot(&self, now: u64) -> Pick {
+        // Pass 1: loads only. Count each neighbourhood's empty slots.
+        let mask = self.mask();
+        let mut empties = [(0usize, None::<(usize, u128)>); 2];
+        for (&start, (count, first)) in self.starts().iter().zip(empties.iter_mut()) {
+            for offset in 0..NEIGHBOURHOOD {
+                let index = (start + offset) & mask;
+                let slot = self.load(index);
+                let tag = tag_of(slot);
+                if tag == 0 {
+                    *count += 1;
+                    first.get_or_insert((index, slot));
+                } else if tag & !CLAIMING == self.fingerprint {
+                    // Our key appeared (created or moved in since `find`): look again.
+                    return Pick::Present;
+                }
+            }
+        }
+        let [(first_count, first_empty), (second_count, second_empty)] = empties;
+        // The first neighbourhood while it is at most half full (lookups scan it first,
+        // so most keys stay one scan away); past that the less loaded one (two-choice
+        // balance, which is what lets the table run nearly full).
+        let empty = if first_count < ROOMY && second_count > first_count {
+            second_empty
+        } else {
+            first_empty.or(second_empty)
+        };
+        if let Some((index, slot)) = empty {
+            return Pick::Take(index, slot, Takeover::Empty);
+        }
+        // Pass 2: every slot is taken. A slot at rest or an abandoned claim, else the
+        // active slot closest to rest.
         let mut closest: Option<(usize, u128, u64)> = None;
-        for offset in 0..NEIGHBOURHOOD {
-            let index = self.index(offset);
+        for index in self.union() {
             let slot = self.load(index);
             let tag = tag_of(slot);
             if tag == 0 {
-                return (Some((index, slot, Takeover::Empty)), 0);
+                // Freed since pass 1.
+                return Pick::Take(index, slot, Takeover::Empty);
+            }
+            if tag & !CLAIMING == self.fingerprint {
+                return Pick::Present;
             }
             if tag & CLAIMING != 0 {
-                // Someone else's claim: never a victim unless abandoned.
-                if at_rest.is_none() && claim_is_stale(slot, now) {
-                    at_rest = Some((index, slot, Takeover::Abandoned));
+                // Someone else's claim (or move): never a victim unless abandoned — a
+                // move only long after its time (see `MOVE_PATIENCE`).
+                let stale = if self.is_moving(slot) {
+                    claim_is_stale(slot, now.saturating_sub(ABANDONED_MOVE_NANOS))
+                } else {
+                    claim_is_stale(slot, now)
+                };
+                if stale {
+                    return Pick::Take(index, slot, Takeover::Abandoned);
                 }
                 continue;
             }
             let to_rest = self.time_to_rest(index, slot, now);
             if to_rest == 0 {
-                if at_rest.is_none() {
-                    at_rest = Some((index, slot, Takeover::AtRest));
-                }
-            } else if closest.is_none_or(|(_, _, best)| to_rest < best) {
+                return Pick::Take(index, slot, Takeover::AtRest);
+            }
+            if closest.is_none_or(|(_, _, best)| to_rest < best) {
                 closest = Some((index, slot, to_rest));
             }
         }
-        if at_rest.is_some() {
-            return (at_rest, 0);
+        Pick::Full {
+            victim: closest.map(|(index, slot, _)| (index, slot)),
+            wait: closest.map_or(1, |(_, _, t)| t.max(1)),
         }
-        let wait = closest.map_or(1, |(_, _, t)| t.max(1));
-        match (self.policy, closest) {
-            (FullPolicy::EvictClosestToRest, Some((index, slot, _))) => {
-                (Some((index, slot, Takeover::Evicted)), wait)
+    }
+
+    /// The resident of `index` (value `slot`) if it may move: a live key in its *first*
+    /// neighbourhood (keys move only from their first neighbourhood to their second). Returns its
+    /// fingerprint and the start of its second neighbourhood.
+    fn movable(&self, index: usize, slot: u128) -> Option<(u64, usize)> {
+        let tag = tag_of(slot);
+        if tag == 0 || tag & CLAIMING != 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let [first, second] = neighbourhoods(tag, mask);
+        let in_first = (index.wrapping_sub(first) & mask) < NEIGHBOURHOOD;
+        (first != second && in_first).then_some((tag, second))
+    }
+
+    /// Frees a slot of our (full) neighbourhoods by moving a resident single-word key
+    /// from its first neighbourhood to an empty — else at-rest — slot of its second; if
+    /// none has room, by first moving a key out of such a second neighbourhood (two
+    /// moves; at most [`DEEP_PROBES`] slots examined). The freed slot becomes our claim.
+    fn relocate(&self, word: &WordLimit, now: u64) -> Relocation {
+        if self.choices < 2 {
+            return Relocation::Nothing;
+        }
+        let mask = self.mask();
+        let claim = pack(self.fingerprint | CLAIMING, claim_state(now, 0));
+        let done = |moved: bool, from: usize| {
+            if moved {
+                Relocation::Moved(from, claim)
+            } else {
+                Relocation::Retry
             }
-            _ => (None, wait),
+        };
+        // One move, into an empty slot; remember an at-rest one.
+        let mut at_rest: Option<(usize, u64, usize, u128)> = None;
+        let mut moving = false;
+        for from in self.union() {
+            let slot = self.load(from);
+            let tag = tag_of(slot);
+            if tag == 0 || tag & !CLAIMING == self.fingerprint {
+                // A slot freed, or our key claimed by another thread: look again.
+                return Relocation::Retry;
+            }
+            let Some((key, second)) = self.movable(from, slot) else {
+                // A move in flight here ends with its source claimed for a new key —
+                // maybe ours: wait for it rather than call the neighbourhoods full.
+                moving |= self.is_moving(slot) && !claim_is_stale(slot, now);
+                continue;
+            };
+            for offset in 0..NEIGHBOURHOOD {
+                let to = (second + offset) & mask;
+                let target = self.load(to);
+                let target_tag = tag_of(target);
+                if target_tag == 0 {
+                    return done(self.move_key(from, key, to, target, now, claim), from);
+                }
+                if at_rest.is_none()
+                    && target_tag & CLAIMING == 0
+                    && word.time_to_rest(state_of(target), now) == 0
+                {
+                    at_rest = Some((from, key, to, target));
+                }
+            }
         }
+        if let Some((from, key, to, target)) = at_rest {
+            return done(self.move_key(from, key, to, target, now, claim), from);
+        }
+        if moving {
+            return Relocation::Retry;
+        }
+        // Two moves: `inner` from `via` (in our resident's second neighbourhood) to an
+        // empty slot of its own second, handing `via` straight to our resident's move.
+        let mut budget = DEEP_PROBES;
+        for from in self.union() {
+            let Some((key, second)) = self.movable(from, self.load(from)) else {
+                continue;
+            };
+            for via in (0..NEIGHBOURHOOD).map(|offset| (second + offset) & mask) {
+                let Some((inner, inner_second)) = self.movable(via, self.load(via)) else {
+                    continue;
+                };
+                for to in (0..NEIGHBOURHOOD).map(|offset| (inner_second + offset) & mask) {
+                    budget = budget.saturating_sub(1);
+                    if budget == 0 {
+                        return Relocation::Nothing;
+                    }
+                    let target = self.load(to);
+                    if tag_of(target) != 0 || to == from {
+                        continue;
+                    }
+                    let hold = pack(key | CLAIMING, claim_state(now, MOVING));
+                    if !self.move_key(via, inner, to, target, now, hold) {
+                        return Relocation::Retry;
+                    }
+                    return done(self.move_key(from, key, via, hold, now, claim), from);
+                }
+            }
+        }
+        Relocation::Nothing
+    }
+
+    /// Moves the live key with fingerprint `key` from slot `from` (in its first
+    /// neighbourhood) to slot `to` (in its second), then stores `next` in `from`. `target`
+    /// is `to`'s value: empty or at rest — or already this move's reservation, handed over
+    /// by a previous move. Steps (a) to (d) of the module docs; returns whether the key
+    /// moved and `from` now holds `next`. On failure every step is undone except a
+    /// displaced at-rest key (lossless) and a move that completed before a stall.
+    fn move_key(
+        &self,
+        from: usize,
+        key: u64,
+        to: usize,
+        target: u128,
+        now: u64,
+        next: u128,
+    ) -> bool {
+        let hold = pack(key | CLAIMING, claim_state(now, MOVING));
+        if target != hold {
+            // (a) Reserve the target with a claim of the moving key. SeqCst like every
+            // slot operation (module Orderings).
+            if self.cas(to, target, hold).is_err() {
+                return false;
+            }
+            if tag_of(target) == 0 {
+                self.counters.bump(stats::OCCUPIED);
+            } else {
+                // The target's key was at rest: reclaimed (lossless).
+                self.counters.bump(stats::RECLAIMS);
+            }
+        }
+        // (b) Freeze the source: from here its state is ours to carry.
+        let mut live = None;
+        let mut current = self.load(from);
+        for _ in 0..FREEZE_ATTEMPTS {
+            if tag_of(current) != key {
+                // Reclaimed, evicted or moved by someone else: nothing to move.
+                break;
+            }
+            match self.cas(from, current, hold) {
+                Ok(_) => {
+                    live = Some(current);
+                    break;
+                }
+                // Updated meanwhile: carry the newer state.
+                Err(actual) => current = actual,
+            }
+        }
+        let Some(live) = live else {
+            // Undo (a). An at-rest key we displaced is not restored: its checkers may
+            // already have given it a fresh slot, and its state held nothing anyway.
+            if self.cas(to, hold, pack(0, 0)).is_ok() {
+                self.counters.drop_one(stats::OCCUPIED);
+            }
+            return false;
+        };
+        // (c) The key is live again, at the target, with exactly the state it had.
+        if self.cas(to, hold, live).is_err() {
+            // Our reservation was taken over as abandoned (we stalled for
+            // STALE_CLAIM_NANOS of someone's time): put the key back where it was. If that
+            // was taken over too, its state is lost, as with any abandoned claim.
+            let _ = self.cas(from, hold, live);
+            return false;
+        }
+        self.counters.bump(stats::RELOCATIONS);
+        // (d) The source is free: hand it on.
+        self.cas(from, hold, next).is_ok()
     }
 
     /// One attempt at a live single-word slot: a CAS loop while the slot holds our key.
@@ -656,6 +1040,7 @@ impl<'t> KeyedLimit<'t> {
 
     fn access(&self, now: u64, cost: u64, commit: bool) -> Result<Access, CheckError> {
         let backoff = Backoff::new();
+        let mut waited_on_move = 0u32;
         for _ in 0..MAX_ATTEMPTS {
             let step = match self.find() {
                 Found::Live(index, slot) => match self.kind {
@@ -665,7 +1050,12 @@ impl<'t> KeyedLimit<'t> {
                     }
                 },
                 Found::Claiming(index, slot) => {
-                    if claim_is_stale(slot, now) {
+                    // A move is taken over only after we have waited for it a while as
+                    // well: its claim time is its mover's `now`, and a caller whose
+                    // `now` runs far ahead must not cut a live move short (that loses
+                    // the moved key's state).
+                    let patient = !self.is_moving(slot) || waited_on_move >= MOVE_PATIENCE;
+                    if patient && claim_is_stale(slot, now) {
                         if self
                             .cas(index, slot, pack(0, u64::from(generation_of(slot))))
                             .is_ok()
@@ -675,11 +1065,13 @@ impl<'t> KeyedLimit<'t> {
                         }
                         continue;
                     }
-                    if !commit {
-                        // A peek does not wait: the key is about to hold a fresh state
-                        // plus its claimant's request; report the fresh state.
+                    if !commit && !self.is_moving(slot) {
+                        // A peek does not wait for a new key's claim: the key is about
+                        // to hold a fresh state plus its claimant's request; report the
+                        // fresh state. A key in transit has a state: wait for it.
                         return Ok((self.fresh(now, cost)?.0, None));
                     }
+                    waited_on_move += u32::from(self.is_moving(slot));
                     crate::sync::backoff_wait(&backoff);
                     continue;
                 }
@@ -709,19 +1101,52 @@ impl<'t> KeyedLimit<'t> {
         if !commit || cost == 0 || fresh_word.is_none() {
             return Ok(Step::Done((fresh, None)));
         }
-        let (pick, wait) = self.pick_slot(now);
-        let Some((index, old, takeover)) = pick else {
-            self.counters.bump(stats::FULL_NEIGHBOURHOODS);
-            return Ok(Step::Done(self.refuse_or_admit_untracked(fresh, wait)));
-        };
-        let generation = match self.kind {
+        let generation_after = |old: u128| match self.kind {
             Kind::Word(_) => 0,
             Kind::Strict { .. } => generation_of(old).wrapping_add(1),
         };
-        let claim = pack(self.fingerprint | CLAIMING, claim_state(now, generation));
-        if self.cas(index, old, claim).is_err() {
-            return Ok(Step::Retry);
-        }
+        let mut relocated = None;
+        let (index, old, takeover) = match self.pick_slot(now) {
+            Pick::Present => return Ok(Step::Retry),
+            Pick::Take(index, old, takeover) => (index, old, takeover),
+            Pick::Full { victim, wait } => {
+                // Lossless first: move a resident key (single-word limits only: a strict
+                // key's ring belongs to its slot index).
+                let moved = match self.kind {
+                    Kind::Word(word) => self.relocate(word, now),
+                    Kind::Strict { .. } => Relocation::Nothing,
+                };
+                match (moved, victim, self.policy) {
+                    (Relocation::Moved(index, claim), _, _) => {
+                        relocated = Some(claim);
+                        (index, 0, Takeover::Relocated)
+                    }
+                    (Relocation::Retry, _, _) => return Ok(Step::Retry),
+                    (Relocation::Nothing, Some((index, old)), FullPolicy::EvictClosestToRest) => {
+                        (index, old, Takeover::Evicted)
+                    }
+                    (Relocation::Nothing, _, _) => {
+                        self.counters.bump(stats::FULL_NEIGHBOURHOODS);
+                        return Ok(Step::Done(self.refuse_or_admit_untracked(fresh, wait)));
+                    }
+                }
+            }
+        };
+        let claim = match relocated {
+            // The relocation turned the freed slot into our claim already.
+            Some(claim) => claim,
+            None => {
+                let claim = pack(
+                    self.fingerprint | CLAIMING,
+                    claim_state(now, generation_after(old)),
+                );
+                if self.cas(index, old, claim).is_err() {
+                    return Ok(Step::Retry);
+                }
+                claim
+            }
+        };
+        let generation = generation_of(claim);
         // SeqCst fence between our claim and the re-reads that validate it: the other
         // slots (duplicates) and, for a strict ring, the ring we took (module docs).
         fence(Ordering::SeqCst);
@@ -744,6 +1169,7 @@ impl<'t> KeyedLimit<'t> {
                 self.counters.bump(stats::FULL_NEIGHBOURHOODS);
                 self.counters.bump(stats::EVICTIONS);
             }
+            Takeover::Relocated => {}
         }
         if self.has_other_copy(index) {
             if self
@@ -826,13 +1252,28 @@ impl Member for KeyedLimit<'_> {
                 }
             }
             Kind::Word(word) => {
-                while tag_of(slot) == self.fingerprint {
-                    let Some(new_word) = word.uncharge(state_of(slot), &token.inner) else {
-                        return;
-                    };
-                    match self.cas(token.index, slot, pack(self.fingerprint, new_word)) {
-                        Ok(_) => return,
-                        Err(actual) => slot = actual,
+                let mut index = token.index;
+                let backoff = Backoff::new();
+                for _ in 0..MAX_ATTEMPTS {
+                    if tag_of(slot) == self.fingerprint {
+                        let Some(new_word) = word.uncharge(state_of(slot), &token.inner) else {
+                            return;
+                        };
+                        match self.cas(index, slot, pack(self.fingerprint, new_word)) {
+                            Ok(_) => return,
+                            Err(actual) => slot = actual,
+                        }
+                        continue;
+                    }
+                    // Not live here: the key may have been relocated since the charge,
+                    // with its state (and our charge) intact.
+                    match self.find() {
+                        Found::Live(found, live) => (index, slot) = (found, live),
+                        Found::Claiming(_, moving) if self.is_moving(moving) => {
+                            crate::sync::backoff_wait(&backoff);
+                            slot = self.load(index);
+                        }
+                        _ => return,
                     }
                 }
             }

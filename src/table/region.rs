@@ -1,7 +1,7 @@
 //! Keyed tables in a caller-provided region (an `mmap(MAP_SHARED)` mapping, an nginx
 //! shared zone) so several processes share one table.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 208 | header fields: magic `RATECORE`, layout version, capacity, limits, policy, hash seed, hash probe, checksum |
@@ -11,6 +11,12 @@
 //!
 //! The region holds no pointers, only this fixed layout, so every process may map it at a
 //! different address. It must start on a 64-byte boundary (pages do).
+//!
+//! The version covers what the bytes *mean*, not only where they are. Version 2 has the
+//! byte layout of version 1 but places each key in one of two neighbourhoods (and counts
+//! relocations in the tenth counter, reserved in version 1): a version-1 region's keys
+//! would not be found where version 2 looks, so it is refused
+//! ([`TableError::UnsupportedVersion`]).
 //!
 //! # Sharing rules
 //! - One process initialises ([`init`]); the others [`attach`] after initialisation
@@ -47,7 +53,7 @@ use crate::sync::{AtomicU128, AtomicU64, Ordering};
 pub const MAGIC: [u8; 8] = *b"RATECORE";
 
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Where the header fields end and the initialisation state lives.
 const STATE_OFFSET: usize = 208;

@@ -57,7 +57,7 @@ pub(crate) const FULL_DENIED: usize = 5;
 pub(crate) const FULL_ALLOWED: usize = 6;
 pub(crate) const CONTENDED: usize = 7;
 pub(crate) const STALE_CLAIMS: usize = 8;
-// Index 9 is reserved: the region layout keeps room for one more counter.
+pub(crate) const RELOCATIONS: usize = 9;
 
 impl Counters {
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
@@ -94,6 +94,7 @@ impl Counters {
             full_allowed: self.read(FULL_ALLOWED),
             contended: self.read(CONTENDED),
             stale_claims: self.read(STALE_CLAIMS),
+            relocations: self.read(RELOCATIONS),
         }
     }
 }
@@ -112,7 +113,8 @@ pub struct TableStats {
     /// Slots whose key was still active and were given to another key (policy
     /// `EvictClosestToRest`): that key's state was lost, and it will start fresh.
     pub evictions: u64,
-    /// Times a new key found its whole neighbourhood active (whatever the policy did).
+    /// Times a new key found both its neighbourhoods active and no resident key could
+    /// move (whatever the policy did).
     pub full_neighbourhoods: u64,
     /// Requests denied because the neighbourhood was full (policy `Deny`).
     pub full_denied: u64,
@@ -122,4 +124,7 @@ pub struct TableStats {
     pub contended: u64,
     /// Claims abandoned mid-way (e.g. by a crashed process) and taken over.
     pub stale_claims: u64,
+    /// Keys moved (state intact) from their first neighbourhood to their second, to make
+    /// room for a new key whose two neighbourhoods were full: lossless.
+    pub relocations: u64,
 }

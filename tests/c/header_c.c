@@ -12,7 +12,7 @@ _Static_assert(sizeof(ratecore_quota) == 32, "ratecore_quota layout");
 _Static_assert(offsetof(ratecore_quota, algorithm) == 24, "ratecore_quota layout");
 _Static_assert(sizeof(ratecore_decision) == 40, "ratecore_decision layout");
 _Static_assert(offsetof(ratecore_decision, limit) == 8, "ratecore_decision layout");
-_Static_assert(sizeof(ratecore_table_stats) == 72, "ratecore_table_stats layout");
+_Static_assert(sizeof(ratecore_table_stats) == 80, "ratecore_table_stats layout");
 _Static_assert(sizeof(ratecore_status) == 4, "ratecore_status is a uint32_t");
 _Static_assert(RATECORE_STATUS_OK == 0, "OK is 0");
 _Static_assert(RATECORE_STATUS_PANIC == 4, "status values never change");

@@ -5,7 +5,8 @@
  * each field corrupted in turn (BAD_MAGIC, UNSUPPORTED_VERSION, CORRUPT_HEADER,
  * HASH_MISMATCH, NOT_READY). No input may crash or be accepted as a table.
  *
- * The corruption cases poke at layout version 1 of the region header:
+ * The corruption cases poke at layout version 2 of the region header (the byte layout of
+ * version 1; version 2 changed where keys are placed):
  *   0 magic[8] | 8 version u32 | 12 header_bytes u32 | 16 capacity u64 |
  *   24 limit_count u32 | 28 policy u32 | 32 seed u64[4] |
  *   64 limits[4] {algorithm u32, sub_windows u32, limit u64, period u64, burst u64} |
@@ -29,7 +30,7 @@
 #define OFF_STATE 208
 #define HEADER_BYTES 896 /* everything before the slots */
 
-_Static_assert(RATECORE_REGION_LAYOUT_VERSION == 1, "these offsets describe layout version 1");
+_Static_assert(RATECORE_REGION_LAYOUT_VERSION == 2, "these offsets describe layout version 2");
 
 static uint64_t get_u64(const unsigned char *region, size_t offset) {
     uint64_t v;
@@ -250,7 +251,9 @@ static void test_bad_regions(void) {
     } cases[] = {
         {"magic", OFF_MAGIC, 8, 0x0123456789abcdef, 0, RATECORE_STATUS_BAD_MAGIC},
         {"magic, resealed", OFF_MAGIC, 8, 0x0123456789abcdef, 1, RATECORE_STATUS_BAD_MAGIC},
-        {"version 2", OFF_VERSION, 4, 2, 0, RATECORE_STATUS_UNSUPPORTED_VERSION},
+        {"version 3", OFF_VERSION, 4, 3, 0, RATECORE_STATUS_UNSUPPORTED_VERSION},
+        {"version 1 (old key placement), resealed", OFF_VERSION, 4, 1, 1,
+         RATECORE_STATUS_UNSUPPORTED_VERSION},
         {"version 0, resealed", OFF_VERSION, 4, 0, 1, RATECORE_STATUS_UNSUPPORTED_VERSION},
         {"header bytes", OFF_HEADER_BYTES, 4, 64, 0, RATECORE_STATUS_CORRUPT_HEADER},
         {"header bytes, resealed", OFF_HEADER_BYTES, 4, 64, 1, RATECORE_STATUS_CORRUPT_HEADER},
