@@ -588,3 +588,56 @@ fn relocation_races_a_reclaim_of_the_source() {
     // 1 per 10 s: k (charged at 1 s) rests at 11 s, the fillers (5 s) at 15 s.
     relocation_model(|| relocation_vs_reclaim(spec(Algorithm::Gcra, 1, 10 * SECOND)));
 }
+
+// ---------------------------------------------------------------------------------------
+// Strict reclaim with room elsewhere
+// ---------------------------------------------------------------------------------------
+
+/// A strict key `k` at rest (charged at 1 s) is checked at 10 s while `g`, new, whose two
+/// neighbourhoods are full (k and 15 active fillers), reclaims k's slot. Unlike the
+/// 8-slot `reclaim_race`, k's *second* neighbourhood is empty, so k can claim a new slot
+/// after losing its old one. The reclaimer gives the slot back when it finds k's ring
+/// charged; k must not be left live in two slots (its charges split between them): a
+/// second check of k would then land on the stale copy.
+fn strict_reclaim_with_room(limit: LimitSpec) {
+    let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 10 * SECOND);
+    let at = 10 * SECOND;
+    let g_thread = spawn_check_owned(&table, &keys.g, at);
+    // Two checks in a row: the second would land on a stale copy if the first left one.
+    let k = table.check(keys.k.as_bytes(), at, 1).unwrap();
+    let k2 = table.check(keys.k.as_bytes(), at, 1).unwrap();
+    let g = g_thread.join().unwrap();
+    assert!(k.allowed && k2.allowed, "k {k:?} {k2:?} g {g:?}");
+    // One live copy each: 15 fillers, k, and g if it was admitted.
+    let stats = table.stats();
+    assert_eq!(
+        stats.occupied,
+        16 + u64::from(g.allowed),
+        "k {k:?} g {g:?} {stats:?}"
+    );
+    let k_history = [(SECOND, 1), (at, 1), (at, 1)];
+    assert_eq!(
+        table.peek(keys.k.as_bytes(), at, 1).unwrap(),
+        model_peek(limit, &k_history, at, 1),
+        "k {k:?} {k2:?} g {g:?}"
+    );
+    // The limit (2) is reached on k's one state.
+    assert!(!table.check(keys.k.as_bytes(), at, 1).unwrap().allowed);
+}
+
+#[test]
+fn strict_reclaim_never_leaves_two_copies() {
+    // The duplicate this guards against needs 4 preemptions (k charges; g freezes and
+    // reads the ring; k finishes and checks again; g gives back), one more than CI's
+    // default bound, so this model sets its own.
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 20_000;
+    builder.preemption_bound = Some(4);
+    builder.check(|| {
+        strict_reclaim_with_room(spec(
+            Algorithm::SlidingWindowStrict { sub_windows: 2 },
+            2,
+            SECOND,
+        ));
+    });
+}

@@ -25,9 +25,11 @@
 //! window the ring's cells carry the generation, so a stale updater's CAS either fails or
 //! writes a cell the new owner reads as empty; after charging, the updater re-reads the
 //! key slot (after a `SeqCst` fence) and, if its key lost the slot meanwhile, takes the
-//! charge back and starts over. A reclaimer in turn re-reads the ring after claiming (also
-//! after a fence) and backs out if the key is no longer at rest. Dekker's pattern again:
-//! one of the two always sees the other.
+//! charge back and starts over. A reclaimer in turn first *freezes* the old key's slot
+//! (the old key's own fingerprint, marked claiming, so its checkers wait instead of
+//! finding it absent and claiming a second slot), re-reads the ring after a fence, and
+//! unfreezes the key if it is no longer at rest; only then does the slot become the
+//! reclaimer's claim. Dekker's pattern again: one of the two always sees the other.
 //!
 //! # Placement
 //! A key not found claims a slot: an empty slot of its first neighbourhood while that is
@@ -1095,6 +1097,41 @@ impl<'t> KeyedLimit<'t> {
         ))
     }
 
+    /// Takes the slot of a strict key K at rest for our claim, without ever hiding K:
+    /// 1. CAS K's slot to `(K | CLAIMING, K's generation)`: K is frozen, and its checkers
+    ///    wait on it as on any claim of their key (rather than finding K absent and
+    ///    claiming a second slot for it while we might still give this one back);
+    /// 2. `SeqCst` fence, then re-read K's ring (Dekker with K's checker, which charges,
+    ///    fences and re-reads the slot): if K was charged after all, unfreeze K
+    ///    (loom: `strict_reclaim_never_leaves_two_copies`);
+    /// 3. else CAS the frozen slot to our claim, with the next generation.
+    ///
+    /// `None`: retry (K was charged, or the slot changed under us).
+    fn freeze_and_take(
+        &self,
+        config: &StrictConfig,
+        index: usize,
+        old: u128,
+        now: u64,
+    ) -> Option<u128> {
+        let generation = generation_of(old);
+        let frozen = pack(tag_of(old) | CLAIMING, claim_state(now, generation));
+        self.cas(index, old, frozen).ok()?;
+        // SeqCst fence: our freeze, then the re-read of K's ring (above).
+        fence(Ordering::SeqCst);
+        if !config.is_at_rest(self.ring(index), generation, now) {
+            let _ = self.cas(index, frozen, old);
+            return None;
+        }
+        let claim = pack(
+            self.fingerprint | CLAIMING,
+            claim_state(now, generation.wrapping_add(1)),
+        );
+        // Fails only if a checker of K took the frozen slot over as abandoned.
+        self.cas(index, frozen, claim).ok()?;
+        Some(claim)
+    }
+
     /// One attempt at giving an absent key a slot and charging it.
     fn claim(&self, now: u64, cost: u64, commit: bool) -> Result<Step<Access>, CheckError> {
         let (fresh, fresh_word) = self.fresh(now, cost)?;
@@ -1132,10 +1169,16 @@ impl<'t> KeyedLimit<'t> {
                 }
             }
         };
-        let claim = match relocated {
+        let claim = match (relocated, self.kind, takeover) {
             // The relocation turned the freed slot into our claim already.
-            Some(claim) => claim,
-            None => {
+            (Some(claim), _, _) => claim,
+            (None, Kind::Strict { config, .. }, Takeover::AtRest) => {
+                match self.freeze_and_take(config, index, old, now) {
+                    Some(claim) => claim,
+                    None => return Ok(Step::Retry),
+                }
+            }
+            (None, _, _) => {
                 let claim = pack(
                     self.fingerprint | CLAIMING,
                     claim_state(now, generation_after(old)),
@@ -1150,17 +1193,6 @@ impl<'t> KeyedLimit<'t> {
         // SeqCst fence between our claim and the re-reads that validate it: the other
         // slots (duplicates) and, for a strict ring, the ring we took (module docs).
         fence(Ordering::SeqCst);
-        let still_at_rest = match (self.kind, takeover) {
-            (Kind::Strict { config, .. }, Takeover::AtRest) => {
-                config.is_at_rest(self.ring(index), generation_of(old), now)
-            }
-            _ => true,
-        };
-        if !still_at_rest {
-            // The old key was charged after we judged it at rest: give its slot back.
-            let _ = self.cas(index, claim, old);
-            return Ok(Step::Retry);
-        }
         match takeover {
             Takeover::Empty => self.counters.bump(stats::OCCUPIED),
             Takeover::AtRest => self.counters.bump(stats::RECLAIMS),
