@@ -10,8 +10,10 @@ Every nginx runs from a temporary prefix (`nginx -p <prefix> -c <conf>`) on free
 
 Time: the module decides with CLOCK_MONOTONIC, and so does time.monotonic_ns() here, so
 the tests know where nginx's fixed windows start and end (they are aligned to that
-clock's 0). Expected Reset / Retry-After values are computed from the times bracketing
-each request; a test that needs a whole window first waits (a bounded few seconds) for
+clock's 0). The module reads nginx's cached clock (ngx_current_msec: CLOCK_MONOTONIC
+truncated to the millisecond, taken when the worker woke up for the request), so nginx's
+now lies in [t0 - 1 ms, t1] for a request sent at t0 and answered at t1 (NOW_EARLY).
+Expected Reset / Retry-After values are computed from the times bracketing each request; a test that needs a whole window first waits (a bounded few seconds) for
 a window with enough time left. Headers are compared by name (exact case), order and
 value, and 429 bodies byte for byte.
 """
@@ -31,6 +33,8 @@ import traceback
 
 NS = 1_000_000_000
 MS = 1_000_000
+# how much earlier than the request's send time nginx's now may be (see above)
+NOW_EARLY = 1 * MS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -322,7 +326,7 @@ def reset_epochs(window_end_mono, offset):
 
 def wait_seconds(until_mono, resp):
     """Acceptable ceil-seconds values of until - (nginx's now in [t0, t1])."""
-    lo, hi = ceil_s(until_mono - resp.t1), ceil_s(until_mono - resp.t0)
+    lo, hi = ceil_s(until_mono - resp.t1), ceil_s(until_mono - (resp.t0 - NOW_EARLY))
     return {str(n) for n in range(lo, hi + 1)}
 
 
@@ -354,8 +358,8 @@ class FixedWindows:
         for zone, key in limits:
             limit, period_s = self.zones[zone]
             period = period_s * NS
-            w = t0 // period
-            check(t1 // period == w, f"a {period_s} s window of {zone} ended during a request")
+            w = t1 // period
+            check((t0 - NOW_EARLY) // period == w, f"a {period_s} s window of {zone} ended during a request")
             count = self.counts.get((zone, key, w), 0)
             states.append((zone, key, w, limit, count, (w + 1) * period))
         denied = [s for s in states if s[4] + cost > s[3]]
@@ -423,7 +427,7 @@ def evenergy_seed_1000_per_rolling_hour(env):
     eq(r.status, 429, "request 1001")
     # Counts leave exactly one hour after the newest request of their sub-window: with
     # all 1000 inside a few seconds, the wait is 3600 s minus the time since the first.
-    lo = ceil_s(3600 * NS - (r.t1 - first))
+    lo = ceil_s(3600 * NS - (r.t1 - (first - NOW_EARLY)))
     retry = r.header("retry-after")
     check(retry is not None and lo <= int(retry) <= 3600, f"retry-after {retry} not in [{lo}, 3600]")
     expect_headers(r, [("x-ratelimit-limit", "1000"), ("x-ratelimit-remaining", "0"),
@@ -1048,8 +1052,8 @@ BAD_CONFIGS = [
      'duplicate ratecore_zone "z"'),
     ("unknown zone",
      "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=nope key=$binary_remote_addr; } }",
-     'ratecore_limit: unknown ratecore_zone "nope" (declare it with ratecore_zone in the http block, '
-     'before the ratecore_limit that uses it)'),
+     'ratecore_limit: unknown ratecore_zone "nope" (declare it with ratecore_zone in the http block) '
+     'in '),
     ("missing key",
      "ratecore_zone name=z size=1m algorithm=gcra limit=1 period=1s;\n"
      "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=z; } }",
