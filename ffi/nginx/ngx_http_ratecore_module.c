@@ -103,6 +103,9 @@ typedef struct {
     ngx_uint_t                  nquotas;
     ratecore_quota              quotas[RATECORE_MAX_TABLE_LIMITS];
     ngx_str_t                   quota_names[RATECORE_MAX_TABLE_LIMITS];
+    /* each quota's capacity (a decision's limit) in decimal, rendered once */
+    uint64_t                    caps[RATECORE_MAX_TABLE_LIMITS];
+    ngx_str_t                   cap_text[RATECORE_MAX_TABLE_LIMITS];
     uint64_t                    capacity;
     uint32_t                    full_policy;
     size_t                      region_size;
@@ -444,6 +447,57 @@ ngx_http_ratecore_ceil_s(uint64_t ns)
 }
 
 
+static const u_char  ngx_http_ratecore_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+
+/* A u64 in decimal, as ngx_sprintf's "%uL" writes it but two digits per division:
+ * ngx_sprintf's general format parser alone cost more than the rest of the module's
+ * header rendering (measured with callgrind; see README). */
+static u_char *
+ngx_http_ratecore_u64(u_char *p, uint64_t v)
+{
+    u_char    digits[NGX_INT64_LEN], *d;
+    uint32_t  w;
+
+    d = digits + NGX_INT64_LEN;
+
+    while (v > UINT32_MAX) {
+        d -= 2;
+        ngx_memcpy(d, &ngx_http_ratecore_pairs[v % 100 * 2], 2);
+        v /= 100;
+    }
+
+    /* the rest in 32 bits, where division by a constant is cheaper */
+    for (w = (uint32_t) v; w >= 100; w /= 100) {
+        d -= 2;
+        ngx_memcpy(d, &ngx_http_ratecore_pairs[w % 100 * 2], 2);
+    }
+
+    if (w >= 10) {
+        d -= 2;
+        ngx_memcpy(d, &ngx_http_ratecore_pairs[w * 2], 2);
+
+    } else {
+        *--d = (u_char) ('0' + w);
+    }
+
+    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
+}
+
+
+/* two digits, zero-padded (a date's month, day, hour, minute or second) */
+static ngx_inline u_char *
+ngx_http_ratecore_2digits(u_char *p, uint64_t v)
+{
+    *p++ = (u_char) ('0' + v / 10 % 10);
+    *p++ = (u_char) ('0' + v % 10);
+    return p;
+}
+
+
 /* YYYY-MM-DDTHH:MM:SSZ for seconds since the epoch: the same arithmetic as ratecore's
  * utc_from_unix_seconds (Howard Hinnant's civil_from_days, unsigned, any u64), so far
  * resets (RATECORE_NEVER) render as the library renders them. */
@@ -464,8 +518,20 @@ ngx_http_ratecore_iso8601(u_char *p, uint64_t seconds)
     month = mp < 10 ? mp + 3 : mp - 9;
     year = yoe + era * 400 + (month <= 2);
 
-    return ngx_sprintf(p, "%uL-%02uL-%02uLT%02uL:%02uL:%02uLZ", year, month, day,
-                       rest / 3600, rest % 3600 / 60, rest % 60);
+    p = ngx_http_ratecore_u64(p, year);
+    *p++ = '-';
+    p = ngx_http_ratecore_2digits(p, month);
+    *p++ = '-';
+    p = ngx_http_ratecore_2digits(p, day);
+    *p++ = 'T';
+    p = ngx_http_ratecore_2digits(p, rest / 3600);
+    *p++ = ':';
+    p = ngx_http_ratecore_2digits(p, rest % 3600 / 60);
+    *p++ = ':';
+    p = ngx_http_ratecore_2digits(p, rest % 60);
+    *p++ = 'Z';
+
+    return p;
 }
 
 
@@ -597,14 +663,20 @@ ngx_http_ratecore_push_headers(ngx_http_request_t *r, ngx_str_t *lines)
  * decimal numbers, seconds rounded up, the reset at ceil((wall + reset_after) / 1 s)
  * with a saturating sum, Retry-After only on a denial (tests/nginx compare them). */
 static ngx_int_t
-ngx_http_ratecore_set_headers(ngx_http_request_t *r, uint32_t style,
-    const ratecore_decision *d, const ratecore_quota_report *reports,
-    size_t nreports)
+ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *run,
+    const ratecore_quota_report *reports, size_t nreports)
 {
     u_char                     *p, *v;
     uint64_t                    wall, reset;
     ngx_str_t                   lines;
+    ngx_uint_t                  q, style;
+    ngx_http_ratecore_zone_t   *zone;
     ngx_http_ratecore_names_t  *names;
+    const ratecore_decision    *d;
+
+    style = run->limit->style;
+    zone = run->limit->zone;
+    d = &run->d;
 
     if (style >= sizeof(ngx_http_ratecore_names) / sizeof(ngx_http_ratecore_names[0])
         || ngx_http_ratecore_names[style].limit.len == 0)
@@ -626,14 +698,30 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, uint32_t style,
         return NGX_ERROR;
     }
 
-    v = p;
-    p = ngx_sprintf(p, "%uL", d->limit);
-    if (ngx_http_ratecore_add_header(r, &names->limit, v, p) != NGX_OK) {
-        return NGX_ERROR;
+    /* the limit is a quota's capacity, rendered at configuration time */
+    for (q = 0; q < zone->nquotas && zone->caps[q] != d->limit; q++) {
+        /* void */
+    }
+
+    if (q < zone->nquotas) {
+        v = zone->cap_text[q].data;
+        if (ngx_http_ratecore_add_header(r, &names->limit, v,
+                                         v + zone->cap_text[q].len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        v = p;
+        p = ngx_http_ratecore_u64(p, d->limit);
+        if (ngx_http_ratecore_add_header(r, &names->limit, v, p) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     v = p;
-    p = ngx_sprintf(p, "%uL", d->remaining);
+    p = ngx_http_ratecore_u64(p, d->remaining);
     if (ngx_http_ratecore_add_header(r, &names->remaining, v, p) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -645,7 +733,7 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, uint32_t style,
 
         v = p;
         p = names->reset_iso ? ngx_http_ratecore_iso8601(p, reset)
-                             : ngx_sprintf(p, "%uL", reset);
+                             : ngx_http_ratecore_u64(p, reset);
         if (ngx_http_ratecore_add_header(r, &names->reset, v, p) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -653,7 +741,7 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, uint32_t style,
 
     if (!d->allowed) {
         v = p;
-        p = ngx_sprintf(p, "%uL", ngx_http_ratecore_ceil_s(d->retry_after_ns));
+        p = ngx_http_ratecore_u64(p, ngx_http_ratecore_ceil_s(d->retry_after_ns));
         if (ngx_http_ratecore_add_header(r, &names->retry_after, v, p)
             != NGX_OK)
         {
@@ -1247,8 +1335,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                                                  reports);
         }
 
-        if (ngx_http_ratecore_set_headers(r, deciding->limit->style,
-                                          &deciding->d, reports, nreports)
+        if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1310,8 +1397,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                                              reports);
     }
 
-    if (ngx_http_ratecore_set_headers(r, deciding->limit->style, &deciding->d,
-                                      reports, nreports)
+    if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -2388,6 +2474,24 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     zone->capacity = capacity;
     zone->region_size = region;
+
+    /* each quota's capacity as the headers show it: the limit, GCRA's burst */
+    for (i = 0; i < nq; i++) {
+        zone->caps[i] = zone->quotas[i].limit;
+        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
+            && zone->quotas[i].burst)
+        {
+            zone->caps[i] = zone->quotas[i].burst;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        zone->cap_text[i].data = p;
+        zone->cap_text[i].len = ngx_http_ratecore_u64(p, zone->caps[i]) - p;
+    }
 
     /* IETF names: the zone's name, or name/1, name/2, ... for several quotas */
     for (i = 0; i < nq; i++) {

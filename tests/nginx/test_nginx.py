@@ -813,6 +813,57 @@ def internal_redirect_counts_once_and_inheritance(env):
     c.close()
 
 
+LATE_ZONES_CONF = """@MAIN@
+http {
+    @HTTP@
+    # used before their ratecore_zone lines: zones are resolved after the http block
+    ratecore_limit zone=late_http key=$http_x_key style=uphold;
+
+    server {
+        listen 127.0.0.1:@PORT@;
+        root @PREFIX@/html;
+        add_header X-Ratecore-Status $ratecore_status always;
+
+        location /own {
+            ratecore_limit zone=late_loc key=k:$http_x_key style=uphold;
+        }
+    }
+
+    ratecore_zone name=late_http size=1m algorithm=fixed_window limit=2 period=1h;
+    ratecore_zone name=late_loc size=1m algorithm=gcra limit=5 period=1h;
+}
+"""
+
+
+@test
+def zones_may_be_declared_after_use(env):
+    """ratecore_limit may name a zone declared later in the http block (resolved at
+    postconfiguration); an unknown zone is reported with the directive's file and line."""
+    ngx = Nginx(env.workdir, "latezones", LATE_ZONES_CONF, env.module, port=free_port()).start()
+    c = Client(ngx.ports["port"])
+    h = {"X-Key": "late-1"}
+    for i in range(2):
+        r = c.request("GET", "/index.html", h)
+        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
+           (200, "2", str(1 - i)), f"http-level limit, request {i + 1}")
+    r = c.request("GET", "/index.html", h)
+    eq((r.status, r.header("X-Ratecore-Status")), (429, "REJECTED"), "http-level limit, request 3")
+    r = c.request("GET", "/own/", h)
+    eq((r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")), ("5", "4"),
+       "location-level limit on a zone declared after it")
+    ngx.assert_log_clean()
+    ngx.stop()
+    bad = LATE_ZONES_CONF.replace("zone=late_loc key", "zone=nowhere key")
+    path = os.path.join(ngx.prefix, "bad.conf")
+    ngx.write_conf(bad, path)
+    line = ngx.render(bad).splitlines().index(
+        next(l for l in ngx.render(bad).splitlines() if "zone=nowhere" in l)) + 1
+    r = ngx.run("-t", conf=path)
+    check(r.returncode == 1 and
+          f'unknown ratecore_zone "nowhere" (declare it with ratecore_zone in the http block) '
+          f"in {path}:{line}" in r.stderr, f"unknown zone, line {line}: {r.stderr}")
+
+
 @test
 def algorithms_and_full_tables(env):
     ngx = features_nginx(env)
