@@ -56,6 +56,8 @@
 
 #include <ratecore.h>
 
+#include "ngx_http_ratecore_render.h"
+
 
 #define NGX_HTTP_RATECORE_MAX_LIMITS     RATECORE_MAX_QUOTA_REPORTS
 #define NGX_HTTP_RATECORE_SH_HEADER      256
@@ -439,102 +441,6 @@ static ngx_http_ratecore_names_t  ngx_http_ratecore_names[] = {
 };
 
 
-/* Nanoseconds as whole seconds, rounded up (ratecore's ceil_seconds). */
-static ngx_inline uint64_t
-ngx_http_ratecore_ceil_s(uint64_t ns)
-{
-    return ns / 1000000000 + (ns % 1000000000 != 0);
-}
-
-
-static const u_char  ngx_http_ratecore_pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-
-/* A u64 in decimal, as ngx_sprintf's "%uL" writes it but two digits per division:
- * ngx_sprintf's general format parser alone cost more than the rest of the module's
- * header rendering (measured with callgrind; see README). */
-static u_char *
-ngx_http_ratecore_u64(u_char *p, uint64_t v)
-{
-    u_char    digits[NGX_INT64_LEN], *d;
-    uint32_t  w;
-
-    d = digits + NGX_INT64_LEN;
-
-    while (v > UINT32_MAX) {
-        d -= 2;
-        ngx_memcpy(d, &ngx_http_ratecore_pairs[v % 100 * 2], 2);
-        v /= 100;
-    }
-
-    /* the rest in 32 bits, where division by a constant is cheaper */
-    for (w = (uint32_t) v; w >= 100; w /= 100) {
-        d -= 2;
-        ngx_memcpy(d, &ngx_http_ratecore_pairs[w % 100 * 2], 2);
-    }
-
-    if (w >= 10) {
-        d -= 2;
-        ngx_memcpy(d, &ngx_http_ratecore_pairs[w * 2], 2);
-
-    } else {
-        *--d = (u_char) ('0' + w);
-    }
-
-    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
-}
-
-
-/* two digits, zero-padded (a date's month, day, hour, minute or second) */
-static ngx_inline u_char *
-ngx_http_ratecore_2digits(u_char *p, uint64_t v)
-{
-    *p++ = (u_char) ('0' + v / 10 % 10);
-    *p++ = (u_char) ('0' + v % 10);
-    return p;
-}
-
-
-/* YYYY-MM-DDTHH:MM:SSZ for seconds since the epoch: the same arithmetic as ratecore's
- * utc_from_unix_seconds (Howard Hinnant's civil_from_days, unsigned, any u64), so far
- * resets (RATECORE_NEVER) render as the library renders them. */
-static u_char *
-ngx_http_ratecore_iso8601(u_char *p, uint64_t seconds)
-{
-    uint64_t  days, rest, z, era, doe, yoe, doy, mp, day, month, year;
-
-    days = seconds / 86400;
-    rest = seconds % 86400;
-    z = days + 719468;
-    era = z / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    day = doy - (153 * mp + 2) / 5 + 1;
-    month = mp < 10 ? mp + 3 : mp - 9;
-    year = yoe + era * 400 + (month <= 2);
-
-    p = ngx_http_ratecore_u64(p, year);
-    *p++ = '-';
-    p = ngx_http_ratecore_2digits(p, month);
-    *p++ = '-';
-    p = ngx_http_ratecore_2digits(p, day);
-    *p++ = 'T';
-    p = ngx_http_ratecore_2digits(p, rest / 3600);
-    *p++ = ':';
-    p = ngx_http_ratecore_2digits(p, rest % 3600 / 60);
-    *p++ = ':';
-    p = ngx_http_ratecore_2digits(p, rest % 60);
-    *p++ = 'Z';
-
-    return p;
-}
-
-
 static ngx_int_t
 ngx_http_ratecore_add_header(ngx_http_request_t *r, ngx_str_t *name,
     u_char *value, u_char *end)
@@ -728,8 +634,7 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *ru
 
     if (names->reset.len) {
         wall = ngx_http_ratecore_wall_ns();
-        reset = wall + d->reset_after_ns;
-        reset = ngx_http_ratecore_ceil_s(reset < wall ? UINT64_MAX : reset);
+        reset = ngx_http_ratecore_reset_s(wall, d->reset_after_ns);
 
         v = p;
         p = names->reset_iso ? ngx_http_ratecore_iso8601(p, reset)
