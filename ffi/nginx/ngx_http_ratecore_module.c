@@ -1569,9 +1569,7 @@ ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /* ------------------------------------------------------------------------------------
- * Directive parameters ("name=value"), parsed by one table-driven loop: each entry
- * names a parameter, the setter that parses its value into a field, and what the
- * "invalid" message says is expected.
+ * Directive parameters ("name=value")
  */
 
 static ngx_conf_enum_t  ngx_http_ratecore_algorithms[] = {
@@ -1616,21 +1614,7 @@ static ngx_conf_enum_t  ngx_http_ratecore_bodies[] = {
 };
 
 
-/* A setter parses value into field. NGX_ERROR: the value is invalid (the caller logs
- * "invalid name=\"value\" (expected ...)"); NGX_ABORT: the setter logged its own
- * message. */
-typedef ngx_int_t (*ngx_http_ratecore_set_pt)(ngx_conf_t *cf, ngx_str_t *value,
-    void *field, void *data);
-
-typedef struct {
-    ngx_str_t                   name;       /* with its "=" */
-    ngx_http_ratecore_set_pt    set;
-    size_t                      offset;     /* of the field in the parse state */
-    void                       *data;       /* the setter's: an enum's values */
-    const char                 *expected;
-} ngx_http_ratecore_param_t;
-
-
+/* The value of one of e's names. */
 static ngx_int_t
 ngx_http_ratecore_enum(ngx_conf_enum_t *e, u_char *p, size_t len,
     ngx_uint_t *out)
@@ -1646,136 +1630,36 @@ ngx_http_ratecore_enum(ngx_conf_enum_t *e, u_char *p, size_t len,
 }
 
 
+/* "key=value": when arg starts with the key, sets *value and returns 1. */
 static ngx_int_t
-ngx_http_ratecore_set_enum(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
+ngx_http_ratecore_param(ngx_str_t *arg, const char *key, ngx_str_t *value)
 {
-    return ngx_http_ratecore_enum(data, value->data, value->len, field);
-}
+    size_t  len;
 
+    len = ngx_strlen(key);
 
-static ngx_int_t
-ngx_http_ratecore_set_str(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    *(ngx_str_t *) field = *value;
-    return NGX_OK;
-}
-
-
-static ngx_int_t ngx_http_ratecore_parse_u64(u_char *p, size_t len,
-    uint64_t *out);
-static ngx_int_t ngx_http_ratecore_parse_duration(u_char *p, size_t len,
-    uint64_t *ns);
-
-
-static ngx_int_t
-ngx_http_ratecore_set_u64(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    return ngx_http_ratecore_parse_u64(value->data, value->len, field);
-}
-
-
-/* a u64 of at most UINT32_MAX (sub_windows=) */
-static ngx_int_t
-ngx_http_ratecore_set_u32(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    uint64_t  v;
-
-    if (ngx_http_ratecore_parse_u64(value->data, value->len, &v) != NGX_OK
-        || v > UINT32_MAX)
-    {
-        return NGX_ERROR;
+    if (arg->len < len || ngx_strncmp(arg->data, key, len) != 0) {
+        return 0;
     }
 
-    *(uint64_t *) field = v;
-    return NGX_OK;
+    value->data = arg->data + len;
+    value->len = arg->len - len;
+
+    return 1;
 }
 
 
-static ngx_int_t
-ngx_http_ratecore_set_duration(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    return ngx_http_ratecore_parse_duration(value->data, value->len, field);
-}
-
-
-static ngx_int_t
-ngx_http_ratecore_set_size(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    ssize_t  size;
-
-    size = ngx_parse_size(value);
-    if (size == NGX_ERROR || size <= 0) {
-        return NGX_ERROR;
-    }
-
-    *(ssize_t *) field = size;
-    return NGX_OK;
-}
-
-
-/* Parses cf->args against params into state (each parameter at the offset its entry
- * names); bit i of *seen is set when params[i] was given. An unknown parameter without
- * "=" gets hint appended to its message. */
+/* Logs "<directive>: invalid <key>="<value>" (expected <expected>)" for the parameter
+ * arg whose value is value; every directive's bad values read alike. */
 static char *
-ngx_http_ratecore_parse_params(ngx_conf_t *cf, const char *directive,
-    ngx_http_ratecore_param_t *params, void *state, ngx_uint_t *seen,
-    const char *hint)
+ngx_http_ratecore_invalid(ngx_conf_t *cf, const char *directive, ngx_str_t *arg,
+    ngx_str_t *value, const char *expected)
 {
-    ngx_int_t                   rc;
-    ngx_str_t                  *args, value;
-    ngx_uint_t                  i, k;
-    ngx_http_ratecore_param_t  *p;
-
-    args = cf->args->elts;
-    *seen = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        for (k = 0, p = params; p->name.len; k++, p++) {
-            if (args[i].len >= p->name.len
-                && ngx_strncmp(args[i].data, p->name.data, p->name.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (p->name.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s: unknown parameter \"%V\"%s", directive,
-                               &args[i],
-                               hint && !ngx_strlchr(args[i].data,
-                                                    args[i].data + args[i].len,
-                                                    '=')
-                               ? hint : "");
-            return NGX_CONF_ERROR;
-        }
-
-        value.data = args[i].data + p->name.len;
-        value.len = args[i].len - p->name.len;
-
-        rc = p->set(cf, &value, (u_char *) state + p->offset, p->data);
-
-        if (rc == NGX_ABORT) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s: invalid %V\"%V\" (expected %s)", directive,
-                               &p->name, &value, p->expected);
-            return NGX_CONF_ERROR;
-        }
-
-        *seen |= (ngx_uint_t) 1 << k;
-    }
-
-    return NGX_CONF_OK;
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "%s: invalid %*s\"%V\" (expected %s)", directive,
+                       (size_t) (value->data - arg->data), arg->data, value,
+                       expected);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -1840,21 +1724,19 @@ ngx_http_ratecore_parse_duration(u_char *p, size_t len, uint64_t *ns)
 }
 
 
-static const char *
-ngx_http_ratecore_algorithm_name(uint32_t algorithm)
+/* the name an enum table gives value (for messages) */
+static ngx_str_t *
+ngx_http_ratecore_enum_name(ngx_conf_enum_t *e, ngx_uint_t value)
 {
-    switch (algorithm) {
-    case RATECORE_ALGORITHM_GCRA:
-        return "gcra";
-    case RATECORE_ALGORITHM_FIXED_WINDOW:
-        return "fixed_window";
-    case RATECORE_ALGORITHM_SLIDING_WINDOW:
-        return "sliding_window";
-    case RATECORE_ALGORITHM_SLIDING_WINDOW_STRICT:
-        return "sliding_window_strict";
-    default:
-        return "unknown";
+    static ngx_str_t  unknown = ngx_string("unknown");
+
+    for ( /* void */ ; e->name.len; e++) {
+        if (e->value == value) {
+            return &e->name;
+        }
     }
+
+    return &unknown;
 }
 
 
@@ -2050,182 +1932,172 @@ ngx_http_ratecore_find_zone(ngx_http_ratecore_main_conf_t *rmcf, ngx_str_t *name
 }
 
 
-/* ratecore_zone's parameters, in the order of ngx_http_ratecore_zone_params */
-typedef struct {
-    ngx_str_t                   name;
-    ssize_t                     size;
-    ngx_uint_t                  algorithm;
-    uint64_t                    limit;
-    uint64_t                    period_ns;
-    uint64_t                    burst;
-    uint64_t                    sub_windows;
-    uint64_t                    capacity;       /* 0: auto */
-    ngx_uint_t                  full_policy;
-    ngx_uint_t                  nquotas;
-    ratecore_quota              quotas[RATECORE_MAX_TABLE_LIMITS];
-} ngx_http_ratecore_zone_args_t;
-
-
-enum {
-    NGX_HTTP_RATECORE_Z_NAME = 0,
-    NGX_HTTP_RATECORE_Z_SIZE,
-    NGX_HTTP_RATECORE_Z_ALGORITHM,
-    NGX_HTTP_RATECORE_Z_LIMIT,
-    NGX_HTTP_RATECORE_Z_PERIOD,
-    NGX_HTTP_RATECORE_Z_BURST,
-    NGX_HTTP_RATECORE_Z_SUB_WINDOWS,
-    NGX_HTTP_RATECORE_Z_QUOTA,
-    NGX_HTTP_RATECORE_Z_CAPACITY,
-    NGX_HTTP_RATECORE_Z_WHEN_FULL
-};
-
-#define ngx_http_ratecore_seen(seen, k)  (((seen) >> (k)) & 1)
-
-
-static ngx_int_t
-ngx_http_ratecore_set_zone_name(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    u_char  *p;
-
-    if (value->len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_zone: name= must not be empty");
-        return NGX_ABORT;
-    }
-
-    /* the name is quoted in IETF headers and logs: keep it plain */
-    for (p = value->data; p < value->data + value->len; p++) {
-        if (*p <= ' ' || *p == '"' || *p == '\\' || *p > '~') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "ratecore_zone: name=\"%V\" may hold only "
-                               "printable characters without spaces, quotes "
-                               "or backslashes", value);
-            return NGX_ABORT;
-        }
-    }
-
-    *(ngx_str_t *) field = *value;
-    return NGX_OK;
-}
-
-
-static char *ngx_http_ratecore_parse_quota(ngx_conf_t *cf, ngx_str_t *zone,
-    ngx_uint_t index, ngx_str_t *text, ratecore_quota *q);
-
-
-/* quota=...: field is the whole ngx_http_ratecore_zone_args_t */
-static ngx_int_t
-ngx_http_ratecore_set_quota(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    ngx_http_ratecore_zone_args_t  *args = field;
-
-    if (args->nquotas == RATECORE_MAX_TABLE_LIMITS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_zone: at most %d quota= per zone",
-                           RATECORE_MAX_TABLE_LIMITS);
-        return NGX_ABORT;
-    }
-
-    if (ngx_http_ratecore_parse_quota(cf, &args->name, args->nquotas + 1, value,
-                                      &args->quotas[args->nquotas])
-        != NGX_CONF_OK)
-    {
-        return NGX_ABORT;
-    }
-
-    args->nquotas++;
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ratecore_set_capacity(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    uint64_t  *capacity = field;
-
-    if (value->len == 4 && ngx_strncmp(value->data, "auto", 4) == 0) {
-        *capacity = 0;
-        return NGX_OK;
-    }
-
-    if (ngx_http_ratecore_parse_u64(value->data, value->len, capacity) != NGX_OK
-        || *capacity == 0 || *capacity > RATECORE_MAX_TABLE_CAPACITY)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_zone: invalid capacity=\"%V\" (expected "
-                           "auto or 1 to %uL keys)", value,
-                           (uint64_t) RATECORE_MAX_TABLE_CAPACITY);
-        return NGX_ABORT;
-    }
-
-    return NGX_OK;
-}
-
-
-#define ngx_http_ratecore_zone_param(name, set, field, data, expected)         \
-    { ngx_string(name), set,                                                 \
-      offsetof(ngx_http_ratecore_zone_args_t, field), data, expected }
-
-static ngx_http_ratecore_param_t  ngx_http_ratecore_zone_params[] = {
-    [NGX_HTTP_RATECORE_Z_NAME] = ngx_http_ratecore_zone_param("name=",
-        ngx_http_ratecore_set_zone_name, name, NULL, NULL),
-    [NGX_HTTP_RATECORE_Z_SIZE] = ngx_http_ratecore_zone_param("size=",
-        ngx_http_ratecore_set_size, size, NULL, "e.g. 64k, 10m, 1g"),
-    [NGX_HTTP_RATECORE_Z_ALGORITHM] = ngx_http_ratecore_zone_param("algorithm=",
-        ngx_http_ratecore_set_enum, algorithm, ngx_http_ratecore_algorithms,
-        "gcra, fixed_window, sliding_window or sliding_window_strict"),
-    [NGX_HTTP_RATECORE_Z_LIMIT] = ngx_http_ratecore_zone_param("limit=",
-        ngx_http_ratecore_set_u64, limit, NULL, "a whole number"),
-    [NGX_HTTP_RATECORE_Z_PERIOD] = ngx_http_ratecore_zone_param("period=",
-        ngx_http_ratecore_set_duration, period_ns, NULL,
-        "an nginx time such as 500ms, 10s, 5m, 1h or 1d"),
-    [NGX_HTTP_RATECORE_Z_BURST] = ngx_http_ratecore_zone_param("burst=",
-        ngx_http_ratecore_set_u64, burst, NULL, "a whole number"),
-    [NGX_HTTP_RATECORE_Z_SUB_WINDOWS] = ngx_http_ratecore_zone_param(
-        "sub_windows=", ngx_http_ratecore_set_u32, sub_windows, NULL,
-        "a whole number"),
-    [NGX_HTTP_RATECORE_Z_QUOTA] = { ngx_string("quota="),
-        ngx_http_ratecore_set_quota, 0, NULL, NULL },
-    [NGX_HTTP_RATECORE_Z_CAPACITY] = ngx_http_ratecore_zone_param("capacity=",
-        ngx_http_ratecore_set_capacity, capacity, NULL, NULL),
-    [NGX_HTTP_RATECORE_Z_WHEN_FULL] = ngx_http_ratecore_zone_param("when_full=",
-        ngx_http_ratecore_set_enum, full_policy, ngx_http_ratecore_full_policies,
-        "evict, deny or allow"),
-    { ngx_null_string, NULL, 0, NULL, NULL }
-};
-
-
 static char *
 ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ratecore_main_conf_t  *rmcf = conf;
 
-    u_char                         *p;
-    size_t                          region, needed, best_region;
-    uint64_t                        capacity, best;
-    ngx_str_t                       name;
-    ngx_uint_t                      i, nq, seen;
-    ratecore_status                 rc;
-    ngx_pool_cleanup_t             *cln;
-    ngx_shm_zone_t                 *shm_zone;
-    ngx_http_ratecore_zone_t       *zone, **zp;
-    ngx_http_ratecore_zone_args_t   args;
+    u_char                     *p;
+    size_t                      region, needed, best_region;
+    ssize_t                     size;
+    uint64_t                    v, capacity, best;
+    ngx_str_t                  *value, s, name;
+    ngx_uint_t                  i, nq, e;
+    ngx_flag_t                  have_alg, have_limit, have_period, have_burst;
+    ngx_flag_t                  have_sub;
+    ratecore_quota              single;
+    ratecore_status             rc;
+    ngx_pool_cleanup_t         *cln;
+    ngx_shm_zone_t             *shm_zone;
+    ngx_http_ratecore_zone_t   *zone, **zp;
 
-    ngx_memzero(&args, sizeof(ngx_http_ratecore_zone_args_t));
-    args.full_policy = RATECORE_FULL_POLICY_EVICT_CLOSEST_TO_REST;
+    value = cf->args->elts;
 
-    if (ngx_http_ratecore_parse_params(cf, "ratecore_zone",
-                                       ngx_http_ratecore_zone_params, &args,
-                                       &seen, NULL)
-        != NGX_CONF_OK)
-    {
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_ratecore_zone_t));
+    if (zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    name = args.name;
+    size = 0;
+    ngx_str_null(&name);
+    ngx_memzero(&single, sizeof(ratecore_quota));
+    have_alg = 0;
+    have_limit = 0;
+    have_period = 0;
+    have_burst = 0;
+    have_sub = 0;
+    capacity = 0;                               /* auto */
+    nq = 0;
+    zone->full_policy = RATECORE_FULL_POLICY_EVICT_CLOSEST_TO_REST;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_ratecore_param(&value[i], "name=", &s)) {
+            if (s.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ratecore_zone: name= must not be empty");
+                return NGX_CONF_ERROR;
+            }
+
+            /* the name is quoted in IETF headers and logs: keep it plain */
+            for (p = s.data; p < s.data + s.len; p++) {
+                if (*p <= ' ' || *p == '"' || *p == '\\' || *p > '~') {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "ratecore_zone: name=\"%V\" may hold "
+                                       "only printable characters without "
+                                       "spaces, quotes or backslashes", &s);
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            name = s;
+
+        } else if (ngx_http_ratecore_param(&value[i], "size=", &s)) {
+            size = ngx_parse_size(&s);
+            if (size == NGX_ERROR || size <= 0) {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "e.g. 64k, 10m, 1g");
+            }
+
+        } else if (ngx_http_ratecore_param(&value[i], "algorithm=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_algorithms, s.data,
+                                       s.len, &e)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                           &s, "gcra, fixed_window, sliding_window or "
+                               "sliding_window_strict");
+            }
+            single.algorithm = (uint32_t) e;
+            have_alg = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "limit=", &s)) {
+            if (ngx_http_ratecore_parse_u64(s.data, s.len, &single.limit)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
+            }
+            have_limit = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "period=", &s)) {
+            if (ngx_http_ratecore_parse_duration(s.data, s.len,
+                                                 &single.period_ns)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                           &s, "an nginx time such as 500ms, 10s, 5m, 1h or 1d");
+            }
+            have_period = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "burst=", &s)) {
+            if (ngx_http_ratecore_parse_u64(s.data, s.len, &single.burst)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
+            }
+            have_burst = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "sub_windows=", &s)) {
+            if (ngx_http_ratecore_parse_u64(s.data, s.len, &v) != NGX_OK
+                || v > UINT32_MAX)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
+            }
+            single.sub_windows = (uint32_t) v;
+            have_sub = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "quota=", &s)) {
+            if (nq == RATECORE_MAX_TABLE_LIMITS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ratecore_zone: at most %d quota= per zone",
+                                   RATECORE_MAX_TABLE_LIMITS);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_http_ratecore_parse_quota(cf, &name, nq + 1, &s,
+                                              &zone->quotas[nq])
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+            nq++;
+
+        } else if (ngx_http_ratecore_param(&value[i], "capacity=", &s)) {
+            if (s.len == 4 && ngx_strncmp(s.data, "auto", 4) == 0) {
+                capacity = 0;
+
+            } else if (ngx_http_ratecore_parse_u64(s.data, s.len, &capacity)
+                       != NGX_OK
+                       || capacity == 0
+                       || capacity > RATECORE_MAX_TABLE_CAPACITY)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ratecore_zone: invalid capacity=\"%V\" "
+                                   "(expected auto or 1 to %uL keys)", &s,
+                                   (uint64_t) RATECORE_MAX_TABLE_CAPACITY);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_http_ratecore_param(&value[i], "when_full=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_full_policies, s.data,
+                                       s.len, &e)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "evict, deny or allow");
+            }
+            zone->full_policy = (uint32_t) e;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ratecore_zone: unknown parameter \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (name.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -2233,25 +2105,15 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (args.size == 0) {
+    if (size == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ratecore_zone \"%V\": size= is required "
                            "(e.g. size=10m)", &name);
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_ratecore_zone_t));
-    if (zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (args.nquotas) {
-        if (ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_ALGORITHM)
-            || ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_LIMIT)
-            || ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_PERIOD)
-            || ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_BURST)
-            || ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_SUB_WINDOWS))
-        {
+    if (nq) {
+        if (have_alg || have_limit || have_period || have_burst || have_sub) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "ratecore_zone \"%V\": use either quota= "
                                "(one or more) or algorithm= limit= period=, "
@@ -2259,14 +2121,8 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        nq = args.nquotas;
-        ngx_memcpy(zone->quotas, args.quotas, sizeof(args.quotas));
-
     } else {
-        if (!ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_ALGORITHM)
-            || !ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_LIMIT)
-            || !ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_PERIOD))
-        {
+        if (!have_alg || !have_limit || !have_period) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "ratecore_zone \"%V\": algorithm=, limit= and "
                                "period= are required (or one or more "
@@ -2274,16 +2130,11 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        zone->quotas[0] = single;
         nq = 1;
-        zone->quotas[0].algorithm = (uint32_t) args.algorithm;
-        zone->quotas[0].limit = args.limit;
-        zone->quotas[0].period_ns = args.period_ns;
-        zone->quotas[0].burst = args.burst;
-        zone->quotas[0].sub_windows = (uint32_t) args.sub_windows;
 
         if (ngx_http_ratecore_finish_quota(cf, &name, 1, &zone->quotas[0],
-                ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_BURST),
-                ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_Z_SUB_WINDOWS))
+                                           have_burst, have_sub)
             != NGX_CONF_OK)
         {
             return NGX_CONF_ERROR;
@@ -2291,9 +2142,8 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     zone->name = name;
-    zone->size = (size_t) args.size;
+    zone->size = (size_t) size;
     zone->nquotas = nq;
-    zone->full_policy = (uint32_t) args.full_policy;
 
     /* every quota on its own first, for a message that names it */
     for (i = 0; i < nq; i++) {
@@ -2301,9 +2151,10 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                         zone->full_policy, &region);
         if (rc != RATECORE_STATUS_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "ratecore_zone \"%V\": quota %ui (%s, limit "
+                               "ratecore_zone \"%V\": quota %ui (%V, limit "
                                "%uL per %uL ms) is invalid: %s", &name, i + 1,
-                               ngx_http_ratecore_algorithm_name(
+                               ngx_http_ratecore_enum_name(
+                                   ngx_http_ratecore_algorithms,
                                    zone->quotas[i].algorithm),
                                zone->quotas[i].limit,
                                zone->quotas[i].period_ns / 1000000,
@@ -2312,7 +2163,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (args.capacity == 0) {
+    if (capacity == 0) {
         /* capacity=auto: the largest power of two that fits size= */
         best = 0;
         best_region = 0;
@@ -2341,7 +2192,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "ratecore_zone \"%V\": size=%z is too small: "
                                "the smallest table (8 keys) needs %uz bytes "
                                "of shared memory, use size=%uzk or more",
-                               &name, args.size, needed,
+                               &name, size, needed,
                                (needed + 1023) / 1024);
             return NGX_CONF_ERROR;
         }
@@ -2350,8 +2201,6 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         region = best_region;
 
     } else {
-        capacity = args.capacity;
-
         rc = ratecore_table_region_size(zone->quotas, nq, capacity,
                                         zone->full_policy, &region);
         if (rc != RATECORE_STATUS_OK) {
@@ -2371,7 +2220,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "bytes of shared memory in all, use size=%uzk "
                                "or more (or a smaller capacity=, or "
                                "capacity=auto to fit the size)",
-                               &name, args.size, capacity, region, needed,
+                               &name, size, capacity, region, needed,
                                (needed + 1023) / 1024);
             return NGX_CONF_ERROR;
         }
@@ -2379,24 +2228,6 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     zone->capacity = capacity;
     zone->region_size = region;
-
-    /* each quota's capacity as the headers show it: the limit, GCRA's burst */
-    for (i = 0; i < nq; i++) {
-        zone->caps[i] = zone->quotas[i].limit;
-        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
-            && zone->quotas[i].burst)
-        {
-            zone->caps[i] = zone->quotas[i].burst;
-        }
-
-        p = ngx_pnalloc(cf->pool, NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        zone->cap_text[i].data = p;
-        zone->cap_text[i].len = ngx_http_ratecore_u64(p, zone->caps[i]) - p;
-    }
 
     /* IETF names: the zone's name, or name/1, name/2, ... for several quotas */
     for (i = 0; i < nq; i++) {
@@ -2477,43 +2308,19 @@ ngx_http_ratecore_check_utf8(ngx_str_t *s)
     return NGX_OK;
 }
 
-
-enum {
-    NGX_HTTP_RATECORE_L_ZONE = 0,
-    NGX_HTTP_RATECORE_L_KEY,
-    NGX_HTTP_RATECORE_L_COST,
-    NGX_HTTP_RATECORE_L_STYLE,
-    NGX_HTTP_RATECORE_L_STATUS,
-    NGX_HTTP_RATECORE_L_DRY_RUN,
-    NGX_HTTP_RATECORE_L_BODY,
-    NGX_HTTP_RATECORE_L_DESCRIPTION,
-    NGX_HTTP_RATECORE_L_PROBLEM_TYPE,
-    NGX_HTTP_RATECORE_L_PROBLEM_TITLE
-};
-
-
-/* key=: field is the whole ngx_http_ratecore_limit_t */
-static ngx_int_t
-ngx_http_ratecore_set_key(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
+/* key=: a lone variable ("$binary_remote_addr", not a capture like "$1") is read by
+ * index at run time, without the script engine's length pass and copy; anything else
+ * is a complex value. */
+static char *
+ngx_http_ratecore_limit_key(ngx_conf_t *cf, ngx_http_ratecore_limit_t *limit,
+    ngx_str_t *s)
 {
-    ngx_http_ratecore_limit_t  *limit = field;
-
     u_char                            *p;
     ngx_str_t                          name;
     ngx_http_compile_complex_value_t   ccv;
 
-    if (value->len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_limit: key= must not be empty "
-                           "(e.g. key=$binary_remote_addr)");
-        return NGX_ABORT;
-    }
-
-    /* A lone variable ("$binary_remote_addr", not a capture like "$1") is read by
-     * index at run time, without the script engine's length pass and copy. */
-    name.data = value->data + 1;
-    name.len = value->len - 1;
+    name.data = s->data + 1;
+    name.len = s->len - 1;
 
     for (p = name.data; p < name.data + name.len; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'
@@ -2523,97 +2330,21 @@ ngx_http_ratecore_set_key(ngx_conf_t *cf, ngx_str_t *value, void *field,
         }
     }
 
-    if (value->data[0] == '$' && name.len > 0 && p == name.data + name.len) {
+    if (s->data[0] == '$' && name.len > 0 && p == name.data + name.len) {
         limit->key_index = ngx_http_get_variable_index(cf, &name);
-        return limit->key_index == NGX_ERROR ? NGX_ABORT : NGX_OK;
+        return limit->key_index == NGX_ERROR ? NGX_CONF_ERROR : NGX_CONF_OK;
     }
 
     limit->key_index = NGX_ERROR;
 
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
     ccv.cf = cf;
-    ccv.value = value;
+    ccv.value = s;
     ccv.complex_value = &limit->key;
 
-    return ngx_http_compile_complex_value(&ccv) == NGX_OK ? NGX_OK : NGX_ABORT;
+    return ngx_http_compile_complex_value(&ccv) == NGX_OK ? NGX_CONF_OK
+                                                          : NGX_CONF_ERROR;
 }
-
-
-/* cost=: field is the whole ngx_http_ratecore_limit_t */
-static ngx_int_t
-ngx_http_ratecore_set_cost(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    ngx_http_ratecore_limit_t  *limit = field;
-
-    ngx_http_compile_complex_value_t  ccv;
-
-    if (ngx_strlchr(value->data, value->data + value->len, '$') == NULL) {
-        limit->cost_cv = NULL;
-        return ngx_http_ratecore_parse_u64(value->data, value->len, &limit->cost);
-    }
-
-    limit->cost_cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-    if (limit->cost_cv == NULL) {
-        return NGX_ABORT;
-    }
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-    ccv.cf = cf;
-    ccv.value = value;
-    ccv.complex_value = limit->cost_cv;
-
-    return ngx_http_compile_complex_value(&ccv) == NGX_OK ? NGX_OK : NGX_ABORT;
-}
-
-
-static ngx_int_t
-ngx_http_ratecore_set_status(ngx_conf_t *cf, ngx_str_t *value, void *field,
-    void *data)
-{
-    ngx_int_t  status;
-
-    status = ngx_atoi(value->data, value->len);
-    if (status == NGX_ERROR || status < 400 || status > 599) {
-        return NGX_ERROR;
-    }
-
-    *(ngx_uint_t *) field = (ngx_uint_t) status;
-    return NGX_OK;
-}
-
-
-#define ngx_http_ratecore_limit_param(name, set, field, data, expected)        \
-    { ngx_string(name), set,                                                 \
-      offsetof(ngx_http_ratecore_limit_t, field), data, expected }
-
-static ngx_http_ratecore_param_t  ngx_http_ratecore_limit_params[] = {
-    [NGX_HTTP_RATECORE_L_ZONE] = ngx_http_ratecore_limit_param("zone=",
-        ngx_http_ratecore_set_str, zone_name, NULL, NULL),
-    [NGX_HTTP_RATECORE_L_KEY] = { ngx_string("key="),
-        ngx_http_ratecore_set_key, 0, NULL, NULL },
-    [NGX_HTTP_RATECORE_L_COST] = { ngx_string("cost="),
-        ngx_http_ratecore_set_cost, 0, NULL,
-        "a whole number or a variable" },
-    [NGX_HTTP_RATECORE_L_STYLE] = ngx_http_ratecore_limit_param("style=",
-        ngx_http_ratecore_set_enum, style, ngx_http_ratecore_styles,
-        "evenergy, uphold, switch or ietf"),
-    [NGX_HTTP_RATECORE_L_STATUS] = ngx_http_ratecore_limit_param("status=",
-        ngx_http_ratecore_set_status, status, NULL, "400 to 599"),
-    [NGX_HTTP_RATECORE_L_DRY_RUN] = ngx_http_ratecore_limit_param("dry_run=",
-        ngx_http_ratecore_set_enum, dry_run, ngx_http_ratecore_on_off,
-        "on or off"),
-    [NGX_HTTP_RATECORE_L_BODY] = ngx_http_ratecore_limit_param("body=",
-        ngx_http_ratecore_set_enum, body, ngx_http_ratecore_bodies,
-        "text, problem+json, none or nginx"),
-    [NGX_HTTP_RATECORE_L_DESCRIPTION] = ngx_http_ratecore_limit_param(
-        "description=", ngx_http_ratecore_set_str, description, NULL, NULL),
-    [NGX_HTTP_RATECORE_L_PROBLEM_TYPE] = ngx_http_ratecore_limit_param(
-        "problem_type=", ngx_http_ratecore_set_str, problem_type, NULL, NULL),
-    [NGX_HTTP_RATECORE_L_PROBLEM_TITLE] = ngx_http_ratecore_limit_param(
-        "problem_title=", ngx_http_ratecore_set_str, problem_title, NULL, NULL),
-    { ngx_null_string, NULL, 0, NULL, NULL }
-};
 
 
 static char *
@@ -2621,11 +2352,14 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ratecore_loc_conf_t  *rlcf = conf;
 
-    ngx_str_t                       *value;
-    ngx_uint_t                       seen;
-    ngx_array_t                    **level;
-    ngx_http_ratecore_limit_t       *limit, *first;
-    ngx_http_ratecore_main_conf_t   *rmcf;
+    ngx_str_t                          *value, s;
+    ngx_int_t                           status;
+    ngx_uint_t                          i;
+    ngx_flag_t                          have_key, have_style;
+    ngx_array_t                       **level;
+    ngx_http_ratecore_limit_t          *limit, *first;
+    ngx_http_ratecore_main_conf_t      *rmcf;
+    ngx_http_compile_complex_value_t    ccv;
 
     value = cf->args->elts;
 
@@ -2686,14 +2420,106 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&limit->problem_type, "about:blank");
     ngx_str_set(&limit->problem_title, "Too Many Requests");
 
-    if (ngx_http_ratecore_parse_params(cf, "ratecore_limit",
-                                       ngx_http_ratecore_limit_params, limit,
-                                       &seen,
-                                       " (a description with spaces is written "
-                                       "\"description=...\", quoted whole)")
-        != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
+    have_key = 0;
+    have_style = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_ratecore_param(&value[i], "zone=", &s)) {
+            limit->zone_name = s;
+
+        } else if (ngx_http_ratecore_param(&value[i], "key=", &s)) {
+            if (s.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ratecore_limit: key= must not be empty "
+                                   "(e.g. key=$binary_remote_addr)");
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_http_ratecore_limit_key(cf, limit, &s) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+            have_key = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "cost=", &s)) {
+            if (ngx_strlchr(s.data, s.data + s.len, '$') != NULL) {
+                limit->cost_cv = ngx_palloc(cf->pool,
+                                            sizeof(ngx_http_complex_value_t));
+                if (limit->cost_cv == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+                ccv.cf = cf;
+                ccv.value = &s;
+                ccv.complex_value = limit->cost_cv;
+
+                if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                    return NGX_CONF_ERROR;
+                }
+
+            } else if (ngx_http_ratecore_parse_u64(s.data, s.len, &limit->cost)
+                       != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "a whole number or a variable");
+            }
+
+        } else if (ngx_http_ratecore_param(&value[i], "style=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_styles, s.data, s.len,
+                                       &limit->style)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "evenergy, uphold, switch or ietf");
+            }
+            have_style = 1;
+
+        } else if (ngx_http_ratecore_param(&value[i], "status=", &s)) {
+            status = ngx_atoi(s.data, s.len);
+            if (status == NGX_ERROR || status < 400 || status > 599) {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                                                 &value[i], &s, "400 to 599");
+            }
+            limit->status = (ngx_uint_t) status;
+
+        } else if (ngx_http_ratecore_param(&value[i], "dry_run=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_on_off, s.data, s.len,
+                                       &limit->dry_run)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                                                 &value[i], &s, "on or off");
+            }
+
+        } else if (ngx_http_ratecore_param(&value[i], "body=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_bodies, s.data, s.len,
+                                       &limit->body)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "text, problem+json, none or nginx");
+            }
+
+        } else if (ngx_http_ratecore_param(&value[i], "description=", &s)) {
+            limit->description = s;
+
+        } else if (ngx_http_ratecore_param(&value[i], "problem_type=", &s)) {
+            limit->problem_type = s;
+
+        } else if (ngx_http_ratecore_param(&value[i], "problem_title=", &s)) {
+            limit->problem_title = s;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ratecore_limit: unknown parameter \"%V\"%s",
+                               &value[i],
+                               ngx_strlchr(value[i].data,
+                                           value[i].data + value[i].len, '=')
+                               ? "" : " (a description with spaces is written "
+                                      "\"description=...\", quoted whole)");
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (limit->zone_name.len == 0) {
@@ -2702,7 +2528,7 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (!ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_L_KEY)) {
+    if (!have_key) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ratecore_limit: key= is required "
                            "(e.g. key=$binary_remote_addr)");
@@ -2732,8 +2558,7 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "ratecore_limit: every ratecore_limit at one level "
                            "must use the same style= (one set of rate-limit "
                            "headers per response)%s",
-                           ngx_http_ratecore_seen(seen, NGX_HTTP_RATECORE_L_STYLE)
-                           ? "" : "; the default style is ietf");
+                           have_style ? "" : "; the default style is ietf");
         return NGX_CONF_ERROR;
     }
 
@@ -2788,7 +2613,6 @@ ngx_http_ratecore_resolve_zones(ngx_conf_t *cf)
 
     return NGX_OK;
 }
-
 
 static ngx_int_t
 ngx_http_ratecore_add_variables(ngx_conf_t *cf)
