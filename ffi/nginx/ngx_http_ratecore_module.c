@@ -599,7 +599,7 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *ru
     names = &ngx_http_ratecore_names[style];
 
     /* four decimal u64 at most (20 digits each; an ISO date of u64 seconds is 21) */
-    p = ngx_pnalloc(r->pool, 4 * NGX_INT64_LEN + 8);
+    p = ngx_pnalloc(r->pool, 4 * NGX_HTTP_RATECORE_U64_LEN + 8);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -2228,6 +2228,24 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     zone->capacity = capacity;
     zone->region_size = region;
+
+    /* each quota's capacity as the headers show it: the limit, GCRA's burst */
+    for (i = 0; i < nq; i++) {
+        zone->caps[i] = zone->quotas[i].limit;
+        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
+            && zone->quotas[i].burst)
+        {
+            zone->caps[i] = zone->quotas[i].burst;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_HTTP_RATECORE_U64_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        zone->cap_text[i].data = p;
+        zone->cap_text[i].len = ngx_http_ratecore_u64(p, zone->caps[i]) - p;
+    }
 
     /* IETF names: the zone's name, or name/1, name/2, ... for several quotas */
     for (i = 0; i < nq; i++) {

@@ -1272,8 +1272,10 @@ def wrk_module_off_vs_limit_req_vs_ratecore(env):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", required=True, help="path of ngx_http_ratecore_module.so")
-    ap.add_argument("--bench-seconds", type=int, default=5, help="wrk duration per run (0: skip)")
-    ap.add_argument("--bench-rounds", type=int, default=5, help="interleaved wrk rounds")
+    # many short rounds rather than a few long ones: each round's ratios compare runs a
+    # few seconds apart, so load that drifts on a shared machine cancels out better
+    ap.add_argument("--bench-seconds", type=int, default=2, help="wrk duration per run (0: skip)")
+    ap.add_argument("--bench-rounds", type=int, default=12, help="interleaved wrk rounds")
     ap.add_argument("--bench-workers", type=int, default=2, help="nginx workers for wrk")
     ap.add_argument("--keep", action="store_true", help="keep the temporary prefixes")
     ap.add_argument("-k", dest="only", default="", help="run tests whose name contains this")
