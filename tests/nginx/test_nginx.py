@@ -318,8 +318,9 @@ def expect_headers(resp, expected, what):
 
 
 def reset_epochs(window_end_mono, offset):
-    """Acceptable UTC epoch seconds for the end of a window: nginx reads the wall clock a
-    little after the monotonic one (microseconds; 50 ms allowed)."""
+    """Acceptable UTC epoch seconds for the end of a window: nginx's cached wall and
+    monotonic clocks come from one update, each truncated to the millisecond, so their
+    offset is off by up to a millisecond either way (2 ms early to 50 ms late allowed)."""
     return {str(ceil_s(window_end_mono + offset - 2 * MS)),
             str(ceil_s(window_end_mono + offset + 50 * MS))}
 
