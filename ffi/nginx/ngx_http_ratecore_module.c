@@ -1024,9 +1024,10 @@ ngx_http_ratecore_prepare(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limi
     ngx_http_variable_value_t  *vv;
 
     if (limit->key_index != NGX_ERROR) {
-        /* a lone variable: its value as is, without the script engine's copy (an
-         * unknown or missing value is an empty key, as in a complex value) */
-        vv = ngx_http_get_indexed_variable(r, limit->key_index);
+        /* a lone variable: its value as is, without the script engine's copy. As in
+         * a complex value, a non-cacheable variable is evaluated afresh (flushed), and
+         * a missing value is an empty key. */
+        vv = ngx_http_get_flushed_variable(r, limit->key_index);
 
         if (vv == NULL || vv->not_found) {
             return NGX_DECLINED;
