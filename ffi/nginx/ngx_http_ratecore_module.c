@@ -25,9 +25,14 @@
  *   capacity or when_full changed, the reload is refused with an error: the region cannot
  *   be re-initialised while old workers may still use it (rename the zone or change its
  *   size to start a fresh table).
- * - Time: now_ns from CLOCK_MONOTONIC (one system-wide clock for all workers: nginx's
- *   cached time is per worker and millisecond-coarse); CLOCK_REALTIME only for absolute
- *   reset times in headers.
+ * - Time: now_ns is nginx's cached ngx_current_msec (CLOCK_MONOTONIC in milliseconds,
+ *   read once per event-loop iteration) times 10^6, checked at worker start to really
+ *   be CLOCK_MONOTONIC (else clock_gettime per request). Every worker reads the same
+ *   system-wide clock; a worker's copy is at most one loop iteration (plus the
+ *   millisecond truncation) behind, which the table treats safely (time may even go
+ *   backwards between workers), and which only ever makes waits longer, never shorter.
+ *   The wall clock for absolute resets (Uphold, Switch) is nginx's cached time of the
+ *   same update (ngx_timeofday()), read only when the style needs it.
  * - Several ratecore_limit directives in one location: a request is admitted only if all
  *   admit, and a denial consumes nothing. With two or more limits that have a key, every
  *   limit is first peeked (ratecore_table_peek, consumes nothing); only if all would admit
@@ -50,6 +55,8 @@
 #include <time.h>
 
 #include <ratecore.h>
+
+#include "ngx_http_ratecore_render.h"
 
 
 #define NGX_HTTP_RATECORE_MAX_LIMITS     RATECORE_MAX_QUOTA_REPORTS
@@ -98,6 +105,9 @@ typedef struct {
     ngx_uint_t                  nquotas;
     ratecore_quota              quotas[RATECORE_MAX_TABLE_LIMITS];
     ngx_str_t                   quota_names[RATECORE_MAX_TABLE_LIMITS];
+    /* each quota's capacity (a decision's limit) in decimal, rendered once */
+    uint64_t                    caps[RATECORE_MAX_TABLE_LIMITS];
+    ngx_str_t                   cap_text[RATECORE_MAX_TABLE_LIMITS];
     uint64_t                    capacity;
     uint32_t                    full_policy;
     size_t                      region_size;
@@ -109,18 +119,23 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                 zones;      /* ngx_http_ratecore_zone_t * */
+    ngx_array_t                 levels;     /* ngx_array_t * of limits, each once */
 } ngx_http_ratecore_main_conf_t;
 
 
 typedef struct {
-    ngx_http_ratecore_zone_t   *zone;
+    ngx_http_ratecore_zone_t   *zone;       /* resolved at postconfiguration */
+    ngx_str_t                   zone_name;
+    ngx_str_t                   file;       /* where the directive is, for errors */
+    ngx_uint_t                  line;       /*   found at postconfiguration */
+    ngx_int_t                   key_index;  /* a lone $variable; else NGX_ERROR */
     ngx_http_complex_value_t    key;
     ngx_http_complex_value_t   *cost_cv;    /* NULL: the constant cost */
     uint64_t                    cost;
     ngx_uint_t                  status;
-    uint32_t                    style;
+    ngx_uint_t                  style;
     ngx_uint_t                  body;
-    ngx_flag_t                  dry_run;
+    ngx_uint_t                  dry_run;
     ngx_str_t                   description;
     ngx_str_t                   problem_type;
     ngx_str_t                   problem_title;
@@ -129,14 +144,17 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                *limits;     /* UNSET_PTR: inherit; NULL: off */
-    ngx_uint_t                  nquotas;
     ngx_uint_t                  log_level;
 } ngx_http_ratecore_loc_conf_t;
 
 
-typedef struct {
-    ngx_uint_t                  status;
-} ngx_http_ratecore_ctx_t;
+/* The request context is the pool cleanup itself (see ngx_http_ratecore_get_ctx):
+ * its data pointer holds the $ratecore_status code, so marking a request costs one
+ * small allocation. */
+typedef ngx_pool_cleanup_t  ngx_http_ratecore_ctx_t;
+
+#define ngx_http_ratecore_ctx_status(ctx)  ((ngx_uint_t) (uintptr_t) (ctx)->data)
+#define ngx_http_ratecore_ctx_set(ctx, st) (ctx)->data = (void *) (uintptr_t) (st)
 
 
 /* One limit's state while a request is decided. */
@@ -166,6 +184,7 @@ static char *ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ratecore_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ratecore_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ratecore_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_ratecore_log_levels[] = {
@@ -226,7 +245,7 @@ ngx_module_t  ngx_http_ratecore_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ratecore_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -255,6 +274,12 @@ static ngx_str_t  ngx_http_ratecore_text_plain =
  * Clocks
  */
 
+/* Whether this worker uses nginx's cached clocks (set by init_process): ngx_current_msec
+ * as the monotonic now, ngx_timeofday() as the wall clock. Both come from one
+ * ngx_time_update() per event-loop iteration, so a request pays no clock read. */
+static ngx_uint_t  ngx_http_ratecore_cached_clock;
+
+
 static uint64_t
 ngx_http_ratecore_clock_ns(clockid_t id)
 {
@@ -265,6 +290,74 @@ ngx_http_ratecore_clock_ns(clockid_t id)
     }
 
     return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+
+/* The decision's now: CLOCK_MONOTONIC, to the millisecond, as of the start of this
+ * event-loop iteration. Truncation and staleness only make the now earlier than the
+ * real time, so a reported wait is never shorter than the real one. */
+static ngx_inline uint64_t
+ngx_http_ratecore_mono_ns(void)
+{
+    if (ngx_http_ratecore_cached_clock) {
+        return (uint64_t) ngx_current_msec * 1000000;
+    }
+
+    return ngx_http_ratecore_clock_ns(CLOCK_MONOTONIC);
+}
+
+
+/* The wall clock of the same moment, for absolute reset times. */
+static uint64_t
+ngx_http_ratecore_wall_ns(void)
+{
+    ngx_time_t  *tp;
+
+    if (ngx_http_ratecore_cached_clock) {
+        tp = ngx_timeofday();
+
+        if (tp->sec < 0) {
+            return 0;
+        }
+
+        return (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
+    }
+
+    return ngx_http_ratecore_clock_ns(CLOCK_REALTIME);
+}
+
+
+static uint64_t
+ngx_http_ratecore_absdiff(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+
+/* nginx computes ngx_current_msec from CLOCK_MONOTONIC where it has it (Linux); older
+ * or other builds use the epoch. Decide by which clock it is closer to (the two are
+ * decades apart, so a stale cached value cannot confuse them), and keep 64 bits. */
+static ngx_int_t
+ngx_http_ratecore_init_process(ngx_cycle_t *cycle)
+{
+    uint64_t  cached, mono, real;
+
+    cached = (uint64_t) ngx_current_msec;
+    mono = ngx_http_ratecore_clock_ns(CLOCK_MONOTONIC) / 1000000;
+    real = ngx_http_ratecore_clock_ns(CLOCK_REALTIME) / 1000000;
+
+    ngx_http_ratecore_cached_clock =
+        sizeof(ngx_msec_t) >= sizeof(uint64_t) && mono != 0
+        && ngx_http_ratecore_absdiff(cached, mono)
+           < ngx_http_ratecore_absdiff(cached, real);
+
+    if (!ngx_http_ratecore_cached_clock) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "ratecore: nginx's cached time is not CLOCK_MONOTONIC "
+                      "here: reading the clocks on every limited request");
+    }
+
+    return NGX_OK;
 }
 
 
@@ -284,43 +377,38 @@ ngx_http_ratecore_cleanup(void *data)
 static ngx_http_ratecore_ctx_t *
 ngx_http_ratecore_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
-    ngx_http_ratecore_ctx_t  *ctx;
+    ngx_pool_cleanup_t  *cln;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ratecore_module);
+    cln = ngx_http_get_module_ctx(r, ngx_http_ratecore_module);
 
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+    if (cln == NULL && (r->internal || r->filter_finalize)) {
         for (cln = r->pool->cleanup; cln; cln = cln->next) {
             if (cln->handler == ngx_http_ratecore_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_ratecore_module);
+                ngx_http_set_ctx(r, cln, ngx_http_ratecore_module);
                 break;
             }
         }
     }
 
-    return ctx;
+    return cln;
 }
 
 
 static ngx_http_ratecore_ctx_t *
 ngx_http_ratecore_create_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
-    ngx_http_ratecore_ctx_t  *ctx;
+    ngx_pool_cleanup_t  *cln;
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ratecore_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NULL;
     }
 
-    ctx = cln->data;
-    ctx->status = 0;
-
     cln->handler = ngx_http_ratecore_cleanup;
-    ngx_http_set_ctx(r, ctx, ngx_http_ratecore_module);
+    ngx_http_ratecore_ctx_set(cln, 0);
+    ngx_http_set_ctx(r, cln, ngx_http_ratecore_module);
 
-    return ctx;
+    return cln;
 }
 
 
@@ -328,19 +416,68 @@ ngx_http_ratecore_create_ctx(ngx_http_request_t *r)
  * Rendering helpers
  */
 
-/* Renders the style's header lines for the combined decision, straight into pool memory
- * (the response headers point into it). */
+/* The header names of the seed styles, which the module renders itself (as
+ * ratecore_render_headers would, byte for byte: see ngx_http_ratecore_set_headers). The
+ * IETF style's lists are rendered by the library. */
+typedef struct {
+    ngx_str_t                   limit;
+    ngx_str_t                   remaining;
+    ngx_str_t                   reset;      /* empty: no reset header */
+    ngx_uint_t                  reset_iso;  /* ISO 8601 rather than epoch seconds */
+    ngx_str_t                   retry_after;
+} ngx_http_ratecore_names_t;
+
+
+static ngx_http_ratecore_names_t  ngx_http_ratecore_names[] = {
+    [NGX_HTTP_RATECORE_STYLE_EVENERGY] = {
+        ngx_string("x-ratelimit-limit"), ngx_string("x-ratelimit-remaining"),
+        ngx_null_string, 0, ngx_string("retry-after") },
+    [NGX_HTTP_RATECORE_STYLE_UPHOLD] = {
+        ngx_string("X-RateLimit-Limit"), ngx_string("X-RateLimit-Remaining"),
+        ngx_string("X-RateLimit-Reset"), 0, ngx_string("Retry-After") },
+    [NGX_HTTP_RATECORE_STYLE_SWITCH] = {
+        ngx_string("X-Rate-Limit-Limit"), ngx_string("X-Rate-Limit-Remaining"),
+        ngx_string("X-Rate-Limit-Reset"), 1, ngx_string("Retry-After") },
+};
+
+
 static ngx_int_t
-ngx_http_ratecore_render_headers(ngx_http_request_t *r, uint32_t style,
-    const ratecore_decision *d, const ratecore_quota_report *reports,
-    size_t nreports, ngx_str_t *out)
+ngx_http_ratecore_add_header(ngx_http_request_t *r, ngx_str_t *name,
+    u_char *value, u_char *end)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key = *name;
+    h->value.data = value;
+    h->value.len = end - value;
+    h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+/* Renders the IETF header lines for the combined decision with the library, straight
+ * into pool memory (the response headers point into it). */
+static ngx_int_t
+ngx_http_ratecore_render_ietf(ngx_http_request_t *r, const ratecore_decision *d,
+    const ratecore_quota_report *reports, size_t nreports, ngx_str_t *out)
 {
     u_char           *buf;
     size_t            size, written;
     uint64_t          wall;
     ratecore_status   rc;
 
-    wall = ngx_http_ratecore_clock_ns(CLOCK_REALTIME);
+    /* unused by the IETF fields (relative times only), passed for completeness */
+    wall = ngx_http_ratecore_wall_ns();
     size = nreports ? NGX_HTTP_RATECORE_RENDER_BUF : 256;
 
     buf = ngx_pnalloc(r->pool, size);
@@ -349,8 +486,8 @@ ngx_http_ratecore_render_headers(ngx_http_request_t *r, uint32_t style,
     }
 
     written = 0;
-    rc = ratecore_render_headers(style, d, reports, nreports, wall, buf, size,
-                                 &written);
+    rc = ratecore_render_headers(RATECORE_HEADER_STYLE_IETF, d, reports, nreports,
+                                 wall, buf, size, &written);
 
     if (rc == RATECORE_STATUS_BUFFER_TOO_SMALL && written > size
         && written < 1024 * 1024)
@@ -361,8 +498,8 @@ ngx_http_ratecore_render_headers(ngx_http_request_t *r, uint32_t style,
             return NGX_ERROR;
         }
 
-        rc = ratecore_render_headers(style, d, reports, nreports, wall, buf,
-                                     size, &written);
+        rc = ratecore_render_headers(RATECORE_HEADER_STYLE_IETF, d, reports,
+                                     nreports, wall, buf, size, &written);
     }
 
     if (rc != RATECORE_STATUS_OK) {
@@ -383,8 +520,8 @@ ngx_http_ratecore_render_headers(ngx_http_request_t *r, uint32_t style,
 static ngx_int_t
 ngx_http_ratecore_push_headers(ngx_http_request_t *r, ngx_str_t *lines)
 {
-    u_char           *p, *end, *eol, *colon, *value;
-    ngx_table_elt_t  *h;
+    u_char     *p, *end, *eol, *colon, *value, *vend;
+    ngx_str_t   name;
 
     p = lines->data;
     end = lines->data + lines->len;
@@ -403,26 +540,118 @@ ngx_http_ratecore_push_headers(ngx_http_request_t *r, ngx_str_t *lines)
                 value++;
             }
 
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_ERROR;
+            vend = eol;
+            if (vend > value && vend[-1] == '\r') {
+                vend--;
             }
 
-            h->hash = 1;
-            h->key.data = p;
-            h->key.len = colon - p;
-            h->value.data = value;
-            h->value.len = eol - value;
-            if (h->value.len && value[h->value.len - 1] == '\r') {
-                h->value.len--;
+            name.data = p;
+            name.len = colon - p;
+
+            if (ngx_http_ratecore_add_header(r, &name, value, vend) != NGX_OK) {
+                return NGX_ERROR;
             }
-            h->lowcase_key = NULL;
-#if (nginx_version >= 1023000)
-            h->next = NULL;
-#endif
         }
 
         p = eol + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Adds the style's rate-limit headers for the combined decision. Returns NGX_ERROR
+ * only when memory runs out; a failed rendering is logged and the headers left out.
+ *
+ * The seed styles are written here rather than by ratecore_render_headers, straight
+ * into headers_out: one small allocation, no line parsing, no FFI call, and the wall
+ * clock only for a style with an absolute reset. The bytes are the library's:
+ * decimal numbers, seconds rounded up, the reset at ceil((wall + reset_after) / 1 s)
+ * with a saturating sum, Retry-After only on a denial (tests/nginx compare them). */
+static ngx_int_t
+ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *run,
+    const ratecore_quota_report *reports, size_t nreports)
+{
+    u_char                     *p, *v;
+    uint64_t                    wall, reset;
+    ngx_str_t                   lines;
+    ngx_uint_t                  q, style;
+    ngx_http_ratecore_zone_t   *zone;
+    ngx_http_ratecore_names_t  *names;
+    const ratecore_decision    *d;
+
+    style = run->limit->style;
+    zone = run->limit->zone;
+    d = &run->d;
+
+    if (style >= sizeof(ngx_http_ratecore_names) / sizeof(ngx_http_ratecore_names[0])
+        || ngx_http_ratecore_names[style].limit.len == 0)
+    {
+        if (ngx_http_ratecore_render_ietf(r, d, reports, nreports, &lines)
+            != NGX_OK)
+        {
+            return NGX_OK;
+        }
+
+        return ngx_http_ratecore_push_headers(r, &lines);
+    }
+
+    names = &ngx_http_ratecore_names[style];
+
+    /* four decimal u64 at most (20 digits each; an ISO date of u64 seconds is 21) */
+    p = ngx_pnalloc(r->pool, 4 * NGX_HTTP_RATECORE_U64_LEN + 8);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* the limit is a quota's capacity, rendered at configuration time */
+    for (q = 0; q < zone->nquotas && zone->caps[q] != d->limit; q++) {
+        /* void */
+    }
+
+    if (q < zone->nquotas) {
+        v = zone->cap_text[q].data;
+        if (ngx_http_ratecore_add_header(r, &names->limit, v,
+                                         v + zone->cap_text[q].len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        v = p;
+        p = ngx_http_ratecore_u64(p, d->limit);
+        if (ngx_http_ratecore_add_header(r, &names->limit, v, p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    v = p;
+    p = ngx_http_ratecore_u64(p, d->remaining);
+    if (ngx_http_ratecore_add_header(r, &names->remaining, v, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (names->reset.len) {
+        wall = ngx_http_ratecore_wall_ns();
+        reset = ngx_http_ratecore_reset_s(wall, d->reset_after_ns);
+
+        v = p;
+        p = names->reset_iso ? ngx_http_ratecore_iso8601(p, reset)
+                             : ngx_http_ratecore_u64(p, reset);
+        if (ngx_http_ratecore_add_header(r, &names->reset, v, p) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (!d->allowed) {
+        v = p;
+        p = ngx_http_ratecore_u64(p, ngx_http_ratecore_ceil_s(d->retry_after_ns));
+        if (ngx_http_ratecore_add_header(r, &names->retry_after, v, p)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -787,16 +1016,51 @@ ngx_http_ratecore_check(ngx_http_ratecore_run_t *run, uint64_t now)
 }
 
 
+/* Evaluates a limit's key and cost into run. NGX_DECLINED: an empty key (not limited). */
+static ngx_int_t
+ngx_http_ratecore_prepare(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
+    ngx_http_ratecore_run_t *run)
+{
+    ngx_http_variable_value_t  *vv;
+
+    if (limit->key_index != NGX_ERROR) {
+        /* a lone variable: its value as is, without the script engine's copy. As in
+         * a complex value, a non-cacheable variable is evaluated afresh (flushed), and
+         * a missing value is an empty key. */
+        vv = ngx_http_get_flushed_variable(r, limit->key_index);
+
+        if (vv == NULL || vv->not_found) {
+            return NGX_DECLINED;
+        }
+
+        run->key.data = vv->data;
+        run->key.len = vv->len;
+
+    } else if (ngx_http_complex_value(r, &limit->key, &run->key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (run->key.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    run->limit = limit;
+    run->has_states = 0;
+    run->failed = 0;
+
+    return ngx_http_ratecore_cost(r, limit, &run->cost);
+}
+
+
 static ngx_int_t
 ngx_http_ratecore_handler(ngx_http_request_t *r)
 {
     size_t                         nreports;
     uint64_t                       now;
-    ngx_str_t                      lines;
-    ngx_uint_t                     i, n, nenforce, denied, impossible;
-    ngx_uint_t                     failed;
+    ngx_int_t                      rc_prepare;
+    ngx_uint_t                     i, n, pass, nenforce, denied, impossible;
+    ngx_uint_t                     failed, nlimits, status;
     ratecore_status                rc;
-    ratecore_decision              combined;
     ngx_http_ratecore_ctx_t       *ctx;
     ngx_http_ratecore_run_t        runs[NGX_HTTP_RATECORE_MAX_LIMITS], *run;
     ngx_http_ratecore_run_t       *deciding;
@@ -806,9 +1070,8 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
 
-    if (rlcf->limits == NULL || rlcf->limits == NGX_CONF_UNSET_PTR
-        || rlcf->limits->nelts == 0)
-    {
+    /* merge_loc_conf turns "inherit nothing" into NULL */
+    if (rlcf->limits == NULL) {
         return NGX_DECLINED;
     }
 
@@ -823,67 +1086,41 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     }
 
     limits = rlcf->limits->elts;
+    nlimits = rlcf->limits->nelts;
     n = 0;
     nenforce = 0;
 
     /* enforcing limits first (in configuration order), then dry-run ones */
-    for (i = 0; i < rlcf->limits->nelts && n < NGX_HTTP_RATECORE_MAX_LIMITS; i++) {
-        if (limits[i].dry_run) {
-            continue;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < nlimits && n < NGX_HTTP_RATECORE_MAX_LIMITS; i++) {
+            if ((ngx_uint_t) limits[i].dry_run != pass) {
+                continue;
+            }
+
+            rc_prepare = ngx_http_ratecore_prepare(r, &limits[i], &runs[n]);
+
+            if (rc_prepare == NGX_DECLINED) {
+                continue;
+            }
+
+            if (rc_prepare != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            n++;
         }
 
-        run = &runs[n];
-        if (ngx_http_complex_value(r, &limits[i].key, &run->key) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (pass == 0) {
+            nenforce = n;
         }
-
-        if (run->key.len == 0) {
-            continue;
-        }
-
-        run->limit = &limits[i];
-        run->has_states = 0;
-        run->failed = 0;
-
-        if (ngx_http_ratecore_cost(r, &limits[i], &run->cost) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        n++;
-        nenforce++;
-    }
-
-    for (i = 0; i < rlcf->limits->nelts && n < NGX_HTTP_RATECORE_MAX_LIMITS; i++) {
-        if (!limits[i].dry_run) {
-            continue;
-        }
-
-        run = &runs[n];
-        if (ngx_http_complex_value(r, &limits[i].key, &run->key) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (run->key.len == 0) {
-            continue;
-        }
-
-        run->limit = &limits[i];
-        run->has_states = 0;
-        run->failed = 0;
-
-        if (ngx_http_ratecore_cost(r, &limits[i], &run->cost) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        n++;
     }
 
     if (n == 0) {
-        ctx->status = NGX_HTTP_RATECORE_NO_KEY;
+        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_NO_KEY);
         return NGX_DECLINED;
     }
 
-    now = ngx_http_ratecore_clock_ns(CLOCK_MONOTONIC);
+    now = ngx_http_ratecore_mono_ns();
     deciding = NULL;
     denied = 0;
     impossible = 0;
@@ -954,7 +1191,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                       "ratecore: cost %uL exceeds what zone \"%V\" can ever "
                       "admit: request rejected", deciding->cost,
                       &deciding->limit->zone->name);
-        ctx->status = NGX_HTTP_RATECORE_REJECTED;
+        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
         return deciding->limit->status;
     }
 
@@ -988,7 +1225,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     }
 
     if (denied && deciding != NULL) {
-        ctx->status = NGX_HTTP_RATECORE_REJECTED;
+        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
 
         ngx_log_error(rlcf->log_level, r->connection->log, 0,
                       "limiting request by ratecore zone \"%V\": limit %uL, "
@@ -997,7 +1234,6 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                       deciding->d.retry_after_ns == RATECORE_NEVER
                       ? (uint64_t) -1 : deciding->d.retry_after_ns / 1000000);
 
-        combined = deciding->d;
         nreports = 0;
 
         if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_IETF) {
@@ -1005,14 +1241,10 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                                                  reports);
         }
 
-        if (ngx_http_ratecore_render_headers(r, deciding->limit->style,
-                                             &combined, reports, nreports,
-                                             &lines)
-            == NGX_OK)
+        if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
+            != NGX_OK)
         {
-            if (ngx_http_ratecore_push_headers(r, &lines) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         if (deciding->limit->body == NGX_HTTP_RATECORE_BODY_NGINX) {
@@ -1026,7 +1258,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
 
     /* 4. Admitted by every enforcing limit: dry-run limits are counted as usual, and
      *    their denials only logged. */
-    ctx->status = failed ? NGX_HTTP_RATECORE_ERROR : NGX_HTTP_RATECORE_PASSED;
+    status = failed ? NGX_HTTP_RATECORE_ERROR : NGX_HTTP_RATECORE_PASSED;
 
     for (i = nenforce; i < n; i++) {
         run = &runs[i];
@@ -1046,23 +1278,24 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                           rc != RATECORE_STATUS_OK
                           || run->d.retry_after_ns == RATECORE_NEVER
                           ? (uint64_t) -1 : run->d.retry_after_ns / 1000000);
-            if (ctx->status == NGX_HTTP_RATECORE_PASSED) {
-                ctx->status = NGX_HTTP_RATECORE_REJECTED_DRY;
+            if (status == NGX_HTTP_RATECORE_PASSED) {
+                status = NGX_HTTP_RATECORE_REJECTED_DRY;
             }
             continue;
         }
 
         ngx_http_ratecore_log_error(r, "ratecore_table_check()",
                                     run->limit->zone, rc);
-        ctx->status = NGX_HTTP_RATECORE_ERROR;
+        status = NGX_HTTP_RATECORE_ERROR;
     }
+
+    ngx_http_ratecore_ctx_set(ctx, status);
 
     if (deciding == NULL) {
         /* no enforcing limit answered: nothing to report */
         return NGX_DECLINED;
     }
 
-    combined = deciding->d;
     nreports = 0;
 
     if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_IETF) {
@@ -1070,13 +1303,10 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                                              reports);
     }
 
-    if (ngx_http_ratecore_render_headers(r, deciding->limit->style, &combined,
-                                         reports, nreports, &lines)
-        == NGX_OK)
+    if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
+        != NGX_OK)
     {
-        if (ngx_http_ratecore_push_headers(r, &lines) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_DECLINED;
@@ -1087,22 +1317,22 @@ static ngx_int_t
 ngx_http_ratecore_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    ngx_uint_t                status;
     ngx_http_ratecore_ctx_t  *ctx;
 
     ctx = ngx_http_ratecore_get_ctx(r->main);
+    status = ctx ? ngx_http_ratecore_ctx_status(ctx) : 0;
 
-    if (ctx == NULL || ctx->status == 0
-        || ctx->status > NGX_HTTP_RATECORE_ERROR)
-    {
+    if (status == 0 || status > NGX_HTTP_RATECORE_ERROR) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->len = ngx_http_ratecore_status_names[ctx->status].len;
+    v->len = ngx_http_ratecore_status_names[status].len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
-    v->data = ngx_http_ratecore_status_names[ctx->status].data;
+    v->data = ngx_http_ratecore_status_names[status].data;
 
     return NGX_OK;
 }
@@ -1291,7 +1521,9 @@ ngx_http_ratecore_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&rmcf->zones, cf->pool, 4,
                        sizeof(ngx_http_ratecore_zone_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&rmcf->levels, cf->pool, 4, sizeof(ngx_array_t *))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -1325,7 +1557,6 @@ ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->limits == NGX_CONF_UNSET_PTR) {
         conf->limits = prev->limits;
-        conf->nquotas = prev->nquotas;
     }
 
     if (conf->limits == NGX_CONF_UNSET_PTR) {
@@ -1335,6 +1566,68 @@ ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
 
     return NGX_CONF_OK;
+}
+
+
+/* ------------------------------------------------------------------------------------
+ * Directive parameters ("name=value")
+ */
+
+static ngx_conf_enum_t  ngx_http_ratecore_algorithms[] = {
+    { ngx_string("gcra"), RATECORE_ALGORITHM_GCRA },
+    { ngx_string("fixed_window"), RATECORE_ALGORITHM_FIXED_WINDOW },
+    { ngx_string("sliding_window"), RATECORE_ALGORITHM_SLIDING_WINDOW },
+    { ngx_string("sliding_window_strict"), RATECORE_ALGORITHM_SLIDING_WINDOW_STRICT },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ratecore_full_policies[] = {
+    { ngx_string("evict"), RATECORE_FULL_POLICY_EVICT_CLOSEST_TO_REST },
+    { ngx_string("deny"), RATECORE_FULL_POLICY_DENY },
+    { ngx_string("allow"), RATECORE_FULL_POLICY_ALLOW },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ratecore_styles[] = {
+    { ngx_string("evenergy"), NGX_HTTP_RATECORE_STYLE_EVENERGY },
+    { ngx_string("uphold"), NGX_HTTP_RATECORE_STYLE_UPHOLD },
+    { ngx_string("switch"), NGX_HTTP_RATECORE_STYLE_SWITCH },
+    { ngx_string("ietf"), NGX_HTTP_RATECORE_STYLE_IETF },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ratecore_on_off[] = {
+    { ngx_string("on"), 1 },
+    { ngx_string("off"), 0 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ratecore_bodies[] = {
+    { ngx_string("text"), NGX_HTTP_RATECORE_BODY_TEXT },
+    { ngx_string("problem+json"), NGX_HTTP_RATECORE_BODY_PROBLEM },
+    { ngx_string("none"), NGX_HTTP_RATECORE_BODY_NONE },
+    { ngx_string("nginx"), NGX_HTTP_RATECORE_BODY_NGINX },
+    { ngx_null_string, 0 }
+};
+
+
+/* The value of one of e's names. */
+static ngx_int_t
+ngx_http_ratecore_enum(ngx_conf_enum_t *e, u_char *p, size_t len,
+    ngx_uint_t *out)
+{
+    for ( /* void */ ; e->name.len; e++) {
+        if (e->name.len == len && ngx_strncmp(e->name.data, p, len) == 0) {
+            *out = e->value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_ERROR;
 }
 
 
@@ -1354,6 +1647,20 @@ ngx_http_ratecore_param(ngx_str_t *arg, const char *key, ngx_str_t *value)
     value->len = arg->len - len;
 
     return 1;
+}
+
+
+/* Logs "<directive>: invalid <key>="<value>" (expected <expected>)" for the parameter
+ * arg whose value is value; every directive's bad values read alike. */
+static char *
+ngx_http_ratecore_invalid(ngx_conf_t *cf, const char *directive, ngx_str_t *arg,
+    ngx_str_t *value, const char *expected)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "%s: invalid %*s\"%V\" (expected %s)", directive,
+                       (size_t) (value->data - arg->data), arg->data, value,
+                       expected);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -1418,51 +1725,19 @@ ngx_http_ratecore_parse_duration(u_char *p, size_t len, uint64_t *ns)
 }
 
 
-static ngx_int_t
-ngx_http_ratecore_parse_algorithm(u_char *p, size_t len, uint32_t *algorithm)
+/* the name an enum table gives value (for messages) */
+static ngx_str_t *
+ngx_http_ratecore_enum_name(ngx_conf_enum_t *e, ngx_uint_t value)
 {
-    ngx_str_t  s;
+    static ngx_str_t  unknown = ngx_string("unknown");
 
-    s.data = p;
-    s.len = len;
-
-    if (s.len == 4 && ngx_strncmp(p, "gcra", 4) == 0) {
-        *algorithm = RATECORE_ALGORITHM_GCRA;
-
-    } else if (s.len == 12 && ngx_strncmp(p, "fixed_window", 12) == 0) {
-        *algorithm = RATECORE_ALGORITHM_FIXED_WINDOW;
-
-    } else if (s.len == 14 && ngx_strncmp(p, "sliding_window", 14) == 0) {
-        *algorithm = RATECORE_ALGORITHM_SLIDING_WINDOW;
-
-    } else if (s.len == 21
-               && ngx_strncmp(p, "sliding_window_strict", 21) == 0)
-    {
-        *algorithm = RATECORE_ALGORITHM_SLIDING_WINDOW_STRICT;
-
-    } else {
-        return NGX_ERROR;
+    for ( /* void */ ; e->name.len; e++) {
+        if (e->value == value) {
+            return &e->name;
+        }
     }
 
-    return NGX_OK;
-}
-
-
-static const char *
-ngx_http_ratecore_algorithm_name(uint32_t algorithm)
-{
-    switch (algorithm) {
-    case RATECORE_ALGORITHM_GCRA:
-        return "gcra";
-    case RATECORE_ALGORITHM_FIXED_WINDOW:
-        return "fixed_window";
-    case RATECORE_ALGORITHM_SLIDING_WINDOW:
-        return "sliding_window";
-    case RATECORE_ALGORITHM_SLIDING_WINDOW_STRICT:
-        return "sliding_window_strict";
-    default:
-        return "unknown";
-    }
+    return &unknown;
 }
 
 
@@ -1508,6 +1783,7 @@ ngx_http_ratecore_parse_quota(ngx_conf_t *cf, ngx_str_t *zone, ngx_uint_t index,
     u_char      *p, *end, *colon, *slash, *next;
     uint64_t     v;
     ngx_str_t    opt;
+    ngx_uint_t   algorithm;
     ngx_flag_t   have_burst, have_sub_windows;
 
     ngx_memzero(q, sizeof(ratecore_quota));
@@ -1522,7 +1798,8 @@ ngx_http_ratecore_parse_quota(ngx_conf_t *cf, ngx_str_t *zone, ngx_uint_t index,
         goto invalid;
     }
 
-    if (ngx_http_ratecore_parse_algorithm(p, colon - p, &q->algorithm)
+    if (ngx_http_ratecore_enum(ngx_http_ratecore_algorithms, p, colon - p,
+                               &algorithm)
         != NGX_OK)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1532,6 +1809,8 @@ ngx_http_ratecore_parse_quota(ngx_conf_t *cf, ngx_str_t *zone, ngx_uint_t index,
                            zone, text, (size_t) (colon - p), p);
         return NGX_CONF_ERROR;
     }
+
+    q->algorithm = (uint32_t) algorithm;
 
     p = colon + 1;
     slash = ngx_strlchr(p, end, '/');
@@ -1634,6 +1913,25 @@ ngx_http_ratecore_zone_needed(size_t region_size)
     return needed;
 }
 
+static ngx_http_ratecore_zone_t *
+ngx_http_ratecore_find_zone(ngx_http_ratecore_main_conf_t *rmcf, ngx_str_t *name)
+{
+    ngx_uint_t                  i;
+    ngx_http_ratecore_zone_t  **zp;
+
+    zp = rmcf->zones.elts;
+
+    for (i = 0; i < rmcf->zones.nelts; i++) {
+        if (zp[i]->name.len == name->len
+            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
+        {
+            return zp[i];
+        }
+    }
+
+    return NULL;
+}
+
 
 static char *
 ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -1645,11 +1943,12 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t                     size;
     uint64_t                    v, capacity, best;
     ngx_str_t                  *value, s, name;
-    ngx_uint_t                  i, nq;
+    ngx_uint_t                  i, nq, e;
     ngx_flag_t                  have_alg, have_limit, have_period, have_burst;
-    ngx_flag_t                  have_sub, have_quota, auto_capacity;
+    ngx_flag_t                  have_sub;
     ratecore_quota              single;
     ratecore_status             rc;
+    ngx_pool_cleanup_t         *cln;
     ngx_shm_zone_t             *shm_zone;
     ngx_http_ratecore_zone_t   *zone, **zp;
 
@@ -1668,9 +1967,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     have_period = 0;
     have_burst = 0;
     have_sub = 0;
-    have_quota = 0;
-    auto_capacity = 1;
-    capacity = 0;
+    capacity = 0;                               /* auto */
     nq = 0;
     zone->full_policy = RATECORE_FULL_POLICY_EVICT_CLOSEST_TO_REST;
 
@@ -1682,6 +1979,8 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                    "ratecore_zone: name= must not be empty");
                 return NGX_CONF_ERROR;
             }
+
+            /* the name is quoted in IETF headers and logs: keep it plain */
             for (p = s.data; p < s.data + s.len; p++) {
                 if (*p <= ' ' || *p == '"' || *p == '\\' || *p > '~') {
                     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1691,99 +1990,74 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                     return NGX_CONF_ERROR;
                 }
             }
-            name = s;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "size=", &s)) {
+            name = s;
+
+        } else if (ngx_http_ratecore_param(&value[i], "size=", &s)) {
             size = ngx_parse_size(&s);
             if (size == NGX_ERROR || size <= 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid size=\"%V\" "
-                                   "(expected e.g. 64k, 10m, 1g)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "e.g. 64k, 10m, 1g");
             }
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "algorithm=", &s)) {
-            if (ngx_http_ratecore_parse_algorithm(s.data, s.len,
-                                                  &single.algorithm)
+        } else if (ngx_http_ratecore_param(&value[i], "algorithm=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_algorithms, s.data,
+                                       s.len, &e)
                 != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid algorithm=\"%V\" "
-                                   "(expected gcra, fixed_window, "
-                                   "sliding_window or sliding_window_strict)",
-                                   &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                           &s, "gcra, fixed_window, sliding_window or "
+                               "sliding_window_strict");
             }
+            single.algorithm = (uint32_t) e;
             have_alg = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "limit=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "limit=", &s)) {
             if (ngx_http_ratecore_parse_u64(s.data, s.len, &single.limit)
                 != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid limit=\"%V\" "
-                                   "(expected a whole number)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
             }
             have_limit = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "period=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "period=", &s)) {
             if (ngx_http_ratecore_parse_duration(s.data, s.len,
                                                  &single.period_ns)
                 != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid period=\"%V\" "
-                                   "(expected an nginx time such as 500ms, "
-                                   "10s, 5m, 1h or 1d)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                           &s, "an nginx time such as 500ms, 10s, 5m, 1h or 1d");
             }
             have_period = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "burst=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "burst=", &s)) {
             if (ngx_http_ratecore_parse_u64(s.data, s.len, &single.burst)
                 != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid burst=\"%V\" "
-                                   "(expected a whole number)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
             }
             have_burst = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "sub_windows=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "sub_windows=", &s)) {
             if (ngx_http_ratecore_parse_u64(s.data, s.len, &v) != NGX_OK
                 || v > UINT32_MAX)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid sub_windows=\"%V\" "
-                                   "(expected a whole number)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "a whole number");
             }
             single.sub_windows = (uint32_t) v;
             have_sub = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "quota=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "quota=", &s)) {
             if (nq == RATECORE_MAX_TABLE_LIMITS) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "ratecore_zone: at most %d quota= per zone",
                                    RATECORE_MAX_TABLE_LIMITS);
                 return NGX_CONF_ERROR;
             }
+
             if (ngx_http_ratecore_parse_quota(cf, &name, nq + 1, &s,
                                               &zone->quotas[nq])
                 != NGX_CONF_OK)
@@ -1791,17 +2065,15 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
             nq++;
-            have_quota = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "capacity=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "capacity=", &s)) {
             if (s.len == 4 && ngx_strncmp(s.data, "auto", 4) == 0) {
-                auto_capacity = 1;
-                continue;
-            }
-            if (ngx_http_ratecore_parse_u64(s.data, s.len, &capacity) != NGX_OK
-                || capacity == 0 || capacity > RATECORE_MAX_TABLE_CAPACITY)
+                capacity = 0;
+
+            } else if (ngx_http_ratecore_parse_u64(s.data, s.len, &capacity)
+                       != NGX_OK
+                       || capacity == 0
+                       || capacity > RATECORE_MAX_TABLE_CAPACITY)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "ratecore_zone: invalid capacity=\"%V\" "
@@ -1809,30 +2081,23 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                    (uint64_t) RATECORE_MAX_TABLE_CAPACITY);
                 return NGX_CONF_ERROR;
             }
-            auto_capacity = 0;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "when_full=", &s)) {
-            if (s.len == 5 && ngx_strncmp(s.data, "evict", 5) == 0) {
-                zone->full_policy = RATECORE_FULL_POLICY_EVICT_CLOSEST_TO_REST;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "deny", 4) == 0) {
-                zone->full_policy = RATECORE_FULL_POLICY_DENY;
-            } else if (s.len == 5 && ngx_strncmp(s.data, "allow", 5) == 0) {
-                zone->full_policy = RATECORE_FULL_POLICY_ALLOW;
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_zone: invalid when_full=\"%V\" "
-                                   "(expected evict, deny or allow)", &s);
-                return NGX_CONF_ERROR;
+        } else if (ngx_http_ratecore_param(&value[i], "when_full=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_full_policies, s.data,
+                                       s.len, &e)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_zone", &value[i],
+                                                 &s, "evict, deny or allow");
             }
-            continue;
-        }
+            zone->full_policy = (uint32_t) e;
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_zone: unknown parameter \"%V\"",
-                           &value[i]);
-        return NGX_CONF_ERROR;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ratecore_zone: unknown parameter \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (name.len == 0) {
@@ -1848,7 +2113,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (have_quota) {
+    if (nq) {
         if (have_alg || have_limit || have_period || have_burst || have_sub) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "ratecore_zone \"%V\": use either quota= "
@@ -1887,9 +2152,10 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                         zone->full_policy, &region);
         if (rc != RATECORE_STATUS_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "ratecore_zone \"%V\": quota %ui (%s, limit "
+                               "ratecore_zone \"%V\": quota %ui (%V, limit "
                                "%uL per %uL ms) is invalid: %s", &name, i + 1,
-                               ngx_http_ratecore_algorithm_name(
+                               ngx_http_ratecore_enum_name(
+                                   ngx_http_ratecore_algorithms,
                                    zone->quotas[i].algorithm),
                                zone->quotas[i].limit,
                                zone->quotas[i].period_ns / 1000000,
@@ -1898,7 +2164,8 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (auto_capacity) {
+    if (capacity == 0) {
+        /* capacity=auto: the largest power of two that fits size= */
         best = 0;
         best_region = 0;
 
@@ -1908,7 +2175,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             rc = ratecore_table_region_size(zone->quotas, nq, capacity,
                                             zone->full_policy, &region);
             if (rc != RATECORE_STATUS_OK
-                || ngx_http_ratecore_zone_needed(region) > (size_t) size)
+                || ngx_http_ratecore_zone_needed(region) > zone->size)
             {
                 if (best == 0 && rc == RATECORE_STATUS_OK) {
                     best_region = region;
@@ -1926,7 +2193,8 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "ratecore_zone \"%V\": size=%z is too small: "
                                "the smallest table (8 keys) needs %uz bytes "
                                "of shared memory, use size=%uzk or more",
-                               &name, size, needed, (needed + 1023) / 1024);
+                               &name, size, needed,
+                               (needed + 1023) / 1024);
             return NGX_CONF_ERROR;
         }
 
@@ -1946,7 +2214,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         needed = ngx_http_ratecore_zone_needed(region);
 
-        if (needed > (size_t) size) {
+        if (needed > zone->size) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "ratecore_zone \"%V\": size=%z is too small: "
                                "capacity=%uL needs a %uz-byte table and %uz "
@@ -1961,6 +2229,24 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     zone->capacity = capacity;
     zone->region_size = region;
+
+    /* each quota's capacity as the headers show it: the limit, GCRA's burst */
+    for (i = 0; i < nq; i++) {
+        zone->caps[i] = zone->quotas[i].limit;
+        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
+            && zone->quotas[i].burst)
+        {
+            zone->caps[i] = zone->quotas[i].burst;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_HTTP_RATECORE_U64_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        zone->cap_text[i].data = p;
+        zone->cap_text[i].len = ngx_http_ratecore_u64(p, zone->caps[i]) - p;
+    }
 
     /* IETF names: the zone's name, or name/1, name/2, ... for several quotas */
     for (i = 0; i < nq; i++) {
@@ -1978,15 +2264,10 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         zone->quota_names[i].len = ngx_sprintf(p, "%V/%ui", &name, i + 1) - p;
     }
 
-    zp = rmcf->zones.elts;
-    for (i = 0; i < rmcf->zones.nelts; i++) {
-        if (zp[i]->name.len == name.len
-            && ngx_strncmp(zp[i]->name.data, name.data, name.len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate ratecore_zone \"%V\"", &name);
-            return NGX_CONF_ERROR;
-        }
+    if (ngx_http_ratecore_find_zone(rmcf, &name) != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate ratecore_zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
     }
 
     shm_zone = ngx_shared_memory_add(cf, &name, zone->size,
@@ -2005,17 +2286,13 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     shm_zone->data = zone;
     zone->shm_zone = shm_zone;
 
-    {
-        ngx_pool_cleanup_t  *cln;
-
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        cln->handler = ngx_http_ratecore_zone_cleanup;
-        cln->data = zone;
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
     }
+
+    cln->handler = ngx_http_ratecore_zone_cleanup;
+    cln->data = zone;
 
     zp = ngx_array_push(&rmcf->zones);
     if (zp == NULL) {
@@ -2050,17 +2327,56 @@ ngx_http_ratecore_check_utf8(ngx_str_t *s)
     return NGX_OK;
 }
 
+/* key=: a lone variable ("$binary_remote_addr", not a capture like "$1") is read by
+ * index at run time, without the script engine's length pass and copy; anything else
+ * is a complex value. */
+static char *
+ngx_http_ratecore_limit_key(ngx_conf_t *cf, ngx_http_ratecore_limit_t *limit,
+    ngx_str_t *s)
+{
+    u_char                            *p;
+    ngx_str_t                          name;
+    ngx_http_compile_complex_value_t   ccv;
+
+    name.data = s->data + 1;
+    name.len = s->len - 1;
+
+    for (p = name.data; p < name.data + name.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'
+              || (p > name.data && *p >= '0' && *p <= '9')))
+        {
+            break;
+        }
+    }
+
+    if (s->data[0] == '$' && name.len > 0 && p == name.data + name.len) {
+        limit->key_index = ngx_http_get_variable_index(cf, &name);
+        return limit->key_index == NGX_ERROR ? NGX_CONF_ERROR : NGX_CONF_OK;
+    }
+
+    limit->key_index = NGX_ERROR;
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+    ccv.cf = cf;
+    ccv.value = s;
+    ccv.complex_value = &limit->key;
+
+    return ngx_http_compile_complex_value(&ccv) == NGX_OK ? NGX_CONF_OK
+                                                          : NGX_CONF_ERROR;
+}
+
 
 static char *
 ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ratecore_loc_conf_t  *rlcf = conf;
 
-    ngx_str_t                          *value, s, zone_name;
-    ngx_uint_t                          i, status, body;
+    ngx_str_t                          *value, s;
+    ngx_int_t                           status;
+    ngx_uint_t                          i;
     ngx_flag_t                          have_key, have_style;
+    ngx_array_t                       **level;
     ngx_http_ratecore_limit_t          *limit, *first;
-    ngx_http_ratecore_zone_t          **zp;
     ngx_http_ratecore_main_conf_t      *rmcf;
     ngx_http_compile_complex_value_t    ccv;
 
@@ -2093,7 +2409,16 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (rlcf->limits == NULL) {
             return NGX_CONF_ERROR;
         }
-        rlcf->nquotas = 0;
+
+        /* zones are resolved at postconfiguration, once per level */
+        rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ratecore_module);
+
+        level = ngx_array_push(&rmcf->levels);
+        if (level == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *level = rlcf->limits;
     }
 
     limit = ngx_array_push(rlcf->limits);
@@ -2102,6 +2427,9 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_memzero(limit, sizeof(ngx_http_ratecore_limit_t));
+    limit->file = cf->conf_file->file.name;
+    limit->line = cf->conf_file->line;
+    limit->key_index = NGX_ERROR;
     limit->cost = 1;
     limit->status = 429;
     limit->style = NGX_HTTP_RATECORE_STYLE_IETF;
@@ -2111,18 +2439,15 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&limit->problem_type, "about:blank");
     ngx_str_set(&limit->problem_title, "Too Many Requests");
 
-    ngx_str_null(&zone_name);
     have_key = 0;
     have_style = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_http_ratecore_param(&value[i], "zone=", &s)) {
-            zone_name = s;
-            continue;
-        }
+            limit->zone_name = s;
 
-        if (ngx_http_ratecore_param(&value[i], "key=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "key=", &s)) {
             if (s.len == 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "ratecore_limit: key= must not be empty "
@@ -2130,20 +2455,12 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-            ccv.cf = cf;
-            ccv.value = &s;
-            ccv.complex_value = &limit->key;
-
-            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            if (ngx_http_ratecore_limit_key(cf, limit, &s) != NGX_CONF_OK) {
                 return NGX_CONF_ERROR;
             }
-
             have_key = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "cost=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "cost=", &s)) {
             if (ngx_strlchr(s.data, s.data + s.len, '$') != NULL) {
                 limit->cost_cv = ngx_palloc(cf->pool,
                                             sizeof(ngx_http_complex_value_t));
@@ -2163,111 +2480,68 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             } else if (ngx_http_ratecore_parse_u64(s.data, s.len, &limit->cost)
                        != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_limit: invalid cost=\"%V\" "
-                                   "(expected a whole number or a variable)",
-                                   &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "a whole number or a variable");
             }
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "style=", &s)) {
-            if (s.len == 8 && ngx_strncmp(s.data, "evenergy", 8) == 0) {
-                limit->style = NGX_HTTP_RATECORE_STYLE_EVENERGY;
-            } else if (s.len == 6 && ngx_strncmp(s.data, "uphold", 6) == 0) {
-                limit->style = NGX_HTTP_RATECORE_STYLE_UPHOLD;
-            } else if (s.len == 6 && ngx_strncmp(s.data, "switch", 6) == 0) {
-                limit->style = NGX_HTTP_RATECORE_STYLE_SWITCH;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "ietf", 4) == 0) {
-                limit->style = NGX_HTTP_RATECORE_STYLE_IETF;
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_limit: invalid style=\"%V\" "
-                                   "(expected evenergy, uphold, switch or "
-                                   "ietf)", &s);
-                return NGX_CONF_ERROR;
+        } else if (ngx_http_ratecore_param(&value[i], "style=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_styles, s.data, s.len,
+                                       &limit->style)
+                != NGX_OK)
+            {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "evenergy, uphold, switch or ietf");
             }
             have_style = 1;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "status=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "status=", &s)) {
             status = ngx_atoi(s.data, s.len);
-            if (status == (ngx_uint_t) NGX_ERROR || status < 400
-                || status > 599)
+            if (status == NGX_ERROR || status < 400 || status > 599) {
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                                                 &value[i], &s, "400 to 599");
+            }
+            limit->status = (ngx_uint_t) status;
+
+        } else if (ngx_http_ratecore_param(&value[i], "dry_run=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_on_off, s.data, s.len,
+                                       &limit->dry_run)
+                != NGX_OK)
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_limit: invalid status=\"%V\" "
-                                   "(expected 400 to 599)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                                                 &value[i], &s, "on or off");
             }
-            limit->status = status;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "dry_run=", &s)) {
-            if (s.len == 2 && ngx_strncmp(s.data, "on", 2) == 0) {
-                limit->dry_run = 1;
-            } else if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
-                limit->dry_run = 0;
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_limit: invalid dry_run=\"%V\" "
-                                   "(expected on or off)", &s);
-                return NGX_CONF_ERROR;
-            }
-            continue;
-        }
-
-        if (ngx_http_ratecore_param(&value[i], "body=", &s)) {
-            if (s.len == 4 && ngx_strncmp(s.data, "text", 4) == 0) {
-                body = NGX_HTTP_RATECORE_BODY_TEXT;
-            } else if (s.len == 12
-                       && ngx_strncmp(s.data, "problem+json", 12) == 0)
+        } else if (ngx_http_ratecore_param(&value[i], "body=", &s)) {
+            if (ngx_http_ratecore_enum(ngx_http_ratecore_bodies, s.data, s.len,
+                                       &limit->body)
+                != NGX_OK)
             {
-                body = NGX_HTTP_RATECORE_BODY_PROBLEM;
-            } else if (s.len == 4 && ngx_strncmp(s.data, "none", 4) == 0) {
-                body = NGX_HTTP_RATECORE_BODY_NONE;
-            } else if (s.len == 5 && ngx_strncmp(s.data, "nginx", 5) == 0) {
-                body = NGX_HTTP_RATECORE_BODY_NGINX;
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "ratecore_limit: invalid body=\"%V\" "
-                                   "(expected text, problem+json, none or "
-                                   "nginx)", &s);
-                return NGX_CONF_ERROR;
+                return ngx_http_ratecore_invalid(cf, "ratecore_limit",
+                           &value[i], &s, "text, problem+json, none or nginx");
             }
-            limit->body = body;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "description=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "description=", &s)) {
             limit->description = s;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "problem_type=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "problem_type=", &s)) {
             limit->problem_type = s;
-            continue;
-        }
 
-        if (ngx_http_ratecore_param(&value[i], "problem_title=", &s)) {
+        } else if (ngx_http_ratecore_param(&value[i], "problem_title=", &s)) {
             limit->problem_title = s;
-            continue;
-        }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_limit: unknown parameter \"%V\"%s",
-                           &value[i],
-                           ngx_strlchr(value[i].data,
-                                       value[i].data + value[i].len, '=')
-                           ? "" : " (a description with spaces is written "
-                                  "\"description=...\", quoted whole)");
-        return NGX_CONF_ERROR;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ratecore_limit: unknown parameter \"%V\"%s",
+                               &value[i],
+                               ngx_strlchr(value[i].data,
+                                           value[i].data + value[i].len, '=')
+                               ? "" : " (a description with spaces is written "
+                                      "\"description=...\", quoted whole)");
+            return NGX_CONF_ERROR;
+        }
     }
 
-    if (zone_name.len == 0) {
+    if (limit->zone_name.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ratecore_limit: zone= is required");
         return NGX_CONF_ERROR;
@@ -2277,28 +2551,6 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ratecore_limit: key= is required "
                            "(e.g. key=$binary_remote_addr)");
-        return NGX_CONF_ERROR;
-    }
-
-    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ratecore_module);
-    zp = rmcf->zones.elts;
-
-    for (i = 0; i < rmcf->zones.nelts; i++) {
-        if (zp[i]->name.len == zone_name.len
-            && ngx_strncmp(zp[i]->name.data, zone_name.data, zone_name.len)
-               == 0)
-        {
-            limit->zone = zp[i];
-            break;
-        }
-    }
-
-    if (limit->zone == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_limit: unknown ratecore_zone \"%V\" "
-                           "(declare it with ratecore_zone in the http block, "
-                           "before the ratecore_limit that uses it)",
-                           &zone_name);
         return NGX_CONF_ERROR;
     }
 
@@ -2329,19 +2581,57 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (rlcf->nquotas + limit->zone->nquotas > NGX_HTTP_RATECORE_MAX_LIMITS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ratecore_limit: too many limits at one level: at "
-                           "most %d quotas in all (a zone with several quotas "
-                           "counts each)", NGX_HTTP_RATECORE_MAX_LIMITS);
-        return NGX_CONF_ERROR;
-    }
-
-    rlcf->nquotas += limit->zone->nquotas;
-
     return NGX_CONF_OK;
 }
 
+
+/* Resolves every ratecore_limit's zone= (postconfiguration: a zone may be declared
+ * after its first use, anywhere in the http block) and bounds the quotas per level. */
+static ngx_int_t
+ngx_http_ratecore_resolve_zones(ngx_conf_t *cf)
+{
+    ngx_uint_t                      i, k, nquotas;
+    ngx_array_t                   **levels;
+    ngx_http_ratecore_limit_t      *limit;
+    ngx_http_ratecore_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ratecore_module);
+    levels = rmcf->levels.elts;
+
+    for (i = 0; i < rmcf->levels.nelts; i++) {
+        limit = levels[i]->elts;
+        nquotas = 0;
+
+        for (k = 0; k < levels[i]->nelts; k++) {
+            limit[k].zone = ngx_http_ratecore_find_zone(rmcf,
+                                                        &limit[k].zone_name);
+
+            /* as ngx_conf_log_error() writes it, with the directive's place */
+            if (limit[k].zone == NULL) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "ratecore_limit: unknown ratecore_zone \"%V\" "
+                              "(declare it with ratecore_zone in the http "
+                              "block) in %V:%ui", &limit[k].zone_name,
+                              &limit[k].file, limit[k].line);
+                return NGX_ERROR;
+            }
+
+            nquotas += limit[k].zone->nquotas;
+
+            if (nquotas > NGX_HTTP_RATECORE_MAX_LIMITS) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "ratecore_limit: too many limits at one level: "
+                              "at most %d quotas in all (a zone with several "
+                              "quotas counts each) in %V:%ui",
+                              NGX_HTTP_RATECORE_MAX_LIMITS, &limit[k].file,
+                              limit[k].line);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
 
 static ngx_int_t
 ngx_http_ratecore_add_variables(ngx_conf_t *cf)
@@ -2371,6 +2661,10 @@ ngx_http_ratecore_init(ngx_conf_t *cf)
                            "ngx_http_ratecore_module: ratecore library %s "
                            "does not match its header %s",
                            ratecore_version(), RATECORE_VERSION);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ratecore_resolve_zones(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

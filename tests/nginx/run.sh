@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Integration tests of the nginx module (ffi/nginx) against the packaged nginx on
-# 127.0.0.1: seed replays over HTTP (ev.energy, Uphold from ffi/nginx/examples/uphold.conf,
+# Integration tests of the nginx module (ffi/nginx): first render_check.c (the module's
+# own header rendering against the library's, byte for byte), then, against the packaged
+# nginx on 127.0.0.1: seed replays over HTTP (ev.energy, Uphold from ffi/nginx/examples/uphold.conf,
 # Switch), 4 workers sharing exact counts, reload and `nginx -t` behaviour, every
 # directive option, and a bounded wrk comparison (module off / limit_req / ratecore).
 #
@@ -39,6 +40,21 @@ if [ -z "$module" ]; then
     module="$(tail -n 1 "$log")"
 fi
 [ -f "$module" ] || { echo "tests/nginx/run.sh: module $module not found" >&2; exit 1; }
+
+# The module renders the seed styles' header values itself: compare them with the
+# library's renderer, byte for byte (about a second).
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+lib="$target_dir/release/libratecore_ffi.a"
+if [ -f "$lib" ]; then
+    check="$(mktemp -d)"
+    cc -std=c11 -O2 -Wall -Wextra -Wpedantic -Werror -Iinclude -Iffi/nginx \
+        tests/nginx/render_check.c "$lib" -lpthread -ldl -lm -o "$check/render_check"
+    "$check/render_check"
+    rm -rf "$check"
+else
+    echo "tests/nginx/run.sh: $lib not built: render_check skipped"
+fi
 
 echo
 echo "== nginx $(nginx -v 2>&1 | sed 's|.*/||'), module $module"

@@ -10,8 +10,10 @@ Every nginx runs from a temporary prefix (`nginx -p <prefix> -c <conf>`) on free
 
 Time: the module decides with CLOCK_MONOTONIC, and so does time.monotonic_ns() here, so
 the tests know where nginx's fixed windows start and end (they are aligned to that
-clock's 0). Expected Reset / Retry-After values are computed from the times bracketing
-each request; a test that needs a whole window first waits (a bounded few seconds) for
+clock's 0). The module reads nginx's cached clock (ngx_current_msec: CLOCK_MONOTONIC
+truncated to the millisecond, taken when the worker woke up for the request), so nginx's
+now lies in [t0 - 1 ms, t1] for a request sent at t0 and answered at t1 (NOW_EARLY).
+Expected Reset / Retry-After values are computed from the times bracketing each request; a test that needs a whole window first waits (a bounded few seconds) for
 a window with enough time left. Headers are compared by name (exact case), order and
 value, and 429 bodies byte for byte.
 """
@@ -31,6 +33,8 @@ import traceback
 
 NS = 1_000_000_000
 MS = 1_000_000
+# how much earlier than the request's send time nginx's now may be (see above)
+NOW_EARLY = 1 * MS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -314,15 +318,16 @@ def expect_headers(resp, expected, what):
 
 
 def reset_epochs(window_end_mono, offset):
-    """Acceptable UTC epoch seconds for the end of a window: nginx reads the wall clock a
-    little after the monotonic one (microseconds; 50 ms allowed)."""
+    """Acceptable UTC epoch seconds for the end of a window: nginx's cached wall and
+    monotonic clocks come from one update, each truncated to the millisecond, so their
+    offset is off by up to a millisecond either way (2 ms early to 50 ms late allowed)."""
     return {str(ceil_s(window_end_mono + offset - 2 * MS)),
             str(ceil_s(window_end_mono + offset + 50 * MS))}
 
 
 def wait_seconds(until_mono, resp):
     """Acceptable ceil-seconds values of until - (nginx's now in [t0, t1])."""
-    lo, hi = ceil_s(until_mono - resp.t1), ceil_s(until_mono - resp.t0)
+    lo, hi = ceil_s(until_mono - resp.t1), ceil_s(until_mono - (resp.t0 - NOW_EARLY))
     return {str(n) for n in range(lo, hi + 1)}
 
 
@@ -354,8 +359,8 @@ class FixedWindows:
         for zone, key in limits:
             limit, period_s = self.zones[zone]
             period = period_s * NS
-            w = t0 // period
-            check(t1 // period == w, f"a {period_s} s window of {zone} ended during a request")
+            w = t1 // period
+            check((t0 - NOW_EARLY) // period == w, f"a {period_s} s window of {zone} ended during a request")
             count = self.counts.get((zone, key, w), 0)
             states.append((zone, key, w, limit, count, (w + 1) * period))
         denied = [s for s in states if s[4] + cost > s[3]]
@@ -423,7 +428,7 @@ def evenergy_seed_1000_per_rolling_hour(env):
     eq(r.status, 429, "request 1001")
     # Counts leave exactly one hour after the newest request of their sub-window: with
     # all 1000 inside a few seconds, the wait is 3600 s minus the time since the first.
-    lo = ceil_s(3600 * NS - (r.t1 - first))
+    lo = ceil_s(3600 * NS - (r.t1 - (first - NOW_EARLY)))
     retry = r.header("retry-after")
     check(retry is not None and lo <= int(retry) <= 3600, f"retry-after {retry} not in [{lo}, 3600]")
     expect_headers(r, [("x-ratelimit-limit", "1000"), ("x-ratelimit-remaining", "0"),
@@ -809,6 +814,57 @@ def internal_redirect_counts_once_and_inheritance(env):
     c.close()
 
 
+LATE_ZONES_CONF = """@MAIN@
+http {
+    @HTTP@
+    # used before their ratecore_zone lines: zones are resolved after the http block
+    ratecore_limit zone=late_http key=$http_x_key style=uphold;
+
+    server {
+        listen 127.0.0.1:@PORT@;
+        root @PREFIX@/html;
+        add_header X-Ratecore-Status $ratecore_status always;
+
+        location /own {
+            ratecore_limit zone=late_loc key=k:$http_x_key style=uphold;
+        }
+    }
+
+    ratecore_zone name=late_http size=1m algorithm=fixed_window limit=2 period=1h;
+    ratecore_zone name=late_loc size=1m algorithm=gcra limit=5 period=1h;
+}
+"""
+
+
+@test
+def zones_may_be_declared_after_use(env):
+    """ratecore_limit may name a zone declared later in the http block (resolved at
+    postconfiguration); an unknown zone is reported with the directive's file and line."""
+    ngx = Nginx(env.workdir, "latezones", LATE_ZONES_CONF, env.module, port=free_port()).start()
+    c = Client(ngx.ports["port"])
+    h = {"X-Key": "late-1"}
+    for i in range(2):
+        r = c.request("GET", "/index.html", h)
+        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
+           (200, "2", str(1 - i)), f"http-level limit, request {i + 1}")
+    r = c.request("GET", "/index.html", h)
+    eq((r.status, r.header("X-Ratecore-Status")), (429, "REJECTED"), "http-level limit, request 3")
+    r = c.request("GET", "/own/", h)
+    eq((r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")), ("5", "4"),
+       "location-level limit on a zone declared after it")
+    ngx.assert_log_clean()
+    ngx.stop()
+    bad = LATE_ZONES_CONF.replace("zone=late_loc key", "zone=nowhere key")
+    path = os.path.join(ngx.prefix, "bad.conf")
+    ngx.write_conf(bad, path)
+    line = ngx.render(bad).splitlines().index(
+        next(l for l in ngx.render(bad).splitlines() if "zone=nowhere" in l)) + 1
+    r = ngx.run("-t", conf=path)
+    check(r.returncode == 1 and
+          f'unknown ratecore_zone "nowhere" (declare it with ratecore_zone in the http block) '
+          f"in {path}:{line}" in r.stderr, f"unknown zone, line {line}: {r.stderr}")
+
+
 @test
 def algorithms_and_full_tables(env):
     ngx = features_nginx(env)
@@ -1048,8 +1104,8 @@ BAD_CONFIGS = [
      'duplicate ratecore_zone "z"'),
     ("unknown zone",
      "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=nope key=$binary_remote_addr; } }",
-     'ratecore_limit: unknown ratecore_zone "nope" (declare it with ratecore_zone in the http block, '
-     'before the ratecore_limit that uses it)'),
+     'ratecore_limit: unknown ratecore_zone "nope" (declare it with ratecore_zone in the http block) '
+     'in '),
     ("missing key",
      "ratecore_zone name=z size=1m algorithm=gcra limit=1 period=1s;\n"
      "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=z; } }",
@@ -1217,8 +1273,10 @@ def wrk_module_off_vs_limit_req_vs_ratecore(env):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", required=True, help="path of ngx_http_ratecore_module.so")
-    ap.add_argument("--bench-seconds", type=int, default=5, help="wrk duration per run (0: skip)")
-    ap.add_argument("--bench-rounds", type=int, default=5, help="interleaved wrk rounds")
+    # many short rounds rather than a few long ones: each round's ratios compare runs a
+    # few seconds apart, so load that drifts on a shared machine cancels out better
+    ap.add_argument("--bench-seconds", type=int, default=2, help="wrk duration per run (0: skip)")
+    ap.add_argument("--bench-rounds", type=int, default=12, help="interleaved wrk rounds")
     ap.add_argument("--bench-workers", type=int, default=2, help="nginx workers for wrk")
     ap.add_argument("--keep", action="store_true", help="keep the temporary prefixes")
     ap.add_argument("-k", dest="only", default="", help="run tests whose name contains this")
