@@ -22,16 +22,22 @@ use std::time::{Duration, Instant};
 
 use common::{Summary, Target};
 use criterion::Throughput;
+use crossbeam_utils::CachePadded;
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
 use ratecore::{Gcra, Quota, RateLimiter};
 
 const GROUP: &str = "contended_2_threads";
 
-/// Runs `check` `iters` times on each of two threads; the wall time both took.
-fn two_threads(iters: u64, check: &(dyn Fn() + Sync)) -> Duration {
+/// Runs `check` `iters` times on each of two threads; the wall time both took. Each
+/// thread runs its own copy of the closure (its captures on its own stack): one shared
+/// copy lives in the timing thread's stack frame, whose writes then bounce the cache
+/// line under the other thread's every call.
+fn two_threads<F: Fn() + Send + Clone>(iters: u64, check: F) -> Duration {
     let barrier = Barrier::new(2);
     std::thread::scope(|s| {
+        let theirs = check.clone();
         let other = s.spawn(|| {
+            let check = theirs;
             barrier.wait();
             for _ in 0..iters {
                 check();
@@ -56,32 +62,38 @@ fn bench(c: &mut criterion::Criterion) {
         .allow_burst(NonZeroU32::MAX);
     let deny_rc = Quota::per_second(1).expect("valid quota");
     let deny_gov = GovQuota::per_second(NonZeroU32::new(1).expect("non-zero"));
+    // Every limiter lives alone in its own cache-padded heap block: on the stack, criterion's
+    // bookkeeping (written by the timing thread during the run) can share a cache line
+    // with it, and that false sharing swung single runs by 3× or more.
     for (regime, rq, gq) in [("allow", allow_rc, allow_gov), ("deny", deny_rc, deny_gov)] {
-        let limiter = Gcra::new(rq);
+        let limiter = Box::new(CachePadded::new(Gcra::new(rq)));
         let now = 1_000_000_000u64;
         group.bench_function(format!("{regime}/ratecore_caller_now"), |b| {
             b.iter_custom(|iters| {
-                two_threads(iters, &|| {
+                let limiter = &**limiter;
+                two_threads(iters, move || {
                     black_box(limiter.check(black_box(now), 1)).ok();
                 })
             });
         });
 
-        let limiter = Gcra::new(rq);
-        let clock = quanta::Clock::new();
+        let limiter = Box::new(CachePadded::new(Gcra::new(rq)));
+        let clock = Box::new(CachePadded::new(quanta::Clock::new()));
         group.bench_function(format!("{regime}/ratecore_quanta"), |b| {
             b.iter_custom(|iters| {
-                two_threads(iters, &|| {
+                let (limiter, clock) = (&**limiter, &**clock);
+                two_threads(iters, move || {
                     let now = clock.delta_as_nanos(0, clock.raw());
                     black_box(limiter.check(now, 1)).ok();
                 })
             });
         });
 
-        let governor = GovLimiter::direct(gq);
+        let governor = Box::new(CachePadded::new(GovLimiter::direct(gq)));
         group.bench_function(format!("{regime}/governor_quanta"), |b| {
             b.iter_custom(|iters| {
-                two_threads(iters, &|| {
+                let governor = &**governor;
+                two_threads(iters, move || {
                     black_box(governor.check()).ok();
                 })
             });

@@ -134,6 +134,35 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
         });
         drop(governor);
     }
+    // The floor under every admitting check: one uncontended load + compare-exchange on
+    // the word a check updates. ratecore's table slots are 128-bit (fingerprint and state
+    // change together, through portable-atomic as the table uses it); governor's and
+    // ratecore's single-key states are 64-bit. Explains how much of a keyed check no
+    // probing change can remove.
+    let word = std::sync::atomic::AtomicU64::new(0);
+    group.bench_function("floor/cas_u64", |b| {
+        b.iter(|| {
+            let v = word.load(std::sync::atomic::Ordering::Acquire);
+            black_box(word.compare_exchange(
+                v,
+                v + 1,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            ))
+        });
+    });
+    let slot = portable_atomic::AtomicU128::new(0);
+    group.bench_function("floor/cas_u128", |b| {
+        b.iter(|| {
+            let v = slot.load(portable_atomic::Ordering::SeqCst);
+            black_box(slot.compare_exchange(
+                v,
+                v + 1,
+                portable_atomic::Ordering::SeqCst,
+                portable_atomic::Ordering::SeqCst,
+            ))
+        });
+    });
     group.finish();
 }
 
@@ -157,5 +186,11 @@ fn main() {
             Target::None,
         );
     }
+    summary.ratio(
+        "floor: 128-bit slot CAS vs 64-bit CAS",
+        &format!("{GROUP}/floor/cas_u128"),
+        &format!("{GROUP}/floor/cas_u64"),
+        Target::None,
+    );
     summary.print("keyed GCRA, ratecore / governor (time ratio, lower is better)");
 }
