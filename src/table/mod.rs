@@ -278,8 +278,16 @@ pub struct OwnedMemory {
 /// lines are real 64-byte cache lines (a neighbourhood touches two, not three straddled
 /// from a 16-byte-aligned heap block) and line pairs are what the adjacent-line
 /// prefetcher fetches together.
+/// (1 under loom, whose model slot is larger than 128 bytes and needs no alignment.)
 #[cfg(feature = "alloc")]
-const ALIGN_SLOTS: usize = 128 / core::mem::size_of::<Slot>();
+const ALIGN_SLOTS: usize = {
+    let per_128 = 128 / core::mem::size_of::<Slot>();
+    if per_128 == 0 {
+        1
+    } else {
+        per_128
+    }
+};
 
 #[cfg(feature = "alloc")]
 impl sealed::Access for OwnedMemory {
@@ -337,9 +345,12 @@ impl Table<OwnedMemory> {
         advise_huge_pages(slots.spare_capacity_mut());
         slots.extend((0..allocated).map(|_| Slot::new()));
         let allocation = slots.into_boxed_slice();
-        // Slots are 16-byte aligned, so the next 128-byte boundary is at most 7 away.
-        let misalignment = allocation.as_ptr() as usize % 128;
-        let offset = ((128 - misalignment) % 128) / core::mem::size_of::<Slot>();
+        // Slots are 16-byte aligned, so the next 128-byte boundary is at most 7 slots
+        // away (`align_offset`); anything else (loom's model slot) starts at 0.
+        let offset = match allocation.as_ptr().align_offset(128) {
+            offset if offset < ALIGN_SLOTS => offset,
+            _ => 0,
+        };
         let memory = OwnedMemory {
             counters: alloc::boxed::Box::new(Counters::new()),
             allocation,
