@@ -192,7 +192,13 @@ impl<C: WordState> WordLimiter<C> {
                     };
                     return Ok((outcome.decision, Some(reservation)));
                 }
-                Err(actual) => current = actual,
+                Err(actual) => {
+                    // Lost a race: pause once before retrying, so the winner's next CAS
+                    // finds the line still in its cache instead of both cores bouncing
+                    // it on every attempt (one `pause`; never taken uncontended).
+                    core::hint::spin_loop();
+                    current = actual;
+                }
             }
         }
     }
