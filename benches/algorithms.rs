@@ -20,7 +20,6 @@ mod common;
 use std::hint::black_box;
 
 use common::{Summary, Target};
-use ratecore::policy::{Policy, Request};
 use ratecore::{
     Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
     SlidingWindowStrict,
@@ -105,25 +104,8 @@ fn bench(c: &mut criterion::Criterion) {
 
     // Uphold: POST /password/forgot — global 300/5 min per IP, 10/10 min per IP, 3/5 min
     // per account (fixed windows, keyed tables of 65,536 slots).
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies/uphold.toml");
-    let policy = Policy::from_toml_file(path).expect("uphold policy");
-    let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..1_000u32)
-        .map(|i| {
-            let ip = format!("198.51.{}.{}", i / 250, i % 250).into_bytes();
-            let user = format!("account-{i}@example.com").into_bytes();
-            (ip, user)
-        })
-        .collect();
-    let request = |i: usize| {
-        let (ip, user) = &pairs[i % pairs.len()];
-        Request {
-            method: "POST",
-            path: "/password/forgot",
-            client_ip: Some(ip),
-            user: Some(user),
-            ..Request::default()
-        }
-    };
+    let (policy, pairs) = common::uphold_policy_and_pairs();
+    let request = |i: usize| common::uphold_request(&pairs, i);
     let mut now = 1_000_000_000u64;
     let mut i = 0usize;
     group.bench_function("allow/policy_uphold_password_forgot", |b| {
@@ -137,7 +119,7 @@ fn bench(c: &mut criterion::Criterion) {
             black_box(d)
         });
     });
-    let policy = Policy::from_toml_file(path).expect("uphold policy");
+    let (policy, _) = common::uphold_policy_and_pairs();
     let now = 1_000_000_000u64;
     let denied = request(0);
     while policy.check(&denied, now, 1).is_ok_and(|d| d.allowed()) {}

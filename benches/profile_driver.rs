@@ -19,7 +19,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
-use ratecore::policy::{Policy, Request};
 use ratecore::{Algorithm, Gcra, LimitSpec, Quota, RateLimiter, Table, TableConfig};
 
 /// Every case the driver knows.
@@ -130,24 +129,9 @@ fn run(case: &str, iters: u64) -> bool {
         "rc_policy_uphold" => {
             // As `algorithms`' allow/policy_uphold_password_forgot: 1,000 (IP, account)
             // pairs, 101 ms apart, never denied.
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies/uphold.toml");
-            let policy = Policy::from_toml_file(path).expect("uphold policy");
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..1_000u32)
-                .map(|i| {
-                    let ip = format!("198.51.{}.{}", i / 250, i % 250).into_bytes();
-                    let user = format!("account-{i}@example.com").into_bytes();
-                    (ip, user)
-                })
-                .collect();
+            let (policy, pairs) = common::uphold_policy_and_pairs();
             hot(iters, |i| {
-                let (ip, user) = &pairs[i as usize % pairs.len()];
-                let request = Request {
-                    method: "POST",
-                    path: "/password/forgot",
-                    client_ip: Some(ip),
-                    user: Some(user),
-                    ..Request::default()
-                };
+                let request = common::uphold_request(&pairs, i as usize);
                 let now = NOW + i * 101_000_000;
                 black_box(
                     policy
