@@ -11,6 +11,10 @@
 //! - ratecore's table capacity is `next_pow2(ceil(n / 0.75))` slots (the table rounds up to
 //!   a power of two), i.e. a load between 0.38 and 0.75; the load is printed.
 //! - `ratecore_quanta` also reads governor's clock per check (same-clock comparison).
+//! - Besides criterion's medians, the summary prints *paired* ratios (`common::Paired`):
+//!   interleaved rounds of a few milliseconds per library, the median of the per-round
+//!   ratios. Both structures are alive for the whole size, so they share the machine's
+//!   cache and memory pressure alike.
 //!
 //! Run: `cargo bench --bench keyed -- --warm-up-time 1 --measurement-time 3`.
 //! Set `RATECORE_BENCH_KEYED_SIZES=1000,100000` to run only some sizes.
@@ -21,7 +25,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use common::{SplitMix64, Summary, Target};
+use common::{Paired, SplitMix64, Summary, Target};
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
 use ratecore::{Algorithm, LimitSpec, Quota, Table, TableConfig};
 
@@ -86,31 +90,8 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
             stats.full_neighbourhoods,
         ));
 
-        let mask = SEQUENCE - 1;
-        let mut i = 0usize;
-        group.bench_function(format!("{keys}/ratecore_caller_now"), |b| {
-            b.iter(|| {
-                let key = sequence[i & mask];
-                i = i.wrapping_add(1);
-                black_box(table.check_key(&key, black_box(now), 1))
-            });
-        });
-
-        let clock = quanta::Clock::new();
-        let base = clock.delta_as_nanos(0, clock.raw());
-        let mut i = 0usize;
-        group.bench_function(format!("{keys}/ratecore_quanta"), |b| {
-            b.iter(|| {
-                let key = sequence[i & mask];
-                i = i.wrapping_add(1);
-                // Never earlier than the fill's `now`, so no key looks at rest.
-                let t = clock.delta_as_nanos(0, clock.raw()) - base + now;
-                black_box(table.check_key(&key, t, 1))
-            });
-        });
-        drop(table);
-
-        // governor
+        // governor, filled the same way and alive at the same time, so the paired rounds
+        // below can alternate between the two.
         let gq = GovQuota::with_period(Duration::from_nanos(1))
             .expect("non-zero period")
             .allow_burst(NonZeroU32::MAX);
@@ -124,6 +105,58 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
             governor.len(),
             started.elapsed()
         ));
+
+        let mask = SEQUENCE - 1;
+        let clock = quanta::Clock::new();
+        let base = clock.delta_as_nanos(0, clock.raw());
+        // Interleaved rounds first (common::Paired): the ratios least moved by the host.
+        // A batch is a few milliseconds at every size.
+        let (rounds, batch) = match (quick, keys) {
+            (true, _) => (3, 100),
+            (false, k) if k <= 100_000 => (201, 20_000),
+            _ => (101, 5_000),
+        };
+        let paired = Paired::measure(
+            rounds,
+            batch,
+            |i| table.check_key(&sequence[i & mask], black_box(now), 1),
+            |i| governor.check_key(&sequence[i & mask]),
+        );
+        summary.line(paired.line(
+            &format!("{keys} keys: caller now vs governor"),
+            Target::AtMost(0.5),
+        ));
+        let paired = Paired::measure(
+            rounds,
+            batch,
+            |i| {
+                let t = clock.delta_as_nanos(0, clock.raw()) - base + now;
+                table.check_key(&sequence[i & mask], t, 1)
+            },
+            |i| governor.check_key(&sequence[i & mask]),
+        );
+        summary.line(paired.line(&format!("{keys} keys: same clock (quanta)"), Target::None));
+
+        let mut i = 0usize;
+        group.bench_function(format!("{keys}/ratecore_caller_now"), |b| {
+            b.iter(|| {
+                let key = sequence[i & mask];
+                i = i.wrapping_add(1);
+                black_box(table.check_key(&key, black_box(now), 1))
+            });
+        });
+
+        let mut i = 0usize;
+        group.bench_function(format!("{keys}/ratecore_quanta"), |b| {
+            b.iter(|| {
+                let key = sequence[i & mask];
+                i = i.wrapping_add(1);
+                // Never earlier than the fill's `now`, so no key looks at rest.
+                let t = clock.delta_as_nanos(0, clock.raw()) - base + now;
+                black_box(table.check_key(&key, t, 1))
+            });
+        });
+
         let mut i = 0usize;
         group.bench_function(format!("{keys}/governor_quanta"), |b| {
             b.iter(|| {
@@ -132,6 +165,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
                 black_box(governor.check_key(&key))
             });
         });
+        drop(table);
         drop(governor);
     }
     // The floor under every admitting check: one uncontended load + compare-exchange on

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use common::{Summary, Target};
+use common::{Paired, Summary, Target};
 use governor::clock::MonotonicClock as GovInstantClock;
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
 use ratecore::clock::MonotonicClock;
@@ -51,12 +51,56 @@ fn governor_deny() -> GovQuota {
     GovQuota::per_second(NonZeroU32::new(1).expect("non-zero"))
 }
 
-fn bench(c: &mut criterion::Criterion) {
+fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
+    let quick = !common::bench_mode();
+    let (rounds, batch) = if quick { (3, 100) } else { (201, 50_000) };
     let mut group = c.benchmark_group(GROUP);
     for (regime, rq, gq) in [
         ("allow", ratecore_allow(), governor_allow()),
         ("deny", ratecore_deny(), governor_deny()),
     ] {
+        // Interleaved rounds (common::Paired), each pair of libraries on fresh limiters.
+        {
+            let now = 1_000_000_000u64;
+            let limiter = Gcra::new(rq);
+            let governor = GovLimiter::direct(gq);
+            let paired = Paired::measure(
+                rounds,
+                batch,
+                |_| limiter.check(black_box(now), 1),
+                |_| governor.check(),
+            );
+            summary.line(paired.line(
+                &format!("{regime}: caller now vs governor default clock"),
+                Target::AtMost(0.5),
+            ));
+            let limiter = Gcra::new(rq);
+            let governor = GovLimiter::direct(gq);
+            let clock = quanta::Clock::new();
+            let paired = Paired::measure(
+                rounds,
+                batch,
+                |_| limiter.check(clock.delta_as_nanos(0, clock.raw()), 1),
+                |_| governor.check(),
+            );
+            summary.line(paired.line(
+                &format!("{regime}: same clock (quanta TSC)"),
+                Target::AtMost(0.9),
+            ));
+            let limiter = Gcra::new(rq);
+            let governor = GovLimiter::direct_with_clock(gq, GovInstantClock);
+            let clock = MonotonicClock::new();
+            let paired = Paired::measure(
+                rounds,
+                batch,
+                |_| limiter.check(clock.now(), 1),
+                |_| governor.check(),
+            );
+            summary.line(paired.line(
+                &format!("{regime}: same clock (std Instant)"),
+                Target::AtMost(0.9),
+            ));
+        }
         let limiter = Gcra::new(rq);
         let now = 1_000_000_000u64;
         group.bench_function(format!("{regime}/ratecore_caller_now"), |b| {
@@ -106,7 +150,7 @@ fn bench(c: &mut criterion::Criterion) {
 fn main() {
     let mut summary = Summary::start();
     let mut c = common::criterion();
-    bench(&mut c);
+    bench(&mut c, &mut summary);
     c.final_summary();
 
     for regime in ["allow", "deny"] {

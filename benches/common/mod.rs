@@ -268,3 +268,110 @@ pub fn uphold_request(pairs: &[IpAndAccount], i: usize) -> ratecore::policy::Req
         ..ratecore::policy::Request::default()
     }
 }
+
+/// The time ratio `ours / theirs` measured in interleaved rounds: each round times one
+/// batch of `ours` and one of `theirs` back to back (alternating which goes first), and
+/// the result is the median and quartiles of the per-round ratios.
+///
+/// Why next to criterion's medians: criterion times one function for seconds, then the
+/// other, and on a shared 2-vCPU VM the host's load drifts between the two (the same
+/// governor benchmark measured 47 ns and 63 ns in two runs ten minutes apart). A drift
+/// slower than a round (a few milliseconds) slows both halves of that round alike and
+/// cancels out of its ratio.
+pub struct Paired {
+    /// Median of the per-round ratios.
+    pub median: f64,
+    /// First and third quartiles of the per-round ratios.
+    pub quartiles: (f64, f64),
+    /// Median time per call of each side, in ns (for sanity checks against criterion).
+    pub per_call_ns: (f64, f64),
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Calls per batch.
+    pub batch: usize,
+}
+
+impl Paired {
+    /// Runs `rounds` rounds of `batch` calls each. Each closure gets a running call
+    /// index (to walk its access sequence) and its result is black-boxed.
+    pub fn measure<A, B, RA, RB>(rounds: usize, batch: usize, mut ours: A, mut theirs: B) -> Self
+    where
+        A: FnMut(usize) -> RA,
+        B: FnMut(usize) -> RB,
+    {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let mut ratios = Vec::with_capacity(rounds);
+        let mut ours_times = Vec::with_capacity(rounds);
+        let mut theirs_times = Vec::with_capacity(rounds);
+        let (mut i, mut j) = (0usize, 0usize);
+        let mut time_ours = || {
+            let started = Instant::now();
+            for _ in 0..batch {
+                black_box(ours(i));
+                i = i.wrapping_add(1);
+            }
+            started.elapsed().as_secs_f64()
+        };
+        let mut time_theirs = || {
+            let started = Instant::now();
+            for _ in 0..batch {
+                black_box(theirs(j));
+                j = j.wrapping_add(1);
+            }
+            started.elapsed().as_secs_f64()
+        };
+        // One unrecorded round warms both up.
+        time_ours();
+        time_theirs();
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = time_ours();
+                (a, time_theirs())
+            } else {
+                let b = time_theirs();
+                (time_ours(), b)
+            };
+            if b > 0.0 {
+                ratios.push(a / b);
+                ours_times.push(a);
+                theirs_times.push(b);
+            }
+        }
+        let at = |values: &mut Vec<f64>, q: f64| {
+            values.sort_by(f64::total_cmp);
+            values
+                .get(((values.len().saturating_sub(1)) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let per_call = |seconds: f64| seconds * 1e9 / batch as f64;
+        Self {
+            median: at(&mut ratios, 0.5),
+            quartiles: (at(&mut ratios, 0.25), at(&mut ratios, 0.75)),
+            per_call_ns: (
+                per_call(at(&mut ours_times, 0.5)),
+                per_call(at(&mut theirs_times, 0.5)),
+            ),
+            rounds: ratios.len(),
+            batch,
+        }
+    }
+
+    /// A summary line: `label: paired ratio 0.512 (quartiles 0.49–0.53; 201 rounds of
+    /// 20000)` plus the target's verdict on the median.
+    pub fn line(&self, label: &str, target: Target) -> String {
+        format!(
+            "{label}: paired ratio {:.3} (quartiles {:.3}–{:.3}; {} rounds of {}; \
+             median {:.2} ns vs {:.2} ns per call){}",
+            self.median,
+            self.quartiles.0,
+            self.quartiles.1,
+            self.rounds,
+            self.batch,
+            self.per_call_ns.0,
+            self.per_call_ns.1,
+            target.verdict(self.median)
+        )
+    }
+}
