@@ -291,6 +291,16 @@ pub struct Paired {
     pub batch: usize,
 }
 
+/// Seconds taken by `batch` calls of `f`, starting at call index `*next`.
+fn time_batch<R>(batch: usize, f: &mut impl FnMut(usize) -> R, next: &mut usize) -> f64 {
+    let started = std::time::Instant::now();
+    for _ in 0..batch {
+        std::hint::black_box(f(*next));
+        *next = next.wrapping_add(1);
+    }
+    started.elapsed().as_secs_f64()
+}
+
 impl Paired {
     /// Runs `rounds` rounds of `batch` calls each. Each closure gets a running call
     /// index (to walk its access sequence) and its result is black-boxed.
@@ -299,28 +309,12 @@ impl Paired {
         A: FnMut(usize) -> RA,
         B: FnMut(usize) -> RB,
     {
-        use std::hint::black_box;
-        use std::time::Instant;
         let mut ratios = Vec::with_capacity(rounds);
         let mut ours_times = Vec::with_capacity(rounds);
         let mut theirs_times = Vec::with_capacity(rounds);
         let (mut i, mut j) = (0usize, 0usize);
-        let mut time_ours = || {
-            let started = Instant::now();
-            for _ in 0..batch {
-                black_box(ours(i));
-                i = i.wrapping_add(1);
-            }
-            started.elapsed().as_secs_f64()
-        };
-        let mut time_theirs = || {
-            let started = Instant::now();
-            for _ in 0..batch {
-                black_box(theirs(j));
-                j = j.wrapping_add(1);
-            }
-            started.elapsed().as_secs_f64()
-        };
+        let mut time_ours = || time_batch(batch, &mut ours, &mut i);
+        let mut time_theirs = || time_batch(batch, &mut theirs, &mut j);
         // One unrecorded round warms both up.
         time_ours();
         time_theirs();
