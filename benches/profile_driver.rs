@@ -106,7 +106,11 @@ fn run(case: &str, iters: u64) -> bool {
                     algorithm: Algorithm::Gcra,
                     quota: rc_allow(),
                 };
-                let config = TableConfig::new(2048, &[spec]).expect("valid table");
+                // A fixed hash seed: with a random one, keys land in other slots of their
+                // neighbourhoods each run and the count moves by ±5 instructions.
+                let config = TableConfig::new(2048, &[spec])
+                    .expect("valid table")
+                    .with_seed([1, 2, 3, 4]);
                 let table = Table::new(config).expect("table");
                 for key in 0..keys {
                     table.check_key(&key, NOW, 1).expect("check");

@@ -85,6 +85,18 @@ impl GcraConfig {
     /// [`CheckError::CostExceedsLimit`] if `cost > burst`.
     #[inline]
     pub fn evaluate(&self, tat: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        self.evaluate_inline(tat, now, cost)
+    }
+
+    /// [`evaluate`](Self::evaluate), always inlined: the keyed table's single-limit check
+    /// (through [`crate::word::WordLimit::evaluate_inline`]).
+    #[inline(always)]
+    pub(crate) fn evaluate_inline(
+        &self,
+        tat: u64,
+        now: u64,
+        cost: u64,
+    ) -> Result<Outcome, CheckError> {
         if cost > self.burst {
             return Err(CheckError::CostExceedsLimit {
                 cost,

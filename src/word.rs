@@ -59,8 +59,22 @@ impl WordLimit {
     /// [`CheckError::CostExceedsLimit`].
     #[inline]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+        self.evaluate_inline(word, now, cost)
+    }
+
+    /// [`evaluate`](Self::evaluate), always inlined: for the keyed table's single-limit
+    /// check, where the call and the `Outcome` written back through memory cost more than
+    /// the GCRA arithmetic (callgrind, `profile_driver rc_keyed_1k`). Other callers keep
+    /// the out-of-line call and its smaller code.
+    #[inline(always)]
+    pub(crate) fn evaluate_inline(
+        &self,
+        word: u64,
+        now: u64,
+        cost: u64,
+    ) -> Result<Outcome, CheckError> {
         match self {
-            Self::Gcra(c) => c.evaluate(word, now, cost),
+            Self::Gcra(c) => c.evaluate_inline(word, now, cost),
             Self::FixedWindow(c) => c.evaluate(word, now, cost),
             Self::SlidingWindow(c) => c.evaluate(word, now, cost),
         }

@@ -353,8 +353,15 @@ impl Paired {
     }
 
     /// A summary line: `label: paired ratio 0.512 (quartiles 0.49–0.53; 201 rounds of
-    /// 20000)` plus the target's verdict on the median.
+    /// 20000)` plus the target's verdict on the median — only under `cargo bench`: a
+    /// smoke run (`cargo test --benches`, debug build, a few short rounds) says so
+    /// instead of judging a debug build against a target.
     pub fn line(&self, label: &str, target: Target) -> String {
+        let verdict = if bench_mode() {
+            target.verdict(self.median)
+        } else {
+            " (smoke run: no verdict)".to_owned()
+        };
         format!(
             "{label}: paired ratio {:.3} (quartiles {:.3}–{:.3}; {} rounds of {}; \
              median {:.2} ns vs {:.2} ns per call){}",
@@ -365,7 +372,7 @@ impl Paired {
             self.batch,
             self.per_call_ns.0,
             self.per_call_ns.1,
-            target.verdict(self.median)
+            verdict
         )
     }
 }

@@ -183,7 +183,7 @@ const FREEZE_ATTEMPTS: u32 = 4;
 fn neighbourhoods(fingerprint: u64, mask: usize) -> [usize; 2] {
     let lines = (mask / LINE).wrapping_add(1);
     let line_mask = lines.wrapping_sub(1);
-    let first = (fingerprint >> 17) as usize & line_mask;
+    let first = first_neighbourhood(fingerprint, mask) / LINE;
     if lines < 4 {
         return [first * LINE; 2];
     }
@@ -192,6 +192,102 @@ fn neighbourhoods(fingerprint: u64, mask: usize) -> [usize; 2] {
     // Multiply-shift: uniform in 0..choices without a division.
     let step = 2 + ((u128::from(mixed) * choices) >> 64) as usize;
     [first * LINE, ((first + step) & line_mask) * LINE]
+}
+
+/// The first slot of `fingerprint`'s first neighbourhood (see [`neighbourhoods`]): all the
+/// single-limit fast path needs, without the second's multiplications.
+#[inline(always)]
+const fn first_neighbourhood(fingerprint: u64, mask: usize) -> usize {
+    // lines − 1, for lines = (mask + 1) / LINE.
+    let line_mask = mask / LINE;
+    ((fingerprint >> 17) as usize & line_mask) * LINE
+}
+
+/// Where `fingerprint` sits in the neighbourhood starting at `start` of `keys` (a table of
+/// `mask + 1` slots): the first slot carrying it, live or claimed. The neighbourhood is
+/// two 4-slot lines, the second wrapping to slot 0 at the end of the array (capacity is a
+/// power of two ≥ 8): the same slots in the same order as offsets 0..8, sliced per line
+/// so the loop has no per-slot bounds check or masking (callgrind: the lookup's largest
+/// cost after the CAS).
+#[inline(always)] // see `Table::run`
+fn scan_neighbourhood(keys: &[Slot], start: usize, mask: usize, fingerprint: u64) -> Found {
+    for line_start in [start, (start + LINE) & mask] {
+        let Some(line) = keys.get(line_start..line_start + LINE) else {
+            continue;
+        };
+        for (offset, cell) in line.iter().enumerate() {
+            // SeqCst: module Orderings.
+            let slot = cell.0.load(Ordering::SeqCst);
+            let tag = tag_of(slot);
+            if tag & !CLAIMING == fingerprint {
+                let index = line_start + offset;
+                return if tag & CLAIMING == 0 {
+                    Found::Live(index, slot)
+                } else {
+                    Found::Claiming(index, slot)
+                };
+            }
+        }
+    }
+    Found::Absent
+}
+
+/// The CAS loop on the live single-word slot `cell` of the key `fingerprint`, starting
+/// from `slot` (the value a scan read): evaluate, store the new state with a 128-bit CAS
+/// whose expected value carries our tag (module docs: identity and state change
+/// together), and retry on a race while the slot still holds our key.
+#[inline(always)] // see `Table::run`
+fn update_live_word(
+    cell: Option<&Slot>,
+    word: &WordLimit,
+    fingerprint: u64,
+    mut slot: u128,
+    now: u64,
+    cost: u64,
+    commit: bool,
+) -> Result<WordUpdate, CheckError> {
+    let Some(cell) = cell else {
+        return Ok(WordUpdate::Lost);
+    };
+    loop {
+        let state = state_of(slot);
+        let outcome = word.evaluate_inline(state, now, cost)?;
+        let new_word = match outcome.new_word {
+            Some(new_word) if commit => new_word,
+            _ => return Ok(WordUpdate::Done(outcome.decision, None)),
+        };
+        // The decision's fields as scalars across the CAS (an out-of-line call into
+        // portable-atomic): kept as one `Decision`, it was spilled as a block and copied
+        // back with loads wider than its stores, a store-forwarding stall on every check
+        // (perf, `peek` and `check` of one key).
+        let Decision {
+            allowed,
+            limit,
+            remaining,
+            reset_after,
+            retry_after,
+        } = outcome.decision;
+        // SeqCst both ways: module Orderings.
+        match cell.0.compare_exchange(
+            slot,
+            pack(fingerprint, new_word),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => {
+                let decision = Decision {
+                    allowed,
+                    limit,
+                    remaining,
+                    reset_after,
+                    retry_after,
+                };
+                return Ok(WordUpdate::Done(decision, Some((new_word, state))));
+            }
+            Err(actual) if tag_of(actual) == fingerprint => slot = actual,
+            Err(_) => return Ok(WordUpdate::Lost),
+        }
+    }
 }
 
 /// The fingerprint of a key's hash: 63 bits, never 0 (0 marks an empty slot).
@@ -496,10 +592,12 @@ impl<M: TableMemory> Table<M> {
         self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
     }
 
-    // Always inlined, with `decide` and `find` (and `cas` marked `#[inline]`): the
-    // single-limit check then keeps its `KeyedLimit` view in registers instead of
-    // building it in memory and calling four functions (callgrind, `rc_keyed_1k`:
-    // 381 → 258 instructions per check).
+    // Always inlined, with the single-limit fast path (`decide_in_first`, and the scan
+    // and CAS loop it shares with `KeyedLimit`): a live key in its first neighbourhood
+    // is then decided with no call but the atomics, and the rest of the machinery sits
+    // behind one out-of-line call (`decide_single`). callgrind, `profile_driver
+    // rc_keyed_1k` with a fixed seed: 381 instructions per check with no inlining, 260
+    // with `KeyedLimit::decide` inlined, 224 with the fast path.
     #[inline(always)]
     fn run(
         &self,
@@ -510,14 +608,19 @@ impl<M: TableMemory> Table<M> {
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
         let fingerprint = fingerprint_of(hash);
-        // Both neighbourhoods come from the fingerprint alone (module docs).
-        let starts = neighbourhoods(fingerprint, self.mask);
         let count = self.config.count;
         if count == 1 && states.is_empty() {
-            return self
-                .member(0, fingerprint, starts)
-                .decide(now, cost, commit);
+            if let TableLimit::Word(word) = &self.limits[0] {
+                if let Some(decision) =
+                    self.decide_in_first(word, fingerprint, now, cost, commit)?
+                {
+                    return Ok(decision);
+                }
+            }
+            return self.decide_single(fingerprint, now, cost, commit);
         }
+        // Both neighbourhoods come from the fingerprint alone (module docs).
+        let starts = neighbourhoods(fingerprint, self.mask);
         let members: [KeyedLimit<'_>; MAX_TABLE_LIMITS] =
             core::array::from_fn(|i| self.member(i, fingerprint, starts));
         run_all(
@@ -527,6 +630,52 @@ impl<M: TableMemory> Table<M> {
             commit,
             states,
         )
+    }
+
+    /// The single-limit, single-word fast path: a key live in its *first* neighbourhood
+    /// (nearly every key: placement prefers it) decided with one scan of two lines and one
+    /// CAS loop, without building a [`KeyedLimit`] or computing the second neighbourhood.
+    /// `None` for anything else (absent from the first neighbourhood, mid-claim or
+    /// mid-move, the slot lost to another key meanwhile): [`KeyedLimit::decide`] then
+    /// starts from the beginning. Deciding here is exactly what `decide` would do, since
+    /// its `find` scans the first neighbourhood first and takes the first slot with our
+    /// fingerprint (callgrind, `rc_keyed_1k`).
+    #[inline(always)] // see `run`
+    fn decide_in_first(
+        &self,
+        word: &WordLimit,
+        fingerprint: u64,
+        now: u64,
+        cost: u64,
+        commit: bool,
+    ) -> Result<Option<Decision>, CheckError> {
+        // The first limit's key slots start at 0 (`with_memory`).
+        let keys = self.memory.slots();
+        let start = first_neighbourhood(fingerprint, self.mask);
+        let Found::Live(index, slot) = scan_neighbourhood(keys, start, self.mask, fingerprint)
+        else {
+            return Ok(None);
+        };
+        Ok(
+            match update_live_word(keys.get(index), word, fingerprint, slot, now, cost, commit)? {
+                WordUpdate::Done(decision, _) => Some(decision),
+                WordUpdate::Lost => None,
+            },
+        )
+    }
+
+    /// A table of one limit, when [`decide_in_first`](Self::decide_in_first) could not
+    /// decide: the whole lookup, claim and relocation machinery.
+    #[inline(never)]
+    fn decide_single(
+        &self,
+        fingerprint: u64,
+        now: u64,
+        cost: u64,
+        commit: bool,
+    ) -> Result<Decision, CheckError> {
+        self.member(0, fingerprint, neighbourhoods(fingerprint, self.mask))
+            .decide(now, cost, commit)
     }
 
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
@@ -730,7 +879,6 @@ impl<'t> KeyedLimit<'t> {
             .map_or(0, |s| s.0.load(Ordering::SeqCst))
     }
 
-    #[inline] // see `Table::run`
     fn cas(&self, index: usize, current: u128, new: u128) -> Result<u128, u128> {
         match self.keys.get(index) {
             // SeqCst both ways: module Orderings.
@@ -783,31 +931,13 @@ impl<'t> KeyedLimit<'t> {
     /// Our key's slot: the first neighbourhood is scanned, then the second, always in
     /// that order — a relocation moves a key only from its first neighbourhood to its
     /// second, so a scan can never miss a key that is being moved (module docs).
-    #[inline(always)] // see `Table::run`
     fn find(&self) -> Found {
         let mask = self.mask();
         for &start in self.starts() {
-            // A neighbourhood is two 4-slot lines, the second wrapping to slot 0 at the end
-            // of the array (capacity is a power of two ≥ 8): the same slots in the same
-            // order as offsets 0..8, sliced per line so the hot loop has no per-slot
-            // bounds check or masking (callgrind: the lookup's largest cost after the CAS).
-            for line_start in [start, (start + LINE) & mask] {
-                let Some(line) = self.keys.get(line_start..line_start + LINE) else {
-                    continue;
-                };
-                for (offset, cell) in line.iter().enumerate() {
-                    // SeqCst: module Orderings.
-                    let slot = cell.0.load(Ordering::SeqCst);
-                    let tag = tag_of(slot);
-                    if tag & !CLAIMING == self.fingerprint {
-                        let index = line_start + offset;
-                        return if tag & CLAIMING == 0 {
-                            Found::Live(index, slot)
-                        } else {
-                            Found::Claiming(index, slot)
-                        };
-                    }
-                }
+            if let found @ (Found::Live(..) | Found::Claiming(..)) =
+                scan_neighbourhood(self.keys, start, mask, self.fingerprint)
+            {
+                return found;
             }
         }
         Found::Absent
@@ -1093,31 +1223,26 @@ impl<'t> KeyedLimit<'t> {
     }
 
     /// The CAS loop on a live single-word slot, without the reservation plumbing (which
-    /// only composites need): inlined into both `update_word` and the single-limit fast
-    /// path [`decide`](Self::decide).
+    /// only composites need): for `update_word` and [`decide`](Self::decide).
     #[inline(always)]
     fn update_word_slot(
         &self,
         word: &WordLimit,
         index: usize,
-        mut slot: u128,
+        slot: u128,
         now: u64,
         cost: u64,
         commit: bool,
     ) -> Result<WordUpdate, CheckError> {
-        loop {
-            let state = state_of(slot);
-            let outcome = word.evaluate(state, now, cost)?;
-            let new_word = match outcome.new_word {
-                Some(new_word) if commit => new_word,
-                _ => return Ok(WordUpdate::Done(outcome.decision, None)),
-            };
-            match self.cas(index, slot, pack(self.fingerprint, new_word)) {
-                Ok(_) => return Ok(WordUpdate::Done(outcome.decision, Some((new_word, state)))),
-                Err(actual) if tag_of(actual) == self.fingerprint => slot = actual,
-                Err(_) => return Ok(WordUpdate::Lost),
-            }
-        }
+        update_live_word(
+            self.keys.get(index),
+            word,
+            self.fingerprint,
+            slot,
+            now,
+            cost,
+            commit,
+        )
     }
 
     /// A check (`commit`) or peek that needs no reservation — a table of one limit, and
@@ -1125,7 +1250,7 @@ impl<'t> KeyedLimit<'t> {
     /// anything else (absent, mid-claim or mid-move, strict, the slot lost to another key
     /// meanwhile) goes through [`access`](Self::access), which starts over. Saves the
     /// composite's plumbing on the most common path (callgrind, `rc_keyed_1k`).
-    #[inline(always)] // see `Table::run`
+    #[inline(always)] // two callers: `Table::decide_single` and composites' peeks
     pub(crate) fn decide(&self, now: u64, cost: u64, commit: bool) -> Result<Decision, CheckError> {
         if let Kind::Word(word) = self.kind {
             if let Found::Live(index, slot) = self.find() {
