@@ -132,11 +132,20 @@ impl GcraConfig {
                 new_word: if cost == 0 { None } else { Some(new_tat) },
             })
         } else {
+            // Denied: backlog + cost × T > τ, so the room left, τ − backlog, is less than
+            // cost × T. For the common cost of 1 that is less than one T: nothing remains,
+            // without the division (a denied client hammering a key takes this path on
+            // every request).
+            let remaining = if cost == 1 {
+                0
+            } else {
+                self.remaining(self.tolerance.saturating_sub(backlog), base)
+            };
             Ok(Outcome {
                 decision: Decision {
                     allowed: false,
                     limit: self.burst,
-                    remaining: self.remaining(self.tolerance.saturating_sub(backlog), base),
+                    remaining,
                     reset_after: backlog,
                     retry_after: ahead - self.tolerance,
                 },
