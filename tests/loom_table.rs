@@ -51,6 +51,7 @@
 
 #[path = "model/mod.rs"]
 mod model;
+mod relocation;
 
 use loom::sync::Arc;
 use loom::thread;
@@ -355,33 +356,15 @@ static RELOCATION_KEYS: std::sync::OnceLock<Relocation> = std::sync::OnceLock::n
 
 fn relocation_keys(table: &OwnedTable) -> &'static Relocation {
     RELOCATION_KEYS.get_or_init(|| {
-        let lines = |start: usize| [start / 4, (start / 4 + 1) % 8];
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("ASCII key names");
         let g = "g".to_string();
-        let [a, b] = table.neighbourhoods_of(g.as_bytes());
-        let taken: Vec<usize> = lines(a).into_iter().chain(lines(b)).collect();
-        let mut same = Vec::new();
-        let mut k = None;
-        for n in 0u32.. {
-            let name = format!("key-{n}");
-            let [first, second] = table.neighbourhoods_of(name.as_bytes());
-            if [first, second] == [a, b] {
-                same.push(name);
-            } else if k.is_none()
-                && first == a
-                && lines(second).iter().all(|line| !taken.contains(line))
-            {
-                k = Some(name);
-            }
-            if same.len() == 16 && k.is_some() {
-                break;
-            }
-        }
-        let h = same.pop().unwrap();
+        let mut keys = relocation::relocation_keys(table, g.as_bytes(), "key-", 16);
+        let h = text(keys.same.pop().expect("16 keys"));
         Relocation {
             g,
             h,
-            k: k.unwrap(),
-            fillers: same,
+            k: text(keys.k),
+            fillers: keys.same.into_iter().map(text).collect(),
         }
     })
 }

@@ -30,6 +30,7 @@
 //! sequence, and the hash seed is fixed.
 
 mod model;
+mod relocation;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -651,32 +652,12 @@ fn both_neighbourhoods_full_apply_the_policy() {
     }
 }
 
-/// Keys of a 32-slot table (seed of [`table`]): `g` new; `k` in `g`'s first
-/// neighbourhood, which is `k`'s first too, with `k`'s second disjoint from both of
-/// `g`'s; 15 fillers with exactly `g`'s neighbourhoods.
+/// Keys of a 32-slot table (seed of [`table`]): `g` new; `k` and 15 fillers as
+/// [`relocation::relocation_keys`] describes.
 fn relocation_scenario(table: &OwnedTable) -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
-    let lines = |start: usize| [start / 4, (start / 4 + 1) % 8];
     let g = b"newcomer".to_vec();
-    let [a, b] = table.neighbourhoods_of(&g);
-    assert_ne!(a, b);
-    let taken: Vec<usize> = lines(a).into_iter().chain(lines(b)).collect();
-    let mut k = None;
-    let mut fillers = Vec::new();
-    for n in 0u32.. {
-        let name = format!("client-{n}").into_bytes();
-        let [first, second] = table.neighbourhoods_of(&name);
-        if [first, second] == [a, b] {
-            if fillers.len() < 15 {
-                fillers.push(name);
-            }
-        } else if k.is_none() && first == a && lines(second).iter().all(|l| !taken.contains(l)) {
-            k = Some(name);
-        }
-        if fillers.len() == 15 && k.is_some() {
-            break;
-        }
-    }
-    (g, k.unwrap(), fillers)
+    let keys = relocation::relocation_keys(table, &g, "client-", 15);
+    (g, keys.k, keys.same)
 }
 
 /// A resident key is moved to its second neighbourhood to make room, with exactly its
