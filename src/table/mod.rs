@@ -232,6 +232,53 @@ fn scan_neighbourhood(keys: &[Slot], start: usize, mask: usize, fingerprint: u64
     Found::Absent
 }
 
+/// A [`Decision`] as five words, with no padding: how the single-limit fast path hands a
+/// decision on until it builds the caller's `Decision` once, field by field. Moved through
+/// `Result` and `Option` wrappers as a `Decision` (a `bool` and 7 bytes of padding), it
+/// was copied in odd-sized pieces and read back with loads wider than the stores that
+/// wrote it: a store-forwarding stall on every check (perf annotate of `Table::check` and
+/// `peek` on one key).
+#[derive(Clone, Copy)]
+struct Words {
+    allowed: u64,
+    limit: u64,
+    remaining: u64,
+    reset_after: u64,
+    retry_after: u64,
+}
+
+impl Words {
+    #[inline(always)]
+    const fn of(decision: &Decision) -> Self {
+        Self {
+            allowed: decision.allowed as u64,
+            limit: decision.limit,
+            remaining: decision.remaining,
+            reset_after: decision.reset_after,
+            retry_after: decision.retry_after,
+        }
+    }
+
+    #[inline(always)]
+    const fn decision(self) -> Decision {
+        Decision {
+            allowed: self.allowed != 0,
+            limit: self.limit,
+            remaining: self.remaining,
+            reset_after: self.reset_after,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// How [`update_live_word`] ended.
+enum LiveUpdate {
+    /// Decided; with `(new word, old state)` when the charge was stored.
+    Done(Words, Option<(u64, u64)>),
+    /// The slot no longer holds our key: start over.
+    Lost,
+}
+
 /// The CAS loop on the live single-word slot `cell` of the key `fingerprint`, starting
 /// from `slot` (the value a scan read): evaluate, store the new state with a 128-bit CAS
 /// whose expected value carries our tag (module docs: identity and state change
@@ -245,28 +292,18 @@ fn update_live_word(
     now: u64,
     cost: u64,
     commit: bool,
-) -> Result<WordUpdate, CheckError> {
+) -> Result<LiveUpdate, CheckError> {
     let Some(cell) = cell else {
-        return Ok(WordUpdate::Lost);
+        return Ok(LiveUpdate::Lost);
     };
     loop {
         let state = state_of(slot);
         let outcome = word.evaluate_inline(state, now, cost)?;
+        let decision = Words::of(&outcome.decision);
         let new_word = match outcome.new_word {
             Some(new_word) if commit => new_word,
-            _ => return Ok(WordUpdate::Done(outcome.decision, None)),
+            _ => return Ok(LiveUpdate::Done(decision, None)),
         };
-        // The decision's fields as scalars across the CAS (an out-of-line call into
-        // portable-atomic): kept as one `Decision`, it was spilled as a block and copied
-        // back with loads wider than its stores, a store-forwarding stall on every check
-        // (perf, `peek` and `check` of one key).
-        let Decision {
-            allowed,
-            limit,
-            remaining,
-            reset_after,
-            retry_after,
-        } = outcome.decision;
         // SeqCst both ways: module Orderings.
         match cell.0.compare_exchange(
             slot,
@@ -274,18 +311,9 @@ fn update_live_word(
             Ordering::SeqCst,
             Ordering::SeqCst,
         ) {
-            Ok(_) => {
-                let decision = Decision {
-                    allowed,
-                    limit,
-                    remaining,
-                    reset_after,
-                    retry_after,
-                };
-                return Ok(WordUpdate::Done(decision, Some((new_word, state))));
-            }
+            Ok(_) => return Ok(LiveUpdate::Done(decision, Some((new_word, state)))),
             Err(actual) if tag_of(actual) == fingerprint => slot = actual,
-            Err(_) => return Ok(WordUpdate::Lost),
+            Err(_) => return Ok(LiveUpdate::Lost),
         }
     }
 }
@@ -592,7 +620,7 @@ impl<M: TableMemory> Table<M> {
         self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
     }
 
-    // Always inlined, with the single-limit fast path (`decide_in_first`, and the scan
+    // Always inlined, with the single-limit fast path (`decide_live`, and the scan
     // and CAS loop it shares with `KeyedLimit`): a live key in its first neighbourhood
     // is then decided with no call but the atomics, and the rest of the machinery sits
     // behind one out-of-line call (`decide_single`). callgrind, `profile_driver
@@ -611,10 +639,8 @@ impl<M: TableMemory> Table<M> {
         let count = self.config.count;
         if count == 1 && states.is_empty() {
             if let TableLimit::Word(word) = &self.limits[0] {
-                if let Some(decision) =
-                    self.decide_in_first(word, fingerprint, now, cost, commit)?
-                {
-                    return Ok(decision);
+                if let Some(decision) = self.decide_live(word, fingerprint, now, cost, commit) {
+                    return Ok(decision.decision());
                 }
             }
             return self.decide_single(fingerprint, now, cost, commit);
@@ -632,39 +658,49 @@ impl<M: TableMemory> Table<M> {
         )
     }
 
-    /// The single-limit, single-word fast path: a key live in its *first* neighbourhood
-    /// (nearly every key: placement prefers it) decided with one scan of two lines and one
-    /// CAS loop, without building a [`KeyedLimit`] or computing the second neighbourhood.
-    /// `None` for anything else (absent from the first neighbourhood, mid-claim or
-    /// mid-move, the slot lost to another key meanwhile): [`KeyedLimit::decide`] then
-    /// starts from the beginning. Deciding here is exactly what `decide` would do, since
-    /// its `find` scans the first neighbourhood first and takes the first slot with our
+    /// The single-limit, single-word fast path: a live key decided with a scan of its
+    /// first neighbourhood (the second only if need be) and one CAS loop, without building
+    /// a [`KeyedLimit`]. `None` for anything else (absent from both neighbourhoods, mid-claim or
+    /// mid-move, the slot lost to another key meanwhile, an error such as an impossible
+    /// cost): [`KeyedLimit::decide`] then starts from the beginning and returns the same
+    /// decision or error. Deciding here is exactly what `decide` would do, since its
+    /// `find` scans the first neighbourhood first and takes the first slot with our
     /// fingerprint (callgrind, `rc_keyed_1k`).
     #[inline(always)] // see `run`
-    fn decide_in_first(
+    fn decide_live(
         &self,
         word: &WordLimit,
         fingerprint: u64,
         now: u64,
         cost: u64,
         commit: bool,
-    ) -> Result<Option<Decision>, CheckError> {
+    ) -> Option<Words> {
         // The first limit's key slots start at 0 (`with_memory`).
         let keys = self.memory.slots();
         let start = first_neighbourhood(fingerprint, self.mask);
-        let Found::Live(index, slot) = scan_neighbourhood(keys, start, self.mask, fingerprint)
-        else {
-            return Ok(None);
+        let (index, slot) = match scan_neighbourhood(keys, start, self.mask, fingerprint) {
+            Found::Live(index, slot) => (index, slot),
+            Found::Claiming(..) => return None,
+            // Not in the first: the second, as `find` would (a third or so of the keys at
+            // half load live there: two-choice placement), computed only now.
+            Found::Absent => {
+                let [_, second] = neighbourhoods(fingerprint, self.mask);
+                if second == start {
+                    return None;
+                }
+                match scan_neighbourhood(keys, second, self.mask, fingerprint) {
+                    Found::Live(index, slot) => (index, slot),
+                    Found::Claiming(..) | Found::Absent => return None,
+                }
+            }
         };
-        Ok(
-            match update_live_word(keys.get(index), word, fingerprint, slot, now, cost, commit)? {
-                WordUpdate::Done(decision, _) => Some(decision),
-                WordUpdate::Lost => None,
-            },
-        )
+        match update_live_word(keys.get(index), word, fingerprint, slot, now, cost, commit) {
+            Ok(LiveUpdate::Done(decision, _)) => Some(decision),
+            Ok(LiveUpdate::Lost) | Err(_) => None,
+        }
     }
 
-    /// A table of one limit, when [`decide_in_first`](Self::decide_in_first) could not
+    /// A table of one limit, when [`decide_live`](Self::decide_live) could not
     /// decide: the whole lookup, claim and relocation machinery.
     #[inline(never)]
     fn decide_single(
@@ -1234,14 +1270,19 @@ impl<'t> KeyedLimit<'t> {
         cost: u64,
         commit: bool,
     ) -> Result<WordUpdate, CheckError> {
-        update_live_word(
-            self.keys.get(index),
-            word,
-            self.fingerprint,
-            slot,
-            now,
-            cost,
-            commit,
+        Ok(
+            match update_live_word(
+                self.keys.get(index),
+                word,
+                self.fingerprint,
+                slot,
+                now,
+                cost,
+                commit,
+            )? {
+                LiveUpdate::Done(decision, charge) => WordUpdate::Done(decision.decision(), charge),
+                LiveUpdate::Lost => WordUpdate::Lost,
+            },
         )
     }
 
