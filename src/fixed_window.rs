@@ -84,34 +84,29 @@ impl FixedWindowConfig {
             None => NEVER,
         };
         // Cannot overflow: used <= limit and cost <= limit, both < 2^63 after layout check.
-        if used + cost <= self.limit {
+        let allowed = used + cost <= self.limit;
+        // Scalars per branch, one `Outcome` at the end (see `GcraConfig::evaluate_inline`).
+        let (remaining, retry_after, new_word) = if allowed {
             let count = used + cost;
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: true,
-                    limit: self.limit,
-                    remaining: self.limit - count,
-                    reset_after: until_end,
-                    retry_after: 0,
-                },
-                new_word: if cost == 0 {
-                    None
-                } else {
-                    Some(self.layout.pack1(window, count))
-                },
-            })
+            let new_word = if cost == 0 {
+                None
+            } else {
+                Some(self.layout.pack1(window, count))
+            };
+            (self.limit - count, 0, new_word)
         } else {
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: false,
-                    limit: self.limit,
-                    remaining: self.limit.saturating_sub(used),
-                    reset_after: until_end,
-                    retry_after: until_end,
-                },
-                new_word: None,
-            })
-        }
+            (self.limit.saturating_sub(used), until_end, None)
+        };
+        Ok(Outcome {
+            decision: Decision {
+                allowed,
+                limit: self.limit,
+                remaining,
+                reset_after: until_end,
+                retry_after,
+            },
+            new_word,
+        })
     }
 
     /// Gives back `cost` charged in `window` (see [`crate::Reserve::cancel`]); `None` if the word

@@ -107,51 +107,56 @@ impl GcraConfig {
         let backlog = base - now;
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
-        let Some(new_tat) = base.checked_add(increment) else {
-            return Ok(Outcome {
-                decision: Decision {
-                    allowed: false,
-                    limit: self.burst,
-                    remaining: self.remaining(self.tolerance.saturating_sub(backlog), base),
-                    reset_after: backlog,
-                    retry_after: NEVER,
-                },
-                new_word: None,
-            });
-        };
-        let ahead = new_tat - now;
-        if ahead <= self.tolerance {
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: true,
-                    limit: self.burst,
-                    remaining: self.remaining(self.tolerance - ahead, new_tat),
-                    reset_after: ahead,
-                    retry_after: 0,
-                },
-                new_word: if cost == 0 { None } else { Some(new_tat) },
-            })
-        } else {
-            // Denied: backlog + cost × T > τ, so the room left, τ − backlog, is less than
-            // cost × T. For the common cost of 1 that is less than one T: nothing remains,
-            // without the division (a denied client hammering a key takes this path on
-            // every request).
-            let remaining = if cost == 1 {
-                0
-            } else {
-                self.remaining(self.tolerance.saturating_sub(backlog), base)
+        // The branches yield scalars and the `Outcome` is built once, at the end: built in
+        // each branch, it was merged through a stack temporary and read back with loads
+        // wider than its stores (a store-forwarding stall per check; perf annotate of the
+        // C ABI's table check).
+        // (allowed, room left, the TAT `remaining` is counted at, reset, retry, new word)
+        let (allowed, room, at, reset_after, retry_after, new_word) =
+            match base.checked_add(increment) {
+                // The new TAT is not representable: denied, never admissible.
+                None => (
+                    false,
+                    self.tolerance.saturating_sub(backlog),
+                    base,
+                    backlog,
+                    NEVER,
+                    None,
+                ),
+                Some(new_tat) if new_tat - now <= self.tolerance => {
+                    let ahead = new_tat - now;
+                    let new_word = if cost == 0 { None } else { Some(new_tat) };
+                    (true, self.tolerance - ahead, new_tat, ahead, 0, new_word)
+                }
+                Some(new_tat) => (
+                    false,
+                    self.tolerance.saturating_sub(backlog),
+                    base,
+                    backlog,
+                    new_tat - now - self.tolerance,
+                    None,
+                ),
             };
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: false,
-                    limit: self.burst,
-                    remaining,
-                    reset_after: backlog,
-                    retry_after: ahead - self.tolerance,
-                },
-                new_word: None,
-            })
-        }
+        // Denied with a cost of 1, nothing remains, so no division is needed (a denied
+        // client hammering a key takes this path on every request): by tolerance,
+        // backlog + T > τ, so the room τ − backlog is less than one T; by an
+        // unrepresentable TAT, base > u64::MAX − T ≥ u64::MAX − τ, so `remaining`'s cap,
+        // (u64::MAX − base) / T, is 0.
+        let remaining = if !allowed && cost == 1 {
+            0
+        } else {
+            self.remaining(room, at)
+        };
+        Ok(Outcome {
+            decision: Decision {
+                allowed,
+                limit: self.burst,
+                remaining,
+                reset_after,
+                retry_after,
+            },
+            new_word,
+        })
     }
 
     /// The most one request may cost (the burst).

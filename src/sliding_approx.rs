@@ -116,54 +116,48 @@ impl SlidingWindowConfig {
         let used = u128::from(previous) * weight + u128::from(current) * period;
         let charged = used + u128::from(cost) * period;
         let window_start = window * self.period;
-        if charged <= capacity {
+        let allowed = charged <= capacity;
+        // Scalars per branch, one `Outcome` at the end (see `GcraConfig::evaluate_inline`).
+        // `counted`: the current window's count the reset is measured from.
+        let (counted, remaining, retry_after, new_word) = if allowed {
             let current_after = current + cost;
-            let reset_after = if current_after > 0 {
-                self.until(window_start, 2, caller_now)
-            } else if previous > 0 {
-                self.until(window_start, 1, caller_now)
+            let new_word = if cost == 0 {
+                None
             } else {
-                0
+                Some(self.layout.pack2(window, previous, current_after))
             };
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: true,
-                    limit: self.limit,
-                    remaining: self.in_periods(capacity - charged),
-                    reset_after,
-                    retry_after: 0,
-                },
-                new_word: if cost == 0 {
-                    None
-                } else {
-                    Some(self.layout.pack2(window, previous, current_after))
-                },
-            })
+            (
+                current_after,
+                self.in_periods(capacity - charged),
+                0,
+                new_word,
+            )
         } else {
-            let reset_after = if current > 0 {
-                self.until(window_start, 2, caller_now)
-            } else if previous > 0 {
-                self.until(window_start, 1, caller_now)
-            } else {
-                0
-            };
-            Ok(Outcome {
-                decision: Decision {
-                    allowed: false,
-                    limit: self.limit,
-                    remaining: self.in_periods(capacity.saturating_sub(used)),
-                    reset_after,
-                    retry_after: self.retry_after(
-                        window_start,
-                        previous,
-                        current,
-                        cost,
-                        caller_now,
-                    ),
-                },
-                new_word: None,
-            })
-        }
+            let retry_after = self.retry_after(window_start, previous, current, cost, caller_now);
+            (
+                current,
+                self.in_periods(capacity.saturating_sub(used)),
+                retry_after,
+                None,
+            )
+        };
+        let reset_after = if counted > 0 {
+            self.until(window_start, 2, caller_now)
+        } else if previous > 0 {
+            self.until(window_start, 1, caller_now)
+        } else {
+            0
+        };
+        Ok(Outcome {
+            decision: Decision {
+                allowed,
+                limit: self.limit,
+                remaining,
+                reset_after,
+                retry_after,
+            },
+            new_word,
+        })
     }
 
     /// `⌊amount / period⌋` for a `u128` amount: without a division when it fits a `u64`

@@ -563,6 +563,11 @@ impl<M: TableMemory> Table<M> {
     ///
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost` can never fit some limit.
+    // Inlinable across crates (the C ABI, and callers without LTO): the fast path then
+    // writes its decision straight into the caller's variable; called out of line, the
+    // 40-byte result came back through memory and was copied on with loads wider than
+    // the stores that wrote it (a store-forwarding stall; perf on `benches/ffi.rs`).
+    #[inline]
     pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
     }
@@ -571,6 +576,7 @@ impl<M: TableMemory> Table<M> {
     ///
     /// # Errors
     /// As for [`check`](Self::check).
+    #[inline] // see `check`
     pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.run(self.hasher.hash_one(key), now, cost, false, &mut [])
     }
