@@ -627,11 +627,11 @@ impl<M: TableMemory> Table<M> {
     }
 
     // Always inlined, with the single-limit fast path (`decide_live`, and the scan
-    // and CAS loop it shares with `KeyedLimit`): a live key in its first neighbourhood
-    // is then decided with no call but the atomics, and the rest of the machinery sits
-    // behind one out-of-line call (`decide_single`). callgrind, `profile_driver
-    // rc_keyed_1k` with a fixed seed: 381 instructions per check with no inlining, 260
-    // with `KeyedLimit::decide` inlined, 224 with the fast path.
+    // and CAS loop it shares with `KeyedLimit`): a live key is then decided with no call
+    // but the atomics, and the rest of the machinery sits behind one out-of-line call
+    // (`decide_single`). callgrind, `profile_driver rc_keyed_1k` with a fixed seed: 381
+    // instructions per check with no inlining, 260 with `KeyedLimit::decide` inlined, 224
+    // with a fast path for the first neighbourhood, 180 for either.
     #[inline(always)]
     fn run(
         &self,
@@ -1296,7 +1296,8 @@ impl<'t> KeyedLimit<'t> {
     /// every peek: a live single-word key is decided right here (one scan, one CAS loop);
     /// anything else (absent, mid-claim or mid-move, strict, the slot lost to another key
     /// meanwhile) goes through [`access`](Self::access), which starts over. Saves the
-    /// composite's plumbing on the most common path (callgrind, `rc_keyed_1k`).
+    /// composite's plumbing where no reservation is needed: a one-limit table's slow path
+    /// ([`Table::decide_single`]) and composites' peeks.
     #[inline(always)] // two callers: `Table::decide_single` and composites' peeks
     pub(crate) fn decide(&self, now: u64, cost: u64, commit: bool) -> Result<Decision, CheckError> {
         if let Kind::Word(word) = self.kind {
