@@ -880,14 +880,6 @@ enum Relocation {
     Nothing,
 }
 
-/// How a CAS loop on a live single-word slot ended.
-enum WordUpdate {
-    /// Decided; with `(new word, old state)` when the charge was stored.
-    Done(Decision, Option<(u64, u64)>),
-    /// The slot no longer holds our key: start over.
-    Lost,
-}
-
 /// The end of one attempt: a result, or start over.
 enum Step<T> {
     Done(T),
@@ -1250,16 +1242,17 @@ impl<'t> KeyedLimit<'t> {
     ) -> Result<Step<Access>, CheckError> {
         Ok(
             match self.update_word_slot(word, index, slot, now, cost, commit)? {
-                WordUpdate::Done(decision, None) => Step::Done((decision, None)),
-                WordUpdate::Done(decision, Some((new_word, state))) => {
+                LiveUpdate::Done(decision, None) => Step::Done((decision.decision(), None)),
+                LiveUpdate::Done(decision, Some((new_word, state))) => {
                     let inner = Reservation {
                         tag: new_word,
                         aux: state,
                         cost,
                     };
-                    Step::Done((decision, Some(KeyedReservation { index, inner })))
+                    let token = KeyedReservation { index, inner };
+                    Step::Done((decision.decision(), Some(token)))
                 }
-                WordUpdate::Lost => Step::Retry,
+                LiveUpdate::Lost => Step::Retry,
             },
         )
     }
@@ -1275,20 +1268,15 @@ impl<'t> KeyedLimit<'t> {
         now: u64,
         cost: u64,
         commit: bool,
-    ) -> Result<WordUpdate, CheckError> {
-        Ok(
-            match update_live_word(
-                self.keys.get(index),
-                word,
-                self.fingerprint,
-                slot,
-                now,
-                cost,
-                commit,
-            )? {
-                LiveUpdate::Done(decision, charge) => WordUpdate::Done(decision.decision(), charge),
-                LiveUpdate::Lost => WordUpdate::Lost,
-            },
+    ) -> Result<LiveUpdate, CheckError> {
+        update_live_word(
+            self.keys.get(index),
+            word,
+            self.fingerprint,
+            slot,
+            now,
+            cost,
+            commit,
         )
     }
 
@@ -1302,10 +1290,10 @@ impl<'t> KeyedLimit<'t> {
     pub(crate) fn decide(&self, now: u64, cost: u64, commit: bool) -> Result<Decision, CheckError> {
         if let Kind::Word(word) = self.kind {
             if let Found::Live(index, slot) = self.find() {
-                if let WordUpdate::Done(decision, _) =
+                if let LiveUpdate::Done(decision, _) =
                     self.update_word_slot(word, index, slot, now, cost, commit)?
                 {
-                    return Ok(decision);
+                    return Ok(decision.decision());
                 }
             }
         }
