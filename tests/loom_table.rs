@@ -385,7 +385,10 @@ fn relocation_table(
     let keys = relocation_keys(&table);
     let [a, _] = table.neighbourhoods_of(keys.g.as_bytes());
     assert!(table.check(keys.k.as_bytes(), k_at, 1).unwrap().allowed);
-    assert_eq!(table.slot_of(keys.k.as_bytes()), Some(a));
+    // In g's first neighbourhood (at k's home offset, the table being empty).
+    assert!(table
+        .slot_of(keys.k.as_bytes())
+        .is_some_and(|s| within(s, a)));
     for name in &keys.fillers {
         assert!(table.check(name.as_bytes(), fill_at, 1).unwrap().allowed);
     }

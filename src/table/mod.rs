@@ -16,7 +16,8 @@
 //! knows both): the first from its bits 17 and up, the second 2 to `lines − 2` lines
 //! further on (a multiplicative mix of the fingerprint), so the two never overlap. A table
 //! of 8 slots has room for one. Probing never leaves the two; lookups scan the first, then
-//! the second.
+//! the second, each from the key's *home* offset (its fingerprint mod 8), wrapping round; a new
+//! key takes the free slot closest to its home, so most lookups end at their first load.
 //!
 //! # Identity and state change together
 //! For single-word algorithms every update is a 128-bit CAS whose expected value includes
@@ -117,6 +118,7 @@
 mod config;
 #[cfg(not(ratecore_loom))]
 pub mod region;
+mod slot_atomics;
 mod stats;
 
 use core::hash::Hash;
@@ -135,6 +137,7 @@ pub use config::{FullPolicy, LimitSpec, TableConfig, TableError, MAX_CAPACITY, M
 pub use stats::TableStats;
 
 use config::TableLimit;
+use slot_atomics::SlotAtomics;
 use stats::Counters;
 
 /// Key slots in one neighbourhood: two 64-byte cache lines of 16-byte slots. Each key
@@ -203,30 +206,63 @@ const fn first_neighbourhood(fingerprint: u64, mask: usize) -> usize {
     ((fingerprint >> 17) as usize & line_mask) * LINE
 }
 
+/// Where in each of its neighbourhoods a key's lookups start, and a new key is placed if
+/// that slot is free: offset `fingerprint mod 8`. A key then mostly sits in the first slot
+/// its lookups read, so a lookup usually ends at its first load, and the branch that ends
+/// it is predictable; with every key read from offset 0, a key sat at a random offset
+/// and the scan's exit branch mispredicted on nearly every check (perf, `profile_driver
+/// rc_keyed_1k`). Any order within a neighbourhood keeps the table's invariants, which
+/// rest only on the first neighbourhood being read before the second.
+#[inline(always)]
+const fn home_offset(fingerprint: u64) -> usize {
+    fingerprint as usize % NEIGHBOURHOOD
+}
+
+/// The slots of the neighbourhood starting at `start` (in a table of `mask + 1` slots), in
+/// the order the lookups of `fingerprint` read them: from its [`home_offset`] on, wrapping
+/// within the neighbourhood.
+fn neighbourhood_order(start: usize, mask: usize, fingerprint: u64) -> impl Iterator<Item = usize> {
+    let home = home_offset(fingerprint);
+    (0..NEIGHBOURHOOD).map(move |step| (start + (home + step) % NEIGHBOURHOOD) & mask)
+}
+
 /// Where `fingerprint` sits in the neighbourhood starting at `start` of `keys` (a table of
-/// `mask + 1` slots): the first slot carrying it, live or claimed. The neighbourhood is
-/// two 4-slot lines, the second wrapping to slot 0 at the end of the array (capacity is a
-/// power of two ≥ 8): the same slots in the same order as offsets 0..8, sliced per line
-/// so the loop has no per-slot bounds check or masking (callgrind: the lookup's largest
+/// `mask + 1` slots): the first slot carrying it, live or claimed, in
+/// [`neighbourhood_order`]. The neighbourhood is two 4-slot lines, the second wrapping to
+/// slot 0 at the end of the array (capacity is a power of two ≥ 8); the lines are taken
+/// as arrays so the loop has no per-slot bounds check (callgrind: the lookup's largest
 /// cost after the CAS).
 #[inline(always)] // see `Table::run`
-fn scan_neighbourhood(keys: &[Slot], start: usize, mask: usize, fingerprint: u64) -> Found {
-    for line_start in [start, (start + LINE) & mask] {
-        let Some(line) = keys.get(line_start..line_start + LINE) else {
-            continue;
-        };
-        for (offset, cell) in line.iter().enumerate() {
-            // SeqCst: module Orderings.
-            let slot = cell.0.load(Ordering::SeqCst);
-            let tag = tag_of(slot);
-            if tag & !CLAIMING == fingerprint {
-                let index = line_start + offset;
-                return if tag & CLAIMING == 0 {
-                    Found::Live(index, slot)
-                } else {
-                    Found::Claiming(index, slot)
-                };
-            }
+fn scan_neighbourhood(
+    atomics: SlotAtomics,
+    keys: &[Slot],
+    start: usize,
+    mask: usize,
+    fingerprint: u64,
+) -> Found {
+    let line_starts = [start, (start + LINE) & mask];
+    let line = |line_start: usize| -> Option<&[Slot; LINE]> {
+        keys.get(line_start..line_start + LINE)?.try_into().ok()
+    };
+    // Never `None` in a table (a power of two ≥ 8 slots, `start` on a line boundary).
+    let (Some(first), Some(second)) = (line(line_starts[0]), line(line_starts[1])) else {
+        return Found::Absent;
+    };
+    let lines = [first, second];
+    let home = home_offset(fingerprint);
+    for step in 0..NEIGHBOURHOOD {
+        let offset = (home + step) % NEIGHBOURHOOD;
+        let (which, within) = (offset / LINE, offset % LINE);
+        // SeqCst: module Orderings.
+        let slot = atomics.load(&lines[which][within].0);
+        let tag = tag_of(slot);
+        if tag & !CLAIMING == fingerprint {
+            let index = line_starts[which] + within;
+            return if tag & CLAIMING == 0 {
+                Found::Live(index, slot)
+            } else {
+                Found::Claiming(index, slot)
+            };
         }
     }
     Found::Absent
@@ -284,7 +320,9 @@ enum LiveUpdate {
 /// whose expected value carries our tag (module docs: identity and state change
 /// together), and retry on a race while the slot still holds our key.
 #[inline(always)] // see `Table::run`
+#[allow(clippy::too_many_arguments)] // inlined into two callers; a struct would only wrap them
 fn update_live_word(
+    atomics: SlotAtomics,
     cell: Option<&Slot>,
     word: &WordLimit,
     fingerprint: u64,
@@ -305,12 +343,7 @@ fn update_live_word(
             _ => return Ok(LiveUpdate::Done(decision, None)),
         };
         // SeqCst both ways: module Orderings.
-        match cell.0.compare_exchange(
-            slot,
-            pack(fingerprint, new_word),
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
+        match atomics.compare_exchange(&cell.0, slot, pack(fingerprint, new_word)) {
             Ok(_) => return Ok(LiveUpdate::Done(decision, Some((new_word, state)))),
             Err(actual) if tag_of(actual) == fingerprint => slot = actual,
             Err(_) => return Ok(LiveUpdate::Lost),
@@ -437,6 +470,8 @@ pub struct Table<M: TableMemory> {
     hasher: ahash::RandomState,
     /// `capacity − 1`.
     mask: usize,
+    /// How key slots are loaded and compare-exchanged on this CPU.
+    atomics: SlotAtomics,
     memory: M,
 }
 
@@ -541,6 +576,7 @@ impl<M: TableMemory> Table<M> {
             bases,
             hasher: ahash::RandomState::with_seeds(a, b, c, d),
             mask,
+            atomics: SlotAtomics::detect(),
             memory,
         })
     }
@@ -684,7 +720,8 @@ impl<M: TableMemory> Table<M> {
         // The first limit's key slots start at 0 (`with_memory`).
         let keys = self.memory.slots();
         let start = first_neighbourhood(fingerprint, self.mask);
-        let (index, slot) = match scan_neighbourhood(keys, start, self.mask, fingerprint) {
+        let atomics = self.atomics;
+        let (index, slot) = match scan_neighbourhood(atomics, keys, start, self.mask, fingerprint) {
             Found::Live(index, slot) => (index, slot),
             Found::Claiming(..) => return None,
             // Not in the first: the second, as `find` would (a third or so of the keys at
@@ -694,13 +731,22 @@ impl<M: TableMemory> Table<M> {
                 if second == start {
                     return None;
                 }
-                match scan_neighbourhood(keys, second, self.mask, fingerprint) {
+                match scan_neighbourhood(atomics, keys, second, self.mask, fingerprint) {
                     Found::Live(index, slot) => (index, slot),
                     Found::Claiming(..) | Found::Absent => return None,
                 }
             }
         };
-        match update_live_word(keys.get(index), word, fingerprint, slot, now, cost, commit) {
+        match update_live_word(
+            atomics,
+            keys.get(index),
+            word,
+            fingerprint,
+            slot,
+            now,
+            cost,
+            commit,
+        ) {
             Ok(LiveUpdate::Done(decision, _)) => Some(decision),
             Ok(LiveUpdate::Lost) | Err(_) => None,
         }
@@ -794,6 +840,7 @@ impl<M: TableMemory> Table<M> {
         KeyedLimit {
             kind,
             keys,
+            atomics: self.atomics,
             counters: self.memory.counters(),
             policy: self.config.policy,
             fingerprint,
@@ -819,6 +866,7 @@ enum Kind<'t> {
 pub(crate) struct KeyedLimit<'t> {
     kind: Kind<'t>,
     keys: &'t [Slot],
+    atomics: SlotAtomics,
     counters: &'t Counters,
     policy: FullPolicy,
     fingerprint: u64,
@@ -898,27 +946,24 @@ impl<'t> KeyedLimit<'t> {
         self.starts.get(..self.choices).unwrap_or(&self.starts)
     }
 
-    /// Every slot of our neighbourhoods: the first's, then the second's.
+    /// Every slot of our neighbourhoods: the first's, then the second's, each in our
+    /// lookup order (so a slot taken over goes to the free one closest to our home).
     fn union(&self) -> impl Iterator<Item = usize> + '_ {
-        let mask = self.mask();
+        let (mask, fingerprint) = (self.mask(), self.fingerprint);
         self.starts()
             .iter()
-            .flat_map(move |&start| (0..NEIGHBOURHOOD).map(move |offset| (start + offset) & mask))
+            .flat_map(move |&start| neighbourhood_order(start, mask, fingerprint))
     }
 
     fn load(&self, index: usize) -> u128 {
         // SeqCst: module Orderings.
-        self.keys
-            .get(index)
-            .map_or(0, |s| s.0.load(Ordering::SeqCst))
+        self.keys.get(index).map_or(0, |s| self.atomics.load(&s.0))
     }
 
     fn cas(&self, index: usize, current: u128, new: u128) -> Result<u128, u128> {
         match self.keys.get(index) {
             // SeqCst both ways: module Orderings.
-            Some(slot) => slot
-                .0
-                .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst),
+            Some(slot) => self.atomics.compare_exchange(&slot.0, current, new),
             None => Err(current),
         }
     }
@@ -969,7 +1014,7 @@ impl<'t> KeyedLimit<'t> {
         let mask = self.mask();
         for &start in self.starts() {
             if let found @ (Found::Live(..) | Found::Claiming(..)) =
-                scan_neighbourhood(self.keys, start, mask, self.fingerprint)
+                scan_neighbourhood(self.atomics, self.keys, start, mask, self.fingerprint)
             {
                 return found;
             }
@@ -999,8 +1044,8 @@ impl<'t> KeyedLimit<'t> {
         let mask = self.mask();
         let mut empties = [(0usize, None::<(usize, u128)>); 2];
         for (&start, (count, first)) in self.starts().iter().zip(empties.iter_mut()) {
-            for offset in 0..NEIGHBOURHOOD {
-                let index = (start + offset) & mask;
+            // Lookup order: the first empty slot is the one closest to our home.
+            for index in neighbourhood_order(start, mask, self.fingerprint) {
                 let slot = self.load(index);
                 let tag = tag_of(slot);
                 if tag == 0 {
@@ -1111,8 +1156,8 @@ impl<'t> KeyedLimit<'t> {
                 moving |= self.is_moving(slot) && !claim_is_stale(slot, now);
                 continue;
             };
-            for offset in 0..NEIGHBOURHOOD {
-                let to = (second + offset) & mask;
+            // In the moved key's lookup order, as a placement would.
+            for to in neighbourhood_order(second, mask, key) {
                 let target = self.load(to);
                 let target_tag = tag_of(target);
                 if target_tag == 0 {
@@ -1143,7 +1188,7 @@ impl<'t> KeyedLimit<'t> {
                 let Some((inner, inner_second)) = self.movable(via, self.load(via)) else {
                     continue;
                 };
-                for to in (0..NEIGHBOURHOOD).map(|offset| (inner_second + offset) & mask) {
+                for to in neighbourhood_order(inner_second, mask, inner) {
                     budget = budget.saturating_sub(1);
                     if budget == 0 {
                         return Relocation::Nothing;
@@ -1270,6 +1315,7 @@ impl<'t> KeyedLimit<'t> {
         commit: bool,
     ) -> Result<LiveUpdate, CheckError> {
         update_live_word(
+            self.atomics,
             self.keys.get(index),
             word,
             self.fingerprint,

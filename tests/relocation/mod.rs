@@ -14,8 +14,8 @@ pub struct RelocationKeys {
 }
 
 /// Finds the keys (hashing only) in `table`, which must have 32 slots: 8 lines of 4, a
-/// neighbourhood being two consecutive lines. Once `k` (charged first, so it sits at
-/// `g`'s first neighbourhood's first slot) and 15 of `same` fill `g`'s neighbourhoods,
+/// neighbourhood being two consecutive lines. Once `k` (charged first, so it sits in
+/// `g`'s first neighbourhood) and 15 of `same` fill `g`'s neighbourhoods,
 /// `g` fits only by moving `k` to its second neighbourhood, which is free.
 pub fn relocation_keys(table: &OwnedTable, g: &[u8], prefix: &str, same: usize) -> RelocationKeys {
     assert_eq!(
