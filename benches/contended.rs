@@ -20,7 +20,7 @@ use std::num::NonZeroU32;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{Summary, Target};
+use common::{observe, Summary, Target};
 use criterion::Throughput;
 use crossbeam_utils::CachePadded;
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
@@ -84,7 +84,7 @@ fn bench(c: &mut criterion::Criterion) {
                 let (limiter, clock) = (&**limiter, &**clock);
                 two_threads(iters, move || {
                     let now = clock.delta_as_nanos(0, clock.raw());
-                    black_box(limiter.check(now, 1)).ok();
+                    observe(limiter.check(now, 1));
                 })
             });
         });
@@ -94,7 +94,7 @@ fn bench(c: &mut criterion::Criterion) {
             b.iter_custom(|iters| {
                 let governor = &**governor;
                 two_threads(iters, move || {
-                    black_box(governor.check()).ok();
+                    observe(governor.check());
                 })
             });
         });

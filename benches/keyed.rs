@@ -25,7 +25,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use common::{Paired, SplitMix64, Summary, Target};
+use common::{observe, Paired, SplitMix64, Summary, Target};
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
 use ratecore::{Algorithm, LimitSpec, Quota, Table, TableConfig};
 
@@ -142,7 +142,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
             b.iter(|| {
                 let key = sequence[i & mask];
                 i = i.wrapping_add(1);
-                black_box(table.check_key(&key, black_box(now), 1))
+                observe(table.check_key(&key, black_box(now), 1))
             });
         });
 
@@ -153,7 +153,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
                 i = i.wrapping_add(1);
                 // Never earlier than the fill's `now`, so no key looks at rest.
                 let t = clock.delta_as_nanos(0, clock.raw()) - base + now;
-                black_box(table.check_key(&key, t, 1))
+                observe(table.check_key(&key, t, 1))
             });
         });
 
@@ -162,7 +162,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
             b.iter(|| {
                 let key = sequence[i & mask];
                 i = i.wrapping_add(1);
-                black_box(governor.check_key(&key))
+                observe(governor.check_key(&key))
             });
         });
         drop(table);

@@ -66,7 +66,7 @@ fn run(case: &str, iters: u64) -> bool {
             };
             let limiter = Gcra::new(q);
             hot(iters, |_| {
-                black_box(limiter.check(black_box(NOW), 1)).ok();
+                common::observe(limiter.check(black_box(NOW), 1));
             });
         }
         "rc_gcra_allow_verdict" | "rc_gcra_deny_verdict" => {
@@ -88,7 +88,7 @@ fn run(case: &str, iters: u64) -> bool {
             };
             let limiter = GovLimiter::direct(q);
             hot(iters, |_| {
-                black_box(limiter.check()).ok();
+                common::observe(limiter.check());
             });
         }
         "quanta_now" => {
@@ -117,7 +117,7 @@ fn run(case: &str, iters: u64) -> bool {
                 }
                 hot(iters, |i| {
                     let key = sequence[i as usize & 0xffff];
-                    black_box(table.check_key(&key, black_box(NOW), 1)).ok();
+                    common::observe(table.check_key(&key, black_box(NOW), 1));
                 });
             } else {
                 let limiter = GovLimiter::keyed(gov_allow());
@@ -126,7 +126,7 @@ fn run(case: &str, iters: u64) -> bool {
                 }
                 hot(iters, |i| {
                     let key = sequence[i as usize & 0xffff];
-                    black_box(limiter.check_key(&key)).ok();
+                    common::observe(limiter.check_key(&key));
                 });
             }
         }

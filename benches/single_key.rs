@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use common::{Paired, Summary, Target};
+use common::{observe, Paired, Summary, Target};
 use governor::clock::MonotonicClock as GovInstantClock;
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
 use ratecore::clock::MonotonicClock;
@@ -104,12 +104,12 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
         let limiter = Gcra::new(rq);
         let now = 1_000_000_000u64;
         group.bench_function(format!("{regime}/ratecore_caller_now"), |b| {
-            b.iter(|| black_box(limiter.check(black_box(now), 1)));
+            b.iter(|| observe(limiter.check(black_box(now), 1)));
         });
 
         let governor = GovLimiter::direct(gq);
         group.bench_function(format!("{regime}/governor_quanta"), |b| {
-            b.iter(|| black_box(governor.check()));
+            b.iter(|| observe(governor.check()));
         });
 
         // The same two, keeping only the verdict (what a caller that reads nothing else
@@ -129,19 +129,19 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
         group.bench_function(format!("{regime}/ratecore_quanta"), |b| {
             b.iter(|| {
                 let now = clock.delta_as_nanos(0, clock.raw());
-                black_box(limiter.check(now, 1))
+                observe(limiter.check(now, 1))
             });
         });
 
         let limiter = Gcra::new(rq);
         let clock = MonotonicClock::new();
         group.bench_function(format!("{regime}/ratecore_instant"), |b| {
-            b.iter(|| black_box(limiter.check(clock.now(), 1)));
+            b.iter(|| observe(limiter.check(clock.now(), 1)));
         });
 
         let governor = GovLimiter::direct_with_clock(gq, GovInstantClock);
         group.bench_function(format!("{regime}/governor_instant"), |b| {
-            b.iter(|| black_box(governor.check()));
+            b.iter(|| observe(governor.check()));
         });
     }
     group.finish();
