@@ -141,21 +141,24 @@ mod x86_64 {
         let failed: u8;
         // SAFETY: the caller's contract. The instruction compares rdx:rax with the 16
         // bytes at `target` and stores rcx:rbx there if equal (ZF set), else loads them
-        // into rdx:rax. rbx is reserved by LLVM and cannot be an operand: the new low
-        // half goes in through another register, swapped into rbx around the instruction
-        // and swapped back, so rbx leaves the block as it came in.
+        // into rdx:rax. rbx is reserved by LLVM and cannot be named as an operand, yet
+        // the allocator may hand it out for a `reg` operand: so every operand here has an
+        // explicit register. The new low half goes in through r8, swapped into rbx around
+        // the instruction and swapped back, so rbx leaves the block as it came in.
+        // (An earlier `in(reg)` target was given rbx itself, and the swap overwrote the
+        // address: SIGSEGV in `benches/keyed.rs`.)
         unsafe {
             asm!(
-                "xchg {new_low}, rbx",
-                "lock cmpxchg16b xmmword ptr [{target}]",
-                "setne {failed}",
-                "mov rbx, {new_low}",
-                target = in(reg) target,
-                new_low = inout(reg) new as u64 => _,
+                "xchg r8, rbx",
+                "lock cmpxchg16b xmmword ptr [rsi]",
+                "setne cl",
+                "mov rbx, r8",
+                in("rsi") target,
+                inout("r8") new as u64 => _,
                 in("rcx") (new >> 64) as u64,
                 inout("rax") current as u64 => found_low,
                 inout("rdx") (current >> 64) as u64 => found_high,
-                failed = lateout(reg_byte) failed,
+                lateout("cl") failed,
                 // Not `preserves_flags`: the instruction writes ZF.
                 options(nostack),
             );
