@@ -16,7 +16,7 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{SplitMix64, Summary, Target};
+use common::{observe, SplitMix64, Summary, Target};
 use ratecore::{Algorithm, LimitSpec, Limiter, Quota, RateLimiter, Table, TableConfig};
 use ratecore_ffi::{
     ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_free,
@@ -63,7 +63,7 @@ fn bench(c: &mut criterion::Criterion) {
 
     let limiter = Limiter::new(Algorithm::Gcra, rust_quota()).expect("valid");
     group.bench_function("limiter/rust", |b| {
-        b.iter(|| black_box(limiter.check(black_box(NOW), 1)));
+        b.iter(|| observe(limiter.check(black_box(NOW), 1)));
     });
 
     let quota = c_quota();
@@ -105,7 +105,7 @@ fn bench(c: &mut criterion::Criterion) {
         b.iter(|| {
             let key = &keys[order[i & 0xffff]];
             i = i.wrapping_add(1);
-            black_box(table.check(key, black_box(NOW), 1))
+            observe(table.check(key, black_box(NOW), 1))
         });
     });
 
