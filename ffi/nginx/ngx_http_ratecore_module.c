@@ -67,6 +67,8 @@
 #define NGX_HTTP_RATECORE_STYLE_UPHOLD   RATECORE_HEADER_STYLE_UPHOLD
 #define NGX_HTTP_RATECORE_STYLE_SWITCH   RATECORE_HEADER_STYLE_SWITCH
 #define NGX_HTTP_RATECORE_STYLE_IETF     RATECORE_HEADER_STYLE_IETF
+/* the module's own: no rate-limit headers at all, as limit_req (not a library style) */
+#define NGX_HTTP_RATECORE_STYLE_NONE     255
 
 #define NGX_HTTP_RATECORE_BODY_UNSET     0
 #define NGX_HTTP_RATECORE_BODY_PROBLEM   1
@@ -583,6 +585,10 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *ru
     style = run->limit->style;
     zone = run->limit->zone;
     d = &run->d;
+
+    if (style == NGX_HTTP_RATECORE_STYLE_NONE) {
+        return NGX_OK;
+    }
 
     if (style >= sizeof(ngx_http_ratecore_names) / sizeof(ngx_http_ratecore_names[0])
         || ngx_http_ratecore_names[style].limit.len == 0)
@@ -1595,6 +1601,7 @@ static ngx_conf_enum_t  ngx_http_ratecore_styles[] = {
     { ngx_string("uphold"), NGX_HTTP_RATECORE_STYLE_UPHOLD },
     { ngx_string("switch"), NGX_HTTP_RATECORE_STYLE_SWITCH },
     { ngx_string("ietf"), NGX_HTTP_RATECORE_STYLE_IETF },
+    { ngx_string("none"), NGX_HTTP_RATECORE_STYLE_NONE },
     { ngx_null_string, 0 }
 };
 
@@ -2557,6 +2564,8 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (limit->body == NGX_HTTP_RATECORE_BODY_UNSET) {
         limit->body = limit->style == NGX_HTTP_RATECORE_STYLE_SWITCH
                       ? NGX_HTTP_RATECORE_BODY_TEXT
+                      : limit->style == NGX_HTTP_RATECORE_STYLE_NONE
+                      ? NGX_HTTP_RATECORE_BODY_NGINX
                       : NGX_HTTP_RATECORE_BODY_PROBLEM;
     }
 

@@ -711,8 +711,8 @@ def dry_run_counts_and_logs_but_never_rejects(env):
 
 @test
 def status_and_body_options(env):
-    """status=503 body=none; body=nginx with error_page; HEAD; a POST body discarded on a
-    denial with the connection kept alive."""
+    """status=503 body=none; body=nginx with error_page; style=none; HEAD; a POST body
+    discarded on a denial with the connection kept alive."""
     ngx = features_nginx(env)
     c = Client(ngx.ports["port"])
     h = {"X-Key": "status-1"}
@@ -728,6 +728,13 @@ def status_and_body_options(env):
     r = c.request("GET", "/nginxpage", h)
     eq((r.status, r.body), (429, b"custom 429 page\n"), "body=nginx goes through error_page")
     eq(r.header("Retry-After"), "3600", "the style's headers stay on nginx's page")
+    # style=none: no rate-limit header on either answer, and nginx's own page (as limit_req)
+    h = {"X-Key": "status-none"}
+    for i, status in enumerate([200, 429]):
+        r = c.request("GET", "/noheaders", h)
+        eq(r.status, status, f"style=none request {i + 1}")
+        eq(r.rate_headers(), [], f"style=none request {i + 1}: no rate-limit headers")
+    check(b"<center>nginx" in r.body, f"style=none denies with nginx's page: {r.body!r}")
     h = {"X-Key": "status-3", "Content-Type": "application/octet-stream"}
     eq(c.request("POST", "/post", h, body=b"x" * 100).status, 200, "first POST")
     for i in range(3):
@@ -1203,7 +1210,8 @@ def worker_cpu_ticks(master):
 @test
 def wrk_module_off_vs_limit_req_vs_ratecore(env):
     """Requests/s on loopback: no limit, limit_req (admits all), ratecore (admits all),
-    and no limit with three static headers of the module's size. Interleaved rounds;
+    no limit with three static headers of the module's size, and ratecore with style=none
+    (no headers, like limit_req). Interleaved rounds;
     reported: the median of each round's ratio to "off" (robust to the load drifting
     between rounds), and nginx's CPU time per request (robust to other load)."""
     if env.args.bench_seconds <= 0:
@@ -1214,13 +1222,17 @@ def wrk_module_off_vs_limit_req_vs_ratecore(env):
     with open(os.path.join(HERE, "conf", "bench.conf")) as f:
         template = f.read()
     ports = dict(port_off=free_port(), port_limit_req=free_port(), port_ratecore=free_port(),
-                 port_headers=free_port())
+                 port_headers=free_port(), port_ratecore_bare=free_port())
     ngx = Nginx(env.workdir, "bench", template, env.module, workers=env.args.bench_workers, **ports).start()
     # sanity: the ratecore server answers with its headers
     r = Client(ports["port_ratecore"]).request("GET", "/")
     check(r.status == 200 and r.header("X-RateLimit-Limit") == "1000000000", f"ratecore bench server: {r}")
+    r = Client(ports["port_ratecore_bare"]).request("GET", "/")
+    check(r.status == 200 and r.rate_headers() == [], f"style=none bench server: {r}")
+    # "ratecore bare": style=none, which sends no headers, like limit_req: the like-for-like
+    # comparison of the two limiters
     names = [("off", "port_off"), ("limit_req", "port_limit_req"), ("ratecore", "port_ratecore"),
-             ("off+3 headers", "port_headers")]
+             ("off+3 headers", "port_headers"), ("ratecore bare", "port_ratecore_bare")]
     rps = {n: [] for n, _ in names}
     cpu = {n: [] for n, _ in names}
     seconds = env.args.bench_seconds
@@ -1254,6 +1266,7 @@ def wrk_module_off_vs_limit_req_vs_ratecore(env):
 
     ratio = {n: median([a / b for a, b in zip(rps[n], rps["off"])]) for n, _ in names}
     vs_limit_req = median([a / b for a, b in zip(rps["ratecore"], rps["limit_req"])])
+    bare_vs_limit_req = median([a / b for a, b in zip(rps["ratecore bare"], rps["limit_req"])])
     lines = [f"wrk -t2 -c50 -d{seconds}s http://127.0.0.1:<port>/ (a {len(INDEX_HTML)}-byte file), "
              f"{env.args.bench_rounds} interleaved rounds, nginx worker_processes {env.args.bench_workers}, "
              f"{os.cpu_count()} CPUs, load average {load_before:.2f} before:",
@@ -1261,6 +1274,8 @@ def wrk_module_off_vs_limit_req_vs_ratecore(env):
     for n, _ in names:
         lines.append(f"  {n:>14}  {median(rps[n]):12.0f}  {ratio[n] * 100:6.1f}%  {median(cpu[n]):14.2f} us")
     lines.append(f"  ratecore vs limit_req (median of per-round ratios): {vs_limit_req * 100:.1f}%")
+    lines.append(f"  ratecore bare (style=none, no headers, as limit_req) vs limit_req: "
+                 f"{bare_vs_limit_req * 100:.1f}%")
     env.notes.extend(lines)
     # Not a performance gate (loopback numbers on a shared 2-CPU machine move by several
     # per cent between runs): fail only on a collapse.
