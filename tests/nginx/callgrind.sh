@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request for each server of tests/nginx/conf/bench.conf (no limit,
-# limit_req, ratecore, three static headers), counted by callgrind: unlike requests/s on a
-# shared machine, these counts do not depend on the load. One nginx process
-# (master_process off) runs under valgrind --tool=callgrind; wrk drives one port at a
-# time, and callgrind's counters are dumped after each. Then the module's handler is
-# broken down by callee.
+# limit_req, ratecore, three static headers, ratecore with style=none), counted by
+# callgrind: unlike requests/s on a shared machine, these counts do not depend on the
+# load. One nginx process (master_process off) runs under valgrind --tool=callgrind; wrk
+# drives one port at a time, and callgrind's counters are dumped after each. Then the
+# module's handler is broken down by callee.
 #
 #   tests/nginx/callgrind.sh [module.so] [seconds per server, default 3]
 #
@@ -29,7 +29,7 @@ python3 - "$root/tests/nginx/conf/bench.conf" "$out" "$module" <<'PY'
 import socket, sys
 template, out, module = sys.argv[1:]
 ports = {}
-for name in ("PORT_OFF", "PORT_LIMIT_REQ", "PORT_RATECORE", "PORT_HEADERS"):
+for name in ("PORT_OFF", "PORT_LIMIT_REQ", "PORT_RATECORE", "PORT_HEADERS", "PORT_RATECORE_BARE"):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         ports[name] = s.getsockname()[1]
@@ -60,7 +60,8 @@ done
 
 printf '%-14s %9s %14s %10s\n' server requests instr/request "vs off"
 base=
-for server in off:PORT_OFF limit_req:PORT_LIMIT_REQ ratecore:PORT_RATECORE off+3_headers:PORT_HEADERS; do
+for server in off:PORT_OFF limit_req:PORT_LIMIT_REQ ratecore:PORT_RATECORE off+3_headers:PORT_HEADERS \
+    ratecore_bare:PORT_RATECORE_BARE; do
     name="${server%%:*}"
     callgrind_control -z "$vg" >/dev/null 2>&1
     wrk -t1 -c8 -d"${secs}s" "http://127.0.0.1:$(port "${server#*:}")/" >"$out/wrk.$name"
