@@ -16,8 +16,9 @@
 //! knows both): the first from its bits 17 and up, the second 2 to `lines − 2` lines
 //! further on (a multiplicative mix of the fingerprint), so the two never overlap. A table
 //! of 8 slots has room for one. Probing never leaves the two; lookups scan the first, then
-//! the second, each from the key's *home* offset (its fingerprint mod 8), wrapping round; a new
-//! key takes the free slot closest to its home, so most lookups end at their first load.
+//! the second, each from the key's *home* offset (its fingerprint mod 8), wrapping round;
+//! a new key takes the free slot closest to its home, so most lookups end at their first
+//! load.
 //!
 //! # Identity and state change together
 //! For single-word algorithms every update is a 128-bit CAS whose expected value includes

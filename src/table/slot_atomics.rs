@@ -11,8 +11,9 @@
 //!
 //! So the table asks the CPU once, at creation, and keeps the answer as a [`SlotAtomics`].
 //! With `cmpxchg16b` and AVX present, its operations are the very instructions
-//! portable-atomic would pick — `vmovdqa` for a load (atomic on CPUs with AVX: Intel SDM
-//! vol. 3A §9.1.1; AMD APM vol. 2 §7.3.2), `lock cmpxchg16b` for a CAS — written inline.
+//! portable-atomic would pick — `vmovdqa` for a load (an aligned 16-byte access is atomic
+//! on CPUs with AVX: Intel SDM vol. 3A, "Guaranteed Atomic Operations"; AMD APM vol. 2,
+//! "Access Atomicity"), `lock cmpxchg16b` for a CAS — written inline.
 //! Being the same instructions on the same memory, they mix freely with portable-atomic's
 //! operations on those slots (the table's cold paths, other processes sharing a region).
 //! Everywhere else (other CPUs and architectures, `no_std` builds, loom) they are
