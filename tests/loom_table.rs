@@ -53,6 +53,8 @@
 mod model;
 mod relocation;
 
+use relocation::within;
+
 use loom::sync::Arc;
 use loom::thread;
 
@@ -413,11 +415,6 @@ fn relocation_model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 20_000;
     builder.check(f);
-}
-
-/// Whether `slot` lies in the neighbourhood starting at `start` (32-slot table).
-fn within(slot: usize, start: usize) -> bool {
-    slot.wrapping_sub(start) % 32 < 8
 }
 
 /// (i) `g`'s check moves `k` while `k` itself is checked: `k` keeps exactly its charges

@@ -48,3 +48,9 @@ pub fn relocation_keys(table: &OwnedTable, g: &[u8], prefix: &str, same: usize) 
         k: k.expect("the loop only ends once k is found"),
     }
 }
+
+/// Whether `slot` lies in the neighbourhood starting at `start` of a 32-slot table (the
+/// neighbourhood wraps to slot 0 past the end).
+pub fn within(slot: usize, start: usize) -> bool {
+    slot.wrapping_sub(start) % 32 < 8
+}
