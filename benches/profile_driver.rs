@@ -27,6 +27,7 @@ const CASES: &[&str] = &[
     "rc_gcra_deny",
     "rc_gcra_allow_verdict",
     "rc_gcra_deny_verdict",
+    "rc_gcra_deny_quanta",
     "gov_allow",
     "gov_deny",
     "quanta_now",
@@ -78,6 +79,16 @@ fn run(case: &str, iters: u64) -> bool {
             let limiter = Gcra::new(q);
             hot(iters, |_| {
                 black_box(limiter.check(black_box(NOW), 1).is_ok_and(|d| d.allowed));
+            });
+        }
+        "rc_gcra_deny_quanta" => {
+            // The contended bench's `deny/ratecore_quanta` body on one thread: governor's
+            // clock read, then a denied check.
+            let limiter = Gcra::new(Quota::per_second(1).expect("valid quota"));
+            let clock = quanta::Clock::new();
+            hot(iters, |_| {
+                let now = clock.delta_as_nanos(0, clock.raw());
+                common::observe(limiter.check(now, 1));
             });
         }
         "gov_allow" | "gov_deny" => {
