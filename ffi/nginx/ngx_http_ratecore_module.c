@@ -60,6 +60,12 @@
 
 
 #define NGX_HTTP_RATECORE_MAX_LIMITS     RATECORE_MAX_QUOTA_REPORTS
+
+#if (defined __GNUC__ || defined __clang__)
+#define NGX_HTTP_RATECORE_NOINLINE       __attribute__((noinline))
+#else
+#define NGX_HTTP_RATECORE_NOINLINE
+#endif
 #define NGX_HTTP_RATECORE_SH_HEADER      256
 #define NGX_HTTP_RATECORE_RENDER_BUF     1024
 
@@ -1058,10 +1064,155 @@ ngx_http_ratecore_prepare(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limi
 }
 
 
+/* The IETF headers: every enforcing quota's report, rendered by the library. Kept out
+ * of line: its report array would otherwise sit in its callers' frames, and their
+ * stack-protector and frame set-up are paid on every request of every style. */
+static NGX_HTTP_RATECORE_NOINLINE ngx_int_t
+ngx_http_ratecore_ietf_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *runs,
+    ngx_uint_t nenforce, ngx_http_ratecore_run_t *deciding, ngx_uint_t denied,
+    uint64_t now)
+{
+    size_t                  nreports;
+    ratecore_quota_report   reports[RATECORE_MAX_QUOTA_REPORTS];
+
+    nreports = ngx_http_ratecore_reports(r, runs, nenforce, denied, now, reports);
+
+    return ngx_http_ratecore_set_headers(r, deciding, reports, nreports);
+}
+
+
+/* The style's headers for deciding, one of the nenforce enforcing runs. */
+static ngx_int_t
+ngx_http_ratecore_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *runs,
+    ngx_uint_t nenforce, ngx_http_ratecore_run_t *deciding, ngx_uint_t denied,
+    uint64_t now)
+{
+    if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_IETF) {
+        return ngx_http_ratecore_ietf_headers(r, runs, nenforce, deciding, denied,
+                                              now);
+    }
+
+    return ngx_http_ratecore_set_headers(r, deciding, NULL, 0);
+}
+
+
+/* A cost no quota of the deciding zone can ever admit: rejected, and logged as an
+ * error (it is a configuration or client problem, not a rate). */
+static ngx_int_t
+ngx_http_ratecore_reject_impossible(ngx_http_request_t *r,
+    ngx_http_ratecore_ctx_t *ctx, ngx_http_ratecore_run_t *deciding)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ratecore: cost %uL exceeds what zone \"%V\" can ever "
+                  "admit: request rejected", deciding->cost,
+                  &deciding->limit->zone->name);
+    ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
+
+    return deciding->limit->status;
+}
+
+
+/* A denial by deciding, one of the nenforce enforcing runs: marks and logs the request,
+ * then answers with the style's headers and the limit's body. Returns the handler's
+ * result. */
+static ngx_int_t
+ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf,
+    ngx_http_ratecore_ctx_t *ctx, ngx_http_ratecore_run_t *runs,
+    ngx_uint_t nenforce, ngx_http_ratecore_run_t *deciding, uint64_t now)
+{
+    ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
+
+    ngx_log_error(rlcf->log_level, r->connection->log, 0,
+                  "limiting request by ratecore zone \"%V\": limit %uL, "
+                  "retry after %uL ms", &deciding->limit->zone->name,
+                  deciding->d.limit,
+                  deciding->d.retry_after_ns == RATECORE_NEVER
+                  ? (uint64_t) -1 : deciding->d.retry_after_ns / 1000000);
+
+    if (ngx_http_ratecore_headers(r, runs, nenforce, deciding, 1, now) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (deciding->limit->body == NGX_HTTP_RATECORE_BODY_NGINX) {
+        /* nginx's own error page (or the error_page set for the status) */
+        return deciding->limit->status;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_ratecore_send_denial(r, deciding));
+    return NGX_DONE;
+}
+
+
+/* An admission: the style's headers for deciding, one of the nenforce enforcing runs
+ * (the one with the least room left). Returns the handler's result. */
+static ngx_int_t
+ngx_http_ratecore_admit(ngx_http_request_t *r, ngx_http_ratecore_run_t *runs,
+    ngx_uint_t nenforce, ngx_http_ratecore_run_t *deciding, uint64_t now)
+{
+    if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_NONE) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_ratecore_headers(r, runs, nenforce, deciding, 0, now) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* The common case, a location with one enforcing limit: what the general path's two
+ * collection passes, peek round and combining loop come to for a single run, without
+ * them (about 150 instructions per request less under callgrind). Same answers, same
+ * log lines, same $ratecore_status. */
+static ngx_int_t
+ngx_http_ratecore_handle_one(ngx_http_request_t *r,
+    ngx_http_ratecore_loc_conf_t *rlcf, ngx_http_ratecore_limit_t *limit,
+    ngx_http_ratecore_ctx_t *ctx)
+{
+    uint64_t                  now;
+    ngx_int_t                 rc_prepare;
+    ratecore_status           rc;
+    ngx_http_ratecore_run_t   run;
+
+    rc_prepare = ngx_http_ratecore_prepare(r, limit, &run);
+
+    if (rc_prepare == NGX_DECLINED) {
+        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_NO_KEY);
+        return NGX_DECLINED;
+    }
+
+    if (rc_prepare != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    now = ngx_http_ratecore_mono_ns();
+    rc = ngx_http_ratecore_check(&run, now);
+
+    if (rc == RATECORE_STATUS_OK) {
+        if (!run.d.allowed) {
+            return ngx_http_ratecore_deny(r, rlcf, ctx, &run, 1, &run, now);
+        }
+
+        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_PASSED);
+        return ngx_http_ratecore_admit(r, &run, 1, &run, now);
+    }
+
+    if (rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT) {
+        return ngx_http_ratecore_reject_impossible(r, ctx, &run);
+    }
+
+    /* as the general path: the limit is skipped, and nothing is reported */
+    ngx_http_ratecore_log_error(r, "ratecore_table_check()", limit->zone, rc);
+    ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_ERROR);
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_ratecore_handler(ngx_http_request_t *r)
 {
-    size_t                         nreports;
     uint64_t                       now;
     ngx_int_t                      rc_prepare;
     ngx_uint_t                     i, n, pass, nenforce, denied, impossible;
@@ -1071,7 +1222,6 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_run_t        runs[NGX_HTTP_RATECORE_MAX_LIMITS], *run;
     ngx_http_ratecore_run_t       *deciding;
     ngx_http_ratecore_limit_t     *limits;
-    ratecore_quota_report          reports[RATECORE_MAX_QUOTA_REPORTS];
     ngx_http_ratecore_loc_conf_t  *rlcf;
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
@@ -1093,6 +1243,11 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
 
     limits = rlcf->limits->elts;
     nlimits = rlcf->limits->nelts;
+
+    if (nlimits == 1 && !limits[0].dry_run) {
+        return ngx_http_ratecore_handle_one(r, rlcf, &limits[0], ctx);
+    }
+
     n = 0;
     nenforce = 0;
 
@@ -1193,12 +1348,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     }
 
     if (impossible) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "ratecore: cost %uL exceeds what zone \"%V\" can ever "
-                      "admit: request rejected", deciding->cost,
-                      &deciding->limit->zone->name);
-        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
-        return deciding->limit->status;
+        return ngx_http_ratecore_reject_impossible(r, ctx, deciding);
     }
 
     /* 3. The combined decision. */
@@ -1231,35 +1381,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     }
 
     if (denied && deciding != NULL) {
-        ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
-
-        ngx_log_error(rlcf->log_level, r->connection->log, 0,
-                      "limiting request by ratecore zone \"%V\": limit %uL, "
-                      "retry after %uL ms", &deciding->limit->zone->name,
-                      deciding->d.limit,
-                      deciding->d.retry_after_ns == RATECORE_NEVER
-                      ? (uint64_t) -1 : deciding->d.retry_after_ns / 1000000);
-
-        nreports = 0;
-
-        if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_IETF) {
-            nreports = ngx_http_ratecore_reports(r, runs, nenforce, 1, now,
-                                                 reports);
-        }
-
-        if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (deciding->limit->body == NGX_HTTP_RATECORE_BODY_NGINX) {
-            /* nginx's own error page (or the error_page set for the status) */
-            return deciding->limit->status;
-        }
-
-        ngx_http_finalize_request(r, ngx_http_ratecore_send_denial(r, deciding));
-        return NGX_DONE;
+        return ngx_http_ratecore_deny(r, rlcf, ctx, runs, nenforce, deciding, now);
     }
 
     /* 4. Admitted by every enforcing limit: dry-run limits are counted as usual, and
@@ -1302,20 +1424,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    nreports = 0;
-
-    if (deciding->limit->style == NGX_HTTP_RATECORE_STYLE_IETF) {
-        nreports = ngx_http_ratecore_reports(r, runs, nenforce, 0, now,
-                                             reports);
-    }
-
-    if (ngx_http_ratecore_set_headers(r, deciding, reports, nreports)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DECLINED;
+    return ngx_http_ratecore_admit(r, runs, nenforce, deciding, now);
 }
 
 

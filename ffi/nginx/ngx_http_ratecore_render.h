@@ -45,14 +45,34 @@ static const unsigned char  ngx_http_ratecore_pairs[] =
     "8081828384858687888990919293949596979899";
 
 
-/* v in decimal at p (as "%uL" writes it), two digits per division; returns the end. */
+/* 10^k for k = 0..19: the digit count's correction step */
+static const uint64_t  ngx_http_ratecore_pow10[20] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
+    1000000000u, 10000000000u, 100000000000u, 1000000000000u, 10000000000000u,
+    100000000000000u, 1000000000000000u, 10000000000000000u, 100000000000000000u,
+    1000000000000000000u, 10000000000000000000u
+};
+
+
+/* v in decimal at p (as "%uL" writes it); returns the end. The length comes first, from
+ * the bit length (log10 2 ~ 1233 / 4096, then one comparison), so the digits go straight
+ * to their place, two per division: writing them into a buffer and copying it out cost
+ * half of the module's header rendering (callgrind, a 10-digit epoch-seconds Reset). */
 static unsigned char *
 ngx_http_ratecore_u64(unsigned char *p, uint64_t v)
 {
-    uint32_t        w;
-    unsigned char   digits[NGX_HTTP_RATECORE_U64_LEN], *d;
+    uint32_t        w, t;
+    unsigned char  *end, *d;
 
-    d = digits + NGX_HTTP_RATECORE_U64_LEN;
+    if (v < 10) {
+        *p = (unsigned char) ('0' + v);
+        return p + 1;
+    }
+
+    /* floor(log10(v)) is t or t - 1, where t = floor(bits(v) * log10 2); v >= 10 */
+    t = (uint32_t) (64 - __builtin_clzll(v)) * 1233 >> 12;
+    end = p + t + (v >= ngx_http_ratecore_pow10[t]);
+    d = end;
 
     while (v > UINT32_MAX) {
         d -= 2;
@@ -67,16 +87,13 @@ ngx_http_ratecore_u64(unsigned char *p, uint64_t v)
     }
 
     if (w >= 10) {
-        d -= 2;
-        memcpy(d, &ngx_http_ratecore_pairs[w * 2], 2);
+        memcpy(d - 2, &ngx_http_ratecore_pairs[w * 2], 2);
 
     } else {
-        *--d = (unsigned char) ('0' + w);
+        d[-1] = (unsigned char) ('0' + w);
     }
 
-    memcpy(p, d, (size_t) (digits + NGX_HTTP_RATECORE_U64_LEN - d));
-
-    return p + (digits + NGX_HTTP_RATECORE_U64_LEN - d);
+    return end;
 }
 
 

@@ -2,12 +2,15 @@
  * The nginx module renders the seed header styles' values itself
  * (ffi/nginx/ngx_http_ratecore_render.h); this checks them byte for byte against
  * ratecore_render_headers, for 1,000,000 pseudo-random decisions and wall clocks per
- * style, with RATECORE_NEVER, 0 and UINT64_MAX mixed in. Run by tests/nginx/run.sh:
+ * style, with RATECORE_NEVER, 0 and UINT64_MAX mixed in; and ngx_http_ratecore_u64
+ * against printf at every digit-count boundary (10^k - 1, 10^k, 10^k + 1), where its
+ * length computation could be off by one. Run by tests/nginx/run.sh:
  *
  *   cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -Iffi/nginx \
  *      tests/nginx/render_check.c target/release/libratecore_ffi.a -lpthread -ldl -lm
  */
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,6 +90,24 @@ main(void)
     ratecore_decision  d;
 
     bad = 0;
+
+    for (i = 0; i < 20 * 3 + 1; i++) {
+        uint64_t  n;
+        char      want[32];
+
+        n = i == 60 ? UINT64_MAX : ngx_http_ratecore_pow10[i / 3] + i % 3 - 1;
+        memset(v, 'x', sizeof(v));
+        e = ngx_http_ratecore_u64(v, n);
+        snprintf(want, sizeof(want), "%" PRIu64, n);
+
+        /* the digits, and not a byte written past the returned end */
+        if ((size_t) (e - v) != strlen(want) || memcmp(v, want, strlen(want)) != 0
+            || *e != 'x')
+        {
+            printf("ngx_http_ratecore_u64(%s) wrote \"%.*s\"\n", want, (int) (e - v), v);
+            bad++;
+        }
+    }
 
     for (i = 0; i < 1000000; i++) {
         d.allowed = next() & 1;
