@@ -20,7 +20,7 @@ use std::num::NonZeroU32;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{observe, Summary, Target};
+use common::{observe, Paired, Summary, Target};
 use criterion::Throughput;
 use crossbeam_utils::CachePadded;
 use governor::{Quota as GovQuota, RateLimiter as GovLimiter};
@@ -61,7 +61,59 @@ fn hammer<F: Fn()>(iters: u64, check: &F) {
     }
 }
 
-fn bench(c: &mut criterion::Criterion) {
+/// Interleaved rounds (as `common::Paired` in the other benches): `batch` checks on each
+/// thread for one library, then for the other, alternating which goes first. A drift of
+/// the host slower than a round slows both halves of it alike and cancels out of its
+/// ratio; criterion's medians, each taken over seconds of one library alone, moved by a
+/// quarter between runs here.
+fn paired_two_threads<A, B>(rounds: usize, batch: u64, ours: A, theirs: B) -> Paired
+where
+    A: Fn() + Send + Clone,
+    B: Fn() + Send + Clone,
+{
+    let seconds = |check: &dyn Fn() -> Duration| check().as_secs_f64();
+    let time_ours = || two_threads(batch, ours.clone());
+    let time_theirs = || two_threads(batch, theirs.clone());
+    // One unrecorded round warms both up.
+    time_ours();
+    time_theirs();
+    let (mut ours_times, mut theirs_times) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (a, b) = if round % 2 == 0 {
+            let a = seconds(&time_ours);
+            (a, seconds(&time_theirs))
+        } else {
+            let b = seconds(&time_theirs);
+            (seconds(&time_ours), b)
+        };
+        ours_times.push(a);
+        theirs_times.push(b);
+    }
+    Paired::from_times(batch as usize, ours_times, theirs_times)
+}
+
+/// A paired line as a throughput ratio (ours / governor's, higher is better): the inverse
+/// of the paired time ratio, its quartiles swapped.
+fn throughput_line(label: &str, paired: &Paired) -> String {
+    let verdict = if common::bench_mode() {
+        Target::AtLeast(1.0).verdict(1.0 / paired.median)
+    } else {
+        " (smoke run: no verdict)".to_owned()
+    };
+    format!(
+        "{label}: paired throughput ratio {:.3} (quartiles {:.3}–{:.3}; {} rounds of {} \
+         checks per thread; median {:.1} vs {:.1} M checks/s){verdict}",
+        1.0 / paired.median,
+        1.0 / paired.quartiles.1,
+        1.0 / paired.quartiles.0,
+        paired.rounds,
+        paired.batch,
+        2e3 / paired.per_call_ns.0,
+        2e3 / paired.per_call_ns.1,
+    )
+}
+
+fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
     let mut group = c.benchmark_group(GROUP);
     group.throughput(Throughput::Elements(2));
     let allow_rc = Quota::new(1 << 40, 1 << 40).expect("valid quota");
@@ -73,7 +125,46 @@ fn bench(c: &mut criterion::Criterion) {
     // Every limiter lives alone in its own cache-padded heap block: on the stack, criterion's
     // bookkeeping (written by the timing thread during the run) can share a cache line
     // with it, and that false sharing swung single runs by 3× or more.
+    let (rounds, batch) = if common::bench_mode() {
+        (101, 100_000)
+    } else {
+        (3, 100)
+    };
     for (regime, rq, gq) in [("allow", allow_rc, allow_gov), ("deny", deny_rc, deny_gov)] {
+        // Paired rounds first, each library on its own fresh limiter.
+        {
+            let now = 1_000_000_000u64;
+            let caller_now = Box::new(CachePadded::new(Gcra::new(rq)));
+            let quanta_limiter = Box::new(CachePadded::new(Gcra::new(rq)));
+            let clock = Box::new(CachePadded::new(quanta::Clock::new()));
+            let governor = Box::new(CachePadded::new(GovLimiter::direct(gq)));
+            let (caller_now, quanta_limiter, clock, governor) =
+                (&**caller_now, &**quanta_limiter, &**clock, &**governor);
+            let theirs = move || observe(governor.check());
+            let paired = paired_two_threads(
+                rounds,
+                batch,
+                move || observe(caller_now.check(black_box(now), 1)),
+                theirs,
+            );
+            summary.line(throughput_line(
+                &format!("{regime}: ratecore_caller_now vs governor_quanta"),
+                &paired,
+            ));
+            let paired = paired_two_threads(
+                rounds,
+                batch,
+                move || {
+                    let now = clock.delta_as_nanos(0, clock.raw());
+                    observe(quanta_limiter.check(now, 1));
+                },
+                theirs,
+            );
+            summary.line(throughput_line(
+                &format!("{regime}: ratecore_quanta vs governor_quanta"),
+                &paired,
+            ));
+        }
         let limiter = Box::new(CachePadded::new(Gcra::new(rq)));
         let now = 1_000_000_000u64;
         group.bench_function(format!("{regime}/ratecore_caller_now"), |b| {
@@ -113,7 +204,7 @@ fn bench(c: &mut criterion::Criterion) {
 fn main() {
     let mut summary = Summary::start();
     let mut c = common::criterion();
-    bench(&mut c);
+    bench(&mut c, &mut summary);
     c.final_summary();
     for regime in ["allow", "deny"] {
         let id = |name: &str| format!("{GROUP}/{regime}/{name}");

@@ -324,7 +324,6 @@ impl Paired {
         A: FnMut(usize) -> RA,
         B: FnMut(usize) -> RB,
     {
-        let mut ratios = Vec::with_capacity(rounds);
         let mut ours_times = Vec::with_capacity(rounds);
         let mut theirs_times = Vec::with_capacity(rounds);
         let (mut i, mut j) = (0usize, 0usize);
@@ -341,12 +340,22 @@ impl Paired {
                 let b = time_theirs();
                 (time_ours(), b)
             };
-            if b > 0.0 {
-                ratios.push(a / b);
-                ours_times.push(a);
-                theirs_times.push(b);
-            }
+            ours_times.push(a);
+            theirs_times.push(b);
         }
+        Self::from_times(batch, ours_times, theirs_times)
+    }
+
+    /// The summary of rounds already timed: `ours[k]` and `theirs[k]` are the seconds
+    /// each side's batch of `batch` calls took in round `k` (benches that time their own
+    /// rounds, such as two threads at once).
+    pub fn from_times(batch: usize, mut ours_times: Vec<f64>, mut theirs_times: Vec<f64>) -> Self {
+        let mut ratios: Vec<f64> = ours_times
+            .iter()
+            .zip(&theirs_times)
+            .filter(|(_, &b)| b > 0.0)
+            .map(|(a, b)| a / b)
+            .collect();
         let at = |values: &mut Vec<f64>, q: f64| {
             values.sort_by(f64::total_cmp);
             values
