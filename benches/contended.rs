@@ -75,24 +75,12 @@ where
     A: Fn() + Send + Clone,
     B: Fn() + Send + Clone,
 {
-    let time_ours = || two_threads(batch, ours.clone()).as_secs_f64();
-    let time_theirs = || two_threads(batch, theirs.clone()).as_secs_f64();
-    // One unrecorded round warms both up.
-    time_ours();
-    time_theirs();
-    let (mut ours_times, mut theirs_times) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (a, b) = if round % 2 == 0 {
-            let a = time_ours();
-            (a, time_theirs())
-        } else {
-            let b = time_theirs();
-            (time_ours(), b)
-        };
-        ours_times.push(a);
-        theirs_times.push(b);
-    }
-    Paired::from_times(batch as usize, ours_times, theirs_times)
+    Paired::interleave(
+        rounds,
+        batch as usize,
+        || two_threads(batch, ours.clone()).as_secs_f64(),
+        || two_threads(batch, theirs.clone()).as_secs_f64(),
+    )
 }
 
 /// A paired line as a throughput ratio (ours / governor's, higher is better): the inverse

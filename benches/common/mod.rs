@@ -324,12 +324,27 @@ impl Paired {
         A: FnMut(usize) -> RA,
         B: FnMut(usize) -> RB,
     {
+        let (mut i, mut j) = (0usize, 0usize);
+        Self::interleave(
+            rounds,
+            batch,
+            || time_batch(batch, &mut ours, &mut i),
+            || time_batch(batch, &mut theirs, &mut j),
+        )
+    }
+
+    /// The interleaving behind [`measure`](Self::measure), for benches that time a batch
+    /// themselves (two threads at once): `time_ours` and `time_theirs` each run one batch
+    /// of `batch` calls and return the seconds it took. One unrecorded round warms both
+    /// up; then `rounds` rounds, alternating which side goes first.
+    pub fn interleave(
+        rounds: usize,
+        batch: usize,
+        mut time_ours: impl FnMut() -> f64,
+        mut time_theirs: impl FnMut() -> f64,
+    ) -> Self {
         let mut ours_times = Vec::with_capacity(rounds);
         let mut theirs_times = Vec::with_capacity(rounds);
-        let (mut i, mut j) = (0usize, 0usize);
-        let mut time_ours = || time_batch(batch, &mut ours, &mut i);
-        let mut time_theirs = || time_batch(batch, &mut theirs, &mut j);
-        // One unrecorded round warms both up.
         time_ours();
         time_theirs();
         for round in 0..rounds {
@@ -346,10 +361,9 @@ impl Paired {
         Self::from_times(batch, ours_times, theirs_times)
     }
 
-    /// The summary of rounds already timed: `ours[k]` and `theirs[k]` are the seconds
-    /// each side's batch of `batch` calls took in round `k` (benches that time their own
-    /// rounds, such as two threads at once).
-    pub fn from_times(batch: usize, mut ours_times: Vec<f64>, mut theirs_times: Vec<f64>) -> Self {
+    /// The summary of timed rounds: `ours[k]` and `theirs[k]` are the seconds each
+    /// side's batch of `batch` calls took in round `k`.
+    fn from_times(batch: usize, mut ours_times: Vec<f64>, mut theirs_times: Vec<f64>) -> Self {
         let mut ratios: Vec<f64> = ours_times
             .iter()
             .zip(&theirs_times)
