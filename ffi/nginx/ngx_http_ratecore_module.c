@@ -670,6 +670,19 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_http_ratecore_run_t *ru
 }
 
 
+/* The most a quota admits at once: its limit, or its burst for a GCRA quota that sets
+ * one (as the library measures cost; burst 0 means the limit). */
+static uint64_t
+ngx_http_ratecore_quota_cap(const ratecore_quota *quota)
+{
+    if (quota->algorithm == RATECORE_ALGORITHM_GCRA && quota->burst != 0) {
+        return quota->burst;
+    }
+
+    return quota->limit;
+}
+
+
 /* The period of the quota that produced a zone's combined decision (for the text body:
  * "... requests per 1m"). Exact when the per-quota states are known; otherwise the quota
  * whose capacity equals the decision's limit (the shortest such period that still covers
@@ -704,12 +717,7 @@ ngx_http_ratecore_deciding_period(ngx_http_ratecore_run_t *run)
     best = 0;
 
     for (i = 0; i < zone->nquotas; i++) {
-        cap = zone->quotas[i].limit;
-        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
-            && zone->quotas[i].burst)
-        {
-            cap = zone->quotas[i].burst;
-        }
+        cap = ngx_http_ratecore_quota_cap(&zone->quotas[i]);
 
         if (cap != run->d.limit) {
             continue;
@@ -982,7 +990,9 @@ ngx_http_ratecore_cost(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
 
 invalid:
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+    /* info, as nginx logs what a client gets wrong: a client that leaves out or garbles
+     * its cost header must not flood the error log at the default level. */
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "ratecore: invalid cost \"%V\" for zone \"%V\" "
                   "(not a non-negative integer): counted as 1",
                   &s, &limit->zone->name);
@@ -1396,16 +1406,26 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
             continue;
         }
 
-        if (rc == RATECORE_STATUS_OK
-            || rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT)
-        {
+        if (rc == RATECORE_STATUS_OK) {
             ngx_log_error(rlcf->log_level, r->connection->log, 0,
                           "limiting request, dry run, by ratecore zone "
                           "\"%V\": limit %uL, retry after %uL ms",
                           &run->limit->zone->name, run->d.limit,
-                          rc != RATECORE_STATUS_OK
-                          || run->d.retry_after_ns == RATECORE_NEVER
+                          run->d.retry_after_ns == RATECORE_NEVER
                           ? (uint64_t) -1 : run->d.retry_after_ns / 1000000);
+            if (status == NGX_HTTP_RATECORE_PASSED) {
+                status = NGX_HTTP_RATECORE_REJECTED_DRY;
+            }
+            continue;
+        }
+
+        if (rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT) {
+            /* The C ABI leaves the decision unwritten on an error, so nothing of
+             * run->d may be read here. */
+            ngx_log_error(rlcf->log_level, r->connection->log, 0,
+                          "limiting request, dry run, by ratecore zone "
+                          "\"%V\": cost %uL exceeds what it can ever admit",
+                          &run->limit->zone->name, run->cost);
             if (status == NGX_HTTP_RATECORE_PASSED) {
                 status = NGX_HTTP_RATECORE_REJECTED_DRY;
             }
@@ -2062,6 +2082,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                  i, nq, e;
     ngx_flag_t                  have_alg, have_limit, have_period, have_burst;
     ngx_flag_t                  have_sub;
+    ngx_str_t                   quota_text[RATECORE_MAX_TABLE_LIMITS];
     ratecore_quota              single;
     ratecore_status             rc;
     ngx_pool_cleanup_t         *cln;
@@ -2174,13 +2195,9 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            if (ngx_http_ratecore_parse_quota(cf, &name, nq + 1, &s,
-                                              &zone->quotas[nq])
-                != NGX_CONF_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-            nq++;
+            /* parsed once name= is known (it may come later), for messages
+             * that name the zone */
+            quota_text[nq++] = s;
 
         } else if (ngx_http_ratecore_param(&value[i], "capacity=", &s)) {
             if (s.len == 4 && ngx_strncmp(s.data, "auto", 4) == 0) {
@@ -2227,6 +2244,15 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "ratecore_zone \"%V\": size= is required "
                            "(e.g. size=10m)", &name);
         return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < nq; i++) {
+        if (ngx_http_ratecore_parse_quota(cf, &name, i + 1, &quota_text[i],
+                                          &zone->quotas[i])
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (nq) {
@@ -2303,6 +2329,15 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             best_region = region;
         }
 
+        if (best == 0 && best_region == 0) {
+            /* even the smallest table of all the quotas together is invalid */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ratecore_zone \"%V\": its quotas together "
+                               "cannot make a table: %s", &name,
+                               ratecore_status_message(rc));
+            return NGX_CONF_ERROR;
+        }
+
         if (best == 0) {
             needed = ngx_http_ratecore_zone_needed(best_region);
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -2348,12 +2383,7 @@ ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* each quota's capacity as the headers show it: the limit, GCRA's burst */
     for (i = 0; i < nq; i++) {
-        zone->caps[i] = zone->quotas[i].limit;
-        if (zone->quotas[i].algorithm == RATECORE_ALGORITHM_GCRA
-            && zone->quotas[i].burst)
-        {
-            zone->caps[i] = zone->quotas[i].burst;
-        }
+        zone->caps[i] = ngx_http_ratecore_quota_cap(&zone->quotas[i]);
 
         p = ngx_pnalloc(cf->pool, NGX_HTTP_RATECORE_U64_LEN);
         if (p == NULL) {
@@ -2703,6 +2733,42 @@ ngx_http_ratecore_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* A fixed cost= that some quota of the zone can never admit would reject every
+ * request at run time: refused at configuration instead (a cost from a variable is
+ * checked per request). */
+static ngx_int_t
+ngx_http_ratecore_check_fixed_cost(ngx_conf_t *cf,
+    ngx_http_ratecore_limit_t *limit)
+{
+    uint64_t                   cap;
+    ngx_uint_t                 q;
+    ngx_http_ratecore_zone_t  *zone;
+
+    if (limit->cost_cv != NULL) {
+        return NGX_OK;
+    }
+
+    zone = limit->zone;
+
+    for (q = 0; q < zone->nquotas; q++) {
+        cap = ngx_http_ratecore_quota_cap(&zone->quotas[q]);
+
+        if (limit->cost > cap) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "ratecore_limit: cost=%uL exceeds what zone \"%V\" "
+                          "can ever admit (its quota %uL per %uL ms takes at "
+                          "most %uL at once) in %V:%ui", limit->cost,
+                          &zone->name, zone->quotas[q].limit,
+                          zone->quotas[q].period_ns / 1000000, cap,
+                          &limit->file, limit->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* Resolves every ratecore_limit's zone= (postconfiguration: a zone may be declared
  * after its first use, anywhere in the http block) and bounds the quotas per level. */
 static ngx_int_t
@@ -2731,6 +2797,10 @@ ngx_http_ratecore_resolve_zones(ngx_conf_t *cf)
                               "(declare it with ratecore_zone in the http "
                               "block) in %V:%ui", &limit[k].zone_name,
                               &limit[k].file, limit[k].line);
+                return NGX_ERROR;
+            }
+
+            if (ngx_http_ratecore_check_fixed_cost(cf, &limit[k]) != NGX_OK) {
                 return NGX_ERROR;
             }
 

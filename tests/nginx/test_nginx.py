@@ -698,7 +698,13 @@ def dry_run_counts_and_logs_but_never_rejects(env):
         eq(r.status, 200, f"dry run request {i + 1}")
         eq(r.rate_headers(), [], "a dry-run limit adds no headers")
         eq(r.header("X-Ratecore-Status"), "PASSED" if i < 2 else "REJECTED_DRY_RUN", f"request {i + 1}")
-    check('limiting request, dry run, by ratecore zone "f_dry"' in ngx.log_text(), "dry-run denial logged")
+    check('limiting request, dry run, by ratecore zone "f_dry": limit 2, retry after' in ngx.log_text(),
+          "dry-run denial logged")
+    # a cost the dry-run zone can never admit: passed, and logged without a decision
+    r = c.request("GET", "/drycost", {"X-Key": "dry-3", "X-Cost": "3"})
+    eq((r.status, r.header("X-Ratecore-Status")), (200, "REJECTED_DRY_RUN"), "impossible cost, dry run")
+    check('limiting request, dry run, by ratecore zone "f_dry": cost 3 exceeds what it can ever admit'
+          in ngx.log_text(), "impossible dry-run cost logged")
     # enforcing + dry-run: the enforcing one decides and answers
     h = {"X-Key": "dry-2"}
     r = c.request("GET", "/drymix", h)
@@ -787,7 +793,11 @@ def costs_constant_variable_invalid_and_impossible(env):
     eq((r.status, r.header("X-RateLimit-Remaining")), (200, "0"), "cost 0 only reports")
     r = c.request("GET", "/cost", {**key, "X-Cost": "lots"})
     eq(r.status, 429, "an invalid cost counts as 1")
-    check('invalid cost "lots"' in ngx.log_text(), "invalid cost logged")
+    check('[info]' in next(l for l in ngx.log_text().splitlines() if 'invalid cost "lots"' in l),
+          "invalid cost logged, at info")
+    r = c.request("GET", "/cost", {"X-Key": "cost-3"})
+    eq((r.status, r.header("X-RateLimit-Remaining")), (200, "9"), "no cost header counts as 1")
+    check('invalid cost "" for zone "f_cost"' in ngx.log_text(), "absent cost logged")
     r = c.request("GET", "/cost", {"X-Key": "cost-2", "X-Cost": "11"})
     eq(r.status, 429, "a cost above the limit can never pass")
     check('cost 11 exceeds what zone "f_cost" can ever admit' in ngx.log_text(), "impossible cost logged")
@@ -1093,6 +1103,9 @@ BAD_CONFIGS = [
     ("bad quota=",
      "ratecore_zone name=z size=1m quota=fixed_window:5;",
      'ratecore_zone "z": invalid quota="fixed_window:5" (expected quota=<algorithm>:<limit>/<period>'),
+    ("quota= before name=",
+     "ratecore_zone size=1m quota=gcra:ten/1s name=late;",
+     'ratecore_zone "late": quota="gcra:ten/1s": invalid limit "ten" (expected a whole number)'),
     ("five quotas",
      "ratecore_zone name=z size=1m quota=gcra:1/1s quota=gcra:2/1s quota=gcra:3/1s quota=gcra:4/1s quota=gcra:5/1s;",
      "ratecore_zone: at most 4 quota= per zone"),
@@ -1138,6 +1151,16 @@ BAD_CONFIGS = [
      "ratecore_zone name=z size=1m algorithm=gcra limit=1 period=1s;\n"
      "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=z key=$uri cost=-1; } }",
      'ratecore_limit: invalid cost="-1"'),
+    ("fixed cost above the limit",
+     "ratecore_zone name=z size=1m algorithm=fixed_window limit=5 period=1s;\n"
+     "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=z key=$uri cost=6; } }",
+     'ratecore_limit: cost=6 exceeds what zone "z" can ever admit (its quota 5 per 1000 ms takes at '
+     'most 5 at once) in '),
+    ("fixed cost above a later quota's gcra burst",
+     "ratecore_zone name=z size=1m quota=fixed_window:100/1m quota=gcra:5/1s:burst=2;\n"
+     "server { listen 127.0.0.1:@PORT@; location / { ratecore_limit zone=z key=$uri cost=3; } }",
+     'ratecore_limit: cost=3 exceeds what zone "z" can ever admit (its quota 5 per 1000 ms takes at '
+     'most 2 at once) in '),
     ("zone in a server block",
      "server { listen 127.0.0.1:@PORT@; ratecore_zone name=z size=1m algorithm=gcra limit=1 period=1s; }",
      '"ratecore_zone" directive is not allowed here'),
