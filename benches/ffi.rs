@@ -6,9 +6,16 @@
 //! - `table`: `Table::check` with a byte key (1,000 live keys in random order) vs
 //!   `ratecore_table_check`.
 //!
-//! The C functions are called through a function pointer passed through `black_box`, so
-//! the optimiser cannot inline them into the loop: the call crosses the C ABI as a C
-//! caller's would (a C program linking the static library makes the same direct call).
+//! Two callers of the C ABI are measured:
+//!
+//! - `c_abi`: from Rust, through a function pointer passed through `black_box`, so the
+//!   optimiser cannot inline the exported function into the loop;
+//! - `c_loop`: from C. `benches/c_caller/c_calls.c`, compiled by the platform's C compiler
+//!   at -O2, loops over `ratecore_limiter_check` / `ratecore_table_check` as declared in
+//!   `include/ratecore.h` and reads each decision's `allowed`, as a C server does. It is
+//!   timed against `rust_loop`, the same loop written in Rust over the Rust API (the
+//!   check inlined, as a Rust caller gets it), both with criterion (`iter_custom`) and in
+//!   interleaved paired rounds.
 //!
 //! Run: `cargo bench --bench ffi -- --warm-up-time 1 --measurement-time 3`.
 
@@ -16,8 +23,10 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{observe, SplitMix64, Summary, Target};
+use common::{bench_mode, observe, Paired, SplitMix64, Summary, Target};
+use ratecore::table::OwnedTable;
 use ratecore::{Algorithm, LimitSpec, Limiter, Quota, RateLimiter, Table, TableConfig};
+use ratecore_bench_c_caller::{ratecore_bench_c_limiter_checks, ratecore_bench_c_table_checks};
 use ratecore_ffi::{
     ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_free,
     ratecore_limiter_new, ratecore_quota, ratecore_status, ratecore_table, ratecore_table_check,
@@ -58,7 +67,225 @@ fn rust_quota() -> Quota {
     Quota::new(1 << 40, 1 << 40).expect("valid quota")
 }
 
-fn bench(c: &mut criterion::Criterion) {
+/// Byte keys in the layout the C loop takes them: pointers, lengths, and a random access
+/// order of 2^16 indices.
+struct CKeys {
+    keys: Vec<Vec<u8>>,
+    pointers: Vec<*const u8>,
+    lengths: Vec<usize>,
+    order: Vec<u32>,
+}
+
+impl CKeys {
+    fn new() -> Self {
+        let keys: Vec<Vec<u8>> = (0..KEYS)
+            .map(|i| format!("198.51.100.{i}").into_bytes())
+            .collect();
+        let mut rng = SplitMix64::new(11);
+        let order = (0..1 << 16)
+            .map(|_| rng.below(KEYS as u64) as u32)
+            .collect();
+        Self {
+            pointers: keys.iter().map(|k| k.as_ptr()).collect(),
+            lengths: keys.iter().map(Vec::len).collect(),
+            keys,
+            order,
+        }
+    }
+
+    fn key(&self, call: usize) -> &[u8] {
+        &self.keys[self.order[call & (ORDER_LEN - 1)] as usize]
+    }
+}
+
+const ORDER_LEN: usize = 1 << 16;
+
+/// The Rust twin of `ratecore_bench_c_limiter_checks`: `calls` checks, admitted counted.
+/// The result is observed in place (`black_box(&result)`), so every field is computed,
+/// as for the C caller, who gets every field written.
+#[inline(never)]
+fn rust_limiter_checks(limiter: &Limiter, now: u64, calls: u64) -> u64 {
+    let mut admitted = 0;
+    for _ in 0..calls {
+        // Every field observed, as the C caller receives every field.
+        let result = limiter.check(black_box(now), 1);
+        black_box(&result);
+        if matches!(result, Ok(d) if d.allowed) {
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+/// The Rust twin of `ratecore_bench_c_table_checks`.
+#[inline(never)]
+fn rust_table_checks(table: &OwnedTable, keys: &CKeys, start: usize, now: u64, calls: u64) -> u64 {
+    let mut admitted = 0;
+    for i in 0..calls as usize {
+        let result = table.check(keys.key(start + i), black_box(now), 1);
+        black_box(&result);
+        if matches!(result, Ok(d) if d.allowed) {
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+/// `calls` checks of the C limiter handle from the C loop.
+fn c_limiter_checks(handle: *const ratecore_limiter, now: u64, calls: u64) -> u64 {
+    // SAFETY: `handle` is a live limiter handle for the whole bench.
+    unsafe { ratecore_bench_c_limiter_checks(handle, now, calls) }
+}
+
+/// `calls` checks of the C table handle from the C loop, keys from `start` on.
+fn c_table_checks(
+    handle: *const ratecore_table,
+    keys: &CKeys,
+    start: usize,
+    now: u64,
+    calls: u64,
+) -> u64 {
+    // SAFETY: `handle` is live; `order` holds ORDER_LEN indices below KEYS, and every
+    // pointer/length pair describes one of `keys.keys`, alive as long as `keys`.
+    unsafe {
+        ratecore_bench_c_table_checks(
+            handle,
+            keys.pointers.as_ptr(),
+            keys.lengths.as_ptr(),
+            keys.order.as_ptr(),
+            ORDER_LEN - 1,
+            start,
+            now,
+            calls,
+        )
+    }
+}
+
+/// Seconds taken by `calls` calls of `run`, its result black-boxed.
+fn seconds(calls: u64, run: impl FnOnce(u64) -> u64) -> f64 {
+    let started = std::time::Instant::now();
+    black_box(run(calls));
+    started.elapsed().as_secs_f64()
+}
+
+/// Paired rounds: the C loop against the Rust loop (ratio = C caller's time / Rust's).
+fn paired_c_vs_rust(
+    mut c_batch: impl FnMut(u64) -> u64,
+    mut rust_batch: impl FnMut(u64) -> u64,
+) -> Paired {
+    let (rounds, batch) = if bench_mode() {
+        (101, 100_000)
+    } else {
+        (3, 1_000)
+    };
+    Paired::interleave(
+        rounds,
+        batch,
+        || seconds(batch as u64, &mut c_batch),
+        || seconds(batch as u64, &mut rust_batch),
+    )
+}
+
+/// The C loop vs the Rust loop with criterion (`iter_custom`) and in paired rounds;
+/// returns the paired summary lines.
+fn bench_loops(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let limiter = Limiter::new(Algorithm::Gcra, rust_quota()).expect("valid");
+    let quota = c_quota();
+    let mut c_limiter: *mut ratecore_limiter = std::ptr::null_mut();
+    // SAFETY: one readable quota; `c_limiter` is valid for one pointer write.
+    let status = unsafe { ratecore_limiter_new(&quota, 1, &mut c_limiter) };
+    assert_eq!(status, ratecore_status::Ok);
+    assert_eq!(
+        c_limiter_checks(c_limiter, NOW, 10),
+        10,
+        "the C loop admits"
+    );
+    assert_eq!(
+        rust_limiter_checks(&limiter, NOW, 10),
+        10,
+        "the Rust loop admits"
+    );
+
+    group.bench_function("limiter/rust_loop", |b| {
+        b.iter_custom(|iters| {
+            std::time::Duration::from_secs_f64(seconds(iters, |n| {
+                rust_limiter_checks(&limiter, NOW, n)
+            }))
+        });
+    });
+    group.bench_function("limiter/c_loop", |b| {
+        b.iter_custom(|iters| {
+            std::time::Duration::from_secs_f64(seconds(iters, |n| {
+                c_limiter_checks(c_limiter, NOW, n)
+            }))
+        });
+    });
+    let paired = paired_c_vs_rust(
+        |n| c_limiter_checks(c_limiter, NOW, n),
+        |n| rust_limiter_checks(&limiter, NOW, n),
+    );
+    lines.push(paired.line("limiter: C loop / Rust loop", Target::None));
+    // SAFETY: a live handle no longer used.
+    unsafe { ratecore_limiter_free(c_limiter) };
+
+    let keys = CKeys::new();
+    let spec = LimitSpec {
+        algorithm: Algorithm::Gcra,
+        quota: rust_quota(),
+    };
+    let table = Table::new(TableConfig::new(2048, &[spec]).expect("valid")).expect("table");
+    let mut c_table: *mut ratecore_table = std::ptr::null_mut();
+    // SAFETY: one readable quota; `c_table` is valid for one pointer write.
+    let status = unsafe { ratecore_table_new(&quota, 1, 2048, 0, &mut c_table) };
+    assert_eq!(status, ratecore_status::Ok);
+    // Every key live in both tables before timing.
+    for key in &keys.keys {
+        table.check(key, NOW, 1).expect("check");
+    }
+    let all = c_table_checks(c_table, &keys, 0, NOW, 4 * ORDER_LEN as u64);
+    assert_eq!(all, 4 * ORDER_LEN as u64, "the C table loop admits");
+
+    let (mut rust_at, mut c_at) = (0usize, 0usize);
+    group.bench_function("table_1000_keys/rust_loop", |b| {
+        b.iter_custom(|iters| {
+            let started = rust_at;
+            rust_at = rust_at.wrapping_add(iters as usize);
+            std::time::Duration::from_secs_f64(seconds(iters, |n| {
+                rust_table_checks(&table, &keys, started, NOW, n)
+            }))
+        });
+    });
+    group.bench_function("table_1000_keys/c_loop", |b| {
+        b.iter_custom(|iters| {
+            let started = c_at;
+            c_at = c_at.wrapping_add(iters as usize);
+            std::time::Duration::from_secs_f64(seconds(iters, |n| {
+                c_table_checks(c_table, &keys, started, NOW, n)
+            }))
+        });
+    });
+    let paired = paired_c_vs_rust(
+        |n| {
+            let started = c_at;
+            c_at = c_at.wrapping_add(n as usize);
+            c_table_checks(c_table, &keys, started, NOW, n)
+        },
+        |n| {
+            let started = rust_at;
+            rust_at = rust_at.wrapping_add(n as usize);
+            rust_table_checks(&table, &keys, started, NOW, n)
+        },
+    );
+    lines.push(paired.line("table_1000_keys: C loop / Rust loop", Target::None));
+    // SAFETY: a live handle no longer used.
+    unsafe { ratecore_table_free(c_table) };
+    lines
+}
+
+fn bench(c: &mut criterion::Criterion) -> Vec<String> {
     let mut group = c.benchmark_group(GROUP);
 
     let limiter = Limiter::new(Algorithm::Gcra, rust_quota()).expect("valid");
@@ -84,26 +311,20 @@ fn bench(c: &mut criterion::Criterion) {
     unsafe { ratecore_limiter_free(handle) };
 
     // Byte keys, as the C ABI takes them.
-    let keys: Vec<Vec<u8>> = (0..KEYS)
-        .map(|i| format!("198.51.100.{i}").into_bytes())
-        .collect();
-    let mut rng = SplitMix64::new(11);
-    let order: Vec<usize> = (0..1 << 16)
-        .map(|_| rng.below(KEYS as u64) as usize)
-        .collect();
+    let keys = CKeys::new();
 
     let spec = LimitSpec {
         algorithm: Algorithm::Gcra,
         quota: rust_quota(),
     };
     let table = Table::new(TableConfig::new(2048, &[spec]).expect("valid")).expect("table");
-    for key in &keys {
+    for key in &keys.keys {
         table.check(key, NOW, 1).expect("check");
     }
     let mut i = 0usize;
     group.bench_function("table_1000_keys/rust", |b| {
         b.iter(|| {
-            let key = &keys[order[i & 0xffff]];
+            let key = keys.key(i);
             i = i.wrapping_add(1);
             observe(table.check(key, black_box(NOW), 1))
         });
@@ -114,7 +335,7 @@ fn bench(c: &mut criterion::Criterion) {
     let status = unsafe { ratecore_table_new(&quota, 1, 2048, 0, &mut handle) };
     assert_eq!(status, ratecore_status::Ok);
     let check: TableCheck = black_box(ratecore_table_check);
-    for key in &keys {
+    for key in &keys.keys {
         // SAFETY: live handle; `key` readable for its length; `out` valid for one write.
         let status = unsafe { check(handle, key.as_ptr(), key.len(), NOW, 1, &mut out) };
         assert_eq!(status, ratecore_status::Ok);
@@ -122,7 +343,7 @@ fn bench(c: &mut criterion::Criterion) {
     let mut i = 0usize;
     group.bench_function("table_1000_keys/c_abi", |b| {
         b.iter(|| {
-            let key = &keys[order[i & 0xffff]];
+            let key = keys.key(i);
             i = i.wrapping_add(1);
             // SAFETY: as above.
             let status =
@@ -132,13 +353,16 @@ fn bench(c: &mut criterion::Criterion) {
     });
     // SAFETY: a live handle no longer used.
     unsafe { ratecore_table_free(handle) };
+
+    let paired = bench_loops(&mut group);
     group.finish();
+    paired
 }
 
 fn main() {
     let mut summary = Summary::start();
     let mut c = common::criterion();
-    bench(&mut c);
+    let paired = bench(&mut c);
     c.final_summary();
     for case in ["limiter", "table_1000_keys"] {
         let rust = format!("{GROUP}/{case}/rust");
@@ -157,6 +381,25 @@ fn main() {
             &rust,
             Target::None,
         );
+        let rust_loop = format!("{GROUP}/{case}/rust_loop");
+        let c_loop = format!("{GROUP}/{case}/c_loop");
+        if let (Some(r), Some(c)) = (summary.median_ns(&rust_loop), summary.median_ns(&c_loop)) {
+            summary.line(format!(
+                "{case}: called from C, overhead {:.2} ns per call ({:.2} ns vs {:.2} ns in Rust)",
+                c - r,
+                c,
+                r
+            ));
+        }
+        summary.ratio(
+            &format!("{case}: C loop / Rust loop"),
+            &c_loop,
+            &rust_loop,
+            Target::None,
+        );
+    }
+    for line in paired {
+        summary.line(line);
     }
     summary.print("C ABI call vs Rust call");
 }

@@ -50,13 +50,28 @@ impl Limiter {
     }
 }
 
+// `check` and `peek` match on the algorithm rather than going through `as_reserve`: a
+// call through the `dyn Reserve` vtable stays indirect wherever the caller is not inlined
+// into (the C ABI's exported functions were), and the match lets each arm inline.
 impl RateLimiter for Limiter {
+    #[inline(always)]
     fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.as_reserve().check(now, cost)
+        match self {
+            Self::Gcra(l) => l.check(now, cost),
+            Self::FixedWindow(l) => l.check(now, cost),
+            Self::SlidingWindow(l) => l.check(now, cost),
+            Self::SlidingWindowStrict(l) => l.check(now, cost),
+        }
     }
 
+    #[inline]
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.as_reserve().peek(now, cost)
+        match self {
+            Self::Gcra(l) => l.peek(now, cost),
+            Self::FixedWindow(l) => l.peek(now, cost),
+            Self::SlidingWindow(l) => l.peek(now, cost),
+            Self::SlidingWindowStrict(l) => l.peek(now, cost),
+        }
     }
 }
 

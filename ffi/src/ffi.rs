@@ -8,6 +8,9 @@
 use std::mem::size_of;
 use std::ptr::NonNull;
 
+use ratecore::Decision;
+
+use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
 
 /// Ties an opaque C handle type (`ratecore_limiter`) to the Rust value a handle points to.
@@ -127,6 +130,29 @@ impl<T> Out<T> {
         // SAFETY: `output`'s caller promised the pointer is valid for one write during the
         // call this `Out` lives in; it is non-NULL and aligned (checked).
         unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+impl Out<ratecore_decision> {
+    /// Writes a decision field by field.
+    ///
+    /// Why not `write(decision.into())`: where the decision was assembled in a stack slot
+    /// (the result of a `match` over algorithms), LLVM copied it out with 16-byte loads
+    /// of fields just stored 8 bytes at a time, which cannot be store-forwarded and stalled
+    /// each check by several ns (perf on `benches/ffi.rs`'s C loop). Volatile stores keep
+    /// the copy field-sized; they cost nothing more than the plain stores they replace.
+    #[inline(always)]
+    pub(crate) fn write_decision(self, decision: Decision) {
+        let out = self.0.as_ptr();
+        // SAFETY: as in `write`: valid and aligned for one `ratecore_decision`, written
+        // only here during this call; each field pointer stays inside it.
+        unsafe {
+            std::ptr::addr_of_mut!((*out).allowed).write_volatile(decision.allowed);
+            std::ptr::addr_of_mut!((*out).limit).write_volatile(decision.limit);
+            std::ptr::addr_of_mut!((*out).remaining).write_volatile(decision.remaining);
+            std::ptr::addr_of_mut!((*out).reset_after_ns).write_volatile(decision.reset_after);
+            std::ptr::addr_of_mut!((*out).retry_after_ns).write_volatile(decision.retry_after);
+        }
     }
 }
 

@@ -71,6 +71,9 @@ impl LimiterInner {
         }
     }
 
+    // Always inlined: out of line, its `Result<Decision, _>` came back through the stack
+    // and the exported function's copy of it stalled on store forwarding (perf).
+    #[inline(always)]
     fn decide(&self, now: u64, cost: u64, commit: bool) -> Result<Decision, ratecore_status> {
         let decision = match (self, commit) {
             (Self::Single(l), true) => l.check(now, cost),
@@ -191,6 +194,7 @@ pub unsafe extern "C" fn ratecore_limiter_peek(
 
 /// # Safety
 /// As for `ratecore_limiter_check`.
+#[inline(always)] // into each exported function: one call from C, `commit` a constant
 unsafe fn decide(
     limiter: *const ratecore_limiter,
     now: u64,
@@ -203,7 +207,7 @@ unsafe fn decide(
         let limiter = unsafe { handle_ref(limiter)? };
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
         let out = unsafe { output(decision_out)? };
-        out.write(limiter.decide(now, cost, commit)?.into());
+        out.write_decision(limiter.decide(now, cost, commit)?);
         Ok(())
     })
 }
@@ -297,7 +301,7 @@ unsafe fn decide_each(
         let each = &mut each[..count.min(MAX_LIMITS)];
         let decision = limiter.decide_each(now, cost, commit, each)?;
         states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
-        out.write(decision.into());
+        out.write_decision(decision);
         Ok(())
     })
 }

@@ -11,6 +11,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::status::ratecore_status;
 
 /// Runs `body`, turning a panic into `fallback`.
+///
+/// Always inlined: out of line, every exported check called it through a closure whose
+/// captures went through the stack, and it was the largest single cost a C caller paid
+/// (perf, `benches/README.md`, "C ABI overhead from C").
+#[inline(always)]
 pub(crate) fn boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
@@ -26,7 +31,8 @@ pub(crate) fn boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 }
 
 /// Runs a status-returning `body`: `Ok(())` is `RATECORE_STATUS_OK`, `Err(status)` that
-/// status, and a panic `RATECORE_STATUS_PANIC`.
+/// status, and a panic `RATECORE_STATUS_PANIC`. Always inlined, as `boundary` is.
+#[inline(always)]
 pub(crate) fn guard(body: impl FnOnce() -> Result<(), ratecore_status>) -> ratecore_status {
     boundary(ratecore_status::Panic, || match body() {
         Ok(()) => ratecore_status::Ok,

@@ -156,7 +156,7 @@ impl TableInner {
         };
         match decision {
             Ok(decision) => {
-                out.write(decision.into());
+                out.write_decision(decision);
                 Ok(())
             }
             Err(error) => Err(error.into()),
@@ -486,7 +486,7 @@ unsafe fn decide_each(
         let each = &mut each[..count.min(RATECORE_MAX_TABLE_LIMITS)];
         let decision = table.check_each(key, now_ns, cost, commit, each)?;
         states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
-        out.write(decision.into());
+        out.write_decision(decision);
         Ok(())
     })
 }
