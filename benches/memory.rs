@@ -101,8 +101,9 @@ fn gcra_spec() -> LimitSpec {
     }
 }
 
-/// ratecore at `keys` live keys in a table of `capacity` slots.
-fn ratecore(keys: u64, capacity: u64) {
+/// ratecore at `keys` live keys in a table of `capacity` slots. Returns the measured heap
+/// bytes per slot and per key checked.
+fn ratecore(keys: u64, capacity: u64) -> (f64, f64) {
     let config = TableConfig::new(capacity, &[gcra_spec()]).expect("valid table");
     let (heap0, rss0) = (live(), rss());
     reset_peak();
@@ -135,10 +136,12 @@ fn ratecore(keys: u64, capacity: u64) {
     );
     let _ = rss1;
     drop(table);
+    (heap / slots as f64, heap / keys as f64)
 }
 
-/// governor's default keyed limiter (DashMap) at `keys` live keys.
-fn governor(keys: u64) {
+/// governor's default keyed limiter (DashMap) at `keys` live keys. Returns its measured
+/// heap bytes per live key.
+fn governor(keys: u64) -> f64 {
     let quota = GovQuota::per_hour(NonZeroU32::new(1).expect("non-zero"));
     let (heap0, rss0) = (live(), rss());
     reset_peak();
@@ -166,6 +169,7 @@ fn governor(keys: u64) {
         (rss1 - rss0) as f64 / keys as f64,
     );
     drop(limiter);
+    (heap1 - heap0) as f64 / keys as f64
 }
 
 /// Fills one table of `capacity` slots with active keys, reporting forced evictions at
@@ -211,8 +215,20 @@ fn main() {
     let sized = ((keys as f64 / 0.75).ceil() as u64).next_power_of_two();
     ratecore(keys, sized);
     // The densest power-of-two table that holds every key.
-    ratecore(keys, keys.next_power_of_two());
-    governor(keys);
+    let (per_slot, dense_per_key) = ratecore(keys, keys.next_power_of_two());
+    let governor_per_key = governor(keys);
+    // The design load (0.9) is where the table holds keys without forced evictions (the
+    // sweep below); a table's bytes per live key there are its measured bytes per slot
+    // over 0.9.
+    let design = per_slot / 0.9;
+    println!(
+        "ratio (heap per live key, ratecore / governor): {:.3} at the design load 0.9 \
+         ({design:.2} B vs {governor_per_key:.2} B; target <= 18 B{}); {:.3} in the dense \
+         table ({dense_per_key:.2} B)",
+        design / governor_per_key,
+        if design <= 18.0 { ": met" } else { ": NOT met" },
+        dense_per_key / governor_per_key,
+    );
     println!();
     load_sweep(keys.next_power_of_two());
 }
