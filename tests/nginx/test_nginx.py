@@ -904,6 +904,44 @@ def algorithms_and_full_tables(env):
         eq(c.request("GET", "/full_allow", {"X-Key": f"full-{i}"}).status, 200, f"key {i}")
     eq(c.request("GET", "/full_deny", {"X-Key": "full-8"}).status, 429, "when_full=deny")
     eq(c.request("GET", "/full_allow", {"X-Key": "full-8"}).status, 200, "when_full=allow")
+    # when_full=allow admits an untracked key every time; when_full=evict makes room for
+    # it, so the new key is tracked (1 per hour: its second request is denied)
+    eq(c.request("GET", "/full_allow", {"X-Key": "full-8"}).status, 200, "when_full=allow, again")
+    for i in range(8):
+        eq(c.request("GET", "/full_evict", {"X-Key": f"full-{i}"}).status, 200, f"evict: key {i}")
+    eq(c.request("GET", "/full_evict", {"X-Key": "full-8"}).status, 200, "when_full=evict: admitted")
+    eq(c.request("GET", "/full_evict", {"X-Key": "full-8"}).status, 429, "when_full=evict: tracked")
+    # quota=...:burst= on a two-quota zone: the GCRA quota's burst of 3 decides
+    h = {"X-Key": "qburst-1"}
+    for i in range(3):
+        r = c.request("GET", "/qburst", h)
+        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
+           (200, "3", str(2 - i)), f"qburst {i + 1}")
+    r = c.request("GET", "/qburst", h)
+    eq((r.status, r.header("Retry-After")), (429, "1800"), "qburst: the burst is spent")
+    c.close()
+
+
+@test
+def subrequests_are_not_limited_and_log_levels(env):
+    """An auth_request subrequest to a limited location consumes nothing (only main
+    requests are limited, as limit_req does); ratecore_log_level sets the level of the
+    denial log line (default error)."""
+    ngx = features_nginx(env)
+    c = Client(ngx.ports["port"])
+    h = {"X-Key": "sub-1"}
+    for i in range(3):
+        eq(c.request("GET", "/authed", h).status, 200, f"request {i + 1} through auth_request")
+    eq(c.request("GET", "/auth_sub", h).status, 200, "the limited location itself: its 1 left")
+    eq(c.request("GET", "/auth_sub", h).status, 429, "then denied")
+    h = {"X-Key": "loglevel-1"}
+    eq(c.request("GET", "/loglevel", h).status, 200, "loglevel 1")
+    eq(c.request("GET", "/loglevel", h).status, 429, "loglevel 2")
+    lines = ngx.log_text().splitlines()
+    warn = [l for l in lines if 'limiting request by ratecore zone "f_loglvl"' in l]
+    check(warn and all("[warn]" in l for l in warn), f"ratecore_log_level warn: {warn}")
+    default = [l for l in lines if 'limiting request by ratecore zone "f_sub"' in l]
+    check(default and all("[error]" in l for l in default), f"default level error: {default}")
     c.close()
 
 
