@@ -45,6 +45,11 @@
 
 
 /**
+ * Words in a `ratecore_table_charge`.
+ */
+#define RATECORE_TABLE_CHARGE_WORDS 27
+
+/**
  * The most quota reports one header rendering takes (a policy never applies more).
  */
 #define RATECORE_MAX_QUOTA_REPORTS 16
@@ -453,6 +458,20 @@ typedef struct ratecore_decision {
 } ratecore_decision;
 
 /**
+ * What one `ratecore_table_check_undoable` consumed, for `ratecore_table_undo`. Plain
+ * words, to keep on the stack or in a request's memory; opaque: only the table that made
+ * it reads it, and it refuses words it did not write (a checksum keyed by the table's
+ * secret hash seed). All zero means "nothing consumed" (a denial, cost 0); undoing it does
+ * nothing. Valid only for the table handle, and the process, that made it.
+ */
+typedef struct ratecore_table_charge {
+  /**
+   * Opaque.
+   */
+  uint64_t words[RATECORE_TABLE_CHARGE_WORDS];
+} ratecore_table_charge;
+
+/**
  * One quota's state for the IETF fields (`"name";q=limit;w=period` and
  * `"name";r=remaining;t=reset`).
  */
@@ -652,6 +671,50 @@ typedef struct ratecore_table_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Like `ratecore_table_check_each` (pass `(NULL, 0)` states for none), and also writes
+ * to `*charge_out` what the check consumed, which `ratecore_table_undo` gives back. On a
+ * denial, or for cost 0, the charge is all zero. Takes the table's general path (about
+ * as fast as a check of a multi-quota table), since it keeps each quota's reservation.
+ *
+ * Errors: as for `ratecore_table_check_each`; `BUFFER_TOO_SMALL` when `states_len` is
+ * neither 0 nor at least the quota count. Nothing is written then.
+ *
+ * Thread safety: as for `ratecore_table_check`.
+ *
+ * # Safety
+ * As for `ratecore_table_check_each`; `charge_out` is NULL or valid for one write.
+ */
+ratecore_status ratecore_table_check_undoable(const struct ratecore_table *table,
+                                              const uint8_t *key,
+                                              size_t key_len,
+                                              uint64_t now_ns,
+                                              uint64_t cost,
+                                              struct ratecore_decision *states,
+                                              size_t states_len,
+                                              struct ratecore_decision *decision_out,
+                                              struct ratecore_table_charge *charge_out);
+
+/**
+ * Gives back what `charge` consumed, then zeroes `*charge`, so undoing it again does
+ * nothing. An all-zero charge is a no-op. Give a charge back soon (the moment another
+ * table denies the same request): what is given back is exactly what was consumed when
+ * nothing else touched the key since; otherwise only what is provably safe (possibly
+ * nothing), never creating an over-admission.
+ *
+ * Errors: `NULL_POINTER`; `INVALID_ARGUMENT` (and nothing undone or zeroed) for a charge
+ * that this table did not make, or that was altered.
+ *
+ * Thread safety: as for `ratecore_table_check`, on the table; the charge itself must not
+ * be used by two calls at once.
+ *
+ * # Safety
+ * `table` is NULL or a live handle; `charge` is NULL or valid for reading and writing one
+ * `ratecore_table_charge`.
+ */
+ratecore_status ratecore_table_undo(const struct ratecore_table *table,
+                                    struct ratecore_table_charge *charge);
 
 /**
  * Renders the rate-limit header lines (`Name: value\r\n` each) of `style` for

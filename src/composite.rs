@@ -140,7 +140,25 @@ pub(crate) fn run_all<M: Member>(
     commit: bool,
     states: &mut [Decision],
 ) -> Result<Decision, CheckError> {
+    let mut taken: [Option<M::Token>; MAX_LIMITS] = [None; MAX_LIMITS];
+    run_all_keeping(members, now, cost, commit, states, &mut taken)
+}
+
+/// [`run_all`], leaving in `taken[i]` the reservation member `i` holds after an
+/// admission, for a caller that may give the whole charge back later (a table's
+/// `check_undoable`). After a denial or a peek every entry is `None`: nothing is held. Members beyond `taken.len()` (or [`MAX_LIMITS`]) are not consulted.
+#[inline(always)] // into `run_all`: its own `taken` array stays a local
+pub(crate) fn run_all_keeping<M: Member>(
+    members: &[M],
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut [Decision],
+    taken: &mut [Option<M::Token>],
+) -> Result<Decision, CheckError> {
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
+    let members = members.get(..taken.len()).unwrap_or(members);
+    taken.fill(None);
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
         let decision = member.peek(now, cost)?;
@@ -153,15 +171,14 @@ pub(crate) fn run_all<M: Member>(
         }
         return Ok(verdict.decision());
     }
-    let mut taken: [Option<M::Token>; MAX_LIMITS] = [None; MAX_LIMITS];
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
         let (decision, reservation) = member.reserve(now, cost)?;
         if !decision.allowed {
             // Give back what was taken so far, newest first.
-            for (earlier, token) in members.iter().zip(taken.iter()).take(index).rev() {
-                if let Some(token) = token {
-                    earlier.cancel(*token);
+            for (earlier, token) in members.iter().zip(taken.iter_mut()).take(index).rev() {
+                if let Some(token) = token.take() {
+                    earlier.cancel(token);
                 }
             }
             report_unchanged(members, now, cost, states)?;

@@ -117,12 +117,33 @@ pub trait RateLimiter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[doc(hidden)]
 pub struct Reservation {
-    /// Algorithm-specific: the state word written (GCRA) or the window/lap id charged.
+    /// Algorithm-specific: the state word written (single-word algorithms) or the
+    /// effective time written into the cell (strict window).
     pub(crate) tag: u64,
-    /// Algorithm-specific: the state word before (GCRA) or the slot index (strict window).
+    /// Algorithm-specific: the state word before (single-word algorithms) or the cell's
+    /// index and the ring's generation (strict window).
     pub(crate) aux: u64,
     /// The cost charged.
     pub(crate) cost: u64,
+    /// Strict window only (0 otherwise): the charged cell as it was before, its newest
+    /// time and its generation and count, so that a charge nothing touched since is
+    /// undone exactly (as a single word is, by restoring `aux`).
+    pub(crate) before_newest: u64,
+    /// See `before_newest`: `generation << 32 | count`.
+    pub(crate) before_meta: u64,
+}
+
+impl Reservation {
+    /// A single-word algorithm's charge: `written` replaced `before`.
+    pub(crate) const fn word(written: u64, before: u64, cost: u64) -> Self {
+        Self {
+            tag: written,
+            aux: before,
+            cost,
+            before_newest: 0,
+            before_meta: 0,
+        }
+    }
 }
 
 /// Two-phase admission used by composites: take a reservation, and give it back when

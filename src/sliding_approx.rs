@@ -274,9 +274,15 @@ impl WordState for SlidingWindowConfig {
     }
 
     fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
-        // Counts are additive, so subtracting our cost from the window we charged is
-        // exact whatever else was charged since; once the window is gone so is the
-        // charge.
+        // Untouched since our charge: the word before it is the exact inverse (it also
+        // forgets the window our charge moved the word to, which subtracting would keep,
+        // and which shows if the caller's clock then steps back).
+        if word == reservation.tag {
+            return Some(reservation.aux);
+        }
+        // Otherwise counts are additive, so subtracting our cost from the window we
+        // charged is exact whatever else was charged since; once the window is gone so is
+        // the charge.
         SlidingWindowConfig::uncharge(
             self,
             word,

@@ -386,9 +386,11 @@ impl StrictConfig {
             fence(Ordering::SeqCst);
             let (verified, _) = self.in_window_sum(ring, generation, now);
             let reservation = Reservation {
-                tag: sub_window,
+                tag: now,
                 aux: ((index as u64) << 32) | u64::from(generation),
                 cost,
+                before_newest: observed.newest,
+                before_meta: (u64::from(observed.generation) << 32) | u64::from(observed.count),
             };
             if verified <= self.limit {
                 return Ok((allowed, Some(reservation)));
@@ -446,10 +448,37 @@ impl StrictConfig {
         let Some(slot) = ring.get(index) else {
             return;
         };
+        let sub_window = self.per_granule.divide(reservation.tag);
+        let before = Cell {
+            newest: reservation.before_newest,
+            generation: (reservation.before_meta >> 32) as u32,
+            count: reservation.before_meta as u32,
+        };
+        // The cell as our charge left it (as `reserve` built it from `before`).
+        let ours = before.generation == generation
+            && before.count > 0
+            && self.per_granule.divide(before.newest) == sub_window;
+        let charged =
+            u64::from(if ours { before.count } else { 0 }).saturating_add(reservation.cost);
+        let written = Cell {
+            newest: reservation.tag,
+            generation,
+            count: u32::try_from(charged).unwrap_or(u32::MAX),
+        };
         let mut current = slot.load();
+        if current == written {
+            // Untouched since our charge: putting the cell back as it was is the exact
+            // inverse (subtracting would keep our newest time, so the rest of the
+            // sub-window's count would expire later than it should). On a lost race,
+            // fall through to subtracting from what is there now.
+            match slot.compare_exchange(current, before) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
         while current.generation == generation
             && current.count > 0
-            && self.per_granule.divide(current.newest) == reservation.tag
+            && self.per_granule.divide(current.newest) == sub_window
         {
             let count = u64::from(current.count).saturating_sub(reservation.cost);
             let new = Cell {

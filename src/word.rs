@@ -86,12 +86,8 @@ impl WordLimit {
     pub fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
         match self {
             Self::Gcra(c) => WordState::uncharge(c, word, reservation),
-            Self::FixedWindow(c) => {
-                c.uncharge(word, c.window_of(reservation.tag), reservation.cost)
-            }
-            Self::SlidingWindow(c) => {
-                c.uncharge(word, c.window_of(reservation.tag), reservation.cost)
-            }
+            Self::FixedWindow(c) => WordState::uncharge(c, word, reservation),
+            Self::SlidingWindow(c) => WordState::uncharge(c, word, reservation),
         }
     }
 
@@ -199,11 +195,7 @@ impl<C: WordState> WordLimiter<C> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    let reservation = Reservation {
-                        tag: new_word,
-                        aux: current,
-                        cost,
-                    };
+                    let reservation = Reservation::word(new_word, current, cost);
                     return Ok((outcome.decision, Some(reservation)));
                 }
                 Err(actual) => {

@@ -38,6 +38,9 @@
 //!   1, `k` moved once with its state; (iii) `h` (same neighbourhoods as `g`) reclaims
 //!   `k`'s slot at a `now` when `k` is at rest while `g` moves it: exactly one of them
 //!   gets the slot, `k` is moved intact or reclaimed (lossless), never duplicated.
+//! - **undo race**: a `check_undoable` charge is undone while another thread checks the
+//!   same key: the undo never takes back the other thread's charge; the windows end with
+//!   exactly the charges kept, GCRA with at most the undone one left in place.
 //!
 //! The claim races run because a thread that finds its key mid-claim yields to loom while
 //! it waits (`sync::backoff_wait`); the strict-window reclaim and evict races guard the
@@ -620,6 +623,73 @@ fn strict_reclaim_never_leaves_two_copies() {
         strict_reclaim_with_room(spec(
             Algorithm::SlidingWindowStrict { sub_windows: 2 },
             2,
+            SECOND,
+        ));
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Undo race
+// ---------------------------------------------------------------------------------------
+
+/// A charge made by `check_undoable` is undone while another thread checks the same key
+/// at the same `now` (limit 3, the key charged once before). The undo never gives back
+/// the other thread's charge (no over-admission): afterwards the key holds at least the
+/// first charge and the other thread's, and, for the counting algorithms (windows, whose
+/// undo subtracts what is left of its own charge), exactly those. GCRA gives back only an
+/// untouched charge, so a charge the other thread stacked on may stay (a spurious denial
+/// later, never an extra admission).
+fn undo_race(limit: LimitSpec) {
+    let table = Arc::new(table(limit, FullPolicy::Deny));
+    let now = 5 * SECOND;
+    assert!(table.check(&key("k"), now, 1).unwrap().allowed);
+    let other = spawn_check(&table, "k", now);
+    let (mine, charge) = table.check_undoable(&key("k"), now, 1, &mut []).unwrap();
+    assert_eq!(charge.is_some(), mine.allowed, "{mine:?}");
+    if let Some(charge) = charge {
+        table.undo(charge);
+    }
+    let theirs = other.join().unwrap();
+    // Limit 3 with one charge before: both later checks fit, so neither may be denied
+    // (the strict window may deny spuriously under contention, which consumes nothing).
+    let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
+    assert!(
+        strict || (mine.allowed && theirs.allowed),
+        "{mine:?} {theirs:?}"
+    );
+    let kept = 1 + u64::from(theirs.allowed);
+    let used = 3 - table.peek(&key("k"), now, 0).unwrap().remaining;
+    if matches!(limit.algorithm, Algorithm::Gcra) {
+        assert!(
+            used == kept || (mine.allowed && used == kept + 1),
+            "used {used}, kept {kept}: {mine:?} {theirs:?}"
+        );
+    } else {
+        assert_eq!(used, kept, "{mine:?} {theirs:?}");
+    }
+}
+
+#[test]
+fn undo_race_gcra() {
+    loom::model(|| undo_race(spec(Algorithm::Gcra, 3, SECOND)));
+}
+
+#[test]
+fn undo_race_fixed_window() {
+    loom::model(|| undo_race(spec(Algorithm::FixedWindow, 3, SECOND)));
+}
+
+#[test]
+fn undo_race_approximate_window() {
+    loom::model(|| undo_race(spec(Algorithm::SlidingWindow, 3, SECOND)));
+}
+
+#[test]
+fn undo_race_strict_window() {
+    loom::model(|| {
+        undo_race(spec(
+            Algorithm::SlidingWindowStrict { sub_windows: 2 },
+            3,
             SECOND,
         ));
     });

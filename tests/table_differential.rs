@@ -7,7 +7,8 @@
 //! Every algorithm is covered (GCRA with bursts, fixed window, approximate and strict
 //! sliding windows), alone and as 2-limit composite tables, through every entry point:
 //! `check`, `peek`, `check_each` (each limit's state, as documented in
-//! `src/composite.rs`) and `check_key`.
+//! `src/composite.rs`), `check_key`, and `check_undoable` with and without an immediate
+//! `undo` (after which the table must answer exactly as if the request never happened).
 //!
 //! No eviction or reclaim may happen, or the table would legitimately forget state: at
 //! most [`KEYS`] (6) distinct keys ever reach a table, and a neighbourhood has
@@ -218,6 +219,12 @@ enum Call {
     CheckEach {
         extra: u8,
     },
+    /// `check_undoable` with a full `states` buffer; with `undo`, the charge is given
+    /// back at once, after which the table must answer as if the request never happened
+    /// (the model only peeks).
+    CheckUndoable {
+        undo: bool,
+    },
 }
 
 /// One request.
@@ -236,6 +243,7 @@ fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         4 => Just(Call::Check),
         2 => Just(Call::Peek),
         2 => (0..=1u8).prop_map(|extra| Call::CheckEach { extra }),
+        2 => any::<bool>().prop_map(|undo| Call::CheckUndoable { undo }),
     ];
     // Keys are skewed towards a couple of hot ones, so each key sees long streams.
     let key = prop_oneof![3 => 0..2usize, 2 => 0..KEYS];
@@ -350,7 +358,7 @@ fn run(
         let byte = op.key < BYTE_KEYS;
         // u64 keys only have `check_key`.
         let call = if byte { op.call } else { Call::Check };
-        let commit = !matches!(call, Call::Peek);
+        let commit = !matches!(call, Call::Peek | Call::CheckUndoable { undo: true });
         let want = model.run(now, cost, commit);
         let mut states = vec![SENTINEL; count + 2];
         let got = match call {
@@ -361,12 +369,39 @@ fn run(
                 let len = count + usize::from(extra);
                 table.check_each(&byte_key(op.key), now, cost, &mut states[..len])
             }
+            Call::CheckUndoable { undo } => {
+                match table.check_undoable(&byte_key(op.key), now, cost, &mut states[..count]) {
+                    Ok((decision, charge)) => {
+                        // A charge exactly when something was consumed.
+                        prop_assert_eq!(
+                            charge.is_some(),
+                            decision.allowed && cost > 0,
+                            "op {} {:?}: charge {:?} for {:?}",
+                            i,
+                            op,
+                            charge,
+                            decision
+                        );
+                        if let Some(charge) = charge {
+                            // Its plain words read back as the same charge.
+                            let words = table.charge_to_words(&charge);
+                            let read_back = table.charge_from_words(&words);
+                            prop_assert_eq!(read_back.as_ref(), Some(&charge));
+                            if undo {
+                                table.undo(charge);
+                            }
+                        }
+                        Ok(decision)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
         };
         let context = || format!("op {i} {op:?}: key {} now={now} cost={cost}", op.key);
         match (got, want) {
             (Ok(decision), Ok(outcome)) => {
                 prop_assert_eq!(decision, outcome.decision, "{}", context());
-                if let Call::CheckEach { .. } = call {
+                if let Call::CheckEach { .. } | Call::CheckUndoable { .. } = call {
                     prop_assert_eq!(
                         &states[..count],
                         &outcome.states[..],

@@ -1,4 +1,5 @@
-//! Keyed tables never allocate on the hot path: `check`, `peek`, `check_each` and
+//! Keyed tables never allocate on the hot path: `check`, `peek`, `check_each`,
+//! `check_undoable` / `undo` and
 //! `check_key` on a *full* table — every neighbourhood holds active keys, so new keys take
 //! the full-neighbourhood path of each [`FullPolicy`] (evict, deny, admit untracked) —
 //! and on existing keys, at rest slots (reclaim) and impossible costs (errors), for
@@ -165,6 +166,13 @@ fn workload<M: TableMemory>(table: &Table<M>, filled: u64, now: u64) -> u64 {
             admitted += u64::from(table.peek(&old, t, 0).unwrap().allowed);
             let each = table.check_each(&old, t, 1, &mut states[..1]).unwrap();
             admitted += u64::from(each.allowed);
+            // Undoable checks, their plain words and the undo.
+            let (undoable, charge) = table.check_undoable(&old, t, 1, &mut []).unwrap();
+            admitted += u64::from(undoable.allowed);
+            if let Some(charge) = charge {
+                let words = table.charge_to_words(&charge);
+                table.undo(table.charge_from_words(&words).unwrap());
+            }
             // Impossible costs are errors, not allocations either.
             assert!(black_box(table.check(&old, t, 1 << 40)).is_err());
             assert!(black_box(table.check_key(&i, t, u64::MAX)).is_err());

@@ -36,11 +36,12 @@
  * - Several ratecore_limit directives in one location: a request is admitted only if all
  *   admit, and a denial consumes nothing. With two or more limits that have a key, every
  *   limit is first peeked (ratecore_table_peek, consumes nothing); only if all would admit
- *   are they checked (ratecore_table_check) in order. If a concurrent request makes a later
- *   check deny after an earlier one consumed, the request is denied and the earlier
- *   consumption stays (the C ABI has no cross-table refund): a race can cost a client up
- *   to one request's cost on an earlier limit - a spurious later denial at worst, never an
- *   over-admission. Within one zone the quotas are all-or-nothing in ratecore itself.
+ *   are they checked in order, with ratecore_table_check_undoable. If a concurrent request
+ *   makes a later check deny after an earlier one consumed, the request is denied and the
+ *   earlier charges are given back (ratecore_table_undo): exactly, unless yet another
+ *   request touched the same key meanwhile, in which case ratecore gives back only what is
+ *   provably safe (never an over-admission; at worst a spurious later denial). Within one
+ *   zone the quotas are all-or-nothing in ratecore itself.
  * - Decision reported in headers (as ratecore's composites and policies do): allowed -
  *   the limit with the smallest remaining (ties: the longest reset); denied - the denying
  *   limit with the largest retry_after (the first moment every limit admits).
@@ -1038,6 +1039,56 @@ ngx_http_ratecore_check(ngx_http_ratecore_run_t *run, uint64_t now)
 }
 
 
+/* ngx_http_ratecore_check, keeping what it consumed in *charge for
+ * ngx_http_ratecore_undo (a location with several limits). */
+static ratecore_status
+ngx_http_ratecore_check_undoable(ngx_http_ratecore_run_t *run, uint64_t now,
+    ratecore_table_charge *charge)
+{
+    ratecore_status            rc;
+    ngx_http_ratecore_zone_t  *zone;
+
+    zone = run->limit->zone;
+
+    if (zone->nquotas == 1) {
+        return ratecore_table_check_undoable(zone->table, run->key.data,
+                                             run->key.len, now, run->cost, NULL, 0,
+                                             &run->d, charge);
+    }
+
+    rc = ratecore_table_check_undoable(zone->table, run->key.data, run->key.len,
+                                       now, run->cost, run->states,
+                                       RATECORE_MAX_TABLE_LIMITS, &run->d, charge);
+    if (rc == RATECORE_STATUS_OK) {
+        run->has_states = 1;
+    }
+
+    return rc;
+}
+
+
+/* Gives back the charges of runs[0 .. n) that consumed (a later limit denied). */
+static void
+ngx_http_ratecore_undo(ngx_http_request_t *r, ngx_http_ratecore_run_t *runs,
+    ratecore_table_charge *charges, ngx_uint_t n)
+{
+    ngx_uint_t       i;
+    ratecore_status  rc;
+
+    for (i = 0; i < n; i++) {
+        if (runs[i].failed || !runs[i].d.allowed) {
+            continue;
+        }
+
+        rc = ratecore_table_undo(runs[i].limit->zone->table, &charges[i]);
+        if (rc != RATECORE_STATUS_OK) {
+            ngx_http_ratecore_log_error(r, "ratecore_table_undo()",
+                                        runs[i].limit->zone, rc);
+        }
+    }
+}
+
+
 /* Evaluates a limit's key and cost into run. NGX_DECLINED: an empty key (not limited). */
 static ngx_int_t
 ngx_http_ratecore_prepare(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
@@ -1233,6 +1284,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_run_t       *deciding;
     ngx_http_ratecore_limit_t     *limits;
     ngx_http_ratecore_loc_conf_t  *rlcf;
+    ratecore_table_charge          charges[NGX_HTTP_RATECORE_MAX_LIMITS];
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
 
@@ -1325,8 +1377,9 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
         }
     }
 
-    /* 2. All would admit: check (consume) in order. A later denial under a race leaves
-     *    the earlier consumption in place (see the notes at the top of this file). */
+    /* 2. All would admit: check (consume) in order. With several limits each charge is
+     *    kept, and given back if a later limit denies after all (a concurrent request
+     *    changed it since the peek): a denial consumes nothing. */
     if (!denied && !impossible) {
         for (i = 0; i < nenforce; i++) {
             run = &runs[i];
@@ -1334,7 +1387,8 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                 continue;
             }
 
-            rc = ngx_http_ratecore_check(run, now);
+            rc = nenforce > 1 ? ngx_http_ratecore_check_undoable(run, now, &charges[i])
+                              : ngx_http_ratecore_check(run, now);
 
             if (rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT) {
                 impossible = 1;
@@ -1354,6 +1408,10 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                 denied = 1;
                 break;
             }
+        }
+
+        if (denied || impossible) {
+            ngx_http_ratecore_undo(r, runs, charges, i);
         }
     }
 

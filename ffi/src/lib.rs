@@ -25,7 +25,8 @@
 //! ## Modules
 //! One per API area: [`status`] (status codes and messages), [`panic`](mod@panic) (the boundary),
 //! [`quota`] (quotas, algorithms, decisions), [`limiter`] (single-key limiters and
-//! composites), [`table`] (keyed tables), [`region`] (tables in caller-provided shared
+//! composites), [`table`] (keyed tables), [`charge`] (undoable table checks, for a
+//! request checked against several tables), [`region`] (tables in caller-provided shared
 //! memory), [`headers`] (rate-limit headers and 429 bodies), [`policy`] (TOML policies
 //! checked per request), [`version`]. `ffi` holds the pointer helpers every function uses.
 #![deny(
@@ -38,6 +39,7 @@
 
 mod ffi;
 
+pub mod charge;
 pub mod headers;
 pub mod limiter;
 pub mod panic;
@@ -51,6 +53,10 @@ pub mod version;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 
+pub use charge::{
+    ratecore_table_charge, ratecore_table_check_undoable, ratecore_table_undo,
+    RATECORE_TABLE_CHARGE_WORDS,
+};
 pub use headers::{
     ratecore_header_style, ratecore_quota_report, ratecore_render_headers,
     ratecore_render_problem_json, ratecore_render_text_body, RATECORE_MAX_QUOTA_REPORTS,

@@ -117,7 +117,7 @@ impl Castable for ratecore_table {
 
 /// Runs the same expression on either kind of table.
 impl TableInner {
-    fn table(&self) -> &RegionTable<'static> {
+    pub(crate) fn table(&self) -> &RegionTable<'static> {
         match self {
             Self::Owned { table, .. } | Self::Region(table) => table,
         }
@@ -131,7 +131,7 @@ impl TableInner {
         self.table().stats()
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.config().limits().count()
     }
 

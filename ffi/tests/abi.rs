@@ -413,3 +413,79 @@ fn misaligned_pointers_are_rejected() {
 fn quota_for_alignment() -> ratecore_quota {
     quota(ratecore_algorithm::Gcra, 1, SECOND)
 }
+
+#[test]
+fn undoable_check_round_trip() {
+    // GCRA 2/s and a strict window 3/min: a charge on both quotas, given back exactly.
+    let quotas = [
+        quota(ratecore_algorithm::Gcra, 2, SECOND),
+        ratecore_quota {
+            sub_windows: 4,
+            ..quota(ratecore_algorithm::SlidingWindowStrict, 3, 60 * SECOND)
+        },
+    ];
+    let mut table = ptr::null_mut();
+    // SAFETY: valid pointers to live locals; the handle is freed once at the end.
+    unsafe {
+        assert_eq!(
+            ratecore_table_new(quotas.as_ptr(), 2, 100, 0, &mut table),
+            ratecore_status::Ok
+        );
+        let key = b"acct-9";
+        let mut decision = ratecore_decision::default();
+        let mut states = [ratecore_decision::default(); 2];
+        let mut charge = ratecore_table_charge::default();
+        assert_eq!(
+            ratecore_table_check(table, key.as_ptr(), key.len(), SECOND, 1, &mut decision),
+            ratecore_status::Ok
+        );
+        assert_eq!(
+            ratecore_table_check_undoable(
+                table,
+                key.as_ptr(),
+                key.len(),
+                SECOND,
+                1,
+                states.as_mut_ptr(),
+                2,
+                &mut decision,
+                &mut charge,
+            ),
+            ratecore_status::Ok
+        );
+        assert!(decision.allowed);
+        assert_eq!((states[0].remaining, states[1].remaining), (0, 1));
+        assert_ne!(charge, ratecore_table_charge::default());
+        assert_eq!(ratecore_table_undo(table, &mut charge), ratecore_status::Ok);
+        assert_eq!(
+            charge,
+            ratecore_table_charge::default(),
+            "zeroed once undone"
+        );
+        // Back to one charge on each quota.
+        assert_eq!(
+            ratecore_table_peek_each(
+                table,
+                key.as_ptr(),
+                key.len(),
+                SECOND,
+                0,
+                states.as_mut_ptr(),
+                2,
+                &mut decision,
+            ),
+            ratecore_status::Ok
+        );
+        assert_eq!((states[0].remaining, states[1].remaining), (1, 2));
+        // A forged charge is refused and left as it was.
+        let mut forged = ratecore_table_charge {
+            words: [7; RATECORE_TABLE_CHARGE_WORDS],
+        };
+        assert_eq!(
+            ratecore_table_undo(table, &mut forged),
+            ratecore_status::InvalidArgument
+        );
+        assert_eq!(forged.words, [7; RATECORE_TABLE_CHARGE_WORDS]);
+        ratecore_table_free(table);
+    }
+}

@@ -45,6 +45,10 @@ use ratecore_ffi::{
     ratecore_table_peek_each, ratecore_table_region_size, ratecore_version,
 };
 use ratecore_ffi::{
+    ratecore_table_charge, ratecore_table_check_undoable, ratecore_table_undo,
+    RATECORE_TABLE_CHARGE_WORDS,
+};
+use ratecore_ffi::{
     ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_toml,
     ratecore_policy_peek, ratecore_policy_result, ratecore_quota_report, ratecore_render_headers,
     ratecore_render_problem_json, ratecore_render_text_body, ratecore_request,
@@ -238,6 +242,26 @@ pub enum Call {
         /// Use `_check_each` with this many states.
         each: Option<(u8, SliceArg)>,
         /// The out pointer.
+        out: OutArg,
+    },
+    /// `ratecore_table_check_undoable`, then maybe `ratecore_table_undo` of its charge
+    /// (first with one word altered, which must be refused, if `tamper`).
+    TableUndoable {
+        /// Handle.
+        handle: HandleArg,
+        /// Key (modulo 8).
+        key: u8,
+        /// `now_ns`.
+        now: Num,
+        /// `cost`.
+        cost: Num,
+        /// Pass a states buffer of the table's quota count.
+        with_states: bool,
+        /// Undo the charge.
+        undo: bool,
+        /// Before undoing, try the charge with this word (modulo the length) flipped.
+        tamper: Option<u8>,
+        /// The out pointers (decision and charge alike).
         out: OutArg,
     },
     /// The introspection functions.
@@ -1337,6 +1361,87 @@ fn step(arena: &mut Arena, call: &Call) {
                             each_states.iter().map(|d| c_decision(*d)).collect();
                         assert_eq!(&states[..count], &want[..]);
                         assert!(states[count..].iter().all(|d| *d == SENTINEL));
+                    }
+                }
+                Err(e) => assert_eq!(status, S::from(e)),
+            }
+        }
+        Call::TableUndoable {
+            handle,
+            key,
+            now,
+            cost,
+            with_states,
+            undo,
+            tamper,
+            out,
+        } => {
+            let (now, cost) = (now.get(), cost.get());
+            let target = pick(&arena.tables, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let id = *key % 8;
+            let kb = key_bytes(id);
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.tables.len());
+            faults.out(*out);
+            let mut slot = [SENTINEL; 2];
+            let op = out_ptr(&mut slot, *out);
+            let poison = ratecore_table_charge {
+                words: [0xab; RATECORE_TABLE_CHARGE_WORDS],
+            };
+            let mut charge = [poison; 2];
+            let cp = out_ptr(&mut charge, *out);
+            let count = target.map_or(0, |(_, h)| arena.mirrors[h.mirror].config().limits().count());
+            let mut states = vec![SENTINEL; if *with_states { count } else { 0 }];
+            let (sp, slen) = if states.is_empty() {
+                (ptr::null_mut(), 0)
+            } else {
+                (states.as_mut_ptr(), states.len())
+            };
+            // SAFETY: key and states valid for their lengths; handle and outs valid, NULL
+            // or misaligned.
+            let status = unsafe {
+                ratecore_table_check_undoable(hp, kb.as_ptr(), kb.len(), now, cost, sp, slen, op, cp)
+            };
+            let fine = faults.judge(status, "table_check_undoable");
+            if !fine || status != S::Ok {
+                assert!(slot.iter().all(|d| *d == SENTINEL), "decision written with {status:?}");
+                assert!(charge.iter().all(|c| *c == poison), "charge written with {status:?}");
+                assert!(states.iter().all(|d| *d == SENTINEL), "states written with {status:?}");
+            }
+            if !fine {
+                return;
+            }
+            let (_, h) = target.expect("live");
+            let mirror = &arena.mirrors[h.mirror];
+            let mut each_states = vec![Decision::EMPTY; states.len()];
+            match mirror.check_undoable(&kb, now, cost, &mut each_states) {
+                Ok((d, mirror_charge)) => {
+                    assert_eq!(status, S::Ok);
+                    assert_eq!(slot[0], c_decision(d), "undoable decision differs from the Rust API");
+                    let want: Vec<ratecore_decision> = each_states.iter().map(|d| c_decision(*d)).collect();
+                    assert_eq!(states, want, "undoable states differ from the Rust API");
+                    let zero = charge[0].words == [0; RATECORE_TABLE_CHARGE_WORDS];
+                    assert_eq!(zero, mirror_charge.is_none(), "a charge exactly when consumed");
+                    if !*undo {
+                        return;
+                    }
+                    if let Some(word) = tamper {
+                        let mut altered = charge[0];
+                        let at = usize::from(*word) % RATECORE_TABLE_CHARGE_WORDS;
+                        altered.words[at] ^= 1 << (word / 32 % 64);
+                        // SAFETY: a live handle; one valid charge.
+                        let refused = unsafe { ratecore_table_undo(hp, &mut altered) };
+                        if !zero {
+                            assert_eq!(refused, S::InvalidArgument, "an altered charge is refused");
+                        }
+                    }
+                    // SAFETY: a live handle; one valid charge.
+                    let undone = unsafe { ratecore_table_undo(hp, &mut charge[0]) };
+                    assert_eq!(undone, S::Ok);
+                    assert_eq!(charge[0].words, [0; RATECORE_TABLE_CHARGE_WORDS], "zeroed");
+                    if let Some(c) = mirror_charge {
+                        mirror.undo(c);
                     }
                 }
                 Err(e) => assert_eq!(status, S::from(e)),

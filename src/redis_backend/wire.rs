@@ -370,11 +370,7 @@ impl Member for Replica {
                 let outcome = limit.evaluate(old, now, cost)?;
                 let reservation = outcome.new_word.map(|new| {
                     word.set(new);
-                    Reservation {
-                        tag: new,
-                        aux: old,
-                        cost,
-                    }
+                    Reservation::word(new, old, cost)
                 });
                 Ok((outcome.decision, reservation))
             }

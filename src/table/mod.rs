@@ -116,6 +116,7 @@
 //! single-word slot need only the CAS's atomicity (the tag in the expected value carries
 //! identity). Counters are `Relaxed` (see `stats`).
 
+mod charge;
 mod config;
 #[cfg(not(ratecore_loom))]
 pub mod region;
@@ -126,7 +127,7 @@ use core::hash::Hash;
 
 use crossbeam_utils::Backoff;
 
-use crate::composite::{run_all, Member};
+use crate::composite::{run_all, run_all_keeping, Member};
 use crate::decision::Decision;
 use crate::error::CheckError;
 use crate::sliding_strict::{Slot, StrictConfig};
@@ -134,6 +135,7 @@ use crate::sync::{fence, AtomicU128, Ordering};
 use crate::word::WordLimit;
 use crate::Reservation;
 
+pub use charge::{TableCharge, TABLE_CHARGE_WORDS};
 pub use config::{FullPolicy, LimitSpec, TableConfig, TableError, MAX_CAPACITY, MAX_TABLE_LIMITS};
 pub use stats::TableStats;
 
@@ -639,6 +641,106 @@ impl<M: TableMemory> Table<M> {
         self.run(self.hasher.hash_one(key), now, cost, false, states)
     }
 
+    /// Like [`check_each`](Self::check_each) (pass `&mut []` for no states), and also
+    /// returns what was consumed, as a [`TableCharge`] that [`undo`](Self::undo) gives
+    /// back: `None` when nothing was (a denial, or cost 0).
+    ///
+    /// For a request checked against several tables: consume from each in turn, and if a
+    /// later one denies, undo the earlier charges, so that a denial consumes nothing
+    /// anywhere. (Peeking every table first avoids most undos; a concurrent request can
+    /// still change a table between the peek and the check.)
+    ///
+    /// It takes the general path even for a single-limit table (no live-key fast path),
+    /// since it must keep each limit's reservation.
+    ///
+    /// # Errors
+    /// As for [`check`](Self::check).
+    pub fn check_undoable(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<(Decision, Option<TableCharge>), CheckError> {
+        let hash = self.hasher.hash_one(key);
+        let fingerprint = fingerprint_of(hash);
+        let starts = neighbourhoods(fingerprint, self.mask);
+        let members: [KeyedLimit<'_>; MAX_TABLE_LIMITS] =
+            core::array::from_fn(|i| self.member(i, fingerprint, starts));
+        let mut tokens = [None; MAX_TABLE_LIMITS];
+        let decision = run_all_keeping(
+            members.get(..self.config.count).unwrap_or(&members),
+            now,
+            cost,
+            true,
+            states,
+            &mut tokens,
+        )?;
+        let charge = tokens.iter().any(Option::is_some).then_some(TableCharge {
+            table: self.identity(),
+            hash,
+            tokens,
+        });
+        Ok((decision, charge))
+    }
+
+    /// Gives back a charge [`check_undoable`](Self::check_undoable) made on this table,
+    /// newest limit first. Exact when nothing else touched the key since; under
+    /// contention (or after the key lost its slot) it gives back only what is provably
+    /// safe, possibly nothing, so it never creates over-admission. A charge made by
+    /// another table is ignored. It takes the charge by value: a charge is undone once.
+    /// (Its plain words, read back twice with [`charge_from_words`](Self::charge_from_words),
+    /// would give the windows' cost back twice; the C ABI clears them on undo.)
+    pub fn undo(&self, charge: TableCharge) {
+        if charge.table != self.identity() {
+            return;
+        }
+        let fingerprint = fingerprint_of(charge.hash);
+        let starts = neighbourhoods(fingerprint, self.mask);
+        for (index, token) in charge
+            .tokens
+            .iter()
+            .enumerate()
+            .take(self.config.count)
+            .rev()
+        {
+            if let Some(token) = token {
+                self.member(index, fingerprint, starts).cancel(*token);
+            }
+        }
+    }
+
+    /// A charge as plain words, sealed with a checksum keyed by this table's hash seed
+    /// (for carrying it through C; [`charge_from_words`](Self::charge_from_words) reads it
+    /// back).
+    #[must_use]
+    pub fn charge_to_words(&self, charge: &TableCharge) -> [u64; TABLE_CHARGE_WORDS] {
+        let mut words = charge.unsealed_words();
+        words[TABLE_CHARGE_WORDS - 1] = self.charge_checksum(&words);
+        words
+    }
+
+    /// The charge [`charge_to_words`](Self::charge_to_words) sealed, if these words are
+    /// exactly that for this table; `None` for words from another table or altered in any
+    /// way (short of breaking a 64-bit keyed hash).
+    #[must_use]
+    pub fn charge_from_words(&self, words: &[u64; TABLE_CHARGE_WORDS]) -> Option<TableCharge> {
+        (words[0] == self.identity()
+            && words[TABLE_CHARGE_WORDS - 1] == self.charge_checksum(words))
+        .then(|| TableCharge::from_verified_words(words))
+    }
+
+    /// Checksum of a charge's words (all but the last), keyed by the table's hash seed.
+    fn charge_checksum(&self, words: &[u64; TABLE_CHARGE_WORDS]) -> u64 {
+        self.hasher
+            .hash_one(words.get(..TABLE_CHARGE_WORDS - 1).unwrap_or(&[]))
+    }
+
+    /// This table's identity in this process: where its slots are.
+    fn identity(&self) -> u64 {
+        self.memory.slots().as_ptr() as usize as u64
+    }
+
     /// Like [`check`](Self::check) for any hashable key (e.g. a `u64` account id or an
     /// `(app, user)` tuple). Keys are hashed with their `Hash` impl: use one key type per
     /// table, since `b"42"` and `42u64` hash differently.
@@ -869,7 +971,7 @@ pub(crate) struct KeyedLimit<'t> {
 }
 
 /// What `cancel` needs to give a keyed charge back.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KeyedReservation {
     index: usize,
     inner: Reservation,
@@ -1281,11 +1383,7 @@ impl<'t> KeyedLimit<'t> {
             match self.update_word_slot(word, index, slot, now, cost, commit)? {
                 LiveUpdate::Done(decision, None) => Step::Done((decision.decision(), None)),
                 LiveUpdate::Done(decision, Some((new_word, state))) => {
-                    let inner = Reservation {
-                        tag: new_word,
-                        aux: state,
-                        cost,
-                    };
+                    let inner = Reservation::word(new_word, state, cost);
                     let token = KeyedReservation { index, inner };
                     Step::Done((decision.decision(), Some(token)))
                 }
@@ -1551,11 +1649,7 @@ impl<'t> KeyedLimit<'t> {
                     return Ok(Step::Retry);
                 }
                 self.counters.bump(stats::NEW_KEYS);
-                let inner = Reservation {
-                    tag: new_word,
-                    aux: 0,
-                    cost,
-                };
+                let inner = Reservation::word(new_word, 0, cost);
                 Ok(Step::Done((fresh, Some(KeyedReservation { index, inner }))))
             }
             Kind::Strict { config, .. } => {

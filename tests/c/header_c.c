@@ -13,6 +13,8 @@ _Static_assert(offsetof(ratecore_quota, algorithm) == 24, "ratecore_quota layout
 _Static_assert(sizeof(ratecore_decision) == 40, "ratecore_decision layout");
 _Static_assert(offsetof(ratecore_decision, limit) == 8, "ratecore_decision layout");
 _Static_assert(sizeof(ratecore_table_stats) == 80, "ratecore_table_stats layout");
+_Static_assert(sizeof(ratecore_table_charge) == 8 * RATECORE_TABLE_CHARGE_WORDS, "ratecore_table_charge layout");
+_Static_assert(RATECORE_TABLE_CHARGE_WORDS == 27, "ratecore_table_charge size");
 _Static_assert(sizeof(ratecore_status) == 4, "ratecore_status is a uint32_t");
 _Static_assert(RATECORE_STATUS_OK == 0, "OK is 0");
 _Static_assert(RATECORE_STATUS_PANIC == 4, "status values never change");

@@ -1004,13 +1004,16 @@ def http2_answers_with_the_same_headers_and_body(env):
 @test
 def four_workers_share_one_table_exactly(env):
     """4 worker processes, 100 per hour on one key, 20 concurrent clients x 50 requests
-    each: exactly 100 admissions, for every algorithm."""
+    each: exactly 100 admissions, for every algorithm. Then the same load on a location
+    with two limits (per IP 1000/h, per account 100/h): exactly 100 admissions, and the
+    IP's count holds exactly those 100 (denials, including ones decided by a race after
+    the IP was charged, consume nothing)."""
     with open(os.path.join(HERE, "conf", "concurrency.conf")) as f:
         template = f.read()
     ngx = Nginx(env.workdir, "concurrency", template, env.module, workers=4, port=free_port()).start()
     port = ngx.ports["port"]
     wait_for_window(3600, 20, "the fixed window's hour")
-    for algorithm in ("gcra", "fixed", "approx", "strict"):
+    for algorithm in ("gcra", "fixed", "approx", "strict", "pair"):
         counts = {}
         workers = set()
         errors = []
@@ -1024,7 +1027,7 @@ def four_workers_share_one_table_exactly(env):
             try:
                 barrier.wait(timeout=10)
                 for _ in range(50):
-                    r = c.request("GET", f"/{algorithm}", {"X-Key": "one-key"})
+                    r = c.request("GET", f"/{algorithm}", {"X-Key": "one-key", "X-Ip": "one-ip"})
                     local[r.status] = local.get(r.status, 0) + 1
                     pids.add(r.header("X-Worker"))
             except Exception as e:  # noqa: BLE001 - reported below
@@ -1048,6 +1051,10 @@ def four_workers_share_one_table_exactly(env):
         print(f"    {algorithm}: 100 admitted, 900 rejected, 1000 requests in "
               f"{time.monotonic() - t0:.2f} s, served by {len(workers)} workers")
         check(len(workers) >= 2, f"{algorithm}: only {len(workers)} worker answered")
+    # The IP's fixed window holds exactly the 100 admissions: this request is its 101st.
+    r = Client(port).request("GET", "/pair_ip", {"X-Ip": "one-ip"})
+    eq((r.status, r.header("X-RateLimit-Remaining")), (200, "899"),
+       "the per-IP count after the two-limit run")
     ngx.assert_log_clean()
     ngx.stop()
 
