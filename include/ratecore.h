@@ -462,7 +462,8 @@ typedef struct ratecore_decision {
  * words, to keep on the stack or in a request's memory; opaque: only the table that made
  * it reads it, and it refuses words it did not write (a checksum keyed by the table's
  * secret hash seed). All zero means "nothing consumed" (a denial, cost 0); undoing it does
- * nothing. Valid only for the table handle, and the process, that made it.
+ * nothing. Valid only for the table handle, and the process, that made it, and only
+ * while that handle lives: undo it soon, before freeing the table.
  */
 typedef struct ratecore_table_charge {
   /**
@@ -697,8 +698,10 @@ ratecore_status ratecore_table_check_undoable(const struct ratecore_table *table
                                               struct ratecore_table_charge *charge_out);
 
 /**
- * Gives back what `charge` consumed, then zeroes `*charge`, so undoing it again does
- * nothing. An all-zero charge is a no-op. Give a charge back soon (the moment another
+ * Gives back what `charge` consumed, and zeroes `*charge`, so undoing it again does
+ * nothing. An all-zero charge is a no-op. Undo each charge once: a *copy* of a charge
+ * made before the undo is not zeroed, and undoing it too would give a window's cost
+ * back twice. Give a charge back soon (the moment another
  * table denies the same request): what is given back is exactly what was consumed when
  * nothing else touched the key since; otherwise only what is provably safe (possibly
  * nothing), never creating an over-admission.

@@ -140,14 +140,20 @@ pub(crate) fn run_all<M: Member>(
     commit: bool,
     states: &mut [Decision],
 ) -> Result<Decision, CheckError> {
+    let members = members.get(..MAX_LIMITS).unwrap_or(members);
+    if let Some(decided) = peek_all(members, now, cost, commit, states)? {
+        return Ok(decided);
+    }
+    // Only an admission about to be charged needs room for the reservations.
     let mut taken: [Option<M::Token>; MAX_LIMITS] = [None; MAX_LIMITS];
-    run_all_keeping(members, now, cost, commit, states, &mut taken)
+    reserve_all(members, now, cost, states, &mut taken)
 }
 
 /// [`run_all`], leaving in `taken[i]` the reservation member `i` holds after an
 /// admission, for a caller that may give the whole charge back later (a table's
-/// `check_undoable`). After a denial or a peek every entry is `None`: nothing is held. Members beyond `taken.len()` (or [`MAX_LIMITS`]) are not consulted.
-#[inline(always)] // into `run_all`: its own `taken` array stays a local
+/// `check_undoable`). `taken` must hold `None` everywhere on entry; after a denial or a
+/// peek it still does (nothing is held). Members beyond `taken.len()` (or
+/// [`MAX_LIMITS`]) are not consulted.
 pub(crate) fn run_all_keeping<M: Member>(
     members: &[M],
     now: u64,
@@ -158,7 +164,23 @@ pub(crate) fn run_all_keeping<M: Member>(
 ) -> Result<Decision, CheckError> {
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
     let members = members.get(..taken.len()).unwrap_or(members);
-    taken.fill(None);
+    if let Some(decided) = peek_all(members, now, cost, commit, states)? {
+        return Ok(decided);
+    }
+    reserve_all(members, now, cost, states, taken)
+}
+
+/// The protocol's first phase: every member peeked. `Some(decision)` when that decides
+/// (a denial, reported with every member's unchanged state; a peek; cost 0); `None` when
+/// every member would admit a charge.
+#[inline(always)] // into `run_all`, once per caller
+fn peek_all<M: Member>(
+    members: &[M],
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut [Decision],
+) -> Result<Option<Decision>, CheckError> {
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
         let decision = member.peek(now, cost)?;
@@ -169,18 +191,36 @@ pub(crate) fn run_all_keeping<M: Member>(
         if verdict.denied {
             report_unchanged(members, now, cost, states)?;
         }
-        return Ok(verdict.decision());
+        return Ok(Some(verdict.decision()));
     }
+    Ok(None)
+}
+
+/// The second phase: reserve each member in order, keeping the reservations in `taken`;
+/// if one denies after all (a racing request), give back those already taken, newest
+/// first, and report the denial.
+#[inline(always)] // into `run_all`, once per caller
+fn reserve_all<M: Member>(
+    members: &[M],
+    now: u64,
+    cost: u64,
+    states: &mut [Decision],
+    taken: &mut [Option<M::Token>],
+) -> Result<Decision, CheckError> {
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
-        let (decision, reservation) = member.reserve(now, cost)?;
-        if !decision.allowed {
-            // Give back what was taken so far, newest first.
-            for (earlier, token) in members.iter().zip(taken.iter_mut()).take(index).rev() {
-                if let Some(token) = token.take() {
-                    earlier.cancel(token);
-                }
+        let reserved = member.reserve(now, cost);
+        let (decision, reservation) = match reserved {
+            Ok(reserved) => reserved,
+            Err(error) => {
+                // Unreachable today (errors depend on the cost alone, which every peek
+                // accepted), but never leave a charge behind an error.
+                give_back(members, taken, index);
+                return Err(error);
             }
+        };
+        if !decision.allowed {
+            give_back(members, taken, index);
             report_unchanged(members, now, cost, states)?;
             report(states, index, decision);
             let mut denied = Verdict::default();
@@ -194,6 +234,15 @@ pub(crate) fn run_all_keeping<M: Member>(
         verdict.add(decision);
     }
     Ok(verdict.decision())
+}
+
+/// Gives back the reservations of members `0 .. upto`, newest first, leaving `None`.
+fn give_back<M: Member>(members: &[M], taken: &mut [Option<M::Token>], upto: usize) {
+    for (member, token) in members.iter().zip(taken.iter_mut()).take(upto).rev() {
+        if let Some(token) = token.take() {
+            member.cancel(token);
+        }
+    }
 }
 
 /// After a denial: each entry shows the member's unchanged state; a member that would

@@ -466,11 +466,20 @@ impl StrictConfig {
             count: u32::try_from(charged).unwrap_or(u32::MAX),
         };
         let mut current = slot.load();
-        if current == written {
-            // Untouched since our charge: putting the cell back as it was is the exact
-            // inverse (subtracting would keep our newest time, so the rest of the
-            // sub-window's count would expire later than it should). On a lost race,
-            // fall through to subtracting from what is there now.
+        if !ours && current == written {
+            // Our charge opened the sub-window's cell, and the cell is exactly as it left
+            // it: the count is our cost alone (any later charge and its give-back netted
+            // to zero), so putting back the cell as it was is the exact inverse.
+            //
+            // Not when the cell already held this sub-window (`ours`): then an equal cell
+            // does not prove the charges in it are the ones that were there before ours
+            // (another request may have given back and a third charged at our time), and
+            // restoring the older newest time would release that third charge early (an
+            // over-admission). Subtracting keeps our newest time instead: the rest of the
+            // sub-window's count is released with it, at most one sub-window late (a
+            // possible spurious denial, never an extra admission).
+            //
+            // On a lost race, fall through to subtracting from what is there now.
             match slot.compare_exchange(current, before) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
@@ -582,9 +591,10 @@ impl<S: AsRef<[Slot]>> Reserve for SlidingWindowStrict<S> {
     }
 
     fn cancel(&self, reservation: Reservation) {
-        // Counts are additive: subtracting our cost from the slot we charged, while it
-        // still holds our sub-window, is exact. Its `newest` stays (stricter, never
-        // looser).
+        // `StrictConfig::uncharge`: the cell our charge opened goes back as it was if
+        // nothing changed it; otherwise our cost is subtracted from the cell while it
+        // still holds our sub-window (counts are additive), its `newest` kept (stricter,
+        // never looser).
         self.config.uncharge(self.ring.as_ref(), reservation);
     }
 }

@@ -8,7 +8,8 @@
 //! sliding windows), alone and as 2-limit composite tables, through every entry point:
 //! `check`, `peek`, `check_each` (each limit's state, as documented in
 //! `src/composite.rs`), `check_key`, and `check_undoable` with and without an immediate
-//! `undo` (after which the table must answer exactly as if the request never happened).
+//! `undo` (after which the table must answer exactly as if the request never happened,
+//! but for the strict window's documented exception: `StrictModel::undone`).
 //!
 //! No eviction or reclaim may happen, or the table would legitimately forget state: at
 //! most [`KEYS`] (6) distinct keys ever reach a table, and a neighbourhood has
@@ -220,8 +221,9 @@ enum Call {
         extra: u8,
     },
     /// `check_undoable` with a full `states` buffer; with `undo`, the charge is given
-    /// back at once, after which the table must answer as if the request never happened
-    /// (the model only peeks).
+    /// back at once, after which the table must answer as the models say an undo leaves
+    /// them: as if the request never happened, except that a strict window's sub-window
+    /// that already held admissions keeps the undone one's time.
     CheckUndoable {
         undo: bool,
     },
@@ -358,8 +360,18 @@ fn run(
         let byte = op.key < BYTE_KEYS;
         // u64 keys only have `check_key`.
         let call = if byte { op.call } else { Call::Check };
-        let commit = !matches!(call, Call::Peek | Call::CheckUndoable { undo: true });
+        let commit = !matches!(call, Call::Peek);
+        let before = model.clone();
         let want = model.run(now, cost, commit);
+        if let (Call::CheckUndoable { undo: true }, Ok(outcome)) = (call, &want) {
+            if outcome.decision.allowed {
+                // What the undo leaves (exactly the state before, except in a strict
+                // window's sub-window that already held admissions: see the model).
+                for (limit, earlier) in model.limits.iter_mut().zip(&before.limits) {
+                    *limit = AnyModel::undone(earlier, limit, cost);
+                }
+            }
+        }
         let mut states = vec![SENTINEL; count + 2];
         let got = match call {
             Call::Check if byte => table.check(&byte_key(op.key), now, cost),

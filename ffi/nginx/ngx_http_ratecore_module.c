@@ -1067,23 +1067,44 @@ ngx_http_ratecore_check_undoable(ngx_http_ratecore_run_t *run, uint64_t now,
 }
 
 
-/* Gives back the charges of runs[0 .. n) that consumed (a later limit denied). */
+/* Gives back the charges of runs[0 .. n) that consumed (a later limit denied), newest
+ * first as ratecore's composites do, then re-reads each such run's state with a cost-0
+ * peek, so the denial's headers show the zones as the request left them: untouched. */
 static void
 ngx_http_ratecore_undo(ngx_http_request_t *r, ngx_http_ratecore_run_t *runs,
-    ratecore_table_charge *charges, ngx_uint_t n)
+    ratecore_table_charge *charges, ngx_uint_t n, uint64_t now)
 {
-    ngx_uint_t       i;
-    ratecore_status  rc;
+    ngx_uint_t                 i;
+    ratecore_status            rc;
+    ngx_http_ratecore_run_t   *run;
+    ngx_http_ratecore_zone_t  *zone;
 
-    for (i = 0; i < n; i++) {
-        if (runs[i].failed || !runs[i].d.allowed) {
+    for (i = n; i-- > 0; /* void */) {
+        run = &runs[i];
+        if (run->failed || !run->d.allowed) {
             continue;
         }
 
-        rc = ratecore_table_undo(runs[i].limit->zone->table, &charges[i]);
+        zone = run->limit->zone;
+
+        rc = ratecore_table_undo(zone->table, &charges[i]);
         if (rc != RATECORE_STATUS_OK) {
-            ngx_http_ratecore_log_error(r, "ratecore_table_undo()",
-                                        runs[i].limit->zone, rc);
+            ngx_http_ratecore_log_error(r, "ratecore_table_undo()", zone, rc);
+            continue;
+        }
+
+        if (zone->nquotas == 1) {
+            rc = ratecore_table_peek(zone->table, run->key.data, run->key.len, now, 0,
+                                     &run->d);
+        } else {
+            rc = ratecore_table_peek_each(zone->table, run->key.data, run->key.len,
+                                          now, 0, run->states,
+                                          RATECORE_MAX_TABLE_LIMITS, &run->d);
+        }
+
+        if (rc != RATECORE_STATUS_OK) {
+            ngx_http_ratecore_log_error(r, "ratecore_table_peek()", zone, rc);
+            run->failed = 1;
         }
     }
 }
@@ -1411,7 +1432,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
         }
 
         if (denied || impossible) {
-            ngx_http_ratecore_undo(r, runs, charges, i);
+            ngx_http_ratecore_undo(r, runs, charges, i, now);
         }
     }
 

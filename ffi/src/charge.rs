@@ -25,7 +25,8 @@ const _: () = assert!(RATECORE_TABLE_CHARGE_WORDS == TABLE_CHARGE_WORDS);
 /// words, to keep on the stack or in a request's memory; opaque: only the table that made
 /// it reads it, and it refuses words it did not write (a checksum keyed by the table's
 /// secret hash seed). All zero means "nothing consumed" (a denial, cost 0); undoing it does
-/// nothing. Valid only for the table handle, and the process, that made it.
+/// nothing. Valid only for the table handle, and the process, that made it, and only
+/// while that handle lives: undo it soon, before freeing the table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ratecore_table_charge {
@@ -92,8 +93,10 @@ pub unsafe extern "C" fn ratecore_table_check_undoable(
     })
 }
 
-/// Gives back what `charge` consumed, then zeroes `*charge`, so undoing it again does
-/// nothing. An all-zero charge is a no-op. Give a charge back soon (the moment another
+/// Gives back what `charge` consumed, and zeroes `*charge`, so undoing it again does
+/// nothing. An all-zero charge is a no-op. Undo each charge once: a *copy* of a charge
+/// made before the undo is not zeroed, and undoing it too would give a window's cost
+/// back twice. Give a charge back soon (the moment another
 /// table denies the same request): what is given back is exactly what was consumed when
 /// nothing else touched the key since; otherwise only what is provably safe (possibly
 /// nothing), never creating an over-admission.
@@ -128,10 +131,12 @@ pub unsafe extern "C" fn ratecore_table_undo(
         let charge_value = table
             .charge_from_words(&words)
             .ok_or(ratecore_status::InvalidArgument)?;
-        table.undo(charge_value);
+        // Zeroed before the undo: even if the undo were cut short (a panic, reported as
+        // RATECORE_STATUS_PANIC), retrying could not give anything back twice.
         // SAFETY: valid for one write during this call (checked non-NULL above).
         let out = unsafe { output(charge)? };
         out.write(ratecore_table_charge::default());
+        table.undo(charge_value);
         Ok(())
     })
 }

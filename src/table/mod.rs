@@ -736,7 +736,9 @@ impl<M: TableMemory> Table<M> {
             .hash_one(words.get(..TABLE_CHARGE_WORDS - 1).unwrap_or(&[]))
     }
 
-    /// This table's identity in this process: where its slots are.
+    /// This table's identity in this process: where its slots are. (A table freed and
+    /// another created at the same address with the same explicit seed would accept the
+    /// first one's charges: a charge is meant to be undone right after it was made.)
     fn identity(&self) -> u64 {
         self.memory.slots().as_ptr() as usize as u64
     }

@@ -168,6 +168,17 @@ impl AnyModel {
         }
     }
 
+    /// The documented effect of undoing, right away, the one admission of `cost` that
+    /// turned `before` into `after`: exactly `before` for the single-word algorithms,
+    /// [`StrictModel::undone`] for the strict window.
+    #[allow(dead_code)] // used by some of the test crates that include the models
+    pub fn undone(before: &Self, after: &Self, cost: u64) -> Self {
+        match (before, after) {
+            (Self::Strict(b), Self::Strict(a)) => Self::Strict(StrictModel::undone(b, a, cost)),
+            _ => before.clone(),
+        }
+    }
+
     fn as_model_mut(&mut self) -> &mut dyn Model {
         match self {
             Self::Gcra(m) => m,
