@@ -703,8 +703,9 @@ ratecore_status ratecore_table_check_undoable(const struct ratecore_table *table
  * made before the undo is not zeroed, and undoing it too would give a window's cost
  * back twice. Give a charge back soon (the moment another
  * table denies the same request): what is given back is exactly what was consumed when
- * nothing else touched the key since; otherwise only what is provably safe (possibly
- * nothing), never creating an over-admission.
+ * nothing else touched the key since (a strict window's sub-window that already held
+ * admissions keeps the undone request's time); otherwise only what is provably safe
+ * (possibly nothing), never creating an over-admission.
  *
  * Errors: `NULL_POINTER`; `INVALID_ARGUMENT` (and nothing undone or zeroed) for a charge
  * that this table did not make, or that was altered.

@@ -126,8 +126,9 @@ pub struct Reservation {
     /// The cost charged.
     pub(crate) cost: u64,
     /// Strict window only (0 otherwise): the charged cell as it was before, its newest
-    /// time and its generation and count, so that a charge nothing touched since is
-    /// undone exactly (as a single word is, by restoring `aux`).
+    /// time and its generation and count, so that a charge that opened its sub-window's
+    /// cell, with nothing touching it since, is undone exactly (as a single word is, by
+    /// restoring `aux`).
     pub(crate) before_newest: u64,
     /// See `before_newest`: `generation << 32 | count`.
     pub(crate) before_meta: u64,
@@ -156,8 +157,10 @@ pub trait Reserve: RateLimiter {
 
     /// Gives back a reservation taken by [`reserve`](Self::reserve) on this same limiter.
     ///
-    /// Exact when nothing else touched the state since; under contention it gives back
-    /// only what is provably safe to give back (never creating over-admission), so a race
-    /// can at worst leave a denied request's cost charged.
+    /// Exact when nothing else touched the state since (but a strict window's sub-window
+    /// that already held admissions keeps this one's time, so they are released at most
+    /// one sub-window late); under contention it gives back only what is provably safe
+    /// to give back (never creating over-admission), so a race can at worst leave a
+    /// denied request's cost charged.
     fn cancel(&self, reservation: Reservation);
 }

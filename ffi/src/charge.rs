@@ -4,8 +4,10 @@
 //!
 //! `ratecore_table_check_undoable` checks like `ratecore_table_check_each` and also
 //! writes what it consumed into a `ratecore_table_charge`; `ratecore_table_undo` gives that
-//! back (exactly when nothing else touched the key since, otherwise only what is provably
-//! safe: never an over-admission).
+//! back: exactly when nothing else touched the key since (but a strict window's
+//! sub-window that already held admissions keeps the undone request's time, releasing
+//! them at most one sub-window late), otherwise only what is provably safe: never an
+//! over-admission.
 
 use ratecore::table::TABLE_CHARGE_WORDS;
 use ratecore::Decision;
@@ -98,8 +100,9 @@ pub unsafe extern "C" fn ratecore_table_check_undoable(
 /// made before the undo is not zeroed, and undoing it too would give a window's cost
 /// back twice. Give a charge back soon (the moment another
 /// table denies the same request): what is given back is exactly what was consumed when
-/// nothing else touched the key since; otherwise only what is provably safe (possibly
-/// nothing), never creating an over-admission.
+/// nothing else touched the key since (a strict window's sub-window that already held
+/// admissions keeps the undone request's time); otherwise only what is provably safe
+/// (possibly nothing), never creating an over-admission.
 ///
 /// Errors: `NULL_POINTER`; `INVALID_ARGUMENT` (and nothing undone or zeroed) for a charge
 /// that this table did not make, or that was altered.

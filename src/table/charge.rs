@@ -7,8 +7,9 @@
 //! several tables (an nginx location with a per-IP and a per-account zone) consumes from
 //! them one after the other; when a later table denies, undoing the earlier charges keeps
 //! "a denial consumes nothing" across tables too. Undo gives back only what is provably
-//! safe (as the composite's cancel does): exact when nothing else touched the key since,
-//! otherwise possibly less, never more, so it never creates over-admission.
+//! safe (as the composite's cancel does): exact when nothing else touched the key since
+//! (but a strict window's sub-window that already held admissions keeps the undone
+//! request's time), otherwise possibly less, never more, so it never over-admits.
 //!
 //! A charge travels through C as [`TABLE_CHARGE_WORDS`] plain words (`to_words` /
 //! `Table::charge_from_words`), sealed with a checksum keyed by the table's hash seed: a

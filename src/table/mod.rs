@@ -685,9 +685,11 @@ impl<M: TableMemory> Table<M> {
     }
 
     /// Gives back a charge [`check_undoable`](Self::check_undoable) made on this table,
-    /// newest limit first. Exact when nothing else touched the key since; under
-    /// contention (or after the key lost its slot) it gives back only what is provably
-    /// safe, possibly nothing, so it never creates over-admission. A charge made by
+    /// newest limit first, as a composite's cancel does ([`crate::Reserve::cancel`]):
+    /// exact when nothing else touched the key since (but a strict window's sub-window
+    /// that already held admissions keeps the undone request's time); under contention
+    /// (or after the key lost its slot) only what is provably safe, possibly nothing, so
+    /// it never creates over-admission. A charge made by
     /// another table is ignored. It takes the charge by value: a charge is undone once.
     /// (Its plain words, read back twice with [`charge_from_words`](Self::charge_from_words),
     /// would give the windows' cost back twice; the C ABI clears them on undo.)
