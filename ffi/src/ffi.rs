@@ -143,15 +143,24 @@ impl Out<ratecore_decision> {
     /// the copy field-sized; they cost nothing more than the plain stores they replace.
     #[inline(always)]
     pub(crate) fn write_decision(self, decision: Decision) {
+        // Destructured, so a field added to `ratecore_decision` fails to compile here
+        // rather than going unwritten.
+        let ratecore_decision {
+            allowed,
+            limit,
+            remaining,
+            reset_after_ns,
+            retry_after_ns,
+        } = decision.into();
         let out = self.0.as_ptr();
         // SAFETY: as in `write`: valid and aligned for one `ratecore_decision`, written
         // only here during this call; each field pointer stays inside it.
         unsafe {
-            std::ptr::addr_of_mut!((*out).allowed).write_volatile(decision.allowed);
-            std::ptr::addr_of_mut!((*out).limit).write_volatile(decision.limit);
-            std::ptr::addr_of_mut!((*out).remaining).write_volatile(decision.remaining);
-            std::ptr::addr_of_mut!((*out).reset_after_ns).write_volatile(decision.reset_after);
-            std::ptr::addr_of_mut!((*out).retry_after_ns).write_volatile(decision.retry_after);
+            std::ptr::addr_of_mut!((*out).allowed).write_volatile(allowed);
+            std::ptr::addr_of_mut!((*out).limit).write_volatile(limit);
+            std::ptr::addr_of_mut!((*out).remaining).write_volatile(remaining);
+            std::ptr::addr_of_mut!((*out).reset_after_ns).write_volatile(reset_after_ns);
+            std::ptr::addr_of_mut!((*out).retry_after_ns).write_volatile(retry_after_ns);
         }
     }
 }
