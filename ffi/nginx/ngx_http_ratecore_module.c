@@ -1014,35 +1014,11 @@ ngx_http_ratecore_log_error(ngx_http_request_t *r, const char *what,
 }
 
 
-/* Runs ratecore_table_check (or _check_each for zones with several quotas). */
-static ratecore_status
-ngx_http_ratecore_check(ngx_http_ratecore_run_t *run, uint64_t now)
-{
-    ratecore_status            rc;
-    ngx_http_ratecore_zone_t  *zone;
-
-    zone = run->limit->zone;
-
-    if (zone->nquotas == 1) {
-        return ratecore_table_check(zone->table, run->key.data, run->key.len,
-                                    now, run->cost, &run->d);
-    }
-
-    rc = ratecore_table_check_each(zone->table, run->key.data, run->key.len,
-                                   now, run->cost, run->states,
-                                   RATECORE_MAX_TABLE_LIMITS, &run->d);
-    if (rc == RATECORE_STATUS_OK) {
-        run->has_states = 1;
-    }
-
-    return rc;
-}
-
-
-/* ngx_http_ratecore_check, keeping what it consumed in *charge for
+/* Runs ratecore_table_check (or _check_each for zones with several quotas); with a
+ * charge, ratecore_table_check_undoable instead, keeping what it consumed in *charge for
  * ngx_http_ratecore_undo (a location with several limits). */
 static ratecore_status
-ngx_http_ratecore_check_undoable(ngx_http_ratecore_run_t *run, uint64_t now,
+ngx_http_ratecore_check(ngx_http_ratecore_run_t *run, uint64_t now,
     ratecore_table_charge *charge)
 {
     ratecore_status            rc;
@@ -1051,14 +1027,26 @@ ngx_http_ratecore_check_undoable(ngx_http_ratecore_run_t *run, uint64_t now,
     zone = run->limit->zone;
 
     if (zone->nquotas == 1) {
+        if (charge == NULL) {
+            return ratecore_table_check(zone->table, run->key.data, run->key.len,
+                                        now, run->cost, &run->d);
+        }
+
         return ratecore_table_check_undoable(zone->table, run->key.data,
                                              run->key.len, now, run->cost, NULL, 0,
                                              &run->d, charge);
     }
 
-    rc = ratecore_table_check_undoable(zone->table, run->key.data, run->key.len,
+    if (charge == NULL) {
+        rc = ratecore_table_check_each(zone->table, run->key.data, run->key.len,
                                        now, run->cost, run->states,
-                                       RATECORE_MAX_TABLE_LIMITS, &run->d, charge);
+                                       RATECORE_MAX_TABLE_LIMITS, &run->d);
+    } else {
+        rc = ratecore_table_check_undoable(zone->table, run->key.data,
+                                           run->key.len, now, run->cost, run->states,
+                                           RATECORE_MAX_TABLE_LIMITS, &run->d, charge);
+    }
+
     if (rc == RATECORE_STATUS_OK) {
         run->has_states = 1;
     }
@@ -1269,7 +1257,7 @@ ngx_http_ratecore_handle_one(ngx_http_request_t *r,
     }
 
     now = ngx_http_ratecore_mono_ns();
-    rc = ngx_http_ratecore_check(&run, now);
+    rc = ngx_http_ratecore_check(&run, now, NULL);
 
     if (rc == RATECORE_STATUS_OK) {
         if (!run.d.allowed) {
@@ -1408,8 +1396,8 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                 continue;
             }
 
-            rc = nenforce > 1 ? ngx_http_ratecore_check_undoable(run, now, &charges[i])
-                              : ngx_http_ratecore_check(run, now);
+            rc = ngx_http_ratecore_check(run, now,
+                                         nenforce > 1 ? &charges[i] : NULL);
 
             if (rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT) {
                 impossible = 1;
@@ -1479,7 +1467,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
 
     for (i = nenforce; i < n; i++) {
         run = &runs[i];
-        rc = ngx_http_ratecore_check(run, now);
+        rc = ngx_http_ratecore_check(run, now, NULL);
 
         if (rc == RATECORE_STATUS_OK && run->d.allowed) {
             continue;

@@ -663,10 +663,7 @@ impl<M: TableMemory> Table<M> {
         states: &mut [Decision],
     ) -> Result<(Decision, Option<TableCharge>), CheckError> {
         let hash = self.hasher.hash_one(key);
-        let fingerprint = fingerprint_of(hash);
-        let starts = neighbourhoods(fingerprint, self.mask);
-        let members: [KeyedLimit<'_>; MAX_TABLE_LIMITS] =
-            core::array::from_fn(|i| self.member(i, fingerprint, starts));
+        let members = self.key_members(fingerprint_of(hash));
         let mut tokens = [None; MAX_TABLE_LIMITS];
         let decision = run_all_keeping(
             members.get(..self.config.count).unwrap_or(&members),
@@ -697,17 +694,15 @@ impl<M: TableMemory> Table<M> {
         if charge.table != self.identity() {
             return;
         }
-        let fingerprint = fingerprint_of(charge.hash);
-        let starts = neighbourhoods(fingerprint, self.mask);
-        for (index, token) in charge
-            .tokens
+        let members = self.key_members(fingerprint_of(charge.hash));
+        for (member, token) in members
             .iter()
-            .enumerate()
+            .zip(&charge.tokens)
             .take(self.config.count)
             .rev()
         {
             if let Some(token) = token {
-                self.member(index, fingerprint, starts).cancel(*token);
+                member.cancel(*token);
             }
         }
     }
@@ -785,10 +780,7 @@ impl<M: TableMemory> Table<M> {
             }
             return self.decide_single(fingerprint, now, cost, commit);
         }
-        // Both neighbourhoods come from the fingerprint alone (module docs).
-        let starts = neighbourhoods(fingerprint, self.mask);
-        let members: [KeyedLimit<'_>; MAX_TABLE_LIMITS] =
-            core::array::from_fn(|i| self.member(i, fingerprint, starts));
+        let members = self.key_members(fingerprint);
         run_all(
             members.get(..count).unwrap_or(&members),
             now,
@@ -868,6 +860,15 @@ impl<M: TableMemory> Table<M> {
     /// The hash a key of any `Hash` type gets in this table.
     pub(crate) fn hash_of<K: Hash + ?Sized>(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// Every limit of the key with `fingerprint`, in order (entries from the table's
+    /// limit count on repeat its last limit: take `..count`). Both neighbourhoods come
+    /// from the fingerprint alone (module docs).
+    #[inline(always)] // see `run`
+    fn key_members(&self, fingerprint: u64) -> [KeyedLimit<'_>; MAX_TABLE_LIMITS] {
+        let starts = neighbourhoods(fingerprint, self.mask);
+        core::array::from_fn(|i| self.member(i, fingerprint, starts))
     }
 
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
