@@ -10,10 +10,14 @@
 //! `retry_after` is exact to the nanosecond): if the semantics ever regress, the demo
 //! panics instead of printing a plausible-looking table.
 //!
-//! A last section runs all four algorithms on one burst-then-trickle trace to show how
-//! their semantics differ.
+//! A section then runs all four algorithms on one burst-then-trickle trace to show how
+//! their semantics differ, and the last one replays each policy file as HTTP exchanges:
+//! several keys and token kinds (ev.energy's authorisation-code users and a
+//! client-credentials app sharing one limit, Switch's unrestricted personal tokens,
+//! Uphold's refusal of a request without a client IP), every verdict checked against the
+//! seed, with the exact headers and 429 bodies.
 
-use ratecore::policy::{Policy, Request};
+use ratecore::policy::{Attribute, Policy, Request};
 use ratecore::{
     Algorithm, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
     SlidingWindowStrict, NEVER,
@@ -52,116 +56,177 @@ fn main() {
 /// a separate input from the monotonic `now` the limiter decides with.
 const WALL_AT_MIDNIGHT: u64 = 1_795_478_400 * SECOND;
 
-/// One simulated HTTP request and the response a client would see.
+/// One simulated HTTP request, the verdict the seed promises for it, and the response a
+/// client would see.
 struct Exchange<'a> {
     now: u64,
-    request: Request<'a>,
+    method: &'a str,
+    path: &'a str,
+    /// What the caller knows about the request: client IP, token kind, app, user…
+    attributes: Vec<Attribute<'a>>,
+    /// Whether the seed says it is admitted.
+    admitted: bool,
     label: &'a str,
+}
+
+impl<'a> Exchange<'a> {
+    fn new(
+        now: u64,
+        (method, path): (&'a str, &'a str),
+        attributes: &[(&'a str, &'a [u8])],
+        label: &'a str,
+    ) -> Self {
+        Self {
+            now,
+            method,
+            path,
+            attributes: attributes
+                .iter()
+                .map(|&(name, value)| Attribute::new(name, value))
+                .collect(),
+            admitted: true,
+            label,
+        }
+    }
+
+    /// The seed says this one is refused.
+    fn denied(self) -> Self {
+        Self {
+            admitted: false,
+            ..self
+        }
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request::new(self.method, self.path, &self.attributes)
+    }
 }
 
 fn http_replay() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
-    let ev = |now, user: &'static [u8], label| Exchange {
-        now,
-        request: Request {
-            method: "GET",
-            path: "/v2/users/",
-            app: Some(b"app-1"),
-            user: Some(user),
-            ..Request::default()
-        },
-        label,
+    let users = ("GET", "/v2/users/");
+    // An authorisation-code token names the app and the user: one limit per pair.
+    let ev = |now, user: &'static [u8], label| {
+        Exchange::new(
+            now,
+            users,
+            &[
+                ("auth", b"authorization_code"),
+                ("app", b"app-1"),
+                ("user", user),
+            ],
+            label,
+        )
     };
-    let up = |now, method, path, ip: &'static [u8], user: Option<&'static [u8]>, label| Exchange {
-        now,
-        request: Request {
-            method,
-            path,
-            client_ip: Some(ip),
-            user,
-            ..Request::default()
-        },
-        label,
-    };
-    let sw = |now, method, path, label| Exchange {
-        now,
-        request: Request {
-            method,
-            path,
-            client: Some(b"client-a"),
-            ..Request::default()
-        },
-        label,
+    // A client-credentials token names the app only; a request may still carry a user
+    // (the account it acts on), but all of the app's requests share one limit.
+    let cc = |now, user: Option<&'static [u8]>, label| {
+        let mut exchange = Exchange::new(
+            now,
+            users,
+            &[("auth", b"client_credentials"), ("app", b"app-2")],
+            label,
+        );
+        if let Some(user) = user {
+            exchange.attributes.push(Attribute::new("user", user));
+        }
+        exchange
     };
     let mut evenergy = vec![ev(at(11, 59, 0), b"alice", "1st of 1000 at 11:59:00")];
     evenergy.extend((1..1000).map(|_| ev(at(11, 59, 0), b"alice", "")));
     evenergy.push(ev(at(11, 59, 1), b"bob", "another user of the same app"));
-    evenergy.push(ev(
-        at(12, 58, 18),
-        b"alice",
-        "12:58:18: the seed's example 429",
+    let cc_users: [Option<&'static [u8]>; 3] = [None, Some(b"carol"), Some(b"dave")];
+    evenergy.push(cc(
+        at(12, 10, 0),
+        None,
+        "client-credentials app: 1st of 1000 at 12:10:00",
     ));
+    evenergy.extend((1..1000).map(|i| cc(at(12, 10, 0), cc_users[i % 3], "")));
+    evenergy.push(
+        cc(
+            at(12, 30, 0),
+            Some(b"erin"),
+            "the same app for another user: its one limit is spent",
+        )
+        .denied(),
+    );
+    evenergy.push(ev(at(12, 58, 18), b"alice", "12:58:18: the seed's example 429").denied());
     evenergy.push(ev(at(12, 59, 0), b"alice", "12:59:00: admitted again"));
+    evenergy.push(cc(
+        at(13, 10, 0),
+        None,
+        "13:10:00: the client-credentials app again",
+    ));
+    let n = evenergy.len();
     replay(
         &format!("{root}/evenergy.toml"),
         &evenergy,
-        &[0, 1000, 1001, 1002],
+        &[0, 1000, 1001, n - 4, n - 3, n - 2, n - 1],
     );
 
+    let forgot = ("POST", "/password/forgot");
+    let up = |now, route, ip: &'static [u8], user: Option<&'static [u8]>, label| {
+        let mut exchange = Exchange::new(now, route, &[("client_ip", ip)], label);
+        if let Some(user) = user {
+            exchange.attributes.push(Attribute::new("user", user));
+        }
+        exchange
+    };
     let account: Option<&'static [u8]> = Some(b"foo@bar.com");
     let uphold = vec![
         up(
             at(16, 25, 0),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.1",
             account,
             "account, IP 1",
         ),
         up(
             at(16, 25, 1),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.2",
             account,
             "account, IP 2",
         ),
         up(
             at(16, 25, 2),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.3",
             account,
             "account, IP 3",
         ),
         up(
             at(16, 25, 3),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.4",
             account,
             "4th for the account in 5 min: denied",
-        ),
+        )
+        .denied(),
         up(
             at(16, 25, 4),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.4",
             Some(b"bar@baz.com"),
             "another account from IP 4: its own 3",
         ),
         up(
             at(16, 25, 5),
-            "GET",
-            "/v0/ticker",
+            ("GET", "/v0/ticker"),
             b"198.51.100.4",
             None,
             "IP 4 elsewhere: only the global rule",
         ),
+        Exchange::new(
+            at(16, 25, 6),
+            ("GET", "/v0/ticker"),
+            &[],
+            "no client IP: refused, never unlimited",
+        )
+        .denied(),
         up(
             at(16, 30, 0),
-            "POST",
-            "/password/forgot",
+            forgot,
             b"198.51.100.4",
             account,
             "next 5-minute window",
@@ -170,43 +235,42 @@ fn http_replay() {
     replay(
         &format!("{root}/uphold.toml"),
         &uphold,
-        &[0, 1, 2, 3, 4, 5, 6],
+        &[0, 1, 2, 3, 4, 5, 6, 7],
     );
 
-    let mut switch = vec![sw(
-        at(12, 0, 0),
-        "POST",
-        "/api/readings",
-        "1st in the second",
-    )];
-    switch.extend((1..5).map(|i| sw(at(12, 0, 0) + i * 100 * MS, "POST", "/api/readings", "")));
-    switch.push(sw(
-        at(12, 0, 0) + 500 * MS,
-        "POST",
-        "/api/readings",
-        "6th in one second",
-    ));
+    let readings = ("POST", "/api/readings");
+    let sw = |now, route, label| {
+        Exchange::new(
+            now,
+            route,
+            &[("auth", b"client_credentials"), ("client", b"client-a")],
+            label,
+        )
+    };
+    let mut switch = vec![sw(at(12, 0, 0), readings, "1st in the second")];
+    switch.extend((1..5).map(|i| sw(at(12, 0, 0) + i * 100 * MS, readings, "")));
+    switch.push(sw(at(12, 0, 0) + 500 * MS, readings, "6th in one second").denied());
     for second in 1..4 {
-        switch.extend((0..5).map(|_| sw(at(12, 0, second), "POST", "/api/readings", "")));
+        switch.extend((0..5).map(|_| sw(at(12, 0, second), readings, "")));
     }
+    switch.push(sw(at(12, 0, 19), readings, "21st in the minute").denied());
     switch.push(sw(
         at(12, 0, 19),
-        "POST",
-        "/api/readings",
-        "21st in the minute",
-    ));
-    switch.push(sw(
-        at(12, 0, 19),
-        "GET",
-        "/api/meters",
+        ("GET", "/api/meters"),
         "other endpoints: no limit",
     ));
-    switch.push(sw(at(12, 1, 0), "POST", "/api/readings", "next minute"));
+    switch.push(Exchange::new(
+        at(12, 0, 19),
+        readings,
+        &[("auth", b"personal_token"), ("client", b"client-a")],
+        "a personal access token: unrestricted",
+    ));
+    switch.push(sw(at(12, 1, 0), readings, "next minute"));
     let n = switch.len();
     replay(
         &format!("{root}/switch.toml"),
         &switch,
-        &[0, 5, n - 3, n - 2, n - 1],
+        &[0, 5, n - 4, n - 3, n - 2, n - 1],
     );
 }
 
@@ -258,9 +322,18 @@ fn replay(file: &str, exchanges: &[Exchange<'_>], shown: &[usize]) {
     let mut headers = [0u8; 1024];
     let mut body = [0u8; 1024];
     for (index, exchange) in exchanges.iter().enumerate() {
+        let request = exchange.request();
         let decision = policy
-            .check(&exchange.request, exchange.now, 1)
+            .check(&request, exchange.now, 1)
             .expect("cost 1 fits");
+        // The demo checks itself: every verdict is the seed's.
+        assert_eq!(
+            decision.allowed(),
+            exchange.admitted,
+            "{name}: request #{index} at {} ({})",
+            clock(exchange.now),
+            exchange.label
+        );
         if !shown.contains(&index) {
             continue;
         }
@@ -272,8 +345,8 @@ fn replay(file: &str, exchanges: &[Exchange<'_>], shown: &[usize]) {
         println!(
             "{} {} {}  ({}) -> {status}",
             clock(exchange.now),
-            exchange.request.method,
-            exchange.request.path,
+            exchange.method,
+            exchange.path,
             exchange.label
         );
         let n = decision
@@ -290,10 +363,20 @@ fn replay(file: &str, exchanges: &[Exchange<'_>], shown: &[usize]) {
             for line in String::from_utf8_lossy(&body[..n]).lines() {
                 println!("    | {line}");
             }
+            if decision.denied_for_missing_key() {
+                // Refused for what it lacks, not for its rate: waiting does not help.
+                let limit = decision.deciding().expect("a limit refused it");
+                println!(
+                    "    (refused by {}: the request has no {})",
+                    limit.name,
+                    limit.key.join(", ")
+                );
+                continue;
+            }
             // The demo checks itself: a denial's Retry-After is never early.
             let retry = decision.decision().retry_after;
             let again = policy
-                .peek(&exchange.request, exchange.now + retry, 1)
+                .peek(&request, exchange.now + retry, 1)
                 .expect("fits");
             assert!(again.allowed(), "{name}: admitted again after Retry-After");
         }

@@ -12,6 +12,10 @@
  * - Inputs first, outputs last. Outputs are written only on RATECORE_STATUS_OK
  *   (the one documented exception: a BUFFER_TOO_SMALL answer may report the
  *   length needed).
+ * - A struct that may grow in later versions starts with a size field the
+ *   caller sets to sizeof the struct as it compiled it. The library reads or
+ *   writes only the fields that size covers, and rejects a size below the
+ *   struct's first version with RATECORE_STATUS_INVALID_ARGUMENT.
  * - Every pointer is checked: NULL gives RATECORE_STATUS_NULL_POINTER, a pointer
  *   misaligned for its type RATECORE_STATUS_INVALID_ARGUMENT. Byte strings are
  *   (pointer, length) pairs; (NULL, 0) is the empty string; a length above
@@ -38,9 +42,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 /** The ratecore version this header belongs to (ratecore_version() reports the library's). */
-#define RATECORE_VERSION "0.1.0"
+#define RATECORE_VERSION "0.2.0"
 #define RATECORE_VERSION_MAJOR 0
-#define RATECORE_VERSION_MINOR 1
+#define RATECORE_VERSION_MINOR 2
 #define RATECORE_VERSION_PATCH 0
 
 
@@ -58,6 +62,17 @@
  * The most quotas one limiter combines.
  */
 #define RATECORE_MAX_LIMITER_LIMITS 16
+
+/**
+ * The most attributes one `ratecore_http_request` may carry. They are converted on the
+ * stack, so a check never allocates.
+ */
+#define RATECORE_MAX_REQUEST_ATTRIBUTES 64
+
+/**
+ * No limit: the value of `ratecore_policy_outcome`'s limit indices when none applies.
+ */
+#define RATECORE_NO_LIMIT UINT32_MAX
 
 /**
  * A duration that never ends: `reset_after_ns` or `retry_after_ns` when the moment lies
@@ -397,14 +412,15 @@ typedef uint32_t ratecore_header_style;
 typedef struct ratecore_limiter ratecore_limiter;
 
 /**
- * A policy: named rules (route, key dimension, quotas) with their keyed tables, and how
- * it answers (header style, 429 body, status). Built from TOML by
- * `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is allocated
- * then, and checks never allocate.
+ * A policy: named rules (route, conditions on request attributes, keyed limits) with
+ * their keyed tables, and how it answers (header style, 429 body, status). Built from
+ * TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is
+ * allocated then, and checks never allocate.
  *
  * Thread safety: a handle may be shared by any number of threads calling
- * `ratecore_policy_check` / `_peek` concurrently. `ratecore_policy_free` must not race
- * any other call on the same handle.
+ * `ratecore_policy_check`, `_peek`, `_check_http`, `_peek_http`, `_limit_count`,
+ * `_limit_metrics` and `_memory_bytes` concurrently. `ratecore_policy_free` must not
+ * race any other call on the same handle.
  */
 typedef struct ratecore_policy ratecore_policy;
 
@@ -528,11 +544,12 @@ typedef struct ratecore_quota {
 } ratecore_quota;
 
 /**
- * One request as a policy sees it. Strings are `(pointer, length)` pairs, not
- * NUL-terminated. `method` and `path` are UTF-8 (`(NULL, 0)` is ""). The identities are
- * raw bytes, compared for equality only; a NULL pointer means the request does not carry
- * that identity (limits keyed on it do not apply), while a non-NULL pointer with length 0
- * is an empty identity.
+ * One request with four fixed identities, which become the attributes `client_ip`,
+ * `user`, `app` and `client` (`ratecore_http_request` carries any attributes, `auth`
+ * included). Strings are `(pointer, length)` pairs, not NUL-terminated. `method` and
+ * `path` are UTF-8 (`(NULL, 0)` is ""). The identities are raw bytes, compared for
+ * equality only; a NULL pointer means the request does not carry that attribute, while a
+ * non-NULL pointer with length 0 is an empty one.
  */
 typedef struct ratecore_request {
   /**
@@ -617,6 +634,189 @@ typedef struct ratecore_policy_result {
    */
   const char *content_type;
 } ratecore_policy_result;
+
+/**
+ * One limit's names and counters at one moment. Set `size` to
+ * `sizeof(ratecore_limit_metrics)` before the call: a later library that adds fields
+ * writes only the ones that size covers. A `size` below this struct's is
+ * `INVALID_ARGUMENT`. On success, `size` is set to the number of bytes written.
+ *
+ * The name strings are UTF-8, not NUL-terminated, and stay valid until the policy is
+ * freed. Each counter is monotone; the four are read one after another, not at one
+ * instant, so a snapshot taken while other threads check may trail by the checks in
+ * flight.
+ */
+typedef struct ratecore_limit_metrics {
+  /**
+   * The struct's size in bytes: set by the caller, then the bytes written.
+   */
+  size_t size;
+  /**
+   * The name of the limit's rule, `rule_len` bytes.
+   */
+  const uint8_t *rule;
+  /**
+   * Length of `rule`.
+   */
+  size_t rule_len;
+  /**
+   * The limit's name, `name_len` bytes.
+   */
+  const uint8_t *name;
+  /**
+   * Length of `name`.
+   */
+  size_t name_len;
+  /**
+   * Whether it is a shadow limit (counts, never denies).
+   */
+  bool shadow;
+  /**
+   * Requests this limit admitted (whatever the other limits said).
+   */
+  uint64_t allowed;
+  /**
+   * Requests this limit denied (always 0 for a shadow limit).
+   */
+  uint64_t denied;
+  /**
+   * Requests a shadow limit would have denied.
+   */
+  uint64_t shadow_denied;
+  /**
+   * Requests the limit's rule applied to that lacked a key attribute and were let
+   * through by `on_missing = "skip"`.
+   */
+  uint64_t skipped;
+} ratecore_limit_metrics;
+
+/**
+ * One named request attribute. A request lacks an attribute by not listing it; when a
+ * name is listed twice, the first occurrence counts.
+ */
+typedef struct ratecore_attribute {
+  /**
+   * The attribute's name as the policy spells it, UTF-8, `name_len` bytes (not
+   * NUL-terminated). NULL is `NULL_POINTER`; a name no policy uses (the empty one
+   * included) is ignored.
+   */
+  const uint8_t *name;
+  /**
+   * Length of `name` in bytes.
+   */
+  size_t name_len;
+  /**
+   * The value: raw bytes, compared for equality only. `(NULL, 0)` is the empty value
+   * (the attribute is present, and empty).
+   */
+  const uint8_t *value;
+  /**
+   * Length of `value` in bytes.
+   */
+  size_t value_len;
+} ratecore_attribute;
+
+/**
+ * One request as a policy sees it: method and path for routes, attributes for
+ * conditions and keys. Strings are `(pointer, length)` pairs, not NUL-terminated;
+ * `method` and `path` are UTF-8 (`(NULL, 0)` is "").
+ *
+ * Set `size` to `sizeof(ratecore_http_request)`: a later library that adds fields reads
+ * only the ones that size covers. A `size` below this struct's is `INVALID_ARGUMENT`; a
+ * larger one (a caller built against a newer header) is accepted, its unknown fields
+ * ignored.
+ */
+typedef struct ratecore_http_request {
+  /**
+   * `sizeof(ratecore_http_request)` as the caller compiled it.
+   */
+  size_t size;
+  /**
+   * HTTP method, e.g. "POST".
+   */
+  const uint8_t *method;
+  /**
+   * Length of `method`.
+   */
+  size_t method_len;
+  /**
+   * Request path, with or without query string.
+   */
+  const uint8_t *path;
+  /**
+   * Length of `path`.
+   */
+  size_t path_len;
+  /**
+   * The attributes, `attribute_count` of them (`(NULL, 0)`: none).
+   */
+  const struct ratecore_attribute *attributes;
+  /**
+   * Number of attributes: at most `RATECORE_MAX_REQUEST_ATTRIBUTES`, else
+   * `INVALID_ARGUMENT`.
+   */
+  size_t attribute_count;
+} ratecore_http_request;
+
+/**
+ * What a policy check produced. Set `size` to `sizeof(ratecore_policy_outcome)` before
+ * the call: a later library that adds fields writes only the ones that size covers. A
+ * `size` below this struct's is `INVALID_ARGUMENT`. On success, `size` is set to the
+ * number of bytes written.
+ */
+typedef struct ratecore_policy_outcome {
+  /**
+   * The struct's size in bytes: set by the caller, then the bytes written.
+   */
+  size_t size;
+  /**
+   * The combined decision (the deciding limit's).
+   */
+  struct ratecore_decision decision;
+  /**
+   * Whether any limit applied (false: unlimited; no headers were rendered).
+   */
+  bool limited;
+  /**
+   * The HTTP status to answer with: 200 when allowed, the policy's denial status
+   * (default 429) when denied.
+   */
+  uint16_t status;
+  /**
+   * Length of the rendered headers (`Name: value\r\n` lines). If it exceeds the
+   * buffer's capacity, nothing was written and this is the length needed.
+   */
+  size_t headers_len;
+  /**
+   * Length of the rendered 429 body (0 when allowed). If it exceeds the buffer's
+   * capacity, nothing was written and this is the length needed.
+   */
+  size_t body_len;
+  /**
+   * The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
+   */
+  const char *content_type;
+  /**
+   * The limit that decided, as its index in policy order (rules in order, each rule's
+   * limits in order; the index `ratecore_policy_limit_metrics` takes), or
+   * `RATECORE_NO_LIMIT` when no limit applied.
+   */
+  uint32_t deciding_limit;
+  /**
+   * Denied because the request lacks an attribute a limit keys on (that limit's
+   * `on_missing = "deny"`).
+   */
+  bool missing_key;
+  /**
+   * The shadow limit that would have denied the request, as an index in policy order,
+   * or `RATECORE_NO_LIMIT`. Shadow limits never change the decision.
+   */
+  uint32_t shadow_denied_limit;
+  /**
+   * Whether an unlimited rule exempted the request from every limit.
+   */
+  bool exempted;
+} ratecore_policy_outcome;
 
 /**
  * A snapshot of a table's counters. Each is exact; they are read one after another, so
@@ -964,6 +1164,92 @@ ratecore_status ratecore_policy_peek(const struct ratecore_policy *policy,
                                      uint8_t *body_out,
                                      size_t body_cap,
                                      struct ratecore_policy_result *result_out);
+
+/**
+ * Writes the number of limits the policy has (every rule's, shadow limits included) to
+ * `*count_out`: the indices `ratecore_policy_limit_metrics` takes are `0 .. count`.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `count_out` is NULL or valid for one write.
+ */
+ratecore_status ratecore_policy_limit_count(const struct ratecore_policy *policy,
+                                            size_t *count_out);
+
+/**
+ * Writes the names and counters of the limit at `index` in policy order (rules in
+ * order, each rule's limits in order; the order `ratecore_policy_outcome` reports limits
+ * in) to `*metrics_out`. The counters count what `ratecore_policy_check` and
+ * `ratecore_policy_check_http` decided; peeks count nothing.
+ *
+ * Errors: `NULL_POINTER`, `INVALID_ARGUMENT` (an `index` not below
+ * `ratecore_policy_limit_count`'s count, a misaligned pointer, a `size` too small).
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `metrics_out` is NULL or valid for reads and writes
+ * of its `size` bytes, its `size` set.
+ */
+ratecore_status ratecore_policy_limit_metrics(const struct ratecore_policy *policy,
+                                              size_t index,
+                                              struct ratecore_limit_metrics *metrics_out);
+
+/**
+ * Writes the bytes of table memory the policy holds (allocated when it was built; checks
+ * never allocate) to `*bytes_out`.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `bytes_out` is NULL or valid for one write.
+ */
+ratecore_status ratecore_policy_memory_bytes(const struct ratecore_policy *policy,
+                                             size_t *bytes_out);
+
+/**
+ * Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every
+ * rule that applies — admitted only if every applicable limit admits; a denial consumes
+ * nothing — and renders the policy's headers (into `headers_out`, `headers_cap` bytes)
+ * and, on denial, its 429 body (into `body_out`, `body_cap` bytes). `unix_now_ns` is the
+ * wall-clock time for absolute resets. The decision is made whatever the buffer sizes:
+ * compare `outcome.headers_len` / `body_len` with the capacities (1 KiB each always
+ * suffices for policies with short rule and limit names). Counts the outcome in the
+ * limits' metrics (`ratecore_policy_limit_metrics`).
+ *
+ * Errors (nothing is consumed or counted, and no output written): `NULL_POINTER`,
+ * `INVALID_ARGUMENT` (a misaligned pointer, a length above `PTRDIFF_MAX`, a `size` too
+ * small, more than `RATECORE_MAX_REQUEST_ATTRIBUTES` attributes), `INVALID_UTF8` (method,
+ * path or an attribute name), `COST_EXCEEDS_LIMIT`.
+ *
+ * # Safety
+ * `policy` a live handle; `request` valid for reads of its `size` bytes, and its strings
+ * and attributes (and theirs) for their lengths; the buffers valid for their capacities
+ * (or NULL with 0); `outcome_out` valid for reads and writes of its `size` bytes, its
+ * `size` set.
+ */
+ratecore_status ratecore_policy_check_http(const struct ratecore_policy *policy,
+                                           const struct ratecore_http_request *request,
+                                           uint64_t now_ns,
+                                           uint64_t cost,
+                                           uint64_t unix_now_ns,
+                                           uint8_t *headers_out,
+                                           size_t headers_cap,
+                                           uint8_t *body_out,
+                                           size_t body_cap,
+                                           struct ratecore_policy_outcome *outcome_out);
+
+/**
+ * What `ratecore_policy_check_http` would answer, consuming and counting nothing.
+ *
+ * # Safety
+ * As for `ratecore_policy_check_http`.
+ */
+ratecore_status ratecore_policy_peek_http(const struct ratecore_policy *policy,
+                                          const struct ratecore_http_request *request,
+                                          uint64_t now_ns,
+                                          uint64_t cost,
+                                          uint64_t unix_now_ns,
+                                          uint8_t *headers_out,
+                                          size_t headers_cap,
+                                          uint8_t *body_out,
+                                          size_t body_cap,
+                                          struct ratecore_policy_outcome *outcome_out);
 
 /**
  * Writes to `*size_out` the bytes a region needs for a table of these quotas, capacity and

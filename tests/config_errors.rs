@@ -14,7 +14,7 @@ fn table_of_bad_inputs() {
     let cases: &[(&str, &str)] = &[
         (
             "[[rule]]\nname = \"a\"\ncolour = \"red\"\n[[rule.limit]]\nkey = \"user\"\nlimit = 1\nperiod = \"1s\"\n",
-            "bad.toml:3:1: unknown field `colour`, expected one of `name`, `route`, `description`, `unlimited`, `limit`",
+            "bad.toml:3:1: unknown field `colour`, expected one of `name`, `route`, `description`, `unlimited`, `shadow`, `when`, `limit`",
         ),
         (
             "[[rule]]\nname = \"a\"\n[[rule.limit]]\nkey = \"user\"\nlimit = 0\nperiod = \"1s\"\n",
@@ -50,7 +50,27 @@ fn table_of_bad_inputs() {
         ),
         (
             "[[rule]]\nname = \"a\"\n[[rule.limit]]\nkey = \"mac_address\"\nlimit = 5\nperiod = \"1s\"\n",
-            "bad.toml:4:7: rule[0].limit[0].key: unknown key \"mac_address\" (use global, client_ip, user, app_user or client)",
+            "bad.toml:4:7: rule[0].limit[0].key: unknown key \"mac_address\": key on attributes with key = [\"mac_address\"] (or one of the names global, client_ip, user, app_user, client)",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\n[[rule.limit]]\nkey = [\"mac address\"]\non_missing = \"skip\"\nlimit = 5\nperiod = \"1s\"\n",
+            "bad.toml:4:7: rule[0].limit[0].key: bad attribute name \"mac address\": use ASCII letters, digits, '_', '-', '.' or ':'",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\n[[rule.limit]]\nkey = [\"app\", \"user\"]\nlimit = 5\nperiod = \"1s\"\n",
+            "bad.toml:4:7: rule[0].limit[0].on_missing: a request may lack key attribute \"app\": say what it gets with on_missing = \"skip\", \"shared\" or \"deny\" (or require it with when = { app = { present = true } })",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { auth = \"client_credentials\" }\n[[rule.limit]]\nkey = [\"auth\", \"app\"]\non_missing = \"defer\"\nlimit = 5\nperiod = \"1s\"\n",
+            "bad.toml:6:14: rule[0].limit[0].on_missing: unknown value \"defer\" (use skip, shared or deny)",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { auth = { equal = \"x\" } }\n[[rule.limit]]\nkey = [\"app\"]\non_missing = \"deny\"\nlimit = 5\nperiod = \"1s\"\n",
+            "bad.toml:3:17: rule[0].when.auth: a condition is \"value\", [\"one\", \"of\"], { not_in = [...] } or { present = true|false }",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { auth = [\"x\", 3] }\n[[rule.limit]]\nkey = [\"app\"]\non_missing = \"deny\"\nlimit = 5\nperiod = \"1s\"\n",
+            "bad.toml:3:17: rule[0].when.auth: the values must be strings",
         ),
         (
             "[[rule]]\nname = \"a\"\n[[rule.limit]]\nkey = \"user\"\nlimit = 5000\nperiod = \"1us\"\n",

@@ -1,10 +1,10 @@
-//! Policy semantics beyond the seeds: unlimited rules, absent identities, all-or-nothing
+//! Policy semantics beyond the seeds: unlimited rules, absent attributes, all-or-nothing
 //! across rules, and allocation-free checks.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ratecore::policy::{Policy, Request};
+use ratecore::policy::{Attribute, Policy, Request};
 
 /// Counts allocations made by the current thread while `COUNTING` is set.
 struct CountingAllocator;
@@ -93,16 +93,13 @@ unlimited = true
 #[test]
 fn unlimited_rules_exempt_and_cost_nothing() {
     let policy = Policy::from_toml_str(POLICY, "inline").unwrap();
-    let health = Request {
-        method: "GET",
-        path: "/health",
-        client_ip: Some(b"1.2.3.4"),
-        ..Request::default()
-    };
+    let ip = [Attribute::new("client_ip", b"1.2.3.4")];
+    let health = Request::new("GET", "/health", &ip);
     for _ in 0..500 {
         let d = policy.check(&health, SECOND, 1).unwrap();
         assert!(d.allowed());
         assert!(!d.limited());
+        assert_eq!(d.exempted_by(), Some("health"));
     }
     // The global budget is untouched.
     let other = Request {
@@ -116,22 +113,30 @@ fn unlimited_rules_exempt_and_cost_nothing() {
 #[test]
 fn per_user_limits_skip_anonymous_requests_and_denials_consume_nothing() {
     let policy = Policy::from_toml_str(POLICY, "inline").unwrap();
-    let anonymous = Request {
-        method: "POST",
-        path: "/login",
-        client_ip: Some(b"10.0.0.1"),
-        ..Request::default()
-    };
+    // The legacy key names (`key = "user"`) skip a limit whose attribute is absent.
+    let ip = [Attribute::new("client_ip", b"10.0.0.1")];
+    let anonymous = Request::new("POST", "/login", &ip);
     let d = policy.check(&anonymous, SECOND, 1).unwrap();
     assert!(d.allowed());
     assert_eq!(
         d.entries().map(|(l, _)| l.name).collect::<Vec<_>>(),
         ["everyone", "login-ip"]
     );
-    let alice = Request {
-        user: Some(b"alice"),
-        ..anonymous
+    assert!(!d.denied_for_missing_key());
+    let login_user = |policy: &Policy| {
+        policy
+            .metrics()
+            .find(|(l, _)| l.name == "login-user")
+            .map(|(_, m)| m)
+            .unwrap()
     };
+    assert_eq!(login_user(&policy).skipped, 1);
+    assert_eq!(login_user(&policy).checked(), 1);
+    let ip_and_user = [
+        Attribute::new("client_ip", b"10.0.0.1"),
+        Attribute::new("user", b"alice"),
+    ];
+    let alice = Request::new("POST", "/login", &ip_and_user);
     assert!(policy.check(&alice, SECOND, 1).unwrap().allowed());
     assert!(policy.check(&alice, SECOND, 1).unwrap().allowed());
     // The IP has used 3: denied by login-ip; the user's strict window is full too.
@@ -170,13 +175,15 @@ fn policy_checks_allocate_nothing() {
     assert!(allocations_during(|| drop(Box::new(7u64))) >= 1);
     let count = allocations_during(|| {
         for i in 0..10_000u64 {
-            let request = Request {
-                method: if i % 3 == 0 { "POST" } else { "GET" },
-                path: if i % 3 == 0 { "/login" } else { "/health" },
-                client_ip: Some(&ips[(i % 64) as usize]),
-                user: Some(&users[(i % 7) as usize]),
-                ..Request::default()
-            };
+            let attributes = [
+                Attribute::new("client_ip", &ips[(i % 64) as usize]),
+                Attribute::new("user", &users[(i % 7) as usize]),
+            ];
+            let request = Request::new(
+                if i % 3 == 0 { "POST" } else { "GET" },
+                if i % 3 == 0 { "/login" } else { "/health" },
+                &attributes,
+            );
             let d = policy.check(&request, i * SECOND / 10, 1).unwrap();
             let _ = d.render_headers(i, &mut headers);
             if !d.allowed() {

@@ -224,3 +224,111 @@ fn processes_admit_exactly_the_quota() {
         assert_eq!(admitted, 100, "{algorithm:?} across 4 processes");
     }
 }
+
+/// ev.energy's policy on Redis: a client-credentials app's requests, sent by
+/// `threads` threads of this process, each thread naming its own user. Returns how many
+/// were admitted.
+fn hammer_policy(url: &str, prefix: &str, now: u64, threads: usize, attempts: usize) -> usize {
+    use ratecore::policy::{Attribute, Policy, PolicySpec, Request};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies/evenergy.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let spec = PolicySpec::from_toml_str(&text, path).unwrap();
+    let mut config = common::test_config(url, "policy");
+    config.prefix = prefix.to_owned();
+    let policy = Policy::with_redis(spec, RedisBackend::new(config).unwrap()).unwrap();
+    let start = Barrier::new(threads);
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (policy, start) = (&policy, &start);
+                scope.spawn(move || {
+                    let user = format!("user-{}-{t}", std::process::id());
+                    let attributes = [
+                        Attribute::new("auth", b"client_credentials"),
+                        Attribute::new("app", b"acme"),
+                        Attribute::new("user", user.as_bytes()),
+                    ];
+                    let request = Request::new("GET", "/v2/users/", &attributes);
+                    start.wait();
+                    (0..attempts)
+                        .filter(|_| {
+                            let decision = policy.check(&request, now, 1).unwrap();
+                            assert_eq!(decision.fault(), None, "Redis decides");
+                            decision.allowed()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+/// Run by `evenergy_client_credentials_app_across_4_processes` in child processes.
+#[test]
+fn policy_child_worker() {
+    let Ok(spec) = std::env::var("RATECORE_REDIS_POLICY_CHILD") else {
+        return;
+    };
+    // url|prefix|now|threads|attempts
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [url, prefix, now, threads, attempts] = parts[..] else {
+        panic!("bad RATECORE_REDIS_POLICY_CHILD {spec:?}");
+    };
+    let admitted = hammer_policy(
+        url,
+        prefix,
+        now.parse().unwrap(),
+        threads.parse().unwrap(),
+        attempts.parse().unwrap(),
+    );
+    println!("RATECORE_CHILD_ADMITTED={admitted}");
+}
+
+/// ev.energy's client-credentials clients share one limit per app: 4 processes sharing
+/// one Redis through `Policy::with_redis` admit exactly 1000 of the app's requests in
+/// the rolling hour, whichever process sends them.
+#[test]
+fn evenergy_client_credentials_app_across_4_processes() {
+    let Some(url) = common::redis_url("evenergy_client_credentials_app_across_4_processes") else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let prefix = common::unique_prefix("policy-processes");
+    let now = 1_700_000_000_000_000_000u64;
+    // Three children and this process, 2 threads × 200 attempts each: 1600 attempts.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "policy_child_worker",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(
+                    "RATECORE_REDIS_POLICY_CHILD",
+                    format!("{url}|{prefix}|{now}|2|200"),
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn the test binary as a child")
+        })
+        .collect();
+    let mut admitted = hammer_policy(&url, &prefix, now, 2, 200);
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "child failed: {:?}", output.status);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let (_, after) = stdout
+            .split_once("RATECORE_CHILD_ADMITTED=")
+            .unwrap_or_else(|| panic!("child printed no count: {stdout}"));
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        admitted += digits.parse::<usize>().unwrap();
+    }
+    assert_eq!(admitted, 1000, "one app's limit across 4 processes");
+}

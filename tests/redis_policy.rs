@@ -9,7 +9,7 @@
 #[path = "redis/common.rs"]
 mod common;
 
-use ratecore::policy::{Policy, PolicyDecision, PolicySpec, Request};
+use ratecore::policy::{Attribute, Policy, PolicyDecision, PolicySpec, Request};
 
 const SECOND: u64 = 1_000_000_000;
 const WALL: u64 = 1_795_518_000 * SECOND;
@@ -49,6 +49,8 @@ fn compare(local: &Policy, remote: &Policy, request: &Request<'_>, now: u64) -> 
         r.entries().collect::<Vec<_>>()
     );
     assert_eq!(rendered(&l, now), rendered(&r, now));
+    assert_eq!(l.exempted_by(), r.exempted_by());
+    assert_eq!(l.denied_for_missing_key(), r.denied_for_missing_key());
     l.allowed()
 }
 
@@ -59,16 +61,27 @@ fn switch_on_redis_matches_in_process() {
     };
     let mut denied = 0;
     for i in 0..40u64 {
-        let request = Request {
-            method: if i % 5 == 4 { "GET" } else { "POST" },
-            path: if i % 5 == 4 {
+        // Client-credentials applications; every eleventh request uses a personal
+        // token instead (unlimited, no Redis call).
+        let auth: &[u8] = if i % 11 == 10 {
+            b"personal_token"
+        } else {
+            b"client_credentials"
+        };
+        let client: &[u8] = if i % 7 == 0 { b"client-b" } else { b"client-a" };
+        let attributes = [
+            Attribute::new("auth", auth),
+            Attribute::new("client", client),
+        ];
+        let request = Request::new(
+            if i % 5 == 4 { "GET" } else { "POST" },
+            if i % 5 == 4 {
                 "/api/meters"
             } else {
                 "/api/readings"
             },
-            client: Some(if i % 7 == 0 { b"client-b" } else { b"client-a" }),
-            ..Request::default()
-        };
+            &attributes,
+        );
         if !compare(&local, &remote, &request, 3600 * SECOND + i * 300_000_000) {
             denied += 1;
         }
@@ -85,13 +98,16 @@ fn uphold_on_redis_matches_in_process() {
     let users: [&[u8]; 2] = [b"foo@bar.com", b"baz@bar.com"];
     let mut denied = 0;
     for i in 0..60u64 {
-        let request = Request {
-            method: "POST",
-            path: "/password/forgot",
-            client_ip: Some(ips[(i % 3) as usize]),
-            user: Some(users[(i / 7 % 2) as usize]),
-            ..Request::default()
-        };
+        // Every thirteenth request lacks its IP (refused: on_missing = "deny"), every
+        // fifth its account (the per-account limit is skipped).
+        let mut attributes = Vec::new();
+        if i % 13 != 12 {
+            attributes.push(Attribute::new("client_ip", ips[(i % 3) as usize]));
+        }
+        if i % 5 != 4 {
+            attributes.push(Attribute::new("user", users[(i / 7 % 2) as usize]));
+        }
+        let request = Request::new("POST", "/password/forgot", &attributes);
         if !compare(&local, &remote, &request, 1200 * SECOND + i * 7 * SECOND) {
             denied += 1;
         }
@@ -104,13 +120,12 @@ fn evenergy_on_redis_matches_in_process() {
     let Some((local, remote)) = both("evenergy", "policy_evenergy") else {
         return;
     };
-    let request = Request {
-        method: "GET",
-        path: "/v2/users/",
-        app: Some(b"app-1"),
-        user: Some(b"alice"),
-        ..Request::default()
-    };
+    let alice = [
+        Attribute::new("auth", b"authorization_code"),
+        Attribute::new("app", b"app-1"),
+        Attribute::new("user", b"alice"),
+    ];
+    let request = Request::new("GET", "/v2/users/", &alice);
     let t0 = 59 * 60 * SECOND;
     for _ in 0..1000 {
         assert!(compare(&local, &remote, &request, t0));
@@ -122,4 +137,23 @@ fn evenergy_on_redis_matches_in_process() {
         t0 + 3600 * SECOND - 42 * SECOND
     ));
     assert!(compare(&local, &remote, &request, t0 + 3600 * SECOND));
+    // A client-credentials application: one limit for the app, whatever user its
+    // requests name.
+    let users: [Option<&[u8]>; 3] = [None, Some(b"alice"), Some(b"bob")];
+    let t1 = t0 + 2 * 3600 * SECOND;
+    for i in 0..1001usize {
+        let mut attributes = vec![
+            Attribute::new("auth", b"client_credentials"),
+            Attribute::new("app", b"app-2"),
+        ];
+        if let Some(user) = users[i % 3] {
+            attributes.push(Attribute::new("user", user));
+        }
+        let request = Request::new("GET", "/v2/users/", &attributes);
+        assert_eq!(
+            compare(&local, &remote, &request, t1),
+            i < 1000,
+            "request {i}"
+        );
+    }
 }

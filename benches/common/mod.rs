@@ -253,20 +253,36 @@ pub fn per_second(ns: f64) -> String {
     format!("{:.1} M/s", 1e3 / ns)
 }
 
-/// A client IP and an account name, as request key bytes.
-pub type IpAndAccount = (Vec<u8>, Vec<u8>);
+/// A client IP and an account name, as the request's `client_ip` and `user` attributes.
+pub type IpAndAccount = [ratecore::policy::Attribute<'static>; 2];
 
 /// The Uphold seed's policy and 1,000 (IP, account) pairs for its
 /// `POST /password/forgot` rule (3 keyed limits): what `algorithms` and `profile_driver`
 /// check.
 pub fn uphold_policy_and_pairs() -> (ratecore::policy::Policy, Vec<IpAndAccount>) {
+    use ratecore::policy::Attribute;
+    use std::sync::OnceLock;
+    // The attribute values, made once and kept for the process, so the pairs are
+    // ready-made attribute lists that requests borrow without copying.
+    static VALUES: OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies/uphold.toml");
     let policy = ratecore::policy::Policy::from_toml_file(path).expect("uphold policy");
-    let pairs = (0..1_000u32)
-        .map(|i| {
-            let ip = format!("198.51.{}.{}", i / 250, i % 250).into_bytes();
-            let user = format!("account-{i}@example.com").into_bytes();
-            (ip, user)
+    let values = VALUES.get_or_init(|| {
+        (0..1_000u32)
+            .map(|i| {
+                let ip = format!("198.51.{}.{}", i / 250, i % 250).into_bytes();
+                let user = format!("account-{i}@example.com").into_bytes();
+                (ip, user)
+            })
+            .collect()
+    });
+    let pairs = values
+        .iter()
+        .map(|(ip, user)| {
+            [
+                Attribute::new("client_ip", ip),
+                Attribute::new("user", user),
+            ]
         })
         .collect();
     (policy, pairs)
@@ -274,14 +290,7 @@ pub fn uphold_policy_and_pairs() -> (ratecore::policy::Policy, Vec<IpAndAccount>
 
 /// The `POST /password/forgot` request of pair `i` (modulo the pairs).
 pub fn uphold_request(pairs: &[IpAndAccount], i: usize) -> ratecore::policy::Request<'_> {
-    let (ip, user) = &pairs[i % pairs.len()];
-    ratecore::policy::Request {
-        method: "POST",
-        path: "/password/forgot",
-        client_ip: Some(ip),
-        user: Some(user),
-        ..ratecore::policy::Request::default()
-    }
+    ratecore::policy::Request::new("POST", "/password/forgot", &pairs[i % pairs.len()])
 }
 
 /// The time ratio `ours / theirs` measured in interleaved rounds: each round times one

@@ -105,6 +105,66 @@ pub(crate) unsafe fn input_slice<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Checks a pointer to a struct that may grow, whose first field is its size in bytes as
+/// the caller compiled it, and that size: at least `size_of::<T>()`.
+///
+/// # Errors
+/// As for [`check_pointer`] for `T`; `InvalidArgument` for a smaller size.
+///
+/// # Safety
+/// A non-NULL, aligned `ptr` is valid for reading its first `usize`, which the caller
+/// initialised.
+unsafe fn check_sized<T>(ptr: *const T) -> Result<(), ratecore_status> {
+    // Reading the size as a `usize` needs the struct's alignment to cover one.
+    const { assert!(std::mem::align_of::<T>() >= std::mem::align_of::<usize>()) };
+    check_pointer(ptr)?;
+    // SAFETY: non-NULL and aligned for `T`, hence for `usize` (checked above); the first
+    // field is the caller-initialised size (caller's promise).
+    let size = unsafe { ptr.cast::<usize>().read() };
+    if size < size_of::<T>() {
+        return Err(ratecore_status::InvalidArgument);
+    }
+    Ok(())
+}
+
+/// Reads an input struct that may grow: its first field is its size in bytes as the
+/// caller compiled it. A size below `size_of::<T>()` is rejected; a larger one (a caller
+/// built against a newer header) is accepted, and only the fields this library knows are
+/// read.
+///
+/// # Errors
+/// `NullPointer` for NULL; `InvalidArgument` for a misaligned pointer or a short size.
+///
+/// # Safety
+/// A non-NULL `ptr` is valid for reads of the size its first field states, all of it
+/// initialised, and nobody writes it during the call.
+pub(crate) unsafe fn sized_input<T: Copy>(ptr: *const T) -> Result<T, ratecore_status> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { check_sized(ptr) }?;
+    // SAFETY: non-NULL and aligned (checked), and by the caller's promise valid for reads
+    // of the size it stated, checked to be at least `size_of::<T>()` initialised bytes.
+    // `T` is plain C data: every bit pattern is a value.
+    Ok(unsafe { ptr.read() })
+}
+
+/// Checks an output struct that may grow: its first field, set by the caller, is its size
+/// in bytes as the caller compiled it. A size below `size_of::<T>()` is rejected because
+/// the whole `T` is written; a struct that grows must instead keep accepting its first
+/// version's size and write only the bytes the caller's size covers.
+///
+/// # Errors
+/// As for [`output`]; `InvalidArgument` for a short size.
+///
+/// # Safety
+/// As for [`output`], and a non-NULL `ptr` holds its caller-initialised size in its first
+/// field.
+pub(crate) unsafe fn sized_output<T>(ptr: *mut T) -> Result<Out<T>, ratecore_status> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { check_sized(ptr.cast_const()) }?;
+    // SAFETY: forwarded from this function's contract.
+    unsafe { output(ptr) }
+}
+
 /// A checked output pointer: written once, and only on success.
 pub(crate) struct Out<T>(NonNull<T>);
 

@@ -10,6 +10,10 @@
 //! - Inputs first, outputs last. Outputs are written only when the status is
 //!   `RATECORE_STATUS_OK` (the one documented exception: a buffer-too-small answer may
 //!   report the length needed).
+//! - A struct that may grow in later versions starts with a `size` field the caller sets
+//!   to `sizeof` the struct as it compiled it. The library reads or writes only the fields
+//!   that size covers, and rejects a size below the struct's first version with
+//!   `RATECORE_STATUS_INVALID_ARGUMENT`.
 //! - Every pointer is checked: NULL gives `RATECORE_STATUS_NULL_POINTER`, a pointer not
 //!   aligned for its type `RATECORE_STATUS_INVALID_ARGUMENT`. A byte string is a
 //!   `(pointer, length)` pair; `(NULL, 0)` is the empty string; a length above
@@ -28,7 +32,9 @@
 //! composites), [`table`] (keyed tables), [`charge`] (undoable table checks, for a
 //! request checked against several tables), [`region`] (tables in caller-provided shared
 //! memory), [`headers`] (rate-limit headers and 429 bodies), [`policy`] (TOML policies
-//! checked per request), [`version`]. `ffi` holds the pointer helpers every function uses.
+//! checked per request), [`policy_request`] (requests with named attributes, and which
+//! limit decided), [`policy_metrics`] (per-limit counters, memory), [`version`]. `ffi`
+//! holds the pointer helpers every function uses.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,
@@ -44,6 +50,8 @@ pub mod headers;
 pub mod limiter;
 pub mod panic;
 pub mod policy;
+pub mod policy_metrics;
+pub mod policy_request;
 pub mod quota;
 pub mod region;
 pub mod status;
@@ -69,6 +77,14 @@ pub use limiter::{
 pub use policy::{
     ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_file,
     ratecore_policy_from_toml, ratecore_policy_peek, ratecore_policy_result, ratecore_request,
+};
+pub use policy_metrics::{
+    ratecore_limit_metrics, ratecore_policy_limit_count, ratecore_policy_limit_metrics,
+    ratecore_policy_memory_bytes,
+};
+pub use policy_request::{
+    ratecore_attribute, ratecore_http_request, ratecore_policy_check_http, ratecore_policy_outcome,
+    ratecore_policy_peek_http, RATECORE_MAX_REQUEST_ATTRIBUTES, RATECORE_NO_LIMIT,
 };
 pub use quota::{
     ratecore_algorithm, ratecore_decision, ratecore_quota, RATECORE_MAX_SUB_WINDOWS, RATECORE_NEVER,

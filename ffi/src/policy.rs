@@ -3,24 +3,25 @@
 
 use std::ffi::{c_char, CStr};
 
-use ratecore::policy::{ConfigError, Policy, PolicyDecision, Request};
+use ratecore::policy::{Attribute, ConfigError, Policy, PolicyDecision, Request};
 
 use crate::ffi::{
-    free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable,
+    free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable, OutSlice,
 };
 use crate::headers::utf8;
 use crate::panic::{boundary, guard};
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
 
-/// A policy: named rules (route, key dimension, quotas) with their keyed tables, and how
-/// it answers (header style, 429 body, status). Built from TOML by
-/// `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is allocated
-/// then, and checks never allocate.
+/// A policy: named rules (route, conditions on request attributes, keyed limits) with
+/// their keyed tables, and how it answers (header style, 429 body, status). Built from
+/// TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is
+/// allocated then, and checks never allocate.
 ///
 /// Thread safety: a handle may be shared by any number of threads calling
-/// `ratecore_policy_check` / `_peek` concurrently. `ratecore_policy_free` must not race
-/// any other call on the same handle.
+/// `ratecore_policy_check`, `_peek`, `_check_http`, `_peek_http`, `_limit_count`,
+/// `_limit_metrics` and `_memory_bytes` concurrently. `ratecore_policy_free` must not
+/// race any other call on the same handle.
 pub struct ratecore_policy {
     _private: [u8; 0],
 }
@@ -29,11 +30,12 @@ impl Castable for ratecore_policy {
     type Rust = Policy;
 }
 
-/// One request as a policy sees it. Strings are `(pointer, length)` pairs, not
-/// NUL-terminated. `method` and `path` are UTF-8 (`(NULL, 0)` is ""). The identities are
-/// raw bytes, compared for equality only; a NULL pointer means the request does not carry
-/// that identity (limits keyed on it do not apply), while a non-NULL pointer with length 0
-/// is an empty identity.
+/// One request with four fixed identities, which become the attributes `client_ip`,
+/// `user`, `app` and `client` (`ratecore_http_request` carries any attributes, `auth`
+/// included). Strings are `(pointer, length)` pairs, not NUL-terminated. `method` and
+/// `path` are UTF-8 (`(NULL, 0)` is ""). The identities are raw bytes, compared for
+/// equality only; a NULL pointer means the request does not carry that attribute, while a
+/// non-NULL pointer with length 0 is an empty one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ratecore_request {
@@ -214,12 +216,97 @@ unsafe fn identity<'a>(ptr: *const u8, len: usize) -> Result<Option<&'a [u8]>, r
     unsafe { input_slice(ptr, len) }.map(Some)
 }
 
+/// Checks `request` at `now_ns` with `cost`, or peeks without `commit`.
+pub(crate) fn decide<'p>(
+    policy: &'p Policy,
+    request: &Request<'_>,
+    now_ns: u64,
+    cost: u64,
+    commit: bool,
+) -> Result<PolicyDecision<'p>, ratecore_status> {
+    Ok(if commit {
+        policy.check(request, now_ns, cost)?
+    } else {
+        policy.peek(request, now_ns, cost)?
+    })
+}
+
+/// The caller's header and body buffers, checked.
+pub(crate) struct Buffers {
+    headers: OutSlice<u8>,
+    body: OutSlice<u8>,
+}
+
+/// The answer to send beside the decision, as every policy check reports it.
+pub(crate) struct Rendered {
+    /// 200 when allowed, the policy's denial status when denied.
+    pub(crate) status: u16,
+    /// The headers' length (the length needed when above the buffer's capacity).
+    pub(crate) headers_len: usize,
+    /// The body's length (0 when allowed; the length needed when above the capacity).
+    pub(crate) body_len: usize,
+    /// The body's static `Content-Type`, NULL when allowed.
+    pub(crate) content_type: *const c_char,
+}
+
+impl Buffers {
+    /// Checks both buffers.
+    ///
+    /// # Errors
+    /// As for `output_slice`.
+    ///
+    /// # Safety
+    /// As for `output_slice`, for each buffer.
+    pub(crate) unsafe fn new(
+        headers_out: *mut u8,
+        headers_cap: usize,
+        body_out: *mut u8,
+        body_cap: usize,
+    ) -> Result<Self, ratecore_status> {
+        Ok(Self {
+            // SAFETY: forwarded from this function's contract.
+            headers: unsafe { output_slice(headers_out, headers_cap) }?,
+            // SAFETY: forwarded from this function's contract.
+            body: unsafe { output_slice(body_out, body_cap) }?,
+        })
+    }
+
+    /// Renders `decision`'s headers and, on denial, its body. Never fails: for a buffer
+    /// too small for its text, the length needed is reported.
+    pub(crate) fn render(mut self, decision: &PolicyDecision<'_>, unix_now_ns: u64) -> Rendered {
+        let headers_len = decision
+            .render_headers(unix_now_ns, self.headers.as_mut_slice())
+            .unwrap_or_else(|e| e.needed);
+        if decision.allowed() {
+            return Rendered {
+                status: 200,
+                headers_len,
+                body_len: 0,
+                content_type: std::ptr::null(),
+            };
+        }
+        let body_len = decision
+            .render_body(self.body.as_mut_slice())
+            .unwrap_or_else(|e| e.needed);
+        let content_type = match decision.content_type() {
+            "application/problem+json" => c"application/problem+json".as_ptr(),
+            _ => c"text/plain; charset=utf-8".as_ptr(),
+        };
+        Rendered {
+            status: decision.denial_status(),
+            headers_len,
+            body_len,
+            content_type,
+        }
+    }
+}
+
 /// Checks (or peeks) and renders.
 ///
 /// # Safety
 /// As for `ratecore_policy_check`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn decide(
+unsafe fn check_request(
     policy: *const ratecore_policy,
     request: *const ratecore_request,
     now_ns: u64,
@@ -242,40 +329,39 @@ unsafe fn decide(
         // SAFETY: forwarded from the caller's contract.
         let out = unsafe { output(result_out) }?;
         // SAFETY: forwarded from the caller's contract.
-        let mut headers = unsafe { output_slice(headers_out, headers_cap) }?;
-        // SAFETY: forwarded from the caller's contract.
-        let mut body = unsafe { output_slice(body_out, body_cap) }?;
+        let buffers = unsafe { Buffers::new(headers_out, headers_cap, body_out, body_cap) }?;
+        // The identities become the attributes of the same names (NULL: absent).
+        let mut attributes = [Attribute::new("", &[]); 4];
+        let mut count = 0;
+        for (name, ptr, len) in [
+            ("client_ip", request.client_ip, request.client_ip_len),
+            ("user", request.user, request.user_len),
+            ("app", request.app, request.app_len),
+            ("client", request.client, request.client_len),
+        ] {
+            // SAFETY: each (pointer, length) pair of the request is valid (contract).
+            if let Some(value) = unsafe { identity(ptr, len) }? {
+                if let Some(slot) = attributes.get_mut(count) {
+                    *slot = Attribute::new(name, value);
+                    count += 1;
+                }
+            }
+        }
         // SAFETY: each (pointer, length) pair of the request is valid (contract).
         let request = unsafe {
-            Request {
-                method: utf8(request.method, request.method_len)?,
-                path: utf8(request.path, request.path_len)?,
-                client_ip: identity(request.client_ip, request.client_ip_len)?,
-                user: identity(request.user, request.user_len)?,
-                app: identity(request.app, request.app_len)?,
-                client: identity(request.client, request.client_len)?,
-            }
+            Request::new(
+                utf8(request.method, request.method_len)?,
+                utf8(request.path, request.path_len)?,
+                attributes.get(..count).unwrap_or(&[]),
+            )
         };
-        let decision: PolicyDecision<'_> = if commit {
-            policy.check(&request, now_ns, cost)?
-        } else {
-            policy.peek(&request, now_ns, cost)?
-        };
-        let headers_len = decision
-            .render_headers(unix_now_ns, headers.as_mut_slice())
-            .unwrap_or_else(|e| e.needed);
-        let (body_len, content_type, status) = if decision.allowed() {
-            (0, std::ptr::null(), 200)
-        } else {
-            let len = decision
-                .render_body(body.as_mut_slice())
-                .unwrap_or_else(|e| e.needed);
-            let content_type = match decision.content_type() {
-                "application/problem+json" => c"application/problem+json".as_ptr(),
-                _ => c"text/plain; charset=utf-8".as_ptr(),
-            };
-            (len, content_type, decision.denial_status())
-        };
+        let decision = decide(policy, &request, now_ns, cost, commit)?;
+        let Rendered {
+            status,
+            headers_len,
+            body_len,
+            content_type,
+        } = buffers.render(&decision, unix_now_ns);
         out.write(ratecore_policy_result {
             decision: (*decision.decision()).into(),
             limited: decision.limited(),
@@ -317,7 +403,7 @@ pub unsafe extern "C" fn ratecore_policy_check(
 ) -> ratecore_status {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        decide(
+        check_request(
             policy,
             request,
             now_ns,
@@ -352,7 +438,7 @@ pub unsafe extern "C" fn ratecore_policy_peek(
 ) -> ratecore_status {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        decide(
+        check_request(
             policy,
             request,
             now_ns,

@@ -1,4 +1,6 @@
-//! The TOML policy parser and built policies; see `ratecore_fuzz::policy`.
+//! The TOML policy parser and built policies: routes, `when` conditions, attribute keys,
+//! `on_missing`, shadow limits, and requests carrying arbitrary attributes; see
+//! `ratecore_fuzz::policy`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,10 +2,12 @@
 //!
 //! An input is a sequence of calls to the exported `extern "C"` functions, on an arena
 //! of live handles and region buffers: limiters, tables (owned, initialised in a region,
-//! attached to one), stats and introspection, status messages. Every pointer passed is
-//! either NULL, misaligned (inside a valid buffer, so a missing check would still not
-//! read out of bounds), or valid for exactly the length passed; a length is exact, 0,
-//! or above `PTRDIFF_MAX` (rejected before any read).
+//! attached to one), stats and introspection, status messages, policies (checked with
+//! the fixed-identity request and with named attributes, per-limit metrics, memory).
+//! Every pointer passed is either NULL, misaligned (inside a valid buffer, so a missing
+//! check would still not read out of bounds), or valid for exactly the length passed; a
+//! length is exact, 0, or above `PTRDIFF_MAX` (rejected before any read). Structs that
+//! state their size state it exact, short (rejected) or long (a newer header's).
 //!
 //! - no panic anywhere (the fuzz harness aborts on any panic, even a caught one), and no
 //!   status is `RATECORE_STATUS_PANIC`;
@@ -13,12 +15,14 @@
 //!   statuses those faults call for, and no output was written;
 //! - otherwise the status and outputs are exactly what the Rust API returns for the same
 //!   request (a `Limiter`/`Composite`, or a keyed table with at most 8 keys, whose
-//!   decisions do not depend on the hash seed), and outputs are written only on success
+//!   decisions do not depend on the hash seed; a policy check that would give one of a
+//!   policy's limits a ninth key is not made), and outputs are written only on success
 //!   (except `ratecore_table_limits`' count, documented to be reported on
 //!   `BUFFER_TOO_SMALL`);
 //! - every status has a message.
 
-use std::ffi::{c_void, CStr};
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_void, CStr};
 use std::fmt;
 use std::ptr;
 
@@ -26,7 +30,7 @@ use arbitrary::Arbitrary;
 use ratecore::http::{
     render_body, render_headers, BodyStyle, HeaderInput, HeaderStyle, QuotaReport,
 };
-use ratecore::policy::{Policy, Request};
+use ratecore::policy::{Attribute, OnMissing, Policy, PolicyDecision, Request};
 use ratecore::table::region::region_size;
 use ratecore::table::OwnedTable;
 use ratecore::{
@@ -34,6 +38,12 @@ use ratecore::{
     TableConfig, TableStats,
 };
 use ratecore_ffi::table::ratecore_table_stats;
+use ratecore_ffi::{
+    ratecore_attribute, ratecore_http_request, ratecore_limit_metrics, ratecore_policy_check_http,
+    ratecore_policy_limit_count, ratecore_policy_limit_metrics, ratecore_policy_memory_bytes,
+    ratecore_policy_outcome, ratecore_policy_peek_http, RATECORE_MAX_REQUEST_ATTRIBUTES,
+    RATECORE_NO_LIMIT,
+};
 use ratecore_ffi::{
     ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each,
     ratecore_limiter_free, ratecore_limiter_limit_count, ratecore_limiter_new,
@@ -346,6 +356,42 @@ pub enum Call {
         /// The result pointer.
         out: OutArg,
     },
+    /// `ratecore_policy_check_http` / `_peek_http`.
+    PolicyDecideHttp {
+        /// Handle.
+        handle: HandleArg,
+        /// The request (`None`: NULL).
+        request: Option<HttpRequestArg>,
+        /// `now_ns`.
+        now: Num,
+        /// `cost`.
+        cost: u8,
+        /// Wall clock.
+        unix_now: Num,
+        /// The headers buffer.
+        headers: BufArg,
+        /// The body buffer.
+        body: BufArg,
+        /// Check rather than peek.
+        commit: bool,
+        /// The outcome pointer.
+        out: OutArg,
+        /// The outcome's `size`.
+        out_size: SizeArg,
+    },
+    /// `ratecore_policy_limit_count`, `_limit_metrics` and `_memory_bytes`.
+    PolicyInfo {
+        /// Handle.
+        handle: HandleArg,
+        /// The limit index (modulo the count plus 2, so some are out of range).
+        index: u8,
+        /// Pass `SIZE_MAX - index` instead.
+        huge_index: bool,
+        /// The metrics' `size`.
+        size: SizeArg,
+        /// The out pointers.
+        out: OutArg,
+    },
     /// `ratecore_policy_free`.
     PolicyFree {
         /// Handle.
@@ -488,10 +534,15 @@ pub enum PolicyText {
     Raw(String),
 }
 
-const POLICIES: [&str; 3] = [
+/// Three policies keyed on the fixed identities (`key = "client_ip"`, ...), then two on
+/// named attributes: conditions, unlimited rules, `on_missing` deny / shared / skip,
+/// shadow limits.
+const POLICIES: [&str; 5] = [
     "[response]\nheaders = \"ietf\"\n[table]\ncapacity = 16\nwhen_full = \"deny\"\n\n[[rule]]\nname = \"writes\"\nroute = \"POST /api/*\"\n\n[[rule.limit]]\nname = \"per-ip\"\nkey = \"client_ip\"\nalgorithm = \"sliding_window_strict\"\nlimit = 3\nperiod = \"1s\"\nsub_windows = 4\n\n[[rule.limit]]\nkey = \"user\"\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1s\"\nburst = 3\n\n[[rule]]\nname = \"health\"\nroute = \"GET /health\"\nunlimited = true\n\n[[rule]]\nname = \"all\"\n\n[[rule.limit]]\nkey = \"global\"\nalgorithm = \"fixed_window\"\nlimit = 50\nperiod = \"1m\"\n",
     "[response]\nheaders = \"switch\"\nbody = \"text\"\nstatus = 503\n[table]\ncapacity = 8\n\n[[rule]]\nname = \"save\"\nroute = \"POST /api/readings\"\ndescription = \"Save readings\"\n\n[[rule.limit]]\nkey = \"client\"\nalgorithm = \"fixed_window\"\nlimit = 5\nperiod = \"1s\"\n\n[[rule.limit]]\nkey = \"client\"\nalgorithm = \"sliding_window\"\nlimit = 20\nperiod = \"1m\"\n",
     "[response]\nheaders = \"uphold\"\nproblem_type = \"https://example.com/429\"\nproblem_title = \"Slow down\"\n[table]\ncapacity = 8\nwhen_full = \"evict\"\n\n[[rule]]\nname = \"app\"\n\n[[rule.limit]]\nkey = \"app_user\"\nlimit = 4\nperiod = \"10s\"\n\n[[rule]]\nname = \"ev\"\nroute = \"ALL /cards/:card/*\"\n\n[[rule.limit]]\nkey = \"client_ip\"\nalgorithm = \"sliding_window\"\nlimit = 2\nperiod = \"2s\"\n",
+    "[response]\nheaders = \"evenergy\"\nbody = \"problem+json\"\nproblem_type = \"https://example.com/429\"\nproblem_title = \"Slow down\"\n[table]\ncapacity = 8\nwhen_full = \"deny\"\n\n[[rule]]\nname = \"internal\"\nwhen = { tier = \"internal\" }\nunlimited = true\n\n[[rule]]\nname = \"authorization-code\"\nwhen = { auth = \"authorization_code\" }\n\n[[rule.limit]]\nname = \"per-app-user\"\nkey = [\"app\", \"user\"]\non_missing = \"deny\"\nalgorithm = \"sliding_window_strict\"\nlimit = 3\nperiod = \"1s\"\nsub_windows = 4\n\n[[rule]]\nname = \"client-credentials\"\nwhen = { auth = \"client_credentials\" }\n\n[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"shared\"\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1s\"\nburst = 3\n\n[[rule.limit]]\nname = \"per-app-audit\"\nkey = [\"app\"]\non_missing = \"shared\"\nalgorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1s\"\nshadow = true\n",
+    "[response]\nheaders = \"ietf\"\nstatus = 503\n[table]\ncapacity = 8\nwhen_full = \"evict\"\n\n[[rule]]\nname = \"writes\"\nroute = \"POST /v1/*\"\nwhen = { tier = { not_in = [\"internal\"] } }\nshadow = false\n\n[[rule.limit]]\nname = \"per-tenant\"\nkey = [\"tenant\"]\non_missing = \"skip\"\nalgorithm = \"fixed_window\"\nlimit = 4\nperiod = \"2s\"\n\n[[rule.limit]]\nname = \"per-tenant-audit\"\nkey = [\"tenant\"]\non_missing = \"skip\"\nalgorithm = \"sliding_window\"\nlimit = 2\nperiod = \"1s\"\nshadow = true\n\n[[rule]]\nname = \"clients\"\nwhen = { client = { present = true }, auth = [\"client_credentials\", \"personal_token\"] }\n\n[[rule.limit]]\nname = \"per-client\"\nkey = [\"client\"]\nalgorithm = \"gcra\"\nlimit = 5\nperiod = \"1s\"\n\n[[rule.limit]]\nname = \"all\"\nkey = []\nalgorithm = \"fixed_window\"\nlimit = 50\nperiod = \"1m\"\n",
 ];
 
 impl PolicyText {
@@ -548,6 +599,111 @@ const IDS: [&[u8]; 9] = [
 ];
 const METHODS: [&str; 5] = ["GET", "POST", "post", "DELETE", ""];
 
+/// How a struct that may grow gives its `size`.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeArg {
+    /// `sizeof` the struct.
+    Exact,
+    /// Smaller by 1 plus this (modulo the size): rejected.
+    Short(u8),
+    /// Larger by this (modulo 33), as from a newer header: accepted.
+    Longer(u8),
+}
+
+impl SizeArg {
+    /// The size passed for a `T`, and whether it is rejected.
+    fn of<T>(self) -> (usize, bool) {
+        let size = std::mem::size_of::<T>();
+        match self {
+            Self::Exact => (size, false),
+            Self::Short(n) => (size - 1 - usize::from(n) % size, true),
+            Self::Longer(n) => (size + usize::from(n) % 33, false),
+        }
+    }
+}
+
+/// One attribute of a request.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrArg {
+    /// The name (modulo [`ATTR_NAMES`]).
+    pub name: u8,
+    /// The value (modulo [`ATTR_VALUES`]).
+    pub value: u8,
+}
+
+/// One way a request with named attributes is passed other than plainly (one at a time,
+/// so that plain requests, which reach the policy, stay common).
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVariation {
+    /// This attribute's (modulo their number) value is `(NULL, 0)`: the empty value.
+    NullEmptyValue(u8),
+    /// The request's `size` is larger by this (modulo 33), as from a newer header.
+    LongerSize(u8),
+    /// The method is passed so.
+    Method(StrHow),
+    /// The path is passed so.
+    Path(StrHow),
+    /// This attribute's name is NULL (with its length).
+    NullName(u8),
+    /// This attribute's name is followed by a byte that is not UTF-8.
+    InvalidUtf8Name(u8),
+    /// This attribute's name length is above `PTRDIFF_MAX`.
+    HugeName(u8),
+    /// This attribute's value is NULL with a length.
+    NullValueWithLen(u8),
+    /// This attribute's value length is above `PTRDIFF_MAX`.
+    HugeValue(u8),
+    /// The attribute array is passed so.
+    Attributes(SliceArg),
+    /// The request's `size` is smaller by 1 plus this (modulo the size).
+    ShortSize(u8),
+    /// The request pointer is misaligned.
+    Misaligned,
+}
+
+/// A request with named attributes.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequestArg {
+    /// Method choice.
+    pub method: u8,
+    /// The path.
+    pub path: String,
+    /// The attributes (the first 16).
+    pub attributes: Vec<AttrArg>,
+    /// This many more (modulo 72) named `x-fill`, which no policy uses: past
+    /// `RATECORE_MAX_REQUEST_ATTRIBUTES` in all, the request is rejected.
+    pub filler: u8,
+    /// How it is passed, if not plainly.
+    pub variation: Option<HttpVariation>,
+}
+
+/// Attribute names: the builtin policies' (the fixed-identity request's among them), one
+/// no policy uses, and the empty name.
+const ATTR_NAMES: [&str; 9] = [
+    "auth",
+    "app",
+    "user",
+    "tier",
+    "tenant",
+    "client",
+    "client_ip",
+    "x-other",
+    "",
+];
+
+/// Attribute values (any name takes any): the builtin policies' condition values and a
+/// few keys.
+const ATTR_VALUES: [&[u8]; 8] = [
+    b"authorization_code",
+    b"client_credentials",
+    b"personal_token",
+    b"internal",
+    b"a",
+    b"",
+    b"\xff\0",
+    b"b",
+];
+
 /// A fuzz input.
 #[derive(Arbitrary, Clone, PartialEq, Eq)]
 pub struct FfiCase {
@@ -601,6 +757,60 @@ struct Region {
 struct PolicyHandle {
     ptr: *mut ratecore_policy,
     mirror: Policy,
+    budget: KeyBudget,
+}
+
+/// The keys each limit of a policy was checked with, so that no table holds more than 8
+/// keys (its decisions then do not depend on its seed, and the mirror's equal the
+/// handle's). Counts every checked request's key, whether or not its rule applied.
+struct KeyBudget {
+    /// Each limit's key attributes, and whether a request lacking one still gets a key.
+    limits: Vec<(Vec<String>, bool)>,
+    /// The keys seen per limit.
+    seen: Vec<BTreeSet<Vec<Option<Vec<u8>>>>>,
+}
+
+impl KeyBudget {
+    fn new(policy: &Policy) -> Self {
+        let limits: Vec<(Vec<String>, bool)> = policy
+            .rules()
+            .flat_map(|rule| &rule.limits)
+            .map(|limit| (limit.key.clone(), limit.on_missing == OnMissing::Shared))
+            .collect();
+        let seen = vec![BTreeSet::new(); limits.len()];
+        Self { limits, seen }
+    }
+
+    /// Records the keys a check of a request with `attributes` gives the limits; false
+    /// (recording nothing) if some limit would get a ninth key.
+    fn admit(&mut self, attributes: &[Attribute<'_>]) -> bool {
+        let keys: Vec<Option<Vec<Option<Vec<u8>>>>> = self
+            .limits
+            .iter()
+            .map(|(names, shared)| {
+                let key: Vec<Option<Vec<u8>>> = names
+                    .iter()
+                    .map(|name| {
+                        attributes
+                            .iter()
+                            .find(|a| a.name == name.as_str())
+                            .map(|a| a.value.to_vec())
+                    })
+                    .collect();
+                (*shared || key.iter().all(Option::is_some)).then_some(key)
+            })
+            .collect();
+        let fits = keys.iter().zip(&self.seen).all(|(key, seen)| {
+            key.as_ref()
+                .is_none_or(|key| seen.len() < 8 || seen.contains(key))
+        });
+        if fits {
+            for (key, seen) in keys.into_iter().zip(&mut self.seen) {
+                seen.extend(key);
+            }
+        }
+        fits
+    }
 }
 
 #[derive(Default)]
@@ -1767,6 +1977,7 @@ fn step(arena: &mut Arena, call: &Call) {
                     assert_eq!(ebuf, untouched, "error written on success");
                     arena.policies.push(PolicyHandle {
                         ptr: slot[0],
+                        budget: KeyBudget::new(&mirror),
                         mirror,
                     });
                 }
@@ -1799,8 +2010,10 @@ fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
+            let hp = target.map_or(ptr::null_mut(), |index| {
+                handle_ptr(arena.policies[index].ptr, *handle)
+            });
             let mut faults = Faults::default();
             faults.handle(*handle, arena.policies.len());
             let method = request.as_ref().map(|r| {
@@ -1853,17 +2066,23 @@ fn step(arena: &mut Arena, call: &Call) {
             } else {
                 faults.0.push(S::NullPointer);
             }
+            // The identities are the attributes of the same names (absent: not carried).
+            let attributes: Vec<Attribute<'static>> = ["client_ip", "user", "app", "client"]
+                .into_iter()
+                .zip(ids)
+                .filter_map(|(name, value)| Some(Attribute::new(name, value?)))
+                .collect();
             let rp: *const ratecore_request =
                 creq[0].as_ref().map_or(ptr::null(), |r| r as *const _);
-            let mut hbuf = vec![0xaa_u8; usize::from(headers.len) + 1];
-            let h_untouched = hbuf.clone();
-            let (hbp, hlen) = slice_ptr(&mut hbuf, headers.arg);
-            faults.slice(headers.arg, hlen, 1);
-            let mut bbuf = vec![0xaa_u8; usize::from(body.len) + 1];
-            let b_untouched = bbuf.clone();
-            let (bbp, blen) = slice_ptr(&mut bbuf, body.arg);
-            faults.slice(body.arg, blen, 1);
+            let hbuf = OutBytes::new(headers, &mut faults);
+            let bbuf = OutBytes::new(body, &mut faults);
             faults.out(*out);
+            if faults.0.is_empty() && *commit {
+                let h = &mut arena.policies[target.expect("live")];
+                if !h.budget.admit(&attributes) {
+                    return;
+                }
+            }
             let sentinel = ratecore_policy_result {
                 decision: SENTINEL,
                 limited: true,
@@ -1874,6 +2093,7 @@ fn step(arena: &mut Arena, call: &Call) {
             };
             let mut slot = [sentinel; 2];
             let op = out_ptr(&mut slot, *out);
+            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
             // SAFETY: every pointer is valid for its length, NULL, or misaligned.
             let status = unsafe {
                 if *commit {
@@ -1907,20 +2127,13 @@ fn step(arena: &mut Arena, call: &Call) {
                 );
             }
             if !fine {
-                assert_eq!(hbuf, h_untouched);
-                assert_eq!(bbuf, b_untouched);
+                hbuf.assert_untouched();
+                bbuf.assert_untouched();
                 return;
             }
-            let (_, h) = target.expect("live");
+            let h = &arena.policies[target.expect("live")];
             let (m, p) = (method.expect("request"), path.expect("request"));
-            let request = Request {
-                method: &m.text,
-                path: &p.text,
-                client_ip: ids[0],
-                user: ids[1],
-                app: ids[2],
-                client: ids[3],
-            };
+            let request = Request::new(&m.text, &p.text, &attributes);
             let expected = if *commit {
                 h.mirror.check(&request, now, cost)
             } else {
@@ -1929,8 +2142,8 @@ fn step(arena: &mut Arena, call: &Call) {
             let pd = match expected {
                 Err(e) => {
                     assert_eq!(status, S::from(e));
-                    assert_eq!(hbuf, h_untouched);
-                    assert_eq!(bbuf, b_untouched);
+                    hbuf.assert_untouched();
+                    bbuf.assert_untouched();
                     return;
                 }
                 Ok(pd) => pd,
@@ -1943,28 +2156,216 @@ fn step(arena: &mut Arena, call: &Call) {
                 "policy decision differs"
             );
             assert_eq!(got.limited, pd.limited());
-            let mut want = vec![0u8; hlen];
-            let n = pd
-                .render_headers(unix_now, &mut want)
-                .unwrap_or_else(|e| e.needed);
-            assert_eq!(got.headers_len, n);
-            assert_eq!(&hbuf[..hlen], &want[..], "headers differ");
-            assert_eq!(hbuf[hlen..], h_untouched[hlen..]);
-            if pd.allowed() {
-                assert_eq!((got.status, got.body_len), (200, 0));
-                assert!(got.content_type.is_null());
-                assert_eq!(bbuf, b_untouched);
-            } else {
-                assert_eq!(got.status, pd.denial_status());
-                let mut want = vec![0u8; blen];
-                let n = pd.render_body(&mut want).unwrap_or_else(|e| e.needed);
-                assert_eq!(got.body_len, n);
-                assert_eq!(&bbuf[..blen], &want[..], "body differs");
-                assert!(!got.content_type.is_null());
-                // SAFETY: documented to be a static NUL-terminated string.
-                let ct = unsafe { CStr::from_ptr(got.content_type) };
-                assert_eq!(ct.to_str().ok(), Some(pd.content_type()));
+            let rendered = Rendered {
+                status: got.status,
+                headers_len: got.headers_len,
+                body_len: got.body_len,
+                content_type: got.content_type,
+            };
+            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+        }
+        Call::PolicyDecideHttp {
+            handle,
+            request,
+            now,
+            cost,
+            unix_now,
+            headers,
+            body,
+            commit,
+            out,
+            out_size,
+        } => {
+            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
+            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
+            let hp = target.map_or(ptr::null_mut(), |index| {
+                handle_ptr(arena.policies[index].ptr, *handle)
+            });
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let built = request.as_ref().map(|r| HttpRequest::new(r, &mut faults));
+            let rp = built.as_ref().map_or(ptr::null(), HttpRequest::ptr);
+            if built.is_none() {
+                faults.0.push(S::NullPointer);
             }
+            let hbuf = OutBytes::new(headers, &mut faults);
+            let bbuf = OutBytes::new(body, &mut faults);
+            faults.out(*out);
+            let (size, short) = out_size.of::<ratecore_policy_outcome>();
+            if short {
+                faults.0.push(S::InvalidArgument);
+            }
+            if faults.0.is_empty() && *commit {
+                let attributes = built.as_ref().expect("request").mirror_attributes();
+                let h = &mut arena.policies[target.expect("live")];
+                if !h.budget.admit(&attributes) {
+                    return;
+                }
+            }
+            let mut slot = [WideOutcome::sentinel(size); 2];
+            let untouched = slot;
+            let op = out_ptr(&mut slot, *out).cast::<ratecore_policy_outcome>();
+            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
+            // SAFETY: every pointer is valid for its length (a request and an outcome for
+            // the size they state), NULL, or misaligned inside a live buffer.
+            let status = unsafe {
+                if *commit {
+                    ratecore_policy_check_http(
+                        hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op,
+                    )
+                } else {
+                    ratecore_policy_peek_http(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
+                }
+            };
+            let fine = faults.judge(status, "policy_decide_http");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
+                    "outcome written with {status:?}"
+                );
+            }
+            if !fine {
+                hbuf.assert_untouched();
+                bbuf.assert_untouched();
+                return;
+            }
+            let h = &arena.policies[target.expect("live")];
+            let built = built.expect("request");
+            let attributes = built.mirror_attributes();
+            let request = Request::new(&built.method.text, &built.path.text, &attributes);
+            let expected = if *commit {
+                h.mirror.check(&request, now, cost)
+            } else {
+                h.mirror.peek(&request, now, cost)
+            };
+            let pd = match expected {
+                Err(e) => {
+                    assert_eq!(status, S::from(e));
+                    hbuf.assert_untouched();
+                    bbuf.assert_untouched();
+                    return;
+                }
+                Ok(pd) => pd,
+            };
+            assert_eq!(status, S::Ok);
+            let got = slot[0].outcome;
+            assert_eq!(got.size, std::mem::size_of::<ratecore_policy_outcome>());
+            assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the outcome");
+            assert!(slot[1].same(&untouched[1]), "wrote past the outcome");
+            assert_eq!(
+                got.decision,
+                c_decision(*pd.decision()),
+                "policy decision differs"
+            );
+            assert_eq!(got.limited, pd.limited());
+            let index = |id: Option<usize>| {
+                id.map_or(RATECORE_NO_LIMIT, |id| u32::try_from(id).expect("small"))
+            };
+            assert_eq!(got.deciding_limit, index(pd.deciding().map(|l| l.id)));
+            assert_eq!(
+                got.shadow_denied_limit,
+                index(pd.shadow_denied().map(|(l, _)| l.id))
+            );
+            assert_eq!(got.missing_key, pd.denied_for_missing_key());
+            assert_eq!(got.exempted, pd.exempted_by().is_some());
+            let rendered = Rendered {
+                status: got.status,
+                headers_len: got.headers_len,
+                body_len: got.body_len,
+                content_type: got.content_type,
+            };
+            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+        }
+        Call::PolicyInfo {
+            handle,
+            index,
+            huge_index,
+            size,
+            out,
+        } => {
+            let target = pick(&arena.policies, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            faults.out(*out);
+            let mirror = target.map(|(_, h)| &h.mirror);
+
+            let mut count = [usize::MAX; 2];
+            // SAFETY: a live, NULL or misaligned handle; the out pointer as `out` says.
+            let status = unsafe { ratecore_policy_limit_count(hp, out_ptr(&mut count, *out)) };
+            let limits = mirror.map_or(0, |m| m.metrics().count());
+            if faults.judge(status, "policy_limit_count") {
+                assert_eq!(status, S::Ok);
+                assert_eq!(count, [limits, usize::MAX]);
+            } else {
+                assert_eq!(count, [usize::MAX; 2], "count written with {status:?}");
+            }
+
+            let mut bytes = [usize::MAX; 2];
+            // SAFETY: as above.
+            let status = unsafe { ratecore_policy_memory_bytes(hp, out_ptr(&mut bytes, *out)) };
+            if faults.judge(status, "policy_memory_bytes") {
+                assert_eq!(status, S::Ok);
+                let want = mirror.expect("live").memory_bytes();
+                assert_eq!(bytes, [want, usize::MAX]);
+            } else {
+                assert_eq!(bytes, [usize::MAX; 2], "memory written with {status:?}");
+            }
+
+            let index = if *huge_index {
+                usize::MAX - usize::from(*index)
+            } else {
+                usize::from(*index) % (limits + 2)
+            };
+            if index >= limits {
+                faults.0.push(S::InvalidArgument);
+            }
+            let (size, short) = size.of::<ratecore_limit_metrics>();
+            if short {
+                faults.0.push(S::InvalidArgument);
+            }
+            let mut slot = [WideMetrics::sentinel(size); 2];
+            let untouched = slot;
+            let op = out_ptr(&mut slot, *out).cast::<ratecore_limit_metrics>();
+            // SAFETY: as above; a valid out pointer holds the size it states.
+            let status = unsafe { ratecore_policy_limit_metrics(hp, index, op) };
+            if !faults.judge(status, "policy_limit_metrics") {
+                assert!(
+                    slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
+                    "metrics written with {status:?}"
+                );
+                return;
+            }
+            assert_eq!(status, S::Ok);
+            let (limit, metrics) = mirror
+                .expect("live")
+                .metrics()
+                .nth(index)
+                .expect("in range");
+            let got = slot[0].metrics;
+            assert_eq!(got.size, std::mem::size_of::<ratecore_limit_metrics>());
+            assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the metrics");
+            assert!(slot[1].same(&untouched[1]), "wrote past the metrics");
+            // SAFETY: documented valid for their lengths while the policy lives.
+            let (rule, name) = unsafe {
+                (
+                    std::slice::from_raw_parts(got.rule, got.rule_len),
+                    std::slice::from_raw_parts(got.name, got.name_len),
+                )
+            };
+            assert_eq!(rule, limit.rule.as_bytes());
+            assert_eq!(name, limit.name.as_bytes());
+            assert_eq!(got.shadow, limit.shadow);
+            assert_eq!(
+                (got.allowed, got.denied, got.shadow_denied, got.skipped),
+                (
+                    metrics.allowed,
+                    metrics.denied,
+                    metrics.shadow_denied,
+                    metrics.skipped
+                ),
+                "metrics differ"
+            );
         }
         Call::PolicyFree { handle } => match (pick(&arena.policies, *handle), handle) {
             (Some((index, _)), HandleArg::Live(_)) => {
@@ -2097,5 +2498,355 @@ impl OutBuf {
             self.untouched[self.len..],
             "wrote past the buffer"
         );
+    }
+}
+
+/// An output byte buffer whose length the call reports elsewhere (a policy check's
+/// result).
+struct OutBytes {
+    buf: Vec<u8>,
+    untouched: Vec<u8>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl OutBytes {
+    fn new(arg: &BufArg, faults: &mut Faults) -> Self {
+        let mut buf = vec![0xaa_u8; usize::from(arg.len) + 1];
+        let untouched = buf.clone();
+        let (ptr, len) = slice_ptr(&mut buf, arg.arg);
+        faults.slice(arg.arg, len, 1);
+        Self {
+            buf,
+            untouched,
+            ptr,
+            len,
+        }
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(self.buf, self.untouched, "buffer written on failure");
+    }
+}
+
+/// What a policy check reports beside the decision.
+struct Rendered {
+    status: u16,
+    headers_len: usize,
+    body_len: usize,
+    content_type: *const c_char,
+}
+
+impl Rendered {
+    /// Compares with the Rust API's rendering of `pd` into zeroed buffers of the same
+    /// sizes.
+    fn compare(&self, pd: &PolicyDecision<'_>, unix_now: u64, headers: &OutBytes, body: &OutBytes) {
+        let mut want = vec![0u8; headers.len];
+        let n = pd
+            .render_headers(unix_now, &mut want)
+            .unwrap_or_else(|e| e.needed);
+        assert_eq!(self.headers_len, n);
+        assert_eq!(&headers.buf[..headers.len], &want[..], "headers differ");
+        assert_eq!(headers.buf[headers.len..], headers.untouched[headers.len..]);
+        if pd.allowed() {
+            assert_eq!((self.status, self.body_len), (200, 0));
+            assert!(self.content_type.is_null());
+            body.assert_untouched();
+        } else {
+            assert_eq!(self.status, pd.denial_status());
+            let mut want = vec![0u8; body.len];
+            let n = pd.render_body(&mut want).unwrap_or_else(|e| e.needed);
+            assert_eq!(self.body_len, n);
+            assert_eq!(&body.buf[..body.len], &want[..], "body differs");
+            assert_eq!(body.buf[body.len..], body.untouched[body.len..]);
+            assert!(!self.content_type.is_null());
+            // SAFETY: documented to be a static NUL-terminated string.
+            let ct = unsafe { CStr::from_ptr(self.content_type) };
+            assert_eq!(ct.to_str().ok(), Some(pd.content_type()));
+        }
+    }
+}
+
+/// A request as a caller built against a newer header may pass it: room after the
+/// struct for the size it states.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideRequest {
+    request: ratecore_http_request,
+    tail: [u8; 32],
+}
+
+/// A `ratecore_http_request` as passed, with everything it points to.
+struct HttpRequest {
+    method: CStrArg,
+    path: CStrArg,
+    /// The names' bytes (pointed to by `_attributes`).
+    _names: Vec<Vec<u8>>,
+    /// The attributes, plus one (a misaligned pointer stays inside).
+    _attributes: Vec<ratecore_attribute>,
+    /// The attributes the library reads, as the Rust API takes them (meaningful when
+    /// nothing is at fault).
+    seen: Vec<(&'static str, &'static [u8])>,
+    wide: Box<WideRequest>,
+    misaligned: bool,
+}
+
+impl HttpRequest {
+    fn new(arg: &HttpRequestArg, faults: &mut Faults) -> Self {
+        let variation = arg.variation;
+        let method = CStrArg::new(
+            METHODS[usize::from(arg.method) % METHODS.len()],
+            match variation {
+                Some(HttpVariation::Method(how)) => how,
+                _ => StrHow::Valid,
+            },
+        );
+        let path = CStrArg::new(
+            &arg.path,
+            match variation {
+                Some(HttpVariation::Path(how)) => how,
+                _ => StrHow::Valid,
+            },
+        );
+        faults.0.extend(method.fault);
+        faults.0.extend(path.fault);
+        let given = arg.attributes.iter().take(16).map(|a| {
+            (
+                ATTR_NAMES[usize::from(a.name) % ATTR_NAMES.len()],
+                ATTR_VALUES[usize::from(a.value) % ATTR_VALUES.len()],
+            )
+        });
+        let filler = std::iter::repeat_n(("x-fill", &b"v"[..]), usize::from(arg.filler % 72));
+        let all: Vec<(&'static str, &'static [u8])> = given.chain(filler).collect();
+        // The attribute the variation concerns, if any.
+        let varied = |which: u8| usize::from(which) % all.len().max(1);
+        let target = match variation {
+            Some(
+                HttpVariation::NullEmptyValue(i)
+                | HttpVariation::NullName(i)
+                | HttpVariation::InvalidUtf8Name(i)
+                | HttpVariation::HugeName(i)
+                | HttpVariation::NullValueWithLen(i)
+                | HttpVariation::HugeValue(i),
+            ) if !all.is_empty() => Some(varied(i)),
+            _ => None,
+        };
+        let names: Vec<Vec<u8>> = all
+            .iter()
+            .enumerate()
+            .map(|(index, (name, _))| {
+                let mut bytes = name.as_bytes().to_vec();
+                if target == Some(index)
+                    && matches!(variation, Some(HttpVariation::InvalidUtf8Name(_)))
+                {
+                    bytes.push(0xff);
+                }
+                bytes
+            })
+            .collect();
+        let huge = isize::MAX as usize + 1;
+        let mut attributes: Vec<ratecore_attribute> = all
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(index, (&(_, value), name))| {
+                let here = if target == Some(index) {
+                    variation
+                } else {
+                    None
+                };
+                let (name_ptr, name_len) = match here {
+                    Some(HttpVariation::NullName(_)) => (ptr::null(), name.len()),
+                    Some(HttpVariation::HugeName(_)) => (name.as_ptr(), huge),
+                    _ => (name.as_ptr(), name.len()),
+                };
+                let (value_ptr, value_len) = match here {
+                    Some(HttpVariation::NullEmptyValue(_)) => (ptr::null(), 0),
+                    Some(HttpVariation::NullValueWithLen(_)) => (ptr::null(), value.len().max(1)),
+                    Some(HttpVariation::HugeValue(_)) => (value.as_ptr(), huge),
+                    _ => (value.as_ptr(), value.len()),
+                };
+                ratecore_attribute {
+                    name: name_ptr,
+                    name_len,
+                    value: value_ptr,
+                    value_len,
+                }
+            })
+            .collect();
+        attributes.push(ratecore_attribute {
+            name: ptr::null(),
+            name_len: 0,
+            value: ptr::null(),
+            value_len: 0,
+        });
+        let attributes_arg = match variation {
+            Some(HttpVariation::Attributes(arg)) => arg,
+            _ => SliceArg::Exact,
+        };
+        let (attributes_ptr, count) = slice_ptr(&mut attributes, attributes_arg);
+        if count > RATECORE_MAX_REQUEST_ATTRIBUTES {
+            faults.0.push(S::InvalidArgument);
+        }
+        faults.slice(attributes_arg, count, 8);
+        // The library reads the attributes only when they are passed with their count.
+        let read = matches!(attributes_arg, SliceArg::Exact | SliceArg::Misaligned);
+        let mut seen = Vec::new();
+        if read {
+            for (index, &(name, value)) in all.iter().enumerate() {
+                match (target == Some(index)).then_some(variation).flatten() {
+                    Some(HttpVariation::NullEmptyValue(_)) => seen.push((name, &b""[..])),
+                    Some(HttpVariation::NullName(_) | HttpVariation::NullValueWithLen(_)) => {
+                        faults.0.push(S::NullPointer);
+                    }
+                    Some(HttpVariation::HugeName(_) | HttpVariation::HugeValue(_)) => {
+                        faults.0.push(S::InvalidArgument);
+                    }
+                    Some(HttpVariation::InvalidUtf8Name(_)) => faults.0.push(S::InvalidUtf8),
+                    _ => seen.push((name, value)),
+                }
+            }
+        }
+        let size = match variation {
+            Some(HttpVariation::ShortSize(n)) => SizeArg::Short(n),
+            Some(HttpVariation::LongerSize(n)) => SizeArg::Longer(n),
+            _ => SizeArg::Exact,
+        };
+        let (size, short) = size.of::<ratecore_http_request>();
+        let misaligned = variation == Some(HttpVariation::Misaligned);
+        if short || misaligned {
+            faults.0.push(S::InvalidArgument);
+        }
+        let wide = Box::new(WideRequest {
+            request: ratecore_http_request {
+                size,
+                method: method.ptr(),
+                method_len: method.len,
+                path: path.ptr(),
+                path_len: path.len,
+                attributes: attributes_ptr.cast_const(),
+                attribute_count: count,
+            },
+            tail: [0xaa; 32],
+        });
+        Self {
+            method,
+            path,
+            _names: names,
+            _attributes: attributes,
+            seen,
+            wide,
+            misaligned,
+        }
+    }
+
+    fn ptr(&self) -> *const ratecore_http_request {
+        let request = &self.wide.request as *const ratecore_http_request;
+        if self.misaligned {
+            request.cast::<u8>().wrapping_add(1).cast()
+        } else {
+            request
+        }
+    }
+
+    fn mirror_attributes(&self) -> Vec<Attribute<'static>> {
+        self.seen
+            .iter()
+            .map(|&(name, value)| Attribute::new(name, value))
+            .collect()
+    }
+}
+
+/// An outcome slot with room for the size it states, filled with a pattern.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideOutcome {
+    outcome: ratecore_policy_outcome,
+    tail: [u8; 32],
+}
+
+impl WideOutcome {
+    fn sentinel(size: usize) -> Self {
+        Self {
+            outcome: ratecore_policy_outcome {
+                size,
+                decision: SENTINEL,
+                limited: true,
+                status: 0xbeef,
+                headers_len: usize::MAX,
+                body_len: usize::MAX,
+                content_type: ptr::null(),
+                deciding_limit: 0x5e5e,
+                missing_key: true,
+                shadow_denied_limit: 0x5e5f,
+                exempted: true,
+            },
+            tail: [0xaa; 32],
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        let fields = |o: &ratecore_policy_outcome| {
+            (
+                o.size,
+                o.decision,
+                o.limited,
+                o.status,
+                o.headers_len,
+                o.body_len,
+                o.content_type,
+                o.deciding_limit,
+                o.missing_key,
+                o.shadow_denied_limit,
+                o.exempted,
+            )
+        };
+        fields(&self.outcome) == fields(&other.outcome) && self.tail == other.tail
+    }
+}
+
+/// A metrics slot with room for the size it states, filled with a pattern.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideMetrics {
+    metrics: ratecore_limit_metrics,
+    tail: [u8; 32],
+}
+
+impl WideMetrics {
+    fn sentinel(size: usize) -> Self {
+        Self {
+            metrics: ratecore_limit_metrics {
+                size,
+                rule: ptr::null(),
+                rule_len: usize::MAX,
+                name: ptr::null(),
+                name_len: usize::MAX,
+                shadow: true,
+                allowed: 0x5e5e,
+                denied: 0x5e5f,
+                shadow_denied: 0x5e60,
+                skipped: 0x5e61,
+            },
+            tail: [0xaa; 32],
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        let fields = |m: &ratecore_limit_metrics| {
+            (
+                m.size,
+                m.rule,
+                m.rule_len,
+                m.name,
+                m.name_len,
+                m.shadow,
+                m.allowed,
+                m.denied,
+                m.shadow_denied,
+                m.skipped,
+            )
+        };
+        fields(&self.metrics) == fields(&other.metrics) && self.tail == other.tail
     }
 }

@@ -11,7 +11,7 @@
 //! is never early.
 
 mod time;
-mod writer;
+pub(crate) mod writer;
 
 use core::fmt;
 

@@ -15,13 +15,28 @@
 //! name = "save-readings"
 //! route = "POST /api/readings"
 //! description = "Save readings API interface"
+//! # Conditions on request attributes, all of which must hold:
+//! #   attr = "v"                  equals
+//! #   attr = ["v", "w"]           one of
+//! #   attr = { not_in = ["v"] }   absent, or none of
+//! #   attr = { present = true }   present (false: absent)
+//! when = { auth = "client_credentials" }
+//! shadow = false              # true: every limit of the rule counts but never denies
 //!
 //! [[rule.limit]]
-//! key = "client"              # global | client_ip | user | app_user | client
+//! name = "per-second"
+//! key = ["app"]               # attributes, in order; [] = one counter for all
+//! on_missing = "deny"         # skip | shared | deny (required unless `when` ensures
+//!                             # every key attribute is present)
 //! algorithm = "fixed_window"  # gcra | fixed_window | sliding_window | sliding_window_strict
 //! limit = 5
 //! period = "1s"               # <n><ns|us|ms|s|m|min|h|d>
+//! shadow = false
 //! ```
+//!
+//! Earlier versions' key names still work and mean what they meant: `key = "global"`
+//! (`[]`), `"client_ip"`, `"user"`, `"client"` (that one attribute) and `"app_user"`
+//! (`["app", "user"]`), each with `on_missing = "skip"`.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -32,7 +47,11 @@ use core::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Body, Dimension, LimitRule, Policy, PolicySpec, ResponseSpec, Route, Rule};
+use std::collections::BTreeMap;
+
+use super::{
+    Body, Condition, LimitRule, OnMissing, Policy, PolicySpec, ResponseSpec, Route, Rule, Test,
+};
 use crate::algorithm::Algorithm;
 use crate::http::HeaderStyle;
 use crate::quota::Quota;
@@ -102,14 +121,29 @@ struct RawRule {
     #[serde(default)]
     unlimited: bool,
     #[serde(default)]
+    shadow: bool,
+    #[serde(default)]
+    when: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
     limit: Vec<RawLimit>,
+}
+
+/// A key: an attribute list, or one of earlier versions' names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawKey {
+    Legacy(String),
+    Attributes(Vec<String>),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimit {
-    name: Option<String>,
-    key: Spanned<String>,
+    name: Option<Spanned<String>>,
+    key: Spanned<RawKey>,
+    on_missing: Option<Spanned<String>>,
+    #[serde(default)]
+    shadow: bool,
     algorithm: Option<Spanned<String>>,
     limit: Spanned<i64>,
     period: Spanned<String>,
@@ -366,14 +400,33 @@ fn spec_from_raw(raw: RawPolicy, src: &Source<'_>) -> Result<PolicySpec, ConfigE
                 "a rule needs at least one [[rule.limit]], or unlimited = true",
             ));
         }
-        let mut limits = Vec::new();
+        let mut conditions = Vec::new();
+        for (attribute, value) in &raw_rule.when {
+            conditions.push(condition_from_raw(attribute, value, src, &at)?);
+        }
+        let mut limits: Vec<LimitRule> = Vec::new();
         for (l_index, raw_limit) in raw_rule.limit.into_iter().enumerate() {
             let lat = |field: &str| format!("rule[{r_index}].limit[{l_index}].{field}");
-            limits.push(limit_from_raw(raw_limit, &name, src, &lat)?);
+            let name_span = raw_limit.name.as_ref().map(Spanned::span);
+            let key_span = raw_limit.key.span();
+            let mut limit = limit_from_raw(raw_limit, &name, &conditions, src, &lat)?;
+            limit.shadow |= raw_rule.shadow;
+            if limits.iter().any(|l| l.name == limit.name) {
+                return Err(src.error(
+                    name_span.or(Some(key_span)),
+                    &lat("name"),
+                    format!(
+                        "limit name {:?} is used twice in this rule: give each limit its own name",
+                        limit.name
+                    ),
+                ));
+            }
+            limits.push(limit);
         }
         rules.push(Rule {
             name,
             route,
+            conditions,
             description: raw_rule.description,
             unlimited: raw_rule.unlimited,
             limits,
@@ -387,24 +440,151 @@ fn spec_from_raw(raw: RawPolicy, src: &Source<'_>) -> Result<PolicySpec, ConfigE
     })
 }
 
+/// Bytes of a condition value (a TOML string).
+fn condition_value(value: &toml::Value) -> Option<Vec<u8>> {
+    value.as_str().map(|v| v.as_bytes().to_vec())
+}
+
+fn condition_values(value: &toml::Value) -> Option<Vec<Vec<u8>>> {
+    value.as_array()?.iter().map(condition_value).collect()
+}
+
+fn condition_from_raw(
+    attribute: &str,
+    value: &Spanned<toml::Value>,
+    src: &Source<'_>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Condition, ConfigError> {
+    let field = at(&format!("when.{attribute}"));
+    let bad = |message: &str| src.error(Some(value.span()), &field, message);
+    const USAGE: &str = "a condition is \"value\", [\"one\", \"of\"], { not_in = [...] } or { present = true|false }";
+    let test = match value.get_ref() {
+        toml::Value::String(v) => Test::Equals(v.as_bytes().to_vec()),
+        array @ toml::Value::Array(_) => {
+            Test::In(condition_values(array).ok_or_else(|| bad("the values must be strings"))?)
+        }
+        toml::Value::Table(table) => {
+            let mut entries = table.iter();
+            let (Some((op, operand)), None) = (entries.next(), entries.next()) else {
+                return Err(bad(USAGE));
+            };
+            match (op.as_str(), operand) {
+                ("present", toml::Value::Boolean(true)) => Test::Present,
+                ("present", toml::Value::Boolean(false)) => Test::Absent,
+                ("equals", v) => {
+                    Test::Equals(condition_value(v).ok_or_else(|| bad("equals takes a string"))?)
+                }
+                ("in", v) => Test::In(
+                    condition_values(v).ok_or_else(|| bad("in takes an array of strings"))?,
+                ),
+                ("not_in", v) => Test::NotIn(
+                    condition_values(v).ok_or_else(|| bad("not_in takes an array of strings"))?,
+                ),
+                _ => return Err(bad(USAGE)),
+            }
+        }
+        _ => return Err(bad(USAGE)),
+    };
+    if !super::valid_attribute_name(attribute) {
+        return Err(bad(
+            "an attribute name uses ASCII letters, digits, '_', '-', '.' or ':'",
+        ));
+    }
+    Ok(Condition {
+        attribute: attribute.to_string(),
+        test,
+    })
+}
+
+/// The attributes of a key, and the missing-attribute handling earlier versions' names
+/// imply (`None` for an attribute list, which must say).
+fn key_from_raw(
+    key: &Spanned<RawKey>,
+    src: &Source<'_>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(Vec<String>, Option<OnMissing>, String), ConfigError> {
+    let legacy = |attributes: &[&str]| attributes.iter().map(|a| (*a).to_string()).collect();
+    match key.get_ref() {
+        RawKey::Legacy(name) => {
+            let attributes = match name.as_str() {
+                "global" => Vec::new(),
+                "client_ip" => legacy(&["client_ip"]),
+                "user" => legacy(&["user"]),
+                "client" => legacy(&["client"]),
+                "app_user" => legacy(&["app", "user"]),
+                other => {
+                    return Err(src.error(
+                        Some(key.span()),
+                        &at("key"),
+                        format!(
+                            "unknown key {other:?}: key on attributes with key = [{other:?}] (or one of the names global, client_ip, user, app_user, client)"
+                        ),
+                    ))
+                }
+            };
+            Ok((attributes, Some(OnMissing::Skip), name.clone()))
+        }
+        RawKey::Attributes(attributes) => {
+            for attribute in attributes {
+                if !super::valid_attribute_name(attribute) {
+                    return Err(src.error(
+                        Some(key.span()),
+                        &at("key"),
+                        format!("bad attribute name {attribute:?}: use ASCII letters, digits, '_', '-', '.' or ':'"),
+                    ));
+                }
+            }
+            let label = if attributes.is_empty() {
+                "global".to_string()
+            } else {
+                attributes.join("-")
+            };
+            Ok((attributes.clone(), None, label))
+        }
+    }
+}
+
 fn limit_from_raw(
     raw: RawLimit,
     rule: &str,
+    conditions: &[Condition],
     src: &Source<'_>,
     at: &dyn Fn(&str) -> String,
 ) -> Result<LimitRule, ConfigError> {
-    let dimension = match raw.key.get_ref().as_str() {
-        "global" => Dimension::Global,
-        "client_ip" => Dimension::ClientIp,
-        "user" => Dimension::User,
-        "app_user" => Dimension::AppUser,
-        "client" => Dimension::Client,
-        other => {
-            return Err(src.error(
-                Some(raw.key.span()),
-                &at("key"),
-                format!("unknown key {other:?} (use global, client_ip, user, app_user or client)"),
-            ))
+    let (key, implied, label) = key_from_raw(&raw.key, src, at)?;
+    let on_missing = match &raw.on_missing {
+        Some(value) => match value.get_ref().as_str() {
+            "skip" => OnMissing::Skip,
+            "shared" => OnMissing::Shared,
+            "deny" => OnMissing::Deny,
+            other => {
+                return Err(src.error(
+                    Some(value.span()),
+                    &at("on_missing"),
+                    format!("unknown value {other:?} (use skip, shared or deny)"),
+                ))
+            }
+        },
+        None => {
+            // Required unless the rule's conditions guarantee every key attribute.
+            let unsure = key.iter().find(|attribute| {
+                !conditions
+                    .iter()
+                    .any(|c| &c.attribute == *attribute && c.test.implies_present())
+            });
+            match (implied, unsure) {
+                (Some(implied), _) => implied,
+                (None, None) => OnMissing::Deny,
+                (None, Some(attribute)) => {
+                    return Err(src.error(
+                        Some(raw.key.span()),
+                        &at("on_missing"),
+                        format!(
+                            "a request may lack key attribute {attribute:?}: say what it gets with on_missing = \"skip\", \"shared\" or \"deny\" (or require it with when = {{ {attribute} = {{ present = true }} }})"
+                        ),
+                    ))
+                }
+            }
         }
     };
     let limit = positive(&raw.limit, src, &at("limit"), "limit")?;
@@ -477,9 +657,11 @@ fn limit_from_raw(
     Ok(LimitRule {
         name: raw
             .name
-            .unwrap_or_else(|| format!("{rule}-{}", dimension.name())),
-        dimension,
+            .map_or_else(|| format!("{rule}-{label}"), Spanned::into_inner),
+        key,
+        on_missing,
         algorithm,
         quota,
+        shadow: raw.shadow,
     })
 }

@@ -581,6 +581,12 @@ impl<M: TableMemory> Table<M> {
         &self.config
     }
 
+    /// Bytes of slot memory the table uses (every limit's key slots and rings).
+    #[must_use]
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(self.memory.slots())
+    }
+
     /// A snapshot of the table's counters.
     #[must_use]
     pub fn stats(&self) -> TableStats {

@@ -23,10 +23,24 @@ static void check_text(const uint8_t *buf, size_t len, const char *expected) {
     }
 }
 
+/* Switch's POST /api/readings limits keyed on the `client` identity alone, which
+ * `ratecore_request` carries (examples/policies/switch.toml also conditions on `auth`, which
+ * needs `ratecore_http_request`: tests/c/test_policy_attributes.c). */
+static const char switch_toml[] =
+    "[response]\nheaders = \"switch\"\nbody = \"text\"\nstatus = 429\n"
+    "[table]\ncapacity = 64\nwhen_full = \"evict\"\n"
+    "[[rule]]\nname = \"save-readings\"\nroute = \"POST /api/readings\"\n"
+    "description = \"Save readings API interface\"\n"
+    "[[rule.limit]]\nname = \"per-second\"\nkey = \"client\"\nalgorithm = \"fixed_window\"\n"
+    "limit = 5\nperiod = \"1s\"\n"
+    "[[rule.limit]]\nname = \"per-minute\"\nkey = \"client\"\nalgorithm = \"fixed_window\"\n"
+    "limit = 20\nperiod = \"1m\"\n";
+
 static void switch_policy(void) {
     ratecore_policy *policy = NULL;
     char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error, &policy));
+    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(switch_toml), strlen(switch_toml),
+                                         rc_bytes("switch"), 6, error, sizeof error, &policy));
     ratecore_request r = request("POST", "/api/readings");
     r.client = rc_bytes("client-a");
     r.client_len = 8;
@@ -74,6 +88,13 @@ static void switch_policy(void) {
     CHECK(result.decision.allowed);
     CHECK(!result.limited);
     CHECK_EQ_U64(result.headers_len, 0);
+
+    /* A request without the identity is skipped by limits keyed on it. */
+    ratecore_request anonymous = request("POST", "/api/readings");
+    REQUIRE_OK(ratecore_policy_check(policy, &anonymous, at, 1, WALL_AT_ZERO + at, headers,
+                                     sizeof headers, body, sizeof body, &result));
+    CHECK(result.decision.allowed);
+    CHECK(!result.limited);
 
     /* Bad arguments. */
     CHECK_STATUS(ratecore_policy_check(NULL, &r, at, 1, 0, NULL, 0, NULL, 0, &result),

@@ -1,0 +1,352 @@
+//! The policy's verdict on one request: every applicable limit's state, which limit
+//! decided (module docs, "Which limit decides"), what shadow limits would have done, and
+//! the headers and body to answer with.
+
+use alloc::string::String;
+
+use crate::composite::MAX_LIMITS;
+use crate::decision::Decision;
+use crate::http::{self, BodyStyle, BufferTooSmall, HeaderInput, QuotaReport};
+
+use super::check::{Answer, MetList};
+use super::{Body, Policy};
+
+/// Which limit an entry of a [`PolicyDecision`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitRef<'p> {
+    /// The limit's index in policy order (rules in order, each rule's limits in order).
+    pub id: usize,
+    /// The rule.
+    pub rule: &'p str,
+    /// The rule's description for plain-text bodies.
+    pub description: &'p str,
+    /// The limit's name.
+    pub name: &'p str,
+    /// The attributes it keys on.
+    pub key: &'p [String],
+    /// The limit's period, in nanoseconds.
+    pub period: u64,
+    /// Whether it is a shadow limit.
+    pub shadow: bool,
+}
+
+/// One limit's state in a decision.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Entry {
+    /// The limit's id.
+    pub(super) limit: usize,
+    pub(super) state: Decision,
+    /// Denied because the request lacks a key attribute (`on_missing = "deny"`).
+    pub(super) missing: bool,
+}
+
+const NO_ENTRY: Entry = Entry {
+    limit: 0,
+    state: Decision::EMPTY,
+    missing: false,
+};
+
+/// What a request without limits gets.
+const UNLIMITED: Decision = Decision {
+    allowed: true,
+    limit: u64::MAX,
+    remaining: u64::MAX,
+    reset_after: 0,
+    retry_after: 0,
+};
+
+/// The policy's verdict on one request, with every applicable limit's state.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct PolicyDecision<'p> {
+    policy: &'p Policy,
+    decision: Decision,
+    /// Real limits in `..real`, shadow limits in `real..len`, each in policy order.
+    entries: [Entry; MAX_LIMITS],
+    real: usize,
+    len: usize,
+    deciding: Option<usize>,
+    shadow_deciding: Option<usize>,
+    exempted_by: Option<usize>,
+    #[cfg(feature = "redis")]
+    fault: Option<crate::redis_backend::Fault>,
+}
+
+/// The entry that decides among `entries` (module docs, "Which limit decides"): on a
+/// denial the latest `retry_after`, on an admission the fewest `remaining` then the
+/// longest `reset_after`; ties go to the first.
+fn pick(entries: &[Entry]) -> Option<usize> {
+    let denied = entries.iter().any(|e| !e.state.allowed);
+    let mut best: Option<(usize, &Decision)> = None;
+    for (index, entry) in entries.iter().enumerate() {
+        let state = &entry.state;
+        if denied && state.allowed {
+            continue;
+        }
+        let better = best.is_none_or(|(_, b)| {
+            if denied {
+                state.retry_after > b.retry_after
+            } else {
+                (core::cmp::Reverse(state.remaining), state.reset_after)
+                    > (core::cmp::Reverse(b.remaining), b.reset_after)
+            }
+        });
+        if better {
+            best = Some((index, state));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+impl<'p> PolicyDecision<'p> {
+    pub(super) const fn new(policy: &'p Policy) -> Self {
+        Self {
+            policy,
+            decision: UNLIMITED,
+            entries: [NO_ENTRY; MAX_LIMITS],
+            real: 0,
+            len: 0,
+            deciding: None,
+            shadow_deciding: None,
+            exempted_by: None,
+            #[cfg(feature = "redis")]
+            fault: None,
+        }
+    }
+
+    pub(super) fn exempt(&mut self, rule: usize) {
+        self.exempted_by = Some(rule);
+    }
+
+    /// Appends the entries of `met`'s limits: keyed groups' states from `states` in
+    /// order; a group without a key denies as its `on_missing = "deny"` says.
+    fn append(&mut self, met: &MetList<'_, '_>, states: Option<&[Decision; MAX_LIMITS]>) {
+        let start = self.len;
+        let mut next = 0;
+        for m in met.iter() {
+            for &id in &m.group.ids {
+                let meta = self.policy.limits.get(id);
+                let state = match (m.key, states) {
+                    (Some(_), Some(states)) => {
+                        next += 1;
+                        states.get(next - 1).copied().unwrap_or(Decision::EMPTY)
+                    }
+                    // A cost the shadow limits can never fit: they would deny forever.
+                    (Some(_), None) => Decision {
+                        retry_after: crate::NEVER,
+                        reset_after: 0,
+                        ..Decision::EMPTY
+                    },
+                    (None, _) => {
+                        let period = meta.map_or(0, |m| m.quota.period());
+                        Decision {
+                            allowed: false,
+                            limit: meta.map_or(0, |m| m.capacity()),
+                            remaining: 0,
+                            reset_after: period,
+                            retry_after: period,
+                        }
+                    }
+                };
+                if let Some(entry) = self.entries.get_mut(self.len) {
+                    *entry = Entry {
+                        limit: id,
+                        state,
+                        missing: m.key.is_none(),
+                    };
+                    self.len += 1;
+                }
+            }
+        }
+        // Groups gather a rule's limits by key, which can reorder them: back to policy
+        // order (limit ids), which entries and "Which limit decides" are defined in.
+        if let Some(appended) = self.entries.get_mut(start..self.len) {
+            appended.sort_unstable_by_key(|e| e.limit);
+        }
+    }
+
+    /// The real limits' entries and the combined decision.
+    pub(super) fn set_real(
+        &mut self,
+        met: &MetList<'_, '_>,
+        states: &[Decision; MAX_LIMITS],
+        answer: Answer,
+    ) {
+        self.append(met, Some(states));
+        self.real = self.len;
+        let real = self.entries.get(..self.real).unwrap_or(&[]);
+        self.deciding = pick(real);
+        if let Some(index) = self.deciding {
+            self.decision = real.get(index).map_or(UNLIMITED, |e| e.state);
+        }
+        #[cfg(feature = "redis")]
+        if let Some((fault, decision)) = answer.fault {
+            self.fault = Some(fault);
+            self.decision = decision;
+        }
+        let _ = answer;
+    }
+
+    /// The shadow limits' entries (`states` is `None` when the cost can never fit them).
+    pub(super) fn set_shadow(
+        &mut self,
+        met: &MetList<'_, '_>,
+        states: Option<&[Decision; MAX_LIMITS]>,
+    ) {
+        self.append(met, states);
+        let shadow = self.entries.get(self.real..self.len).unwrap_or(&[]);
+        self.shadow_deciding = pick(shadow)
+            .filter(|&i| shadow.get(i).is_some_and(|e| !e.state.allowed))
+            .map(|i| i + self.real);
+    }
+
+    pub(super) fn all_entries(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Whether the request is admitted.
+    #[must_use]
+    pub const fn allowed(&self) -> bool {
+        self.decision.allowed
+    }
+
+    /// Why the Redis backend could not decide (the failure mode answered instead), if
+    /// so.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub const fn fault(&self) -> Option<crate::redis_backend::Fault> {
+        self.fault
+    }
+
+    /// Whether any real limit applied (false: unlimited, no headers).
+    #[must_use]
+    pub const fn limited(&self) -> bool {
+        self.real > 0
+    }
+
+    /// The combined decision (the deciding limit's).
+    #[must_use]
+    pub const fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The HTTP status to answer with on denial: the policy's configured status
+    /// (default 429).
+    #[must_use]
+    pub const fn denial_status(&self) -> u16 {
+        self.policy.response.status
+    }
+
+    fn entry_ref(&self, entry: &Entry) -> Option<(LimitRef<'p>, Decision)> {
+        Some((self.policy.limit_ref(entry.limit)?, entry.state))
+    }
+
+    /// Every applicable real limit and its state, in policy order.
+    pub fn entries(&self) -> impl Iterator<Item = (LimitRef<'p>, Decision)> + '_ {
+        self.entries
+            .iter()
+            .take(self.real)
+            .filter_map(|e| self.entry_ref(e))
+    }
+
+    /// Every applicable shadow limit and its state (`allowed == false`: it would have
+    /// denied), in policy order.
+    pub fn shadow_entries(&self) -> impl Iterator<Item = (LimitRef<'p>, Decision)> + '_ {
+        self.entries
+            .iter()
+            .take(self.len)
+            .skip(self.real)
+            .filter_map(|e| self.entry_ref(e))
+    }
+
+    /// The limit that decided, if any real limit applied.
+    #[must_use]
+    pub fn deciding(&self) -> Option<LimitRef<'p>> {
+        let entry = self.entries.get(self.deciding?)?;
+        self.policy.limit_ref(entry.limit)
+    }
+
+    /// Whether the request was denied because it lacks an attribute a limit keys on
+    /// (`on_missing = "deny"`).
+    #[must_use]
+    pub fn denied_for_missing_key(&self) -> bool {
+        !self.allowed()
+            && self
+                .deciding
+                .and_then(|i| self.entries.get(i))
+                .is_some_and(|e| e.missing)
+    }
+
+    /// The shadow limit that would have denied the request (chosen among several as a
+    /// real denial is), if any.
+    #[must_use]
+    pub fn shadow_denied(&self) -> Option<(LimitRef<'p>, Decision)> {
+        let entry = self.entries.get(self.shadow_deciding?)?;
+        self.entry_ref(entry)
+    }
+
+    /// The unlimited rule that exempted the request, if one did.
+    #[must_use]
+    pub fn exempted_by(&self) -> Option<&'p str> {
+        let rule = self.policy.spec.get(self.exempted_by?)?;
+        Some(&rule.name)
+    }
+
+    /// Renders the policy's rate-limit headers (nothing when no real limit applied).
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`] with the length needed.
+    pub fn render_headers(
+        &self,
+        unix_now_nanos: u64,
+        out: &mut [u8],
+    ) -> Result<usize, BufferTooSmall> {
+        if !self.limited() {
+            return Ok(0);
+        }
+        let mut reports = [QuotaReport {
+            name: "",
+            period: 1,
+            decision: Decision::EMPTY,
+        }; MAX_LIMITS];
+        let mut len = 0;
+        for (report, (limit, decision)) in reports.iter_mut().zip(self.entries()) {
+            *report = QuotaReport {
+                name: limit.name,
+                period: limit.period,
+                decision,
+            };
+            len += 1;
+        }
+        let input = HeaderInput {
+            decision: self.decision,
+            quotas: reports.get(..len).unwrap_or(&[]),
+            unix_now_nanos,
+        };
+        http::render_headers(self.policy.response.headers, &input, out)
+    }
+
+    /// The `Content-Type` of the 429 body.
+    #[must_use]
+    pub fn content_type(&self) -> &'static str {
+        self.body_style().content_type()
+    }
+
+    /// Renders the 429 body (call on denial).
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`] with the length needed.
+    pub fn render_body(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let period = self.deciding().map_or(0, |l| l.period);
+        http::render_body(&self.body_style(), &self.decision, period, out)
+    }
+
+    fn body_style(&self) -> BodyStyle<'p> {
+        match &self.policy.response.body {
+            Body::ProblemJson { type_uri, title } => BodyStyle::ProblemJson { type_uri, title },
+            Body::PlainText => BodyStyle::PlainText {
+                subject: self.deciding().map_or("API", |l| l.description),
+            },
+        }
+    }
+}

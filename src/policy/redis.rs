@@ -1,0 +1,89 @@
+//! A policy's limits on Redis: the same groups, keys and all-or-nothing protocol as in
+//! process, in one script call per set of limits (real, then shadow).
+
+use alloc::vec::Vec;
+
+use crate::composite::MAX_LIMITS;
+use crate::decision::Decision;
+use crate::error::CheckError;
+use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisLimit};
+
+use super::check::{Answer, MetList};
+use super::request::KeyParts;
+
+/// The Redis key of a limit's key parts. One present part is its value as is and no
+/// part is the empty key, so single-attribute and global keys name the same Redis keys
+/// as earlier versions did; several parts are each length-prefixed (4 bytes,
+/// big-endian), an absent part (under `on_missing = "shared"`) as `FF FF FF FF`, so no
+/// two distinct keys collide.
+fn redis_key(key: &KeyParts<'_>) -> Vec<u8> {
+    match key.parts() {
+        [] => Vec::new(),
+        [Some(only)] => only.to_vec(),
+        parts => {
+            let mut out = Vec::new();
+            for part in parts {
+                match part {
+                    Some(value) => {
+                        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+                        out.extend_from_slice(&len.to_be_bytes());
+                        out.extend_from_slice(value.get(..len as usize).unwrap_or(value));
+                    }
+                    None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// [`super::Policy`]'s `execute` on Redis.
+pub(super) fn execute(
+    backend: &RedisBackend,
+    met: &MetList<'_, '_>,
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut [Decision; MAX_LIMITS],
+) -> Result<Answer, CheckError> {
+    let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
+    for m in met.iter() {
+        let Some(key) = m.key else { continue };
+        let key = redis_key(&key);
+        keyed.extend(m.group.redis.iter().map(|limit| (limit, key.clone())));
+    }
+    if keyed.is_empty() {
+        return Ok(Answer::default());
+    }
+    let pairs: Vec<(&RedisLimit, &[u8])> = keyed
+        .iter()
+        .map(|(limit, key)| (*limit, key.as_slice()))
+        .collect();
+    let len = pairs.len().min(MAX_LIMITS);
+    let states = states.get_mut(..len).unwrap_or(&mut []);
+    let answer = if commit {
+        backend.check_limits(&pairs, now, cost, states)
+    } else {
+        backend.peek_limits(&pairs, now, cost, states)
+    };
+    match answer {
+        Ok(d) => Ok(Answer {
+            fault: d.fault.map(|fault| (fault, d.decision)),
+        }),
+        Err(RedisCheckError::Cost(e)) => Err(e),
+        // The limits were validated when the policy was built, and the non-`try` entry
+        // points report Redis failures as decisions; answer as a closed failure would.
+        Err(_) => Ok(Answer {
+            fault: Some((
+                Fault::Inconsistent,
+                Decision {
+                    allowed: false,
+                    limit: 0,
+                    remaining: 0,
+                    reset_after: 0,
+                    retry_after: 1,
+                },
+            )),
+        }),
+    }
+}

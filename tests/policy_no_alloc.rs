@@ -1,0 +1,631 @@
+//! Policy checks never allocate: `Policy::check` and `Policy::peek` — with attributes
+//! (repeated names, names no rule reads), conditions of every kind, composite keys,
+//! `on_missing` skip / shared / deny, shadow limits (denying, denying for a missing key,
+//! a cost they can never fit), unlimited rules, admissions, denials and cost errors —
+//! and rendering the decision's headers and 429 body into fixed buffers (and into ones
+//! too small), on the three seed policies in `examples/policies/` and on one policy
+//! built to exercise everything at once.
+//!
+//! A counting `#[global_allocator]` wraps the system allocator and counts allocations
+//! made by the current thread while a thread-local flag is set, so the test harness's own
+//! allocations (other threads, output capture) never count. Building the policies and
+//! the request values happens outside the measured sections. The counter is proven live:
+//! a measured `Box::new` must be counted. Each measured run also records which paths it
+//! took (on the stack), and the test asserts every path it claims was taken.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+use ratecore::http::HeaderStyle;
+use ratecore::policy::{
+    Attribute, Body, Condition, LimitRule, OnMissing, Policy, PolicySpec, Request, ResponseSpec,
+    Route, Rule, Test,
+};
+use ratecore::{Algorithm, FullPolicy, Quota};
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting allocations made while the current thread counts.
+struct CountingAllocator;
+
+impl CountingAllocator {
+    fn note() {
+        // `try_with`: the thread-locals may already be gone while a thread shuts down.
+        if COUNTING.try_with(Cell::get).unwrap_or(false) {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees hold; the bookkeeping touches only const-initialised `Cell`
+// thread-locals, which never allocate.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Runs `f` with this thread's allocations counted; returns its result and the count.
+fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let result = f();
+    COUNTING.with(|c| c.set(false));
+    (result, ALLOCATIONS.with(Cell::get))
+}
+
+/// Asserts `f` allocates nothing.
+fn assert_no_alloc<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    let (result, allocations) = measure(f);
+    assert_eq!(allocations, 0, "{what} allocated {allocations} times");
+    result
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (boxed, n) = measure(|| black_box(Box::new(black_box(42u64))));
+    assert_eq!(*boxed, 42);
+    assert!(
+        n >= 1,
+        "a Box::new inside a measured section was not counted"
+    );
+    // Nothing is counted outside a measured section.
+    drop(black_box(vec![1u8; 64]));
+    assert_eq!(measure(|| black_box(1 + 1)).1, 0);
+}
+
+#[test]
+#[should_panic(expected = "allocated")]
+fn assert_no_alloc_can_fail() {
+    assert_no_alloc("a Box", || black_box(Box::new(7u32)));
+}
+
+const SECOND: u64 = 1_000_000_000;
+/// Wall-clock time for the headers that carry absolute resets.
+const WALL: u64 = 1_795_518_000 * SECOND;
+
+/// A deterministic xorshift stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Which paths a measured run took: plain counters on the stack.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    checks: u64,
+    allowed: u64,
+    denied: u64,
+    denied_for_missing_key: u64,
+    exempted: u64,
+    unlimited: u64,
+    shadow_denied: u64,
+    errors: u64,
+    bodies: u64,
+    too_small: u64,
+}
+
+/// Up to six attributes a request may carry: name and index into the value pool.
+type AttributeSlots<'a> = [Attribute<'a>; 6];
+
+/// Sends `rounds` requests to `policy`: method, path and attributes drawn from the given
+/// pools (each attribute present or not, sometimes named twice), times mostly advancing
+/// by `step` and sometimes frozen, costs 0 to 3, one in five a peek; every decision's
+/// headers and (on denial) body rendered into fixed buffers, and now and then into
+/// buffers too small. Returns what it saw; allocates nothing.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    policy: &Policy,
+    seed: u64,
+    rounds: u64,
+    step: u64,
+    routes: &[(&str, &str)],
+    names: &[&str],
+    values: &[Vec<u8>],
+    seen: &mut Seen,
+) {
+    let mut rng = Rng(seed | 1);
+    let mut now = SECOND;
+    let mut headers = [0u8; 1024];
+    let mut body = [0u8; 1024];
+    let mut tiny = [0u8; 8];
+    for _ in 0..rounds {
+        if rng.below(4) != 0 {
+            now += rng.next() % step;
+        }
+        let (method, path) = routes[rng.below(routes.len())];
+        let mut slots: AttributeSlots<'_> = [Attribute::new("", b""); 6];
+        let mut len = 0;
+        for &name in names {
+            if rng.below(5) != 0 {
+                slots[len] = Attribute::new(name, &values[rng.below(values.len())]);
+                len += 1;
+            }
+        }
+        // Sometimes a name twice (the first counts) or an attribute no rule reads.
+        if len > 0 && len < slots.len() && rng.below(6) == 0 {
+            slots[len] = Attribute::new(slots[0].name, &values[rng.below(values.len())]);
+            len += 1;
+        }
+        if len < slots.len() && rng.below(6) == 0 {
+            slots[len] = Attribute::new("unread", b"x");
+            len += 1;
+        }
+        let request = Request::new(method, path, &slots[..len]);
+        let cost = [0, 1, 1, 1, 1, 2, 3][rng.below(7)];
+        let answer = if rng.below(5) == 0 {
+            policy.peek(&request, now, cost)
+        } else {
+            policy.check(&request, now, cost)
+        };
+        seen.checks += 1;
+        let decision = match answer {
+            Ok(decision) => decision,
+            Err(error) => {
+                black_box(error);
+                seen.errors += 1;
+                continue;
+            }
+        };
+        if decision.allowed() {
+            seen.allowed += 1;
+        } else {
+            seen.denied += 1;
+        }
+        seen.denied_for_missing_key += u64::from(decision.denied_for_missing_key());
+        seen.exempted += u64::from(decision.exempted_by().is_some());
+        seen.unlimited += u64::from(!decision.limited());
+        seen.shadow_denied += u64::from(decision.shadow_denied().is_some());
+        black_box(decision.entries().count() + decision.shadow_entries().count());
+        black_box(decision.deciding());
+        black_box(decision.decision());
+        let n = decision
+            .render_headers(WALL + now, &mut headers)
+            .expect("1 KiB holds every header block here");
+        black_box(&headers[..n]);
+        if !decision.allowed() {
+            let n = decision
+                .render_body(&mut body)
+                .expect("1 KiB holds every body here");
+            black_box(&body[..n]);
+            black_box(decision.content_type());
+            black_box(decision.denial_status());
+            seen.bodies += 1;
+        }
+        if rng.below(8) == 0 {
+            let headers_short = decision.render_headers(WALL + now, &mut tiny).is_err();
+            let body_short = decision.render_body(&mut tiny).is_err();
+            seen.too_small += u64::from(headers_short || body_short);
+        }
+    }
+}
+
+/// Values for the attributes: a few distinct ones, so that keys repeat and fill up.
+fn values(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("{prefix}{i}").into_bytes())
+        .collect()
+}
+
+fn seed_policy(name: &str) -> Policy {
+    Policy::from_toml_file(format!(
+        "{}/examples/policies/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn evenergy_checks_never_allocate() {
+    let policy = seed_policy("evenergy");
+    // The seed's own values, plus others no condition names.
+    let mut pool = values("id-", 3);
+    pool.push(b"authorization_code".to_vec());
+    pool.push(b"client_credentials".to_vec());
+    pool.push(b"authorization_code".to_vec());
+    pool.push(b"client_credentials".to_vec());
+    let routes = [("GET", "/v2/users/"), ("POST", "/v2/chargers/1/commands")];
+    let mut seen = Seen::default();
+    assert_no_alloc("evenergy checks", || {
+        drive(
+            &policy,
+            1,
+            20_000,
+            SECOND,
+            &routes,
+            &["auth", "app", "user"],
+            &pool,
+            &mut seen,
+        );
+    });
+    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
+    assert!(
+        seen.denied_for_missing_key > 0 && seen.unlimited > 0,
+        "{seen:?}"
+    );
+    assert!(seen.bodies > 0 && seen.too_small > 0, "{seen:?}");
+    assert_no_alloc("evenergy metrics", || {
+        black_box(policy.metrics().map(|(_, m)| m.checked()).sum::<u64>())
+    });
+}
+
+#[test]
+fn switch_checks_never_allocate() {
+    let policy = seed_policy("switch");
+    let mut pool = values("client-", 2);
+    pool.push(b"personal_token".to_vec());
+    pool.push(b"client_credentials".to_vec());
+    pool.push(b"client_credentials".to_vec());
+    let routes = [
+        ("POST", "/api/readings"),
+        ("POST", "/api/readings?source=meter"),
+        ("GET", "/api/readings"),
+        ("GET", "/api/devices"),
+    ];
+    let mut seen = Seen::default();
+    assert_no_alloc("switch checks", || {
+        drive(
+            &policy,
+            2,
+            20_000,
+            SECOND / 20,
+            &routes,
+            &["auth", "client"],
+            &pool,
+            &mut seen,
+        );
+    });
+    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
+    assert!(
+        seen.denied_for_missing_key > 0 && seen.exempted > 0,
+        "{seen:?}"
+    );
+    assert!(seen.unlimited > 0 && seen.bodies > 0, "{seen:?}");
+}
+
+#[test]
+fn uphold_checks_never_allocate() {
+    let policy = seed_policy("uphold");
+    let pool = values("10.0.0.", 3);
+    let routes = [
+        ("POST", "/oauth2/token"),
+        ("POST", "/password/forgot"),
+        ("POST", "/users"),
+        ("POST", "/cards/c1/transactions"),
+        ("POST", "/cards/c1/transactions/t9/commit"),
+        ("GET", "/me"),
+    ];
+    let mut seen = Seen::default();
+    assert_no_alloc("uphold checks", || {
+        drive(
+            &policy,
+            3,
+            20_000,
+            SECOND,
+            &routes,
+            &["client_ip", "user"],
+            &pool,
+            &mut seen,
+        );
+    });
+    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
+    assert!(
+        seen.denied_for_missing_key > 0 && seen.bodies > 0,
+        "{seen:?}"
+    );
+}
+
+fn limit(
+    name: &str,
+    key: &[&str],
+    on_missing: OnMissing,
+    algorithm: Algorithm,
+    quota: Quota,
+    shadow: bool,
+) -> LimitRule {
+    LimitRule {
+        name: name.to_string(),
+        key: key.iter().map(|k| k.to_string()).collect(),
+        on_missing,
+        algorithm,
+        quota,
+        shadow,
+    }
+}
+
+fn condition(attribute: &str, test: Test) -> Condition {
+    Condition {
+        attribute: attribute.to_string(),
+        test,
+    }
+}
+
+fn rule(
+    name: &str,
+    route: Option<&str>,
+    conditions: Vec<Condition>,
+    limits: Vec<LimitRule>,
+) -> Rule {
+    Rule {
+        name: name.to_string(),
+        route: route.map(|r| Route::parse(r).unwrap()),
+        conditions,
+        description: Some(format!("The {name} API")),
+        unlimited: limits.is_empty(),
+        limits,
+    }
+}
+
+/// Every feature at once: routes and conditions of the five kinds, unlimited rules,
+/// empty and composite keys, the three `on_missing`, the four algorithms, four limits on
+/// one key, shadow limits that deny, deny for a missing key, skip, and one whose capacity
+/// a cost of 2 exceeds; a cost of 3 exceeds a real limit's (an error).
+fn everything() -> Policy {
+    let per_second = |n| Quota::new(n, SECOND).unwrap();
+    let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
+    let set = |vs: &[&str]| vs.iter().map(|v| v.as_bytes().to_vec()).collect();
+    let spec = PolicySpec {
+        rules: vec![
+            rule("health", Some("GET /health"), Vec::new(), Vec::new()),
+            rule(
+                "internal",
+                None,
+                vec![condition("tier", Test::Equals(b"internal".to_vec()))],
+                Vec::new(),
+            ),
+            rule(
+                "global",
+                None,
+                vec![condition("app", Test::Present)],
+                vec![
+                    limit(
+                        "all",
+                        &[],
+                        OnMissing::Skip,
+                        Algorithm::Gcra,
+                        per_second(50).with_burst(80).unwrap(),
+                        false,
+                    ),
+                    limit(
+                        "per-app",
+                        &["app"],
+                        OnMissing::Deny,
+                        Algorithm::FixedWindow,
+                        per_second(20),
+                        false,
+                    ),
+                    limit(
+                        "per-app-user",
+                        &["app", "user"],
+                        OnMissing::Shared,
+                        strict,
+                        per_second(6),
+                        false,
+                    ),
+                    limit(
+                        "per-user",
+                        &["user"],
+                        OnMissing::Skip,
+                        Algorithm::SlidingWindow,
+                        per_second(4),
+                        false,
+                    ),
+                    limit(
+                        "dry-app-user",
+                        &["app", "user"],
+                        OnMissing::Shared,
+                        Algorithm::Gcra,
+                        per_second(3),
+                        true,
+                    ),
+                ],
+            ),
+            rule(
+                "writes",
+                Some("POST /items/:id"),
+                vec![
+                    condition("auth", Test::In(set(&["token", "session"]))),
+                    condition("tier", Test::NotIn(set(&["gold", "internal"]))),
+                ],
+                vec![
+                    // Four limits on one key: one table, one composite per key.
+                    limit(
+                        "w-gcra",
+                        &["user", "app"],
+                        OnMissing::Deny,
+                        Algorithm::Gcra,
+                        per_second(5),
+                        false,
+                    ),
+                    limit(
+                        "w-fixed",
+                        &["user", "app"],
+                        OnMissing::Deny,
+                        Algorithm::FixedWindow,
+                        per_second(8),
+                        false,
+                    ),
+                    limit(
+                        "w-approx",
+                        &["user", "app"],
+                        OnMissing::Deny,
+                        Algorithm::SlidingWindow,
+                        per_second(9),
+                        false,
+                    ),
+                    limit(
+                        "w-strict",
+                        &["user", "app"],
+                        OnMissing::Deny,
+                        strict,
+                        per_second(10),
+                        false,
+                    ),
+                ],
+            ),
+            rule(
+                "anonymous",
+                Some("ALL /items/*"),
+                vec![condition("user", Test::Absent)],
+                vec![
+                    limit(
+                        "per-ip",
+                        &["ip"],
+                        OnMissing::Deny,
+                        Algorithm::FixedWindow,
+                        per_second(2),
+                        false,
+                    ),
+                    limit(
+                        "dry-ip-tight",
+                        &["ip"],
+                        OnMissing::Shared,
+                        Algorithm::FixedWindow,
+                        per_second(1),
+                        true,
+                    ),
+                    limit(
+                        "dry-tenant",
+                        &["tenant"],
+                        OnMissing::Deny,
+                        strict,
+                        per_second(2),
+                        true,
+                    ),
+                    limit(
+                        "dry-tier",
+                        &["tier"],
+                        OnMissing::Skip,
+                        Algorithm::Gcra,
+                        per_second(2),
+                        true,
+                    ),
+                ],
+            ),
+        ],
+        capacity: 1024,
+        when_full: FullPolicy::EvictClosestToRest,
+        response: ResponseSpec {
+            headers: HeaderStyle::Ietf,
+            body: Body::PlainText,
+            status: 429,
+        },
+    };
+    Policy::new(spec).unwrap()
+}
+
+#[test]
+fn a_policy_using_everything_never_allocates() {
+    let policy = everything();
+    let mut pool = values("v", 3);
+    for v in ["token", "session", "gold", "internal", ""] {
+        pool.push(v.as_bytes().to_vec());
+    }
+    let routes = [
+        ("GET", "/health"),
+        ("POST", "/items/42"),
+        ("post", "/items/42/"),
+        ("GET", "/items"),
+        ("DELETE", "/items/7/parts"),
+        ("GET", "/other"),
+    ];
+    let names = ["auth", "app", "user", "tier", "ip", "tenant"];
+    let mut seen = Seen::default();
+    assert_no_alloc("checks on the everything policy", || {
+        drive(
+            &policy,
+            4,
+            40_000,
+            SECOND / 8,
+            &routes,
+            &names,
+            &pool,
+            &mut seen,
+        );
+    });
+    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
+    assert!(
+        seen.denied_for_missing_key > 0 && seen.exempted > 0,
+        "{seen:?}"
+    );
+    assert!(seen.unlimited > 0 && seen.shadow_denied > 0, "{seen:?}");
+    assert!(
+        seen.errors > 0 && seen.bodies > 0 && seen.too_small > 0,
+        "{seen:?}"
+    );
+    // Every limit was reached, and the shadow and skip paths were counted.
+    let counted = policy.metrics().all(|(_, m)| m.checked() > 0);
+    assert!(counted, "{:?}", policy.metrics().collect::<Vec<_>>());
+    assert!(policy.metrics().any(|(_, m)| m.shadow_denied > 0));
+    assert!(policy.metrics().any(|(_, m)| m.skipped > 0));
+    let mut out = [0u8; 16 * 1024];
+    let n = assert_no_alloc("metrics rendering", || {
+        black_box(policy.metrics().map(|(_, m)| m.checked()).sum::<u64>());
+        policy.render_metrics(&mut out).unwrap()
+    });
+    assert!(n > 0);
+    let mut tiny = [0u8; 16];
+    assert_no_alloc("metrics rendering into a small buffer", || {
+        policy.render_metrics(&mut tiny).unwrap_err()
+    });
+}
+
+/// A shadow limit the cost can never fit answers without an error, and without
+/// allocating; so does a real limit's cost error.
+#[test]
+fn impossible_costs_never_allocate() {
+    let policy = everything();
+    let anonymous = [Attribute::new("ip", b"10.1.1.1")];
+    let request = Request::new("GET", "/items", &anonymous);
+    let decision = assert_no_alloc("a cost only shadow limits cannot fit", || {
+        policy.check(&request, SECOND, 2).unwrap()
+    });
+    assert!(decision.shadow_denied().is_some());
+    let user = [
+        Attribute::new("auth", b"token"),
+        Attribute::new("user", b"u"),
+        Attribute::new("app", b"a"),
+    ];
+    let request = Request::new("POST", "/items/1", &user);
+    let error = assert_no_alloc("a cost no real limit can fit", || {
+        policy.check(&request, SECOND, 1_000).unwrap_err()
+    });
+    black_box(error);
+}
