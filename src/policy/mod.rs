@@ -13,7 +13,7 @@
 //!   not in a set.
 //! - A rule has one or more [`LimitRule`]s. A limit keys on an ordered list of attributes
 //!   (`["app", "user"]`: one counter per pair; `[]`: one counter for all) and runs an
-//!   [`Algorithm`](crate::Algorithm) on a [`Quota`](crate::Quota). What a request lacking
+//!   [`Algorithm`] on a [`Quota`]. What a request lacking
 //!   a key attribute gets is the limit's [`OnMissing`]: skip the limit, share one
 //!   counter among such requests, or deny.
 //! - A request is checked against **every** rule that applies: it is admitted only if
