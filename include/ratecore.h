@@ -10,8 +10,12 @@
  * - Fallible functions return a ratecore_status; ratecore_status_message() turns
  *   it into text. RATECORE_STATUS_OK is 0. Values are explicit and never reused.
  * - Inputs first, outputs last. Outputs are written only on RATECORE_STATUS_OK
- *   (the one documented exception: a BUFFER_TOO_SMALL answer may report the
- *   length needed).
+ *   (the documented exceptions: a BUFFER_TOO_SMALL answer reports the length
+ *   needed, and for ratecore_policy_limit_metrics and ratecore_policy_offenders
+ *   the counters; a policy configuration error, and a refused override, writes
+ *   its message to the caller's error buffer).
+ * - The library hands out no pointers into its own memory but static strings:
+ *   names are copied into caller buffers.
  * - A struct that may grow in later versions starts with a size field the
  *   caller sets to sizeof the struct as it compiled it. The library reads or
  *   writes only the fields that size covers, and rejects a size below the
@@ -62,6 +66,18 @@
  * The most quotas one limiter combines.
  */
 #define RATECORE_MAX_LIMITER_LIMITS 16
+
+/**
+ * The most keys `ratecore_policy_offenders` reports: when more keep sending while denied,
+ * the one with the fewest denials makes room (`ratecore_offender_stats.evicted`).
+ */
+#define RATECORE_OFFENDERS 64
+
+/**
+ * The most key bytes an offender's line shows (before escaping); a longer key is cut
+ * there, and its line says so.
+ */
+#define RATECORE_OFFENDER_KEY_BYTES 64
 
 /**
  * The most attributes one `ratecore_http_request` may carry. They are converted on the
@@ -274,6 +290,16 @@ enum ratecore_status
    */
   RATECORE_STATUS_CONFIG_UNREADABLE = 402,
   /**
+   * The policy has no limit of that name in that rule.
+   */
+  RATECORE_STATUS_UNKNOWN_LIMIT = 403,
+  /**
+   * An override is invalid for its limit: its attribute name, its quota (the limit's
+   * own rules apply, such as a limit of at least 1), or a burst on a limit that is not
+   * GCRA; the error text says why.
+   */
+  RATECORE_STATUS_INVALID_OVERRIDE = 404,
+  /**
    * Rendering failed (a reason this library version does not name yet).
    */
   RATECORE_STATUS_RENDER_ERROR = 500,
@@ -414,13 +440,19 @@ typedef struct ratecore_limiter ratecore_limiter;
 /**
  * A policy: named rules (route, conditions on request attributes, keyed limits) with
  * their keyed tables, and how it answers (header style, 429 body, status). Built from
- * TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is
- * allocated then, and checks never allocate.
+ * TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`, and replaceable in
+ * place by `ratecore_policy_reload_toml` or `_reload_file`; all memory is allocated
+ * then, and checks never allocate.
  *
  * Thread safety: a handle may be shared by any number of threads calling
  * `ratecore_policy_check`, `_peek`, `_check_http`, `_peek_http`, `_limit_count`,
- * `_limit_metrics` and `_memory_bytes` concurrently. `ratecore_policy_free` must not
- * race any other call on the same handle.
+ * `_limit_metrics`, `_render_metrics`, `_memory_bytes`, `_overrides`, `_offenders`,
+ * `_reload_toml`, `_reload_file`, `_set_override` and `_remove_override` concurrently:
+ * a reload or an override change may run while other threads check, and while other
+ * threads reload or change overrides (these take turns, each building on the version
+ * the one before left in force). Each call works on one version of the policy from
+ * start to finish. `ratecore_policy_free` must not race any other call on the same
+ * handle.
  */
 typedef struct ratecore_policy ratecore_policy;
 
@@ -636,15 +668,18 @@ typedef struct ratecore_policy_result {
 } ratecore_policy_result;
 
 /**
- * One limit's names and counters at one moment. Set `size` to
+ * One limit's counters at one moment, and the lengths of its names (which
+ * `ratecore_policy_limit_metrics` copies into the caller's text buffer). Set `size` to
  * `sizeof(ratecore_limit_metrics)` before the call: a later library that adds fields
  * writes only the ones that size covers. A `size` below this struct's is
- * `INVALID_ARGUMENT`. On success, `size` is set to the number of bytes written.
+ * `INVALID_ARGUMENT`. When written, `size` is set to the number of bytes written.
  *
- * The name strings are UTF-8, not NUL-terminated, and stay valid until the policy is
- * freed. Each counter is monotone; the four are read one after another, not at one
- * instant, so a snapshot taken while other threads check may trail by the checks in
- * flight.
+ * Each counter is monotone while its limit lives; the four are read one after another,
+ * not at one instant, so a snapshot taken while other threads check may trail by the
+ * checks in flight. A reload keeps the counters of every limit whose identity did not
+ * change, even one whose state starts afresh because it shares a table with a changed
+ * limit (counted in `ratecore_reload_report.fresh`); a new or changed limit starts
+ * from 0.
  */
 typedef struct ratecore_limit_metrics {
   /**
@@ -652,19 +687,11 @@ typedef struct ratecore_limit_metrics {
    */
   size_t size;
   /**
-   * The name of the limit's rule, `rule_len` bytes.
-   */
-  const uint8_t *rule;
-  /**
-   * Length of `rule`.
+   * Length of the limit's rule name: the text's first `rule_len` bytes.
    */
   size_t rule_len;
   /**
-   * The limit's name, `name_len` bytes.
-   */
-  const uint8_t *name;
-  /**
-   * Length of `name`.
+   * Length of the limit's name: the `name_len` bytes after the rule name.
    */
   size_t name_len;
   /**
@@ -689,6 +716,109 @@ typedef struct ratecore_limit_metrics {
    */
   uint64_t skipped;
 } ratecore_limit_metrics;
+
+/**
+ * The offender recorder's own counters. Set `size` to `sizeof(ratecore_offender_stats)`
+ * before the call: a later library that adds fields writes only the ones that size
+ * covers. A `size` below this struct's is `INVALID_ARGUMENT`. When written, `size` is set
+ * to the number of bytes written.
+ */
+typedef struct ratecore_offender_stats {
+  /**
+   * The struct's size in bytes: set by the caller, then the bytes written.
+   */
+  size_t size;
+  /**
+   * Offenders dropped to make room for new ones since the policy was built or last
+   * reloaded.
+   */
+  uint64_t evicted;
+  /**
+   * Denials not recorded because another thread was recording at that moment (the
+   * counts are exact while this is 0).
+   */
+  uint64_t unrecorded;
+} ratecore_offender_stats;
+
+/**
+ * What an override gives the requests it selects. Set `size` to
+ * `sizeof(ratecore_override_quota)`: a later library that adds fields reads only the
+ * ones that size covers. A `size` below this struct's is `INVALID_ARGUMENT`; a larger
+ * one (a caller built against a newer header) is accepted, its unknown fields ignored.
+ *
+ * An override keeps its limit's algorithm and period and changes how many requests a
+ * period admits (and a GCRA limit's burst), so a key keeps what it has consumed when
+ * its quota changes: a window's count carries over (900 used of 1000, raised to 5000,
+ * leaves 4100), and GCRA keeps the time the key owes.
+ */
+typedef struct ratecore_override_quota {
+  /**
+   * `sizeof(ratecore_override_quota)` as the caller compiled it.
+   */
+  size_t size;
+  /**
+   * The limit does not apply to the selected requests at all (they count as
+   * `skipped` in its metrics). `limit` and `burst` must then be 0, else
+   * `INVALID_ARGUMENT`.
+   */
+  bool unlimited;
+  /**
+   * Requests per the limit's own period, at least 1 (when not `unlimited`).
+   */
+  uint64_t limit;
+  /**
+   * GCRA's burst; 0: none (the burst is then `limit`). Non-zero only for a limit whose
+   * algorithm is GCRA, else `INVALID_OVERRIDE`.
+   */
+  uint64_t burst;
+} ratecore_override_quota;
+
+/**
+ * What a reload kept, started afresh and dropped, counted in limits (shadow limits
+ * included), and how many overrides it dropped. Set `size` to
+ * `sizeof(ratecore_reload_report)` before the call. A `size` below the struct's first
+ * version (up to `dropped`) is `INVALID_ARGUMENT`; otherwise the library writes the
+ * largest version that size covers (a caller built against an older header gets the
+ * fields it knows, a newer one's extra fields are left alone) and, on success, sets
+ * `size` to the number of bytes written.
+ *
+ * A rule's limits on one key (with one `on_missing` and shadow flag) share one table:
+ * the state of every key for all of them. A reload hands a table over whole or not at
+ * all, so `kept + fresh` is the new version's limit count and `dropped` counts old limits
+ * apart from that. For example, a rule with limits `a` (unchanged) and `b` (its quota
+ * changed) on one key: `a` and `b` start with a fresh table, so `kept = 0`, `fresh = 2`;
+ * the old `b` is gone, so `dropped = 1`; and `a` keeps its counters.
+ */
+typedef struct ratecore_reload_report {
+  /**
+   * The struct's size in bytes: set by the caller, then the bytes written.
+   */
+  size_t size;
+  /**
+   * Limits whose table — the state of their keys — was handed over: every limit
+   * sharing it is unchanged in identity (rule, name, key, `on_missing`, algorithm,
+   * quota, shadow flag). They keep their state and their counters.
+   */
+  size_t kept;
+  /**
+   * Limits of the new version that start with no state: new or changed ones (with
+   * zero counters), and unchanged ones sharing a table with one of those (which keep
+   * their counters).
+   */
+  size_t fresh;
+  /**
+   * Limits of the old version the new one has no identical limit for: removed, or
+   * changed (a changed limit's old form is dropped and its new form is fresh).
+   */
+  size_t dropped;
+  /**
+   * Overrides in force before the reload that the new version does not have: set
+   * through `ratecore_policy_set_override` (a reload replaces the override set with
+   * the configuration's), or removed from the configuration. Added in the second
+   * version of this struct.
+   */
+  size_t overrides_dropped;
+} ratecore_reload_report;
 
 /**
  * One named request attribute. A request lacks an attribute by not listing it; when a
@@ -798,8 +928,9 @@ typedef struct ratecore_policy_outcome {
   const char *content_type;
   /**
    * The limit that decided, as its index in policy order (rules in order, each rule's
-   * limits in order; the index `ratecore_policy_limit_metrics` takes), or
-   * `RATECORE_NO_LIMIT` when no limit applied.
+   * limits in order; the index `ratecore_policy_limit_metrics` takes) in the version
+   * the check ran on (a reload may renumber limits), or `RATECORE_NO_LIMIT` when no
+   * limit applied.
    */
   uint32_t deciding_limit;
   /**
@@ -1083,7 +1214,7 @@ ratecore_status ratecore_limiter_limit_count(const struct ratecore_limiter *limi
 
 /**
  * Builds a policy from TOML text (`toml_len` bytes, UTF-8). `origin` (UTF-8, e.g. a file
- * name; `(NULL, 0)` gives "<string>") names it in error messages. On
+ * name; `(NULL, 0)` gives `<string>`) names it in error messages. On
  * `RATECORE_STATUS_INVALID_CONFIG` the message — "origin:line:column: field: what is
  * wrong" — is written NUL-terminated (and truncated) to `error_out` if `error_len > 0`:
  * the documented exception to "outputs only on success".
@@ -1167,7 +1298,8 @@ ratecore_status ratecore_policy_peek(const struct ratecore_policy *policy,
 
 /**
  * Writes the number of limits the policy has (every rule's, shadow limits included) to
- * `*count_out`: the indices `ratecore_policy_limit_metrics` takes are `0 .. count`.
+ * `*count_out`: the indices `ratecore_policy_limit_metrics` takes are `0 .. count`, in
+ * the version in force during this call (a reload may change the count).
  *
  * # Safety
  * `policy` is NULL or a live handle; `count_out` is NULL or valid for one write.
@@ -1176,31 +1308,272 @@ ratecore_status ratecore_policy_limit_count(const struct ratecore_policy *policy
                                             size_t *count_out);
 
 /**
- * Writes the names and counters of the limit at `index` in policy order (rules in
- * order, each rule's limits in order; the order `ratecore_policy_outcome` reports limits
- * in) to `*metrics_out`. The counters count what `ratecore_policy_check` and
- * `ratecore_policy_check_http` decided; peeks count nothing.
+ * Reports the limit at `index` in policy order (rules in order, each rule's limits in
+ * order; the order `ratecore_policy_outcome` reports limits in): its counters and name
+ * lengths to `*metrics_out`, and its names, copied into `text_out` (`text_cap` bytes):
+ * the rule name, then the limit name right after it, UTF-8, not NUL-terminated. Names,
+ * counters and index all come from one version of the policy, the one in force during
+ * this call; a reload between two calls may give an index to another limit, so the
+ * names, not the index, identify a limit. The counters count what
+ * `ratecore_policy_check` and `ratecore_policy_check_http` decided; peeks count nothing.
  *
- * Errors: `NULL_POINTER`, `INVALID_ARGUMENT` (an `index` not below
- * `ratecore_policy_limit_count`'s count, a misaligned pointer, a `size` too small).
+ * When `text_cap` is below `rule_len + name_len`, the call returns `BUFFER_TOO_SMALL`
+ * and still writes `*metrics_out` (lengths and counters: the length needed is
+ * `rule_len + name_len`), but nothing to `text_out`. 128 bytes suffice for names of up
+ * to 64 bytes each.
+ *
+ * Errors: `NULL_POINTER` (also `text_out` NULL with `text_cap > 0`), `INVALID_ARGUMENT`
+ * (an `index` not below `ratecore_policy_limit_count`'s count, a misaligned pointer, a
+ * `size` too small, a `text_cap` above `PTRDIFF_MAX`), `BUFFER_TOO_SMALL`.
  *
  * # Safety
- * `policy` is NULL or a live handle; `metrics_out` is NULL or valid for reads and writes
- * of its `size` bytes, its `size` set.
+ * `policy` is NULL or a live handle; `text_out` valid for `text_cap` writes (or NULL with
+ * 0); `metrics_out` is NULL or valid for reads and writes of its `size` bytes, its `size`
+ * set.
  */
 ratecore_status ratecore_policy_limit_metrics(const struct ratecore_policy *policy,
                                               size_t index,
+                                              uint8_t *text_out,
+                                              size_t text_cap,
                                               struct ratecore_limit_metrics *metrics_out);
 
 /**
+ * Writes every limit's counters in the Prometheus text exposition format (version
+ * 0.0.4) into `out` (`cap` bytes), for a server to publish on its own metrics endpoint:
+ * one counter family, `ratecore_policy_requests_total`, with a `# HELP` and a `# TYPE`
+ * line, then one line per limit and outcome, labelled by rule, limit, whether the limit
+ * is a shadow one, and outcome (`allowed`, `denied`, `shadow_denied`, `skipped`), e.g.
+ *
+ * ```text
+ * ratecore_policy_requests_total{rule="api",limit="per-user",shadow="false",outcome="allowed"} 3
+ * ```
+ *
+ * Label values are escaped as the format requires. Every line comes from one version
+ * of the policy. Allocation-free.
+ *
+ * On success writes the length to `*len_out`. If `cap` is too small, returns
+ * `BUFFER_TOO_SMALL` and writes the length needed to `*len_out` (the buffer's contents
+ * are then unspecified). Errors: `NULL_POINTER`, `INVALID_ARGUMENT`, `BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `out` valid for `cap` writes (or NULL with 0);
+ * `len_out` NULL or valid for one write.
+ */
+ratecore_status ratecore_policy_render_metrics(const struct ratecore_policy *policy,
+                                               uint8_t *out,
+                                               size_t cap,
+                                               size_t *len_out);
+
+/**
  * Writes the bytes of table memory the policy holds (allocated when it was built; checks
- * never allocate) to `*bytes_out`.
+ * never allocate) to `*bytes_out`: the version in force. After a reload, the replaced
+ * version's tables that the new one did not keep stay allocated until the last check
+ * using them ends.
  *
  * # Safety
  * `policy` is NULL or a live handle; `bytes_out` is NULL or valid for one write.
  */
 ratecore_status ratecore_policy_memory_bytes(const struct ratecore_policy *policy,
                                              size_t *bytes_out);
+
+/**
+ * Writes the keys the policy's limits kept denying — each denied at least twice by the
+ * same limit since the policy was built or last reloaded — into `out` (`cap` bytes), one
+ * line each, most denials first (then by key):
+ *
+ * ```text
+ * rule<TAB>limit<TAB>key<TAB>denials<TAB>cut<LF>
+ * ```
+ *
+ * `rule` and `limit` name the limit that denied; `key` is the key it denied: the values
+ * of the limit's key attributes joined by `/` (an absent one, under
+ * `on_missing = "shared"`, as empty), its first `RATECORE_OFFENDER_KEY_BYTES` bytes;
+ * `denials` is the count in decimal (exact while `stats_out->unrecorded` is 0); `cut` is
+ * `1` when the key was longer than that and is shown cut, else `0`. Every field is
+ * escaped: bytes 0x20 to 0x7e but the backslash stand for themselves, the backslash is
+ * written `\\`, and every other byte (tab, newline, any control or non-ASCII byte, UTF-8
+ * included) `\xNN`, two lowercase hex digits; so a key cannot break a line or a field,
+ * and the text is printable ASCII, exactly 5 fields to a line. At most
+ * `RATECORE_OFFENDERS` lines; none is the empty text. A key is counted when a limit
+ * decides its denial; keys only ever denied once are not shown.
+ *
+ * On success writes the text's length to `*len_out` and the recorder's counters to
+ * `*stats_out`. If `cap` is too small, returns `BUFFER_TOO_SMALL`, writes the length
+ * needed to `*len_out` and still the counters to `*stats_out`, but nothing to `out`;
+ * the report may grow before the next call, so call again with at least that much
+ * (`RATECORE_OFFENDERS × (4 × RATECORE_OFFENDER_KEY_BYTES + 4 × the longest rule and
+ * limit names + 32)` bytes always suffice). Errors: `NULL_POINTER`, `INVALID_ARGUMENT`
+ * (a misaligned pointer, a length above `PTRDIFF_MAX`, a `size` too small),
+ * `BUFFER_TOO_SMALL`. Allocates; briefly excludes the recording of denials, which other
+ * threads' checks then skip (counted as `unrecorded`) rather than wait.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `out` valid for `cap` writes (or NULL with 0);
+ * `len_out` NULL or valid for one write; `stats_out` NULL or valid for reads and writes
+ * of its `size` bytes, its `size` set.
+ */
+ratecore_status ratecore_policy_offenders(const struct ratecore_policy *policy,
+                                          uint8_t *out,
+                                          size_t cap,
+                                          size_t *len_out,
+                                          struct ratecore_offender_stats *stats_out);
+
+/**
+ * Gives the requests of limit `limit` of rule `rule` whose attribute `attribute` has
+ * the value `value` the quota `*quota`, or replaces the one they had. The change is
+ * published atomically while other threads check: a check sees the overrides before
+ * it or after it, and no other key is disturbed; a key the override selects keeps what
+ * it has consumed (see `ratecore_override_quota`). When a request matches overrides on
+ * several attributes of one limit, the attributes are tried in the order they first got
+ * one of the limit's overrides, and the first match applies.
+ * Overrides last until removed, or until a reload replaces them with the
+ * configuration's (`ratecore_reload_report.overrides_dropped` counts those lost).
+ *
+ * `rule`, `limit` and `attribute` are UTF-8 (the attribute's name as requests carry
+ * it); `value` is raw bytes, compared for equality (`(NULL, 0)` is the empty value).
+ * Not NUL-terminated.
+ *
+ * On `UNKNOWN_LIMIT`, `INVALID_OVERRIDE` and `POLICY_ERROR` a message — e.g. `rule
+ * "api", limit "per-app": override: burst only applies to algorithm = "gcra"` — is
+ * written NUL-terminated (and truncated) to `error_out` if `error_len > 0`, as
+ * `ratecore_policy_from_toml` writes its errors; nothing is written otherwise.
+ *
+ * Errors (nothing changed): `NULL_POINTER`, `INVALID_ARGUMENT` (a misaligned pointer, a
+ * length above `PTRDIFF_MAX`, a `size` too small, `unlimited` with a non-zero `limit`
+ * or `burst`), `INVALID_UTF8`, `UNKNOWN_LIMIT` (no such limit in the version in
+ * force), `INVALID_OVERRIDE` (a bad attribute name, a `limit` of 0, a quota the
+ * limit's algorithm cannot hold, a burst on a limit that is not GCRA).
+ *
+ * Thread safety: may run while other threads check, read or reload the policy; changes
+ * and reloads take turns, each building on the version the one before left. Costs a
+ * copy of part of that limit's override map, and allocates.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; the strings valid for their lengths; `quota` NULL
+ * or valid for reads of its `size` bytes, its `size` set; `error_out` NULL or valid for
+ * `error_len` writes.
+ */
+ratecore_status ratecore_policy_set_override(const struct ratecore_policy *policy,
+                                             const uint8_t *rule,
+                                             size_t rule_len,
+                                             const uint8_t *limit,
+                                             size_t limit_len,
+                                             const uint8_t *attribute,
+                                             size_t attribute_len,
+                                             const uint8_t *value,
+                                             size_t value_len,
+                                             const struct ratecore_override_quota *quota,
+                                             char *error_out,
+                                             size_t error_len);
+
+/**
+ * Removes the override of limit `limit` of rule `rule` for the requests whose attribute
+ * `attribute` has the value `value` (strings as for `ratecore_policy_set_override`):
+ * they get the limit's own quota again, keeping what they consumed. On success writes
+ * to `*removed_out` whether there was such an override (false: nothing changed).
+ *
+ * Errors (nothing changed, nothing written): `NULL_POINTER`, `INVALID_ARGUMENT`,
+ * `INVALID_UTF8`, `UNKNOWN_LIMIT`. Thread safety as for `ratecore_policy_set_override`.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; the strings valid for their lengths; `removed_out`
+ * NULL or valid for one write.
+ */
+ratecore_status ratecore_policy_remove_override(const struct ratecore_policy *policy,
+                                                const uint8_t *rule,
+                                                size_t rule_len,
+                                                const uint8_t *limit,
+                                                size_t limit_len,
+                                                const uint8_t *attribute,
+                                                size_t attribute_len,
+                                                const uint8_t *value,
+                                                size_t value_len,
+                                                bool *removed_out);
+
+/**
+ * Writes every override in force into `out` (`cap` bytes), one line each:
+ *
+ * ```text
+ * rule<TAB>limit<TAB>attribute<TAB>value<TAB>quota<TAB>burst<LF>
+ * ```
+ *
+ * `quota` is the limit in decimal, or `unlimited`; `burst` is GCRA's burst in decimal,
+ * `0` for none (as in `ratecore_override_quota`). Every field is escaped: bytes 0x20 to
+ * 0x7e but the backslash stand for themselves, the backslash is written `\\`, and every
+ * other byte (tab, newline, any control or non-ASCII byte, UTF-8 included) `\xNN`, two
+ * lowercase hex digits; so the text is printable ASCII, one override per line, exactly
+ * 6 fields to a line. Lines are sorted by rule, limit, attribute and value (their bytes
+ * before escaping); an empty set is the empty text.
+ *
+ * One call is one snapshot: the overrides of one moment, whatever other threads
+ * change meanwhile. (An index-based pair of calls could not promise that: the order
+ * of the overrides changes with every change, and each call would copy the whole set.)
+ *
+ * On success writes the text's length to `*len_out`. If `cap` is too small, returns
+ * `BUFFER_TOO_SMALL`, writes the length needed to `*len_out` and nothing to `out`; as
+ * the set may grow before the next call, call again with at least that much, until it
+ * fits. Errors: `NULL_POINTER`, `INVALID_ARGUMENT`, `BUFFER_TOO_SMALL`. Allocates.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `out` valid for `cap` writes (or NULL with 0);
+ * `len_out` NULL or valid for one write.
+ */
+ratecore_status ratecore_policy_overrides(const struct ratecore_policy *policy,
+                                          uint8_t *out,
+                                          size_t cap,
+                                          size_t *len_out);
+
+/**
+ * Replaces the policy's rules and answers with those of TOML text (`toml_len` bytes,
+ * UTF-8; `origin` as for `ratecore_policy_from_toml`), atomically: each check runs
+ * wholly on the old version or wholly on the new one. Limits whose identity (rule, name,
+ * key, `on_missing`, algorithm, quota, shadow flag) did not change keep their counters,
+ * and their state — the requests they admitted still count — unless they share a table
+ * with a new or changed limit (a rule's limits on one key), which starts that table
+ * afresh; new or changed limits start afresh; removed ones are dropped once the last
+ * check using them ends. The overrides become the new configuration's: those set
+ * through `ratecore_policy_set_override` are dropped. On success the report (see
+ * `ratecore_reload_report` for what it counts) goes to `*report_out`. `(NULL, 0)` as
+ * `toml` is the empty policy, which limits nothing.
+ *
+ * Errors as for `ratecore_policy_from_toml` (`INVALID_CONFIG`, the message written to
+ * `error_out`), plus `NULL_POINTER` and `INVALID_ARGUMENT` for the handle and
+ * `report_out`. On any error the version in force stays, untouched, and answers as
+ * before.
+ *
+ * Thread safety: may run while other threads check, peek or read metrics on the same
+ * handle, and while other threads reload it (reloads take turns; each builds on the
+ * version the one before left). Not while `ratecore_policy_free` runs.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; the strings are valid for their lengths;
+ * `error_out` NULL or valid for `error_len` writes; `report_out` NULL or valid for
+ * reads and writes of its `size` bytes, its `size` set.
+ */
+ratecore_status ratecore_policy_reload_toml(const struct ratecore_policy *policy,
+                                            const uint8_t *toml,
+                                            size_t toml_len,
+                                            const uint8_t *origin,
+                                            size_t origin_len,
+                                            char *error_out,
+                                            size_t error_len,
+                                            struct ratecore_reload_report *report_out);
+
+/**
+ * `ratecore_policy_reload_toml` with the TOML file at `path` (NUL-terminated, UTF-8).
+ * Errors as for `ratecore_policy_from_file` (`INVALID_CONFIG`, `CONFIG_UNREADABLE`, the
+ * message written to `error_out`); on any error the version in force stays.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `path` NULL or NUL-terminated; `error_out` NULL or
+ * valid for `error_len` writes; `report_out` NULL or valid for reads and writes of its
+ * `size` bytes, its `size` set.
+ */
+ratecore_status ratecore_policy_reload_file(const struct ratecore_policy *policy,
+                                            const char *path,
+                                            char *error_out,
+                                            size_t error_len,
+                                            struct ratecore_reload_report *report_out);
 
 /**
  * Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every

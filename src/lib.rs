@@ -60,7 +60,7 @@ pub mod sliding_strict;
 pub mod composite;
 #[cfg(feature = "alloc")]
 pub mod limiter;
-#[cfg(feature = "alloc")]
+#[cfg(feature = "std")]
 pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis_backend;

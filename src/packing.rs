@@ -34,6 +34,28 @@ impl Layout {
         Some(Self { counter_bits })
     }
 
+    /// The widest layout for `counters` counters below window numbers up to
+    /// `max_window`, with room for counts of at least `max_count`: every bit the window
+    /// numbers leave goes to the counters. `None` if not even `max_count` fits.
+    pub(crate) const fn widest(max_count: u64, counters: u32, max_window: u64) -> Option<Self> {
+        let room = (u64::BITS - bits_for(max_window)) / counters;
+        let counter_bits = if room > bits_for(max_count) {
+            room
+        } else {
+            bits_for(max_count)
+        };
+        if counter_bits == 0 || counter_bits >= u64::BITS {
+            return Self::new(max_count, counters, max_window);
+        }
+        Self::new((1u64 << counter_bits) - 1, counters, max_window)
+    }
+
+    /// The largest count a counter holds.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) const fn max_count(&self) -> u64 {
+        self.mask()
+    }
+
     const fn mask(&self) -> u64 {
         (1u64 << self.counter_bits) - 1
     }

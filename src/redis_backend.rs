@@ -1064,6 +1064,23 @@ impl RedisLimit {
         &self.quota
     }
 
+    /// This limit's keys run on `quota` instead (a per-client override): same name, same
+    /// Redis keys, so a key keeps what it consumed. Only the limit (and a GCRA burst)
+    /// may differ: `None` when the period does.
+    ///
+    /// # Errors
+    /// Whatever the algorithm rejects in `quota`.
+    pub(crate) fn with_quota(&self, quota: Quota) -> Option<Result<Self, QuotaError>> {
+        if quota.period() != self.quota.period() {
+            return None;
+        }
+        Some(Spec::new(self.algorithm, &quota).map(|spec| Self {
+            quota,
+            spec,
+            ..self.clone()
+        }))
+    }
+
     /// The Redis key holding `key`'s state for this limit.
     #[must_use]
     pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {

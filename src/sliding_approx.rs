@@ -63,6 +63,29 @@ impl SlidingWindowConfig {
         }
     }
 
+    /// How the state word is laid out.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) const fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// [`new`](Self::new) with every bit the window numbers leave given to the counts, so
+    /// that the same state word can be read with any other limit up to that width (a
+    /// policy's per-client overrides run on their limit's slots).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
+        let max_window = u64::MAX / quota.period();
+        match Layout::widest(quota.limit(), 2, max_window) {
+            Some(layout) => Ok(Self {
+                limit: quota.limit(),
+                period: quota.period(),
+                per_period: Divisor::of_validated(quota.period()),
+                layout,
+            }),
+            None => Err(QuotaError::StateTooWide),
+        }
+    }
+
     /// `(window, previous, current, now)` as seen at `now`, after rolling windows forward
     /// and clamping time that went backwards.
     const fn view(&self, word: u64, now: u64) -> (u64, u64, u64, u64) {

@@ -53,6 +53,36 @@ impl WordLimit {
         }
     }
 
+    /// The window algorithms' word layout (`None` for GCRA, whose word is a time).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) const fn layout(&self) -> Option<crate::packing::Layout> {
+        match self {
+            Self::Gcra(_) => None,
+            Self::FixedWindow(c) => Some(c.layout()),
+            Self::SlidingWindow(c) => Some(c.layout()),
+        }
+    }
+
+    /// [`new`](Self::new) with window counters as wide as the window numbers allow, so
+    /// a word written under one limit reads the same under another (overrides).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) const fn new_wide(
+        algorithm: Algorithm,
+        quota: &Quota,
+    ) -> Result<Option<Self>, QuotaError> {
+        match algorithm {
+            Algorithm::FixedWindow => match FixedWindowConfig::new_wide(quota) {
+                Ok(c) => Ok(Some(Self::FixedWindow(c))),
+                Err(e) => Err(e),
+            },
+            Algorithm::SlidingWindow => match SlidingWindowConfig::new_wide(quota) {
+                Ok(c) => Ok(Some(Self::SlidingWindow(c))),
+                Err(e) => Err(e),
+            },
+            _ => Self::new(algorithm, quota),
+        }
+    }
+
     /// Evaluates a request against `word` (0 is the fresh state for every algorithm).
     ///
     /// # Errors

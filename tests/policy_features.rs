@@ -384,3 +384,66 @@ fn metrics_export_in_the_prometheus_text_format() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn the_limit_maximum_counts_only_rules_one_request_can_meet() {
+    let rule = |name: &str, extra: &str| {
+        format!("[[rule]]\nname = \"{name}\"\n{extra}[[rule.limit]]\nkey = []\n{ONE_PER_MINUTE}")
+    };
+    // 20 rules on distinct routes (a literal segment or the method tells them apart),
+    // plus one for every request: at most 2 limits per request.
+    let mut text = rule("all", "");
+    for i in 0..10 {
+        text += &rule(
+            &format!("get-{i}"),
+            &format!("route = \"GET /items/{i}/:id\"\n"),
+        );
+        text += &rule(
+            &format!("post-{i}"),
+            &format!("route = \"POST /items/{i}/:id\"\n"),
+        );
+    }
+    let p = policy(&text);
+    let d = p
+        .check(&Request::new("POST", "/items/3/x", &[]), 1, 1)
+        .unwrap();
+    assert_eq!(d.entries().count(), 2);
+    // Conditions on one attribute that cannot both hold also tell rules apart.
+    let mut text = String::new();
+    for i in 0..20 {
+        text += &rule(
+            &format!("tier-{i}"),
+            &format!("when = {{ tier = \"t{i}\" }}\n"),
+        );
+    }
+    for (i, extra) in [
+        "when = { tier = { present = false } }\n",
+        "when = { tier = [\"t0\", \"t1\"], plan = \"x\" }\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        text += &rule(&format!("more-{i}"), extra);
+    }
+    policy(&text);
+    // Routes that overlap (a parameter, a `*`) and conditions that do not exclude each
+    // other (not_in, other attributes) do not.
+    let mut text = String::new();
+    for (i, extra) in [
+        "route = \"GET /items/:id\"\n",
+        "route = \"GET /items/7\"\n",
+        "route = \"ALL /items/*\"\n",
+        "route = \"/items/:id\"\n",
+        "when = { tier = { not_in = [\"t1\"] } }\n",
+        "when = { plan = \"x\" }\n",
+    ]
+    .iter()
+    .cycle()
+    .take(17)
+    .enumerate()
+    {
+        text += &rule(&format!("r{i}"), extra);
+    }
+    let e = error(&format!("[[rule]]\nname = \"z\"\nroute = \"GET /items/7\"\nwhen = {{ tier = \"t0\", plan = \"x\" }}\n[[rule.limit]]\nkey = []\n{ONE_PER_MINUTE}{text}"));
+    assert!(e.contains("too many limits"), "{e}");
+}

@@ -19,8 +19,8 @@ use std::hint::black_box;
 
 use ratecore::http::HeaderStyle;
 use ratecore::policy::{
-    Attribute, Body, Condition, LimitRule, OnMissing, Policy, PolicySpec, Request, ResponseSpec,
-    Route, Rule, Test,
+    Attribute, Body, Condition, LimitRule, OnMissing, OverrideQuota, Policy, PolicySpec, Request,
+    ResponseSpec, Route, Rule, Test,
 };
 use ratecore::{Algorithm, FullPolicy, Quota};
 
@@ -245,11 +245,44 @@ fn values(prefix: &str, n: usize) -> Vec<Vec<u8>> {
 }
 
 fn seed_policy(name: &str) -> Policy {
-    Policy::from_toml_file(format!(
-        "{}/examples/policies/{name}.toml",
+    warmed(
+        Policy::from_toml_file(format!(
+            "{}/examples/policies/{name}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+}
+
+/// The first check a thread makes registers the thread with the lock-free pointer to the
+/// policy's version in force: one allocation per thread, once in its life, never per
+/// check. Made here, on the thread that measures, before it measures; the registration
+/// itself is proven single by `registration_is_once_per_thread`.
+fn warmed(policy: Policy) -> Policy {
+    let _ = policy.peek(&Request::new("GET", "/", &[]), 0, 0);
+    policy
+}
+
+#[test]
+fn registration_is_once_per_thread() {
+    let policy = Policy::from_toml_file(format!(
+        "{}/examples/policies/uphold.toml",
         env!("CARGO_MANIFEST_DIR")
     ))
-    .unwrap()
+    .unwrap();
+    std::thread::spawn(move || {
+        let request = Request::new("GET", "/", &[]);
+        let (_, first) = measure(|| policy.peek(&request, 0, 0).map(|d| d.allowed()));
+        assert!(first <= 1, "the first check allocated {first} times");
+        let (_, later) = measure(|| {
+            for now in 0..1000 {
+                black_box(policy.peek(&request, now, 1).map(|d| d.allowed()).ok());
+            }
+        });
+        assert_eq!(later, 0);
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]
@@ -281,8 +314,9 @@ fn evenergy_checks_never_allocate() {
         "{seen:?}"
     );
     assert!(seen.bodies > 0 && seen.too_small > 0, "{seen:?}");
+    let view = policy.view();
     assert_no_alloc("evenergy metrics", || {
-        black_box(policy.metrics().map(|(_, m)| m.checked()).sum::<u64>())
+        black_box(view.metrics().map(|(_, m)| m.checked()).sum::<u64>())
     });
 }
 
@@ -367,6 +401,7 @@ fn limit(
         algorithm,
         quota,
         shadow,
+        overrides: Vec::new(),
     }
 }
 
@@ -398,6 +433,36 @@ fn rule(
 /// one key, shadow limits that deny, deny for a missing key, skip, and one whose capacity
 /// a cost of 2 exceeds; a cost of 3 exceeds a real limit's (an error).
 fn everything() -> Policy {
+    let policy = everything_unwarmed();
+    // Overrides on values the requests carry: raised, lowered, unlimited, by two
+    // attributes (the lookup order), set at run time like an operator would.
+    for (attribute, value, quota) in [
+        (
+            "app",
+            "v0",
+            OverrideQuota::Limit {
+                limit: 200,
+                burst: None,
+            },
+        ),
+        (
+            "app",
+            "v1",
+            OverrideQuota::Limit {
+                limit: 2,
+                burst: None,
+            },
+        ),
+        ("tier", "gold", OverrideQuota::Unlimited),
+    ] {
+        policy
+            .set_override("global", "per-app", attribute, value.as_bytes(), quota)
+            .unwrap();
+    }
+    warmed(policy)
+}
+
+fn everything_unwarmed() -> Policy {
     let per_second = |n| Quota::new(n, SECOND).unwrap();
     let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
     let set = |vs: &[&str]| vs.iter().map(|v| v.as_bytes().to_vec()).collect();
@@ -596,8 +661,9 @@ fn a_policy_using_everything_never_allocates() {
     assert!(policy.metrics().any(|(_, m)| m.shadow_denied > 0));
     assert!(policy.metrics().any(|(_, m)| m.skipped > 0));
     let mut out = [0u8; 16 * 1024];
+    let view = policy.view();
     let n = assert_no_alloc("metrics rendering", || {
-        black_box(policy.metrics().map(|(_, m)| m.checked()).sum::<u64>());
+        black_box(view.metrics().map(|(_, m)| m.checked()).sum::<u64>());
         policy.render_metrics(&mut out).unwrap()
     });
     assert!(n > 0);

@@ -157,3 +157,70 @@ fn evenergy_on_redis_matches_in_process() {
         );
     }
 }
+
+/// Overrides and reloads on Redis: a raised key keeps what it consumed (the override runs
+/// on the limit's own Redis key), exactly as in process; a reload keeps using the same
+/// backend and keys.
+#[test]
+fn overrides_and_reloads_on_redis_match_in_process() {
+    use ratecore::policy::{Attribute, OverrideQuota};
+    let Some(url) = common::redis_url("policy_overrides") else {
+        return;
+    };
+    for algorithm in [
+        "fixed_window",
+        "sliding_window",
+        "sliding_window_strict",
+        "gcra",
+    ] {
+        let text = format!(
+            "[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"deny\"\nalgorithm = \"{algorithm}\"\nlimit = 100\nperiod = \"1h\"\n[[rule.limit.override]]\nattribute = \"tier\"\nvalue = \"gold\"\nunlimited = true\n"
+        );
+        let local = Policy::from_toml_str(&text, "t.toml").unwrap();
+        let spec = PolicySpec::from_toml_str(&text, "t.toml").unwrap();
+        let remote = Policy::with_redis(spec, common::backend(&url, "policy_overrides")).unwrap();
+        let acme = [Attribute::new("app", b"acme")];
+        let request = Request::new("GET", "/", &acme);
+        let start = 1_700_000_000 * SECOND;
+        for i in 0..90 {
+            assert!(compare(&local, &remote, &request, start + i));
+        }
+        let raised = OverrideQuota::Limit {
+            limit: 500,
+            burst: None,
+        };
+        for policy in [&local, &remote] {
+            policy
+                .set_override("api", "per-app", "app", b"acme", raised)
+                .unwrap();
+        }
+        let mut admitted = 0;
+        for i in 0..500 {
+            admitted += usize::from(compare(&local, &remote, &request, start + 100 + i));
+        }
+        let expected = if algorithm == "gcra" { 50 } else { 410 };
+        assert_eq!(admitted, expected, "{algorithm}");
+        // Unlimited by tier, on both.
+        let gold = [
+            Attribute::new("app", b"acme"),
+            Attribute::new("tier", b"gold"),
+        ];
+        let d = remote
+            .check(&Request::new("GET", "/", &gold), start + 700, 1)
+            .unwrap();
+        assert!(d.allowed() && !d.limited());
+        // A reload with the same limit keeps the state (on Redis, the same keys).
+        for policy in [&local, &remote] {
+            let report = policy.reload_toml_str(&text, "t.toml").unwrap();
+            assert_eq!(
+                (report.kept, report.overrides_dropped),
+                (1, 1),
+                "{algorithm}"
+            );
+        }
+        assert!(
+            !compare(&local, &remote, &request, start + 800),
+            "{algorithm}"
+        );
+    }
+}

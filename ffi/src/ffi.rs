@@ -115,16 +115,30 @@ pub(crate) unsafe fn input_slice<'a, T>(
 /// A non-NULL, aligned `ptr` is valid for reading its first `usize`, which the caller
 /// initialised.
 unsafe fn check_sized<T>(ptr: *const T) -> Result<(), ratecore_status> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { stated_size(ptr, size_of::<T>()) }.map(|_| ())
+}
+
+/// The size a struct that may grow states in its first field, checked to be at least
+/// `min` bytes.
+///
+/// # Errors
+/// As for [`check_pointer`] for `T`; `InvalidArgument` for a size below `min`.
+///
+/// # Safety
+/// A non-NULL, aligned `ptr` is valid for reading its first `usize`, which the caller
+/// initialised.
+unsafe fn stated_size<T>(ptr: *const T, min: usize) -> Result<usize, ratecore_status> {
     // Reading the size as a `usize` needs the struct's alignment to cover one.
     const { assert!(std::mem::align_of::<T>() >= std::mem::align_of::<usize>()) };
     check_pointer(ptr)?;
     // SAFETY: non-NULL and aligned for `T`, hence for `usize` (checked above); the first
     // field is the caller-initialised size (caller's promise).
     let size = unsafe { ptr.cast::<usize>().read() };
-    if size < size_of::<T>() {
+    if size < min {
         return Err(ratecore_status::InvalidArgument);
     }
-    Ok(())
+    Ok(size)
 }
 
 /// Reads an input struct that may grow: its first field is its size in bytes as the
@@ -150,7 +164,8 @@ pub(crate) unsafe fn sized_input<T: Copy>(ptr: *const T) -> Result<T, ratecore_s
 /// Checks an output struct that may grow: its first field, set by the caller, is its size
 /// in bytes as the caller compiled it. A size below `size_of::<T>()` is rejected because
 /// the whole `T` is written; a struct that grows must instead keep accepting its first
-/// version's size and write only the bytes the caller's size covers.
+/// version's size and write only the bytes the caller's size covers
+/// ([`versioned_output`]).
 ///
 /// # Errors
 /// As for [`output`]; `InvalidArgument` for a short size.
@@ -163,6 +178,65 @@ pub(crate) unsafe fn sized_output<T>(ptr: *mut T) -> Result<Out<T>, ratecore_sta
     unsafe { check_sized(ptr.cast_const()) }?;
     // SAFETY: forwarded from this function's contract.
     unsafe { output(ptr) }
+}
+
+/// Checks an output struct that has grown since its first version: its first field, set
+/// by the caller, is its size in bytes as the caller compiled it. `versions` are the
+/// struct's sizes in each version, ascending, the last `size_of::<T>()`. A size below the
+/// first version's is rejected; otherwise the largest version the size covers is the one
+/// written, so a caller built against an older header gets exactly the fields it knows.
+///
+/// # Errors
+/// As for [`output`]; `InvalidArgument` for a size below the first version's.
+///
+/// # Safety
+/// As for [`output`], and a non-NULL `ptr` holds its caller-initialised size in its first
+/// field and is valid for writes of that many bytes.
+pub(crate) unsafe fn versioned_output<T>(
+    ptr: *mut T,
+    versions: &[usize],
+) -> Result<VersionedOut<T>, ratecore_status> {
+    let first = versions.first().copied().unwrap_or(size_of::<T>());
+    // SAFETY: forwarded from this function's contract.
+    let size = unsafe { stated_size(ptr.cast_const(), first) }?;
+    let bytes = versions
+        .iter()
+        .copied()
+        .filter(|&v| v <= size && v <= size_of::<T>())
+        .max()
+        .ok_or(ratecore_status::InvalidArgument)?;
+    let ptr = NonNull::new(ptr).ok_or(ratecore_status::NullPointer)?;
+    Ok(VersionedOut { ptr, bytes })
+}
+
+/// A checked output struct of some version: written once, and only on success.
+pub(crate) struct VersionedOut<T> {
+    ptr: NonNull<T>,
+    /// The bytes of the version written.
+    bytes: usize,
+}
+
+impl<T> VersionedOut<T> {
+    /// The size of the version written: the value for the struct's `size` field.
+    pub(crate) const fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Writes the first [`bytes`](Self::bytes) bytes of `value` (whose `size` field the
+    /// caller set to that).
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: `versioned_output`'s caller promised the struct is valid for writes of
+        // the size it states, which `bytes` does not exceed, nor does it exceed
+        // `size_of::<T>()`, so the read stays inside `value`; the two do not overlap.
+        // An untyped byte copy: any padding is copied as it is.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref::<T>(&value).cast::<u8>(),
+                self.ptr.as_ptr().cast::<u8>(),
+                self.bytes,
+            );
+        }
+    }
 }
 
 /// A checked output pointer: written once, and only on success.

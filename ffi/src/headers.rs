@@ -83,7 +83,7 @@ pub(crate) unsafe fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, rat
 /// # Safety
 /// `out` valid for `out_len` writes (or NULL with 0); `written_out` NULL or valid for one
 /// write.
-unsafe fn render_into(
+pub(crate) unsafe fn render_into(
     out: *mut u8,
     out_len: usize,
     written_out: *mut usize,

@@ -8,8 +8,10 @@
 //! - Fallible functions return a [`ratecore_status`]; [`ratecore_status_message`] turns
 //!   it into text. Values are explicit and never reused.
 //! - Inputs first, outputs last. Outputs are written only when the status is
-//!   `RATECORE_STATUS_OK` (the one documented exception: a buffer-too-small answer may
-//!   report the length needed).
+//!   `RATECORE_STATUS_OK` (the documented exceptions: a buffer-too-small answer reports
+//!   the length needed, and for `ratecore_policy_limit_metrics` and
+//!   `ratecore_policy_offenders` the counters; a policy configuration error, and a
+//!   refused override, writes its message to the caller's error buffer).
 //! - A struct that may grow in later versions starts with a `size` field the caller sets
 //!   to `sizeof` the struct as it compiled it. The library reads or writes only the fields
 //!   that size covers, and rejects a size below the struct's first version with
@@ -33,8 +35,11 @@
 //! request checked against several tables), [`region`] (tables in caller-provided shared
 //! memory), [`headers`] (rate-limit headers and 429 bodies), [`policy`] (TOML policies
 //! checked per request), [`policy_request`] (requests with named attributes, and which
-//! limit decided), [`policy_metrics`] (per-limit counters, memory), [`version`]. `ffi`
-//! holds the pointer helpers every function uses.
+//! limit decided), [`policy_metrics`] (per-limit counters, their Prometheus export,
+//! memory), [`policy_reload`] (replacing a policy while it is in use),
+//! [`policy_overrides`] (per-client quotas set, removed and listed at run time),
+//! [`policy_offenders`] (the keys that keep sending while denied), [`version`]. `ffi`
+//! holds the pointer helpers every function uses, `lines` the text reports' format.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,
@@ -44,6 +49,7 @@
 #![allow(non_camel_case_types)]
 
 mod ffi;
+mod lines;
 
 pub mod charge;
 pub mod headers;
@@ -51,6 +57,9 @@ pub mod limiter;
 pub mod panic;
 pub mod policy;
 pub mod policy_metrics;
+pub mod policy_offenders;
+pub mod policy_overrides;
+pub mod policy_reload;
 pub mod policy_request;
 pub mod quota;
 pub mod region;
@@ -80,7 +89,18 @@ pub use policy::{
 };
 pub use policy_metrics::{
     ratecore_limit_metrics, ratecore_policy_limit_count, ratecore_policy_limit_metrics,
-    ratecore_policy_memory_bytes,
+    ratecore_policy_memory_bytes, ratecore_policy_render_metrics,
+};
+pub use policy_offenders::{
+    ratecore_offender_stats, ratecore_policy_offenders, RATECORE_OFFENDERS,
+    RATECORE_OFFENDER_KEY_BYTES,
+};
+pub use policy_overrides::{
+    ratecore_override_quota, ratecore_policy_overrides, ratecore_policy_remove_override,
+    ratecore_policy_set_override,
+};
+pub use policy_reload::{
+    ratecore_policy_reload_file, ratecore_policy_reload_toml, ratecore_reload_report,
 };
 pub use policy_request::{
     ratecore_attribute, ratecore_http_request, ratecore_policy_check_http, ratecore_policy_outcome,

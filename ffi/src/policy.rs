@@ -2,6 +2,7 @@
 //! request, answered with the exact headers and 429 body.
 
 use std::ffi::{c_char, CStr};
+use std::fmt;
 
 use ratecore::policy::{Attribute, ConfigError, Policy, PolicyDecision, Request};
 
@@ -15,13 +16,19 @@ use crate::status::ratecore_status;
 
 /// A policy: named rules (route, conditions on request attributes, keyed limits) with
 /// their keyed tables, and how it answers (header style, 429 body, status). Built from
-/// TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`; all memory is
-/// allocated then, and checks never allocate.
+/// TOML by `ratecore_policy_from_toml` or `ratecore_policy_from_file`, and replaceable in
+/// place by `ratecore_policy_reload_toml` or `_reload_file`; all memory is allocated
+/// then, and checks never allocate.
 ///
 /// Thread safety: a handle may be shared by any number of threads calling
 /// `ratecore_policy_check`, `_peek`, `_check_http`, `_peek_http`, `_limit_count`,
-/// `_limit_metrics` and `_memory_bytes` concurrently. `ratecore_policy_free` must not
-/// race any other call on the same handle.
+/// `_limit_metrics`, `_render_metrics`, `_memory_bytes`, `_overrides`, `_offenders`,
+/// `_reload_toml`, `_reload_file`, `_set_override` and `_remove_override` concurrently:
+/// a reload or an override change may run while other threads check, and while other
+/// threads reload or change overrides (these take turns, each building on the version
+/// the one before left in force). Each call works on one version of the policy from
+/// start to finish. `ratecore_policy_free` must not race any other call on the same
+/// handle.
 pub struct ratecore_policy {
     _private: [u8; 0],
 }
@@ -86,10 +93,13 @@ pub struct ratecore_policy_result {
     pub content_type: *const c_char,
 }
 
-/// Writes a configuration error's text, NUL-terminated and truncated to fit.
-fn write_error(error: &ConfigError, out: *mut c_char, out_len: usize) {
-    // SAFETY: `ratecore_policy_from_*`'s contract makes `out` NULL or valid for `out_len`
-    // writes; a failed check just skips the message.
+/// Writes an error's text, NUL-terminated and truncated to fit.
+///
+/// # Safety
+/// `out` is NULL or valid for `out_len` writes.
+pub(crate) unsafe fn write_error(error: &dyn fmt::Display, out: *mut c_char, out_len: usize) {
+    // SAFETY: forwarded from this function's contract; a failed check (NULL with a
+    // length, a length above `isize::MAX`) just skips the message.
     let Ok(mut buffer) = (unsafe { output_slice(out.cast::<u8>(), out_len) }) else {
         return;
     };
@@ -112,8 +122,63 @@ fn config_status(error: &ConfigError) -> ratecore_status {
     }
 }
 
+/// A configuration step's result as the C API reports it: the value, or the error's
+/// status with its text written to `(error_out, error_len)`.
+///
+/// # Safety
+/// `error_out` is NULL or valid for `error_len` writes.
+pub(crate) unsafe fn configured<T>(
+    result: Result<T, ConfigError>,
+    error_out: *mut c_char,
+    error_len: usize,
+) -> Result<T, ratecore_status> {
+    result.map_err(|error| {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { write_error(&error, error_out, error_len) };
+        config_status(&error)
+    })
+}
+
+/// A TOML text argument and its origin (`(NULL, 0)` or empty: `<string>`).
+///
+/// # Safety
+/// Both strings are valid for their lengths, as for `input_slice`.
+pub(crate) unsafe fn toml_source<'a>(
+    toml: *const u8,
+    toml_len: usize,
+    origin: *const u8,
+    origin_len: usize,
+) -> Result<(&'a str, &'a str), ratecore_status> {
+    // SAFETY: forwarded from this function's contract.
+    let text = unsafe { utf8(toml, toml_len) }?;
+    // SAFETY: forwarded from this function's contract.
+    let origin = unsafe { utf8(origin, origin_len) }?;
+    Ok((
+        text,
+        if origin.is_empty() {
+            "<string>"
+        } else {
+            origin
+        },
+    ))
+}
+
+/// A NUL-terminated UTF-8 path argument.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated, and not written during `'a`.
+pub(crate) unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a str, ratecore_status> {
+    if path.is_null() {
+        return Err(ratecore_status::NullPointer);
+    }
+    // SAFETY: non-NULL and NUL-terminated (caller's promise).
+    unsafe { CStr::from_ptr(path) }
+        .to_str()
+        .map_err(|_| ratecore_status::InvalidUtf8)
+}
+
 /// Builds a policy from TOML text (`toml_len` bytes, UTF-8). `origin` (UTF-8, e.g. a file
-/// name; `(NULL, 0)` gives "<string>") names it in error messages. On
+/// name; `(NULL, 0)` gives `<string>`) names it in error messages. On
 /// `RATECORE_STATUS_INVALID_CONFIG` the message — "origin:line:column: field: what is
 /// wrong" — is written NUL-terminated (and truncated) to `error_out` if `error_len > 0`:
 /// the documented exception to "outputs only on success".
@@ -135,24 +200,12 @@ pub unsafe extern "C" fn ratecore_policy_from_toml(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output(policy_out) }?;
         // SAFETY: forwarded from this function's contract.
-        let text = unsafe { utf8(toml, toml_len) }?;
+        let (text, origin) = unsafe { toml_source(toml, toml_len, origin, origin_len) }?;
         // SAFETY: forwarded from this function's contract.
-        let origin = unsafe { utf8(origin, origin_len) }?;
-        let origin = if origin.is_empty() {
-            "<string>"
-        } else {
-            origin
-        };
-        match Policy::from_toml_str(text, origin) {
-            Ok(policy) => {
-                out.write(into_handle::<ratecore_policy>(policy));
-                Ok(())
-            }
-            Err(error) => {
-                write_error(&error, error_out, error_len);
-                Err(config_status(&error))
-            }
-        }
+        let policy =
+            unsafe { configured(Policy::from_toml_str(text, origin), error_out, error_len) }?;
+        out.write(into_handle::<ratecore_policy>(policy));
+        Ok(())
     })
 }
 
@@ -172,23 +225,12 @@ pub unsafe extern "C" fn ratecore_policy_from_file(
     guard(|| {
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output(policy_out) }?;
-        if path.is_null() {
-            return Err(ratecore_status::NullPointer);
-        }
-        // SAFETY: non-NULL and NUL-terminated (caller's promise).
-        let path = unsafe { CStr::from_ptr(path) }
-            .to_str()
-            .map_err(|_| ratecore_status::InvalidUtf8)?;
-        match Policy::from_toml_file(path) {
-            Ok(policy) => {
-                out.write(into_handle::<ratecore_policy>(policy));
-                Ok(())
-            }
-            Err(error) => {
-                write_error(&error, error_out, error_len);
-                Err(config_status(&error))
-            }
-        }
+        // SAFETY: forwarded from this function's contract.
+        let path = unsafe { path_arg(path) }?;
+        // SAFETY: forwarded from this function's contract.
+        let policy = unsafe { configured(Policy::from_toml_file(path), error_out, error_len) }?;
+        out.write(into_handle::<ratecore_policy>(policy));
+        Ok(())
     })
 }
 

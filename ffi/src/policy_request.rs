@@ -92,8 +92,9 @@ pub struct ratecore_policy_outcome {
     /// The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
     pub content_type: *const c_char,
     /// The limit that decided, as its index in policy order (rules in order, each rule's
-    /// limits in order; the index `ratecore_policy_limit_metrics` takes), or
-    /// `RATECORE_NO_LIMIT` when no limit applied.
+    /// limits in order; the index `ratecore_policy_limit_metrics` takes) in the version
+    /// the check ran on (a reload may renumber limits), or `RATECORE_NO_LIMIT` when no
+    /// limit applied.
     pub deciding_limit: u32,
     /// Denied because the request lacks an attribute a limit keys on (that limit's
     /// `on_missing = "deny"`).

@@ -106,6 +106,12 @@ pub enum ratecore_status {
     InvalidConfig = 401,
     /// The policy file could not be read.
     ConfigUnreadable = 402,
+    /// The policy has no limit of that name in that rule.
+    UnknownLimit = 403,
+    /// An override is invalid for its limit: its attribute name, its quota (the limit's
+    /// own rules apply, such as a limit of at least 1), or a burst on a limit that is not
+    /// GCRA; the error text says why.
+    InvalidOverride = 404,
 
     /// Rendering failed (a reason this library version does not name yet).
     RenderError = 500,
@@ -118,7 +124,7 @@ pub enum ratecore_status {
 impl ratecore_status {
     /// Every status, in value order.
     #[must_use]
-    pub const fn all() -> [Self; 38] {
+    pub const fn all() -> [Self; 40] {
         [
             Self::Ok,
             Self::NullPointer,
@@ -155,6 +161,8 @@ impl ratecore_status {
             Self::PolicyError,
             Self::InvalidConfig,
             Self::ConfigUnreadable,
+            Self::UnknownLimit,
+            Self::InvalidOverride,
             Self::RenderError,
             Self::UnknownHeaderStyle,
             Self::InvalidUtf8,
@@ -226,6 +234,8 @@ impl ratecore_status {
             Self::PolicyError => c"the policy could not be built",
             Self::InvalidConfig => c"the policy configuration is malformed",
             Self::ConfigUnreadable => c"the policy file could not be read",
+            Self::UnknownLimit => c"the policy has no limit of that name in that rule",
+            Self::InvalidOverride => c"the override is invalid for its limit",
             Self::RenderError => c"rendering failed",
             Self::UnknownHeaderStyle => c"unknown header style",
             Self::InvalidUtf8 => c"a string argument is not valid UTF-8",

@@ -67,6 +67,8 @@ fn status_values_are_stable() {
         (S::PolicyError, 400),
         (S::InvalidConfig, 401),
         (S::ConfigUnreadable, 402),
+        (S::UnknownLimit, 403),
+        (S::InvalidOverride, 404),
         (S::RenderError, 500),
         (S::UnknownHeaderStyle, 501),
         (S::InvalidUtf8, 502),
@@ -90,7 +92,7 @@ fn every_status_has_its_own_message() {
         assert!(!text.is_empty() && text != "unknown status", "{status:?}");
         assert!(seen.insert(text), "{status:?} shares its message");
     }
-    for unknown in [8, 99, 112, 199, 202, 310, 403, 503, 600, u32::MAX] {
+    for unknown in [8, 99, 112, 199, 202, 310, 405, 503, 600, u32::MAX] {
         assert_eq!(message(unknown), "unknown status");
     }
 }

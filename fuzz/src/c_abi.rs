@@ -3,7 +3,9 @@
 //! An input is a sequence of calls to the exported `extern "C"` functions, on an arena
 //! of live handles and region buffers: limiters, tables (owned, initialised in a region,
 //! attached to one), stats and introspection, status messages, policies (checked with
-//! the fixed-identity request and with named attributes, per-limit metrics, memory).
+//! the fixed-identity request and with named attributes, reloaded from text or a file,
+//! per-limit metrics with their names copied out, the metrics' text export, memory,
+//! overrides set, removed and listed, the repeat-offender report).
 //! Every pointer passed is either NULL, misaligned (inside a valid buffer, so a missing
 //! check would still not read out of bounds), or valid for exactly the length passed; a
 //! length is exact, 0, or above `PTRDIFF_MAX` (rejected before any read). Structs that
@@ -16,13 +18,13 @@
 //! - otherwise the status and outputs are exactly what the Rust API returns for the same
 //!   request (a `Limiter`/`Composite`, or a keyed table with at most 8 keys, whose
 //!   decisions do not depend on the hash seed; a policy check that would give one of a
-//!   policy's limits a ninth key is not made), and outputs are written only on success
-//!   (except `ratecore_table_limits`' count, documented to be reported on
-//!   `BUFFER_TOO_SMALL`);
+//!   policy's limits a ninth key is not made; a reloaded handle is compared with its
+//!   mirror reloaded alike), and outputs are written only on success (except what is
+//!   documented to be reported on `BUFFER_TOO_SMALL`, and configuration errors' text);
 //! - every status has a message.
 
 use std::collections::BTreeSet;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::fmt;
 use std::ptr;
 
@@ -30,7 +32,8 @@ use arbitrary::Arbitrary;
 use ratecore::http::{
     render_body, render_headers, BodyStyle, HeaderInput, HeaderStyle, QuotaReport,
 };
-use ratecore::policy::{Attribute, OnMissing, Policy, PolicyDecision, Request};
+use ratecore::policy::{Attribute, ConfigError, OnMissing, Policy, PolicyDecision, Request};
+use ratecore::policy::{OverrideQuota, PolicyError};
 use ratecore::table::region::region_size;
 use ratecore::table::OwnedTable;
 use ratecore::{
@@ -41,8 +44,9 @@ use ratecore_ffi::table::ratecore_table_stats;
 use ratecore_ffi::{
     ratecore_attribute, ratecore_http_request, ratecore_limit_metrics, ratecore_policy_check_http,
     ratecore_policy_limit_count, ratecore_policy_limit_metrics, ratecore_policy_memory_bytes,
-    ratecore_policy_outcome, ratecore_policy_peek_http, RATECORE_MAX_REQUEST_ATTRIBUTES,
-    RATECORE_NO_LIMIT,
+    ratecore_policy_outcome, ratecore_policy_peek_http, ratecore_policy_reload_file,
+    ratecore_policy_reload_toml, ratecore_policy_render_metrics, ratecore_reload_report,
+    RATECORE_MAX_REQUEST_ATTRIBUTES, RATECORE_NO_LIMIT,
 };
 use ratecore_ffi::{
     ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each,
@@ -55,13 +59,17 @@ use ratecore_ffi::{
     ratecore_table_peek_each, ratecore_table_region_size, ratecore_version,
 };
 use ratecore_ffi::{
-    ratecore_table_charge, ratecore_table_check_undoable, ratecore_table_undo,
-    RATECORE_TABLE_CHARGE_WORDS,
+    ratecore_offender_stats, ratecore_override_quota, ratecore_policy_offenders,
+    ratecore_policy_overrides, ratecore_policy_remove_override, ratecore_policy_set_override,
 };
 use ratecore_ffi::{
     ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_toml,
     ratecore_policy_peek, ratecore_policy_result, ratecore_quota_report, ratecore_render_headers,
     ratecore_render_problem_json, ratecore_render_text_body, ratecore_request,
+};
+use ratecore_ffi::{
+    ratecore_table_charge, ratecore_table_check_undoable, ratecore_table_undo,
+    RATECORE_TABLE_CHARGE_WORDS,
 };
 
 use crate::gen::Num;
@@ -389,8 +397,81 @@ pub enum Call {
         huge_index: bool,
         /// The metrics' `size`.
         size: SizeArg,
+        /// The names' text buffer's size.
+        text_len: u8,
+        /// How the text buffer is passed.
+        text_arg: SliceArg,
         /// The out pointers.
         out: OutArg,
+    },
+    /// `ratecore_policy_reload_toml`, or `_reload_file` with `file`.
+    PolicyReload {
+        /// Handle.
+        handle: HandleArg,
+        /// The TOML text.
+        text: PolicyText,
+        /// How it is passed.
+        how: StrHow,
+        /// The origin.
+        origin: StrArg,
+        /// Reload from this file instead.
+        file: Option<FileArg>,
+        /// The error buffer's size.
+        error_len: u8,
+        /// How the error buffer is passed.
+        error_arg: SliceArg,
+        /// The report pointer.
+        report: OutArg,
+        /// The report's `size`.
+        size: SizeArg,
+    },
+    /// `ratecore_policy_render_metrics`.
+    PolicyRenderMetrics {
+        /// Handle.
+        handle: HandleArg,
+        /// The output buffer (`written` is `len_out`).
+        out: BufArg,
+    },
+    /// `ratecore_policy_set_override`.
+    PolicySetOverride {
+        /// Handle.
+        handle: HandleArg,
+        /// Which override.
+        which: OverrideArg,
+        /// Its quota.
+        quota: QuotaArg,
+        /// The error buffer's size.
+        error_len: u8,
+        /// How the error buffer is passed.
+        error_arg: SliceArg,
+    },
+    /// `ratecore_policy_remove_override`.
+    PolicyRemoveOverride {
+        /// Handle.
+        handle: HandleArg,
+        /// Which override.
+        which: OverrideArg,
+        /// The `removed_out` pointer (misaligned: one byte on, still aligned for a
+        /// `bool`).
+        out: OutArg,
+    },
+    /// `ratecore_policy_overrides`.
+    PolicyOverrides {
+        /// Handle.
+        handle: HandleArg,
+        /// The output buffer (`written` is `len_out`).
+        out: BufArg,
+    },
+    /// `ratecore_policy_offenders`.
+    PolicyOffenders {
+        /// Handle.
+        handle: HandleArg,
+        /// The output buffer (`written` is `len_out`).
+        out: BufArg,
+        /// The stats pointer.
+        stats: OutArg,
+        /// The stats' `size`.
+        size: SizeArg,
     },
     /// `ratecore_policy_free`.
     PolicyFree {
@@ -543,6 +624,103 @@ const POLICIES: [&str; 5] = [
     "[response]\nheaders = \"uphold\"\nproblem_type = \"https://example.com/429\"\nproblem_title = \"Slow down\"\n[table]\ncapacity = 8\nwhen_full = \"evict\"\n\n[[rule]]\nname = \"app\"\n\n[[rule.limit]]\nkey = \"app_user\"\nlimit = 4\nperiod = \"10s\"\n\n[[rule]]\nname = \"ev\"\nroute = \"ALL /cards/:card/*\"\n\n[[rule.limit]]\nkey = \"client_ip\"\nalgorithm = \"sliding_window\"\nlimit = 2\nperiod = \"2s\"\n",
     "[response]\nheaders = \"evenergy\"\nbody = \"problem+json\"\nproblem_type = \"https://example.com/429\"\nproblem_title = \"Slow down\"\n[table]\ncapacity = 8\nwhen_full = \"deny\"\n\n[[rule]]\nname = \"internal\"\nwhen = { tier = \"internal\" }\nunlimited = true\n\n[[rule]]\nname = \"authorization-code\"\nwhen = { auth = \"authorization_code\" }\n\n[[rule.limit]]\nname = \"per-app-user\"\nkey = [\"app\", \"user\"]\non_missing = \"deny\"\nalgorithm = \"sliding_window_strict\"\nlimit = 3\nperiod = \"1s\"\nsub_windows = 4\n\n[[rule]]\nname = \"client-credentials\"\nwhen = { auth = \"client_credentials\" }\n\n[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"shared\"\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1s\"\nburst = 3\n\n[[rule.limit]]\nname = \"per-app-audit\"\nkey = [\"app\"]\non_missing = \"shared\"\nalgorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1s\"\nshadow = true\n",
     "[response]\nheaders = \"ietf\"\nstatus = 503\n[table]\ncapacity = 8\nwhen_full = \"evict\"\n\n[[rule]]\nname = \"writes\"\nroute = \"POST /v1/*\"\nwhen = { tier = { not_in = [\"internal\"] } }\nshadow = false\n\n[[rule.limit]]\nname = \"per-tenant\"\nkey = [\"tenant\"]\non_missing = \"skip\"\nalgorithm = \"fixed_window\"\nlimit = 4\nperiod = \"2s\"\n\n[[rule.limit]]\nname = \"per-tenant-audit\"\nkey = [\"tenant\"]\non_missing = \"skip\"\nalgorithm = \"sliding_window\"\nlimit = 2\nperiod = \"1s\"\nshadow = true\n\n[[rule]]\nname = \"clients\"\nwhen = { client = { present = true }, auth = [\"client_credentials\", \"personal_token\"] }\n\n[[rule.limit]]\nname = \"per-client\"\nkey = [\"client\"]\nalgorithm = \"gcra\"\nlimit = 5\nperiod = \"1s\"\n\n[[rule.limit]]\nname = \"all\"\nkey = []\nalgorithm = \"fixed_window\"\nlimit = 50\nperiod = \"1m\"\n",
+];
+
+/// The file a reload reads.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileArg {
+    /// One of [`RELOAD_FILES`] (modulo their number).
+    Path(u8),
+    /// A NULL path.
+    Null,
+    /// A path that is not UTF-8.
+    InvalidUtf8,
+}
+
+/// Which limit an override call names.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum LimitName {
+    /// One of the policy's limits (modulo their number), by its rule's name and its own.
+    Known(u8),
+    /// Any rule and limit names.
+    Raw(StrArg, StrArg),
+}
+
+/// Which override a call names, and how its strings are passed.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct OverrideArg {
+    /// The limit.
+    pub limit: LimitName,
+    /// The attribute (modulo [`OVERRIDE_ATTRIBUTES`]).
+    pub attribute: u8,
+    /// How the attribute is passed.
+    pub attribute_how: StrHow,
+    /// The value (modulo [`ATTR_VALUES`]).
+    pub value: u8,
+    /// How the value is passed.
+    pub value_arg: SliceArg,
+}
+
+/// Attributes an override may select by: the builtin policies' key attributes, two
+/// more, and two names the API refuses.
+const OVERRIDE_ATTRIBUTES: [&str; 8] = [
+    "app",
+    "tenant",
+    "client",
+    "user",
+    "client_ip",
+    "tier",
+    "a b",
+    "",
+];
+
+/// An override quota as C passes it.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaArg {
+    /// The `unlimited` byte: mostly 0 or 1, now and then another byte (refused).
+    pub unlimited: u8,
+    /// `limit`.
+    pub limit: Num,
+    /// `burst` (`None`: 0).
+    pub burst: Option<Num>,
+    /// The `size`.
+    pub size: SizeArg,
+    /// The pointer (an "output" only in how it is passed: valid, NULL, misaligned).
+    pub ptr: OutArg,
+}
+
+impl QuotaArg {
+    fn unlimited_byte(self) -> u8 {
+        match self.unlimited % 5 {
+            0 | 1 => 0,
+            2 | 3 => 1,
+            _ => 2 + self.unlimited / 5,
+        }
+    }
+
+    /// The quota the library reads, or `None` when its fields are refused.
+    fn quota(self) -> Option<OverrideQuota> {
+        let (limit, burst) = (self.limit.get(), self.burst.map_or(0, Num::get));
+        match (self.unlimited_byte(), limit, burst) {
+            (0, limit, 0) => Some(OverrideQuota::Limit { limit, burst: None }),
+            (0, limit, burst) => Some(OverrideQuota::Limit {
+                limit,
+                burst: Some(burst),
+            }),
+            (1, 0, 0) => Some(OverrideQuota::Unlimited),
+            _ => None,
+        }
+    }
+}
+
+/// Files a reload may read, relative to the repository: the example policies, a TOML
+/// file that is not a policy, and one that does not exist.
+const RELOAD_FILES: [&str; 5] = [
+    "examples/policies/evenergy.toml",
+    "examples/policies/switch.toml",
+    "examples/policies/uphold.toml",
+    "ffi/cbindgen.toml",
+    "examples/policies/missing.toml",
 ];
 
 impl PolicyText {
@@ -764,6 +942,8 @@ struct PolicyHandle {
 /// keys (its decisions then do not depend on its seed, and the mirror's equal the
 /// handle's). Counts every checked request's key, whether or not its rule applied.
 struct KeyBudget {
+    /// Each limit's rule and name.
+    names: Vec<(String, String)>,
     /// Each limit's key attributes, and whether a request lacking one still gets a key.
     limits: Vec<(Vec<String>, bool)>,
     /// The keys seen per limit.
@@ -772,13 +952,39 @@ struct KeyBudget {
 
 impl KeyBudget {
     fn new(policy: &Policy) -> Self {
-        let limits: Vec<(Vec<String>, bool)> = policy
-            .rules()
+        let rules: Vec<_> = policy.rules().collect();
+        let names = rules
+            .iter()
+            .flat_map(|rule| {
+                rule.limits
+                    .iter()
+                    .map(|l| (rule.name.clone(), l.name.clone()))
+            })
+            .collect();
+        let limits: Vec<(Vec<String>, bool)> = rules
+            .iter()
             .flat_map(|rule| &rule.limits)
             .map(|limit| (limit.key.clone(), limit.on_missing == OnMissing::Shared))
             .collect();
         let seen = vec![BTreeSet::new(); limits.len()];
-        Self { limits, seen }
+        Self {
+            names,
+            limits,
+            seen,
+        }
+    }
+
+    /// The budget of `policy`, just reloaded from the version this one counts: a limit
+    /// of the same rule and name keeps its keys (a reload keeps only the tables of such
+    /// limits; counting a fresh table's keys too only makes the budget stricter).
+    fn reloaded(&self, policy: &Policy) -> Self {
+        let mut next = Self::new(policy);
+        for (name, seen) in next.names.iter().zip(&mut next.seen) {
+            if let Some(old) = self.names.iter().position(|n| n == name) {
+                seen.clone_from(&self.seen[old]);
+            }
+        }
+        next
     }
 
     /// Records the keys a check of a request with `attributes` gives the limits; false
@@ -1983,18 +2189,7 @@ fn step(arena: &mut Arena, call: &Call) {
                 }
                 Err(e) => {
                     assert_eq!(status, S::InvalidConfig, "policy_from_toml: {e}");
-                    let writable =
-                        elen > 0 && matches!(error_arg, SliceArg::Exact | SliceArg::Misaligned);
-                    if writable {
-                        let message = e.to_string();
-                        let n = message.len().min(elen - 1);
-                        let mut want = vec![0u8; elen];
-                        want[..n].copy_from_slice(&message.as_bytes()[..n]);
-                        assert_eq!(&ebuf[..elen], &want[..], "error text");
-                        assert_eq!(ebuf[elen..], untouched[elen..]);
-                    } else {
-                        assert_eq!(ebuf, untouched);
-                    }
+                    assert_error_text(&e, &ebuf, &untouched, elen, *error_arg);
                 }
             }
         }
@@ -2281,6 +2476,8 @@ fn step(arena: &mut Arena, call: &Call) {
             index,
             huge_index,
             size,
+            text_len,
+            text_arg,
             out,
         } => {
             let target = pick(&arena.policies, *handle);
@@ -2324,37 +2521,51 @@ fn step(arena: &mut Arena, call: &Call) {
             if short {
                 faults.0.push(S::InvalidArgument);
             }
+            let mut text = vec![0xaa_u8; usize::from(*text_len) + 1];
+            let text_untouched = text.clone();
+            let (tp, tlen) = slice_ptr(&mut text, *text_arg);
+            faults.slice(*text_arg, tlen, 1);
             let mut slot = [WideMetrics::sentinel(size); 2];
             let untouched = slot;
             let op = out_ptr(&mut slot, *out).cast::<ratecore_limit_metrics>();
-            // SAFETY: as above; a valid out pointer holds the size it states.
-            let status = unsafe { ratecore_policy_limit_metrics(hp, index, op) };
+            // SAFETY: as above; the text buffer as `text_arg` says; a valid out pointer
+            // holds the size it states.
+            let status = unsafe { ratecore_policy_limit_metrics(hp, index, tp, tlen, op) };
             if !faults.judge(status, "policy_limit_metrics") {
                 assert!(
                     slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
                     "metrics written with {status:?}"
                 );
+                assert_eq!(text, text_untouched, "names written with {status:?}");
                 return;
             }
-            assert_eq!(status, S::Ok);
             let (limit, metrics) = mirror
                 .expect("live")
                 .metrics()
                 .nth(index)
                 .expect("in range");
+            // The rule name, then the limit name, when they fit; else nothing.
+            let names = [limit.rule.as_bytes(), limit.name.as_bytes()].concat();
+            if names.len() > tlen {
+                assert_eq!(status, S::BufferTooSmall, "policy_limit_metrics");
+                assert_eq!(text, text_untouched, "names written past the capacity");
+            } else {
+                assert_eq!(status, S::Ok, "policy_limit_metrics");
+                assert_eq!(&text[..names.len()], &names[..], "names differ");
+                assert_eq!(
+                    text[names.len()..],
+                    text_untouched[names.len()..],
+                    "wrote past the names"
+                );
+            }
             let got = slot[0].metrics;
             assert_eq!(got.size, std::mem::size_of::<ratecore_limit_metrics>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the metrics");
             assert!(slot[1].same(&untouched[1]), "wrote past the metrics");
-            // SAFETY: documented valid for their lengths while the policy lives.
-            let (rule, name) = unsafe {
-                (
-                    std::slice::from_raw_parts(got.rule, got.rule_len),
-                    std::slice::from_raw_parts(got.name, got.name_len),
-                )
-            };
-            assert_eq!(rule, limit.rule.as_bytes());
-            assert_eq!(name, limit.name.as_bytes());
+            assert_eq!(
+                (got.rule_len, got.name_len),
+                (limit.rule.len(), limit.name.len())
+            );
             assert_eq!(got.shadow, limit.shadow);
             assert_eq!(
                 (got.allowed, got.denied, got.shadow_denied, got.skipped),
@@ -2366,6 +2577,364 @@ fn step(arena: &mut Arena, call: &Call) {
                 ),
                 "metrics differ"
             );
+        }
+        Call::PolicyReload {
+            handle,
+            text,
+            how,
+            origin,
+            file,
+            error_len,
+            error_arg,
+            report,
+            size,
+        } => {
+            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
+            let hp = target.map_or(ptr::null_mut(), |index| {
+                handle_ptr(arena.policies[index].ptr, *handle)
+            });
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            faults.out(*report);
+            // A size below the full report's but covering its first version (up to
+            // `dropped`) is accepted: that version is written.
+            let (size, _) = size.of::<ratecore_reload_report>();
+            let first = std::mem::offset_of!(ratecore_reload_report, overrides_dropped);
+            if size < first {
+                faults.0.push(S::InvalidArgument);
+            }
+            let mut ebuf = vec![0xaa_u8; usize::from(*error_len) + 1];
+            let untouched = ebuf.clone();
+            let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
+            let mut slot = [WideReport::sentinel(size); 2];
+            let slot_untouched = slot;
+            let rp = out_ptr(&mut slot, *report).cast::<ratecore_reload_report>();
+            let (status, source) = match file {
+                None => {
+                    let text = text.text();
+                    if crate::policy::table_bytes(&text) > crate::policy::MAX_TABLE_BYTES {
+                        return;
+                    }
+                    let t = CStrArg::new(&text, *how);
+                    let o = CStrArg::new(&origin.text, origin.how);
+                    faults.0.extend(t.fault);
+                    faults.0.extend(o.fault);
+                    // SAFETY: every pointer is valid for its length, NULL, or misaligned.
+                    let status = unsafe {
+                        ratecore_policy_reload_toml(
+                            hp,
+                            t.ptr(),
+                            t.len,
+                            o.ptr(),
+                            o.len,
+                            ep.cast(),
+                            elen,
+                            rp,
+                        )
+                    };
+                    let origin = if o.text.is_empty() {
+                        "<string>".to_string()
+                    } else {
+                        o.text.clone()
+                    };
+                    (status, Reload::Text(t.text, origin))
+                }
+                Some(file) => {
+                    let path = match file {
+                        FileArg::Path(i) => Some(repo_path(RELOAD_FILES[usize::from(*i) % 5])),
+                        FileArg::Null => None,
+                        FileArg::InvalidUtf8 => Some(b"examples/\xff.toml".to_vec()),
+                    };
+                    let text = path.as_deref().and_then(|p| {
+                        std::fs::read_to_string(String::from_utf8_lossy(p).as_ref()).ok()
+                    });
+                    if text.is_some_and(|t| {
+                        crate::policy::table_bytes(&t) > crate::policy::MAX_TABLE_BYTES
+                    }) {
+                        return;
+                    }
+                    let path = path.map(|p| CString::new(p).expect("no NUL"));
+                    let pp = path.as_ref().map_or(ptr::null(), |p| p.as_ptr());
+                    match path.as_ref().map(|p| p.to_str()) {
+                        None => faults.0.push(S::NullPointer),
+                        Some(Err(_)) => faults.0.push(S::InvalidUtf8),
+                        Some(Ok(_)) => {}
+                    }
+                    // SAFETY: every pointer is valid for its length, NULL, or misaligned;
+                    // the path is NULL or NUL-terminated.
+                    let status =
+                        unsafe { ratecore_policy_reload_file(hp, pp, ep.cast(), elen, rp) };
+                    let path = path.and_then(|p| p.into_string().ok()).unwrap_or_default();
+                    (status, Reload::File(path))
+                }
+            };
+            let fine = faults.judge(status, "policy_reload");
+            if !fine || status != S::Ok {
+                assert!(
+                    slot.iter().zip(&slot_untouched).all(|(a, b)| a.same(b)),
+                    "report written with {status:?}"
+                );
+            }
+            if !fine {
+                assert_eq!(ebuf, untouched, "error written with an argument fault");
+                return;
+            }
+            let h = &mut arena.policies[target.expect("live")];
+            let expected = match &source {
+                Reload::Text(text, origin) => h.mirror.reload_toml_str(text, origin),
+                Reload::File(path) => h.mirror.reload_toml_file(path),
+            };
+            match expected {
+                Ok(want) => {
+                    assert_eq!(status, S::Ok, "policy_reload");
+                    assert_eq!(ebuf, untouched, "error written on success");
+                    let got = slot[0].report;
+                    let full = std::mem::size_of::<ratecore_reload_report>();
+                    let written = if size >= full { full } else { first };
+                    assert_eq!(
+                        (got.size, got.kept, got.fresh, got.dropped),
+                        (written, want.kept, want.fresh, want.dropped),
+                        "reload report differs"
+                    );
+                    let overrides_dropped = if written == full {
+                        want.overrides_dropped
+                    } else {
+                        slot_untouched[0].report.overrides_dropped
+                    };
+                    assert_eq!(
+                        got.overrides_dropped, overrides_dropped,
+                        "reload report's overrides_dropped"
+                    );
+                    assert_eq!(
+                        slot[0].tail, slot_untouched[0].tail,
+                        "wrote past the report"
+                    );
+                    assert!(slot[1].same(&slot_untouched[1]), "wrote past the report");
+                    h.budget = h.budget.reloaded(&h.mirror);
+                }
+                Err(e) => {
+                    let want = if e.message.starts_with("cannot read: ") {
+                        S::ConfigUnreadable
+                    } else {
+                        S::InvalidConfig
+                    };
+                    assert_eq!(status, want, "policy_reload: {e}");
+                    assert_error_text(&e, &ebuf, &untouched, elen, *error_arg);
+                }
+            }
+        }
+        Call::PolicyRenderMetrics { handle, out } => {
+            let target = pick(&arena.policies, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let mut o = OutBuf::new(out, &mut faults);
+            // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
+            // says.
+            let status =
+                unsafe { ratecore_policy_render_metrics(hp, o.ptr, o.len, o.written_ptr()) };
+            if !faults.judge(status, "policy_render_metrics") {
+                o.assert_untouched(status);
+                return;
+            }
+            let mirror = &target.expect("live").1.mirror;
+            o.compare(status, |buf| mirror.render_metrics(buf));
+        }
+        Call::PolicySetOverride {
+            handle,
+            which,
+            quota,
+            error_len,
+            error_arg,
+        } => {
+            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
+            let hp = target.map_or(ptr::null_mut(), |index| {
+                handle_ptr(arena.policies[index].ptr, *handle)
+            });
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let names = target.map(|index| arena.policies[index].budget.names.as_slice());
+            let selector = Selector::new(which, names, &mut faults);
+            let (size, short) = quota.size.of::<ratecore_override_quota>();
+            if short {
+                faults.0.push(S::InvalidArgument);
+            }
+            faults.out(quota.ptr);
+            let wanted = quota.quota();
+            if wanted.is_none() {
+                faults.0.push(S::InvalidArgument);
+            }
+            let mut slot = [WideQuota::new(size, quota); 2];
+            let qp = out_ptr(&mut slot, quota.ptr).cast::<ratecore_override_quota>();
+            let mut ebuf = vec![0xaa_u8; usize::from(*error_len) + 1];
+            let untouched = ebuf.clone();
+            let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
+            let [rule, limit, attribute] = selector.strs();
+            let (value, value_len) = selector.value();
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned; a valid
+            // quota pointer holds the size it states.
+            let status = unsafe {
+                ratecore_policy_set_override(
+                    hp,
+                    rule.ptr(),
+                    rule.len,
+                    limit.ptr(),
+                    limit.len,
+                    attribute.ptr(),
+                    attribute.len,
+                    value,
+                    value_len,
+                    qp,
+                    ep.cast(),
+                    elen,
+                )
+            };
+            if !faults.judge(status, "policy_set_override") {
+                assert_eq!(ebuf, untouched, "error written with an argument fault");
+                return;
+            }
+            let mirror = &arena.policies[target.expect("live")].mirror;
+            let result = mirror.set_override(
+                &rule.text,
+                &limit.text,
+                &attribute.text,
+                &selector.value_seen,
+                wanted.expect("a valid quota"),
+            );
+            match result {
+                Ok(()) => {
+                    assert_eq!(status, S::Ok, "policy_set_override");
+                    assert_eq!(ebuf, untouched, "error written on success");
+                }
+                Err(e) => {
+                    assert_eq!(status, override_status(&e), "policy_set_override: {e}");
+                    assert_error_message(&e.to_string(), &ebuf, &untouched, elen, *error_arg);
+                }
+            }
+        }
+        Call::PolicyRemoveOverride { handle, which, out } => {
+            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
+            let hp = target.map_or(ptr::null_mut(), |index| {
+                handle_ptr(arena.policies[index].ptr, *handle)
+            });
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let names = target.map(|index| arena.policies[index].budget.names.as_slice());
+            let selector = Selector::new(which, names, &mut faults);
+            // A `bool` is byte-aligned: "misaligned" is the next byte, a valid pointer.
+            let mut slot = [0xaa_u8; 3];
+            let (op, at) = match out {
+                OutArg::Valid => (slot.as_mut_ptr().cast::<bool>(), Some(0)),
+                OutArg::Misaligned => (slot.as_mut_ptr().wrapping_add(1).cast::<bool>(), Some(1)),
+                OutArg::Null => {
+                    faults.0.push(S::NullPointer);
+                    (ptr::null_mut(), None)
+                }
+            };
+            let [rule, limit, attribute] = selector.strs();
+            let (value, value_len) = selector.value();
+            // SAFETY: every pointer is valid for its length, NULL, or misaligned;
+            // `removed_out` is NULL or points into `slot`.
+            let status = unsafe {
+                ratecore_policy_remove_override(
+                    hp,
+                    rule.ptr(),
+                    rule.len,
+                    limit.ptr(),
+                    limit.len,
+                    attribute.ptr(),
+                    attribute.len,
+                    value,
+                    value_len,
+                    op,
+                )
+            };
+            if !faults.judge(status, "policy_remove_override") {
+                assert_eq!(slot, [0xaa; 3], "removed_out written with {status:?}");
+                return;
+            }
+            let mirror = &arena.policies[target.expect("live")].mirror;
+            match mirror.remove_override(
+                &rule.text,
+                &limit.text,
+                &attribute.text,
+                &selector.value_seen,
+            ) {
+                Ok(removed) => {
+                    assert_eq!(status, S::Ok, "policy_remove_override");
+                    let mut want = [0xaa_u8; 3];
+                    want[at.expect("valid")] = u8::from(removed);
+                    assert_eq!(slot, want, "removed_out");
+                }
+                Err(e) => {
+                    assert_eq!(status, override_status(&e), "policy_remove_override: {e}");
+                    assert_eq!(slot, [0xaa; 3], "removed_out written with {status:?}");
+                }
+            }
+        }
+        Call::PolicyOverrides { handle, out } => {
+            let target = pick(&arena.policies, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let mut o = OutBuf::new(out, &mut faults);
+            // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
+            // says.
+            let status = unsafe { ratecore_policy_overrides(hp, o.ptr, o.len, o.written_ptr()) };
+            if !faults.judge(status, "policy_overrides") {
+                o.assert_untouched(status);
+                return;
+            }
+            let mirror = &target.expect("live").1.mirror;
+            o.compare_text(status, &override_lines(mirror));
+        }
+        Call::PolicyOffenders {
+            handle,
+            out,
+            stats,
+            size,
+        } => {
+            let target = pick(&arena.policies, *handle);
+            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let mut faults = Faults::default();
+            faults.handle(*handle, arena.policies.len());
+            let mut o = OutBuf::new(out, &mut faults);
+            faults.out(*stats);
+            let (size, short) = size.of::<ratecore_offender_stats>();
+            if short {
+                faults.0.push(S::InvalidArgument);
+            }
+            let mut slot = [WideStats::sentinel(size); 2];
+            let untouched = slot;
+            let sp = out_ptr(&mut slot, *stats).cast::<ratecore_offender_stats>();
+            // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
+            // says; a valid stats pointer holds the size it states.
+            let status =
+                unsafe { ratecore_policy_offenders(hp, o.ptr, o.len, o.written_ptr(), sp) };
+            if !faults.judge(status, "policy_offenders") {
+                o.assert_untouched(status);
+                assert!(
+                    slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
+                    "stats written with {status:?}"
+                );
+                return;
+            }
+            let mirror = &target.expect("live").1.mirror;
+            let (offenders, want) = mirror.offenders();
+            o.compare_text(status, &offender_lines(&offenders));
+            // Written on success and with BUFFER_TOO_SMALL alike.
+            let got = slot[0].stats;
+            assert_eq!(
+                (got.size, got.evicted, got.unrecorded),
+                (
+                    std::mem::size_of::<ratecore_offender_stats>(),
+                    want.evicted,
+                    want.unrecorded
+                ),
+                "offender stats differ"
+            );
+            assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the stats");
+            assert!(slot[1].same(&untouched[1]), "wrote past the stats");
         }
         Call::PolicyFree { handle } => match (pick(&arena.policies, *handle), handle) {
             (Some((index, _)), HandleArg::Live(_)) => {
@@ -2396,6 +2965,38 @@ fn step(arena: &mut Arena, call: &Call) {
             let version = unsafe { CStr::from_ptr(version) }.to_str().expect("UTF-8");
             assert!(!version.is_empty());
         }
+    }
+}
+
+/// Where a reload reads its policy from.
+enum Reload {
+    /// TOML text and its origin.
+    Text(String, String),
+    /// A file's path.
+    File(String),
+}
+
+/// `path` (relative to the repository) for the fuzz binary, wherever it runs.
+fn repo_path(path: &str) -> Vec<u8> {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")).into_bytes()
+}
+
+/// Checks the error buffer after a configuration error: the message, NUL-terminated and
+/// truncated to fit, when the buffer was passed writable; untouched otherwise.
+fn assert_error_text(error: &ConfigError, buf: &[u8], untouched: &[u8], len: usize, arg: SliceArg) {
+    assert_error_message(&error.to_string(), buf, untouched, len, arg);
+}
+
+/// Checks an error buffer after an error with `message`, as [`assert_error_text`].
+fn assert_error_message(message: &str, buf: &[u8], untouched: &[u8], len: usize, arg: SliceArg) {
+    if len > 0 && matches!(arg, SliceArg::Exact | SliceArg::Misaligned) {
+        let n = message.len().min(len - 1);
+        let mut want = vec![0u8; len];
+        want[..n].copy_from_slice(&message.as_bytes()[..n]);
+        assert_eq!(&buf[..len], &want[..], "error text");
+        assert_eq!(buf[len..], untouched[len..], "wrote past the error buffer");
+    } else {
+        assert_eq!(buf, untouched, "error written to an unusable buffer");
     }
 }
 
@@ -2473,6 +3074,28 @@ impl OutBuf {
             "written_out set with {status:?}"
         );
         assert_eq!(self.buf, self.untouched, "buffer written with {status:?}");
+    }
+
+    /// Compares with a text report's documented contents: copied whole when it fits,
+    /// nothing written past it; else `BUFFER_TOO_SMALL` and the buffer untouched; the
+    /// length (needed) reported either way.
+    fn compare_text(&self, status: S, text: &[u8]) {
+        assert_eq!(self.written, [text.len(), usize::MAX], "len_out");
+        if text.len() <= self.len {
+            assert_eq!(status, S::Ok, "text report status");
+            assert_eq!(&self.buf[..text.len()], text, "text report differs");
+            assert_eq!(
+                self.buf[text.len()..],
+                self.untouched[text.len()..],
+                "wrote past the text"
+            );
+        } else {
+            assert_eq!(status, S::BufferTooSmall, "text report status");
+            assert_eq!(
+                self.buf, self.untouched,
+                "text written with BUFFER_TOO_SMALL"
+            );
+        }
     }
 
     /// Compares with the Rust renderer on a zeroed buffer of the same size.
@@ -2818,9 +3441,7 @@ impl WideMetrics {
         Self {
             metrics: ratecore_limit_metrics {
                 size,
-                rule: ptr::null(),
                 rule_len: usize::MAX,
-                name: ptr::null(),
                 name_len: usize::MAX,
                 shadow: true,
                 allowed: 0x5e5e,
@@ -2836,9 +3457,7 @@ impl WideMetrics {
         let fields = |m: &ratecore_limit_metrics| {
             (
                 m.size,
-                m.rule,
                 m.rule_len,
-                m.name,
                 m.name_len,
                 m.shadow,
                 m.allowed,
@@ -2849,4 +3468,237 @@ impl WideMetrics {
         };
         fields(&self.metrics) == fields(&other.metrics) && self.tail == other.tail
     }
+}
+
+/// A reload report slot with room for the size it states, filled with a pattern.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideReport {
+    report: ratecore_reload_report,
+    tail: [u8; 32],
+}
+
+impl WideReport {
+    fn sentinel(size: usize) -> Self {
+        Self {
+            report: ratecore_reload_report {
+                size,
+                kept: 0x5e5e,
+                fresh: 0x5e5f,
+                dropped: 0x5e60,
+                overrides_dropped: 0x5e61,
+            },
+            tail: [0xaa; 32],
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        let fields =
+            |r: &ratecore_reload_report| (r.size, r.kept, r.fresh, r.dropped, r.overrides_dropped);
+        fields(&self.report) == fields(&other.report) && self.tail == other.tail
+    }
+}
+
+/// An override's strings and value as passed, and what the library reads of them.
+struct Selector {
+    rule: CStrArg,
+    limit: CStrArg,
+    attribute: CStrArg,
+    /// The value's bytes (pointed to by `value_ptr`).
+    _value: Vec<u8>,
+    value_ptr: *const u8,
+    value_len: usize,
+    /// The value the library reads (meaningful when nothing is at fault).
+    value_seen: Vec<u8>,
+}
+
+impl Selector {
+    /// `names`: the picked policy's limits, by rule and name.
+    fn new(arg: &OverrideArg, names: Option<&[(String, String)]>, faults: &mut Faults) -> Self {
+        let (rule, limit) = match (&arg.limit, names) {
+            (LimitName::Known(i), Some(names)) if !names.is_empty() => {
+                let (rule, limit) = &names[usize::from(*i) % names.len()];
+                (
+                    CStrArg::new(rule, StrHow::Valid),
+                    CStrArg::new(limit, StrHow::Valid),
+                )
+            }
+            (LimitName::Known(_), _) => (
+                CStrArg::new("api", StrHow::Valid),
+                CStrArg::new("per-app", StrHow::Valid),
+            ),
+            (LimitName::Raw(rule, limit), _) => (
+                CStrArg::new(&rule.text, rule.how),
+                CStrArg::new(&limit.text, limit.how),
+            ),
+        };
+        let attribute = CStrArg::new(
+            OVERRIDE_ATTRIBUTES[usize::from(arg.attribute) % OVERRIDE_ATTRIBUTES.len()],
+            arg.attribute_how,
+        );
+        faults.0.extend(rule.fault);
+        faults.0.extend(limit.fault);
+        faults.0.extend(attribute.fault);
+        let bytes = ATTR_VALUES[usize::from(arg.value) % ATTR_VALUES.len()];
+        let mut value = bytes.to_vec();
+        value.push(0);
+        let (value_ptr, value_len) = slice_ptr(&mut value, arg.value_arg);
+        faults.slice(arg.value_arg, value_len, 1);
+        let value_seen = match arg.value_arg {
+            SliceArg::NullEmpty => Vec::new(),
+            _ => bytes.to_vec(),
+        };
+        Self {
+            rule,
+            limit,
+            attribute,
+            _value: value,
+            value_ptr,
+            value_len,
+            value_seen,
+        }
+    }
+
+    fn strs(&self) -> [&CStrArg; 3] {
+        [&self.rule, &self.limit, &self.attribute]
+    }
+
+    fn value(&self) -> (*const u8, usize) {
+        (self.value_ptr, self.value_len)
+    }
+}
+
+/// The status an override change's error calls for.
+fn override_status(error: &PolicyError) -> S {
+    match error {
+        PolicyError::UnknownLimit { .. } => S::UnknownLimit,
+        PolicyError::AttributeName(_) | PolicyError::Override { .. } => S::InvalidOverride,
+        _ => S::PolicyError,
+    }
+}
+
+/// A quota as C lays it out, with room for the size it states, and any byte where the
+/// `bool` is (so a bad one can be passed without making a Rust `bool` of it).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideQuota {
+    size: usize,
+    unlimited: u8,
+    limit: u64,
+    burst: u64,
+    tail: [u8; 32],
+}
+
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(WideQuota, unlimited) == offset_of!(ratecore_override_quota, unlimited));
+    assert!(offset_of!(WideQuota, limit) == offset_of!(ratecore_override_quota, limit));
+    assert!(offset_of!(WideQuota, burst) == offset_of!(ratecore_override_quota, burst));
+    assert!(offset_of!(WideQuota, tail) == size_of::<ratecore_override_quota>());
+};
+
+impl WideQuota {
+    fn new(size: usize, quota: &QuotaArg) -> Self {
+        Self {
+            size,
+            unlimited: quota.unlimited_byte(),
+            limit: quota.limit.get(),
+            burst: quota.burst.map_or(0, Num::get),
+            tail: [0xaa; 32],
+        }
+    }
+}
+
+/// An offender stats slot with room for the size it states, filled with a pattern.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WideStats {
+    stats: ratecore_offender_stats,
+    tail: [u8; 32],
+}
+
+impl WideStats {
+    fn sentinel(size: usize) -> Self {
+        Self {
+            stats: ratecore_offender_stats {
+                size,
+                evicted: 0x5e5e,
+                unrecorded: 0x5e5f,
+            },
+            tail: [0xaa; 32],
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        let fields = |s: &ratecore_offender_stats| (s.size, s.evicted, s.unrecorded);
+        fields(&self.stats) == fields(&other.stats) && self.tail == other.tail
+    }
+}
+
+/// A text report's field as documented: bytes 0x20 to 0x7e but the backslash as they
+/// are, the backslash doubled, any other byte `\xNN`.
+fn escaped_field(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out
+}
+
+/// A text report's line: the fields escaped, tab-separated, then a newline.
+fn text_line(fields: &[&[u8]]) -> Vec<u8> {
+    let mut line = fields
+        .iter()
+        .map(|f| escaped_field(f))
+        .collect::<Vec<_>>()
+        .join(&b'\t');
+    line.push(b'\n');
+    line
+}
+
+/// `ratecore_policy_overrides`' documented text for the mirror's overrides.
+fn override_lines(mirror: &Policy) -> Vec<u8> {
+    let mut overrides = mirror.overrides();
+    overrides.sort_by(|a, b| {
+        (&a.0, &a.1, &a.2.attribute, &a.2.value).cmp(&(&b.0, &b.1, &b.2.attribute, &b.2.value))
+    });
+    overrides
+        .iter()
+        .flat_map(|(rule, limit, o)| {
+            let (quota, burst) = match o.quota {
+                OverrideQuota::Limit { limit, burst } => {
+                    (limit.to_string(), burst.unwrap_or(0).to_string())
+                }
+                OverrideQuota::Unlimited => ("unlimited".to_string(), "0".to_string()),
+            };
+            text_line(&[
+                rule.as_bytes(),
+                limit.as_bytes(),
+                o.attribute.as_bytes(),
+                &o.value,
+                quota.as_bytes(),
+                burst.as_bytes(),
+            ])
+        })
+        .collect()
+}
+
+/// `ratecore_policy_offenders`' documented text for the mirror's report.
+fn offender_lines(offenders: &[ratecore::policy::Offender]) -> Vec<u8> {
+    offenders
+        .iter()
+        .flat_map(|o| {
+            text_line(&[
+                o.rule.as_bytes(),
+                o.limit.as_bytes(),
+                &o.key,
+                o.denials.to_string().as_bytes(),
+                if o.truncated { b"1" } else { b"0" },
+            ])
+        })
+        .collect()
 }

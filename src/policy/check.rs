@@ -4,44 +4,73 @@
 use crate::composite::{run_all, MAX_LIMITS};
 use crate::decision::Decision;
 use crate::error::CheckError;
-use crate::table::KeyedLimit;
+use crate::table::{KeyedLimit, MAX_TABLE_LIMITS};
 
-use super::decision::{Entry, PolicyDecision};
+use super::compile::Compiled;
+use super::compile::{CompiledRule, Group};
+use super::decision::{Entry, PolicyDecision, Verdict};
 use super::metrics::Outcome;
+use super::overrides::OverrideEntry;
 use super::request::{resolve, KeyParts, Resolved, MAX_KEY_ATTRIBUTES};
-use super::{CompiledRule, Group, OnMissing, Policy, Request, SplitPath};
+use super::{OnMissing, Policy, Request, SplitPath};
 
 /// A group of limits the request meets, with its key (`None`: a key attribute is missing
 /// and the group denies such requests).
 #[derive(Clone, Copy)]
-pub(super) struct Met<'p, 'r> {
+pub(super) struct Met<'p> {
     pub(super) group: &'p Group,
-    pub(super) key: Option<KeyParts<'r>>,
+    /// The request's key's hash in the group's table (`None`: a key attribute is
+    /// missing and the group denies such requests). The key's parts are looked up again
+    /// where needed ([`Group::key_of`]): keeping them here made every check copy them.
+    pub(super) key: Option<u64>,
+    /// The override each of the group's limits runs with for this request, if any.
+    pub(super) overrides: [Option<&'p OverrideEntry>; MAX_TABLE_LIMITS],
+}
+
+impl Met<'_> {
+    /// Whether the group's limit `index` does not apply to this request's key (an
+    /// unlimited override).
+    pub(super) fn exempt(&self, index: usize) -> bool {
+        self.key.is_some()
+            && self
+                .overrides
+                .get(index)
+                .copied()
+                .flatten()
+                .is_some_and(OverrideEntry::unlimited)
+    }
 }
 
 /// Up to [`MAX_LIMITS`] groups, in policy order (the policy has at most that many limits,
 /// so at most that many groups).
-pub(super) struct MetList<'p, 'r> {
-    items: [Option<Met<'p, 'r>>; MAX_LIMITS],
+pub(super) struct MetList<'p> {
+    items: [Option<Met<'p>>; MAX_LIMITS],
     len: usize,
+    /// A group did not fit: impossible for a policy that built (it bounds what one
+    /// request can meet), and refused rather than let through if it ever happened.
+    overflow: bool,
 }
 
-impl<'p, 'r> MetList<'p, 'r> {
+impl<'p> MetList<'p> {
     const fn new() -> Self {
         Self {
             items: [None; MAX_LIMITS],
             len: 0,
+            overflow: false,
         }
     }
 
-    fn push(&mut self, met: Met<'p, 'r>) {
-        if let Some(item) = self.items.get_mut(self.len) {
-            *item = Some(met);
-            self.len += 1;
+    fn push(&mut self, met: Met<'p>) {
+        match self.items.get_mut(self.len) {
+            Some(item) => {
+                *item = Some(met);
+                self.len += 1;
+            }
+            None => self.overflow = true,
         }
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = Met<'p, 'r>> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = Met<'p>> + '_ {
         self.items.iter().take(self.len).flatten().copied()
     }
 
@@ -62,7 +91,7 @@ impl CompiledRule {
 impl Group {
     /// The request's key for this group; `None` when a key attribute is missing and the
     /// group does not share a counter among such requests.
-    fn key_of<'r>(&self, resolved: &Resolved<'r>) -> Option<KeyParts<'r>> {
+    pub(super) fn key_of<'r>(&self, resolved: &Resolved<'r>) -> Option<KeyParts<'r>> {
         let mut key = KeyParts {
             parts: [None; MAX_KEY_ATTRIBUTES],
             len: self.key.len(),
@@ -113,11 +142,34 @@ impl Policy {
         cost: u64,
         commit: bool,
     ) -> Result<PolicyDecision<'_>, CheckError> {
-        let mut result = PolicyDecision::new(self);
+        // Lock-free (module Orderings of the arc-swap crate): the version in force, kept
+        // alive by the decision.
+        let mut decision = PolicyDecision::new(self.current.load(), Verdict::new());
+        // Filled in place: the verdict is about a kilobyte, and returning it by value
+        // from `run` copied it once more per check.
+        let (compiled, verdict) = decision.parts_mut();
+        compiled.run(request, now, cost, commit, verdict)?;
+        Ok(decision)
+    }
+}
+
+impl Compiled {
+    fn run(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        commit: bool,
+        result: &mut Verdict,
+    ) -> Result<(), CheckError> {
         // One pass over the rules, the path split and the attributes resolved once.
         // Collecting has no side effects, so an unlimited rule found after some limits
         // were collected still answers "unlimited" before anything is checked.
-        let resolved = resolve(&self.attributes, request);
+        let mut resolved = [None; super::request::MAX_ATTRIBUTES];
+        resolve(&self.attributes, request, &mut resolved);
+        // Lock-free (the arc-swap crate's orderings): one override set for the whole check.
+        let overrides = self.overrides.load();
+        let any_overrides = !overrides.is_empty();
         let path = SplitPath::new(request.path);
         let (mut real, mut shadow) = (MetList::new(), MetList::new());
         let mut skipped = [0usize; MAX_LIMITS];
@@ -128,10 +180,10 @@ impl Policy {
             }
             if rule.unlimited {
                 result.exempt(index);
-                return Ok(result);
+                return Ok(());
             }
             for group in &rule.groups {
-                let key = group.key_of(&resolved);
+                let key = group.key_of(&resolved).map(|key| group.table.hash_of(&key));
                 if key.is_none() && group.on_missing == OnMissing::Skip {
                     for (slot, &id) in skipped.iter_mut().skip(skipped_len).zip(&group.ids) {
                         *slot = id;
@@ -139,22 +191,56 @@ impl Policy {
                     }
                     continue;
                 }
+                let mut selected = [None; MAX_TABLE_LIMITS];
+                if any_overrides && key.is_some() {
+                    for (slot, &id) in selected.iter_mut().zip(&group.ids) {
+                        *slot = overrides.of(id).and_then(|o| o.select(request));
+                    }
+                }
+                let met = Met {
+                    group,
+                    key,
+                    overrides: selected,
+                };
+                for (index, &id) in group.ids.iter().enumerate() {
+                    if met.exempt(index) {
+                        if let Some(slot) = skipped.get_mut(skipped_len) {
+                            *slot = id;
+                            skipped_len += 1;
+                        }
+                    }
+                }
                 let list = if group.shadow { &mut shadow } else { &mut real };
-                list.push(Met { group, key });
+                list.push(met);
             }
         }
 
+        if real.overflow || shadow.overflow {
+            result.refuse();
+            return Ok(());
+        }
         let mut states = [Decision::EMPTY; MAX_LIMITS];
-        let answer = self.execute_set(&real, now, cost, commit, &mut states)?;
-        result.set_real(&real, &states, answer);
+        let answer = self.execute_set(&real, &resolved, now, cost, commit, &mut states)?;
+        result.set_real(self, &real, &states, answer);
+        if commit && !result.allowed() {
+            // The deciding limit's key, for the report of who keeps sending while denied.
+            let keyed = result.deciding_limit().and_then(|id| {
+                real.iter()
+                    .find(|m| m.group.ids.contains(&id))
+                    .and_then(|m| Some((id, m.group.key_of(&resolved)?)))
+            });
+            if let Some((id, key)) = keyed {
+                self.offenders.record(id, &key);
+            }
+        }
 
         if !shadow.is_empty() {
             let charge = commit && result.allowed();
-            match self.execute_set(&shadow, now, cost, charge, &mut states) {
-                Ok(_) => result.set_shadow(&shadow, Some(&states)),
+            match self.execute_set(&shadow, &resolved, now, cost, charge, &mut states) {
+                Ok(_) => result.set_shadow(self, &shadow, Some(&states)),
                 // A cost no shadow limit can ever fit is its denial, never an error: a
                 // shadow limit must not change the real answer.
-                Err(_) => result.set_shadow(&shadow, None),
+                Err(_) => result.set_shadow(self, &shadow, None),
             }
         }
 
@@ -168,7 +254,7 @@ impl Policy {
                 }
             }
         }
-        Ok(result)
+        Ok(())
     }
 
     fn note(&self, entry: &Entry) {
@@ -190,18 +276,19 @@ impl Policy {
     /// admitted shows its state now: a cost-0 peek).
     fn execute_set(
         &self,
-        met: &MetList<'_, '_>,
+        met: &MetList<'_>,
+        resolved: &Resolved<'_>,
         now: u64,
         cost: u64,
         commit: bool,
         states: &mut [Decision; MAX_LIMITS],
     ) -> Result<Answer, CheckError> {
         if met.iter().all(|m| m.key.is_some()) {
-            return self.execute(met, now, cost, commit, states);
+            return self.execute(met, resolved, now, cost, commit, states);
         }
-        let answer = self.execute(met, now, cost, false, states)?;
+        let answer = self.execute(met, resolved, now, cost, false, states)?;
         let mut now_states = [Decision::EMPTY; MAX_LIMITS];
-        self.execute(met, now, 0, false, &mut now_states)?;
+        self.execute(met, resolved, now, 0, false, &mut now_states)?;
         for (state, unchanged) in states.iter_mut().zip(now_states) {
             if state.allowed {
                 *state = unchanged;
@@ -216,7 +303,8 @@ impl Policy {
     /// decide.
     fn execute(
         &self,
-        met: &MetList<'_, '_>,
+        met: &MetList<'_>,
+        resolved: &Resolved<'_>,
         now: u64,
         cost: u64,
         commit: bool,
@@ -224,8 +312,10 @@ impl Policy {
     ) -> Result<Answer, CheckError> {
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
-            return super::redis::execute(backend, met, now, cost, commit, states);
+            return super::redis::execute(backend, met, resolved, now, cost, commit, states);
         }
+        // In process the keys were hashed when collected; only Redis needs their parts.
+        let _ = resolved;
         let Some(first) = met.iter().find(|m| m.key.is_some()) else {
             return Ok(Answer::default());
         };
@@ -233,11 +323,28 @@ impl Policy {
             [first.group.table.placeholder(); MAX_LIMITS];
         let mut len = 0;
         for m in met.iter() {
-            let (Some(key), Some(out)) = (m.key, members.get_mut(len..)) else {
+            let (Some(hash), Some(out)) = (m.key, members.get_mut(len..)) else {
                 continue;
             };
-            let hash = m.group.table.hash_of(&key);
-            len += m.group.table.members_into(hash, out);
+            let written = m.group.table.members_into(hash, out);
+            // Overrides in place: a limit runs with its override's parameters, and one
+            // an unlimited override exempts is left out (compacting: `kept <= index`).
+            let mut kept = 0;
+            for index in 0..written {
+                let Some(&member) = out.get(index) else { break };
+                let member = match m.overrides.get(index).copied().flatten() {
+                    None => member,
+                    Some(o) => match &o.table_limit {
+                        Some(limit) => member.with_limit(limit),
+                        None => continue,
+                    },
+                };
+                if let Some(slot) = out.get_mut(kept) {
+                    *slot = member;
+                    kept += 1;
+                }
+            }
+            len += kept;
         }
         let members = members.get(..len).unwrap_or(&[]);
         let states = states.get_mut(..len).unwrap_or(&mut []);

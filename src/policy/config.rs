@@ -32,6 +32,11 @@
 //! limit = 5
 //! period = "1s"               # <n><ns|us|ms|s|m|min|h|d>
 //! shadow = false
+//!
+//! [[rule.limit.override]]     # another quota for chosen clients (first match applies)
+//! attribute = "client"
+//! value = "c-42"
+//! limit = 50                  # same algorithm and period; or unlimited = true
 //! ```
 //!
 //! Earlier versions' key names still work and mean what they meant: `key = "global"`
@@ -50,7 +55,8 @@ use toml::Spanned;
 use std::collections::BTreeMap;
 
 use super::{
-    Body, Condition, LimitRule, OnMissing, Policy, PolicySpec, ResponseSpec, Route, Rule, Test,
+    Body, Condition, LimitRule, OnMissing, Override, OverrideQuota, Policy, PolicySpec,
+    ResponseSpec, Route, Rule, Test,
 };
 use crate::algorithm::Algorithm;
 use crate::http::HeaderStyle;
@@ -149,6 +155,21 @@ struct RawLimit {
     period: Spanned<String>,
     burst: Option<Spanned<i64>>,
     sub_windows: Option<Spanned<i64>>,
+    #[serde(default, rename = "override")]
+    overrides: Vec<RawOverride>,
+}
+
+/// `[[rule.limit.override]]`: `attribute`, `value`, and `limit` (with `burst` for GCRA)
+/// or `unlimited = true`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    attribute: Spanned<String>,
+    value: Spanned<String>,
+    limit: Option<Spanned<i64>>,
+    burst: Option<Spanned<i64>>,
+    #[serde(default)]
+    unlimited: bool,
 }
 
 /// Turns spans into line/column and builds errors.
@@ -252,6 +273,30 @@ impl PolicySpec {
     }
 }
 
+/// A build error as a configuration error of `origin` (no line: it concerns the whole).
+fn build_error(origin: &str, error: &super::PolicyError) -> ConfigError {
+    ConfigError {
+        origin: origin.to_string(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: error.to_string(),
+    }
+}
+
+/// Reads a TOML file's text; `origin` is its path as errors name it.
+fn read(path: &std::path::Path) -> Result<(String, String), ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    Ok((text, origin))
+}
+
 impl Policy {
     /// Parses and builds a policy from TOML text; `origin` names it in errors.
     ///
@@ -259,13 +304,7 @@ impl Policy {
     /// A [`ConfigError`] naming the line, column and field of the first problem.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let spec = PolicySpec::from_toml_str(text, origin)?;
-        Policy::new(spec).map_err(|e| ConfigError {
-            origin: origin.to_string(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: e.to_string(),
-        })
+        Policy::new(spec).map_err(|e| build_error(origin, &e))
     }
 
     /// Reads, parses and builds a policy from a TOML file.
@@ -273,16 +312,34 @@ impl Policy {
     /// # Errors
     /// A [`ConfigError`] (an unreadable file included).
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = read(path.as_ref())?;
         Self::from_toml_str(&text, &origin)
+    }
+
+    /// [`reload`](Self::reload) from TOML text; `origin` names it in errors. A malformed
+    /// or invalid text is rejected and the version in force stays.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the line, column and field of the first problem.
+    pub fn reload_toml_str(
+        &self,
+        text: &str,
+        origin: &str,
+    ) -> Result<super::ReloadReport, ConfigError> {
+        let spec = PolicySpec::from_toml_str(text, origin)?;
+        self.reload(spec).map_err(|e| build_error(origin, &e))
+    }
+
+    /// [`reload`](Self::reload) from a TOML file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] (an unreadable file included); the version in force stays.
+    pub fn reload_toml_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<super::ReloadReport, ConfigError> {
+        let (text, origin) = read(path.as_ref())?;
+        self.reload_toml_str(&text, &origin)
     }
 }
 
@@ -485,7 +542,7 @@ fn condition_from_raw(
         }
         _ => return Err(bad(USAGE)),
     };
-    if !super::valid_attribute_name(attribute) {
+    if !super::compile::valid_attribute_name(attribute) {
         return Err(bad(
             "an attribute name uses ASCII letters, digits, '_', '-', '.' or ':'",
         ));
@@ -526,7 +583,7 @@ fn key_from_raw(
         }
         RawKey::Attributes(attributes) => {
             for attribute in attributes {
-                if !super::valid_attribute_name(attribute) {
+                if !super::compile::valid_attribute_name(attribute) {
                     return Err(src.error(
                         Some(key.span()),
                         &at("key"),
@@ -542,6 +599,78 @@ fn key_from_raw(
             Ok((attributes.clone(), None, label))
         }
     }
+}
+
+fn override_from_raw(
+    raw: &RawOverride,
+    algorithm: Algorithm,
+    period: u64,
+    src: &Source<'_>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Override, ConfigError> {
+    let attribute = raw.attribute.get_ref();
+    if !super::compile::valid_attribute_name(attribute) {
+        return Err(src.error(
+            Some(raw.attribute.span()),
+            &at("attribute"),
+            format!(
+                "bad attribute name {attribute:?}: use ASCII letters, digits, '_', '-', '.' or ':'"
+            ),
+        ));
+    }
+    let quota = match (&raw.limit, raw.unlimited) {
+        (None, true) => {
+            if let Some(burst) = &raw.burst {
+                return Err(src.error(
+                    Some(burst.span()),
+                    &at("burst"),
+                    "an unlimited override has no burst",
+                ));
+            }
+            OverrideQuota::Unlimited
+        }
+        (Some(limit), false) => {
+            let value = positive(limit, src, &at("limit"), "limit")?;
+            let mut quota = Quota::new(value, period)
+                .map_err(|e| src.error(Some(limit.span()), &at("limit"), e.to_string()))?;
+            let burst = match &raw.burst {
+                None => None,
+                Some(burst) if algorithm != Algorithm::Gcra => {
+                    return Err(src.error(
+                        Some(burst.span()),
+                        &at("burst"),
+                        "burst only applies to algorithm = \"gcra\"",
+                    ))
+                }
+                Some(burst) => {
+                    let b = positive(burst, src, &at("burst"), "burst")?;
+                    quota = quota
+                        .with_burst(b)
+                        .map_err(|e| src.error(Some(burst.span()), &at("burst"), e.to_string()))?;
+                    Some(b)
+                }
+            };
+            let check = crate::table::LimitSpec { algorithm, quota };
+            crate::table::TableConfig::new(8, &[check])
+                .map_err(|e| src.error(Some(limit.span()), &at("limit"), e.to_string()))?;
+            OverrideQuota::Limit {
+                limit: value,
+                burst,
+            }
+        }
+        _ => {
+            return Err(src.error(
+                Some(raw.attribute.span()),
+                &at("limit"),
+                "an override has a limit, or unlimited = true (one of the two)",
+            ))
+        }
+    };
+    Ok(Override {
+        attribute: attribute.clone(),
+        value: raw.value.get_ref().as_bytes().to_vec(),
+        quota,
+    })
 }
 
 fn limit_from_raw(
@@ -654,7 +783,19 @@ fn limit_from_raw(
             e.to_string(),
         )
     })?;
+    let mut overrides = Vec::new();
+    for (o_index, raw_override) in raw.overrides.iter().enumerate() {
+        let oat = |field: &str| at(&format!("override[{o_index}].{field}"));
+        overrides.push(override_from_raw(
+            raw_override,
+            algorithm,
+            period,
+            src,
+            &oat,
+        )?);
+    }
     Ok(LimitRule {
+        overrides,
         name: raw
             .name
             .map_or_else(|| format!("{rule}-{label}"), Spanned::into_inner),

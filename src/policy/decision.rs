@@ -8,7 +8,11 @@ use crate::composite::MAX_LIMITS;
 use crate::decision::Decision;
 use crate::http::{self, BodyStyle, BufferTooSmall, HeaderInput, QuotaReport};
 
+use alloc::sync::Arc;
+use core::marker::PhantomData;
+
 use super::check::{Answer, MetList};
+use super::compile::Compiled;
 use super::{Body, Policy};
 
 /// Which limit an entry of a [`PolicyDecision`] reports.
@@ -55,11 +59,9 @@ const UNLIMITED: Decision = Decision {
     retry_after: 0,
 };
 
-/// The policy's verdict on one request, with every applicable limit's state.
+/// What a check found, before it is tied to the version it ran on.
 #[derive(Clone, Copy, Debug)]
-#[must_use]
-pub struct PolicyDecision<'p> {
-    policy: &'p Policy,
+pub(super) struct Verdict {
     decision: Decision,
     /// Real limits in `..real`, shadow limits in `real..len`, each in policy order.
     entries: [Entry; MAX_LIMITS],
@@ -70,6 +72,16 @@ pub struct PolicyDecision<'p> {
     exempted_by: Option<usize>,
     #[cfg(feature = "redis")]
     fault: Option<crate::redis_backend::Fault>,
+}
+
+/// The policy's verdict on one request, with every applicable limit's state. It keeps
+/// the policy version it was taken on alive, so it stays valid across a reload.
+#[derive(Debug)]
+#[must_use]
+pub struct PolicyDecision<'p> {
+    compiled: arc_swap::Guard<Arc<Compiled>>,
+    verdict: Verdict,
+    policy: PhantomData<&'p Policy>,
 }
 
 /// The entry that decides among `entries` (module docs, "Which limit decides"): on a
@@ -98,10 +110,9 @@ fn pick(entries: &[Entry]) -> Option<usize> {
     best.map(|(index, _)| index)
 }
 
-impl<'p> PolicyDecision<'p> {
-    pub(super) const fn new(policy: &'p Policy) -> Self {
+impl Verdict {
+    pub(super) const fn new() -> Self {
         Self {
-            policy,
             decision: UNLIMITED,
             entries: [NO_ENTRY; MAX_LIMITS],
             real: 0,
@@ -114,18 +125,37 @@ impl<'p> PolicyDecision<'p> {
         }
     }
 
+    /// A request the policy cannot account for (see `MetList`'s overflow): refused, with
+    /// nothing consumed.
+    pub(super) fn refuse(&mut self) {
+        self.decision = Decision::EMPTY;
+    }
+
+    /// The id of the limit that decided, if any real limit applied.
+    pub(super) fn deciding_limit(&self) -> Option<usize> {
+        self.entries.get(self.deciding?).map(|e| e.limit)
+    }
+
     pub(super) fn exempt(&mut self, rule: usize) {
         self.exempted_by = Some(rule);
     }
 
     /// Appends the entries of `met`'s limits: keyed groups' states from `states` in
     /// order; a group without a key denies as its `on_missing = "deny"` says.
-    fn append(&mut self, met: &MetList<'_, '_>, states: Option<&[Decision; MAX_LIMITS]>) {
+    fn append(
+        &mut self,
+        compiled: &Compiled,
+        met: &MetList<'_>,
+        states: Option<&[Decision; MAX_LIMITS]>,
+    ) {
         let start = self.len;
         let mut next = 0;
         for m in met.iter() {
-            for &id in &m.group.ids {
-                let meta = self.policy.limits.get(id);
+            for (index, &id) in m.group.ids.iter().enumerate() {
+                if m.exempt(index) {
+                    continue;
+                }
+                let meta = compiled.limits.get(id);
                 let state = match (m.key, states) {
                     (Some(_), Some(states)) => {
                         next += 1;
@@ -168,11 +198,12 @@ impl<'p> PolicyDecision<'p> {
     /// The real limits' entries and the combined decision.
     pub(super) fn set_real(
         &mut self,
-        met: &MetList<'_, '_>,
+        compiled: &Compiled,
+        met: &MetList<'_>,
         states: &[Decision; MAX_LIMITS],
         answer: Answer,
     ) {
-        self.append(met, Some(states));
+        self.append(compiled, met, Some(states));
         self.real = self.len;
         let real = self.entries.get(..self.real).unwrap_or(&[]);
         self.deciding = pick(real);
@@ -190,10 +221,11 @@ impl<'p> PolicyDecision<'p> {
     /// The shadow limits' entries (`states` is `None` when the cost can never fit them).
     pub(super) fn set_shadow(
         &mut self,
-        met: &MetList<'_, '_>,
+        compiled: &Compiled,
+        met: &MetList<'_>,
         states: Option<&[Decision; MAX_LIMITS]>,
     ) {
-        self.append(met, states);
+        self.append(compiled, met, states);
         let shadow = self.entries.get(self.real..self.len).unwrap_or(&[]);
         self.shadow_deciding = pick(shadow)
             .filter(|&i| shadow.get(i).is_some_and(|e| !e.state.allowed))
@@ -204,10 +236,29 @@ impl<'p> PolicyDecision<'p> {
         self.entries.get(..self.len).unwrap_or(&[])
     }
 
+    pub(super) const fn allowed(&self) -> bool {
+        self.decision.allowed
+    }
+}
+
+impl PolicyDecision<'_> {
+    /// The version and the verdict, to fill the verdict in place.
+    pub(super) fn parts_mut(&mut self) -> (&Compiled, &mut Verdict) {
+        (&self.compiled, &mut self.verdict)
+    }
+
+    pub(super) fn new(compiled: arc_swap::Guard<Arc<Compiled>>, verdict: Verdict) -> Self {
+        Self {
+            compiled,
+            verdict,
+            policy: PhantomData,
+        }
+    }
+
     /// Whether the request is admitted.
     #[must_use]
     pub const fn allowed(&self) -> bool {
-        self.decision.allowed
+        self.verdict.decision.allowed
     }
 
     /// Why the Redis backend could not decide (the failure mode answered instead), if
@@ -215,55 +266,57 @@ impl<'p> PolicyDecision<'p> {
     #[cfg(feature = "redis")]
     #[must_use]
     pub const fn fault(&self) -> Option<crate::redis_backend::Fault> {
-        self.fault
+        self.verdict.fault
     }
 
     /// Whether any real limit applied (false: unlimited, no headers).
     #[must_use]
     pub const fn limited(&self) -> bool {
-        self.real > 0
+        self.verdict.real > 0
     }
 
     /// The combined decision (the deciding limit's).
     #[must_use]
     pub const fn decision(&self) -> &Decision {
-        &self.decision
+        &self.verdict.decision
     }
 
     /// The HTTP status to answer with on denial: the policy's configured status
     /// (default 429).
     #[must_use]
-    pub const fn denial_status(&self) -> u16 {
-        self.policy.response.status
+    pub fn denial_status(&self) -> u16 {
+        self.compiled.response.status
     }
 
-    fn entry_ref(&self, entry: &Entry) -> Option<(LimitRef<'p>, Decision)> {
-        Some((self.policy.limit_ref(entry.limit)?, entry.state))
+    fn entry_ref(&self, entry: &Entry) -> Option<(LimitRef<'_>, Decision)> {
+        Some((self.compiled.limit_ref(entry.limit)?, entry.state))
     }
 
     /// Every applicable real limit and its state, in policy order.
-    pub fn entries(&self) -> impl Iterator<Item = (LimitRef<'p>, Decision)> + '_ {
-        self.entries
+    pub fn entries(&self) -> impl Iterator<Item = (LimitRef<'_>, Decision)> + '_ {
+        self.verdict
+            .entries
             .iter()
-            .take(self.real)
+            .take(self.verdict.real)
             .filter_map(|e| self.entry_ref(e))
     }
 
     /// Every applicable shadow limit and its state (`allowed == false`: it would have
     /// denied), in policy order.
-    pub fn shadow_entries(&self) -> impl Iterator<Item = (LimitRef<'p>, Decision)> + '_ {
-        self.entries
+    pub fn shadow_entries(&self) -> impl Iterator<Item = (LimitRef<'_>, Decision)> + '_ {
+        self.verdict
+            .entries
             .iter()
-            .take(self.len)
-            .skip(self.real)
+            .take(self.verdict.len)
+            .skip(self.verdict.real)
             .filter_map(|e| self.entry_ref(e))
     }
 
     /// The limit that decided, if any real limit applied.
     #[must_use]
-    pub fn deciding(&self) -> Option<LimitRef<'p>> {
-        let entry = self.entries.get(self.deciding?)?;
-        self.policy.limit_ref(entry.limit)
+    pub fn deciding(&self) -> Option<LimitRef<'_>> {
+        let entry = self.verdict.entries.get(self.verdict.deciding?)?;
+        self.compiled.limit_ref(entry.limit)
     }
 
     /// Whether the request was denied because it lacks an attribute a limit keys on
@@ -272,23 +325,24 @@ impl<'p> PolicyDecision<'p> {
     pub fn denied_for_missing_key(&self) -> bool {
         !self.allowed()
             && self
+                .verdict
                 .deciding
-                .and_then(|i| self.entries.get(i))
+                .and_then(|i| self.verdict.entries.get(i))
                 .is_some_and(|e| e.missing)
     }
 
     /// The shadow limit that would have denied the request (chosen among several as a
     /// real denial is), if any.
     #[must_use]
-    pub fn shadow_denied(&self) -> Option<(LimitRef<'p>, Decision)> {
-        let entry = self.entries.get(self.shadow_deciding?)?;
+    pub fn shadow_denied(&self) -> Option<(LimitRef<'_>, Decision)> {
+        let entry = self.verdict.entries.get(self.verdict.shadow_deciding?)?;
         self.entry_ref(entry)
     }
 
     /// The unlimited rule that exempted the request, if one did.
     #[must_use]
-    pub fn exempted_by(&self) -> Option<&'p str> {
-        let rule = self.policy.spec.get(self.exempted_by?)?;
+    pub fn exempted_by(&self) -> Option<&str> {
+        let rule = self.compiled.spec.get(self.verdict.exempted_by?)?;
         Some(&rule.name)
     }
 
@@ -319,11 +373,11 @@ impl<'p> PolicyDecision<'p> {
             len += 1;
         }
         let input = HeaderInput {
-            decision: self.decision,
+            decision: self.verdict.decision,
             quotas: reports.get(..len).unwrap_or(&[]),
             unix_now_nanos,
         };
-        http::render_headers(self.policy.response.headers, &input, out)
+        http::render_headers(self.compiled.response.headers, &input, out)
     }
 
     /// The `Content-Type` of the 429 body.
@@ -338,11 +392,11 @@ impl<'p> PolicyDecision<'p> {
     /// [`BufferTooSmall`] with the length needed.
     pub fn render_body(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let period = self.deciding().map_or(0, |l| l.period);
-        http::render_body(&self.body_style(), &self.decision, period, out)
+        http::render_body(&self.body_style(), &self.verdict.decision, period, out)
     }
 
-    fn body_style(&self) -> BodyStyle<'p> {
-        match &self.policy.response.body {
+    fn body_style(&self) -> BodyStyle<'_> {
+        match &self.compiled.response.body {
             Body::ProblemJson { type_uri, title } => BodyStyle::ProblemJson { type_uri, title },
             Body::PlainText => BodyStyle::PlainText {
                 subject: self.deciding().map_or("API", |l| l.description),

@@ -92,41 +92,35 @@ fn label(out: &mut Writer<'_>, value: &str) {
     out.str(rest);
 }
 
-impl super::Policy {
-    /// Writes every limit's counters in the Prometheus text exposition format (version
-    /// 0.0.4) into `out`, for a server to publish without ratecore running one: one
-    /// counter family, `ratecore_policy_requests_total`, labelled by rule, limit, whether
-    /// the limit is a shadow one, and outcome (`allowed`, `denied`, `shadow_denied`,
-    /// `skipped`). Allocation-free; label values are escaped as the format requires.
-    ///
-    /// # Errors
-    /// [`BufferTooSmall`] with the exact length needed (nothing useful is written then).
-    pub fn render_metrics(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
-        let mut w = Writer::new(out);
-        w.str("# HELP ratecore_policy_requests_total Requests each policy limit applied to, by what the limit did.\n");
-        w.str("# TYPE ratecore_policy_requests_total counter\n");
-        for (limit, metrics) in self.metrics() {
-            for (outcome, value) in [
-                ("allowed", metrics.allowed),
-                ("denied", metrics.denied),
-                ("shadow_denied", metrics.shadow_denied),
-                ("skipped", metrics.skipped),
-            ] {
-                w.str("ratecore_policy_requests_total{rule=\"");
-                label(&mut w, limit.rule);
-                w.str("\",limit=\"");
-                label(&mut w, limit.name);
-                w.str(if limit.shadow {
-                    "\",shadow=\"true\",outcome=\""
-                } else {
-                    "\",shadow=\"false\",outcome=\""
-                });
-                w.str(outcome);
-                w.str("\"} ");
-                w.u64(value);
-                w.str("\n");
-            }
+/// The Prometheus text exposition of `limits` ([`super::PolicyView::render_metrics`]).
+pub(super) fn render<'a>(
+    limits: impl Iterator<Item = (super::LimitRef<'a>, LimitMetrics)>,
+    out: &mut [u8],
+) -> Result<usize, BufferTooSmall> {
+    let mut w = Writer::new(out);
+    w.str("# HELP ratecore_policy_requests_total Requests each policy limit applied to, by what the limit did.\n");
+    w.str("# TYPE ratecore_policy_requests_total counter\n");
+    for (limit, metrics) in limits {
+        for (outcome, value) in [
+            ("allowed", metrics.allowed),
+            ("denied", metrics.denied),
+            ("shadow_denied", metrics.shadow_denied),
+            ("skipped", metrics.skipped),
+        ] {
+            w.str("ratecore_policy_requests_total{rule=\"");
+            label(&mut w, limit.rule);
+            w.str("\",limit=\"");
+            label(&mut w, limit.name);
+            w.str(if limit.shadow {
+                "\",shadow=\"true\",outcome=\""
+            } else {
+                "\",shadow=\"false\",outcome=\""
+            });
+            w.str(outcome);
+            w.str("\"} ");
+            w.u64(value);
+            w.str("\n");
         }
-        w.finish().map_err(|needed| BufferTooSmall { needed })
     }
+    w.finish().map_err(|needed| BufferTooSmall { needed })
 }

@@ -13,7 +13,7 @@
 //!   not in a set.
 //! - A rule has one or more [`LimitRule`]s. A limit keys on an ordered list of attributes
 //!   (`["app", "user"]`: one counter per pair; `[]`: one counter for all) and runs an
-//!   [`Algorithm`] on a [`Quota`]. What a request lacking
+//!   [`Algorithm`](crate::Algorithm) on a [`Quota`](crate::Quota). What a request lacking
 //!   a key attribute gets is the limit's [`OnMissing`]: skip the limit, share one
 //!   counter among such requests, or deny.
 //! - A request is checked against **every** rule that applies: it is admitted only if
@@ -26,6 +26,20 @@
 //!   shadow limits a request meets form their own all-or-nothing set, charged only when
 //!   the request is admitted and every one of them would admit; they never change what
 //!   the real limits decide.
+//!
+//! - A limit's *overrides* give chosen clients another quota: the requests whose
+//!   attribute has a given value (app `acme` → 5000 per hour, client `c-42` → unlimited,
+//!   tier `gold` → its quota). They load from TOML and change at run time
+//!   ([`Policy::set_override`], [`Policy::remove_override`]) without disturbing any other
+//!   key; an override keeps its limit's algorithm and period, runs on the limit's own
+//!   slots (no table per quota), and a key keeps what it consumed when its quota changes
+//!   (windows: the count; GCRA: the time owed). Lookups never lock or allocate.
+//! - [`Policy::offenders`] reports the keys that keep sending while denied (Switch's
+//!   public documentation warns such integrations may be deactivated), in constant
+//!   memory.
+//! - A policy is replaced live by [`Policy::reload`] (or `reload_toml_str` /
+//!   `reload_toml_file`): limits whose identity did not change keep their tables, state
+//!   and counters; a bad new policy is rejected and the old one stays in force.
 //!
 //! # Which limit decides
 //! On a denial, the denying limit with the latest `retry_after` decides; among equals,
@@ -64,42 +78,55 @@
 //! period = "1h"
 //! ```
 //!
-//! # Memory
+//! # Memory and threads
 //! Every table is allocated when the policy is built (`capacity` keys per table; one
 //! table per rule and distinct (key, on-missing, shadow) combination, holding up to 4
-//! limits); checks never allocate. [`Policy::memory_bytes`] reports the total.
+//! limits); checks never allocate. Overrides cost their map entries, not tables.
+//! [`Policy::memory_bytes`] reports the total. The first check a thread makes registers
+//! it, once in its life, with the lock-free pointer to the version in force (one small
+//! allocation); no check after that allocates.
 
 mod check;
+mod compile;
 #[cfg(feature = "config")]
 mod config;
 mod decision;
 mod metrics;
+mod offenders;
+mod overrides;
 #[cfg(feature = "redis")]
 mod redis;
 mod request;
 mod route;
 mod spec;
+mod view;
 
-#[cfg(feature = "redis")]
-use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use std::sync::Mutex;
 
-use crate::algorithm::Algorithm;
+use arc_swap::ArcSwap;
+
 use crate::composite::MAX_LIMITS;
-use crate::quota::Quota;
-use crate::table::{LimitSpec, OwnedTable, Table, TableConfig, TableError, MAX_TABLE_LIMITS};
+use crate::table::{TableError, MAX_TABLE_LIMITS};
 
 #[cfg(feature = "config")]
 pub use config::{parse_duration, ConfigError};
 pub use decision::{LimitRef, PolicyDecision};
+pub use view::{LimitInfo, PolicyView};
+
 pub use metrics::LimitMetrics;
+pub use offenders::{Offender, OffenderStats, OFFENDERS, OFFENDER_KEY_BYTES};
 pub use request::{Attribute, Request, MAX_ATTRIBUTES, MAX_KEY_ATTRIBUTES};
 pub use route::{Route, RouteError, SplitPath, MAX_SEGMENTS};
-pub use spec::{Body, Condition, LimitRule, OnMissing, PolicySpec, ResponseSpec, Rule, Test};
+pub use spec::{
+    Body, Condition, LimitRule, OnMissing, Override, OverrideQuota, PolicySpec, ResponseSpec, Rule,
+    Test,
+};
 
-use metrics::LimitCounters;
+use compile::Compiled;
 
 /// Why a policy could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +160,23 @@ pub enum PolicyError {
     TooManyAttributes,
     /// A limit keys on more than [`MAX_KEY_ATTRIBUTES`] attributes, or names one twice.
     Key {
+        /// The rule.
+        rule: String,
+        /// The limit.
+        limit: String,
+    },
+    /// An override is invalid for its limit (its quota, or a burst on a limit that is not
+    /// GCRA).
+    Override {
+        /// The rule.
+        rule: String,
+        /// The limit.
+        limit: String,
+        /// Why.
+        message: String,
+    },
+    /// No limit of that name in that rule.
+    UnknownLimit {
         /// The rule.
         rule: String,
         /// The limit.
@@ -182,6 +226,14 @@ impl fmt::Display for PolicyError {
                 limit,
                 message,
             } => write!(f, "rule {rule:?}, limit {limit:?} on Redis: {message}"),
+            Self::Override {
+                rule,
+                limit,
+                message,
+            } => write!(f, "rule {rule:?}, limit {limit:?}: override: {message}"),
+            Self::UnknownLimit { rule, limit } => {
+                write!(f, "no limit {limit:?} in rule {rule:?}")
+            }
         }
     }
 }
@@ -189,148 +241,42 @@ impl fmt::Display for PolicyError {
 #[cfg(feature = "std")]
 impl std::error::Error for PolicyError {}
 
-/// A compiled condition: the attribute's index among the policy's names.
-#[derive(Debug)]
-struct CompiledCondition {
-    attribute: usize,
-    test: CompiledTest,
-}
-
-#[derive(Debug)]
-enum CompiledTest {
-    Present,
-    Absent,
-    Equals(Vec<u8>),
-    /// Sorted, for a binary search.
-    In(Vec<Vec<u8>>),
-    /// Sorted.
-    NotIn(Vec<Vec<u8>>),
-}
-
-impl CompiledCondition {
-    fn holds(&self, resolved: &request::Resolved<'_>) -> bool {
-        let value = resolved.get(self.attribute).copied().flatten();
-        match (&self.test, value) {
-            (CompiledTest::Present, v) => v.is_some(),
-            (CompiledTest::Absent, v) => v.is_none(),
-            (CompiledTest::Equals(want), Some(v)) => want.as_slice() == v,
-            (CompiledTest::In(set), Some(v)) => {
-                set.binary_search_by(|e| e.as_slice().cmp(v)).is_ok()
-            }
-            (CompiledTest::NotIn(set), Some(v)) => {
-                set.binary_search_by(|e| e.as_slice().cmp(v)).is_err()
-            }
-            (CompiledTest::NotIn(_), None) => true,
-            (CompiledTest::Equals(_) | CompiledTest::In(_), None) => false,
-        }
-    }
-}
-
-/// One limit, as decisions and metrics name it.
-#[derive(Debug)]
-struct LimitMeta {
-    /// Index of its rule.
-    rule: usize,
-    name: String,
-    key: Vec<String>,
-    algorithm: Algorithm,
-    quota: Quota,
-    shadow: bool,
-}
-
-impl LimitMeta {
-    /// What decisions report as the limit: the burst for GCRA, the limit otherwise.
-    fn capacity(&self) -> u64 {
-        match self.algorithm {
-            Algorithm::Gcra => self.quota.burst(),
-            _ => self.quota.limit(),
-        }
-    }
-}
-
-/// A rule's limits sharing one key, missing-attribute handling and shadow flag: one
-/// table, a composite per key.
-#[derive(Debug)]
-struct Group {
-    /// The key's attributes, as indices among the policy's names.
-    key: Vec<usize>,
-    on_missing: OnMissing,
-    shadow: bool,
-    table: OwnedTable,
-    /// The limits' ids (indices into `Policy::limits`), in table order.
-    ids: Vec<usize>,
-    /// The same limits on Redis, when the policy runs there (then the table is unused,
-    /// and kept minimal).
-    #[cfg(feature = "redis")]
-    redis: Vec<crate::redis_backend::RedisLimit>,
-}
-
-#[derive(Debug)]
-struct CompiledRule {
-    route: Option<Route>,
-    conditions: Vec<CompiledCondition>,
-    unlimited: bool,
-    groups: Vec<Group>,
-}
-
-/// A built policy: rules with their tables, ready to check requests.
+/// A policy, ready to check requests from any number of threads, and replaceable while
+/// they do ([`reload`](Self::reload)).
 #[derive(Debug)]
 pub struct Policy {
-    rules: Vec<CompiledRule>,
-    /// The rules as written.
-    spec: Vec<Rule>,
-    limits: Vec<LimitMeta>,
-    counters: Vec<LimitCounters>,
-    /// Every attribute name the policy uses; conditions and keys refer to them by index.
-    attributes: Vec<String>,
-    response: ResponseSpec,
-    /// Where the state lives when not in this process's tables.
-    #[cfg(feature = "redis")]
-    redis: Option<crate::redis_backend::RedisBackend>,
+    /// The version in force. Checks load it lock-free; a reload swaps in the next.
+    current: ArcSwap<Compiled>,
+    /// Serialises writers (reloads), so each builds on the version it replaces.
+    writers: Mutex<()>,
 }
 
-fn valid_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+/// What a reload kept, started afresh and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Limits whose table, and so every key's state, was handed over: unchanged limits
+    /// whose table-mates are unchanged too, built with the same `capacity` and
+    /// `when_full`. (On Redis an unchanged limit's state stays under its keys in any
+    /// case.)
+    pub kept: usize,
+    /// The other limits of the new version: new, changed, or unchanged but sharing a
+    /// table with a changed one (or the table settings changed). They start with no
+    /// state; an unchanged one keeps its counters.
+    pub fresh: usize,
+    /// Limits of the old version the new one has no identical limit for (removed, or
+    /// changed: a changed limit is dropped and its new form is fresh).
+    pub dropped: usize,
+    /// Overrides in force before the reload that the new version does not have: added
+    /// through the API (a reload replaces the override set with the file's), or removed
+    /// from the file.
+    pub overrides_dropped: usize,
 }
 
-/// The index of `name` among `names`, added if new.
-fn intern(names: &mut Vec<String>, name: &str) -> Result<usize, PolicyError> {
-    if let Some(index) = names.iter().position(|n| n == name) {
-        return Ok(index);
+fn unknown(rule: &str, limit: &str) -> PolicyError {
+    PolicyError::UnknownLimit {
+        rule: String::from(rule),
+        limit: String::from(limit),
     }
-    if !valid_attribute_name(name) {
-        return Err(PolicyError::AttributeName(String::from(name)));
-    }
-    if names.len() >= MAX_ATTRIBUTES {
-        return Err(PolicyError::TooManyAttributes);
-    }
-    names.push(String::from(name));
-    Ok(names.len() - 1)
-}
-
-fn compile_condition(
-    condition: &Condition,
-    names: &mut Vec<String>,
-) -> Result<CompiledCondition, PolicyError> {
-    let sorted = |values: &[Vec<u8>]| {
-        let mut values = values.to_vec();
-        values.sort();
-        values.dedup();
-        values
-    };
-    Ok(CompiledCondition {
-        attribute: intern(names, &condition.attribute)?,
-        test: match &condition.test {
-            Test::Present => CompiledTest::Present,
-            Test::Absent => CompiledTest::Absent,
-            Test::Equals(value) => CompiledTest::Equals(value.clone()),
-            Test::In(values) => CompiledTest::In(sorted(values)),
-            Test::NotIn(values) => CompiledTest::NotIn(sorted(values)),
-        },
-    })
 }
 
 impl Policy {
@@ -339,7 +285,12 @@ impl Policy {
     /// # Errors
     /// A [`PolicyError`] naming the rule at fault.
     pub fn new(spec: PolicySpec) -> Result<Self, PolicyError> {
-        Self::build(spec, false)
+        Ok(Self::from_compiled(Compiled::build(
+            spec,
+            #[cfg(feature = "redis")]
+            None,
+            None,
+        )?))
     }
 
     /// Builds the policy with every limit's state on Redis (feature `redis`): the same
@@ -347,9 +298,9 @@ impl Policy {
     /// limit is named `rule/limit` on Redis. Checks then allocate and do one round trip
     /// per set of limits met (real, shadow), plus one to report the others' states when
     /// a request lacks a key attribute of an `on_missing = "deny"` limit; when Redis
-    /// cannot decide, the backend's failure
-    /// mode answers and [`PolicyDecision::fault`] says why. The policy itself (rules,
-    /// attributes, counters) stays in this process.
+    /// cannot decide, the backend's failure mode answers and [`PolicyDecision::fault`]
+    /// says why. The policy itself (rules, attributes, counters) stays in this process;
+    /// a reload keeps using the same backend, and the limits' state stays on Redis.
     ///
     /// # Errors
     /// As for [`Policy::new`], and [`PolicyError::Redis`].
@@ -358,200 +309,232 @@ impl Policy {
         spec: PolicySpec,
         backend: crate::redis_backend::RedisBackend,
     ) -> Result<Self, PolicyError> {
-        let mut policy = Self::build(spec, true)?;
-        for rule in &mut policy.rules {
-            for group in &mut rule.groups {
-                for &id in &group.ids {
-                    let Some(meta) = policy.limits.get(id) else {
-                        continue;
-                    };
-                    let rule_name = policy.spec.get(meta.rule).map_or("", |r| r.name.as_str());
-                    let redis_limit = backend
-                        .limit(
-                            &format!("{rule_name}/{}", meta.name),
-                            meta.algorithm,
-                            meta.quota,
-                        )
-                        .map_err(|e| PolicyError::Redis {
-                            rule: String::from(rule_name),
-                            limit: meta.name.clone(),
-                            message: alloc::string::ToString::to_string(&e),
-                        })?;
-                    group.redis.push(redis_limit);
-                }
-            }
-        }
-        policy.redis = Some(backend);
-        Ok(policy)
+        Ok(Self::from_compiled(Compiled::build(
+            spec,
+            Some(backend),
+            None,
+        )?))
     }
 
-    fn build(spec: PolicySpec, minimal_tables: bool) -> Result<Self, PolicyError> {
-        let mut rules: Vec<CompiledRule> = Vec::new();
-        let mut limits: Vec<LimitMeta> = Vec::new();
-        let mut attributes: Vec<String> = Vec::new();
-        for (rule_index, rule) in spec.rules.iter().enumerate() {
-            if spec.rules[..rule_index].iter().any(|r| r.name == rule.name) {
-                return Err(PolicyError::DuplicateRule(rule.name.clone()));
-            }
-            if rule.unlimited != rule.limits.is_empty() {
-                return Err(PolicyError::RuleLimits(rule.name.clone()));
-            }
-            let conditions = rule
-                .conditions
-                .iter()
-                .map(|c| compile_condition(c, &mut attributes))
-                .collect::<Result<Vec<_>, _>>()?;
-            // A rule's limits sharing key, missing-attribute handling and shadow flag
-            // share one table: (key, on_missing, shadow, limit ids).
-            let mut pending: Vec<(Vec<usize>, OnMissing, bool, Vec<usize>)> = Vec::new();
-            for (limit_index, limit) in rule.limits.iter().enumerate() {
-                if rule.limits[..limit_index]
-                    .iter()
-                    .any(|l| l.name == limit.name)
-                {
-                    return Err(PolicyError::DuplicateLimit {
-                        rule: rule.name.clone(),
-                        limit: limit.name.clone(),
-                    });
-                }
-                let key_error = || PolicyError::Key {
-                    rule: rule.name.clone(),
-                    limit: limit.name.clone(),
-                };
-                if limit.key.len() > MAX_KEY_ATTRIBUTES {
-                    return Err(key_error());
-                }
-                let key = limit
-                    .key
-                    .iter()
-                    .map(|name| intern(&mut attributes, name))
-                    .collect::<Result<Vec<usize>, _>>()?;
-                if key.iter().enumerate().any(|(i, a)| key[..i].contains(a)) {
-                    return Err(key_error());
-                }
-                if limits.len() >= MAX_LIMITS {
-                    return Err(PolicyError::TooManyLimits);
-                }
-                let id = limits.len();
-                limits.push(LimitMeta {
-                    rule: rule_index,
-                    name: limit.name.clone(),
-                    key: limit.key.clone(),
-                    algorithm: limit.algorithm,
-                    quota: limit.quota,
-                    shadow: limit.shadow,
-                });
-                match pending.iter_mut().find(|(k, on_missing, shadow, _)| {
-                    *k == key && *on_missing == limit.on_missing && *shadow == limit.shadow
-                }) {
-                    Some((.., ids)) => ids.push(id),
-                    None => pending.push((key, limit.on_missing, limit.shadow, alloc::vec![id])),
-                }
-            }
-            let mut groups: Vec<Group> = Vec::new();
-            for (key, on_missing, shadow, ids) in pending {
-                let specs: Vec<LimitSpec> = ids
-                    .iter()
-                    .filter_map(|&id| limits.get(id))
-                    .map(|meta| LimitSpec {
-                        algorithm: meta.algorithm,
-                        quota: meta.quota,
-                    })
-                    .collect();
-                let table_error = |error| PolicyError::Table {
-                    rule: rule.name.clone(),
-                    error,
-                };
-                let capacity = if key.is_empty() || minimal_tables {
-                    8
-                } else {
-                    spec.capacity
-                };
-                let config = TableConfig::new(capacity, &specs)
-                    .map_err(|e| match e {
-                        TableError::TooManyLimits => PolicyError::TooManyLimits,
-                        e => table_error(e),
-                    })?
-                    .with_policy(spec.when_full);
-                groups.push(Group {
-                    key,
-                    on_missing,
-                    shadow,
-                    table: Table::new(config).map_err(table_error)?,
-                    ids,
-                    #[cfg(feature = "redis")]
-                    redis: Vec::new(),
-                });
-            }
-            rules.push(CompiledRule {
-                route: rule.route.clone(),
-                conditions,
-                unlimited: rule.unlimited,
-                groups,
-            });
+    fn from_compiled(compiled: Compiled) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(compiled),
+            writers: Mutex::new(()),
         }
-        let counters = limits.iter().map(|_| LimitCounters::default()).collect();
-        Ok(Self {
-            rules,
-            spec: spec.rules,
-            limits,
-            counters,
-            attributes,
-            response: spec.response,
+    }
+
+    /// Replaces the policy with `spec`, atomically, while other threads keep checking.
+    /// Limits whose identity (rule, name, key, `on_missing`, algorithm, quota, shadow
+    /// flag) did not change keep their tables — their exact state — and counters, when
+    /// the table settings (`capacity`, `when_full`) did not change either; limits
+    /// sharing a table with a changed or new one (a rule's limits on one key) start
+    /// afresh with it (keeping their counters); removed ones are dropped. The override
+    /// set becomes `spec`'s. A check runs wholly on the old
+    /// version or wholly on the new one, and a decision taken before the reload stays
+    /// valid: old tables are freed after the last check and decision using them.
+    ///
+    /// # Errors
+    /// A [`PolicyError`]; the old version stays in force.
+    pub fn reload(&self, spec: PolicySpec) -> Result<ReloadReport, PolicyError> {
+        // A poisoned lock only means another reload panicked mid-build, before it
+        // swapped anything in: the version in force is whole.
+        let _writer = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.current.load_full();
+        let next = Compiled::build(
+            spec,
             #[cfg(feature = "redis")]
-            redis: None,
+            old.redis.clone(),
+            Some(&old),
+        )?;
+        // Kept: the limits whose table (their state) was handed over.
+        let old_tables: Vec<&Arc<crate::table::OwnedTable>> = old
+            .rules
+            .iter()
+            .flat_map(|r| &r.groups)
+            .map(|g| &g.table)
+            .collect();
+        let kept = next
+            .rules
+            .iter()
+            .flat_map(|r| &r.groups)
+            .filter(|g| old_tables.iter().any(|t| Arc::ptr_eq(t, &g.table)))
+            .map(|g| g.ids.len())
+            .sum::<usize>();
+        let named = |compiled: &Compiled| -> Vec<(String, String, Override)> {
+            compiled
+                .overrides
+                .load()
+                .list()
+                .filter_map(|(id, o)| {
+                    let limit = compiled.limit_ref(id)?;
+                    Some((String::from(limit.rule), String::from(limit.name), o))
+                })
+                .collect()
+        };
+        let now_in_force = named(&next);
+        let overrides_dropped = named(&old)
+            .iter()
+            .filter(|o| !now_in_force.contains(o))
+            .count();
+        // Dropped: the old limits no limit of the new version is identical to (their
+        // counters were not handed over).
+        let carried = next
+            .counters
+            .iter()
+            .filter(|c| old.counters.iter().any(|o| Arc::ptr_eq(o, c)))
+            .count();
+        let report = ReloadReport {
+            kept,
+            fresh: next.limits.len() - kept,
+            dropped: old.limits.len() - carried,
+            overrides_dropped,
+        };
+        self.current.store(Arc::new(next));
+        Ok(report)
+    }
+
+    /// Gives the requests of limit `limit` (of rule `rule`) whose `attribute` is `value`
+    /// another quota, or replaces the one they had, at once and without disturbing any
+    /// other key: the change is published atomically while other threads check. A key
+    /// keeps what it has consumed (see [`OverrideQuota`] and the module's overrides
+    /// docs). The cost is a copy of that limit's override map, once per call; checks
+    /// never lock or allocate for it. A reload replaces every override with the file's.
+    ///
+    /// # Errors
+    /// [`PolicyError::UnknownLimit`], [`PolicyError::AttributeName`], or
+    /// [`PolicyError::Override`] when the quota is invalid for the limit.
+    pub fn set_override(
+        &self,
+        rule: &str,
+        limit: &str,
+        attribute: &str,
+        value: &[u8],
+        quota: OverrideQuota,
+    ) -> Result<(), PolicyError> {
+        self.edit_overrides(rule, limit, |compiled, set, id| {
+            let target = compiled.target(id).ok_or_else(|| unknown(rule, limit))?;
+            set.set(id, &target, attribute, value, quota)?;
+            Ok(true)
+        })
+        .map(|_| ())
+    }
+
+    /// Removes an override; `Ok(false)` when there was none.
+    ///
+    /// # Errors
+    /// [`PolicyError::UnknownLimit`].
+    pub fn remove_override(
+        &self,
+        rule: &str,
+        limit: &str,
+        attribute: &str,
+        value: &[u8],
+    ) -> Result<bool, PolicyError> {
+        self.edit_overrides(rule, limit, |_, set, id| {
+            Ok(set.remove(id, attribute, value))
         })
     }
 
-    /// How this policy answers.
+    /// Every override in force, as `(rule, limit, override)`.
     #[must_use]
-    pub fn response(&self) -> &ResponseSpec {
-        &self.response
+    pub fn overrides(&self) -> Vec<(String, String, Override)> {
+        let compiled = self.current.load();
+        let set = compiled.overrides.load();
+        set.list()
+            .filter_map(|(id, o)| {
+                let limit = compiled.limit_ref(id)?;
+                Some((String::from(limit.rule), String::from(limit.name), o))
+            })
+            .collect()
     }
 
-    /// The rules, in order.
-    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
-        self.spec.iter()
+    /// Copies the override set of the version in force, lets `edit` change it, and
+    /// publishes the copy when `edit` reports a change.
+    fn edit_overrides(
+        &self,
+        rule: &str,
+        limit: &str,
+        edit: impl FnOnce(&Compiled, &mut overrides::OverrideSet, usize) -> Result<bool, PolicyError>,
+    ) -> Result<bool, PolicyError> {
+        // Writers take turns (a poisoned lock: see `reload`), so no edit is lost.
+        let _writer = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let compiled = self.current.load_full();
+        let id = compiled
+            .limit_id(rule, limit)
+            .ok_or_else(|| unknown(rule, limit))?;
+        let mut set = overrides::OverrideSet::clone(&compiled.overrides.load());
+        let changed = edit(&compiled, &mut set, id)?;
+        if changed {
+            compiled.overrides.store(Arc::new(set));
+        }
+        Ok(changed)
+    }
+
+    /// The keys that kept sending while denied (denied at least twice by the same limit
+    /// since the last reload), most denials first, with the recorder's own counters.
+    /// Constant memory: at most [`OFFENDERS`] keys (module `offenders`).
+    #[must_use]
+    pub fn offenders(&self) -> (Vec<Offender>, OffenderStats) {
+        let compiled = self.current.load();
+        let (list, stats) = compiled.offenders.report();
+        let named = list
+            .into_iter()
+            .map(|(id, mut offender)| {
+                if let Some(limit) = compiled.limit_ref(id) {
+                    offender.rule = String::from(limit.rule);
+                    offender.limit = String::from(limit.name);
+                }
+                offender
+            })
+            .collect();
+        (named, stats)
+    }
+
+    /// A consistent view of the version in force: its rules, names and counters,
+    /// readable without allocating. It keeps that version alive while it exists.
+    pub fn view(&self) -> PolicyView {
+        PolicyView::new(self.current.load_full())
+    }
+
+    /// How this policy answers (a copy: a reload may change it).
+    #[must_use]
+    pub fn response(&self) -> ResponseSpec {
+        self.current.load().response.clone()
+    }
+
+    /// The rules, in order (a copy; [`view`](Self::view) reads them in place).
+    pub fn rules(&self) -> alloc::vec::IntoIter<Rule> {
+        self.current.load().spec.clone().into_iter()
     }
 
     /// Every attribute name the policy reads (conditions and keys), in first-use order.
-    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
-        self.attributes.iter().map(String::as_str)
+    pub fn attribute_names(&self) -> alloc::vec::IntoIter<String> {
+        self.current.load().attributes.clone().into_iter()
     }
 
-    /// Every limit with its counters, in policy order.
-    pub fn metrics(&self) -> impl Iterator<Item = (LimitRef<'_>, LimitMetrics)> {
-        (0..self.limits.len()).filter_map(|id| {
-            Some((
-                self.limit_ref(id)?,
-                self.counters.get(id).map(LimitCounters::snapshot)?,
-            ))
-        })
+    /// Every limit with its counters, in policy order (owned copies;
+    /// [`view`](Self::view) reads them without allocating).
+    pub fn metrics(&self) -> alloc::vec::IntoIter<(LimitInfo, LimitMetrics)> {
+        let view = self.view();
+        view.metrics()
+            .map(|(limit, metrics)| (LimitInfo::from(limit), metrics))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Bytes of table memory the policy holds (its keyed tables; rules, names and
-    /// conditions are small beside them).
+    /// conditions are small beside them). During a reload, the tables of both versions
+    /// are alive until the old one's last check ends.
     #[must_use]
     pub fn memory_bytes(&self) -> usize {
-        self.rules
-            .iter()
-            .flat_map(|r| &r.groups)
-            .map(|g| g.table.memory_bytes())
-            .sum()
+        self.current.load().memory_bytes()
     }
 
-    /// The limit with id `id` (its index in policy order).
-    fn limit_ref(&self, id: usize) -> Option<LimitRef<'_>> {
-        let meta = self.limits.get(id)?;
-        let rule = self.spec.get(meta.rule)?;
-        Some(LimitRef {
-            id,
-            rule: &rule.name,
-            description: rule.description.as_deref().unwrap_or(&rule.name),
-            name: &meta.name,
-            key: &meta.key,
-            period: meta.quota.period(),
-            shadow: meta.shadow,
-        })
+    /// [`PolicyView::render_metrics`] on the version in force.
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`](crate::http::BufferTooSmall) with the exact length needed.
+    pub fn render_metrics(&self, out: &mut [u8]) -> Result<usize, crate::http::BufferTooSmall> {
+        self.view().render_metrics(out)
     }
 }

@@ -9,7 +9,7 @@ use crate::error::CheckError;
 use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisLimit};
 
 use super::check::{Answer, MetList};
-use super::request::KeyParts;
+use super::request::{KeyParts, Resolved};
 
 /// The Redis key of a limit's key parts. One present part is its value as is and no
 /// part is the empty key, so single-attribute and global keys name the same Redis keys
@@ -40,7 +40,8 @@ fn redis_key(key: &KeyParts<'_>) -> Vec<u8> {
 /// [`super::Policy`]'s `execute` on Redis.
 pub(super) fn execute(
     backend: &RedisBackend,
-    met: &MetList<'_, '_>,
+    met: &MetList<'_>,
+    resolved: &Resolved<'_>,
     now: u64,
     cost: u64,
     commit: bool,
@@ -48,9 +49,23 @@ pub(super) fn execute(
 ) -> Result<Answer, CheckError> {
     let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
     for m in met.iter() {
-        let Some(key) = m.key else { continue };
+        if m.key.is_none() {
+            continue;
+        }
+        let Some(key) = m.group.key_of(resolved) else {
+            continue;
+        };
         let key = redis_key(&key);
-        keyed.extend(m.group.redis.iter().map(|limit| (limit, key.clone())));
+        for (index, base) in m.group.redis.iter().enumerate() {
+            let limit = match m.overrides.get(index).copied().flatten() {
+                None => base,
+                Some(o) => match &o.redis {
+                    Some(limit) => limit,
+                    None => continue,
+                },
+            };
+            keyed.push((limit, key.clone()));
+        }
     }
     if keyed.is_empty() {
         return Ok(Answer::default());

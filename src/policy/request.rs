@@ -65,10 +65,15 @@ pub const MAX_KEY_ATTRIBUTES: usize = 8;
 /// value of the policy's attribute `i`, if the request carries it.
 pub(crate) type Resolved<'a> = [Option<&'a [u8]>; MAX_ATTRIBUTES];
 
-/// Looks each of the request's attributes up among `names` (first occurrence wins).
-/// A policy uses few names, so a linear scan with a length check first beats hashing.
-pub(crate) fn resolve<'a>(names: &[alloc::string::String], request: &Request<'a>) -> Resolved<'a> {
-    let mut resolved: Resolved<'a> = [None; MAX_ATTRIBUTES];
+/// Looks each of the request's attributes up among `names` (first occurrence wins) into
+/// `resolved` (all `None` on entry; filled in place: returned by value, the 512-byte
+/// table was copied on every check). A policy uses few names, so a linear scan with a
+/// length check first beats hashing.
+pub(crate) fn resolve<'a>(
+    names: &[alloc::string::String],
+    request: &Request<'a>,
+    resolved: &mut Resolved<'a>,
+) {
     for attribute in request.attributes {
         let wanted = attribute.name.as_bytes();
         for (slot, name) in resolved.iter_mut().zip(names) {
@@ -78,21 +83,28 @@ pub(crate) fn resolve<'a>(names: &[alloc::string::String], request: &Request<'a>
             }
         }
     }
-    resolved
 }
 
 /// A limit's key: the values of its attributes in order, `None` for an absent one (only
-/// under [`OnMissing::Shared`](super::OnMissing::Shared)). Hashes each part with its
-/// presence and length, so `("ab", "c")`, `("a", "bc")` and `("abc", absent)` differ.
-#[derive(Clone, Copy, Hash)]
+/// under [`OnMissing::Shared`](super::OnMissing::Shared)). Hashes each part in use with
+/// its presence and length, so `("ab", "c")`, `("a", "bc")` and `("abc", absent)` differ.
+#[derive(Clone, Copy)]
 pub(crate) struct KeyParts<'a> {
     pub(crate) parts: [Option<&'a [u8]>; MAX_KEY_ATTRIBUTES],
     pub(crate) len: usize,
 }
 
+impl core::hash::Hash for KeyParts<'_> {
+    // Only the parts in use: the unused slots cost a write each for nothing.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for part in self.parts() {
+            part.hash(state);
+        }
+    }
+}
+
 impl<'a> KeyParts<'a> {
     /// The parts in use.
-    #[cfg(feature = "redis")]
     pub(crate) fn parts(&self) -> &[Option<&'a [u8]>] {
         self.parts.get(..self.len).unwrap_or(&[])
     }

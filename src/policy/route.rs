@@ -168,6 +168,32 @@ impl Route {
     }
 }
 
+impl Route {
+    /// Whether some request could match both `self` and `other` (conservative: `true`
+    /// unless a method or a literal segment tells them apart, or their lengths differ
+    /// with no `*`). Policies use it to bound how many limits one request can meet.
+    #[must_use]
+    pub fn may_overlap(&self, other: &Self) -> bool {
+        if let (Some(a), Some(b)) = (&self.method, &other.method) {
+            if !a.eq_ignore_ascii_case(b) {
+                return false;
+            }
+        }
+        let (a, b) = (&self.segments, &other.segments);
+        for index in 0..a.len().max(b.len()) {
+            match (a.get(index), b.get(index)) {
+                (Some(Segment::Rest), _) | (_, Some(Segment::Rest)) => return true,
+                (Some(Segment::Literal(x)), Some(Segment::Literal(y))) if x != y => return false,
+                (Some(_), Some(_)) => {}
+                // One ends where the other goes on, and neither has a `*`: a path has
+                // one length.
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
 /// The most segments a route template may have; a request path may have any number.
 pub const MAX_SEGMENTS: usize = 32;
 

@@ -91,6 +91,38 @@ pub struct LimitRule {
     /// Counts and reports, never denies, adds no headers (as nginx's
     /// `limit_req_dry_run`).
     pub shadow: bool,
+    /// Other quotas for chosen clients, the first matching one applying.
+    pub overrides: Vec<Override>,
+}
+
+/// What an override gives the clients it selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OverrideQuota {
+    /// `limit` requests per the limit's own period (and for GCRA a burst, by default
+    /// the limit): the algorithm and period stay the limit's, so a client keeps what it
+    /// has consumed when its quota changes.
+    Limit {
+        /// Requests per period.
+        limit: u64,
+        /// GCRA's burst (`None`: the limit).
+        burst: Option<u64>,
+    },
+    /// The limit does not apply to them (counted as `skipped`).
+    Unlimited,
+}
+
+/// A different quota for the requests whose `attribute` has exactly `value` (app `acme`
+/// → 5000 per hour; client `c-42` → unlimited; tier `gold` → 10,000). A limit's overrides
+/// are tried by attribute, in the order their attributes first appear among them; the
+/// first match applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Override {
+    /// The attribute that selects the clients.
+    pub attribute: String,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// What they get.
+    pub quota: OverrideQuota,
 }
 
 /// One rule.

@@ -71,13 +71,19 @@ impl Spec {
                 })
             }
             _ => {
-                let Some(word) = WordLimit::new(algorithm, quota)? else {
+                // The client replays the stored (start, counts) in the crate's own word,
+                // laid out with counters as wide as the window numbers allow: a policy's
+                // override may have counted past this limit on the same key, and the
+                // replay must read that count, not wrap it. (Redis stores the counts
+                // whole, so the layout never reaches the server.)
+                let Some(word) = WordLimit::new_wide(algorithm, quota)? else {
                     return Err(QuotaError::ZeroSubWindows);
                 };
-                // The same layouts the window configs build (their constructors just
+                // The same layouts the wide window configs build (their constructors just
                 // succeeded with these very arguments, so these succeed too).
                 let layout = |counters| {
-                    Layout::new(limit, counters, u64::MAX / period).ok_or(QuotaError::StateTooWide)
+                    Layout::widest(limit, counters, u64::MAX / period)
+                        .ok_or(QuotaError::StateTooWide)
                 };
                 Ok(match word {
                     WordLimit::Gcra(_) => Self::Gcra {
@@ -200,14 +206,14 @@ impl Spec {
             Self::Fixed {
                 word,
                 layout,
-                limit,
                 period,
+                ..
             } => {
                 let packed = match old.len() {
                     0 => 0,
                     16 => {
                         let (start, count) = (be64(old, 0), be64(old, 8));
-                        if start % period != 0 || count > limit {
+                        if start % period != 0 || count > layout.max_count() {
                             return Err("fixed-window state out of range");
                         }
                         layout.pack1(start / period, count)
@@ -222,15 +228,16 @@ impl Spec {
             Self::Approx {
                 word,
                 layout,
-                limit,
                 period,
+                ..
             } => {
                 let packed = match old.len() {
                     0 => 0,
                     24 => {
                         let (start, previous, current) =
                             (be64(old, 0), be64(old, 8), be64(old, 16));
-                        if start % period != 0 || previous > limit || current > limit {
+                        let room = layout.max_count();
+                        if start % period != 0 || previous > room || current > room {
                             return Err("sliding-window state out of range");
                         }
                         layout.pack2(start / period, previous, current)
@@ -242,21 +249,15 @@ impl Spec {
                     word: Cell::new(packed),
                 })
             }
-            Self::Strict {
-                config,
-                slots,
-                limit,
-                ..
-            } => {
+            Self::Strict { config, slots, .. } => {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");
                 }
                 let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
+                    // Any 32-bit count is a state some quota wrote: a policy's override
+                    // may have counted past this limit on the same key.
                     let count = u64::from(be32(bytes, 8));
-                    if count > limit {
-                        return Err("strict-window slot count out of range");
-                    }
                     let cell = SlotCell {
                         newest: be64(bytes, 0),
                         generation: 0,

@@ -61,8 +61,19 @@ pub(crate) enum TableLimit {
 }
 
 impl TableLimit {
-    fn new(spec: &LimitSpec) -> Result<Self, QuotaError> {
-        if let Some(word) = WordLimit::new(spec.algorithm, &spec.quota)? {
+    pub(crate) fn new(spec: &LimitSpec) -> Result<Self, QuotaError> {
+        Self::build(spec, false)
+    }
+
+    /// With `wide`, window counters as wide as the window numbers allow
+    /// ([`WordLimit::new_wide`]).
+    pub(crate) fn build(spec: &LimitSpec, wide: bool) -> Result<Self, QuotaError> {
+        let word = if wide {
+            WordLimit::new_wide(spec.algorithm, &spec.quota)?
+        } else {
+            WordLimit::new(spec.algorithm, &spec.quota)?
+        };
+        if let Some(word) = word {
             return Ok(Self::Word(word));
         }
         StrictConfig::new(&spec.quota, spec.algorithm.sub_windows()).map(Self::Strict)
@@ -168,6 +179,9 @@ pub struct TableConfig {
     pub(crate) capacity: u64,
     pub(crate) policy: FullPolicy,
     pub(crate) seed: [u64; 4],
+    /// Window counters as wide as the window numbers allow (owned tables only: a
+    /// region's header does not record it).
+    pub(crate) wide: bool,
 }
 
 impl TableConfig {
@@ -203,11 +217,29 @@ impl TableConfig {
             capacity: capacity.next_power_of_two().max(8),
             policy: FullPolicy::default(),
             seed: default_seed(),
+            wide: false,
         };
         if config.total_slots().is_none() {
             return Err(TableError::BadCapacity);
         }
         Ok(config)
+    }
+
+    /// The same limits with window counters as wide as the window numbers allow, so a
+    /// key's state reads the same under another limit of the same algorithm and period
+    /// (a policy's per-client overrides, [`super::Table::limit_with_quota`]).
+    ///
+    /// # Errors
+    /// What the algorithms reject (never, for quotas `new` accepted).
+    #[cfg(feature = "std")]
+    pub(crate) fn with_wide_counters(mut self) -> Result<Self, TableError> {
+        for (limit, spec) in self.limits.iter_mut().zip(self.specs) {
+            if let Some(spec) = spec {
+                *limit = Some(TableLimit::build(&spec, true)?);
+            }
+        }
+        self.wide = true;
+        Ok(self)
     }
 
     /// The same table with another full-neighbourhood policy.

@@ -139,7 +139,7 @@ pub use charge::{TableCharge, TABLE_CHARGE_WORDS};
 pub use config::{FullPolicy, LimitSpec, TableConfig, TableError, MAX_CAPACITY, MAX_TABLE_LIMITS};
 pub use stats::TableStats;
 
-use config::TableLimit;
+pub(crate) use config::TableLimit;
 use slot_atomics::SlotAtomics;
 use stats::Counters;
 
@@ -581,6 +581,42 @@ impl<M: TableMemory> Table<M> {
         &self.config
     }
 
+    /// The parameters of the table's limit `index` running on `quota` instead of its own,
+    /// for keys whose quota is overridden ([`KeyedLimit::with_limit`]). Only the limit
+    /// (and a GCRA burst) may differ: the algorithm and the period give the slots their
+    /// layout and the state its meaning, so those must stay.
+    ///
+    /// # Errors
+    /// `None` when `index` is not a limit of the table or the period differs;
+    /// `Some(Err)` when the algorithm rejects `quota`.
+    #[cfg(feature = "std")]
+    pub(crate) fn limit_with_quota(
+        &self,
+        index: usize,
+        quota: crate::Quota,
+    ) -> Option<Result<TableLimit, crate::QuotaError>> {
+        let base = self.config.specs.get(index).copied().flatten()?;
+        if base.quota.period() != quota.period() {
+            return None;
+        }
+        let own = self.limits.get(index)?;
+        let limit = TableLimit::build(
+            &LimitSpec {
+                algorithm: base.algorithm,
+                quota,
+            },
+            self.config.wide,
+        );
+        // The state word must read the same under both: a count wider than the window
+        // numbers leave room for cannot share the key's word.
+        match (&limit, own) {
+            (Ok(TableLimit::Word(new)), TableLimit::Word(old)) if new.layout() != old.layout() => {
+                Some(Err(crate::QuotaError::StateTooWide))
+            }
+            _ => Some(limit),
+        }
+    }
+
     /// Bytes of slot memory the table uses (every limit's key slots and rings).
     #[must_use]
     pub fn memory_bytes(&self) -> usize {
@@ -862,7 +898,7 @@ impl<M: TableMemory> Table<M> {
             .decide(now, cost, commit)
     }
 
-    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     /// The hash a key of any `Hash` type gets in this table.
     pub(crate) fn hash_of<K: Hash + ?Sized>(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
@@ -877,7 +913,7 @@ impl<M: TableMemory> Table<M> {
         core::array::from_fn(|i| self.member(i, fingerprint, starts))
     }
 
-    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     /// Every limit of the key hashing to `hash`, written to `out` from index 0; returns
     /// how many were written (all of them, if `out` is long enough).
     pub(crate) fn members_into<'t>(&'t self, hash: u64, out: &mut [KeyedLimit<'t>]) -> usize {
@@ -891,7 +927,7 @@ impl<M: TableMemory> Table<M> {
         written
     }
 
-    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     /// A member for filling arrays before [`members_into`](Self::members_into).
     pub(crate) fn placeholder(&self) -> KeyedLimit<'_> {
         self.member(0, 1, [0, 0])
@@ -1042,6 +1078,28 @@ enum Step<T> {
 type Access = (Decision, Option<KeyedReservation>);
 
 impl<'t> KeyedLimit<'t> {
+    /// This key's limit run with `limit`'s parameters (from [`Table::limit_with_quota`]
+    /// on the same table and limit, so the slot layout is the same); a limit of the
+    /// other kind leaves it unchanged.
+    #[cfg(feature = "std")]
+    pub(crate) fn with_limit(mut self, limit: &'t TableLimit) -> Self {
+        self.kind = match (self.kind, limit) {
+            (Kind::Word(_), TableLimit::Word(word)) => Kind::Word(word),
+            (
+                Kind::Strict {
+                    rings, ring_len, ..
+                },
+                TableLimit::Strict(config),
+            ) if config.slot_count() == ring_len => Kind::Strict {
+                config,
+                rings,
+                ring_len,
+            },
+            (kind, _) => kind,
+        };
+        self
+    }
+
     fn mask(&self) -> usize {
         self.keys.len().wrapping_sub(1)
     }

@@ -38,6 +38,10 @@ static void test_version_and_messages(void) {
         RATECORE_STATUS_REGION_MISALIGNED, RATECORE_STATUS_BAD_MAGIC,
         RATECORE_STATUS_UNSUPPORTED_VERSION, RATECORE_STATUS_NOT_READY,
         RATECORE_STATUS_CORRUPT_HEADER, RATECORE_STATUS_HASH_MISMATCH,
+        RATECORE_STATUS_POLICY_ERROR, RATECORE_STATUS_INVALID_CONFIG,
+        RATECORE_STATUS_CONFIG_UNREADABLE, RATECORE_STATUS_UNKNOWN_LIMIT,
+        RATECORE_STATUS_INVALID_OVERRIDE, RATECORE_STATUS_RENDER_ERROR,
+        RATECORE_STATUS_UNKNOWN_HEADER_STYLE, RATECORE_STATUS_INVALID_UTF8,
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         const char *message = ratecore_status_message(known[i]);
@@ -48,7 +52,7 @@ static void test_version_and_messages(void) {
         }
     }
     CHECK(strcmp(ratecore_status_message(RATECORE_STATUS_OK), "success") == 0);
-    const uint32_t unknown[] = {8, 99, 112, 199, 202, 299, 310, 403, 503, 600, UINT32_MAX};
+    const uint32_t unknown[] = {8, 99, 112, 199, 202, 299, 310, 405, 503, 600, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         CHECK(strcmp(ratecore_status_message(unknown[i]), "unknown status") == 0);
     }

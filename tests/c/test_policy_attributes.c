@@ -1,7 +1,8 @@
 /*
  * Policies checked on requests with named attributes through the C ABI: ev.energy's and
  * Switch's published policies (examples/policies/), shadow limits, per-limit metrics,
- * and bad arguments (nothing written, nothing counted).
+ * and bad arguments (nothing written, nothing counted). Reloads and the metrics text
+ * export: test_policy_reload.c.
  */
 #include "test_util.h"
 
@@ -68,25 +69,31 @@ typedef struct {
     uint64_t allowed, denied, shadow_denied, skipped;
 } counts;
 
-/* Checks limit `index`'s names and counters. */
+/* Checks limit `index`'s names (copied into a caller buffer: rule, then limit) and
+ * counters. */
 static void check_metrics(const ratecore_policy *policy, size_t index, const char *rule,
                           const char *name, bool shadow, counts want, int line) {
     ratecore_limit_metrics m;
+    uint8_t text[128];
     memset(&m, 0, sizeof m);
+    memset(text, 0, sizeof text);
     m.size = sizeof m;
-    REQUIRE_OK(ratecore_policy_limit_metrics(policy, index, &m));
-    if (m.size != sizeof m || !same_text(m.rule, m.rule_len, rule) ||
-        !same_text(m.name, m.name_len, name) || m.shadow != shadow || m.allowed != want.allowed ||
-        m.denied != want.denied || m.shadow_denied != want.shadow_denied ||
-        m.skipped != want.skipped) {
+    REQUIRE_OK(ratecore_policy_limit_metrics(policy, index, text, sizeof text, &m));
+    if (m.size != sizeof m || m.rule_len + m.name_len > sizeof text ||
+        !same_text(text, m.rule_len, rule) || !same_text(text + m.rule_len, m.name_len, name) ||
+        m.shadow != shadow || m.allowed != want.allowed || m.denied != want.denied ||
+        m.shadow_denied != want.shadow_denied || m.skipped != want.skipped) {
+        int rule_len = (int)(m.rule_len < sizeof text ? m.rule_len : sizeof text);
         fprintf(stderr,
                 "%s:%d: limit %zu is %.*s/%.*s shadow=%d allowed=%" PRIu64 " denied=%" PRIu64
                 " shadow_denied=%" PRIu64 " skipped=%" PRIu64 ", expected %s/%s shadow=%d "
                 "allowed=%" PRIu64 " denied=%" PRIu64 " shadow_denied=%" PRIu64
                 " skipped=%" PRIu64 "\n",
-                __FILE__, line, index, (int)m.rule_len, (const char *)m.rule, (int)m.name_len,
-                (const char *)m.name, m.shadow, m.allowed, m.denied, m.shadow_denied, m.skipped,
-                rule, name, shadow, want.allowed, want.denied, want.shadow_denied, want.skipped);
+                __FILE__, line, index, rule_len, (const char *)text,
+                (int)(m.rule_len + m.name_len <= sizeof text ? m.name_len : 0),
+                (const char *)text + rule_len, m.shadow, m.allowed, m.denied, m.shadow_denied,
+                m.skipped, rule, name, shadow, want.allowed, want.denied, want.shadow_denied,
+                want.skipped);
         rc_failures++;
     }
 }
@@ -479,19 +486,28 @@ static void bad_arguments(void) {
     CHECK_STATUS(ratecore_policy_limit_count(policy, NULL), RATECORE_STATUS_NULL_POINTER);
     CHECK_EQ_U64(count, 12345);
     ratecore_limit_metrics m, untouched;
+    uint8_t text[64], text_untouched[64];
     memset(&m, 0x5a, sizeof m);
+    memset(text, 0x5a, sizeof text);
+    memset(text_untouched, 0x5a, sizeof text_untouched);
     m.size = sizeof m;
     untouched = m;
-    CHECK_STATUS(ratecore_policy_limit_metrics(NULL, 0, &m), RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_limit_metrics(policy, 0, NULL), RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_limit_metrics(policy, 2, &m), RATECORE_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(ratecore_policy_limit_metrics(policy, SIZE_MAX, &m),
+#define METRICS(policy, index, text_out, text_cap, out) \
+    ratecore_policy_limit_metrics(policy, index, text_out, text_cap, out)
+    CHECK_STATUS(METRICS(NULL, 0, text, sizeof text, &m), RATECORE_STATUS_NULL_POINTER);
+    CHECK_STATUS(METRICS(policy, 0, text, sizeof text, NULL), RATECORE_STATUS_NULL_POINTER);
+    CHECK_STATUS(METRICS(policy, 0, NULL, sizeof text, &m), RATECORE_STATUS_NULL_POINTER);
+    CHECK_STATUS(METRICS(policy, 0, text, SIZE_MAX, &m), RATECORE_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(METRICS(policy, 2, text, sizeof text, &m), RATECORE_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(METRICS(policy, SIZE_MAX, text, sizeof text, &m),
                  RATECORE_STATUS_INVALID_ARGUMENT);
     CHECK(memcmp(&m, &untouched, sizeof m) == 0);
     m.size = sizeof m - 1;
     untouched.size = m.size;
-    CHECK_STATUS(ratecore_policy_limit_metrics(policy, 0, &m), RATECORE_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(METRICS(policy, 0, text, sizeof text, &m), RATECORE_STATUS_INVALID_ARGUMENT);
     CHECK(memcmp(&m, &untouched, sizeof m) == 0);
+    CHECK(memcmp(text, text_untouched, sizeof text) == 0);
+#undef METRICS
     size_t memory = 12345;
     CHECK_STATUS(ratecore_policy_memory_bytes(NULL, &memory), RATECORE_STATUS_NULL_POINTER);
     CHECK_STATUS(ratecore_policy_memory_bytes(policy, NULL), RATECORE_STATUS_NULL_POINTER);

@@ -42,6 +42,21 @@ impl ApproxModel {
         })
     }
 
+    /// The same windows judged from now on under another quota of the same period (a
+    /// per-client override): both counts carry over; `StateTooWide` as [`Self::new`].
+    pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
+        assert_eq!(
+            u128::from(quota.period),
+            self.period,
+            "model bug: period changed"
+        );
+        if !window_state_fits(quota.limit, 2, MAX / self.period) {
+            return Err(QuotaError::StateTooWide);
+        }
+        self.limit = quota.limit;
+        Ok(())
+    }
+
     /// The stored state rolled forward to `t` (or `t` clamped back onto the stored window).
     fn view(&self, t: u128) -> View {
         let t_window = t / self.period;

@@ -29,6 +29,21 @@ impl FixedModel {
         })
     }
 
+    /// The same window judged from now on under another quota of the same period (a
+    /// per-client override): the count carries over; `StateTooWide` as [`Self::new`].
+    pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
+        assert_eq!(
+            u128::from(quota.period),
+            self.period,
+            "model bug: period changed"
+        );
+        if !window_state_fits(quota.limit, 1, MAX / self.period) {
+            return Err(QuotaError::StateTooWide);
+        }
+        self.limit = quota.limit;
+        Ok(())
+    }
+
     /// The decision, and the `(window, count)` to store if admitted with a cost.
     fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<(u128, u64)>), CheckError> {
         cost_check(cost, self.limit)?;
@@ -58,7 +73,8 @@ impl FixedModel {
             let decision = Decision {
                 allowed: false,
                 limit: self.limit,
-                remaining: self.limit - used,
+                // A count above the limit (the key's quota was lowered) leaves nothing.
+                remaining: self.limit.saturating_sub(used),
                 reset_after: until_end,
                 retry_after: until_end,
             };

@@ -25,6 +25,16 @@ impl GcraModel {
         }
     }
 
+    /// The same TAT judged from now on under another quota (a per-client override): the
+    /// time owed carries over, the interval, tolerance and burst are the new quota's.
+    pub fn requota(&mut self, quota: QuotaParams) {
+        let fresh = Self::new(quota);
+        *self = Self {
+            tat: self.tat,
+            ..fresh
+        };
+    }
+
     /// The decision, and the TAT to store if the request is admitted and costs something.
     fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<u128>), CheckError> {
         cost_check(cost, self.burst)?;

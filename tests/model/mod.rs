@@ -159,6 +159,21 @@ impl AnyModel {
         })
     }
 
+    /// The same state judged from now on under `quota`, of the same algorithm and period
+    /// (a per-client override): windows keep their counts, GCRA its theoretical arrival
+    /// time, the strict window its log; the quota's construction error otherwise.
+    pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
+        match self {
+            Self::Gcra(m) => {
+                m.requota(quota);
+                Ok(())
+            }
+            Self::Fixed(m) => m.requota(quota),
+            Self::Approx(m) => m.requota(quota),
+            Self::Strict(m) => m.requota(quota),
+        }
+    }
+
     fn as_model(&self) -> &dyn Model {
         match self {
             Self::Gcra(m) => m,

@@ -49,6 +49,22 @@ impl StrictModel {
         })
     }
 
+    /// The same log judged from now on under another quota of the same period and
+    /// sub-windows (a per-client override): every admission carries over;
+    /// `StateTooWide` as [`Self::new`].
+    pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
+        assert_eq!(
+            u128::from(quota.period),
+            self.period,
+            "model bug: period changed"
+        );
+        if quota.limit > u64::from(u32::MAX) {
+            return Err(QuotaError::StateTooWide);
+        }
+        self.limit = quota.limit;
+        Ok(())
+    }
+
     /// `(release time, count)` of every sub-window still in the window at `now`.
     fn in_window(&self, now: u128) -> Vec<(u128, u64)> {
         self.log
