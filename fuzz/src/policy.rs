@@ -42,11 +42,13 @@
 //!   overrides in force.
 //! - A reload succeeds exactly when a fresh build of the text does, with the same error
 //!   otherwise; a rejected reload leaves the policy answering exactly as before (peeks,
-//!   overrides, counters, rules, offenders); an accepted one reports kept + fresh = the
-//!   new limits and kept + dropped = the old ones, counts the overrides it dropped,
-//!   lists the file's overrides, starts an empty offender report, leaves counts only on
-//!   kept limits, leaves an earlier view showing the old version, and, reloading the
-//!   same text, keeps every limit, its counters and (overrides unchanged) its decisions.
+//!   overrides, counters, rules, offenders); an accepted one reports what the documented
+//!   rules say (kept: the limits whose table is handed over, every table-mate unchanged
+//!   and the table settings too; fresh: the others; dropped: the old limits no new one
+//!   is identical to; the overrides in force before and not after), lists the file's
+//!   overrides, carries counters over exactly for identical limits, starts an empty
+//!   offender report, leaves an earlier view showing the old version, and, reloading
+//!   the same text, keeps every limit, its counters and (same overrides) its decisions.
 //! - Per-limit counters since each version was built count what its checks' decisions
 //!   said; the metrics export follows the exact buffer protocol, starts `# HELP`, and is
 //!   exactly the text the counters call for; `view()` shows what the policy does.
@@ -71,7 +73,6 @@ mod template;
 
 pub use driver::run;
 pub use ops::{ApiQuota, InForce, Op, Reload, RequestT, Target};
-
 pub use template::{
     ConditionT, Field, FileQuota, IntField, KeyField, LimitNum, LimitT, NameField, OverrideT,
     PeriodField, PolicyT, RouteField, RuleT, Segment, TestField, Tweak, ValueField, ATTRIBUTES,
@@ -251,7 +252,7 @@ impl fmt::Debug for PolicyCase<'_> {
                     let extra = match op {
                         Op::Overridden { picks, .. } => {
                             let mut list = policy.overrides();
-                            list.sort_by(|a, b| model::order(a).cmp(&model::order(b)));
+                            list.sort_by_key(model::order);
                             ops::picked(&list, picks)
                         }
                         _ => Vec::new(),

@@ -275,7 +275,7 @@ impl<'a> Driver<'a> {
     /// `overrides()` lists exactly the overrides the model holds.
     fn same_overrides(&self) {
         let mut listed = self.policy.overrides();
-        listed.sort_by(|a, b| model::order(a).cmp(&model::order(b)));
+        listed.sort_by_key(model::order);
         assert_eq!(listed, self.overrides.list(), "overrides()");
     }
 
@@ -441,13 +441,12 @@ impl<'a> Driver<'a> {
             .filter(|o| !now_in_force.contains(o))
             .count();
         assert_eq!(report.overrides_dropped, dropped, "{report:?}");
-        // Built as a fresh policy is, but fresh limits start at zero and kept ones keep
-        // their counters.
+        // The same limits, rules and overrides as a fresh build of the text.
         let infos: Vec<LimitInfo> = self.policy.metrics().map(|(l, _)| l).collect();
         assert!(fresh.metrics().map(|(l, _)| l).eq(infos.iter().cloned()));
         assert!(fresh.rules().eq(self.policy.rules()));
         let mut fresh_overrides = fresh.overrides();
-        fresh_overrides.sort_by(|a, b| model::order(a).cmp(&model::order(b)));
+        fresh_overrides.sort_by_key(model::order);
         assert_eq!(fresh_overrides, now_in_force);
         drop(fresh);
         // An identical limit keeps its counters; any other starts at zero.

@@ -263,7 +263,7 @@ impl Overrides {
                 })
             })
             .collect();
-        list.sort_by(|a, b| order(a).cmp(&order(b)));
+        list.sort_by_key(order);
         list
     }
 }

@@ -323,7 +323,7 @@ pub fn snapshot(
     now: u64,
 ) -> Snapshot {
     let mut overrides = policy.overrides();
-    overrides.sort_by(|a, b| model::order(a).cmp(&model::order(b)));
+    overrides.sort_by_key(model::order);
     Snapshot {
         peeks: probes
             .iter()
