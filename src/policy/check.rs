@@ -1,6 +1,8 @@
 //! One check: which rules apply, which keys the request carries, then the real limits'
 //! all-or-nothing protocol, the shadow limits' (module docs), and the counters.
 
+use arrayvec::ArrayVec;
+
 use crate::composite::{run_all, MAX_LIMITS};
 use crate::decision::Decision;
 use crate::error::CheckError;
@@ -11,7 +13,7 @@ use super::compile::{CompiledRule, Group};
 use super::decision::{Entry, PolicyDecision, Verdict};
 use super::metrics::Outcome;
 use super::overrides::OverrideEntry;
-use super::request::{resolve, KeyParts, Resolved, MAX_KEY_ATTRIBUTES};
+use super::request::{resolve, KeyParts, KeyView, Resolved, MAX_KEY_ATTRIBUTES};
 use super::{OnMissing, Policy, Request, SplitPath};
 
 /// A group of limits the request meets, with its key (`None`: a key attribute is missing
@@ -44,8 +46,7 @@ impl Met<'_> {
 /// Up to [`MAX_LIMITS`] groups, in policy order (the policy has at most that many limits,
 /// so at most that many groups).
 pub(super) struct MetList<'p> {
-    items: [Option<Met<'p>>; MAX_LIMITS],
-    len: usize,
+    items: ArrayVec<Met<'p>, MAX_LIMITS>,
     /// A group did not fit: impossible for a policy that built (it bounds what one
     /// request can meet), and refused rather than let through if it ever happened.
     overflow: bool,
@@ -54,30 +55,28 @@ pub(super) struct MetList<'p> {
 impl<'p> MetList<'p> {
     const fn new() -> Self {
         Self {
-            items: [None; MAX_LIMITS],
-            len: 0,
+            items: ArrayVec::new_const(),
             overflow: false,
         }
     }
 
     fn push(&mut self, met: Met<'p>) {
-        match self.items.get_mut(self.len) {
-            Some(item) => {
-                *item = Some(met);
-                self.len += 1;
-            }
-            None => self.overflow = true,
+        if self.items.try_push(met).is_err() {
+            self.overflow = true;
         }
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = Met<'p>> + '_ {
-        self.items.iter().take(self.len).flatten().copied()
+        self.items.iter().copied()
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.items.is_empty()
     }
 }
+
+/// Each limit's state, in the order the backend checked them.
+pub(super) type States = ArrayVec<Decision, MAX_LIMITS>;
 
 impl CompiledRule {
     fn applies(&self, method: &str, path: &SplitPath<'_>, resolved: &Resolved<'_>) -> bool {
@@ -89,6 +88,24 @@ impl CompiledRule {
 }
 
 impl Group {
+    /// The hash of the request's key in this group's table; `None` when a key attribute
+    /// is missing and the group does not share a counter among such requests. Equal to
+    /// hashing [`key_of`](Self::key_of)'s parts, read in place.
+    fn key_hash(&self, resolved: &Resolved<'_>) -> Option<u64> {
+        if self.on_missing != OnMissing::Shared
+            && self
+                .key
+                .iter()
+                .any(|&attribute| resolved.get(attribute).copied().flatten().is_none())
+        {
+            return None;
+        }
+        Some(self.table.hash_of(&KeyView {
+            attributes: &self.key,
+            resolved,
+        }))
+    }
+
     /// The request's key for this group; `None` when a key attribute is missing and the
     /// group does not share a counter among such requests.
     pub(super) fn key_of<'r>(&self, resolved: &Resolved<'r>) -> Option<KeyParts<'r>> {
@@ -165,15 +182,17 @@ impl Compiled {
         // One pass over the rules, the path split and the attributes resolved once.
         // Collecting has no side effects, so an unlimited rule found after some limits
         // were collected still answers "unlimited" before anything is checked.
-        let mut resolved = [None; super::request::MAX_ATTRIBUTES];
+        let mut resolved = Resolved::new();
         resolve(&self.attributes, request, &mut resolved);
         // Lock-free (the arc-swap crate's orderings): one override set for the whole check.
         let overrides = self.overrides.load();
         let any_overrides = !overrides.is_empty();
         let path = SplitPath::new(request.path);
         let (mut real, mut shadow) = (MetList::new(), MetList::new());
-        let mut skipped = [0usize; MAX_LIMITS];
-        let mut skipped_len = 0;
+        // Limits met but not applied (a missing key attribute under "skip", or an
+        // unlimited override), for their counters. A policy that built meets at most
+        // MAX_LIMITS limits, so pushes never fail; one that did would go uncounted only.
+        let mut skipped = ArrayVec::<usize, MAX_LIMITS>::new();
         for (index, rule) in self.rules.iter().enumerate() {
             if !rule.applies(request.method, &path, &resolved) {
                 continue;
@@ -183,11 +202,10 @@ impl Compiled {
                 return Ok(());
             }
             for group in &rule.groups {
-                let key = group.key_of(&resolved).map(|key| group.table.hash_of(&key));
+                let key = group.key_hash(&resolved);
                 if key.is_none() && group.on_missing == OnMissing::Skip {
-                    for (slot, &id) in skipped.iter_mut().skip(skipped_len).zip(&group.ids) {
-                        *slot = id;
-                        skipped_len += 1;
+                    for &id in &group.ids {
+                        let _ = skipped.try_push(id);
                     }
                     continue;
                 }
@@ -204,10 +222,7 @@ impl Compiled {
                 };
                 for (index, &id) in group.ids.iter().enumerate() {
                     if met.exempt(index) {
-                        if let Some(slot) = skipped.get_mut(skipped_len) {
-                            *slot = id;
-                            skipped_len += 1;
-                        }
+                        let _ = skipped.try_push(id);
                     }
                 }
                 let list = if group.shadow { &mut shadow } else { &mut real };
@@ -219,7 +234,7 @@ impl Compiled {
             result.refuse();
             return Ok(());
         }
-        let mut states = [Decision::EMPTY; MAX_LIMITS];
+        let mut states = States::new();
         let answer = self.execute_set(&real, &resolved, now, cost, commit, &mut states)?;
         result.set_real(self, &real, &states, answer);
         if commit && !result.allowed() {
@@ -248,7 +263,7 @@ impl Compiled {
             for entry in result.all_entries() {
                 self.note(entry);
             }
-            for &id in skipped.iter().take(skipped_len) {
+            for &id in &skipped {
                 if let Some(counters) = self.counters.get(id) {
                     counters.note(Outcome::Skipped);
                 }
@@ -281,13 +296,13 @@ impl Compiled {
         now: u64,
         cost: u64,
         commit: bool,
-        states: &mut [Decision; MAX_LIMITS],
+        states: &mut States,
     ) -> Result<Answer, CheckError> {
         if met.iter().all(|m| m.key.is_some()) {
             return self.execute(met, resolved, now, cost, commit, states);
         }
         let answer = self.execute(met, resolved, now, cost, false, states)?;
-        let mut now_states = [Decision::EMPTY; MAX_LIMITS];
+        let mut now_states = States::new();
         self.execute(met, resolved, now, 0, false, &mut now_states)?;
         for (state, unchanged) in states.iter_mut().zip(now_states) {
             if state.allowed {
@@ -297,10 +312,9 @@ impl Compiled {
         Ok(answer)
     }
 
-    /// Runs the all-or-nothing protocol over the keyed groups of `met`, writing each
-    /// limit's state to `states` in order (groups without a key are left out). The
-    /// combined decision is the backend's; on Redis, with the fault when it could not
-    /// decide.
+    /// Runs the all-or-nothing protocol over the keyed groups of `met`, setting `states`
+    /// to each limit's state in order (groups without a key are left out). The combined
+    /// decision is the backend's; on Redis, with the fault when it could not decide.
     fn execute(
         &self,
         met: &MetList<'_>,
@@ -308,30 +322,21 @@ impl Compiled {
         now: u64,
         cost: u64,
         commit: bool,
-        states: &mut [Decision; MAX_LIMITS],
+        states: &mut States,
     ) -> Result<Answer, CheckError> {
+        states.clear();
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
             return super::redis::execute(backend, met, resolved, now, cost, commit, states);
         }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let _ = resolved;
-        let Some(first) = met.iter().find(|m| m.key.is_some()) else {
-            return Ok(Answer::default());
-        };
-        let mut members: [KeyedLimit<'_>; MAX_LIMITS] =
-            [first.group.table.placeholder(); MAX_LIMITS];
-        let mut len = 0;
+        let mut members = ArrayVec::<KeyedLimit<'_>, MAX_LIMITS>::new();
         for m in met.iter() {
-            let (Some(hash), Some(out)) = (m.key, members.get_mut(len..)) else {
-                continue;
-            };
-            let written = m.group.table.members_into(hash, out);
-            // Overrides in place: a limit runs with its override's parameters, and one
-            // an unlimited override exempts is left out (compacting: `kept <= index`).
-            let mut kept = 0;
-            for index in 0..written {
-                let Some(&member) = out.get(index) else { break };
+            let Some(hash) = m.key else { continue };
+            for (index, member) in m.group.table.members(hash).enumerate() {
+                // A limit runs with its override's parameters; one an unlimited override
+                // exempts is left out.
                 let member = match m.overrides.get(index).copied().flatten() {
                     None => member,
                     Some(o) => match &o.table_limit {
@@ -339,16 +344,16 @@ impl Compiled {
                         None => continue,
                     },
                 };
-                if let Some(slot) = out.get_mut(kept) {
-                    *slot = member;
-                    kept += 1;
+                if members.try_push(member).is_err() {
+                    // Unreachable for a policy that built (it bounds how many limits one
+                    // request meets): refused with nothing consumed, never checked in part.
+                    return Ok(Answer::default());
                 }
+                // As long as `members`, so never full here.
+                let _ = states.try_push(Decision::EMPTY);
             }
-            len += kept;
         }
-        let members = members.get(..len).unwrap_or(&[]);
-        let states = states.get_mut(..len).unwrap_or(&mut []);
-        run_all(members, now, cost, commit, states)?;
+        run_all(&members, now, cost, commit, states)?;
         Ok(Answer::default())
     }
 }

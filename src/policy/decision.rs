@@ -9,6 +9,7 @@ use crate::decision::Decision;
 use crate::http::{self, BodyStyle, BufferTooSmall, HeaderInput, QuotaReport};
 
 use alloc::sync::Arc;
+use arrayvec::ArrayVec;
 use core::marker::PhantomData;
 
 use super::check::{Answer, MetList};
@@ -44,12 +45,6 @@ pub(super) struct Entry {
     pub(super) missing: bool,
 }
 
-const NO_ENTRY: Entry = Entry {
-    limit: 0,
-    state: Decision::EMPTY,
-    missing: false,
-};
-
 /// What a request without limits gets.
 const UNLIMITED: Decision = Decision {
     allowed: true,
@@ -60,13 +55,12 @@ const UNLIMITED: Decision = Decision {
 };
 
 /// What a check found, before it is tied to the version it ran on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Verdict {
     decision: Decision,
-    /// Real limits in `..real`, shadow limits in `real..len`, each in policy order.
-    entries: [Entry; MAX_LIMITS],
+    /// Real limits in `..real`, shadow limits after, each in policy order.
+    entries: ArrayVec<Entry, MAX_LIMITS>,
     real: usize,
-    len: usize,
     deciding: Option<usize>,
     shadow_deciding: Option<usize>,
     exempted_by: Option<usize>,
@@ -114,9 +108,8 @@ impl Verdict {
     pub(super) const fn new() -> Self {
         Self {
             decision: UNLIMITED,
-            entries: [NO_ENTRY; MAX_LIMITS],
+            entries: ArrayVec::new_const(),
             real: 0,
-            len: 0,
             deciding: None,
             shadow_deciding: None,
             exempted_by: None,
@@ -142,13 +135,8 @@ impl Verdict {
 
     /// Appends the entries of `met`'s limits: keyed groups' states from `states` in
     /// order; a group without a key denies as its `on_missing = "deny"` says.
-    fn append(
-        &mut self,
-        compiled: &Compiled,
-        met: &MetList<'_>,
-        states: Option<&[Decision; MAX_LIMITS]>,
-    ) {
-        let start = self.len;
+    fn append(&mut self, compiled: &Compiled, met: &MetList<'_>, states: Option<&[Decision]>) {
+        let start = self.entries.len();
         let mut next = 0;
         for m in met.iter() {
             for (index, &id) in m.group.ids.iter().enumerate() {
@@ -178,20 +166,20 @@ impl Verdict {
                         }
                     }
                 };
-                if let Some(entry) = self.entries.get_mut(self.len) {
-                    *entry = Entry {
-                        limit: id,
-                        state,
-                        missing: m.key.is_none(),
-                    };
-                    self.len += 1;
-                }
+                // At most MAX_LIMITS limits met (`MetList`): a push never fails.
+                let _ = self.entries.try_push(Entry {
+                    limit: id,
+                    state,
+                    missing: m.key.is_none(),
+                });
             }
         }
         // Groups gather a rule's limits by key, which can reorder them: back to policy
         // order (limit ids), which entries and "Which limit decides" are defined in.
-        if let Some(appended) = self.entries.get_mut(start..self.len) {
-            appended.sort_unstable_by_key(|e| e.limit);
+        if let Some(appended) = self.entries.get_mut(start..) {
+            if !appended.is_sorted_by_key(|e| e.limit) {
+                appended.sort_unstable_by_key(|e| e.limit);
+            }
         }
     }
 
@@ -200,11 +188,11 @@ impl Verdict {
         &mut self,
         compiled: &Compiled,
         met: &MetList<'_>,
-        states: &[Decision; MAX_LIMITS],
+        states: &[Decision],
         answer: Answer,
     ) {
         self.append(compiled, met, Some(states));
-        self.real = self.len;
+        self.real = self.entries.len();
         let real = self.entries.get(..self.real).unwrap_or(&[]);
         self.deciding = pick(real);
         if let Some(index) = self.deciding {
@@ -223,17 +211,17 @@ impl Verdict {
         &mut self,
         compiled: &Compiled,
         met: &MetList<'_>,
-        states: Option<&[Decision; MAX_LIMITS]>,
+        states: Option<&[Decision]>,
     ) {
         self.append(compiled, met, states);
-        let shadow = self.entries.get(self.real..self.len).unwrap_or(&[]);
+        let shadow = self.entries.get(self.real..).unwrap_or(&[]);
         self.shadow_deciding = pick(shadow)
             .filter(|&i| shadow.get(i).is_some_and(|e| !e.state.allowed))
             .map(|i| i + self.real);
     }
 
     pub(super) fn all_entries(&self) -> &[Entry] {
-        self.entries.get(..self.len).unwrap_or(&[])
+        &self.entries
     }
 
     pub(super) const fn allowed(&self) -> bool {
@@ -307,7 +295,6 @@ impl PolicyDecision<'_> {
         self.verdict
             .entries
             .iter()
-            .take(self.verdict.len)
             .skip(self.verdict.real)
             .filter_map(|e| self.entry_ref(e))
     }

@@ -8,7 +8,7 @@ use crate::decision::Decision;
 use crate::error::CheckError;
 use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisLimit};
 
-use super::check::{Answer, MetList};
+use super::check::{Answer, MetList, States};
 use super::request::{KeyParts, Resolved};
 
 /// The Redis key of a limit's key parts. One present part is its value as is and no
@@ -45,7 +45,7 @@ pub(super) fn execute(
     now: u64,
     cost: u64,
     commit: bool,
-    states: &mut [Decision; MAX_LIMITS],
+    states: &mut States,
 ) -> Result<Answer, CheckError> {
     let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
     for m in met.iter() {
@@ -74,8 +74,10 @@ pub(super) fn execute(
         .iter()
         .map(|(limit, key)| (*limit, key.as_slice()))
         .collect();
-    let len = pairs.len().min(MAX_LIMITS);
-    let states = states.get_mut(..len).unwrap_or(&mut []);
+    states.clear();
+    for _ in pairs.iter().take(MAX_LIMITS) {
+        states.push(Decision::EMPTY);
+    }
     let answer = if commit {
         backend.check_limits(&pairs, now, cost, states)
     } else {

@@ -2,6 +2,8 @@
 //! (name → bytes) for conditions and keys, borrowed from the caller so a check never
 //! allocates.
 
+use arrayvec::ArrayVec;
+
 /// A named request attribute: `client_ip`, `user`, `app`, `auth`, `api_key`, `tenant`, a
 /// header's value… Values are raw bytes compared for equality only (an IP in binary or
 /// text form, an account id, a token hash).
@@ -62,18 +64,25 @@ pub const MAX_ATTRIBUTES: usize = 32;
 pub const MAX_KEY_ATTRIBUTES: usize = 8;
 
 /// A request's attributes resolved against a policy's attribute names: slot `i` holds the
-/// value of the policy's attribute `i`, if the request carries it.
-pub(crate) type Resolved<'a> = [Option<&'a [u8]>; MAX_ATTRIBUTES];
+/// value of the policy's attribute `i`, if the request carries it. As long as the policy
+/// has names, so a policy with three names sets up three slots per check, not
+/// [`MAX_ATTRIBUTES`].
+pub(crate) type Resolved<'a> = ArrayVec<Option<&'a [u8]>, MAX_ATTRIBUTES>;
 
 /// Looks each of the request's attributes up among `names` (first occurrence wins) into
-/// `resolved` (all `None` on entry; filled in place: returned by value, the 512-byte
-/// table was copied on every check). A policy uses few names, so a linear scan with a
-/// length check first beats hashing.
+/// `resolved` (empty on entry; filled in place, as the caller's stack list). A policy
+/// uses few names, so a linear scan with a length check first beats hashing.
 pub(crate) fn resolve<'a>(
     names: &[alloc::string::String],
     request: &Request<'a>,
     resolved: &mut Resolved<'a>,
 ) {
+    resolved.clear();
+    // At most MAX_ATTRIBUTES names (the policy is refused otherwise): `take` only keeps
+    // the push from ever failing.
+    for _ in names.iter().take(MAX_ATTRIBUTES) {
+        resolved.push(None);
+    }
     for attribute in request.attributes {
         let wanted = attribute.name.as_bytes();
         for (slot, name) in resolved.iter_mut().zip(names) {
@@ -81,6 +90,21 @@ pub(crate) fn resolve<'a>(
                 *slot = Some(attribute.value);
                 break;
             }
+        }
+    }
+}
+
+/// A limit's key read in place from the resolved attributes: hashes exactly as the
+/// [`KeyParts`] of the same values, without copying the parts out first.
+pub(crate) struct KeyView<'k, 'r> {
+    pub(crate) attributes: &'k [usize],
+    pub(crate) resolved: &'k Resolved<'r>,
+}
+
+impl core::hash::Hash for KeyView<'_, '_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for &attribute in self.attributes {
+            self.resolved.get(attribute).copied().flatten().hash(state);
         }
     }
 }
@@ -107,5 +131,38 @@ impl<'a> KeyParts<'a> {
     /// The parts in use.
     pub(crate) fn parts(&self) -> &[Option<&'a [u8]>] {
         self.parts.get(..self.len).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyParts, KeyView, Resolved, MAX_KEY_ATTRIBUTES};
+
+    /// A check hashes keys in place ([`KeyView`]); Redis keys, the offender report and
+    /// every earlier table state were made from [`KeyParts`]: the two must agree.
+    #[test]
+    fn key_view_hashes_as_key_parts() {
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        let values: [Option<&[u8]>; 4] = [Some(b"ab"), None, Some(b""), Some(b"c")];
+        let mut resolved = Resolved::new();
+        resolved.extend(values);
+        for attributes in [&[0usize][..], &[0, 3], &[3, 0], &[1, 2], &[0, 1, 2, 3], &[]] {
+            let mut parts = KeyParts {
+                parts: [None; MAX_KEY_ATTRIBUTES],
+                len: attributes.len(),
+            };
+            for (part, &attribute) in parts.parts.iter_mut().zip(attributes) {
+                *part = values[attribute];
+            }
+            let view = KeyView {
+                attributes,
+                resolved: &resolved,
+            };
+            assert_eq!(
+                hasher.hash_one(view),
+                hasher.hash_one(parts),
+                "{attributes:?}"
+            );
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct Route {
     /// Upper-case method, or `None` for any method (`ALL` / `*`).
     method: Option<String>,
     segments: Vec<Segment>,
+    /// Whether the last segment is `*`; if not, a path matches only with exactly
+    /// `segments.len()` segments, which rejects most routes with one comparison.
+    rest: bool,
     template: String,
 }
 
@@ -117,6 +120,7 @@ impl Route {
         }
         Ok(Self {
             method,
+            rest: segments.last() == Some(&Segment::Rest),
             segments,
             template: template.to_string(),
         })
@@ -140,18 +144,20 @@ impl Route {
     /// than the limit checks themselves (callgrind, `profile_driver rc_policy_uphold`).
     #[must_use]
     pub fn matches_split(&self, method: &str, path: &SplitPath<'_>) -> bool {
+        if !path.rooted || (!self.rest && (path.truncated || path.kept != self.segments.len())) {
+            return false;
+        }
         if let Some(expected) = &self.method {
-            if !expected.eq_ignore_ascii_case(method) {
+            // Clients send methods in upper case, as templates store them: the exact
+            // comparison settles nearly every request, without a per-byte case fold.
+            if expected.as_bytes() != method.as_bytes() && !expected.eq_ignore_ascii_case(method) {
                 return false;
             }
-        }
-        if !path.rooted {
-            return false;
         }
         for (index, segment) in self.segments.iter().enumerate() {
             // A route has at most MAX_SEGMENTS segments (parse), so every index below
             // is within what SplitPath kept, whenever the path is that long.
-            let part = path.parts.get(..path.kept).and_then(|kept| kept.get(index));
+            let part = path.part(index);
             match segment {
                 Segment::Rest => return true,
                 Segment::Param => match part {
@@ -203,7 +209,12 @@ pub const MAX_SEGMENTS: usize = 32;
 /// flagged, which is enough to decide every route exactly (no route has more segments).
 #[derive(Clone, Copy, Debug)]
 pub struct SplitPath<'a> {
-    parts: [&'a str; MAX_SEGMENTS],
+    /// The path without its query string, fragment, leading `/` and one trailing `/`.
+    path: &'a str,
+    /// Where each kept segment ends in `path`; segment `i` starts one byte after segment
+    /// `i - 1` ends (at 0 for the first). Offsets rather than `&str`s: the array is set
+    /// up on every check, and half the size sets up in half the stores.
+    ends: [usize; MAX_SEGMENTS],
     kept: usize,
     truncated: bool,
     /// Whether the path starts with `/` (no route matches one that does not).
@@ -215,13 +226,15 @@ impl<'a> SplitPath<'a> {
     #[must_use]
     pub fn new(path: &'a str) -> Self {
         let mut split = Self {
-            parts: [""; MAX_SEGMENTS],
+            path: "",
+            ends: [0; MAX_SEGMENTS],
             kept: 0,
             truncated: false,
             rooted: false,
         };
-        // A byte scan: `split(['?', '#'])`'s char searcher cost more than the rest of the
-        // split. Both are ASCII, so the cut is a char boundary.
+        // Byte scans rather than `split`: the char searcher's set-up cost more than the
+        // scan itself on paths of a few dozen bytes. `?`, `#` and `/` are ASCII, so every
+        // cut is a char boundary.
         let cut = path
             .bytes()
             .position(|b| b == b'?' || b == b'#')
@@ -232,22 +245,45 @@ impl<'a> SplitPath<'a> {
         };
         split.rooted = true;
         let path = path.strip_suffix('/').unwrap_or(path);
+        split.path = path;
         if path.is_empty() {
             return split;
         }
-        for part in path.split('/') {
-            match split.parts.get_mut(split.kept) {
-                Some(slot) => {
-                    *slot = part;
-                    split.kept += 1;
-                }
-                None => {
-                    split.truncated = true;
-                    break;
-                }
+        for (index, byte) in path.bytes().enumerate() {
+            if byte == b'/' && !split.push(index) {
+                return split;
             }
         }
+        split.push(path.len());
         split
+    }
+
+    /// Records a segment ending at `end`; `false` (and the path flagged as truncated)
+    /// when [`MAX_SEGMENTS`] are already kept.
+    fn push(&mut self, end: usize) -> bool {
+        match self.ends.get_mut(self.kept) {
+            Some(slot) => {
+                *slot = end;
+                self.kept += 1;
+                true
+            }
+            None => {
+                self.truncated = true;
+                false
+            }
+        }
+    }
+
+    /// Kept segment `index`, if the path has that many (within [`MAX_SEGMENTS`]).
+    fn part(&self, index: usize) -> Option<&'a str> {
+        if index >= self.kept {
+            return None;
+        }
+        let start = match index.checked_sub(1) {
+            Some(previous) => self.ends.get(previous)? + 1,
+            None => 0,
+        };
+        self.path.get(start..*self.ends.get(index)?)
     }
 }
 

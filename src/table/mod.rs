@@ -914,23 +914,11 @@ impl<M: TableMemory> Table<M> {
     }
 
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    /// Every limit of the key hashing to `hash`, written to `out` from index 0; returns
-    /// how many were written (all of them, if `out` is long enough).
-    pub(crate) fn members_into<'t>(&'t self, hash: u64, out: &mut [KeyedLimit<'t>]) -> usize {
+    /// Every limit of the key hashing to `hash`, in order.
+    pub(crate) fn members(&self, hash: u64) -> impl Iterator<Item = KeyedLimit<'_>> + '_ {
         let fingerprint = fingerprint_of(hash);
         let starts = neighbourhoods(fingerprint, self.mask);
-        let mut written = 0;
-        for (index, slot) in out.iter_mut().take(self.config.count).enumerate() {
-            *slot = self.member(index, fingerprint, starts);
-            written += 1;
-        }
-        written
-    }
-
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    /// A member for filling arrays before [`members_into`](Self::members_into).
-    pub(crate) fn placeholder(&self) -> KeyedLimit<'_> {
-        self.member(0, 1, [0, 0])
+        (0..self.config.count).map(move |index| self.member(index, fingerprint, starts))
     }
 
     /// The first slot of each of `key`'s two neighbourhoods (equal in an 8-slot table),
