@@ -183,7 +183,12 @@ impl Compiled {
         // Collecting has no side effects, so an unlimited rule found after some limits
         // were collected still answers "unlimited" before anything is checked.
         let mut resolved = Resolved::new();
-        resolve(&self.attributes, request, &mut resolved);
+        resolve(
+            &self.attributes,
+            &self.attribute_keys,
+            request,
+            &mut resolved,
+        );
         // Lock-free (the arc-swap crate's orderings): one override set for the whole check.
         let overrides = self.overrides.load();
         let any_overrides = !overrides.is_empty();
@@ -212,7 +217,7 @@ impl Compiled {
                 let mut selected = [None; MAX_TABLE_LIMITS];
                 if any_overrides && key.is_some() {
                     for (slot, &id) in selected.iter_mut().zip(&group.ids) {
-                        *slot = overrides.of(id).and_then(|o| o.select(request));
+                        *slot = overrides.of(id).and_then(|o| o.select(request, &resolved));
                     }
                 }
                 let met = Met {

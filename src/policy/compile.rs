@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use super::metrics::LimitCounters;
 use super::offenders::Offenders;
 use super::overrides::{OverrideSet, Target};
+use super::request::name_key;
 use super::{
     request, Condition, LimitRef, OnMissing, PolicyError, PolicySpec, ResponseSpec, Route, Rule,
     Test, MAX_ATTRIBUTES, MAX_KEY_ATTRIBUTES,
@@ -116,6 +117,8 @@ pub(super) struct Compiled {
     pub(super) counters: Vec<Arc<LimitCounters>>,
     /// Every attribute name the policy uses; conditions and keys refer to them by index.
     pub(super) attributes: Vec<String>,
+    /// [`name_key`] of each of `attributes`, in the same order.
+    pub(super) attribute_keys: Vec<u64>,
     pub(super) response: ResponseSpec,
     /// Keys per table and what a full neighbourhood does: a table is handed over only
     /// to a version that builds it the same way.
@@ -345,6 +348,7 @@ impl Compiled {
             spec: spec.rules,
             limits,
             counters,
+            attribute_keys: attributes.iter().map(|a| name_key(a.as_bytes())).collect(),
             attributes,
             response: spec.response,
             capacity: spec.capacity,
@@ -384,6 +388,7 @@ impl Compiled {
             period: meta.quota.period(),
             table: &group.table,
             index,
+            names: &self.attributes,
             #[cfg(feature = "redis")]
             redis: group.redis.get(index),
         })

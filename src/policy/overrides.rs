@@ -34,7 +34,7 @@ use std::collections::HashMap;
 
 use alloc::string::ToString;
 
-use super::request::Request;
+use super::request::{Request, Resolved};
 use super::{Override, OverrideQuota, PolicyError};
 use crate::quota::Quota;
 use crate::table::{OwnedTable, TableLimit};
@@ -60,13 +60,29 @@ impl OverrideEntry {
 /// whole map, so adding overrides one by one stays cheap at 100,000 of them.
 const SHARDS: usize = 64;
 
+/// One shard's map. Hashed with aHash rather than the standard SipHash: every check of
+/// a limit with overrides looks its value up, and the keys are the operator's, so a
+/// request cannot make them collide (its value is only looked up, never inserted).
+type Shard = HashMap<Vec<u8>, OverrideEntry, ahash::RandomState>;
+
 /// A value → override map, sharded by a hash of the value.
 #[derive(Debug, Clone)]
-struct Shards(Vec<Arc<HashMap<Vec<u8>, OverrideEntry>>>);
+struct Shards(Vec<Arc<Shard>>);
 
 impl Shards {
     fn new() -> Self {
-        Self((0..SHARDS).map(|_| Arc::new(HashMap::new())).collect())
+        // Seeds from the standard library's per-process random keys (aHash's own
+        // random source is a feature this no_std-capable crate leaves off).
+        let seed = |n: u64| {
+            use core::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(n)
+        };
+        let state = ahash::RandomState::with_seeds(seed(0), seed(1), seed(2), seed(3));
+        Self(
+            (0..SHARDS)
+                .map(|_| Arc::new(Shard::with_hasher(state.clone())))
+                .collect(),
+        )
     }
 
     /// The shard of `value`: FNV-1a, fixed, since it only spreads values over shards (each
@@ -84,7 +100,7 @@ impl Shards {
         self.0.get(Self::index(value))?.get(value)
     }
 
-    fn shard_mut(&mut self, value: &[u8]) -> Option<&mut HashMap<Vec<u8>, OverrideEntry>> {
+    fn shard_mut(&mut self, value: &[u8]) -> Option<&mut Shard> {
         self.0.get_mut(Self::index(value)).map(Arc::make_mut)
     }
 
@@ -107,19 +123,34 @@ impl Shards {
     }
 }
 
+/// The attribute an override selects by: its name, and its index among the policy's
+/// attribute names when the policy uses it (its value is then already resolved).
+#[derive(Debug, Clone)]
+struct Selector {
+    name: String,
+    index: Option<usize>,
+}
+
 /// One limit's overrides: per selecting attribute (in first-appearance order), a map
 /// from value to override.
 #[derive(Debug, Default, Clone)]
 pub(super) struct LimitOverrides {
-    by_attribute: Vec<(String, Shards)>,
+    by_attribute: Vec<(Selector, Shards)>,
 }
 
 impl LimitOverrides {
-    /// The override that applies to `request`, if any: the first attribute, in order,
-    /// whose value has one.
-    pub(super) fn select(&self, request: &Request<'_>) -> Option<&OverrideEntry> {
+    /// The override that applies to `request` (its attributes `resolved` against the
+    /// policy's names), if any: the first attribute, in order, whose value has one.
+    pub(super) fn select(
+        &self,
+        request: &Request<'_>,
+        resolved: &Resolved<'_>,
+    ) -> Option<&OverrideEntry> {
         self.by_attribute.iter().find_map(|(attribute, map)| {
-            let value = request.attribute(attribute)?;
+            let value = match attribute.index {
+                Some(index) => (*resolved.get(index)?)?,
+                None => request.attribute(&attribute.name)?,
+            };
             map.get(value)
         })
     }
@@ -128,12 +159,19 @@ impl LimitOverrides {
         self.by_attribute.iter().map(|(_, map)| map.len()).sum()
     }
 
-    fn insert(&mut self, attribute: &str, value: &[u8], entry: OverrideEntry) {
-        let index = match self.by_attribute.iter().position(|(a, _)| a == attribute) {
+    fn insert(&mut self, names: &[String], attribute: &str, value: &[u8], entry: OverrideEntry) {
+        let index = match self
+            .by_attribute
+            .iter()
+            .position(|(a, _)| a.name == attribute)
+        {
             Some(index) => index,
             None => {
-                self.by_attribute
-                    .push((String::from(attribute), Shards::new()));
+                let selector = Selector {
+                    name: String::from(attribute),
+                    index: names.iter().position(|n| n == attribute),
+                };
+                self.by_attribute.push((selector, Shards::new()));
                 self.by_attribute.len() - 1
             }
         };
@@ -147,7 +185,11 @@ impl LimitOverrides {
     }
 
     fn remove(&mut self, attribute: &str, value: &[u8]) -> bool {
-        let Some(index) = self.by_attribute.iter().position(|(a, _)| a == attribute) else {
+        let Some(index) = self
+            .by_attribute
+            .iter()
+            .position(|(a, _)| a.name == attribute)
+        else {
             return false;
         };
         let Some((_, map)) = self.by_attribute.get_mut(index) else {
@@ -166,7 +208,7 @@ impl LimitOverrides {
     fn list(&self) -> impl Iterator<Item = Override> + '_ {
         self.by_attribute.iter().flat_map(|(attribute, map)| {
             map.iter().map(move |(value, entry)| Override {
-                attribute: attribute.clone(),
+                attribute: attribute.name.clone(),
                 value: value.clone(),
                 quota: entry.quota,
             })
@@ -178,6 +220,8 @@ impl LimitOverrides {
 #[derive(Debug, Default, Clone)]
 pub(super) struct OverrideSet {
     per_limit: Vec<Option<LimitOverrides>>,
+    /// How many limits have overrides: checks skip the lookups when none has.
+    limits_with_overrides: usize,
 }
 
 /// What a limit's overrides are built against: its table and its index there, and its
@@ -189,6 +233,8 @@ pub(super) struct Target<'a> {
     pub(super) period: u64,
     pub(super) table: &'a OwnedTable,
     pub(super) index: usize,
+    /// The policy's attribute names (an override on one of them reads its resolved value).
+    pub(super) names: &'a [String],
     #[cfg(feature = "redis")]
     pub(super) redis: Option<&'a crate::redis_backend::RedisLimit>,
 }
@@ -249,6 +295,7 @@ impl OverrideSet {
     pub(super) fn new(limits: usize) -> Self {
         Self {
             per_limit: (0..limits).map(|_| None).collect(),
+            limits_with_overrides: 0,
         }
     }
 
@@ -274,8 +321,15 @@ impl OverrideSet {
             .per_limit
             .get_mut(id)
             .ok_or_else(|| target.error("no such limit"))?;
-        slot.get_or_insert_with(LimitOverrides::default)
-            .insert(attribute, value, entry);
+        if slot.is_none() {
+            self.limits_with_overrides += 1;
+        }
+        slot.get_or_insert_with(LimitOverrides::default).insert(
+            target.names,
+            attribute,
+            value,
+            entry,
+        );
         Ok(())
     }
 
@@ -290,6 +344,7 @@ impl OverrideSet {
         let removed = overrides.remove(attribute, value);
         if overrides.len() == 0 {
             *slot = None;
+            self.limits_with_overrides = self.limits_with_overrides.saturating_sub(1);
         }
         removed
     }
@@ -305,7 +360,7 @@ impl OverrideSet {
 
     /// Whether any limit has an override (checks skip the lookups when none has).
     pub(super) fn is_empty(&self) -> bool {
-        self.per_limit.iter().all(Option::is_none)
+        self.limits_with_overrides == 0
     }
 
     /// Bytes the overrides take: the maps' slots (entries in place) and the values.

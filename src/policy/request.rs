@@ -69,11 +69,22 @@ pub const MAX_KEY_ATTRIBUTES: usize = 8;
 /// [`MAX_ATTRIBUTES`].
 pub(crate) type Resolved<'a> = ArrayVec<Option<&'a [u8]>, MAX_ATTRIBUTES>;
 
+/// A name's length, first and last bytes in one word: names with different keys differ,
+/// so resolving compares whole names only where the keys agree (nearly always the name
+/// itself), instead of every name of the same length.
+pub(crate) fn name_key(name: &[u8]) -> u64 {
+    let len = u64::try_from(name.len()).unwrap_or(u64::MAX);
+    let first = name.first().copied().map_or(0, u64::from);
+    let last = name.last().copied().map_or(0, u64::from);
+    len.wrapping_shl(16) | first << 8 | last
+}
+
 /// Looks each of the request's attributes up among `names` (first occurrence wins) into
-/// `resolved` (empty on entry; filled in place, as the caller's stack list). A policy
-/// uses few names, so a linear scan with a length check first beats hashing.
+/// `resolved` (filled in place, as the caller's stack list); `keys` holds each name's
+/// [`name_key`]. A policy uses few names, so a linear scan of the keys beats hashing.
 pub(crate) fn resolve<'a>(
     names: &[alloc::string::String],
+    keys: &[u64],
     request: &Request<'a>,
     resolved: &mut Resolved<'a>,
 ) {
@@ -85,8 +96,9 @@ pub(crate) fn resolve<'a>(
     }
     for attribute in request.attributes {
         let wanted = attribute.name.as_bytes();
-        for (slot, name) in resolved.iter_mut().zip(names) {
-            if slot.is_none() && name.len() == wanted.len() && name.as_bytes() == wanted {
+        let key = name_key(wanted);
+        for ((slot, name), &name_key) in resolved.iter_mut().zip(names).zip(keys) {
+            if name_key == key && slot.is_none() && name.as_bytes() == wanted {
                 *slot = Some(attribute.value);
                 break;
             }
