@@ -729,8 +729,8 @@ typedef struct ratecore_offender_stats {
    */
   size_t size;
   /**
-   * Offenders dropped to make room for new ones since the policy was built or last
-   * reloaded.
+   * Offenders dropped to make room for new ones since the policy was built (reloads
+   * keep counting).
    */
   uint64_t evicted;
   /**
@@ -1378,8 +1378,8 @@ ratecore_status ratecore_policy_memory_bytes(const struct ratecore_policy *polic
 
 /**
  * Writes the keys the policy's limits kept denying — each denied at least twice by the
- * same limit since the policy was built or last reloaded — into `out` (`cap` bytes), one
- * line each, most denials first (then by key):
+ * same limit; a reload keeps the counts of the limits it leaves unchanged and drops the
+ * others' — into `out` (`cap` bytes), one line each, most denials first (then by key):
  *
  * ```text
  * rule<TAB>limit<TAB>key<TAB>denials<TAB>cut<LF>

@@ -112,13 +112,11 @@ const UNLIMITED: Decision = Decision {
     retry_after: 0,
 };
 
-/// What the policy answers today for shadow limits when the cost can never fit one of
-/// them: every keyed shadow entry becomes `{ allowed: false, limit: 0, remaining: 0,
-/// reset_after: 0, retry_after: NEVER }`, even for shadow limits the cost fits (which
-/// are then also counted as `shadow_denied`). The composite semantics would report each
-/// limit's unchanged state instead (the never-fitting ones denied with `retry_after =
-/// NEVER`); `false` checks that. A known divergence, kept apart so that it is visible.
-const SHADOW_COST_PLACEHOLDER: bool = true;
+/// `true` models a cruder answer for shadow limits when the cost can never fit one of
+/// them (every keyed shadow entry denied with `retry_after = NEVER`, even those the cost
+/// fits). The policy gives the composite semantics (`false`): each limit's unchanged
+/// state, the never-fitting ones denied with `retry_after = NEVER`.
+const SHADOW_COST_PLACEHOLDER: bool = false;
 
 /// Whether an override applies to a request that lacks a key attribute of an
 /// `on_missing = "deny"` limit. The docs define overrides per request attribute and the

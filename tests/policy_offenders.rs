@@ -4,12 +4,10 @@
 
 use ratecore::policy::{Attribute, Policy, Request, OFFENDERS};
 
+const PER_IP: &str = "[table]\ncapacity = 32768\n[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\nalgorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1h\"\n";
+
 fn policy() -> Policy {
-    Policy::from_toml_str(
-        "[table]\ncapacity = 32768\n[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\nalgorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1h\"\n",
-        "t.toml",
-    )
-    .unwrap()
+    Policy::from_toml_str(PER_IP, "t.toml").unwrap()
 }
 
 fn check(policy: &Policy, ip: &str) -> bool {
@@ -86,7 +84,21 @@ fn the_report_holds_at_most_its_capacity_and_counts_evictions() {
     assert_eq!(stats.evicted, 200 - OFFENDERS as u64);
     // Sorted, most denials first.
     assert!(offenders.windows(2).all(|w| w[0].denials >= w[1].denials));
-    // A reload starts a new report.
+    // A reload that keeps the limit keeps the report (and its counters), and a reported
+    // key goes on counting in the new version.
+    policy.reload_toml_str(PER_IP, "t.toml").unwrap();
+    assert_eq!(policy.offenders(), (offenders.clone(), stats));
+    let top = offenders[0].clone();
+    assert!(!check(&policy, std::str::from_utf8(&top.key).unwrap()));
+    let (after, _) = policy.offenders();
+    assert_eq!(after[0].key, top.key);
+    assert_eq!(after[0].denials, top.denials + 1);
+    assert_eq!(after.len(), OFFENDERS);
+    // One that changes the limit drops its report.
+    policy
+        .reload_toml_str(&PER_IP.replace("limit = 1\n", "limit = 2\n"), "t.toml")
+        .unwrap();
+    assert!(policy.offenders().0.is_empty());
     policy
         .reload_toml_str("[[rule]]\nname = \"x\"\n[[rule.limit]]\nkey = []\nalgorithm = \"gcra\"\nlimit = 1\nperiod = \"1s\"\n", "x.toml")
         .unwrap();
@@ -134,4 +146,22 @@ fn long_and_composite_keys_are_shown_cut_and_joined() {
             (cut, true, 3),
         ]
     );
+}
+
+#[test]
+fn a_key_denied_once_before_a_reload_and_once_after_is_an_offender() {
+    let policy = policy();
+    assert!(check(&policy, "203.0.113.5"));
+    assert!(!check(&policy, "203.0.113.5"));
+    assert!(
+        policy.offenders().0.is_empty(),
+        "denied once: a candidate only"
+    );
+    policy.reload_toml_str(PER_IP, "t.toml").unwrap();
+    assert!(!check(&policy, "203.0.113.5"));
+    let (offenders, stats) = policy.offenders();
+    assert_eq!(offenders.len(), 1);
+    assert_eq!(offenders[0].key, b"203.0.113.5");
+    assert_eq!(offenders[0].denials, 2);
+    assert_eq!(stats.unrecorded, 0);
 }

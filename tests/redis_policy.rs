@@ -224,3 +224,47 @@ fn overrides_and_reloads_on_redis_match_in_process() {
         );
     }
 }
+
+/// A cost some shadow limit can never fit: that limit is denied with `retry_after =
+/// NEVER`, the shadow limit the cost fits reports its unchanged state, the real answer is
+/// untouched, and nothing shadow is charged — on Redis exactly as in process.
+#[test]
+fn shadow_cost_that_never_fits_on_redis_matches_in_process() {
+    let Some(url) = common::redis_url("policy_shadow_cost") else {
+        return;
+    };
+    let text = "[[rule]]\nname = \"real\"\n[[rule.limit]]\nname = \"big\"\nkey = [\"ip\"]\non_missing = \"deny\"\nalgorithm = \"fixed_window\"\nlimit = 100\nperiod = \"1m\"\n\n[[rule]]\nname = \"trial\"\nshadow = true\n[[rule.limit]]\nname = \"small\"\nkey = [\"ip\"]\non_missing = \"deny\"\nalgorithm = \"gcra\"\nlimit = 3\nperiod = \"1m\"\n[[rule.limit]]\nname = \"wide\"\nkey = [\"ip\"]\non_missing = \"deny\"\nalgorithm = \"sliding_window\"\nlimit = 50\nperiod = \"1m\"\n";
+    let local = Policy::from_toml_str(text, "t.toml").unwrap();
+    let spec = PolicySpec::from_toml_str(text, "t.toml").unwrap();
+    let remote = Policy::with_redis(spec, common::backend(&url, "policy_shadow_cost")).unwrap();
+    let ip = [Attribute::new("ip", b"198.51.100.9")];
+    let request = Request::new("GET", "/", &ip);
+    let start = 1_700_000_000 * SECOND;
+    for policy in [&local, &remote] {
+        let d = policy.check(&request, start, 10).unwrap();
+        assert!(d.allowed(), "a shadow limit never changes the real answer");
+        assert_eq!(d.decision().remaining, 90);
+        let shadow: Vec<_> = d.shadow_entries().map(|(l, s)| (l.name, s)).collect();
+        assert_eq!(shadow.len(), 2);
+        let (name, small) = shadow[0];
+        assert_eq!(name, "small");
+        assert!(!small.allowed);
+        assert_eq!(small.retry_after, ratecore::NEVER);
+        assert_eq!(small.limit, 3, "the limit's own fields, not a placeholder");
+        let (name, wide) = shadow[1];
+        assert_eq!(name, "wide");
+        assert!(wide.allowed, "the cost fits it: its unchanged state");
+        assert_eq!(wide.remaining, 50, "nothing charged");
+        assert_eq!(d.shadow_denied().map(|(l, _)| l.name), Some("small"));
+    }
+    // The same per-limit states on both, request after request.
+    for i in 1..5 {
+        let l = local.check(&request, start + i, 10).unwrap();
+        let r = remote.check(&request, start + i, 10).unwrap();
+        assert_eq!(l.decision(), r.decision());
+        assert_eq!(
+            l.shadow_entries().collect::<Vec<_>>(),
+            r.shadow_entries().collect::<Vec<_>>()
+        );
+    }
+}

@@ -32,8 +32,8 @@ const _: () = assert!(RATECORE_OFFENDER_KEY_BYTES == OFFENDER_KEY_BYTES);
 pub struct ratecore_offender_stats {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,
-    /// Offenders dropped to make room for new ones since the policy was built or last
-    /// reloaded.
+    /// Offenders dropped to make room for new ones since the policy was built (reloads
+    /// keep counting).
     pub evicted: u64,
     /// Denials not recorded because another thread was recording at that moment (the
     /// counts are exact while this is 0).
@@ -60,8 +60,8 @@ fn report_text(offenders: &[Offender]) -> Vec<u8> {
 }
 
 /// Writes the keys the policy's limits kept denying — each denied at least twice by the
-/// same limit since the policy was built or last reloaded — into `out` (`cap` bytes), one
-/// line each, most denials first (then by key):
+/// same limit; a reload keeps the counts of the limits it leaves unchanged and drops the
+/// others' — into `out` (`cap` bytes), one line each, most denials first (then by key):
 ///
 /// ```text
 /// rule<TAB>limit<TAB>key<TAB>denials<TAB>cut<LF>

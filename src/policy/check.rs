@@ -3,6 +3,7 @@
 
 use arrayvec::ArrayVec;
 
+use crate::composite::Member;
 use crate::composite::{run_all, MAX_LIMITS};
 use crate::decision::Decision;
 use crate::error::CheckError;
@@ -256,12 +257,15 @@ impl Compiled {
 
         if !shadow.is_empty() {
             let charge = commit && result.allowed();
-            match self.execute_set(&shadow, &resolved, now, cost, charge, &mut states) {
-                Ok(_) => result.set_shadow(self, &shadow, Some(&states)),
-                // A cost no shadow limit can ever fit is its denial, never an error: a
+            if self
+                .execute_set(&shadow, &resolved, now, cost, charge, &mut states)
+                .is_err()
+            {
+                // A cost some shadow limit can never fit is its denial, never an error: a
                 // shadow limit must not change the real answer.
-                Err(_) => result.set_shadow(self, &shadow, None),
+                self.never_fits(&shadow, &resolved, now, cost, &mut states);
             }
+            result.set_shadow(self, &shadow, &states);
         }
 
         if commit {
@@ -336,12 +340,27 @@ impl Compiled {
         }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let _ = resolved;
-        let mut members = ArrayVec::<KeyedLimit<'_>, MAX_LIMITS>::new();
+        let Some(members) = Self::members(met) else {
+            // Unreachable for a policy that built (it bounds how many limits one request
+            // meets): refused with nothing consumed, never checked in part.
+            return Ok(Answer::default());
+        };
+        for _ in &members {
+            // As long as `members`: never full.
+            let _ = states.try_push(Decision::EMPTY);
+        }
+        run_all(&members, now, cost, commit, states)?;
+        Ok(Answer::default())
+    }
+
+    /// The table members of `met`'s keyed groups in order, each with its override's
+    /// parameters, leaving out those an unlimited override exempts; `None` if more than
+    /// [`MAX_LIMITS`].
+    fn members<'t>(met: &MetList<'t>) -> Option<ArrayVec<KeyedLimit<'t>, MAX_LIMITS>> {
+        let mut members = ArrayVec::new();
         for m in met.iter() {
             let Some(hash) = m.key else { continue };
             for (index, member) in m.group.table.members(hash).enumerate() {
-                // A limit runs with its override's parameters; one an unlimited override
-                // exempts is left out.
                 let member = match m.overrides.get(index).copied().flatten() {
                     None => member,
                     Some(o) => match &o.table_limit {
@@ -349,19 +368,61 @@ impl Compiled {
                         None => continue,
                     },
                 };
-                if members.try_push(member).is_err() {
-                    // Unreachable for a policy that built (it bounds how many limits one
-                    // request meets): refused with nothing consumed, never checked in part.
-                    return Ok(Answer::default());
-                }
-                // As long as `members`, so never full here.
-                let _ = states.try_push(Decision::EMPTY);
+                members.try_push(member).ok()?;
             }
         }
-        run_all(&members, now, cost, commit, states)?;
-        Ok(Answer::default())
+        Some(members)
+    }
+
+    /// The states of an all-or-nothing set (the shadow limits) that a `cost` some member
+    /// can never fit denies, as a composite denial reports them: a limit the cost can
+    /// never fit is denied with `retry_after = NEVER`, one that would deny it reports that
+    /// denial, and one that would admit it reports its unchanged state. Nothing consumed.
+    fn never_fits(
+        &self,
+        met: &MetList<'_>,
+        resolved: &Resolved<'_>,
+        now: u64,
+        cost: u64,
+        states: &mut States,
+    ) {
+        let mut unchanged = States::new();
+        // A cost of 0 fits every limit: never an error.
+        let _ = self.execute(met, resolved, now, 0, false, &mut unchanged);
+        states.clear();
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &self.redis {
+            super::redis::peek_each(backend, met, resolved, now, cost, states);
+        }
+        #[cfg(feature = "redis")]
+        let in_process = self.redis.is_none();
+        #[cfg(not(feature = "redis"))]
+        let in_process = true;
+        if in_process {
+            for member in Self::members(met).unwrap_or_default() {
+                let _ = states.try_push(member.peek(now, cost).unwrap_or(NEVER_FITS));
+            }
+        }
+        for (state, unchanged) in states.iter_mut().zip(unchanged) {
+            *state = match (state.allowed, state.retry_after == crate::NEVER) {
+                (true, _) => unchanged,
+                (false, true) => Decision {
+                    allowed: false,
+                    retry_after: crate::NEVER,
+                    ..unchanged
+                },
+                (false, false) => *state,
+            };
+        }
     }
 }
+
+/// A limit's answer to a cost it can never fit, before its fields are filled in from its
+/// unchanged state.
+pub(super) const NEVER_FITS: Decision = Decision {
+    retry_after: crate::NEVER,
+    ..Decision::EMPTY
+};
 
 /// What the backend said beyond the per-limit states.
 #[derive(Clone, Copy, Debug, Default)]

@@ -333,6 +333,24 @@ impl Compiled {
         if meets_too_many(&spec.rules) {
             return Err(PolicyError::TooManyLimits);
         }
+        // What makes a limit the same across versions (`same_limit`), as one word: the
+        // offender report follows a limit across reloads by it.
+        let identities = limits
+            .iter()
+            .zip(&missing)
+            .map(|(meta, &on_missing)| {
+                let rule = spec.rules.get(meta.rule).map_or("", |r| r.name.as_str());
+                Offenders::identity(&(
+                    rule,
+                    &meta.name,
+                    &meta.key,
+                    on_missing,
+                    meta.algorithm,
+                    meta.quota,
+                    meta.shadow,
+                ))
+            })
+            .collect();
         let counters = limits
             .iter()
             .zip(&missing)
@@ -356,8 +374,11 @@ impl Compiled {
             #[cfg(feature = "redis")]
             redis,
             overrides: ArcSwap::from_pointee(OverrideSet::new(0)),
-            offenders: Offenders::new(),
+            offenders: Offenders::new(identities),
         };
+        if let Some(previous) = previous {
+            compiled.offenders.carry_from(&previous.offenders);
+        }
         let mut overrides = OverrideSet::new(compiled.limits.len());
         let written = compiled.spec.iter().flat_map(|r| &r.limits).enumerate();
         for (id, limit) in written {

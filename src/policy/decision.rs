@@ -135,7 +135,7 @@ impl Verdict {
 
     /// Appends the entries of `met`'s limits: keyed groups' states from `states` in
     /// order; a group without a key denies as its `on_missing = "deny"` says.
-    fn append(&mut self, compiled: &Compiled, met: &MetList<'_>, states: Option<&[Decision]>) {
+    fn append(&mut self, compiled: &Compiled, met: &MetList<'_>, states: &[Decision]) {
         let start = self.entries.len();
         let mut next = 0;
         for m in met.iter() {
@@ -144,18 +144,12 @@ impl Verdict {
                     continue;
                 }
                 let meta = compiled.limits.get(id);
-                let state = match (m.key, states) {
-                    (Some(_), Some(states)) => {
+                let state = match m.key {
+                    Some(_) => {
                         next += 1;
                         states.get(next - 1).copied().unwrap_or(Decision::EMPTY)
                     }
-                    // A cost the shadow limits can never fit: they would deny forever.
-                    (Some(_), None) => Decision {
-                        retry_after: crate::NEVER,
-                        reset_after: 0,
-                        ..Decision::EMPTY
-                    },
-                    (None, _) => {
+                    None => {
                         let period = meta.map_or(0, |m| m.quota.period());
                         Decision {
                             allowed: false,
@@ -191,7 +185,7 @@ impl Verdict {
         states: &[Decision],
         answer: Answer,
     ) {
-        self.append(compiled, met, Some(states));
+        self.append(compiled, met, states);
         self.real = self.entries.len();
         let real = self.entries.get(..self.real).unwrap_or(&[]);
         self.deciding = pick(real);
@@ -206,12 +200,12 @@ impl Verdict {
         let _ = answer;
     }
 
-    /// The shadow limits' entries (`states` is `None` when the cost can never fit them).
+    /// The shadow limits' entries.
     pub(super) fn set_shadow(
         &mut self,
         compiled: &Compiled,
         met: &MetList<'_>,
-        states: Option<&[Decision]>,
+        states: &[Decision],
     ) {
         self.append(compiled, met, states);
         let shadow = self.entries.get(self.real..).unwrap_or(&[]);

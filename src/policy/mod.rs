@@ -470,8 +470,9 @@ impl Policy {
         Ok(changed)
     }
 
-    /// The keys that kept sending while denied (denied at least twice by the same limit
-    /// since the last reload), most denials first, with the recorder's own counters.
+    /// The keys that kept sending while denied (denied at least twice by the same limit),
+    /// most denials first, with the recorder's own counters. A reload keeps the counts of
+    /// the limits it leaves unchanged and drops those of the others.
     /// Constant memory: at most [`OFFENDERS`] keys (module `offenders`).
     #[must_use]
     pub fn offenders(&self) -> (Vec<Offender>, OffenderStats) {

@@ -16,6 +16,13 @@
 //! The fingerprint hash has fixed keys so that the report is reproducible; a client that
 //! crafts collisions can at worst keep itself out of the report, never out of its
 //! limits.
+//!
+//! A reload hands the report over: a key's fingerprint hashes its limit's identity
+//! (everything that makes a limit the same across versions: rule, name, key, missing-key
+//! handling, algorithm, quota, shadow flag), not its position, so the candidates and the
+//! offenders of every unchanged limit carry on counting in the new version. Those of
+//! changed or removed limits are dropped. A denial recorded on the old version after the
+//! hand-over (by a check that started before the reload) is not carried.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -57,9 +64,11 @@ struct State {
     evicted: u64,
 }
 
-/// The recorder of one policy version (a reload starts a new one).
+/// The recorder of one policy version (a reload hands its state to the next).
 pub(super) struct Offenders {
     hasher: ahash::RandomState,
+    /// Each limit's identity ([`Offenders::identity`]), by limit id.
+    identities: Vec<u64>,
     state: Mutex<State>,
     /// Denials that found the recorder busy. Relaxed: a statistic.
     unrecorded: AtomicU64,
@@ -96,15 +105,27 @@ pub struct OffenderStats {
     pub unrecorded: u64,
 }
 
+/// The recorder's fixed hash keys (module docs: a reproducible report).
+fn fixed_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+}
+
 impl Offenders {
-    pub(super) fn new() -> Self {
+    /// A limit's identity: a hash of what makes it the same limit across versions.
+    pub(super) fn identity(what: &impl core::hash::Hash) -> u64 {
+        fixed_hasher().hash_one(what)
+    }
+
+    /// An empty recorder for limits with these identities (by limit id).
+    pub(super) fn new(identities: Vec<u64>) -> Self {
         Self {
-            hasher: ahash::RandomState::with_seeds(
-                0x243f_6a88_85a3_08d3,
-                0x1319_8a2e_0370_7344,
-                0xa409_3822_299f_31d0,
-                0x082e_fa98_ec4e_6c89,
-            ),
+            hasher: fixed_hasher(),
+            identities,
             state: Mutex::new(State {
                 offenders: [EMPTY; OFFENDERS],
                 candidates: [[0; WAYS]; CANDIDATE_SETS],
@@ -117,8 +138,9 @@ impl Offenders {
 
     /// Records a denial of `key` by limit `limit`. Never waits, never allocates.
     pub(super) fn record(&self, limit: usize, key: &KeyParts<'_>) {
+        let identity = self.identities.get(limit).copied().unwrap_or_default();
         // Never 0, which marks an empty way.
-        let fingerprint = self.hasher.hash_one((limit, key)) | 1;
+        let fingerprint = self.hasher.hash_one((identity, key)) | 1;
         match self.state.try_lock() {
             Ok(mut state) => state.record(fingerprint, limit, key),
             // Busy (or poisoned by a panic elsewhere: skip rather than depend on the
@@ -127,6 +149,39 @@ impl Offenders {
                 self.unrecorded.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Takes over `previous`'s state (module docs): its candidates, its counters, and the
+    /// offenders of the limits that have the same identity here, under their ids here.
+    pub(super) fn carry_from(&self, previous: &Self) {
+        let old = match previous.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut new = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        new.candidates = old.candidates;
+        new.next_way = old.next_way;
+        new.evicted = old.evicted;
+        let carried = old
+            .offenders
+            .iter()
+            .filter(|e| e.denials > 0)
+            .filter_map(|e| {
+                let identity = previous.identities.get(e.limit)?;
+                let limit = self.identities.iter().position(|i| i == identity)?;
+                Some(Entry { limit, ..*e })
+            });
+        for (slot, entry) in new.offenders.iter_mut().zip(carried) {
+            *slot = entry;
+        }
+        // Relaxed: a statistic.
+        self.unrecorded.store(
+            previous.unrecorded.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 
     /// The offenders, most denials first, as `(limit id, …)`, and the stats.

@@ -8,7 +8,7 @@ use crate::decision::Decision;
 use crate::error::CheckError;
 use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisLimit};
 
-use super::check::{Answer, MetList, States};
+use super::check::{Answer, MetList, States, NEVER_FITS};
 use super::request::{KeyParts, Resolved};
 
 /// The Redis key of a limit's key parts. One present part is its value as is and no
@@ -37,16 +37,9 @@ fn redis_key(key: &KeyParts<'_>) -> Vec<u8> {
     }
 }
 
-/// [`super::Policy`]'s `execute` on Redis.
-pub(super) fn execute(
-    backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    commit: bool,
-    states: &mut States,
-) -> Result<Answer, CheckError> {
+/// The Redis limits and keys of `met`'s keyed groups, in `execute`'s order, each limit
+/// with its override's parameters (those an unlimited override exempts left out).
+fn keyed<'p>(met: &MetList<'p>, resolved: &Resolved<'_>) -> Vec<(&'p RedisLimit, Vec<u8>)> {
     let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
     for m in met.iter() {
         if m.key.is_none() {
@@ -67,6 +60,42 @@ pub(super) fn execute(
             keyed.push((limit, key.clone()));
         }
     }
+    keyed
+}
+
+/// [`super::Policy`]'s `never_fits` on Redis: each limit peeked on its own (a cost it can
+/// never fit: [`NEVER_FITS`]; Redis unreachable: denied). One call per limit, only for
+/// a shadow set a cost can never fit.
+pub(super) fn peek_each(
+    backend: &RedisBackend,
+    met: &MetList<'_>,
+    resolved: &Resolved<'_>,
+    now: u64,
+    cost: u64,
+    states: &mut States,
+) {
+    for (limit, key) in keyed(met, resolved).iter().take(MAX_LIMITS) {
+        let mut state = [Decision::EMPTY];
+        let state = match backend.peek_limits(&[(limit, key)], now, cost, &mut state) {
+            Ok(_) => state[0],
+            Err(RedisCheckError::Cost(_)) => NEVER_FITS,
+            Err(_) => Decision::EMPTY,
+        };
+        states.push(state);
+    }
+}
+
+/// [`super::Policy`]'s `execute` on Redis.
+pub(super) fn execute(
+    backend: &RedisBackend,
+    met: &MetList<'_>,
+    resolved: &Resolved<'_>,
+    now: u64,
+    cost: u64,
+    commit: bool,
+    states: &mut States,
+) -> Result<Answer, CheckError> {
+    let keyed = keyed(met, resolved);
     if keyed.is_empty() {
         return Ok(Answer::default());
     }

@@ -622,11 +622,27 @@ static void repeat_offenders(void) {
     CHECK_EQ_U64(len, 12345);
     CHECK_EQ_U64(out[0], 0x5a);
 
-    /* A reload starts a new report. */
+    /* A reload that keeps the limit keeps its offenders, and they go on counting; one
+     * that changes the limit drops them. */
     ratecore_reload_report report;
     memset(&report, 0, sizeof report);
     report.size = sizeof report;
     REQUIRE_OK(ratecore_policy_reload_toml(policy, rc_bytes(per_ip_toml), strlen(per_ip_toml),
+                                           NULL, 0, NULL, 0, &report));
+    CHECK_OFFENDERS(policy, expected, 0, 0);
+    CHECK_EQ_U64(send_ip(policy, rc_bytes("10.0.0.1"), 8, 1), 0);
+    snprintf(expected, sizeof expected,
+             "api\tper-ip\t198.51.100.1\t6\t0\n"
+             "api\tper-ip\tevil\\x09k\\x0a\\xe9\\\\\t3\t0\n"
+             "api\tper-ip\t10.0.0.1\t2\t0\n"
+             "api\tper-ip\t%.64s\t2\t1\n",
+             (const char *)long_key);
+    CHECK_OFFENDERS(policy, expected, 0, 0);
+    static const char per_ip_two[] =
+        "[[rule]]\nname = \"api\"\n"
+        "[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\n"
+        "algorithm = \"fixed_window\"\nlimit = 2\nperiod = \"1h\"\n";
+    REQUIRE_OK(ratecore_policy_reload_toml(policy, rc_bytes(per_ip_two), strlen(per_ip_two),
                                            NULL, 0, NULL, 0, &report));
     CHECK_OFFENDERS(policy, "", 0, 0);
     ratecore_policy_free(policy);
