@@ -173,9 +173,9 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
     // change together); governor's and ratecore's single-key states are 64-bit. The
     // 128-bit case is portable-atomic's, as a default build gets it (instructions chosen
     // at run time, through a function pointer); the table's own slot operations are the
-    // same instructions inline (`src/table/slot_atomics.rs`): 7.7–16.4 ns per load + CAS
-    // on the AMD VM, as fast or slow as the host was that hour (benches/README.md). It
-    // shows how much of a keyed check no probing change can remove.
+    // same instructions inline (`src/table/slot_atomics.rs`; the figures table in
+    // benches/README.md has the measured floor). It shows how much of a keyed check no
+    // probing change can remove.
     let word = std::sync::atomic::AtomicU64::new(0);
     group.bench_function("floor/cas_u64", |b| {
         b.iter(|| {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every comparison bench the way benches/README.md records them, and prints the
-# ratio summaries with the machine's load before and after each bench.
+# ratio summaries with the machine's load before and after each bench. Feed the output
+# to benches/tables.py to regenerate the figures table in benches/README.md.
 #
+#   benches/run-all.sh | tee run.txt && benches/tables.py run.txt
 #   benches/run-all.sh                 # every bench (about 15 minutes; keyed at 10 M keys dominates)
 #   benches/run-all.sh single_key ffi  # some of them
 #   RATECORE_BENCH_KEYED_SIZES=1000,100000 benches/run-all.sh keyed
@@ -24,7 +26,9 @@ if nice -n -19 true 2>/dev/null; then
     nice_cmd=(nice -n -19)
 fi
 
-echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, rustc $(rustc --version | cut -d' ' -f2), RUSTFLAGS='${RUSTFLAGS:-}'"
+tree=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src ffi/src benches/*.rs benches/common benches/c_caller Cargo.toml 2>/dev/null || tree="$tree+changes"
+echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $tree, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), rustc $(rustc --version | cut -d' ' -f2), RUSTFLAGS='${RUSTFLAGS:-}'"
 cargo bench --no-run >/dev/null 2>&1 || cargo bench --no-run
 for bench in "${benches[@]}"; do
     echo "== $bench: load before: $(cut -d' ' -f1-3 /proc/loadavg)"

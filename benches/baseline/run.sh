@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The policy engine of this tree against an earlier revision's, in one process
-# (benches/README.md, "The policy engine against its predecessor").
+# (benches/README.md). Feed the output to benches/tables.py to regenerate the figures
+# table there.
 #
 #   benches/baseline/run.sh              # against 79e601f, the last commit before the
 #                                        # attribute-based policies (under a minute once

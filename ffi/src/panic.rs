@@ -14,7 +14,7 @@ use crate::status::ratecore_status;
 ///
 /// Always inlined: out of line, every exported check called it through a closure whose
 /// captures went through the stack, and it was the largest single cost a C caller paid
-/// (perf, `benches/README.md`, "C ABI overhead from C").
+/// (perf of the `ffi` bench's loop compiled from C, `benches/ffi.rs`).
 #[inline(always)]
 pub(crate) fn boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {

@@ -627,26 +627,18 @@ def uphold_seed_from_the_example_config(env):
 LONG_DESCRIPTION = "The very long-winded " + "and ever so carefully described " * 30 + "API"
 
 
-def config_lines(text):
-    """Directives only: comments, blank lines and indentation dropped."""
-    lines = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip() if not line.strip().startswith("return") else line.strip()
-        if line:
-            lines.append(re.sub(r"\s+", " ", line))
-    return lines
-
-
 @test
-def readme_shows_the_example_config(env):
-    """ffi/nginx/README.md's Uphold nginx.conf is examples/uphold.conf (comments aside)."""
+def readme_links_the_example_config(env):
+    """ffi/nginx/README.md links examples/uphold.conf (which the Uphold test runs) and
+    pastes none of it, so the two cannot drift apart."""
     with open(os.path.join(ROOT, "ffi", "nginx", "README.md")) as f:
         readme = f.read()
     with open(os.path.join(ROOT, "ffi", "nginx", "examples", "uphold.conf")) as f:
         example = f.read()
+    check("](examples/uphold.conf)" in readme, "the README links examples/uphold.conf")
+    check("uphold_pw_forgot_user" in example, "examples/uphold.conf holds Uphold's zones")
     blocks = [b for b in re.findall(r"```nginx\n(.*?)```", readme, re.S) if "uphold_pw_forgot_user" in b]
-    check(len(blocks) == 1, f"expected one Uphold nginx.conf block in the README, found {len(blocks)}")
-    eq(config_lines(blocks[0]), config_lines(example), "README's Uphold config vs examples/uphold.conf")
+    eq(len(blocks), 0, "Uphold nginx.conf blocks pasted into the README")
 
 
 def features_nginx(env):
