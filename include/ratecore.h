@@ -1052,6 +1052,25 @@ ratecore_status ratecore_table_undo(const struct ratecore_table *table,
                                     struct ratecore_table_charge *charge);
 
 /**
+ * Nanoseconds on `CLOCK_MONOTONIC`, the clock every process on the machine reads alike:
+ * the `now` to pass to tables shared through a region (the nginx module reads the same
+ * clock). Its origin is unspecified; it never jumps with the wall clock. 0 on a
+ * platform without `CLOCK_MONOTONIC` (not Unix).
+ *
+ * Thread-safe; no allocation.
+ */
+uint64_t ratecore_monotonic_now_ns(void);
+
+/**
+ * Nanoseconds since the Unix epoch on the wall clock: for `unix_now_ns` when rendering
+ * absolute reset times, never as a check's `now` (the wall clock can jump). 0 if the
+ * clock reads before 1970.
+ *
+ * Thread-safe; no allocation.
+ */
+uint64_t ratecore_unix_now_ns(void);
+
+/**
  * Renders the rate-limit header lines (`Name: value\r\n` each) of `style` for
  * `decision` (the combined decision) into `out`. `quotas` (`quota_count` reports, at most
  * `RATECORE_MAX_QUOTA_REPORTS`; `(NULL, 0)` for none) feeds the IETF style's per-quota

@@ -52,6 +52,7 @@ mod ffi;
 mod lines;
 
 pub mod charge;
+pub mod clock;
 pub mod headers;
 pub mod limiter;
 pub mod panic;
