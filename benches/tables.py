@@ -5,7 +5,7 @@ output of a benchmark run, so that no figure is ever copied by hand.
     benches/run-all.sh | tee run.txt;         benches/tables.py run.txt
     benches/baseline/run.sh | tee base.txt;   benches/tables.py base.txt
     benches/callgrind.sh | tee cg.txt;        benches/tables.py cg.txt
-    tests/nginx/run.sh -k wrk --bench-rounds 40 | tee wrk.txt;  benches/tables.py wrk.txt
+    tests/nginx/run.sh --bench-only --bench-rounds 40 | tee wrk.txt;  benches/tables.py wrk.txt
     tests/nginx/callgrind.sh | tee ngx-cg.txt; benches/tables.py ngx-cg.txt
 
 Each input may hold any of these outputs (several files, or '-' for stdin). The script
@@ -15,7 +15,7 @@ recognises them by their own headers and summary lines:
   prints at its end; the memory bench's ratio line);
 - benches/baseline/run.sh (its final table);
 - benches/callgrind.sh (instructions per check of benches/profile_driver.rs cases);
-- tests/nginx/run.sh or tests/nginx/test_nginx.py with the wrk test (its notes);
+- tests/nginx/run.sh or tests/nginx/bench_nginx.py (its summary);
 - tests/nginx/callgrind.sh (instructions per request for each server).
 
 The tables live between `<!-- figures:begin -->` and `<!-- figures:end -->`. Rows come
@@ -234,7 +234,7 @@ def parse_nginx(line, nginx):
     if m:
         nginx["wrk"] = (f"{m['rounds']} interleaved rounds of {m['seconds']}, "
                         f"{m['workers']} nginx workers, {m['cpus']} CPUs")
-        nginx["wrk_command"] = f"`tests/nginx/run.sh -k wrk --bench-rounds {m['rounds']}`"
+        nginx["wrk_command"] = f"`tests/nginx/run.sh --bench-only --bench-rounds {m['rounds']}`"
         return True
     m = NGINX_WRK_ROW.match(line)
     if m and nginx.get("wrk"):
@@ -320,9 +320,9 @@ def existing_nginx(body):
 
 
 NGINX_MEASURES = [
-    ("rps_vs_off", "requests/s, median of per-round ratios to no limit", "`tests/nginx/run.sh -k wrk`"),
-    ("vs_limit_req", "requests/s, median of per-round ratios to `limit_req`", "`tests/nginx/run.sh -k wrk`"),
-    ("cpu", "nginx CPU time per request (median)", "`tests/nginx/run.sh -k wrk`"),
+    ("rps_vs_off", "requests/s, median of per-round ratios to no limit", "`tests/nginx/run.sh --bench-only`"),
+    ("vs_limit_req", "requests/s, median of per-round ratios to `limit_req`", "`tests/nginx/run.sh --bench-only`"),
+    ("cpu", "nginx CPU time per request (median)", "`tests/nginx/run.sh --bench-only`"),
     ("instructions", "user-space instructions per request (no limit: total; others: difference)", "`tests/nginx/callgrind.sh`"),
 ]
 NGINX_MEASURES_BY_TITLE = {title: key for key, title, _ in NGINX_MEASURES}

@@ -5,18 +5,39 @@
 # Switch), 4 workers sharing exact counts, reload and `nginx -t` behaviour, every
 # directive option, and a bounded wrk comparison (module off / limit_req / ratecore).
 #
-#   tests/nginx/run.sh                     # build the module, run everything (~3-4 min)
-#   tests/nginx/run.sh --bench-seconds 0   # without the wrk part
-#   tests/nginx/run.sh -k uphold           # only tests whose name contains "uphold"
+#   tests/nginx/run.sh                      # build the module, run everything (~3-4 min)
+#   tests/nginx/run.sh --bench-seconds 0    # the tests only, without the wrk benchmark
+#   tests/nginx/run.sh -k uphold            # only tests whose name contains "uphold"
+#   tests/nginx/run.sh --bench-only --bench-rounds 40   # the benchmark only
 #
-# Arguments go to tests/nginx/test_nginx.py (see --help). RATECORE_NGINX_MODULE=<path.so>
-# skips the build. Installs what it needs with apt-get when missing (root: CI runs on a
-# fresh machine): nginx, nginx-dev (through ffi/nginx/build.sh), wrk, curl.
-# Ends with "nginx tests: N passed, M failed" and exits nonzero on any failure.
+# The tests are a unittest suite (tests/nginx/test_nginx.py, on tests/nginx/harness.py);
+# the benchmark is tests/nginx/bench_nginx.py. RATECORE_NGINX_MODULE=<path.so> skips the
+# build; --keep keeps the nginx prefixes. Installs what it needs with apt-get when missing
+# (root: CI runs on a fresh machine): nginx, nginx-dev (through ffi/nginx/build.sh), wrk,
+# curl. Exits nonzero on any failure.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+
+tests=(-v)
+bench=()
+run_tests=1
+run_bench=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -k) tests+=(-k "$2"); run_bench=0; shift 2 ;;
+        --bench-seconds)
+            [ "$2" = 0 ] && run_bench=0
+            bench+=(--seconds "$2"); shift 2 ;;
+        --bench-rounds) bench+=(--rounds "$2"); shift 2 ;;
+        --bench-workers) bench+=(--workers "$2"); shift 2 ;;
+        --bench-only) run_tests=0; shift ;;
+        --keep) export RATECORE_NGINX_KEEP=1; bench+=(--keep); shift ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "tests/nginx/run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
 
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -58,4 +79,11 @@ fi
 
 echo
 echo "== nginx $(nginx -v 2>&1 | sed 's|.*/||'), module $module"
-python3 tests/nginx/test_nginx.py --module "$module" "$@"
+if [ "$run_tests" = 1 ]; then
+    RATECORE_NGINX_MODULE="$module" python3 tests/nginx/test_nginx.py "${tests[@]}"
+fi
+if [ "$run_bench" = 1 ]; then
+    echo
+    echo "== wrk: no limit, limit_req and ratecore (bounded)"
+    python3 tests/nginx/bench_nginx.py --module "$module" "${bench[@]}"
+fi

@@ -1,402 +1,39 @@
 #!/usr/bin/env python3
-"""Integration tests of ngx_http_ratecore_module against the packaged nginx, on 127.0.0.1.
+"""Integration tests of ngx_http_ratecore_module against the packaged nginx, on 127.0.0.1
+(a unittest suite; the harness is harness.py). Run by tests/nginx/run.sh, which builds the
+module first:
 
-Run by tests/nginx/run.sh (which builds the module first):
+    RATECORE_NGINX_MODULE=target/nginx/ngx_http_ratecore_module.so \\
+        python3 tests/nginx/test_nginx.py -v [-k NAME]
 
-    python3 tests/nginx/test_nginx.py --module target/nginx/ngx_http_ratecore_module.so
-
-Every nginx runs from a temporary prefix (`nginx -p <prefix> -c <conf>`) on free ports of
-127.0.0.1 and is stopped at the end; every loop is bounded. Standard library only.
-
-Time: the module decides with CLOCK_MONOTONIC, and so does time.monotonic_ns() here, so
-the tests know where nginx's fixed windows start and end (they are aligned to that
-clock's 0). The module reads nginx's cached clock (ngx_current_msec: CLOCK_MONOTONIC
-truncated to the millisecond, taken when the worker woke up for the request), so nginx's
-now lies in [t0 - 1 ms, t1] for a request sent at t0 and answered at t1 (NOW_EARLY).
-Expected Reset / Retry-After values are computed from the times bracketing each request; a test that needs a whole window first waits (a bounded few seconds) for
-a window with enough time left. Headers are compared by name (exact case), order and
-value, and 429 bodies byte for byte.
+Seed replays over HTTP (ev.energy, Uphold from the example config, Switch), every
+directive option, 4 workers sharing exact counts, reload and `nginx -t` behaviour. Tests
+share a few nginx servers and use keys of their own, so each runs alone too (`-k`).
 """
 
-import argparse
-import http.client
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
-
-NS = 1_000_000_000
-MS = 1_000_000
-# how much earlier than the request's send time nginx's now may be (see above)
-NOW_EARLY = 1 * MS
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-RATE_HEADER = re.compile(r"^(x-ratelimit-|x-rate-limit-|retry-after$|ratelimit$|ratelimit-policy$)", re.I)
-
-INDEX_HTML = b"<!DOCTYPE html>\n<title>ratecore</title>\n<p>hello from nginx</p>\n"
-
-
-class Failure(AssertionError):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise Failure(message)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def mono():
-    return time.monotonic_ns()
-
-
-def wall_offset():
-    """CLOCK_REALTIME - CLOCK_MONOTONIC, in ns."""
-    w0 = time.time_ns()
-    m = time.monotonic_ns()
-    w1 = time.time_ns()
-    return (w0 + w1) // 2 - m
-
-
-def ceil_s(ns):
-    return -(-ns // NS)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_window(period_s, need_s, what):
-    """Waits (bounded by need_s) until the current aligned window of period_s seconds has
-    at least need_s seconds left; returns the window's end (monotonic ns)."""
-    period = period_s * NS
-    left = period - mono() % period
-    if left < need_s * NS:
-        print(f"    (waiting {left / NS:.1f} s for a fresh {period_s} s window: {what})")
-        time.sleep(left / NS + 0.02)
-    now = mono()
-    return now - now % period + period
-
-
-def wait_second_start(min_left_s=0.7):
-    """Waits until early in a second (at least min_left_s left)."""
-    left = NS - mono() % NS
-    if left < min_left_s * NS:
-        time.sleep(left / NS + 0.005)
-
-
-# ------------------------------------------------------------------------------------
-# nginx instances
-
-
-class Nginx:
-    """One nginx in its own prefix, from a template with @PLACEHOLDER@s."""
-
-    instances = []
-
-    def __init__(self, workdir, name, template, module, workers=2, **ports):
-        self.name = name
-        self.prefix = os.path.join(workdir, name)
-        self.module = module
-        self.workers = workers
-        self.ports = ports
-        for sub in ("logs", "html", "tmp"):
-            os.makedirs(os.path.join(self.prefix, sub), exist_ok=True)
-        with open(os.path.join(self.prefix, "html", "index.html"), "wb") as f:
-            f.write(INDEX_HTML)
-        with open(os.path.join(self.prefix, "html", "limited.html"), "wb") as f:
-            f.write(b"custom 429 page\n")
-        self.conf = os.path.join(self.prefix, "nginx.conf")
-        self.template = template
-        self.pid_file = os.path.join(self.prefix, "logs", "nginx.pid")
-        self.error_log = os.path.join(self.prefix, "logs", "error.log")
-        self.write_conf(template)
-        self.started = False
-
-    def main_block(self):
-        return (
-            f"load_module {self.module};\n"
-            f"worker_processes {self.workers};\n"
-            f"pid {self.pid_file};\n"
-            f"error_log {self.error_log} info;\n"
-            "events { worker_connections 1024; }\n"
-        )
-
-    def http_block(self):
-        t = os.path.join(self.prefix, "tmp")
-        return (
-            "access_log off;\n"
-            f"    client_body_temp_path {t}/body;\n"
-            f"    proxy_temp_path {t}/proxy;\n"
-            f"    fastcgi_temp_path {t}/fastcgi;\n"
-            f"    uwsgi_temp_path {t}/uwsgi;\n"
-            f"    scgi_temp_path {t}/scgi;\n"
-            "    default_type text/html;\n"
-        )
-
-    def render(self, template):
-        text = template.replace("@MAIN@", self.main_block()).replace("@HTTP@", self.http_block())
-        text = text.replace("@PREFIX@", self.prefix).replace("@MODULE@", self.module)
-        for key, port in self.ports.items():
-            text = text.replace(f"@{key.upper()}@", str(port))
-        leftover = re.findall(r"@[A-Z_]+@", text)
-        check(not leftover, f"unfilled placeholders in {self.name}: {leftover}")
-        return text
-
-    def write_conf(self, template, path=None):
-        with open(path or self.conf, "w") as f:
-            f.write(self.render(template))
-
-    def run(self, *args, conf=None, timeout=30):
-        return subprocess.run(
-            [NGINX, "-p", self.prefix + "/", "-c", conf or self.conf, *args],
-            capture_output=True, text=True, timeout=timeout)
-
-    def start(self):
-        r = self.run("-t")
-        check(r.returncode == 0, f"nginx -t failed for {self.name}:\n{r.stderr}")
-        r = self.run()
-        check(r.returncode == 0, f"nginx failed to start ({self.name}):\n{r.stderr}\n{self.log_tail()}")
-        Nginx.instances.append(self)
-        self.started = True
-        deadline = time.monotonic() + 10
-        for port in self.ports.values():
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    check(time.monotonic() < deadline, f"{self.name}: port {port} never opened")
-                    time.sleep(0.02)
-        return self
-
-    def master_pid(self):
-        try:
-            with open(self.pid_file) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def alive(self):
-        pid = self.master_pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-
-    def reload(self):
-        r = self.run("-s", "reload")
-        check(r.returncode == 0, f"nginx -s reload failed: {r.stderr}")
-
-    def stop(self):
-        if not self.started:
-            return
-        pid = self.master_pid()
-        self.run("-s", "stop")
-        deadline = time.monotonic() + 10
-        while pid is not None and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.05)
-        else:
-            if pid is not None:
-                try:
-                    os.kill(pid, 9)  # our own master, by pid
-                except OSError:
-                    pass
-        self.started = False
-
-    def log_text(self):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def log_tail(self, n=20):
-        return "\n".join(self.log_text().splitlines()[-n:])
-
-    def assert_log_clean(self):
-        bad = [l for l in self.log_text().splitlines()
-               if re.search(r"\[(alert|crit|emerg)\]|core dumped|exited on signal", l)]
-        check(not bad, f"{self.name}: error log shows trouble:\n" + "\n".join(bad[:10]))
-
-
-# ------------------------------------------------------------------------------------
-# HTTP
-
-
-class Response:
-    def __init__(self, status, reason, headers, body, t0, t1):
-        self.status = status
-        self.reason = reason
-        self.headers = headers  # [(name, value)] as received
-        self.body = body
-        self.t0 = t0  # monotonic ns before sending
-        self.t1 = t1  # monotonic ns after the response
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def rate_headers(self):
-        return [(k, v) for k, v in self.headers if RATE_HEADER.match(k)]
-
-    def __repr__(self):
-        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
-
-
-class Client:
-    """A keep-alive HTTP/1.1 connection to 127.0.0.1:port from a chosen source address."""
-
-    def __init__(self, port, source="127.0.0.1"):
-        self.port = port
-        self.source = source
-        self.conn = None
-
-    def _connect(self):
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10,
-                                               source_address=(self.source, 0))
-
-    def request(self, method, path, headers=None, body=None):
-        for attempt in (0, 1):
-            if self.conn is None:
-                self._connect()
-            t0 = mono()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                r = self.conn.getresponse()
-                data = r.read()
-            except (http.client.HTTPException, ConnectionError, socket.timeout) as e:
-                self.close()
-                if attempt:
-                    raise Failure(f"{method} {path} on port {self.port}: {e!r}")
-                continue
-            t1 = mono()
-            if r.will_close:
-                self.close()
-            return Response(r.status, r.reason, r.getheaders(), data, t0, t1)
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-def expect_headers(resp, expected, what):
-    """expected: [(name, value or set of acceptable values)], compared exactly: the same
-    rate-limit headers, in this order, with these names (case included)."""
-    got = resp.rate_headers()
-    names = [k for k, _ in got]
-    eq(names, [k for k, _ in expected], f"{what}: rate-limit header names")
-    for (k, v), (_, want) in zip(got, expected):
-        if isinstance(want, (set, frozenset)):
-            check(v in want, f"{what}: {k}: {v!r} not in {sorted(want)}")
-        else:
-            eq(v, want, f"{what}: {k}")
-
-
-def reset_epochs(window_end_mono, offset):
-    """Acceptable UTC epoch seconds for the end of a window: nginx's cached wall and
-    monotonic clocks come from one update, each truncated to the millisecond, so their
-    offset is off by up to a millisecond either way (2 ms early to 50 ms late allowed)."""
-    return {str(ceil_s(window_end_mono + offset - 2 * MS)),
-            str(ceil_s(window_end_mono + offset + 50 * MS))}
-
-
-def wait_seconds(until_mono, resp):
-    """Acceptable ceil-seconds values of until - (nginx's now in [t0, t1])."""
-    lo, hi = ceil_s(until_mono - resp.t1), ceil_s(until_mono - (resp.t0 - NOW_EARLY))
-    return {str(n) for n in range(lo, hi + 1)}
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
-
-
-def problem_json(type_uri, title, seconds):
-    return ("{\n"
-            f'    "type": "{type_uri}",\n'
-            '    "status": 429,\n'
-            f'    "title": "{title}",\n'
-            f'    "detail": "Request was rate limited. Try again in {seconds} seconds"\n'
-            "}\n").encode()
-
-
-class FixedWindows:
-    """A model of fixed-window zones for the seed replays: the expected decision of
-    every limit of a request, combined as the module combines them."""
-
-    def __init__(self, zones):
-        self.zones = zones  # name -> (limit, period seconds)
-        self.counts = {}
-
-    def decide(self, limits, t0, t1, cost=1):
-        """limits: [(zone, key)]. Returns (allowed, limit, remaining, window_end) of the
-        combined decision, and consumes on admission."""
-        states = []
-        for zone, key in limits:
-            limit, period_s = self.zones[zone]
-            period = period_s * NS
-            w = t1 // period
-            check((t0 - NOW_EARLY) // period == w, f"a {period_s} s window of {zone} ended during a request")
-            count = self.counts.get((zone, key, w), 0)
-            states.append((zone, key, w, limit, count, (w + 1) * period))
-        denied = [s for s in states if s[4] + cost > s[3]]
-        if denied:
-            # the denying limit with the largest retry (the latest window end)
-            best = max(denied, key=lambda s: s[5])
-            return False, best[3], best[3] - best[4], best[5]
-        for zone, key, w, limit, count, end in states:
-            self.counts[(zone, key, w)] = count + cost
-        # smallest remaining, ties: the longest reset (first one on equal ends)
-        best = None
-        for s in states:
-            rem = s[3] - s[4] - cost
-            if best is None or rem < best[2] or (rem == best[2] and s[5] > best[3]):
-                best = (True, s[3], rem, s[5])
-        return best
-
-
-# ------------------------------------------------------------------------------------
-# tests
+import unittest
+
+from harness import (HERE, INDEX_HTML, NOW_EARLY, NS, ROOT, Client, Env, Failure,
+                     FixedWindows, Nginx, ceil_s, check, eq, expect_headers, free_port, iso,
+                     mono, problem_json, reset_epochs, wait_for_window, wait_second_start,
+                     wait_seconds, wall_offset)
 
 
 TESTS = []
 
 
 def test(fn):
+    """Registers fn(env) as a test of NginxModuleTest (test_<name>)."""
     TESTS.append(fn)
     return fn
-
-
-class Env:
-    def __init__(self, args, workdir):
-        self.module = os.path.abspath(args.module)
-        self.workdir = workdir
-        self.args = args
-        self.notes = []
 
 
 def seeds_nginx(env):
@@ -1237,164 +874,43 @@ def bad_configs_fail_nginx_t_with_clear_messages(env):
     check(r.returncode == 1 and "is too small" in r.stderr, f"4k less: {r.stderr}")
 
 
-# ------------------------------------------------------------------------------------
-# wrk
+ENV = None
 
 
-def parse_wrk(out):
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    check(m, f"wrk output without Requests/sec:\n{out}")
-    total = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    return (float(m.group(1)), int(total.group(1)) if total else 0,
-            int(non2xx.group(1)) if non2xx else 0, errors.group(0) if errors else "")
+def setUpModule():
+    global ENV
+    module = os.environ.get("RATECORE_NGINX_MODULE")
+    if not module:
+        raise unittest.SkipTest("RATECORE_NGINX_MODULE is not set (tests/nginx/run.sh sets it)")
+    ENV = Env(module)
 
 
-def worker_cpu_ticks(master):
-    """utime + stime (clock ticks) of the master's worker processes."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def tearDownModule():
+    if ENV is not None:
+        ENV.close(keep=bool(os.environ.get("RATECORE_NGINX_KEEP")))
+
+
+class NginxModuleTest(unittest.TestCase):
+    """One test per registered function, in the order they are written."""
+
+
+def _method(fn):
+    def run(self):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:  # ppid
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks
+            fn(ENV)
+        except BaseException:
+            print(f"\n{fn.__name__} failed; " + ENV.log_tails(), file=sys.stderr)
+            raise
+        finally:
+            Client.close_all()
+    run.__name__ = f"test_{fn.__name__}"
+    run.__doc__ = fn.__doc__
+    return run
 
 
-@test
-def wrk_module_off_vs_limit_req_vs_ratecore(env):
-    """Requests/s on loopback: no limit, limit_req (admits all), ratecore (admits all),
-    no limit with three static headers of the module's size, and ratecore with style=none
-    (no headers, like limit_req). Interleaved rounds;
-    reported: the median of each round's ratio to "off" (robust to the load drifting
-    between rounds), and nginx's CPU time per request (robust to other load)."""
-    if env.args.bench_seconds <= 0:
-        print("    (skipped: --bench-seconds 0)")
-        return
-    wrk = shutil.which("wrk")
-    check(wrk, "wrk is not installed (tests/nginx/run.sh installs it)")
-    with open(os.path.join(HERE, "conf", "bench.conf")) as f:
-        template = f.read()
-    ports = dict(port_off=free_port(), port_limit_req=free_port(), port_ratecore=free_port(),
-                 port_headers=free_port(), port_ratecore_bare=free_port())
-    ngx = Nginx(env.workdir, "bench", template, env.module, workers=env.args.bench_workers, **ports).start()
-    # sanity: the ratecore server answers with its headers
-    r = Client(ports["port_ratecore"]).request("GET", "/")
-    check(r.status == 200 and r.header("X-RateLimit-Limit") == "1000000000", f"ratecore bench server: {r}")
-    r = Client(ports["port_ratecore_bare"]).request("GET", "/")
-    check(r.status == 200 and r.rate_headers() == [], f"style=none bench server: {r}")
-    # "ratecore bare": style=none, which sends no headers, like limit_req: the like-for-like
-    # comparison of the two limiters
-    names = [("off", "port_off"), ("limit_req", "port_limit_req"), ("ratecore", "port_ratecore"),
-             ("off+3 headers", "port_headers"), ("ratecore bare", "port_ratecore_bare")]
-    rps = {n: [] for n, _ in names}
-    cpu = {n: [] for n, _ in names}
-    seconds = env.args.bench_seconds
-    hz = os.sysconf("SC_CLK_TCK")
-    master = ngx.master_pid()
-    load_before = os.getloadavg()[0]
-    for name, port in names:  # warm-up
-        subprocess.run([wrk, "-t2", "-c50", "-d1s", f"http://127.0.0.1:{ports[port]}/"],
-                       capture_output=True, text=True, timeout=30)
-    for rnd in range(env.args.bench_rounds):
-        order = names if rnd % 2 == 0 else names[::-1]
-        for name, port in order:
-            cmd = [wrk, "-t2", "-c50", f"-d{seconds}s", f"http://127.0.0.1:{ports[port]}/"]
-            t0 = worker_cpu_ticks(master)
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
-            ticks = worker_cpu_ticks(master) - t0
-            value, total, non2xx, errors = parse_wrk(out)
-            check(non2xx == 0, f"{name}: {non2xx} non-2xx responses")
-            check(total > 0, f"{name}: no requests")
-            rps[name].append(value)
-            cpu[name].append(ticks / hz / total * 1e6)
-            print(f"    round {rnd + 1} {name:>14}: {value:10.0f} req/s, nginx CPU "
-                  f"{cpu[name][-1]:5.2f} us/request {errors}")
-    ngx.assert_log_clean()
-    ngx.stop()
-
-    def median(values):
-        values = sorted(values)
-        n = len(values)
-        return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-
-    ratio = {n: median([a / b for a, b in zip(rps[n], rps["off"])]) for n, _ in names}
-    vs_limit_req = median([a / b for a, b in zip(rps["ratecore"], rps["limit_req"])])
-    bare_vs_limit_req = median([a / b for a, b in zip(rps["ratecore bare"], rps["limit_req"])])
-    lines = [f"wrk -t2 -c50 -d{seconds}s http://127.0.0.1:<port>/ (a {len(INDEX_HTML)}-byte file), "
-             f"{env.args.bench_rounds} interleaved rounds, nginx worker_processes {env.args.bench_workers}, "
-             f"{os.cpu_count()} CPUs, load average {load_before:.2f} before:",
-             f"  {'':>14}  {'median req/s':>12}  {'vs off':>7}  {'nginx CPU/request':>17}"]
-    for n, _ in names:
-        lines.append(f"  {n:>14}  {median(rps[n]):12.0f}  {ratio[n] * 100:6.1f}%  {median(cpu[n]):14.2f} us")
-    lines.append(f"  ratecore vs limit_req (median of per-round ratios): {vs_limit_req * 100:.1f}%")
-    lines.append(f"  ratecore bare (style=none, no headers, as limit_req) vs limit_req: "
-                 f"{bare_vs_limit_req * 100:.1f}%")
-    env.notes.extend(lines)
-    # Not a performance gate (loopback numbers on a shared 2-CPU machine move by several
-    # per cent between runs): fail only on a collapse.
-    check(ratio["ratecore"] > 0.5, "ratecore serves less than half the requests of no limit")
-
-
-# ------------------------------------------------------------------------------------
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--module", required=True, help="path of ngx_http_ratecore_module.so")
-    # many short rounds rather than a few long ones: each round's ratios compare runs a
-    # few seconds apart, so load that drifts on a shared machine cancels out better
-    ap.add_argument("--bench-seconds", type=int, default=2, help="wrk duration per run (0: skip)")
-    ap.add_argument("--bench-rounds", type=int, default=12, help="interleaved wrk rounds")
-    ap.add_argument("--bench-workers", type=int, default=2, help="nginx workers for wrk")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary prefixes")
-    ap.add_argument("-k", dest="only", default="", help="run tests whose name contains this")
-    args = ap.parse_args()
-    check(os.path.isfile(args.module), f"module not found: {args.module}")
-    workdir = tempfile.mkdtemp(prefix="ratecore-nginx-tests.")
-    os.chmod(workdir, 0o755)  # nginx workers run as an unprivileged user when we are root
-    env = Env(args, workdir)
-    passed = failed = 0
-    started = time.monotonic()
-    try:
-        for fn in TESTS:
-            if args.only and args.only not in fn.__name__:
-                continue
-            t0 = time.monotonic()
-            print(f"--- {fn.__name__}", flush=True)
-            try:
-                fn(env)
-            except Exception as e:  # noqa: BLE001 - every failure is reported
-                failed += 1
-                print(f"FAIL {fn.__name__} ({time.monotonic() - t0:.1f} s): {e}")
-                if not isinstance(e, Failure):
-                    traceback.print_exc()
-                for ngx in Nginx.instances:
-                    if ngx.started:
-                        print(f"    [{ngx.name} error.log tail]\n" + ngx.log_tail(8))
-            else:
-                passed += 1
-                print(f"ok   {fn.__name__} ({time.monotonic() - t0:.1f} s)", flush=True)
-    finally:
-        for ngx in Nginx.instances:
-            ngx.stop()
-        if args.keep:
-            print(f"prefixes kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    if env.notes:
-        print()
-        print("\n".join(env.notes))
-    print(f"\n({time.monotonic() - started:.0f} s)")
-    print(f"nginx tests: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+for _fn in TESTS:
+    setattr(NginxModuleTest, f"test_{_fn.__name__}", _method(_fn))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    unittest.main()
