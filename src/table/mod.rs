@@ -127,12 +127,12 @@ use core::hash::Hash;
 
 use crossbeam_utils::Backoff;
 
+use crate::algorithm::sliding_strict::{Slot, StrictConfig};
+use crate::algorithm::WordLimit;
 use crate::composite::{run_all, run_all_keeping, Member};
 use crate::decision::Decision;
 use crate::error::CheckError;
-use crate::sliding_strict::{Slot, StrictConfig};
 use crate::sync::{fence, AtomicU128, Ordering};
-use crate::word::WordLimit;
 use crate::Reservation;
 
 pub use charge::{TableCharge, TABLE_CHARGE_WORDS};

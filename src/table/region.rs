@@ -44,9 +44,9 @@ use super::config::{
 };
 use super::stats::{Counters, COUNTERS};
 use super::Table;
+use crate::algorithm::sliding_strict::Slot;
 use crate::algorithm::Algorithm;
 use crate::quota::Quota;
-use crate::sliding_strict::Slot;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 /// The first 8 bytes of every initialised region.

@@ -52,8 +52,8 @@
 
 use crossbeam_utils::Backoff;
 
+use super::divide::Divisor;
 use crate::decision::{Decision, NEVER};
-use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 use crate::sync::{fence, AtomicU128, Ordering};

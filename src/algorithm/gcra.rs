@@ -20,11 +20,11 @@
 //! # Orderings
 //! One word, one CAS loop: see [`crate::word`].
 
+use super::divide::Divisor;
+use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
-use crate::divide::Divisor;
 use crate::error::CheckError;
 use crate::quota::Quota;
-use crate::word::{WordLimiter, WordState};
 use crate::Reservation;
 
 /// A lock-free GCRA limiter for one key.
@@ -89,7 +89,7 @@ impl GcraConfig {
     }
 
     /// [`evaluate`](Self::evaluate), always inlined: the keyed table's single-limit check
-    /// (through [`crate::word::WordLimit::evaluate_inline`]).
+    /// (through [`WordLimit::evaluate_inline`](super::WordLimit::evaluate_inline)).
     #[inline(always)]
     pub(crate) fn evaluate_inline(
         &self,
