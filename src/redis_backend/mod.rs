@@ -188,7 +188,7 @@ use crate::quota::Quota;
 use wire::{Replica, Spec};
 
 /// The Lua script every check runs.
-const SCRIPT: &str = include_str!("redis_backend/check.lua");
+const SCRIPT: &str = include_str!("check.lua");
 
 /// What a check answers when Redis cannot decide.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
