@@ -172,188 +172,30 @@
 //! this crate does not ship. The client side (building arguments, replaying the
 //! algorithm, verifying) adds a few microseconds per check.
 
+mod config;
+mod errors;
+mod handles;
+mod pool;
+mod script;
+mod stats;
 mod wire;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 pub use crate::composite::MAX_LIMITS;
 use crate::decision::Decision;
-use crate::error::{CheckError, QuotaError};
+use crate::error::QuotaError;
 use crate::quota::Quota;
 
-use wire::{Replica, Spec};
-
-/// The Lua script every check runs.
-const SCRIPT: &str = include_str!("check.lua");
-
-/// What a check answers when Redis cannot decide.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum FailureMode {
-    /// Deny (the default): a Redis outage must not lift the limits.
-    #[default]
-    Closed,
-    /// Admit: availability over enforcement.
-    Open,
-}
-
-/// How to reach Redis and what to do when it fails.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// A `redis://` URL (`redis://[user:password@]host[:port][/db]`).
-    pub url: String,
-    /// Prepended to every key (default `"ratecore:"`).
-    pub prefix: String,
-    /// Connect timeout, and the timeout of every socket read and write (default 100 ms).
-    /// Must be above zero.
-    pub timeout: Duration,
-    /// What a check answers when Redis cannot decide (default [`FailureMode::Closed`]).
-    pub failure_mode: FailureMode,
-    /// The `retry_after` (closed) and `reset_after` of failure decisions (default 1 s).
-    pub failure_retry_after: Duration,
-    /// After a failed connect, how long checks fail at once before connecting again
-    /// (default 100 ms).
-    pub reconnect_backoff: Duration,
-    /// The shortest TTL a write sets (default 1 ms; rounded up to whole ms). Raise it when
-    /// callers' `now` may run slower than wall time.
-    pub min_ttl: Duration,
-    /// Idle connections kept for reuse (default 32).
-    pub max_idle_connections: usize,
-}
-
-impl RedisConfig {
-    /// The defaults, for the Redis at `url`.
-    #[must_use]
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            prefix: String::from("ratecore:"),
-            timeout: Duration::from_millis(100),
-            failure_mode: FailureMode::Closed,
-            failure_retry_after: Duration::from_secs(1),
-            reconnect_backoff: Duration::from_millis(100),
-            min_ttl: Duration::from_millis(1),
-            max_idle_connections: 32,
-        }
-    }
-}
-
-/// Why Redis could not decide a check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Fault {
-    /// No reply (or no connection) within [`RedisConfig::timeout`].
-    Timeout,
-    /// Redis unreachable: connection refused or dropped, or a connect within the
-    /// reconnect backoff.
-    Unavailable,
-    /// Redis answered with an error (out of memory, busy, loading, a key holding a
-    /// foreign value, ...).
-    Server,
-    /// Redis's reply disagrees with the crate's own algorithm run on the state the
-    /// script read (a corrupted state, or a script from another version).
-    Inconsistent,
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Timeout => "Redis did not answer in time",
-            Self::Unavailable => "Redis is unavailable",
-            Self::Server => "Redis answered with an error",
-            Self::Inconsistent => "Redis's reply is inconsistent with the algorithm",
-        })
-    }
-}
-
-/// A [`Fault`] with what the client saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackendError {
-    /// What went wrong.
-    pub fault: Fault,
-    /// Details (the Redis client's error message).
-    pub message: String,
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.fault, self.message)
-    }
-}
-
-impl std::error::Error for BackendError {}
-
-/// Why a Redis-backed check returned no decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RedisCheckError {
-    /// The cost can never fit a limit (the same caller bug the in-process limiters
-    /// report).
-    Cost(CheckError),
-    /// The limits of one check are unusable together: none, more than [`MAX_LIMITS`],
-    /// or two of them on one Redis key.
-    Limits(&'static str),
-    /// Redis could not decide (only from the `try_*` methods; the others answer with the
-    /// failure decision instead).
-    Backend(BackendError),
-}
-
-impl fmt::Display for RedisCheckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cost(e) => e.fmt(f),
-            Self::Limits(why) => f.write_str(why),
-            Self::Backend(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for RedisCheckError {}
-
-impl From<CheckError> for RedisCheckError {
-    fn from(e: CheckError) -> Self {
-        Self::Cost(e)
-    }
-}
-
-/// Why a backend or a limit could not be set up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RedisSetupError {
-    /// The URL does not parse.
-    Url(String),
-    /// A zero timeout.
-    ZeroTimeout,
-    /// An empty limit name.
-    Name(String),
-    /// The quota is invalid for the algorithm (the in-process constructors' error).
-    Quota(QuotaError),
-    /// Two limits of one composite have the same name (they would share keys).
-    DuplicateName(String),
-}
-
-impl fmt::Display for RedisSetupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
-            Self::ZeroTimeout => f.write_str("the Redis timeout must be above zero"),
-            Self::Name(name) => write!(f, "invalid limit name {name:?} (empty)"),
-            Self::Quota(e) => e.fmt(f),
-            Self::DuplicateName(name) => write!(f, "limit name {name:?} is used twice"),
-        }
-    }
-}
-
-impl std::error::Error for RedisSetupError {}
-
-impl From<QuotaError> for RedisSetupError {
-    fn from(e: QuotaError) -> Self {
-        Self::Quota(e)
-    }
-}
+pub use config::{FailureMode, RedisConfig};
+pub use errors::{BackendError, Fault, RedisCheckError, RedisSetupError};
+pub use handles::{key_from_parts, RedisComposite, RedisLimit, RedisLimiter};
+pub use stats::RedisStats;
+use stats::{bump, Counters};
 
 /// A decision, and whether Redis made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -362,54 +204,6 @@ pub struct RedisDecision {
     pub decision: Decision,
     /// `None` when Redis decided; otherwise why it could not.
     pub fault: Option<Fault>,
-}
-
-/// A snapshot of the backend's counters (all since creation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RedisStats {
-    /// Checks and peeks sent towards Redis (after argument validation).
-    pub checks: u64,
-    /// Checks Redis decided.
-    pub decided: u64,
-    /// Failure decisions that admitted ([`FailureMode::Open`]).
-    pub failed_open: u64,
-    /// Failure decisions that denied ([`FailureMode::Closed`]).
-    pub failed_closed: u64,
-    /// [`Fault::Timeout`]s.
-    pub timeouts: u64,
-    /// [`Fault::Unavailable`]s (including `skipped`).
-    pub unavailable: u64,
-    /// Of `unavailable`: checks that did not try to connect, within the reconnect
-    /// backoff.
-    pub skipped: u64,
-    /// [`Fault::Server`]s.
-    pub server_errors: u64,
-    /// [`Fault::Inconsistent`]s.
-    pub inconsistent: u64,
-    /// Connections opened.
-    pub connects: u64,
-    /// `SCRIPT LOAD`s after a `NOSCRIPT` (first use, server restarts).
-    pub script_loads: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    checks: AtomicU64,
-    decided: AtomicU64,
-    failed_open: AtomicU64,
-    failed_closed: AtomicU64,
-    timeouts: AtomicU64,
-    unavailable: AtomicU64,
-    skipped: AtomicU64,
-    server_errors: AtomicU64,
-    inconsistent: AtomicU64,
-    connects: AtomicU64,
-    script_loads: AtomicU64,
-}
-
-/// Counters are statistics: `Relaxed` increments, no ordering with anything else.
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A shared Redis holding limit states. Cheap to clone (one shared connection pool and
@@ -424,7 +218,7 @@ struct Inner {
     client: redis::Client,
     script: redis::Script,
     min_ttl_ms: u64,
-    idle: Mutex<Vec<Pooled>>,
+    idle: Mutex<Vec<pool::Pooled>>,
     /// Bumped when an error says the server went away: idle connections opened under an
     /// older epoch are dropped instead of reused.
     epoch: AtomicU64,
@@ -432,21 +226,6 @@ struct Inner {
     retry_at: AtomicU64,
     origin: Instant,
     counters: Counters,
-}
-
-struct Pooled {
-    epoch: u64,
-    connection: redis::Connection,
-}
-
-/// A validated check and its `EVALSHA`.
-struct Prepared<'a> {
-    limits: &'a [(&'a RedisLimit, &'a [u8])],
-    now: u64,
-    cost: u64,
-    commit: bool,
-    charge: bool,
-    eval: redis::Cmd,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -477,7 +256,7 @@ impl RedisBackend {
             inner: Arc::new(Inner {
                 config,
                 client,
-                script: redis::Script::new(SCRIPT),
+                script: redis::Script::new(script::SCRIPT),
                 min_ttl_ms,
                 idle: Mutex::new(Vec::new()),
                 epoch: AtomicU64::new(0),
@@ -507,29 +286,7 @@ impl RedisBackend {
         algorithm: Algorithm,
         quota: Quota,
     ) -> Result<RedisLimit, RedisSetupError> {
-        if name.is_empty() {
-            return Err(RedisSetupError::Name(String::from(name)));
-        }
-        let spec = Spec::new(algorithm, &quota)?;
-        let mut key_prefix = Vec::from(self.inner.config.prefix.as_bytes());
-        // `:` separates the key's parts, so it (and the escape) is escaped in names.
-        for &b in name.as_bytes() {
-            match b {
-                b':' => key_prefix.extend_from_slice(b"%3A"),
-                b'%' => key_prefix.extend_from_slice(b"%25"),
-                b => key_prefix.push(b),
-            }
-        }
-        key_prefix.push(b':');
-        key_prefix.extend_from_slice(layout_tag(algorithm, &quota).as_bytes());
-        key_prefix.push(b':');
-        Ok(RedisLimit {
-            name: String::from(name),
-            algorithm,
-            quota,
-            spec,
-            key_prefix,
-        })
+        RedisLimit::new(&self.inner.config.prefix, name, algorithm, quota)
     }
 
     /// A single-limit limiter: [`limit`](Self::limit) bound to this backend.
@@ -561,8 +318,8 @@ impl RedisBackend {
             return Err(QuotaError::TooManyLimits.into());
         }
         for (index, limit) in limits.iter().enumerate() {
-            if limits[..index].iter().any(|l| l.name == limit.name) {
-                return Err(RedisSetupError::DuplicateName(limit.name.clone()));
+            if limits[..index].iter().any(|l| l.name() == limit.name()) {
+                return Err(RedisSetupError::DuplicateName(String::from(limit.name())));
             }
         }
         Ok(RedisComposite {
@@ -651,43 +408,8 @@ impl RedisBackend {
     /// The counters.
     #[must_use]
     pub fn stats(&self) -> RedisStats {
-        let c = &self.inner.counters;
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        RedisStats {
-            checks: get(&c.checks),
-            decided: get(&c.decided),
-            failed_open: get(&c.failed_open),
-            failed_closed: get(&c.failed_closed),
-            timeouts: get(&c.timeouts),
-            unavailable: get(&c.unavailable),
-            skipped: get(&c.skipped),
-            server_errors: get(&c.server_errors),
-            inconsistent: get(&c.inconsistent),
-            connects: get(&c.connects),
-            script_loads: get(&c.script_loads),
-        }
+        self.inner.counters.snapshot()
     }
-}
-
-/// 8 hex digits naming the algorithm, quota and state layout (FNV-1a, stable across
-/// builds and platforms).
-fn layout_tag(algorithm: Algorithm, quota: &Quota) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u32::from(b);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-    };
-    feed(b"ratecore-redis-v1");
-    feed(&algorithm.code().to_be_bytes());
-    feed(&algorithm.sub_windows().to_be_bytes());
-    feed(&quota.limit().to_be_bytes());
-    feed(&quota.period().to_be_bytes());
-    if algorithm == Algorithm::Gcra {
-        feed(&quota.burst().to_be_bytes());
-    }
-    format!("{hash:08x}")
 }
 
 impl Inner {
@@ -737,510 +459,12 @@ impl Inner {
             retry_after: if allowed { 0 } else { wait },
         }
     }
-
-    /// One check over the blocking connection pool.
-    fn run(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        commit: bool,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, commit)?;
-        let reply = self
-            .with_connection(|connection, counters| {
-                match prepared.eval.query::<redis::Value>(connection) {
-                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                        self.script.load(connection)?;
-                        bump(&counters.script_loads);
-                        prepared.eval.query::<redis::Value>(connection)
-                    }
-                    other => other,
-                }
-            })
-            .map_err(RedisCheckError::Backend)?;
-        self.finish(&prepared, reply, states)
-    }
-
-    /// Validates a check and builds its `EVALSHA` (transport-independent: an async
-    /// connection could send the same command and hand the reply to `finish`).
-    fn prepare<'a>(
-        &self,
-        limits: &'a [(&'a RedisLimit, &'a [u8])],
-        now: u64,
-        cost: u64,
-        commit: bool,
-    ) -> Result<Prepared<'a>, RedisCheckError> {
-        if limits.is_empty() {
-            return Err(RedisCheckError::Limits("a check needs at least one limit"));
-        }
-        if limits.len() > MAX_LIMITS {
-            return Err(RedisCheckError::Limits(
-                "a check combines at most 16 limits",
-            ));
-        }
-        for (limit, _) in limits {
-            limit.spec.check_cost(cost)?;
-        }
-        let keys: Vec<Vec<u8>> = limits.iter().map(|(l, key)| l.redis_key(key)).collect();
-        for (index, key) in keys.iter().enumerate() {
-            if keys[..index].contains(key) {
-                return Err(RedisCheckError::Limits(
-                    "two limits of one check use the same Redis key",
-                ));
-            }
-        }
-        let charge = commit && cost > 0;
-        let mut args: Vec<u64> = Vec::with_capacity(4 + 13 * limits.len());
-        args.extend_from_slice(&[
-            u64::from(charge),
-            self.min_ttl_ms,
-            now >> 32,
-            now & 0xffff_ffff,
-        ]);
-        for (limit, _) in limits {
-            limit.spec.push_args(now, cost, &mut args);
-        }
-        let mut eval = redis::cmd("EVALSHA");
-        eval.arg(self.script.get_hash())
-            .arg(keys.len())
-            .arg(&keys)
-            .arg(&args);
-        bump(&self.counters.checks);
-        Ok(Prepared {
-            limits,
-            now,
-            cost,
-            commit,
-            charge,
-            eval,
-        })
-    }
-
-    /// Turns the script's reply into the decision (replayed and verified).
-    fn finish(
-        &self,
-        prepared: &Prepared<'_>,
-        reply: redis::Value,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        let decision = self.interpret(prepared, reply, states).map_err(|message| {
-            bump(&self.counters.inconsistent);
-            RedisCheckError::Backend(BackendError {
-                fault: Fault::Inconsistent,
-                message: String::from(message),
-            })
-        })?;
-        bump(&self.counters.decided);
-        Ok(decision)
-    }
-
-    /// Replays the check on the state the script read and verifies the script's
-    /// verdict, writes and TTLs against the replay.
-    fn interpret(
-        &self,
-        prepared: &Prepared<'_>,
-        reply: redis::Value,
-        states: &mut [Decision],
-    ) -> Result<Decision, &'static str> {
-        let Prepared {
-            limits,
-            now,
-            cost,
-            commit,
-            charge,
-            ..
-        } = *prepared;
-        let redis::Value::Array(items) = reply else {
-            return Err("the script's reply is not an array");
-        };
-        if items.len() != 1 + 3 * limits.len() {
-            return Err("the script's reply has the wrong length");
-        }
-        let admitted = match items.first() {
-            Some(redis::Value::Int(1)) => true,
-            Some(redis::Value::Int(0)) => false,
-            _ => return Err("the script's verdict is not 0 or 1"),
-        };
-        let mut olds: Vec<&[u8]> = Vec::with_capacity(limits.len());
-        let mut writes: Vec<(&[u8], u64)> = Vec::with_capacity(limits.len());
-        for chunk in items.get(1..).unwrap_or(&[]).chunks_exact(3) {
-            let (Some(old), Some(new), Some(redis::Value::Int(ttl))) =
-                (bytes(&chunk[0]), bytes(&chunk[1]), chunk.get(2))
-            else {
-                return Err("the script's reply has an unexpected shape");
-            };
-            olds.push(old);
-            writes.push((new, u64::try_from(*ttl).unwrap_or(u64::MAX)));
-        }
-        let replicas = limits
-            .iter()
-            .zip(&olds)
-            .map(|((limit, _), old)| limit.spec.replica(old))
-            .collect::<Result<Vec<Replica>, _>>()?;
-        let decision = wire::replay(&replicas, now, cost, commit, states)
-            .map_err(|_| "the replay rejected a cost the script accepted")?;
-        if decision.allowed != admitted {
-            return Err("the script's verdict differs from the algorithm's");
-        }
-        for ((((limit, _), replica), old), (new, ttl)) in
-            limits.iter().zip(&replicas).zip(&olds).zip(&writes)
-        {
-            let (expected, expected_ttl) =
-                limit
-                    .spec
-                    .expected_write(replica, old, charge && admitted, now, self.min_ttl_ms);
-            if expected.as_slice() != *new {
-                return Err("the script wrote a state the algorithm would not");
-            }
-            if expected_ttl != *ttl {
-                return Err("the script set a TTL other than the time to rest");
-            }
-        }
-        Ok(decision)
-    }
-
-    /// Runs `f` on a pooled (or new) connection, classifying and counting failures.
-    fn with_connection<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection, &Counters) -> redis::RedisResult<T>,
-    ) -> Result<T, BackendError> {
-        let (epoch, mut connection) = self.take()?;
-        match f(&mut connection, &self.counters) {
-            Ok(value) => {
-                self.give_back(epoch, connection);
-                Ok(value)
-            }
-            Err(e) => {
-                let fault = if e.is_timeout() {
-                    Fault::Timeout
-                } else if e.code().is_some() {
-                    Fault::Server
-                } else {
-                    Fault::Unavailable
-                };
-                match fault {
-                    // The server answered: the connection is in sync and reusable.
-                    Fault::Server => self.give_back(epoch, connection),
-                    // A late reply could still arrive: never reuse this connection.
-                    Fault::Timeout => drop(connection),
-                    // The server went away: so did every connection opened before.
-                    _ => {
-                        self.epoch.fetch_add(1, Ordering::Relaxed);
-                        drop(connection);
-                    }
-                }
-                Err(self.count(fault, e.to_string()))
-            }
-        }
-    }
-
-    fn count(&self, fault: Fault, message: String) -> BackendError {
-        bump(match fault {
-            Fault::Timeout => &self.counters.timeouts,
-            Fault::Unavailable => &self.counters.unavailable,
-            Fault::Server => &self.counters.server_errors,
-            Fault::Inconsistent => &self.counters.inconsistent,
-        });
-        BackendError { fault, message }
-    }
-
-    fn idle(&self) -> MutexGuard<'_, Vec<Pooled>> {
-        // A panic while holding the lock cannot leave the Vec inconsistent.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn elapsed(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn take(&self) -> Result<(u64, redis::Connection), BackendError> {
-        let epoch = self.epoch.load(Ordering::Relaxed);
-        {
-            let mut idle = self.idle();
-            while let Some(pooled) = idle.pop() {
-                if pooled.epoch == epoch {
-                    return Ok((pooled.epoch, pooled.connection));
-                }
-            }
-        }
-        if self.elapsed() < self.retry_at.load(Ordering::Relaxed) {
-            bump(&self.counters.skipped);
-            return Err(self.count(
-                Fault::Unavailable,
-                String::from("not reconnecting yet (reconnect backoff after a failed connect)"),
-            ));
-        }
-        let timeout = self.config.timeout;
-        let connected = self
-            .client
-            .get_connection_with_timeout(timeout)
-            .and_then(|connection| {
-                connection.set_read_timeout(Some(timeout))?;
-                connection.set_write_timeout(Some(timeout))?;
-                Ok(connection)
-            });
-        match connected {
-            Ok(connection) => {
-                bump(&self.counters.connects);
-                self.retry_at.store(0, Ordering::Relaxed);
-                Ok((self.epoch.load(Ordering::Relaxed), connection))
-            }
-            Err(e) => {
-                let backoff =
-                    u64::try_from(self.config.reconnect_backoff.as_nanos()).unwrap_or(u64::MAX);
-                self.retry_at
-                    .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
-                let fault = if e.is_timeout() {
-                    Fault::Timeout
-                } else {
-                    Fault::Unavailable
-                };
-                Err(self.count(fault, e.to_string()))
-            }
-        }
-    }
-
-    fn give_back(&self, epoch: u64, connection: redis::Connection) {
-        if epoch != self.epoch.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut idle = self.idle();
-        if idle.len() < self.config.max_idle_connections {
-            idle.push(Pooled { epoch, connection });
-        }
-    }
-}
-
-/// One key from several identity parts (e.g. OAuth app and user), unambiguously: each
-/// part is preceded by its length (4 bytes, big-endian), so `("ab", "c")` and
-/// `("a", "bc")` differ.
-#[must_use]
-pub fn key_from_parts(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
-    for part in parts {
-        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(part.get(..len as usize).unwrap_or(part));
-    }
-    out
-}
-
-fn bytes(value: &redis::Value) -> Option<&[u8]> {
-    match value {
-        redis::Value::BulkString(b) => Some(b),
-        redis::Value::Nil => Some(&[]),
-        _ => None,
-    }
-}
-
-/// One limit (name, algorithm, quota) whose per-key states live in Redis.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RedisLimit {
-    name: String,
-    algorithm: Algorithm,
-    quota: Quota,
-    spec: Spec,
-    key_prefix: Vec<u8>,
-}
-
-impl RedisLimit {
-    /// The limit's name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The algorithm.
-    #[must_use]
-    pub const fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    /// The quota.
-    #[must_use]
-    pub const fn quota(&self) -> &Quota {
-        &self.quota
-    }
-
-    /// This limit's keys run on `quota` instead (a per-client override): same name, same
-    /// Redis keys, so a key keeps what it consumed. Only the limit (and a GCRA burst)
-    /// may differ: `None` when the period does.
-    ///
-    /// # Errors
-    /// Whatever the algorithm rejects in `quota`.
-    pub(crate) fn with_quota(&self, quota: Quota) -> Option<Result<Self, QuotaError>> {
-        if quota.period() != self.quota.period() {
-            return None;
-        }
-        Some(Spec::new(self.algorithm, &quota).map(|spec| Self {
-            quota,
-            spec,
-            ..self.clone()
-        }))
-    }
-
-    /// The Redis key holding `key`'s state for this limit.
-    #[must_use]
-    pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.key_prefix.len() + key.len());
-        out.extend_from_slice(&self.key_prefix);
-        out.extend_from_slice(key);
-        out
-    }
-}
-
-/// One limit on Redis, per key: the Redis counterpart of a keyed single-limit table.
-#[derive(Clone, Debug)]
-pub struct RedisLimiter {
-    backend: RedisBackend,
-    limit: RedisLimit,
-}
-
-impl RedisLimiter {
-    /// The limit.
-    #[must_use]
-    pub const fn limit(&self) -> &RedisLimit {
-        &self.limit
-    }
-
-    /// The backend.
-    #[must_use]
-    pub const fn backend(&self) -> &RedisBackend {
-        &self.backend
-    }
-
-    /// Decides a request of weight `cost` for `key` at `now` and charges it if admitted —
-    /// the decision [`crate::RateLimiter::check`] returns in process for the same
-    /// sequence. When Redis cannot decide: the failure decision, with `fault` set.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit.
-    pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .check_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
-
-    /// The decision `check` would return, consuming nothing.
-    ///
-    /// # Errors
-    /// As for [`check`](Self::check).
-    pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .peek_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
-
-    /// Like [`check`](Self::check), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_check_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
-
-    /// Like [`peek`](Self::peek), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_peek_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
-}
-
-/// Several limits on one key that must all admit; a denial consumes nothing. The Redis
-/// counterpart of [`crate::Composite`], one script call per check.
-#[derive(Clone, Debug)]
-pub struct RedisComposite {
-    backend: RedisBackend,
-    limits: Vec<RedisLimit>,
-}
-
-impl RedisComposite {
-    /// The limits, in order.
-    #[must_use]
-    pub fn limits(&self) -> &[RedisLimit] {
-        &self.limits
-    }
-
-    fn members<'a>(&'a self, key: &'a [u8]) -> Vec<(&'a RedisLimit, &'a [u8])> {
-        self.limits.iter().map(|l| (l, key)).collect()
-    }
-
-    /// Like [`crate::Composite::check_each`]: decides and charges, and writes each
-    /// limit's state into `states`.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
-    pub fn check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .check_limits(&self.members(key), now, cost, states)
-    }
-
-    /// Like [`crate::Composite::peek_each`].
-    ///
-    /// # Errors
-    /// As for [`check_each`](Self::check_each).
-    pub fn peek_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .peek_limits(&self.members(key), now, cost, states)
-    }
-
-    /// [`check_each`](Self::check_each) without the per-limit states.
-    ///
-    /// # Errors
-    /// As for [`check_each`](Self::check_each).
-    pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
-        self.check_each(key, now, cost, &mut [])
-    }
-
-    /// Like [`check_each`](Self::check_each), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_check_limits(&self.members(key), now, cost, states)
-    }
-
-    /// Like [`peek_each`](Self::peek_each), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_peek_limits(&self.members(key), now, cost, states)
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn backend() -> RedisBackend {
