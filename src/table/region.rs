@@ -249,7 +249,7 @@ pub struct RegionMemory<'a> {
     _region: PhantomData<&'a [u8]>,
 }
 
-impl super::sealed::Access for RegionMemory<'_> {
+impl super::memory::sealed::Access for RegionMemory<'_> {
     fn slots(&self) -> &[Slot] {
         self.slots
     }
