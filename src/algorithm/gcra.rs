@@ -108,9 +108,9 @@ impl GcraConfig {
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
         // The branches yield scalars and the `Outcome` is built once, at the end: built in
-        // each branch, it was merged through a stack temporary and read back with loads
-        // wider than its stores (a store-forwarding stall per check; perf annotate of the
-        // C ABI's table check).
+        // each branch, it is merged through a stack temporary and read back with loads
+        // wider than its stores (a store-forwarding stall per check, visible in perf
+        // annotate of the C ABI's table check).
         // (allowed, room left, the TAT `remaining` is counted at, reset, retry, new word)
         let (allowed, room, at, reset_after, retry_after, new_word) =
             match base.checked_add(increment) {

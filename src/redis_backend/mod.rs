@@ -141,9 +141,9 @@
 //! One round trip and one script per check — the same round-trip count as a native
 //! module such as redis-cell's `CL.THROTTLE`. Measured by `tests/redis/run.sh`, which
 //! runs `cargo test --release --features redis --test redis_bench -- --ignored
-//! --nocapture` against its local `redis-server` 7.0.15 (Debian 12) on the 2-core
-//! development machine; 1.5 s per scenario, `now` from the wall clock, 10 000 keys round
-//! robin; "Redis µs" is the server's own time per call from `INFO commandstats`:
+//! --nocapture` against a local `redis-server` 7.0.15 (Debian 12) on a 2-core machine;
+//! 1.5 s per scenario, `now` from the wall clock, 10 000 keys round robin; "Redis µs" is
+//! the server's own time per call from `INFO commandstats`:
 //!
 //! | scenario | threads | checks/s | p50 µs | p99 µs | Redis µs |
 //! |---|---|---|---|---|---|
@@ -158,10 +158,9 @@
 //! | GCRA | 16 | 40 239 | 318.8 | 3 993.8 | 9.7 |
 //! | GCRA, one hot key (mostly denials) | 8 | 52 933 | 119.7 | 392.9 | 5.6 |
 //!
-//! (With other builds running on the same two cores, three runs gave 2 – 8× lower
-//! rates across the board — `PING` itself fell to 7 600/s — and 11 – 26 µs of Redis time
-//! per check.) One thread is bound by the round trip plus the script; more threads by the
-//! two cores that the client and the single-threaded server share.
+//! One thread is bound by the round trip plus the script; more threads by the two cores
+//! that the client and the single-threaded server share, so the figures fall with any
+//! other load on those cores.
 //!
 //! What the script costs over a native module is Redis CPU: 8 – 23 µs per check instead
 //! of the microsecond or two a compiled command needs — Lua interpretation, 64-bit

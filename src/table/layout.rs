@@ -51,10 +51,10 @@ pub(super) const fn first_neighbourhood(fingerprint: u64, mask: usize) -> usize 
 /// Where in each of its neighbourhoods a key's lookups start, and a new key is placed if
 /// that slot is free: offset `fingerprint mod 8`. A key then mostly sits in the first slot
 /// its lookups read, so a lookup usually ends at its first load, and the branch that ends
-/// it is predictable; with every key read from offset 0, a key sat at a random offset
-/// and the scan's exit branch mispredicted on nearly every check (perf, `profile_driver
-/// rc_keyed_1k`). Any order within a neighbourhood keeps the table's invariants, which
-/// rest only on the first neighbourhood being read before the second.
+/// it is predictable. Were every key read from offset 0, a key would sit at a random
+/// offset and the scan's exit branch would mispredict on nearly every check (perf,
+/// `profile_driver rc_keyed_1k`). Any order within a neighbourhood keeps the table's
+/// invariants, which rest only on the first neighbourhood being read before the second.
 #[inline(always)]
 pub(super) const fn home_offset(fingerprint: u64) -> usize {
     fingerprint as usize % NEIGHBOURHOOD

@@ -21,8 +21,8 @@ use crate::Reservation;
 /// Where `fingerprint` sits in the neighbourhood starting at `start` of `keys` (a table of
 /// `mask + 1` slots): the first slot carrying it, live or claimed, in
 /// [`neighbourhood_order`]. Each slot's index is computed, not read from a table of line
-/// starts: that table, kept on the stack, put a store-to-load round trip before the
-/// first load (perf, `rc_keyed_1k`); the bounds check `get` keeps is one predictable
+/// starts: such a table, kept on the stack, would put a store-to-load round trip before
+/// the first load (perf, `rc_keyed_1k`); the bounds check `get` keeps is one predictable
 /// branch (an index is never out of bounds: it is masked to the table's capacity).
 #[inline(always)] // see `Table::run`
 pub(super) fn scan_neighbourhood(
@@ -63,9 +63,9 @@ pub(super) enum Found {
 /// A [`Decision`] as five words, with no padding: how the single-limit fast path hands a
 /// decision on until it builds the caller's `Decision` once, field by field. Moved through
 /// `Result` and `Option` wrappers as a `Decision` (a `bool` and 7 bytes of padding), it
-/// was copied in odd-sized pieces and read back with loads wider than the stores that
-/// wrote it: a store-forwarding stall on every check (perf annotate of `Table::check` and
-/// `peek` on one key).
+/// would be copied in odd-sized pieces and read back with loads wider than the stores
+/// that wrote it: a store-forwarding stall on every check (perf annotate of
+/// `Table::check` and `peek` on one key).
 #[derive(Clone, Copy)]
 pub(super) struct Words {
     allowed: u64,

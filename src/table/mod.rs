@@ -299,7 +299,7 @@ impl<M: TableMemory> Table<M> {
     /// [`CheckError::CostExceedsLimit`] if `cost` can never fit some limit.
     // Inlinable across crates (the C ABI, and callers without LTO): the fast path then
     // writes its decision straight into the caller's variable; called out of line, the
-    // 40-byte result came back through memory and was copied on with loads wider than
+    // 40-byte result comes back through memory and is copied on with loads wider than
     // the stores that wrote it (a store-forwarding stall; perf on `benches/ffi.rs`).
     #[inline]
     pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
@@ -363,9 +363,10 @@ impl<M: TableMemory> Table<M> {
     // Always inlined, with the single-limit fast path (`decide_live`, and the scan
     // and CAS loop it shares with `KeyedLimit`): a live key is then decided with no call
     // but the atomics, and the rest of the machinery sits behind one out-of-line call
-    // (`decide_single`). callgrind, `profile_driver rc_keyed_1k` with a fixed seed: 381
-    // instructions per check with no inlining, 260 with `KeyedLimit::decide` inlined, 224
-    // with a fast path for the first neighbourhood, 180 for either.
+    // (`decide_single`). On this path the calls, not the arithmetic, are the cost: out of
+    // line, a check of a live key runs about twice the instructions (callgrind,
+    // `profile_driver rc_keyed_1k` with a fixed seed), and the fast path covers both
+    // neighbourhoods because a third or so of the keys live in the second.
     #[inline(always)]
     fn run(
         &self,
