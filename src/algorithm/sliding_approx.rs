@@ -21,7 +21,7 @@
 //! [`crate::SlidingWindowStrict`] when that matters.
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`crate::word`].
+//! One word, one CAS loop: see [`word`](super::word).
 
 use super::divide::Divisor;
 use super::packing::Layout;
