@@ -1,4 +1,6 @@
-//! What [`Table::check_undoable`](super::Table::check_undoable) consumed, so that
+//! Charges and giving them back: a keyed limit's reservation (`KeyedReservation`, taken
+//! and cancelled through the composite protocol), and [`TableCharge`], what
+//! [`Table::check_undoable`](super::Table::check_undoable) consumed, so that
 //! [`Table::undo`](super::Table::undo) can give it back: one reservation per limit of
 //! the table, plus the key's hash (so undoing needs no key) and the identity of the table
 //! that made it (so a charge is never applied to another table).
@@ -14,6 +16,11 @@
 //! A charge travels through C as [`TABLE_CHARGE_WORDS`] plain words (`to_words` /
 //! `Table::charge_from_words`), sealed with a checksum keyed by the table's hash seed: a
 //! charge from another table, or altered bytes, are refused rather than applied.
+//!
+//! # Orderings
+//! Cancelling a single-word charge is a `SeqCst` CAS on the key slot, like every slot
+//! operation (Orderings in the table docs); a strict charge is given back by the ring's
+//! own protocol (`sliding_strict`).
 
 use crossbeam_utils::Backoff;
 
