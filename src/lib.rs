@@ -51,11 +51,8 @@ pub mod decision;
 pub mod error;
 pub mod quota;
 
-pub mod fixed_window;
-pub mod gcra;
+pub use algorithm::{fixed_window, gcra, sliding_approx, sliding_strict};
 pub mod http;
-pub mod sliding_approx;
-pub mod sliding_strict;
 
 pub mod composite;
 #[cfg(feature = "alloc")]
@@ -65,13 +62,16 @@ pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis_backend;
 pub mod table;
-pub mod word;
+
+/// The single-word machinery ([`algorithm::word`]) and [`algorithm::WordLimit`], under the
+/// path they had before the algorithms got their own module.
+pub mod word {
+    pub use crate::algorithm::word::{WordLimiter, WordState};
+    pub use crate::algorithm::WordLimit;
+}
 
 #[cfg(feature = "std")]
 pub mod clock;
-
-mod divide;
-mod packing;
 
 pub use decision::{Decision, Outcome, NEVER};
 pub use error::{CheckError, QuotaError};

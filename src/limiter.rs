@@ -2,11 +2,11 @@
 
 use alloc::boxed::Box;
 
+use crate::algorithm::sliding_strict::Slot;
 pub use crate::algorithm::Algorithm;
 use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
-use crate::sliding_strict::Slot;
 use crate::{
     FixedWindow, Gcra, RateLimiter, Reservation, Reserve, SlidingWindow, SlidingWindowStrict,
 };

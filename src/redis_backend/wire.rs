@@ -7,14 +7,14 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::Cell;
 
+use crate::algorithm::packing::Layout;
+use crate::algorithm::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
 use crate::algorithm::Algorithm;
+use crate::algorithm::WordLimit;
 use crate::composite::{run_all, Member};
 use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
-use crate::packing::Layout;
 use crate::quota::Quota;
-use crate::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
-use crate::word::WordLimit;
 use crate::Reservation;
 
 /// ceil(2^64 ns / 10^6): the longest TTL the script ever sets, in ms.

@@ -3,11 +3,11 @@
 
 use core::fmt;
 
+use crate::algorithm::sliding_strict::StrictConfig;
 use crate::algorithm::Algorithm;
+use crate::algorithm::WordLimit;
 use crate::error::QuotaError;
 use crate::quota::Quota;
-use crate::sliding_strict::StrictConfig;
-use crate::word::WordLimit;
 
 /// The most limits one table applies per key (e.g. 5/s AND 20/min per client).
 pub const MAX_TABLE_LIMITS: usize = 4;

@@ -44,9 +44,9 @@ use super::config::{
 };
 use super::stats::{Counters, COUNTERS};
 use super::Table;
+use crate::algorithm::sliding_strict::Slot;
 use crate::algorithm::Algorithm;
 use crate::quota::Quota;
-use crate::sliding_strict::Slot;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 /// The first 8 bytes of every initialised region.
@@ -249,7 +249,7 @@ pub struct RegionMemory<'a> {
     _region: PhantomData<&'a [u8]>,
 }
 
-impl super::sealed::Access for RegionMemory<'_> {
+impl super::memory::sealed::Access for RegionMemory<'_> {
     fn slots(&self) -> &[Slot] {
         self.slots
     }

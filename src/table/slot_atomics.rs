@@ -5,8 +5,8 @@
 //! `cmpxchg16b` and `avx` target features (default builds do not), portable-atomic picks
 //! its instructions at run time: every load and CAS of a key slot is then an indirect call,
 //! and the CAS hands its result back through memory. A lookup makes up to nine such calls,
-//! and the calls, not the instructions, were a sixth of a keyed check (`profile_driver
-//! rc_keyed_1k`, perf: 2.2 s with the calls, 1.8 s with the instructions inline through
+//! and the calls, not the instructions, cost about a sixth of a keyed check (perf on
+//! `profile_driver rc_keyed_1k`, against a build with the instructions inline through
 //! `-C target-feature=+cmpxchg16b,+avx`; `benches/README.md`).
 //!
 //! So the table asks the CPU once, at creation, and keeps the answer as a [`SlotAtomics`].
@@ -146,8 +146,8 @@ mod x86_64 {
         // the allocator may hand it out for a `reg` operand: so every operand here has an
         // explicit register. The new low half goes in through r8, swapped into rbx around
         // the instruction and swapped back, so rbx leaves the block as it came in.
-        // (An earlier `in(reg)` target was given rbx itself, and the swap overwrote the
-        // address: SIGSEGV in `benches/keyed.rs`.)
+        // (An `in(reg)` target could be given rbx itself, and the swap would then
+        // overwrite the address.)
         unsafe {
             asm!(
                 "xchg r8, rbx",

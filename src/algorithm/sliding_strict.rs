@@ -35,7 +35,7 @@
 //! of another generation read as empty (a single-key limiter always uses generation 0).
 //!
 //! # Orderings
-//! The state spans many words, so the protocol is *reserve, then verify* (DESIGN §2):
+//! The state spans many words, so the protocol is *reserve, then verify*:
 //! 1. read every slot and decide;
 //! 2. CAS the current sub-window's slot from the value read to the charged value (a
 //!    failed CAS means someone changed that slot: decide again);
@@ -52,8 +52,8 @@
 
 use crossbeam_utils::Backoff;
 
+use super::divide::Divisor;
 use crate::decision::{Decision, NEVER};
-use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 use crate::sync::{fence, AtomicU128, Ordering};

@@ -21,14 +21,14 @@
 //! [`crate::SlidingWindowStrict`] when that matters.
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`crate::word`].
+//! One word, one CAS loop: see [`word`](super::word).
 
+use super::divide::Divisor;
+use super::packing::Layout;
+use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
-use crate::divide::Divisor;
 use crate::error::{CheckError, QuotaError};
-use crate::packing::Layout;
 use crate::quota::Quota;
-use crate::word::{WordLimiter, WordState};
 use crate::Reservation;
 
 /// A lock-free approximate sliding-window limiter for one key.

@@ -1,4 +1,23 @@
-//! [`Algorithm`]: which limiting algorithm a limit runs, chosen at run time.
+//! The four limiting algorithms, one file each, and [`Algorithm`], the run-time choice
+//! among them.
+//!
+//! - [`gcra`], [`fixed_window`] and [`sliding_approx`] keep a key's whole state in one
+//!   `u64` and share the single-word machinery in [`word`] (one CAS loop); [`WordLimit`]
+//!   picks one of them at run time.
+//! - [`sliding_strict`] keeps a ring of sub-window slots and has its own protocol.
+//! - `divide` (division by a quota constant without `div`) and `packing` (a window number
+//!   and counters in one word) are the arithmetic they share.
+
+mod divide;
+pub mod fixed_window;
+pub mod gcra;
+pub(crate) mod packing;
+pub mod sliding_approx;
+pub mod sliding_strict;
+pub mod word;
+mod word_limit;
+
+pub use word_limit::WordLimit;
 
 /// Which algorithm a limit runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -18,13 +18,13 @@
 //! the decision is evaluated at the `now` given.)
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`crate::word`].
+//! One word, one CAS loop: see [`word`](super::word).
 
+use super::divide::Divisor;
+use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
-use crate::divide::Divisor;
 use crate::error::CheckError;
 use crate::quota::Quota;
-use crate::word::{WordLimiter, WordState};
 use crate::Reservation;
 
 /// A lock-free GCRA limiter for one key.
@@ -89,7 +89,7 @@ impl GcraConfig {
     }
 
     /// [`evaluate`](Self::evaluate), always inlined: the keyed table's single-limit check
-    /// (through [`crate::word::WordLimit::evaluate_inline`]).
+    /// (through [`WordLimit::evaluate_inline`](super::WordLimit::evaluate_inline)).
     #[inline(always)]
     pub(crate) fn evaluate_inline(
         &self,
@@ -108,9 +108,9 @@ impl GcraConfig {
         // Cannot overflow: cost <= burst and burst × interval fits (Quota invariant).
         let increment = cost * self.interval;
         // The branches yield scalars and the `Outcome` is built once, at the end: built in
-        // each branch, it was merged through a stack temporary and read back with loads
-        // wider than its stores (a store-forwarding stall per check; perf annotate of the
-        // C ABI's table check).
+        // each branch, it is merged through a stack temporary and read back with loads
+        // wider than its stores (a store-forwarding stall per check, visible in perf
+        // annotate of the C ABI's table check).
         // (allowed, room left, the TAT `remaining` is counted at, reset, retry, new word)
         let (allowed, room, at, reset_after, retry_after, new_word) =
             match base.checked_add(increment) {

@@ -1,0 +1,55 @@
+//! [`RedisConfig`]: how to reach Redis, and what a check answers when it cannot
+//! ([`FailureMode`]).
+
+use std::time::Duration;
+
+/// What a check answers when Redis cannot decide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FailureMode {
+    /// Deny (the default): a Redis outage must not lift the limits.
+    #[default]
+    Closed,
+    /// Admit: availability over enforcement.
+    Open,
+}
+
+/// How to reach Redis and what to do when it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// A `redis://` URL (`redis://[user:password@]host[:port][/db]`).
+    pub url: String,
+    /// Prepended to every key (default `"ratecore:"`).
+    pub prefix: String,
+    /// Connect timeout, and the timeout of every socket read and write (default 100 ms).
+    /// Must be above zero.
+    pub timeout: Duration,
+    /// What a check answers when Redis cannot decide (default [`FailureMode::Closed`]).
+    pub failure_mode: FailureMode,
+    /// The `retry_after` (closed) and `reset_after` of failure decisions (default 1 s).
+    pub failure_retry_after: Duration,
+    /// After a failed connect, how long checks fail at once before connecting again
+    /// (default 100 ms).
+    pub reconnect_backoff: Duration,
+    /// The shortest TTL a write sets (default 1 ms; rounded up to whole ms). Raise it when
+    /// callers' `now` may run slower than wall time.
+    pub min_ttl: Duration,
+    /// Idle connections kept for reuse (default 32).
+    pub max_idle_connections: usize,
+}
+
+impl RedisConfig {
+    /// The defaults, for the Redis at `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: String::from("ratecore:"),
+            timeout: Duration::from_millis(100),
+            failure_mode: FailureMode::Closed,
+            failure_retry_after: Duration::from_secs(1),
+            reconnect_backoff: Duration::from_millis(100),
+            min_ttl: Duration::from_millis(1),
+            max_idle_connections: 32,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! One check, one `EVALSHA`: validate the check and build the script's arguments, send it
+//! (loading the script when the server answers `NOSCRIPT`), then replay the algorithm on
+//! the state the script read and verify the script's verdict, writes and TTLs against it.
+
+use super::stats::bump;
+use super::wire::{self, Replica};
+use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit, MAX_LIMITS};
+use crate::decision::Decision;
+
+/// The Lua script every check runs.
+pub(super) const SCRIPT: &str = include_str!("check.lua");
+
+/// A validated check and its `EVALSHA`.
+struct Prepared<'a> {
+    limits: &'a [(&'a RedisLimit, &'a [u8])],
+    now: u64,
+    cost: u64,
+    commit: bool,
+    charge: bool,
+    eval: redis::Cmd,
+}
+
+impl Inner {
+    /// One check over the blocking connection pool.
+    pub(super) fn run(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        commit: bool,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        let prepared = self.prepare(limits, now, cost, commit)?;
+        let reply = self
+            .with_connection(|connection, counters| {
+                match prepared.eval.query::<redis::Value>(connection) {
+                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                        self.script.load(connection)?;
+                        bump(&counters.script_loads);
+                        prepared.eval.query::<redis::Value>(connection)
+                    }
+                    other => other,
+                }
+            })
+            .map_err(RedisCheckError::Backend)?;
+        self.finish(&prepared, reply, states)
+    }
+
+    /// Validates a check and builds its `EVALSHA` (transport-independent: an async
+    /// connection could send the same command and hand the reply to `finish`).
+    fn prepare<'a>(
+        &self,
+        limits: &'a [(&'a RedisLimit, &'a [u8])],
+        now: u64,
+        cost: u64,
+        commit: bool,
+    ) -> Result<Prepared<'a>, RedisCheckError> {
+        if limits.is_empty() {
+            return Err(RedisCheckError::Limits("a check needs at least one limit"));
+        }
+        if limits.len() > MAX_LIMITS {
+            return Err(RedisCheckError::Limits(
+                "a check combines at most 16 limits",
+            ));
+        }
+        for (limit, _) in limits {
+            limit.spec.check_cost(cost)?;
+        }
+        let keys: Vec<Vec<u8>> = limits.iter().map(|(l, key)| l.redis_key(key)).collect();
+        for (index, key) in keys.iter().enumerate() {
+            if keys[..index].contains(key) {
+                return Err(RedisCheckError::Limits(
+                    "two limits of one check use the same Redis key",
+                ));
+            }
+        }
+        let charge = commit && cost > 0;
+        let mut args: Vec<u64> = Vec::with_capacity(4 + 13 * limits.len());
+        args.extend_from_slice(&[
+            u64::from(charge),
+            self.min_ttl_ms,
+            now >> 32,
+            now & 0xffff_ffff,
+        ]);
+        for (limit, _) in limits {
+            limit.spec.push_args(now, cost, &mut args);
+        }
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(self.script.get_hash())
+            .arg(keys.len())
+            .arg(&keys)
+            .arg(&args);
+        bump(&self.counters.checks);
+        Ok(Prepared {
+            limits,
+            now,
+            cost,
+            commit,
+            charge,
+            eval,
+        })
+    }
+
+    /// Turns the script's reply into the decision (replayed and verified).
+    fn finish(
+        &self,
+        prepared: &Prepared<'_>,
+        reply: redis::Value,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        let decision = self.interpret(prepared, reply, states).map_err(|message| {
+            bump(&self.counters.inconsistent);
+            RedisCheckError::Backend(BackendError {
+                fault: Fault::Inconsistent,
+                message: String::from(message),
+            })
+        })?;
+        bump(&self.counters.decided);
+        Ok(decision)
+    }
+
+    /// Replays the check on the state the script read and verifies the script's
+    /// verdict, writes and TTLs against the replay.
+    fn interpret(
+        &self,
+        prepared: &Prepared<'_>,
+        reply: redis::Value,
+        states: &mut [Decision],
+    ) -> Result<Decision, &'static str> {
+        let Prepared {
+            limits,
+            now,
+            cost,
+            commit,
+            charge,
+            ..
+        } = *prepared;
+        let redis::Value::Array(items) = reply else {
+            return Err("the script's reply is not an array");
+        };
+        if items.len() != 1 + 3 * limits.len() {
+            return Err("the script's reply has the wrong length");
+        }
+        let admitted = match items.first() {
+            Some(redis::Value::Int(1)) => true,
+            Some(redis::Value::Int(0)) => false,
+            _ => return Err("the script's verdict is not 0 or 1"),
+        };
+        let mut olds: Vec<&[u8]> = Vec::with_capacity(limits.len());
+        let mut writes: Vec<(&[u8], u64)> = Vec::with_capacity(limits.len());
+        for chunk in items.get(1..).unwrap_or(&[]).chunks_exact(3) {
+            let (Some(old), Some(new), Some(redis::Value::Int(ttl))) =
+                (bytes(&chunk[0]), bytes(&chunk[1]), chunk.get(2))
+            else {
+                return Err("the script's reply has an unexpected shape");
+            };
+            olds.push(old);
+            writes.push((new, u64::try_from(*ttl).unwrap_or(u64::MAX)));
+        }
+        let replicas = limits
+            .iter()
+            .zip(&olds)
+            .map(|((limit, _), old)| limit.spec.replica(old))
+            .collect::<Result<Vec<Replica>, _>>()?;
+        let decision = wire::replay(&replicas, now, cost, commit, states)
+            .map_err(|_| "the replay rejected a cost the script accepted")?;
+        if decision.allowed != admitted {
+            return Err("the script's verdict differs from the algorithm's");
+        }
+        for ((((limit, _), replica), old), (new, ttl)) in
+            limits.iter().zip(&replicas).zip(&olds).zip(&writes)
+        {
+            let (expected, expected_ttl) =
+                limit
+                    .spec
+                    .expected_write(replica, old, charge && admitted, now, self.min_ttl_ms);
+            if expected.as_slice() != *new {
+                return Err("the script wrote a state the algorithm would not");
+            }
+            if expected_ttl != *ttl {
+                return Err("the script set a TTL other than the time to rest");
+            }
+        }
+        Ok(decision)
+    }
+}
+
+fn bytes(value: &redis::Value) -> Option<&[u8]> {
+    match value {
+        redis::Value::BulkString(b) => Some(b),
+        redis::Value::Nil => Some(&[]),
+        _ => None,
+    }
+}
