@@ -340,11 +340,12 @@ impl Compiled {
         }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let _ = resolved;
-        let Some(members) = Self::members(met) else {
+        let mut members = ArrayVec::new();
+        if !Self::members(met, &mut members) {
             // Unreachable for a policy that built (it bounds how many limits one request
             // meets): refused with nothing consumed, never checked in part.
             return Ok(Answer::default());
-        };
+        }
         for _ in &members {
             // As long as `members`: never full.
             let _ = states.try_push(Decision::EMPTY);
@@ -353,11 +354,12 @@ impl Compiled {
         Ok(Answer::default())
     }
 
-    /// The table members of `met`'s keyed groups in order, each with its override's
-    /// parameters, leaving out those an unlimited override exempts; `None` if more than
-    /// [`MAX_LIMITS`].
-    fn members<'t>(met: &MetList<'t>) -> Option<ArrayVec<KeyedLimit<'t>, MAX_LIMITS>> {
-        let mut members = ArrayVec::new();
+    /// Appends the table members of `met`'s keyed groups to `members` in order, each
+    /// with its override's parameters, leaving out those an unlimited override exempts;
+    /// `false` if they are more than [`MAX_LIMITS`]. Filled in place: returned by value,
+    /// the list was copied once more on every check.
+    #[inline]
+    fn members<'t>(met: &MetList<'t>, members: &mut ArrayVec<KeyedLimit<'t>, MAX_LIMITS>) -> bool {
         for m in met.iter() {
             let Some(hash) = m.key else { continue };
             for (index, member) in m.group.table.members(hash).enumerate() {
@@ -368,10 +370,12 @@ impl Compiled {
                         None => continue,
                     },
                 };
-                members.try_push(member).ok()?;
+                if members.try_push(member).is_err() {
+                    return false;
+                }
             }
         }
-        Some(members)
+        true
     }
 
     /// The states of an all-or-nothing set (the shadow limits) that a `cost` some member
@@ -399,7 +403,10 @@ impl Compiled {
         #[cfg(not(feature = "redis"))]
         let in_process = true;
         if in_process {
-            for member in Self::members(met).unwrap_or_default() {
+            let mut members = ArrayVec::new();
+            // Too many (unreachable for a policy that built): those that fit are reported.
+            let _ = Self::members(met, &mut members);
+            for member in members {
                 let _ = states.try_push(member.peek(now, cost).unwrap_or(NEVER_FITS));
             }
         }
