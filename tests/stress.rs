@@ -21,6 +21,8 @@
 //! so a debug `cargo test` stays quick. `RATECORE_STRESS_SCALE` (a float, default 1)
 //! multiplies the number of rounds / checks either way.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::thread;
@@ -29,6 +31,7 @@ use ratecore::{
     Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
     SlidingWindowStrict,
 };
+use support::XorShift;
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -358,19 +361,6 @@ fn composite_with_gcra_never_over_admits() {
 // ---------------------------------------------------------------------------------------
 // Strict window on an advancing shared clock.
 // ---------------------------------------------------------------------------------------
-
-/// A tiny xorshift so each thread takes its own irregular clock steps without a
-/// dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// One admission: its effective time lies in `[lo, hi]`.
 ///

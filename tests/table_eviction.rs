@@ -31,6 +31,7 @@
 
 mod model;
 mod relocation;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,6 +39,7 @@ use std::sync::Mutex;
 use model::CompositeModel;
 use ratecore::table::{OwnedTable, NEIGHBOURHOOD};
 use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
+use support::XorShift;
 
 const SECOND: u64 = 1_000_000_000;
 const MINUTE: u64 = 60 * SECOND;
@@ -65,22 +67,6 @@ fn table(capacity: u64, limits: &[LimitSpec], policy: FullPolicy) -> OwnedTable 
         .with_policy(policy)
         .with_seed([0xe71c, 0x7, 0x10, 0x5eed]);
     Table::new(config).unwrap()
-}
-
-/// A small deterministic generator.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------------------

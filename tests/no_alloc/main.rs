@@ -12,6 +12,8 @@
 
 mod limiters;
 mod policies;
+#[path = "../support/mod.rs"]
+mod support;
 mod tables;
 
 use std::alloc::{GlobalAlloc, Layout, System};

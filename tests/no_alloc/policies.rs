@@ -18,27 +18,12 @@ use ratecore::policy::{
 };
 use ratecore::{Algorithm, FullPolicy, Quota};
 
+use crate::support::XorShift;
 use crate::{assert_no_alloc, measure};
 
 const SECOND: u64 = 1_000_000_000;
 /// Wall-clock time for the headers that carry absolute resets.
 const WALL: u64 = 1_795_518_000 * SECOND;
-
-/// A deterministic xorshift stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Which paths a measured run took: plain counters on the stack.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,36 +59,36 @@ fn drive(
     values: &[Vec<u8>],
     seen: &mut Seen,
 ) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = XorShift(seed | 1);
     let mut now = SECOND;
     let mut headers = [0u8; 1024];
     let mut body = [0u8; 1024];
     let mut tiny = [0u8; 8];
     for _ in 0..rounds {
-        if rng.below(4) != 0 {
+        if rng.index(4) != 0 {
             now += rng.next() % step;
         }
-        let (method, path) = routes[rng.below(routes.len())];
+        let (method, path) = routes[rng.index(routes.len())];
         let mut slots: AttributeSlots<'_> = [Attribute::new("", b""); 6];
         let mut len = 0;
         for &name in names {
-            if rng.below(5) != 0 {
-                slots[len] = Attribute::new(name, &values[rng.below(values.len())]);
+            if rng.index(5) != 0 {
+                slots[len] = Attribute::new(name, &values[rng.index(values.len())]);
                 len += 1;
             }
         }
         // Sometimes a name twice (the first counts) or an attribute no rule reads.
-        if len > 0 && len < slots.len() && rng.below(6) == 0 {
-            slots[len] = Attribute::new(slots[0].name, &values[rng.below(values.len())]);
+        if len > 0 && len < slots.len() && rng.index(6) == 0 {
+            slots[len] = Attribute::new(slots[0].name, &values[rng.index(values.len())]);
             len += 1;
         }
-        if len < slots.len() && rng.below(6) == 0 {
+        if len < slots.len() && rng.index(6) == 0 {
             slots[len] = Attribute::new("unread", b"x");
             len += 1;
         }
         let request = Request::new(method, path, &slots[..len]);
-        let cost = [0, 1, 1, 1, 1, 2, 3][rng.below(7)];
-        let answer = if rng.below(5) == 0 {
+        let cost = [0, 1, 1, 1, 1, 2, 3][rng.index(7)];
+        let answer = if rng.index(5) == 0 {
             policy.peek(&request, now, cost)
         } else {
             policy.check(&request, now, cost)
@@ -142,7 +127,7 @@ fn drive(
             black_box(decision.denial_status());
             seen.bodies += 1;
         }
-        if rng.below(8) == 0 {
+        if rng.index(8) == 0 {
             let headers_short = decision.render_headers(WALL + now, &mut tiny).is_err();
             let body_short = decision.render_body(&mut tiny).is_err();
             seen.too_small += u64::from(headers_short || body_short);

@@ -8,3 +8,27 @@
 #![allow(dead_code)]
 
 pub mod gen;
+
+/// A tiny deterministic xorshift stream: irregular but reproducible times, keys and
+/// picks, without a dependency.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value (the state must not be 0).
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index in `0..n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
