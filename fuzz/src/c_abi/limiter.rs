@@ -12,8 +12,8 @@ use ratecore_ffi::{
 use super::args::{spec_of, HandleArg, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, LimiterHandle, LimiterMirror,
-    S, SENTINEL,
+    assert_no_decision, c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
+    LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
 /// Makes one limiter call and checks it against the Rust API.
@@ -134,16 +134,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             };
             let fine = faults.judge(status, "limiter_decide");
             if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|d| *d == SENTINEL),
-                    "decision written with {status:?}"
-                );
-                if let Some((states, _)) = &states {
-                    assert!(
-                        states.iter().all(|d| *d == SENTINEL),
-                        "states written with {status:?}"
-                    );
-                }
+                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
+                assert_no_decision(status, &slot, states);
             }
             if !fine {
                 return;

@@ -345,6 +345,30 @@ fn handle_ptr<T>(ptr: *mut T, arg: HandleArg) -> *mut T {
     }
 }
 
+/// The policy a call names: its index in the arena (none when no policy is live), the
+/// pointer passed for it, and the faults the handle argument calls for.
+fn policy_arg(arena: &Arena, handle: HandleArg) -> (Option<usize>, *mut ratecore_policy, Faults) {
+    let target = pick(&arena.policies, handle).map(|(index, _)| index);
+    let hp = target.map_or(ptr::null_mut(), |index| {
+        handle_ptr(arena.policies[index].ptr, handle)
+    });
+    let mut faults = Faults::default();
+    faults.handle(handle, arena.policies.len());
+    (target, hp, faults)
+}
+
+/// Asserts that a call that failed wrote neither its decision nor any state.
+fn assert_no_decision(status: S, slot: &[ratecore_decision], states: &[ratecore_decision]) {
+    assert!(
+        slot.iter().all(|d| *d == SENTINEL),
+        "decision written with {status:?}"
+    );
+    assert!(
+        states.iter().all(|d| *d == SENTINEL),
+        "states written with {status:?}"
+    );
+}
+
 /// A decision pointer: NULL, misaligned, or to `buf[0]`.
 fn decision_ptr(
     buf: &mut [ratecore_decision; 2],

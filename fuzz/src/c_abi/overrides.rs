@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::call::Call;
 use super::reload::assert_error_message;
-use super::{handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, OutBuf, S};
+use super::{handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults, OutBuf, S};
 
 /// Makes one overrides call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -29,12 +29,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             error_len,
             error_arg,
         } => {
-            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
-            let hp = target.map_or(ptr::null_mut(), |index| {
-                handle_ptr(arena.policies[index].ptr, *handle)
-            });
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = policy_arg(arena, *handle);
             let names = target.map(|index| arena.policies[index].budget.names.as_slice());
             let selector = Selector::new(which, names, &mut faults);
             let (size, short) = quota.size.of::<ratecore_override_quota>();
@@ -95,12 +90,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::PolicyRemoveOverride { handle, which, out } => {
-            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
-            let hp = target.map_or(ptr::null_mut(), |index| {
-                handle_ptr(arena.policies[index].ptr, *handle)
-            });
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = policy_arg(arena, *handle);
             let names = target.map(|index| arena.policies[index].budget.names.as_slice());
             let selector = Selector::new(which, names, &mut faults);
             // A `bool` is byte-aligned: "misaligned" is the next byte, a valid pointer.

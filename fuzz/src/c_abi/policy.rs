@@ -21,8 +21,8 @@ use super::args::{
 use super::call::Call;
 use super::reload::assert_error_text;
 use super::{
-    c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, KeyBudget, OutBuf, OutBytes,
-    PolicyHandle, S, SENTINEL,
+    c_decision, handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults, KeyBudget, OutBuf,
+    OutBytes, PolicyHandle, S, SENTINEL,
 };
 
 /// Makes one policy call and checks it against the Rust API.
@@ -100,12 +100,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
-            let hp = target.map_or(ptr::null_mut(), |index| {
-                handle_ptr(arena.policies[index].ptr, *handle)
-            });
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = policy_arg(arena, *handle);
             let method = request.as_ref().map(|r| {
                 CStrArg::new(METHODS[usize::from(r.method) % METHODS.len()], r.method_how)
             });
@@ -267,12 +262,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out_size,
         } => {
             let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
-            let hp = target.map_or(ptr::null_mut(), |index| {
-                handle_ptr(arena.policies[index].ptr, *handle)
-            });
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = policy_arg(arena, *handle);
             let built = request.as_ref().map(|r| HttpRequest::new(r, &mut faults));
             let rp = built.as_ref().map_or(ptr::null(), HttpRequest::ptr);
             if built.is_none() {

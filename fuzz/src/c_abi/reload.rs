@@ -10,7 +10,7 @@ use ratecore_ffi::{
 
 use super::args::{CStrArg, FileArg, SliceArg, RELOAD_FILES};
 use super::call::Call;
-use super::{handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, S};
+use super::{out_ptr, policy_arg, slice_ptr, Arena, S};
 
 /// Makes one reload call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -27,12 +27,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             report,
             size,
         } => {
-            let target = pick(&arena.policies, *handle).map(|(index, _)| index);
-            let hp = target.map_or(ptr::null_mut(), |index| {
-                handle_ptr(arena.policies[index].ptr, *handle)
-            });
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = policy_arg(arena, *handle);
             faults.out(*report);
             // A size below the full report's but covering its first version (up to
             // `dropped`) is accepted: that version is written.

@@ -22,8 +22,8 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, HandleArg, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, Region, TableHandle,
-    MAX_TABLE_BYTES, S, SENTINEL,
+    assert_no_decision, c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, Region,
+    TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -333,16 +333,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             };
             let fine = faults.judge(status, "table_decide");
             if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|d| *d == SENTINEL),
-                    "decision written with {status:?}"
-                );
-                if let Some((states, _)) = &states {
-                    assert!(
-                        states.iter().all(|d| *d == SENTINEL),
-                        "states written with {status:?}"
-                    );
-                }
+                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
+                assert_no_decision(status, &slot, states);
             }
             if !fine {
                 return;
@@ -437,17 +429,10 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             };
             let fine = faults.judge(status, "table_check_undoable");
             if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|d| *d == SENTINEL),
-                    "decision written with {status:?}"
-                );
+                assert_no_decision(status, &slot, &states);
                 assert!(
                     charge.iter().all(|c| *c == poison),
                     "charge written with {status:?}"
-                );
-                assert!(
-                    states.iter().all(|d| *d == SENTINEL),
-                    "states written with {status:?}"
                 );
             }
             if !fine {
