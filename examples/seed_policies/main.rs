@@ -30,7 +30,8 @@ use scenarios::{
     COMPARED, EVENERGY_BURST_AT, EVENERGY_PROBES, HOUR, MINUTE, POLICY_DIR, SECOND,
 };
 use table::{
-    clock, decision_cells, human, outcome_cells, section, Align, DecisionTable, Table, EMPTY,
+    clock, decision_cells, human, outcome_cells, section, Align, DecisionTable, Table,
+    DECISION_COLUMNS, EMPTY,
 };
 
 /// Wall-clock nanoseconds at simulated midnight (2026-11-24T00:00:00Z): headers with
@@ -115,17 +116,9 @@ fn switch() {
     let composite = switch_composite();
     println!("limiter: Composite of FixedWindow 5 per 1 s AND FixedWindow 20 per 1 min");
 
-    let mut table = Table::new(&[
-        ("time", Align::Left),
-        ("#", Align::Right),
-        ("verdict", Align::Left),
-        ("limit", Align::Right),
-        ("remaining", Align::Right),
-        ("reset_after", Align::Right),
-        ("retry_after", Align::Right),
-        ("5/s left", Align::Right),
-        ("20/min left", Align::Right),
-    ]);
+    let mut columns = DECISION_COLUMNS.to_vec();
+    columns.extend([("5/s left", Align::Right), ("20/min left", Align::Right)]);
+    let mut table = Table::new(&columns);
     let trace = switch_trace();
     let mut twenty_first = EMPTY;
     for (i, &now) in trace.iter().enumerate() {

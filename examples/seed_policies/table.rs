@@ -88,20 +88,23 @@ pub fn outcome_cells(d: &Decision) -> [String; 4] {
     ]
 }
 
+/// The standard columns of a decision, as [`decision_cells`] fills them.
+pub const DECISION_COLUMNS: [(&str, Align); 7] = [
+    ("time", Align::Left),
+    ("#", Align::Right),
+    ("verdict", Align::Left),
+    ("limit", Align::Right),
+    ("remaining", Align::Right),
+    ("reset_after", Align::Right),
+    ("retry_after", Align::Right),
+];
+
 /// A table of single decisions with the standard columns.
 pub struct DecisionTable(Table);
 
 impl DecisionTable {
     pub fn new() -> Self {
-        Self(Table::new(&[
-            ("time", Align::Left),
-            ("#", Align::Right),
-            ("verdict", Align::Left),
-            ("limit", Align::Right),
-            ("remaining", Align::Right),
-            ("reset_after", Align::Right),
-            ("retry_after", Align::Right),
-        ]))
+        Self(Table::new(&DECISION_COLUMNS))
     }
 
     pub fn row(&mut self, now: u64, n: u64, d: &Decision) {
