@@ -181,12 +181,13 @@ fn per_second(limit: u64) -> Quota {
     Quota::per_second(limit).unwrap()
 }
 
-#[test]
-fn gcra_frozen_clock_admits_exactly_the_burst() {
+/// Frozen-clock rounds at every thread count, each on a fresh limiter from `make` with
+/// [`LIMIT`] per second, which must admit exactly its limit per round.
+fn exact_frozen_rounds<L: RateLimiter + Sync>(name: &str, make: impl Fn() -> L) {
     for threads in THREADS {
-        let limiter = Gcra::new(per_second(LIMIT));
+        let limiter = make();
         frozen_rounds(
-            "GCRA",
+            name,
             &limiter,
             threads,
             LIMIT,
@@ -195,38 +196,25 @@ fn gcra_frozen_clock_admits_exactly_the_burst() {
             |now, n| follow_up(&limiter, now, LIMIT, n),
         );
     }
+}
+
+#[test]
+fn gcra_frozen_clock_admits_exactly_the_burst() {
+    exact_frozen_rounds("GCRA", || Gcra::new(per_second(LIMIT)));
 }
 
 #[test]
 fn fixed_window_frozen_clock_admits_exactly_the_limit() {
-    for threads in THREADS {
-        let limiter = FixedWindow::new(per_second(LIMIT)).unwrap();
-        frozen_rounds(
-            "fixed window",
-            &limiter,
-            threads,
-            LIMIT,
-            SECOND,
-            Expect::Exact,
-            |now, n| follow_up(&limiter, now, LIMIT, n),
-        );
-    }
+    exact_frozen_rounds("fixed window", || {
+        FixedWindow::new(per_second(LIMIT)).unwrap()
+    });
 }
 
 #[test]
 fn approx_window_frozen_clock_admits_exactly_the_limit() {
-    for threads in THREADS {
-        let limiter = SlidingWindow::new(per_second(LIMIT)).unwrap();
-        frozen_rounds(
-            "approximate window",
-            &limiter,
-            threads,
-            LIMIT,
-            SECOND,
-            Expect::Exact,
-            |now, n| follow_up(&limiter, now, LIMIT, n),
-        );
-    }
+    exact_frozen_rounds("approximate window", || {
+        SlidingWindow::new(per_second(LIMIT)).unwrap()
+    });
 }
 
 #[test]
