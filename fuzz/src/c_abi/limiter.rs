@@ -9,10 +9,10 @@ use ratecore_ffi::{
     ratecore_limiter_peek, ratecore_limiter_peek_each, ratecore_quota,
 };
 
-use super::args::{spec_of, HandleArg, RawQuota, SliceArg};
+use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
+    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
     LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
@@ -195,19 +195,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 assert_eq!(slot, [usize::MAX; 2]);
             }
         }
-        Call::LimiterFree { handle } => match (pick(&arena.limiters, *handle), handle) {
-            (Some((index, _)), HandleArg::Live(_)) => {
-                let h = arena.limiters.remove(index);
-                // SAFETY: a live handle, freed once.
-                unsafe { ratecore_limiter_free(h.ptr) };
-            }
-            (Some((_, h)), HandleArg::Misaligned(_)) => {
-                // SAFETY: a misaligned pointer is documented to be ignored.
-                unsafe { ratecore_limiter_free(handle_ptr(h.ptr, *handle)) };
-            }
-            // SAFETY: NULL is accepted.
-            _ => unsafe { ratecore_limiter_free(ptr::null_mut()) },
-        },
+        Call::LimiterFree { handle } => free_call(
+            &mut arena.limiters,
+            *handle,
+            |h| h.ptr,
+            ratecore_limiter_free,
+        ),
         _ => unreachable!("not a limiter call: {call:?}"),
     }
 }

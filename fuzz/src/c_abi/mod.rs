@@ -345,6 +345,29 @@ fn handle_ptr<T>(ptr: *mut T, arg: HandleArg) -> *mut T {
     }
 }
 
+/// A `_free` call on the handle `arg` names: a live handle is freed and leaves `items`;
+/// a misaligned pointer (documented to be ignored) and NULL are passed as they are.
+fn free_call<H, T>(
+    items: &mut Vec<H>,
+    arg: HandleArg,
+    ptr_of: fn(&H) -> *mut T,
+    free: unsafe extern "C" fn(*mut T),
+) {
+    match (pick(items, arg), arg) {
+        (Some((index, _)), HandleArg::Live(_)) => {
+            let h = items.remove(index);
+            // SAFETY: a live handle, freed once.
+            unsafe { free(ptr_of(&h)) };
+        }
+        (Some((_, h)), HandleArg::Misaligned(_)) => {
+            // SAFETY: a misaligned pointer is documented to be ignored.
+            unsafe { free(handle_ptr(ptr_of(h), arg)) };
+        }
+        // SAFETY: NULL is accepted.
+        _ => unsafe { free(ptr::null_mut()) },
+    }
+}
+
 /// The policy a call names: its index in the arena (none when no policy is live), the
 /// pointer passed for it, and the faults the handle argument calls for.
 fn policy_arg(arena: &Arena, handle: HandleArg) -> (Option<usize>, *mut ratecore_policy, Faults) {

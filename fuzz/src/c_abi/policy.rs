@@ -15,14 +15,14 @@ use ratecore_ffi::{
 };
 
 use super::args::{
-    CStrArg, HandleArg, HttpRequestArg, HttpVariation, IdArg, SizeArg, SliceArg, StrHow,
-    ATTR_NAMES, ATTR_VALUES, IDS, METHODS,
+    CStrArg, HttpRequestArg, HttpVariation, IdArg, SizeArg, SliceArg, StrHow, ATTR_NAMES,
+    ATTR_VALUES, IDS, METHODS,
 };
 use super::call::Call;
 use super::reload::assert_error_text;
 use super::{
-    c_decision, handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults, KeyBudget, OutBuf,
-    OutBytes, PolicyHandle, S, SENTINEL,
+    c_decision, free_call, handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults,
+    KeyBudget, OutBuf, OutBytes, PolicyHandle, S, SENTINEL,
 };
 
 /// Makes one policy call and checks it against the Rust API.
@@ -480,19 +480,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mirror = &target.expect("live").1.mirror;
             o.compare(status, |buf| mirror.render_metrics(buf));
         }
-        Call::PolicyFree { handle } => match (pick(&arena.policies, *handle), handle) {
-            (Some((index, _)), HandleArg::Live(_)) => {
-                let h = arena.policies.remove(index);
-                // SAFETY: a live handle, freed once.
-                unsafe { ratecore_policy_free(h.ptr) };
-            }
-            (Some((_, h)), HandleArg::Misaligned(_)) => {
-                // SAFETY: a misaligned pointer is documented to be ignored.
-                unsafe { ratecore_policy_free(handle_ptr(h.ptr, *handle)) };
-            }
-            // SAFETY: NULL is accepted.
-            _ => unsafe { ratecore_policy_free(ptr::null_mut()) },
-        },
+        Call::PolicyFree { handle } => free_call(
+            &mut arena.policies,
+            *handle,
+            |h| h.ptr,
+            ratecore_policy_free,
+        ),
         _ => unreachable!("not a policy call: {call:?}"),
     }
 }

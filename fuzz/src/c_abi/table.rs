@@ -19,11 +19,11 @@ use ratecore_ffi::{
 
 use crate::region::{expected_attach, AlignedBuf};
 
-use super::args::{spec_of, HandleArg, RawQuota, SliceArg};
+use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults, Region,
-    TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
+    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
+    Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -586,19 +586,9 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 assert_eq!(quotas, untouched);
             }
         }
-        Call::TableFree { handle } => match (pick(&arena.tables, *handle), handle) {
-            (Some((index, _)), HandleArg::Live(_)) => {
-                let h = arena.tables.remove(index);
-                // SAFETY: a live handle, freed once.
-                unsafe { ratecore_table_free(h.ptr) };
-            }
-            (Some((_, h)), HandleArg::Misaligned(_)) => {
-                // SAFETY: a misaligned pointer is documented to be ignored.
-                unsafe { ratecore_table_free(handle_ptr(h.ptr, *handle)) };
-            }
-            // SAFETY: NULL is accepted.
-            _ => unsafe { ratecore_table_free(ptr::null_mut()) },
-        },
+        Call::TableFree { handle } => {
+            free_call(&mut arena.tables, *handle, |h| h.ptr, ratecore_table_free)
+        }
         _ => unreachable!("not a table call: {call:?}"),
     }
 }
