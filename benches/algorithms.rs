@@ -19,7 +19,7 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{observe, Summary, Target};
+use common::{observe, Target};
 use ratecore::{
     Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
     SlidingWindowStrict,
@@ -136,10 +136,7 @@ fn bench(c: &mut criterion::Criterion) {
 }
 
 fn main() {
-    let mut summary = Summary::start();
-    let mut c = common::criterion();
-    bench(&mut c);
-    c.final_summary();
+    let mut summary = common::run(|c, _| bench(c));
     let mut names: Vec<String> = ["fixed_window", "sliding_approx"]
         .iter()
         .map(ToString::to_string)

@@ -204,10 +204,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
 }
 
 fn main() {
-    let mut summary = Summary::start();
-    let mut c = common::criterion();
-    bench(&mut c, &mut summary);
-    c.final_summary();
+    let mut summary = common::run(bench);
     for keys in sizes() {
         let id = |name: &str| format!("{GROUP}/{keys}/{name}");
         summary.ratio(

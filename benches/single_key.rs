@@ -148,10 +148,7 @@ fn bench(c: &mut criterion::Criterion, summary: &mut Summary) {
 }
 
 fn main() {
-    let mut summary = Summary::start();
-    let mut c = common::criterion();
-    bench(&mut c, &mut summary);
-    c.final_summary();
+    let mut summary = common::run(bench);
 
     for regime in ["allow", "deny"] {
         let id = |name: &str| format!("{GROUP}/{regime}/{name}");

@@ -10,31 +10,23 @@
 //! are not persisted to disk.
 
 mod model;
+mod support;
 
 use model::{
     expected_quota, AnyModel, ApproxModel, CompositeModel, FixedModel, GcraModel, Model,
     QuotaParams, StrictModel,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use ratecore::{
     Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, QuotaError,
     RateLimiter, SlidingWindow, SlidingWindowStrict, Slot,
 };
+use support::gen::{advance, config, cost_spec, start_time, step, CostSpec, Step, StepMix};
 
 // ---------------------------------------------------------------------------------------
 // Configuration and strategies
 // ---------------------------------------------------------------------------------------
-
-/// `cases` cases from a fixed seed, nothing written to disk. XorShift rather than the
-/// default ChaCha: in debug builds ChaCha dominated the run time.
-fn config(cases: u32, seed: u64) -> Config {
-    let mut config = Config::with_cases(cases);
-    config.failure_persistence = None;
-    config.rng_algorithm = RngAlgorithm::XorShift;
-    config.rng_seed = RngSeed::Fixed(seed);
-    config
-}
 
 /// `(limit, period)`: mostly constructible, from a few nanoseconds to `u64::MAX`, with
 /// some that must be rejected.
@@ -88,130 +80,20 @@ fn burst_spec() -> impl Strategy<Value = BurstSpec> {
     ]
 }
 
-/// The first `now`.
-fn start_time() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        4 => Just(0u64),
-        4 => 0..=1_000_000u64,
-        2 => any::<u64>(),
-        1 => (u64::MAX - 1_000_000)..=u64::MAX,
-    ]
-}
-
-/// How `now` moves between two requests, relative to a time unit (a period).
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// The same `now` again.
-    Same,
-    /// Forward by `unit × k / 256` (up to four units).
-    Forward(u16),
-    /// Forward by a few nanoseconds.
-    Tiny(u8),
-    /// Backward by `unit × k / 256` (up to two units).
-    Back(u16),
-    /// Backward by a few nanoseconds.
-    BackTiny(u8),
-    /// To the next multiple of `⌈unit / k⌉` (a window or sub-window boundary), ±1 ns;
-    /// `k = 0` means the limiter's own sub-window count.
-    Align(u8, i8),
-    /// To an arbitrary moment.
-    Absolute(u64),
-    /// To `u64::MAX − unit × k / 256`.
-    NearMax(u16),
-    /// To `u64::MAX − k`.
-    MaxTiny(u8),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        30 => Just(Step::Same),
-        100 => (0..=1024u16).prop_map(Step::Forward),
-        40 => (1..=3u8).prop_map(Step::Tiny),
-        30 => (1..=512u16).prop_map(Step::Back),
-        20 => (1..=3u8).prop_map(Step::BackTiny),
-        40 => (0..=64u8, -1..=1i8).prop_map(|(k, d)| Step::Align(k, d)),
-        // Rare, so that most streams spend most of their time away from u64::MAX.
-        2 => any::<u64>().prop_map(Step::Absolute),
-        2 => (0..=1024u16).prop_map(Step::NearMax),
-        1 => (0..=3u8).prop_map(Step::MaxTiny),
-    ]
-}
-
-fn saturate(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
-
-/// `now` after `step`, for a limiter whose period is `unit` with `sub_windows` (or 1).
-fn advance(now: u64, step: Step, unit: u64, sub_windows: u32) -> u64 {
-    let scaled = |k: u16| u128::from(unit) * u128::from(k) / 256;
-    let now128 = u128::from(now);
-    match step {
-        Step::Same => now,
-        Step::Forward(k) => saturate(now128 + scaled(k)),
-        Step::Tiny(k) => now.saturating_add(u64::from(k)),
-        Step::Back(k) => saturate(now128.saturating_sub(scaled(k))),
-        Step::BackTiny(k) => now.saturating_sub(u64::from(k)),
-        Step::Align(k, delta) => {
-            let k = if k == 0 {
-                sub_windows.max(1)
-            } else {
-                u32::from(k)
-            };
-            let grid = u128::from(unit).div_ceil(u128::from(k)).max(1);
-            let next = (now128 / grid + 1) * grid;
-            let moved = match delta {
-                -1 => next - 1,
-                0 => next,
-                _ => next + 1,
-            };
-            saturate(moved)
-        }
-        Step::Absolute(t) => t,
-        Step::NearMax(k) => saturate(u128::from(u64::MAX).saturating_sub(scaled(k))),
-        Step::MaxTiny(k) => u64::MAX - u64::from(k),
-    }
-}
-
-/// A request's cost, relative to the capacity it is checked against.
-#[derive(Clone, Copy, Debug)]
-enum CostSpec {
-    /// A peek.
-    Zero,
-    /// The usual request.
-    One,
-    /// `capacity × k / 65535`.
-    Fraction(u16),
-    /// Exactly the capacity.
-    Full,
-    /// More than the capacity (by `k + 1`): must be `CostExceedsLimit`.
-    Over(u8),
-    /// Anything.
-    Any(u64),
-}
-
-impl CostSpec {
-    fn resolve(self, capacity: u64) -> u64 {
-        match self {
-            Self::Zero => 0,
-            Self::One => 1,
-            Self::Fraction(k) => saturate(u128::from(capacity) * u128::from(k) / 65535),
-            Self::Full => capacity,
-            Self::Over(k) => capacity.saturating_add(u64::from(k) + 1),
-            Self::Any(cost) => cost,
-        }
-    }
-}
-
-fn cost_spec() -> impl Strategy<Value = CostSpec> {
-    prop_oneof![
-        2 => Just(CostSpec::Zero),
-        8 => Just(CostSpec::One),
-        5 => any::<u16>().prop_map(CostSpec::Fraction),
-        1 => Just(CostSpec::Full),
-        1 => (0..=2u8).prop_map(CostSpec::Over),
-        1 => any::<u64>().prop_map(CostSpec::Any),
-    ]
-}
+/// How time moves: mostly forward, often to window and sub-window boundaries (the
+/// limiter's own sub-windows among them), rarely far.
+const STEPS: StepMix = StepMix {
+    same: 30,
+    forward: 100,
+    tiny: 40,
+    back: 30,
+    back_tiny: 20,
+    align: 40,
+    align_from: 0,
+    absolute: 2,
+    near_max: 2,
+    max_tiny: 1,
+};
 
 /// One request in a stream.
 #[derive(Clone, Copy, Debug)]
@@ -227,12 +109,14 @@ struct Op {
 
 fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
-        (step(), cost_spec(), 0..8u8, any::<u8>()).prop_map(|(step, cost, kind, select)| Op {
-            step,
-            cost,
-            kind,
-            select,
-        }),
+        (step(STEPS), cost_spec(8, 5), 0..8u8, any::<u8>()).prop_map(
+            |(step, cost, kind, select)| Op {
+                step,
+                cost,
+                kind,
+                select,
+            },
+        ),
         1..=max_len,
     )
 }

@@ -61,7 +61,7 @@ use relocation::within;
 use loom::sync::Arc;
 use loom::thread;
 
-use model::{AnyModel, CompositeModel, QuotaParams};
+use model::CompositeModel;
 use ratecore::table::OwnedTable;
 use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
 
@@ -74,18 +74,9 @@ fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
     }
 }
 
-fn model_for(limit: LimitSpec) -> CompositeModel {
-    let params = QuotaParams {
-        limit: limit.quota.limit(),
-        period: limit.quota.period(),
-        burst: limit.quota.burst(),
-    };
-    CompositeModel::new(vec![AnyModel::new(limit.algorithm, params).unwrap()])
-}
-
 /// The decision `model` gives after the `(now, cost)` checks in `history`, for a peek.
 fn model_peek(limit: LimitSpec, history: &[(u64, u64)], now: u64, cost: u64) -> Decision {
-    let mut model = model_for(limit);
+    let mut model = CompositeModel::of_specs(&[limit]);
     for &(t, c) in history {
         model.run(t, c, true).unwrap();
     }
@@ -191,10 +182,22 @@ fn reclaim_race(limit: LimitSpec) {
     // Never both: X's slot cannot hold X's new charge and Y at once.
     assert!(!(x.allowed && y.allowed), "x {x:?} y {y:?}");
     if x.allowed {
-        assert_eq!(x, model_for(limit).run(x_at, 1, true).unwrap().decision);
+        assert_eq!(
+            x,
+            CompositeModel::of_specs(&[limit])
+                .run(x_at, 1, true)
+                .unwrap()
+                .decision
+        );
     }
     if y.allowed {
-        assert_eq!(y, model_for(limit).run(y_at, 1, true).unwrap().decision);
+        assert_eq!(
+            y,
+            CompositeModel::of_specs(&[limit])
+                .run(y_at, 1, true)
+                .unwrap()
+                .decision
+        );
     }
     // Each key's state holds exactly its own admitted charges (or none, absent).
     let x_history: Vec<(u64, u64)> = [(SECOND, 1)]
@@ -266,11 +269,14 @@ fn evict_race(limit: LimitSpec) {
     let v = table.check(&key("v"), now, 1).unwrap();
     let n = n_thread.join().unwrap();
 
-    let fresh = model_for(limit).run(now, 1, true).unwrap().decision;
+    let fresh = CompositeModel::of_specs(&[limit])
+        .run(now, 1, true)
+        .unwrap()
+        .decision;
     // Admitted fresh; a strict window may also deny spuriously under contention.
     let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
     assert!(n == fresh || (strict && !n.allowed), "n {n:?}");
-    let mut continuing = model_for(limit);
+    let mut continuing = CompositeModel::of_specs(&[limit]);
     continuing.run(SECOND, 1, true).unwrap();
     let v_continuing = continuing.run(now, 1, true).unwrap().decision;
     // Admitted on its own state, or fresh after losing its slot; a strict window may
@@ -430,14 +436,20 @@ fn relocation_vs_update(limit: LimitSpec) {
     let k = table.check(keys.k.as_bytes(), now, 1).unwrap();
     let g = g_thread.join().unwrap();
 
-    let mut k_model = model_for(limit);
+    let mut k_model = CompositeModel::of_specs(&[limit]);
     k_model.run(SECOND, 1, true).unwrap();
     assert_eq!(
         k,
         k_model.run(now, 1, true).unwrap().decision,
         "k lost state"
     );
-    assert_eq!(g, model_for(limit).run(now, 1, true).unwrap().decision);
+    assert_eq!(
+        g,
+        CompositeModel::of_specs(&[limit])
+            .run(now, 1, true)
+            .unwrap()
+            .decision
+    );
     assert_eq!(
         table.peek(keys.k.as_bytes(), now, 1).unwrap(),
         model_peek(limit, &[(SECOND, 1), (now, 1)], now, 1)
@@ -530,7 +542,13 @@ fn relocation_vs_reclaim(limit: LimitSpec) {
     let stats = table.stats();
     let k_slot = table.slot_of(keys.k.as_bytes());
     if g.allowed {
-        assert_eq!(g, model_for(limit).run(g_at, 1, true).unwrap().decision);
+        assert_eq!(
+            g,
+            CompositeModel::of_specs(&[limit])
+                .run(g_at, 1, true)
+                .unwrap()
+                .decision
+        );
         let [_, k_second] = table.neighbourhoods_of(keys.k.as_bytes());
         assert!(
             k_slot.is_some_and(|s| within(s, k_second)),
@@ -538,7 +556,13 @@ fn relocation_vs_reclaim(limit: LimitSpec) {
         );
         assert_eq!((stats.relocations, stats.occupied), (1, 17), "{stats:?}");
     } else {
-        assert_eq!(h, model_for(limit).run(h_at, 1, true).unwrap().decision);
+        assert_eq!(
+            h,
+            CompositeModel::of_specs(&[limit])
+                .run(h_at, 1, true)
+                .unwrap()
+                .decision
+        );
         // k was reclaimed at rest; a move of it may have been undone.
         assert_eq!(k_slot, None, "{stats:?}");
         assert_eq!((stats.relocations, stats.occupied), (0, 16), "{stats:?}");

@@ -10,22 +10,16 @@
 
 #[path = "redis/common.rs"]
 mod common;
+mod support;
 
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use ratecore::redis_backend::{RedisBackend, RedisCheckError, RedisSetupError};
 use ratecore::{Algorithm, CheckError, Composite, Decision, Limiter, Quota, RateLimiter};
 use redis::Commands;
-
-fn config(cases: u32, seed: u64) -> Config {
-    let mut config = Config::with_cases(cases);
-    config.failure_persistence = None;
-    config.rng_algorithm = RngAlgorithm::XorShift;
-    config.rng_seed = RngSeed::Fixed(seed);
-    config
-}
+use support::gen::{advance, config, CostSpec, Step};
 
 /// `(limit, period, burst)`.
 type QuotaParams = (u64, u64, Option<u64>);
@@ -77,19 +71,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     ]
 }
 
-/// How `now` moves between two requests, relative to the period.
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Same,
-    Forward(u16),
-    Tiny(u8),
-    Back(u16),
-    BackTiny(u8),
-    Align(u8, i8),
-    Absolute(u64),
-    NearMax(u16),
-}
-
+/// Steps as `support::gen::step` draws them, but never `MaxTiny`.
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         30 => Just(Step::Same),
@@ -101,33 +83,6 @@ fn step() -> impl Strategy<Value = Step> {
         2 => any::<u64>().prop_map(Step::Absolute),
         2 => (0..=1024u16).prop_map(Step::NearMax),
     ]
-}
-
-fn saturate(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
-
-fn advance(now: u64, step: Step, unit: u64) -> u64 {
-    let scaled = |k: u16| u128::from(unit) * u128::from(k) / 256;
-    let now128 = u128::from(now);
-    match step {
-        Step::Same => now,
-        Step::Forward(k) => saturate(now128 + scaled(k)),
-        Step::Tiny(k) => now.saturating_add(u64::from(k)),
-        Step::Back(k) => saturate(now128.saturating_sub(scaled(k))),
-        Step::BackTiny(k) => now.saturating_sub(u64::from(k)),
-        Step::Align(k, delta) => {
-            let grid = u128::from(unit).div_ceil(u128::from(k)).max(1);
-            let next = (now128 / grid + 1) * grid;
-            saturate(match delta {
-                -1 => next - 1,
-                0 => next,
-                _ => next + 1,
-            })
-        }
-        Step::Absolute(t) => t,
-        Step::NearMax(k) => saturate(u128::from(u64::MAX).saturating_sub(scaled(k))),
-    }
 }
 
 fn start_time() -> impl Strategy<Value = u64> {
@@ -147,27 +102,6 @@ struct Request {
     step: Step,
     cost: CostSpec,
     peek: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum CostSpec {
-    Zero,
-    One,
-    Fraction(u16),
-    Full,
-    Over(u8),
-}
-
-impl CostSpec {
-    fn resolve(self, capacity: u64) -> u64 {
-        match self {
-            Self::Zero => 0,
-            Self::One => 1,
-            Self::Fraction(k) => saturate(u128::from(capacity) * u128::from(k) / 65535),
-            Self::Full => capacity,
-            Self::Over(k) => capacity.saturating_add(u64::from(k) + 1),
-        }
-    }
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -238,7 +172,7 @@ fn run_single(
     let cap = capacity(algorithm, &quota);
     let mut now = start;
     for (index, request) in requests.iter().enumerate() {
-        now = advance(now, request.step, period);
+        now = advance(now, request.step, period, 1);
         let cost = request.cost.resolve(cap);
         let (expected, actual) = if request.peek {
             (
@@ -350,7 +284,7 @@ fn run_composite(
     let key = format!("composite-{case}");
     let mut now = start;
     for (index, request) in requests.iter().enumerate() {
-        now = advance(now, request.step, unit);
+        now = advance(now, request.step, unit, 1);
         let cost = request.cost.resolve(cap);
         let mut expected_states = [Decision::EMPTY; 4];
         let mut actual_states = [Decision::EMPTY; 4];

@@ -8,6 +8,12 @@
 
 #[path = "redis/common.rs"]
 mod common;
+// Only the HTTP exchanges are replayed here.
+#[allow(dead_code)]
+#[path = "../examples/seed_policies/scenarios.rs"]
+mod scenarios;
+#[path = "support/seed_replay.rs"]
+mod seed_replay;
 
 use ratecore::policy::{Attribute, Policy, PolicyDecision, PolicySpec, Request};
 
@@ -267,4 +273,18 @@ fn shadow_cost_that_never_fits_on_redis_matches_in_process() {
             r.shadow_entries().collect::<Vec<_>>()
         );
     }
+}
+
+/// The demo's HTTP exchanges on Redis (what `seed_policies --redis URL` replays): every
+/// verdict is the seed's, and a denial's `Retry-After` is never early.
+#[test]
+fn the_demo_http_exchanges_on_redis_get_the_seed_verdicts() {
+    let Some(url) = common::redis_url("policy_demo") else {
+        return;
+    };
+    seed_replay::assert_seed_exchanges(|file| {
+        let text = std::fs::read_to_string(file).expect("seed policy readable");
+        let spec = PolicySpec::from_toml_str(&text, file).expect("seed policy parses");
+        Policy::with_redis(spec, common::backend(&url, "policy_demo")).expect("builds")
+    });
 }

@@ -21,6 +21,8 @@
 //! so a debug `cargo test` stays quick. `RATECORE_STRESS_SCALE` (a float, default 1)
 //! multiplies the number of rounds / checks either way.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::thread;
@@ -29,6 +31,7 @@ use ratecore::{
     Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
     SlidingWindowStrict,
 };
+use support::XorShift;
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -178,12 +181,13 @@ fn per_second(limit: u64) -> Quota {
     Quota::per_second(limit).unwrap()
 }
 
-#[test]
-fn gcra_frozen_clock_admits_exactly_the_burst() {
+/// Frozen-clock rounds at every thread count, each on a fresh limiter from `make` with
+/// [`LIMIT`] per second, which must admit exactly its limit per round.
+fn exact_frozen_rounds<L: RateLimiter + Sync>(name: &str, make: impl Fn() -> L) {
     for threads in THREADS {
-        let limiter = Gcra::new(per_second(LIMIT));
+        let limiter = make();
         frozen_rounds(
-            "GCRA",
+            name,
             &limiter,
             threads,
             LIMIT,
@@ -192,38 +196,25 @@ fn gcra_frozen_clock_admits_exactly_the_burst() {
             |now, n| follow_up(&limiter, now, LIMIT, n),
         );
     }
+}
+
+#[test]
+fn gcra_frozen_clock_admits_exactly_the_burst() {
+    exact_frozen_rounds("GCRA", || Gcra::new(per_second(LIMIT)));
 }
 
 #[test]
 fn fixed_window_frozen_clock_admits_exactly_the_limit() {
-    for threads in THREADS {
-        let limiter = FixedWindow::new(per_second(LIMIT)).unwrap();
-        frozen_rounds(
-            "fixed window",
-            &limiter,
-            threads,
-            LIMIT,
-            SECOND,
-            Expect::Exact,
-            |now, n| follow_up(&limiter, now, LIMIT, n),
-        );
-    }
+    exact_frozen_rounds("fixed window", || {
+        FixedWindow::new(per_second(LIMIT)).unwrap()
+    });
 }
 
 #[test]
 fn approx_window_frozen_clock_admits_exactly_the_limit() {
-    for threads in THREADS {
-        let limiter = SlidingWindow::new(per_second(LIMIT)).unwrap();
-        frozen_rounds(
-            "approximate window",
-            &limiter,
-            threads,
-            LIMIT,
-            SECOND,
-            Expect::Exact,
-            |now, n| follow_up(&limiter, now, LIMIT, n),
-        );
-    }
+    exact_frozen_rounds("approximate window", || {
+        SlidingWindow::new(per_second(LIMIT)).unwrap()
+    });
 }
 
 #[test]
@@ -358,19 +349,6 @@ fn composite_with_gcra_never_over_admits() {
 // ---------------------------------------------------------------------------------------
 // Strict window on an advancing shared clock.
 // ---------------------------------------------------------------------------------------
-
-/// A tiny xorshift so each thread takes its own irregular clock steps without a
-/// dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// One admission: its effective time lies in `[lo, hi]`.
 ///

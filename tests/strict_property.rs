@@ -13,18 +13,12 @@
 //!
 //! Deterministic: proptest's RNG is seeded with a fixed value; nothing is written to disk.
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError};
-use ratecore::{CheckError, Quota, QuotaError, RateLimiter, SlidingWindowStrict};
+mod support;
 
-/// `cases` cases from a fixed seed (XorShift: fast in debug builds), nothing persisted.
-fn config(cases: u32, seed: u64) -> Config {
-    let mut config = Config::with_cases(cases);
-    config.failure_persistence = None;
-    config.rng_algorithm = RngAlgorithm::XorShift;
-    config.rng_seed = RngSeed::Fixed(seed);
-    config
-}
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use ratecore::{CheckError, Quota, QuotaError, RateLimiter, SlidingWindowStrict};
+use support::gen::config;
 
 /// `(limit, period)`: small limits so the window fills up, periods from a few ns on.
 fn quota_params() -> impl Strategy<Value = (u64, u64)> {

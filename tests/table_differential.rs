@@ -22,14 +22,16 @@
 //! are not persisted to disk.
 
 mod model;
+mod support;
 
 use std::collections::HashMap;
 
 use model::{expected_quota, AnyModel, CompositeModel, Model};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use ratecore::table::{OwnedTable, NEIGHBOURHOOD};
 use ratecore::{Algorithm, Decision, LimitSpec, Quota, Table, TableConfig, TableError};
+use support::gen::{advance, config, cost_spec, start_time, step, CostSpec, Step, StepMix};
 
 /// Distinct keys per case: byte keys `0..BYTE_KEYS` (through `check`, `peek`,
 /// `check_each`), then `u64` keys (through `check_key`).
@@ -40,15 +42,6 @@ const BYTE_KEYS: usize = 4;
 const CAPACITY: u64 = 512;
 
 const _: () = assert!(KEYS <= NEIGHBOURHOOD);
-
-/// `cases` cases from a fixed seed, nothing written to disk.
-fn config(cases: u32, seed: u64) -> Config {
-    let mut config = Config::with_cases(cases);
-    config.failure_persistence = None;
-    config.rng_algorithm = RngAlgorithm::XorShift;
-    config.rng_seed = RngSeed::Fixed(seed);
-    config
-}
 
 /// Fewer cases in debug builds (the whole file must stay fast there).
 const fn cases(release: u32) -> u32 {
@@ -109,106 +102,20 @@ fn limit_gen() -> impl Strategy<Value = LimitGen> {
     })
 }
 
-/// How `now` moves between two requests, relative to a period.
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Same,
-    /// Forward by `period × k / 256`.
-    Forward(u16),
-    /// Forward by a few nanoseconds.
-    Tiny(u8),
-    /// Backward by `period × k / 256`.
-    Back(u16),
-    /// Backward by a few nanoseconds.
-    BackTiny(u8),
-    /// To the next multiple of `⌈period / k⌉` (a window or sub-window boundary), ±1 ns.
-    Align(u8, i8),
-    /// To an arbitrary moment.
-    Absolute(u64),
-    /// To `u64::MAX − period × k / 256`.
-    NearMax(u16),
-    /// To `u64::MAX − k`.
-    MaxTiny(u8),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        30 => Just(Step::Same),
-        100 => (0..=1024u16).prop_map(Step::Forward),
-        30 => (1..=3u8).prop_map(Step::Tiny),
-        30 => (1..=512u16).prop_map(Step::Back),
-        15 => (1..=3u8).prop_map(Step::BackTiny),
-        30 => (1..=64u8, -1..=1i8).prop_map(|(k, d)| Step::Align(k, d)),
-        2 => any::<u64>().prop_map(Step::Absolute),
-        2 => (0..=1024u16).prop_map(Step::NearMax),
-        1 => (0..=3u8).prop_map(Step::MaxTiny),
-    ]
-}
-
-fn saturate(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
-
-fn advance(now: u64, step: Step, period: u64) -> u64 {
-    let scaled = |k: u16| u128::from(period) * u128::from(k) / 256;
-    let now128 = u128::from(now);
-    match step {
-        Step::Same => now,
-        Step::Forward(k) => saturate(now128 + scaled(k)),
-        Step::Tiny(k) => now.saturating_add(u64::from(k)),
-        Step::Back(k) => saturate(now128.saturating_sub(scaled(k))),
-        Step::BackTiny(k) => now.saturating_sub(u64::from(k)),
-        Step::Align(k, delta) => {
-            let grid = u128::from(period).div_ceil(u128::from(k)).max(1);
-            let next = (now128 / grid + 1) * grid;
-            saturate(match delta {
-                -1 => next - 1,
-                0 => next,
-                _ => next + 1,
-            })
-        }
-        Step::Absolute(t) => t,
-        Step::NearMax(k) => saturate(u128::from(u64::MAX).saturating_sub(scaled(k))),
-        Step::MaxTiny(k) => u64::MAX - u64::from(k),
-    }
-}
-
-/// A request's cost, relative to a limit's capacity.
-#[derive(Clone, Copy, Debug)]
-enum CostSpec {
-    Zero,
-    One,
-    /// `capacity × k / 65535`.
-    Fraction(u16),
-    Full,
-    /// `capacity + k + 1`: `CostExceedsLimit`.
-    Over(u8),
-    Any(u64),
-}
-
-impl CostSpec {
-    fn resolve(self, capacity: u64) -> u64 {
-        match self {
-            Self::Zero => 0,
-            Self::One => 1,
-            Self::Fraction(k) => saturate(u128::from(capacity) * u128::from(k) / 65535),
-            Self::Full => capacity,
-            Self::Over(k) => capacity.saturating_add(u64::from(k) + 1),
-            Self::Any(cost) => cost,
-        }
-    }
-}
-
-fn cost_spec() -> impl Strategy<Value = CostSpec> {
-    prop_oneof![
-        2 => Just(CostSpec::Zero),
-        10 => Just(CostSpec::One),
-        4 => any::<u16>().prop_map(CostSpec::Fraction),
-        1 => Just(CostSpec::Full),
-        1 => (0..=2u8).prop_map(CostSpec::Over),
-        1 => any::<u64>().prop_map(CostSpec::Any),
-    ]
-}
+/// How time moves: mostly forward, often to window and sub-window boundaries, rarely
+/// far.
+const STEPS: StepMix = StepMix {
+    same: 30,
+    forward: 100,
+    tiny: 30,
+    back: 30,
+    back_tiny: 15,
+    align: 30,
+    align_from: 1,
+    absolute: 2,
+    near_max: 2,
+    max_tiny: 1,
+};
 
 /// What to call.
 #[derive(Clone, Copy, Debug)]
@@ -250,7 +157,7 @@ fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
     // Keys are skewed towards a couple of hot ones, so each key sees long streams.
     let key = prop_oneof![3 => 0..2usize, 2 => 0..KEYS];
     prop::collection::vec(
-        (key, step(), cost_spec(), call, any::<u8>()).prop_map(
+        (key, step(STEPS), cost_spec(10, 4), call, any::<u8>()).prop_map(
             |(key, step, cost, call, select)| Op {
                 key,
                 step,
@@ -261,15 +168,6 @@ fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         ),
         1..=max_len,
     )
-}
-
-fn start_time() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        4 => Just(0u64),
-        4 => 0..=1_000_000u64,
-        2 => any::<u64>(),
-        1 => (u64::MAX - 1_000_000)..=u64::MAX,
-    ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -352,7 +250,7 @@ fn run(
     let mut now = start;
     for (i, op) in ops.iter().enumerate() {
         let select = usize::from(op.select) % count;
-        now = advance(now, op.step, periods[select]);
+        now = advance(now, op.step, periods[select], 1);
         let cost = op.cost.resolve(models[select].capacity());
         let model = per_key
             .entry(op.key)

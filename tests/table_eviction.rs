@@ -31,13 +31,15 @@
 
 mod model;
 mod relocation;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use model::{AnyModel, CompositeModel, QuotaParams};
+use model::CompositeModel;
 use ratecore::table::{OwnedTable, NEIGHBOURHOOD};
 use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
+use support::XorShift;
 
 const SECOND: u64 = 1_000_000_000;
 const MINUTE: u64 = 60 * SECOND;
@@ -59,44 +61,12 @@ fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
     }
 }
 
-fn models_for(limits: &[LimitSpec]) -> CompositeModel {
-    CompositeModel::new(
-        limits
-            .iter()
-            .map(|s| {
-                let params = QuotaParams {
-                    limit: s.quota.limit(),
-                    period: s.quota.period(),
-                    burst: s.quota.burst(),
-                };
-                AnyModel::new(s.algorithm, params).unwrap()
-            })
-            .collect(),
-    )
-}
-
 fn table(capacity: u64, limits: &[LimitSpec], policy: FullPolicy) -> OwnedTable {
     let config = TableConfig::new(capacity, limits)
         .unwrap()
         .with_policy(policy)
         .with_seed([0xe71c, 0x7, 0x10, 0x5eed]);
     Table::new(config).unwrap()
-}
-
-/// A small deterministic generator.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -160,7 +130,9 @@ fn reclaiming_at_rest_slots_loses_nothing() {
                 times.sort_unstable();
                 for now in times {
                     let k = keys[rng.below(keys.len() as u64) as usize];
-                    let model = models.entry(k).or_insert_with(|| models_for(&limits));
+                    let model = models
+                        .entry(k)
+                        .or_insert_with(|| CompositeModel::of_specs(&limits));
                     let capacity_of_first = limits[0].quota.burst();
                     let cost = match rng.below(10) {
                         0 => 0,
@@ -267,7 +239,7 @@ fn full_table(limit: LimitSpec, policy: FullPolicy) -> (OwnedTable, Vec<Composit
     let table = table(8, &[limit], policy);
     let mut models = Vec::new();
     for i in 0..8u64 {
-        let mut model = models_for(&[limit]);
+        let mut model = CompositeModel::of_specs(&[limit]);
         let now = T0 + i * SECOND;
         let d = table.check(&key(i), now, 1).unwrap();
         assert_eq!(d, model.run(now, 1, true).unwrap().decision);
@@ -301,7 +273,10 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
         assert!(soonest > 0, "{name}: every old key must be active");
 
         let newcomer = 100;
-        let fresh = models_for(&[limit]).run(now, 1, true).unwrap().decision;
+        let fresh = CompositeModel::of_specs(&[limit])
+            .run(now, 1, true)
+            .unwrap()
+            .decision;
         assert_eq!(
             table.check(&key(newcomer), now, 1).unwrap(),
             fresh,
@@ -402,7 +377,10 @@ fn deny_refuses_until_the_soonest_slot_rests_and_loses_nothing() {
 
         // On time: a slot is at rest and is reclaimed (losslessly) for the new key.
         let on_time = now + soonest;
-        let fresh = models_for(&[limit]).run(on_time, 1, true).unwrap().decision;
+        let fresh = CompositeModel::of_specs(&[limit])
+            .run(on_time, 1, true)
+            .unwrap()
+            .decision;
         assert_eq!(
             table.check(&key(newcomer), on_time, 1).unwrap(),
             fresh,
@@ -435,7 +413,10 @@ fn allow_admits_untracked_and_counts_it() {
     for (name, limit) in single_limits() {
         let (table, models, now) = full_table(limit, FullPolicy::Allow);
         let newcomer = 100;
-        let fresh = models_for(&[limit]).run(now, 1, true).unwrap().decision;
+        let fresh = CompositeModel::of_specs(&[limit])
+            .run(now, 1, true)
+            .unwrap()
+            .decision;
         // Untracked: admitted every time, although its limit is 1.
         for n in 1..=3u64 {
             assert_eq!(
@@ -483,7 +464,7 @@ fn composite_tables_apply_the_policy_per_limit() {
             assert!(table.check(&key(i), T0 + i * SECOND, 1).unwrap().allowed);
         }
         let now = T0 + 8 * SECOND;
-        let fresh = models_for(&limits).run(now, 1, true).unwrap();
+        let fresh = CompositeModel::of_specs(&limits).run(now, 1, true).unwrap();
         let mut states = [Decision::EMPTY; 2];
         let got = table.check_each(&key(100), now, 1, &mut states).unwrap();
         let stats = table.stats();
@@ -671,7 +652,7 @@ fn relocation_moves_a_key_with_its_exact_state() {
         let table = table(32, &[limit], FullPolicy::EvictClosestToRest);
         let (g, k, fillers) = relocation_scenario(&table);
         let [k_first, k_second] = table.neighbourhoods_of(&k);
-        let mut k_model = models_for(&[limit]);
+        let mut k_model = CompositeModel::of_specs(&[limit]);
         assert_eq!(
             table.check(&k, T0, 1).unwrap(),
             k_model.run(T0, 1, true).unwrap().decision
@@ -684,7 +665,10 @@ fn relocation_moves_a_key_with_its_exact_state() {
             assert!(table.check(filler, now, 1).unwrap().allowed, "{name}");
         }
         let now = T0 + 20 * SECOND;
-        let fresh = models_for(&[limit]).run(now, 1, true).unwrap().decision;
+        let fresh = CompositeModel::of_specs(&[limit])
+            .run(now, 1, true)
+            .unwrap()
+            .decision;
         assert_eq!(table.check(&g, now, 1).unwrap(), fresh, "{name}");
         let stats = table.stats();
         if strict {

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use model::{AnyModel, CompositeModel, QuotaParams};
+use model::CompositeModel;
 use ratecore::table::region::{self, RegionTable};
 use ratecore::{Algorithm, LimitSpec, Quota, TableConfig};
 
@@ -171,19 +171,7 @@ fn key(k: usize) -> Vec<u8> {
 /// Per key: what a sequential model admits over the scenario's phases, if every phase
 /// gets `ATTEMPTS × THREADS × PROCESSES` requests of cost 1; and the model afterwards.
 fn expected(scenario: &Scenario) -> (u64, CompositeModel) {
-    let models = scenario
-        .limits
-        .iter()
-        .map(|s| {
-            let params = QuotaParams {
-                limit: s.quota.limit(),
-                period: s.quota.period(),
-                burst: s.quota.burst(),
-            };
-            AnyModel::new(s.algorithm, params).unwrap()
-        })
-        .collect();
-    let mut model = CompositeModel::new(models);
+    let mut model = CompositeModel::of_specs(&scenario.limits);
     let mut admitted = 0;
     for &now in &scenario.phases {
         for _ in 0..ATTEMPTS * (THREADS * PROCESSES) as u64 {

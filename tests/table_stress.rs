@@ -44,7 +44,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 
-use model::{AnyModel, CompositeModel, QuotaParams};
+use model::CompositeModel;
 use ratecore::table::OwnedTable;
 use ratecore::{Algorithm, FullPolicy, LimitSpec, Quota, Table, TableConfig};
 
@@ -57,22 +57,6 @@ const RELEASE: bool = !cfg!(debug_assertions);
 
 fn spec(algorithm: Algorithm, quota: Quota) -> LimitSpec {
     LimitSpec { algorithm, quota }
-}
-
-fn model_for(limits: &[LimitSpec]) -> CompositeModel {
-    CompositeModel::new(
-        limits
-            .iter()
-            .map(|s| {
-                let params = QuotaParams {
-                    limit: s.quota.limit(),
-                    period: s.quota.period(),
-                    burst: s.quota.burst(),
-                };
-                AnyModel::new(s.algorithm, params).unwrap()
-            })
-            .collect(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -153,7 +137,7 @@ fn churn(
         // A new key (3 in 4) or one of this thread's recent keys.
         let (id, mut model) = if recent.is_empty() || next() % 4 != 0 {
             key_counter += 1;
-            (key_counter, model_for(limits))
+            (key_counter, CompositeModel::of_specs(limits))
         } else {
             let at = (next() % recent.len() as u64) as usize;
             recent.remove(at).unwrap()
@@ -164,7 +148,7 @@ fn churn(
             let now = clock.fetch_add(step, Ordering::SeqCst) + step;
             let got = table.check(key.as_bytes(), now, cost).unwrap();
             let expected = model.clone().run(now, cost, true).unwrap().decision;
-            let mut fresh_model = model_for(limits);
+            let mut fresh_model = CompositeModel::of_specs(limits);
             let fresh = fresh_model.run(now, cost, true).unwrap().decision;
             if got == expected {
                 model.run(now, cost, true).unwrap();
@@ -332,7 +316,7 @@ fn racing_creation(name: &str, limits: &[LimitSpec], exact: bool) {
         .with_seed([2, 7, 1, 8]);
     let table = Table::new(config).unwrap();
     let now = T0;
-    let mut model = model_for(limits);
+    let mut model = CompositeModel::of_specs(limits);
     let mut quota = 0u64;
     while model.run(now, 1, true).unwrap().decision.allowed {
         quota += 1;
@@ -493,7 +477,10 @@ fn watched_keys_stay_exact_while_relocations_churn() {
         let admitted: Vec<AtomicU64> = (0..WATCHED).map(|_| AtomicU64::new(0)).collect();
         let churning = AtomicU64::new(2);
         let barrier = Barrier::new(4);
-        let fresh = model_for(&[limit]).run(T0, 1, true).unwrap().decision;
+        let fresh = CompositeModel::of_specs(&[limit])
+            .run(T0, 1, true)
+            .unwrap()
+            .decision;
         std::thread::scope(|scope| {
             for t in 0..2u64 {
                 let (table, clock, barrier, churning) = (&table, &clock, &barrier, &churning);

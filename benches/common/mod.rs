@@ -62,6 +62,16 @@ pub fn criterion() -> Criterion {
     Criterion::default().configure_from_args()
 }
 
+/// Runs `bench` with criterion configured from the command line, then criterion's final
+/// summary; returns what this run measured, for the ratios each bench prints at its end.
+pub fn run(bench: impl FnOnce(&mut Criterion, &mut Summary)) -> Summary {
+    let mut summary = Summary::start();
+    let mut c = criterion();
+    bench(&mut c, &mut summary);
+    c.final_summary();
+    summary
+}
+
 /// Medians of this run's benchmarks, read back from criterion's `new/` output.
 pub struct Summary {
     started: SystemTime,

@@ -230,8 +230,9 @@ fn null_and_bad_arguments_are_rejected_without_writing() {
     assert_eq!(limiter, sentinel, "an output was written on failure");
 }
 
-#[test]
-fn table_round_trip() {
+/// A table of 100 keys limited by GCRA 2/s and a strict window of 3/min (4
+/// sub-windows), and the quotas it was made with.
+fn gcra_and_strict_table() -> (*mut ratecore_table, [ratecore_quota; 2]) {
     let quotas = [
         quota(ratecore_algorithm::Gcra, 2, SECOND),
         ratecore_quota {
@@ -240,12 +241,17 @@ fn table_round_trip() {
         },
     ];
     let mut table = ptr::null_mut();
-    // SAFETY: valid pointers to live locals; the handle is freed once at the end.
+    // SAFETY: valid pointers to live locals.
+    let status = unsafe { ratecore_table_new(quotas.as_ptr(), 2, 100, 0, &mut table) };
+    assert_eq!(status, ratecore_status::Ok);
+    (table, quotas)
+}
+
+#[test]
+fn table_round_trip() {
+    let (table, quotas) = gcra_and_strict_table();
+    // SAFETY: a live handle, freed once at the end.
     unsafe {
-        assert_eq!(
-            ratecore_table_new(quotas.as_ptr(), 2, 100, 0, &mut table),
-            ratecore_status::Ok
-        );
         let mut decision = ratecore_decision::default();
         let mut states = [ratecore_decision::default(); 2];
         for key in [&b"a"[..], b"b", b""] {
@@ -419,20 +425,9 @@ fn quota_for_alignment() -> ratecore_quota {
 #[test]
 fn undoable_check_round_trip() {
     // GCRA 2/s and a strict window 3/min: a charge on both quotas, given back exactly.
-    let quotas = [
-        quota(ratecore_algorithm::Gcra, 2, SECOND),
-        ratecore_quota {
-            sub_windows: 4,
-            ..quota(ratecore_algorithm::SlidingWindowStrict, 3, 60 * SECOND)
-        },
-    ];
-    let mut table = ptr::null_mut();
-    // SAFETY: valid pointers to live locals; the handle is freed once at the end.
+    let (table, _) = gcra_and_strict_table();
+    // SAFETY: a live handle, freed once at the end.
     unsafe {
-        assert_eq!(
-            ratecore_table_new(quotas.as_ptr(), 2, 100, 0, &mut table),
-            ratecore_status::Ok
-        );
         let key = b"acct-9";
         let mut decision = ratecore_decision::default();
         let mut states = [ratecore_decision::default(); 2];

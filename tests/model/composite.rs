@@ -2,9 +2,9 @@
 
 use core::cmp::Reverse;
 
-use ratecore::{CheckError, Decision};
+use ratecore::{CheckError, Decision, LimitSpec};
 
-use super::{AnyModel, Model};
+use super::{AnyModel, Model, QuotaParams};
 
 /// Reference composite: all limits admit, or nothing changes anywhere.
 #[derive(Clone, Debug)]
@@ -51,6 +51,23 @@ impl CompositeModel {
     pub fn new(limits: Vec<AnyModel>) -> Self {
         assert!(!limits.is_empty());
         Self { limits }
+    }
+
+    /// The models of a table's limits, in order: what the table keeps for each key.
+    pub fn of_specs(limits: &[LimitSpec]) -> Self {
+        Self::new(
+            limits
+                .iter()
+                .map(|s| {
+                    let params = QuotaParams {
+                        limit: s.quota.limit(),
+                        period: s.quota.period(),
+                        burst: s.quota.burst(),
+                    };
+                    AnyModel::new(s.algorithm, params).expect("a valid spec")
+                })
+                .collect(),
+        )
     }
 
     /// The limits whose capacity `cost` exceeds: any of their errors is acceptable.

@@ -4,88 +4,14 @@
 //! the full-neighbourhood path of each [`FullPolicy`] (evict, deny, admit untracked) —
 //! and on existing keys, at rest slots (reclaim) and impossible costs (errors), for
 //! single-word, strict-window and composite tables, owned or in a caller-provided region.
-//!
-//! A counting `#[global_allocator]` wraps the system allocator and counts allocations
-//! made by the current thread while a thread-local flag is set, so the harness's own
-//! allocations (other threads, output capture) never count. Table creation and filling
-//! happen outside the measured sections. The counter is proven live: a measured
-//! `Box::new` must be counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 
 use ratecore::table::region::RegionTable;
 use ratecore::table::TableMemory;
 use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting allocations made while the current thread counts.
-struct CountingAllocator;
-
-impl CountingAllocator {
-    fn note() {
-        // `try_with`: the thread-locals may already be gone while a thread shuts down.
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees hold; the bookkeeping touches only const-initialised `Cell`
-// thread-locals, which never allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted; returns its result and the count.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let result = f();
-    COUNTING.with(|c| c.set(false));
-    (result, ALLOCATIONS.with(Cell::get))
-}
-
-#[test]
-fn the_counter_sees_allocations() {
-    let (boxed, n) = measure(|| black_box(Box::new(black_box(42u64))));
-    assert_eq!(*boxed, 42);
-    assert!(
-        n >= 1,
-        "a Box::new inside a measured section was not counted"
-    );
-    assert_eq!(measure(|| black_box(1 + 1)).1, 0);
-}
+use crate::measure;
 
 const SECOND: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * SECOND;

@@ -6,15 +6,9 @@
 //! too small), on the three seed policies in `examples/policies/` and on one policy
 //! built to exercise everything at once.
 //!
-//! A counting `#[global_allocator]` wraps the system allocator and counts allocations
-//! made by the current thread while a thread-local flag is set, so the test harness's own
-//! allocations (other threads, output capture) never count. Building the policies and
-//! the request values happens outside the measured sections. The counter is proven live:
-//! a measured `Box::new` must be counted. Each measured run also records which paths it
-//! took (on the stack), and the test asserts every path it claims was taken.
+//! Each measured run also records which paths it took (on the stack), and the test
+//! asserts every path it claims was taken.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 
 use ratecore::http::HeaderStyle;
@@ -24,108 +18,12 @@ use ratecore::policy::{
 };
 use ratecore::{Algorithm, FullPolicy, Quota};
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting allocations made while the current thread counts.
-struct CountingAllocator;
-
-impl CountingAllocator {
-    fn note() {
-        // `try_with`: the thread-locals may already be gone while a thread shuts down.
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees hold; the bookkeeping touches only const-initialised `Cell`
-// thread-locals, which never allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted; returns its result and the count.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let result = f();
-    COUNTING.with(|c| c.set(false));
-    (result, ALLOCATIONS.with(Cell::get))
-}
-
-/// Asserts `f` allocates nothing.
-fn assert_no_alloc<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    let (result, allocations) = measure(f);
-    assert_eq!(allocations, 0, "{what} allocated {allocations} times");
-    result
-}
-
-#[test]
-fn the_counter_sees_allocations() {
-    let (boxed, n) = measure(|| black_box(Box::new(black_box(42u64))));
-    assert_eq!(*boxed, 42);
-    assert!(
-        n >= 1,
-        "a Box::new inside a measured section was not counted"
-    );
-    // Nothing is counted outside a measured section.
-    drop(black_box(vec![1u8; 64]));
-    assert_eq!(measure(|| black_box(1 + 1)).1, 0);
-}
-
-#[test]
-#[should_panic(expected = "allocated")]
-fn assert_no_alloc_can_fail() {
-    assert_no_alloc("a Box", || black_box(Box::new(7u32)));
-}
+use crate::support::XorShift;
+use crate::{assert_no_alloc, measure};
 
 const SECOND: u64 = 1_000_000_000;
 /// Wall-clock time for the headers that carry absolute resets.
 const WALL: u64 = 1_795_518_000 * SECOND;
-
-/// A deterministic xorshift stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Which paths a measured run took: plain counters on the stack.
 #[derive(Clone, Copy, Debug, Default)]
@@ -161,36 +59,36 @@ fn drive(
     values: &[Vec<u8>],
     seen: &mut Seen,
 ) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = XorShift(seed | 1);
     let mut now = SECOND;
     let mut headers = [0u8; 1024];
     let mut body = [0u8; 1024];
     let mut tiny = [0u8; 8];
     for _ in 0..rounds {
-        if rng.below(4) != 0 {
+        if rng.index(4) != 0 {
             now += rng.next() % step;
         }
-        let (method, path) = routes[rng.below(routes.len())];
+        let (method, path) = routes[rng.index(routes.len())];
         let mut slots: AttributeSlots<'_> = [Attribute::new("", b""); 6];
         let mut len = 0;
         for &name in names {
-            if rng.below(5) != 0 {
-                slots[len] = Attribute::new(name, &values[rng.below(values.len())]);
+            if rng.index(5) != 0 {
+                slots[len] = Attribute::new(name, &values[rng.index(values.len())]);
                 len += 1;
             }
         }
         // Sometimes a name twice (the first counts) or an attribute no rule reads.
-        if len > 0 && len < slots.len() && rng.below(6) == 0 {
-            slots[len] = Attribute::new(slots[0].name, &values[rng.below(values.len())]);
+        if len > 0 && len < slots.len() && rng.index(6) == 0 {
+            slots[len] = Attribute::new(slots[0].name, &values[rng.index(values.len())]);
             len += 1;
         }
-        if len < slots.len() && rng.below(6) == 0 {
+        if len < slots.len() && rng.index(6) == 0 {
             slots[len] = Attribute::new("unread", b"x");
             len += 1;
         }
         let request = Request::new(method, path, &slots[..len]);
-        let cost = [0, 1, 1, 1, 1, 2, 3][rng.below(7)];
-        let answer = if rng.below(5) == 0 {
+        let cost = [0, 1, 1, 1, 1, 2, 3][rng.index(7)];
+        let answer = if rng.index(5) == 0 {
             policy.peek(&request, now, cost)
         } else {
             policy.check(&request, now, cost)
@@ -229,7 +127,7 @@ fn drive(
             black_box(decision.denial_status());
             seen.bodies += 1;
         }
-        if rng.below(8) == 0 {
+        if rng.index(8) == 0 {
             let headers_short = decision.render_headers(WALL + now, &mut tiny).is_err();
             let body_short = decision.render_body(&mut tiny).is_err();
             seen.too_small += u64::from(headers_short || body_short);

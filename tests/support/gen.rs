@@ -1,0 +1,161 @@
+//! Deterministic proptest runs and the generators of request streams: how `now` moves
+//! between requests ([`Step`]) and what a request costs ([`CostSpec`]), each relative to
+//! the limit it is checked against, so that one stream exercises any quota.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+
+/// `cases` cases from a fixed seed, nothing written to disk. XorShift rather than the
+/// default ChaCha: in debug builds ChaCha dominated the run time.
+pub fn config(cases: u32, seed: u64) -> Config {
+    let mut config = Config::with_cases(cases);
+    config.failure_persistence = None;
+    config.rng_algorithm = RngAlgorithm::XorShift;
+    config.rng_seed = RngSeed::Fixed(seed);
+    config
+}
+
+/// `value`, or `u64::MAX` when it does not fit.
+pub fn saturate(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// The first `now`: zero, small, anything, or near `u64::MAX`.
+pub fn start_time() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        4 => Just(0u64),
+        4 => 0..=1_000_000u64,
+        2 => any::<u64>(),
+        1 => (u64::MAX - 1_000_000)..=u64::MAX,
+    ]
+}
+
+/// How `now` moves between two requests, relative to a time unit (a period).
+#[derive(Clone, Copy, Debug)]
+pub enum Step {
+    /// The same `now` again.
+    Same,
+    /// Forward by `unit × k / 256` (up to four units).
+    Forward(u16),
+    /// Forward by a few nanoseconds.
+    Tiny(u8),
+    /// Backward by `unit × k / 256` (up to two units).
+    Back(u16),
+    /// Backward by a few nanoseconds.
+    BackTiny(u8),
+    /// To the next multiple of `⌈unit / k⌉` (a window or sub-window boundary), ±1 ns;
+    /// `k = 0` means the limiter's own sub-window count.
+    Align(u8, i8),
+    /// To an arbitrary moment.
+    Absolute(u64),
+    /// To `u64::MAX − unit × k / 256`.
+    NearMax(u16),
+    /// To `u64::MAX − k`.
+    MaxTiny(u8),
+}
+
+/// How often each kind of [`Step`] comes, relatively; `Align`'s `k` starts at
+/// `align_from` (0 lets it align to the limiter's own sub-windows).
+#[derive(Clone, Copy, Debug)]
+pub struct StepMix {
+    pub same: u32,
+    pub forward: u32,
+    pub tiny: u32,
+    pub back: u32,
+    pub back_tiny: u32,
+    pub align: u32,
+    pub align_from: u8,
+    pub absolute: u32,
+    pub near_max: u32,
+    pub max_tiny: u32,
+}
+
+/// Steps drawn as `mix` says. Jumps to arbitrary moments and near `u64::MAX` should be
+/// rare, so that most streams spend most of their time away from `u64::MAX`.
+pub fn step(mix: StepMix) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        mix.same => Just(Step::Same),
+        mix.forward => (0..=1024u16).prop_map(Step::Forward),
+        mix.tiny => (1..=3u8).prop_map(Step::Tiny),
+        mix.back => (1..=512u16).prop_map(Step::Back),
+        mix.back_tiny => (1..=3u8).prop_map(Step::BackTiny),
+        mix.align => (mix.align_from..=64u8, -1..=1i8).prop_map(|(k, d)| Step::Align(k, d)),
+        mix.absolute => any::<u64>().prop_map(Step::Absolute),
+        mix.near_max => (0..=1024u16).prop_map(Step::NearMax),
+        mix.max_tiny => (0..=3u8).prop_map(Step::MaxTiny),
+    ]
+}
+
+/// `now` after `step`, for a limit whose period is `unit` with `sub_windows` (or 1).
+pub fn advance(now: u64, step: Step, unit: u64, sub_windows: u32) -> u64 {
+    let scaled = |k: u16| u128::from(unit) * u128::from(k) / 256;
+    let now128 = u128::from(now);
+    match step {
+        Step::Same => now,
+        Step::Forward(k) => saturate(now128 + scaled(k)),
+        Step::Tiny(k) => now.saturating_add(u64::from(k)),
+        Step::Back(k) => saturate(now128.saturating_sub(scaled(k))),
+        Step::BackTiny(k) => now.saturating_sub(u64::from(k)),
+        Step::Align(k, delta) => {
+            let k = if k == 0 {
+                sub_windows.max(1)
+            } else {
+                u32::from(k)
+            };
+            let grid = u128::from(unit).div_ceil(u128::from(k)).max(1);
+            let next = (now128 / grid + 1) * grid;
+            saturate(match delta {
+                -1 => next - 1,
+                0 => next,
+                _ => next + 1,
+            })
+        }
+        Step::Absolute(t) => t,
+        Step::NearMax(k) => saturate(u128::from(u64::MAX).saturating_sub(scaled(k))),
+        Step::MaxTiny(k) => u64::MAX - u64::from(k),
+    }
+}
+
+/// A request's cost, relative to the capacity it is checked against.
+#[derive(Clone, Copy, Debug)]
+pub enum CostSpec {
+    /// A peek.
+    Zero,
+    /// The usual request.
+    One,
+    /// `capacity × k / 65535`.
+    Fraction(u16),
+    /// Exactly the capacity.
+    Full,
+    /// More than the capacity (by `k + 1`): must be `CostExceedsLimit`.
+    Over(u8),
+    /// Anything.
+    Any(u64),
+}
+
+impl CostSpec {
+    /// The cost against `capacity`.
+    pub fn resolve(self, capacity: u64) -> u64 {
+        match self {
+            Self::Zero => 0,
+            Self::One => 1,
+            Self::Fraction(k) => saturate(u128::from(capacity) * u128::from(k) / 65535),
+            Self::Full => capacity,
+            Self::Over(k) => capacity.saturating_add(u64::from(k) + 1),
+            Self::Any(cost) => cost,
+        }
+    }
+}
+
+/// Costs: mostly one, sometimes a fraction of the capacity, rarely all of it, above it
+/// or anything; `one` and `fraction` weigh the common ones.
+pub fn cost_spec(one: u32, fraction: u32) -> impl Strategy<Value = CostSpec> {
+    prop_oneof![
+        2 => Just(CostSpec::Zero),
+        one => Just(CostSpec::One),
+        fraction => any::<u16>().prop_map(CostSpec::Fraction),
+        1 => Just(CostSpec::Full),
+        1 => (0..=2u8).prop_map(CostSpec::Over),
+        1 => any::<u64>().prop_map(CostSpec::Any),
+    ]
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by integration tests, included with `mod support;`: proptest's
+//! configuration and the request-stream generators of the differential tests (`gen`).
+//!
+//! `seed_replay.rs` beside this file is included by path, together with the demo's
+//! scenarios it replays, by the tests that check the demo's promises.
+
+// Each test binary that includes this module uses only some of it.
+#![allow(dead_code)]
+
+pub mod gen;
+
+/// A tiny deterministic xorshift stream: irregular but reproducible times, keys and
+/// picks, without a dependency.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value (the state must not be 0).
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index in `0..n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
