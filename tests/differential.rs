@@ -529,7 +529,7 @@ fn cost_above_capacity_is_an_error_for_every_algorithm() {
     }
 }
 
-/// The models themselves reproduce the worked examples of the spec (DESIGN §2, lib docs).
+/// The models themselves reproduce the worked examples of the spec (docs/algorithms.md, lib docs).
 #[test]
 fn models_reproduce_the_spec_examples() {
     const SECOND: u64 = 1_000_000_000;

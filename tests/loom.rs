@@ -37,7 +37,7 @@
 //! "Unsupported features"; tokio-rs/loom#180 — and models `fence(SeqCst)` properly.)
 //!
 //! The last two strict-window models reproduce over-admissions that an earlier
-//! `src/sliding_strict.rs` had (a racing charge moving a slot's newest time backwards, and
+//! strict window had (a racing charge moving a slot's newest time backwards, and
 //! a stale thread overwriting a newer sub-window); they guard the fix.
 #![cfg(ratecore_loom)]
 
@@ -621,7 +621,7 @@ fn composite_strict_window_give_back() {
     });
 }
 
-// Regression models for two over-admissions an earlier src/sliding_strict.rs had.
+// Regression models for two over-admissions an earlier strict window had.
 
 #[test]
 fn strict_window_same_slot_different_nows_keeps_the_newest_time() {

@@ -6,15 +6,16 @@
 //!
 //! - single-word limiters (GCRA, fixed window, approximate window) admit *exactly* the
 //!   quota — never more, and, their CAS loops being lock-free and exact, never fewer;
-//! - the strict window and composites may deny spuriously under contention (DESIGN §2,
-//!   §3), so they admit *at most* the quota, and a sequential follow-up agrees with the
-//!   count: `peek` reports `limit − admitted` remaining, and exactly that many further
-//!   checks are admitted (a give-back left nothing behind, and nothing was lost).
+//! - the strict window and composites may deny spuriously under contention
+//!   (docs/algorithms.md, "Algorithms" and "Composite limits"), so they admit *at most*
+//!   the quota, and a sequential follow-up agrees with the count: `peek` reports
+//!   `limit − admitted` remaining, and exactly that many further checks are admitted (a
+//!   give-back left nothing behind, and nothing was lost).
 //!
 //! Advancing clock (strict window): threads bump a shared `AtomicU64` clock and check at
 //! the time they read (or a little earlier); admissions are recorded with bounds on their
 //! effective time and merged, and no interval of length `period` may certainly hold more
-//! than `limit`. These two caught an over-admission an earlier `src/sliding_strict.rs` had
+//! than `limit`. These two caught an over-admission an earlier strict window had
 //! (reproduced minimally in `tests/loom.rs`) and now guard its fix.
 //!
 //! Sizes: millions of checks in release builds; under `cfg(debug_assertions)` far fewer,

@@ -1,10 +1,9 @@
 //! Deliberately naive, sequential reference models of every ratecore algorithm.
 //!
-//! They are written from the specification (the module docs of `src/gcra.rs`,
-//! `src/fixed_window.rs`, `src/sliding_approx.rs`, `src/sliding_strict.rs`,
-//! `src/composite.rs` and DESIGN.md §1-3), not from the implementation: all state and
-//! arithmetic is kept in `u128`, where nothing near `u64::MAX` can overflow, and only the
-//! final answer is mapped to the documented [`NEVER`] when a moment is not representable
+//! They are written from the specification (the module docs of the algorithms in
+//! `src/algorithm/` and of `src/composite.rs`, and `docs/algorithms.md`), not from the
+//! implementation: all state and arithmetic is kept in `u128`, where nothing near
+//! `u64::MAX` can overflow, and only the final answer is mapped to the documented [`NEVER`] when a moment is not representable
 //! in `u64` nanoseconds. Nothing here is lock-free or clever; it is meant to be obviously
 //! right.
 
