@@ -404,3 +404,56 @@ fn the_seed_policies_carry_an_override_example() {
     assert_eq!(count(&uphold, &partner, 3100), 3000);
     assert_eq!(count(&uphold, &anyone, 400), 300);
 }
+
+/// Many overrides at once: all of them published together, or none when one is invalid
+/// (the set in force stays exactly as it was).
+#[test]
+fn a_batch_of_overrides_is_all_or_nothing() {
+    use ratecore::policy::Override;
+    let policy = per_app("fixed_window", "");
+    let raised = |app: usize| Override {
+        attribute: "app".into(),
+        value: format!("app-{app}").into_bytes(),
+        quota: OverrideQuota::Limit {
+            limit: 2_000 + app as u64,
+            burst: None,
+        },
+    };
+    let batch: Vec<Override> = (0..5_000).map(raised).collect();
+    let set = policy
+        .set_overrides(batch.iter().map(|o| ("api", "per-app", o)))
+        .unwrap();
+    assert_eq!(set, 5_000);
+    assert_eq!(policy.overrides().len(), 5_000);
+    for app in [0, 1, 2_500, 4_999] {
+        assert_eq!(
+            remaining(&policy, &format!("app-{app}"), SECOND),
+            (2_000 + app as u64, 2_000 + app as u64)
+        );
+    }
+    assert_eq!(remaining(&policy, "app-5000", SECOND), (1_000, 1_000));
+
+    // One bad entry in the middle: nothing of the batch is applied.
+    let before = policy.overrides();
+    let mut bad: Vec<Override> = (5_000..6_000).map(raised).collect();
+    bad[500].quota = OverrideQuota::Limit {
+        limit: 0,
+        burst: None,
+    };
+    let err = policy
+        .set_overrides(bad.iter().map(|o| ("api", "per-app", o)))
+        .unwrap_err();
+    assert!(matches!(err, PolicyError::Override { .. }), "{err}");
+    let unknown = policy
+        .set_overrides(bad.iter().take(10).map(|o| ("api", "nope", o)))
+        .unwrap_err();
+    assert!(matches!(unknown, PolicyError::UnknownLimit { .. }));
+    let mut after = policy.overrides();
+    let mut before = before;
+    before.sort_by(|a, b| a.2.value.cmp(&b.2.value));
+    after.sort_by(|a, b| a.2.value.cmp(&b.2.value));
+    assert_eq!(after, before);
+    assert_eq!(remaining(&policy, "app-5000", SECOND), (1_000, 1_000));
+    // An empty batch changes nothing.
+    assert_eq!(policy.set_overrides(std::iter::empty()).unwrap(), 0);
+}

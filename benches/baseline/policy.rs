@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use common::Paired;
 use harness::{agreement, paired, two_threads, Row, Settings, Timeline};
-use ratecore::policy::{Attribute, OverrideQuota, Policy};
+use ratecore::policy::{Attribute, Override, OverrideQuota, Policy};
 use ratecore_old::policy::{Policy as OldPolicy, Request as OldRequest};
 use requests::{
     big_clients, big_mix, big_now, forgot_entries, new_requests, uphold_attributes, uphold_mix,
@@ -44,20 +44,21 @@ const BIG_OLD: &str = include_str!("big_old.toml");
 /// 1,000 per second instead of 100, set one by one at run time as an operator would.
 fn set_overrides(policy: &Policy) -> f64 {
     let started = Instant::now();
-    for n in (0..200_000u32).step_by(2) {
-        policy
-            .set_override(
-                "per-api-key",
-                "per-api-key",
-                "api_key",
-                format!("ak-{n:06}").as_bytes(),
-                OverrideQuota::Limit {
-                    limit: 1_000,
-                    burst: None,
-                },
-            )
-            .expect("override");
-    }
+    let overrides: Vec<Override> = (0..200_000u32)
+        .step_by(2)
+        .map(|n| Override {
+            attribute: "api_key".to_owned(),
+            value: format!("ak-{n:06}").into_bytes(),
+            quota: OverrideQuota::Limit {
+                limit: 1_000,
+                burst: None,
+            },
+        })
+        .collect();
+    let set = policy
+        .set_overrides(overrides.iter().map(|o| ("per-api-key", "per-api-key", o)))
+        .expect("overrides");
+    assert_eq!(set, 100_000);
     started.elapsed().as_secs_f64()
 }
 

@@ -63,7 +63,13 @@ const SHARDS: usize = 64;
 /// One shard's map. Hashed with aHash rather than the standard SipHash: every check of
 /// a limit with overrides looks its value up, and the keys are the operator's, so a
 /// request cannot make them collide (its value is only looked up, never inserted).
-type Shard = HashMap<Vec<u8>, OverrideEntry, ahash::RandomState>;
+/// Entries are shared (`Arc`): 100,000 clients on a handful of tiers hold a handful of
+/// entries, and a slot stays 24 bytes, which keeps a large map's lookups in cache.
+type Shard = HashMap<Box<[u8]>, Arc<OverrideEntry>, ahash::RandomState>;
+
+/// Distinct override entries a limit shares among its clients (its tiers); past this
+/// many, each new quota gets an entry of its own.
+const SHARED_ENTRIES: usize = 64;
 
 /// A value → override map, sharded by a hash of the value.
 #[derive(Debug, Clone)]
@@ -97,7 +103,10 @@ impl Shards {
     }
 
     fn get(&self, value: &[u8]) -> Option<&OverrideEntry> {
-        self.0.get(Self::index(value))?.get(value)
+        self.0
+            .get(Self::index(value))?
+            .get(value)
+            .map(|entry| &**entry)
     }
 
     fn shard_mut(&mut self, value: &[u8]) -> Option<&mut Shard> {
@@ -108,16 +117,20 @@ impl Shards {
         self.0.iter().map(|shard| shard.len()).sum()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &OverrideEntry)> {
-        self.0.iter().flat_map(|shard| shard.iter())
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &OverrideEntry)> {
+        self.0
+            .iter()
+            .flat_map(|shard| shard.iter().map(|(value, entry)| (&**value, &**entry)))
     }
 
+    /// The maps' slots and control bytes, and the values (shared entries are counted by
+    /// [`LimitOverrides::memory_bytes`]).
     fn memory_bytes(&self) -> usize {
         self.0
             .iter()
             .map(|shard| {
-                shard.capacity() * (core::mem::size_of::<(Vec<u8>, OverrideEntry)>() + 1)
-                    + shard.keys().map(Vec::capacity).sum::<usize>()
+                shard.capacity() * (core::mem::size_of::<(Box<[u8]>, Arc<OverrideEntry>)>() + 1)
+                    + shard.keys().map(|value| value.len()).sum::<usize>()
             })
             .sum()
     }
@@ -136,6 +149,8 @@ struct Selector {
 #[derive(Debug, Default, Clone)]
 pub(super) struct LimitOverrides {
     by_attribute: Vec<(Selector, Shards)>,
+    /// The entries its clients share, one per quota (at most [`SHARED_ENTRIES`]).
+    shared: Vec<Arc<OverrideEntry>>,
 }
 
 impl LimitOverrides {
@@ -175,13 +190,44 @@ impl LimitOverrides {
                 self.by_attribute.len() - 1
             }
         };
+        // One entry per quota: the entry is the limit's parameters on that quota.
+        let entry = match self.shared.iter().find(|e| e.quota == entry.quota) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let entry = Arc::new(entry);
+                if self.shared.len() < SHARED_ENTRIES {
+                    self.shared.push(Arc::clone(&entry));
+                }
+                entry
+            }
+        };
         if let Some(shard) = self
             .by_attribute
             .get_mut(index)
             .and_then(|(_, map)| map.shard_mut(value))
         {
-            shard.insert(value.to_vec(), entry);
+            shard.insert(value.into(), entry);
         }
+    }
+
+    /// The maps, the shared entries, and the entries of their own that quotas past the
+    /// shared ones have.
+    fn memory_bytes(&self) -> usize {
+        let mut shared: Vec<*const OverrideEntry> = self.shared.iter().map(Arc::as_ptr).collect();
+        shared.sort_unstable();
+        let own = self
+            .by_attribute
+            .iter()
+            .flat_map(|(_, map)| map.0.iter())
+            .flat_map(|shard| shard.values())
+            .filter(|entry| shared.binary_search(&Arc::as_ptr(entry)).is_err())
+            .count();
+        (self.shared.len() + own) * core::mem::size_of::<OverrideEntry>()
+            + self
+                .by_attribute
+                .iter()
+                .map(|(_, map)| map.memory_bytes())
+                .sum::<usize>()
     }
 
     fn remove(&mut self, attribute: &str, value: &[u8]) -> bool {
@@ -209,7 +255,7 @@ impl LimitOverrides {
         self.by_attribute.iter().flat_map(|(attribute, map)| {
             map.iter().map(move |(value, entry)| Override {
                 attribute: attribute.name.clone(),
-                value: value.clone(),
+                value: value.to_vec(),
                 quota: entry.quota,
             })
         })
@@ -368,8 +414,7 @@ impl OverrideSet {
         self.per_limit
             .iter()
             .flatten()
-            .flat_map(|o| &o.by_attribute)
-            .map(|(_, map)| map.memory_bytes())
+            .map(LimitOverrides::memory_bytes)
             .sum()
     }
 }
