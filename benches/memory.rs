@@ -110,7 +110,7 @@ fn ratecore(keys: u64, capacity: u64) -> (f64, f64) {
     let table = Table::new(config).expect("table");
     let (heap1, rss1) = (live(), rss());
     for key in 0..keys {
-        table.check_key(&key, NOW, 1).expect("check");
+        let _ = table.check_key(&key, NOW, 1).expect("check");
     }
     let (heap2, rss2) = (live(), rss());
     let stats = table.stats();
@@ -189,7 +189,7 @@ fn load_sweep(capacity: u64) {
     ] {
         let target = (slots as f64 * load) as u64;
         while key < target {
-            table.check_key(&key, NOW, 1).expect("check");
+            let _ = table.check_key(&key, NOW, 1).expect("check");
             key += 1;
         }
         let s = table.stats();

@@ -9,6 +9,7 @@ pub const NEVER: u64 = u64::MAX;
 /// All durations are relative, in nanoseconds from the `now` the check used; absolute
 /// times (epoch seconds, ISO 8601) are produced only when rendering headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use = "a decision says whether the request is admitted"]
 pub struct Decision {
     /// Whether the request is admitted (and its cost consumed).
     pub allowed: bool,

@@ -36,7 +36,6 @@ pub struct DecisionSpec {
 
 impl DecisionSpec {
     /// The decision.
-    #[must_use]
     pub fn get(&self) -> Decision {
         Decision {
             allowed: self.allowed,

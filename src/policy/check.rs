@@ -350,7 +350,8 @@ impl Compiled {
             // As long as `members`: never full.
             let _ = states.try_push(Decision::EMPTY);
         }
-        run_all(&members, now, cost, commit, states)?;
+        // The combined decision is the verdict's to make (`Verdict::set_real`), from `states`.
+        let _ = run_all(&members, now, cost, commit, states)?;
         Ok(Answer::default())
     }
 

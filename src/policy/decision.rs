@@ -258,7 +258,6 @@ impl PolicyDecision<'_> {
     }
 
     /// The combined decision (the deciding limit's).
-    #[must_use]
     pub const fn decision(&self) -> &Decision {
         &self.verdict.decision
     }
