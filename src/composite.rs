@@ -23,7 +23,7 @@
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
-use crate::decision::Decision;
+use crate::decision::{Decision, Mode};
 use crate::error::CheckError;
 #[cfg(feature = "alloc")]
 use crate::{error::QuotaError, limiter::Limiter, RateLimiter, Reservation, Reserve};
@@ -75,7 +75,7 @@ impl Composite {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        self.run(now, cost, true, states)
+        self.run(now, cost, Mode::Charge, states)
     }
 
     /// Like [`RateLimiter::peek`], with each limit's state as in
@@ -89,17 +89,17 @@ impl Composite {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        self.run(now, cost, false, states)
+        self.run(now, cost, Mode::Peek, states)
     }
 
     fn run(
         &self,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        run_all(&self.limits, now, cost, commit, states)
+        run_all(&self.limits, now, cost, mode, states)
     }
 }
 
@@ -137,11 +137,11 @@ pub(crate) fn run_all<M: Member>(
     members: &[M],
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     states: &mut [Decision],
 ) -> Result<Decision, CheckError> {
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
-    if let Some(decided) = peek_all(members, now, cost, commit, states)? {
+    if let Some(decided) = peek_all(members, now, cost, mode, states)? {
         return Ok(decided);
     }
     // Only an admission about to be charged needs room for the reservations.
@@ -158,13 +158,13 @@ pub(crate) fn run_all_keeping<M: Member>(
     members: &[M],
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     states: &mut [Decision],
     taken: &mut [Option<M::Token>],
 ) -> Result<Decision, CheckError> {
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
     let members = members.get(..taken.len()).unwrap_or(members);
-    if let Some(decided) = peek_all(members, now, cost, commit, states)? {
+    if let Some(decided) = peek_all(members, now, cost, mode, states)? {
         return Ok(decided);
     }
     reserve_all(members, now, cost, states, taken)
@@ -178,7 +178,7 @@ fn peek_all<M: Member>(
     members: &[M],
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     states: &mut [Decision],
 ) -> Result<Option<Decision>, CheckError> {
     let mut verdict = Verdict::default();
@@ -187,7 +187,7 @@ fn peek_all<M: Member>(
         report(states, index, decision);
         verdict.add(decision);
     }
-    if verdict.denied || !commit || cost == 0 {
+    if verdict.denied || !mode.charges() || cost == 0 {
         if verdict.denied {
             report_unchanged(members, now, cost, states)?;
         }
@@ -320,10 +320,10 @@ impl Verdict {
 #[cfg(feature = "alloc")]
 impl RateLimiter for Composite {
     fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(now, cost, true, &mut [])
+        self.run(now, cost, Mode::Charge, &mut [])
     }
 
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(now, cost, false, &mut [])
+        self.run(now, cost, Mode::Peek, &mut [])
     }
 }

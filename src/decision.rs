@@ -59,6 +59,25 @@ impl Decision {
     }
 }
 
+/// Whether a check consumes what it admits or only reports what it would decide: every
+/// internal layer passes it down, named rather than as a `bool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Consume the cost on admission (a check).
+    Charge,
+    /// Consume nothing (a peek).
+    Peek,
+}
+
+impl Mode {
+    /// Whether this check consumes.
+    #[inline(always)]
+    #[must_use]
+    pub const fn charges(self) -> bool {
+        matches!(self, Self::Charge)
+    }
+}
+
 /// The pure result of evaluating one request against one state word: the decision, and
 /// the word to store when the request is admitted with a cost above 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

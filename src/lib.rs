@@ -73,7 +73,7 @@ pub mod word {
 #[cfg(feature = "std")]
 pub mod clock;
 
-pub use decision::{Decision, Outcome, NEVER};
+pub use decision::{Decision, Mode, Outcome, NEVER};
 pub use error::{CheckError, QuotaError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;

@@ -50,6 +50,7 @@
 //! gives back. The same slot is serialised by its CAS. `AcqRel` alone would not do: it
 //! gives no store→load ordering across different words.
 
+use crate::decision::Mode;
 use crossbeam_utils::Backoff;
 
 use super::divide::Divisor;
@@ -285,7 +286,7 @@ impl StrictConfig {
         generation: u32,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<(Decision, Option<Reservation>), CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
@@ -342,7 +343,7 @@ impl StrictConfig {
                 reset_after,
                 retry_after: 0,
             };
-            if cost == 0 || !commit {
+            if cost == 0 || !mode.charges() {
                 return Ok((allowed, None));
             }
             let live = observed.generation == generation && observed.count > 0;
@@ -574,20 +575,21 @@ impl<S: AsRef<[Slot]>> SlidingWindowStrict<S> {
 impl<S: AsRef<[Slot]>> RateLimiter for SlidingWindowStrict<S> {
     fn check(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.config
-            .check(self.ring.as_ref(), 0, now, cost, true)
+            .check(self.ring.as_ref(), 0, now, cost, Mode::Charge)
             .map(|(d, _)| d)
     }
 
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         self.config
-            .check(self.ring.as_ref(), 0, now, cost, false)
+            .check(self.ring.as_ref(), 0, now, cost, Mode::Peek)
             .map(|(d, _)| d)
     }
 }
 
 impl<S: AsRef<[Slot]>> Reserve for SlidingWindowStrict<S> {
     fn reserve(&self, now: u64, cost: u64) -> Result<(Decision, Option<Reservation>), CheckError> {
-        self.config.check(self.ring.as_ref(), 0, now, cost, true)
+        self.config
+            .check(self.ring.as_ref(), 0, now, cost, Mode::Charge)
     }
 
     fn cancel(&self, reservation: Reservation) {

@@ -1,6 +1,7 @@
 //! One check: which rules apply, which keys the request carries, then the real limits'
 //! all-or-nothing protocol, the shadow limits' (module docs), and the counters.
 
+use crate::decision::Mode;
 use arrayvec::ArrayVec;
 
 use crate::composite::Member;
@@ -137,7 +138,7 @@ impl Policy {
         now: u64,
         cost: u64,
     ) -> Result<PolicyDecision<'_>, CheckError> {
-        self.run(request, now, cost, true)
+        self.run(request, now, cost, Mode::Charge)
     }
 
     /// The decision [`check`](Self::check) would return, consuming and counting nothing.
@@ -150,7 +151,7 @@ impl Policy {
         now: u64,
         cost: u64,
     ) -> Result<PolicyDecision<'_>, CheckError> {
-        self.run(request, now, cost, false)
+        self.run(request, now, cost, Mode::Peek)
     }
 
     fn run(
@@ -158,7 +159,7 @@ impl Policy {
         request: &Request<'_>,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<PolicyDecision<'_>, CheckError> {
         // Lock-free (module Orderings of the arc-swap crate): the version in force, kept
         // alive by the decision.
@@ -166,7 +167,7 @@ impl Policy {
         // Filled in place: the verdict is about a kilobyte, and returning it by value
         // from `run` copied it once more per check.
         let (compiled, verdict) = decision.parts_mut();
-        compiled.run(request, now, cost, commit, verdict)?;
+        compiled.run(request, now, cost, mode, verdict)?;
         Ok(decision)
     }
 }
@@ -177,7 +178,7 @@ impl Compiled {
         request: &Request<'_>,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
         // One pass over the rules, the path split and the attributes resolved once.
@@ -241,9 +242,9 @@ impl Compiled {
             return Ok(());
         }
         let mut states = States::new();
-        let answer = self.execute_set(&real, &resolved, now, cost, commit, &mut states)?;
+        let answer = self.execute_set(&real, &resolved, now, cost, mode, &mut states)?;
         result.set_real(self, &real, &states, answer);
-        if commit && !result.allowed() {
+        if mode.charges() && !result.allowed() {
             // The deciding limit's key, for the report of who keeps sending while denied.
             let keyed = result.deciding_limit().and_then(|id| {
                 real.iter()
@@ -256,9 +257,14 @@ impl Compiled {
         }
 
         if !shadow.is_empty() {
-            let charge = commit && result.allowed();
+            // Shadow limits are charged only for a request the real ones admitted.
+            let shadow_mode = if mode.charges() && result.allowed() {
+                Mode::Charge
+            } else {
+                Mode::Peek
+            };
             if self
-                .execute_set(&shadow, &resolved, now, cost, charge, &mut states)
+                .execute_set(&shadow, &resolved, now, cost, shadow_mode, &mut states)
                 .is_err()
             {
                 // A cost some shadow limit can never fit is its denial, never an error: a
@@ -268,7 +274,7 @@ impl Compiled {
             result.set_shadow(self, &shadow, &states);
         }
 
-        if commit {
+        if mode.charges() {
             for entry in result.all_entries() {
                 self.note(entry);
             }
@@ -304,15 +310,15 @@ impl Compiled {
         resolved: &Resolved<'_>,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut States,
     ) -> Result<Answer, CheckError> {
         if met.iter().all(|m| m.key.is_some()) {
-            return self.execute(met, resolved, now, cost, commit, states);
+            return self.execute(met, resolved, now, cost, mode, states);
         }
-        let answer = self.execute(met, resolved, now, cost, false, states)?;
+        let answer = self.execute(met, resolved, now, cost, Mode::Peek, states)?;
         let mut now_states = States::new();
-        self.execute(met, resolved, now, 0, false, &mut now_states)?;
+        self.execute(met, resolved, now, 0, Mode::Peek, &mut now_states)?;
         for (state, unchanged) in states.iter_mut().zip(now_states) {
             if state.allowed {
                 *state = unchanged;
@@ -330,13 +336,13 @@ impl Compiled {
         resolved: &Resolved<'_>,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut States,
     ) -> Result<Answer, CheckError> {
         states.clear();
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
-            return super::redis::execute(backend, met, resolved, now, cost, commit, states);
+            return super::redis::execute(backend, met, resolved, now, cost, mode, states);
         }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let _ = resolved;
@@ -351,7 +357,7 @@ impl Compiled {
             let _ = states.try_push(Decision::EMPTY);
         }
         // The combined decision is the verdict's to make (`Verdict::set_real`), from `states`.
-        let _ = run_all(&members, now, cost, commit, states)?;
+        let _ = run_all(&members, now, cost, mode, states)?;
         Ok(Answer::default())
     }
 
@@ -393,7 +399,7 @@ impl Compiled {
     ) {
         let mut unchanged = States::new();
         // A cost of 0 fits every limit: never an error.
-        let _ = self.execute(met, resolved, now, 0, false, &mut unchanged);
+        let _ = self.execute(met, resolved, now, 0, Mode::Peek, &mut unchanged);
         states.clear();
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {

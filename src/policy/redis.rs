@@ -1,6 +1,7 @@
 //! A policy's limits on Redis: the same groups, keys and all-or-nothing protocol as in
 //! process, in one script call per set of limits (real, then shadow).
 
+use crate::decision::Mode;
 use alloc::vec::Vec;
 
 use crate::composite::MAX_LIMITS;
@@ -92,7 +93,7 @@ pub(super) fn execute(
     resolved: &Resolved<'_>,
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     states: &mut States,
 ) -> Result<Answer, CheckError> {
     let keyed = keyed(met, resolved);
@@ -107,7 +108,7 @@ pub(super) fn execute(
     for _ in pairs.iter().take(MAX_LIMITS) {
         states.push(Decision::EMPTY);
     }
-    let answer = if commit {
+    let answer = if mode.charges() {
         backend.check_limits(&pairs, now, cost, states)
     } else {
         backend.peek_limits(&pairs, now, cost, states)

@@ -179,6 +179,7 @@ mod script;
 mod stats;
 mod wire;
 
+use crate::decision::Mode;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -346,7 +347,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, true, states)
+        self.inner.decide(limits, now, cost, Mode::Charge, states)
     }
 
     /// Like [`check_limits`](Self::check_limits), consuming nothing.
@@ -360,7 +361,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, false, states)
+        self.inner.decide(limits, now, cost, Mode::Peek, states)
     }
 
     /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
@@ -375,7 +376,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, true, states)
+        self.inner.run(limits, now, cost, Mode::Charge, states)
     }
 
     /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
@@ -390,7 +391,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, false, states)
+        self.inner.run(limits, now, cost, Mode::Peek, states)
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.
@@ -417,10 +418,10 @@ impl Inner {
         limits: &[(&RedisLimit, &[u8])],
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        match self.run(limits, now, cost, commit, states) {
+        match self.run(limits, now, cost, mode, states) {
             Ok(decision) => Ok(RedisDecision {
                 decision,
                 fault: None,

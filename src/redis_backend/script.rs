@@ -6,6 +6,7 @@ use super::stats::bump;
 use super::wire::{self, Replica};
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit, MAX_LIMITS};
 use crate::decision::Decision;
+use crate::decision::Mode;
 
 /// The Lua script every check runs.
 pub(super) const SCRIPT: &str = include_str!("check.lua");
@@ -15,7 +16,7 @@ struct Prepared<'a> {
     limits: &'a [(&'a RedisLimit, &'a [u8])],
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     charge: bool,
     eval: redis::Cmd,
 }
@@ -27,10 +28,10 @@ impl Inner {
         limits: &[(&RedisLimit, &[u8])],
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, commit)?;
+        let prepared = self.prepare(limits, now, cost, mode)?;
         let reply = self
             .with_connection(|connection, counters| {
                 match prepared.eval.query::<redis::Value>(connection) {
@@ -53,7 +54,7 @@ impl Inner {
         limits: &'a [(&'a RedisLimit, &'a [u8])],
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<Prepared<'a>, RedisCheckError> {
         if limits.is_empty() {
             return Err(RedisCheckError::Limits("a check needs at least one limit"));
@@ -74,7 +75,7 @@ impl Inner {
                 ));
             }
         }
-        let charge = commit && cost > 0;
+        let charge = mode.charges() && cost > 0;
         let mut args: Vec<u64> = Vec::with_capacity(4 + 13 * limits.len());
         args.extend_from_slice(&[
             u64::from(charge),
@@ -95,7 +96,7 @@ impl Inner {
             limits,
             now,
             cost,
-            commit,
+            mode,
             charge,
             eval,
         })
@@ -131,7 +132,7 @@ impl Inner {
             limits,
             now,
             cost,
-            commit,
+            mode,
             charge,
             ..
         } = *prepared;
@@ -162,7 +163,7 @@ impl Inner {
             .zip(&olds)
             .map(|((limit, _), old)| limit.spec.replica(old))
             .collect::<Result<Vec<Replica>, _>>()?;
-        let decision = wire::replay(&replicas, now, cost, commit, states)
+        let decision = wire::replay(&replicas, now, cost, mode, states)
             .map_err(|_| "the replay rejected a cost the script accepted")?;
         if decision.allowed != admitted {
             return Err("the script's verdict differs from the algorithm's");

@@ -3,6 +3,7 @@
 //!
 //! Nothing here touches the network, so all of it is unit-tested without Redis.
 
+use crate::decision::Mode;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -360,7 +361,9 @@ impl Member for Replica {
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         match self {
             Self::Word { limit, word } => limit.evaluate(word.get(), now, cost).map(|o| o.decision),
-            Self::Strict { config, ring } => config.check(ring, 0, now, cost, false).map(|r| r.0),
+            Self::Strict { config, ring } => {
+                config.check(ring, 0, now, cost, Mode::Peek).map(|r| r.0)
+            }
         }
     }
 
@@ -375,7 +378,7 @@ impl Member for Replica {
                 });
                 Ok((outcome.decision, reservation))
             }
-            Self::Strict { config, ring } => config.check(ring, 0, now, cost, true),
+            Self::Strict { config, ring } => config.check(ring, 0, now, cost, Mode::Charge),
         }
     }
 
@@ -397,11 +400,11 @@ pub(crate) fn replay(
     replicas: &[Replica],
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
     states: &mut [Decision],
 ) -> Result<Decision, CheckError> {
     if let [single] = replicas {
-        let decision = if commit {
+        let decision = if mode.charges() {
             single.reserve(now, cost)?.0
         } else {
             single.peek(now, cost)?
@@ -411,7 +414,7 @@ pub(crate) fn replay(
         }
         Ok(decision)
     } else {
-        run_all(replicas, now, cost, commit, states)
+        run_all(replicas, now, cost, mode, states)
     }
 }
 

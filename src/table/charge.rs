@@ -22,6 +22,7 @@
 //! operation (Orderings in the table docs); a strict charge is given back by the ring's
 //! own protocol (`sliding_strict`).
 
+use crate::decision::Mode;
 use crossbeam_utils::Backoff;
 
 use super::keyed::{Access, KeyedLimit, Kind, MAX_ATTEMPTS};
@@ -141,7 +142,7 @@ impl<M: TableMemory> Table<M> {
             members.get(..self.config.count).unwrap_or(&members),
             now,
             cost,
-            true,
+            Mode::Charge,
             states,
             &mut tokens,
         )?;
@@ -217,11 +218,11 @@ impl Member for KeyedLimit<'_> {
     type Token = KeyedReservation;
 
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.decide(now, cost, false)
+        self.decide(now, cost, Mode::Peek)
     }
 
     fn reserve(&self, now: u64, cost: u64) -> Result<Access, CheckError> {
-        self.access(now, cost, true)
+        self.access(now, cost, Mode::Charge)
     }
 
     fn cancel(&self, token: KeyedReservation) {

@@ -15,6 +15,7 @@ use super::relocation::Relocation;
 use super::stats;
 use super::KeyedReservation;
 use crate::algorithm::sliding_strict::StrictConfig;
+use crate::decision::Mode;
 use crate::error::CheckError;
 use crate::sync::{fence, Ordering};
 use crate::Reservation;
@@ -60,10 +61,10 @@ impl<'t> KeyedLimit<'t> {
         &self,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<Step<Access>, CheckError> {
         let (fresh, fresh_word) = self.fresh(now, cost)?;
-        if !commit || cost == 0 || fresh_word.is_none() {
+        if !mode.charges() || cost == 0 || fresh_word.is_none() {
             return Ok(Step::Done((fresh, None)));
         }
         let generation_after = |old: u128| match self.kind {
@@ -161,7 +162,7 @@ impl<'t> KeyedLimit<'t> {
                 }
                 self.counters.bump(stats::NEW_KEYS);
                 // The ring of a new generation is empty; charge it like any live key.
-                self.update_strict(config, index, live, now, cost, true)
+                self.update_strict(config, index, live, now, cost, Mode::Charge)
             }
         }
     }

@@ -18,6 +18,7 @@ use super::KeyedReservation;
 use crate::algorithm::sliding_strict::{Slot, StrictConfig};
 use crate::algorithm::WordLimit;
 use crate::decision::Decision;
+use crate::decision::Mode;
 use crate::error::CheckError;
 use crossbeam_utils::Backoff;
 
@@ -160,28 +161,28 @@ impl<'t> KeyedLimit<'t> {
     /// composite's plumbing where no reservation is needed: a one-limit table's slow path
     /// ([`Table::decide_single`](super::Table::decide_single)) and composites' peeks.
     #[inline(always)] // two callers: `Table::decide_single` and composites' peeks
-    pub(crate) fn decide(&self, now: u64, cost: u64, commit: bool) -> Result<Decision, CheckError> {
+    pub(crate) fn decide(&self, now: u64, cost: u64, mode: Mode) -> Result<Decision, CheckError> {
         if let Kind::Word(word) = self.kind {
             if let Found::Live(index, slot) = self.find() {
                 if let LiveUpdate::Done(decision, _) =
-                    self.update_word_slot(word, index, slot, now, cost, commit)?
+                    self.update_word_slot(word, index, slot, now, cost, mode)?
                 {
                     return Ok(decision.decision());
                 }
             }
         }
-        self.access(now, cost, commit).map(|(d, _)| d)
+        self.access(now, cost, mode).map(|(d, _)| d)
     }
 
-    pub(super) fn access(&self, now: u64, cost: u64, commit: bool) -> Result<Access, CheckError> {
+    pub(super) fn access(&self, now: u64, cost: u64, mode: Mode) -> Result<Access, CheckError> {
         let backoff = Backoff::new();
         let mut waited_on_move = 0u32;
         for _ in 0..MAX_ATTEMPTS {
             let step = match self.find() {
                 Found::Live(index, slot) => match self.kind {
-                    Kind::Word(word) => self.update_word(word, index, slot, now, cost, commit)?,
+                    Kind::Word(word) => self.update_word(word, index, slot, now, cost, mode)?,
                     Kind::Strict { config, .. } => {
-                        self.update_strict(config, index, slot, now, cost, commit)?
+                        self.update_strict(config, index, slot, now, cost, mode)?
                     }
                 },
                 Found::Claiming(index, slot) => {
@@ -200,7 +201,7 @@ impl<'t> KeyedLimit<'t> {
                         }
                         continue;
                     }
-                    if !commit && !self.is_moving(slot) {
+                    if !mode.charges() && !self.is_moving(slot) {
                         // A peek does not wait for a new key's claim: the key is about
                         // to hold a fresh state plus its claimant's request; report the
                         // fresh state. A key in transit has a state: wait for it.
@@ -210,7 +211,7 @@ impl<'t> KeyedLimit<'t> {
                     crate::sync::backoff_wait(&backoff);
                     continue;
                 }
-                Found::Absent => self.claim(now, cost, commit)?,
+                Found::Absent => self.claim(now, cost, mode)?,
             };
             match step {
                 Step::Done(result) => return Ok(result),

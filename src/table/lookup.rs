@@ -14,6 +14,7 @@ use super::KeyedReservation;
 use crate::algorithm::sliding_strict::{Slot, StrictConfig};
 use crate::algorithm::WordLimit;
 use crate::decision::Decision;
+use crate::decision::Mode;
 use crate::error::CheckError;
 use crate::sync::{fence, Ordering};
 use crate::Reservation;
@@ -121,7 +122,7 @@ pub(super) fn update_live_word(
     mut slot: u128,
     now: u64,
     cost: u64,
-    commit: bool,
+    mode: Mode,
 ) -> Result<LiveUpdate, CheckError> {
     let Some(cell) = cell else {
         return Ok(LiveUpdate::Lost);
@@ -131,7 +132,7 @@ pub(super) fn update_live_word(
         let outcome = word.evaluate_inline(state, now, cost)?;
         let decision = Words::of(&outcome.decision);
         let new_word = match outcome.new_word {
-            Some(new_word) if commit => new_word,
+            Some(new_word) if mode.charges() => new_word,
             _ => return Ok(LiveUpdate::Done(decision, None)),
         };
         // SeqCst both ways: Orderings in the table docs.
@@ -181,10 +182,10 @@ impl<'t> KeyedLimit<'t> {
         slot: u128,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<Step<Access>, CheckError> {
         Ok(
-            match self.update_word_slot(word, index, slot, now, cost, commit)? {
+            match self.update_word_slot(word, index, slot, now, cost, mode)? {
                 LiveUpdate::Done(decision, None) => Step::Done((decision.decision(), None)),
                 LiveUpdate::Done(decision, Some((new_word, state))) => {
                     let inner = Reservation::word(new_word, state, cost);
@@ -206,7 +207,7 @@ impl<'t> KeyedLimit<'t> {
         slot: u128,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<LiveUpdate, CheckError> {
         update_live_word(
             self.atomics,
@@ -216,7 +217,7 @@ impl<'t> KeyedLimit<'t> {
             slot,
             now,
             cost,
-            commit,
+            mode,
         )
     }
 
@@ -229,11 +230,11 @@ impl<'t> KeyedLimit<'t> {
         slot: u128,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<Step<Access>, CheckError> {
         let ring = self.ring(index);
         let generation = generation_of(slot);
-        let (decision, reservation) = config.check(ring, generation, now, cost, commit)?;
+        let (decision, reservation) = config.check(ring, generation, now, cost, mode)?;
         // SeqCst fence: our charge (if any), then the re-read of the key slot (Dekker with
         // the reclaimer's claim-then-re-read; table docs). Whatever the decision, it only
         // counts if the ring was still our key's throughout: `check` refuses to overwrite

@@ -142,6 +142,7 @@ mod relocation;
 mod slot_atomics;
 mod stats;
 
+use crate::decision::Mode;
 use core::hash::Hash;
 
 use crate::algorithm::WordLimit;
@@ -303,7 +304,7 @@ impl<M: TableMemory> Table<M> {
     // the stores that wrote it (a store-forwarding stall; perf on `benches/ffi.rs`).
     #[inline]
     pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
+        self.run(self.hasher.hash_one(key), now, cost, Mode::Charge, &mut [])
     }
 
     /// The decision [`check`](Self::check) would return, consuming nothing.
@@ -312,7 +313,7 @@ impl<M: TableMemory> Table<M> {
     /// As for [`check`](Self::check).
     #[inline] // see `check`
     pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.run(self.hasher.hash_one(key), now, cost, false, &mut [])
+        self.run(self.hasher.hash_one(key), now, cost, Mode::Peek, &mut [])
     }
 
     /// Like [`check`](Self::check), and writes each limit's state into `states` (as
@@ -327,7 +328,7 @@ impl<M: TableMemory> Table<M> {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        self.run(self.hasher.hash_one(key), now, cost, true, states)
+        self.run(self.hasher.hash_one(key), now, cost, Mode::Charge, states)
     }
 
     /// Like [`peek`](Self::peek), and writes each limit's state into `states` (as
@@ -342,7 +343,7 @@ impl<M: TableMemory> Table<M> {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
-        self.run(self.hasher.hash_one(key), now, cost, false, states)
+        self.run(self.hasher.hash_one(key), now, cost, Mode::Peek, states)
     }
 
     /// Like [`check`](Self::check) for any hashable key (e.g. a `u64` account id or an
@@ -357,7 +358,7 @@ impl<M: TableMemory> Table<M> {
         now: u64,
         cost: u64,
     ) -> Result<Decision, CheckError> {
-        self.run(self.hasher.hash_one(key), now, cost, true, &mut [])
+        self.run(self.hasher.hash_one(key), now, cost, Mode::Charge, &mut [])
     }
 
     // Always inlined, with the single-limit fast path (`decide_live`, and the scan
@@ -373,25 +374,25 @@ impl<M: TableMemory> Table<M> {
         hash: u64,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, CheckError> {
         let fingerprint = fingerprint_of(hash);
         let count = self.config.count;
         if count == 1 && states.is_empty() {
             if let TableLimit::Word(word) = &self.limits[0] {
-                if let Some(decision) = self.decide_live(word, fingerprint, now, cost, commit) {
+                if let Some(decision) = self.decide_live(word, fingerprint, now, cost, mode) {
                     return Ok(decision.decision());
                 }
             }
-            return self.decide_single(fingerprint, now, cost, commit);
+            return self.decide_single(fingerprint, now, cost, mode);
         }
         let members = self.key_members(fingerprint);
         run_all(
             members.get(..count).unwrap_or(&members),
             now,
             cost,
-            commit,
+            mode,
             states,
         )
     }
@@ -411,7 +412,7 @@ impl<M: TableMemory> Table<M> {
         fingerprint: u64,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Option<Words> {
         // The first limit's key slots start at 0 (`with_memory`).
         let keys = self.memory.slots();
@@ -441,7 +442,7 @@ impl<M: TableMemory> Table<M> {
             slot,
             now,
             cost,
-            commit,
+            mode,
         ) {
             Ok(LiveUpdate::Done(decision, _)) => Some(decision),
             Ok(LiveUpdate::Lost) | Err(_) => None,
@@ -456,10 +457,10 @@ impl<M: TableMemory> Table<M> {
         fingerprint: u64,
         now: u64,
         cost: u64,
-        commit: bool,
+        mode: Mode,
     ) -> Result<Decision, CheckError> {
         self.member(0, fingerprint, neighbourhoods(fingerprint, self.mask))
-            .decide(now, cost, commit)
+            .decide(now, cost, mode)
     }
 
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
