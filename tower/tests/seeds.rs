@@ -32,7 +32,7 @@ struct Harness {
 impl Harness {
     async fn new(seed: &'static str) -> Self {
         let clock = ManualClock::at(0);
-        let (router, _) = app::app(clock.clone()).unwrap();
+        let router = app::app(clock.clone()).unwrap();
         Self {
             addr: common::serve(router).await,
             clock,

@@ -94,16 +94,13 @@ async fn handler(request: Request) -> String {
 /// layer trusts 127.0.0.1 as a proxy, so a client can speak for several addresses with
 /// `X-Forwarded-For` (a real deployment lists its own proxies). The account Uphold's
 /// per-user limits key on comes from an `X-Account` header.
-pub fn app<C: Clock + Clone>(
-    clock: C,
-) -> Result<(Router, Vec<Arc<Policy>>), Box<dyn std::error::Error>> {
+pub fn app<C: Clock + Clone>(clock: C) -> Result<Router, Box<dyn std::error::Error>> {
     let tokens = Arc::new(tokens());
     let mut router = Router::new();
-    let mut policies = Vec::new();
     for seed in SEEDS {
-        let policy = Arc::new(Policy::from_toml_file(&policy_file(seed))?);
+        let policy = Arc::new(Policy::from_toml_file(policy_file(seed))?);
         let tokens = Arc::clone(&tokens);
-        let mut layer = RateLimitLayer::new(Arc::clone(&policy))
+        let mut layer = RateLimitLayer::new(policy)
             .clock(clock.clone())
             .credentials(move |parts| credentials(&tokens, parts));
         if seed == "uphold" {
@@ -114,9 +111,8 @@ pub fn app<C: Clock + Clone>(
         }
         let service = Router::new().fallback(handler).layer(layer);
         router = router.nest_service(&format!("/{seed}"), service);
-        policies.push(policy);
     }
-    Ok((router, policies))
+    Ok(router)
 }
 
 /// Serves `router` on `listener` with each connection's peer address, until the process
