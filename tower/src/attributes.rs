@@ -59,6 +59,9 @@ impl Credentials {
     }
 }
 
+/// Attributes a request's list holds on the stack before it moves to the heap.
+const STACK_ATTRIBUTES: usize = 16;
+
 /// A closure deriving credentials attributes from the request head.
 pub(crate) type CredentialsFn = Arc<dyn Fn(&Parts) -> Credentials + Send + Sync>;
 
@@ -101,8 +104,8 @@ impl core::fmt::Debug for Extractor {
 
 impl Extractor {
     /// Calls `f` with the policy's view of the request and its cost. The attributes
-    /// borrow from `parts` and this frame; one small list is allocated (plus whatever
-    /// the credentials closure allocates).
+    /// borrow from `parts` and this frame, listed on the stack (on the heap only when
+    /// more than 16 are configured); the credentials closure allocates what it returns.
     pub(crate) fn with_request<R>(
         &self,
         parts: &Parts,
@@ -117,23 +120,39 @@ impl Extractor {
                 &mut ip_buf,
             )
         });
-        let mut attributes = Vec::with_capacity(
-            1 + self.headers.len() + credentials.as_ref().map_or(0, Credentials::len),
-        );
-        if let Some(ip) = ip {
-            attributes.push(Attribute::new(&self.client_ip_attribute, ip));
+        let count = usize::from(ip.is_some())
+            + self.headers.len()
+            + credentials.as_ref().map_or(0, Credentials::len);
+        // On the stack unless the configuration names many attributes.
+        let mut stack = [Attribute::new("", b""); STACK_ATTRIBUTES];
+        let mut heap = Vec::new();
+        let slots: &mut [Attribute<'_>] = if count <= STACK_ATTRIBUTES {
+            &mut stack
+        } else {
+            heap.resize(count, Attribute::new("", b""));
+            &mut heap
+        };
+        let header_values = self.headers.iter().filter_map(|(header, name)| {
+            let value = parts.headers.get(header)?;
+            Some(Attribute::new(name, value.as_bytes()))
+        });
+        let credential_values = credentials
+            .iter()
+            .flat_map(|c| c.attributes.iter())
+            .map(|(name, value)| Attribute::new(name, value));
+        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
+        let mut len = 0;
+        for (slot, attribute) in slots.iter_mut().zip(
+            client
+                .into_iter()
+                .chain(header_values)
+                .chain(credential_values),
+        ) {
+            *slot = attribute;
+            len += 1;
         }
-        for (header, name) in &self.headers {
-            if let Some(value) = parts.headers.get(header) {
-                attributes.push(Attribute::new(name, value.as_bytes()));
-            }
-        }
-        if let Some(credentials) = &credentials {
-            for (name, value) in &credentials.attributes {
-                attributes.push(Attribute::new(name, value));
-            }
-        }
-        let request = Request::new(parts.method.as_str(), parts.uri.path(), &attributes);
+        let attributes = slots.get(..len).unwrap_or(&[]);
+        let request = Request::new(parts.method.as_str(), parts.uri.path(), attributes);
         f(&request, cost)
     }
 }

@@ -16,6 +16,7 @@ use ratecore::CheckError;
 
 use crate::clock::Now;
 use crate::decision::RateLimitDecision;
+use crate::names::NameCache;
 
 /// A denial, ready to send.
 #[derive(Clone, Debug)]
@@ -62,13 +63,17 @@ pub trait Backend: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct InProcess {
     policy: Arc<Policy>,
+    names: Arc<NameCache>,
 }
 
 impl InProcess {
     /// Checks against `policy`.
     #[must_use]
     pub fn new(policy: Arc<Policy>) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            names: Arc::default(),
+        }
     }
 
     /// The policy.
@@ -83,7 +88,7 @@ impl Backend for InProcess {
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
         ready(match self.policy.check(request, now.monotonic, cost) {
-            Ok(decision) => Ok(answer(&decision, now.unix)),
+            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
             Err(error) => Err(Refused {
                 status: status(self.policy.response().status),
                 error,
@@ -98,6 +103,10 @@ fn status(code: u16) -> StatusCode {
 
 /// What the layer answers for `decision`, with absolute resets rendered at `unix_nanos`.
 pub fn answer(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Checked {
+    respond(decision, unix_nanos, &NameCache::default())
+}
+
+fn respond(decision: &PolicyDecision<'_>, unix_nanos: u64, names: &NameCache) -> Checked {
     let mut stack = [0u8; 1024];
     let headers = match decision.render_headers(unix_nanos, &mut stack) {
         Ok(len) => parse_headers(stack.get(..len).unwrap_or(&[])),
@@ -126,7 +135,7 @@ pub fn answer(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Checked {
         }
     });
     Checked {
-        decision: RateLimitDecision::of(decision),
+        decision: RateLimitDecision::with_names(decision, names),
         headers,
         denial,
     }

@@ -1,9 +1,12 @@
 //! The decision as handlers see it: an owned snapshot inserted into the request's
 //! extensions before the inner service is called.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ratecore::policy::PolicyDecision;
+
+use crate::names::NameCache;
 
 /// A limit named by its rule and its own name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,9 +42,9 @@ pub struct RateLimitDecision {
     /// Until the same request would be admitted (zero when admitted).
     pub retry_after: Duration,
     /// The limit that decided, if any limit applied.
-    pub deciding: Option<LimitName>,
+    pub deciding: Option<Arc<LimitName>>,
     /// The shadow limit that would have denied the request, if any.
-    pub shadow_denied: Option<LimitName>,
+    pub shadow_denied: Option<Arc<LimitName>>,
     /// The unlimited rule that exempted the request, if one did.
     pub exempted_by: Option<String>,
     /// Why the backend could not decide, if so.
@@ -52,11 +55,12 @@ impl RateLimitDecision {
     /// The snapshot of `decision`.
     #[must_use]
     pub fn of(decision: &PolicyDecision<'_>) -> Self {
+        Self::with_names(decision, &NameCache::default())
+    }
+
+    /// The snapshot of `decision`, its names from `names`.
+    pub(crate) fn with_names(decision: &PolicyDecision<'_>, names: &NameCache) -> Self {
         let d = decision.decision();
-        let name = |rule: &str, limit: &str| LimitName {
-            rule: rule.to_owned(),
-            limit: limit.to_owned(),
-        };
         Self {
             allowed: decision.allowed(),
             limited: decision.limited(),
@@ -64,8 +68,8 @@ impl RateLimitDecision {
             remaining: d.remaining,
             reset_after: Duration::from_nanos(d.reset_after),
             retry_after: Duration::from_nanos(d.retry_after),
-            deciding: decision.deciding().map(|l| name(l.rule, l.name)),
-            shadow_denied: decision.shadow_denied().map(|(l, _)| name(l.rule, l.name)),
+            deciding: decision.deciding().map(|l| names.get(&l)),
+            shadow_denied: decision.shadow_denied().map(|(l, _)| names.get(&l)),
             exempted_by: decision.exempted_by().map(str::to_owned),
             fault: None,
         }

@@ -53,6 +53,7 @@ mod clock;
 mod decision;
 mod future;
 mod layer;
+mod names;
 mod service;
 
 pub use attributes::Credentials;

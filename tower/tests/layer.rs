@@ -187,9 +187,11 @@ async fn handlers_see_the_decision() {
         assert_eq!(response.status, StatusCode::OK);
     }
     let seen = seen.lock().unwrap();
-    let name = |rule: &str, limit: &str| LimitName {
-        rule: rule.into(),
-        limit: limit.into(),
+    let name = |rule: &str, limit: &str| {
+        Arc::new(LimitName {
+            rule: rule.into(),
+            limit: limit.into(),
+        })
     };
     let second = seen[1].clone().expect("the extension is set");
     assert_eq!(
