@@ -141,19 +141,61 @@ fn respond(decision: &PolicyDecision<'_>, unix_nanos: u64, names: &NameCache) ->
     }
 }
 
-/// The header names every rendering style uses, as constants: looking them up costs no
-/// allocation, where `HeaderName::from_bytes` would allocate for each custom name.
-static KNOWN: [HeaderName; 9] = [
-    HeaderName::from_static("x-ratelimit-limit"),
-    HeaderName::from_static("x-ratelimit-remaining"),
-    HeaderName::from_static("x-ratelimit-reset"),
-    HeaderName::from_static("x-rate-limit-limit"),
-    HeaderName::from_static("x-rate-limit-remaining"),
-    HeaderName::from_static("x-rate-limit-reset"),
-    HeaderName::from_static("ratelimit-policy"),
-    HeaderName::from_static("ratelimit"),
-    RETRY_AFTER,
+/// The header names the renderer writes, spelled as it writes them, with their constants:
+/// an exact match is one length check and a short comparison, and costs no allocation,
+/// where `HeaderName::from_bytes` would allocate for each custom name.
+static SPELLED: [(&str, HeaderName); 12] = [
+    (
+        "x-ratelimit-limit",
+        HeaderName::from_static("x-ratelimit-limit"),
+    ),
+    (
+        "x-ratelimit-remaining",
+        HeaderName::from_static("x-ratelimit-remaining"),
+    ),
+    ("retry-after", RETRY_AFTER),
+    (
+        "X-RateLimit-Limit",
+        HeaderName::from_static("x-ratelimit-limit"),
+    ),
+    (
+        "X-RateLimit-Remaining",
+        HeaderName::from_static("x-ratelimit-remaining"),
+    ),
+    (
+        "X-RateLimit-Reset",
+        HeaderName::from_static("x-ratelimit-reset"),
+    ),
+    ("Retry-After", RETRY_AFTER),
+    (
+        "X-Rate-Limit-Limit",
+        HeaderName::from_static("x-rate-limit-limit"),
+    ),
+    (
+        "X-Rate-Limit-Remaining",
+        HeaderName::from_static("x-rate-limit-remaining"),
+    ),
+    (
+        "X-Rate-Limit-Reset",
+        HeaderName::from_static("x-rate-limit-reset"),
+    ),
+    (
+        "RateLimit-Policy",
+        HeaderName::from_static("ratelimit-policy"),
+    ),
+    ("RateLimit", HeaderName::from_static("ratelimit")),
 ];
+
+/// The header `name`: a constant when the renderer spelled it, else parsed (any case).
+fn header_name(name: &[u8]) -> Option<HeaderName> {
+    match SPELLED
+        .iter()
+        .find(|(spelled, _)| spelled.as_bytes() == name)
+    {
+        Some((_, known)) => Some(known.clone()),
+        None => HeaderName::from_bytes(name).ok(),
+    }
+}
 
 /// Splits a rendered `Name: value\r\n` block into header pairs. All values share one
 /// copy of the block; a line that is not a valid header (never produced by the
@@ -176,15 +218,8 @@ fn parse_headers(block: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
         let skip = value.iter().take_while(|&&b| b == b' ').count();
         let value_start = line_start + colon + 1 + skip;
         let value_end = line_start + line.len();
-        let name = match KNOWN
-            .iter()
-            .find(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
-        {
-            Some(known) => known.clone(),
-            None => match HeaderName::from_bytes(name) {
-                Ok(name) => name,
-                Err(_) => continue,
-            },
+        let Some(name) = header_name(name) else {
+            continue;
         };
         if let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(value_start..value_end)) {
             headers.push((name, value));
@@ -195,11 +230,21 @@ fn parse_headers(block: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_headers;
+    use super::{header_name, parse_headers, SPELLED};
+    use http::HeaderName;
+
+    #[test]
+    fn spelled_names_are_their_headers() {
+        for (spelled, known) in &SPELLED {
+            let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
+            assert_eq!(parsed.as_ref(), Some(known));
+            assert_eq!(header_name(spelled.as_bytes()).as_ref(), Some(known));
+        }
+    }
 
     #[test]
     fn splits_rendered_blocks() {
-        let block = b"X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\nRetry-After: 12\r\nX-Other: a b\r\n";
+        let block = b"X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\nRetry-After: 12\r\nX-Other: a b\r\nX-RATELIMIT-RESET: 9\r\n";
         let pairs: Vec<(String, String)> = parse_headers(block)
             .into_iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
@@ -209,6 +254,7 @@ mod tests {
             ("x-ratelimit-remaining", "0"),
             ("retry-after", "12"),
             ("x-other", "a b"),
+            ("x-ratelimit-reset", "9"),
         ];
         assert_eq!(pairs.len(), want.len());
         for ((n, v), (wn, wv)) in pairs.iter().zip(want) {
