@@ -442,7 +442,11 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("All seed promises checked over HTTP: OK.");
     if serve {
         println!();
-        println!("Serving on {base} until interrupted; for example:");
+        println!(
+            "Serving on {base} until interrupted. The replay's usage still counts (alice's hour"
+        );
+        println!("and client-a's minute are spent; Uphold's foo@bar.com has no requests left for 5 minutes).");
+        println!("For example:");
         println!(
             "  curl -i -H 'Authorization: Bearer sw-client-a' -X POST {base}/switch/api/readings"
         );
