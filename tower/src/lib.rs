@@ -35,9 +35,10 @@
 //! nanoseconds to decide, Unix-epoch nanoseconds to render absolute resets.
 //!
 //! # Cost per request
-//! The policy check allocates nothing. The layer allocates the attribute list, the
-//! rendered headers (one shared copy for all values, and a list), the decision's limit
-//! names, and whatever the credentials closure does.
+//! The policy check allocates nothing. The layer lists the attributes on the stack and
+//! shares one copy of each limit's name among all decisions; it allocates the rendered
+//! headers (one copy shared by all values, and their list), the decision extension, a
+//! denial's body, and whatever the credentials closure returns.
 //!
 //! # Backends
 //! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables. The trait
