@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# HTTP benchmark: axum's hello world with no layer, with ratecore's layer and with
+# tower-governor's layer, in interleaved rounds (each round runs all three, in an order
+# that rotates), the server pinned to CPU 0 and the load generator to CPU 1, on
+# 127.0.0.1. Prints each round's requests/s, then each variant's median and spread
+# (min-max) and the medians' ratios.
+#
+#   tower/benches/http.sh            # the full set-up: 10 rounds of 10 s per variant
+#   tower/benches/http.sh --quick    # a smoke run: 3 rounds of 2 s (not a result)
+#
+# ROUNDS, SECONDS_PER_RUN and CONNECTIONS override the defaults.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+rounds=${ROUNDS:-10}
+seconds=${SECONDS_PER_RUN:-10}
+connections=${CONNECTIONS:-32}
+if [ "${1:-}" = "--quick" ]; then
+    rounds=${ROUNDS:-3}
+    seconds=${SECONDS_PER_RUN:-2}
+fi
+if [ "$(nproc)" -lt 2 ]; then
+    echo "needs 2 CPUs (server and load generator pinned apart)" >&2
+    exit 1
+fi
+
+cargo build --release -q -p ratecore-tower --example bench_server --example loadgen
+bin=target/release/examples
+work=$(mktemp -d)
+server=""
+cleanup() {
+    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+variants=(none ratecore governor)
+echo "rounds=$rounds seconds=$seconds connections=$connections cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf "%-6s %-9s %12s\n" round variant "requests/s"
+for round in $(seq 1 "$rounds"); do
+    for i in 0 1 2; do
+        variant=${variants[$(((i + round) % 3))]}
+        rm -f "$work/addr"
+        taskset -c 0 "$bin/bench_server" "$variant" --addr-file "$work/addr" &
+        server=$!
+        for _ in $(seq 100); do
+            [ -s "$work/addr" ] && break
+            sleep 0.05
+        done
+        line=$(taskset -c 1 "$bin/loadgen" "$(cat "$work/addr")" --connections "$connections" --seconds "$seconds")
+        kill "$server"
+        wait "$server" 2>/dev/null || true
+        server=""
+        rate=$(sed -E 's/.*requests_per_second=([0-9]+).*/\1/' <<<"$line")
+        case "$line" in
+            *"errors=0 non_200=0"*) ;;
+            *) echo "round $round $variant: $line (errors or denials: the run is void)" >&2; exit 1 ;;
+        esac
+        printf "%-6s %-9s %12s\n" "$round" "$variant" "$rate"
+        echo "$rate" >>"$work/$variant"
+    done
+done
+
+median() { sort -n "$1" | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+echo
+printf "%-9s %12s %21s\n" variant "median req/s" "spread (min-max)"
+for variant in "${variants[@]}"; do
+    printf "%-9s %12.0f %10s-%-10s\n" "$variant" "$(median "$work/$variant")" \
+        "$(sort -n "$work/$variant" | head -n1)" "$(sort -n "$work/$variant" | tail -n1)"
+done
+none=$(median "$work/none")
+ratecore=$(median "$work/ratecore")
+governor=$(median "$work/governor")
+awk -v r="$ratecore" -v g="$governor" -v n="$none" 'BEGIN {
+    printf "ratecore / tower-governor: %.3f   ratecore / no layer: %.3f   tower-governor / no layer: %.3f\n", r / g, r / n, g / n
+}'

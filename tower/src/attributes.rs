@@ -1,0 +1,158 @@
+//! From an HTTP request to the policy's view of it: method, path and named attributes
+//! (the client IP, configured header values, the credentials closure's output).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::HeaderName;
+use ipnet::IpNet;
+use ratecore::policy::{Attribute, Request};
+
+use crate::client_ip::{client_ip, ip_text, peer, IP_TEXT_MAX};
+
+/// Attributes a credentials closure derives from a request: an API key, an OAuth app,
+/// user and token kind…
+///
+/// ```
+/// use ratecore_tower::Credentials;
+/// let credentials = Credentials::new()
+///     .with("auth", "client_credentials")
+///     .with("client", b"c-42".as_slice());
+/// assert_eq!(credentials.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    attributes: Vec<(Cow<'static, str>, Bytes)>,
+}
+
+impl Credentials {
+    /// No attributes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds attribute `name` with `value`.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Self {
+        self.push(name, value);
+        self
+    }
+
+    /// Adds attribute `name` with `value`.
+    pub fn push(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) {
+        self.attributes.push((name.into(), value.into()));
+    }
+
+    /// How many attributes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.attributes.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.attributes.is_empty()
+    }
+}
+
+/// Attributes a request's list holds on the stack before it moves to the heap.
+const STACK_ATTRIBUTES: usize = 16;
+
+/// A closure deriving credentials attributes from the request head.
+pub(crate) type CredentialsFn = Arc<dyn Fn(&Parts) -> Credentials + Send + Sync>;
+
+/// A closure giving a request's cost.
+pub(crate) type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
+
+/// How requests become attributes.
+#[derive(Clone)]
+pub(crate) struct Extractor {
+    pub(crate) client_ip_attribute: Cow<'static, str>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) headers: Vec<(HeaderName, Cow<'static, str>)>,
+    pub(crate) credentials: Option<CredentialsFn>,
+    pub(crate) cost: Option<CostFn>,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Self {
+            client_ip_attribute: Cow::Borrowed("client_ip"),
+            trusted_proxies: Vec::new(),
+            headers: Vec::new(),
+            credentials: None,
+            cost: None,
+        }
+    }
+}
+
+impl core::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("client_ip_attribute", &self.client_ip_attribute)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("headers", &self.headers)
+            .field("credentials", &self.credentials.is_some())
+            .field("cost", &self.cost.is_some())
+            .finish()
+    }
+}
+
+impl Extractor {
+    /// Calls `f` with the policy's view of the request and its cost. The attributes
+    /// borrow from `parts` and this frame, listed on the stack (on the heap only when
+    /// more than 16 are configured); the credentials closure allocates what it returns.
+    pub(crate) fn with_request<R>(
+        &self,
+        parts: &Parts,
+        f: impl FnOnce(&Request<'_>, u64) -> R,
+    ) -> R {
+        let credentials = self.credentials.as_ref().map(|c| c(parts));
+        let cost = self.cost.as_ref().map_or(1, |c| c(parts));
+        let mut ip_buf = [0u8; IP_TEXT_MAX];
+        let ip = peer(&parts.extensions).map(|peer| {
+            ip_text(
+                client_ip(peer, &parts.headers, &self.trusted_proxies),
+                &mut ip_buf,
+            )
+        });
+        let count = usize::from(ip.is_some())
+            + self.headers.len()
+            + credentials.as_ref().map_or(0, Credentials::len);
+        // On the stack unless the configuration names many attributes.
+        let mut stack = [Attribute::new("", b""); STACK_ATTRIBUTES];
+        let mut heap = Vec::new();
+        let slots: &mut [Attribute<'_>] = if count <= STACK_ATTRIBUTES {
+            &mut stack
+        } else {
+            heap.resize(count, Attribute::new("", b""));
+            &mut heap
+        };
+        let header_values = self.headers.iter().filter_map(|(header, name)| {
+            let value = parts.headers.get(header)?;
+            Some(Attribute::new(name, value.as_bytes()))
+        });
+        let credential_values = credentials
+            .iter()
+            .flat_map(|c| c.attributes.iter())
+            .map(|(name, value)| Attribute::new(name, value));
+        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
+        let mut len = 0;
+        for (slot, attribute) in slots.iter_mut().zip(
+            client
+                .into_iter()
+                .chain(header_values)
+                .chain(credential_values),
+        ) {
+            *slot = attribute;
+            len += 1;
+        }
+        let attributes = slots.get(..len).unwrap_or(&[]);
+        let request = Request::new(parts.method.as_str(), parts.uri.path(), attributes);
+        f(&request, cost)
+    }
+}

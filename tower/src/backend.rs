@@ -1,0 +1,266 @@
+//! Where a check runs. The layer hands a backend the request's attributes and the time,
+//! and gets back a future of everything it needs to answer: the decision snapshot, the
+//! rendered headers and, on denial, the response. [`InProcess`] runs the policy's own
+//! tables and is ready at once; a remote backend (Redis) returns a future that completes
+//! when its answer arrives, and must copy what it needs from the borrowed request before
+//! returning it.
+
+use std::future::{ready, Future, Ready};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::StatusCode;
+use ratecore::policy::{Policy, PolicyDecision, Request};
+use ratecore::CheckError;
+
+use crate::clock::Now;
+use crate::decision::RateLimitDecision;
+use crate::names::NameCache;
+
+/// A denial, ready to send.
+#[derive(Clone, Debug)]
+pub struct Denial {
+    /// The policy's denial status (429 unless configured otherwise).
+    pub status: StatusCode,
+    /// The body's `Content-Type`.
+    pub content_type: HeaderValue,
+    /// The body (RFC 9457 problem+json or a sentence, as the policy says).
+    pub body: Bytes,
+}
+
+/// Everything the layer answers with.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The decision, as handlers see it.
+    pub decision: RateLimitDecision,
+    /// The policy's rate-limit headers (none when no limit applied).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The response to send instead of calling the inner service, on denial.
+    pub denial: Option<Denial>,
+}
+
+/// A request whose cost no limit can ever admit, and the status to refuse it with (the
+/// policy's denial status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The status to answer with.
+    pub status: StatusCode,
+    /// Why.
+    pub error: CheckError,
+}
+
+/// Runs checks for the layer.
+pub trait Backend: Send + Sync + 'static {
+    /// The answer to one check.
+    type Future: Future<Output = Result<Checked, Refused>> + Send + 'static;
+
+    /// Checks `request` at `now` for `cost`.
+    fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future;
+}
+
+/// The policy's own in-process tables: one allocation-free check per request.
+#[derive(Clone, Debug)]
+pub struct InProcess {
+    policy: Arc<Policy>,
+    names: Arc<NameCache>,
+}
+
+impl InProcess {
+    /// Checks against `policy`.
+    #[must_use]
+    pub fn new(policy: Arc<Policy>) -> Self {
+        Self {
+            policy,
+            names: Arc::default(),
+        }
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+}
+
+impl Backend for InProcess {
+    type Future = Ready<Result<Checked, Refused>>;
+
+    fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
+        ready(match self.policy.check(request, now.monotonic, cost) {
+            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
+            Err(error) => Err(Refused {
+                status: status(self.policy.response().status),
+                error,
+            }),
+        })
+    }
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::TOO_MANY_REQUESTS)
+}
+
+/// What the layer answers for `decision`, with absolute resets rendered at `unix_nanos`.
+pub fn answer(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Checked {
+    respond(decision, unix_nanos, &NameCache::default())
+}
+
+fn respond(decision: &PolicyDecision<'_>, unix_nanos: u64, names: &NameCache) -> Checked {
+    let mut stack = [0u8; 1024];
+    let headers = match decision.render_headers(unix_nanos, &mut stack) {
+        Ok(len) => parse_headers(stack.get(..len).unwrap_or(&[])),
+        Err(too_small) => {
+            // Many IETF quota members: render again into a buffer of the exact size.
+            let mut heap = vec![0u8; too_small.needed];
+            let len = decision.render_headers(unix_nanos, &mut heap).unwrap_or(0);
+            parse_headers(heap.get(..len).unwrap_or(&[]))
+        }
+    };
+    let denial = (!decision.allowed()).then(|| {
+        let mut stack = [0u8; 1024];
+        let body = match decision.render_body(&mut stack) {
+            Ok(len) => Bytes::copy_from_slice(stack.get(..len).unwrap_or(&[])),
+            Err(too_small) => {
+                let mut heap = vec![0u8; too_small.needed];
+                let len = decision.render_body(&mut heap).unwrap_or(0);
+                heap.truncate(len);
+                Bytes::from(heap)
+            }
+        };
+        Denial {
+            status: status(decision.denial_status()),
+            content_type: HeaderValue::from_static(decision.content_type()),
+            body,
+        }
+    });
+    Checked {
+        decision: RateLimitDecision::with_names(decision, names),
+        headers,
+        denial,
+    }
+}
+
+/// The header names the renderer writes, spelled as it writes them, with their constants:
+/// an exact match is one length check and a short comparison, and costs no allocation,
+/// where `HeaderName::from_bytes` would allocate for each custom name.
+static SPELLED: [(&str, HeaderName); 12] = [
+    (
+        "x-ratelimit-limit",
+        HeaderName::from_static("x-ratelimit-limit"),
+    ),
+    (
+        "x-ratelimit-remaining",
+        HeaderName::from_static("x-ratelimit-remaining"),
+    ),
+    ("retry-after", RETRY_AFTER),
+    (
+        "X-RateLimit-Limit",
+        HeaderName::from_static("x-ratelimit-limit"),
+    ),
+    (
+        "X-RateLimit-Remaining",
+        HeaderName::from_static("x-ratelimit-remaining"),
+    ),
+    (
+        "X-RateLimit-Reset",
+        HeaderName::from_static("x-ratelimit-reset"),
+    ),
+    ("Retry-After", RETRY_AFTER),
+    (
+        "X-Rate-Limit-Limit",
+        HeaderName::from_static("x-rate-limit-limit"),
+    ),
+    (
+        "X-Rate-Limit-Remaining",
+        HeaderName::from_static("x-rate-limit-remaining"),
+    ),
+    (
+        "X-Rate-Limit-Reset",
+        HeaderName::from_static("x-rate-limit-reset"),
+    ),
+    (
+        "RateLimit-Policy",
+        HeaderName::from_static("ratelimit-policy"),
+    ),
+    ("RateLimit", HeaderName::from_static("ratelimit")),
+];
+
+/// The header `name`: a constant when the renderer spelled it, else parsed (any case).
+fn header_name(name: &[u8]) -> Option<HeaderName> {
+    match SPELLED
+        .iter()
+        .find(|(spelled, _)| spelled.as_bytes() == name)
+    {
+        Some((_, known)) => Some(known.clone()),
+        None => HeaderName::from_bytes(name).ok(),
+    }
+}
+
+/// Splits a rendered `Name: value\r\n` block into header pairs. All values share one
+/// copy of the block; a line that is not a valid header (never produced by the
+/// renderer) is skipped.
+fn parse_headers(block: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
+    let shared = Bytes::copy_from_slice(block);
+    let mut headers = Vec::with_capacity(4);
+    let mut start = 0;
+    for line in block.split(|&b| b == b'\n') {
+        let line_start = start;
+        start += line.len() + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (
+            line.get(..colon).unwrap_or(&[]),
+            line.get(colon + 1..).unwrap_or(&[]),
+        );
+        let skip = value.iter().take_while(|&&b| b == b' ').count();
+        let value_start = line_start + colon + 1 + skip;
+        let value_end = line_start + line.len();
+        let Some(name) = header_name(name) else {
+            continue;
+        };
+        if let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(value_start..value_end)) {
+            headers.push((name, value));
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{header_name, parse_headers, SPELLED};
+    use http::HeaderName;
+
+    #[test]
+    fn spelled_names_are_their_headers() {
+        for (spelled, known) in &SPELLED {
+            let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
+            assert_eq!(parsed.as_ref(), Some(known));
+            assert_eq!(header_name(spelled.as_bytes()).as_ref(), Some(known));
+        }
+    }
+
+    #[test]
+    fn splits_rendered_blocks() {
+        let block = b"X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\nRetry-After: 12\r\nX-Other: a b\r\nX-RATELIMIT-RESET: 9\r\n";
+        let pairs: Vec<(String, String)> = parse_headers(block)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let want = [
+            ("x-ratelimit-limit", "300"),
+            ("x-ratelimit-remaining", "0"),
+            ("retry-after", "12"),
+            ("x-other", "a b"),
+            ("x-ratelimit-reset", "9"),
+        ];
+        assert_eq!(pairs.len(), want.len());
+        for ((n, v), (wn, wv)) in pairs.iter().zip(want) {
+            assert_eq!((n.as_str(), v.as_str()), (wn, wv));
+        }
+        assert!(parse_headers(b"").is_empty());
+        assert!(parse_headers(b"garbage\r\n\r\n: x\r\n").is_empty());
+    }
+}

@@ -1,0 +1,58 @@
+//! The layer's two times: monotonic nanoseconds, which every check decides with, and
+//! Unix-epoch nanoseconds, which only absolute reset headers (Uphold's epoch seconds,
+//! Switch's ISO 8601) are rendered from. Tests inject both.
+
+use ratecore::clock::{unix_time_nanos, MonotonicClock};
+
+/// Where the layer reads time. Called once per request, for both readings.
+pub trait Clock: Send + Sync + 'static {
+    /// Monotonic nanoseconds since an origin the clock chooses; never goes backwards
+    /// (a value earlier than one already seen is treated as the latest seen anyway).
+    fn monotonic_nanos(&self) -> u64;
+    /// Wall-clock nanoseconds since the Unix epoch, for rendering only.
+    fn unix_nanos(&self) -> u64;
+}
+
+/// The process's clocks: [`MonotonicClock`] from the layer's creation, and the system's
+/// wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock {
+    monotonic: MonotonicClock,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic time 0 is now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic_nanos(&self) -> u64 {
+        self.monotonic.now()
+    }
+
+    fn unix_nanos(&self) -> u64 {
+        unix_time_nanos()
+    }
+}
+
+/// One reading of a [`Clock`], taken when a request arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic nanoseconds: what the policy decides with.
+    pub monotonic: u64,
+    /// Unix-epoch nanoseconds: what absolute reset headers are rendered from.
+    pub unix: u64,
+}
+
+impl Now {
+    /// Reads `clock`.
+    pub fn read(clock: &dyn Clock) -> Self {
+        Self {
+            monotonic: clock.monotonic_nanos(),
+            unix: clock.unix_nanos(),
+        }
+    }
+}

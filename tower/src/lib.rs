@@ -1,0 +1,69 @@
+//! A [tower] middleware that applies a [`ratecore::policy::Policy`] to HTTP requests, for
+//! axum, hyper 1 and any other tower-based server.
+//!
+//! For each request, [`RateLimit`] builds the policy's view of it (method, path and
+//! attributes), checks it once, and then:
+//!
+//! - **admitted:** inserts a [`RateLimitDecision`] into the request's extensions, calls
+//!   the inner service, and adds the policy's rate-limit headers to its response (a
+//!   header the handler set itself is kept);
+//! - **denied:** answers with the policy's status, rate-limit headers, `Content-Type`
+//!   and body, without calling the inner service;
+//! - **no limit applied** (an unlimited rule, an unlimited route): calls the inner
+//!   service and adds no headers;
+//! - **a cost no limit can ever admit** (a [`cost`](RateLimitLayer::cost) larger than
+//!   a limit's capacity): answers with the policy's denial status (429 by default),
+//!   `text/plain` saying so, and no rate-limit headers nor `Retry-After`, since no wait
+//!   would help. It never panics and never lets the request through.
+//!
+//! # Attributes
+//! - `client_ip` (renamed with [`client_ip_attribute`](RateLimitLayer::client_ip_attribute)):
+//!   the text form of the client's address (`192.0.2.1`, `2001:db8::1`). The peer comes
+//!   from axum's `ConnectInfo<SocketAddr>` (feature `axum`, on by default; serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`) or a [`PeerAddr`] extension.
+//!   `Forwarded` and `X-Forwarded-For` are read only when the peer is a
+//!   [trusted proxy](RateLimitLayer::trusted_proxies); [`client_ip`] says which address
+//!   is then the client and what a malformed header gets (the peer). A request without
+//!   a known peer has no `client_ip`, and the policy's `on_missing` decides.
+//! - Header values, by [`header`](RateLimitLayer::header).
+//! - Whatever the [`credentials`](RateLimitLayer::credentials) closure returns.
+//!
+//! # Bodies, errors, time
+//! The layer is generic over request and response bodies and never buffers or boxes
+//! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
+//! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
+//! nanoseconds to decide, Unix-epoch nanoseconds to render absolute resets.
+//!
+//! # Cost per request
+//! The policy check allocates nothing. The layer lists the attributes on the stack and
+//! shares one copy of each limit's name among all decisions; it allocates the rendered
+//! headers (one copy shared by all values, and their list), the decision extension, a
+//! denial's body, and whatever the credentials closure returns.
+//!
+//! # Backends
+//! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables. The trait
+//! returns a future, so a remote backend can answer asynchronously behind the same layer.
+//!
+//! [tower]: https://docs.rs/tower
+
+mod attributes;
+mod backend;
+mod body;
+pub mod client_ip;
+mod clock;
+mod decision;
+mod future;
+mod layer;
+mod names;
+mod service;
+
+pub use attributes::Credentials;
+pub use backend::{answer, Backend, Checked, Denial, InProcess, Refused};
+pub use body::RateLimitBody;
+pub use client_ip::PeerAddr;
+pub use clock::{Clock, Now, SystemClock};
+pub use decision::{Fault, LimitName, RateLimitDecision};
+pub use future::ResponseFuture;
+pub use ipnet::IpNet;
+pub use layer::RateLimitLayer;
+pub use service::RateLimit;
