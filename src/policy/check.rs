@@ -15,6 +15,7 @@ use super::compile::{CompiledRule, Group};
 use super::decision::{Entry, PolicyDecision, Verdict};
 use super::metrics::Outcome;
 use super::overrides::OverrideEntry;
+use super::overrides::OverrideSet;
 use super::request::{resolve, KeyParts, KeyView, Resolved, MAX_KEY_ATTRIBUTES};
 use super::{OnMissing, Policy, Request, SplitPath};
 
@@ -166,8 +167,10 @@ impl Policy {
         let mut decision = PolicyDecision::new(self.current.load(), Verdict::new());
         // Filled in place: the verdict is about a kilobyte, and returning it by value
         // from `run` copied it once more per check.
-        let (compiled, verdict) = decision.parts_mut();
-        compiled.run(request, now, cost, mode, verdict)?;
+        let (version, verdict) = decision.parts_mut();
+        version
+            .compiled
+            .run(&version.overrides, request, now, cost, mode, verdict)?;
         Ok(decision)
     }
 }
@@ -175,6 +178,7 @@ impl Policy {
 impl Compiled {
     fn run(
         &self,
+        overrides: &OverrideSet,
         request: &Request<'_>,
         now: u64,
         cost: u64,
@@ -191,8 +195,6 @@ impl Compiled {
             request,
             &mut resolved,
         );
-        // Lock-free (the arc-swap crate's orderings): one override set for the whole check.
-        let overrides = self.overrides.load();
         let any_overrides = !overrides.is_empty();
         let path = SplitPath::new(request.path);
         let (mut real, mut shadow) = (MetList::new(), MetList::new());

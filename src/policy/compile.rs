@@ -6,8 +6,6 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use arc_swap::ArcSwap;
-
 use super::metrics::LimitCounters;
 use super::offenders::Offenders;
 use super::overrides::{OverrideSet, Target};
@@ -127,8 +125,6 @@ pub(super) struct Compiled {
     /// Where the state lives when not in this process's tables.
     #[cfg(feature = "redis")]
     pub(super) redis: Option<crate::redis_backend::RedisBackend>,
-    /// The per-client overrides in force: the file's, then changed through the API.
-    pub(super) overrides: ArcSwap<OverrideSet>,
     /// The keys this version denied repeatedly.
     pub(super) offenders: Offenders,
 }
@@ -205,7 +201,7 @@ impl Compiled {
         spec: PolicySpec,
         #[cfg(feature = "redis")] redis: Option<crate::redis_backend::RedisBackend>,
         previous: Option<&Self>,
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Version, PolicyError> {
         #[cfg(feature = "redis")]
         let minimal_tables = redis.is_some();
         #[cfg(not(feature = "redis"))]
@@ -361,7 +357,7 @@ impl Compiled {
                     .unwrap_or_default()
             })
             .collect();
-        let mut compiled = Self {
+        let compiled = Self {
             rules,
             spec: spec.rules,
             limits,
@@ -373,7 +369,6 @@ impl Compiled {
             when_full: spec.when_full,
             #[cfg(feature = "redis")]
             redis,
-            overrides: ArcSwap::from_pointee(OverrideSet::new(0)),
             offenders: Offenders::new(identities),
         };
         if let Some(previous) = previous {
@@ -387,8 +382,10 @@ impl Compiled {
                 overrides.set(id, &target, &o.attribute, &o.value, o.quota)?;
             }
         }
-        compiled.overrides = ArcSwap::from_pointee(overrides);
-        Ok(compiled)
+        Ok(Version {
+            compiled: Arc::new(compiled),
+            overrides: Arc::new(overrides),
+        })
     }
 
     /// The limit with id `id`, as its overrides are built against.
@@ -486,14 +483,39 @@ impl Compiled {
         })
     }
 
-    /// Bytes of table memory this version holds, and its overrides'.
-    pub(super) fn memory_bytes(&self) -> usize {
+    /// Bytes of table memory this version holds.
+    fn table_bytes(&self) -> usize {
         self.rules
             .iter()
             .flat_map(|r| &r.groups)
             .map(|g| g.table.memory_bytes())
             .sum::<usize>()
-            + self.overrides.load().memory_bytes()
+    }
+}
+
+/// What a check runs on: a compiled policy and the override set in force for it, behind
+/// one pointer so that a check protects both with a single lock-free load. An override
+/// change publishes a new `Version` sharing the compiled policy; a reload, a new
+/// compiled policy with its file's overrides.
+#[derive(Debug)]
+pub(super) struct Version {
+    pub(super) compiled: Arc<Compiled>,
+    /// The per-client overrides in force: the file's, then changed through the API.
+    pub(super) overrides: Arc<OverrideSet>,
+}
+
+impl core::ops::Deref for Version {
+    type Target = Compiled;
+
+    fn deref(&self) -> &Compiled {
+        &self.compiled
+    }
+}
+
+impl Version {
+    /// Bytes of table memory this version holds, and its overrides'.
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.compiled.table_bytes() + self.overrides.memory_bytes()
     }
 }
 

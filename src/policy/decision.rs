@@ -13,7 +13,7 @@ use arrayvec::ArrayVec;
 use core::marker::PhantomData;
 
 use super::check::{Answer, MetList};
-use super::compile::Compiled;
+use super::compile::{Compiled, Version};
 use super::{Body, Policy};
 
 /// Which limit an entry of a [`PolicyDecision`] reports.
@@ -73,7 +73,7 @@ pub(super) struct Verdict {
 #[derive(Debug)]
 #[must_use]
 pub struct PolicyDecision<'p> {
-    compiled: arc_swap::Guard<Arc<Compiled>>,
+    compiled: arc_swap::Guard<Arc<Version>>,
     verdict: Verdict,
     policy: PhantomData<&'p Policy>,
 }
@@ -225,11 +225,11 @@ impl Verdict {
 
 impl PolicyDecision<'_> {
     /// The version and the verdict, to fill the verdict in place.
-    pub(super) fn parts_mut(&mut self) -> (&Compiled, &mut Verdict) {
+    pub(super) fn parts_mut(&mut self) -> (&Version, &mut Verdict) {
         (&self.compiled, &mut self.verdict)
     }
 
-    pub(super) fn new(compiled: arc_swap::Guard<Arc<Compiled>>, verdict: Verdict) -> Self {
+    pub(super) fn new(compiled: arc_swap::Guard<Arc<Version>>, verdict: Verdict) -> Self {
         Self {
             compiled,
             verdict,

@@ -126,7 +126,7 @@ pub use spec::{
     Test,
 };
 
-use compile::Compiled;
+use compile::{Compiled, Version};
 
 /// Why a policy could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,7 +246,7 @@ impl std::error::Error for PolicyError {}
 #[derive(Debug)]
 pub struct Policy {
     /// The version in force. Checks load it lock-free; a reload swaps in the next.
-    current: ArcSwap<Compiled>,
+    current: ArcSwap<Version>,
     /// Serialises writers (reloads), so each builds on the version it replaces.
     writers: Mutex<()>,
 }
@@ -316,9 +316,9 @@ impl Policy {
         )?))
     }
 
-    fn from_compiled(compiled: Compiled) -> Self {
+    fn from_compiled(version: Version) -> Self {
         Self {
-            current: ArcSwap::from_pointee(compiled),
+            current: ArcSwap::from_pointee(version),
             writers: Mutex::new(()),
         }
     }
@@ -360,10 +360,9 @@ impl Policy {
             .filter(|g| old_tables.iter().any(|t| Arc::ptr_eq(t, &g.table)))
             .map(|g| g.ids.len())
             .sum::<usize>();
-        let named = |compiled: &Compiled| -> Vec<(String, String, Override)> {
+        let named = |compiled: &Version| -> Vec<(String, String, Override)> {
             compiled
                 .overrides
-                .load()
                 .list()
                 .filter_map(|(id, o)| {
                     let limit = compiled.limit_ref(id)?;
@@ -434,7 +433,7 @@ impl Policy {
         // Writers take turns (a poisoned lock: see `reload`), so no edit is lost.
         let _writer = self.writers.lock().unwrap_or_else(|e| e.into_inner());
         let compiled = self.current.load_full();
-        let mut set = overrides::OverrideSet::clone(&compiled.overrides.load());
+        let mut set = overrides::OverrideSet::clone(&compiled.overrides);
         let mut count = 0;
         for (rule, limit, o) in overrides {
             let id = compiled
@@ -445,7 +444,7 @@ impl Policy {
             count += 1;
         }
         if count > 0 {
-            compiled.overrides.store(Arc::new(set));
+            self.publish_overrides(&compiled, set);
         }
         Ok(count)
     }
@@ -470,8 +469,9 @@ impl Policy {
     #[must_use]
     pub fn overrides(&self) -> Vec<(String, String, Override)> {
         let compiled = self.current.load();
-        let set = compiled.overrides.load();
-        set.list()
+        compiled
+            .overrides
+            .list()
             .filter_map(|(id, o)| {
                 let limit = compiled.limit_ref(id)?;
                 Some((String::from(limit.rule), String::from(limit.name), o))
@@ -493,12 +493,21 @@ impl Policy {
         let id = compiled
             .limit_id(rule, limit)
             .ok_or_else(|| unknown(rule, limit))?;
-        let mut set = overrides::OverrideSet::clone(&compiled.overrides.load());
+        let mut set = overrides::OverrideSet::clone(&compiled.overrides);
         let changed = edit(&compiled, &mut set, id)?;
         if changed {
-            compiled.overrides.store(Arc::new(set));
+            self.publish_overrides(&compiled, set);
         }
         Ok(changed)
+    }
+
+    /// Puts `set` in force for `version`'s compiled policy (called with the writers'
+    /// lock held, `version` being the one in force).
+    fn publish_overrides(&self, version: &Version, set: overrides::OverrideSet) {
+        self.current.store(Arc::new(Version {
+            compiled: Arc::clone(&version.compiled),
+            overrides: Arc::new(set),
+        }));
     }
 
     /// The keys that kept sending while denied (denied at least twice by the same limit),

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::compile::Compiled;
+use super::compile::Version;
 use super::metrics::LimitMetrics;
 use super::{LimitRef, ResponseSpec, Rule};
 use crate::http::BufferTooSmall;
@@ -14,7 +14,7 @@ use crate::http::BufferTooSmall;
 /// what it shows).
 #[derive(Debug, Clone)]
 pub struct PolicyView {
-    compiled: Arc<Compiled>,
+    compiled: Arc<Version>,
 }
 
 /// A limit's description, owned (see [`LimitRef`] for the fields).
@@ -51,7 +51,7 @@ impl From<LimitRef<'_>> for LimitInfo {
 }
 
 impl PolicyView {
-    pub(super) fn new(compiled: Arc<Compiled>) -> Self {
+    pub(super) fn new(compiled: Arc<Version>) -> Self {
         Self { compiled }
     }
 
