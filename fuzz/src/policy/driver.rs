@@ -3,8 +3,8 @@
 //! step (overrides in force, denials per key, counters since the version was built).
 
 use ratecore::policy::{
-    parse_duration, Attribute, LimitInfo, LimitMetrics, OffenderStats, Policy, PolicyError,
-    PolicySpec, Request, Route,
+    parse_duration, Attribute, LimitInfo, LimitMetrics, Policy, PolicyError, PolicySpec, Request,
+    Route,
 };
 use ratecore::CheckError;
 
@@ -462,11 +462,24 @@ impl<'a> Driver<'a> {
             });
             assert_eq!(m, then, "{limit:?} after the reload");
         }
-        let (offenders, stats) = self.policy.offenders();
-        assert!(
-            offenders.is_empty() && stats == OffenderStats::default(),
-            "a new version's offender report is not empty: {offenders:?} {stats:?}"
-        );
+        // The offender report follows the limits the reload left unchanged (their denials
+        // carry over, under their ids in the new version); changed and removed limits'
+        // are dropped.
+        let carried_denials = Denials {
+            counts: self
+                .denials
+                .counts
+                .iter()
+                .filter_map(|((id, parts), n)| {
+                    let old = self.facts.get(*id)?;
+                    let new_id = facts
+                        .iter()
+                        .position(|f| model::carried(std::slice::from_ref(old), f).is_some())?;
+                    Some(((new_id, parts.clone()), *n))
+                })
+                .collect(),
+        };
+        props::offenders(&self.policy, &facts, &carried_denials);
         // A view taken before still shows the old version.
         let old: Vec<_> = old_view
             .metrics()
@@ -514,7 +527,7 @@ impl<'a> Driver<'a> {
         self.checks = 0;
         self.facts = facts;
         self.overrides = overrides;
-        self.denials = Denials::default();
+        self.denials = carried_denials;
         self.in_force = next;
         self.same_overrides();
     }

@@ -313,7 +313,8 @@ pub fn shown(parts: &KeyParts) -> (Vec<u8>, bool) {
     (key, cut)
 }
 
-/// Denials by `(deciding limit id, key)` since the version in force was built.
+/// Denials by `(deciding limit id, key)`: since the policy was built, for the limits every
+/// reload since left unchanged.
 #[derive(Clone, Debug, Default)]
 pub struct Denials {
     /// Each key denied, with how often.
