@@ -21,7 +21,7 @@ use std::hint::black_box;
 
 use common::{observe, Target};
 use ratecore::{
-    Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
+    Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindowApprox,
     SlidingWindowStrict,
 };
 
@@ -66,7 +66,7 @@ fn bench(c: &mut criterion::Criterion) {
         FixedWindow::new(quota()).expect("valid")
     });
     both(&mut group, "sliding_approx", || {
-        SlidingWindow::new(quota()).expect("valid")
+        SlidingWindowApprox::new(quota()).expect("valid")
     });
     for n in SUB_WINDOWS {
         both(&mut group, &format!("sliding_strict_{n}"), || {

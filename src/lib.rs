@@ -78,7 +78,11 @@ pub use error::{CheckError, QuotaError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
 pub use quota::Quota;
-pub use sliding_approx::SlidingWindow;
+pub use sliding_approx::SlidingWindowApprox;
+/// The earlier name of [`SlidingWindowApprox`], which let the approximate window pass for
+/// the exact one ([`SlidingWindowStrict`]).
+#[deprecated(note = "renamed `SlidingWindowApprox` (the exact window is `SlidingWindowStrict`)")]
+pub type SlidingWindow = SlidingWindowApprox;
 pub use sliding_strict::{SlidingWindowStrict, Slot};
 
 pub use algorithm::Algorithm;

@@ -8,7 +8,7 @@ use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 use crate::{
-    FixedWindow, Gcra, RateLimiter, Reservation, Reserve, SlidingWindow, SlidingWindowStrict,
+    FixedWindow, Gcra, RateLimiter, Reservation, Reserve, SlidingWindowApprox, SlidingWindowStrict,
 };
 
 /// A single-key limiter running any [`Algorithm`].
@@ -19,7 +19,7 @@ pub enum Limiter {
     /// Fixed window.
     FixedWindow(FixedWindow),
     /// Approximate sliding window.
-    SlidingWindow(SlidingWindow),
+    SlidingWindowApprox(SlidingWindowApprox),
     /// Strict sliding window.
     SlidingWindowStrict(SlidingWindowStrict<Box<[Slot]>>),
 }
@@ -33,7 +33,9 @@ impl Limiter {
         Ok(match algorithm {
             Algorithm::Gcra => Self::Gcra(Gcra::new(quota)),
             Algorithm::FixedWindow => Self::FixedWindow(FixedWindow::new(quota)?),
-            Algorithm::SlidingWindow => Self::SlidingWindow(SlidingWindow::new(quota)?),
+            Algorithm::SlidingWindowApprox => {
+                Self::SlidingWindowApprox(SlidingWindowApprox::new(quota)?)
+            }
             Algorithm::SlidingWindowStrict { sub_windows } => {
                 Self::SlidingWindowStrict(SlidingWindowStrict::new(quota, sub_windows)?)
             }
@@ -44,7 +46,7 @@ impl Limiter {
         match self {
             Self::Gcra(l) => l,
             Self::FixedWindow(l) => l,
-            Self::SlidingWindow(l) => l,
+            Self::SlidingWindowApprox(l) => l,
             Self::SlidingWindowStrict(l) => l,
         }
     }
@@ -59,7 +61,7 @@ impl RateLimiter for Limiter {
         match self {
             Self::Gcra(l) => l.check(now, cost),
             Self::FixedWindow(l) => l.check(now, cost),
-            Self::SlidingWindow(l) => l.check(now, cost),
+            Self::SlidingWindowApprox(l) => l.check(now, cost),
             Self::SlidingWindowStrict(l) => l.check(now, cost),
         }
     }
@@ -69,7 +71,7 @@ impl RateLimiter for Limiter {
         match self {
             Self::Gcra(l) => l.peek(now, cost),
             Self::FixedWindow(l) => l.peek(now, cost),
-            Self::SlidingWindow(l) => l.peek(now, cost),
+            Self::SlidingWindowApprox(l) => l.peek(now, cost),
             Self::SlidingWindowStrict(l) => l.peek(now, cost),
         }
     }

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use ratecore::{
     Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, QuotaError,
-    RateLimiter, SlidingWindow, SlidingWindowStrict, Slot,
+    RateLimiter, SlidingWindowApprox, SlidingWindowStrict, Slot,
 };
 use support::gen::{advance, config, cost_spec, start_time, step, CostSpec, Step, StepMix};
 
@@ -125,7 +125,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
         Just(Algorithm::Gcra),
         Just(Algorithm::FixedWindow),
-        Just(Algorithm::SlidingWindow),
+        Just(Algorithm::SlidingWindowApprox),
         (1..=64u32).prop_map(|sub_windows| Algorithm::SlidingWindowStrict { sub_windows }),
     ]
 }
@@ -284,7 +284,7 @@ proptest! {
             return Ok(());
         };
         let Some((limiter, mut model)) =
-            build_both("sliding window", SlidingWindow::new(quota), ApproxModel::new(params))?
+            build_both("sliding window", SlidingWindowApprox::new(quota), ApproxModel::new(params))?
         else {
             return Ok(());
         };
@@ -513,7 +513,7 @@ fn cost_above_capacity_is_an_error_for_every_algorithm() {
     );
     for algorithm in [
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 7 },
     ] {
         let limiter = Limiter::new(algorithm, quota).unwrap();

@@ -42,7 +42,7 @@ fn assert_sane(d: &Decision, limit: u64) {
 fn region_slot_with_out_of_range_approx_window_does_not_panic() {
     let quota = Quota::new(251, 4_503_599_627_370_496).unwrap();
     let spec = LimitSpec {
-        algorithm: Algorithm::SlidingWindow,
+        algorithm: Algorithm::SlidingWindowApprox,
         quota,
     };
     let config = TableConfig::new(255, &[spec])

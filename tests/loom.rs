@@ -48,8 +48,8 @@ use ratecore::fixed_window::FixedWindowConfig;
 use ratecore::gcra::GcraConfig;
 use ratecore::sliding_approx::SlidingWindowConfig;
 use ratecore::{
-    Algorithm, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
-    SlidingWindowStrict,
+    Algorithm, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
+    SlidingWindowApprox, SlidingWindowStrict,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ fn fixed_window_one_thread_two_calls_against_one() {
 #[test]
 fn approx_window_frozen_clock_three_threads_limit_two() {
     check_linearizable(
-        || SlidingWindow::new(q2()).unwrap(),
+        || SlidingWindowApprox::new(q2()).unwrap(),
         &[],
         &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]],
         (5_100, 1),
@@ -330,7 +330,7 @@ fn approx_window_threads_rolling_the_windows() {
     // one fits; at 2000 both windows have rolled away. Racing threads roll the word
     // forward under each other.
     check_linearizable(
-        || SlidingWindow::new(q2()).unwrap(),
+        || SlidingWindowApprox::new(q2()).unwrap(),
         &[(100, 1), (100, 1)],
         &[&[(1_500, 1)], &[(1_600, 1)], &[(2_000, 1)]],
         (2_000, 1),

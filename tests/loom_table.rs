@@ -705,7 +705,7 @@ fn undo_race_fixed_window() {
 
 #[test]
 fn undo_race_approximate_window() {
-    loom::model(|| undo_race(spec(Algorithm::SlidingWindow, 3, SECOND)));
+    loom::model(|| undo_race(spec(Algorithm::SlidingWindowApprox, 3, SECOND)));
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn checks_per_second() {
         ),
         (
             "approximate sliding window 100/s",
-            Algorithm::SlidingWindow,
+            Algorithm::SlidingWindowApprox,
             Quota::per_second(100).unwrap(),
         ),
         (

@@ -25,7 +25,7 @@ fn algorithms() -> [Algorithm; 4] {
     [
         Algorithm::Gcra,
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 10 },
     ]
 }
@@ -34,7 +34,7 @@ fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::Gcra => "gcra",
         Algorithm::FixedWindow => "fixed",
-        Algorithm::SlidingWindow => "approx",
+        Algorithm::SlidingWindowApprox => "approx",
         Algorithm::SlidingWindowStrict { .. } => "strict",
     }
 }

@@ -65,7 +65,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
         Just(Algorithm::Gcra),
         Just(Algorithm::FixedWindow),
-        Just(Algorithm::SlidingWindow),
+        Just(Algorithm::SlidingWindowApprox),
         prop_oneof![1..=4u32, 5..=64u32, Just(0u32), Just(5000u32)]
             .prop_map(|sub_windows| Algorithm::SlidingWindowStrict { sub_windows }),
     ]
@@ -492,7 +492,7 @@ fn ttls_are_time_to_rest_and_keys_vanish() {
         ),
         // Approximate: until the end of the next window.
         (
-            Algorithm::SlidingWindow,
+            Algorithm::SlidingWindowApprox,
             (window_start + 2 * period - now).div_ceil(ms),
         ),
         // Strict: until the admission is released (now + period).
@@ -521,7 +521,7 @@ fn ttls_are_time_to_rest_and_keys_vanish() {
     for algorithm in [
         Algorithm::Gcra,
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 4 },
     ] {
         let limiter = backend

@@ -97,7 +97,11 @@ fn refused_connections_give_the_configured_failure_decision() {
                     .limit("a", Algorithm::FixedWindow, Quota::per_second(7).unwrap())
                     .unwrap(),
                 backend
-                    .limit("b", Algorithm::SlidingWindow, Quota::per_minute(9).unwrap())
+                    .limit(
+                        "b",
+                        Algorithm::SlidingWindowApprox,
+                        Quota::per_minute(9).unwrap(),
+                    )
                     .unwrap(),
             ])
             .unwrap();
@@ -383,7 +387,7 @@ fn foreign_values_and_lost_scripts() {
     for algorithm in [
         Algorithm::Gcra,
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 3 },
     ] {
         let limiter = backend

@@ -29,7 +29,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 
 use ratecore::{
-    Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindow,
+    Algorithm, Composite, FixedWindow, Gcra, Limiter, Quota, RateLimiter, SlidingWindowApprox,
     SlidingWindowStrict,
 };
 use support::XorShift;
@@ -214,7 +214,7 @@ fn fixed_window_frozen_clock_admits_exactly_the_limit() {
 #[test]
 fn approx_window_frozen_clock_admits_exactly_the_limit() {
     exact_frozen_rounds("approximate window", || {
-        SlidingWindow::new(per_second(LIMIT)).unwrap()
+        SlidingWindowApprox::new(per_second(LIMIT)).unwrap()
     });
 }
 
@@ -240,7 +240,7 @@ fn limiter_enum_frozen_clock() {
     for (algorithm, expect) in [
         (Algorithm::Gcra, Expect::Exact),
         (Algorithm::FixedWindow, Expect::Exact),
-        (Algorithm::SlidingWindow, Expect::Exact),
+        (Algorithm::SlidingWindowApprox, Expect::Exact),
         (
             Algorithm::SlidingWindowStrict { sub_windows: 60 },
             Expect::AtMost,
@@ -263,7 +263,7 @@ fn composite_of_windows_never_over_admits_and_gives_back_exactly() {
     const APPROX: u64 = LIMIT + LIMIT / 2;
     for threads in THREADS {
         let composite = Composite::new(vec![
-            Limiter::new(Algorithm::SlidingWindow, per_second(APPROX)).unwrap(),
+            Limiter::new(Algorithm::SlidingWindowApprox, per_second(APPROX)).unwrap(),
             Limiter::new(Algorithm::FixedWindow, per_second(LIMIT)).unwrap(),
             Limiter::new(
                 Algorithm::SlidingWindowStrict { sub_windows: 60 },

@@ -70,7 +70,7 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
         Just(Algorithm::Gcra),
         Just(Algorithm::FixedWindow),
-        Just(Algorithm::SlidingWindow),
+        Just(Algorithm::SlidingWindowApprox),
         prop_oneof![
             8 => 1..=8u32,
             2 => 9..=64u32,
@@ -406,7 +406,7 @@ fn hand_written_streams_match_models() {
     let algorithms = [
         Algorithm::Gcra,
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 4 },
     ];
     for algorithm in algorithms {

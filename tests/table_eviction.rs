@@ -82,7 +82,10 @@ fn limit_sets() -> Vec<(&'static str, Vec<LimitSpec>)> {
     vec![
         ("gcra", vec![gcra_burst]),
         ("fixed", vec![spec(Algorithm::FixedWindow, 3, SECOND)]),
-        ("approx", vec![spec(Algorithm::SlidingWindow, 3, SECOND)]),
+        (
+            "approx",
+            vec![spec(Algorithm::SlidingWindowApprox, 3, SECOND)],
+        ),
         (
             "strict",
             vec![spec(
@@ -215,7 +218,7 @@ fn single_limits() -> Vec<(&'static str, LimitSpec)> {
     vec![
         ("gcra", spec(Algorithm::Gcra, 1, MINUTE)),
         ("fixed", spec(Algorithm::FixedWindow, 1, MINUTE)),
-        ("approx", spec(Algorithm::SlidingWindow, 1, MINUTE)),
+        ("approx", spec(Algorithm::SlidingWindowApprox, 1, MINUTE)),
         (
             "strict",
             spec(Algorithm::SlidingWindowStrict { sub_windows: 4 }, 1, MINUTE),

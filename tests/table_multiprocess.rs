@@ -453,7 +453,7 @@ fn approximate_window_across_processes() {
     run(&Scenario {
         name: "approximate sliding window",
         limits: vec![spec(
-            Algorithm::SlidingWindow,
+            Algorithm::SlidingWindowApprox,
             Quota::new(50, SECOND).unwrap(),
         )],
         // 50; 25 when half the previous window still weighs; a few more later.

@@ -401,7 +401,7 @@ fn racing_creation_admits_exactly_the_quota_per_key() {
     racing_creation("fixed", &[spec(Algorithm::FixedWindow, per_minute)], true);
     racing_creation(
         "approx",
-        &[spec(Algorithm::SlidingWindow, per_minute)],
+        &[spec(Algorithm::SlidingWindowApprox, per_minute)],
         true,
     );
     racing_creation(

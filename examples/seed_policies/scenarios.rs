@@ -109,7 +109,7 @@ pub fn uphold_trace() -> Vec<u64> {
 pub const COMPARED: [(&str, Algorithm); 4] = [
     ("GCRA", Algorithm::Gcra),
     ("fixed", Algorithm::FixedWindow),
-    ("approx", Algorithm::SlidingWindow),
+    ("approx", Algorithm::SlidingWindowApprox),
     ("strict", Algorithm::SlidingWindowStrict { sub_windows: 6 }),
 ];
 

@@ -34,7 +34,8 @@ pub enum ratecore_algorithm {
 
 const _: () = assert!(ratecore_algorithm::Gcra as u32 == Algorithm::Gcra.code());
 const _: () = assert!(ratecore_algorithm::FixedWindow as u32 == Algorithm::FixedWindow.code());
-const _: () = assert!(ratecore_algorithm::SlidingWindow as u32 == Algorithm::SlidingWindow.code());
+const _: () =
+    assert!(ratecore_algorithm::SlidingWindow as u32 == Algorithm::SlidingWindowApprox.code());
 const _: () = assert!(
     ratecore_algorithm::SlidingWindowStrict as u32
         == Algorithm::SlidingWindowStrict { sub_windows: 1 }.code()

@@ -18,7 +18,7 @@ use std::fmt;
 use arbitrary::Arbitrary;
 use ratecore::{
     Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, QuotaError,
-    RateLimiter, SlidingWindow, SlidingWindowStrict, Slot,
+    RateLimiter, SlidingWindowApprox, SlidingWindowStrict, Slot,
 };
 
 use crate::gen::{moduli_of, Cost, Num, QuotaSpec, ResolvedQuota, Step};
@@ -143,7 +143,7 @@ fn direct(q: &ResolvedQuota) -> Result<Vec<Box<dyn RateLimiter>>, QuotaError> {
     Ok(match q.algorithm {
         Algorithm::Gcra => vec![Box::new(Gcra::new(quota))],
         Algorithm::FixedWindow => vec![Box::new(FixedWindow::new(quota)?)],
-        Algorithm::SlidingWindow => vec![Box::new(SlidingWindow::new(quota)?)],
+        Algorithm::SlidingWindowApprox => vec![Box::new(SlidingWindowApprox::new(quota)?)],
         Algorithm::SlidingWindowStrict { sub_windows } => {
             let boxed = SlidingWindowStrict::new(quota, sub_windows)?;
             let len = boxed.config().slot_count();

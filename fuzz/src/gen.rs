@@ -62,7 +62,7 @@ impl AlgoSpec {
         match self {
             Self::Gcra => Algorithm::Gcra,
             Self::Fixed => Algorithm::FixedWindow,
-            Self::Approx => Algorithm::SlidingWindow,
+            Self::Approx => Algorithm::SlidingWindowApprox,
             Self::Strict(n) => {
                 let n = u32::from(n);
                 let sub_windows = if max_sub_windows == 0 {

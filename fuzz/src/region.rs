@@ -264,7 +264,7 @@ pub fn expected_attach(region: &[u8], aligned: bool) -> Result<TableConfig, Tabl
         let algorithm = match code {
             1 => Algorithm::Gcra,
             2 => Algorithm::FixedWindow,
-            3 => Algorithm::SlidingWindow,
+            3 => Algorithm::SlidingWindowApprox,
             4 => Algorithm::SlidingWindowStrict { sub_windows: sub },
             _ => return corrupt,
         };

@@ -26,8 +26,8 @@ pub enum Algorithm {
     Gcra,
     /// [`crate::FixedWindow`]: count per aligned window.
     FixedWindow,
-    /// [`crate::SlidingWindow`]: Cloudflare's two-window weighted estimate.
-    SlidingWindow,
+    /// [`crate::SlidingWindowApprox`]: Cloudflare's two-window weighted estimate.
+    SlidingWindowApprox,
     /// [`crate::SlidingWindowStrict`] with this many sub-windows per period.
     SlidingWindowStrict {
         /// Sub-windows per period (`N`; the ring has `N + 1` slots).
@@ -42,7 +42,7 @@ impl Algorithm {
         match self {
             Self::Gcra => 1,
             Self::FixedWindow => 2,
-            Self::SlidingWindow => 3,
+            Self::SlidingWindowApprox => 3,
             Self::SlidingWindowStrict { .. } => 4,
         }
     }
@@ -62,9 +62,39 @@ impl Algorithm {
         match code {
             1 => Some(Self::Gcra),
             2 => Some(Self::FixedWindow),
-            3 => Some(Self::SlidingWindow),
+            3 => Some(Self::SlidingWindowApprox),
             4 => Some(Self::SlidingWindowStrict { sub_windows }),
             _ => None,
         }
+    }
+
+    /// The earlier name of [`Algorithm::SlidingWindowApprox`], which let the approximate
+    /// window pass for the exact one.
+    #[deprecated(
+        note = "renamed `Algorithm::SlidingWindowApprox` (the exact window is `SlidingWindowStrict`)"
+    )]
+    #[allow(non_upper_case_globals)]
+    pub const SlidingWindow: Self = Self::SlidingWindowApprox;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Algorithm;
+
+    /// Code written against the earlier names still builds (with a deprecation warning)
+    /// and means the same thing, in expressions, patterns and types.
+    #[test]
+    #[allow(deprecated)]
+    fn the_earlier_names_still_resolve() {
+        assert_eq!(Algorithm::SlidingWindow, Algorithm::SlidingWindowApprox);
+        assert_eq!(Algorithm::SlidingWindow.code(), 3);
+        let matched = match Algorithm::SlidingWindowApprox {
+            Algorithm::SlidingWindow => true,
+            _ => false,
+        };
+        assert!(matched);
+        let quota = crate::Quota::new(10, 1_000_000_000).unwrap();
+        let limiter: crate::SlidingWindow = crate::SlidingWindowApprox::new(quota).unwrap();
+        assert!(crate::RateLimiter::check(&limiter, 0, 1).unwrap().allowed);
     }
 }

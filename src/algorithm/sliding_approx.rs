@@ -32,7 +32,7 @@ use crate::quota::Quota;
 use crate::Reservation;
 
 /// A lock-free approximate sliding-window limiter for one key.
-pub type SlidingWindow = WordLimiter<SlidingWindowConfig>;
+pub type SlidingWindowApprox = WordLimiter<SlidingWindowConfig>;
 
 /// Approximate sliding-window parameters and state layout; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

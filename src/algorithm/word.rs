@@ -31,7 +31,7 @@ pub trait WordState {
 }
 
 /// A lock-free single-key limiter whose whole state is one `u64`: [`crate::Gcra`],
-/// [`crate::FixedWindow`] and [`crate::SlidingWindow`] are this type with their
+/// [`crate::FixedWindow`] and [`crate::SlidingWindowApprox`] are this type with their
 /// algorithm's parameters.
 #[derive(Debug)]
 pub struct WordLimiter<C> {

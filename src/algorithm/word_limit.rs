@@ -20,7 +20,7 @@ pub enum WordLimit {
     /// Fixed window.
     FixedWindow(FixedWindowConfig),
     /// Approximate sliding window.
-    SlidingWindow(SlidingWindowConfig),
+    SlidingWindowApprox(SlidingWindowConfig),
 }
 
 impl WordLimit {
@@ -36,8 +36,8 @@ impl WordLimit {
                 Ok(c) => Ok(Some(Self::FixedWindow(c))),
                 Err(e) => Err(e),
             },
-            Algorithm::SlidingWindow => match SlidingWindowConfig::new(quota) {
-                Ok(c) => Ok(Some(Self::SlidingWindow(c))),
+            Algorithm::SlidingWindowApprox => match SlidingWindowConfig::new(quota) {
+                Ok(c) => Ok(Some(Self::SlidingWindowApprox(c))),
                 Err(e) => Err(e),
             },
             Algorithm::SlidingWindowStrict { .. } => Ok(None),
@@ -50,7 +50,7 @@ impl WordLimit {
         match self {
             Self::Gcra(_) => None,
             Self::FixedWindow(c) => Some(c.layout()),
-            Self::SlidingWindow(c) => Some(c.layout()),
+            Self::SlidingWindowApprox(c) => Some(c.layout()),
         }
     }
 
@@ -66,8 +66,8 @@ impl WordLimit {
                 Ok(c) => Ok(Some(Self::FixedWindow(c))),
                 Err(e) => Err(e),
             },
-            Algorithm::SlidingWindow => match SlidingWindowConfig::new_wide(quota) {
-                Ok(c) => Ok(Some(Self::SlidingWindow(c))),
+            Algorithm::SlidingWindowApprox => match SlidingWindowConfig::new_wide(quota) {
+                Ok(c) => Ok(Some(Self::SlidingWindowApprox(c))),
                 Err(e) => Err(e),
             },
             _ => Self::new(algorithm, quota),
@@ -97,7 +97,7 @@ impl WordLimit {
         match self {
             Self::Gcra(c) => c.evaluate_inline(word, now, cost),
             Self::FixedWindow(c) => c.evaluate(word, now, cost),
-            Self::SlidingWindow(c) => c.evaluate(word, now, cost),
+            Self::SlidingWindowApprox(c) => c.evaluate(word, now, cost),
         }
     }
 
@@ -108,7 +108,7 @@ impl WordLimit {
         match self {
             Self::Gcra(c) => WordState::uncharge(c, word, reservation),
             Self::FixedWindow(c) => WordState::uncharge(c, word, reservation),
-            Self::SlidingWindow(c) => WordState::uncharge(c, word, reservation),
+            Self::SlidingWindowApprox(c) => WordState::uncharge(c, word, reservation),
         }
     }
 
@@ -118,7 +118,7 @@ impl WordLimit {
         match self {
             Self::Gcra(c) => c.is_at_rest(word, now),
             Self::FixedWindow(c) => c.is_at_rest(word, now),
-            Self::SlidingWindow(c) => c.is_at_rest(word, now),
+            Self::SlidingWindowApprox(c) => c.is_at_rest(word, now),
         }
     }
 
@@ -138,7 +138,7 @@ impl WordLimit {
         match self {
             Self::Gcra(c) => c.burst(),
             Self::FixedWindow(c) => c.limit(),
-            Self::SlidingWindow(c) => c.limit(),
+            Self::SlidingWindowApprox(c) => c.limit(),
         }
     }
 }

@@ -737,7 +737,7 @@ fn limit_from_raw(
             let algorithm = match a.get_ref().as_str() {
                 "gcra" => Algorithm::Gcra,
                 "fixed_window" => Algorithm::FixedWindow,
-                "sliding_window" => Algorithm::SlidingWindow,
+                "sliding_window" => Algorithm::SlidingWindowApprox,
                 "sliding_window_strict" => Algorithm::SlidingWindowStrict { sub_windows },
                 other => {
                     return Err(src.error(

@@ -528,7 +528,7 @@ mod tests {
         assert_eq!(
             backend.limit(
                 "x",
-                Algorithm::SlidingWindow,
+                Algorithm::SlidingWindowApprox,
                 Quota::new(1000, 1000).unwrap()
             ),
             Err(RedisSetupError::Quota(QuotaError::StateTooWide))

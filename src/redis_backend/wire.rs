@@ -100,7 +100,7 @@ impl Spec {
                         limit,
                         period,
                     },
-                    WordLimit::SlidingWindow(_) => Self::Approx {
+                    WordLimit::SlidingWindowApprox(_) => Self::Approx {
                         word,
                         layout: layout(2)?,
                         limit,
@@ -437,7 +437,7 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FixedWindow, RateLimiter, SlidingWindow};
+    use crate::{FixedWindow, RateLimiter, SlidingWindowApprox};
 
     #[test]
     fn layouts_match_the_window_configs() {
@@ -450,18 +450,18 @@ mod tests {
             (3, u64::MAX),
         ] {
             let quota = Quota::new(limit, period).unwrap();
-            for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindow] {
+            for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowApprox] {
                 let spec = Spec::new(algorithm, &quota).unwrap();
                 let in_process: Box<dyn RateLimiter> = match algorithm {
                     Algorithm::FixedWindow => Box::new(FixedWindow::new(quota).unwrap()),
-                    _ => Box::new(SlidingWindow::new(quota).unwrap()),
+                    _ => Box::new(SlidingWindowApprox::new(quota).unwrap()),
                 };
                 let now = period.saturating_mul(7).saturating_add(period / 3);
                 let d = in_process.check(now, 1).unwrap();
                 // The state after one admission, in our stored form, replayed.
                 let start = now / period * period;
                 let mut bytes = start.to_be_bytes().to_vec();
-                if algorithm == Algorithm::SlidingWindow {
+                if algorithm == Algorithm::SlidingWindowApprox {
                     bytes.extend_from_slice(&0u64.to_be_bytes());
                 }
                 bytes.extend_from_slice(&1u64.to_be_bytes());
@@ -491,7 +491,7 @@ mod tests {
         for algorithm in [
             Algorithm::Gcra,
             Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
+            Algorithm::SlidingWindowApprox,
             Algorithm::SlidingWindowStrict { sub_windows: 2 },
         ] {
             let spec = Spec::new(algorithm, &quota).unwrap();

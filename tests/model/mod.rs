@@ -151,7 +151,7 @@ impl AnyModel {
         Ok(match algorithm {
             Algorithm::Gcra => Self::Gcra(GcraModel::new(quota)),
             Algorithm::FixedWindow => Self::Fixed(FixedModel::new(quota)?),
-            Algorithm::SlidingWindow => Self::Approx(ApproxModel::new(quota)?),
+            Algorithm::SlidingWindowApprox => Self::Approx(ApproxModel::new(quota)?),
             Algorithm::SlidingWindowStrict { sub_windows } => {
                 Self::Strict(StrictModel::new(quota, sub_windows)?)
             }

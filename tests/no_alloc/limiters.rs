@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use ratecore::{
     Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
-    SlidingWindow, SlidingWindowStrict, Slot, NEVER,
+    SlidingWindowApprox, SlidingWindowStrict, Slot, NEVER,
 };
 
 use crate::assert_no_alloc;
@@ -109,8 +109,8 @@ fn single_limiters_never_allocate() {
     );
     exercise("FixedWindow", &FixedWindow::new(quota(5)).unwrap(), 5, 3);
     exercise(
-        "SlidingWindow",
-        &SlidingWindow::new(quota(5)).unwrap(),
+        "SlidingWindowApprox",
+        &SlidingWindowApprox::new(quota(5)).unwrap(),
         5,
         4,
     );
@@ -134,7 +134,7 @@ fn limiter_enum_never_allocates() {
     for (seed, algorithm) in [
         Algorithm::Gcra,
         Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
+        Algorithm::SlidingWindowApprox,
         Algorithm::SlidingWindowStrict { sub_windows: 1 },
         Algorithm::SlidingWindowStrict { sub_windows: 60 },
     ]
@@ -155,7 +155,7 @@ fn composite() -> Composite {
     Composite::new(vec![
         Limiter::new(Algorithm::Gcra, quota(4)).unwrap(),
         Limiter::new(Algorithm::FixedWindow, Quota::per_minute(20).unwrap()).unwrap(),
-        Limiter::new(Algorithm::SlidingWindow, quota(6)).unwrap(),
+        Limiter::new(Algorithm::SlidingWindowApprox, quota(6)).unwrap(),
         Limiter::new(
             Algorithm::SlidingWindowStrict { sub_windows: 10 },
             Quota::new(8, 2 * SECOND).unwrap(),

@@ -31,7 +31,10 @@ fn limit_sets() -> Vec<(&'static str, Vec<LimitSpec>)> {
     vec![
         ("gcra", vec![spec(Algorithm::Gcra, 2, HOUR)]),
         ("fixed", vec![spec(Algorithm::FixedWindow, 2, HOUR)]),
-        ("approx", vec![spec(Algorithm::SlidingWindow, 2, HOUR)]),
+        (
+            "approx",
+            vec![spec(Algorithm::SlidingWindowApprox, 2, HOUR)],
+        ),
         (
             "strict",
             vec![spec(

@@ -250,7 +250,7 @@ pub fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
         3 => Just(Algorithm::Gcra),
         3 => Just(Algorithm::FixedWindow),
-        2 => Just(Algorithm::SlidingWindow),
+        2 => Just(Algorithm::SlidingWindowApprox),
         3 => (1..=4u32).prop_map(|sub_windows| Algorithm::SlidingWindowStrict { sub_windows }),
     ]
 }

@@ -90,7 +90,7 @@ pub fn fits(algorithm: Algorithm, period: u64, limit: u64, burst: Option<u64>) -
     match algorithm {
         Algorithm::Gcra => true,
         Algorithm::FixedWindow => bits_for(limit) <= room(1),
-        Algorithm::SlidingWindow => bits_for(limit) <= room(2),
+        Algorithm::SlidingWindowApprox => bits_for(limit) <= room(2),
         Algorithm::SlidingWindowStrict { .. } => limit <= u64::from(u32::MAX),
     }
 }
