@@ -88,11 +88,10 @@ mod tests {
     fn the_earlier_names_still_resolve() {
         assert_eq!(Algorithm::SlidingWindow, Algorithm::SlidingWindowApprox);
         assert_eq!(Algorithm::SlidingWindow.code(), 3);
-        let matched = match Algorithm::SlidingWindowApprox {
-            Algorithm::SlidingWindow => true,
-            _ => false,
-        };
-        assert!(matched);
+        assert!(matches!(
+            Algorithm::SlidingWindowApprox,
+            Algorithm::SlidingWindow
+        ));
         let quota = crate::Quota::new(10, 1_000_000_000).unwrap();
         let limiter: crate::SlidingWindow = crate::SlidingWindowApprox::new(quota).unwrap();
         assert!(crate::RateLimiter::check(&limiter, 0, 1).unwrap().allowed);
