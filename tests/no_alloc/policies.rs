@@ -593,3 +593,37 @@ fn impossible_costs_never_allocate() {
     });
     black_box(error);
 }
+
+/// The policy of tests/policy_semantics.rs (a global limit, two limits on one route, an
+/// unlimited route): checks, headers and bodies over allowed, denied and exempt requests.
+#[test]
+fn semantics_policy_checks_never_allocate() {
+    let policy = warmed(
+        Policy::from_toml_str(include_str!("../support/semantics_policy.toml"), "inline").unwrap(),
+    );
+    let mut headers = [0u8; 512];
+    let mut body = [0u8; 512];
+    let users = values("user", 64);
+    let ips = values("10.0.0.", 64);
+    let mut denied = 0;
+    assert_no_alloc("the semantics policy's checks", || {
+        for i in 0..10_000u64 {
+            let attributes = [
+                Attribute::new("client_ip", &ips[(i % 64) as usize]),
+                Attribute::new("user", &users[(i % 7) as usize]),
+            ];
+            let request = Request::new(
+                if i % 3 == 0 { "POST" } else { "GET" },
+                if i % 3 == 0 { "/login" } else { "/health" },
+                &attributes,
+            );
+            let d = policy.check(&request, i * SECOND / 10, 1).unwrap();
+            let _ = d.render_headers(i, &mut headers);
+            if !d.allowed() {
+                denied += 1;
+                let _ = d.render_body(&mut body);
+            }
+        }
+    });
+    assert!(denied > 0, "the loop reached the denial path");
+}
