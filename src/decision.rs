@@ -80,7 +80,11 @@ impl Mode {
 
 /// The pure result of evaluating one request against one state word: the decision, and
 /// the word to store when the request is admitted with a cost above 0.
+///
+/// Not part of the API: public only for the crate's model and loom tests, which check the
+/// lock-free protocols against this pure step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Outcome {
     /// The decision.
     pub decision: Decision,

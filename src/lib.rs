@@ -63,17 +63,10 @@ pub mod policy;
 pub mod redis_backend;
 pub mod table;
 
-/// The single-word machinery ([`algorithm::word`]) and [`algorithm::WordLimit`], under the
-/// path they had before the algorithms got their own module.
-pub mod word {
-    pub use crate::algorithm::word::{WordLimiter, WordState};
-    pub use crate::algorithm::WordLimit;
-}
-
 #[cfg(feature = "std")]
 pub mod clock;
 
-pub use decision::{Decision, Mode, Outcome, NEVER};
+pub use decision::{Decision, Mode, NEVER};
 pub use error::{CheckError, QuotaError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;

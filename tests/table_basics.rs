@@ -281,3 +281,23 @@ fn strict_rings_are_reclaimed_with_a_new_generation() {
             .allowed
     );
 }
+
+/// A key is hashed one way: `check(&[u8])`, `check_key` of the same bytes (as a slice or
+/// a `Vec<u8>`) and the C ABI's (pointer, length) all reach the same counter.
+#[test]
+fn byte_keys_hash_the_same_through_every_entry_point() {
+    let gcra = LimitSpec {
+        algorithm: Algorithm::Gcra,
+        quota: Quota::per_second(3).unwrap(),
+    };
+    let table = Table::new(TableConfig::new(1024, &[gcra]).unwrap()).unwrap();
+    let key: &[u8] = b"203.0.113.9";
+    assert!(table.check(key, 0, 1).unwrap().allowed);
+    assert!(table.check_key(key, 0, 1).unwrap().allowed);
+    assert!(table.check_key(&key.to_vec(), 0, 1).unwrap().allowed);
+    let denied = table.check(key, 0, 1).unwrap();
+    assert!(!denied.allowed, "three checks of one key drew on one quota");
+    assert_eq!(table.slot_of(key), table.slot_of(b"203.0.113.9"));
+    // A different type is a different key: `str` hashes with a terminator.
+    assert!(table.check_key("203.0.113.9", 0, 1).unwrap().allowed);
+}

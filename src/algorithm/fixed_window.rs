@@ -83,6 +83,7 @@ impl FixedWindowConfig {
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
     #[inline]
+    #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {

@@ -84,6 +84,7 @@ impl GcraConfig {
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > burst`.
     #[inline]
+    #[doc(hidden)]
     pub fn evaluate(&self, tat: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         self.evaluate_inline(tat, now, cost)
     }

@@ -14,10 +14,10 @@ pub mod gcra;
 pub(crate) mod packing;
 pub mod sliding_approx;
 pub mod sliding_strict;
-pub mod word;
+pub(crate) mod word;
 mod word_limit;
 
-pub use word_limit::WordLimit;
+pub(crate) use word_limit::WordLimit;
 
 /// Which algorithm a limit runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

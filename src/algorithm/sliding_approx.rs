@@ -120,6 +120,7 @@ impl SlidingWindowConfig {
     /// # Errors
     /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
     #[inline]
+    #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {

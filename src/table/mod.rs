@@ -347,8 +347,10 @@ impl<M: TableMemory> Table<M> {
     }
 
     /// Like [`check`](Self::check) for any hashable key (e.g. a `u64` account id or an
-    /// `(app, user)` tuple). Keys are hashed with their `Hash` impl: use one key type per
-    /// table, since `b"42"` and `42u64` hash differently.
+    /// `(app, user)` tuple). Every entry point hashes a key with its `Hash` impl and the
+    /// table's seeded hasher, so byte keys (`&[u8]`, `Vec<u8>`, and the C ABI's pointer and
+    /// length) reach the same counter as [`check`](Self::check). Use one key type per
+    /// table: `b"42"`, `"42"` (a `str` hashes with a terminator) and `42u64` are three keys.
     ///
     /// # Errors
     /// As for [`check`](Self::check).
