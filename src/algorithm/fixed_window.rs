@@ -13,7 +13,7 @@
 //!   gives [`NEVER`] for both.
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`word`](super::word).
+//! One word, one CAS loop, shared by the single-word algorithms.
 
 use super::divide::Divisor;
 use super::packing::Layout;

@@ -18,7 +18,7 @@
 //! the decision is evaluated at the `now` given.)
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`word`](super::word).
+//! One word, one CAS loop, shared by the single-word algorithms.
 
 use super::divide::Divisor;
 use super::word::{WordLimiter, WordState};

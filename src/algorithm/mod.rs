@@ -2,7 +2,7 @@
 //! among them.
 //!
 //! - [`gcra`], [`fixed_window`] and [`sliding_approx`] keep a key's whole state in one
-//!   `u64` and share the single-word machinery in [`word`] (one CAS loop); [`WordLimit`]
+//!   `u64` and share the single-word machinery in `word` (one CAS loop); `WordLimit`
 //!   picks one of them at run time.
 //! - [`sliding_strict`] keeps a ring of sub-window slots and has its own protocol.
 //! - `divide` (division by a quota constant without `div`) and `packing` (a window number

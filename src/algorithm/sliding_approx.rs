@@ -21,7 +21,7 @@
 //! [`crate::SlidingWindowStrict`] when that matters.
 //!
 //! # Orderings
-//! One word, one CAS loop: see [`word`](super::word).
+//! One word, one CAS loop, shared by the single-word algorithms.
 
 use super::divide::Divisor;
 use super::packing::Layout;
