@@ -187,11 +187,14 @@ static SPELLED: [(&str, HeaderName); 12] = [
 ];
 
 /// The header `name`: a constant when the renderer spelled it, else parsed (any case).
+/// Spellings are told apart by length first: one comparison, usually, where a scan of
+/// the whole list cost several (this runs for every header of every limited response).
 fn header_name(name: &[u8]) -> Option<HeaderName> {
-    match SPELLED
+    let known = SPELLED
         .iter()
-        .find(|(spelled, _)| spelled.as_bytes() == name)
-    {
+        .filter(|(spelled, _)| spelled.len() == name.len())
+        .find(|(spelled, _)| spelled.as_bytes() == name);
+    match known {
         Some((_, known)) => Some(known.clone()),
         None => HeaderName::from_bytes(name).ok(),
     }
@@ -203,25 +206,24 @@ fn header_name(name: &[u8]) -> Option<HeaderName> {
 fn parse_headers(block: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
     let shared = Bytes::copy_from_slice(block);
     let mut headers = Vec::with_capacity(4);
-    let mut start = 0;
-    for line in block.split(|&b| b == b'\n') {
-        let line_start = start;
-        start += line.len() + 1;
+    let mut rest = 0;
+    while rest < block.len() {
+        let tail = block.get(rest..).unwrap_or(&[]);
+        let line_len = tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
+        let line_start = rest;
+        rest += line_len + 1;
+        let line = tail.get(..line_len).unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let (name, value) = (
-            line.get(..colon).unwrap_or(&[]),
-            line.get(colon + 1..).unwrap_or(&[]),
-        );
+        let value = line.get(colon + 1..).unwrap_or(&[]);
         let skip = value.iter().take_while(|&&b| b == b' ').count();
-        let value_start = line_start + colon + 1 + skip;
-        let value_end = line_start + line.len();
-        let Some(name) = header_name(name) else {
+        let Some(name) = header_name(line.get(..colon).unwrap_or(&[])) else {
             continue;
         };
-        if let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(value_start..value_end)) {
+        let value = shared.slice(line_start + colon + 1 + skip..line_start + line.len());
+        if let Ok(value) = HeaderValue::from_maybe_shared(value) {
             headers.push((name, value));
         }
     }
