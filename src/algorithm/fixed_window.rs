@@ -15,8 +15,7 @@
 //! # Orderings
 //! One word, one CAS loop, shared by the single-word algorithms.
 
-use super::divide::Divisor;
-use super::packing::Layout;
+use super::packing::{Layout, WindowParams};
 use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
@@ -29,11 +28,7 @@ pub type FixedWindow = WordLimiter<FixedWindowConfig>;
 /// Fixed-window parameters and state layout; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FixedWindowConfig {
-    limit: u64,
-    period: u64,
-    /// `period`, prepared for `div`-free division (the window number on every check).
-    per_period: Divisor,
-    layout: Layout,
+    window: WindowParams,
 }
 
 impl FixedWindowConfig {
@@ -43,22 +38,16 @@ impl FixedWindowConfig {
     /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and a
     /// count up to `limit` do not fit one word.
     pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
-        let max_window = u64::MAX / quota.period();
-        match Layout::new(quota.limit(), 1, max_window) {
-            Some(layout) => Ok(Self {
-                limit: quota.limit(),
-                period: quota.period(),
-                per_period: Divisor::of_validated(quota.period()),
-                layout,
-            }),
-            None => Err(QuotaError::StateTooWide),
+        match WindowParams::new(quota, 1, false) {
+            Ok(window) => Ok(Self { window }),
+            Err(e) => Err(e),
         }
     }
 
     /// How the state word is laid out.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) const fn layout(&self) -> Layout {
-        self.layout
+        self.window.layout
     }
 
     /// [`new`](Self::new) with every bit the window numbers leave given to the counts, so
@@ -66,15 +55,9 @@ impl FixedWindowConfig {
     /// policy's per-client overrides run on their limit's slots).
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
-        let max_window = u64::MAX / quota.period();
-        match Layout::widest(quota.limit(), 1, max_window) {
-            Some(layout) => Ok(Self {
-                limit: quota.limit(),
-                period: quota.period(),
-                per_period: Divisor::of_validated(quota.period()),
-                layout,
-            }),
-            None => Err(QuotaError::StateTooWide),
+        match WindowParams::new(quota, 1, true) {
+            Ok(window) => Ok(Self { window }),
+            Err(e) => Err(e),
         }
     }
 
@@ -85,46 +68,46 @@ impl FixedWindowConfig {
     #[inline]
     #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        if cost > self.limit {
+        if cost > self.window.limit {
             return Err(CheckError::CostExceedsLimit {
                 cost,
-                limit: self.limit,
+                limit: self.window.limit,
             });
         }
-        let stored_window = self.layout.window(word, 1);
-        let now_window = self.per_period.divide(now);
+        let stored_window = self.window.layout.window(word, 1);
+        let now_window = self.window.per_period.divide(now);
         // Durations are measured from the caller's `now`: moments on the caller's clock.
         let caller_now = now;
         let (window, used) = if now_window > stored_window {
             (now_window, 0)
         } else {
             // Same window, or time went backwards: stay in the stored window.
-            (stored_window, self.layout.counter(word, 0))
+            (stored_window, self.window.layout.counter(word, 0))
         };
-        let until_end = match (window + 1).checked_mul(self.period) {
+        let until_end = match (window + 1).checked_mul(self.window.period) {
             // Cannot underflow: the window's end is after `now` (its window, or a later
             // stored one).
             Some(end) => end - caller_now,
             None => NEVER,
         };
         // Cannot overflow: used <= limit and cost <= limit, both < 2^63 after layout check.
-        let allowed = used + cost <= self.limit;
+        let allowed = used + cost <= self.window.limit;
         // Scalars per branch, one `Outcome` at the end (see `GcraConfig::evaluate_inline`).
         let (remaining, retry_after, new_word) = if allowed {
             let count = used + cost;
             let new_word = if cost == 0 {
                 None
             } else {
-                Some(self.layout.pack1(window, count))
+                Some(self.window.layout.pack1(window, count))
             };
-            (self.limit - count, 0, new_word)
+            (self.window.limit - count, 0, new_word)
         } else {
-            (self.limit.saturating_sub(used), until_end, None)
+            (self.window.limit.saturating_sub(used), until_end, None)
         };
         Ok(Outcome {
             decision: Decision {
                 allowed,
-                limit: self.limit,
+                limit: self.window.limit,
                 remaining,
                 reset_after: until_end,
                 retry_after,
@@ -137,31 +120,31 @@ impl FixedWindowConfig {
     /// no longer holds that window (the charge has expired with it).
     #[must_use]
     pub const fn uncharge(&self, word: u64, window: u64, cost: u64) -> Option<u64> {
-        if self.layout.window(word, 1) != window {
+        if self.window.layout.window(word, 1) != window {
             return None;
         }
-        let count = self.layout.counter(word, 0);
+        let count = self.window.layout.counter(word, 0);
         let count = count.saturating_sub(cost);
-        Some(self.layout.pack1(window, count))
+        Some(self.window.layout.pack1(window, count))
     }
 
     /// The limit per window.
     #[must_use]
     pub const fn limit(&self) -> u64 {
-        self.limit
+        self.window.limit
     }
 
     /// The window number a state word holds.
     #[must_use]
     pub const fn window_of(&self, word: u64) -> u64 {
-        self.layout.window(word, 1)
+        self.window.layout.window(word, 1)
     }
 
     /// Whether `word` holds no information at `now` (its window has ended).
     #[must_use]
     pub const fn is_at_rest(&self, word: u64, now: u64) -> bool {
-        self.per_period.divide(now) > self.layout.window(word, 1)
-            || self.layout.counter(word, 0) == 0
+        self.window.per_period.divide(now) > self.window.layout.window(word, 1)
+            || self.window.layout.counter(word, 0) == 0
     }
 }
 

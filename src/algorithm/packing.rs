@@ -7,6 +7,46 @@
 //! So at construction we check that every window number the `u64` time range can produce
 //! fits beside the counters, and reject the quota otherwise.
 
+use super::divide::Divisor;
+use crate::error::QuotaError;
+use crate::quota::Quota;
+
+/// What both window algorithms fix at construction: the quota, its period prepared for
+/// `div`-free division (window numbers on every check), and the word's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct WindowParams {
+    pub(crate) limit: u64,
+    pub(crate) period: u64,
+    pub(crate) per_period: Divisor,
+    pub(crate) layout: Layout,
+}
+
+impl WindowParams {
+    /// The parameters for `quota` with `counters` counts beside the window number;
+    /// `wide` gives the counts every bit the window numbers leave (see `Layout::widest`).
+    ///
+    /// # Errors
+    /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and
+    /// `counters` counts up to the limit do not fit one word.
+    pub(crate) const fn new(quota: &Quota, counters: u32, wide: bool) -> Result<Self, QuotaError> {
+        let max_window = u64::MAX / quota.period();
+        let layout = if wide {
+            Layout::widest(quota.limit(), counters, max_window)
+        } else {
+            Layout::new(quota.limit(), counters, max_window)
+        };
+        match layout {
+            Some(layout) => Ok(Self {
+                limit: quota.limit(),
+                period: quota.period(),
+                per_period: Divisor::of_validated(quota.period()),
+                layout,
+            }),
+            None => Err(QuotaError::StateTooWide),
+        }
+    }
+}
+
 /// Bits needed to hold every value in `0..=max`.
 pub(crate) const fn bits_for(max: u64) -> u32 {
     u64::BITS - max.leading_zeros()

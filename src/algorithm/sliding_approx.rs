@@ -23,8 +23,7 @@
 //! # Orderings
 //! One word, one CAS loop, shared by the single-word algorithms.
 
-use super::divide::Divisor;
-use super::packing::Layout;
+use super::packing::{Layout, WindowParams};
 use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
@@ -37,11 +36,7 @@ pub type SlidingWindowApprox = WordLimiter<SlidingWindowConfig>;
 /// Approximate sliding-window parameters and state layout; shared by keyed tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SlidingWindowConfig {
-    limit: u64,
-    period: u64,
-    /// `period`, prepared for `div`-free division (window numbers and `remaining`).
-    per_period: Divisor,
-    layout: Layout,
+    window: WindowParams,
 }
 
 impl SlidingWindowConfig {
@@ -51,22 +46,16 @@ impl SlidingWindowConfig {
     /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and two
     /// counts up to `limit` do not fit one word.
     pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
-        let max_window = u64::MAX / quota.period();
-        match Layout::new(quota.limit(), 2, max_window) {
-            Some(layout) => Ok(Self {
-                limit: quota.limit(),
-                period: quota.period(),
-                per_period: Divisor::of_validated(quota.period()),
-                layout,
-            }),
-            None => Err(QuotaError::StateTooWide),
+        match WindowParams::new(quota, 2, false) {
+            Ok(window) => Ok(Self { window }),
+            Err(e) => Err(e),
         }
     }
 
     /// How the state word is laid out.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) const fn layout(&self) -> Layout {
-        self.layout
+        self.window.layout
     }
 
     /// [`new`](Self::new) with every bit the window numbers leave given to the counts, so
@@ -74,25 +63,19 @@ impl SlidingWindowConfig {
     /// policy's per-client overrides run on their limit's slots).
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
-        let max_window = u64::MAX / quota.period();
-        match Layout::widest(quota.limit(), 2, max_window) {
-            Some(layout) => Ok(Self {
-                limit: quota.limit(),
-                period: quota.period(),
-                per_period: Divisor::of_validated(quota.period()),
-                layout,
-            }),
-            None => Err(QuotaError::StateTooWide),
+        match WindowParams::new(quota, 2, true) {
+            Ok(window) => Ok(Self { window }),
+            Err(e) => Err(e),
         }
     }
 
     /// `(window, previous, current, now)` as seen at `now`, after rolling windows forward
     /// and clamping time that went backwards.
     const fn view(&self, word: u64, now: u64) -> (u64, u64, u64, u64) {
-        let stored = self.layout.window(word, 2);
-        let previous = self.layout.counter(word, 1);
-        let current = self.layout.counter(word, 0);
-        let now_window = self.per_period.divide(now);
+        let stored = self.window.layout.window(word, 2);
+        let previous = self.window.layout.counter(word, 1);
+        let current = self.window.layout.counter(word, 0);
+        let now_window = self.window.per_period.divide(now);
         if now_window > stored {
             if now_window == stored + 1 {
                 (now_window, current, 0, now)
@@ -103,7 +86,7 @@ impl SlidingWindowConfig {
             // Stored windows come from `now / period` of an earlier `now`, so the product
             // fits — unless the word is corrupt (e.g. a damaged shared region): a window no
             // `now` can reach holds no usable state, and is read as empty.
-            match stored.checked_mul(self.period) {
+            match stored.checked_mul(self.window.period) {
                 Some(start) => (
                     stored,
                     previous,
@@ -122,24 +105,24 @@ impl SlidingWindowConfig {
     #[inline]
     #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        if cost > self.limit {
+        if cost > self.window.limit {
             return Err(CheckError::CostExceedsLimit {
                 cost,
-                limit: self.limit,
+                limit: self.window.limit,
             });
         }
         // Durations are measured from the caller's `now`, even when the decision uses a
         // clamped time: they are moments on the caller's clock, never early.
         let caller_now = now;
         let (window, previous, current, now) = self.view(word, now);
-        let period = u128::from(self.period);
+        let period = u128::from(self.window.period);
         // Cannot overflow: now >= window·period (view clamps), and e < period.
-        let elapsed = now - window * self.period;
-        let weight = u128::from(self.period - elapsed);
-        let capacity = u128::from(self.limit) * period;
+        let elapsed = now - window * self.window.period;
+        let weight = u128::from(self.window.period - elapsed);
+        let capacity = u128::from(self.window.limit) * period;
         let used = u128::from(previous) * weight + u128::from(current) * period;
         let charged = used + u128::from(cost) * period;
-        let window_start = window * self.period;
+        let window_start = window * self.window.period;
         let allowed = charged <= capacity;
         // Scalars per branch, one `Outcome` at the end (see `GcraConfig::evaluate_inline`).
         // `counted`: the current window's count the reset is measured from.
@@ -148,7 +131,7 @@ impl SlidingWindowConfig {
             let new_word = if cost == 0 {
                 None
             } else {
-                Some(self.layout.pack2(window, previous, current_after))
+                Some(self.window.layout.pack2(window, previous, current_after))
             };
             (
                 current_after,
@@ -175,7 +158,7 @@ impl SlidingWindowConfig {
         Ok(Outcome {
             decision: Decision {
                 allowed,
-                limit: self.limit,
+                limit: self.window.limit,
                 remaining,
                 reset_after,
                 retry_after,
@@ -189,15 +172,15 @@ impl SlidingWindowConfig {
     #[inline]
     fn in_periods(&self, amount: u128) -> u64 {
         match u64::try_from(amount) {
-            Ok(amount) => self.per_period.divide(amount),
-            Err(_) => narrow(amount / u128::from(self.period)),
+            Ok(amount) => self.window.per_period.divide(amount),
+            Err(_) => narrow(amount / u128::from(self.window.period)),
         }
     }
 
     /// Nanoseconds from `now` until `windows` windows after `start`, or [`NEVER`].
     fn until(&self, start: u64, windows: u64, now: u64) -> u64 {
         match windows
-            .checked_mul(self.period)
+            .checked_mul(self.window.period)
             .and_then(|span| start.checked_add(span))
         {
             Some(end) => end - now,
@@ -207,15 +190,15 @@ impl SlidingWindowConfig {
 
     /// The first moment a denied request of `cost` fits, if nothing else happens.
     fn retry_after(&self, start: u64, previous: u64, current: u64, cost: u64, now: u64) -> u64 {
-        let period = u128::from(self.period);
-        let budget = self.limit - cost;
+        let period = u128::from(self.window.period);
+        let budget = self.window.limit - cost;
         // In this window the estimate decays with p; it fits once
         // p·(period − e) ≤ (budget − c)·period, i.e. e ≥ period − ⌊(budget − c)·period / p⌋.
         // Otherwise, in the next window c becomes the decaying p' and the new c is 0.
         let (offset, decaying, room) = if current <= budget {
             (0, previous, budget - current)
         } else {
-            (self.period, current, budget)
+            (self.window.period, current, budget)
         };
         // decaying > 0 here: with it 0 the request would fit at the window start, and in
         // the current window it would have been admitted.
@@ -242,15 +225,15 @@ impl SlidingWindowConfig {
     /// no longer weighs.
     #[must_use]
     pub const fn uncharge(&self, word: u64, window: u64, cost: u64) -> Option<u64> {
-        let stored = self.layout.window(word, 2);
-        let previous = self.layout.counter(word, 1);
-        let current = self.layout.counter(word, 0);
+        let stored = self.window.layout.window(word, 2);
+        let previous = self.window.layout.counter(word, 1);
+        let current = self.window.layout.counter(word, 0);
         if stored == window {
             let current = current.saturating_sub(cost);
-            Some(self.layout.pack2(stored, previous, current))
+            Some(self.window.layout.pack2(stored, previous, current))
         } else if stored == window + 1 {
             let previous = previous.saturating_sub(cost);
-            Some(self.layout.pack2(stored, previous, current))
+            Some(self.window.layout.pack2(stored, previous, current))
         } else {
             None
         }
@@ -259,13 +242,13 @@ impl SlidingWindowConfig {
     /// The limit per window.
     #[must_use]
     pub const fn limit(&self) -> u64 {
-        self.limit
+        self.window.limit
     }
 
     /// The window number a state word holds.
     #[must_use]
     pub const fn window_of(&self, word: u64) -> u64 {
-        self.layout.window(word, 2)
+        self.window.layout.window(word, 2)
     }
 
     /// Whether `word` holds no information at `now` (no counted request weighs anymore).
