@@ -4,8 +4,6 @@
  */
 #include "test_util.h"
 
-#define WALL_AT_ZERO (UINT64_C(1795518000) * RC_SECOND) /* 2026-11-24T11:00:00Z */
-
 static ratecore_request request(const char *method, const char *path) {
     ratecore_request r;
     memset(&r, 0, sizeof r);
@@ -14,13 +12,6 @@ static ratecore_request request(const char *method, const char *path) {
     r.path = rc_bytes(path);
     r.path_len = strlen(path);
     return r;
-}
-
-static void check_text(const uint8_t *buf, size_t len, const char *expected) {
-    if (len != strlen(expected) || memcmp(buf, expected, len) != 0) {
-        fprintf(stderr, "got:      \"%.*s\"\nexpected: \"%s\"\n", (int)len, (const char *)buf, expected);
-        rc_failures++;
-    }
 }
 
 /* Switch's POST /api/readings limits keyed on the `client` identity alone, which
@@ -50,7 +41,7 @@ static void switch_policy(void) {
     for (int second = 0; second < 4; second++) {
         for (int i = 0; i < 5; i++) {
             REQUIRE_OK(ratecore_policy_check(policy, &r, t + (uint64_t)second * RC_SECOND, 1,
-                                             WALL_AT_ZERO + t, headers, sizeof headers, body,
+                                             RC_WALL_AT_ZERO + t, headers, sizeof headers, body,
                                              sizeof body, &result));
             CHECK(result.decision.allowed);
             CHECK_EQ_U64(result.status, 200);
@@ -58,22 +49,22 @@ static void switch_policy(void) {
         }
     }
     uint64_t at = t + 19 * RC_SECOND;
-    REQUIRE_OK(ratecore_policy_check(policy, &r, at, 1, WALL_AT_ZERO + at, headers, sizeof headers,
+    REQUIRE_OK(ratecore_policy_check(policy, &r, at, 1, RC_WALL_AT_ZERO + at, headers, sizeof headers,
                                      body, sizeof body, &result));
     CHECK(!result.decision.allowed);
     CHECK(result.limited);
     CHECK_EQ_U64(result.status, 429);
-    check_text(headers, result.headers_len,
+    CHECK_TEXT(headers, result.headers_len,
                "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
                "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    check_text(body, result.body_len,
+    CHECK_TEXT(body, result.body_len,
                "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
                "per 1m. Please try again in 41 second.");
     CHECK(strcmp(result.content_type, "text/plain; charset=utf-8") == 0);
 
     /* Too-small buffers: the decision is still made; the lengths say what is needed. */
     uint8_t tiny[4];
-    REQUIRE_OK(ratecore_policy_peek(policy, &r, at, 1, WALL_AT_ZERO + at, tiny, sizeof tiny, NULL,
+    REQUIRE_OK(ratecore_policy_peek(policy, &r, at, 1, RC_WALL_AT_ZERO + at, tiny, sizeof tiny, NULL,
                                     0, &result));
     CHECK(!result.decision.allowed);
     CHECK(result.headers_len > sizeof tiny);
@@ -83,7 +74,7 @@ static void switch_policy(void) {
     ratecore_request other = request("GET", "/api/meters");
     other.client = r.client;
     other.client_len = r.client_len;
-    REQUIRE_OK(ratecore_policy_check(policy, &other, at, 1, WALL_AT_ZERO + at, headers,
+    REQUIRE_OK(ratecore_policy_check(policy, &other, at, 1, RC_WALL_AT_ZERO + at, headers,
                                      sizeof headers, body, sizeof body, &result));
     CHECK(result.decision.allowed);
     CHECK(!result.limited);
@@ -91,7 +82,7 @@ static void switch_policy(void) {
 
     /* A request without the identity is skipped by limits keyed on it. */
     ratecore_request anonymous = request("POST", "/api/readings");
-    REQUIRE_OK(ratecore_policy_check(policy, &anonymous, at, 1, WALL_AT_ZERO + at, headers,
+    REQUIRE_OK(ratecore_policy_check(policy, &anonymous, at, 1, RC_WALL_AT_ZERO + at, headers,
                                      sizeof headers, body, sizeof body, &result));
     CHECK(result.decision.allowed);
     CHECK(!result.limited);
@@ -135,16 +126,16 @@ static void evenergy_policy_from_string(void) {
     ratecore_policy_result result;
     uint64_t t0 = 59 * RC_MINUTE;
     for (int i = 0; i < 1000; i++) {
-        REQUIRE_OK(ratecore_policy_check(policy, &r, t0, 1, WALL_AT_ZERO + t0, headers,
+        REQUIRE_OK(ratecore_policy_check(policy, &r, t0, 1, RC_WALL_AT_ZERO + t0, headers,
                                          sizeof headers, body, sizeof body, &result));
         CHECK(result.decision.allowed);
     }
     uint64_t at = t0 + RC_HOUR - 42 * RC_SECOND;
-    REQUIRE_OK(ratecore_policy_check(policy, &r, at, 1, WALL_AT_ZERO + at, headers, sizeof headers,
+    REQUIRE_OK(ratecore_policy_check(policy, &r, at, 1, RC_WALL_AT_ZERO + at, headers, sizeof headers,
                                      body, sizeof body, &result));
-    check_text(headers, result.headers_len,
+    CHECK_TEXT(headers, result.headers_len,
                "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n");
-    check_text(body, result.body_len,
+    CHECK_TEXT(body, result.body_len,
                "{\n    \"type\": \"https://api.ev.energy/v2/problems/rate-limit-exceeded/\",\n"
                "    \"status\": 429,\n    \"title\": \"Too many requests\",\n"
                "    \"detail\": \"Request was rate limited. Try again in 42 seconds\"\n}\n");
@@ -186,7 +177,7 @@ static void render_functions(void) {
     size_t n = 0;
     REQUIRE_OK(ratecore_render_headers(RATECORE_HEADER_STYLE_UPHOLD, &d, NULL, 0,
                                        (UINT64_C(1422288284) - 85) * RC_SECOND, buf, sizeof buf, &n));
-    check_text(buf, n,
+    CHECK_TEXT(buf, n,
                "X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\n"
                "X-RateLimit-Reset: 1422288284\r\nRetry-After: 85\r\n");
     /* Too small: BUFFER_TOO_SMALL and the exact length needed. */
@@ -206,7 +197,7 @@ static void render_functions(void) {
     ratecore_decision burst = reports[0].decision;
     REQUIRE_OK(ratecore_render_headers(RATECORE_HEADER_STYLE_IETF, &burst, reports, 2, 0, buf,
                                        sizeof buf, &n));
-    check_text(buf, n,
+    CHECK_TEXT(buf, n,
                "RateLimit-Policy: \"burst\";q=5;w=1, \"minute\";q=20;w=60\r\n"
                "RateLimit: \"burst\";r=0;t=1, \"minute\";r=14;t=60\r\nRetry-After: 1\r\n");
     CHECK_STATUS(ratecore_render_headers(99, &d, NULL, 0, 0, buf, sizeof buf, &n),
@@ -224,13 +215,13 @@ static void render_functions(void) {
     static const char subject[] = "Save readings API interface";
     REQUIRE_OK(ratecore_render_text_body(&switch_d, rc_bytes(subject), strlen(subject), RC_MINUTE,
                                          buf, sizeof buf, &n));
-    check_text(buf, n,
+    CHECK_TEXT(buf, n,
                "Save readings API interface quota exceeded. Maximum allowed is 20 requests per "
                "1m. Please try again in 41 second.");
     static const char title[] = "Too many requests";
     REQUIRE_OK(ratecore_render_problem_json(&switch_d, NULL, 0, rc_bytes(title), strlen(title), buf,
                                             sizeof buf, &n));
-    check_text(buf, n,
+    CHECK_TEXT(buf, n,
                "{\n    \"type\": \"\",\n    \"status\": 429,\n    \"title\": \"Too many requests\",\n"
                "    \"detail\": \"Request was rate limited. Try again in 41 seconds\"\n}\n");
     CHECK_STATUS(ratecore_render_problem_json(&switch_d, rc_bytes("\xc3"), 1, NULL, 0, buf,

@@ -6,33 +6,7 @@
  */
 #include "test_util.h"
 
-#define WALL_AT_ZERO (UINT64_C(1795518000) * RC_SECOND) /* 2026-11-24T11:00:00Z */
-
 static uint8_t headers[1024], body[1024];
-
-static ratecore_attribute attr(const char *name, const char *value) {
-    ratecore_attribute a;
-    memset(&a, 0, sizeof a);
-    a.name = rc_bytes(name);
-    a.name_len = strlen(name);
-    a.value = rc_bytes(value);
-    a.value_len = strlen(value);
-    return a;
-}
-
-static ratecore_http_request http(const char *method, const char *path,
-                                  const ratecore_attribute *attributes, size_t count) {
-    ratecore_http_request r;
-    memset(&r, 0, sizeof r);
-    r.size = sizeof r;
-    r.method = rc_bytes(method);
-    r.method_len = strlen(method);
-    r.path = rc_bytes(path);
-    r.path_len = strlen(path);
-    r.attributes = attributes;
-    r.attribute_count = count;
-    return r;
-}
 
 /* An outcome filled with a pattern, to prove it was not written. */
 static ratecore_policy_outcome poisoned_outcome(void) {
@@ -50,15 +24,8 @@ static int outcome_untouched(const ratecore_policy_outcome *o) {
 static ratecore_status check_at(const ratecore_policy *policy, const ratecore_http_request *r,
                                 uint64_t now, ratecore_policy_outcome *o) {
     *o = poisoned_outcome();
-    return ratecore_policy_check_http(policy, r, now, 1, WALL_AT_ZERO + now, headers,
+    return ratecore_policy_check_http(policy, r, now, 1, RC_WALL_AT_ZERO + now, headers,
                                       sizeof headers, body, sizeof body, o);
-}
-
-static void check_text(const uint8_t *buf, size_t len, const char *expected) {
-    if (len != strlen(expected) || memcmp(buf, expected, len) != 0) {
-        fprintf(stderr, "got:      \"%.*s\"\nexpected: \"%s\"\n", (int)len, (const char *)buf, expected);
-        rc_failures++;
-    }
 }
 
 static int same_text(const uint8_t *s, size_t len, const char *expected) {
@@ -120,8 +87,8 @@ static void evenergy(void) {
     CHECK(memory > 0);
 
     /* A client-credentials app (no user): one limit per app. */
-    ratecore_attribute cc[] = {attr("auth", "client_credentials"), attr("app", "app-cc")};
-    ratecore_http_request r = http("GET", "/v2/users/", cc, 2);
+    ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("app", "app-cc")};
+    ratecore_http_request r = rc_http("GET", "/v2/users/", cc, 2);
     ratecore_policy_outcome o;
     uint64_t t0 = 59 * RC_MINUTE;
     for (int i = 0; i < 1000; i++) {
@@ -134,13 +101,13 @@ static void evenergy(void) {
             break;
         }
         if (i == 0) {
-            check_text(headers, o.headers_len,
+            CHECK_TEXT(headers, o.headers_len,
                        "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 999\r\n");
         }
     }
     /* A peek counts nothing and consumes nothing: the metrics below prove it. */
     o = poisoned_outcome();
-    REQUIRE_OK(ratecore_policy_peek_http(policy, &r, t0, 1, WALL_AT_ZERO + t0, headers,
+    REQUIRE_OK(ratecore_policy_peek_http(policy, &r, t0, 1, RC_WALL_AT_ZERO + t0, headers,
                                          sizeof headers, body, sizeof body, &o));
     CHECK(!o.decision.allowed);
     /* The 1,001st request in the (rolling) hour. */
@@ -152,21 +119,21 @@ static void evenergy(void) {
     CHECK_EQ_U64(o.deciding_limit, 1);
     CHECK(!o.missing_key);
     CHECK(!o.exempted);
-    check_text(headers, o.headers_len,
+    CHECK_TEXT(headers, o.headers_len,
                "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n");
-    check_text(body, o.body_len, problem_json_42);
+    CHECK_TEXT(body, o.body_len, problem_json_42);
     CHECK(o.content_type != NULL && strcmp(o.content_type, "application/problem+json") == 0);
     /* Another app has its own limit. */
-    ratecore_attribute cc2[] = {attr("auth", "client_credentials"), attr("app", "app-cc2")};
-    ratecore_http_request r2 = http("GET", "/v2/users/", cc2, 2);
+    ratecore_attribute cc2[] = {rc_attr("auth", "client_credentials"), rc_attr("app", "app-cc2")};
+    ratecore_http_request r2 = rc_http("GET", "/v2/users/", cc2, 2);
     REQUIRE_OK(check_at(policy, &r2, at, &o));
     CHECK(o.decision.allowed);
     CHECK_EQ_U64(o.decision.remaining, 999);
 
     /* Authorization-code requests: one limit per (app, user). */
-    ratecore_attribute alice[] = {attr("auth", "authorization_code"), attr("app", "app-1"),
-                                  attr("user", "alice")};
-    ratecore_http_request ra = http("GET", "/v2/users/", alice, 3);
+    ratecore_attribute alice[] = {rc_attr("auth", "authorization_code"), rc_attr("app", "app-1"),
+                                  rc_attr("user", "alice")};
+    ratecore_http_request ra = rc_http("GET", "/v2/users/", alice, 3);
     for (int i = 0; i < 1000; i++) {
         REQUIRE_OK(check_at(policy, &ra, t0, &o));
         if (!o.decision.allowed || o.deciding_limit != 0) {
@@ -179,28 +146,28 @@ static void evenergy(void) {
     CHECK(!o.decision.allowed);
     CHECK_EQ_U64(o.deciding_limit, 0);
     CHECK(!o.missing_key);
-    check_text(headers, o.headers_len,
+    CHECK_TEXT(headers, o.headers_len,
                "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n");
-    check_text(body, o.body_len, problem_json_42);
+    CHECK_TEXT(body, o.body_len, problem_json_42);
     /* The same user of another app, and another user of the same app, are not limited by
      * alice's requests; attribute order does not matter. */
-    ratecore_attribute alice_app2[] = {attr("user", "alice"), attr("app", "app-2"),
-                                       attr("auth", "authorization_code")};
-    ratecore_http_request ra2 = http("GET", "/v2/users/", alice_app2, 3);
+    ratecore_attribute alice_app2[] = {rc_attr("user", "alice"), rc_attr("app", "app-2"),
+                                       rc_attr("auth", "authorization_code")};
+    ratecore_http_request ra2 = rc_http("GET", "/v2/users/", alice_app2, 3);
     REQUIRE_OK(check_at(policy, &ra2, at, &o));
     CHECK(o.decision.allowed);
     CHECK_EQ_U64(o.decision.remaining, 999);
-    ratecore_attribute bob[] = {attr("auth", "authorization_code"), attr("app", "app-1"),
-                                attr("user", "bob")};
-    ratecore_http_request rb = http("GET", "/v2/users/", bob, 3);
+    ratecore_attribute bob[] = {rc_attr("auth", "authorization_code"), rc_attr("app", "app-1"),
+                                rc_attr("user", "bob")};
+    ratecore_http_request rb = rc_http("GET", "/v2/users/", bob, 3);
     REQUIRE_OK(check_at(policy, &rb, at, &o));
     CHECK(o.decision.allowed);
     CHECK_EQ_U64(o.decision.remaining, 999);
 
     /* An authorization-code request without a user is refused (on_missing = "deny"),
      * for the limit's whole period. */
-    ratecore_attribute no_user[] = {attr("auth", "authorization_code"), attr("app", "app-1")};
-    ratecore_http_request rn = http("GET", "/v2/users/", no_user, 2);
+    ratecore_attribute no_user[] = {rc_attr("auth", "authorization_code"), rc_attr("app", "app-1")};
+    ratecore_http_request rn = rc_http("GET", "/v2/users/", no_user, 2);
     REQUIRE_OK(check_at(policy, &rn, at, &o));
     CHECK(!o.decision.allowed);
     CHECK(o.missing_key);
@@ -208,13 +175,13 @@ static void evenergy(void) {
     CHECK_EQ_U64(o.status, 429);
     CHECK_EQ_U64(o.deciding_limit, 0);
     CHECK_EQ_U64(o.decision.retry_after_ns, RC_HOUR);
-    check_text(headers, o.headers_len,
+    CHECK_TEXT(headers, o.headers_len,
                "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 3600\r\n");
     CHECK(strcmp(o.content_type, "application/problem+json") == 0);
 
     /* No auth attribute: no rule applies. */
-    ratecore_attribute anonymous[] = {attr("app", "app-1")};
-    ratecore_http_request rx = http("GET", "/v2/users/", anonymous, 1);
+    ratecore_attribute anonymous[] = {rc_attr("app", "app-1")};
+    ratecore_http_request rx = rc_http("GET", "/v2/users/", anonymous, 1);
     REQUIRE_OK(check_at(policy, &rx, at, &o));
     CHECK(o.decision.allowed);
     CHECK(!o.limited);
@@ -245,8 +212,8 @@ static void switch_api(void) {
     uint64_t t = 60 * RC_MINUTE; /* 12:00:00 */
 
     /* Personal access tokens are unlimited. */
-    ratecore_attribute personal[] = {attr("auth", "personal_token"), attr("client", "client-a")};
-    ratecore_http_request rp = http("POST", "/api/readings", personal, 2);
+    ratecore_attribute personal[] = {rc_attr("auth", "personal_token"), rc_attr("client", "client-a")};
+    ratecore_http_request rp = rc_http("POST", "/api/readings", personal, 2);
     for (int i = 0; i < 50; i++) {
         REQUIRE_OK(check_at(policy, &rp, t, &o));
         if (!o.decision.allowed || o.limited || !o.exempted || o.status != 200 ||
@@ -258,8 +225,8 @@ static void switch_api(void) {
     }
 
     /* Client credentials on POST /api/readings: 5 per second and 20 per minute. */
-    ratecore_attribute cc[] = {attr("auth", "client_credentials"), attr("client", "client-a")};
-    ratecore_http_request r = http("POST", "/api/readings", cc, 2);
+    ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("client", "client-a")};
+    ratecore_http_request r = rc_http("POST", "/api/readings", cc, 2);
     for (int second = 0; second < 4; second++) {
         for (int i = 0; i < 5; i++) {
             REQUIRE_OK(check_at(policy, &r, t + (uint64_t)second * RC_SECOND, &o));
@@ -281,24 +248,24 @@ static void switch_api(void) {
     CHECK(!o.decision.allowed);
     CHECK_EQ_U64(o.status, 429);
     CHECK_EQ_U64(o.deciding_limit, 1);
-    check_text(headers, o.headers_len,
+    CHECK_TEXT(headers, o.headers_len,
                "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
                "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    check_text(body, o.body_len,
+    CHECK_TEXT(body, o.body_len,
                "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
                "per 1m. Please try again in 41 second.");
     CHECK(strcmp(o.content_type, "text/plain; charset=utf-8") == 0);
 
     /* A client-credentials request without a client is refused; an empty client is a
      * client (`(NULL, 0)` is the empty value). */
-    ratecore_attribute no_client[] = {attr("auth", "client_credentials")};
-    ratecore_http_request rn = http("POST", "/api/readings", no_client, 1);
+    ratecore_attribute no_client[] = {rc_attr("auth", "client_credentials")};
+    ratecore_http_request rn = rc_http("POST", "/api/readings", no_client, 1);
     REQUIRE_OK(check_at(policy, &rn, at, &o));
     CHECK(!o.decision.allowed);
     CHECK(o.missing_key);
-    ratecore_attribute empty_client[] = {attr("auth", "client_credentials"), attr("client", "")};
+    ratecore_attribute empty_client[] = {rc_attr("auth", "client_credentials"), rc_attr("client", "")};
     empty_client[1].value = NULL;
-    ratecore_http_request re = http("POST", "/api/readings", empty_client, 2);
+    ratecore_http_request re = rc_http("POST", "/api/readings", empty_client, 2);
     REQUIRE_OK(check_at(policy, &re, at, &o));
     CHECK(o.decision.allowed);
     CHECK(o.limited);
@@ -306,7 +273,7 @@ static void switch_api(void) {
     CHECK_EQ_U64(o.decision.remaining, 4);
 
     /* Other endpoints are never limited. */
-    ratecore_http_request other = http("GET", "/api/meters", cc, 2);
+    ratecore_http_request other = rc_http("GET", "/api/meters", cc, 2);
     REQUIRE_OK(check_at(policy, &other, at, &o));
     CHECK(o.decision.allowed);
     CHECK(!o.limited);
@@ -314,9 +281,9 @@ static void switch_api(void) {
     CHECK_EQ_U64(o.headers_len, 0);
 
     /* When a name is listed twice, the first occurrence counts: client-b is fresh. */
-    ratecore_attribute twice[] = {attr("client", "client-b"), attr("auth", "client_credentials"),
-                                  attr("client", "client-a")};
-    ratecore_http_request rt = http("POST", "/api/readings", twice, 3);
+    ratecore_attribute twice[] = {rc_attr("client", "client-b"), rc_attr("auth", "client_credentials"),
+                                  rc_attr("client", "client-a")};
+    ratecore_http_request rt = rc_http("POST", "/api/readings", twice, 3);
     REQUIRE_OK(check_at(policy, &rt, at, &o));
     CHECK(o.decision.allowed);
     CHECK_EQ_U64(o.decision.remaining, 4);
@@ -338,8 +305,8 @@ static void shadow_limits(void) {
         "algorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1m\"\nshadow = true\n";
     ratecore_policy *policy = NULL;
     REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
-    ratecore_attribute alice[] = {attr("user", "alice")};
-    ratecore_http_request r = http("GET", "/", alice, 1);
+    ratecore_attribute alice[] = {rc_attr("user", "alice")};
+    ratecore_http_request r = rc_http("GET", "/", alice, 1);
     ratecore_policy_outcome o;
     REQUIRE_OK(check_at(policy, &r, 0, &o));
     CHECK(o.decision.allowed);
@@ -355,7 +322,7 @@ static void shadow_limits(void) {
     CHECK_EQ_U64(o.deciding_limit, 0);
     CHECK_EQ_U64(o.shadow_denied_limit, 1);
     /* Without a user both limits skip the request: nothing applies. */
-    ratecore_http_request anonymous = http("GET", "/", NULL, 0);
+    ratecore_http_request anonymous = rc_http("GET", "/", NULL, 0);
     REQUIRE_OK(check_at(policy, &anonymous, 0, &o));
     CHECK(o.decision.allowed);
     CHECK(!o.limited);
@@ -371,8 +338,8 @@ static void bad_arguments(void) {
     char error[256];
     REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error,
                                          &policy));
-    ratecore_attribute cc[] = {attr("auth", "client_credentials"), attr("client", "client-z")};
-    ratecore_http_request r = http("POST", "/api/readings", cc, 2);
+    ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("client", "client-z")};
+    ratecore_http_request r = rc_http("POST", "/api/readings", cc, 2);
     ratecore_policy_outcome o = poisoned_outcome();
     uint64_t now = RC_HOUR;
 
@@ -383,7 +350,7 @@ static void bad_arguments(void) {
         CHECK(outcome_untouched(&o));   \
     } while (0)
 #define HTTP(policy, request, cost, outcome)                                             \
-    ratecore_policy_check_http(policy, request, now, cost, WALL_AT_ZERO + now, headers, \
+    ratecore_policy_check_http(policy, request, now, cost, RC_WALL_AT_ZERO + now, headers, \
                                sizeof headers, body, sizeof body, outcome)
 
     CHECK_REJECTED(HTTP(NULL, &r, 1, &o), RATECORE_STATUS_NULL_POINTER);
@@ -406,18 +373,18 @@ static void bad_arguments(void) {
     CHECK(outcome_untouched(&o));
 
     /* Attributes. */
-    ratecore_attribute bad[2] = {attr("auth", "client_credentials"), attr("client", "client-z")};
-    ratecore_http_request rb = http("POST", "/api/readings", bad, 2);
+    ratecore_attribute bad[2] = {rc_attr("auth", "client_credentials"), rc_attr("client", "client-z")};
+    ratecore_http_request rb = rc_http("POST", "/api/readings", bad, 2);
     bad[1].name = NULL;
     CHECK_REJECTED(HTTP(policy, &rb, 1, &o), RATECORE_STATUS_NULL_POINTER);
     bad[1].name_len = 0;
     CHECK_REJECTED(HTTP(policy, &rb, 1, &o), RATECORE_STATUS_NULL_POINTER);
-    bad[1] = attr("cli\xff", "client-z");
+    bad[1] = rc_attr("cli\xff", "client-z");
     CHECK_REJECTED(HTTP(policy, &rb, 1, &o), RATECORE_STATUS_INVALID_UTF8);
-    bad[1] = attr("client", "client-z");
+    bad[1] = rc_attr("client", "client-z");
     bad[1].value = NULL;
     CHECK_REJECTED(HTTP(policy, &rb, 1, &o), RATECORE_STATUS_NULL_POINTER);
-    bad[1] = attr("client", "client-z");
+    bad[1] = rc_attr("client", "client-z");
     rb.attributes = NULL;
     CHECK_REJECTED(HTTP(policy, &rb, 1, &o), RATECORE_STATUS_NULL_POINTER);
     rb.attributes = bad;
@@ -426,12 +393,12 @@ static void bad_arguments(void) {
 
     /* At most RATECORE_MAX_REQUEST_ATTRIBUTES attributes. */
     ratecore_attribute many[RATECORE_MAX_REQUEST_ATTRIBUTES + 1];
-    many[0] = attr("auth", "client_credentials");
-    many[1] = attr("client", "client-z");
+    many[0] = rc_attr("auth", "client_credentials");
+    many[1] = rc_attr("client", "client-z");
     for (size_t i = 2; i < RATECORE_MAX_REQUEST_ATTRIBUTES + 1; i++) {
-        many[i] = attr("x-header", "value");
+        many[i] = rc_attr("x-header", "value");
     }
-    ratecore_http_request rm = http("POST", "/api/readings", many, RATECORE_MAX_REQUEST_ATTRIBUTES + 1);
+    ratecore_http_request rm = rc_http("POST", "/api/readings", many, RATECORE_MAX_REQUEST_ATTRIBUTES + 1);
     CHECK_REJECTED(HTTP(policy, &rm, 1, &o), RATECORE_STATUS_INVALID_ARGUMENT);
 
     /* Strings and buffers. */

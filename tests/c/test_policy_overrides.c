@@ -12,38 +12,18 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define WALL_AT_ZERO (UINT64_C(1795518000) * RC_SECOND) /* 2026-11-24T11:00:00Z */
-
 static uint8_t headers[1024], body[1024];
 
-static ratecore_attribute attr(const char *name, const char *value) {
-    ratecore_attribute a;
-    memset(&a, 0, sizeof a);
-    a.name = rc_bytes(name);
-    a.name_len = strlen(name);
-    a.value = rc_bytes(value);
-    a.value_len = strlen(value);
-    return a;
-}
-
+/* Every request here is GET /v2/users/. */
 static ratecore_http_request http(const ratecore_attribute *attributes, size_t count) {
-    ratecore_http_request r;
-    memset(&r, 0, sizeof r);
-    r.size = sizeof r;
-    r.method = rc_bytes("GET");
-    r.method_len = 3;
-    r.path = rc_bytes("/v2/users/");
-    r.path_len = 10;
-    r.attributes = attributes;
-    r.attribute_count = count;
-    return r;
+    return rc_http("GET", "/v2/users/", attributes, count);
 }
 
 static ratecore_status check_at(const ratecore_policy *policy, const ratecore_http_request *r,
                                 uint64_t now, ratecore_policy_outcome *o) {
     memset(o, 0x5a, sizeof *o);
     o->size = sizeof *o;
-    return ratecore_policy_check_http(policy, r, now, 1, WALL_AT_ZERO + now, headers,
+    return ratecore_policy_check_http(policy, r, now, 1, RC_WALL_AT_ZERO + now, headers,
                                       sizeof headers, body, sizeof body, o);
 }
 
@@ -62,15 +42,6 @@ static unsigned admitted(const ratecore_policy *policy, const ratecore_http_requ
     }
     return count;
 }
-
-static void check_text(const uint8_t *buf, size_t len, const char *expected, int line) {
-    if (len != strlen(expected) || memcmp(buf, expected, len) != 0) {
-        fprintf(stderr, "%s:%d: got:\n\"%.*s\"\nexpected:\n\"%s\"\n", __FILE__, line, (int)len,
-                (const char *)buf, expected);
-        rc_failures++;
-    }
-}
-#define CHECK_TEXT(buf, len, expected) check_text(buf, len, expected, __LINE__)
 
 static ratecore_override_quota quota_of(uint64_t limit, uint64_t burst) {
     ratecore_override_quota q;
@@ -171,8 +142,8 @@ static void evenergy_app_raised_at_run_time(void) {
     ratecore_policy_outcome o;
 
     /* The file's override: the fleet integration's headers say 5000. */
-    ratecore_attribute fleet[] = {attr("auth", "client_credentials"),
-                                  attr("app", "fleet-integration")};
+    ratecore_attribute fleet[] = {rc_attr("auth", "client_credentials"),
+                                  rc_attr("app", "fleet-integration")};
     ratecore_http_request rf = http(fleet, 2);
     REQUIRE_OK(check_at(policy, &rf, t0, &o));
     CHECK(o.decision.allowed);
@@ -180,7 +151,7 @@ static void evenergy_app_raised_at_run_time(void) {
                "x-ratelimit-limit: 5000\r\nx-ratelimit-remaining: 4999\r\n");
 
     /* app-cc uses 900 of its 1000. */
-    ratecore_attribute cc[] = {attr("auth", "client_credentials"), attr("app", "app-cc")};
+    ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("app", "app-cc")};
     ratecore_http_request r = http(cc, 2);
     CHECK_EQ_U64(admitted(policy, &r, 899, t0), 899);
     REQUIRE_OK(check_at(policy, &r, t0, &o));
@@ -204,7 +175,7 @@ static void evenergy_app_raised_at_run_time(void) {
     CHECK_TEXT(headers, o.headers_len,
                "x-ratelimit-limit: 5000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n");
     /* Another app is untouched. */
-    ratecore_attribute other[] = {attr("auth", "client_credentials"), attr("app", "app-other")};
+    ratecore_attribute other[] = {rc_attr("auth", "client_credentials"), rc_attr("app", "app-other")};
     ratecore_http_request ro = http(other, 2);
     REQUIRE_OK(check_at(policy, &ro, t0, &o));
     CHECK_EQ_U64(o.decision.limit, 1000);
@@ -312,12 +283,12 @@ static void gcra_burst(void) {
     REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
     char error[256];
     REQUIRE_OK(set_override(policy, "api", "per-app", "app", "big", quota_of(10, 30), error));
-    ratecore_attribute big[] = {attr("app", "big")};
+    ratecore_attribute big[] = {rc_attr("app", "big")};
     ratecore_http_request rb = http(big, 1);
     CHECK_EQ_U64(admitted(policy, &rb, 40, 0), 30);
     /* One more every 100 ms at 10 per second. */
     CHECK_EQ_U64(admitted(policy, &rb, 5, RC_SECOND / 10), 1);
-    ratecore_attribute small[] = {attr("app", "small")};
+    ratecore_attribute small[] = {rc_attr("app", "small")};
     ratecore_http_request rs = http(small, 1);
     CHECK_EQ_U64(admitted(policy, &rs, 40, 0), 10);
     /* A burst times the emission interval must fit 64-bit nanoseconds. */
@@ -361,12 +332,12 @@ static void listing_escapes_and_buffers(void) {
     CHECK_OVERRIDES(policy, expected);
 
     /* The empty value selects requests whose api_key is present and empty. */
-    ratecore_attribute empty[] = {attr("api_key", "")};
+    ratecore_attribute empty[] = {rc_attr("api_key", "")};
     ratecore_http_request re = http(empty, 1);
     ratecore_policy_outcome o;
     REQUIRE_OK(check_at(policy, &re, 0, &o));
     CHECK(o.decision.allowed && !o.limited);
-    ratecore_attribute raw[] = {attr("api_key", "")};
+    ratecore_attribute raw[] = {rc_attr("api_key", "")};
     raw[0].value = odd;
     raw[0].value_len = sizeof odd;
     ratecore_http_request rr = http(raw, 1);
@@ -528,7 +499,7 @@ static const char per_ip_toml[] =
 
 static unsigned send_ip(const ratecore_policy *policy, const uint8_t *ip, size_t ip_len,
                         unsigned n) {
-    ratecore_attribute a[] = {attr("ip", "")};
+    ratecore_attribute a[] = {rc_attr("ip", "")};
     a[0].value = ip;
     a[0].value_len = ip_len;
     ratecore_http_request r = http(a, 1);
@@ -691,7 +662,7 @@ struct job {
 
 static void *race(void *arg) {
     struct job *job = arg;
-    ratecore_attribute a[] = {attr("ip", "acme")};
+    ratecore_attribute a[] = {rc_attr("ip", "acme")};
     ratecore_http_request r = http(a, 1);
     uint8_t out[1024];
     pthread_barrier_wait(job->start);

@@ -107,6 +107,45 @@ static inline const uint8_t *rc_bytes(const char *s) {
     return (const uint8_t *)s;
 }
 
+/* The wall clock at `now` = 0 in the policy tests: 2026-11-24T11:00:00Z. */
+#define RC_WALL_AT_ZERO (UINT64_C(1795518000) * RC_SECOND)
+
+/* A request attribute naming NUL-terminated strings. */
+static inline ratecore_attribute rc_attr(const char *name, const char *value) {
+    ratecore_attribute a;
+    memset(&a, 0, sizeof a);
+    a.name = rc_bytes(name);
+    a.name_len = strlen(name);
+    a.value = rc_bytes(value);
+    a.value_len = strlen(value);
+    return a;
+}
+
+/* A request with `count` attributes, sized for this header. */
+static inline ratecore_http_request rc_http(const char *method, const char *path,
+                                            const ratecore_attribute *attributes, size_t count) {
+    ratecore_http_request r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    r.method = rc_bytes(method);
+    r.method_len = strlen(method);
+    r.path = rc_bytes(path);
+    r.path_len = strlen(path);
+    r.attributes = attributes;
+    r.attribute_count = count;
+    return r;
+}
+
+/* Rendered text (headers or body) compared byte for byte; `line` is the caller's. */
+static inline void rc_check_text(const uint8_t *buf, size_t len, const char *expected, int line) {
+    if (len != strlen(expected) || memcmp(buf, expected, len) != 0) {
+        fprintf(stderr, "%s:%d: got:\n\"%.*s\"\nexpected:\n\"%s\"\n", __FILE__, line, (int)len,
+                (const char *)buf, expected);
+        rc_failures++;
+    }
+}
+#define CHECK_TEXT(buf, len, expected) rc_check_text(buf, len, expected, __LINE__)
+
 static inline int rc_finish(const char *name) {
     if (rc_failures) {
         fprintf(stderr, "%s: %d check(s) FAILED\n", name, rc_failures);
