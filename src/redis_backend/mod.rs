@@ -171,6 +171,8 @@
 //! this crate does not ship. The client side (building arguments, replaying the
 //! algorithm, verifying) adds a few microseconds per check.
 
+#[cfg(feature = "redis-tokio")]
+mod aio;
 mod config;
 mod errors;
 mod handles;
@@ -226,6 +228,9 @@ struct Inner {
     retry_at: AtomicU64,
     origin: Instant,
     counters: Counters,
+    /// The async transport's shared connection (feature `redis-tokio`).
+    #[cfg(feature = "redis-tokio")]
+    aio: aio::Shared,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -263,6 +268,8 @@ impl RedisBackend {
                 retry_at: AtomicU64::new(0),
                 origin: Instant::now(),
                 counters: Counters::default(),
+                #[cfg(feature = "redis-tokio")]
+                aio: aio::Shared::default(),
             }),
         })
     }
@@ -421,7 +428,20 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        match self.run(limits, now, cost, mode, states) {
+        let result = self.run(limits, now, cost, mode, states);
+        self.settle(result, limits, states)
+    }
+
+    /// A check's result as the non-`try` entry points answer it: a Redis failure becomes
+    /// the [`FailureMode`]'s decision, flagged and counted (the blocking and the async
+    /// transports share this).
+    fn settle(
+        &self,
+        result: Result<Decision, RedisCheckError>,
+        limits: &[(&RedisLimit, &[u8])],
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        match result {
             Ok(decision) => Ok(RedisDecision {
                 decision,
                 fault: None,

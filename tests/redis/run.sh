@@ -108,6 +108,10 @@ cargo test --features redis \
     --test redis_differential --test redis_clients --test redis_failures --test redis_policy
 
 echo
+echo "== cargo test --features redis-tokio (async transport) =="
+cargo test --features redis-tokio --test redis_async
+
+echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
 cargo run --release --features redis --example seed_policies -- --redis "$RATECORE_REDIS_URL" >/dev/null
 echo "demo on Redis: ran (its promises are asserted by redis_policy)"

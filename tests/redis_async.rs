@@ -1,0 +1,437 @@
+//! The async transport (feature `redis-tokio`) against the blocking one: for the same
+//! scripted request sequences — every algorithm and composites, forward and backward
+//! time, costs from 0 to beyond the capacity, checks and peeks — run from 64 tasks at
+//! once on one multiplexed connection, the async checks return the decisions, per-limit
+//! states and errors the blocking backend returns for the same sequences. Then Redis is
+//! killed and restarted under async load: during the outage every check answers the
+//! configured failure decision, after the restart real decisions again, and the counters
+//! account for every check exactly.
+//!
+//! Needs the throwaway redis-server of `tests/redis/run.sh`; skips with a notice
+//! without `RATECORE_REDIS_URL`. Deterministic sequences (a fixed-seed generator).
+#![cfg(feature = "redis-tokio")]
+
+#[path = "redis/common.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{kill_server, managed_server, restart_server, wait_until};
+use ratecore::redis_backend::{
+    FailureMode, Fault, RedisBackend, RedisCheckError, RedisConfig, RedisLimit,
+};
+use ratecore::{Algorithm, Decision, Limiter, Quota, RateLimiter};
+
+const SECOND: u64 = 1_000_000_000;
+const TASKS: usize = 64;
+
+/// The kill test stops the server: no other test of this binary may run meanwhile.
+async fn server_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// A small deterministic generator (xorshift64*), one per sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One request of a sequence.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    now: u64,
+    cost: u64,
+    peek: bool,
+}
+
+/// A sequence for limits of `period` and `capacity` (the smallest of a composite).
+fn sequence(seed: u64, start: u64, period: u64, capacity: u64, len: usize) -> Vec<Step> {
+    let mut rng = Rng(seed | 1);
+    let mut now = start;
+    (0..len)
+        .map(|_| {
+            now = match rng.below(10) {
+                0..=2 => now,
+                3..=5 => now.saturating_add(rng.below(period / 8 + 1)),
+                6 => now.saturating_add(period / 3),
+                7 => now.saturating_sub(rng.below(period / 4 + 1)),
+                8 => now.saturating_add(period.saturating_mul(2)),
+                _ => now.saturating_add(1),
+            };
+            let cost = match rng.below(12) {
+                0 => 0,
+                1 => 2.min(capacity),
+                2 => capacity,
+                3 => capacity + 1,
+                _ => 1,
+            };
+            Step {
+                now,
+                cost,
+                peek: rng.below(10) == 0,
+            }
+        })
+        .collect()
+}
+
+/// The limits of each scenario: every algorithm alone, and composites.
+fn scenarios() -> Vec<Vec<(Algorithm, Quota)>> {
+    let strict = |sub_windows| Algorithm::SlidingWindowStrict { sub_windows };
+    vec![
+        vec![(
+            Algorithm::Gcra,
+            Quota::per_second(5).unwrap().with_burst(8).unwrap(),
+        )],
+        vec![(Algorithm::FixedWindow, Quota::per_minute(10).unwrap())],
+        vec![(
+            Algorithm::SlidingWindowApprox,
+            Quota::per_minute(20).unwrap(),
+        )],
+        vec![(strict(6), Quota::per_minute(7).unwrap())],
+        vec![
+            (Algorithm::Gcra, Quota::per_second(3).unwrap()),
+            (strict(10), Quota::per_minute(12).unwrap()),
+        ],
+        vec![
+            (Algorithm::FixedWindow, Quota::per_second(4).unwrap()),
+            (
+                Algorithm::SlidingWindowApprox,
+                Quota::per_minute(9).unwrap(),
+            ),
+            (Algorithm::Gcra, Quota::per_hour(50).unwrap()),
+        ],
+    ]
+}
+
+fn limits_of(backend: &RedisBackend, scenario: &[(Algorithm, Quota)]) -> Vec<RedisLimit> {
+    scenario
+        .iter()
+        .enumerate()
+        .map(|(i, (algorithm, quota))| {
+            backend
+                .limit(&format!("limit-{i}"), *algorithm, *quota)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// What one request returned: the decision and each limit's state, or the error.
+type Outcome = Result<(Decision, Vec<Decision>), RedisCheckError>;
+
+/// One task's work: a scenario on one key.
+struct Job {
+    scenario: usize,
+    key: Vec<u8>,
+    steps: Vec<Step>,
+}
+
+fn jobs() -> Vec<Job> {
+    let scenarios = scenarios();
+    let starts = [0, 1_700_000_000_000_000_000, u64::MAX - 100 * SECOND];
+    (0..TASKS)
+        .map(|task| {
+            let scenario = task % scenarios.len();
+            let limits = &scenarios[scenario];
+            let period = limits.iter().map(|(_, q)| q.period()).min().unwrap();
+            let capacity = limits
+                .iter()
+                .map(|(a, q)| {
+                    if *a == Algorithm::Gcra {
+                        q.burst()
+                    } else {
+                        q.limit()
+                    }
+                })
+                .min()
+                .unwrap();
+            let seed = 0x5eed_a000 + task as u64;
+            Job {
+                scenario,
+                key: format!("task-{task}").into_bytes(),
+                steps: sequence(seed, starts[task % starts.len()], period, capacity, 150),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_checks_match_blocking_ones_from_64_tasks() {
+    let Some(url) = common::redis_url("async_checks_match_blocking_ones_from_64_tasks") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let blocking = common::backend(&url, "blocking");
+    let asynchronous = common::backend(&url, "async");
+    let scenarios = Arc::new(scenarios());
+    let jobs = Arc::new(jobs());
+
+    // Every sequence at once on the async transport (one multiplexed connection)...
+    let tasks: Vec<_> = (0..jobs.len())
+        .map(|index| {
+            let (backend, scenarios, jobs) =
+                (asynchronous.clone(), scenarios.clone(), jobs.clone());
+            tokio::spawn(async move {
+                let job = &jobs[index];
+                let limits = limits_of(&backend, &scenarios[job.scenario]);
+                let pairs: Vec<(&RedisLimit, &[u8])> =
+                    limits.iter().map(|l| (l, job.key.as_slice())).collect();
+                let mut outcomes: Vec<Outcome> = Vec::new();
+                for step in &job.steps {
+                    let mut states = vec![Decision::EMPTY; pairs.len()];
+                    let result = if step.peek {
+                        backend
+                            .try_peek_limits_async(&pairs, step.now, step.cost, &mut states)
+                            .await
+                    } else {
+                        backend
+                            .try_check_limits_async(&pairs, step.now, step.cost, &mut states)
+                            .await
+                    };
+                    outcomes.push(result.map(|d| (d, states)));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("no task panicked"));
+    }
+
+    // ...and the same sequences one after another on the blocking pool.
+    let mut decisions = 0;
+    for (job, outcomes) in jobs.iter().zip(&results) {
+        let limits = limits_of(&blocking, &scenarios[job.scenario]);
+        let pairs: Vec<(&RedisLimit, &[u8])> =
+            limits.iter().map(|l| (l, job.key.as_slice())).collect();
+        for (index, (step, actual)) in job.steps.iter().zip(outcomes).enumerate() {
+            let mut states = vec![Decision::EMPTY; pairs.len()];
+            let expected: Outcome = if step.peek {
+                blocking.try_peek_limits(&pairs, step.now, step.cost, &mut states)
+            } else {
+                blocking.try_check_limits(&pairs, step.now, step.cost, &mut states)
+            }
+            .map(|d| (d, states));
+            assert!(
+                !matches!(expected, Err(RedisCheckError::Backend(_))),
+                "{expected:?}"
+            );
+            assert_eq!(
+                &expected, actual,
+                "scenario {} key {:?} request {index} {step:?}",
+                job.scenario, job.key
+            );
+            decisions += usize::from(expected.is_ok());
+        }
+    }
+    let (a, b) = (asynchronous.stats(), blocking.stats());
+    eprintln!("async: {a:?}\nblocking: {b:?}");
+    assert!(decisions > TASKS * 100, "{decisions}");
+    assert_eq!((a.checks, a.decided), (b.checks, b.decided));
+    assert_eq!(a.inconsistent, 0);
+    assert_eq!(a.connects, 1, "one multiplexed connection: {a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_script_is_reloaded() {
+    let Some(url) = common::redis_url("a_flushed_script_is_reloaded") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let backend = common::backend(&url, "flushed");
+    let limiter = backend
+        .limiter("f", Algorithm::Gcra, Quota::per_hour(3).unwrap())
+        .unwrap();
+    let now = 1_700_000_000_000_000_000;
+    let flush = || {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut common::admin(&url))
+            .unwrap();
+    };
+    flush();
+    assert_eq!(limiter.check_async(b"k", now, 1).await.unwrap().fault, None);
+    flush();
+    let checked = limiter.check_async(b"k", now, 1).await.unwrap();
+    assert_eq!(checked.fault, None);
+    assert_eq!(checked.decision.remaining, 1);
+    assert!(backend.ping_async().await.is_ok());
+    let stats = backend.stats();
+    assert_eq!(stats.script_loads, 2, "first use, then after the flush");
+    assert_eq!((stats.checks, stats.decided), (2, 2));
+}
+
+fn outage_config(url: &str, mode: FailureMode) -> RedisConfig {
+    let mut config = common::test_config(url, "outage");
+    config.failure_mode = mode;
+    config.timeout = Duration::from_millis(200);
+    config.reconnect_backoff = Duration::from_millis(50);
+    config
+}
+
+/// What every task counted.
+#[derive(Default)]
+struct Tally {
+    checks: AtomicU64,
+    decided: AtomicU64,
+    faults: AtomicU64,
+    /// The longest a check took, in µs (a failure must answer within the timeout).
+    slowest_fault_us: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_and_restarting_redis_under_async_load() {
+    let Some((url, conf, pidfile)) =
+        managed_server("killing_and_restarting_redis_under_async_load")
+    else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let closed = RedisBackend::new(outage_config(&url, FailureMode::Closed)).unwrap();
+    let open = RedisBackend::new(outage_config(&url, FailureMode::Open)).unwrap();
+    let quota = Quota::per_hour(3).unwrap();
+    let limiter = closed.limiter("k", Algorithm::Gcra, quota).unwrap();
+    let open_limiter = open.limiter("k", Algorithm::Gcra, quota).unwrap();
+    let now = 1_700_000_000_000_000_000u64;
+    // Each task checks one key an hour apart (of its own time): every real decision is
+    // the one a fresh limiter gives.
+    let real = Limiter::new(Algorithm::Gcra, quota)
+        .unwrap()
+        .check(now, 1)
+        .unwrap();
+    let failure = Decision {
+        allowed: false,
+        limit: 3,
+        remaining: 0,
+        reset_after: SECOND,
+        retry_after: SECOND,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (limiter, stop, tally) = (limiter.clone(), stop.clone(), tally.clone());
+            tokio::spawn(async move {
+                let key = format!("load-{task}");
+                let mut t = now;
+                while !stop.load(Ordering::Relaxed) {
+                    t += 3600 * SECOND;
+                    let started = Instant::now();
+                    let checked = limiter.check_async(key.as_bytes(), t, 1).await.unwrap();
+                    tally.checks.fetch_add(1, Ordering::Relaxed);
+                    match checked.fault {
+                        None => {
+                            assert_eq!(checked.decision, real);
+                            tally.decided.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(fault) => {
+                            assert!(matches!(fault, Fault::Unavailable | Fault::Timeout));
+                            assert_eq!(checked.decision, failure);
+                            tally.faults.fetch_add(1, Ordering::Relaxed);
+                            let took = u64::try_from(started.elapsed().as_micros()).unwrap();
+                            tally.slowest_fault_us.fetch_max(took, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let decided = |tally: &Tally| tally.decided.load(Ordering::Relaxed);
+    let faults = |tally: &Tally| tally.faults.load(Ordering::Relaxed);
+    wait_until("the tasks run", Duration::from_secs(10), || {
+        decided(&tally) > 1000
+    });
+
+    kill_server(&url, &pidfile);
+    let before = faults(&tally);
+    wait_until(
+        "every task sees the outage",
+        Duration::from_secs(10),
+        || faults(&tally) > before + 4 * TASKS as u64,
+    );
+    for _ in 0..3 {
+        let checked = open_limiter.check_async(b"open", now, 1).await.unwrap();
+        assert!(checked.fault.is_some());
+        assert_eq!(
+            checked.decision,
+            Decision {
+                allowed: true,
+                retry_after: 0,
+                ..failure
+            }
+        );
+        assert!(matches!(
+            limiter
+                .backend()
+                .try_check_limits_async(&[(limiter.limit(), b"x".as_slice())], now, 1, &mut [])
+                .await,
+            Err(RedisCheckError::Backend(_))
+        ));
+    }
+
+    restart_server(&url, &conf);
+    let after = decided(&tally);
+    wait_until("the tasks recover", Duration::from_secs(10), || {
+        decided(&tally) > after + 1000
+    });
+    // Fresh state after the restart: three admissions, then a denial.
+    for remaining in [2, 1, 0] {
+        let checked = limiter.check_async(b"fresh", now, 1).await.unwrap();
+        assert_eq!(checked.fault, None);
+        assert_eq!(checked.decision.remaining, remaining);
+    }
+    let denied = limiter.check_async(b"fresh", now, 1).await.unwrap();
+    assert_eq!(denied.fault, None);
+    assert!(!denied.decision.allowed);
+
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("no task panicked");
+    }
+    let stats = closed.stats();
+    eprintln!(
+        "after kill/restart under async load: {stats:?}; slowest failure {} µs",
+        tally.slowest_fault_us.load(Ordering::Relaxed)
+    );
+    // Every check is accounted for: the tasks', the three `try_` checks during the
+    // outage (faults, not failure decisions) and the four after the restart.
+    let (checks, decided, faults) = (
+        tally.checks.load(Ordering::Relaxed),
+        decided(&tally),
+        faults(&tally),
+    );
+    assert_eq!(checks, decided + faults);
+    assert_eq!(stats.checks, checks + 3 + 4);
+    assert_eq!(stats.decided, decided + 4);
+    assert_eq!(stats.failed_closed, faults);
+    assert_eq!(stats.timeouts + stats.unavailable, faults + 3);
+    assert_eq!(stats.failed_open, 0);
+    assert_eq!(stats.inconsistent, 0);
+    assert!(stats.connects >= 2, "reconnected: {stats:?}");
+    assert!(
+        stats.script_loads >= 2,
+        "reloaded after the restart: {stats:?}"
+    );
+    assert_eq!(open.stats().failed_open, 3);
+    // A failure answers within the timeout, plus a margin generous enough for a loaded
+    // machine (the requirement, not a speed figure).
+    assert!(
+        tally.slowest_fault_us.load(Ordering::Relaxed) < 200_000 + 1_000_000,
+        "a failure took longer than the timeout allows"
+    );
+}
