@@ -118,6 +118,6 @@ echo "demo on Redis: ran (its promises are asserted by redis_policy)"
 
 if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
     echo
-    echo "== benchmark: cargo test --release --features redis --test redis_bench -- --ignored --nocapture =="
-    cargo test --release --features redis --test redis_bench -- --ignored --nocapture
+    echo "== benchmark: cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1 =="
+    cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
 fi
