@@ -435,3 +435,157 @@ async fn killing_and_restarting_redis_under_async_load() {
         "a failure took longer than the timeout allows"
     );
 }
+
+/// A policy exercising every phase of a check: a global limit, a route with two limits on
+/// different keys (one denying requests without a user), a composite key with a shared
+/// counter for missing parts, shadow limits (one a cost can never fit) and an unlimited
+/// route.
+const POLICY: &str = r#"
+[response]
+headers = "ietf"
+body = "problem+json"
+
+[[rule]]
+name = "global"
+[[rule.limit]]
+name = "everyone"
+key = []
+limit = 60
+period = "1m"
+
+[[rule]]
+name = "login"
+route = "POST /login"
+[[rule.limit]]
+name = "per-ip"
+key = "client_ip"
+algorithm = "fixed_window"
+limit = 4
+period = "1m"
+[[rule.limit]]
+name = "per-user"
+key = "user"
+on_missing = "deny"
+algorithm = "sliding_window_strict"
+sub_windows = 6
+limit = 3
+period = "1m"
+
+[[rule]]
+name = "apps"
+route = "GET /api/*"
+[[rule.limit]]
+name = "per-app-user"
+key = ["app", "user"]
+on_missing = "shared"
+algorithm = "sliding_window"
+limit = 5
+period = "10s"
+[[rule.limit]]
+name = "burst"
+key = ["app"]
+on_missing = "skip"
+limit = 2
+period = "1s"
+shadow = true
+
+[[rule]]
+name = "health"
+route = "GET /health"
+unlimited = true
+"#;
+
+fn redis_policy(url: &str, test: &str) -> ratecore::policy::Policy {
+    let spec = ratecore::policy::PolicySpec::from_toml_str(POLICY, "async.toml").unwrap();
+    ratecore::policy::Policy::with_redis(spec, common::backend(url, test)).unwrap()
+}
+
+/// Everything a decision shows a caller: fields, entries, headers, body.
+fn shown(d: &ratecore::policy::PolicyDecision<'_>) -> String {
+    let mut headers = [0u8; 2048];
+    let mut body = [0u8; 2048];
+    let h = d
+        .render_headers(1_795_518_000 * SECOND, &mut headers)
+        .unwrap();
+    let b = if d.allowed() {
+        0
+    } else {
+        d.render_body(&mut body).unwrap()
+    };
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}\n{}{}",
+        d.decision(),
+        d.entries().collect::<Vec<_>>(),
+        d.fault(),
+        d.exempted_by(),
+        d.denied_for_missing_key(),
+        String::from_utf8_lossy(&headers[..h]),
+        String::from_utf8_lossy(&body[..b]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_policy_checks_match_blocking_ones() {
+    let Some(url) = common::redis_url("async_policy_checks_match_blocking_ones") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let blocking = redis_policy(&url, "policy-blocking");
+    let asynchronous = redis_policy(&url, "policy-async");
+    let routes = [
+        ("POST", "/login"),
+        ("GET", "/api/items"),
+        ("GET", "/health"),
+        ("GET", "/other"),
+    ];
+    let mut rng = Rng(0x5eed_b001);
+    let mut now = 1_700_000_000_000_000_000u64;
+    let (mut allowed, mut denied) = (0, 0);
+    for index in 0..600 {
+        now += rng.below(400_000_000);
+        let (method, path) = routes[rng.below(4) as usize];
+        let ip = format!("10.0.0.{}", rng.below(3));
+        let user = format!("u{}", rng.below(3));
+        let app = format!("a{}", rng.below(2));
+        let mut attributes = vec![ratecore::policy::Attribute::new("client_ip", ip.as_bytes())];
+        if rng.below(5) != 0 {
+            attributes.push(ratecore::policy::Attribute::new("user", user.as_bytes()));
+        }
+        if rng.below(4) != 0 {
+            attributes.push(ratecore::policy::Attribute::new("app", app.as_bytes()));
+        }
+        let request = ratecore::policy::Request::new(method, path, &attributes);
+        let cost = if rng.below(20) == 0 { 3 } else { 1 };
+        let peek = rng.below(10) == 0;
+        let (expected, actual) = if peek {
+            (
+                blocking.peek(&request, now, cost),
+                asynchronous.peek_async(&request, now, cost).await,
+            )
+        } else {
+            (
+                blocking.check(&request, now, cost),
+                asynchronous.check_async(&request, now, cost).await,
+            )
+        };
+        match (expected, actual) {
+            (Ok(e), Ok(a)) => {
+                assert_eq!(e.fault(), None);
+                assert_eq!(shown(&e), shown(&a), "request {index}: {request:?}");
+                if e.allowed() {
+                    allowed += 1;
+                } else {
+                    denied += 1;
+                }
+            }
+            (e, a) => assert_eq!(e.err(), a.err(), "request {index}: {request:?}"),
+        }
+    }
+    assert!(
+        allowed > 100 && denied > 50,
+        "{allowed} allowed, {denied} denied"
+    );
+    let metrics =
+        |policy: &ratecore::policy::Policy| format!("{:?}", policy.metrics().collect::<Vec<_>>());
+    assert_eq!(metrics(&blocking), metrics(&asynchronous));
+}
