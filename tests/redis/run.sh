@@ -112,6 +112,10 @@ echo "== cargo test --features redis-tokio (async transport) =="
 cargo test --features redis-tokio --test redis_async
 
 echo
+echo "== cargo test -p ratecore-tower --features redis (the layer in Redis mode, real HTTP) =="
+cargo test -p ratecore-tower --features redis --test redis
+
+echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
 cargo run --release --features redis --example seed_policies -- --redis "$RATECORE_REDIS_URL" >/dev/null
 echo "demo on Redis: ran (its promises are asserted by redis_policy)"

@@ -8,7 +8,8 @@
 //!   the inner service, and adds the policy's rate-limit headers to its response (a
 //!   header the handler set itself is kept);
 //! - **denied:** answers with the policy's status, rate-limit headers, `Content-Type`
-//!   and body, without calling the inner service;
+//!   and body, without calling the inner service; the [`RateLimitDecision`] is in the
+//!   response's extensions, for outer layers;
 //! - **no limit applied** (an unlimited rule, an unlimited route): calls the inner
 //!   service and adds no headers;
 //! - **a cost no limit can ever admit** (a [`cost`](RateLimitLayer::cost) larger than
@@ -41,8 +42,12 @@
 //! denial's body, and whatever the credentials closure returns.
 //!
 //! # Backends
-//! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables. The trait
-//! returns a future, so a remote backend can answer asynchronously behind the same layer.
+//! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables, on the
+//! clock's monotonic time. `Redis` (feature `redis`) keeps the limits' states on a shared
+//! Redis (a policy built with `Policy::with_redis`), on the clock's Unix-epoch time, and
+//! awaits each check on one multiplexed connection; when Redis cannot decide, the
+//! backend's failure mode answers and the decision's `fault` says so. The trait returns
+//! a future, so either answers behind the same layer.
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -55,6 +60,8 @@ mod decision;
 mod future;
 mod layer;
 mod names;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 
 pub use attributes::Credentials;
@@ -66,4 +73,6 @@ pub use decision::{Fault, LimitName, RateLimitDecision};
 pub use future::ResponseFuture;
 pub use ipnet::IpNet;
 pub use layer::RateLimitLayer;
+#[cfg(feature = "redis")]
+pub use redis::Redis;
 pub use service::RateLimit;
