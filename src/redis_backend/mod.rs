@@ -131,11 +131,26 @@
 //! twice). Redis restarted without persistence forgets all states (everyone starts
 //! fresh) and its scripts (reloaded on `NOSCRIPT`).
 //!
-//! Connections are blocking ([`redis::Connection`]) and pooled: a check takes an idle one
-//! or opens one, so threads run checks in parallel; at most
-//! [`RedisConfig::max_idle_connections`] are kept idle. No async API is offered yet: a
-//! tokio caller can run checks on `spawn_blocking`, or a future `redis-tokio` feature can
-//! reuse this module's argument and reply handling unchanged.
+//! # Transports
+//! The blocking methods use pooled blocking connections ([`redis::Connection`]): a check
+//! takes an idle one or opens one, so threads run checks in parallel; at most
+//! [`RedisConfig::max_idle_connections`] are kept idle.
+//!
+//! With feature `redis-tokio`, the `*_async` methods
+//! ([`check_limits_async`](RedisBackend::check_limits_async),
+//! [`RedisLimiter::check_async`], [`crate::policy::Policy::check_async`] for a policy
+//! built with `with_redis`, …) send the same script call with the same arguments on one
+//! [`redis::aio::MultiplexedConnection`] shared by every task, which pipelines their
+//! checks on one socket; the reply goes through the same replay and verification, and
+//! faults, failure decisions, counters and the reconnect backoff are the blocking
+//! ones. A whole async check, connect included, takes at most [`RedisConfig::timeout`].
+//! A connection the server went away from is replaced by the next check (one task
+//! connects while the others wait, within their timeout); a check that timed out keeps
+//! the connection, whose replies stay matched to their requests. The futures run on a
+//! tokio runtime with time enabled, and the connection is driven by a task on the
+//! runtime that opened it: use one backend from one runtime (a backend whose runtime
+//! shut down answers its next check with an [`Fault::Unavailable`] fault, then
+//! reconnects).
 //!
 //! # Cost
 //! One round trip and one script per check — the same round-trip count as a native
