@@ -33,13 +33,16 @@
 //! The layer is generic over request and response bodies and never buffers or boxes
 //! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
 //! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
-//! nanoseconds to decide, Unix-epoch nanoseconds to render absolute resets.
+//! nanoseconds to decide in process, Unix-epoch nanoseconds to render absolute resets
+//! (and to decide on Redis).
 //!
 //! # Cost per request
 //! The policy check allocates nothing. The layer lists the attributes on the stack and
 //! shares one copy of each limit's name among all decisions; it allocates the rendered
 //! headers (one copy shared by all values, and their list), the decision extension, a
-//! denial's body, and whatever the credentials closure returns.
+//! denial's body, and whatever the credentials closure returns. The `Redis` backend also
+//! copies the request's method, path and attributes into its boxed future (its check
+//! waits for a network round trip).
 //!
 //! # Backends
 //! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables, on the
