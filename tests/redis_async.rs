@@ -282,6 +282,71 @@ fn outage_config(url: &str, mode: FailureMode) -> RedisConfig {
     config
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_times_out_then_recovers() {
+    let Some(url) = common::redis_url("a_paused_redis_times_out_then_recovers") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let backend = RedisBackend::new(outage_config(&url, FailureMode::Closed)).unwrap();
+    let limiter = backend
+        .limiter("paused", Algorithm::Gcra, Quota::per_hour(3).unwrap())
+        .unwrap();
+    let now = 1_700_000_000_000_000_000u64;
+    assert_eq!(limiter.check_async(b"k", now, 1).await.unwrap().fault, None);
+    // Every client's commands wait for 1.5 s: slower than the 200 ms timeout.
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .exec(&mut common::admin(&url))
+        .unwrap();
+    // 64 checks at once, all on the paused connection: each answers within its timeout.
+    let started = Instant::now();
+    let checks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let key = format!("paused-{i}");
+                limiter.check_async(key.as_bytes(), now, 1).await.unwrap()
+            })
+        })
+        .collect();
+    for check in checks {
+        let checked = check.await.unwrap();
+        assert_eq!(checked.fault, Some(Fault::Timeout));
+        assert!(!checked.decision.allowed);
+    }
+    // The requirement (each check bounded by the timeout), with a margin generous
+    // enough for a loaded machine; the pause itself lasts 1.5 s.
+    assert!(started.elapsed() < Duration::from_millis(1200));
+    let stats = backend.stats();
+    assert_eq!(stats.timeouts, TASKS as u64, "{stats:?}");
+    assert_eq!(stats.failed_closed, TASKS as u64, "{stats:?}");
+    // Once the pause is over, checks are decided again on the same connection: the
+    // late replies of the timed-out checks were matched to them and discarded.
+    // (Probing with cost 0 charges nothing, even when a probe's reply comes late.)
+    while limiter
+        .check_async(b"probe", now, 0)
+        .await
+        .unwrap()
+        .fault
+        .is_some()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let checked = limiter.check_async(b"k", now, 1).await.unwrap();
+    assert_eq!(checked.fault, None);
+    assert!(checked.decision.allowed);
+    assert_eq!(
+        checked.decision.remaining, 1,
+        "one admission before the pause"
+    );
+    let stats = backend.stats();
+    assert_eq!(stats.connects, 1, "{stats:?}");
+    assert_eq!(stats.inconsistent, 0);
+}
+
 /// What every task counted.
 #[derive(Default)]
 struct Tally {

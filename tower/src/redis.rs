@@ -25,6 +25,31 @@ use crate::clock::Now;
 use crate::names::NameCache;
 
 /// Checks on the Redis of a policy built with [`Policy::with_redis`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use ratecore::policy::{Policy, PolicySpec};
+/// use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig};
+/// use ratecore_tower::{RateLimitLayer, Redis};
+///
+/// let spec = PolicySpec::from_toml_str(r#"
+///     [[rule]]
+///     name = "per-ip"
+///     [[rule.limit]]
+///     name = "per-minute"
+///     key = "client_ip"
+///     limit = 100
+///     period = "1m"
+/// "#, "inline.toml")?;
+/// let mut config = RedisConfig::new("redis://127.0.0.1:6379/");
+/// config.failure_mode = FailureMode::Open; // availability over enforcement
+/// let policy = Arc::new(Policy::with_redis(spec, RedisBackend::new(config)?)?);
+/// let layer = RateLimitLayer::with_backend(Redis::new(policy));
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Redis {
     policy: Arc<Policy>,
