@@ -246,10 +246,10 @@ impl Inner {
                 String::from("not reconnecting yet (reconnect backoff after a failed connect)"),
             ));
         }
-        let timeout = self.config.timeout;
-        let options = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
+        // No response timeout of the client's own: every check's deadline already bounds
+        // its wait, and a second timer per request would only cost.
+        let options =
+            redis::AsyncConnectionConfig::new().set_connection_timeout(self.config.timeout);
         let connected = timeout_at(
             deadline,
             self.client
