@@ -229,3 +229,53 @@ async fn redis_stopped_mid_test_fails_closed_or_open() {
     );
     assert_eq!(stats.inconsistent, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis() {
+    let Some(url) =
+        redis_common::redis_url("concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis")
+    else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let backend = redis_common::backend(&url, "tower-concurrent");
+    // GCRA 3/min per IP with burst 3, widened to 50: every client is 127.0.0.1.
+    let spec =
+        PolicySpec::from_toml_str(&POLICY.replace("limit = 3\n", "limit = 50\n"), "redis.toml")
+            .unwrap();
+    let policy = Arc::new(Policy::with_redis(spec, backend.clone()).unwrap());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let router = Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async { "ok" }
+    });
+    // A frozen clock: nothing is replenished while the clients race.
+    let layer = RateLimitLayer::with_backend(Redis::new(policy)).clock(ManualClock::at(0));
+    let addr = common::serve(router.layer(layer)).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn(async move {
+                let client = client();
+                let mut admitted = 0;
+                for _ in 0..20 {
+                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
+                    match seen.status {
+                        StatusCode::OK => admitted += 1,
+                        StatusCode::SERVICE_UNAVAILABLE => {}
+                        other => panic!("status {other}"),
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert_eq!(admitted, 50);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 50);
+    let stats = backend.stats();
+    assert_eq!((stats.checks, stats.decided), (320, 320), "{stats:?}");
+}
