@@ -5,7 +5,6 @@
 //! are the synchronous check's own; only the calls to Redis differ.
 
 use crate::decision::Mode;
-use alloc::sync::Arc;
 
 use crate::error::CheckError;
 use crate::redis_backend::RedisBackend;
@@ -82,7 +81,7 @@ impl Policy {
             )
             .await?;
         Ok(PolicyDecision::new(
-            arc_swap::Guard::from_inner(Arc::clone(&version)),
+            arc_swap::Guard::from_inner(version),
             verdict,
         ))
     }

@@ -210,7 +210,10 @@
 //! one connection (one runtime thread: 2.11×; two: 2.17×) and 55 % (53 %) of the
 //! script's ceiling. The 2-core machine is shared by the client, the single-threaded
 //! server and other processes, so the async figures are bound by the CPU left to the
-//! client and vary with other load on those cores.
+//! client and vary with other load on those cores. Whatever the client does, one server
+//! caps the speed-up over a blocking connection at ceiling / blocking rate: 3.6 – 3.8×
+//! in the rounds above, since one blocking connection already keeps the server's script
+//! busy a quarter of the time.
 
 #[cfg(feature = "redis-tokio")]
 mod aio;
