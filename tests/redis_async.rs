@@ -274,6 +274,60 @@ async fn a_flushed_script_is_reloaded() {
     assert_eq!((stats.checks, stats.decided), (2, 2));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composites_and_limiters_match_blocking_ones() {
+    let Some(url) = common::redis_url("composites_and_limiters_match_blocking_ones") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let (blocking, asynchronous) = (
+        common::backend(&url, "handles-blocking"),
+        common::backend(&url, "handles-async"),
+    );
+    let composite = |backend: &RedisBackend| {
+        backend
+            .composite(limits_of(backend, &scenarios()[4]))
+            .unwrap()
+    };
+    let limiter = |backend: &RedisBackend| {
+        backend
+            .limiter(
+                "single",
+                Algorithm::FixedWindow,
+                Quota::per_minute(4).unwrap(),
+            )
+            .unwrap()
+    };
+    let (bc, ac) = (composite(&blocking), composite(&asynchronous));
+    let (bl, al) = (limiter(&blocking), limiter(&asynchronous));
+    for step in sequence(0x5eed_c001, 1_700_000_000_000_000_000, SECOND, 3, 200) {
+        let (mut b, mut a) = ([Decision::EMPTY; 2], [Decision::EMPTY; 2]);
+        if step.peek {
+            assert_eq!(
+                bc.peek_each(b"k", step.now, step.cost, &mut b),
+                ac.peek_each_async(b"k", step.now, step.cost, &mut a).await
+            );
+            assert_eq!(
+                bl.peek(b"k", step.now, step.cost),
+                al.peek_async(b"k", step.now, step.cost).await
+            );
+        } else {
+            assert_eq!(
+                bc.check_each(b"k", step.now, step.cost, &mut b),
+                ac.check_each_async(b"k", step.now, step.cost, &mut a).await
+            );
+            assert_eq!(
+                bl.check(b"k", step.now, step.cost),
+                al.check_async(b"k", step.now, step.cost).await
+            );
+        }
+        assert_eq!(a, b, "{step:?}");
+    }
+    let (a, b) = (asynchronous.stats(), blocking.stats());
+    assert_eq!((a.checks, a.decided), (b.checks, b.decided));
+    assert_eq!(a.checks, a.decided);
+}
+
 fn outage_config(url: &str, mode: FailureMode) -> RedisConfig {
     let mut config = common::test_config(url, "outage");
     config.failure_mode = mode;

@@ -34,8 +34,8 @@ use tokio::time::{timeout_at, Instant};
 use super::pool::classify;
 use super::stats::bump;
 use super::{
-    BackendError, Fault, Inner, RedisBackend, RedisCheckError, RedisDecision, RedisLimit,
-    RedisLimiter,
+    BackendError, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite, RedisDecision,
+    RedisLimit, RedisLimiter,
 };
 use crate::decision::{Decision, Mode};
 
@@ -163,6 +163,42 @@ impl RedisLimiter {
     ) -> Result<RedisDecision, RedisCheckError> {
         self.backend
             .peek_limits_async(&[(&self.limit, key)], now, cost, &mut [])
+            .await
+    }
+}
+
+impl RedisComposite {
+    /// [`check_each`](Self::check_each) on the async transport.
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
+    pub async fn check_each_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
+        self.backend
+            .check_limits_async(&members, now, cost, states)
+            .await
+    }
+
+    /// [`peek_each`](Self::peek_each) on the async transport.
+    ///
+    /// # Errors
+    /// As for [`check_each_async`](Self::check_each_async).
+    pub async fn peek_each_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
+        self.backend
+            .peek_limits_async(&members, now, cost, states)
             .await
     }
 }
