@@ -3,7 +3,7 @@
 //! ```text
 //! bash tests/redis/run.sh    # runs it in release mode after the tests, or by hand:
 //! RATECORE_REDIS_URL=redis://127.0.0.1:6379/ \
-//!     cargo test --release --features redis --test redis_bench -- --ignored --nocapture
+//!     cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
 //! ```
 //!
 //! For context it also measures the floor any one-round-trip limiter (`redis-cell`'s
@@ -241,6 +241,139 @@ fn checks_per_second() {
     }
     let stats = backend.stats();
     println!();
+    println!("{stats:?}");
+    assert_eq!(stats.inconsistent, 0);
+    assert_eq!(stats.checks, stats.decided);
+}
+
+/// Runs `op` from `tasks` tasks on a `workers`-thread tokio runtime for `RUN`; returns
+/// (ops/s, p50 µs, p99 µs).
+#[cfg(feature = "redis-tokio")]
+fn measure_async<F, Fut>(workers: usize, tasks: usize, op: F) -> (f64, f64, f64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    let op = Arc::new(op);
+    let (mut latencies, elapsed) = runtime.block_on(async move {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let op = Arc::clone(&op);
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut i = t as u64 * 7919;
+                    while started.elapsed() < RUN {
+                        let one = Instant::now();
+                        op(i).await;
+                        latencies.push(one.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for handle in handles {
+            latencies.extend(handle.await.unwrap());
+        }
+        (latencies, started.elapsed().as_secs_f64())
+    });
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    (latencies.len() as f64 / elapsed, pick(0.5), pick(0.99))
+}
+
+/// The async transport (feature `redis-tokio`): 64 tasks on one multiplexed connection
+/// against the blocking backend on one connection, and against the server's ceiling for
+/// the script (10^6 / its `usec_per_call`, measured during the same row). Three rounds,
+/// the rows interleaved so that each round's ratios compare neighbours in time; the
+/// summary gives the median round's ratios.
+#[cfg(feature = "redis-tokio")]
+#[test]
+#[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
+fn async_checks_per_second() {
+    let Some(url) = common::redis_url("async_checks_per_second") else {
+        return;
+    };
+    let mut config = RedisConfig::new(url.as_str());
+    config.prefix = common::unique_prefix("bench-async");
+    config.timeout = Duration::from_secs(2);
+    let backend = RedisBackend::new(config.clone()).unwrap();
+    backend.ping().unwrap();
+    let mut admin = common::admin(&url);
+    let quota = Quota::per_second(100).unwrap();
+    reset_server_stats(&mut admin);
+    println!();
+    println!("| GCRA 100/s, 10 000 keys round robin | round | tasks | checks/s | p50 (µs) | p99 (µs) | server µs/call | server ceiling checks/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut row = |name: &str, round: usize, tasks: usize, (rate, p50, p99): (f64, f64, f64)| {
+        let server = server_usec_per_call(&mut admin, "evalsha");
+        let ceiling = 1e6 / server;
+        println!(
+            "| {name} | {round} | {tasks} | {rate:.0} | {p50:.1} | {p99:.1} | {server:.1} | {ceiling:.0} |"
+        );
+        reset_server_stats(&mut admin);
+        (rate, ceiling)
+    };
+    // (async / blocking, async / ceiling) per round, for one and two runtime threads.
+    let mut ratios: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=3 {
+        let limiter = backend.limiter("blocking", Algorithm::Gcra, quota).unwrap();
+        let (blocking, _) = row(
+            "blocking, one connection",
+            round,
+            1,
+            measure(1, move |i| {
+                let key = (i % KEYS).to_be_bytes();
+                let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
+                assert!(checked.fault.is_none());
+            }),
+        );
+        // The runtime's threads share the machine's cores with redis-server: one and
+        // two. Each runtime gets its own backend: a multiplexed connection is driven by
+        // a task on the runtime that opened it.
+        for (workers, ratios) in [1, 2].into_iter().zip(ratios.iter_mut()) {
+            let backend = RedisBackend::new(config.clone()).unwrap();
+            let limiter = backend.limiter("async", Algorithm::Gcra, quota).unwrap();
+            let (asynchronous, ceiling) = row(
+                &format!("async, one multiplexed connection, {workers} runtime thread(s)"),
+                round,
+                64,
+                measure_async(workers, 64, move |i| {
+                    let limiter = limiter.clone();
+                    async move {
+                        let key = (i % KEYS).to_be_bytes();
+                        let checked = limiter.check_async(&key, unix_time_nanos(), 1).await;
+                        assert!(checked.unwrap().fault.is_none());
+                    }
+                }),
+            );
+            ratios.push((asynchronous / blocking, asynchronous / ceiling));
+            let stats = backend.stats();
+            assert_eq!(stats.inconsistent, 0);
+            assert_eq!(stats.checks, stats.decided, "{stats:?}");
+        }
+    }
+    println!();
+    for (workers, mut rounds) in [1, 2].into_iter().zip(ratios) {
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (vs_blocking, vs_ceiling) = rounds[rounds.len() / 2];
+        println!(
+            "{workers} runtime thread(s), median round: async / blocking {vs_blocking:.2}x (goal >= 5x); async / server ceiling {:.0}% (goal >= 80%)",
+            100.0 * vs_ceiling
+        );
+    }
+    let stats = backend.stats();
     println!("{stats:?}");
     assert_eq!(stats.inconsistent, 0);
     assert_eq!(stats.checks, stats.decided);

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{managed_server, server_answers, wait_until};
 use ratecore::redis_backend::{
     FailureMode, Fault, RedisBackend, RedisCheckError, RedisConfig, RedisLimiter,
 };
@@ -171,41 +172,6 @@ fn a_server_that_never_answers_times_out() {
     stop.store(true, Ordering::Relaxed);
     let _ = std::net::TcpStream::connect(("127.0.0.1", port));
     held.join().unwrap();
-}
-
-/// The throwaway server's config and pid file, or `None` (with a notice).
-fn managed_server(test: &str) -> Option<(String, String, String)> {
-    let url = common::redis_url(test)?;
-    match (
-        std::env::var("RATECORE_REDIS_CONF"),
-        std::env::var("RATECORE_REDIS_PIDFILE"),
-    ) {
-        (Ok(conf), Ok(pidfile)) => Some((url, conf, pidfile)),
-        _ => {
-            common::notice(&format!(
-                "skipped {test}: RATECORE_REDIS_CONF / RATECORE_REDIS_PIDFILE not set (run tests/redis/run.sh)"
-            ));
-            None
-        }
-    }
-}
-
-fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < deadline,
-            "timed out waiting until {what}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn server_answers(url: &str) -> bool {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_ok()
 }
 
 #[test]

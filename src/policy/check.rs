@@ -56,7 +56,7 @@ pub(super) struct MetList<'p> {
 }
 
 impl<'p> MetList<'p> {
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Self {
             items: ArrayVec::new_const(),
             overflow: false,
@@ -73,7 +73,7 @@ impl<'p> MetList<'p> {
         self.items.iter().copied()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 }
@@ -175,6 +175,27 @@ impl Policy {
     }
 }
 
+/// What collecting found for one request: the groups it meets (real and shadow, in
+/// policy order) and the limits met but not applied (a missing key attribute under
+/// "skip", or an unlimited override), for their counters.
+pub(super) struct Collected<'p> {
+    pub(super) real: MetList<'p>,
+    pub(super) shadow: MetList<'p>,
+    /// A policy that built meets at most MAX_LIMITS limits, so pushes never fail; one
+    /// that did would go uncounted only.
+    pub(super) skipped: ArrayVec<usize, MAX_LIMITS>,
+}
+
+impl Collected<'_> {
+    pub(super) const fn new() -> Self {
+        Self {
+            real: MetList::new(),
+            shadow: MetList::new(),
+            skipped: ArrayVec::new_const(),
+        }
+    }
+}
+
 impl Compiled {
     fn run(
         &self,
@@ -185,9 +206,6 @@ impl Compiled {
         mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
-        // One pass over the rules, the path split and the attributes resolved once.
-        // Collecting has no side effects, so an unlimited rule found after some limits
-        // were collected still answers "unlimited" before anything is checked.
         let mut resolved = Resolved::new();
         resolve(
             &self.attributes,
@@ -195,33 +213,73 @@ impl Compiled {
             request,
             &mut resolved,
         );
+        let mut found = Collected::new();
+        if !self.collect(overrides, request, &resolved, &mut found, result) {
+            return Ok(());
+        }
+        let mut states = States::new();
+        let answer = self.execute_set(&found.real, &resolved, now, cost, mode, &mut states)?;
+        self.settle_real(&found.real, &resolved, &states, answer, mode, result);
+        if !found.shadow.is_empty() {
+            let shadow_mode = Self::shadow_mode(mode, result);
+            if self
+                .execute_set(
+                    &found.shadow,
+                    &resolved,
+                    now,
+                    cost,
+                    shadow_mode,
+                    &mut states,
+                )
+                .is_err()
+            {
+                // A cost some shadow limit can never fit is its denial, never an error: a
+                // shadow limit must not change the real answer.
+                self.never_fits(&found.shadow, &resolved, now, cost, &mut states);
+            }
+            result.set_shadow(self, &found.shadow, &states);
+        }
+        self.count(&found, mode, result);
+        Ok(())
+    }
+
+    /// Finds the groups `request` meets (one pass over the rules, the path split once)
+    /// into `found`. `false` when the check is already decided in `result`: an
+    /// unlimited rule exempts the request, or the request meets more groups than a
+    /// policy that built allows (refused). Collecting has no side effects, so an
+    /// unlimited rule found after some limits were collected still answers "unlimited"
+    /// before anything is checked.
+    #[inline(always)]
+    pub(super) fn collect<'p>(
+        &'p self,
+        overrides: &'p OverrideSet,
+        request: &Request<'_>,
+        resolved: &Resolved<'_>,
+        found: &mut Collected<'p>,
+        result: &mut Verdict,
+    ) -> bool {
         let any_overrides = !overrides.is_empty();
         let path = SplitPath::new(request.path);
-        let (mut real, mut shadow) = (MetList::new(), MetList::new());
-        // Limits met but not applied (a missing key attribute under "skip", or an
-        // unlimited override), for their counters. A policy that built meets at most
-        // MAX_LIMITS limits, so pushes never fail; one that did would go uncounted only.
-        let mut skipped = ArrayVec::<usize, MAX_LIMITS>::new();
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.applies(request.method, &path, &resolved) {
+            if !rule.applies(request.method, &path, resolved) {
                 continue;
             }
             if rule.unlimited {
                 result.exempt(index);
-                return Ok(());
+                return false;
             }
             for group in &rule.groups {
-                let key = group.key_hash(&resolved);
+                let key = group.key_hash(resolved);
                 if key.is_none() && group.on_missing == OnMissing::Skip {
                     for &id in &group.ids {
-                        let _ = skipped.try_push(id);
+                        let _ = found.skipped.try_push(id);
                     }
                     continue;
                 }
                 let mut selected = [None; MAX_TABLE_LIMITS];
                 if any_overrides && key.is_some() {
                     for (slot, &id) in selected.iter_mut().zip(&group.ids) {
-                        *slot = overrides.of(id).and_then(|o| o.select(request, &resolved));
+                        *slot = overrides.of(id).and_then(|o| o.select(request, resolved));
                     }
                 }
                 let met = Met {
@@ -231,62 +289,72 @@ impl Compiled {
                 };
                 for (index, &id) in group.ids.iter().enumerate() {
                     if met.exempt(index) {
-                        let _ = skipped.try_push(id);
+                        let _ = found.skipped.try_push(id);
                     }
                 }
-                let list = if group.shadow { &mut shadow } else { &mut real };
+                let list = if group.shadow {
+                    &mut found.shadow
+                } else {
+                    &mut found.real
+                };
                 list.push(met);
             }
         }
-
-        if real.overflow || shadow.overflow {
+        if found.real.overflow || found.shadow.overflow {
             result.refuse();
-            return Ok(());
+            return false;
         }
-        let mut states = States::new();
-        let answer = self.execute_set(&real, &resolved, now, cost, mode, &mut states)?;
-        result.set_real(self, &real, &states, answer);
+        true
+    }
+
+    /// Records the real limits' states in `result` and, for a denied charge, the
+    /// deciding limit's key in the report of who keeps sending while denied.
+    #[inline(always)]
+    pub(super) fn settle_real(
+        &self,
+        real: &MetList<'_>,
+        resolved: &Resolved<'_>,
+        states: &States,
+        answer: Answer,
+        mode: Mode,
+        result: &mut Verdict,
+    ) {
+        result.set_real(self, real, states, answer);
         if mode.charges() && !result.allowed() {
-            // The deciding limit's key, for the report of who keeps sending while denied.
             let keyed = result.deciding_limit().and_then(|id| {
                 real.iter()
                     .find(|m| m.group.ids.contains(&id))
-                    .and_then(|m| Some((id, m.group.key_of(&resolved)?)))
+                    .and_then(|m| Some((id, m.group.key_of(resolved)?)))
             });
             if let Some((id, key)) = keyed {
                 self.offenders.record(id, &key);
             }
         }
+    }
 
-        if !shadow.is_empty() {
-            // Shadow limits are charged only for a request the real ones admitted.
-            let shadow_mode = if mode.charges() && result.allowed() {
-                Mode::Charge
-            } else {
-                Mode::Peek
-            };
-            if self
-                .execute_set(&shadow, &resolved, now, cost, shadow_mode, &mut states)
-                .is_err()
-            {
-                // A cost some shadow limit can never fit is its denial, never an error: a
-                // shadow limit must not change the real answer.
-                self.never_fits(&shadow, &resolved, now, cost, &mut states);
-            }
-            result.set_shadow(self, &shadow, &states);
+    /// Shadow limits are charged only for a request the real ones admitted.
+    #[inline(always)]
+    pub(super) fn shadow_mode(mode: Mode, result: &Verdict) -> Mode {
+        if mode.charges() && result.allowed() {
+            Mode::Charge
+        } else {
+            Mode::Peek
         }
+    }
 
+    /// Counts a charged check's outcome in every applicable limit's metrics.
+    #[inline(always)]
+    pub(super) fn count(&self, found: &Collected<'_>, mode: Mode, result: &Verdict) {
         if mode.charges() {
             for entry in result.all_entries() {
                 self.note(entry);
             }
-            for &id in &skipped {
+            for &id in &found.skipped {
                 if let Some(counters) = self.counters.get(id) {
                     counters.note(Outcome::Skipped);
                 }
             }
         }
-        Ok(())
     }
 
     fn note(&self, entry: &Entry) {
@@ -419,17 +487,23 @@ impl Compiled {
                 let _ = states.try_push(member.peek(now, cost).unwrap_or(NEVER_FITS));
             }
         }
-        for (state, unchanged) in states.iter_mut().zip(unchanged) {
-            *state = match (state.allowed, state.retry_after == crate::NEVER) {
-                (true, _) => unchanged,
-                (false, true) => Decision {
-                    allowed: false,
-                    retry_after: crate::NEVER,
-                    ..unchanged
-                },
-                (false, false) => *state,
-            };
-        }
+        merge_never_fits(states, &unchanged);
+    }
+}
+
+/// Fills in each limit's answer to a cost the set can never fit from its unchanged
+/// state (see `never_fits`).
+pub(super) fn merge_never_fits(states: &mut States, unchanged: &States) {
+    for (state, unchanged) in states.iter_mut().zip(unchanged.iter().copied()) {
+        *state = match (state.allowed, state.retry_after == crate::NEVER) {
+            (true, _) => unchanged,
+            (false, true) => Decision {
+                allowed: false,
+                retry_after: crate::NEVER,
+                ..unchanged
+            },
+            (false, false) => *state,
+        };
     }
 }
 

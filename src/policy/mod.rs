@@ -87,6 +87,8 @@
 //! allocation); no check after that allocates.
 
 mod check;
+#[cfg(feature = "redis-tokio")]
+mod check_async;
 mod compile;
 #[cfg(feature = "config")]
 mod config;

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use crate::composite::MAX_LIMITS;
 use crate::decision::Decision;
 use crate::error::CheckError;
-use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisLimit};
+use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisDecision, RedisLimit};
 
 use super::check::{Answer, MetList, States, NEVER_FITS};
 use super::request::{KeyParts, Resolved};
@@ -77,13 +77,52 @@ pub(super) fn peek_each(
 ) {
     for (limit, key) in keyed(met, resolved).iter().take(MAX_LIMITS) {
         let mut state = [Decision::EMPTY];
-        let state = match backend.peek_limits(&[(limit, key)], now, cost, &mut state) {
-            Ok(_) => state[0],
-            Err(RedisCheckError::Cost(_)) => NEVER_FITS,
-            Err(_) => Decision::EMPTY,
-        };
-        states.push(state);
+        let result = backend.peek_limits(&[(limit, key)], now, cost, &mut state);
+        states.push(peeked(result, state[0]));
     }
+}
+
+/// [`peek_each`] on the async transport.
+#[cfg(feature = "redis-tokio")]
+pub(super) async fn peek_each_async(
+    backend: &RedisBackend,
+    met: &MetList<'_>,
+    resolved: &Resolved<'_>,
+    now: u64,
+    cost: u64,
+    states: &mut States,
+) {
+    for (limit, key) in keyed(met, resolved).iter().take(MAX_LIMITS) {
+        let mut state = [Decision::EMPTY];
+        let result = backend
+            .peek_limits_async(&[(limit, key)], now, cost, &mut state)
+            .await;
+        states.push(peeked(result, state[0]));
+    }
+}
+
+/// One limit's state from its own peek.
+fn peeked(result: Result<RedisDecision, RedisCheckError>, state: Decision) -> Decision {
+    match result {
+        Ok(_) => state,
+        Err(RedisCheckError::Cost(_)) => NEVER_FITS,
+        Err(_) => Decision::EMPTY,
+    }
+}
+
+/// The (limit, key) pairs of one check, with a state slot for each in `states`.
+fn pairs<'a>(
+    keyed: &'a [(&'a RedisLimit, Vec<u8>)],
+    states: &mut States,
+) -> Vec<(&'a RedisLimit, &'a [u8])> {
+    states.clear();
+    for _ in keyed.iter().take(MAX_LIMITS) {
+        states.push(Decision::EMPTY);
+    }
+    keyed
+        .iter()
+        .map(|(limit, key)| (*limit, key.as_slice()))
+        .collect()
 }
 
 /// [`super::Policy`]'s `execute` on Redis.
@@ -100,20 +139,40 @@ pub(super) fn execute(
     if keyed.is_empty() {
         return Ok(Answer::default());
     }
-    let pairs: Vec<(&RedisLimit, &[u8])> = keyed
-        .iter()
-        .map(|(limit, key)| (*limit, key.as_slice()))
-        .collect();
-    states.clear();
-    for _ in pairs.iter().take(MAX_LIMITS) {
-        states.push(Decision::EMPTY);
-    }
-    let answer = if mode.charges() {
+    let pairs = pairs(&keyed, states);
+    answer(if mode.charges() {
         backend.check_limits(&pairs, now, cost, states)
     } else {
         backend.peek_limits(&pairs, now, cost, states)
-    };
-    match answer {
+    })
+}
+
+/// [`execute`] on the async transport.
+#[cfg(feature = "redis-tokio")]
+pub(super) async fn execute_async(
+    backend: &RedisBackend,
+    met: &MetList<'_>,
+    resolved: &Resolved<'_>,
+    now: u64,
+    cost: u64,
+    mode: Mode,
+    states: &mut States,
+) -> Result<Answer, CheckError> {
+    let keyed = keyed(met, resolved);
+    if keyed.is_empty() {
+        return Ok(Answer::default());
+    }
+    let pairs = pairs(&keyed, states);
+    answer(if mode.charges() {
+        backend.check_limits_async(&pairs, now, cost, states).await
+    } else {
+        backend.peek_limits_async(&pairs, now, cost, states).await
+    })
+}
+
+/// The backend's answer as the policy records it.
+fn answer(result: Result<RedisDecision, RedisCheckError>) -> Result<Answer, CheckError> {
+    match result {
         Ok(d) => Ok(Answer {
             fault: d.fault.map(|fault| (fault, d.decision)),
         }),

@@ -23,6 +23,19 @@ pub(super) struct Pooled {
     connection: redis::Connection,
 }
 
+/// The fault a client error stands for: no reply in time, an error reply (the server
+/// answered, the connection is in sync), or anything else (the server is unreachable or
+/// went away).
+pub(super) fn classify(e: &redis::RedisError) -> Fault {
+    if e.is_timeout() {
+        Fault::Timeout
+    } else if e.code().is_some() {
+        Fault::Server
+    } else {
+        Fault::Unavailable
+    }
+}
+
 impl Inner {
     /// Runs `f` on a pooled (or new) connection, classifying and counting failures.
     pub(super) fn with_connection<T>(
@@ -36,13 +49,7 @@ impl Inner {
                 Ok(value)
             }
             Err(e) => {
-                let fault = if e.is_timeout() {
-                    Fault::Timeout
-                } else if e.code().is_some() {
-                    Fault::Server
-                } else {
-                    Fault::Unavailable
-                };
+                let fault = classify(&e);
                 match fault {
                     // The server answered: the connection is in sync and reusable.
                     Fault::Server => self.give_back(epoch, connection),
@@ -59,7 +66,7 @@ impl Inner {
         }
     }
 
-    fn count(&self, fault: Fault, message: String) -> BackendError {
+    pub(super) fn count(&self, fault: Fault, message: String) -> BackendError {
         bump(match fault {
             Fault::Timeout => &self.counters.timeouts,
             Fault::Unavailable => &self.counters.unavailable,
@@ -74,7 +81,7 @@ impl Inner {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn elapsed(&self) -> u64 {
+    pub(super) fn elapsed(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 

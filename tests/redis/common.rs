@@ -61,3 +61,68 @@ pub fn admin(url: &str) -> redis::Connection {
         .get_connection_with_timeout(Duration::from_secs(5))
         .expect("connect to the test Redis")
 }
+
+/// The throwaway server's URL, config and pid file (tests that stop and restart it), or
+/// `None` (with a notice).
+pub fn managed_server(test: &str) -> Option<(String, String, String)> {
+    let url = redis_url(test)?;
+    match (
+        std::env::var("RATECORE_REDIS_CONF"),
+        std::env::var("RATECORE_REDIS_PIDFILE"),
+    ) {
+        (Ok(conf), Ok(pidfile)) => Some((url, conf, pidfile)),
+        _ => {
+            notice(&format!(
+                "skipped {test}: RATECORE_REDIS_CONF / RATECORE_REDIS_PIDFILE not set (run tests/redis/run.sh)"
+            ));
+            None
+        }
+    }
+}
+
+/// Polls `done` every 20 ms; fails the test if it is still false after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a fresh connection gets an answer to `PING` within 200 ms.
+pub fn server_answers(url: &str) -> bool {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok()
+}
+
+/// Kills the throwaway server with SIGKILL (no goodbye to its clients) and waits until
+/// it no longer answers.
+pub fn kill_server(url: &str, pidfile: &str) {
+    let pid = std::fs::read_to_string(pidfile).expect("the server's pid file");
+    let status = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {}", pid.trim());
+    wait_until("redis-server is gone", Duration::from_secs(5), || {
+        !server_answers(url)
+    });
+}
+
+/// Starts the throwaway server again from its config (same port, no persistence: every
+/// state is gone) and waits until it answers.
+pub fn restart_server(url: &str, conf: &str) {
+    let status = std::process::Command::new("redis-server")
+        .arg(conf)
+        .status()
+        .expect("run redis-server");
+    assert!(status.success(), "restarting redis-server failed");
+    wait_until("redis-server is back", Duration::from_secs(10), || {
+        server_answers(url)
+    });
+}

@@ -108,12 +108,20 @@ cargo test --features redis \
     --test redis_differential --test redis_clients --test redis_failures --test redis_policy
 
 echo
+echo "== cargo test --features redis-tokio (async transport) =="
+cargo test --features redis-tokio --test redis_async
+
+echo
+echo "== cargo test -p ratecore-tower --features redis (the layer in Redis mode, real HTTP) =="
+cargo test -p ratecore-tower --features redis --test redis
+
+echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
 cargo run --release --features redis --example seed_policies -- --redis "$RATECORE_REDIS_URL" >/dev/null
 echo "demo on Redis: ran (its promises are asserted by redis_policy)"
 
 if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
     echo
-    echo "== benchmark: cargo test --release --features redis --test redis_bench -- --ignored --nocapture =="
-    cargo test --release --features redis --test redis_bench -- --ignored --nocapture
+    echo "== benchmark: cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1 =="
+    cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
 fi

@@ -89,11 +89,16 @@ impl Backend for InProcess {
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
         ready(match self.policy.check(request, now.monotonic, cost) {
             Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
-            Err(error) => Err(Refused {
-                status: status(self.policy.response().status),
-                error,
-            }),
+            Err(error) => Err(refused(&self.policy, error)),
         })
+    }
+}
+
+/// The refusal of a cost no limit of `policy` can ever admit.
+pub(crate) fn refused(policy: &Policy, error: CheckError) -> Refused {
+    Refused {
+        status: status(policy.response().status),
+        error,
     }
 }
 
@@ -106,16 +111,18 @@ pub fn answer(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Checked {
     respond(decision, unix_nanos, &NameCache::default())
 }
 
-fn respond(decision: &PolicyDecision<'_>, unix_nanos: u64, names: &NameCache) -> Checked {
-    let mut stack = [0u8; 1024];
-    let headers = match decision.render_headers(unix_nanos, &mut stack) {
-        Ok(len) => parse_headers(stack.get(..len).unwrap_or(&[])),
-        Err(too_small) => {
-            // Many IETF quota members: render again into a buffer of the exact size.
-            let mut heap = vec![0u8; too_small.needed];
-            let len = decision.render_headers(unix_nanos, &mut heap).unwrap_or(0);
-            parse_headers(heap.get(..len).unwrap_or(&[]))
-        }
+pub(crate) fn respond(
+    decision: &PolicyDecision<'_>,
+    unix_nanos: u64,
+    names: &NameCache,
+) -> Checked {
+    let snapshot = RateLimitDecision::with_names(decision, names);
+    // A request let through because the backend could not decide (fail open) carries no
+    // rate-limit headers: there are no real figures to report.
+    let headers = if snapshot.fault.is_some() && snapshot.allowed {
+        Vec::new()
+    } else {
+        headers(decision, unix_nanos)
     };
     let denial = (!decision.allowed()).then(|| {
         let mut stack = [0u8; 1024];
@@ -135,9 +142,23 @@ fn respond(decision: &PolicyDecision<'_>, unix_nanos: u64, names: &NameCache) ->
         }
     });
     Checked {
-        decision: RateLimitDecision::with_names(decision, names),
+        decision: snapshot,
         headers,
         denial,
+    }
+}
+
+/// The policy's rate-limit headers for `decision`.
+fn headers(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Vec<(HeaderName, HeaderValue)> {
+    let mut stack = [0u8; 1024];
+    match decision.render_headers(unix_nanos, &mut stack) {
+        Ok(len) => parse_headers(stack.get(..len).unwrap_or(&[])),
+        Err(too_small) => {
+            // Many IETF quota members: render again into a buffer of the exact size.
+            let mut heap = vec![0u8; too_small.needed];
+            let len = decision.render_headers(unix_nanos, &mut heap).unwrap_or(0);
+            parse_headers(heap.get(..len).unwrap_or(&[]))
+        }
     }
 }
 

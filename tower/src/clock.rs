@@ -1,6 +1,7 @@
-//! The layer's two times: monotonic nanoseconds, which every check decides with, and
-//! Unix-epoch nanoseconds, which only absolute reset headers (Uphold's epoch seconds,
-//! Switch's ISO 8601) are rendered from. Tests inject both.
+//! The layer's two times: monotonic nanoseconds, which in-process checks decide with, and
+//! Unix-epoch nanoseconds, which absolute reset headers (Uphold's epoch seconds, Switch's
+//! ISO 8601) are rendered from and Redis checks decide with (every host sharing a Redis
+//! must pass time on one epoch). Tests inject both.
 
 use ratecore::clock::{unix_time_nanos, MonotonicClock};
 
@@ -9,7 +10,8 @@ pub trait Clock: Send + Sync + 'static {
     /// Monotonic nanoseconds since an origin the clock chooses; never goes backwards
     /// (a value earlier than one already seen is treated as the latest seen anyway).
     fn monotonic_nanos(&self) -> u64;
-    /// Wall-clock nanoseconds since the Unix epoch, for rendering only.
+    /// Wall-clock nanoseconds since the Unix epoch: for rendering absolute resets, and
+    /// the time the `Redis` backend decides with (hosts sharing a Redis share one epoch).
     fn unix_nanos(&self) -> u64;
 }
 
@@ -43,7 +45,8 @@ impl Clock for SystemClock {
 pub struct Now {
     /// Monotonic nanoseconds: what the policy decides with.
     pub monotonic: u64,
-    /// Unix-epoch nanoseconds: what absolute reset headers are rendered from.
+    /// Unix-epoch nanoseconds: what absolute reset headers are rendered from, and what
+    /// the `Redis` backend decides with.
     pub unix: u64,
 }
 

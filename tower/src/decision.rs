@@ -18,10 +18,34 @@ pub struct LimitName {
 }
 
 /// Why a backend could not decide and its failure mode answered instead. In-process
-/// checks never fault; a remote backend (such as Redis) reports its faults here.
+/// checks never fault; the Redis backend (feature `redis`) reports its faults here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Fault {}
+pub enum Fault {
+    /// No reply (or no connection) within the backend's timeout.
+    Timeout,
+    /// The backend is unreachable: connection refused or dropped, or a connect within
+    /// the reconnect backoff.
+    Unavailable,
+    /// The backend answered with an error.
+    Server,
+    /// The backend's reply disagrees with the algorithm.
+    Inconsistent,
+}
+
+#[cfg(feature = "redis")]
+impl From<ratecore::redis_backend::Fault> for Fault {
+    fn from(fault: ratecore::redis_backend::Fault) -> Self {
+        use ratecore::redis_backend::Fault as F;
+        match fault {
+            F::Timeout => Self::Timeout,
+            F::Server => Self::Server,
+            F::Inconsistent => Self::Inconsistent,
+            // `Unavailable`, and any kind a later ratecore adds.
+            _ => Self::Unavailable,
+        }
+    }
+}
 
 /// The policy's verdict on a request, readable by handlers:
 /// `request.extensions().get::<RateLimitDecision>()` (axum:
@@ -71,6 +95,9 @@ impl RateLimitDecision {
             deciding: decision.deciding().map(|l| names.get(&l)),
             shadow_denied: decision.shadow_denied().map(|(l, _)| names.get(&l)),
             exempted_by: decision.exempted_by().map(str::to_owned),
+            #[cfg(feature = "redis")]
+            fault: decision.fault().map(Fault::from),
+            #[cfg(not(feature = "redis"))]
             fault: None,
         }
     }

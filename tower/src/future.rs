@@ -86,7 +86,10 @@ where
                     };
                     if let Some(denial) = checked.denial {
                         state.set(State::Done);
-                        return Poll::Ready(Ok(denied(denial, checked.headers)));
+                        let mut response = denied(denial, checked.headers);
+                        // Outer layers (logging, metrics) see why, a fault included.
+                        response.extensions_mut().insert(checked.decision);
+                        return Poll::Ready(Ok(response));
                     }
                     let (Some(mut inner), Some(mut request)) = (inner.take(), request.take())
                     else {

@@ -8,7 +8,8 @@
 //!   the inner service, and adds the policy's rate-limit headers to its response (a
 //!   header the handler set itself is kept);
 //! - **denied:** answers with the policy's status, rate-limit headers, `Content-Type`
-//!   and body, without calling the inner service;
+//!   and body, without calling the inner service; the [`RateLimitDecision`] is in the
+//!   response's extensions, for outer layers;
 //! - **no limit applied** (an unlimited rule, an unlimited route): calls the inner
 //!   service and adds no headers;
 //! - **a cost no limit can ever admit** (a [`cost`](RateLimitLayer::cost) larger than
@@ -32,17 +33,24 @@
 //! The layer is generic over request and response bodies and never buffers or boxes
 //! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
 //! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
-//! nanoseconds to decide, Unix-epoch nanoseconds to render absolute resets.
+//! nanoseconds to decide in process, Unix-epoch nanoseconds to render absolute resets
+//! (and to decide on Redis).
 //!
 //! # Cost per request
 //! The policy check allocates nothing. The layer lists the attributes on the stack and
 //! shares one copy of each limit's name among all decisions; it allocates the rendered
 //! headers (one copy shared by all values, and their list), the decision extension, a
-//! denial's body, and whatever the credentials closure returns.
+//! denial's body, and whatever the credentials closure returns. The `Redis` backend also
+//! copies the request's method, path and attributes into its boxed future (its check
+//! waits for a network round trip).
 //!
 //! # Backends
-//! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables. The trait
-//! returns a future, so a remote backend can answer asynchronously behind the same layer.
+//! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables, on the
+//! clock's monotonic time. `Redis` (feature `redis`) keeps the limits' states on a shared
+//! Redis (a policy built with `Policy::with_redis`), on the clock's Unix-epoch time, and
+//! awaits each check on one multiplexed connection; when Redis cannot decide, the
+//! backend's failure mode answers and the decision's `fault` says so. The trait returns
+//! a future, so either answers behind the same layer.
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -55,6 +63,8 @@ mod decision;
 mod future;
 mod layer;
 mod names;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 
 pub use attributes::Credentials;
@@ -66,4 +76,6 @@ pub use decision::{Fault, LimitName, RateLimitDecision};
 pub use future::ResponseFuture;
 pub use ipnet::IpNet;
 pub use layer::RateLimitLayer;
+#[cfg(feature = "redis")]
+pub use redis::Redis;
 pub use service::RateLimit;

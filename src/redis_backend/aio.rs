@@ -1,0 +1,316 @@
+//! The async transport (feature `redis-tokio`): the same checks as the blocking pool —
+//! same `EVALSHA`, same replay and verification, same failure decisions and counters —
+//! sent on one shared [`redis::aio::MultiplexedConnection`], which pipelines the checks
+//! of every task on one socket.
+//!
+//! Reconnection follows the blocking pool's rules, with the shared connection in place of
+//! the pool: a connection the server went away from is dropped and the next check opens a
+//! new one (one task at a time; the others wait for it, within their own timeout); after
+//! a failed connect, checks within [`RedisConfig::reconnect_backoff`] fail at once. A
+//! check whose reply did not arrive is never sent again. A check that timed out leaves
+//! the connection in place: a multiplexed connection matches replies to requests in
+//! order, so a late reply is discarded, not handed to the next check. (The `redis`
+//! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
+//! for the reconnect instead of failing at once within the backoff.)
+//!
+//! [`RedisConfig::reconnect_backoff`]: super::RedisConfig::reconnect_backoff
+//!
+//! # Orderings
+//! The shared connection is an `ArcSwapOption`: a task loads it (lock-free) and clones
+//! the handle; arc-swap makes a stored connection fully visible to every later load. A
+//! failed connection is replaced with `None` by compare-and-swap against the very `Arc`
+//! that failed, so a connection another task has just opened is never dropped by a stale
+//! failure. `retry_at` is a hint read and written `Relaxed`, as in the blocking pool:
+//! connects are serialised by the `connecting` lock, which orders them among
+//! themselves. Counters are `Relaxed` (see `stats`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use redis::aio::MultiplexedConnection;
+use tokio::time::{timeout_at, Instant};
+
+use super::pool::classify;
+use super::stats::bump;
+use super::{
+    BackendError, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite, RedisDecision,
+    RedisLimit, RedisLimiter,
+};
+use crate::decision::{Decision, Mode};
+
+/// The async transport's connection, shared by every task using one backend.
+#[derive(Default)]
+pub(super) struct Shared {
+    current: ArcSwapOption<MultiplexedConnection>,
+    /// Held while connecting, so a dead server sees one connect attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// Nanoseconds after the backend's origin before which no connect is attempted.
+    retry_at: AtomicU64,
+}
+
+impl RedisBackend {
+    /// [`check_limits`](Self::check_limits) on the async transport: the same decision,
+    /// failure decision and counters, without blocking the runtime's thread. Every task
+    /// checking through one backend shares one multiplexed connection. Runs on a tokio
+    /// runtime with time enabled; the whole check (including a connect) takes at most
+    /// [`RedisConfig::timeout`](super::RedisConfig::timeout).
+    ///
+    /// # Errors
+    /// As for [`check_limits`](Self::check_limits).
+    pub async fn check_limits_async(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let result = self
+            .inner
+            .run_async(limits, now, cost, Mode::Charge, states)
+            .await;
+        self.inner.settle(result, limits, states)
+    }
+
+    /// [`peek_limits`](Self::peek_limits) on the async transport.
+    ///
+    /// # Errors
+    /// As for [`check_limits`](Self::check_limits).
+    pub async fn peek_limits_async(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let result = self
+            .inner
+            .run_async(limits, now, cost, Mode::Peek, states)
+            .await;
+        self.inner.settle(result, limits, states)
+    }
+
+    /// [`try_check_limits`](Self::try_check_limits) on the async transport.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub async fn try_check_limits_async(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.inner
+            .run_async(limits, now, cost, Mode::Charge, states)
+            .await
+    }
+
+    /// [`try_peek_limits`](Self::try_peek_limits) on the async transport.
+    ///
+    /// # Errors
+    /// Any [`RedisCheckError`].
+    pub async fn try_peek_limits_async(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        self.inner
+            .run_async(limits, now, cost, Mode::Peek, states)
+            .await
+    }
+
+    /// [`ping`](Self::ping) on the async transport.
+    ///
+    /// # Errors
+    /// The [`BackendError`] a check would have met.
+    pub async fn ping_async(&self) -> Result<(), BackendError> {
+        let deadline = Instant::now() + self.inner.config.timeout;
+        self.inner
+            .query_async(&redis::cmd("PING"), deadline)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl RedisLimiter {
+    /// [`check`](Self::check) on the async transport.
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] when `cost` can never fit.
+    pub async fn check_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .check_limits_async(&[(&self.limit, key)], now, cost, &mut [])
+            .await
+    }
+
+    /// [`peek`](Self::peek) on the async transport.
+    ///
+    /// # Errors
+    /// As for [`check_async`](Self::check_async).
+    pub async fn peek_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+    ) -> Result<RedisDecision, RedisCheckError> {
+        self.backend
+            .peek_limits_async(&[(&self.limit, key)], now, cost, &mut [])
+            .await
+    }
+}
+
+impl RedisComposite {
+    /// [`check_each`](Self::check_each) on the async transport.
+    ///
+    /// # Errors
+    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
+    pub async fn check_each_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
+        self.backend
+            .check_limits_async(&members, now, cost, states)
+            .await
+    }
+
+    /// [`peek_each`](Self::peek_each) on the async transport.
+    ///
+    /// # Errors
+    /// As for [`check_each_async`](Self::check_each_async).
+    pub async fn peek_each_async(
+        &self,
+        key: &[u8],
+        now: u64,
+        cost: u64,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
+        self.backend
+            .peek_limits_async(&members, now, cost, states)
+            .await
+    }
+}
+
+impl Inner {
+    /// One check on the shared multiplexed connection.
+    async fn run_async(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        let prepared = self.prepare(limits, now, cost, mode)?;
+        let deadline = Instant::now() + self.config.timeout;
+        let reply = self
+            .query_async(&prepared.eval, deadline)
+            .await
+            .map_err(RedisCheckError::Backend)?;
+        self.finish(&prepared, reply, states)
+    }
+
+    /// Sends `command` (loading the script when the server answers `NOSCRIPT`, which
+    /// means nothing ran) and waits for its reply until `deadline`, classifying and
+    /// counting failures as the blocking pool does.
+    async fn query_async(
+        &self,
+        command: &redis::Cmd,
+        deadline: Instant,
+    ) -> Result<redis::Value, BackendError> {
+        let shared = self.connection_async(deadline).await?;
+        let mut connection = MultiplexedConnection::clone(&shared);
+        let sent = async {
+            match command.query_async::<redis::Value>(&mut connection).await {
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    self.script.load_async(&mut connection).await?;
+                    bump(&self.counters.script_loads);
+                    command.query_async::<redis::Value>(&mut connection).await
+                }
+                other => other,
+            }
+        };
+        match timeout_at(deadline, sent).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                let fault = classify(&e);
+                if fault == Fault::Unavailable || e.is_unrecoverable_error() {
+                    // The server went away: the next check connects again (unless
+                    // another task already replaced this connection).
+                    let _ = self.aio.current.compare_and_swap(&Some(shared), None);
+                }
+                Err(self.count(fault, e.to_string()))
+            }
+            Err(_) => Err(self.count(Fault::Timeout, String::from("no reply within the timeout"))),
+        }
+    }
+
+    /// The shared connection, or a new one (not within the reconnect backoff).
+    async fn connection_async(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<MultiplexedConnection>, BackendError> {
+        if let Some(connection) = self.aio.current.load_full() {
+            return Ok(connection);
+        }
+        let Ok(_connecting) = timeout_at(deadline, self.aio.connecting.lock()).await else {
+            return Err(self.count(
+                Fault::Timeout,
+                String::from("another check's connect did not finish within the timeout"),
+            ));
+        };
+        // Another task may have connected (or failed to) while this one waited.
+        if let Some(connection) = self.aio.current.load_full() {
+            return Ok(connection);
+        }
+        if self.elapsed() < self.aio.retry_at.load(Ordering::Relaxed) {
+            bump(&self.counters.skipped);
+            return Err(self.count(
+                Fault::Unavailable,
+                String::from("not reconnecting yet (reconnect backoff after a failed connect)"),
+            ));
+        }
+        // No response timeout of the client's own: every check's deadline already bounds
+        // its wait, and a second timer per request would only cost.
+        let options =
+            redis::AsyncConnectionConfig::new().set_connection_timeout(self.config.timeout);
+        let connected = timeout_at(
+            deadline,
+            self.client
+                .get_multiplexed_async_connection_with_config(&options),
+        )
+        .await;
+        let fault = match connected {
+            Ok(Ok(connection)) => {
+                bump(&self.counters.connects);
+                self.aio.retry_at.store(0, Ordering::Relaxed);
+                let connection = Arc::new(connection);
+                self.aio.current.store(Some(Arc::clone(&connection)));
+                return Ok(connection);
+            }
+            Ok(Err(e)) if e.is_timeout() => (Fault::Timeout, e.to_string()),
+            Ok(Err(e)) => (Fault::Unavailable, e.to_string()),
+            Err(_) => (
+                Fault::Timeout,
+                String::from("no connection within the timeout"),
+            ),
+        };
+        let backoff = u64::try_from(self.config.reconnect_backoff.as_nanos()).unwrap_or(u64::MAX);
+        self.aio
+            .retry_at
+            .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
+        Err(self.count(fault.0, fault.1))
+    }
+}
