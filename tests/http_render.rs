@@ -101,6 +101,7 @@ fn evenergy_problem_json_body() {
     let style = BodyStyle::ProblemJson {
         type_uri: "https://api.ev.energy/v2/problems/rate-limit-exceeded/",
         title: "Too many requests",
+        status: 429,
     };
     let mut body = [0u8; 512];
     let n = render_body(&style, &denied, 3600 * SECOND, &mut body).unwrap();

@@ -447,3 +447,22 @@ fn the_limit_maximum_counts_only_rules_one_request_can_meet() {
     let e = error(&format!("[[rule]]\nname = \"z\"\nroute = \"GET /items/7\"\nwhen = {{ tier = \"t0\", plan = \"x\" }}\n[[rule.limit]]\nkey = []\n{ONE_PER_MINUTE}{text}"));
     assert!(e.contains("too many limits"), "{e}");
 }
+
+/// RFC 9457: a problem+json body's `status` member is the response's status, also when
+/// a policy answers denials with another status than 429.
+#[test]
+fn a_problem_body_repeats_the_configured_status() {
+    let text = format!(
+        "[response]\nstatus = 503\nbody = \"problem+json\"\n[table]\ncapacity = 1024\n{}",
+        "[[rule]]\nname = \"all\"\n[[rule.limit]]\nname = \"global\"\nkey = []\n"
+    ) + ONE_PER_MINUTE;
+    let policy = Policy::from_toml_str(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(check(&policy, &[], 0).allowed());
+    let denied = check(&policy, &[], 0);
+    assert!(!denied.allowed());
+    assert_eq!(denied.denial_status(), 503);
+    let mut body = [0u8; 512];
+    let n = denied.render_body(&mut body).unwrap();
+    let text = std::str::from_utf8(&body[..n]).unwrap();
+    assert!(text.contains("\"status\": 503,"), "{text}");
+}

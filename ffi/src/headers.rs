@@ -203,7 +203,12 @@ pub unsafe extern "C" fn ratecore_render_problem_json(
         let type_uri = unsafe { utf8(type_uri, type_uri_len) }?;
         // SAFETY: forwarded from this function's contract.
         let title = unsafe { utf8(title, title_len) }?;
-        let style = BodyStyle::ProblemJson { type_uri, title };
+        // These entry points render the 429 body of the published documents.
+        let style = BodyStyle::ProblemJson {
+            type_uri,
+            title,
+            status: 429,
+        };
         // SAFETY: forwarded from this function's contract.
         unsafe {
             render_into(out, out_len, written_out, |buf| {

@@ -91,6 +91,8 @@ pub enum BodySpec<'a> {
         type_uri: &'a str,
         /// `title`.
         title: &'a str,
+        /// The response status the body repeats.
+        status: u16,
     },
     /// The plain-text sentence.
     PlainText {
@@ -367,12 +369,16 @@ pub fn check_body(style: &BodyStyle<'_>, decision: &Decision, period: u64, body:
     let text = std::str::from_utf8(body).expect("bodies are UTF-8");
     let retry = ceil_seconds(decision.retry_after);
     match style {
-        BodyStyle::ProblemJson { type_uri, title } => {
+        BodyStyle::ProblemJson {
+            type_uri,
+            title,
+            status,
+        } => {
             let json: serde_json::Value = serde_json::from_str(text)
                 .unwrap_or_else(|e| panic!("problem+json body is not JSON ({e}): {text:?}"));
             let expected = serde_json::json!({
                 "type": type_uri,
-                "status": 429,
+                "status": status,
                 "title": title,
                 "detail": format!("Request was rate limited. Try again in {retry} seconds"),
             });
@@ -413,7 +419,15 @@ pub fn run(case: &RenderCase<'_>) {
     );
     check_headers(style, &input, &block);
     let body = match case.body {
-        BodySpec::ProblemJson { type_uri, title } => BodyStyle::ProblemJson { type_uri, title },
+        BodySpec::ProblemJson {
+            type_uri,
+            title,
+            status,
+        } => BodyStyle::ProblemJson {
+            type_uri,
+            title,
+            status,
+        },
         BodySpec::PlainText { subject } => BodyStyle::PlainText { subject },
     };
     let decision = case.decision.get();
@@ -456,8 +470,14 @@ impl fmt::Debug for RenderCase<'_> {
             self.style
         )?;
         let body = match self.body {
-            BodySpec::ProblemJson { type_uri, title } => {
-                format!("BodyStyle::ProblemJson {{ type_uri: {type_uri:?}, title: {title:?} }}")
+            BodySpec::ProblemJson {
+                type_uri,
+                title,
+                status,
+            } => {
+                format!(
+                    "BodyStyle::ProblemJson {{ type_uri: {type_uri:?}, title: {title:?}, status: {status} }}"
+                )
             }
             BodySpec::PlainText { subject } => {
                 format!("BodyStyle::PlainText {{ subject: {subject:?} }}")

@@ -201,6 +201,9 @@ pub enum BodyStyle<'a> {
         type_uri: &'a str,
         /// The problem title.
         title: &'a str,
+        /// The response's status, repeated in the `status` member (RFC 9457 asks that
+        /// they agree): 429 unless the policy answers denials with another status.
+        status: u16,
     },
     /// Switch's sentence: "{subject} quota exceeded. Maximum allowed is {limit} requests
     /// per {period}. Please try again in {N} second." (verbatim, singular included).
@@ -235,10 +238,16 @@ pub fn render_body(
     let mut w = Writer::new(out);
     let retry = ceil_seconds(decision.retry_after);
     match style {
-        BodyStyle::ProblemJson { type_uri, title } => {
+        BodyStyle::ProblemJson {
+            type_uri,
+            title,
+            status,
+        } => {
             w.str("{\n    \"type\": ");
             json_string(&mut w, type_uri);
-            w.str(",\n    \"status\": 429,\n    \"title\": ");
+            w.str(",\n    \"status\": ");
+            w.u64(u64::from(*status));
+            w.str(",\n    \"title\": ");
             json_string(&mut w, title);
             w.str(",\n    \"detail\": \"Request was rate limited. Try again in ");
             w.u64(retry);

@@ -377,7 +377,11 @@ impl PolicyDecision<'_> {
 
     fn body_style(&self) -> BodyStyle<'_> {
         match &self.compiled.response.body {
-            Body::ProblemJson { type_uri, title } => BodyStyle::ProblemJson { type_uri, title },
+            Body::ProblemJson { type_uri, title } => BodyStyle::ProblemJson {
+                type_uri,
+                title,
+                status: self.compiled.response.status,
+            },
             Body::PlainText => BodyStyle::PlainText {
                 subject: self.deciding().map_or("API", |l| l.description),
             },

@@ -161,6 +161,7 @@ pub(super) fn step(call: &Call) {
                     BodyStyle::ProblemJson {
                         type_uri: &t.text,
                         title: &title.text,
+                        status: 429,
                     },
                     0,
                 ),
