@@ -149,36 +149,94 @@ pub unsafe extern "C" fn ratecore_tables_check(
         let first = items.first().ok_or(ratecore_status::NoLimits)?;
         // SAFETY: forwarded from this function's contract (each item's handle and key).
         let first_check = unsafe { table_check(first) }?;
+        if items.len() == 1 {
+            // SAFETY: `result` is valid for one result's writes (checked above).
+            return unsafe { decide(std::slice::from_ref(&first_check), now_ns, mode, result) };
+        }
         let mut checks = [first_check; RATECORE_MAX_CHECK_ITEMS];
         for (check, item) in checks.iter_mut().zip(items).skip(1) {
             // SAFETY: as for the first item.
             *check = unsafe { table_check(item) }?;
         }
         let checks = checks.get(..items.len()).unwrap_or(&[]);
-        let quotas: usize = checks
-            .iter()
-            .map(|c| c.table.config().limits().count())
-            .sum();
-        if quotas > RATECORE_MAX_QUOTA_REPORTS {
-            return Err(ratecore_status::TooManyLimits);
-        }
-        let mut states = [MaybeUninit::<Decision>::uninit(); RATECORE_MAX_QUOTA_REPORTS];
-        let states = init_states(&mut states, quotas);
-        let decided = match check_tables(checks, now_ns, mode, states) {
-            Ok(decided) => decided,
-            Err(TablesError::NoChecks) => return Err(ratecore_status::NoLimits),
-            Err(TablesError::TooManyLimits) => return Err(ratecore_status::TooManyLimits),
-            Err(TablesError::CostExceedsLimit { check, error }) => {
-                // SAFETY: `result` is valid for one result's writes (checked above); the
-                // field pointer stays inside it.
-                unsafe { addr_of_mut!((*result).item).write(check) };
-                return Err(error.into());
-            }
-        };
         // SAFETY: `result` is valid for one result's writes (checked above).
-        unsafe { write_result(result, checks, &decided, states) };
-        Ok(())
+        unsafe { decide(checks, now_ns, mode, result) }
     })
+}
+
+type Check = TableCheck<'static, RegionMemory<'static>>;
+
+/// Runs the checks and writes the result.
+///
+/// # Safety
+/// `result` is valid for writing one `ratecore_check_result`.
+#[inline(always)] // twice into `ratecore_tables_check`: one item, several
+unsafe fn decide(
+    checks: &[Check],
+    now_ns: u64,
+    mode: Mode,
+    result: *mut ratecore_check_result,
+) -> Result<(), ratecore_status> {
+    // One table of one quota (a web server location with one zone, per request): the
+    // table's own check, with its live-key fast path, and the one report written
+    // directly.
+    if let [only] = checks {
+        let config = only.table.config();
+        if config.limit_count() == 1 {
+            let decision = if mode.charges() {
+                only.table.check(only.key, now_ns, only.cost)
+            } else {
+                only.table.peek(only.key, now_ns, only.cost)
+            };
+            let decision: ratecore_decision = match decision {
+                Ok(decision) => decision.into(),
+                Err(error) => {
+                    // SAFETY: as below.
+                    unsafe { addr_of_mut!((*result).item).write(0) };
+                    return Err(error.into());
+                }
+            };
+            let period = config.limits().next().map_or(0, |spec| spec.quota.period());
+            // SAFETY: `result` is valid for one result's writes (contract); each field
+            // pointer stays inside it, the report's in `reports[0]`.
+            unsafe {
+                addr_of_mut!((*result).reports)
+                    .cast::<ratecore_check_report>()
+                    .write(ratecore_check_report {
+                        item: 0,
+                        quota: 0,
+                        period_ns: period,
+                        decision,
+                    });
+                addr_of_mut!((*result).decision).write(decision);
+                addr_of_mut!((*result).item).write(0);
+                addr_of_mut!((*result).quota).write(0);
+                addr_of_mut!((*result).period_ns).write(period);
+                addr_of_mut!((*result).report_count).write(1);
+            }
+            return Ok(());
+        }
+    }
+    let quotas: usize = checks.iter().map(|c| c.table.config().limit_count()).sum();
+    if quotas > RATECORE_MAX_QUOTA_REPORTS {
+        return Err(ratecore_status::TooManyLimits);
+    }
+    let mut states = [MaybeUninit::<Decision>::uninit(); RATECORE_MAX_QUOTA_REPORTS];
+    let states = init_states(&mut states, quotas);
+    let decided = match check_tables(checks, now_ns, mode, states) {
+        Ok(decided) => decided,
+        Err(TablesError::NoChecks) => return Err(ratecore_status::NoLimits),
+        Err(TablesError::TooManyLimits) => return Err(ratecore_status::TooManyLimits),
+        Err(TablesError::CostExceedsLimit { check, error }) => {
+            // SAFETY: `result` is valid for one result's writes (contract); the field
+            // pointer stays inside it.
+            unsafe { addr_of_mut!((*result).item).write(check) };
+            return Err(error.into());
+        }
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { write_result(result, checks, &decided, states) };
+    Ok(())
 }
 
 /// The first `count` states, initialised (the composite may read any entry it wrote):
@@ -201,9 +259,7 @@ fn init_states(
 /// # Safety
 /// The item's `table` is NULL or a live handle not freed during the exported call, and
 /// its `key` valid for `key_len` bytes (or NULL with 0).
-unsafe fn table_check(
-    item: &ratecore_check_item,
-) -> Result<TableCheck<'static, RegionMemory<'static>>, ratecore_status> {
+unsafe fn table_check(item: &ratecore_check_item) -> Result<Check, ratecore_status> {
     // SAFETY: forwarded from this function's contract.
     let inner: &TableInner = unsafe { handle_ref(item.table) }?;
     // SAFETY: forwarded from this function's contract.
@@ -222,36 +278,35 @@ unsafe fn table_check(
 /// `result` is valid for writing one `ratecore_check_result`.
 unsafe fn write_result(
     result: *mut ratecore_check_result,
-    checks: &[TableCheck<'static, RegionMemory<'static>>],
+    checks: &[Check],
     decided: &TablesDecision,
     states: &[Decision],
 ) {
-    let period = |check: usize, quota: usize| {
-        checks
-            .get(check)
-            .and_then(|c| c.table.config().limits().nth(quota))
-            .map_or(0, |spec| spec.quota.period())
-    };
     let mut at = 0;
+    let mut period = 0;
     for (index, check) in checks.iter().enumerate() {
         for (quota, spec) in check.table.config().limits().enumerate() {
-            let (Some(state), true) = (states.get(at), at < decided.quotas) else {
+            let Some(state) = states.get(at) else {
                 break;
             };
+            if (index, quota) == (decided.check, decided.quota) {
+                period = spec.quota.period();
+            }
             let report = ratecore_check_report {
                 item: index,
                 quota,
                 period_ns: spec.quota.period(),
                 decision: (*state).into(),
             };
-            // SAFETY: `at` < RATECORE_MAX_QUOTA_REPORTS (a `states` index); `result` is
-            // valid for writes (contract), and the pointer stays inside its `reports`.
+            // SAFETY: `at` < RATECORE_MAX_QUOTA_REPORTS (an index of `states`, which is
+            // no longer); `result` is valid for writes (contract), and the pointer stays
+            // inside its `reports`.
             unsafe {
                 addr_of_mut!((*result).reports)
                     .cast::<ratecore_check_report>()
                     .add(at)
-                    .write(report)
-            };
+                    .write(report);
+            }
             at += 1;
         }
     }
@@ -260,7 +315,7 @@ unsafe fn write_result(
         addr_of_mut!((*result).decision).write(decided.decision.into());
         addr_of_mut!((*result).item).write(decided.check);
         addr_of_mut!((*result).quota).write(decided.quota);
-        addr_of_mut!((*result).period_ns).write(period(decided.check, decided.quota));
+        addr_of_mut!((*result).period_ns).write(period);
         addr_of_mut!((*result).report_count).write(at);
     }
 }

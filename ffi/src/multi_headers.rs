@@ -97,28 +97,21 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
         let headers = unsafe { output(headers_out) }?;
         // SAFETY: forwarded from this function's contract.
         let mut buffer = unsafe { output_slice(out, out_len) }?;
-        let mut arena = [0u8; NAME_ARENA];
-        let mut quotas = [QuotaReport {
-            name: "",
-            period: 1,
-            decision: Decision::EMPTY,
-        }; RATECORE_MAX_QUOTA_REPORTS];
-        let quotas = match style {
-            http::HeaderStyle::Ietf => {
-                let n = ietf_reports(items, result, &mut arena, &mut quotas)?;
-                quotas.get(..n).unwrap_or(&[])
-            }
-            _ => &[],
-        };
-        let input = HeaderInput {
-            decision: decision_of(&result.decision),
-            quotas,
-            unix_now_nanos: unix_now_ns,
-        };
+        let decision = decision_of(&result.decision);
         let base = buffer.as_ptr();
         let bytes = buffer.as_mut_slice();
         let mut values = [HeaderValue::default(); MAX_HEADER_VALUES];
-        let rendered = http::render_header_values(style, &input, bytes, &mut values);
+        let rendered = match style {
+            http::HeaderStyle::Ietf => render_ietf(items, result, unix_now_ns, bytes, &mut values)?,
+            _ => {
+                let input = HeaderInput {
+                    decision,
+                    quotas: &[],
+                    unix_now_nanos: unix_now_ns,
+                };
+                http::render_header_values(style, &input, bytes, &mut values)
+            }
+        };
         let count = match rendered {
             Ok(count) => count,
             Err(too_small) => {
@@ -155,6 +148,36 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
         });
         Ok(())
     })
+}
+
+/// The IETF style: every report, named. Out of line, so that the seed styles never set
+/// up its name arena and report array (zeroing them cost more than the rendering).
+#[inline(never)]
+fn render_ietf(
+    items: &[ratecore_check_item],
+    result: &ratecore_check_result,
+    unix_now_ns: u64,
+    bytes: &mut [u8],
+    values: &mut [HeaderValue; MAX_HEADER_VALUES],
+) -> Result<Result<usize, http::BufferTooSmall>, ratecore_status> {
+    let mut arena = [0u8; NAME_ARENA];
+    let mut quotas = [QuotaReport {
+        name: "",
+        period: 1,
+        decision: Decision::EMPTY,
+    }; RATECORE_MAX_QUOTA_REPORTS];
+    let n = ietf_reports(items, result, &mut arena, &mut quotas)?;
+    let input = HeaderInput {
+        decision: decision_of(&result.decision),
+        quotas: quotas.get(..n).unwrap_or(&[]),
+        unix_now_nanos: unix_now_ns,
+    };
+    Ok(http::render_header_values(
+        http::HeaderStyle::Ietf,
+        &input,
+        bytes,
+        values,
+    ))
 }
 
 /// The IETF reports of `result`, named after their items (with `/1`, `/2`, ... written
