@@ -33,8 +33,6 @@
 
 #include "ngx_http_ratecore_module.h"
 
-#include <time.h>
-
 
 /* The request context is the pool cleanup itself (see ngx_http_ratecore_get_ctx):
  * its data pointer holds the $ratecore_status code, so marking a request costs one
@@ -99,10 +97,10 @@ static ngx_str_t  ngx_http_ratecore_status_names[] = {
 /* Whether this worker uses nginx's cached clocks (set by init_process): ngx_current_msec
  * as the monotonic now, ngx_timeofday() as the wall clock. Both come from one
  * ngx_time_update() per event-loop iteration, so a request pays no clock read. */
-static ngx_uint_t  ngx_http_ratecore_cached_clock;
+ngx_uint_t  ngx_http_ratecore_cached_clock;
 
 
-static uint64_t
+uint64_t
 ngx_http_ratecore_clock_ns(clockid_t id)
 {
     struct timespec  ts;
@@ -126,26 +124,6 @@ ngx_http_ratecore_mono_ns(void)
     }
 
     return ngx_http_ratecore_clock_ns(CLOCK_MONOTONIC);
-}
-
-
-/* The wall clock of the same moment, for absolute reset times. */
-uint64_t
-ngx_http_ratecore_wall_ns(void)
-{
-    ngx_time_t  *tp;
-
-    if (ngx_http_ratecore_cached_clock) {
-        tp = ngx_timeofday();
-
-        if (tp->sec < 0) {
-            return 0;
-        }
-
-        return (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
-    }
-
-    return ngx_http_ratecore_clock_ns(CLOCK_REALTIME);
 }
 
 

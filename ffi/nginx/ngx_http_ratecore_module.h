@@ -1,8 +1,9 @@
 /*
- * ngx_http_ratecore_module: what its three C files share. The module is nginx glue on
+ * ngx_http_ratecore_module: what its C files share. The module is nginx glue on
  * ratecore's C ABI (include/ratecore.h):
  *   ngx_http_ratecore_module.c      the module, the PREACCESS handler, $ratecore_status
- *   ngx_http_ratecore_directives.c  ratecore_zone, ratecore_limit, the shared zones
+ *   ngx_http_ratecore_directives.c  ratecore_limit, ratecore_log_level, parameter parsing
+ *   ngx_http_ratecore_zone.c        ratecore_zone and the tables in shared memory
  *   ngx_http_ratecore_headers.c     the rate-limit headers and the 429 body
  * Deciding (all or nothing over several zones, which quota decides) and rendering
  * (numbers, dates, the IETF lists) are the library's: ratecore_tables_check and
@@ -17,6 +18,8 @@
 #include <ngx_http.h>
 
 #include <ratecore.h>
+
+#include <time.h>
 
 
 /* the most ratecore_limit items one request checks (and quotas, all zones together) */
@@ -100,6 +103,25 @@ typedef struct {
 } ngx_http_ratecore_loc_conf_t;
 
 
+/* the kinds of plain parameter values */
+#define NGX_HTTP_RATECORE_U64     0     /* uint64_t, a whole number */
+#define NGX_HTTP_RATECORE_U32     1     /* uint32_t, a whole number */
+#define NGX_HTTP_RATECORE_TIME    2     /* uint64_t ns, an nginx time above 0 */
+#define NGX_HTTP_RATECORE_SIZE    3     /* ssize_t, an nginx size above 0 */
+#define NGX_HTTP_RATECORE_ENUM    4     /* ngx_uint_t, one of an enum's names */
+#define NGX_HTTP_RATECORE_ENUM32  5     /* uint32_t, one of an enum's names */
+#define NGX_HTTP_RATECORE_STATUS  6     /* ngx_uint_t, 400 to 599 */
+#define NGX_HTTP_RATECORE_STR     7     /* ngx_str_t, as is */
+
+
+typedef struct {
+    const char                 *key;        /* "size=" */
+    ngx_uint_t                  kind;
+    ngx_conf_enum_t            *names;      /* the enums' */
+    const char                 *expected;
+} ngx_http_ratecore_param_t;
+
+
 extern ngx_module_t     ngx_http_ratecore_module;
 extern ngx_command_t    ngx_http_ratecore_commands[];
 
@@ -107,8 +129,40 @@ void *ngx_http_ratecore_create_main_conf(ngx_conf_t *cf);
 void *ngx_http_ratecore_create_loc_conf(ngx_conf_t *cf);
 char *ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 ngx_int_t ngx_http_ratecore_resolve_zones(ngx_conf_t *cf);
+char *ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_ratecore_zone_t *ngx_http_ratecore_find_zone(
+    ngx_http_ratecore_main_conf_t *rmcf, ngx_str_t *name);
+uint64_t ngx_http_ratecore_quota_cap(const ratecore_quota *quota);
+ngx_int_t ngx_http_ratecore_enum(ngx_conf_enum_t *e, u_char *p, size_t len,
+    ngx_uint_t *out);
+ngx_int_t ngx_http_ratecore_param(ngx_str_t *arg, const char *key, ngx_str_t *value);
+ngx_int_t ngx_http_ratecore_parse_u64(u_char *p, size_t len, uint64_t *out);
+ngx_int_t ngx_http_ratecore_parse_duration(u_char *p, size_t len, uint64_t *ns);
+ngx_int_t ngx_http_ratecore_value(ngx_conf_t *cf, const char *directive,
+    ngx_str_t *arg, ngx_http_ratecore_param_t *params, void **targets,
+    ngx_flag_t *seen);
 
-uint64_t ngx_http_ratecore_wall_ns(void);
+extern ngx_uint_t  ngx_http_ratecore_cached_clock;
+uint64_t ngx_http_ratecore_clock_ns(clockid_t id);
+
+
+/* The wall clock (nanoseconds since the epoch) of the moment the monotonic now comes
+ * from, for absolute reset times: nginx's cached time when the cached clocks are used. */
+static ngx_inline uint64_t
+ngx_http_ratecore_wall_ns(void)
+{
+    ngx_time_t  *tp;
+
+    if (!ngx_http_ratecore_cached_clock) {
+        return ngx_http_ratecore_clock_ns(CLOCK_REALTIME);
+    }
+
+    tp = ngx_timeofday();
+
+    return tp->sec < 0 ? 0
+                       : (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
+}
+
 ngx_int_t ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_uint_t style,
     const ratecore_check_item *items, size_t nitems,
     const ratecore_check_result *result);

@@ -36,7 +36,8 @@ pub struct ratecore_header {
     pub value_len: usize,
 }
 
-/// The headers `ratecore_render_check_headers` rendered.
+/// The headers `ratecore_render_check_headers` rendered (entries from `count` on are
+/// not written).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ratecore_headers {
@@ -122,16 +123,11 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
                 return Err(ratecore_status::BufferTooSmall);
             }
         };
-        let empty = ratecore_header {
-            name: std::ptr::null(),
-            name_len: 0,
-            value: std::ptr::null(),
-            value_len: 0,
-        };
-        let mut list = [empty; RATECORE_MAX_HEADERS];
+        // Written field by field: only the headers rendered, and no second copy.
+        let out = headers.as_ptr();
         let mut len = 0;
-        for (entry, value) in list.iter_mut().zip(values.iter().take(count)) {
-            *entry = ratecore_header {
+        for (index, value) in values.iter().take(count).enumerate() {
+            let header = ratecore_header {
                 name: value.name.as_ptr().cast::<c_char>(),
                 name_len: value.name.len(),
                 // The value lies inside `out` (the renderer succeeded, so it fit):
@@ -140,12 +136,20 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
                 value_len: value.len,
             };
             len = value.start + value.len;
+            // SAFETY: `headers_out` is valid for one write (checked above); `index` <
+            // `count` <= RATECORE_MAX_HEADERS, so the pointer stays inside `headers`.
+            unsafe {
+                std::ptr::addr_of_mut!((*out).headers)
+                    .cast::<ratecore_header>()
+                    .add(index)
+                    .write(header);
+            }
         }
-        headers.write(ratecore_headers {
-            count,
-            len,
-            headers: list,
-        });
+        // SAFETY: as above; the field pointers stay inside `*out`.
+        unsafe {
+            std::ptr::addr_of_mut!((*out).count).write(count);
+            std::ptr::addr_of_mut!((*out).len).write(len);
+        }
         Ok(())
     })
 }
