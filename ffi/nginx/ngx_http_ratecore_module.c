@@ -1,31 +1,17 @@
 /*
- * ngx_http_ratecore_module: rate limiting for nginx with ratecore's lock-free keyed
- * tables, shared by every worker process through an nginx shared memory zone.
- *
- *   ratecore_zone  name=api size=10m algorithm=fixed_window limit=300 period=5m;
- *   ratecore_limit zone=api key=$binary_remote_addr style=uphold;
- *
- * Directives (full reference: ffi/nginx/README.md):
- *   ratecore_zone name= size= (algorithm= limit= period= [burst=] [sub_windows=] |
- *                 quota=<algorithm>:<limit>/<period>[:burst=<n>][:sub_windows=<n>] ...)
- *                 [capacity=<keys>|auto] [when_full=evict|deny|allow];        http
- *   ratecore_limit zone= key= [cost=] [style=] [status=] [dry_run=] [body=]
- *                 ["description=..."] [problem_type=] [problem_title=];       http, server, location
- *   ratecore_limit off;
- *   ratecore_log_level info|notice|warn|error;                                 http, server, location
- *   $ratecore_status: PASSED, REJECTED, REJECTED_DRY_RUN, NO_KEY, ERROR
+ * ngx_http_ratecore_module: rate limiting for nginx with ratecore's keyed tables, shared
+ * by every worker through nginx shared memory (directives: ffi/nginx/README.md).
  *
  * This file: the module, the PREACCESS handler and $ratecore_status. Per request the
  * handler evaluates each limit's key and cost, makes one ratecore_tables_check over the
- * enforcing limits (all or nothing across zones; the library reports the deciding zone
- * and quota), checks dry-run limits one by one, and hands the result to
- * ratecore_render_check_headers for the headers.
+ * enforcing limits (all or nothing across zones; the library names the deciding zone and
+ * quota), checks dry-run limits one by one, and adds the headers
+ * ratecore_render_check_headers renders.
  * - Time: now_ns is nginx's cached ngx_current_msec (CLOCK_MONOTONIC in milliseconds,
  *   read once per event-loop iteration) times 10^6, checked at worker start to really
- *   be CLOCK_MONOTONIC (else clock_gettime per request). A worker's copy is at most one
- *   loop iteration (plus the millisecond truncation) behind, which the table treats
- *   safely and which only ever makes waits longer. The wall clock for absolute resets is
- *   nginx's cached time of the same update, read only when the style needs it.
+ *   be CLOCK_MONOTONIC (else clock_gettime per request). Staleness and truncation only
+ *   make waits longer. The wall clock for absolute resets is nginx's cached time of the
+ *   same update, read only when the style needs it.
  * - Library errors never take nginx down and never block traffic: the enforcing limits
  *   are skipped for the request (fail open), the error is logged, and $ratecore_status
  *   says ERROR.
@@ -480,7 +466,9 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_ctx_set(ctx, status);
 
     /* admitted: the enforcing limits' headers (a dry-run limit adds none) */
-    if (n == 0 || rc != RATECORE_STATUS_OK) {
+    if (n == 0 || rc != RATECORE_STATUS_OK
+        || owners[0]->style == NGX_HTTP_RATECORE_STYLE_NONE)
+    {
         return NGX_DECLINED;
     }
 
