@@ -728,7 +728,8 @@ typedef struct ratecore_header {
 } ratecore_header;
 
 /**
- * The headers `ratecore_render_check_headers` rendered.
+ * The headers `ratecore_render_check_headers` rendered (entries from `count` on are
+ * not written).
  */
 typedef struct ratecore_headers {
   /**

@@ -164,6 +164,9 @@ pub unsafe extern "C" fn ratecore_tables_check(
     })
 }
 
+/// One item as the core's check takes it (not part of the C API).
+///
+/// cbindgen:ignore
 type Check = TableCheck<'static, RegionMemory<'static>>;
 
 /// Runs the checks and writes the result.

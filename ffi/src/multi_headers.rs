@@ -19,9 +19,6 @@ pub const RATECORE_MAX_HEADERS: usize = 4;
 
 const _: () = assert!(RATECORE_MAX_HEADERS == MAX_HEADER_VALUES);
 
-/// Bytes for the report names of tables with several quotas (`name/1`, `name/2`, ...).
-const NAME_ARENA: usize = 4096;
-
 /// One rendered header.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -164,7 +161,8 @@ fn render_ietf(
     bytes: &mut [u8],
     values: &mut [HeaderValue; MAX_HEADER_VALUES],
 ) -> Result<Result<usize, http::BufferTooSmall>, ratecore_status> {
-    let mut arena = [0u8; NAME_ARENA];
+    // Room for the report names of tables with several quotas (`name/1`, `name/2`, ...).
+    let mut arena = [0u8; 4096];
     let mut quotas = [QuotaReport {
         name: "",
         period: 1,
@@ -189,7 +187,7 @@ fn render_ietf(
 fn ietf_reports<'a>(
     items: &'a [ratecore_check_item],
     result: &ratecore_check_result,
-    arena: &'a mut [u8; NAME_ARENA],
+    arena: &'a mut [u8; 4096],
     quotas: &mut [QuotaReport<'a>; RATECORE_MAX_QUOTA_REPORTS],
 ) -> Result<usize, ratecore_status> {
     let reports = result
