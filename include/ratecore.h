@@ -68,6 +68,17 @@
 #define RATECORE_MAX_LIMITER_LIMITS 16
 
 /**
+ * The most items one `ratecore_tables_check` takes (and the most quotas of all its
+ * tables together).
+ */
+#define RATECORE_MAX_CHECK_ITEMS RATECORE_MAX_QUOTA_REPORTS
+
+/**
+ * The most headers one style renders.
+ */
+#define RATECORE_MAX_HEADERS 4
+
+/**
  * The most keys `ratecore_policy_offenders` reports: when more keep sending while denied,
  * the one with the fewest denials makes room (`ratecore_offender_stats.evicted`).
  */
@@ -422,6 +433,31 @@ typedef uint32_t ratecore_header_style;
 #endif // __cplusplus
 
 /**
+ * What `ratecore_tables_check` does with an admission (passed as `uint32_t`).
+ */
+enum ratecore_check_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Consume every item's cost when all admit (a check).
+   */
+  RATECORE_CHECK_MODE_CHARGE = 1,
+  /**
+   * Consume nothing, and give no key a slot: what a check would answer now.
+   */
+  RATECORE_CHECK_MODE_PEEK = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ratecore_check_mode ratecore_check_mode;
+#else
+typedef uint32_t ratecore_check_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A rate limiter for one key (one client, one route, the whole server): one quota, or
  * several that must all admit (e.g. 5 per second AND 100 per minute; a denied request
  * consumes nothing from any of them).
@@ -574,6 +610,142 @@ typedef struct ratecore_quota {
    */
   uint32_t sub_windows;
 } ratecore_quota;
+
+/**
+ * One table's part of a request: the table, the request's key in it, its cost there,
+ * and the name its quotas are reported under in the IETF headers
+ * (`ratecore_render_check_headers`).
+ */
+typedef struct ratecore_check_item {
+  /**
+   * The table (a live handle).
+   */
+  const struct ratecore_table *table;
+  /**
+   * The key, `key_len` bytes (`(NULL, 0)` is the empty key).
+   */
+  const uint8_t *key;
+  /**
+   * Length of `key`.
+   */
+  size_t key_len;
+  /**
+   * What the request costs in this table (0 only reports).
+   */
+  uint64_t cost;
+  /**
+   * UTF-8 report name, `name_len` bytes (`(NULL, 0)` is ""): a table of one quota is
+   * reported as `name`, one of several as `name/1`, `name/2`, ... Read only by
+   * `ratecore_render_check_headers`.
+   */
+  const uint8_t *name;
+  /**
+   * Length of `name`.
+   */
+  size_t name_len;
+} ratecore_check_item;
+
+/**
+ * One quota's state after `ratecore_tables_check`.
+ */
+typedef struct ratecore_check_report {
+  /**
+   * The item (index into the items) whose table holds the quota.
+   */
+  size_t item;
+  /**
+   * The quota's index in that table (0 to its limit count − 1).
+   */
+  size_t quota;
+  /**
+   * The quota's period in nanoseconds.
+   */
+  uint64_t period_ns;
+  /**
+   * The quota's state: after an admission, as the request left it; after a denial,
+   * unchanged (nothing was consumed), `allowed` saying whether it alone would have
+   * admitted the request.
+   */
+  struct ratecore_decision decision;
+} ratecore_check_report;
+
+/**
+ * What `ratecore_tables_check` decided.
+ *
+ * The deciding quota, over every quota of every item in order, as the library's
+ * composites choose it: when admitted, the quota with the fewest `remaining` (ties: the
+ * longest `reset_after`); when denied, the denying quota with the largest `retry_after`
+ * (ties: the fewest `remaining`), which is the first moment every quota admits.
+ * Remaining ties go to the earlier quota.
+ */
+typedef struct ratecore_check_result {
+  /**
+   * The combined decision: the deciding quota's.
+   */
+  struct ratecore_decision decision;
+  /**
+   * The deciding item (index into the items).
+   */
+  size_t item;
+  /**
+   * The deciding quota's index in that item's table.
+   */
+  size_t quota;
+  /**
+   * The deciding quota's period in nanoseconds (e.g. for a text 429 body).
+   */
+  uint64_t period_ns;
+  /**
+   * How many entries of `reports` were written: every quota of every item, in order.
+   */
+  size_t report_count;
+  /**
+   * Each quota's state (entries from `report_count` on are not written).
+   */
+  struct ratecore_check_report reports[RATECORE_MAX_QUOTA_REPORTS];
+} ratecore_check_result;
+
+/**
+ * One rendered header.
+ */
+typedef struct ratecore_header {
+  /**
+   * The header's name: a static string of `name_len` bytes, not NUL-terminated.
+   */
+  const char *name;
+  /**
+   * Length of `name`.
+   */
+  size_t name_len;
+  /**
+   * The value: `value_len` bytes inside the caller's output buffer.
+   */
+  const uint8_t *value;
+  /**
+   * Length of `value`.
+   */
+  size_t value_len;
+} ratecore_header;
+
+/**
+ * The headers `ratecore_render_check_headers` rendered (entries from `count` on are
+ * not written).
+ */
+typedef struct ratecore_headers {
+  /**
+   * How many entries of `headers` were written (0 to `RATECORE_MAX_HEADERS`).
+   */
+  size_t count;
+  /**
+   * Bytes of the output buffer the values use; with `BUFFER_TOO_SMALL`, the bytes
+   * needed (and nothing else is written).
+   */
+  size_t len;
+  /**
+   * The headers, in the order the style writes them.
+   */
+  struct ratecore_header headers[RATECORE_MAX_HEADERS];
+} ratecore_headers;
 
 /**
  * One request with four fixed identities, which become the attributes `client_ip`,
@@ -1230,6 +1402,76 @@ ratecore_status ratecore_limiter_peek_each(const struct ratecore_limiter *limite
  */
 ratecore_status ratecore_limiter_limit_count(const struct ratecore_limiter *limiter,
                                              size_t *count_out);
+
+/**
+ * Checks one request against several tables at once (`items`, `item_count` of them, 1
+ * to `RATECORE_MAX_CHECK_ITEMS`, their tables holding at most
+ * `RATECORE_MAX_QUOTA_REPORTS` quotas together), all or nothing: admitted only if every
+ * quota of every item's table admits that item's cost, and a denial consumes nothing
+ * from any table. With `RATECORE_CHECK_MODE_PEEK` nothing is consumed either way. Writes
+ * the combined decision, the deciding item and quota, and every quota's state to
+ * `*result_out`. One item of a one-quota table takes the table's own fast path.
+ *
+ * Under concurrency the protocol is the composites': every quota is peeked, then each
+ * is charged in order, and a charge that a racing request made fail gives back the ones
+ * already taken: never an over-admission, at worst a spurious denial. Items may name
+ * the same table (even with the same key): each is checked as its own member.
+ *
+ * A denial is a decision, not an error. Errors (nothing consumed): `NULL_POINTER`,
+ * `INVALID_ARGUMENT` (a bad pointer or length, an unknown mode), `NO_LIMITS` (no items),
+ * `TOO_MANY_LIMITS` (more items, or more quotas in all, than allowed), and
+ * `COST_EXCEEDS_LIMIT` when an item's cost can never fit one of its table's quotas: then,
+ * as the one exception to "outputs only on success", `result_out->item` names the first
+ * such item (nothing else is written).
+ *
+ * Thread safety: as for `ratecore_table_check`, on each table.
+ *
+ * # Safety
+ * `items` is valid for reading `item_count` items (or NULL with 0); each item's `table`
+ * is NULL or a live handle and its `key` valid for `key_len` bytes (or NULL with 0);
+ * `result_out` is NULL or valid for writing one `ratecore_check_result` (only the
+ * fields and reports named above are written).
+ */
+ratecore_status ratecore_tables_check(const struct ratecore_check_item *items,
+                                      size_t item_count,
+                                      uint64_t now_ns,
+                                      uint32_t mode,
+                                      struct ratecore_check_result *result_out);
+
+/**
+ * Renders the rate-limit headers of `style` for a `ratecore_tables_check` result: the
+ * values go one after another into `out` (no names, separators or line ends), and
+ * `*headers_out` lists each header's static name and its value's place in `out`. The
+ * same headers and bytes as `ratecore_render_headers` writes as lines: the seed styles
+ * report `result->decision` (absolute resets from `unix_now_ns`, the wall clock in
+ * nanoseconds since the Unix epoch); the IETF style reports every quota of
+ * `result->reports`, named after its item (`items[report.item].name`, with `/1`, `/2`,
+ * ... for a table of several quotas). `Retry-After` only on a denial.
+ *
+ * `items` may be `(NULL, 0)` for the seed styles (only the IETF style reads names).
+ * Up to 24 bytes per value suffice for the seed styles; the IETF lists grow with the
+ * reports and names.
+ *
+ * Errors: `NULL_POINTER`, `INVALID_ARGUMENT` (a bad pointer or length, more reports
+ * than `RATECORE_MAX_QUOTA_REPORTS`, a report naming an item beyond `item_count`, or
+ * names of several-quota tables longer than 4,096 bytes in all), `UNKNOWN_HEADER_STYLE`,
+ * `INVALID_UTF8` (a name), and `BUFFER_TOO_SMALL`: then only `headers_out->len` is
+ * written, the length needed. Thread-safe (no shared state).
+ *
+ * # Safety
+ * `items` is valid for reading `item_count` items (or NULL with 0), each item's `name`
+ * for `name_len` bytes; `result` for reading one `ratecore_check_result` whose first
+ * `report_count` reports are initialised; `out` for `out_len` writes (or NULL with 0);
+ * `headers_out` NULL or valid for writing one `ratecore_headers`.
+ */
+ratecore_status ratecore_render_check_headers(uint32_t style,
+                                              const struct ratecore_check_item *items,
+                                              size_t item_count,
+                                              const struct ratecore_check_result *result,
+                                              uint64_t unix_now_ns,
+                                              uint8_t *out,
+                                              size_t out_len,
+                                              struct ratecore_headers *headers_out);
 
 /**
  * Builds a policy from TOML text (`toml_len` bytes, UTF-8). `origin` (UTF-8, e.g. a file

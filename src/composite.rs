@@ -16,9 +16,15 @@
 //!
 //! # The reported decision
 //! Allowed: the limit with the smallest `remaining` (ties: the longest `reset_after`).
-//! Denied: the denying limit whose `retry_after` is largest; since each limit's
-//! admissibility only grows with time if nothing else happens, that is exactly the first
-//! moment *all* limits admit.
+//! Denied: the denying limit whose `retry_after` is largest (ties: the fewest
+//! `remaining`); since each limit's admissibility only grows with time if nothing else
+//! happens, that is exactly the first moment *all* limits admit. Remaining ties go to the
+//! earliest limit. The protocol also says which member that is (its index), for callers
+//! that report the deciding limit (the tables' multi-table check).
+//!
+//! # Costs
+//! Every member is usually asked for the same cost; [`Costs`] lets each member have its
+//! own (one request weighing differently in different tables).
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -132,6 +138,47 @@ impl Member for Limiter {
     }
 }
 
+/// What each member of a run is asked to consume: one cost for all (`u64`), or one per
+/// member (`&[u64]`, indexed like the members; a missing entry is 0).
+pub(crate) trait Costs: Copy {
+    /// The cost member `index` is asked for.
+    fn of(self, index: usize) -> u64;
+    /// Whether every cost is 0 (the run only reports).
+    fn all_zero(self) -> bool;
+}
+
+impl Costs for u64 {
+    #[inline(always)]
+    fn of(self, _: usize) -> u64 {
+        self
+    }
+
+    #[inline(always)]
+    fn all_zero(self) -> bool {
+        self == 0
+    }
+}
+
+impl Costs for &[u64] {
+    #[inline(always)]
+    fn of(self, index: usize) -> u64 {
+        self.get(index).copied().unwrap_or(0)
+    }
+
+    fn all_zero(self) -> bool {
+        self.iter().all(|&cost| cost == 0)
+    }
+}
+
+/// A run's combined decision and the member that decided it (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decided {
+    /// The combined decision: the deciding member's.
+    pub(crate) decision: Decision,
+    /// The deciding member's index (0 for an empty run).
+    pub(crate) index: usize,
+}
+
 /// The composite protocol (module docs) over any members: at most [`MAX_LIMITS`].
 pub(crate) fn run_all<M: Member>(
     members: &[M],
@@ -140,13 +187,25 @@ pub(crate) fn run_all<M: Member>(
     mode: Mode,
     states: &mut [Decision],
 ) -> Result<Decision, CheckError> {
+    run_all_deciding(members, now, cost, mode, states).map(|decided| decided.decision)
+}
+
+/// [`run_all`] with any [`Costs`], also saying which member decided.
+#[inline(always)] // into each caller: `run_all` keeps its code
+pub(crate) fn run_all_deciding<M: Member, C: Costs>(
+    members: &[M],
+    now: u64,
+    costs: C,
+    mode: Mode,
+    states: &mut [Decision],
+) -> Result<Decided, CheckError> {
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
-    if let Some(decided) = peek_all(members, now, cost, mode, states)? {
+    if let Some(decided) = peek_all(members, now, costs, mode, states)? {
         return Ok(decided);
     }
     // Only an admission about to be charged needs room for the reservations.
     let mut taken: [Option<M::Token>; MAX_LIMITS] = [None; MAX_LIMITS];
-    reserve_all(members, now, cost, states, &mut taken)
+    reserve_all(members, now, costs, states, &mut taken)
 }
 
 /// [`run_all`], leaving in `taken[i]` the reservation member `i` holds after an
@@ -165,33 +224,33 @@ pub(crate) fn run_all_keeping<M: Member>(
     let members = members.get(..MAX_LIMITS).unwrap_or(members);
     let members = members.get(..taken.len()).unwrap_or(members);
     if let Some(decided) = peek_all(members, now, cost, mode, states)? {
-        return Ok(decided);
+        return Ok(decided.decision);
     }
-    reserve_all(members, now, cost, states, taken)
+    reserve_all(members, now, cost, states, taken).map(|decided| decided.decision)
 }
 
 /// The protocol's first phase: every member peeked. `Some(decision)` when that decides
 /// (a denial, reported with every member's unchanged state; a peek; cost 0); `None` when
 /// every member would admit a charge.
 #[inline(always)] // into `run_all`, once per caller
-fn peek_all<M: Member>(
+fn peek_all<M: Member, C: Costs>(
     members: &[M],
     now: u64,
-    cost: u64,
+    costs: C,
     mode: Mode,
     states: &mut [Decision],
-) -> Result<Option<Decision>, CheckError> {
+) -> Result<Option<Decided>, CheckError> {
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
-        let decision = member.peek(now, cost)?;
+        let decision = member.peek(now, costs.of(index))?;
         report(states, index, decision);
-        verdict.add(decision);
+        verdict.add(index, decision);
     }
-    if verdict.denied || !mode.charges() || cost == 0 {
+    if verdict.denied || !mode.charges() || costs.all_zero() {
         if verdict.denied {
-            report_unchanged(members, now, cost, states)?;
+            report_unchanged(members, now, costs, states)?;
         }
-        return Ok(Some(verdict.decision()));
+        return Ok(Some(verdict.decided()));
     }
     Ok(None)
 }
@@ -200,16 +259,16 @@ fn peek_all<M: Member>(
 /// if one denies after all (a racing request), give back those already taken, newest
 /// first, and report the denial.
 #[inline(always)] // into `run_all`, once per caller
-fn reserve_all<M: Member>(
+fn reserve_all<M: Member, C: Costs>(
     members: &[M],
     now: u64,
-    cost: u64,
+    costs: C,
     states: &mut [Decision],
     taken: &mut [Option<M::Token>],
-) -> Result<Decision, CheckError> {
+) -> Result<Decided, CheckError> {
     let mut verdict = Verdict::default();
     for (index, member) in members.iter().enumerate() {
-        let reserved = member.reserve(now, cost);
+        let reserved = member.reserve(now, costs.of(index));
         let (decision, reservation) = match reserved {
             Ok(reserved) => reserved,
             Err(error) => {
@@ -221,19 +280,19 @@ fn reserve_all<M: Member>(
         };
         if !decision.allowed {
             give_back(members, taken, index);
-            report_unchanged(members, now, cost, states)?;
+            report_unchanged(members, now, costs, states)?;
             report(states, index, decision);
             let mut denied = Verdict::default();
-            denied.add(decision);
-            return Ok(denied.decision());
+            denied.add(index, decision);
+            return Ok(denied.decided());
         }
         if let Some(entry) = taken.get_mut(index) {
             *entry = reservation;
         }
         report(states, index, decision);
-        verdict.add(decision);
+        verdict.add(index, decision);
     }
-    Ok(verdict.decision())
+    Ok(verdict.decided())
 }
 
 /// Gives back the reservations of members `0 .. upto`, newest first, leaving `None`.
@@ -248,14 +307,14 @@ fn give_back<M: Member>(members: &[M], taken: &mut [Option<M::Token>], upto: usi
 /// After a denial: each entry shows the member's unchanged state; a member that would
 /// have admitted is reported by a cost-0 peek (its state now), a denying one keeps its
 /// own denial (which already describes the unchanged state).
-fn report_unchanged<M: Member>(
+fn report_unchanged<M: Member, C: Costs>(
     members: &[M],
     now: u64,
-    cost: u64,
+    costs: C,
     states: &mut [Decision],
 ) -> Result<(), CheckError> {
-    for (member, entry) in members.iter().zip(states.iter_mut()) {
-        let alone = member.peek(now, cost)?;
+    for (index, (member, entry)) in members.iter().zip(states.iter_mut()).enumerate() {
+        let alone = member.peek(now, costs.of(index))?;
         *entry = if alone.allowed {
             member.peek(now, 0)?
         } else {
@@ -271,18 +330,18 @@ fn report(states: &mut [Decision], index: usize, decision: Decision) {
     }
 }
 
-/// Folds member decisions into the composite's.
+/// Folds member decisions into the composite's, remembering whose it is.
 #[derive(Default)]
 struct Verdict {
     denied: bool,
-    chosen: Option<Decision>,
+    chosen: Option<(usize, Decision)>,
 }
 
 impl Verdict {
-    fn add(&mut self, decision: Decision) {
-        let Some(chosen) = self.chosen else {
+    fn add(&mut self, index: usize, decision: Decision) {
+        let Some((_, chosen)) = self.chosen else {
             self.denied = !decision.allowed;
-            self.chosen = Some(decision);
+            self.chosen = Some((index, decision));
             return;
         };
         let replace = match (self.denied, decision.allowed) {
@@ -301,19 +360,14 @@ impl Verdict {
             }
         };
         if replace {
-            self.chosen = Some(decision);
+            self.chosen = Some((index, decision));
         }
         self.denied |= !decision.allowed;
     }
 
-    fn decision(&self) -> Decision {
-        self.chosen.unwrap_or(Decision {
-            allowed: false,
-            limit: 0,
-            remaining: 0,
-            reset_after: 0,
-            retry_after: 0,
-        })
+    fn decided(&self) -> Decided {
+        let (index, decision) = self.chosen.unwrap_or((0, Decision::EMPTY));
+        Decided { decision, index }
     }
 }
 

@@ -2,7 +2,10 @@
 //! Retry-After / resets are never earlier than the truth.
 
 use proptest::prelude::*;
-use ratecore::http::{render_headers, HeaderInput, HeaderStyle, QuotaReport};
+use ratecore::http::{
+    render_header_values, render_headers, BufferTooSmall, HeaderInput, HeaderStyle, HeaderValue,
+    QuotaReport, MAX_HEADER_VALUES,
+};
 use ratecore::Decision;
 
 const SECOND: u64 = 1_000_000_000;
@@ -150,6 +153,55 @@ proptest! {
                 let expected = format!("\"q\";r={};t={}", decision.remaining, expected_t);
                 prop_assert_eq!(field(&fields, "RateLimit").map(String::from), Some(expected));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// The values `render_header_values` describes are the lines `render_headers` writes:
+    /// the same names, in the same order, with the same bytes.
+    #[test]
+    fn header_values_are_the_lines_values(
+        decision in decisions(),
+        wall in 0u64..=4_102_444_800 * SECOND,
+        reports in 0usize..=3,
+        style in prop_oneof![
+            Just(HeaderStyle::EvEnergy),
+            Just(HeaderStyle::Uphold),
+            Just(HeaderStyle::Switch),
+            Just(HeaderStyle::Ietf),
+        ],
+    ) {
+        let quotas = [
+            QuotaReport { name: "a", period: 60 * SECOND, decision },
+            QuotaReport { name: "b/\"2\"", period: 3_600 * SECOND, decision },
+            QuotaReport { name: "c", period: 1, decision },
+        ];
+        let input = HeaderInput { decision, quotas: &quotas[..reports], unix_now_nanos: wall };
+        let mut lines = [0u8; 512];
+        let n = render_headers(style, &input, &mut lines).unwrap();
+        let fields = parse(std::str::from_utf8(&lines[..n]).unwrap());
+        let mut buffer = [0u8; 512];
+        let mut values = [HeaderValue::default(); MAX_HEADER_VALUES];
+        let count = render_header_values(style, &input, &mut buffer, &mut values).unwrap();
+        let described: Vec<(String, String)> = values[..count]
+            .iter()
+            .map(|v| {
+                let value = &buffer[v.start..v.start + v.len];
+                (v.name.to_string(), String::from_utf8(value.to_vec()).unwrap())
+            })
+            .collect();
+        prop_assert_eq!(described, fields);
+        // Too small a buffer reports the length the values need.
+        let used = values[..count].iter().map(|v| v.len).sum::<usize>();
+        if used > 0 {
+            let mut short = vec![0u8; used - 1];
+            prop_assert_eq!(
+                render_header_values(style, &input, &mut short, &mut values),
+                Err(BufferTooSmall { needed: used })
+            );
         }
     }
 }

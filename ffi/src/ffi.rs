@@ -259,6 +259,12 @@ pub(crate) unsafe fn output<T>(ptr: *mut T) -> Result<Out<T>, ratecore_status> {
 }
 
 impl<T> Out<T> {
+    /// The checked pointer, for an output written field by field (each write needs its
+    /// own `// SAFETY:` argument: valid for one `T`'s writes during the exported call).
+    pub(crate) const fn as_ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+
     /// Writes the output (without reading or dropping the old contents).
     pub(crate) fn write(self, value: T) {
         // SAFETY: `output`'s caller promised the pointer is valid for one write during the
@@ -349,6 +355,12 @@ impl<T> OutSlice<T> {
 }
 
 impl OutSlice<u8> {
+    /// Where the buffer starts (NULL for an empty one), for pointers into it handed back
+    /// to the caller.
+    pub(crate) const fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
     /// The buffer as a byte slice for writers that fill it in place. Zeroed first: the C
     /// caller's buffer need not be initialised, and a Rust `&mut [u8]` must be.
     pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {

@@ -31,8 +31,9 @@
 //! ## Modules
 //! One per API area: [`status`] (status codes and messages), [`panic`](mod@panic) (the boundary),
 //! [`quota`] (quotas, algorithms, decisions), [`limiter`] (single-key limiters and
-//! composites), [`table`] (keyed tables), [`charge`] (undoable table checks, for a
-//! request checked against several tables), [`region`] (tables in caller-provided shared
+//! composites), [`table`] (keyed tables), [`multi`] (one request checked against several
+//! tables in one call) and [`multi_headers`] (its headers), [`charge`] (undoable table
+//! checks, for a request checked against several tables one by one), [`region`] (tables in caller-provided shared
 //! memory), [`headers`] (rate-limit headers and 429 bodies), [`policy`] (TOML policies
 //! checked per request), [`policy_request`] (requests with named attributes, and which
 //! limit decided), [`policy_metrics`] (per-limit counters, their Prometheus export,
@@ -55,6 +56,8 @@ pub mod charge;
 pub mod clock;
 pub mod headers;
 pub mod limiter;
+pub mod multi;
+pub mod multi_headers;
 pub mod panic;
 pub mod policy;
 pub mod policy_metrics;
@@ -83,6 +86,13 @@ pub use limiter::{
     ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each, ratecore_limiter_free,
     ratecore_limiter_limit_count, ratecore_limiter_new, ratecore_limiter_peek,
     ratecore_limiter_peek_each, RATECORE_MAX_LIMITER_LIMITS,
+};
+pub use multi::{
+    ratecore_check_item, ratecore_check_mode, ratecore_check_report, ratecore_check_result,
+    ratecore_tables_check, RATECORE_MAX_CHECK_ITEMS,
+};
+pub use multi_headers::{
+    ratecore_header, ratecore_headers, ratecore_render_check_headers, RATECORE_MAX_HEADERS,
 };
 pub use policy::{
     ratecore_policy, ratecore_policy_check, ratecore_policy_free, ratecore_policy_from_file,

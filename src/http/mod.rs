@@ -84,70 +84,163 @@ pub fn render_headers(
     input: &HeaderInput<'_>,
     out: &mut [u8],
 ) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(out);
+    let mut lines = Lines(Writer::new(out));
+    emit(style, input, &mut lines);
+    lines.0.finish().map_err(|needed| BufferTooSmall { needed })
+}
+
+/// The most headers one style renders (Uphold and Switch: limit, remaining, reset and
+/// `Retry-After`).
+pub const MAX_HEADER_VALUES: usize = 4;
+
+/// One header [`render_header_values`] rendered: its name, and where its value lies in the
+/// output buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderValue {
+    /// The header's name, as the style spells it.
+    pub name: &'static str,
+    /// Where the value starts in the buffer.
+    pub start: usize,
+    /// The value's length in bytes.
+    pub len: usize,
+}
+
+/// Renders the values of the rate-limit headers of `style` one after another into `out`,
+/// without names or line breaks, and describes each header in `values` (in the order
+/// [`render_headers`] writes their lines, with the same bytes as their values): for a
+/// caller that adds headers one by one, as a web server does. Returns how many headers
+/// there are (at most [`MAX_HEADER_VALUES`]).
+///
+/// # Errors
+/// [`BufferTooSmall`] with the length needed (`values` may be partly written then).
+pub fn render_header_values(
+    style: HeaderStyle,
+    input: &HeaderInput<'_>,
+    out: &mut [u8],
+    values: &mut [HeaderValue; MAX_HEADER_VALUES],
+) -> Result<usize, BufferTooSmall> {
+    let mut fields = Values {
+        w: Writer::new(out),
+        values,
+        count: 0,
+    };
+    emit(style, input, &mut fields);
+    let count = fields.count;
+    fields
+        .w
+        .finish()
+        .map(|_| count)
+        .map_err(|needed| BufferTooSmall { needed })
+}
+
+/// Where a style's headers go: whole lines, or values described one by one.
+trait Fields {
+    /// One header whose value `value` writes.
+    fn field(&mut self, name: &'static str, value: impl FnOnce(&mut Writer<'_>));
+}
+
+/// `Name: value\r\n` lines.
+struct Lines<'a>(Writer<'a>);
+
+impl Fields for Lines<'_> {
+    fn field(&mut self, name: &'static str, value: impl FnOnce(&mut Writer<'_>)) {
+        self.0.str(name);
+        self.0.str(": ");
+        value(&mut self.0);
+        self.0.str("\r\n");
+    }
+}
+
+/// Bare values, each described in `values`.
+struct Values<'a, 'v> {
+    w: Writer<'a>,
+    values: &'v mut [HeaderValue; MAX_HEADER_VALUES],
+    count: usize,
+}
+
+impl Fields for Values<'_, '_> {
+    fn field(&mut self, name: &'static str, value: impl FnOnce(&mut Writer<'_>)) {
+        let start = self.w.len();
+        value(&mut self.w);
+        if let Some(slot) = self.values.get_mut(self.count) {
+            *slot = HeaderValue {
+                name,
+                start,
+                len: self.w.len().saturating_sub(start),
+            };
+            self.count += 1;
+        }
+    }
+}
+
+/// The headers of `style` for `input`, in order.
+#[inline(always)] // into each renderer: the style's match is the whole function
+fn emit(style: HeaderStyle, input: &HeaderInput<'_>, f: &mut impl Fields) {
     let d = &input.decision;
-    let reset_unix_seconds = ceil_seconds(input.unix_now_nanos.saturating_add(d.reset_after));
-    match style {
-        HeaderStyle::EvEnergy => {
-            header_u64(&mut w, "x-ratelimit-limit", d.limit);
-            header_u64(&mut w, "x-ratelimit-remaining", d.remaining);
-            if !d.allowed {
-                header_u64(&mut w, "retry-after", ceil_seconds(d.retry_after));
-            }
-        }
-        HeaderStyle::Uphold => {
-            header_u64(&mut w, "X-RateLimit-Limit", d.limit);
-            header_u64(&mut w, "X-RateLimit-Remaining", d.remaining);
-            header_u64(&mut w, "X-RateLimit-Reset", reset_unix_seconds);
-            if !d.allowed {
-                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
-            }
-        }
-        HeaderStyle::Switch => {
-            header_u64(&mut w, "X-Rate-Limit-Limit", d.limit);
-            header_u64(&mut w, "X-Rate-Limit-Remaining", d.remaining);
-            w.str("X-Rate-Limit-Reset: ");
-            iso8601(&mut w, reset_unix_seconds);
-            w.str("\r\n");
-            if !d.allowed {
-                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
-            }
-        }
-        HeaderStyle::Ietf => {
-            if !input.quotas.is_empty() {
-                w.str("RateLimit-Policy: ");
-                list(&mut w, input.quotas, |w, q| {
+    let names = match style {
+        HeaderStyle::EvEnergy => [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "",
+            "retry-after",
+        ],
+        HeaderStyle::Uphold => [
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+        ],
+        HeaderStyle::Switch => [
+            "X-Rate-Limit-Limit",
+            "X-Rate-Limit-Remaining",
+            "X-Rate-Limit-Reset",
+            "Retry-After",
+        ],
+        HeaderStyle::Ietf => ["", "", "", "Retry-After"],
+    };
+    let [limit, remaining, reset, retry] = names;
+    if style == HeaderStyle::Ietf {
+        if !input.quotas.is_empty() {
+            f.field("RateLimit-Policy", |w| {
+                list(w, input.quotas, |w, q| {
                     sf_string(w, q.name);
                     w.str(";q=");
                     w.u64(q.decision.limit);
                     w.str(";w=");
                     w.u64(ceil_seconds(q.period));
                 });
-                w.str("RateLimit: ");
-                list(&mut w, input.quotas, |w, q| {
+            });
+            f.field("RateLimit", |w| {
+                list(w, input.quotas, |w, q| {
                     sf_string(w, q.name);
                     w.str(";r=");
                     w.u64(q.decision.remaining);
                     w.str(";t=");
                     w.u64(ceil_seconds(q.decision.reset_after));
                 });
-            }
-            if !d.allowed {
-                header_u64(&mut w, "Retry-After", ceil_seconds(d.retry_after));
-            }
+            });
+        }
+    } else {
+        f.field(limit, |w| w.u64(d.limit));
+        f.field(remaining, |w| w.u64(d.remaining));
+        if !reset.is_empty() {
+            let reset_unix_seconds =
+                ceil_seconds(input.unix_now_nanos.saturating_add(d.reset_after));
+            f.field(reset, |w| {
+                if style == HeaderStyle::Switch {
+                    iso8601(w, reset_unix_seconds);
+                } else {
+                    w.u64(reset_unix_seconds);
+                }
+            });
         }
     }
-    w.finish().map_err(|needed| BufferTooSmall { needed })
+    if !d.allowed {
+        f.field(retry, |w| w.u64(ceil_seconds(d.retry_after)));
+    }
 }
 
-fn header_u64(w: &mut Writer<'_>, name: &str, value: u64) {
-    w.str(name);
-    w.str(": ");
-    w.u64(value);
-    w.str("\r\n");
-}
-
-/// A comma-separated list of items, ending the header line.
+/// A comma-separated list of items.
 fn list<T>(w: &mut Writer<'_>, items: &[T], mut item: impl FnMut(&mut Writer<'_>, &T)) {
     for (index, value) in items.iter().enumerate() {
         if index > 0 {
@@ -155,7 +248,6 @@ fn list<T>(w: &mut Writer<'_>, items: &[T], mut item: impl FnMut(&mut Writer<'_>
         }
         item(w, value);
     }
-    w.str("\r\n");
 }
 
 /// An RFC 8941 sf-string: quoted; `"` and `\` escaped; other bytes outside printable

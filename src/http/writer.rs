@@ -40,6 +40,11 @@ impl<'a> Writer<'a> {
         self.u64(value);
     }
 
+    /// The bytes offered so far (written or not).
+    pub(crate) const fn len(&self) -> usize {
+        self.needed
+    }
+
     /// The bytes needed, and whether they all fit.
     pub(crate) fn finish(self) -> Result<usize, usize> {
         if self.needed <= self.buffer.len() {

@@ -269,6 +269,12 @@ impl TableConfig {
         self.policy
     }
 
+    /// How many limits the table applies to every key.
+    #[must_use]
+    pub const fn limit_count(&self) -> usize {
+        self.count
+    }
+
     /// The limits, in order.
     pub fn limits(&self) -> impl Iterator<Item = &LimitSpec> {
         self.specs.iter().flatten()

@@ -9,6 +9,7 @@
 //! - `claim`: giving an absent key a slot without creating a duplicate;
 //! - `relocation`: moving a resident key to its other neighbourhood;
 //! - `charge`: reservations, and the charges [`Table::undo`] gives back;
+//! - `multi`: one request against several tables, all or nothing ([`check_tables`]);
 //! - `memory`, [`region`], `config`, `stats`, `slot_atomics`: where the slots live, how a
 //!   table is configured and counted, and how a slot is loaded and swapped.
 //!
@@ -135,6 +136,7 @@ mod keyed;
 mod layout;
 mod lookup;
 mod memory;
+mod multi;
 mod placement;
 #[cfg(not(ratecore_loom))]
 pub mod region;
@@ -157,6 +159,7 @@ pub use layout::{NEIGHBOURHOOD, STALE_CLAIM_NANOS};
 #[cfg(feature = "alloc")]
 pub use memory::OwnedMemory;
 pub use memory::TableMemory;
+pub use multi::{check_tables, TableCheck, TablesDecision, TablesError};
 pub use stats::TableStats;
 
 pub(crate) use charge::KeyedReservation;

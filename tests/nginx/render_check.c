@@ -1,12 +1,14 @@
 /*
- * The nginx module renders the seed header styles' values itself
- * (ffi/nginx/ngx_http_ratecore_render.h); this checks them byte for byte against
- * ratecore_render_headers, for 1,000,000 pseudo-random decisions and wall clocks per
- * style, with RATECORE_NEVER, 0 and UINT64_MAX mixed in; and ngx_http_ratecore_u64
- * against printf at every digit-count boundary (10^k - 1, 10^k, 10^k + 1), where its
- * length computation could be off by one. Run by tests/nginx/run.sh:
+ * The nginx module adds the rate-limit headers ratecore_render_check_headers hands it
+ * (a static name and a value each; ffi/nginx/ngx_http_ratecore_headers.c). This checks
+ * those values, joined as lines, byte for byte against ratecore_render_headers, for
+ * 1,000,000 pseudo-random decisions and wall clocks per style (RATECORE_NEVER, 0 and
+ * UINT64_MAX mixed in; the IETF style with one to three reports, one item of two
+ * quotas); that a seed style's values fit the module's 96-byte buffer; and the integers
+ * against printf at every digit-count boundary (10^k - 1, 10^k, 10^k + 1). Run by
+ * tests/nginx/run.sh:
  *
- *   cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -Iffi/nginx \
+ *   cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude \
  *      tests/nginx/render_check.c target/release/libratecore_ffi.a -lpthread -ldl -lm
  */
 
@@ -17,7 +19,9 @@
 
 #include <ratecore.h>
 
-#include "ngx_http_ratecore_render.h"
+
+/* the module's buffer for a seed style's values (ngx_http_ratecore_headers.c) */
+#define VALUES_BUF  96
 
 
 static uint64_t  state = 0x9e3779b97f4a7c15u;
@@ -54,108 +58,137 @@ value(void)
 }
 
 
-static unsigned char *
-line(unsigned char *p, const char *name, const unsigned char *v, const unsigned char *end)
+/* The values of ratecore_render_check_headers joined as "Name: value\r\n" lines, the
+ * way nginx writes them; 0 (and a message) when they differ from
+ * ratecore_render_headers'. */
+static int
+same(uint32_t style, const ratecore_check_item *items, size_t nitems,
+    const ratecore_check_result *r, const ratecore_quota_report *reports,
+    size_t nreports, uint64_t wall)
 {
-    p += sprintf((char *) p, "%s: ", name);
-    memcpy(p, v, (size_t) (end - v));
-    p += end - v;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+    size_t             i, at, written;
+    unsigned char      lib[1024], values[1024], mine[1024];
+    ratecore_status    rc;
+    ratecore_headers   h;
+
+    rc = ratecore_render_headers(style, &r->decision, reports, nreports, wall, lib,
+                                 sizeof(lib), &written);
+    if (rc == RATECORE_STATUS_OK) {
+        rc = ratecore_render_check_headers(style, items, nitems, r, wall, values,
+                                           sizeof(values), &h);
+    }
+
+    if (rc != RATECORE_STATUS_OK) {
+        printf("rendering failed: %s\n", ratecore_status_message(rc));
+        return 0;
+    }
+
+    if (style != RATECORE_HEADER_STYLE_IETF && h.len > VALUES_BUF) {
+        printf("style %u: %zu bytes of values, more than the module's %d\n",
+               (unsigned) style, h.len, VALUES_BUF);
+        return 0;
+    }
+
+    for (i = 0, at = 0; i < h.count; i++) {
+        memcpy(mine + at, h.headers[i].name, h.headers[i].name_len);
+        at += h.headers[i].name_len;
+        memcpy(mine + at, ": ", 2);
+        at += 2;
+        memcpy(mine + at, h.headers[i].value, h.headers[i].value_len);
+        at += h.headers[i].value_len;
+        memcpy(mine + at, "\r\n", 2);
+        at += 2;
+    }
+
+    if (at != written || memcmp(lib, mine, written) != 0) {
+        printf("mismatch (style %u):\n%.*s--- values:\n%.*s\n", (unsigned) style,
+               (int) written, lib, (int) at, mine);
+        return 0;
+    }
+
+    return 1;
 }
 
 
 int
 main(void)
 {
-    static const struct {
-        uint32_t     style;
-        const char  *limit, *remaining, *reset, *retry;
-        int          iso;
-    } styles[] = {
-        { RATECORE_HEADER_STYLE_EVENERGY, "x-ratelimit-limit", "x-ratelimit-remaining",
-          NULL, "retry-after", 0 },
-        { RATECORE_HEADER_STYLE_UPHOLD, "X-RateLimit-Limit", "X-RateLimit-Remaining",
-          "X-RateLimit-Reset", "Retry-After", 0 },
-        { RATECORE_HEADER_STYLE_SWITCH, "X-Rate-Limit-Limit", "X-Rate-Limit-Remaining",
-          "X-Rate-Limit-Reset", "Retry-After", 1 },
-    };
+    static const char  *names[3] = { "zone_a/1", "zone_a/2", "zone_b" };
 
-    size_t             s, written;
-    uint64_t           wall;
-    unsigned long      i, bad;
-    unsigned char      lib[512], mine[512], v[64], *p, *e;
-    ratecore_status    rc;
-    ratecore_decision  d;
+    size_t                 k, n;
+    uint32_t               style;
+    uint64_t               wall, pow10;
+    unsigned long          i, bad;
+    ratecore_check_item    items[2];
+    ratecore_check_result  r;
+    ratecore_quota_report  reports[3];
 
     bad = 0;
+    memset(items, 0, sizeof(items));
+    items[0].name = (const uint8_t *) "zone_a";
+    items[0].name_len = 6;
+    items[1].name = (const uint8_t *) "zone_b";
+    items[1].name_len = 6;
+    memset(&r, 0, sizeof(r));
 
-    for (i = 0; i < 20 * 3 + 1; i++) {
-        uint64_t  n;
-        char      want[32];
+    /* every digit-count boundary, as a limit (printf as the reference) */
+    for (k = 0, pow10 = 1; k < 20; k++, pow10 *= 10) {
+        for (i = 0; i < 3; i++) {
+            char              want[32];
+            unsigned char     buf[VALUES_BUF];
+            ratecore_headers  h;
 
-        n = i == 60 ? UINT64_MAX : ngx_http_ratecore_pow10[i / 3] + i % 3 - 1;
-        memset(v, 'x', sizeof(v));
-        e = ngx_http_ratecore_u64(v, n);
-        snprintf(want, sizeof(want), "%" PRIu64, n);
+            r.decision.allowed = true;
+            r.decision.limit = k == 19 && i == 2 ? UINT64_MAX : pow10 + i - (k ? 1 : 0);
+            snprintf(want, sizeof(want), "%" PRIu64, r.decision.limit);
 
-        /* the digits, and not a byte written past the returned end */
-        if ((size_t) (e - v) != strlen(want) || memcmp(v, want, strlen(want)) != 0
-            || *e != 'x')
-        {
-            printf("ngx_http_ratecore_u64(%s) wrote \"%.*s\"\n", want, (int) (e - v), v);
-            bad++;
+            if (ratecore_render_check_headers(RATECORE_HEADER_STYLE_EVENERGY, NULL, 0, &r,
+                                              0, buf, sizeof(buf), &h)
+                != RATECORE_STATUS_OK
+                || h.headers[0].value_len != strlen(want)
+                || memcmp(h.headers[0].value, want, strlen(want)) != 0)
+            {
+                printf("limit %s rendered as \"%.*s\"\n", want,
+                       (int) h.headers[0].value_len, h.headers[0].value);
+                bad++;
+            }
         }
     }
 
     for (i = 0; i < 1000000; i++) {
-        d.allowed = next() & 1;
-        d.limit = value();
-        d.remaining = value();
-        d.reset_after_ns = value();
-        d.retry_after_ns = value();
+        r.decision.allowed = next() & 1;
+        r.decision.limit = value();
+        r.decision.remaining = value();
+        r.decision.reset_after_ns = value();
+        r.decision.retry_after_ns = value();
         wall = value();
 
-        for (s = 0; s < sizeof(styles) / sizeof(styles[0]); s++) {
-            written = 0;
-            rc = ratecore_render_headers(styles[s].style, &d, NULL, 0, wall, lib,
-                                         sizeof(lib), &written);
-            if (rc != RATECORE_STATUS_OK) {
-                printf("ratecore_render_headers: %s\n", ratecore_status_message(rc));
+        /* one to three reports: zone_a's two quotas, then zone_b's one */
+        n = 1 + next() % 3;
+        r.report_count = n;
+
+        for (k = 0; k < n; k++) {
+            r.reports[k].item = n == 1 ? 1 : k / 2;
+            r.reports[k].quota = n == 1 ? 0 : k % 2;
+            r.reports[k].period_ns = value();
+            r.reports[k].decision = r.decision;
+            r.reports[k].decision.remaining = value();
+            reports[k].name = (const uint8_t *) (n == 1 ? names[2] : names[k]);
+            reports[k].name_len = strlen((const char *) reports[k].name);
+            reports[k].period_ns = r.reports[k].period_ns;
+            reports[k].decision = r.reports[k].decision;
+        }
+
+        for (style = RATECORE_HEADER_STYLE_EVENERGY; style <= RATECORE_HEADER_STYLE_IETF;
+             style++)
+        {
+            if (!same(style, items, 2, &r, reports, n, wall) && bad++ > 5) {
                 return 1;
-            }
-
-            p = mine;
-            e = ngx_http_ratecore_u64(v, d.limit);
-            p = line(p, styles[s].limit, v, e);
-            e = ngx_http_ratecore_u64(v, d.remaining);
-            p = line(p, styles[s].remaining, v, e);
-
-            if (styles[s].reset) {
-                e = styles[s].iso
-                    ? ngx_http_ratecore_iso8601(v, ngx_http_ratecore_reset_s(wall, d.reset_after_ns))
-                    : ngx_http_ratecore_u64(v, ngx_http_ratecore_reset_s(wall, d.reset_after_ns));
-                p = line(p, styles[s].reset, v, e);
-            }
-
-            if (!d.allowed) {
-                e = ngx_http_ratecore_u64(v, ngx_http_ratecore_ceil_s(d.retry_after_ns));
-                p = line(p, styles[s].retry, v, e);
-            }
-
-            if ((size_t) (p - mine) != written || memcmp(lib, mine, written) != 0) {
-                if (bad++ < 5) {
-                    printf("mismatch (style %u):\n%.*s--- module:\n%.*s\n",
-                           (unsigned) styles[s].style, (int) written, lib,
-                           (int) (p - mine), mine);
-                }
             }
         }
     }
 
-    printf("render_check: %lu decisions x %zu styles, %lu mismatches\n", i,
-           sizeof(styles) / sizeof(styles[0]), bad);
+    printf("render_check: %lu decisions x 4 styles, %lu mismatches\n", i, bad);
 
     return bad != 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Integration tests of the nginx module (ffi/nginx): first render_check.c (the module's
-# own header rendering against the library's, byte for byte), then, against the packaged
+# Integration tests of the nginx module (ffi/nginx): first render_check.c (the header
+# values the module adds against the library's header lines, byte for byte), then, against the packaged
 # nginx on 127.0.0.1: seed replays over HTTP (ev.energy, Uphold from ffi/nginx/examples/uphold.conf,
 # Switch), 4 workers sharing exact counts, reload and `nginx -t` behaviour, every
 # directive option, and a bounded wrk comparison (module off / limit_req / ratecore).
@@ -62,14 +62,14 @@ if [ -z "$module" ]; then
 fi
 [ -f "$module" ] || { echo "tests/nginx/run.sh: module $module not found" >&2; exit 1; }
 
-# The module renders the seed styles' header values itself: compare them with the
-# library's renderer, byte for byte (about a second).
+# The module adds the header values ratecore_render_check_headers hands it: compare them
+# with ratecore_render_headers' lines, byte for byte (a few seconds).
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 lib="$target_dir/release/libratecore_ffi.a"
 if [ -f "$lib" ]; then
     check="$(mktemp -d)"
-    cc -std=c11 -O2 -Wall -Wextra -Wpedantic -Werror -Iinclude -Iffi/nginx \
+    cc -std=c11 -O2 -Wall -Wextra -Wpedantic -Werror -Iinclude \
         tests/nginx/render_check.c "$lib" -lpthread -ldl -lm -o "$check/render_check"
     "$check/render_check"
     rm -rf "$check"

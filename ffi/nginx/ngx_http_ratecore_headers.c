@@ -1,0 +1,217 @@
+/*
+ * The response side: the style's rate-limit headers and the denial's body, both
+ * rendered by ratecore into pool memory; nginx only links them into the response.
+ */
+
+#include "ngx_http_ratecore_module.h"
+
+
+/* values of the seed styles: four numbers or dates of at most 21 bytes each */
+#define NGX_HTTP_RATECORE_VALUES_BUF     96
+#define NGX_HTTP_RATECORE_IETF_BUF       1024
+#define NGX_HTTP_RATECORE_MAX_RENDER     (1024 * 1024)
+
+
+static ngx_str_t  ngx_http_ratecore_problem_json =
+    ngx_string("application/problem+json");
+static ngx_str_t  ngx_http_ratecore_text_plain =
+    ngx_string("text/plain; charset=utf-8");
+
+
+/* Adds the style's rate-limit headers for a check's result to headers_out: the library
+ * renders each value into one pool buffer and names its header (static strings). Returns
+ * NGX_ERROR only when memory runs out; a failed rendering is logged and the headers
+ * left out. The wall clock (for absolute resets) is nginx's cached time. */
+ngx_int_t
+ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_uint_t style,
+    const ratecore_check_item *items, size_t nitems,
+    const ratecore_check_result *result)
+{
+    size_t            size;
+    u_char           *buf;
+    uint64_t          wall;
+    ngx_uint_t        i;
+    ratecore_status   rc;
+    ngx_table_elt_t  *h;
+    ratecore_headers  out;
+
+    if (style == NGX_HTTP_RATECORE_STYLE_NONE) {
+        return NGX_OK;
+    }
+
+    size = style == NGX_HTTP_RATECORE_STYLE_IETF ? NGX_HTTP_RATECORE_IETF_BUF
+                                                 : NGX_HTTP_RATECORE_VALUES_BUF;
+    wall = style == NGX_HTTP_RATECORE_STYLE_UPHOLD
+           || style == NGX_HTTP_RATECORE_STYLE_SWITCH ? ngx_http_ratecore_wall_ns() : 0;
+
+    for ( ;; ) {
+        buf = ngx_pnalloc(r->pool, size);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ratecore_render_check_headers((uint32_t) style, items, nitems, result,
+                                           wall, buf, size, &out);
+
+        if (rc != RATECORE_STATUS_BUFFER_TOO_SMALL || out.len <= size
+            || out.len > NGX_HTTP_RATECORE_MAX_RENDER)
+        {
+            break;
+        }
+
+        size = out.len;
+    }
+
+    if (rc != RATECORE_STATUS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ratecore_render_check_headers() failed: %s (status %uD)",
+                      ratecore_status_message(rc), (uint32_t) rc);
+        return NGX_OK;
+    }
+
+    for (i = 0; i < out.count; i++) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* the name is one of the library's static strings, never written to */
+        h->hash = 1;
+        h->key.data = (u_char *) out.headers[i].name;
+        h->key.len = out.headers[i].name_len;
+        h->value.data = (u_char *) out.headers[i].value;
+        h->value.len = out.headers[i].value_len;
+        h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    return NGX_OK;
+}
+
+
+/* Renders the denial body into pool memory (retrying once with the size the renderer
+ * asks for). */
+static ratecore_status
+ngx_http_ratecore_render_body(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
+    const ratecore_check_result *result, u_char **body, size_t *written)
+{
+    size_t           size;
+    u_char          *buf;
+    ngx_uint_t       attempt;
+    ratecore_status  st;
+
+    size = 512;
+    st = RATECORE_STATUS_OK;
+    buf = NULL;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        buf = ngx_pnalloc(r->pool, size);
+        if (buf == NULL) {
+            return RATECORE_STATUS_OUT_OF_MEMORY;
+        }
+
+        *written = 0;
+
+        if (limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM) {
+            st = ratecore_render_problem_json(&result->decision,
+                                              limit->problem_type.data,
+                                              limit->problem_type.len,
+                                              limit->problem_title.data,
+                                              limit->problem_title.len, buf,
+                                              size, written);
+        } else {
+            /* the deciding quota's period: "... requests per 1h" */
+            st = ratecore_render_text_body(&result->decision, limit->description.data,
+                                           limit->description.len, result->period_ns,
+                                           buf, size, written);
+        }
+
+        if (st != RATECORE_STATUS_BUFFER_TOO_SMALL || *written <= size
+            || *written > NGX_HTTP_RATECORE_MAX_RENDER)
+        {
+            break;
+        }
+
+        size = *written;
+    }
+
+    *body = buf;
+
+    return st;
+}
+
+
+/* Sends the denial: limit's status, its body (with its Content-Type) or none. */
+ngx_int_t
+ngx_http_ratecore_send_denial(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
+    const ratecore_check_result *result)
+{
+    size_t            written;
+    u_char           *body;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_str_t        *ct;
+    ngx_chain_t       out;
+    ratecore_status   st;
+
+    written = 0;
+    body = NULL;
+    ct = NULL;
+
+    if (limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM
+        || limit->body == NGX_HTTP_RATECORE_BODY_TEXT)
+    {
+        ct = limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM
+             ? &ngx_http_ratecore_problem_json : &ngx_http_ratecore_text_plain;
+
+        st = ngx_http_ratecore_render_body(r, limit, result, &body, &written);
+
+        if (st != RATECORE_STATUS_OK) {
+            /* the strings were checked at configuration time: not bad input */
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "ratecore: rendering the denial body failed: %s "
+                          "(status %uD)", ratecore_status_message(st),
+                          (uint32_t) st);
+            return limit->status;
+        }
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->headers_out.status = limit->status;
+    r->headers_out.content_length_n = written;
+
+    if (ct != NULL) {
+        r->headers_out.content_type_len = ct->len;
+        r->headers_out.content_type = *ct;
+        r->headers_out.content_type_lowcase = NULL;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* as ngx_http_send_response() does, for an empty body too */
+    b->pos = written ? body : NULL;
+    b->last = written ? body + written : NULL;
+    b->memory = written ? 1 : 0;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, &out);
+}
