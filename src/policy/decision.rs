@@ -338,6 +338,39 @@ impl PolicyDecision<'_> {
         if !self.limited() {
             return Ok(0);
         }
+        self.with_header_input(unix_now_nanos, |style, input| {
+            http::render_headers(style, input, out)
+        })
+    }
+
+    /// The same headers as [`render_headers`](Self::render_headers), as values described
+    /// one by one ([`http::render_header_values`]): for a caller that adds headers one at
+    /// a time. Returns how many there are (none when no real limit applied).
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`] with the length needed.
+    pub fn render_header_values(
+        &self,
+        unix_now_nanos: u64,
+        out: &mut [u8],
+        values: &mut [http::HeaderValue; http::MAX_HEADER_VALUES],
+    ) -> Result<usize, BufferTooSmall> {
+        if !self.limited() {
+            return Ok(0);
+        }
+        self.with_header_input(unix_now_nanos, |style, input| {
+            http::render_header_values(style, input, out, values)
+        })
+    }
+
+    /// Runs `render` on the renderers' view of this decision: the combined decision and
+    /// every applicable quota.
+    #[inline]
+    fn with_header_input<R>(
+        &self,
+        unix_now_nanos: u64,
+        render: impl FnOnce(http::HeaderStyle, &HeaderInput<'_>) -> R,
+    ) -> R {
         let mut reports = [QuotaReport {
             name: "",
             period: 1,
@@ -357,7 +390,7 @@ impl PolicyDecision<'_> {
             quotas: reports.get(..len).unwrap_or(&[]),
             unix_now_nanos,
         };
-        http::render_headers(self.compiled.response.headers, &input, out)
+        render(self.compiled.response.headers, &input)
     }
 
     /// The `Content-Type` of the 429 body.
