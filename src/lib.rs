@@ -61,6 +61,8 @@ pub mod limiter;
 pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis_backend;
+#[cfg(feature = "alloc")]
+pub mod redis_state;
 pub mod table;
 
 /// The single-word machinery ([`algorithm::word`]) and [`algorithm::WordLimit`], under the

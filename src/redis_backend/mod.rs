@@ -177,7 +177,8 @@ mod handles;
 mod pool;
 mod script;
 mod stats;
-mod wire;
+// The stored-state format, shared with the Redis module (`module/`).
+use crate::redis_state as wire;
 
 use crate::decision::Mode;
 use std::fmt;

@@ -1,7 +1,19 @@
-//! The pure half of the Redis backend: script arguments, state layouts, and the
-//! client-side replay that turns the script's reply into the crate's own [`Decision`].
+//! The state the Redis backend stores, and one check applied to it: the pure half shared
+//! by the Redis client (feature `redis`: the Lua script's arguments, and the replay that
+//! turns its reply into the crate's own [`Decision`]) and the Redis module (`module/` in
+//! the repository), which runs [`apply`] inside the server.
 //!
-//! Nothing here touches the network, so all of it is unit-tested without Redis.
+//! Each (limit, key) pair is one Redis string of big-endian fields:
+//!
+//! | algorithm | value (big-endian) |
+//! |---|---|
+//! | GCRA | TAT (8 bytes) |
+//! | fixed window | window start (8), count (8) |
+//! | approximate window | window start (8), previous count (8), current count (8) |
+//! | strict window | up to `N + 1` slots of newest admission (8) and count (4) |
+//!
+//! Nothing here touches the network, so all of it is unit-tested without Redis. The API
+//! is public for the module crate, not for applications, and hidden from the docs.
 
 use crate::decision::Mode;
 use alloc::boxed::Box;
@@ -133,6 +145,7 @@ impl Spec {
 
     /// Appends this limit's argument block (module docs of `check.lua`) for a request of
     /// `cost` (at most the capacity) at `now`.
+    #[cfg(feature = "redis")]
     pub(crate) fn push_args(&self, now: u64, cost: u64, args: &mut Vec<u64>) {
         fn push64(args: &mut Vec<u64>, v: u64) {
             args.push(v >> 32);
@@ -418,6 +431,127 @@ pub(crate) fn replay(
     }
 }
 
+/// One limit as it is stored: an algorithm on a quota, validated exactly as the in-process
+/// limiter's constructor validates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredLimit {
+    spec: Spec,
+}
+
+impl StoredLimit {
+    /// `algorithm` on `quota`.
+    ///
+    /// # Errors
+    /// Exactly the error the in-process limiter's constructor returns.
+    pub fn new(algorithm: Algorithm, quota: &Quota) -> Result<Self, QuotaError> {
+        Spec::new(algorithm, quota).map(|spec| Self { spec })
+    }
+
+    /// The most one request may cost: the burst for GCRA, else the limit.
+    #[must_use]
+    pub const fn capacity(&self) -> u64 {
+        self.spec.capacity()
+    }
+}
+
+/// What one check does to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyOutcome {
+    /// This limit's decision, as [`crate::Composite::check_each`] reports it.
+    pub decision: Decision,
+    /// The key's whole new value, or `None` when the check writes nothing to it.
+    pub value: Option<Vec<u8>>,
+    /// What the Lua script reports as written: the whole value, or for a strict window
+    /// the slot's index (4 bytes) and its 12 bytes; empty when nothing is written.
+    pub written: Vec<u8>,
+    /// The TTL to set with the write, in ms (0 when nothing is written).
+    pub ttl_ms: u64,
+}
+
+/// Why a check could not be applied to the stored values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The key at this index holds a value of another layout (a foreign key).
+    State(usize, &'static str),
+    /// The cost can never fit one of the limits.
+    Cost(CheckError),
+    /// No limit, more than [`crate::composite::MAX_LIMITS`], or values not one per limit.
+    Limits,
+}
+
+/// Applies one check of `cost` at `now` to the stored values `olds` (one per limit, empty
+/// for a missing key) — all or nothing, decided by the crate's own algorithm code exactly
+/// as the client replays the Lua script's answer. Charges only when `mode` charges, the
+/// cost is not zero and every limit admits; then every limit's key gets a new value and a
+/// TTL of the time until its state is at rest (ms, rounded up, at least `min_ttl_ms`).
+///
+/// Returns the combined decision and fills `out` with one outcome per limit.
+///
+/// # Errors
+/// [`ApplyError`]; nothing is to be written then.
+pub fn apply(
+    limits: &[StoredLimit],
+    olds: &[&[u8]],
+    now: u64,
+    cost: u64,
+    mode: Mode,
+    min_ttl_ms: u64,
+    out: &mut Vec<KeyOutcome>,
+) -> Result<Decision, ApplyError> {
+    out.clear();
+    if limits.is_empty()
+        || limits.len() > crate::composite::MAX_LIMITS
+        || limits.len() != olds.len()
+    {
+        return Err(ApplyError::Limits);
+    }
+    for limit in limits {
+        limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
+    }
+    let replicas = limits
+        .iter()
+        .zip(olds)
+        .enumerate()
+        .map(|(index, (limit, old))| {
+            limit
+                .spec
+                .replica(old)
+                .map_err(|why| ApplyError::State(index, why))
+        })
+        .collect::<Result<Vec<Replica>, _>>()?;
+    let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
+    let decision = replay(&replicas, now, cost, mode, &mut states[..limits.len()])
+        .map_err(ApplyError::Cost)?;
+    let charged = mode.charges() && cost > 0 && decision.allowed;
+    let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
+    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(states) {
+        let (written, ttl_ms) = limit
+            .spec
+            .expected_write(replica, old, charged, now, min_ttl_ms);
+        let value = (!written.is_empty()).then(|| match limit.spec {
+            Spec::Strict { .. } => {
+                // `SETRANGE` of the slot at its offset: the Lua script's write.
+                let index = be32(&written, 0) as usize;
+                let mut value = old.to_vec();
+                let end = (index + 1) * SLOT_BYTES;
+                if value.len() < end {
+                    value.resize(end, 0);
+                }
+                value[index * SLOT_BYTES..end].copy_from_slice(&written[4..]);
+                value
+            }
+            _ => written.clone(),
+        });
+        out.push(KeyOutcome {
+            decision: state,
+            value,
+            written,
+            ttl_ms,
+        });
+    }
+    Ok(decision)
+}
+
 fn be64(bytes: &[u8], at: usize) -> u64 {
     let mut buf = [0u8; 8];
     if let Some(src) = bytes.get(at..at + 8) {
@@ -475,6 +609,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn gcra_args_fold_overflow_into_max_base() {
         let quota = Quota::new(10, 100).unwrap();
