@@ -174,6 +174,7 @@
 mod config;
 mod errors;
 mod handles;
+mod module;
 mod pool;
 mod script;
 mod stats;
@@ -182,7 +183,7 @@ use crate::redis_state as wire;
 
 use crate::decision::Mode;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -192,7 +193,7 @@ use crate::decision::Decision;
 use crate::error::QuotaError;
 use crate::quota::Quota;
 
-pub use config::{FailureMode, RedisConfig};
+pub use config::{FailureMode, RedisConfig, RedisEngine};
 pub use errors::{BackendError, Fault, RedisCheckError, RedisSetupError};
 pub use handles::{key_from_parts, RedisComposite, RedisLimit, RedisLimiter};
 pub use stats::RedisStats;
@@ -227,6 +228,8 @@ struct Inner {
     retry_at: AtomicU64,
     origin: Instant,
     counters: Counters,
+    /// What detection found: the module, the script, or not yet detected.
+    engine: AtomicU8,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -264,6 +267,7 @@ impl RedisBackend {
                 retry_at: AtomicU64::new(0),
                 origin: Instant::now(),
                 counters: Counters::default(),
+                engine: AtomicU8::new(module::UNKNOWN),
             }),
         })
     }
@@ -377,7 +381,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, Mode::Charge, states)
+        self.inner.dispatch(limits, now, cost, Mode::Charge, states)
     }
 
     /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
@@ -392,7 +396,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, Mode::Peek, states)
+        self.inner.dispatch(limits, now, cost, Mode::Peek, states)
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.
@@ -422,7 +426,7 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        match self.run(limits, now, cost, mode, states) {
+        match self.dispatch(limits, now, cost, mode, states) {
             Ok(decision) => Ok(RedisDecision {
                 decision,
                 fault: None,

@@ -12,13 +12,13 @@ use crate::decision::Mode;
 pub(super) const SCRIPT: &str = include_str!("check.lua");
 
 /// A validated check and its `EVALSHA`.
-struct Prepared<'a> {
+pub(super) struct Prepared<'a> {
     limits: &'a [(&'a RedisLimit, &'a [u8])],
     now: u64,
     cost: u64,
     mode: Mode,
     charge: bool,
-    eval: redis::Cmd,
+    pub(super) eval: redis::Cmd,
 }
 
 impl Inner {
@@ -49,7 +49,7 @@ impl Inner {
 
     /// Validates a check and builds its `EVALSHA` (transport-independent: an async
     /// connection could send the same command and hand the reply to `finish`).
-    fn prepare<'a>(
+    pub(super) fn prepare<'a>(
         &self,
         limits: &'a [(&'a RedisLimit, &'a [u8])],
         now: u64,
@@ -103,7 +103,7 @@ impl Inner {
     }
 
     /// Turns the script's reply into the decision (replayed and verified).
-    fn finish(
+    pub(super) fn finish(
         &self,
         prepared: &Prepared<'_>,
         reply: redis::Value,
