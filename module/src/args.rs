@@ -88,7 +88,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
             _ => {
                 return err(format!(
                 "unknown option '{}' (expected NOW, TIME, COST or MINTTL, or one limit per key)",
-                String::from_utf8_lossy(&word)
+                printable(&word)
             ))
             }
         }
@@ -138,7 +138,7 @@ fn limit(rest: &mut Cursor<'_>, index: usize) -> Result<StoredLimit, ArgError> {
         _ => {
             return err(format!(
                 "{what}: unknown algorithm '{}' (expected GCRA, FIXED, APPROX or STRICT)",
-                String::from_utf8_lossy(&name)
+                printable(&name)
             ))
         }
     };
@@ -185,11 +185,25 @@ impl<'a> Cursor<'a> {
             Some(raw) => number(raw).ok_or_else(|| {
                 ArgError(format!(
                     "{what}: '{}' is not an unsigned 64-bit integer",
-                    String::from_utf8_lossy(raw)
+                    printable(raw)
                 ))
             }),
         }
     }
+}
+
+/// `raw` for an error reply: printable ASCII as is, every other byte as `\xNN` (a reply
+/// must not carry line breaks, and clients expect text).
+fn printable(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in raw.iter().take(64) {
+        if b.is_ascii_graphic() || b == b' ' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// An unsigned decimal integer: digits only (no sign, no spaces), at most `u64::MAX`.
@@ -265,5 +279,20 @@ mod tests {
             let e = parse_str(line).unwrap_err();
             assert!(e.0.contains(reason), "{line}: {e:?}");
         }
+    }
+
+    #[test]
+    fn error_replies_quote_bytes_as_printable_ascii() {
+        let args: [&[u8]; 7] = [
+            b"RATECORE.CHECK",
+            b"1",
+            b"a",
+            b"FIXED",
+            b"1",
+            b"100",
+            b"\r\n\0\xff",
+        ];
+        let e = parse(&args).unwrap_err();
+        assert!(e.0.contains("'\\x0d\\x0a\\x00\\xff'"), "{e:?}");
     }
 }
