@@ -282,7 +282,7 @@ fn detection_picks_the_module() {
         .limiter("d", Algorithm::Gcra, Quota::per_second(5).unwrap())
         .unwrap();
     for now in 0..10 {
-        limiter.try_check(b"k", now, 1).unwrap();
+        assert!(limiter.try_check(b"k", now, 1).unwrap().allowed || now >= 5);
     }
     let stats = backend.stats();
     assert_eq!(
