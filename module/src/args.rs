@@ -79,18 +79,28 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
     let mut cost = None;
     let mut min_ttl_ms = None;
     while let Some(word) = rest.next() {
-        let word = word.to_ascii_uppercase();
-        match word.as_slice() {
-            b"NOW" => set(&mut now, Now::Caller(rest.number("NOW")?), "NOW or TIME")?,
-            b"TIME" => set(&mut now, Now::Server, "NOW or TIME")?,
-            b"COST" => set(&mut cost, rest.number("COST")?, "COST")?,
-            b"MINTTL" => set(&mut min_ttl_ms, rest.number("MINTTL")?, "MINTTL")?,
-            _ => {
-                return err(format!(
+        let is = |name: &str| word.eq_ignore_ascii_case(name.as_bytes());
+        if is("NOW") {
+            set(
+                &mut now,
+                Now::Caller(rest.number(What::Option("NOW"))?),
+                "NOW or TIME",
+            )?;
+        } else if is("TIME") {
+            set(&mut now, Now::Server, "NOW or TIME")?;
+        } else if is("COST") {
+            set(&mut cost, rest.number(What::Option("COST"))?, "COST")?;
+        } else if is("MINTTL") {
+            set(
+                &mut min_ttl_ms,
+                rest.number(What::Option("MINTTL"))?,
+                "MINTTL",
+            )?;
+        } else {
+            return err(format!(
                 "unknown option '{}' (expected NOW, TIME, COST or MINTTL, or one limit per key)",
-                printable(&word)
-            ))
-            }
+                printable(word)
+            ));
         }
     }
     let Some(now) = now else {
@@ -128,31 +138,33 @@ fn limit(rest: &mut Cursor<'_>, index: usize) -> Result<StoredLimit, ArgError> {
     let Some(name) = rest.next() else {
         return err(format!("limit {which} is missing (one limit per key)"));
     };
-    let name = name.to_ascii_uppercase();
-    let what = format!("limit {which}");
-    let algorithm = match name.as_slice() {
-        b"GCRA" => Algorithm::Gcra,
-        b"FIXED" => Algorithm::FixedWindow,
-        b"APPROX" => Algorithm::SlidingWindowApprox,
-        b"STRICT" => Algorithm::SlidingWindowStrict { sub_windows: 0 },
-        _ => {
-            return err(format!(
-                "{what}: unknown algorithm '{}' (expected GCRA, FIXED, APPROX or STRICT)",
-                printable(&name)
-            ))
-        }
+    let what = What::Limit(which);
+    let is = |algorithm: &str| name.eq_ignore_ascii_case(algorithm.as_bytes());
+    let algorithm = if is("GCRA") {
+        Algorithm::Gcra
+    } else if is("FIXED") {
+        Algorithm::FixedWindow
+    } else if is("APPROX") {
+        Algorithm::SlidingWindowApprox
+    } else if is("STRICT") {
+        Algorithm::SlidingWindowStrict { sub_windows: 0 }
+    } else {
+        return err(format!(
+            "{what}: unknown algorithm '{}' (expected GCRA, FIXED, APPROX or STRICT)",
+            printable(name)
+        ));
     };
-    let count = rest.number(&what)?;
-    let period = rest.number(&what)?;
-    let quota = Quota::new(count, period).map_err(|e| quota_error(&what, e))?;
+    let count = rest.number(what)?;
+    let period = rest.number(what)?;
+    let quota = Quota::new(count, period).map_err(|e| quota_error(what, e))?;
     let (algorithm, quota) = match algorithm {
         Algorithm::Gcra => {
-            let burst = rest.number(&what)?;
-            let quota = quota.with_burst(burst).map_err(|e| quota_error(&what, e))?;
+            let burst = rest.number(what)?;
+            let quota = quota.with_burst(burst).map_err(|e| quota_error(what, e))?;
             (algorithm, quota)
         }
         Algorithm::SlidingWindowStrict { .. } => {
-            let n = rest.number(&what)?;
+            let n = rest.number(what)?;
             let Ok(sub_windows) = u32::try_from(n) else {
                 return err(format!("{what}: sub_windows {n} is too large"));
             };
@@ -160,10 +172,26 @@ fn limit(rest: &mut Cursor<'_>, index: usize) -> Result<StoredLimit, ArgError> {
         }
         _ => (algorithm, quota),
     };
-    StoredLimit::new(algorithm, &quota).map_err(|e| quota_error(&what, e))
+    StoredLimit::new(algorithm, &quota).map_err(|e| quota_error(what, e))
 }
 
-fn quota_error(what: &str, e: QuotaError) -> ArgError {
+/// What a number belongs to, for error messages (built only on error).
+#[derive(Clone, Copy)]
+enum What {
+    Limit(usize),
+    Option(&'static str),
+}
+
+impl core::fmt::Display for What {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Limit(n) => write!(f, "limit {n}"),
+            Self::Option(name) => f.write_str(name),
+        }
+    }
+}
+
+fn quota_error(what: What, e: QuotaError) -> ArgError {
     ArgError(format!("{what}: {e}"))
 }
 
@@ -179,7 +207,7 @@ impl<'a> Cursor<'a> {
         Some(arg)
     }
 
-    fn number(&mut self, what: &str) -> Result<u64, ArgError> {
+    fn number(&mut self, what: What) -> Result<u64, ArgError> {
         match self.next() {
             None => err(format!("{what}: a number is missing")),
             Some(raw) => number(raw).ok_or_else(|| {

@@ -1,50 +1,81 @@
 //! One command: key positions for `COMMAND GETKEYS`, then parse, read every key, apply
 //! the check, write and replicate the new values, reply. A panic becomes an error reply.
 
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_longlong};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ratecore::redis_state::{apply, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context};
 
 use crate::args::{self, Now};
 use crate::keys::{now_ms, OpenKey};
 
 /// Runs one `RATECORE.CHECK` (`mode` charges) or `RATECORE.PEEK`.
-pub fn command(ctx: &Context, args: &[RedisString], mode: Mode) -> RedisResult {
+pub fn command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    mode: Mode,
+) -> c_int {
+    let argv: &[*mut raw::RedisModuleString] = match usize::try_from(argc) {
+        Ok(len) if !argv.is_null() => {
+            // SAFETY: Redis passes `argc` valid argument strings at `argv`, alive for the
+            // whole call.
+            unsafe { std::slice::from_raw_parts(argv, len) }
+        }
+        _ => &[],
+    };
     // No unwinding may cross into the server: a bug becomes an error reply. Every write
-    // happens after the last step that could panic on input (parsing and deciding).
-    catch_unwind(AssertUnwindSafe(|| run(ctx, args, mode))).unwrap_or_else(|_| {
-        Err(RedisError::Str(
-            "ERR ratecore: internal error (the check was not applied)",
-        ))
-    })
+    // happens after the last step that could panic on input (parsing and deciding), and
+    // the reply is written last.
+    let outcome = catch_unwind(AssertUnwindSafe(|| run(ctx, argv, mode)))
+        .unwrap_or_else(|_| Err(String::from("ERR ratecore: internal error")));
+    if let Err(message) = outcome {
+        // Messages quote arguments as printable ASCII (no NUL, no line breaks).
+        let message = CString::new(message)
+            .unwrap_or_else(|_| CString::from(c"ERR ratecore: internal error"));
+        // SAFETY: the command's context and a NUL-terminated message.
+        unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, message.as_ptr()) };
+    }
+    raw::REDISMODULE_OK as c_int
 }
 
-fn run(ctx: &Context, args: &[RedisString], mode: Mode) -> RedisResult {
-    let raw: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
-    if ctx.is_keys_position_request() {
-        if let Ok(keys) = args::key_count(&raw) {
+fn bytes<'a>(arg: *mut raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0;
+    let ptr = raw::string_ptr_len(arg, &mut len);
+    // SAFETY: an argument string of this call: `len` bytes at `ptr`, alive until it
+    // returns (the borrow does not outlive `command`).
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+}
+
+fn run(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: &[*mut raw::RedisModuleString],
+    mode: Mode,
+) -> Result<(), String> {
+    let raw_args: Vec<&[u8]> = argv.iter().map(|&a| bytes(a)).collect();
+    let context = Context::new(ctx);
+    if context.is_keys_position_request() {
+        if let Ok(keys) = args::key_count(&raw_args) {
             for pos in 2..2 + keys {
                 // Cannot truncate: at most 2 + MAX_KEYS.
-                ctx.key_at_pos(pos as i32);
+                context.key_at_pos(pos as i32);
             }
         }
-        return Ok(RedisValue::NoReply);
+        return Ok(());
     }
-    let check =
-        args::parse(&raw).map_err(|e| RedisError::String(format!("ERR ratecore: {}", e.0)))?;
-    let names = &args[2..2 + check.keys];
-    for (index, name) in names.iter().enumerate() {
-        if let Some(first) = names[..index]
-            .iter()
-            .position(|other| other.as_slice() == name.as_slice())
-        {
-            return Err(RedisError::String(format!(
+    let check = args::parse(&raw_args).map_err(|e| format!("ERR ratecore: {}", e.0))?;
+    let names = &argv[2..2 + check.keys];
+    let name_bytes = &raw_args[2..2 + check.keys];
+    for (index, name) in name_bytes.iter().enumerate() {
+        if let Some(first) = name_bytes[..index].iter().position(|other| other == name) {
+            return Err(format!(
                 "ERR ratecore: key {} repeats key {}",
                 index + 1,
                 first + 1
-            )));
+            ));
         }
     }
     let now = match check.now {
@@ -56,7 +87,7 @@ fn run(ctx: &Context, args: &[RedisString], mode: Mode) -> RedisResult {
     };
     let opened: Vec<OpenKey> = names
         .iter()
-        .map(|name| OpenKey::open(ctx, name, mode.charges()))
+        .map(|&name| OpenKey::open(ctx, name, mode.charges()))
         .collect();
     let olds = opened
         .iter()
@@ -74,62 +105,91 @@ fn run(ctx: &Context, args: &[RedisString], mode: Mode) -> RedisResult {
         &mut outcomes,
     )
     .map_err(|e| match e {
-        ApplyError::State(index, why) => RedisError::String(format!(
+        ApplyError::State(index, why) => format!(
             "ERR ratecore: key {} holds a value of another layout ({why})",
             index + 1
-        )),
-        ApplyError::Cost(e) => RedisError::String(format!("ERR ratecore: {e}")),
-        ApplyError::Limits => RedisError::Str("ERR ratecore: one limit per key, at most 16"),
+        ),
+        ApplyError::Cost(e) => format!("ERR ratecore: {e}"),
+        ApplyError::Limits => String::from("ERR ratecore: one limit per key, at most 16"),
     })?;
     if outcomes.iter().any(|o| o.value.is_some()) {
         let base = now_ms();
-        for ((key, name), outcome) in opened.iter().zip(names).zip(&outcomes) {
+        for ((key, &name), outcome) in opened.iter().zip(names).zip(&outcomes) {
             let Some(value) = &outcome.value else {
                 continue;
             };
             // Cannot overflow: a TTL is at most ceil(2^64 ns / 10^6) ms.
             let at = base.saturating_add(i64::try_from(outcome.ttl_ms).unwrap_or(i64::MAX));
             key.write(ctx, value, at)?;
-            // Replicas and the AOF get the effect with its absolute expiry, so they reach
-            // the same value and deadline without deciding again.
-            let at = at.to_string();
-            ctx.replicate(
-                "SET",
-                &[name.as_slice(), value.as_slice(), b"PXAT", at.as_bytes()][..],
-            );
+            replicate_set(ctx, name, value, at);
         }
     }
-    let per_key = outcomes
-        .iter()
-        .zip(&olds)
-        .map(|(outcome, old)| key_reply(outcome, old))
-        .collect();
-    let mut reply = decision_fields(&decision);
-    reply.push(int(now));
-    reply.push(RedisValue::Array(per_key));
-    Ok(RedisValue::Array(reply))
+    reply(ctx, &decision, now, &outcomes, &olds);
+    Ok(())
+}
+
+/// Replicas and the AOF get the effect, `SET key value PXAT at`, so they reach the same
+/// value and deadline without deciding again.
+fn replicate_set(
+    ctx: *mut raw::RedisModuleCtx,
+    name: *mut raw::RedisModuleString,
+    value: &[u8],
+    at: i64,
+) {
+    // SAFETY: the command's context; format "sbcl": a module string (the key argument,
+    // alive for the call), a buffer and its length, a C string, a long long — exactly the
+    // variadic arguments passed.
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx,
+            c"SET".as_ptr().cast::<c_char>(),
+            c"sbcl".as_ptr().cast::<c_char>(),
+            name,
+            value.as_ptr().cast::<c_char>(),
+            value.len(),
+            c"PXAT".as_ptr().cast::<c_char>(),
+            at as c_longlong,
+        );
+    }
 }
 
 /// A RESP integer; values past `i64::MAX` (durations beyond 292 years, huge limits) are
 /// clamped to it.
-fn int(v: u64) -> RedisValue {
-    RedisValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+fn int(ctx: *mut raw::RedisModuleCtx, v: u64) {
+    raw::reply_with_long_long(ctx, i64::try_from(v).unwrap_or(i64::MAX));
 }
 
-fn decision_fields(d: &Decision) -> Vec<RedisValue> {
-    vec![
-        RedisValue::Integer(i64::from(d.allowed)),
-        int(d.limit),
-        int(d.remaining),
-        int(d.reset_after),
-        int(d.retry_after),
-    ]
+fn fields(ctx: *mut raw::RedisModuleCtx, d: &Decision) {
+    int(ctx, u64::from(d.allowed));
+    int(ctx, d.limit);
+    int(ctx, d.remaining);
+    int(ctx, d.reset_after);
+    int(ctx, d.retry_after);
 }
 
-fn key_reply(outcome: &KeyOutcome, old: &[u8]) -> RedisValue {
-    let mut fields = decision_fields(&outcome.decision);
-    fields.push(RedisValue::StringBuffer(old.to_vec()));
-    fields.push(RedisValue::StringBuffer(outcome.written.clone()));
-    fields.push(int(outcome.ttl_ms));
-    RedisValue::Array(fields)
+fn buffer(ctx: *mut raw::RedisModuleCtx, b: &[u8]) {
+    raw::reply_with_string_buffer(ctx, b.as_ptr().cast::<c_char>(), b.len());
+}
+
+/// `[allowed, limit, remaining, reset_after, retry_after, now, [per key: allowed, limit,
+/// remaining, reset_after, retry_after, old value, written, ttl_ms]]`.
+fn reply(
+    ctx: *mut raw::RedisModuleCtx,
+    decision: &Decision,
+    now: u64,
+    outcomes: &[KeyOutcome],
+    olds: &[Vec<u8>],
+) {
+    raw::reply_with_array(ctx, 7);
+    fields(ctx, decision);
+    int(ctx, now);
+    // Cannot truncate: at most MAX_KEYS.
+    raw::reply_with_array(ctx, outcomes.len() as _);
+    for (outcome, old) in outcomes.iter().zip(olds) {
+        raw::reply_with_array(ctx, 8);
+        fields(ctx, &outcome.decision);
+        buffer(ctx, old);
+        buffer(ctx, &outcome.written);
+        int(ctx, outcome.ttl_ms);
+    }
 }

@@ -2,7 +2,6 @@
 //! new values with an absolute expiry. Strings only, as the Lua script stores them.
 
 use redis_module::raw;
-use redis_module::{Context, RedisError, RedisString};
 
 /// One opened key, closed on drop.
 pub struct OpenKey {
@@ -17,20 +16,24 @@ impl Drop for OpenKey {
 
 impl OpenKey {
     /// Opens `name` for reading, and for writing when `write`.
-    pub fn open(ctx: &Context, name: &RedisString, write: bool) -> Self {
+    pub fn open(
+        ctx: *mut raw::RedisModuleCtx,
+        name: *mut raw::RedisModuleString,
+        write: bool,
+    ) -> Self {
         let mode = if write {
             raw::KeyMode::READ | raw::KeyMode::WRITE
         } else {
             raw::KeyMode::READ
         };
         Self {
-            key: raw::open_key(ctx.get_raw(), name.inner, mode),
+            key: raw::open_key(ctx, name, mode),
         }
     }
 
     /// The stored value (empty for a missing key); `WRONGTYPE` for a key that is not a
     /// string.
-    pub fn read(&self) -> Result<Vec<u8>, RedisError> {
+    pub fn read(&self) -> Result<Vec<u8>, String> {
         if self.key.is_null() {
             return Ok(Vec::new());
         }
@@ -43,22 +46,29 @@ impl OpenKey {
                 let mut len = 0;
                 let ptr = raw::string_dma(self.key, &mut len, raw::KeyMode::READ);
                 if ptr.is_null() {
-                    return Err(RedisError::Str("ERR ratecore: a key could not be read"));
+                    return Err(String::from("ERR ratecore: a key could not be read"));
                 }
                 // SAFETY: for an open string key, `RedisModule_StringDMA` returns a pointer
                 // to its `len` bytes, valid until the key is modified or closed; they are
                 // copied out at once, before either.
                 Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec())
             }
-            _ => Err(RedisError::WrongType),
+            _ => Err(String::from(
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            )),
         }
     }
 
     /// Sets the value and its absolute expiry (ms since the Unix epoch).
-    pub fn write(&self, ctx: &Context, value: &[u8], expire_at_ms: i64) -> Result<(), RedisError> {
-        let value = RedisString::create_from_slice(ctx.get_raw(), value);
+    pub fn write(
+        &self,
+        ctx: *mut raw::RedisModuleCtx,
+        value: &[u8],
+        expire_at_ms: i64,
+    ) -> Result<(), String> {
+        let value = redis_module::RedisString::create_from_slice(ctx, value);
         if raw::string_set(self.key, value.inner) != raw::Status::Ok {
-            return Err(RedisError::Str("ERR ratecore: a key could not be written"));
+            return Err(String::from("ERR ratecore: a key could not be written"));
         }
         // SAFETY: reading a function pointer the module's init set once, before any command.
         let set_abs = unsafe { raw::RedisModule_SetAbsExpire };
@@ -73,7 +83,7 @@ impl OpenKey {
             }
         };
         if raw::Status::from(status) != raw::Status::Ok {
-            return Err(RedisError::Str(
+            return Err(String::from(
                 "ERR ratecore: a key's expiry could not be set",
             ));
         }

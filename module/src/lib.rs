@@ -20,15 +20,9 @@ mod keys;
 
 pub use args::{key_count, parse, ArgError, Check, Now, MAX_KEYS};
 
-use redis_module::{redis_module, Context, RedisResult, RedisString};
+use std::os::raw::{c_char, c_int};
 
-fn check_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    check::command(ctx, &args, ratecore::Mode::Charge)
-}
-
-fn peek_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    check::command(ctx, &args, ratecore::Mode::Peek)
-}
+use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 /// Inside the server, Redis's allocator (its memory accounting sees the module); in unit
 /// tests, which run without a server, the system's.
@@ -41,6 +35,58 @@ const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
+extern "C" fn check_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    check::command(ctx, argv, argc, ratecore::Mode::Charge)
+}
+
+extern "C" fn peek_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    check::command(ctx, argv, argc, ratecore::Mode::Peek)
+}
+
+type Handler =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// Registers the commands with their own handlers (the arguments are read in place, and
+/// the reply is written directly). Keys are declared through the getkeys API (their
+/// position depends on `numkeys`); Redis 7.0 has no module ACL categories.
+fn register(ctx: &Context, _args: &[RedisString]) -> Status {
+    let commands: [(&std::ffi::CStr, Handler, &std::ffi::CStr); 2] = [
+        (
+            c"ratecore.check",
+            check_command,
+            c"write deny-oom getkeys-api",
+        ),
+        (c"ratecore.peek", peek_command, c"readonly getkeys-api"),
+    ];
+    for (name, handler, flags) in commands {
+        // SAFETY: called from the module's `OnLoad` with its context; the names and flags
+        // are NUL-terminated and static; the function pointer is set by the module init.
+        let status = unsafe {
+            raw::RedisModule_CreateCommand.unwrap()(
+                ctx.get_raw(),
+                name.as_ptr().cast::<c_char>(),
+                Some(handler),
+                flags.as_ptr().cast::<c_char>(),
+                0,
+                0,
+                0,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Status::Err;
+        }
+    }
+    Status::Ok
+}
+
 // The macro's generated entry points (`RedisModule_OnLoad`, ...) carry no docs.
 #[allow(missing_docs)]
 mod entry {
@@ -51,10 +97,6 @@ mod entry {
         version: 1,
         allocator: (Allocator, ALLOCATOR),
         data_types: [],
-        commands: [
-            // Redis 7.0 has no module ACL categories: naming one fails the load.
-            ["ratecore.check", check_command, "write deny-oom getkeys-api", 0, 0, 0, AclCategory::None],
-            ["ratecore.peek", peek_command, "readonly getkeys-api", 0, 0, 0, AclCategory::None],
-        ],
+        init: register,
     }
 }
