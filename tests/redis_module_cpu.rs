@@ -1,8 +1,9 @@
 //! Server CPU per check, in one run on one `redis-server`: the ratecore module, the
 //! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded) and a
-//! minimal GCRA Lua script as a yardstick. Each scenario runs the same number of checks
-//! over the same keys (round robin), after `CONFIG RESETSTAT`, and reads the command's
-//! `usec_per_call` from `INFO commandstats`.
+//! minimal GCRA Lua script as a yardstick. Every scenario runs the same number of checks
+//! over the same number of keys (round robin), at the wall clock's `now`; the scenarios
+//! take turns in five rounds, and each one's server time is the growth of its command's
+//! `calls` and `usec` in `INFO commandstats` around its turns.
 //!
 //! A measurement, not a test: `#[ignore]`d, run by `tests/redis/cpu.sh`, which builds and
 //! loads the modules and prints this table. `RATECORE_CPU_CHECKS` sets the checks per
@@ -32,22 +33,23 @@ redis.call('SET', KEYS[1], new, 'PX', math.ceil(new - now))
 return {1, 0}
 ";
 
-fn usec_per_call(c: &mut redis::Connection, command: &str) -> (u64, f64) {
+/// The command's total `(calls, usec)` so far, from `INFO commandstats`.
+fn totals(c: &mut redis::Connection, command: &str) -> (u64, u64) {
     let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
-    let line = info
+    let Some(line) = info
         .lines()
         .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-        .unwrap_or_else(|| panic!("no stats for {command}: {info}"));
-    let field = |name: &str| {
+    else {
+        return (0, 0);
+    };
+    let field = |name: &str| -> u64 {
         line.split([':', ','])
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
             .unwrap()
-            .to_owned()
+            .parse()
+            .unwrap()
     };
-    (
-        field("calls").parse().unwrap(),
-        field("usec_per_call").parse().unwrap(),
-    )
+    (field("calls"), field("usec"))
 }
 
 fn has_command(c: &mut redis::Connection, name: &str) -> bool {
@@ -59,33 +61,41 @@ fn has_command(c: &mut redis::Connection, name: &str) -> bool {
     matches!(&info, redis::Value::Array(items) if matches!(items.first(), Some(redis::Value::Array(_))))
 }
 
-struct Row {
-    scenario: &'static str,
+/// One scenario: its checks, and what they cost the server so far.
+struct Scenario<'a> {
+    name: &'static str,
     command: &'static str,
+    check: Box<dyn FnMut(u64) -> bool + 'a>,
     calls: u64,
-    usec: f64,
+    usec: u64,
     admitted: u64,
 }
 
-fn measure(
-    c: &mut redis::Connection,
-    scenario: &'static str,
-    command: &'static str,
-    checks: u64,
-    mut check: impl FnMut(u64) -> bool,
-) -> Row {
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(c).unwrap();
-    let mut admitted = 0;
-    for i in 0..checks {
-        admitted += u64::from(check(i));
+impl<'a> Scenario<'a> {
+    fn new(name: &'static str, command: &'static str, check: impl FnMut(u64) -> bool + 'a) -> Self {
+        Self {
+            name,
+            command,
+            check: Box::new(check),
+            calls: 0,
+            usec: 0,
+            admitted: 0,
+        }
     }
-    let (calls, usec) = usec_per_call(c, command);
-    Row {
-        scenario,
-        command,
-        calls,
-        usec,
-        admitted,
+
+    /// Runs checks `from..to` and adds their server time.
+    fn run(&mut self, c: &mut redis::Connection, from: u64, to: u64) {
+        let (calls, usec) = totals(c, self.command);
+        for i in from..to {
+            self.admitted += u64::from((self.check)(i));
+        }
+        let (calls_after, usec_after) = totals(c, self.command);
+        self.calls += calls_after - calls;
+        self.usec += usec_after - usec;
+    }
+
+    fn usec_per_call(&self) -> f64 {
+        self.usec as f64 / self.calls.max(1) as f64
     }
 }
 
@@ -134,8 +144,8 @@ fn server_cpu_per_check() {
     for i in 0..checks {
         let _ = warm.try_check(&key(i), now(), 1).unwrap();
     }
-    let mut rows = Vec::new();
-    for (scenario, engine, algorithm) in [
+    let mut scenarios = Vec::new();
+    for (name, engine, algorithm) in [
         ("module: GCRA", &module, Algorithm::Gcra),
         ("module: fixed window", &module, Algorithm::FixedWindow),
         (
@@ -155,17 +165,17 @@ fn server_cpu_per_check() {
             strict,
         ),
     ] {
-        let limiter = engine.limiter(scenario, algorithm, quota).unwrap();
+        let limiter = engine.limiter(name, algorithm, quota).unwrap();
         let command = if std::ptr::eq(engine, &module) {
             "ratecore.check"
         } else {
             "evalsha"
         };
-        rows.push(measure(&mut c, scenario, command, checks, |i| {
+        scenarios.push(Scenario::new(name, command, move |i| {
             limiter.try_check(&key(i), now(), 1).unwrap().allowed
         }));
     }
-    for (scenario, engine) in [
+    for (name, engine) in [
         ("module: composite GCRA + strict (2 keys)", &module),
         ("Lua script: composite GCRA + strict (2 keys)", &script),
     ] {
@@ -175,20 +185,19 @@ fn server_cpu_per_check() {
         } else {
             "evalsha"
         };
-        rows.push(measure(&mut c, scenario, command, checks, |i| {
+        scenarios.push(Scenario::new(name, command, move |i| {
             both.try_check_each(&key(i), now(), 1, &mut [])
                 .unwrap()
                 .allowed
         }));
     }
-    let mut cell_c = common::admin(&url);
     if has_command(&mut c, "CL.THROTTLE") {
-        rows.push(measure(
-            &mut c,
+        let mut cell = common::admin(&url);
+        let prefix = prefix.clone();
+        scenarios.push(Scenario::new(
             "redis-cell 0.2.2: CL.THROTTLE (GCRA)",
             "cl.throttle",
-            checks,
-            |i| {
+            move |i| {
                 let mut k = prefix.as_bytes().to_vec();
                 k.extend_from_slice(b"cell:");
                 k.extend_from_slice(&key(i));
@@ -198,25 +207,24 @@ fn server_cpu_per_check() {
                     .arg(LIMIT)
                     .arg(PERIOD / 1_000_000_000)
                     .arg(1)
-                    .query(&mut cell_c)
+                    .query(&mut cell)
                     .unwrap();
                 reply[0] == 0
             },
         ));
     } else {
-        eprintln!("redis-cell: not loaded (see tests/redis/cpu.sh's output for why)");
+        println!("redis-cell: not loaded; compared with the yardstick alone");
     }
     let yardstick = redis::Script::new(YARDSTICK);
     let mut y = common::admin(&url);
     let interval_ms = PERIOD as f64 / 1e6 / LIMIT as f64;
     let tau_ms = interval_ms * LIMIT as f64;
-    rows.push(measure(
-        &mut c,
+    let yard_prefix = prefix.clone();
+    scenarios.push(Scenario::new(
         "yardstick: minimal GCRA Lua script",
         "evalsha",
-        checks,
-        |i| {
-            let mut k = prefix.as_bytes().to_vec();
+        move |i| {
+            let mut k = yard_prefix.as_bytes().to_vec();
             k.extend_from_slice(b"yard:");
             k.extend_from_slice(&key(i));
             let reply: Vec<i64> = yardstick
@@ -230,18 +238,28 @@ fn server_cpu_per_check() {
         },
     ));
 
-    let base = rows[0].usec;
+    // Interleaved rounds, so that a change in the machine's load weighs on every
+    // scenario alike.
+    const ROUNDS: u64 = 5;
+    for round in 0..ROUNDS {
+        let (from, to) = (checks * round / ROUNDS, checks * (round + 1) / ROUNDS);
+        for scenario in &mut scenarios {
+            scenario.run(&mut c, from, to);
+        }
+    }
+
+    let base = scenarios[0].usec_per_call();
     println!("| scenario | command | calls | admitted | server µs per call | vs module GCRA |");
     println!("|---|---|---|---|---|---|");
-    for row in &rows {
+    for s in &scenarios {
         println!(
             "| {} | `{}` | {} | {} | {:.2} | {:.2}x |",
-            row.scenario,
-            row.command.to_ascii_uppercase(),
-            row.calls,
-            row.admitted,
-            row.usec,
-            row.usec / base
+            s.name,
+            s.command.to_ascii_uppercase(),
+            s.calls,
+            s.admitted,
+            s.usec_per_call(),
+            s.usec_per_call() / base
         );
     }
 }
