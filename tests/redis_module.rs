@@ -440,6 +440,22 @@ fn malformed_arguments_get_error_replies() {
     assert!(e.to_string().contains("repeats key 1"), "{e}");
     let value: String = redis::cmd("GET").arg(&key).query(&mut connection).unwrap();
     assert_eq!(value, "hello");
+
+    // A panic inside the module (a module built with its `test-hooks` feature panics on
+    // request): an error reply, and the server keeps serving.
+    if std::env::var("RATECORE_REDIS_MODULE_HOOKS").as_deref() == Ok("1") {
+        let e = redis::cmd("RATECORE.CHECK")
+            .arg(
+                "1 k GCRA 1 1000 1 NOW 5 RATECORE-TEST-PANIC"
+                    .split(' ')
+                    .collect::<Vec<_>>(),
+            )
+            .query::<redis::Value>(&mut connection)
+            .unwrap_err();
+        assert!(e.to_string().contains("internal error"), "{e}");
+        let pong: String = redis::cmd("PING").query(&mut connection).unwrap();
+        assert_eq!(pong, "PONG");
+    }
 }
 
 /// Keys are declared (`COMMAND GETKEYS`, so Cluster can route), the flags are right,

@@ -66,6 +66,10 @@ fn run(
         }
         return Ok(());
     }
+    #[cfg(feature = "test-hooks")]
+    if raw_args.last() == Some(&&b"RATECORE-TEST-PANIC"[..]) {
+        panic!("a test asked for a panic");
+    }
     let check = args::parse(&raw_args).map_err(|e| format!("ERR ratecore: {}", e.0))?;
     let names = &argv[2..2 + check.keys];
     let name_bytes = &raw_args[2..2 + check.keys];

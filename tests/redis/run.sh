@@ -41,8 +41,9 @@ if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* 
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends clang libclang-dev >/dev/null
 fi
-echo "== cargo build --release -p ratecore-redis-module =="
-cargo build --release -p ratecore-redis-module
+echo "== cargo build --release -p ratecore-redis-module --features test-hooks =="
+# With the hook that lets a test make the module panic (tests/redis_module.rs).
+cargo build --release -p ratecore-redis-module --features test-hooks
 MODULE="$(pwd)/target/release/libratecore_redis_module.so"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/ratecore-redis.XXXXXX")"
@@ -119,6 +120,7 @@ export RATECORE_REDIS_URL="redis://127.0.0.1:$PORT/"
 export RATECORE_REDIS_CONF="$CONF"
 export RATECORE_REDIS_PIDFILE="$PIDFILE"
 export RATECORE_REDIS_MODULE="$MODULE"
+export RATECORE_REDIS_MODULE_HOOKS=1
 export RUST_BACKTRACE=1
 
 echo
