@@ -459,13 +459,36 @@ impl StoredLimit {
 pub struct KeyOutcome {
     /// This limit's decision, as [`crate::Composite::check_each`] reports it.
     pub decision: Decision,
-    /// The key's whole new value, or `None` when the check writes nothing to it.
-    pub value: Option<Vec<u8>>,
     /// What the Lua script reports as written: the whole value, or for a strict window
     /// the slot's index (4 bytes) and its 12 bytes; empty when nothing is written.
     pub written: Vec<u8>,
     /// The TTL to set with the write, in ms (0 when nothing is written).
     pub ttl_ms: u64,
+    /// Whether `written` is a strict window's slot rather than the whole value.
+    slot: bool,
+}
+
+impl KeyOutcome {
+    /// The key's whole new value given its value before the check (`old`), or `None`
+    /// when the check writes nothing to it.
+    #[must_use]
+    pub fn value<'a>(&'a self, old: &[u8]) -> Option<alloc::borrow::Cow<'a, [u8]>> {
+        if self.written.is_empty() {
+            return None;
+        }
+        if !self.slot {
+            return Some(alloc::borrow::Cow::Borrowed(&self.written));
+        }
+        // `SETRANGE` of the slot at its offset: the Lua script's write.
+        let index = be32(&self.written, 0) as usize;
+        let mut value = old.to_vec();
+        let end = (index + 1) * SLOT_BYTES;
+        if value.len() < end {
+            value.resize(end, 0);
+        }
+        value[index * SLOT_BYTES..end].copy_from_slice(self.written.get(4..)?);
+        Some(alloc::borrow::Cow::Owned(value))
+    }
 }
 
 /// Why a check could not be applied to the stored values.
@@ -528,25 +551,11 @@ pub fn apply(
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);
-        let value = (!written.is_empty()).then(|| match limit.spec {
-            Spec::Strict { .. } => {
-                // `SETRANGE` of the slot at its offset: the Lua script's write.
-                let index = be32(&written, 0) as usize;
-                let mut value = old.to_vec();
-                let end = (index + 1) * SLOT_BYTES;
-                if value.len() < end {
-                    value.resize(end, 0);
-                }
-                value[index * SLOT_BYTES..end].copy_from_slice(&written[4..]);
-                value
-            }
-            _ => written.clone(),
-        });
         out.push(KeyOutcome {
             decision: state,
-            value,
             written,
             ttl_ms,
+            slot: matches!(limit.spec, Spec::Strict { .. }),
         });
     }
     Ok(decision)

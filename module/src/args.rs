@@ -10,6 +10,7 @@
 //! One limit per key, in key order. Keywords are case-insensitive; numbers are unsigned
 //! decimal integers without sign or spaces.
 
+use arrayvec::ArrayVec;
 use ratecore::redis_state::StoredLimit;
 use ratecore::{Algorithm, Quota, QuotaError};
 
@@ -28,7 +29,7 @@ pub struct Check {
     /// How many keys follow `numkeys`.
     pub keys: usize,
     /// One limit per key.
-    pub limits: Vec<StoredLimit>,
+    pub limits: ArrayVec<StoredLimit, MAX_KEYS>,
     /// The time of the check.
     pub now: Now,
     /// The request's cost (default 1).
@@ -71,7 +72,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
         args: &args[2 + keys..],
         at: 0,
     };
-    let mut limits = Vec::with_capacity(keys);
+    let mut limits = ArrayVec::new();
     for index in 0..keys {
         limits.push(limit(&mut rest, index)?);
     }
@@ -236,11 +237,13 @@ fn printable(raw: &[u8]) -> String {
 
 /// An unsigned decimal integer: digits only (no sign, no spaces), at most `u64::MAX`.
 fn number(raw: &[u8]) -> Option<u64> {
-    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+    if raw.is_empty() {
         return None;
     }
-    // Digits only, so the text is ASCII and the parse fails only on overflow.
-    core::str::from_utf8(raw).ok()?.parse().ok()
+    raw.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_longlong};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use arrayvec::ArrayVec;
+
 use ratecore::redis_state::{apply, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
 use redis_module::{raw, Context};
 
-use crate::args::{self, Now};
+use crate::args::{self, Now, MAX_KEYS};
 use crate::keys::{now_ms, OpenKey};
 
 /// Runs one `RATECORE.CHECK` (`mode` charges) or `RATECORE.PEEK`.
@@ -89,15 +91,15 @@ fn run(
             .unwrap_or(0)
             .saturating_mul(1_000_000),
     };
-    let opened: Vec<OpenKey> = names
+    let opened: ArrayVec<OpenKey, MAX_KEYS> = names
         .iter()
         .map(|&name| OpenKey::open(ctx, name, mode.charges()))
         .collect();
     let olds = opened
         .iter()
         .map(OpenKey::read)
-        .collect::<Result<Vec<_>, _>>()?;
-    let old_slices: Vec<&[u8]> = olds.iter().map(Vec::as_slice).collect();
+        .collect::<Result<ArrayVec<_, MAX_KEYS>, _>>()?;
+    let old_slices: ArrayVec<&[u8], MAX_KEYS> = olds.iter().map(Vec::as_slice).collect();
     let mut outcomes = Vec::with_capacity(check.keys);
     let decision = apply(
         &check.limits,
@@ -116,16 +118,16 @@ fn run(
         ApplyError::Cost(e) => format!("ERR ratecore: {e}"),
         ApplyError::Limits => String::from("ERR ratecore: one limit per key, at most 16"),
     })?;
-    if outcomes.iter().any(|o| o.value.is_some()) {
+    if outcomes.iter().any(|o| !o.written.is_empty()) {
         let base = now_ms();
-        for ((key, &name), outcome) in opened.iter().zip(names).zip(&outcomes) {
-            let Some(value) = &outcome.value else {
+        for (((key, &name), outcome), old) in opened.iter().zip(names).zip(&outcomes).zip(&olds) {
+            let Some(value) = outcome.value(old) else {
                 continue;
             };
             // Cannot overflow: a TTL is at most ceil(2^64 ns / 10^6) ms.
             let at = base.saturating_add(i64::try_from(outcome.ttl_ms).unwrap_or(i64::MAX));
-            key.write(ctx, value, at)?;
-            replicate_set(ctx, name, value, at);
+            key.write(ctx, &value, at)?;
+            replicate_set(ctx, name, &value, at);
         }
     }
     reply(ctx, &decision, now, &outcomes, &olds);
