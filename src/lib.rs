@@ -62,6 +62,7 @@ pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis_backend;
 #[cfg(feature = "alloc")]
+#[doc(hidden)]
 pub mod redis_state;
 pub mod table;
 
