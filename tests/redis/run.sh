@@ -137,7 +137,7 @@ RATECORE_REDIS_ENGINE=module cargo test --features redis \
 echo
 echo "== the module against the script and in-process; replication and AOF =="
 cargo test -p ratecore-redis-module
-cargo test --features redis --test redis_module --test redis_module_replication
+cargo test --features redis --test redis_module --test redis_module_servers
 
 echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="

@@ -1,9 +1,12 @@
-//! The ratecore Redis module's writes reach replicas and the AOF as effects: a replica
-//! and a primary restarted from its AOF hold the same values with the same absolute
-//! expiries, without deciding again (they receive `SET ... PXAT`, never the command).
+//! The ratecore Redis module on servers these tests start themselves:
+//! - its writes reach replicas and the AOF as effects: a replica and a primary restarted
+//!   from its AOF hold the same values with the same absolute expiries, without deciding
+//!   again (they receive `SET ... PXAT`, never the command);
+//! - a backend left to detect uses the module, and the Lua script on the same state once
+//!   the module is unloaded.
 //!
-//! Starts its own primary (AOF on, `appendfsync always`) and replica on 127.0.0.1 with
-//! the module from `RATECORE_REDIS_MODULE` (an absolute path to the built `.so`;
+//! Starts primaries (AOF on, `appendfsync always`) and a replica on 127.0.0.1 with the
+//! module from `RATECORE_REDIS_MODULE` (an absolute path to the built `.so`;
 //! `tests/redis/run.sh` sets it); skips with a notice without it.
 #![cfg(feature = "redis")]
 
@@ -99,7 +102,7 @@ fn module_path() -> Option<PathBuf> {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
         _ => {
             common::notice(
-                "skipped redis_module_replication: RATECORE_REDIS_MODULE is not set (run tests/redis/run.sh)",
+                "skipped redis_module_servers: RATECORE_REDIS_MODULE is not set (run tests/redis/run.sh)",
             );
             None
         }
@@ -241,5 +244,63 @@ fn replica_and_aof_restart_reach_the_same_state() {
         );
     }
     drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Detection: a backend left to detect uses the module while the server has it, and the
+/// Lua script on the same state once the module is unloaded; decisions stay the
+/// in-process ones throughout.
+#[test]
+fn detection_follows_the_module() {
+    let Some(module) = module_path() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "ratecore-module-detect-{}-{}",
+        std::process::id(),
+        ratecore::clock::unix_time_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start(&module, &dir, &["--enable-module-command", "yes"]);
+    let mut config = common::test_config(&server.url(), "detect");
+    config.engine = RedisEngine::Detect;
+    let backend = RedisBackend::new(config).unwrap();
+    let quota = Quota::new(5, 1_000_000).unwrap();
+    let algorithm = Algorithm::SlidingWindowStrict { sub_windows: 4 };
+    let remote = backend.limiter("d", algorithm, quota).unwrap();
+    let local = Limiter::new(algorithm, quota).unwrap();
+    let mut now = 1_000_000_000u64;
+    for _ in 0..20 {
+        now += 70_000;
+        assert_eq!(
+            remote.try_check(b"k", now, 1).unwrap(),
+            local.check(now, 1).unwrap()
+        );
+    }
+    assert_eq!(
+        (backend.stats().module_checks, backend.stats().script_checks),
+        (20, 0)
+    );
+    let mut c = server.connection();
+    let _: () = redis::cmd("MODULE")
+        .arg("UNLOAD")
+        .arg("ratecore")
+        .query(&mut c)
+        .unwrap();
+    for _ in 0..20 {
+        now += 70_000;
+        assert_eq!(
+            remote.try_check(b"k", now, 1).unwrap(),
+            local.check(now, 1).unwrap()
+        );
+    }
+    let stats = backend.stats();
+    assert_eq!(
+        (stats.module_checks, stats.script_checks),
+        (20, 20),
+        "{stats:?}"
+    );
+    assert_eq!(stats.inconsistent, 0);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
