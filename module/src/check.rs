@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use arrayvec::ArrayVec;
 
+use crate::sdk::{raw, Context};
 use ratecore::redis_state::{apply, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
-use redis_module::{raw, Context};
 
 use crate::args::{self, Now, MAX_KEYS};
 use crate::keys::{now_ms, OpenKey};

@@ -1,7 +1,7 @@
 //! The keys of one check, opened through the module key API: read each value, then write
 //! new values with an absolute expiry. Strings only, as the Lua script stores them.
 
-use redis_module::raw;
+use crate::sdk::{raw, ServerString};
 
 /// One opened key, closed on drop.
 pub struct OpenKey {
@@ -66,7 +66,7 @@ impl OpenKey {
         value: &[u8],
         expire_at_ms: i64,
     ) -> Result<(), String> {
-        let value = redis_module::RedisString::create_from_slice(ctx, value);
+        let value = ServerString::create_from_slice(ctx, value);
         if raw::string_set(self.key, value.inner) != raw::Status::Ok {
             return Err(String::from("ERR ratecore: a key could not be written"));
         }

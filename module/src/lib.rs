@@ -14,24 +14,30 @@
 //! same keys as the Lua script, so clients of either share state. See `docs/redis.md` in
 //! the repository for the reply, the replication and the clock.
 
+#[cfg(all(feature = "redis", feature = "valkey"))]
+compile_error!("features `redis` and `valkey` are exclusive: build with one");
+#[cfg(not(any(feature = "redis", feature = "valkey")))]
+compile_error!("enable feature `redis` (the default) or `valkey`");
+
 mod args;
 mod check;
 mod keys;
+mod sdk;
 
 pub use args::{key_count, parse, ArgError, Check, Now, MAX_KEYS};
 
 use std::os::raw::{c_char, c_int};
 
-use redis_module::{raw, redis_module, Context, RedisString, Status};
+use sdk::{raw, Context, ServerString, Status};
 
 /// Inside the server, Redis's allocator (its memory accounting sees the module); in unit
 /// tests, which run without a server, the system's.
 #[cfg(not(test))]
-type Allocator = redis_module::alloc::RedisAlloc;
+type Allocator = sdk::Alloc;
 #[cfg(test)]
 type Allocator = std::alloc::System;
 #[cfg(not(test))]
-const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
+const ALLOCATOR: Allocator = sdk::ALLOC;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
@@ -57,7 +63,7 @@ type Handler =
 /// Registers the commands with their own handlers (the arguments are read in place, and
 /// the reply is written directly). Keys are declared through the getkeys API (their
 /// position depends on `numkeys`); Redis 7.0 has no module ACL categories.
-fn register(ctx: &Context, _args: &[RedisString]) -> Status {
+fn register(ctx: &Context, _args: &[ServerString]) -> Status {
     let commands: [(&std::ffi::CStr, Handler, &std::ffi::CStr); 2] = [
         (
             c"ratecore.check",
@@ -92,11 +98,22 @@ fn register(ctx: &Context, _args: &[RedisString]) -> Status {
 mod entry {
     use super::*;
 
-    redis_module! {
+    #[cfg(feature = "redis")]
+    redis_module::redis_module! {
         name: "ratecore",
         version: 1,
         allocator: (Allocator, ALLOCATOR),
         data_types: [],
         init: register,
+    }
+
+    #[cfg(all(feature = "valkey", not(feature = "redis")))]
+    valkey_module::valkey_module! {
+        name: "ratecore",
+        version: 1,
+        allocator: (Allocator, ALLOCATOR),
+        data_types: [],
+        init: register,
+        commands: [],
     }
 }
