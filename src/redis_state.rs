@@ -630,6 +630,69 @@ mod tests {
     }
 
     #[test]
+    fn apply_writes_what_the_script_writes() {
+        let quota = Quota::new(3, 4_000).unwrap();
+        let strict =
+            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
+        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
+        let mut out = Vec::new();
+        // now = 2500: sub-window 2 of 1000 ns, slot 2 of 5; an empty strict value grows to
+        // three slots, the first two zero (`SETRANGE` pads with zeros).
+        let d = apply(
+            &[strict, gcra],
+            &[b"", b""],
+            2_500,
+            1,
+            Mode::Charge,
+            7,
+            &mut out,
+        )
+        .unwrap();
+        assert!(d.allowed);
+        let value = out[0].value(b"").unwrap();
+        assert_eq!(value.len(), 36);
+        assert!(value[..24].iter().all(|b| *b == 0));
+        assert_eq!(&value[24..32], 2_500u64.to_be_bytes());
+        assert_eq!(&value[32..], 1u32.to_be_bytes());
+        assert_eq!(&out[0].written[..4], 2u32.to_be_bytes());
+        assert_eq!(out[0].ttl_ms, 7, "at least the minimum TTL");
+        // GCRA: the whole value, the new TAT.
+        // (reset_after is the time until the new TAT.)
+        let tat = 2_500 + out[1].decision.reset_after;
+        assert_eq!(out[1].value(b"").unwrap().as_ref(), tat.to_be_bytes());
+        // A peek, a zero cost or a denial writes nothing.
+        for (cost, mode) in [(1, Mode::Peek), (0, Mode::Charge)] {
+            let d = apply(&[gcra], &[b""], 2_500, cost, mode, 1, &mut out).unwrap();
+            assert!(d.allowed);
+            assert_eq!(out[0].value(b""), None);
+        }
+        let full = 9_999u64.to_be_bytes();
+        let d = apply(&[gcra], &[&full], 2_500, 1, Mode::Charge, 1, &mut out).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(out[0].value(&full), None);
+        // A foreign value names its key; a cost above the capacity is the in-process error.
+        assert_eq!(
+            apply(
+                &[gcra, gcra],
+                &[b"", b"xyz"],
+                0,
+                1,
+                Mode::Charge,
+                1,
+                &mut out
+            ),
+            Err(ApplyError::State(1, "GCRA state is not 8 bytes"))
+        );
+        assert!(matches!(
+            apply(&[gcra], &[b""], 0, 4, Mode::Charge, 1, &mut out),
+            Err(ApplyError::Cost(CheckError::CostExceedsLimit {
+                cost: 4,
+                limit: 3
+            }))
+        ));
+    }
+
+    #[test]
     fn rejects_foreign_layouts() {
         let quota = Quota::new(10, 100_000).unwrap();
         for algorithm in [
