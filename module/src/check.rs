@@ -126,7 +126,7 @@ fn run(
             };
             // Cannot overflow: a TTL is at most ceil(2^64 ns / 10^6) ms.
             let at = base.saturating_add(i64::try_from(outcome.ttl_ms).unwrap_or(i64::MAX));
-            key.write(ctx, &value, at)?;
+            key.write(ctx, &value, old.len(), at)?;
             replicate_set(ctx, name, &value, at);
         }
     }

@@ -59,16 +59,23 @@ impl OpenKey {
         }
     }
 
-    /// Sets the value and its absolute expiry (ms since the Unix epoch).
+    /// Sets the value and its absolute expiry (ms since the Unix epoch). `old_len` is
+    /// the length `read` returned.
     pub fn write(
         &self,
         ctx: *mut raw::RedisModuleCtx,
         value: &[u8],
+        old_len: usize,
         expire_at_ms: i64,
     ) -> Result<(), String> {
-        let value = ServerString::create_from_slice(ctx, value);
-        if raw::string_set(self.key, value.inner) != raw::Status::Ok {
-            return Err(String::from("ERR ratecore: a key could not be written"));
+        // A live key of the same length (every window state after its first write) is
+        // overwritten in place; a new or resized one gets a new string.
+        let in_place = old_len == value.len() && old_len > 0 && self.overwrite_in_place(value);
+        if !in_place {
+            let value = ServerString::create_from_slice(ctx, value);
+            if raw::string_set(self.key, value.inner) != raw::Status::Ok {
+                return Err(String::from("ERR ratecore: a key could not be written"));
+            }
         }
         // SAFETY: reading a function pointer the module's init set once, before any command.
         let set_abs = unsafe { raw::RedisModule_SetAbsExpire };
@@ -88,6 +95,23 @@ impl OpenKey {
             ));
         }
         Ok(())
+    }
+}
+
+impl OpenKey {
+    /// Overwrites an existing string of the same length in place (no new object, the
+    /// key's expiry entry kept for `SetAbsExpire` to update); false if it cannot.
+    fn overwrite_in_place(&self, value: &[u8]) -> bool {
+        let mut len = 0;
+        let ptr = raw::string_dma(self.key, &mut len, raw::KeyMode::WRITE);
+        if ptr.is_null() || len != value.len() {
+            return false;
+        }
+        // SAFETY: for a key opened for writing, `RedisModule_StringDMA` in write mode
+        // returns the string's own `len` bytes, unshared, writable until the key is
+        // modified otherwise or closed; exactly `len` bytes are copied.
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), ptr.cast::<u8>(), len) };
+        true
     }
 }
 
