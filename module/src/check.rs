@@ -126,6 +126,8 @@ fn run(
             };
             // Cannot overflow: a TTL is at most ceil(2^64 ns / 10^6) ms.
             let at = base.saturating_add(i64::try_from(outcome.ttl_ms).unwrap_or(i64::MAX));
+            // Cannot fail after the first key: every key here is an open string (or
+            // empty) key opened for writing, which is all a write needs.
             key.write(ctx, &value, old.len(), at)?;
             replicate_set(ctx, name, &value, at);
         }
