@@ -469,6 +469,13 @@ pub struct KeyOutcome {
 }
 
 impl KeyOutcome {
+    /// Whether the write is one strict-window slot (the script's `SETRANGE`) rather than
+    /// a whole value (its `SET`).
+    #[must_use]
+    pub const fn writes_slot(&self) -> bool {
+        self.slot
+    }
+
     /// The key's whole new value given its value before the check (`old`), or `None`
     /// when the check writes nothing to it.
     #[must_use]

@@ -3,7 +3,8 @@
 //!   from its AOF hold the same values with the same absolute expiries, without deciding
 //!   again (they receive `SET ... PXAT`, never the command);
 //! - a backend left to detect uses the module, and the Lua script on the same state once
-//!   the module is unloaded.
+//!   the module is unloaded;
+//! - its writes raise the keyspace events the script's writes raise.
 //!
 //! Starts primaries (AOF on, `appendfsync always`) and a replica on 127.0.0.1 with the
 //! module from `RATECORE_REDIS_MODULE` (an absolute path to the built `.so`;
@@ -301,6 +302,69 @@ fn detection_follows_the_module() {
         "{stats:?}"
     );
     assert_eq!(stats.inconsistent, 0);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Keyspace events: a module write raises what the script's `SET … PX` raises (`set`,
+/// then `expire`), for every written key.
+#[test]
+fn writes_raise_the_scripts_keyspace_events() {
+    let Some(module) = module_path() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "ratecore-module-events-{}-{}",
+        std::process::id(),
+        ratecore::clock::unix_time_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start(&module, &dir, &["--notify-keyspace-events", "KEA"]);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut subscriber = client.get_connection().unwrap();
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.psubscribe("__keyevent@0__:*").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut events = |engine| {
+        let mut config = common::test_config(&server.url(), "events");
+        config.engine = engine;
+        let prefix = config.prefix.clone();
+        let backend = RedisBackend::new(config).unwrap();
+        let quota = Quota::new(5, 1_000_000_000).unwrap();
+        let limits = vec![
+            backend.limit("g", Algorithm::Gcra, quota).unwrap(),
+            backend
+                .limit(
+                    "s",
+                    Algorithm::SlidingWindowStrict { sub_windows: 3 },
+                    quota,
+                )
+                .unwrap(),
+        ];
+        let both = backend.composite(limits).unwrap();
+        assert!(
+            both.try_check_each(b"k", 1_000, 1, &mut [])
+                .unwrap()
+                .allowed
+        );
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let message = pubsub.get_message().expect("an event");
+            let key: String = message.get_payload().unwrap();
+            if key.starts_with(&prefix) {
+                let channel = message.get_channel_name().to_owned();
+                seen.push((channel, key[prefix.len()..].to_owned()));
+            }
+        }
+        seen
+    };
+    let script = events(RedisEngine::Script);
+    let module = events(RedisEngine::Module);
+    assert_eq!(module, script);
+    assert_eq!(module[0].0, "__keyevent@0__:set");
+    assert_eq!(module[1].0, "__keyevent@0__:expire");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -130,6 +130,7 @@ fn run(
             // empty) key opened for writing, which is all a write needs.
             key.write(ctx, &value, old.len(), at)?;
             replicate_set(ctx, name, &value, at);
+            notify_write(ctx, name, outcome.writes_slot());
         }
     }
     reply(ctx, &decision, now, &outcomes, &olds);
@@ -158,6 +159,28 @@ fn replicate_set(
             c"PXAT".as_ptr().cast::<c_char>(),
             at as c_longlong,
         );
+    }
+}
+
+/// The keyspace events the script's write raises (`set`, or `setrange` for a strict
+/// window's slot, then `expire`), so that subscribers see the module's writes as they
+/// see the script's.
+fn notify_write(ctx: *mut raw::RedisModuleCtx, name: *mut raw::RedisModuleString, slot: bool) {
+    let write = if slot { c"setrange" } else { c"set" };
+    for (kind, event) in [
+        (raw::REDISMODULE_NOTIFY_STRING, write),
+        (raw::REDISMODULE_NOTIFY_GENERIC, c"expire"),
+    ] {
+        // SAFETY: the command's context, a static event name and the key argument, alive
+        // for the call; the server copies what it keeps.
+        unsafe {
+            raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+                ctx,
+                kind as c_int,
+                event.as_ptr().cast::<c_char>(),
+                name,
+            );
+        }
     }
 }
 
