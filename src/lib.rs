@@ -61,6 +61,9 @@ pub mod limiter;
 pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis_backend;
+#[cfg(feature = "alloc")]
+#[doc(hidden)]
+pub mod redis_state;
 pub mod table;
 
 #[cfg(feature = "std")]

@@ -105,6 +105,7 @@ fn checks_per_second() {
     let mut config = RedisConfig::new(url.as_str());
     config.prefix = common::unique_prefix("bench");
     config.timeout = Duration::from_secs(2);
+    config.engine = common::engine();
     let backend = RedisBackend::new(config).unwrap();
     backend.ping().unwrap();
     let mut admin = common::admin(&url);

@@ -159,6 +159,7 @@ fn child_worker() {
     let mut config = RedisConfig::new(url);
     config.prefix = prefix.to_owned();
     config.timeout = std::time::Duration::from_secs(5);
+    config.engine = common::engine();
     let backend = RedisBackend::new(config).unwrap();
     let admitted = hammer(
         &backend,
@@ -200,6 +201,7 @@ fn processes_admit_exactly_the_quota() {
         let mut config = RedisConfig::new(url.as_str());
         config.prefix = prefix.clone();
         config.timeout = std::time::Duration::from_secs(5);
+        config.engine = common::engine();
         let backend = RedisBackend::new(config).unwrap();
         let mut admitted = hammer(
             &backend,

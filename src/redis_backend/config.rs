@@ -13,6 +13,20 @@ pub enum FailureMode {
     Open,
 }
 
+/// What runs a check on the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RedisEngine {
+    /// The ratecore module when the server has it, else the Lua script (the default):
+    /// detected on first use and again after the server went away.
+    #[default]
+    Detect,
+    /// Always the module (`RATECORE.CHECK`); a server without it answers every check
+    /// with an error ([`Fault::Server`](super::Fault::Server)).
+    Module,
+    /// Always the Lua script (managed services that forbid modules).
+    Script,
+}
+
 /// How to reach Redis and what to do when it fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -35,6 +49,8 @@ pub struct RedisConfig {
     pub min_ttl: Duration,
     /// Idle connections kept for reuse (default 32).
     pub max_idle_connections: usize,
+    /// The module or the script (default [`RedisEngine::Detect`]).
+    pub engine: RedisEngine,
 }
 
 impl RedisConfig {
@@ -50,6 +66,7 @@ impl RedisConfig {
             reconnect_backoff: Duration::from_millis(100),
             min_ttl: Duration::from_millis(1),
             max_idle_connections: 32,
+            engine: RedisEngine::Detect,
         }
     }
 }

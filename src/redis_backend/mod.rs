@@ -21,6 +21,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # The module or the script
+//! A server that has the ratecore Redis module (the `ratecore-redis-module` crate, see
+//! `docs/redis.md`) runs each check as one `RATECORE.CHECK` (or `RATECORE.PEEK`): the
+//! crate's own algorithm code inside the server, on the same keys and values as the
+//! script. [`RedisConfig::engine`] chooses: detected by default (`COMMAND INFO` on first
+//! use and after the server went away), or forced to either. The module's reply carries
+//! the same old value, written bytes and TTL as the script's, and is verified the same
+//! way; [`RedisStats::module_checks`] and [`RedisStats::script_checks`] count which ran.
+//! The rest of this section describes the script.
+//!
 //! # One script per check
 //! Every check — one limit or a composite of up to [`MAX_LIMITS`] — is one `EVALSHA` of
 //! one Lua script (`check.lua` beside this file), so it is atomic on the server and costs
@@ -57,8 +67,8 @@
 //! microseconds (not nanoseconds), makes decisions depend on when the command happens to
 //! run (not reproducible, not comparable with the in-process limiter, not testable with
 //! injected time), and reports durations relative to a clock the caller cannot read. It
-//! is therefore not the default; it could be added as an option that substitutes `TIME`
-//! for `now` (the arithmetic would be unchanged).
+//! is therefore not what this client does. The module offers it to other callers
+//! (`RATECORE.CHECK … TIME`: the server's clock, whole milliseconds on Redis 7.0).
 //!
 //! # Exact 64-bit arithmetic in Lua
 //! Redis Lua numbers are doubles: integers are exact only up to 2^53, and nanosecond
@@ -155,8 +165,8 @@
 //! # Cost
 //! One round trip and one script per check — the same round-trip count as a native
 //! module such as redis-cell's `CL.THROTTLE`. Measured by `tests/redis/run.sh`, which
-//! runs `cargo test --release --features redis --test redis_bench -- --ignored
-//! --nocapture` against a local `redis-server` 7.0.15 (Debian 12) on a 2-core machine;
+//! runs `RATECORE_REDIS_ENGINE=script cargo test --release --features redis --test
+//! redis_bench -- --ignored --nocapture` (the script) against a local `redis-server` 7.0.15 (Debian 12) on a 2-core machine;
 //! 1.5 s per scenario, `now` from the wall clock, 10 000 keys round robin; "Redis µs" is
 //! the server's own time per call from `INFO commandstats`:
 //!
@@ -181,9 +191,9 @@
 //! of the microsecond or two a compiled command needs — Lua interpretation, 64-bit
 //! arithmetic in 32-bit halves, the strict window's walk over its slots, and two
 //! `redis.call`s (`GET`, then `SET` or `SETRANGE` + `PEXPIRE`). One Redis core thus tops
-//! out near 100 000 GCRA checks per second (about 45 000 for a 60-slot strict window); a
-//! compiled module would be a separate server-side artefact to build and deploy, which
-//! this crate does not ship. The client side (building arguments, replaying the
+//! out near 100 000 GCRA checks per second (about 45 000 for a 60-slot strict window).
+//! The module's server CPU per check, beside the script's and redis-cell's, is in
+//! `docs/redis.md`. The client side (building arguments, replaying the
 //! algorithm, verifying) adds a few microseconds per check.
 //!
 //! The async transport (feature `redis-tokio`) is measured by the same script's run of
@@ -220,14 +230,16 @@ mod aio;
 mod config;
 mod errors;
 mod handles;
+mod module;
 mod pool;
 mod script;
 mod stats;
-mod wire;
+// The stored-state format, shared with the Redis module (`module/`).
+use crate::redis_state as wire;
 
 use crate::decision::Mode;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -237,7 +249,7 @@ use crate::decision::Decision;
 use crate::error::QuotaError;
 use crate::quota::Quota;
 
-pub use config::{FailureMode, RedisConfig};
+pub use config::{FailureMode, RedisConfig, RedisEngine};
 pub use errors::{BackendError, Fault, RedisCheckError, RedisSetupError};
 pub use handles::{key_from_parts, RedisComposite, RedisLimit, RedisLimiter};
 pub use stats::RedisStats;
@@ -275,6 +287,8 @@ struct Inner {
     /// The async transport's shared connection (feature `redis-tokio`).
     #[cfg(feature = "redis-tokio")]
     aio: aio::Shared,
+    /// What detection found: the module, the script, or not yet detected.
+    engine: AtomicU8,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -314,6 +328,7 @@ impl RedisBackend {
                 counters: Counters::default(),
                 #[cfg(feature = "redis-tokio")]
                 aio: aio::Shared::default(),
+                engine: AtomicU8::new(module::UNKNOWN),
             }),
         })
     }
@@ -427,7 +442,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, Mode::Charge, states)
+        self.inner.dispatch(limits, now, cost, Mode::Charge, states)
     }
 
     /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
@@ -442,7 +457,7 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.run(limits, now, cost, Mode::Peek, states)
+        self.inner.dispatch(limits, now, cost, Mode::Peek, states)
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.
@@ -472,7 +487,7 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        let result = self.run(limits, now, cost, mode, states);
+        let result = self.dispatch(limits, now, cost, mode, states);
         self.settle(result, limits, states)
     }
 

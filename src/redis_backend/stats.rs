@@ -33,6 +33,10 @@ pub struct RedisStats {
     pub connects: u64,
     /// `SCRIPT LOAD`s after a `NOSCRIPT` (first use, server restarts).
     pub script_loads: u64,
+    /// Checks sent to the ratecore module (`RATECORE.CHECK` / `RATECORE.PEEK`).
+    pub module_checks: u64,
+    /// Checks sent to the Lua script.
+    pub script_checks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +52,8 @@ pub(super) struct Counters {
     pub(super) inconsistent: AtomicU64,
     pub(super) connects: AtomicU64,
     pub(super) script_loads: AtomicU64,
+    pub(super) module_checks: AtomicU64,
+    pub(super) script_checks: AtomicU64,
 }
 
 /// Counters are statistics: `Relaxed` increments, no ordering with anything else.
@@ -71,6 +77,8 @@ impl Counters {
             inconsistent: get(&self.inconsistent),
             connects: get(&self.connects),
             script_loads: get(&self.script_loads),
+            module_checks: get(&self.module_checks),
+            script_checks: get(&self.script_checks),
         }
     }
 }

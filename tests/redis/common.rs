@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ratecore::redis_backend::{RedisBackend, RedisConfig};
+use ratecore::redis_backend::{RedisBackend, RedisConfig, RedisEngine};
 
 /// The test Redis's URL, or `None` (with a notice) when the tests run without one.
 pub fn redis_url(test: &str) -> Option<String> {
@@ -47,7 +47,18 @@ pub fn test_config(url: &str, test: &str) -> RedisConfig {
     config.prefix = unique_prefix(test);
     config.timeout = Duration::from_secs(5);
     config.min_ttl = Duration::from_secs(600);
+    config.engine = engine();
     config
+}
+
+/// The engine the tests run on, from `RATECORE_REDIS_ENGINE` (`module`, `script`; else
+/// detected): `tests/redis/run.sh` runs the suites on each.
+pub fn engine() -> RedisEngine {
+    match std::env::var("RATECORE_REDIS_ENGINE").as_deref() {
+        Ok("module") => RedisEngine::Module,
+        Ok("script") => RedisEngine::Script,
+        _ => RedisEngine::Detect,
+    }
 }
 
 pub fn backend(url: &str, test: &str) -> RedisBackend {

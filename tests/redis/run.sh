@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Runs the Redis backend's tests (feature `redis`) against a real, throwaway redis-server:
-# installs Debian's redis-server if missing, starts it on 127.0.0.1 on a free port with no
-# persistence in a temporary directory, runs the tests and the benchmark, and stops it.
+# installs Debian's redis-server (and clang for the module's bindings) if missing, builds
+# the ratecore Redis module, starts the server with it loaded on 127.0.0.1 on a free port
+# with no persistence in a temporary directory, runs the tests on the Lua script and on
+# the module, the benchmark and the server-CPU comparison (tests/redis/cpu.sh), and stops
+# it.
 #
-#   bash tests/redis/run.sh            # tests + benchmark
+#   bash tests/redis/run.sh            # tests + benchmark + CPU comparison
 #   RATECORE_REDIS_BENCH=0 bash tests/redis/run.sh   # tests only
 #
 # The tests read:
 #   RATECORE_REDIS_URL      redis://127.0.0.1:PORT/
 #   RATECORE_REDIS_CONF     the server's config file (to restart it after killing it)
 #   RATECORE_REDIS_PIDFILE  the file holding the running server's pid
+#   RATECORE_REDIS_MODULE   the built module (the replication test starts its own servers)
+#   RATECORE_REDIS_ENGINE   script or module: what the backend suites run on
 # Without RATECORE_REDIS_URL they print a notice and skip, so a plain `cargo test` needs
 # no Redis.
 set -euo pipefail
@@ -26,6 +31,20 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
     $SUDO apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
 fi
 redis-server --version
+
+# The module's build runs bindgen, which needs libclang.
+if ! command -v clang >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+    echo "== installing clang and libclang-dev from Debian's packages =="
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends clang libclang-dev >/dev/null
+fi
+echo "== cargo build --release -p ratecore-redis-module --features test-hooks =="
+# With the hook that lets a test make the module panic (tests/redis_module.rs).
+cargo build --release -p ratecore-redis-module --features test-hooks
+MODULE="$(pwd)/target/release/libratecore_redis_module.so"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/ratecore-redis.XXXXXX")"
 CONF="$DIR/redis.conf"
@@ -76,6 +95,7 @@ dir $DIR
 daemonize yes
 pidfile $PIDFILE
 logfile $DIR/redis.log
+loadmodule $MODULE
 EOF
     if redis-server "$CONF" >/dev/null 2>&1; then
         for _ in $(seq 1 100); do
@@ -99,12 +119,14 @@ echo "redis-server running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
 export RATECORE_REDIS_URL="redis://127.0.0.1:$PORT/"
 export RATECORE_REDIS_CONF="$CONF"
 export RATECORE_REDIS_PIDFILE="$PIDFILE"
+export RATECORE_REDIS_MODULE="$MODULE"
+export RATECORE_REDIS_MODULE_HOOKS=1
 export RUST_BACKTRACE=1
 
 echo
-echo "== cargo test --features redis (Redis tests) =="
+echo "== cargo test --features redis (Redis tests on the Lua script) =="
 cargo test --features redis --lib redis_backend
-cargo test --features redis \
+RATECORE_REDIS_ENGINE=script cargo test --features redis \
     --test redis_differential --test redis_clients --test redis_failures --test redis_policy
 
 echo
@@ -116,6 +138,16 @@ echo "== cargo test -p ratecore-tower --features redis (the layer in Redis mode,
 cargo test -p ratecore-tower --features redis --test redis
 
 echo
+echo "== the same suites on the module (RATECORE_REDIS_ENGINE=module) =="
+RATECORE_REDIS_ENGINE=module cargo test --features redis \
+    --test redis_differential --test redis_clients --test redis_failures --test redis_policy
+
+echo
+echo "== the module against the script and in-process; replication and AOF =="
+cargo test -p ratecore-redis-module
+cargo test --features redis --test redis_module --test redis_module_servers
+
+echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
 cargo run --release --features redis --example seed_policies -- --redis "$RATECORE_REDIS_URL" >/dev/null
 echo "demo on Redis: ran (its promises are asserted by redis_policy)"
@@ -123,5 +155,11 @@ echo "demo on Redis: ran (its promises are asserted by redis_policy)"
 if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
     echo
     echo "== benchmark: cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1 =="
-    cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
+    RATECORE_REDIS_ENGINE=script \
+        cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
+    echo
+    echo "== server CPU per check: bash tests/redis/cpu.sh =="
+    stop_server
+    PORT=""
+    bash tests/redis/cpu.sh
 fi

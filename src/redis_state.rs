@@ -1,7 +1,19 @@
-//! The pure half of the Redis backend: script arguments, state layouts, and the
-//! client-side replay that turns the script's reply into the crate's own [`Decision`].
+//! The state the Redis backend stores, and one check applied to it: the pure half shared
+//! by the Redis client (feature `redis`: the Lua script's arguments, and the replay that
+//! turns its reply into the crate's own [`Decision`]) and the Redis module (`module/` in
+//! the repository), which runs [`apply`] inside the server.
 //!
-//! Nothing here touches the network, so all of it is unit-tested without Redis.
+//! Each (limit, key) pair is one Redis string of big-endian fields:
+//!
+//! | algorithm | value (big-endian) |
+//! |---|---|
+//! | GCRA | TAT (8 bytes) |
+//! | fixed window | window start (8), count (8) |
+//! | approximate window | window start (8), previous count (8), current count (8) |
+//! | strict window | up to `N + 1` slots of newest admission (8) and count (4) |
+//!
+//! Nothing here touches the network, so all of it is unit-tested without Redis. The API
+//! is public for the module crate, not for applications, and hidden from the docs.
 
 use crate::decision::Mode;
 use alloc::boxed::Box;
@@ -133,6 +145,7 @@ impl Spec {
 
     /// Appends this limit's argument block (module docs of `check.lua`) for a request of
     /// `cost` (at most the capacity) at `now`.
+    #[cfg(feature = "redis")]
     pub(crate) fn push_args(&self, now: u64, cost: u64, args: &mut Vec<u64>) {
         fn push64(args: &mut Vec<u64>, v: u64) {
             args.push(v >> 32);
@@ -418,6 +431,143 @@ pub(crate) fn replay(
     }
 }
 
+/// One limit as it is stored: an algorithm on a quota, validated exactly as the in-process
+/// limiter's constructor validates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredLimit {
+    spec: Spec,
+}
+
+impl StoredLimit {
+    /// `algorithm` on `quota`.
+    ///
+    /// # Errors
+    /// Exactly the error the in-process limiter's constructor returns.
+    pub fn new(algorithm: Algorithm, quota: &Quota) -> Result<Self, QuotaError> {
+        Spec::new(algorithm, quota).map(|spec| Self { spec })
+    }
+
+    /// The most one request may cost: the burst for GCRA, else the limit.
+    #[must_use]
+    pub const fn capacity(&self) -> u64 {
+        self.spec.capacity()
+    }
+}
+
+/// What one check does to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyOutcome {
+    /// This limit's decision, as [`crate::Composite::check_each`] reports it.
+    pub decision: Decision,
+    /// What the Lua script reports as written: the whole value, or for a strict window
+    /// the slot's index (4 bytes) and its 12 bytes; empty when nothing is written.
+    pub written: Vec<u8>,
+    /// The TTL to set with the write, in ms (0 when nothing is written).
+    pub ttl_ms: u64,
+    /// Whether `written` is a strict window's slot rather than the whole value.
+    slot: bool,
+}
+
+impl KeyOutcome {
+    /// Whether the write is one strict-window slot (the script's `SETRANGE`) rather than
+    /// a whole value (its `SET`).
+    #[must_use]
+    pub const fn writes_slot(&self) -> bool {
+        self.slot
+    }
+
+    /// The key's whole new value given its value before the check (`old`), or `None`
+    /// when the check writes nothing to it.
+    #[must_use]
+    pub fn value<'a>(&'a self, old: &[u8]) -> Option<alloc::borrow::Cow<'a, [u8]>> {
+        if self.written.is_empty() {
+            return None;
+        }
+        if !self.slot {
+            return Some(alloc::borrow::Cow::Borrowed(&self.written));
+        }
+        // `SETRANGE` of the slot at its offset: the Lua script's write.
+        let index = be32(&self.written, 0) as usize;
+        let mut value = old.to_vec();
+        let end = (index + 1) * SLOT_BYTES;
+        if value.len() < end {
+            value.resize(end, 0);
+        }
+        value[index * SLOT_BYTES..end].copy_from_slice(self.written.get(4..)?);
+        Some(alloc::borrow::Cow::Owned(value))
+    }
+}
+
+/// Why a check could not be applied to the stored values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The key at this index holds a value of another layout (a foreign key).
+    State(usize, &'static str),
+    /// The cost can never fit one of the limits.
+    Cost(CheckError),
+    /// No limit, more than [`crate::composite::MAX_LIMITS`], or values not one per limit.
+    Limits,
+}
+
+/// Applies one check of `cost` at `now` to the stored values `olds` (one per limit, empty
+/// for a missing key) — all or nothing, decided by the crate's own algorithm code exactly
+/// as the client replays the Lua script's answer. Charges only when `mode` charges, the
+/// cost is not zero and every limit admits; then every limit's key gets a new value and a
+/// TTL of the time until its state is at rest (ms, rounded up, at least `min_ttl_ms`).
+///
+/// Returns the combined decision and fills `out` with one outcome per limit.
+///
+/// # Errors
+/// [`ApplyError`]; nothing is to be written then.
+pub fn apply(
+    limits: &[StoredLimit],
+    olds: &[&[u8]],
+    now: u64,
+    cost: u64,
+    mode: Mode,
+    min_ttl_ms: u64,
+    out: &mut Vec<KeyOutcome>,
+) -> Result<Decision, ApplyError> {
+    out.clear();
+    if limits.is_empty()
+        || limits.len() > crate::composite::MAX_LIMITS
+        || limits.len() != olds.len()
+    {
+        return Err(ApplyError::Limits);
+    }
+    for limit in limits {
+        limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
+    }
+    let replicas = limits
+        .iter()
+        .zip(olds)
+        .enumerate()
+        .map(|(index, (limit, old))| {
+            limit
+                .spec
+                .replica(old)
+                .map_err(|why| ApplyError::State(index, why))
+        })
+        .collect::<Result<Vec<Replica>, _>>()?;
+    let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
+    let decision = replay(&replicas, now, cost, mode, &mut states[..limits.len()])
+        .map_err(ApplyError::Cost)?;
+    let charged = mode.charges() && cost > 0 && decision.allowed;
+    let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
+    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(states) {
+        let (written, ttl_ms) = limit
+            .spec
+            .expected_write(replica, old, charged, now, min_ttl_ms);
+        out.push(KeyOutcome {
+            decision: state,
+            written,
+            ttl_ms,
+            slot: matches!(limit.spec, Spec::Strict { .. }),
+        });
+    }
+    Ok(decision)
+}
+
 fn be64(bytes: &[u8], at: usize) -> u64 {
     let mut buf = [0u8; 8];
     if let Some(src) = bytes.get(at..at + 8) {
@@ -475,6 +625,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn gcra_args_fold_overflow_into_max_base() {
         let quota = Quota::new(10, 100).unwrap();
@@ -483,6 +634,69 @@ mod tests {
         spec.push_args(u64::MAX - 5, 1, &mut args);
         // inc = 10, max_base = MAX − 10 (now + τ − inc would overflow).
         assert_eq!(args, [1, 0, 10, 0xffff_ffff, 0xffff_fff5]);
+    }
+
+    #[test]
+    fn apply_writes_what_the_script_writes() {
+        let quota = Quota::new(3, 4_000).unwrap();
+        let strict =
+            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
+        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
+        let mut out = Vec::new();
+        // now = 2500: sub-window 2 of 1000 ns, slot 2 of 5; an empty strict value grows to
+        // three slots, the first two zero (`SETRANGE` pads with zeros).
+        let d = apply(
+            &[strict, gcra],
+            &[b"", b""],
+            2_500,
+            1,
+            Mode::Charge,
+            7,
+            &mut out,
+        )
+        .unwrap();
+        assert!(d.allowed);
+        let value = out[0].value(b"").unwrap();
+        assert_eq!(value.len(), 36);
+        assert!(value[..24].iter().all(|b| *b == 0));
+        assert_eq!(&value[24..32], 2_500u64.to_be_bytes());
+        assert_eq!(&value[32..], 1u32.to_be_bytes());
+        assert_eq!(&out[0].written[..4], 2u32.to_be_bytes());
+        assert_eq!(out[0].ttl_ms, 7, "at least the minimum TTL");
+        // GCRA: the whole value, the new TAT.
+        // (reset_after is the time until the new TAT.)
+        let tat = 2_500 + out[1].decision.reset_after;
+        assert_eq!(out[1].value(b"").unwrap().as_ref(), tat.to_be_bytes());
+        // A peek, a zero cost or a denial writes nothing.
+        for (cost, mode) in [(1, Mode::Peek), (0, Mode::Charge)] {
+            let d = apply(&[gcra], &[b""], 2_500, cost, mode, 1, &mut out).unwrap();
+            assert!(d.allowed);
+            assert_eq!(out[0].value(b""), None);
+        }
+        let full = 9_999u64.to_be_bytes();
+        let d = apply(&[gcra], &[&full], 2_500, 1, Mode::Charge, 1, &mut out).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(out[0].value(&full), None);
+        // A foreign value names its key; a cost above the capacity is the in-process error.
+        assert_eq!(
+            apply(
+                &[gcra, gcra],
+                &[b"", b"xyz"],
+                0,
+                1,
+                Mode::Charge,
+                1,
+                &mut out
+            ),
+            Err(ApplyError::State(1, "GCRA state is not 8 bytes"))
+        );
+        assert!(matches!(
+            apply(&[gcra], &[b""], 0, 4, Mode::Charge, 1, &mut out),
+            Err(ApplyError::Cost(CheckError::CostExceedsLimit {
+                cost: 4,
+                limit: 3
+            }))
+        ));
     }
 
     #[test]

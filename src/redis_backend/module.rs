@@ -1,0 +1,226 @@
+//! Checks through the ratecore Redis module (`RATECORE.CHECK` / `RATECORE.PEEK`) when the
+//! server has it, through the Lua script otherwise: detection, the command, and its reply
+//! turned into the script's reply shape, so that one verification (`script.rs`) covers
+//! both.
+//!
+//! # Orderings
+//! `engine` caches what detection found; it is a hint read and written `Relaxed`: a stale
+//! read at worst sends one command the server no longer knows, which is answered with an
+//! error before anything runs and is then retried with the script. Counters are `Relaxed`
+//! (see `stats`).
+
+use std::sync::atomic::Ordering;
+
+use super::config::RedisEngine;
+use super::stats::bump;
+use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit};
+use crate::algorithm::Algorithm;
+use crate::decision::{Decision, Mode};
+
+/// `engine` values: not detected yet, the module, the script.
+pub(super) const UNKNOWN: u8 = 0;
+const MODULE: u8 = 1;
+const SCRIPT: u8 = 2;
+
+impl Inner {
+    /// One check, on the module or the script as configured or detected.
+    pub(super) fn dispatch(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        if self.config.engine == RedisEngine::Script {
+            bump(&self.counters.script_checks);
+            return self.run(limits, now, cost, mode, states);
+        }
+        let prepared = self.prepare(limits, now, cost, mode)?;
+        let command = module_command(limits, now, cost, mode, self.min_ttl_ms);
+        let forced = self.config.engine == RedisEngine::Module;
+        let reply = self.with_connection(|connection, counters| {
+            let mut engine = self.engine.load(Ordering::Relaxed);
+            if engine == UNKNOWN && !forced {
+                engine = if has_module(connection)? {
+                    MODULE
+                } else {
+                    SCRIPT
+                };
+                self.engine.store(engine, Ordering::Relaxed);
+            }
+            if forced || engine == MODULE {
+                match command.query::<redis::Value>(connection) {
+                    // The module is gone (a restart or failover without it): nothing ran,
+                    // so the script may decide instead.
+                    Err(e) if !forced && is_unknown_command(&e) => {
+                        self.engine.store(SCRIPT, Ordering::Relaxed);
+                    }
+                    other => {
+                        bump(&counters.module_checks);
+                        return other.map(|reply| (true, reply));
+                    }
+                }
+            }
+            bump(&counters.script_checks);
+            let reply = match prepared.eval.query::<redis::Value>(connection) {
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    self.script.load(connection)?;
+                    bump(&counters.script_loads);
+                    prepared.eval.query::<redis::Value>(connection)
+                }
+                other => other,
+            };
+            reply.map(|reply| (false, reply))
+        });
+        let (from_module, reply) = match reply {
+            Ok(answer) => answer,
+            Err(error) => {
+                // The server may come back with or without the module: detect again.
+                if error.fault == Fault::Unavailable {
+                    self.engine.store(UNKNOWN, Ordering::Relaxed);
+                }
+                return Err(RedisCheckError::Backend(error));
+            }
+        };
+        if !from_module {
+            return self.finish(&prepared, reply, states);
+        }
+        let (script_shape, fields) = match module_reply(reply, limits.len()) {
+            Ok(parts) => parts,
+            Err(message) => return Err(self.inconsistent(message)),
+        };
+        let decision = self.finish(&prepared, script_shape, states)?;
+        // The module's own fields must be the replay's (clamped to RESP integers).
+        let agrees = fields.first() == Some(&clamped(&decision))
+            && fields
+                .iter()
+                .skip(1)
+                .zip(states.iter())
+                .all(|(module, replayed)| *module == clamped(replayed));
+        if !agrees {
+            return Err(self.inconsistent("the module's decision differs from the algorithm's"));
+        }
+        Ok(decision)
+    }
+}
+
+impl Inner {
+    fn inconsistent(&self, message: &'static str) -> RedisCheckError {
+        bump(&self.counters.inconsistent);
+        RedisCheckError::Backend(BackendError {
+            fault: Fault::Inconsistent,
+            message: String::from(message),
+        })
+    }
+}
+
+/// Whether the server knows `RATECORE.CHECK` (`COMMAND INFO` answers nil for an unknown
+/// command).
+fn has_module(connection: &mut redis::Connection) -> redis::RedisResult<bool> {
+    let info: redis::Value = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("RATECORE.CHECK")
+        .query(connection)?;
+    Ok(matches!(info, redis::Value::Array(items)
+        if matches!(items.first(), Some(redis::Value::Array(_)))))
+}
+
+fn is_unknown_command(e: &redis::RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
+}
+
+/// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms` (or `PEEK`).
+fn module_command(
+    limits: &[(&RedisLimit, &[u8])],
+    now: u64,
+    cost: u64,
+    mode: Mode,
+    min_ttl_ms: u64,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd(if mode.charges() {
+        "RATECORE.CHECK"
+    } else {
+        "RATECORE.PEEK"
+    });
+    cmd.arg(limits.len());
+    for (limit, key) in limits {
+        cmd.arg(limit.redis_key(key));
+    }
+    for (limit, _) in limits {
+        let quota = limit.quota();
+        match limit.algorithm() {
+            Algorithm::Gcra => cmd
+                .arg("GCRA")
+                .arg(quota.limit())
+                .arg(quota.period())
+                .arg(quota.burst()),
+            Algorithm::FixedWindow => cmd.arg("FIXED").arg(quota.limit()).arg(quota.period()),
+            Algorithm::SlidingWindowApprox => {
+                cmd.arg("APPROX").arg(quota.limit()).arg(quota.period())
+            }
+            Algorithm::SlidingWindowStrict { sub_windows } => cmd
+                .arg("STRICT")
+                .arg(quota.limit())
+                .arg(quota.period())
+                .arg(sub_windows),
+        };
+    }
+    cmd.arg("NOW").arg(now).arg("COST").arg(cost);
+    if mode.charges() {
+        cmd.arg("MINTTL").arg(min_ttl_ms);
+    }
+    cmd
+}
+
+/// The decision's fields as the module sends them: RESP integers, clamped to `i64::MAX`.
+type Fields = [i64; 5];
+
+fn clamped(d: &Decision) -> Fields {
+    let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        i64::from(d.allowed),
+        c(d.limit),
+        c(d.remaining),
+        c(d.reset_after),
+        c(d.retry_after),
+    ]
+}
+
+/// The module's reply `[allowed, limit, remaining, reset_after, retry_after, now,
+/// [per key: allowed, limit, remaining, reset_after, retry_after, old, written, ttl]]` as
+/// the script's `[allowed, (old, written, ttl) per key]`, and the decision fields
+/// (combined first, then per key).
+fn module_reply(
+    reply: redis::Value,
+    limits: usize,
+) -> Result<(redis::Value, Vec<Fields>), &'static str> {
+    let redis::Value::Array(items) = reply else {
+        return Err("the module's reply is not an array");
+    };
+    let [a, l, r, rs, rt, _now, redis::Value::Array(per_key)] =
+        <[redis::Value; 7]>::try_from(items)
+            .map_err(|_| "the module's reply has the wrong length")?
+    else {
+        return Err("the module's reply has an unexpected shape");
+    };
+    if per_key.len() != limits {
+        return Err("the module's reply has the wrong number of keys");
+    }
+    let int = |v: &redis::Value| match v {
+        redis::Value::Int(i) => Ok(*i),
+        _ => Err("the module's reply holds a non-integer field"),
+    };
+    let mut fields = vec![[int(&a)?, int(&l)?, int(&r)?, int(&rs)?, int(&rt)?]];
+    let mut shape = vec![a];
+    for entry in per_key {
+        let redis::Value::Array(entry) = entry else {
+            return Err("the module's reply has an unexpected shape");
+        };
+        let [a, l, r, rs, rt, old, written, ttl] = <[redis::Value; 8]>::try_from(entry)
+            .map_err(|_| "the module's reply has an unexpected shape")?;
+        fields.push([int(&a)?, int(&l)?, int(&r)?, int(&rs)?, int(&rt)?]);
+        shape.extend([old, written, ttl]);
+    }
+    Ok((redis::Value::Array(shape), fields))
+}
