@@ -31,6 +31,8 @@ use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use tokio::time::{timeout_at, Instant};
 
+use super::config::RedisEngine;
+use super::module;
 use super::pool::classify;
 use super::stats::bump;
 use super::{
@@ -204,7 +206,8 @@ impl RedisComposite {
 }
 
 impl Inner {
-    /// One check on the shared multiplexed connection.
+    /// One check on the shared multiplexed connection, through the module or the script
+    /// as configured or detected (the blocking `dispatch`'s choices).
     async fn run_async(
         &self,
         limits: &[(&RedisLimit, &[u8])],
@@ -215,21 +218,73 @@ impl Inner {
     ) -> Result<Decision, RedisCheckError> {
         let prepared = self.prepare(limits, now, cost, mode)?;
         let deadline = Instant::now() + self.config.timeout;
+        let mut engine = self.engine_hint();
+        if engine == module::UNKNOWN {
+            let info = self
+                .query_async(&module::detect_command(), deadline)
+                .await
+                .map_err(|e| self.forget_engine(e))?;
+            engine = if module::knows_check(&info) {
+                module::MODULE
+            } else {
+                module::SCRIPT
+            };
+            self.note_engine(engine);
+        }
+        if engine == module::MODULE {
+            let command = module::module_command(limits, now, cost, mode, self.min_ttl_ms);
+            let detecting = self.config.engine == RedisEngine::Detect;
+            match self.send_async(&command, deadline, detecting).await {
+                // The module is gone (a restart or failover without it): nothing ran, so
+                // the script decides instead.
+                Ok(None) => self.note_engine(module::SCRIPT),
+                answer => {
+                    bump(&self.counters.module_checks);
+                    let reply = answer.map_err(|e| self.forget_engine(e))?;
+                    let reply = reply.unwrap_or(redis::Value::Nil);
+                    return self.finish_module(&prepared, reply, states);
+                }
+            }
+        }
+        bump(&self.counters.script_checks);
         let reply = self
             .query_async(&prepared.eval, deadline)
             .await
-            .map_err(RedisCheckError::Backend)?;
+            .map_err(|e| self.forget_engine(e))?;
         self.finish(&prepared, reply, states)
     }
 
-    /// Sends `command` (loading the script when the server answers `NOSCRIPT`, which
-    /// means nothing ran) and waits for its reply until `deadline`, classifying and
-    /// counting failures as the blocking pool does.
+    /// A failed check's error, after forgetting what detection found when the server
+    /// went away (it may come back with or without the module).
+    fn forget_engine(&self, error: BackendError) -> RedisCheckError {
+        if error.fault == Fault::Unavailable {
+            self.note_engine(module::UNKNOWN);
+        }
+        RedisCheckError::Backend(error)
+    }
+
+    /// [`send_async`](Self::send_async) for a command every server knows.
     async fn query_async(
         &self,
         command: &redis::Cmd,
         deadline: Instant,
     ) -> Result<redis::Value, BackendError> {
+        Ok(self
+            .send_async(command, deadline, false)
+            .await?
+            .unwrap_or(redis::Value::Nil))
+    }
+
+    /// Sends `command` (loading the script when the server answers `NOSCRIPT`, which
+    /// means nothing ran) and waits for its reply until `deadline`, classifying and
+    /// counting failures as the blocking pool does. `None` when `unknown_ok` and the
+    /// server does not know the command (nothing ran; not a fault).
+    async fn send_async(
+        &self,
+        command: &redis::Cmd,
+        deadline: Instant,
+        unknown_ok: bool,
+    ) -> Result<Option<redis::Value>, BackendError> {
         let shared = self.connection_async(deadline).await?;
         let mut connection = MultiplexedConnection::clone(&shared);
         let sent = async {
@@ -243,7 +298,8 @@ impl Inner {
             }
         };
         match timeout_at(deadline, sent).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(reply)) => Ok(Some(reply)),
+            Ok(Err(e)) if unknown_ok && module::is_unknown_command(&e) => Ok(None),
             Ok(Err(e)) => {
                 let fault = classify(&e);
                 if fault == Fault::Unavailable || e.is_unrecoverable_error() {

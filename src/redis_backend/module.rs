@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::config::RedisEngine;
+use super::script::Prepared;
 use super::stats::bump;
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit};
 use crate::algorithm::Algorithm;
@@ -19,8 +20,8 @@ use crate::decision::{Decision, Mode};
 
 /// `engine` values: not detected yet, the module, the script.
 pub(super) const UNKNOWN: u8 = 0;
-const MODULE: u8 = 1;
-const SCRIPT: u8 = 2;
+pub(super) const MODULE: u8 = 1;
+pub(super) const SCRIPT: u8 = 2;
 
 impl Inner {
     /// One check, on the module or the script as configured or detected.
@@ -83,14 +84,45 @@ impl Inner {
                 return Err(RedisCheckError::Backend(error));
             }
         };
-        if !from_module {
-            return self.finish(&prepared, reply, states);
+        if from_module {
+            self.finish_module(&prepared, reply, states)
+        } else {
+            self.finish(&prepared, reply, states)
         }
-        let (script_shape, fields) = match module_reply(reply, limits.len()) {
+    }
+
+    /// Which engine to try first: the module (forced, or detected), the script (forced
+    /// or detected), or `UNKNOWN` (detect on this connection first).
+    pub(super) fn engine_hint(&self) -> u8 {
+        match self.config.engine {
+            RedisEngine::Module => MODULE,
+            RedisEngine::Script => SCRIPT,
+            RedisEngine::Detect => self.engine.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records what detection found, or forgets it (`UNKNOWN`: after the server went
+    /// away, which may bring it back with or without the module).
+    pub(super) fn note_engine(&self, engine: u8) {
+        if self.config.engine == RedisEngine::Detect {
+            self.engine.store(engine, Ordering::Relaxed);
+        }
+    }
+
+    /// The module's reply turned into the decision: mapped onto the script's reply
+    /// shape, replayed and verified like it, and its own decision fields checked against
+    /// the replay (both transports).
+    pub(super) fn finish_module(
+        &self,
+        prepared: &Prepared<'_>,
+        reply: redis::Value,
+        states: &mut [Decision],
+    ) -> Result<Decision, RedisCheckError> {
+        let (script_shape, fields) = match module_reply(reply, prepared.limits.len()) {
             Ok(parts) => parts,
             Err(message) => return Err(self.inconsistent(message)),
         };
-        let decision = self.finish(&prepared, script_shape, states)?;
+        let decision = self.finish(prepared, script_shape, states)?;
         // The module's own fields must be the replay's (clamped to RESP integers).
         let agrees = fields.first() == Some(&clamped(&decision))
             && fields
@@ -115,23 +147,31 @@ impl Inner {
     }
 }
 
-/// Whether the server knows `RATECORE.CHECK` (`COMMAND INFO` answers nil for an unknown
-/// command).
+/// Whether the server knows `RATECORE.CHECK`.
 fn has_module(connection: &mut redis::Connection) -> redis::RedisResult<bool> {
-    let info: redis::Value = redis::cmd("COMMAND")
-        .arg("INFO")
-        .arg("RATECORE.CHECK")
-        .query(connection)?;
-    Ok(matches!(info, redis::Value::Array(items)
-        if matches!(items.first(), Some(redis::Value::Array(_)))))
+    Ok(knows_check(&detect_command().query(connection)?))
 }
 
-fn is_unknown_command(e: &redis::RedisError) -> bool {
+/// The detection command: `COMMAND INFO RATECORE.CHECK`.
+pub(super) fn detect_command() -> redis::Cmd {
+    let mut command = redis::cmd("COMMAND");
+    command.arg("INFO").arg("RATECORE.CHECK");
+    command
+}
+
+/// Whether `COMMAND INFO`'s reply describes the command (it answers nil for an unknown
+/// one).
+pub(super) fn knows_check(info: &redis::Value) -> bool {
+    matches!(info, redis::Value::Array(items)
+        if matches!(items.first(), Some(redis::Value::Array(_))))
+}
+
+pub(super) fn is_unknown_command(e: &redis::RedisError) -> bool {
     e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
 }
 
 /// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms` (or `PEEK`).
-fn module_command(
+pub(super) fn module_command(
     limits: &[(&RedisLimit, &[u8])],
     now: u64,
     cost: u64,

@@ -13,7 +13,7 @@ pub(super) const SCRIPT: &str = include_str!("check.lua");
 
 /// A validated check and its `EVALSHA`.
 pub(super) struct Prepared<'a> {
-    limits: &'a [(&'a RedisLimit, &'a [u8])],
+    pub(super) limits: &'a [(&'a RedisLimit, &'a [u8])],
     now: u64,
     cost: u64,
     mode: Mode,

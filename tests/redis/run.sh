@@ -130,8 +130,9 @@ RATECORE_REDIS_ENGINE=script cargo test --features redis \
     --test redis_differential --test redis_clients --test redis_failures --test redis_policy
 
 echo
-echo "== cargo test --features redis-tokio (async transport) =="
-cargo test --features redis-tokio --test redis_async
+echo "== cargo test --features redis-tokio (async transport, on the script and on the module) =="
+RATECORE_REDIS_ENGINE=script cargo test --features redis-tokio --test redis_async
+RATECORE_REDIS_ENGINE=module cargo test --features redis-tokio --test redis_async
 
 echo
 echo "== cargo test -p ratecore-tower --features redis (the layer in Redis mode, real HTTP) =="
