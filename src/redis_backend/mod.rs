@@ -149,7 +149,8 @@
 //! With feature `redis-tokio`, the `*_async` methods
 //! ([`check_limits_async`](RedisBackend::check_limits_async),
 //! [`RedisLimiter::check_async`], [`crate::policy::Policy::check_async`] for a policy
-//! built with `with_redis`, …) send the same script call with the same arguments on one
+//! built with `with_redis`, …) send the same call (the module's command, or the script's,
+//! chosen as [`RedisConfig::engine`] says) with the same arguments on one
 //! [`redis::aio::MultiplexedConnection`] shared by every task, which pipelines their
 //! checks on one socket; the reply goes through the same replay and verification, and
 //! faults, failure decisions, counters and the reconnect backoff are the blocking
