@@ -23,7 +23,7 @@
 //! that report the deciding limit (the tables' multi-table check).
 //!
 //! # Costs
-//! Every member is usually asked for the same cost; [`Costs`] lets each member have its
+//! Every member is usually asked for the same cost; `Costs` lets each member have its
 //! own (one request weighing differently in different tables).
 
 #[cfg(feature = "alloc")]

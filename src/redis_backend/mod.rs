@@ -44,7 +44,7 @@
 //! script's first one, so a failing check changes nothing. Peeks run the same script with
 //! charging off. Its reply carries
 //! the state it read. From that state the client computes the [`Decision`]'s fields with
-//! the very functions the in-process limiters run ([`crate::algorithm::WordLimit`],
+//! the very functions the in-process limiters run (the single-word `WordLimit`,
 //! [`crate::algorithm::sliding_strict::StrictConfig`], and the composite protocol of
 //! [`crate::composite`]), and cross-checks the script: its verdict, the exact bytes it
 //! wrote and the TTL it set must be what the crate's own algorithm produces from that
