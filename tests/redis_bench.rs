@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ratecore::clock::unix_time_nanos;
-use ratecore::redis_backend::{RedisBackend, RedisConfig};
+use ratecore::redis_backend::{RedisBackend, RedisConfig, RedisEngine};
 use ratecore::{Algorithm, Quota};
 
 const RUN: Duration = Duration::from_millis(1500);
@@ -309,6 +309,7 @@ fn async_checks_per_second() {
     let mut config = RedisConfig::new(url.as_str());
     config.prefix = common::unique_prefix("bench-async");
     config.timeout = Duration::from_secs(2);
+    config.engine = common::engine();
     let backend = RedisBackend::new(config.clone()).unwrap();
     backend.ping().unwrap();
     let mut admin = common::admin(&url);
@@ -317,8 +318,15 @@ fn async_checks_per_second() {
     println!();
     println!("| GCRA 100/s, 10 000 keys round robin | round | tasks | checks/s | p50 (µs) | p99 (µs) | server µs/call | server ceiling checks/s |");
     println!("|---|---|---|---|---|---|---|---|");
+    // The command the server ran: the module's, or the script's.
+    let command = if config.engine == RedisEngine::Module {
+        "ratecore.check"
+    } else {
+        "evalsha"
+    };
+    println!("engine: {command}");
     let mut row = |name: &str, round: usize, tasks: usize, (rate, p50, p99): (f64, f64, f64)| {
-        let server = server_usec_per_call(&mut admin, "evalsha");
+        let server = server_usec_per_call(&mut admin, command);
         let ceiling = 1e6 / server;
         println!(
             "| {name} | {round} | {tasks} | {rate:.0} | {p50:.1} | {p99:.1} | {server:.1} | {ceiling:.0} |"
@@ -339,6 +347,27 @@ fn async_checks_per_second() {
                 let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
                 assert!(checked.fault.is_none());
             }),
+        );
+        // Blocking checks from 16 threads, pipelined on one multiplexed connection.
+        let mut pipelined = config.clone();
+        pipelined.pipelined = true;
+        let shared = RedisBackend::new(pipelined).unwrap();
+        let limiter = shared.limiter("pipelined", Algorithm::Gcra, quota).unwrap();
+        row(
+            "blocking, 16 threads pipelined on one connection",
+            round,
+            16,
+            measure(16, move |i| {
+                let key = (i % KEYS).to_be_bytes();
+                let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
+                assert!(checked.fault.is_none());
+            }),
+        );
+        assert_eq!(
+            shared.stats().connects,
+            1,
+            "one connection: {:?}",
+            shared.stats()
         );
         // The runtime's threads share the machine's cores with redis-server: one and
         // two. Each runtime gets its own backend: a multiplexed connection is driven by

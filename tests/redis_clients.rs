@@ -160,6 +160,7 @@ fn child_worker() {
     config.prefix = prefix.to_owned();
     config.timeout = std::time::Duration::from_secs(5);
     config.engine = common::engine();
+    config.pipelined = common::pipelined();
     let backend = RedisBackend::new(config).unwrap();
     let admitted = hammer(
         &backend,
@@ -202,6 +203,7 @@ fn processes_admit_exactly_the_quota() {
         config.prefix = prefix.clone();
         config.timeout = std::time::Duration::from_secs(5);
         config.engine = common::engine();
+        config.pipelined = common::pipelined();
         let backend = RedisBackend::new(config).unwrap();
         let mut admitted = hammer(
             &backend,

@@ -208,7 +208,7 @@ impl RedisComposite {
 impl Inner {
     /// One check on the shared multiplexed connection, through the module or the script
     /// as configured or detected (the blocking `dispatch`'s choices).
-    async fn run_async(
+    pub(super) async fn run_async(
         &self,
         limits: &[(&RedisLimit, &[u8])],
         now: u64,

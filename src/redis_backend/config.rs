@@ -51,6 +51,12 @@ pub struct RedisConfig {
     pub max_idle_connections: usize,
     /// The module or the script (default [`RedisEngine::Detect`]).
     pub engine: RedisEngine,
+    /// Blocking checks share the async transport's one multiplexed connection, driven by
+    /// a runtime thread the backend owns, instead of each taking a pooled connection:
+    /// concurrent threads' checks are then pipelined on one socket (feature
+    /// `redis-tokio`; default `false`, and ignored without the feature). A blocking check
+    /// made from inside a tokio runtime uses the pool.
+    pub pipelined: bool,
 }
 
 impl RedisConfig {
@@ -67,6 +73,7 @@ impl RedisConfig {
             min_ttl: Duration::from_millis(1),
             max_idle_connections: 32,
             engine: RedisEngine::Detect,
+            pipelined: false,
         }
     }
 }

@@ -144,7 +144,11 @@
 //! # Transports
 //! The blocking methods use pooled blocking connections ([`redis::Connection`]): a check
 //! takes an idle one or opens one, so threads run checks in parallel; at most
-//! [`RedisConfig::max_idle_connections`] are kept idle.
+//! [`RedisConfig::max_idle_connections`] are kept idle. Each pooled connection carries
+//! one check at a time. With [`RedisConfig::pipelined`] (feature `redis-tokio`), blocking
+//! checks instead share the async transport's one multiplexed connection, driven by a
+//! runtime thread the backend owns: every thread's checks are pipelined on one socket,
+//! with the async transport's behaviour described next.
 //!
 //! With feature `redis-tokio`, the `*_async` methods
 //! ([`check_limits_async`](RedisBackend::check_limits_async),
@@ -232,6 +236,8 @@ mod config;
 mod errors;
 mod handles;
 mod module;
+#[cfg(feature = "redis-tokio")]
+mod pipelined;
 mod pool;
 mod script;
 mod stats;
@@ -288,6 +294,9 @@ struct Inner {
     /// The async transport's shared connection (feature `redis-tokio`).
     #[cfg(feature = "redis-tokio")]
     aio: aio::Shared,
+    /// The runtime of pipelined blocking checks (feature `redis-tokio`).
+    #[cfg(feature = "redis-tokio")]
+    driver: pipelined::Driver,
     /// What detection found: the module, the script, or not yet detected.
     engine: AtomicU8,
 }
@@ -329,6 +338,8 @@ impl RedisBackend {
                 counters: Counters::default(),
                 #[cfg(feature = "redis-tokio")]
                 aio: aio::Shared::default(),
+                #[cfg(feature = "redis-tokio")]
+                driver: pipelined::Driver::default(),
                 engine: AtomicU8::new(module::UNKNOWN),
             }),
         })

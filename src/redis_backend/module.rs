@@ -33,6 +33,10 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
+        #[cfg(feature = "redis-tokio")]
+        if let Some(result) = self.run_pipelined(limits, now, cost, mode, states) {
+            return result;
+        }
         if self.config.engine == RedisEngine::Script {
             bump(&self.counters.script_checks);
             return self.run(limits, now, cost, mode, states);

@@ -48,7 +48,14 @@ pub fn test_config(url: &str, test: &str) -> RedisConfig {
     config.timeout = Duration::from_secs(5);
     config.min_ttl = Duration::from_secs(600);
     config.engine = engine();
+    config.pipelined = pipelined();
     config
+}
+
+/// Whether blocking checks run pipelined (`RATECORE_REDIS_PIPELINED=1`, with feature
+/// `redis-tokio`): `tests/redis/run.sh` runs the blocking suites in both modes.
+pub fn pipelined() -> bool {
+    std::env::var("RATECORE_REDIS_PIPELINED").is_ok_and(|v| v == "1")
 }
 
 /// The engine the tests run on, from `RATECORE_REDIS_ENGINE` (`module`, `script`; else

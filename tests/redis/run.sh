@@ -130,6 +130,13 @@ RATECORE_REDIS_ENGINE=script cargo test --features redis \
     --test redis_differential --test redis_clients --test redis_failures --test redis_policy
 
 echo
+echo "== the blocking suites pipelined on one multiplexed connection (RATECORE_REDIS_PIPELINED=1) =="
+for engine in script module; do
+    RATECORE_REDIS_ENGINE=$engine RATECORE_REDIS_PIPELINED=1 cargo test --features redis-tokio \
+        --test redis_differential --test redis_clients --test redis_failures --test redis_policy
+done
+
+echo
 echo "== cargo test --features redis-tokio (async transport, on the script and on the module) =="
 RATECORE_REDIS_ENGINE=script cargo test --features redis-tokio --test redis_async
 RATECORE_REDIS_ENGINE=module cargo test --features redis-tokio --test redis_async
