@@ -15,14 +15,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 exec </dev/null
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-    echo "== installing redis-server from Debian's packages =="
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
-fi
+# shellcheck source=tests/redis/lib.sh
+source tests/redis/lib.sh
+ensure_redis_server
 
 NODES=6
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/ratecore-cluster.XXXXXX")"
@@ -55,15 +50,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # Six free ports, each with its cluster bus port (port + 10000) free too.
 while [ "${#PORTS[@]}" -lt "$NODES" ]; do
     candidate=$((20000 + RANDOM % 30000))
     if port_in_use "$candidate" || port_in_use $((candidate + 10000)); then continue; fi
-    case " ${PORTS[*]} " in *" $candidate "*) continue ;; esac
+    # Neither port may be another node's port or bus port.
+    case " ${PORTS[*]} " in
+        *" $candidate "* | *" $((candidate + 10000)) "* | *" $((candidate - 10000)) "*) continue ;;
+    esac
     PORTS+=("$candidate")
 done
 

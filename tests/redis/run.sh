@@ -22,14 +22,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 exec </dev/null
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-    echo "== installing redis-server from Debian's packages =="
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
-fi
+# shellcheck source=tests/redis/lib.sh
+source tests/redis/lib.sh
+ensure_redis_server
 redis-server --version
 
 # The module's build runs bindgen, which needs libclang.
@@ -76,9 +71,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # A free port: random candidates until one is not listening and redis-server starts on it.
 started=""
