@@ -53,7 +53,9 @@ trap cleanup EXIT
 
 # Six free ports, each with its cluster bus port (port + 10000) free too.
 while [ "${#PORTS[@]}" -lt "$NODES" ]; do
-    candidate=$((20000 + RANDOM % 30000))
+    # Below the kernel's ephemeral range (32768 and up), where outgoing connections
+    # could hold a port that looks free: nodes on 20000-22767, buses on 30000-32767.
+    candidate=$((20000 + RANDOM % 2768))
     if port_in_use "$candidate" || port_in_use $((candidate + 10000)); then continue; fi
     # Neither port may be another node's port or bus port.
     case " ${PORTS[*]} " in
