@@ -135,8 +135,9 @@ pub struct ratecore_limit_directive {
 /// The arguments as byte slices.
 ///
 /// # Safety
-/// Each text's `data` is valid for reads of `len` bytes during `'a` (or `len` is 0).
-unsafe fn texts<'a>(args: &'a [ratecore_text]) -> Result<Vec<&'a [u8]>, ratecore_status> {
+/// Each text's `data` is valid for reads of `len` bytes while `args` is borrowed (or
+/// `len` is 0).
+unsafe fn texts(args: &[ratecore_text]) -> Result<Vec<&[u8]>, ratecore_status> {
     args.iter()
         // SAFETY: forwarded from this function's contract.
         .map(|t| unsafe { input_slice(t.data, t.len) })
