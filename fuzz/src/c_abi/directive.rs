@@ -136,8 +136,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
     if written && len > 0 {
         let message = CStr::from_bytes_until_nul(&err[..len]).expect("NUL-terminated");
         let message = message.to_str().expect("UTF-8 message");
+        // the directive's name first, unless the buffer cut the message before its end
+        let names = ["ratecore_zone", "ratecore_limit"];
         assert!(
-            message.starts_with("ratecore_zone") || message.starts_with("ratecore_limit"),
+            names
+                .iter()
+                .any(|n| message.starts_with(n) || n.starts_with(message)),
             "{message:?}"
         );
     }
