@@ -135,6 +135,32 @@
 #define RATECORE_MAX_TABLE_CAPACITY 4294967296
 
 /**
+ * `style=none` in a `ratecore_limit_directive`: no rate-limit headers at all (other
+ * styles are `RATECORE_HEADER_STYLE_*` values).
+ */
+#define RATECORE_LIMIT_STYLE_NONE 255
+
+/**
+ * `body=problem+json`: an RFC 9457 problem+json body (`ratecore_render_problem_json`).
+ */
+#define RATECORE_LIMIT_BODY_PROBLEM_JSON 1
+
+/**
+ * `body=text`: the plain-text sentence (`ratecore_render_text_body`).
+ */
+#define RATECORE_LIMIT_BODY_TEXT 2
+
+/**
+ * `body=none`: an empty body.
+ */
+#define RATECORE_LIMIT_BODY_NONE 3
+
+/**
+ * `body=nginx`: the server's own error page for the status.
+ */
+#define RATECORE_LIMIT_BODY_SERVER 4
+
+/**
  * What a ratecore function did. `RATECORE_STATUS_OK` (0) is success; everything else is
  * an error, and outputs were not written.
  *
@@ -293,7 +319,8 @@ enum ratecore_status
    */
   RATECORE_STATUS_POLICY_ERROR = 400,
   /**
-   * The policy configuration is malformed; the error text says where and why.
+   * A configuration (a policy, or a server directive's parameters) is malformed; the
+   * error text says where and why.
    */
   RATECORE_STATUS_INVALID_CONFIG = 401,
   /**
@@ -1171,6 +1198,145 @@ typedef struct ratecore_table_stats {
    */
   uint64_t relocations;
 } ratecore_table_stats;
+
+/**
+ * A byte string: `len` bytes at `data` (NULL when `len` is 0). Laid out as nginx's
+ * `ngx_str_t`, so an nginx module passes its directive arguments (`cf->args->elts`)
+ * as they are.
+ */
+typedef struct ratecore_text {
+  /**
+   * Length in bytes.
+   */
+  size_t len;
+  /**
+   * The bytes (need not be NUL-terminated).
+   */
+  const uint8_t *data;
+} ratecore_text;
+
+/**
+ * How a server lays out a zone of shared memory around a table's region, for sizing the
+ * table to the zone: the header and region take whole pages, each page costs
+ * `page_size + per_page` bytes, one more page and `fixed` bytes come on top, and a zone
+ * is at least `min_pages` pages. (nginx: its slab allocator's pool, slots and page
+ * descriptors.)
+ */
+typedef struct ratecore_shm_layout {
+  /**
+   * Bytes the server keeps just before the region, in the same pages.
+   */
+  size_t header;
+  /**
+   * The page size; above 0.
+   */
+  size_t page_size;
+  /**
+   * Bytes the zone takes besides its pages.
+   */
+  size_t fixed;
+  /**
+   * Bytes each page takes besides itself.
+   */
+  size_t per_page;
+  /**
+   * The fewest pages a zone has.
+   */
+  size_t min_pages;
+} ratecore_shm_layout;
+
+/**
+ * A parsed `ratecore_zone`: one keyed table of 1 to `RATECORE_MAX_TABLE_LIMITS` quotas,
+ * sized to the zone (`capacity=auto` takes the largest power of two that fits).
+ */
+typedef struct ratecore_zone_directive {
+  /**
+   * `name=`: points into the argument it came from.
+   */
+  struct ratecore_text name;
+  /**
+   * `size=` in bytes.
+   */
+  size_t size;
+  /**
+   * The quotas, for `ratecore_table_init_region`.
+   */
+  struct ratecore_quota quotas[RATECORE_MAX_TABLE_LIMITS];
+  /**
+   * How many of `quotas` are used.
+   */
+  size_t quota_count;
+  /**
+   * Keys per quota.
+   */
+  uint64_t capacity;
+  /**
+   * A `RATECORE_FULL_POLICY_*` value (`when_full=`).
+   */
+  uint32_t full_policy;
+  /**
+   * `ratecore_table_region_size` of the table: the region to give it.
+   */
+  size_t region_size;
+} ratecore_zone_directive;
+
+/**
+ * A parsed `ratecore_limit`. The texts point into the arguments they came from.
+ */
+typedef struct ratecore_limit_directive {
+  /**
+   * `zone=`: the zone's name (not looked up).
+   */
+  struct ratecore_text zone;
+  /**
+   * `key=`: the key's text, not empty (variables are the server's to compile).
+   */
+  struct ratecore_text key;
+  /**
+   * `cost=` when it holds a `$` (a per-request value for the server to compile);
+   * otherwise empty and `cost` holds the constant.
+   */
+  struct ratecore_text cost_text;
+  /**
+   * The constant cost (default 1).
+   */
+  uint64_t cost;
+  /**
+   * The denial's HTTP status, 400 to 599 (default 429).
+   */
+  uint32_t status;
+  /**
+   * A `RATECORE_HEADER_STYLE_*` value or `RATECORE_LIMIT_STYLE_NONE` (default IETF).
+   */
+  uint32_t style;
+  /**
+   * A `RATECORE_LIMIT_BODY_*` value (default: text for Switch, the server's page for
+   * none, problem+json otherwise).
+   */
+  uint32_t body;
+  /**
+   * 1 for `dry_run=on`: counted and logged, never denying.
+   */
+  uint32_t dry_run;
+  /**
+   * `description=` (UTF-8; default `API`), for the text body.
+   */
+  struct ratecore_text description;
+  /**
+   * `problem_type=` (UTF-8; default `about:blank`).
+   */
+  struct ratecore_text problem_type;
+  /**
+   * `problem_title=` (UTF-8; default `Too Many Requests`).
+   */
+  struct ratecore_text problem_title;
+  /**
+   * When `key` is one variable alone (`$binary_remote_addr`; not a capture such as
+   * `$1`), the variable's name (`binary_remote_addr`), which a server can read
+   * without its script engine; otherwise empty.
+   */
+  struct ratecore_text key_variable;
+} ratecore_limit_directive;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2128,6 +2294,64 @@ ratecore_status ratecore_table_limits(const struct ratecore_table *table,
  * Thread-safe.
  */
 const char *ratecore_version(void);
+
+/**
+ * Parses a `ratecore_zone` directive's arguments (`args`: `arg_count` texts, without
+ * the directive's name) into `*zone_out`, sizing its table to `size=` by `*layout`.
+ *
+ * Errors: `INVALID_CONFIG` with the message (what an nginx user reads after
+ * `ratecore_zone:`, naming the parameter and what it expects) written NUL-terminated
+ * and truncated to fit into `(error_out, error_len)`; `NULL_POINTER`, `INVALID_ARGUMENT`
+ * (a `page_size` of 0) for bad pointers and layouts, with no message.
+ *
+ * # Safety
+ * `args` points to `arg_count` readable texts (or is NULL with 0), each valid for
+ * reads of its `len` bytes; `layout` is readable; `zone_out` is writable; `error_out` is
+ * NULL or valid for `error_len` writes. `zone_out->name` points into `args` afterwards.
+ */
+ratecore_status ratecore_zone_directive_parse(const struct ratecore_text *args,
+                                              size_t arg_count,
+                                              const struct ratecore_shm_layout *layout,
+                                              struct ratecore_zone_directive *zone_out,
+                                              char *error_out,
+                                              size_t error_len);
+
+/**
+ * Parses a `ratecore_limit` directive's arguments (`args`: `arg_count` texts, without
+ * the directive's name) into `*limit_out`. `level_style` is the style of the limits
+ * already configured at the same level (they must agree: one set of headers per
+ * response), or 0 for the level's first limit.
+ *
+ * Errors: as for `ratecore_zone_directive_parse` (messages start `ratecore_limit:`).
+ *
+ * # Safety
+ * As for `ratecore_zone_directive_parse`; `limit_out`'s texts point into `args`
+ * afterwards (the defaults, into static strings).
+ */
+ratecore_status ratecore_limit_directive_parse(const struct ratecore_text *args,
+                                               size_t arg_count,
+                                               uint32_t level_style,
+                                               struct ratecore_limit_directive *limit_out,
+                                               char *error_out,
+                                               size_t error_len);
+
+/**
+ * Checks a parsed limit against the zone it names: a constant cost (`cost_text` empty)
+ * that some quota of the zone can never admit would deny every request, so it is
+ * refused here (a cost from a variable is checked per request).
+ *
+ * Errors: `INVALID_CONFIG` with the message, as for `ratecore_zone_directive_parse`
+ * (without the directive's place, which the server adds); `NULL_POINTER`; and
+ * `INVALID_ARGUMENT` for a zone whose `quota_count` exceeds `RATECORE_MAX_TABLE_LIMITS`.
+ *
+ * # Safety
+ * `limit` and `zone` are readable, and `zone->name` valid for reads of its `len` bytes;
+ * `error_out` is NULL or valid for `error_len` writes.
+ */
+ratecore_status ratecore_limit_directive_check_zone(const struct ratecore_limit_directive *limit,
+                                                    const struct ratecore_zone_directive *zone,
+                                                    char *error_out,
+                                                    size_t error_len);
 
 #if defined(RATECORE_TEST_HOOKS)
 /**

@@ -35,14 +35,14 @@ ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_uint_t style,
     ngx_table_elt_t  *h;
     ratecore_headers  out;
 
-    if (style == NGX_HTTP_RATECORE_STYLE_NONE) {
+    if (style == RATECORE_LIMIT_STYLE_NONE) {
         return NGX_OK;
     }
 
-    size = style == NGX_HTTP_RATECORE_STYLE_IETF ? NGX_HTTP_RATECORE_IETF_BUF
+    size = style == RATECORE_HEADER_STYLE_IETF ? NGX_HTTP_RATECORE_IETF_BUF
                                                  : NGX_HTTP_RATECORE_VALUES_BUF;
-    wall = style == NGX_HTTP_RATECORE_STYLE_UPHOLD
-           || style == NGX_HTTP_RATECORE_STYLE_SWITCH ? ngx_http_ratecore_wall_ns() : 0;
+    wall = style == RATECORE_HEADER_STYLE_UPHOLD
+           || style == RATECORE_HEADER_STYLE_SWITCH ? ngx_http_ratecore_wall_ns() : 0;
 
     for ( ;; ) {
         buf = ngx_pnalloc(r->pool, size);
@@ -114,17 +114,17 @@ ngx_http_ratecore_render_body(ngx_http_request_t *r, ngx_http_ratecore_limit_t *
 
         *written = 0;
 
-        if (limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM) {
+        if (limit->d.body == RATECORE_LIMIT_BODY_PROBLEM_JSON) {
             st = ratecore_render_problem_json(&result->decision,
-                                              limit->problem_type.data,
-                                              limit->problem_type.len,
-                                              limit->problem_title.data,
-                                              limit->problem_title.len, buf,
+                                              limit->d.problem_type.data,
+                                              limit->d.problem_type.len,
+                                              limit->d.problem_title.data,
+                                              limit->d.problem_title.len, buf,
                                               size, written);
         } else {
             /* the deciding quota's period: "... requests per 1h" */
-            st = ratecore_render_text_body(&result->decision, limit->description.data,
-                                           limit->description.len, result->period_ns,
+            st = ratecore_render_text_body(&result->decision, limit->d.description.data,
+                                           limit->d.description.len, result->period_ns,
                                            buf, size, written);
         }
 
@@ -160,10 +160,10 @@ ngx_http_ratecore_send_denial(ngx_http_request_t *r, ngx_http_ratecore_limit_t *
     body = NULL;
     ct = NULL;
 
-    if (limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM
-        || limit->body == NGX_HTTP_RATECORE_BODY_TEXT)
+    if (limit->d.body == RATECORE_LIMIT_BODY_PROBLEM_JSON
+        || limit->d.body == RATECORE_LIMIT_BODY_TEXT)
     {
-        ct = limit->body == NGX_HTTP_RATECORE_BODY_PROBLEM
+        ct = limit->d.body == RATECORE_LIMIT_BODY_PROBLEM_JSON
              ? &ngx_http_ratecore_problem_json : &ngx_http_ratecore_text_plain;
 
         st = ngx_http_ratecore_render_body(r, limit, result, &body, &written);
@@ -174,7 +174,7 @@ ngx_http_ratecore_send_denial(ngx_http_request_t *r, ngx_http_ratecore_limit_t *
                           "ratecore: rendering the denial body failed: %s "
                           "(status %uD)", ratecore_status_message(st),
                           (uint32_t) st);
-            return limit->status;
+            return limit->d.status;
         }
     }
 
@@ -183,7 +183,7 @@ ngx_http_ratecore_send_denial(ngx_http_request_t *r, ngx_http_ratecore_limit_t *
         return rc;
     }
 
-    r->headers_out.status = limit->status;
+    r->headers_out.status = limit->d.status;
     r->headers_out.content_length_n = written;
 
     if (ct != NULL) {

@@ -4,17 +4,13 @@
  *
  * This file: the module, the PREACCESS handler and $ratecore_status. Per request the
  * handler evaluates each limit's key and cost, makes one ratecore_tables_check over the
- * enforcing limits (all or nothing across zones; the library names the deciding zone and
- * quota), checks dry-run limits one by one, and adds the headers
- * ratecore_render_check_headers renders.
- * - Time: now_ns is nginx's cached ngx_current_msec (CLOCK_MONOTONIC in milliseconds,
- *   read once per event-loop iteration) times 10^6, checked at worker start to really
- *   be CLOCK_MONOTONIC (else clock_gettime per request). Staleness and truncation only
- *   make waits longer. The wall clock for absolute resets is nginx's cached time of the
- *   same update, read only when the style needs it.
+ * enforcing limits, checks dry-run limits one by one, and adds the headers the library
+ * renders.
+ * - Time: nginx's cached ngx_current_msec (checked at worker start to be
+ *   CLOCK_MONOTONIC, else clock_gettime per request) in ns; staleness and truncation
+ *   only make waits longer. The wall clock for absolute resets is nginx's cached time.
  * - Library errors never take nginx down and never block traffic: the enforcing limits
- *   are skipped for the request (fail open), the error is logged, and $ratecore_status
- *   says ERROR.
+ *   are skipped for the request (fail open), logged, and $ratecore_status says ERROR.
  */
 
 #include "ngx_http_ratecore_module.h"
@@ -206,7 +202,7 @@ ngx_http_ratecore_cost(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limit,
     ngx_str_t   s;
 
     if (limit->cost_cv == NULL) {
-        *cost = limit->cost;
+        *cost = limit->d.cost;
         return NGX_OK;
     }
 
@@ -351,13 +347,13 @@ ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf
                   result->decision.retry_after_ns == RATECORE_NEVER
                   ? (uint64_t) -1 : result->decision.retry_after_ns / 1000000);
 
-    if (ngx_http_ratecore_set_headers(r, limit->style, items, n, result) != NGX_OK) {
+    if (ngx_http_ratecore_set_headers(r, limit->d.style, items, n, result) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (limit->body == NGX_HTTP_RATECORE_BODY_NGINX) {
+    if (limit->d.body == RATECORE_LIMIT_BODY_SERVER) {
         /* nginx's own error page (or the error_page set for the status) */
-        return limit->status;
+        return limit->d.status;
     }
 
     ngx_http_finalize_request(r, ngx_http_ratecore_send_denial(r, limit, result));
@@ -408,7 +404,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     for (i = 0; i < nlimits; i++) {
         limit = &limits[i];
 
-        if (limit->dry_run) {
+        if (limit->d.dry_run) {
             rc_prepare = ngx_http_ratecore_prepare(r, limit, &dry[ndry]);
             dry_owners[ndry] = limit;
             ndry += rc_prepare == NGX_OK;
@@ -449,7 +445,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
                           "admit: request rejected", items[result.item].cost,
                           &owners[result.item]->zone->name);
             ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
-            return owners[result.item]->status;
+            return owners[result.item]->d.status;
         }
 
         if (rc != RATECORE_STATUS_OK) {
@@ -467,12 +463,12 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
 
     /* admitted: the enforcing limits' headers (a dry-run limit adds none) */
     if (n == 0 || rc != RATECORE_STATUS_OK
-        || owners[0]->style == NGX_HTTP_RATECORE_STYLE_NONE)
+        || owners[0]->d.style == RATECORE_LIMIT_STYLE_NONE)
     {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ratecore_set_headers(r, owners[0]->style, items, n, &result) != NGX_OK) {
+    if (ngx_http_ratecore_set_headers(r, owners[0]->d.style, items, n, &result) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -25,19 +25,8 @@
 /* the most ratecore_limit items one request checks (and quotas, all zones together) */
 #define NGX_HTTP_RATECORE_MAX_LIMITS     RATECORE_MAX_CHECK_ITEMS
 #define NGX_HTTP_RATECORE_SH_HEADER      256
-
-#define NGX_HTTP_RATECORE_STYLE_EVENERGY RATECORE_HEADER_STYLE_EVENERGY
-#define NGX_HTTP_RATECORE_STYLE_UPHOLD   RATECORE_HEADER_STYLE_UPHOLD
-#define NGX_HTTP_RATECORE_STYLE_SWITCH   RATECORE_HEADER_STYLE_SWITCH
-#define NGX_HTTP_RATECORE_STYLE_IETF     RATECORE_HEADER_STYLE_IETF
-/* the module's own: no rate-limit headers at all, as limit_req (not a library style) */
-#define NGX_HTTP_RATECORE_STYLE_NONE     255
-
-#define NGX_HTTP_RATECORE_BODY_UNSET     0
-#define NGX_HTTP_RATECORE_BODY_PROBLEM   1
-#define NGX_HTTP_RATECORE_BODY_TEXT      2
-#define NGX_HTTP_RATECORE_BODY_NONE      3
-#define NGX_HTTP_RATECORE_BODY_NGINX     4
+/* room for the library's messages about a directive */
+#define NGX_HTTP_RATECORE_ERR_LEN        1024
 
 #define NGX_HTTP_RATECORE_PASSED         1
 #define NGX_HTTP_RATECORE_REJECTED       2
@@ -59,13 +48,8 @@ typedef struct {
 
 
 typedef struct {
+    ratecore_zone_directive     d;          /* parsed and sized by the library */
     ngx_str_t                   name;
-    size_t                      size;
-    ngx_uint_t                  nquotas;
-    ratecore_quota              quotas[RATECORE_MAX_TABLE_LIMITS];
-    uint64_t                    capacity;
-    uint32_t                    full_policy;
-    size_t                      region_size;
     ngx_shm_zone_t             *shm_zone;
     ngx_http_ratecore_sh_t     *sh;
     ratecore_table             *table;
@@ -79,21 +63,13 @@ typedef struct {
 
 
 typedef struct {
+    ratecore_limit_directive    d;          /* parsed by the library */
     ngx_http_ratecore_zone_t   *zone;       /* resolved at postconfiguration */
-    ngx_str_t                   zone_name;
     ngx_str_t                   file;       /* where the directive is, for errors */
     ngx_uint_t                  line;       /*   found at postconfiguration */
     ngx_int_t                   key_index;  /* a lone $variable; else NGX_ERROR */
     ngx_http_complex_value_t    key;
     ngx_http_complex_value_t   *cost_cv;    /* NULL: the constant cost */
-    uint64_t                    cost;
-    ngx_uint_t                  status;
-    ngx_uint_t                  style;
-    ngx_uint_t                  body;
-    ngx_uint_t                  dry_run;
-    ngx_str_t                   description;
-    ngx_str_t                   problem_type;
-    ngx_str_t                   problem_title;
 } ngx_http_ratecore_limit_t;
 
 
@@ -101,25 +77,6 @@ typedef struct {
     ngx_array_t                *limits;     /* UNSET_PTR: inherit; NULL: off */
     ngx_uint_t                  log_level;
 } ngx_http_ratecore_loc_conf_t;
-
-
-/* the kinds of plain parameter values */
-#define NGX_HTTP_RATECORE_U64     0     /* uint64_t, a whole number */
-#define NGX_HTTP_RATECORE_U32     1     /* uint32_t, a whole number */
-#define NGX_HTTP_RATECORE_TIME    2     /* uint64_t ns, an nginx time above 0 */
-#define NGX_HTTP_RATECORE_SIZE    3     /* ssize_t, an nginx size above 0 */
-#define NGX_HTTP_RATECORE_ENUM    4     /* ngx_uint_t, one of an enum's names */
-#define NGX_HTTP_RATECORE_ENUM32  5     /* uint32_t, one of an enum's names */
-#define NGX_HTTP_RATECORE_STATUS  6     /* ngx_uint_t, 400 to 599 */
-#define NGX_HTTP_RATECORE_STR     7     /* ngx_str_t, as is */
-
-
-typedef struct {
-    const char                 *key;        /* "size=" */
-    ngx_uint_t                  kind;
-    ngx_conf_enum_t            *names;      /* the enums' */
-    const char                 *expected;
-} ngx_http_ratecore_param_t;
 
 
 extern ngx_module_t     ngx_http_ratecore_module;
@@ -131,16 +88,12 @@ char *ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child
 ngx_int_t ngx_http_ratecore_resolve_zones(ngx_conf_t *cf);
 char *ngx_http_ratecore_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_http_ratecore_zone_t *ngx_http_ratecore_find_zone(
-    ngx_http_ratecore_main_conf_t *rmcf, ngx_str_t *name);
-uint64_t ngx_http_ratecore_quota_cap(const ratecore_quota *quota);
-ngx_int_t ngx_http_ratecore_enum(ngx_conf_enum_t *e, u_char *p, size_t len,
-    ngx_uint_t *out);
-ngx_int_t ngx_http_ratecore_param(ngx_str_t *arg, const char *key, ngx_str_t *value);
-ngx_int_t ngx_http_ratecore_parse_u64(u_char *p, size_t len, uint64_t *out);
-ngx_int_t ngx_http_ratecore_parse_duration(u_char *p, size_t len, uint64_t *ns);
-ngx_int_t ngx_http_ratecore_value(ngx_conf_t *cf, const char *directive,
-    ngx_str_t *arg, ngx_http_ratecore_param_t *params, void **targets,
-    ngx_flag_t *seen);
+    ngx_http_ratecore_main_conf_t *rmcf, u_char *name, size_t len);
+ngx_int_t ngx_http_ratecore_parsed(ngx_conf_t *cf, ratecore_status rc, u_char *err);
+
+/* a directive's arguments after its name, as the library reads them */
+#define ngx_http_ratecore_args(cf)                                                     \
+    ((const ratecore_text *) ((ngx_str_t *) (cf)->args->elts + 1))
 
 extern ngx_uint_t  ngx_http_ratecore_cached_clock;
 uint64_t ngx_http_ratecore_clock_ns(clockid_t id);

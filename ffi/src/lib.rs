@@ -54,6 +54,9 @@ mod lines;
 
 pub mod charge;
 pub mod clock;
+mod directive_limit;
+mod directive_values;
+mod directive_zone;
 pub mod headers;
 pub mod limiter;
 pub mod multi;
@@ -70,6 +73,8 @@ pub mod region;
 pub mod status;
 pub mod table;
 pub mod version;
+// Last: the header lists its types after the older ones.
+pub mod directive;
 
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
@@ -77,6 +82,12 @@ pub mod test_hooks;
 pub use charge::{
     ratecore_table_charge, ratecore_table_check_undoable, ratecore_table_undo,
     RATECORE_TABLE_CHARGE_WORDS,
+};
+pub use directive::{
+    ratecore_limit_directive, ratecore_limit_directive_check_zone, ratecore_limit_directive_parse,
+    ratecore_shm_layout, ratecore_text, ratecore_zone_directive, ratecore_zone_directive_parse,
+    RATECORE_LIMIT_BODY_NONE, RATECORE_LIMIT_BODY_PROBLEM_JSON, RATECORE_LIMIT_BODY_SERVER,
+    RATECORE_LIMIT_BODY_TEXT, RATECORE_LIMIT_STYLE_NONE,
 };
 pub use headers::{
     ratecore_header_style, ratecore_quota_report, ratecore_render_headers,

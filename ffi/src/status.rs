@@ -102,7 +102,8 @@ pub enum ratecore_status {
 
     /// The policy could not be built (a reason this library version does not name yet).
     PolicyError = 400,
-    /// The policy configuration is malformed; the error text says where and why.
+    /// A configuration (a policy, or a server directive's parameters) is malformed; the
+    /// error text says where and why.
     InvalidConfig = 401,
     /// The policy file could not be read.
     ConfigUnreadable = 402,
@@ -232,7 +233,7 @@ impl ratecore_status {
                 c"region was created by a ratecore build that hashes keys differently"
             }
             Self::PolicyError => c"the policy could not be built",
-            Self::InvalidConfig => c"the policy configuration is malformed",
+            Self::InvalidConfig => c"the configuration (a policy, or a directive's parameters) is malformed",
             Self::ConfigUnreadable => c"the policy file could not be read",
             Self::UnknownLimit => c"the policy has no limit of that name in that rule",
             Self::InvalidOverride => c"the override is invalid for its limit",

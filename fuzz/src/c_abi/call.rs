@@ -148,6 +148,18 @@ pub enum Call {
     },
     /// `ratecore_status_message` and `ratecore_version`.
     Message(u32),
+    /// `ratecore_zone_directive_parse` (else `ratecore_limit_directive_parse`, then
+    /// `ratecore_limit_directive_check_zone` against the last zone parsed).
+    Directive {
+        /// A zone rather than a limit.
+        zone: bool,
+        /// The arguments: a known key (by index, past the end: none) and a value.
+        args: Vec<(u8, DirectiveValue)>,
+        /// `level_style` for a limit.
+        level_style: u8,
+        /// The error buffer's length.
+        err_len: u8,
+    },
     /// `ratecore_render_headers`.
     RenderHeaders {
         /// Style code (valid: 1 to 4).
@@ -326,4 +338,13 @@ pub enum Call {
         /// Handle.
         handle: HandleArg,
     },
+}
+
+/// A directive parameter's value: from a vocabulary of near-valid values, or any bytes.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum DirectiveValue {
+    /// One of the vocabulary's values.
+    Known(u8),
+    /// Arbitrary bytes.
+    Bytes(Vec<u8>),
 }

@@ -25,6 +25,7 @@
 
 pub mod args;
 mod call;
+mod directive;
 mod limiter;
 mod overrides;
 mod policy;
@@ -203,6 +204,8 @@ struct Arena {
     tables: Vec<TableHandle>,
     mirrors: Vec<OwnedTable>,
     regions: Vec<Region>,
+    /// The last zone directive parsed, with its name's bytes (the struct points there).
+    zone: Option<(ratecore_ffi::ratecore_zone_directive, Vec<u8>)>,
 }
 
 impl Drop for Arena {
@@ -558,6 +561,7 @@ fn step(arena: &mut Arena, call: &Call) {
         | Call::PolicyOverrides { .. }
         | Call::PolicyOffenders { .. } => overrides::step(arena, call),
         Call::Message(code) => message(*code),
+        Call::Directive { .. } => directive::step(arena, call),
     }
 }
 
