@@ -228,6 +228,7 @@
 
 #[cfg(feature = "redis-tokio")]
 mod aio;
+mod cluster;
 mod config;
 mod errors;
 mod handles;
@@ -275,6 +276,8 @@ pub struct RedisBackend {
 struct Inner {
     config: RedisConfig,
     client: redis::Client,
+    /// The cluster client, when [`RedisConfig::cluster_nodes`] names a Redis Cluster.
+    cluster: Option<redis::cluster::ClusterClient>,
     script: redis::Script,
     min_ttl_ms: u64,
     idle: Mutex<Vec<pool::Pooled>>,
@@ -313,6 +316,22 @@ impl RedisBackend {
         }
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| RedisSetupError::Url(e.to_string()))?;
+        let cluster = if config.is_cluster() {
+            let millis = u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX);
+            // Two retries: a `MOVED` then an `ASK` during a slot migration. Waits between
+            // retries (a `CLUSTERDOWN` during a failover) stay within the timeout.
+            let built = redis::cluster::ClusterClientBuilder::new(config.cluster_nodes.clone())
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(2)
+                .min_retry_wait(millis.div_ceil(4).max(1))
+                .max_retry_wait(millis.div_ceil(2).max(1))
+                .build()
+                .map_err(|e| RedisSetupError::Url(e.to_string()))?;
+            Some(built)
+        } else {
+            None
+        };
         let min_ttl_ms = u64::try_from(config.min_ttl.as_nanos().div_ceil(1_000_000))
             .unwrap_or(wire::MAX_TTL_MS)
             .clamp(1, wire::MAX_TTL_MS);
@@ -320,6 +339,7 @@ impl RedisBackend {
             inner: Arc::new(Inner {
                 config,
                 client,
+                cluster,
                 script: redis::Script::new(script::SCRIPT),
                 min_ttl_ms,
                 idle: Mutex::new(Vec::new()),
@@ -353,7 +373,13 @@ impl RedisBackend {
         algorithm: Algorithm,
         quota: Quota,
     ) -> Result<RedisLimit, RedisSetupError> {
-        RedisLimit::new(&self.inner.config.prefix, name, algorithm, quota)
+        RedisLimit::new(
+            &self.inner.config.prefix,
+            self.inner.config.is_cluster(),
+            name,
+            algorithm,
+            quota,
+        )
     }
 
     /// A single-limit limiter: [`limit`](Self::limit) bound to this backend.
@@ -467,7 +493,7 @@ impl RedisBackend {
     /// The [`BackendError`] a check would have met.
     pub fn ping(&self) -> Result<(), BackendError> {
         self.inner.with_connection(|connection, _| {
-            redis::cmd("PING").query::<redis::Value>(connection)?;
+            connection.query(&redis::cmd("PING"))?;
             Ok(())
         })
     }

@@ -51,7 +51,7 @@ impl Inner {
                 self.engine.store(engine, Ordering::Relaxed);
             }
             if forced || engine == MODULE {
-                match command.query::<redis::Value>(connection) {
+                match connection.query(&command) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
                     Err(e) if !forced && is_unknown_command(&e) => {
@@ -59,20 +59,23 @@ impl Inner {
                     }
                     other => {
                         bump(&counters.module_checks);
-                        return other.map(|reply| (true, reply));
+                        let reply = other?;
+                        self.await_replicas(connection, &prepared)?;
+                        return Ok((true, reply));
                     }
                 }
             }
             bump(&counters.script_checks);
-            let reply = match prepared.eval.query::<redis::Value>(connection) {
+            let reply = match connection.query(&prepared.eval) {
                 Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    self.script.load(connection)?;
+                    connection.load_script(&self.script, &prepared.first_key)?;
                     bump(&counters.script_loads);
-                    prepared.eval.query::<redis::Value>(connection)
+                    connection.query(&prepared.eval)
                 }
                 other => other,
-            };
-            reply.map(|reply| (false, reply))
+            }?;
+            self.await_replicas(connection, &prepared)?;
+            Ok((false, reply))
         });
         let (from_module, reply) = match reply {
             Ok(answer) => answer,
@@ -148,8 +151,8 @@ impl Inner {
 }
 
 /// Whether the server knows `RATECORE.CHECK`.
-fn has_module(connection: &mut redis::Connection) -> redis::RedisResult<bool> {
-    Ok(knows_check(&detect_command().query(connection)?))
+fn has_module(connection: &mut super::cluster::Conn) -> redis::RedisResult<bool> {
+    Ok(knows_check(&connection.query(&detect_command())?))
 }
 
 /// The detection command: `COMMAND INFO RATECORE.CHECK`.

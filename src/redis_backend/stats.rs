@@ -29,6 +29,10 @@ pub struct RedisStats {
     pub server_errors: u64,
     /// [`Fault::Inconsistent`](super::Fault::Inconsistent)s.
     pub inconsistent: u64,
+    /// [`Fault::Replication`](super::Fault::Replication)s: writes fewer than
+    /// [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas) replicas
+    /// acknowledged in time.
+    pub replication: u64,
     /// Connections opened.
     pub connects: u64,
     /// `SCRIPT LOAD`s after a `NOSCRIPT` (first use, server restarts).
@@ -50,6 +54,7 @@ pub(super) struct Counters {
     pub(super) skipped: AtomicU64,
     pub(super) server_errors: AtomicU64,
     pub(super) inconsistent: AtomicU64,
+    pub(super) replication: AtomicU64,
     pub(super) connects: AtomicU64,
     pub(super) script_loads: AtomicU64,
     pub(super) module_checks: AtomicU64,
@@ -75,6 +80,7 @@ impl Counters {
             skipped: get(&self.skipped),
             server_errors: get(&self.server_errors),
             inconsistent: get(&self.inconsistent),
+            replication: get(&self.replication),
             connects: get(&self.connects),
             script_loads: get(&self.script_loads),
             module_checks: get(&self.module_checks),

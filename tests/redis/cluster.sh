@@ -59,9 +59,11 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Six free ports, each with its cluster bus port (port + 10000) free too.
+# Six free ports, each with its cluster bus port (port + 10000) free too. Both stay below
+# Linux's ephemeral range (32768 and up), where an outgoing connection's local port (the
+# failover tests open many) could take a node's port between this check and its bind.
 while [ "${#PORTS[@]}" -lt "$NODES" ]; do
-    candidate=$((20000 + RANDOM % 30000))
+    candidate=$((10000 + RANDOM % 12700))
     if port_in_use "$candidate" || port_in_use $((candidate + 10000)); then continue; fi
     case " ${PORTS[*]} " in *" $candidate "*) continue ;; esac
     PORTS+=("$candidate")
@@ -76,6 +78,7 @@ cluster-config-file $DIR/nodes-$port.conf
 cluster-node-timeout 1000
 save ""
 appendonly no
+repl-diskless-sync-delay 0
 dir $DIR
 daemonize yes
 pidfile $DIR/node-$port.pid
@@ -104,6 +107,26 @@ for port in "${PORTS[@]}"; do
         echo "node $port: the cluster did not come up" >&2
         exit 1
     }
+done
+
+# Every replica has its primary's data (a replica that never synced cannot be promoted,
+# so a failover test started earlier would find no replica to take over).
+for port in "${PORTS[@]}"; do
+    for _ in $(seq 1 400); do
+        info="$(redis-cli -p "$port" info replication 2>/dev/null || true)"
+        case "$info" in
+            *role:master*) break ;;
+            *master_link_status:up*) break ;;
+        esac
+        sleep 0.05
+    done
+    case "$(redis-cli -p "$port" info replication)" in
+        *role:master* | *master_link_status:up*) ;;
+        *)
+            echo "node $port: the replica did not sync with its primary" >&2
+            exit 1
+            ;;
+    esac
 done
 
 urls=()
