@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ratecore::redis_backend::{
-    FailureMode, RedisBackend, RedisCheckError, RedisConfig, RedisLimiter,
-};
+use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimiter};
 use ratecore::{Algorithm, Quota};
 
 use common::{notice, unique_prefix, wait_until};
@@ -277,19 +275,121 @@ fn admission_counts_are_exact_across_clients() {
 }
 
 #[test]
-fn cross_slot_checks_are_a_typed_error() {
+fn a_cross_slot_denial_consumes_nothing() {
     let _serial = serial();
     let Some((nodes, _)) = cluster("cross_slot") else {
         return;
     };
     let backend = RedisBackend::new(config(&nodes, "cross", FailureMode::Closed)).unwrap();
-    let quota = Quota::per_hour(3).unwrap();
-    let ip = backend.limit("ip", Algorithm::Gcra, quota).unwrap();
-    let account = backend.limit("account", Algorithm::Gcra, quota).unwrap();
-    let result = backend.check_limits(&[(&ip, b"10.0.0.1"), (&account, b"acct-7")], T0, 1, &mut []);
+    let ip = backend
+        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(3).unwrap())
+        .unwrap();
+    let account = backend
+        .limit(
+            "account",
+            Algorithm::SlidingWindowStrict { sub_windows: 4 },
+            Quota::per_hour(2).unwrap(),
+        )
+        .unwrap();
+    let (ip_key, account_key) = (&b"10.0.0.1"[..], &b"acct-7"[..]);
+    assert_ne!(
+        keyslot(&nodes, &ip.redis_key(ip_key)),
+        keyslot(&nodes, &account.redis_key(account_key))
+    );
+    let pair = [(&ip, ip_key), (&account, account_key)];
+    let mut states = [ratecore::Decision::EMPTY; 2];
+    for i in 0..2 {
+        let checked = backend
+            .try_check_limits(&pair, T0 + i, 1, &mut states)
+            .unwrap();
+        assert!(checked.allowed);
+        assert_eq!(
+            checked.remaining,
+            1 - i,
+            "the most restrictive: the account's"
+        );
+        assert_eq!((states[0].remaining, states[1].remaining), (2 - i, 1 - i));
+    }
+    // The account denies: the IP's limit keeps its one remaining request.
+    let denied = backend
+        .try_check_limits(&pair, T0 + 2, 1, &mut states)
+        .unwrap();
+    assert!(!denied.allowed);
+    assert!(!states[1].allowed);
+    let ip_alone = [(&ip, ip_key)];
     assert!(
-        matches!(result, Err(RedisCheckError::Limits(_))),
-        "{result:?}"
+        backend
+            .try_check_limits(&ip_alone, T0 + 3, 1, &mut [])
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !backend
+            .try_check_limits(&ip_alone, T0 + 4, 1, &mut [])
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn racing_cross_slot_checks_never_over_admit() {
+    let _serial = serial();
+    let Some((nodes, _)) = cluster("cross_slot_race") else {
+        return;
+    };
+    let backend = RedisBackend::new(config(&nodes, "cross-race", FailureMode::Closed)).unwrap();
+    let ip = backend
+        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(30).unwrap())
+        .unwrap();
+    let account = backend
+        .limit(
+            "account",
+            Algorithm::SlidingWindowStrict { sub_windows: 4 },
+            Quota::per_hour(8).unwrap(),
+        )
+        .unwrap();
+    let accounts = [&b"acct-a"[..], b"acct-b", b"acct-c"];
+    let per_account: Vec<AtomicU64> = accounts.iter().map(|_| AtomicU64::new(0)).collect();
+    thread::scope(|scope| {
+        for t in 0..6u64 {
+            let (backend, ip, account, per_account) = (&backend, &ip, &account, &per_account);
+            scope.spawn(move || {
+                for i in 0..20u64 {
+                    let which = ((t + i) % 3) as usize;
+                    let pair = [(ip, &b"10.0.0.9"[..]), (account, accounts[which])];
+                    let decision = backend
+                        .try_check_limits(&pair, T0 + t * 100 + i, 1, &mut [])
+                        .unwrap();
+                    if decision.allowed {
+                        per_account[which].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let admitted: Vec<u64> = per_account
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .collect();
+    let total: u64 = admitted.iter().sum();
+    let stats = backend.stats();
+    notice(&format!(
+        "racing cross-slot checks: admitted {admitted:?} (total {total}); charges undone {}, kept {}",
+        stats.undone, stats.undo_kept
+    ));
+    // Never over-admission: each account at most its limit, the IP at most its own.
+    assert!(admitted.iter().all(|&a| a <= 8), "{admitted:?}");
+    assert!(total <= 30);
+    // The IP holds every admission, plus only the charges an undo had to keep.
+    let stored = 30
+        - backend
+            .try_peek_limits(&[(&ip, &b"10.0.0.9"[..])], T0 + 1000, 0, &mut [])
+            .unwrap()
+            .remaining;
+    assert!(stored >= total, "{stored} stored, {total} admitted");
+    assert!(
+        stored <= total + stats.undo_kept,
+        "{stored} stored, {total} admitted, {stats:?}"
     );
 }
 

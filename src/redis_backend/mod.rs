@@ -230,6 +230,7 @@
 mod aio;
 mod cluster;
 mod config;
+mod cross_slot;
 mod errors;
 mod handles;
 mod module;

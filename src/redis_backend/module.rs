@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::config::RedisEngine;
+use super::cross_slot::Undo;
 use super::script::Prepared;
 use super::stats::bump;
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit};
@@ -24,7 +25,8 @@ pub(super) const MODULE: u8 = 1;
 pub(super) const SCRIPT: u8 = 2;
 
 impl Inner {
-    /// One check, on the module or the script as configured or detected.
+    /// One check: on a cluster whose keys fall in several slots, the cross-slot protocol
+    /// (`cross_slot`); otherwise one call.
     pub(super) fn dispatch(
         &self,
         limits: &[(&RedisLimit, &[u8])],
@@ -33,11 +35,32 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
+        if self.cluster.is_some() {
+            if let Some(groups) = super::cross_slot::groups(limits) {
+                return self.cross_slot(limits, &groups, now, cost, mode, states);
+            }
+        }
+        self.dispatch_one(limits, now, cost, mode, states, false)
+            .map(|(decision, _)| decision)
+    }
+
+    /// One call (all keys in one slot), on the module or the script as configured or
+    /// detected; with `keep`, also what an admitted charge wrote.
+    pub(super) fn dispatch_one(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        states: &mut [Decision],
+        keep: bool,
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
         if self.config.engine == RedisEngine::Script {
             bump(&self.counters.script_checks);
-            return self.run(limits, now, cost, mode, states);
+            return self.run(limits, now, cost, mode, states, keep);
         }
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        let mut prepared = self.prepare(limits, now, cost, mode)?;
+        prepared.keep = keep;
         let command = module_command(limits, now, cost, mode, self.min_ttl_ms);
         let forced = self.config.engine == RedisEngine::Module;
         let reply = self.with_connection(|connection, counters| {
@@ -87,11 +110,12 @@ impl Inner {
                 return Err(RedisCheckError::Backend(error));
             }
         };
-        if from_module {
+        let decision = if from_module {
             self.finish_module(&prepared, reply, states)
         } else {
             self.finish(&prepared, reply, states)
-        }
+        }?;
+        Ok((decision, prepared.kept.take()))
     }
 
     /// Which engine to try first: the module (forced, or detected), the script (forced

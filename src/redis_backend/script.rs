@@ -2,6 +2,7 @@
 //! (loading the script when the server answers `NOSCRIPT`), then replay the algorithm on
 //! the state the script read and verify the script's verdict, writes and TTLs against it.
 
+use super::cross_slot::Undo;
 use super::stats::bump;
 use super::wire::{self, Replica};
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit, MAX_LIMITS};
@@ -24,6 +25,10 @@ pub(super) struct Prepared<'a> {
     pub(super) eval: redis::Cmd,
     /// The first Redis key: where the check runs on a cluster.
     pub(super) first_key: Vec<u8>,
+    /// Whether to keep what an admitted charge wrote, to undo it (cross-slot checks).
+    pub(super) keep: bool,
+    /// What the admitted charge wrote, when `keep`.
+    pub(super) kept: std::cell::RefCell<Vec<Undo>>,
 }
 
 impl Inner {
@@ -35,8 +40,10 @@ impl Inner {
         cost: u64,
         mode: Mode,
         states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        keep: bool,
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
+        let mut prepared = self.prepare(limits, now, cost, mode)?;
+        prepared.keep = keep;
         let reply = self
             .with_connection(|connection, counters| {
                 let reply = match connection.query(&prepared.eval) {
@@ -51,7 +58,8 @@ impl Inner {
                 Ok(reply)
             })
             .map_err(RedisCheckError::Backend)?;
-        self.finish(&prepared, reply, states)
+        let decision = self.finish(&prepared, reply, states)?;
+        Ok((decision, prepared.kept.take()))
     }
 
     /// Validates a check and builds its `EVALSHA` (transport-independent: an async
@@ -116,6 +124,8 @@ impl Inner {
             charge,
             eval,
             first_key,
+            keep: false,
+            kept: std::cell::RefCell::default(),
         })
     }
 
@@ -211,7 +221,7 @@ impl Inner {
         if decision.allowed != admitted {
             return Err("the script's verdict differs from the algorithm's");
         }
-        for ((((limit, _), replica), old), (new, ttl)) in
+        for ((((limit, key), replica), old), (new, ttl)) in
             limits.iter().zip(&replicas).zip(&olds).zip(&writes)
         {
             let (expected, expected_ttl) =
@@ -223,6 +233,12 @@ impl Inner {
             }
             if expected_ttl != *ttl {
                 return Err("the script set a TTL other than the time to rest");
+            }
+            if prepared.keep && charge && admitted {
+                prepared
+                    .kept
+                    .borrow_mut()
+                    .push(Undo::new(limit, key, old, new));
             }
         }
         Ok(decision)
