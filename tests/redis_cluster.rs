@@ -553,3 +553,87 @@ fn wait_replicas_loses_no_admission_across_a_failover() {
     // charge without an admission, never the reverse.)
     assert!(stored >= admitted, "{admitted} admitted, {stored} stored");
 }
+
+/// `INFO commandstats` calls and microseconds of the check commands, summed over the
+/// primaries.
+fn server_time(nodes: &[String]) -> (u64, u64) {
+    let (mut calls, mut usec) = (0, 0);
+    for url in nodes {
+        let Some(mut c) = connect(port_of(url)) else {
+            continue;
+        };
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap_or_default();
+        for line in info.lines().filter(|l| {
+            l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_ratecore.check:")
+        }) {
+            for field in line.split([':', ',']) {
+                if let Some(v) = field.strip_prefix("calls=") {
+                    calls += v.parse::<u64>().unwrap_or(0);
+                }
+                if let Some(v) = field.strip_prefix("usec=") {
+                    usec += v.parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+    }
+    (calls, usec)
+}
+
+/// Throughput on the cluster: GCRA 100/s, 10 000 keys round robin (spread over the three
+/// primaries' slots), 1.5 s per row, `now` from the wall clock.
+///
+/// `bash tests/redis/cluster.sh cargo test --release --features redis --test
+/// redis_cluster cluster_throughput -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand (see the Redis docs)"]
+fn cluster_throughput() {
+    let _serial = serial();
+    let Some((nodes, _)) = cluster("cluster_throughput") else {
+        return;
+    };
+    let mut cfg = config(&nodes, "throughput", FailureMode::Closed);
+    cfg.min_ttl = Duration::from_millis(1);
+    let backend = RedisBackend::new(cfg).unwrap();
+    let limiter = backend
+        .limiter("bench", Algorithm::Gcra, Quota::per_second(100).unwrap())
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| format!("key-{i}").into_bytes())
+        .collect();
+    println!("| threads | checks/s | Redis µs per check | ceiling of 3 primaries, checks/s |");
+    println!("|---|---|---|---|");
+    for threads in [1, 4, 16] {
+        let (calls0, usec0) = server_time(&nodes);
+        let total = AtomicU64::new(0);
+        let started = Instant::now();
+        thread::scope(|scope| {
+            for t in 0..threads {
+                let (limiter, keys, total) = (&limiter, &keys, &total);
+                scope.spawn(move || {
+                    let mut i = t * 7919;
+                    let mut n = 0;
+                    while started.elapsed() < Duration::from_millis(1500) {
+                        let checked = limiter
+                            .check(&keys[i % keys.len()], ratecore::clock::unix_time_nanos(), 1)
+                            .unwrap();
+                        assert!(checked.fault.is_none(), "{checked:?}");
+                        i += 1;
+                        n += 1;
+                    }
+                    total.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let (calls1, usec1) = server_time(&nodes);
+        let per_call = (usec1 - usec0) as f64 / (calls1 - calls0).max(1) as f64;
+        println!(
+            "| {threads} | {:.0} | {per_call:.1} | {:.0} |",
+            total.load(Ordering::Relaxed) as f64 / elapsed,
+            3.0 * 1e6 / per_call
+        );
+    }
+}

@@ -103,8 +103,18 @@
 //! | strict window | `N + 1` slots of newest admission (8) and count (4), updated in place with `SETRANGE` |
 //!
 //! A value of any other shape (a foreign key) is an error reply, never reinterpreted.
-//! Keys are binary-safe. All keys of one check must live on one server (this backend
-//! talks to one Redis, or a primary; it does not route Redis Cluster slots).
+//! Keys are binary-safe.
+//!
+//! # Redis Cluster
+//! With [`RedisConfig::cluster`] the blocking transport routes each check by its keys'
+//! hash slot and follows `MOVED` and `ASK`. Keys then end in a hash tag holding the
+//! request key (`prefix + name + ":" + tag + ":{" + key + "}"`, with `%`, `{` and `}`
+//! escaped), so the limits of one request key share a slot and stay one atomic call. A
+//! check whose keys fall in several slots runs check-then-commit across slots with a
+//! compare-and-set undo: never over-admission, but not atomic (a concurrent request can
+//! see a transient charge). [`RedisConfig::wait_replicas`] makes every write reach
+//! replicas before its admission is reported, so a failover loses none. The async
+//! transport does not route slots. Details, guarantees and figures: `docs/redis.md`.
 //!
 //! # TTLs: idle keys vanish
 //! Every write sets the key's TTL to the time until the state is at rest — GCRA: until the
@@ -123,8 +133,10 @@
 //! # Failures
 //! Redis unreachable or a connection dropped ([`Fault::Unavailable`]), no reply within
 //! [`RedisConfig::timeout`] (applied to connecting and to every socket read and write;
-//! [`Fault::Timeout`]), an error reply ([`Fault::Server`]) or a reply the algorithm
-//! disagrees with ([`Fault::Inconsistent`]) is a [`Fault`]:
+//! [`Fault::Timeout`]), an error reply ([`Fault::Server`]; out of memory among them), a
+//! reply the algorithm disagrees with ([`Fault::Inconsistent`]) or a write too few
+//! replicas acknowledged ([`Fault::Replication`], with
+//! [`RedisConfig::wait_replicas`]) is a [`Fault`]:
 //! - the `try_*` methods return it as [`RedisCheckError::Backend`];
 //! - the other methods answer with the [`FailureMode`]'s decision — closed (default):
 //!   denied, `remaining` 0, `retry_after` = `reset_after` =
