@@ -210,3 +210,51 @@ fn report(each: &[Decision], states: &mut [Decision], denial: Option<Decision>) 
     }
     verdict.decided().decision
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis_backend::{RedisBackend, RedisConfig};
+    use crate::Quota;
+
+    fn limits() -> (RedisLimit, RedisLimit) {
+        let backend = RedisBackend::new(RedisConfig::cluster(["redis://127.0.0.1:1/"])).unwrap();
+        let quota = Quota::per_hour(10).unwrap();
+        (
+            backend.limit("ip", Algorithm::Gcra, quota).unwrap(),
+            backend
+                .limit(
+                    "account",
+                    Algorithm::SlidingWindowStrict { sub_windows: 3 },
+                    quota,
+                )
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn one_request_key_is_one_slot() {
+        let (ip, account) = limits();
+        assert!(groups(&[(&ip, b"k"), (&account, b"k")]).is_none());
+        // `{a}` and `{b}`: slots 15495 and 3300.
+        let split = groups(&[(&ip, b"a"), (&account, b"b"), (&ip, b"b")]);
+        assert_eq!(split, Some(vec![vec![0], vec![1, 2]]));
+    }
+
+    #[test]
+    fn undos_restore_what_the_charge_replaced() {
+        let (ip, account) = limits();
+        let whole = Undo::new(&ip, b"k", b"", &7u64.to_be_bytes());
+        assert_eq!((whole.offset, whole.restore.as_slice()), (None, &b""[..]));
+        assert_eq!(whole.expected, 7u64.to_be_bytes());
+        // A strict window: the changed sub-window only, zeros where the key had none.
+        let mut new = 2u32.to_be_bytes().to_vec();
+        new.extend_from_slice(&[1; SLOT_BYTES]);
+        let cell = Undo::new(&account, b"k", &[9; SLOT_BYTES], &new);
+        assert_eq!(cell.offset, Some(2 * SLOT_BYTES));
+        assert_eq!(cell.expected, vec![1; SLOT_BYTES]);
+        assert_eq!(cell.restore, vec![0; SLOT_BYTES]);
+        let cell = Undo::new(&account, b"k", &[9; 3 * SLOT_BYTES], &new);
+        assert_eq!(cell.restore, vec![9; SLOT_BYTES]);
+    }
+}
