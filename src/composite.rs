@@ -332,13 +332,13 @@ fn report(states: &mut [Decision], index: usize, decision: Decision) {
 
 /// Folds member decisions into the composite's, remembering whose it is.
 #[derive(Default)]
-struct Verdict {
+pub(crate) struct Verdict {
     denied: bool,
     chosen: Option<(usize, Decision)>,
 }
 
 impl Verdict {
-    fn add(&mut self, index: usize, decision: Decision) {
+    pub(crate) fn add(&mut self, index: usize, decision: Decision) {
         let Some((_, chosen)) = self.chosen else {
             self.denied = !decision.allowed;
             self.chosen = Some((index, decision));
@@ -365,7 +365,7 @@ impl Verdict {
         self.denied |= !decision.allowed;
     }
 
-    fn decided(&self) -> Decided {
+    pub(crate) fn decided(&self) -> Decided {
         let (index, decision) = self.chosen.unwrap_or((0, Decision::EMPTY));
         Decided { decision, index }
     }

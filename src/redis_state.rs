@@ -34,7 +34,7 @@ use crate::Reservation;
 pub(crate) const MAX_TTL_MS: u64 = 18_446_744_073_710;
 
 /// Bytes per strict-window slot in the stored string: newest (8) and count (4).
-const SLOT_BYTES: usize = 12;
+pub(crate) const SLOT_BYTES: usize = 12;
 
 /// One limit's algorithm as the backend runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ratecore::clock::unix_time_nanos;
-use ratecore::redis_backend::{RedisBackend, RedisConfig, RedisEngine};
+use ratecore::redis_backend::{RedisBackend, RedisConfig};
 use ratecore::{Algorithm, Quota};
 
 const RUN: Duration = Duration::from_millis(1500);
@@ -319,7 +319,7 @@ fn async_checks_per_second() {
     println!("| GCRA 100/s, 10 000 keys round robin | round | tasks | checks/s | p50 (µs) | p99 (µs) | server µs/call | server ceiling checks/s |");
     println!("|---|---|---|---|---|---|---|---|");
     // The command the server ran: the module's, or the script's.
-    let command = if config.engine == RedisEngine::Module {
+    let command = if config.engine == ratecore::redis_backend::RedisEngine::Module {
         "ratecore.check"
     } else {
         "evalsha"

@@ -414,3 +414,33 @@ fn foreign_values_and_lost_scripts() {
     assert_eq!(stats.server_errors, 12, "{stats:?}");
     assert_eq!(stats.failed_closed, 8, "{stats:?}");
 }
+
+/// `wait_replicas` on a server with no replica: every write falls short, so every charge
+/// answers the failure decision with `Fault::Replication`, counted; peeks (no write) and
+/// the server's state stay usable.
+#[test]
+fn too_few_replicas_is_a_replication_fault() {
+    let Some(url) = common::redis_url("too_few_replicas_is_a_replication_fault") else {
+        return;
+    };
+    let _lock = server_lock();
+    for mode in [FailureMode::Closed, FailureMode::Open] {
+        let mut config = config(&url, mode);
+        config.wait_replicas = 1;
+        config.wait_timeout = Duration::from_millis(10);
+        let backend = RedisBackend::new(config).unwrap();
+        let limiter = limiter(&backend);
+        let checked = limiter.check(b"k", SECOND, 1).unwrap();
+        assert_eq!(checked.fault, Some(Fault::Replication), "{mode:?}");
+        assert_failure(checked.decision, mode, 3);
+        assert!(matches!(
+            limiter.try_check(b"k", SECOND, 1),
+            Err(RedisCheckError::Backend(e)) if e.fault == Fault::Replication
+        ));
+        // The writes happened (a charge without an admission, never the reverse).
+        let peeked = limiter.try_peek(b"k", SECOND, 1).unwrap();
+        assert_eq!(peeked.remaining, 0, "{mode:?}");
+        let stats = backend.stats();
+        assert_eq!(stats.replication, 2, "{stats:?}");
+    }
+}

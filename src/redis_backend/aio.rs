@@ -318,6 +318,15 @@ impl Inner {
         &self,
         deadline: Instant,
     ) -> Result<Arc<MultiplexedConnection>, BackendError> {
+        // Not (yet) on this transport: refused loudly rather than run without them.
+        if self.cluster.is_some() || self.config.wait_replicas > 0 {
+            return Err(self.count(
+                Fault::Server,
+                String::from(
+                    "the async transport supports neither Redis Cluster nor wait_replicas",
+                ),
+            ));
+        }
         if let Some(connection) = self.aio.current.load_full() {
             return Ok(connection);
         }

@@ -57,6 +57,18 @@ pub struct RedisConfig {
     /// `redis-tokio`; default `false`, and ignored without the feature). A blocking check
     /// made from inside a tokio runtime uses the pool.
     pub pipelined: bool,
+    /// Redis Cluster seed nodes (`redis://host:port/` URLs); empty (the default) talks to
+    /// the one server at `url`. Non-empty: checks are routed by hash slot, keys carry a
+    /// hash tag, and `url` is not used. See [`RedisConfig::cluster`].
+    pub cluster_nodes: Vec<String>,
+    /// After a check that wrote, wait until this many replicas acknowledged the write
+    /// (`WAIT n wait_timeout`) before deciding (default 0: do not wait). A write fewer
+    /// replicas acknowledged in time is a [`Fault::Replication`](super::Fault::Replication)
+    /// (the failure decision), since a failover could lose it.
+    pub wait_replicas: u32,
+    /// How long `WAIT` waits for [`wait_replicas`](Self::wait_replicas) (default 50 ms;
+    /// keep it below [`timeout`](Self::timeout)).
+    pub wait_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -74,6 +86,26 @@ impl RedisConfig {
             max_idle_connections: 32,
             engine: RedisEngine::Detect,
             pipelined: false,
+            cluster_nodes: Vec::new(),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(50),
         }
+    }
+
+    /// The defaults, for the Redis Cluster reachable through `nodes` (any of its nodes;
+    /// the rest are discovered).
+    #[must_use]
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        Self {
+            cluster_nodes: nodes.clone(),
+            ..Self::new(nodes.first().cloned().unwrap_or_default())
+        }
+    }
+
+    /// Whether this configuration talks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
     }
 }

@@ -21,6 +21,10 @@ pub enum Fault {
     /// Redis's reply disagrees with the crate's own algorithm run on the state the
     /// script read (a corrupted state, or a script from another version).
     Inconsistent,
+    /// The write was not acknowledged by
+    /// [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas) replicas in time:
+    /// a failover could lose it.
+    Replication,
 }
 
 impl fmt::Display for Fault {
@@ -30,6 +34,7 @@ impl fmt::Display for Fault {
             Self::Unavailable => "Redis is unavailable",
             Self::Server => "Redis answered with an error",
             Self::Inconsistent => "Redis's reply is inconsistent with the algorithm",
+            Self::Replication => "Redis replicas did not acknowledge the write in time",
         })
     }
 }

@@ -52,6 +52,8 @@ pub struct RedisLimit {
     quota: Quota,
     pub(super) spec: Spec,
     key_prefix: Vec<u8>,
+    /// Keys end in a hash tag (Redis Cluster).
+    tagged: bool,
 }
 
 impl RedisLimit {
@@ -59,6 +61,7 @@ impl RedisLimit {
     /// [`RedisBackend::limit`]).
     pub(super) fn new(
         prefix: &str,
+        tagged: bool,
         name: &str,
         algorithm: Algorithm,
         quota: Quota,
@@ -67,14 +70,23 @@ impl RedisLimit {
             return Err(RedisSetupError::Name(String::from(name)));
         }
         let spec = Spec::new(algorithm, &quota)?;
-        let mut key_prefix = Vec::from(prefix.as_bytes());
+        let mut key_prefix = Vec::new();
         // `:` separates the key's parts, so it (and the escape) is escaped in names.
+        let mut escaped_name = Vec::new();
         for &b in name.as_bytes() {
             match b {
-                b':' => key_prefix.extend_from_slice(b"%3A"),
-                b'%' => key_prefix.extend_from_slice(b"%25"),
-                b => key_prefix.push(b),
+                b':' => escaped_name.extend_from_slice(b"%3A"),
+                b'%' => escaped_name.extend_from_slice(b"%25"),
+                b => escaped_name.push(b),
             }
+        }
+        if tagged {
+            // Only the key's own tag may hold braces: the slot is the key's.
+            super::cluster::push_untagged(&mut key_prefix, prefix.as_bytes());
+            super::cluster::push_untagged(&mut key_prefix, &escaped_name);
+        } else {
+            key_prefix.extend_from_slice(prefix.as_bytes());
+            key_prefix.extend_from_slice(&escaped_name);
         }
         key_prefix.push(b':');
         key_prefix.extend_from_slice(layout_tag(algorithm, &quota).as_bytes());
@@ -85,6 +97,7 @@ impl RedisLimit {
             quota,
             spec,
             key_prefix,
+            tagged,
         })
     }
 
@@ -126,9 +139,13 @@ impl RedisLimit {
     /// The Redis key holding `key`'s state for this limit.
     #[must_use]
     pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.key_prefix.len() + key.len());
+        let mut out = Vec::with_capacity(self.key_prefix.len() + key.len() + 2);
         out.extend_from_slice(&self.key_prefix);
-        out.extend_from_slice(key);
+        if self.tagged {
+            super::cluster::push_tag(&mut out, key);
+        } else {
+            out.extend_from_slice(key);
+        }
         out
     }
 }

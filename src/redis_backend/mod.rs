@@ -103,8 +103,18 @@
 //! | strict window | `N + 1` slots of newest admission (8) and count (4), updated in place with `SETRANGE` |
 //!
 //! A value of any other shape (a foreign key) is an error reply, never reinterpreted.
-//! Keys are binary-safe. All keys of one check must live on one server (this backend
-//! talks to one Redis, or a primary; it does not route Redis Cluster slots).
+//! Keys are binary-safe.
+//!
+//! # Redis Cluster
+//! With [`RedisConfig::cluster`] the blocking transport routes each check by its keys'
+//! hash slot and follows `MOVED` and `ASK`. Keys then end in a hash tag holding the
+//! request key (`prefix + name + ":" + tag + ":{" + key + "}"`, with `%`, `{` and `}`
+//! escaped), so the limits of one request key share a slot and stay one atomic call. A
+//! check whose keys fall in several slots runs check-then-commit across slots with a
+//! compare-and-set undo: never over-admission, but not atomic (a concurrent request can
+//! see a transient charge). [`RedisConfig::wait_replicas`] makes every write reach
+//! replicas before its admission is reported, so a failover loses none. The async
+//! transport does not route slots. Details, guarantees and figures: `docs/redis.md`.
 //!
 //! # TTLs: idle keys vanish
 //! Every write sets the key's TTL to the time until the state is at rest — GCRA: until the
@@ -123,8 +133,10 @@
 //! # Failures
 //! Redis unreachable or a connection dropped ([`Fault::Unavailable`]), no reply within
 //! [`RedisConfig::timeout`] (applied to connecting and to every socket read and write;
-//! [`Fault::Timeout`]), an error reply ([`Fault::Server`]) or a reply the algorithm
-//! disagrees with ([`Fault::Inconsistent`]) is a [`Fault`]:
+//! [`Fault::Timeout`]), an error reply ([`Fault::Server`]; out of memory among them), a
+//! reply the algorithm disagrees with ([`Fault::Inconsistent`]) or a write too few
+//! replicas acknowledged ([`Fault::Replication`], with
+//! [`RedisConfig::wait_replicas`]) is a [`Fault`]:
 //! - the `try_*` methods return it as [`RedisCheckError::Backend`];
 //! - the other methods answer with the [`FailureMode`]'s decision — closed (default):
 //!   denied, `remaining` 0, `retry_after` = `reset_after` =
@@ -232,7 +244,9 @@
 
 #[cfg(feature = "redis-tokio")]
 mod aio;
+mod cluster;
 mod config;
+mod cross_slot;
 mod errors;
 mod handles;
 mod module;
@@ -281,6 +295,8 @@ pub struct RedisBackend {
 struct Inner {
     config: RedisConfig,
     client: redis::Client,
+    /// The cluster client, when [`RedisConfig::cluster_nodes`] names a Redis Cluster.
+    cluster: Option<redis::cluster::ClusterClient>,
     script: redis::Script,
     min_ttl_ms: u64,
     idle: Mutex<Vec<pool::Pooled>>,
@@ -322,6 +338,22 @@ impl RedisBackend {
         }
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| RedisSetupError::Url(e.to_string()))?;
+        let cluster = if config.is_cluster() {
+            let millis = u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX);
+            // Two retries: a `MOVED` then an `ASK` during a slot migration. Waits between
+            // retries (a `CLUSTERDOWN` during a failover) stay within the timeout.
+            let built = redis::cluster::ClusterClientBuilder::new(config.cluster_nodes.clone())
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(2)
+                .min_retry_wait(millis.div_ceil(4).max(1))
+                .max_retry_wait(millis.div_ceil(2).max(1))
+                .build()
+                .map_err(|e| RedisSetupError::Url(e.to_string()))?;
+            Some(built)
+        } else {
+            None
+        };
         let min_ttl_ms = u64::try_from(config.min_ttl.as_nanos().div_ceil(1_000_000))
             .unwrap_or(wire::MAX_TTL_MS)
             .clamp(1, wire::MAX_TTL_MS);
@@ -329,6 +361,7 @@ impl RedisBackend {
             inner: Arc::new(Inner {
                 config,
                 client,
+                cluster,
                 script: redis::Script::new(script::SCRIPT),
                 min_ttl_ms,
                 idle: Mutex::new(Vec::new()),
@@ -364,7 +397,13 @@ impl RedisBackend {
         algorithm: Algorithm,
         quota: Quota,
     ) -> Result<RedisLimit, RedisSetupError> {
-        RedisLimit::new(&self.inner.config.prefix, name, algorithm, quota)
+        RedisLimit::new(
+            &self.inner.config.prefix,
+            self.inner.config.is_cluster(),
+            name,
+            algorithm,
+            quota,
+        )
     }
 
     /// A single-limit limiter: [`limit`](Self::limit) bound to this backend.
@@ -478,7 +517,7 @@ impl RedisBackend {
     /// The [`BackendError`] a check would have met.
     pub fn ping(&self) -> Result<(), BackendError> {
         self.inner.with_connection(|connection, _| {
-            redis::cmd("PING").query::<redis::Value>(connection)?;
+            connection.query(&redis::cmd("PING"))?;
             Ok(())
         })
     }

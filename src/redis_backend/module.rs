@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::config::RedisEngine;
+use super::cross_slot::Undo;
 use super::script::Prepared;
 use super::stats::bump;
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit};
@@ -24,7 +25,8 @@ pub(super) const MODULE: u8 = 1;
 pub(super) const SCRIPT: u8 = 2;
 
 impl Inner {
-    /// One check, on the module or the script as configured or detected.
+    /// One check: on a cluster whose keys fall in several slots, the cross-slot protocol
+    /// (`cross_slot`); otherwise one call.
     pub(super) fn dispatch(
         &self,
         limits: &[(&RedisLimit, &[u8])],
@@ -33,15 +35,38 @@ impl Inner {
         mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        #[cfg(feature = "redis-tokio")]
-        if let Some(result) = self.run_pipelined(limits, now, cost, mode, states) {
-            return result;
+        if self.cluster.is_some() {
+            if let Some(groups) = super::cross_slot::groups(limits) {
+                return self.cross_slot(limits, &groups, now, cost, mode, states);
+            }
+        } else {
+            // Pipelined mode runs on the async transport, which talks to one server.
+            #[cfg(feature = "redis-tokio")]
+            if let Some(result) = self.run_pipelined(limits, now, cost, mode, states) {
+                return result;
+            }
         }
+        self.dispatch_one(limits, now, cost, mode, states, false)
+            .map(|(decision, _)| decision)
+    }
+
+    /// One call (all keys in one slot), on the module or the script as configured or
+    /// detected; with `keep`, also what an admitted charge wrote.
+    pub(super) fn dispatch_one(
+        &self,
+        limits: &[(&RedisLimit, &[u8])],
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        states: &mut [Decision],
+        keep: bool,
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
         if self.config.engine == RedisEngine::Script {
             bump(&self.counters.script_checks);
-            return self.run(limits, now, cost, mode, states);
+            return self.run(limits, now, cost, mode, states, keep);
         }
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        let mut prepared = self.prepare(limits, now, cost, mode)?;
+        prepared.keep = keep;
         let command = module_command(limits, now, cost, mode, self.min_ttl_ms);
         let forced = self.config.engine == RedisEngine::Module;
         let reply = self.with_connection(|connection, counters| {
@@ -55,7 +80,7 @@ impl Inner {
                 self.engine.store(engine, Ordering::Relaxed);
             }
             if forced || engine == MODULE {
-                match command.query::<redis::Value>(connection) {
+                match connection.query(&command) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
                     Err(e) if !forced && is_unknown_command(&e) => {
@@ -63,20 +88,23 @@ impl Inner {
                     }
                     other => {
                         bump(&counters.module_checks);
-                        return other.map(|reply| (true, reply));
+                        let reply = other?;
+                        self.await_replicas(connection, &prepared)?;
+                        return Ok((true, reply));
                     }
                 }
             }
             bump(&counters.script_checks);
-            let reply = match prepared.eval.query::<redis::Value>(connection) {
+            let reply = match connection.query(&prepared.eval) {
                 Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    self.script.load(connection)?;
+                    connection.load_script(&self.script, &prepared.first_key)?;
                     bump(&counters.script_loads);
-                    prepared.eval.query::<redis::Value>(connection)
+                    connection.query(&prepared.eval)
                 }
                 other => other,
-            };
-            reply.map(|reply| (false, reply))
+            }?;
+            self.await_replicas(connection, &prepared)?;
+            Ok((false, reply))
         });
         let (from_module, reply) = match reply {
             Ok(answer) => answer,
@@ -88,13 +116,15 @@ impl Inner {
                 return Err(RedisCheckError::Backend(error));
             }
         };
-        if from_module {
+        let decision = if from_module {
             self.finish_module(&prepared, reply, states)
         } else {
             self.finish(&prepared, reply, states)
-        }
+        }?;
+        Ok((decision, prepared.kept.take()))
     }
 
+    #[cfg(feature = "redis-tokio")]
     /// Which engine to try first: the module (forced, or detected), the script (forced
     /// or detected), or `UNKNOWN` (detect on this connection first).
     pub(super) fn engine_hint(&self) -> u8 {
@@ -105,6 +135,7 @@ impl Inner {
         }
     }
 
+    #[cfg(feature = "redis-tokio")]
     /// Records what detection found, or forgets it (`UNKNOWN`: after the server went
     /// away, which may bring it back with or without the module).
     pub(super) fn note_engine(&self, engine: u8) {
@@ -152,8 +183,8 @@ impl Inner {
 }
 
 /// Whether the server knows `RATECORE.CHECK`.
-fn has_module(connection: &mut redis::Connection) -> redis::RedisResult<bool> {
-    Ok(knows_check(&detect_command().query(connection)?))
+fn has_module(connection: &mut super::cluster::Conn) -> redis::RedisResult<bool> {
+    Ok(knows_check(&connection.query(&detect_command())?))
 }
 
 /// The detection command: `COMMAND INFO RATECORE.CHECK`.

@@ -8,19 +8,25 @@
 //! The idle connections are behind a mutex. `epoch` and `retry_at` are hints, read and
 //! written `Relaxed`: a stale read at worst lets one check use a connection opened before
 //! the server went away (the check fails as it would have on that connection), or makes
-//! one connect attempt early or late. Counters are `Relaxed` (see `stats`).
+//! one connect attempt early or late.
+//!
+//! On a Redis Cluster each pooled connection is a cluster connection (one socket per
+//! node, the slot map read when it opens). One that met an unreachable node is dropped
+//! like a single server's, so the next check reads the slot map afresh: after a failover
+//! it finds the promoted replica. Counters are `Relaxed` (see `stats`).
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::sync::PoisonError;
 
+use super::cluster::Conn;
 use super::stats::{bump, Counters};
 use super::{BackendError, Fault, Inner};
 
 /// An idle connection, and the epoch it was opened under.
 pub(super) struct Pooled {
     epoch: u64,
-    connection: redis::Connection,
+    connection: Conn,
 }
 
 /// The fault a client error stands for: no reply in time, an error reply (the server
@@ -29,6 +35,10 @@ pub(super) struct Pooled {
 pub(super) fn classify(e: &redis::RedisError) -> Fault {
     if e.is_timeout() {
         Fault::Timeout
+    } else if e.kind() == redis::ErrorKind::ClientError
+        && e.to_string().contains(super::script::REPLICATION)
+    {
+        Fault::Replication
     } else if e.code().is_some() {
         Fault::Server
     } else {
@@ -40,7 +50,7 @@ impl Inner {
     /// Runs `f` on a pooled (or new) connection, classifying and counting failures.
     pub(super) fn with_connection<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection, &Counters) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut Conn, &Counters) -> redis::RedisResult<T>,
     ) -> Result<T, BackendError> {
         let (epoch, mut connection) = self.take()?;
         match f(&mut connection, &self.counters) {
@@ -52,7 +62,7 @@ impl Inner {
                 let fault = classify(&e);
                 match fault {
                     // The server answered: the connection is in sync and reusable.
-                    Fault::Server => self.give_back(epoch, connection),
+                    Fault::Server | Fault::Replication => self.give_back(epoch, connection),
                     // A late reply could still arrive: never reuse this connection.
                     Fault::Timeout => drop(connection),
                     // The server went away: so did every connection opened before.
@@ -72,6 +82,7 @@ impl Inner {
             Fault::Unavailable => &self.counters.unavailable,
             Fault::Server => &self.counters.server_errors,
             Fault::Inconsistent => &self.counters.inconsistent,
+            Fault::Replication => &self.counters.replication,
         });
         BackendError { fault, message }
     }
@@ -85,7 +96,7 @@ impl Inner {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn take(&self) -> Result<(u64, redis::Connection), BackendError> {
+    fn take(&self) -> Result<(u64, Conn), BackendError> {
         let epoch = self.epoch.load(Ordering::Relaxed);
         {
             let mut idle = self.idle();
@@ -103,14 +114,21 @@ impl Inner {
             ));
         }
         let timeout = self.config.timeout;
-        let connected = self
-            .client
-            .get_connection_with_timeout(timeout)
-            .and_then(|connection| {
+        let connected = match &self.cluster {
+            None => self
+                .client
+                .get_connection_with_timeout(timeout)
+                .and_then(|connection| {
+                    connection.set_read_timeout(Some(timeout))?;
+                    connection.set_write_timeout(Some(timeout))?;
+                    Ok(Conn::Single(connection))
+                }),
+            Some(cluster) => cluster.get_connection().and_then(|connection| {
                 connection.set_read_timeout(Some(timeout))?;
                 connection.set_write_timeout(Some(timeout))?;
-                Ok(connection)
-            });
+                Ok(Conn::Cluster(Box::new(connection)))
+            }),
+        };
         match connected {
             Ok(connection) => {
                 bump(&self.counters.connects);
@@ -132,7 +150,7 @@ impl Inner {
         }
     }
 
-    fn give_back(&self, epoch: u64, connection: redis::Connection) {
+    fn give_back(&self, epoch: u64, connection: Conn) {
         if epoch != self.epoch.load(Ordering::Relaxed) {
             return;
         }

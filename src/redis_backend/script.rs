@@ -2,11 +2,15 @@
 //! (loading the script when the server answers `NOSCRIPT`), then replay the algorithm on
 //! the state the script read and verify the script's verdict, writes and TTLs against it.
 
+use super::cross_slot::Undo;
 use super::stats::bump;
 use super::wire::{self, Replica};
 use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit, MAX_LIMITS};
 use crate::decision::Decision;
 use crate::decision::Mode;
+
+/// How a too-weakly replicated write is described (see `pool::classify`).
+pub(super) const REPLICATION: &str = "not enough replicas acknowledged the write";
 
 /// The Lua script every check runs.
 pub(super) const SCRIPT: &str = include_str!("check.lua");
@@ -19,6 +23,12 @@ pub(super) struct Prepared<'a> {
     mode: Mode,
     charge: bool,
     pub(super) eval: redis::Cmd,
+    /// The first Redis key: where the check runs on a cluster.
+    pub(super) first_key: Vec<u8>,
+    /// Whether to keep what an admitted charge wrote, to undo it (cross-slot checks).
+    pub(super) keep: bool,
+    /// What the admitted charge wrote, when `keep`.
+    pub(super) kept: std::cell::RefCell<Vec<Undo>>,
 }
 
 impl Inner {
@@ -30,21 +40,26 @@ impl Inner {
         cost: u64,
         mode: Mode,
         states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        keep: bool,
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
+        let mut prepared = self.prepare(limits, now, cost, mode)?;
+        prepared.keep = keep;
         let reply = self
             .with_connection(|connection, counters| {
-                match prepared.eval.query::<redis::Value>(connection) {
+                let reply = match connection.query(&prepared.eval) {
                     Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                        self.script.load(connection)?;
+                        connection.load_script(&self.script, &prepared.first_key)?;
                         bump(&counters.script_loads);
-                        prepared.eval.query::<redis::Value>(connection)
+                        connection.query(&prepared.eval)
                     }
                     other => other,
-                }
+                }?;
+                self.await_replicas(connection, &prepared)?;
+                Ok(reply)
             })
             .map_err(RedisCheckError::Backend)?;
-        self.finish(&prepared, reply, states)
+        let decision = self.finish(&prepared, reply, states)?;
+        Ok((decision, prepared.kept.take()))
     }
 
     /// Validates a check and builds its `EVALSHA` (transport-independent: an async
@@ -68,6 +83,14 @@ impl Inner {
             limit.spec.check_cost(cost)?;
         }
         let keys: Vec<Vec<u8>> = limits.iter().map(|(l, key)| l.redis_key(key)).collect();
+        if self.cluster.is_some() {
+            let first = super::cluster::slot(&keys[0]);
+            if keys.iter().any(|key| super::cluster::slot(key) != first) {
+                return Err(RedisCheckError::Limits(
+                    "the keys of one check fall in different Redis Cluster slots",
+                ));
+            }
+        }
         for (index, key) in keys.iter().enumerate() {
             if keys[..index].contains(key) {
                 return Err(RedisCheckError::Limits(
@@ -92,6 +115,7 @@ impl Inner {
             .arg(&keys)
             .arg(&args);
         bump(&self.counters.checks);
+        let first_key = keys.into_iter().next().unwrap_or_default();
         Ok(Prepared {
             limits,
             now,
@@ -99,7 +123,36 @@ impl Inner {
             mode,
             charge,
             eval,
+            first_key,
+            keep: false,
+            kept: std::cell::RefCell::default(),
         })
+    }
+
+    /// With [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas), after a
+    /// check that may have written: `WAIT` until that many replicas hold the write. Too
+    /// few in time is an error the pool classifies as a fault (`Replication`).
+    pub(super) fn await_replicas(
+        &self,
+        connection: &mut super::cluster::Conn,
+        prepared: &Prepared<'_>,
+    ) -> redis::RedisResult<()> {
+        let wanted = self.config.wait_replicas;
+        if wanted == 0 || !prepared.charge {
+            return Ok(());
+        }
+        let millis = u64::try_from(self.config.wait_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let acknowledged = connection.wait(wanted, millis, &prepared.first_key)?;
+        if acknowledged < u64::from(wanted) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::ClientError,
+                REPLICATION,
+                format!("{acknowledged} of {wanted} replicas acknowledged the write"),
+            )));
+        }
+        Ok(())
     }
 
     /// Turns the script's reply into the decision (replayed and verified).
@@ -168,7 +221,7 @@ impl Inner {
         if decision.allowed != admitted {
             return Err("the script's verdict differs from the algorithm's");
         }
-        for ((((limit, _), replica), old), (new, ttl)) in
+        for ((((limit, key), replica), old), (new, ttl)) in
             limits.iter().zip(&replicas).zip(&olds).zip(&writes)
         {
             let (expected, expected_ttl) =
@@ -180,6 +233,12 @@ impl Inner {
             }
             if expected_ttl != *ttl {
                 return Err("the script set a TTL other than the time to rest");
+            }
+            if prepared.keep && charge && admitted {
+                prepared
+                    .kept
+                    .borrow_mut()
+                    .push(Undo::new(limit, key, old, new));
             }
         }
         Ok(decision)

@@ -29,6 +29,15 @@ pub struct RedisStats {
     pub server_errors: u64,
     /// [`Fault::Inconsistent`](super::Fault::Inconsistent)s.
     pub inconsistent: u64,
+    /// [`Fault::Replication`](super::Fault::Replication)s: writes fewer than
+    /// [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas) replicas
+    /// acknowledged in time.
+    pub replication: u64,
+    /// Cross-slot checks (Redis Cluster): charges given back after a later slot denied.
+    pub undone: u64,
+    /// Cross-slot checks: charges that stayed, since the key changed before the undo (a
+    /// concurrent request) or the undo failed — stricter, never over-admission.
+    pub undo_kept: u64,
     /// Connections opened.
     pub connects: u64,
     /// `SCRIPT LOAD`s after a `NOSCRIPT` (first use, server restarts).
@@ -50,6 +59,9 @@ pub(super) struct Counters {
     pub(super) skipped: AtomicU64,
     pub(super) server_errors: AtomicU64,
     pub(super) inconsistent: AtomicU64,
+    pub(super) replication: AtomicU64,
+    pub(super) undone: AtomicU64,
+    pub(super) undo_kept: AtomicU64,
     pub(super) connects: AtomicU64,
     pub(super) script_loads: AtomicU64,
     pub(super) module_checks: AtomicU64,
@@ -75,6 +87,9 @@ impl Counters {
             skipped: get(&self.skipped),
             server_errors: get(&self.server_errors),
             inconsistent: get(&self.inconsistent),
+            replication: get(&self.replication),
+            undone: get(&self.undone),
+            undo_kept: get(&self.undo_kept),
             connects: get(&self.connects),
             script_loads: get(&self.script_loads),
             module_checks: get(&self.module_checks),

@@ -51,10 +51,11 @@ cleanup() {
 trap cleanup EXIT
 
 
-# Six free ports, each with its cluster bus port (port + 10000) free too.
+# Six free ports, each with its cluster bus port (port + 10000) free too. Both stay below
+# Linux's ephemeral range (32768 and up), where an outgoing connection's local port (the
+# failover tests open many) could take a node's port between this check and its bind.
 while [ "${#PORTS[@]}" -lt "$NODES" ]; do
-    # Below the kernel's ephemeral range (32768 and up), where outgoing connections
-    # could hold a port that looks free: nodes on 20000-22767, buses on 30000-32767.
+    # Nodes on 20000-22767, their buses on 30000-32767.
     candidate=$((20000 + RANDOM % 2768))
     if port_in_use "$candidate" || port_in_use $((candidate + 10000)); then continue; fi
     # Neither port may be another node's port or bus port.
@@ -73,6 +74,7 @@ cluster-config-file $DIR/nodes-$port.conf
 cluster-node-timeout 1000
 save ""
 appendonly no
+repl-diskless-sync-delay 0
 dir $DIR
 daemonize yes
 pidfile $DIR/node-$port.pid
@@ -101,6 +103,26 @@ for port in "${PORTS[@]}"; do
         echo "node $port: the cluster did not come up" >&2
         exit 1
     }
+done
+
+# Every replica has its primary's data (a replica that never synced cannot be promoted,
+# so a failover test started earlier would find no replica to take over).
+for port in "${PORTS[@]}"; do
+    for _ in $(seq 1 400); do
+        info="$(redis-cli -p "$port" info replication 2>/dev/null || true)"
+        case "$info" in
+            *role:master*) break ;;
+            *master_link_status:up*) break ;;
+        esac
+        sleep 0.05
+    done
+    case "$(redis-cli -p "$port" info replication)" in
+        *role:master* | *master_link_status:up*) ;;
+        *)
+            echo "node $port: the replica did not sync with its primary" >&2
+            exit 1
+            ;;
+    esac
 done
 
 urls=()

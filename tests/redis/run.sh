@@ -3,7 +3,8 @@
 # installs Debian's redis-server (and clang for the module's bindings) if missing, builds
 # the ratecore Redis module, starts the server with it loaded on 127.0.0.1 on a free port
 # with no persistence in a temporary directory, runs the tests on the Lua script and on
-# the module, the benchmark and the server-CPU comparison (tests/redis/cpu.sh), and stops
+# the module, the memory tests, the Redis Cluster tests (tests/redis/cluster.sh: a cluster
+# of its own), the benchmark and the server-CPU comparison (tests/redis/cpu.sh), and stops
 # it.
 #
 #   bash tests/redis/run.sh            # tests + benchmark + CPU comparison
@@ -146,6 +147,16 @@ echo
 echo "== the module against the script and in-process; replication and AOF =="
 cargo test -p ratecore-redis-module
 cargo test --features redis --test redis_module --test redis_module_servers
+
+echo
+echo "== memory per key (MEMORY USAGE) and out of memory under maxmemory: cargo test --features redis --test redis_memory =="
+cargo test --features redis --test redis_memory -- --nocapture --test-threads=1
+
+echo
+echo "== Redis Cluster, 3 primaries + 3 replicas: bash tests/redis/cluster.sh cargo test --features redis --test redis_cluster =="
+# Kills two primaries in turn (about 3 s each to fail over, and to rejoin).
+RATECORE_REDIS_URL="" bash tests/redis/cluster.sh \
+    cargo test --features redis --test redis_cluster -- --nocapture --test-threads=1
 
 echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
