@@ -31,6 +31,9 @@ pub enum Fault {
     Server,
     /// The backend's reply disagrees with the algorithm.
     Inconsistent,
+    /// The write was acknowledged by fewer replicas than the backend must wait for, so
+    /// a failover could lose it.
+    Replication,
 }
 
 #[cfg(feature = "redis")]
@@ -41,6 +44,7 @@ impl From<ratecore::redis_backend::Fault> for Fault {
             F::Timeout => Self::Timeout,
             F::Server => Self::Server,
             F::Inconsistent => Self::Inconsistent,
+            F::Replication => Self::Replication,
             // `Unavailable`, and any kind a later ratecore adds.
             _ => Self::Unavailable,
         }
