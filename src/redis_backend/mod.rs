@@ -213,34 +213,36 @@
 //! `docs/redis.md`. The client side (building arguments, replaying the
 //! algorithm, verifying) adds a few microseconds per check.
 //!
-//! The async transport (feature `redis-tokio`) is measured by the same script's run of
-//! `cargo test --release --features redis-tokio --test redis_bench async_checks_per_second
-//! -- --ignored --nocapture`: GCRA 100/s, 10 000 keys round robin, 1.5 s per row; the
-//! blocking backend on one connection from one thread, then 64 tasks on one multiplexed
-//! connection, on a tokio runtime of one and of two threads; three rounds, the rows
-//! interleaved. "Ceiling" is what one Redis core could run of the script alone, 10^6 /
-//! its `usec_per_call` measured during the same row:
+//! The async transport (feature `redis-tokio`) and pipelined blocking checks are measured
+//! by the same script's run of `cargo test --release --features redis-tokio --test
+//! redis_bench async_checks_per_second -- --ignored --nocapture` (on the script: `tests/redis/run.sh`
+//! sets `RATECORE_REDIS_ENGINE=script`): GCRA 100/s, 10 000 keys round robin, 1.5 s per
+//! row; the blocking backend on one connection from one thread, 16 blocking threads
+//! pipelined on one connection ([`RedisConfig::pipelined`]), then 64 tasks on one
+//! multiplexed connection on a tokio runtime of one and of two threads; three rounds, the
+//! rows interleaved. "Ceiling" is what one Redis core could run of the script alone,
+//! 10^6 / its `usec_per_call` measured during the same row:
 //!
 //! | transport | round | tasks | checks/s | p50 µs | p99 µs | Redis µs | ceiling checks/s |
 //! |---|---|---|---|---|---|---|---|
-//! | blocking, one connection | 1 | 1 | 21 233 | 32.0 | 112.9 | 12.8 | 77 942 |
-//! | async, one runtime thread | 1 | 64 | 62 634 | 877.3 | 5 187.1 | 10.3 | 97 466 |
-//! | async, two runtime threads | 1 | 64 | 55 641 | 691.6 | 5 336.4 | 11.4 | 87 873 |
-//! | blocking, one connection | 2 | 1 | 25 458 | 28.3 | 88.8 | 10.3 | 97 087 |
-//! | async, one runtime thread | 2 | 64 | 52 243 | 920.4 | 5 545.6 | 9.3 | 107 066 |
-//! | async, two runtime threads | 2 | 64 | 44 266 | 1 033.7 | 6 586.7 | 11.0 | 90 744 |
-//! | blocking, one connection | 3 | 1 | 26 971 | 30.1 | 83.5 | 10.4 | 95 785 |
-//! | async, one runtime thread | 3 | 64 | 56 837 | 968.5 | 4 334.2 | 9.7 | 102 987 |
-//! | async, two runtime threads | 3 | 64 | 58 465 | 1 033.8 | 2 578.8 | 9.1 | 109 529 |
+//! | blocking, one connection | 1 | 1 | 8 962 | 103.5 | 267.4 | 21.4 | 46 707 |
+//! | blocking, pipelined | 1 | 16 | 43 692 | 311.5 | 747.1 | 13.6 | 73 529 |
+//! | async, one runtime thread | 1 | 64 | 66 605 | 952.9 | 3 418.8 | 12.0 | 83 126 |
+//! | async, two runtime threads | 1 | 64 | 55 745 | 1 068.3 | 3 855.1 | 14.1 | 71 174 |
+//! | blocking, one connection | 2 | 1 | 8 658 | 106.0 | 253.7 | 23.1 | 43 346 |
+//! | blocking, pipelined | 2 | 16 | 45 026 | 317.4 | 756.6 | 13.7 | 72 780 |
+//! | async, one runtime thread | 2 | 64 | 72 367 | 890.5 | 3 417.4 | 11.2 | 88 968 |
+//! | async, two runtime threads | 2 | 64 | 64 299 | 980.8 | 3 452.3 | 12.0 | 83 333 |
+//! | blocking, one connection | 3 | 1 | 8 181 | 113.7 | 240.5 | 24.4 | 41 034 |
+//! | blocking, pipelined | 3 | 16 | 43 046 | 323.6 | 1 138.8 | 14.6 | 68 729 |
+//! | async, one runtime thread | 3 | 64 | 65 390 | 920.9 | 3 852.8 | 11.9 | 83 822 |
+//! | async, two runtime threads | 3 | 64 | 56 877 | 1 048.8 | 3 514.7 | 13.4 | 74 738 |
 //!
-//! In the median round, 64 async tasks ran 2.1 times the blocking backend's checks on
-//! one connection (one runtime thread: 2.11×; two: 2.17×) and 55 % (53 %) of the
-//! script's ceiling. The 2-core machine is shared by the client, the single-threaded
-//! server and other processes, so the async figures are bound by the CPU left to the
-//! client and vary with other load on those cores. Whatever the client does, one server
-//! caps the speed-up over a blocking connection at ceiling / blocking rate: 3.6 – 3.8×
-//! in the rounds above, since one blocking connection already keeps the server's script
-//! busy a quarter of the time.
+//! In the median round, 64 async tasks ran 7.99 times the blocking backend's checks on
+//! one connection (two runtime threads: 6.95×) and 78 % (76 %) of the script's ceiling;
+//! 16 pipelined blocking threads ran about 5 times one blocking connection. The 2-core
+//! machine is shared by the client and the single-threaded server, so the figures are
+//! bound by the CPU left to the client and vary with other load on those cores.
 
 #[cfg(feature = "redis-tokio")]
 mod aio;
