@@ -15,7 +15,7 @@
 //! # Orderings
 //! One word, one CAS loop, shared by the single-word algorithms.
 
-use super::packing::{Layout, WindowParams};
+use super::packing::{window_config, Layout, WindowParams};
 use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
@@ -31,36 +31,9 @@ pub struct FixedWindowConfig {
     window: WindowParams,
 }
 
+window_config!(FixedWindowConfig, 1, "a count");
+
 impl FixedWindowConfig {
-    /// Parameters for `quota`.
-    ///
-    /// # Errors
-    /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and a
-    /// count up to `limit` do not fit one word.
-    pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
-        match WindowParams::new(quota, 1, false) {
-            Ok(window) => Ok(Self { window }),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// How the state word is laid out.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) const fn layout(&self) -> Layout {
-        self.window.layout
-    }
-
-    /// [`new`](Self::new) with every bit the window numbers leave given to the counts, so
-    /// that the same state word can be read with any other limit up to that width (a
-    /// policy's per-client overrides run on their limit's slots).
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
-        match WindowParams::new(quota, 1, true) {
-            Ok(window) => Ok(Self { window }),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Evaluates a request of `cost` at `now` against `word`. Pure; never panics.
     ///
     /// # Errors
@@ -145,40 +118,5 @@ impl FixedWindowConfig {
     pub const fn is_at_rest(&self, word: u64, now: u64) -> bool {
         self.window.per_period.divide(now) > self.window.layout.window(word, 1)
             || self.window.layout.counter(word, 0) == 0
-    }
-}
-
-impl WordLimiter<FixedWindowConfig> {
-    /// A limiter for `quota`; starts empty.
-    ///
-    /// # Errors
-    /// [`QuotaError::StateTooWide`] (see [`FixedWindowConfig::new`]).
-    pub fn new(quota: Quota) -> Result<Self, QuotaError> {
-        Ok(Self::with_config(FixedWindowConfig::new(&quota)?))
-    }
-}
-
-impl WordState for FixedWindowConfig {
-    #[inline]
-    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        FixedWindowConfig::evaluate(self, word, now, cost)
-    }
-
-    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
-        // Untouched since our charge: the word before it is the exact inverse (it also
-        // forgets the window our charge moved the word to, which subtracting would keep,
-        // and which shows if the caller's clock then steps back).
-        if word == reservation.tag {
-            return Some(reservation.aux);
-        }
-        // Otherwise counts are additive, so subtracting our cost from the window we
-        // charged is exact whatever else was charged since; once the window is gone so is
-        // the charge.
-        FixedWindowConfig::uncharge(
-            self,
-            word,
-            self.window_of(reservation.tag),
-            reservation.cost,
-        )
     }
 }

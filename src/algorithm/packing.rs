@@ -47,6 +47,78 @@ impl WindowParams {
     }
 }
 
+/// The constructors and layout accessor of a window algorithm's config (a struct holding
+/// `window: WindowParams`) with `$counters` counts beside the window number, its
+/// limiter's constructor, and its `WordState` (whose undo is the same for both: counts
+/// are additive). Both window algorithms build, read and undo the same way, and `const
+/// fn`s cannot come from a trait. The config provides `evaluate`, `uncharge` and
+/// `window_of`.
+macro_rules! window_config {
+    ($config:ident, $counters:literal, $what:literal) => {
+        impl $config {
+            /// Parameters for `quota`.
+            ///
+            /// # Errors
+            /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range
+            #[doc = concat!("and ", $what, " up to `limit` do not fit one word.")]
+            pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
+                match WindowParams::new(quota, $counters, false) {
+                    Ok(window) => Ok(Self { window }),
+                    Err(e) => Err(e),
+                }
+            }
+
+            /// How the state word is laid out.
+            #[cfg_attr(not(feature = "std"), allow(dead_code))]
+            pub(crate) const fn layout(&self) -> Layout {
+                self.window.layout
+            }
+
+            /// [`new`](Self::new) with every bit the window numbers leave given to the
+            /// counts, so that the same state word can be read with any other limit up to
+            /// that width (a policy's per-client overrides run on their limit's slots).
+            #[cfg_attr(not(feature = "std"), allow(dead_code))]
+            pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
+                match WindowParams::new(quota, $counters, true) {
+                    Ok(window) => Ok(Self { window }),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+
+        impl WordLimiter<$config> {
+            /// A limiter for `quota`; starts empty.
+            ///
+            /// # Errors
+            #[doc = concat!("[`QuotaError::StateTooWide`] (see [`", stringify!($config), "::new`]).")]
+            pub fn new(quota: Quota) -> Result<Self, QuotaError> {
+                Ok(Self::with_config($config::new(&quota)?))
+            }
+        }
+
+        impl WordState for $config {
+            #[inline]
+            fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
+                $config::evaluate(self, word, now, cost)
+            }
+
+            fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
+                // Untouched since our charge: the word before it is the exact inverse (it
+                // also forgets the window our charge moved the word to, which subtracting
+                // would keep, and which shows if the caller's clock then steps back).
+                if word == reservation.tag {
+                    return Some(reservation.aux);
+                }
+                // Otherwise counts are additive, so subtracting our cost from the window
+                // we charged is exact whatever else was charged since; once the window is
+                // gone so is the charge.
+                $config::uncharge(self, word, self.window_of(reservation.tag), reservation.cost)
+            }
+        }
+    };
+}
+pub(crate) use window_config;
+
 /// Bits needed to hold every value in `0..=max`.
 pub(crate) const fn bits_for(max: u64) -> u32 {
     u64::BITS - max.leading_zeros()

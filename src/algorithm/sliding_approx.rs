@@ -23,7 +23,7 @@
 //! # Orderings
 //! One word, one CAS loop, shared by the single-word algorithms.
 
-use super::packing::{Layout, WindowParams};
+use super::packing::{window_config, Layout, WindowParams};
 use super::word::{WordLimiter, WordState};
 use crate::decision::{Decision, Outcome, NEVER};
 use crate::error::{CheckError, QuotaError};
@@ -39,36 +39,9 @@ pub struct SlidingWindowConfig {
     window: WindowParams,
 }
 
+window_config!(SlidingWindowConfig, 2, "two counts");
+
 impl SlidingWindowConfig {
-    /// Parameters for `quota`.
-    ///
-    /// # Errors
-    /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range and two
-    /// counts up to `limit` do not fit one word.
-    pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
-        match WindowParams::new(quota, 2, false) {
-            Ok(window) => Ok(Self { window }),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// How the state word is laid out.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) const fn layout(&self) -> Layout {
-        self.window.layout
-    }
-
-    /// [`new`](Self::new) with every bit the window numbers leave given to the counts, so
-    /// that the same state word can be read with any other limit up to that width (a
-    /// policy's per-client overrides run on their limit's slots).
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
-        match WindowParams::new(quota, 2, true) {
-            Ok(window) => Ok(Self { window }),
-            Err(e) => Err(e),
-        }
-    }
-
     /// `(window, previous, current, now)` as seen at `now`, after rolling windows forward
     /// and clamping time that went backwards.
     const fn view(&self, word: u64, now: u64) -> (u64, u64, u64, u64) {
@@ -262,39 +235,4 @@ impl SlidingWindowConfig {
 /// A `u128` known to be at most a `u64` limit, as `u64` (saturating, for totality).
 fn narrow(value: u128) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
-}
-
-impl WordLimiter<SlidingWindowConfig> {
-    /// A limiter for `quota`; starts empty.
-    ///
-    /// # Errors
-    /// [`QuotaError::StateTooWide`] (see [`SlidingWindowConfig::new`]).
-    pub fn new(quota: Quota) -> Result<Self, QuotaError> {
-        Ok(Self::with_config(SlidingWindowConfig::new(&quota)?))
-    }
-}
-
-impl WordState for SlidingWindowConfig {
-    #[inline]
-    fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        SlidingWindowConfig::evaluate(self, word, now, cost)
-    }
-
-    fn uncharge(&self, word: u64, reservation: &Reservation) -> Option<u64> {
-        // Untouched since our charge: the word before it is the exact inverse (it also
-        // forgets the window our charge moved the word to, which subtracting would keep,
-        // and which shows if the caller's clock then steps back).
-        if word == reservation.tag {
-            return Some(reservation.aux);
-        }
-        // Otherwise counts are additive, so subtracting our cost from the window we
-        // charged is exact whatever else was charged since; once the window is gone so is
-        // the charge.
-        SlidingWindowConfig::uncharge(
-            self,
-            word,
-            self.window_of(reservation.tag),
-            reservation.cost,
-        )
-    }
 }

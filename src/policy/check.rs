@@ -207,40 +207,39 @@ impl Compiled {
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
         let mut resolved = Resolved::new();
-        resolve(
-            &self.attributes,
-            &self.attribute_keys,
-            request,
-            &mut resolved,
-        );
         let mut found = Collected::new();
-        if !self.collect(overrides, request, &resolved, &mut found, result) {
+        if !self.prepare(overrides, request, &mut resolved, &mut found, result) {
             return Ok(());
         }
         let mut states = States::new();
-        let answer = self.execute_set(&found.real, &resolved, now, cost, mode, &mut states)?;
-        self.settle_real(&found.real, &resolved, &states, answer, mode, result);
-        if !found.shadow.is_empty() {
-            let shadow_mode = Self::shadow_mode(mode, result);
-            if self
-                .execute_set(
-                    &found.shadow,
-                    &resolved,
-                    now,
-                    cost,
-                    shadow_mode,
-                    &mut states,
-                )
-                .is_err()
-            {
+        let real = Call::new(&found.real, &resolved, now, cost, mode);
+        let answer = self.execute_set(real, &mut states)?;
+        self.settle_real(real, &states, answer, result);
+        if let Some(shadow) = Self::shadow_call(&found, &resolved, real, result) {
+            if self.execute_set(shadow, &mut states).is_err() {
                 // A cost some shadow limit can never fit is its denial, never an error: a
                 // shadow limit must not change the real answer.
-                self.never_fits(&found.shadow, &resolved, now, cost, &mut states);
+                self.never_fits(shadow, &mut states);
             }
             result.set_shadow(self, &found.shadow, &states);
         }
         self.count(&found, mode, result);
         Ok(())
+    }
+
+    /// Resolves the request's attributes and collects the groups it meets (see
+    /// [`collect`](Self::collect)); `false` when that already decided the check.
+    #[inline(always)]
+    pub(super) fn prepare<'p, 'r>(
+        &'p self,
+        overrides: &'p OverrideSet,
+        request: &Request<'r>,
+        resolved: &mut Resolved<'r>,
+        found: &mut Collected<'p>,
+        result: &mut Verdict,
+    ) -> bool {
+        resolve(&self.attributes, &self.attribute_keys, request, resolved);
+        self.collect(overrides, request, resolved, found, result)
     }
 
     /// Finds the groups `request` meets (one pass over the rules, the path split once)
@@ -312,19 +311,18 @@ impl Compiled {
     #[inline(always)]
     pub(super) fn settle_real(
         &self,
-        real: &MetList<'_>,
-        resolved: &Resolved<'_>,
+        real: Call<'_>,
         states: &States,
         answer: Answer,
-        mode: Mode,
         result: &mut Verdict,
     ) {
-        result.set_real(self, real, states, answer);
-        if mode.charges() && !result.allowed() {
+        result.set_real(self, real.met, states, answer);
+        if real.mode.charges() && !result.allowed() {
             let keyed = result.deciding_limit().and_then(|id| {
-                real.iter()
+                real.met
+                    .iter()
                     .find(|m| m.group.ids.contains(&id))
-                    .and_then(|m| Some((id, m.group.key_of(resolved)?)))
+                    .and_then(|m| Some((id, m.group.key_of(real.resolved)?)))
             });
             if let Some((id, key)) = keyed {
                 self.offenders.record(id, &key);
@@ -332,14 +330,22 @@ impl Compiled {
         }
     }
 
-    /// Shadow limits are charged only for a request the real ones admitted.
+    /// The shadow limits' call, if the request meets any: charged only for a request the
+    /// real limits admitted.
     #[inline(always)]
-    pub(super) fn shadow_mode(mode: Mode, result: &Verdict) -> Mode {
-        if mode.charges() && result.allowed() {
+    pub(super) fn shadow_call<'a>(
+        found: &'a Collected<'a>,
+        resolved: &'a Resolved<'a>,
+        real: Call<'_>,
+        result: &Verdict,
+    ) -> Option<Call<'a>> {
+        let mode = if real.mode.charges() && result.allowed() {
             Mode::Charge
         } else {
             Mode::Peek
-        }
+        };
+        (!found.shadow.is_empty())
+            .then(|| Call::new(&found.shadow, resolved, real.now, real.cost, mode))
     }
 
     /// Counts a charged check's outcome in every applicable limit's metrics.
@@ -374,50 +380,30 @@ impl Compiled {
     /// attribute denies: the others are only peeked, so nothing is consumed, and each
     /// reports its unchanged state, as a composite denial does (a limit that would have
     /// admitted shows its state now: a cost-0 peek).
-    fn execute_set(
-        &self,
-        met: &MetList<'_>,
-        resolved: &Resolved<'_>,
-        now: u64,
-        cost: u64,
-        mode: Mode,
-        states: &mut States,
-    ) -> Result<Answer, CheckError> {
-        if met.iter().all(|m| m.key.is_some()) {
-            return self.execute(met, resolved, now, cost, mode, states);
+    fn execute_set(&self, call: Call<'_>, states: &mut States) -> Result<Answer, CheckError> {
+        if call.all_keyed() {
+            return self.execute(call, states);
         }
-        let answer = self.execute(met, resolved, now, cost, Mode::Peek, states)?;
+        let answer = self.execute(call.peek(call.cost), states)?;
         let mut now_states = States::new();
-        self.execute(met, resolved, now, 0, Mode::Peek, &mut now_states)?;
-        for (state, unchanged) in states.iter_mut().zip(now_states) {
-            if state.allowed {
-                *state = unchanged;
-            }
-        }
+        self.execute(call.peek(0), &mut now_states)?;
+        keep_unchanged_where_allowed(states, now_states);
         Ok(answer)
     }
 
-    /// Runs the all-or-nothing protocol over the keyed groups of `met`, setting `states`
-    /// to each limit's state in order (groups without a key are left out). The combined
-    /// decision is the backend's; on Redis, with the fault when it could not decide.
-    fn execute(
-        &self,
-        met: &MetList<'_>,
-        resolved: &Resolved<'_>,
-        now: u64,
-        cost: u64,
-        mode: Mode,
-        states: &mut States,
-    ) -> Result<Answer, CheckError> {
+    /// Runs the all-or-nothing protocol over the keyed groups of `call.met`, setting
+    /// `states` to each limit's state in order (groups without a key are left out). The
+    /// combined decision is the backend's; on Redis, with the fault when it could not
+    /// decide.
+    fn execute(&self, call: Call<'_>, states: &mut States) -> Result<Answer, CheckError> {
         states.clear();
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
-            return super::redis::execute(backend, met, resolved, now, cost, mode, states);
+            return super::redis::execute(backend, call, states);
         }
         // In process the keys were hashed when collected; only Redis needs their parts.
-        let _ = resolved;
         let mut members = ArrayVec::new();
-        if !Self::members(met, &mut members) {
+        if !Self::members(call.met, &mut members) {
             // Unreachable for a policy that built (it bounds how many limits one request
             // meets): refused with nothing consumed, never checked in part.
             return Ok(Answer::default());
@@ -427,7 +413,7 @@ impl Compiled {
             let _ = states.try_push(Decision::EMPTY);
         }
         // The combined decision is the verdict's to make (`Verdict::set_real`), from `states`.
-        let _ = run_all(&members, now, cost, mode, states)?;
+        let _ = run_all(&members, call.now, call.cost, call.mode, states)?;
         Ok(Answer::default())
     }
 
@@ -459,21 +445,14 @@ impl Compiled {
     /// can never fit denies, as a composite denial reports them: a limit the cost can
     /// never fit is denied with `retry_after = NEVER`, one that would deny it reports that
     /// denial, and one that would admit it reports its unchanged state. Nothing consumed.
-    fn never_fits(
-        &self,
-        met: &MetList<'_>,
-        resolved: &Resolved<'_>,
-        now: u64,
-        cost: u64,
-        states: &mut States,
-    ) {
+    fn never_fits(&self, call: Call<'_>, states: &mut States) {
         let mut unchanged = States::new();
         // A cost of 0 fits every limit: never an error.
-        let _ = self.execute(met, resolved, now, 0, Mode::Peek, &mut unchanged);
+        let _ = self.execute(call.peek(0), &mut unchanged);
         states.clear();
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
-            super::redis::peek_each(backend, met, resolved, now, cost, states);
+            super::redis::peek_each(backend, call, states);
         }
         #[cfg(feature = "redis")]
         let in_process = self.redis.is_none();
@@ -482,12 +461,66 @@ impl Compiled {
         if in_process {
             let mut members = ArrayVec::new();
             // Too many (unreachable for a policy that built): those that fit are reported.
-            let _ = Self::members(met, &mut members);
+            let _ = Self::members(call.met, &mut members);
             for member in members {
-                let _ = states.try_push(member.peek(now, cost).unwrap_or(NEVER_FITS));
+                let _ = states.try_push(member.peek(call.now, call.cost).unwrap_or(NEVER_FITS));
             }
         }
         merge_never_fits(states, &unchanged);
+    }
+}
+
+/// One pass of the all-or-nothing protocol over a set of limits (the real ones, or the
+/// shadow ones): which, for which request's attributes, at what time and cost, charged
+/// or peeked. Every backend's step takes it whole.
+#[derive(Clone, Copy)]
+pub(super) struct Call<'a> {
+    pub(super) met: &'a MetList<'a>,
+    pub(super) resolved: &'a Resolved<'a>,
+    pub(super) now: u64,
+    pub(super) cost: u64,
+    pub(super) mode: Mode,
+}
+
+impl<'a> Call<'a> {
+    pub(super) const fn new(
+        met: &'a MetList<'a>,
+        resolved: &'a Resolved<'a>,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+    ) -> Self {
+        Self {
+            met,
+            resolved,
+            now,
+            cost,
+            mode,
+        }
+    }
+
+    /// The same limits peeked at `cost`: nothing consumed.
+    pub(super) const fn peek(self, cost: u64) -> Self {
+        Self {
+            cost,
+            mode: Mode::Peek,
+            ..self
+        }
+    }
+
+    /// Whether every group has its key (none denies for a missing key attribute).
+    pub(super) fn all_keyed(&self) -> bool {
+        self.met.iter().all(|m| m.key.is_some())
+    }
+}
+
+/// For a set denied for a missing key attribute: a limit that would have admitted
+/// reports its state now (`now_states`, a cost-0 peek).
+pub(super) fn keep_unchanged_where_allowed(states: &mut States, now_states: States) {
+    for (state, unchanged) in states.iter_mut().zip(now_states) {
+        if state.allowed {
+            *state = unchanged;
+        }
     }
 }
 

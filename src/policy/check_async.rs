@@ -9,11 +9,14 @@ use crate::decision::Mode;
 use crate::error::CheckError;
 use crate::redis_backend::RedisBackend;
 
-use super::check::{merge_never_fits, Collected, MetList, States};
+use super::check::{
+    keep_unchanged_where_allowed, merge_never_fits, Answer, Call, Collected, States,
+};
 use super::compile::Compiled;
 use super::decision::{PolicyDecision, Verdict};
 use super::overrides::OverrideSet;
-use super::request::{resolve, Resolved};
+use super::redis;
+use super::request::Resolved;
 use super::{Policy, Request};
 
 impl Policy {
@@ -101,61 +104,24 @@ impl Compiled {
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
         let mut resolved = Resolved::new();
-        resolve(
-            &self.attributes,
-            &self.attribute_keys,
-            request,
-            &mut resolved,
-        );
         let mut found = Collected::new();
-        if !self.collect(overrides, request, &resolved, &mut found, result) {
+        if !self.prepare(overrides, request, &mut resolved, &mut found, result) {
             return Ok(());
         }
         let mut states = States::new();
-        let answer = execute_set(
-            backend,
-            &found.real,
-            &resolved,
-            now,
-            cost,
-            mode,
-            &mut states,
-        )
-        .await?;
-        self.settle_real(&found.real, &resolved, &states, answer, mode, result);
-        if !found.shadow.is_empty() {
-            let shadow_mode = Self::shadow_mode(mode, result);
-            let shadow = &found.shadow;
-            if execute_set(
-                backend,
-                shadow,
-                &resolved,
-                now,
-                cost,
-                shadow_mode,
-                &mut states,
-            )
-            .await
-            .is_err()
-            {
+        let real = Call::new(&found.real, &resolved, now, cost, mode);
+        let answer = execute_set(backend, real, &mut states).await?;
+        self.settle_real(real, &states, answer, result);
+        if let Some(shadow) = Self::shadow_call(&found, &resolved, real, result) {
+            if execute_set(backend, shadow, &mut states).await.is_err() {
                 // As in process: a cost a shadow limit can never fit is its denial.
                 let mut unchanged = States::new();
-                let _ = super::redis::execute_async(
-                    backend,
-                    shadow,
-                    &resolved,
-                    now,
-                    0,
-                    Mode::Peek,
-                    &mut unchanged,
-                )
-                .await;
+                let _ = redis::execute_async(backend, shadow.peek(0), &mut unchanged).await;
                 states.clear();
-                super::redis::peek_each_async(backend, shadow, &resolved, now, cost, &mut states)
-                    .await;
+                redis::peek_each_async(backend, shadow, &mut states).await;
                 merge_never_fits(&mut states, &unchanged);
             }
-            result.set_shadow(self, shadow, &states);
+            result.set_shadow(self, &found.shadow, &states);
         }
         self.count(&found, mode, result);
         Ok(())
@@ -167,25 +133,15 @@ impl Compiled {
 /// state (a cost-0 peek).
 async fn execute_set(
     backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    mode: Mode,
+    call: Call<'_>,
     states: &mut States,
-) -> Result<super::check::Answer, CheckError> {
-    if met.iter().all(|m| m.key.is_some()) {
-        return super::redis::execute_async(backend, met, resolved, now, cost, mode, states).await;
+) -> Result<Answer, CheckError> {
+    if call.all_keyed() {
+        return redis::execute_async(backend, call, states).await;
     }
-    let answer =
-        super::redis::execute_async(backend, met, resolved, now, cost, Mode::Peek, states).await?;
+    let answer = redis::execute_async(backend, call.peek(call.cost), states).await?;
     let mut now_states = States::new();
-    super::redis::execute_async(backend, met, resolved, now, 0, Mode::Peek, &mut now_states)
-        .await?;
-    for (state, unchanged) in states.iter_mut().zip(now_states) {
-        if state.allowed {
-            *state = unchanged;
-        }
-    }
+    redis::execute_async(backend, call.peek(0), &mut now_states).await?;
+    keep_unchanged_where_allowed(states, now_states);
     Ok(answer)
 }

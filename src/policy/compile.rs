@@ -11,8 +11,8 @@ use super::offenders::Offenders;
 use super::overrides::{OverrideSet, Target};
 use super::request::name_key;
 use super::{
-    request, Condition, LimitRef, OnMissing, PolicyError, PolicySpec, ResponseSpec, Route, Rule,
-    Test, MAX_ATTRIBUTES, MAX_KEY_ATTRIBUTES,
+    request, Condition, LimitRef, OnMissing, Override, PolicyError, PolicySpec, ResponseSpec,
+    Route, Rule, Test, MAX_ATTRIBUTES, MAX_KEY_ATTRIBUTES,
 };
 use crate::algorithm::Algorithm;
 use crate::composite::MAX_LIMITS;
@@ -502,6 +502,19 @@ pub(super) struct Version {
     pub(super) compiled: Arc<Compiled>,
     /// The per-client overrides in force: the file's, then changed through the API.
     pub(super) overrides: Arc<OverrideSet>,
+}
+
+impl Version {
+    /// Every override in force, as `(rule, limit, override)`.
+    pub(super) fn named_overrides(&self) -> Vec<(String, String, Override)> {
+        self.overrides
+            .list()
+            .filter_map(|(id, o)| {
+                let limit = self.limit_ref(id)?;
+                Some((String::from(limit.rule), String::from(limit.name), o))
+            })
+            .collect()
+    }
 }
 
 impl core::ops::Deref for Version {

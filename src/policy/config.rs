@@ -172,6 +172,27 @@ struct RawOverride {
     unlimited: bool,
 }
 
+/// The spellings of the options a policy file chooses among, in the order its errors
+/// list them.
+const HEADER_STYLES: &[(&str, HeaderStyle)] = &[
+    ("evenergy", HeaderStyle::EvEnergy),
+    ("uphold", HeaderStyle::Uphold),
+    ("switch", HeaderStyle::Switch),
+    ("ietf", HeaderStyle::Ietf),
+];
+/// `response.body`: `true` for plain text.
+const BODY_STYLES: &[(&str, bool)] = &[("problem+json", false), ("text", true)];
+const WHEN_FULL: &[(&str, FullPolicy)] = &[
+    ("evict", FullPolicy::EvictClosestToRest),
+    ("deny", FullPolicy::Deny),
+    ("allow", FullPolicy::Allow),
+];
+const ON_MISSING: &[(&str, OnMissing)] = &[
+    ("skip", OnMissing::Skip),
+    ("shared", OnMissing::Shared),
+    ("deny", OnMissing::Deny),
+];
+
 /// Turns spans into line/column and builds errors.
 struct Source<'a> {
     origin: &'a str,
@@ -193,6 +214,33 @@ impl Source<'_> {
             field: field.to_string(),
             message: message.into(),
         }
+    }
+
+    /// The option `value` names among `options`, or an error at `field` that lists them
+    /// ("unknown {what} \"x\" (use a, b or c)").
+    fn choice<T: Copy>(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+        what: &str,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let text = value.get_ref().as_str();
+        if let Some(&(_, option)) = options.iter().find(|(name, _)| *name == text) {
+            return Ok(option);
+        }
+        let mut names = options.iter().map(|(name, _)| *name).collect::<Vec<_>>();
+        let last = names.pop().unwrap_or_default();
+        let list = if names.is_empty() {
+            String::from(last)
+        } else {
+            format!("{} or {last}", names.join(", "))
+        };
+        Err(self.error(
+            Some(value.span()),
+            field,
+            format!("unknown {what} {text:?} (use {list})"),
+        ))
     }
 
     fn position(&self, offset: usize) -> (usize, usize) {
@@ -347,32 +395,12 @@ fn spec_from_raw(raw: RawPolicy, src: &Source<'_>) -> Result<PolicySpec, ConfigE
     let mut response = ResponseSpec::default();
     if let Some(r) = raw.response {
         if let Some(headers) = r.headers {
-            response.headers = match headers.get_ref().as_str() {
-                "evenergy" => HeaderStyle::EvEnergy,
-                "uphold" => HeaderStyle::Uphold,
-                "switch" => HeaderStyle::Switch,
-                "ietf" => HeaderStyle::Ietf,
-                other => {
-                    return Err(src.error(
-                        Some(headers.span()),
-                        "response.headers",
-                        format!(
-                            "unknown header style {other:?} (use evenergy, uphold, switch or ietf)"
-                        ),
-                    ))
-                }
-            };
+            response.headers =
+                src.choice(&headers, "response.headers", "header style", HEADER_STYLES)?;
         }
-        let plain = match r.body.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
-            None | Some(("problem+json", _)) => false,
-            Some(("text", _)) => true,
-            Some((other, span)) => {
-                return Err(src.error(
-                    Some(span),
-                    "response.body",
-                    format!("unknown body style {other:?} (use problem+json or text)"),
-                ))
-            }
+        let plain = match &r.body {
+            None => false,
+            Some(body) => src.choice(body, "response.body", "body style", BODY_STYLES)?,
         };
         response.body = if plain {
             Body::PlainText
@@ -404,18 +432,7 @@ fn spec_from_raw(raw: RawPolicy, src: &Source<'_>) -> Result<PolicySpec, ConfigE
             capacity = positive(&c, src, "table.capacity", "capacity")?;
         }
         if let Some(w) = t.when_full {
-            when_full = match w.get_ref().as_str() {
-                "evict" => FullPolicy::EvictClosestToRest,
-                "deny" => FullPolicy::Deny,
-                "allow" => FullPolicy::Allow,
-                other => {
-                    return Err(src.error(
-                        Some(w.span()),
-                        "table.when_full",
-                        format!("unknown policy {other:?} (use evict, deny or allow)"),
-                    ))
-                }
-            };
+            when_full = src.choice(&w, "table.when_full", "policy", WHEN_FULL)?;
         }
     }
     let mut rules: Vec<Rule> = Vec::new();
@@ -682,18 +699,7 @@ fn limit_from_raw(
 ) -> Result<LimitRule, ConfigError> {
     let (key, implied, label) = key_from_raw(&raw.key, src, at)?;
     let on_missing = match &raw.on_missing {
-        Some(value) => match value.get_ref().as_str() {
-            "skip" => OnMissing::Skip,
-            "shared" => OnMissing::Shared,
-            "deny" => OnMissing::Deny,
-            other => {
-                return Err(src.error(
-                    Some(value.span()),
-                    &at("on_missing"),
-                    format!("unknown value {other:?} (use skip, shared or deny)"),
-                ))
-            }
-        },
+        Some(value) => src.choice(value, &at("on_missing"), "value", ON_MISSING)?,
         None => {
             // Required unless the rule's conditions guarantee every key attribute.
             let unsure = key.iter().find(|attribute| {
@@ -734,21 +740,20 @@ fn limit_from_raw(
     let (algorithm, algorithm_span) = match &raw.algorithm {
         None => (Algorithm::Gcra, None),
         Some(a) => {
-            let algorithm = match a.get_ref().as_str() {
-                "gcra" => Algorithm::Gcra,
-                "fixed_window" => Algorithm::FixedWindow,
-                "sliding_window" => Algorithm::SlidingWindowApprox,
-                "sliding_window_strict" => Algorithm::SlidingWindowStrict { sub_windows },
-                other => {
-                    return Err(src.error(
-                        Some(a.span()),
-                        &at("algorithm"),
-                        format!(
-                            "unknown algorithm {other:?} (use gcra, fixed_window, sliding_window or sliding_window_strict)"
-                        ),
-                    ))
-                }
-            };
+            let algorithm = src.choice(
+                a,
+                &at("algorithm"),
+                "algorithm",
+                &[
+                    ("gcra", Algorithm::Gcra),
+                    ("fixed_window", Algorithm::FixedWindow),
+                    ("sliding_window", Algorithm::SlidingWindowApprox),
+                    (
+                        "sliding_window_strict",
+                        Algorithm::SlidingWindowStrict { sub_windows },
+                    ),
+                ],
+            )?;
             (algorithm, Some(a.span()))
         }
     };

@@ -362,18 +362,9 @@ impl Policy {
             .filter(|g| old_tables.iter().any(|t| Arc::ptr_eq(t, &g.table)))
             .map(|g| g.ids.len())
             .sum::<usize>();
-        let named = |compiled: &Version| -> Vec<(String, String, Override)> {
-            compiled
-                .overrides
-                .list()
-                .filter_map(|(id, o)| {
-                    let limit = compiled.limit_ref(id)?;
-                    Some((String::from(limit.rule), String::from(limit.name), o))
-                })
-                .collect()
-        };
-        let now_in_force = named(&next);
-        let overrides_dropped = named(&old)
+        let now_in_force = next.named_overrides();
+        let overrides_dropped = old
+            .named_overrides()
             .iter()
             .filter(|o| !now_in_force.contains(o))
             .count();
@@ -470,15 +461,7 @@ impl Policy {
     /// Every override in force, as `(rule, limit, override)`.
     #[must_use]
     pub fn overrides(&self) -> Vec<(String, String, Override)> {
-        let compiled = self.current.load();
-        compiled
-            .overrides
-            .list()
-            .filter_map(|(id, o)| {
-                let limit = compiled.limit_ref(id)?;
-                Some((String::from(limit.rule), String::from(limit.name), o))
-            })
-            .collect()
+        self.current.load().named_overrides()
     }
 
     /// Copies the override set of the version in force, lets `edit` change it, and

@@ -9,8 +9,8 @@ use crate::decision::Decision;
 use crate::error::CheckError;
 use crate::redis_backend::{Fault, RedisBackend, RedisCheckError, RedisDecision, RedisLimit};
 
-use super::check::{Answer, MetList, States, NEVER_FITS};
-use super::request::{KeyParts, Resolved};
+use super::check::{Answer, Call, States, NEVER_FITS};
+use super::request::KeyParts;
 
 /// The Redis key of a limit's key parts. One present part is its value as is and no
 /// part is the empty key, so single-attribute and global keys name the same Redis keys
@@ -38,15 +38,15 @@ fn redis_key(key: &KeyParts<'_>) -> Vec<u8> {
     }
 }
 
-/// The Redis limits and keys of `met`'s keyed groups, in `execute`'s order, each limit
+/// The Redis limits and keys of the call's keyed groups, in `execute`'s order, each limit
 /// with its override's parameters (those an unlimited override exempts left out).
-fn keyed<'p>(met: &MetList<'p>, resolved: &Resolved<'_>) -> Vec<(&'p RedisLimit, Vec<u8>)> {
+fn keyed<'p>(call: Call<'p>) -> Vec<(&'p RedisLimit, Vec<u8>)> {
     let mut keyed: Vec<(&RedisLimit, Vec<u8>)> = Vec::new();
-    for m in met.iter() {
+    for m in call.met.iter() {
         if m.key.is_none() {
             continue;
         }
-        let Some(key) = m.group.key_of(resolved) else {
+        let Some(key) = m.group.key_of(call.resolved) else {
             continue;
         };
         let key = redis_key(&key);
@@ -67,35 +67,21 @@ fn keyed<'p>(met: &MetList<'p>, resolved: &Resolved<'_>) -> Vec<(&'p RedisLimit,
 /// [`super::Policy`]'s `never_fits` on Redis: each limit peeked on its own (a cost it can
 /// never fit: [`NEVER_FITS`]; Redis unreachable: denied). One call per limit, only for
 /// a shadow set a cost can never fit.
-pub(super) fn peek_each(
-    backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    states: &mut States,
-) {
-    for (limit, key) in keyed(met, resolved).iter().take(MAX_LIMITS) {
+pub(super) fn peek_each(backend: &RedisBackend, call: Call<'_>, states: &mut States) {
+    for (limit, key) in keyed(call).iter().take(MAX_LIMITS) {
         let mut state = [Decision::EMPTY];
-        let result = backend.peek_limits(&[(limit, key)], now, cost, &mut state);
+        let result = backend.peek_limits(&[(limit, key)], call.now, call.cost, &mut state);
         states.push(peeked(result, state[0]));
     }
 }
 
 /// [`peek_each`] on the async transport.
 #[cfg(feature = "redis-tokio")]
-pub(super) async fn peek_each_async(
-    backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    states: &mut States,
-) {
-    for (limit, key) in keyed(met, resolved).iter().take(MAX_LIMITS) {
+pub(super) async fn peek_each_async(backend: &RedisBackend, call: Call<'_>, states: &mut States) {
+    for (limit, key) in keyed(call).iter().take(MAX_LIMITS) {
         let mut state = [Decision::EMPTY];
         let result = backend
-            .peek_limits_async(&[(limit, key)], now, cost, &mut state)
+            .peek_limits_async(&[(limit, key)], call.now, call.cost, &mut state)
             .await;
         states.push(peeked(result, state[0]));
     }
@@ -128,46 +114,41 @@ fn pairs<'a>(
 /// [`super::Policy`]'s `execute` on Redis.
 pub(super) fn execute(
     backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    mode: Mode,
+    call: Call<'_>,
     states: &mut States,
 ) -> Result<Answer, CheckError> {
-    let keyed = keyed(met, resolved);
+    let keyed = keyed(call);
     if keyed.is_empty() {
         return Ok(Answer::default());
     }
     let pairs = pairs(&keyed, states);
-    answer(if mode.charges() {
+    let (now, cost) = (call.now, call.cost);
+    answer(if call.mode.charges() {
         backend.check_limits(&pairs, now, cost, states)
     } else {
         backend.peek_limits(&pairs, now, cost, states)
     })
 }
 
-/// [`execute`] on the async transport.
+/// [`execute`] on the async transport: the same limits, keys and answer, each Redis call
+/// awaited.
 #[cfg(feature = "redis-tokio")]
 pub(super) async fn execute_async(
     backend: &RedisBackend,
-    met: &MetList<'_>,
-    resolved: &Resolved<'_>,
-    now: u64,
-    cost: u64,
-    mode: Mode,
+    call: Call<'_>,
     states: &mut States,
 ) -> Result<Answer, CheckError> {
-    let keyed = keyed(met, resolved);
-    if keyed.is_empty() {
+    let keyed = keyed(call);
+    let pairs = pairs(&keyed, states);
+    if pairs.is_empty() {
         return Ok(Answer::default());
     }
-    let pairs = pairs(&keyed, states);
-    answer(if mode.charges() {
-        backend.check_limits_async(&pairs, now, cost, states).await
-    } else {
-        backend.peek_limits_async(&pairs, now, cost, states).await
-    })
+    let (now, cost) = (call.now, call.cost);
+    let reply = match call.mode {
+        Mode::Charge => backend.check_limits_async(&pairs, now, cost, states).await,
+        Mode::Peek => backend.peek_limits_async(&pairs, now, cost, states).await,
+    };
+    answer(reply)
 }
 
 /// The backend's answer as the policy records it.
