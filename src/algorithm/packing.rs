@@ -62,10 +62,7 @@ macro_rules! window_config {
             /// [`QuotaError::StateTooWide`] if window numbers over the whole `u64` range
             #[doc = concat!("and ", $what, " up to `limit` do not fit one word.")]
             pub const fn new(quota: &Quota) -> Result<Self, QuotaError> {
-                match WindowParams::new(quota, $counters, false) {
-                    Ok(window) => Ok(Self { window }),
-                    Err(e) => Err(e),
-                }
+                Self::with_width(quota, false)
             }
 
             /// How the state word is laid out.
@@ -74,12 +71,12 @@ macro_rules! window_config {
                 self.window.layout
             }
 
-            /// [`new`](Self::new) with every bit the window numbers leave given to the
-            /// counts, so that the same state word can be read with any other limit up to
-            /// that width (a policy's per-client overrides run on their limit's slots).
-            #[cfg_attr(not(feature = "std"), allow(dead_code))]
-            pub(crate) const fn new_wide(quota: &Quota) -> Result<Self, QuotaError> {
-                match WindowParams::new(quota, $counters, true) {
+            /// [`new`](Self::new), or with `wide` every bit the window numbers leave
+            /// given to the counts, so that the same state word can be read with any other
+            /// limit up to that width (a policy's per-client overrides run on their
+            /// limit's slots).
+            pub(crate) const fn with_width(quota: &Quota, wide: bool) -> Result<Self, QuotaError> {
+                match WindowParams::new(quota, $counters, wide) {
                     Ok(window) => Ok(Self { window }),
                     Err(e) => Err(e),
                 }

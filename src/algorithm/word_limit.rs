@@ -30,18 +30,7 @@ impl WordLimit {
     /// # Errors
     /// Whatever the algorithm rejects (see [`QuotaError`]).
     pub const fn new(algorithm: Algorithm, quota: &Quota) -> Result<Option<Self>, QuotaError> {
-        match algorithm {
-            Algorithm::Gcra => Ok(Some(Self::Gcra(GcraConfig::new(quota)))),
-            Algorithm::FixedWindow => match FixedWindowConfig::new(quota) {
-                Ok(c) => Ok(Some(Self::FixedWindow(c))),
-                Err(e) => Err(e),
-            },
-            Algorithm::SlidingWindowApprox => match SlidingWindowConfig::new(quota) {
-                Ok(c) => Ok(Some(Self::SlidingWindowApprox(c))),
-                Err(e) => Err(e),
-            },
-            Algorithm::SlidingWindowStrict { .. } => Ok(None),
-        }
+        Self::with_width(algorithm, quota, false)
     }
 
     /// The window algorithms' word layout (`None` for GCRA, whose word is a time).
@@ -61,16 +50,25 @@ impl WordLimit {
         algorithm: Algorithm,
         quota: &Quota,
     ) -> Result<Option<Self>, QuotaError> {
+        Self::with_width(algorithm, quota, true)
+    }
+
+    const fn with_width(
+        algorithm: Algorithm,
+        quota: &Quota,
+        wide: bool,
+    ) -> Result<Option<Self>, QuotaError> {
         match algorithm {
-            Algorithm::FixedWindow => match FixedWindowConfig::new_wide(quota) {
+            Algorithm::Gcra => Ok(Some(Self::Gcra(GcraConfig::new(quota)))),
+            Algorithm::FixedWindow => match FixedWindowConfig::with_width(quota, wide) {
                 Ok(c) => Ok(Some(Self::FixedWindow(c))),
                 Err(e) => Err(e),
             },
-            Algorithm::SlidingWindowApprox => match SlidingWindowConfig::new_wide(quota) {
+            Algorithm::SlidingWindowApprox => match SlidingWindowConfig::with_width(quota, wide) {
                 Ok(c) => Ok(Some(Self::SlidingWindowApprox(c))),
                 Err(e) => Err(e),
             },
-            _ => Self::new(algorithm, quota),
+            Algorithm::SlidingWindowStrict { .. } => Ok(None),
         }
     }
 

@@ -23,35 +23,25 @@ use crate::table::{FullPolicy, LimitSpec, OwnedTable, Table, TableConfig, TableE
 #[derive(Debug)]
 pub(super) struct CompiledCondition {
     pub(super) attribute: usize,
-    pub(super) test: CompiledTest,
-}
-
-#[derive(Debug)]
-pub(super) enum CompiledTest {
-    Present,
-    Absent,
-    Equals(Vec<u8>),
-    /// Sorted, for a binary search.
-    In(Vec<Vec<u8>>),
-    /// Sorted.
-    NotIn(Vec<Vec<u8>>),
+    /// The condition's test, its `In` and `NotIn` lists sorted for a binary search.
+    pub(super) test: Test,
 }
 
 impl CompiledCondition {
     pub(super) fn holds(&self, resolved: &request::Resolved<'_>) -> bool {
         let value = resolved.get(self.attribute).copied().flatten();
         match (&self.test, value) {
-            (CompiledTest::Present, v) => v.is_some(),
-            (CompiledTest::Absent, v) => v.is_none(),
-            (CompiledTest::Equals(want), Some(v)) => want.as_slice() == v,
-            (CompiledTest::In(set), Some(v)) => {
+            (Test::Present, v) => v.is_some(),
+            (Test::Absent, v) => v.is_none(),
+            (Test::Equals(want), Some(v)) => want.as_slice() == v,
+            (Test::In(set), Some(v)) => {
                 set.binary_search_by(|e| e.as_slice().cmp(v)).is_ok()
             }
-            (CompiledTest::NotIn(set), Some(v)) => {
+            (Test::NotIn(set), Some(v)) => {
                 set.binary_search_by(|e| e.as_slice().cmp(v)).is_err()
             }
-            (CompiledTest::NotIn(_), None) => true,
-            (CompiledTest::Equals(_) | CompiledTest::In(_), None) => false,
+            (Test::NotIn(_), None) => true,
+            (Test::Equals(_) | Test::In(_), None) => false,
         }
     }
 }
@@ -164,11 +154,9 @@ fn compile_condition(
     Ok(CompiledCondition {
         attribute: intern(names, &condition.attribute)?,
         test: match &condition.test {
-            Test::Present => CompiledTest::Present,
-            Test::Absent => CompiledTest::Absent,
-            Test::Equals(value) => CompiledTest::Equals(value.clone()),
-            Test::In(values) => CompiledTest::In(sorted(values)),
-            Test::NotIn(values) => CompiledTest::NotIn(sorted(values)),
+            Test::In(values) => Test::In(sorted(values)),
+            Test::NotIn(values) => Test::NotIn(sorted(values)),
+            other => other.clone(),
         },
     })
 }

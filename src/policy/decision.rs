@@ -275,21 +275,22 @@ impl PolicyDecision<'_> {
 
     /// Every applicable real limit and its state, in policy order.
     pub fn entries(&self) -> impl Iterator<Item = (LimitRef<'_>, Decision)> + '_ {
-        self.verdict
-            .entries
-            .iter()
-            .take(self.verdict.real)
-            .filter_map(|e| self.entry_ref(e))
+        self.listed(0..self.verdict.real)
     }
 
     /// Every applicable shadow limit and its state (`allowed == false`: it would have
     /// denied), in policy order.
     pub fn shadow_entries(&self) -> impl Iterator<Item = (LimitRef<'_>, Decision)> + '_ {
-        self.verdict
-            .entries
-            .iter()
-            .skip(self.verdict.real)
-            .filter_map(|e| self.entry_ref(e))
+        self.listed(self.verdict.real..self.verdict.entries.len())
+    }
+
+    /// The entries at `range` (the real ones come first, then the shadow ones).
+    fn listed(
+        &self,
+        range: core::ops::Range<usize>,
+    ) -> impl Iterator<Item = (LimitRef<'_>, Decision)> + '_ {
+        let entries = self.verdict.entries.get(range).unwrap_or_default();
+        entries.iter().filter_map(|e| self.entry_ref(e))
     }
 
     /// The limit that decided, if any real limit applied.
