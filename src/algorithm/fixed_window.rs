@@ -25,13 +25,10 @@ use crate::Reservation;
 /// A lock-free fixed-window limiter for one key.
 pub type FixedWindow = WordLimiter<FixedWindowConfig>;
 
-/// Fixed-window parameters and state layout; shared by keyed tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FixedWindowConfig {
-    window: WindowParams,
+window_config! {
+    /// Fixed-window parameters and state layout; shared by keyed tables.
+    FixedWindowConfig, 1, "a count"
 }
-
-window_config!(FixedWindowConfig, 1, "a count");
 
 impl FixedWindowConfig {
     /// Evaluates a request of `cost` at `now` against `word`. Pure; never panics.

@@ -47,14 +47,20 @@ impl WindowParams {
     }
 }
 
-/// The constructors and layout accessor of a window algorithm's config (a struct holding
-/// `window: WindowParams`) with `$counters` counts beside the window number, its
+/// A window algorithm's config (a struct holding its `WindowParams`), with its
+/// constructors and layout accessor for `$counters` counts beside the window number, its
 /// limiter's constructor, and its `WordState` (whose undo is the same for both: counts
 /// are additive). Both window algorithms build, read and undo the same way, and `const
 /// fn`s cannot come from a trait. The config provides `evaluate`, `uncharge` and
 /// `window_of`.
 macro_rules! window_config {
-    ($config:ident, $counters:literal, $what:literal) => {
+    ($(#[$doc:meta])* $config:ident, $counters:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $config {
+            window: WindowParams,
+        }
+
         impl $config {
             /// Parameters for `quota`.
             ///

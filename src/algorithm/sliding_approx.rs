@@ -33,13 +33,10 @@ use crate::Reservation;
 /// A lock-free approximate sliding-window limiter for one key.
 pub type SlidingWindowApprox = WordLimiter<SlidingWindowConfig>;
 
-/// Approximate sliding-window parameters and state layout; shared by keyed tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SlidingWindowConfig {
-    window: WindowParams,
+window_config! {
+    /// Approximate sliding-window parameters and state layout; shared by keyed tables.
+    SlidingWindowConfig, 2, "two counts"
 }
-
-window_config!(SlidingWindowConfig, 2, "two counts");
 
 impl SlidingWindowConfig {
     /// `(window, previous, current, now)` as seen at `now`, after rolling windows forward

@@ -34,12 +34,8 @@ impl CompiledCondition {
             (Test::Present, v) => v.is_some(),
             (Test::Absent, v) => v.is_none(),
             (Test::Equals(want), Some(v)) => want.as_slice() == v,
-            (Test::In(set), Some(v)) => {
-                set.binary_search_by(|e| e.as_slice().cmp(v)).is_ok()
-            }
-            (Test::NotIn(set), Some(v)) => {
-                set.binary_search_by(|e| e.as_slice().cmp(v)).is_err()
-            }
+            (Test::In(set), Some(v)) => set.binary_search_by(|e| e.as_slice().cmp(v)).is_ok(),
+            (Test::NotIn(set), Some(v)) => set.binary_search_by(|e| e.as_slice().cmp(v)).is_err(),
             (Test::NotIn(_), None) => true,
             (Test::Equals(_) | Test::In(_), None) => false,
         }
