@@ -26,16 +26,18 @@ use http::header::{HeaderMap, FORWARDED};
 use http::{Extensions, HeaderName};
 use ipnet::IpNet;
 
-/// The connection's remote address, for servers other than axum: insert it as a request
-/// extension (hyper's `service_fn` closure knows it from the accepted socket). Under
-/// axum, `into_make_service_with_connect_info::<SocketAddr>()` provides it instead.
+/// The connection's remote address, for servers other than axum and tonic: insert it as
+/// a request extension (hyper's `service_fn` closure knows it from the accepted socket).
+/// Under axum, `into_make_service_with_connect_info::<SocketAddr>()` provides it instead;
+/// under tonic's server (feature `tonic`), its `TcpConnectInfo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The peer's address from the request's extensions: [`PeerAddr`], or axum's
-/// `ConnectInfo<SocketAddr>` (feature `axum`).
+/// The peer's address from the request's extensions: [`PeerAddr`], axum's
+/// `ConnectInfo<SocketAddr>` (feature `axum`), or tonic's `TcpConnectInfo` (feature
+/// `tonic`).
 pub(crate) fn peer(extensions: &Extensions) -> Option<IpAddr> {
     if let Some(PeerAddr(addr)) = extensions.get::<PeerAddr>() {
         return Some(addr.ip());
@@ -43,6 +45,13 @@ pub(crate) fn peer(extensions: &Extensions) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
         return Some(info.0.ip());
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(addr) = extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+    {
+        return Some(addr.ip());
     }
     None
 }

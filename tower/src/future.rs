@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use crate::backend::{Checked, Denial, Refused};
 use crate::body::RateLimitBody;
+use crate::grpc;
 
 pin_project! {
     /// The future of [`RateLimit`](crate::RateLimit)'s responses.
@@ -77,16 +78,23 @@ where
                     inner,
                     request,
                 } => {
-                    let checked = match ready!(check.poll(cx)) {
+                    let checked = ready!(check.poll(cx));
+                    let grpc = request.as_ref().is_some_and(|r| grpc::is_grpc(r.headers()));
+                    let checked = match checked {
                         Ok(checked) => checked,
                         Err(refused) => {
                             state.set(State::Done);
-                            return Poll::Ready(Ok(never_fits(refused)));
+                            return Poll::Ready(Ok(never_fits(refused, grpc)));
                         }
                     };
                     if let Some(denial) = checked.denial {
                         state.set(State::Done);
-                        let mut response = denied(denial, checked.headers);
+                        let mut response = if grpc {
+                            let message = grpc::message(denial.status);
+                            grpc::denied(denial.status, message, checked.headers)
+                        } else {
+                            denied(denial, checked.headers)
+                        };
                         // Outer layers (logging, metrics) see why, a fault included.
                         response.extensions_mut().insert(checked.decision);
                         return Poll::Ready(Ok(response));
@@ -138,7 +146,10 @@ fn denied<B>(
 
 /// A request whose cost no limit can ever admit: the denial status without rate-limit
 /// headers or `Retry-After` (no wait would help), and a sentence saying so.
-fn never_fits<B>(refused: Refused) -> Response<RateLimitBody<B>> {
+fn never_fits<B>(refused: Refused, grpc: bool) -> Response<RateLimitBody<B>> {
+    if grpc {
+        return grpc::denied(refused.status, &refused.error.to_string(), []);
+    }
     let body = Bytes::from(format!("{}\n", refused.error));
     let mut response = Response::new(RateLimitBody::denied(body));
     *response.status_mut() = refused.status;

@@ -17,11 +17,20 @@
 //!   `text/plain` saying so, and no rate-limit headers nor `Retry-After`, since no wait
 //!   would help. It never panics and never lets the request through.
 //!
+//! # gRPC
+//! A gRPC request (`content-type: application/grpc…`, e.g. to a tonic server) is denied
+//! the way gRPC clients read: HTTP 200 with `grpc-status` 8 `RESOURCE_EXHAUSTED` (14
+//! `UNAVAILABLE` for a 503, as when Redis is down and the policy fails closed) and a
+//! `grpc-message`, no body, and the rate-limit headers as metadata (a trailers-only
+//! response). Under tonic's server, feature `tonic` reads the peer address from its
+//! `TcpConnectInfo`: `Server::builder().layer(RateLimitLayer::new(policy))`.
+//!
 //! # Attributes
 //! - `client_ip` (renamed with [`client_ip_attribute`](RateLimitLayer::client_ip_attribute)):
 //!   the text form of the client's address (`192.0.2.1`, `2001:db8::1`). The peer comes
 //!   from axum's `ConnectInfo<SocketAddr>` (feature `axum`, on by default; serve with
-//!   `into_make_service_with_connect_info::<SocketAddr>()`) or a [`PeerAddr`] extension.
+//!   `into_make_service_with_connect_info::<SocketAddr>()`), tonic's `TcpConnectInfo`
+//!   (feature `tonic`) or a [`PeerAddr`] extension.
 //!   `Forwarded` and `X-Forwarded-For` are read only when the peer is a
 //!   [trusted proxy](RateLimitLayer::trusted_proxies); [`client_ip`] says which address
 //!   is then the client and what a malformed header gets (the peer). A request without
@@ -61,6 +70,7 @@ pub mod client_ip;
 mod clock;
 mod decision;
 mod future;
+mod grpc;
 mod layer;
 mod names;
 #[cfg(feature = "redis")]
