@@ -191,6 +191,21 @@ unsafe fn stated_size<T>(ptr: *const T, min: usize) -> Result<usize, ratecore_st
     Ok(size)
 }
 
+/// An input pointer to one `T`.
+///
+/// # Errors
+/// As for [`check_pointer`].
+///
+/// # Safety
+/// A non-NULL `ptr` is valid for reads of one initialised `T` during `'a`, and nobody
+/// writes it during `'a`.
+pub(crate) unsafe fn input_ref<'a, T>(ptr: *const T) -> Result<&'a T, ratecore_status> {
+    check_pointer(ptr)?;
+    // SAFETY: non-NULL and aligned (checked above); valid for one initialised read and
+    // not written during 'a (caller's promise).
+    Ok(unsafe { &*ptr })
+}
+
 /// Reads an input struct that may grow: its first field is its size in bytes as the
 /// caller compiled it. A size below `size_of::<T>()` is rejected; a larger one (a caller
 /// built against a newer header) is accepted, and only the fields this library knows are

@@ -4,7 +4,7 @@
 use ratecore::http::{self, BodyStyle, HeaderInput, HeaderStyle, QuotaReport};
 use ratecore::Decision;
 
-use crate::ffi::{input_slice, output, output_slice};
+use crate::ffi::{input_ref, input_slice, output, output_slice};
 use crate::panic::guard;
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
@@ -136,11 +136,7 @@ pub unsafe extern "C" fn ratecore_render_headers(
     guard(|| {
         let style = ratecore_header_style::from_code(style)?;
         // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+        let decision = decision_of(unsafe { input_ref(decision) }?);
         // SAFETY: forwarded from this function's contract.
         let reports = unsafe { input_slice(quotas, quota_count) }?;
         if reports.len() > RATECORE_MAX_QUOTA_REPORTS {
@@ -194,11 +190,7 @@ pub unsafe extern "C" fn ratecore_render_problem_json(
 ) -> ratecore_status {
     guard(|| {
         // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+        let decision = decision_of(unsafe { input_ref(decision) }?);
         // SAFETY: forwarded from this function's contract.
         let type_uri = unsafe { utf8(type_uri, type_uri_len) }?;
         // SAFETY: forwarded from this function's contract.
@@ -238,11 +230,7 @@ pub unsafe extern "C" fn ratecore_render_text_body(
 ) -> ratecore_status {
     guard(|| {
         // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+        let decision = decision_of(unsafe { input_ref(decision) }?);
         // SAFETY: forwarded from this function's contract.
         let subject = unsafe { utf8(subject, subject_len) }?;
         let style = BodyStyle::PlainText { subject };
