@@ -12,7 +12,7 @@ use ratecore_ffi::{
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
+    assert_no_decision, c_decision, free_call, handle_arg, out_ptr, slice_ptr, Arena, Faults,
     LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
@@ -93,10 +93,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.limiters, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.limiters.len());
+            let (target, hp, mut faults) = handle_arg(&arena.limiters, *handle, |h| h.ptr);
             faults.out(*out);
             let mut slot = [SENTINEL; 2];
             let op = out_ptr(&mut slot, *out);
@@ -179,14 +176,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::LimiterCount { handle, out } => {
-            let target = pick(&arena.limiters, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (target, hp, mut faults) = handle_arg(&arena.limiters, *handle, |h| h.ptr);
             let mut slot = [usize::MAX; 2];
             let op = out_ptr(&mut slot, *out);
             // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
             let status = unsafe { ratecore_limiter_limit_count(hp, op) };
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.limiters.len());
             faults.out(*out);
             if faults.judge(status, "limiter_limit_count") {
                 assert_eq!(status, S::Ok);

@@ -374,12 +374,21 @@ fn free_call<H, T>(
 /// The policy a call names: its index in the arena (none when no policy is live), the
 /// pointer passed for it, and the faults the handle argument calls for.
 fn policy_arg(arena: &Arena, handle: HandleArg) -> (Option<usize>, *mut ratecore_policy, Faults) {
-    let target = pick(&arena.policies, handle).map(|(index, _)| index);
-    let hp = target.map_or(ptr::null_mut(), |index| {
-        handle_ptr(arena.policies[index].ptr, handle)
-    });
+    let (target, hp, faults) = handle_arg(&arena.policies, handle, |h| h.ptr);
+    (target.map(|(index, _)| index), hp, faults)
+}
+
+/// The handle argument `arg` names among `items` (`ptr_of` gives a handle's pointer):
+/// the target, the pointer to pass, and the fault the argument is, if any.
+fn handle_arg<H, T>(
+    items: &[H],
+    arg: HandleArg,
+    ptr_of: fn(&H) -> *mut T,
+) -> (Option<(usize, &H)>, *mut T, Faults) {
+    let target = pick(items, arg);
+    let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(ptr_of(h), arg));
     let mut faults = Faults::default();
-    faults.handle(handle, arena.policies.len());
+    faults.handle(arg, items.len());
     (target, hp, faults)
 }
 

@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::call::Call;
 use super::reload::assert_error_message;
-use super::{handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults, OutBuf, S};
+use super::{handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, OutBuf, S};
 
 /// Makes one overrides call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -145,10 +145,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::PolicyOverrides { handle, out } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
@@ -166,10 +163,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             stats,
             size,
         } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             faults.out(*stats);
             let (size, short) = size.of::<ratecore_offender_stats>();

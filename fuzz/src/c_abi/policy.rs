@@ -6,8 +6,8 @@ use std::ptr;
 
 use ratecore::policy::{Attribute, Policy, PolicyDecision, Request};
 use ratecore_ffi::{
-    ratecore_attribute, ratecore_http_request, ratecore_limit_metrics, ratecore_policy,
-    ratecore_policy_check, ratecore_policy_check_http, ratecore_policy_free,
+    ratecore_attribute, ratecore_decision, ratecore_http_request, ratecore_limit_metrics,
+    ratecore_policy, ratecore_policy_check, ratecore_policy_check_http, ratecore_policy_free,
     ratecore_policy_from_toml, ratecore_policy_limit_count, ratecore_policy_limit_metrics,
     ratecore_policy_memory_bytes, ratecore_policy_outcome, ratecore_policy_peek,
     ratecore_policy_peek_http, ratecore_policy_render_metrics, ratecore_policy_result,
@@ -21,8 +21,8 @@ use super::args::{
 use super::call::Call;
 use super::reload::assert_error_text;
 use super::{
-    c_decision, free_call, handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults,
-    KeyBudget, OutBuf, OutBytes, PolicyHandle, S, SENTINEL,
+    c_decision, free_call, handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, KeyBudget,
+    OutBuf, OutBytes, PolicyHandle, S, SENTINEL,
 };
 
 /// Makes one policy call and checks it against the Rust API.
@@ -211,43 +211,24 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "result written with {status:?}"
                 );
             }
-            if !fine {
-                hbuf.assert_untouched();
-                bbuf.assert_untouched();
+            let mirror = &arena.policies[target.expect("live")].mirror;
+            let Some(pd) = expected(status, fine, (&hbuf, &bbuf), || {
+                let (m, p) = (method.expect("request"), path.expect("request"));
+                let request = Request::new(&m.text, &p.text, &attributes);
+                mirror_decide(mirror, &request, now, cost, *commit)
+            }) else {
                 return;
-            }
-            let h = &arena.policies[target.expect("live")];
-            let (m, p) = (method.expect("request"), path.expect("request"));
-            let request = Request::new(&m.text, &p.text, &attributes);
-            let expected = if *commit {
-                h.mirror.check(&request, now, cost)
-            } else {
-                h.mirror.peek(&request, now, cost)
             };
-            let pd = match expected {
-                Err(e) => {
-                    assert_eq!(status, S::from(e));
-                    hbuf.assert_untouched();
-                    bbuf.assert_untouched();
-                    return;
-                }
-                Ok(pd) => pd,
-            };
-            assert_eq!(status, S::Ok);
             let got = slot[0];
-            assert_eq!(
-                got.decision,
-                c_decision(*pd.decision()),
-                "policy decision differs"
-            );
-            assert_eq!(got.limited, pd.limited());
-            let rendered = Rendered {
+            let answer = Answer {
+                decision: got.decision,
+                limited: got.limited,
                 status: got.status,
                 headers_len: got.headers_len,
                 body_len: got.body_len,
                 content_type: got.content_type,
             };
-            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer.compare(&pd, unix_now, &hbuf, &bbuf);
         }
         Call::PolicyDecideHttp {
             handle,
@@ -304,40 +285,19 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "outcome written with {status:?}"
                 );
             }
-            if !fine {
-                hbuf.assert_untouched();
-                bbuf.assert_untouched();
+            let mirror = &arena.policies[target.expect("live")].mirror;
+            let Some(pd) = expected(status, fine, (&hbuf, &bbuf), || {
+                let built = built.as_ref().expect("request");
+                let attributes = built.mirror_attributes();
+                let request = Request::new(&built.method.text, &built.path.text, &attributes);
+                mirror_decide(mirror, &request, now, cost, *commit)
+            }) else {
                 return;
-            }
-            let h = &arena.policies[target.expect("live")];
-            let built = built.expect("request");
-            let attributes = built.mirror_attributes();
-            let request = Request::new(&built.method.text, &built.path.text, &attributes);
-            let expected = if *commit {
-                h.mirror.check(&request, now, cost)
-            } else {
-                h.mirror.peek(&request, now, cost)
             };
-            let pd = match expected {
-                Err(e) => {
-                    assert_eq!(status, S::from(e));
-                    hbuf.assert_untouched();
-                    bbuf.assert_untouched();
-                    return;
-                }
-                Ok(pd) => pd,
-            };
-            assert_eq!(status, S::Ok);
             let got = slot[0].outcome;
             assert_eq!(got.size, std::mem::size_of::<ratecore_policy_outcome>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the outcome");
             assert!(slot[1].same(&untouched[1]), "wrote past the outcome");
-            assert_eq!(
-                got.decision,
-                c_decision(*pd.decision()),
-                "policy decision differs"
-            );
-            assert_eq!(got.limited, pd.limited());
             let index = |id: Option<usize>| {
                 id.map_or(RATECORE_NO_LIMIT, |id| u32::try_from(id).expect("small"))
             };
@@ -348,13 +308,15 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             );
             assert_eq!(got.missing_key, pd.denied_for_missing_key());
             assert_eq!(got.exempted, pd.exempted_by().is_some());
-            let rendered = Rendered {
+            let answer = Answer {
+                decision: got.decision,
+                limited: got.limited,
                 status: got.status,
                 headers_len: got.headers_len,
                 body_len: got.body_len,
                 content_type: got.content_type,
             };
-            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer.compare(&pd, unix_now, &hbuf, &bbuf);
         }
         Call::PolicyInfo {
             handle,
@@ -365,10 +327,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             text_arg,
             out,
         } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             faults.out(*out);
             let mirror = target.map(|(_, h)| &h.mirror);
 
@@ -464,10 +423,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             );
         }
         Call::PolicyRenderMetrics { handle, out } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
@@ -770,18 +726,67 @@ impl WideMetrics {
     }
 }
 
-/// What a policy check reports beside the decision.
-struct Rendered {
+/// Checks (or peeks) on the mirror, as the C ABI did.
+fn mirror_decide<'p>(
+    mirror: &'p Policy,
+    request: &Request<'_>,
+    now: u64,
+    cost: u64,
+    commit: bool,
+) -> Result<PolicyDecision<'p>, ratecore::CheckError> {
+    if commit {
+        mirror.check(request, now, cost)
+    } else {
+        mirror.peek(request, now, cost)
+    }
+}
+
+/// The mirror's decision for a policy check the C ABI answered with `status` (`fine`:
+/// the argument faults accounted for it). `None` when the check ended there, a fault or
+/// the error the mirror also gives, after asserting that neither buffer was touched.
+fn expected<'p, E>(
+    status: S,
+    fine: bool,
+    (headers, body): (&OutBytes, &OutBytes),
+    decide: impl FnOnce() -> Result<PolicyDecision<'p>, E>,
+) -> Option<PolicyDecision<'p>>
+where
+    S: From<E>,
+{
+    if fine {
+        match decide() {
+            Ok(pd) => {
+                assert_eq!(status, S::Ok);
+                return Some(pd);
+            }
+            Err(e) => assert_eq!(status, S::from(e)),
+        }
+    }
+    headers.assert_untouched();
+    body.assert_untouched();
+    None
+}
+
+/// What a policy check reports: the decision and the answer rendered beside it.
+struct Answer {
+    decision: ratecore_decision,
+    limited: bool,
     status: u16,
     headers_len: usize,
     body_len: usize,
     content_type: *const c_char,
 }
 
-impl Rendered {
-    /// Compares with the Rust API's rendering of `pd` into zeroed buffers of the same
-    /// sizes.
+impl Answer {
+    /// Compares with the Rust API's decision `pd` and its rendering into zeroed buffers
+    /// of the same sizes.
     fn compare(&self, pd: &PolicyDecision<'_>, unix_now: u64, headers: &OutBytes, body: &OutBytes) {
+        assert_eq!(
+            self.decision,
+            c_decision(*pd.decision()),
+            "policy decision differs"
+        );
+        assert_eq!(self.limited, pd.limited());
         let mut want = vec![0u8; headers.len];
         let n = pd
             .render_headers(unix_now, &mut want)

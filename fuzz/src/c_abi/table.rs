@@ -22,7 +22,7 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
+    assert_no_decision, c_decision, free_call, handle_arg, out_ptr, slice_ptr, Arena, Faults,
     Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
@@ -283,8 +283,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.tables, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
             let id = if *key_arg == SliceArg::NullEmpty {
                 0
             } else {
@@ -293,8 +292,6 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut kb = key_bytes(id);
             kb.push(0);
             let (kp, klen) = slice_ptr(&mut kb, *key_arg);
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
             faults.slice(*key_arg, klen, 1);
             faults.out(*out);
             let mut slot = [SENTINEL; 2];
@@ -389,12 +386,9 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.tables, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
             let id = *key % 8;
             let kb = key_bytes(id);
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
             faults.out(*out);
             let mut slot = [SENTINEL; 2];
             let op = out_ptr(&mut slot, *out);
@@ -488,12 +482,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             limits_arg,
             out,
         } => {
-            let target = pick(&arena.tables, *handle);
-            let hp = target
-                .map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle))
-                .cast_const();
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
+            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
+            let hp = hp.cast_const();
             faults.out(*out);
             let mirror = target.map(|(_, h)| &arena.mirrors[h.mirror]);
             let mut stats = [ratecore_table_stats::default(); 2];
