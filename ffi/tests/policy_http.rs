@@ -492,6 +492,23 @@ fn rust_quota(quota: &ratecore_override_quota) -> OverrideQuota {
     }
 }
 
+/// An override's rule, limit, attribute and value as the C calls take them: `(pointer,
+/// length)` pairs.
+fn override_args(
+    rule: &str,
+    limit: &str,
+    attribute: &str,
+    value: &[u8],
+) -> [(*const u8, usize); 4] {
+    [
+        rule.as_bytes(),
+        limit.as_bytes(),
+        attribute.as_bytes(),
+        value,
+    ]
+    .map(|s| (s.as_ptr(), s.len()))
+}
+
 /// Sets an override through the C ABI; the status and the error text.
 fn set_override(
     policy: *const ratecore_policy,
@@ -502,24 +519,12 @@ fn set_override(
     quota: &ratecore_override_quota,
 ) -> (ratecore_status, String) {
     let mut error = [0u8; 256];
+    let [(r, rl), (l, ll), (a, al), (v, vl)] = override_args(rule, limit, attribute, value);
+    let (e, el) = (error.as_mut_ptr().cast(), error.len());
     // SAFETY: every pointer is valid for the length passed with it; the quota's size is
     // set.
-    let status = unsafe {
-        ratecore_policy_set_override(
-            policy,
-            rule.as_ptr(),
-            rule.len(),
-            limit.as_ptr(),
-            limit.len(),
-            attribute.as_ptr(),
-            attribute.len(),
-            value.as_ptr(),
-            value.len(),
-            quota,
-            error.as_mut_ptr().cast(),
-            error.len(),
-        )
-    };
+    let status =
+        unsafe { ratecore_policy_set_override(policy, r, rl, l, ll, a, al, v, vl, quota, e, el) };
     let text = std::ffi::CStr::from_bytes_until_nul(&error)
         .unwrap()
         .to_str()
@@ -537,20 +542,10 @@ fn remove_override(
     value: &[u8],
 ) -> (ratecore_status, bool) {
     let mut removed = false;
+    let [(r, rl), (l, ll), (a, al), (v, vl)] = override_args(rule, limit, attribute, value);
     // SAFETY: every pointer is valid for the length passed with it.
     let status = unsafe {
-        ratecore_policy_remove_override(
-            policy,
-            rule.as_ptr(),
-            rule.len(),
-            limit.as_ptr(),
-            limit.len(),
-            attribute.as_ptr(),
-            attribute.len(),
-            value.as_ptr(),
-            value.len(),
-            &mut removed,
-        )
+        ratecore_policy_remove_override(policy, r, rl, l, ll, a, al, v, vl, &mut removed)
     };
     (status, removed)
 }

@@ -47,24 +47,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let untouched = ebuf.clone();
             let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
             let [rule, limit, attribute] = selector.strs();
-            let (value, value_len) = selector.value();
+            let [(r, rl), (l, ll), (a, al), (v, vl)] = selector.args();
             // SAFETY: every pointer is valid for its length, NULL, or misaligned; a valid
             // quota pointer holds the size it states.
             let status = unsafe {
-                ratecore_policy_set_override(
-                    hp,
-                    rule.ptr(),
-                    rule.len,
-                    limit.ptr(),
-                    limit.len,
-                    attribute.ptr(),
-                    attribute.len,
-                    value,
-                    value_len,
-                    qp,
-                    ep.cast(),
-                    elen,
-                )
+                ratecore_policy_set_override(hp, r, rl, l, ll, a, al, v, vl, qp, ep.cast(), elen)
             };
             if !faults.judge(status, "policy_set_override") {
                 assert_eq!(ebuf, untouched, "error written with an argument fault");
@@ -104,23 +91,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             };
             let [rule, limit, attribute] = selector.strs();
-            let (value, value_len) = selector.value();
+            let [(r, rl), (l, ll), (a, al), (v, vl)] = selector.args();
             // SAFETY: every pointer is valid for its length, NULL, or misaligned;
             // `removed_out` is NULL or points into `slot`.
-            let status = unsafe {
-                ratecore_policy_remove_override(
-                    hp,
-                    rule.ptr(),
-                    rule.len,
-                    limit.ptr(),
-                    limit.len,
-                    attribute.ptr(),
-                    attribute.len,
-                    value,
-                    value_len,
-                    op,
-                )
-            };
+            let status =
+                unsafe { ratecore_policy_remove_override(hp, r, rl, l, ll, a, al, v, vl, op) };
             if !faults.judge(status, "policy_remove_override") {
                 assert_eq!(slot, [0xaa; 3], "removed_out written with {status:?}");
                 return;
@@ -270,8 +245,16 @@ impl Selector {
         [&self.rule, &self.limit, &self.attribute]
     }
 
-    fn value(&self) -> (*const u8, usize) {
-        (self.value_ptr, self.value_len)
+    /// The four strings as the C calls take them: `(pointer, length)` of the rule, the
+    /// limit, the attribute and the value.
+    fn args(&self) -> [(*const u8, usize); 4] {
+        let [rule, limit, attribute] = self.strs();
+        [
+            (rule.ptr(), rule.len),
+            (limit.ptr(), limit.len),
+            (attribute.ptr(), attribute.len),
+            (self.value_ptr, self.value_len),
+        ]
     }
 }
 
