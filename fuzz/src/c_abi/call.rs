@@ -9,6 +9,28 @@ use super::args::{
     QuotaArg, RawQuota, ReportArg, RequestArg, SizeArg, SliceArg, StrArg, StrHow,
 };
 
+/// The arguments of `ratecore_policy_check` / `_peek` and of their `_http` forms, but the
+/// request and the output's kind.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCheck {
+    /// Handle.
+    pub handle: HandleArg,
+    /// `now_ns`.
+    pub now: Num,
+    /// `cost`.
+    pub cost: u8,
+    /// Wall clock.
+    pub unix_now: Num,
+    /// The headers buffer.
+    pub headers: BufArg,
+    /// The body buffer.
+    pub body: BufArg,
+    /// Check rather than peek.
+    pub commit: bool,
+    /// The result (or outcome) pointer.
+    pub out: OutArg,
+}
+
 /// One call.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -205,45 +227,17 @@ pub enum Call {
     },
     /// `ratecore_policy_check` / `_peek`.
     PolicyDecide {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both policy checks take.
+        check: PolicyCheck,
         /// The request (`None`: NULL).
         request: Option<RequestArg>,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: u8,
-        /// Wall clock.
-        unix_now: Num,
-        /// The headers buffer.
-        headers: BufArg,
-        /// The body buffer.
-        body: BufArg,
-        /// Check rather than peek.
-        commit: bool,
-        /// The result pointer.
-        out: OutArg,
     },
     /// `ratecore_policy_check_http` / `_peek_http`.
     PolicyDecideHttp {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both policy checks take (`out`: the outcome pointer).
+        check: PolicyCheck,
         /// The request (`None`: NULL).
         request: Option<HttpRequestArg>,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: u8,
-        /// Wall clock.
-        unix_now: Num,
-        /// The headers buffer.
-        headers: BufArg,
-        /// The body buffer.
-        body: BufArg,
-        /// Check rather than peek.
-        commit: bool,
-        /// The outcome pointer.
-        out: OutArg,
         /// The outcome's `size`.
         out_size: SizeArg,
     },

@@ -15,10 +15,10 @@ use ratecore_ffi::{
 };
 
 use super::args::{
-    CStrArg, HttpRequestArg, HttpVariation, IdArg, SizeArg, SliceArg, StrHow, ATTR_NAMES,
+    CStrArg, HttpRequestArg, HttpVariation, IdArg, OutArg, SizeArg, SliceArg, StrHow, ATTR_NAMES,
     ATTR_VALUES, IDS, METHODS,
 };
-use super::call::Call;
+use super::call::{Call, PolicyCheck};
 use super::reload::assert_error_text;
 use super::{
     c_decision, free_call, handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, KeyBudget,
@@ -88,19 +88,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             }
         }
-        Call::PolicyDecide {
-            handle,
-            request,
-            now,
-            cost,
-            unix_now,
-            headers,
-            body,
-            commit,
-            out,
-        } => {
-            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let (target, hp, mut faults) = policy_arg(arena, *handle);
+        Call::PolicyDecide { check, request } => {
+            let mut c = Checked::new(arena, check);
             let method = request.as_ref().map(|r| {
                 CStrArg::new(METHODS[usize::from(r.method) % METHODS.len()], r.method_how)
             });
@@ -127,12 +116,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut creq = [None::<ratecore_request>; 1];
             let mut ids = [None; 4];
             if let (Some(r), Some(m), Some(p)) = (request, &method, &path) {
-                faults.0.extend(m.fault);
-                faults.0.extend(p.fault);
-                let (ip, ip_len, ip_id) = id(r.client_ip, false, &mut faults);
-                let (user, user_len, user_id) = id(r.user, false, &mut faults);
-                let (app, app_len, app_id) = id(r.app, true, &mut faults);
-                let (client, client_len, client_id) = id(r.client, false, &mut faults);
+                c.faults.0.extend(m.fault);
+                c.faults.0.extend(p.fault);
+                let (ip, ip_len, ip_id) = id(r.client_ip, false, &mut c.faults);
+                let (user, user_len, user_id) = id(r.user, false, &mut c.faults);
+                let (app, app_len, app_id) = id(r.app, true, &mut c.faults);
+                let (client, client_len, client_id) = id(r.client, false, &mut c.faults);
                 ids = [ip_id, user_id, app_id, client_id];
                 creq[0] = Some(ratecore_request {
                     method: m.ptr(),
@@ -149,7 +138,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     client_len,
                 });
             } else {
-                faults.0.push(S::NullPointer);
+                c.faults.0.push(S::NullPointer);
             }
             // The identities are the attributes of the same names (absent: not carried).
             let attributes: Vec<Attribute<'static>> = ["client_ip", "user", "app", "client"]
@@ -159,11 +148,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 .collect();
             let rp: *const ratecore_request =
                 creq[0].as_ref().map_or(ptr::null(), |r| r as *const _);
-            let hbuf = OutBytes::new(headers, &mut faults);
-            let bbuf = OutBytes::new(body, &mut faults);
-            faults.out(*out);
-            if faults.0.is_empty() && *commit {
-                let h = &mut arena.policies[target.expect("live")];
+            if c.faults.0.is_empty() && c.commit {
+                let h = &mut arena.policies[c.target.expect("live")];
                 if !h.budget.admit(&attributes) {
                     return;
                 }
@@ -177,16 +163,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 content_type: ptr::null(),
             };
             let mut slot = [sentinel; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
-            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
-            let status = unsafe {
-                if *commit {
-                    ratecore_policy_check(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                } else {
-                    ratecore_policy_peek(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                }
-            };
+            let op = out_ptr(&mut slot, c.out);
+            let status = c.call([ratecore_policy_check, ratecore_policy_peek], rp, op);
             let same = |a: &ratecore_policy_result, b: &ratecore_policy_result| {
                 (
                     a.decision,
@@ -204,18 +182,18 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     b.content_type,
                 )
             };
-            let fine = faults.judge(status, "policy_decide");
+            let fine = c.faults.judge(status, "policy_decide");
             if !fine || status != S::Ok {
                 assert!(
                     slot.iter().all(|r| same(r, &sentinel)),
                     "result written with {status:?}"
                 );
             }
-            let mirror = &arena.policies[target.expect("live")].mirror;
-            let Some(pd) = expected(status, fine, (&hbuf, &bbuf), || {
+            let mirror = &arena.policies[c.target.expect("live")].mirror;
+            let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
                 let (m, p) = (method.expect("request"), path.expect("request"));
                 let request = Request::new(&m.text, &p.text, &attributes);
-                mirror_decide(mirror, &request, now, cost, *commit)
+                mirror_decide(mirror, &request, c.now, c.cost, c.commit)
             }) else {
                 return;
             };
@@ -228,69 +206,51 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 body_len: got.body_len,
                 content_type: got.content_type,
             };
-            answer.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer.compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyDecideHttp {
-            handle,
+            check,
             request,
-            now,
-            cost,
-            unix_now,
-            headers,
-            body,
-            commit,
-            out,
             out_size,
         } => {
-            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let (target, hp, mut faults) = policy_arg(arena, *handle);
-            let built = request.as_ref().map(|r| HttpRequest::new(r, &mut faults));
+            let mut c = Checked::new(arena, check);
+            let built = request.as_ref().map(|r| HttpRequest::new(r, &mut c.faults));
             let rp = built.as_ref().map_or(ptr::null(), HttpRequest::ptr);
             if built.is_none() {
-                faults.0.push(S::NullPointer);
+                c.faults.0.push(S::NullPointer);
             }
-            let hbuf = OutBytes::new(headers, &mut faults);
-            let bbuf = OutBytes::new(body, &mut faults);
-            faults.out(*out);
             let (size, short) = out_size.of::<ratecore_policy_outcome>();
             if short {
-                faults.0.push(S::InvalidArgument);
+                c.faults.0.push(S::InvalidArgument);
             }
-            if faults.0.is_empty() && *commit {
+            if c.faults.0.is_empty() && c.commit {
                 let attributes = built.as_ref().expect("request").mirror_attributes();
-                let h = &mut arena.policies[target.expect("live")];
+                let h = &mut arena.policies[c.target.expect("live")];
                 if !h.budget.admit(&attributes) {
                     return;
                 }
             }
             let mut slot = [WideOutcome::sentinel(size); 2];
             let untouched = slot;
-            let op = out_ptr(&mut slot, *out).cast::<ratecore_policy_outcome>();
-            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
-            // SAFETY: every pointer is valid for its length (a request and an outcome for
-            // the size they state), NULL, or misaligned inside a live buffer.
-            let status = unsafe {
-                if *commit {
-                    ratecore_policy_check_http(
-                        hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op,
-                    )
-                } else {
-                    ratecore_policy_peek_http(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                }
-            };
-            let fine = faults.judge(status, "policy_decide_http");
+            let op = out_ptr(&mut slot, c.out).cast::<ratecore_policy_outcome>();
+            let status = c.call(
+                [ratecore_policy_check_http, ratecore_policy_peek_http],
+                rp,
+                op,
+            );
+            let fine = c.faults.judge(status, "policy_decide_http");
             if !fine || status != S::Ok {
                 assert!(
                     slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
                     "outcome written with {status:?}"
                 );
             }
-            let mirror = &arena.policies[target.expect("live")].mirror;
-            let Some(pd) = expected(status, fine, (&hbuf, &bbuf), || {
+            let mirror = &arena.policies[c.target.expect("live")].mirror;
+            let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
                 let built = built.as_ref().expect("request");
                 let attributes = built.mirror_attributes();
                 let request = Request::new(&built.method.text, &built.path.text, &attributes);
-                mirror_decide(mirror, &request, now, cost, *commit)
+                mirror_decide(mirror, &request, c.now, c.cost, c.commit)
             }) else {
                 return;
             };
@@ -316,7 +276,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 body_len: got.body_len,
                 content_type: got.content_type,
             };
-            answer.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer.compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyInfo {
             handle,
@@ -723,6 +683,84 @@ impl WideMetrics {
             )
         };
         fields(&self.metrics) == fields(&other.metrics) && self.tail == other.tail
+    }
+}
+
+/// The arguments every policy check step prepares alike.
+struct Checked {
+    now: u64,
+    cost: u64,
+    unix_now: u64,
+    commit: bool,
+    out: OutArg,
+    /// The target policy's index (`None`: NULL, or no live policy).
+    target: Option<usize>,
+    /// The handle pointer passed.
+    hp: *mut ratecore_policy,
+    /// The argument faults so far.
+    faults: Faults,
+    hbuf: OutBytes,
+    bbuf: OutBytes,
+}
+
+impl Checked {
+    fn new(arena: &Arena, check: &PolicyCheck) -> Self {
+        let (target, hp, mut faults) = policy_arg(arena, check.handle);
+        let hbuf = OutBytes::new(&check.headers, &mut faults);
+        let bbuf = OutBytes::new(&check.body, &mut faults);
+        faults.out(check.out);
+        Self {
+            now: check.now.get(),
+            cost: u64::from(check.cost % 4),
+            unix_now: check.unix_now.get(),
+            commit: check.commit,
+            out: check.out,
+            target,
+            hp,
+            faults,
+            hbuf,
+            bbuf,
+        }
+    }
+}
+
+/// `ratecore_policy_check` and its kin: the same arguments but the request's and the
+/// output's types.
+type CheckFn<R, O> = unsafe extern "C" fn(
+    *const ratecore_policy,
+    *const R,
+    u64,
+    u64,
+    u64,
+    *mut u8,
+    usize,
+    *mut u8,
+    usize,
+    *mut O,
+) -> S;
+
+impl Checked {
+    /// Calls `check` (or `peek`, without commit) with the prepared arguments, `request`
+    /// and `out`.
+    fn call<R, O>(&self, [check, peek]: [CheckFn<R, O>; 2], request: *const R, out: *mut O) -> S {
+        let f = if self.commit { check } else { peek };
+        let (hp, hlen, bp, blen) = (self.hbuf.ptr, self.hbuf.len, self.bbuf.ptr, self.bbuf.len);
+        // SAFETY: every pointer is valid for its length (a request and an output for the
+        // size they state), NULL, or misaligned inside a live buffer.
+        unsafe {
+            f(
+                self.hp,
+                request,
+                self.now,
+                self.cost,
+                self.unix_now,
+                hp,
+                hlen,
+                bp,
+                blen,
+                out,
+            )
+        }
     }
 }
 
