@@ -392,6 +392,29 @@ fn handle_arg<H, T>(
     (target, hp, faults)
 }
 
+/// A struct that states its size, with room after it for the fields of a newer header,
+/// filled with a pattern: what a call writes past the struct shows in `tail`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Wide<T> {
+    value: T,
+    tail: [u8; 32],
+}
+
+impl<T> Wide<T> {
+    const fn new(value: T) -> Self {
+        Self {
+            value,
+            tail: [0xaa; 32],
+        }
+    }
+
+    /// Whether both hold the same fields (as `fields` lists them) and the same tail.
+    fn same_by<K: PartialEq>(&self, other: &Self, fields: impl Fn(&T) -> K) -> bool {
+        fields(&self.value) == fields(&other.value) && self.tail == other.tail
+    }
+}
+
 /// Asserts that a call that failed wrote neither its decision nor any state.
 fn assert_no_decision(status: S, slot: &[ratecore_decision], states: &[ratecore_decision]) {
     assert!(

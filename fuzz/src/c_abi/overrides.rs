@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::call::Call;
 use super::reload::assert_error_message;
-use super::{handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, OutBuf, S};
+use super::{handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, OutBuf, Wide, S};
 
 /// Makes one overrides call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -164,7 +164,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let (offenders, want) = mirror.offenders();
             o.compare_text(status, &offender_lines(&offenders));
             // Written on success and with BUFFER_TOO_SMALL alike.
-            let got = slot[0].stats;
+            let got = slot[0].value;
             assert_eq!(
                 (got.size, got.evicted, got.unrecorded),
                 (
@@ -300,28 +300,20 @@ impl WideQuota {
 }
 
 /// An offender stats slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideStats {
-    stats: ratecore_offender_stats,
-    tail: [u8; 32],
-}
+type WideStats = Wide<ratecore_offender_stats>;
 
-impl WideStats {
+impl Wide<ratecore_offender_stats> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            stats: ratecore_offender_stats {
-                size,
-                evicted: 0x5e5e,
-                unrecorded: 0x5e5f,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_offender_stats {
+            size,
+            evicted: 0x5e5e,
+            unrecorded: 0x5e5f,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
         let fields = |s: &ratecore_offender_stats| (s.size, s.evicted, s.unrecorded);
-        fields(&self.stats) == fields(&other.stats) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 

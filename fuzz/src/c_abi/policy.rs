@@ -22,7 +22,7 @@ use super::call::{Call, PolicyCheck};
 use super::reload::assert_error_text;
 use super::{
     c_decision, free_call, handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, KeyBudget,
-    OutBuf, OutBytes, PolicyHandle, S, SENTINEL,
+    OutBuf, OutBytes, PolicyHandle, Wide, S, SENTINEL,
 };
 
 /// Makes one policy call and checks it against the Rust API.
@@ -254,7 +254,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }) else {
                 return;
             };
-            let got = slot[0].outcome;
+            let got = slot[0].value;
             assert_eq!(got.size, std::mem::size_of::<ratecore_policy_outcome>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the outcome");
             assert!(slot[1].same(&untouched[1]), "wrote past the outcome");
@@ -362,7 +362,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "wrote past the names"
                 );
             }
-            let got = slot[0].metrics;
+            let got = slot[0].value;
             assert_eq!(got.size, std::mem::size_of::<ratecore_limit_metrics>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the metrics");
             assert!(slot[1].same(&untouched[1]), "wrote past the metrics");
@@ -408,12 +408,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
 
 /// A request as a caller built against a newer header may pass it: room after the
 /// struct for the size it states.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideRequest {
-    request: ratecore_http_request,
-    tail: [u8; 32],
-}
+type WideRequest = Wide<ratecore_http_request>;
 
 /// A `ratecore_http_request` as passed, with everything it points to.
 struct HttpRequest {
@@ -556,18 +551,15 @@ impl HttpRequest {
         if short || misaligned {
             faults.0.push(S::InvalidArgument);
         }
-        let wide = Box::new(WideRequest {
-            request: ratecore_http_request {
-                size,
-                method: method.ptr(),
-                method_len: method.len,
-                path: path.ptr(),
-                path_len: path.len,
-                attributes: attributes_ptr.cast_const(),
-                attribute_count: count,
-            },
-            tail: [0xaa; 32],
-        });
+        let wide = Box::new(WideRequest::new(ratecore_http_request {
+            size,
+            method: method.ptr(),
+            method_len: method.len,
+            path: path.ptr(),
+            path_len: path.len,
+            attributes: attributes_ptr.cast_const(),
+            attribute_count: count,
+        }));
         Self {
             method,
             path,
@@ -580,7 +572,7 @@ impl HttpRequest {
     }
 
     fn ptr(&self) -> *const ratecore_http_request {
-        let request = &self.wide.request as *const ratecore_http_request;
+        let request = &self.wide.value as *const ratecore_http_request;
         if self.misaligned {
             request.cast::<u8>().wrapping_add(1).cast()
         } else {
@@ -597,31 +589,23 @@ impl HttpRequest {
 }
 
 /// An outcome slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideOutcome {
-    outcome: ratecore_policy_outcome,
-    tail: [u8; 32],
-}
+type WideOutcome = Wide<ratecore_policy_outcome>;
 
-impl WideOutcome {
+impl Wide<ratecore_policy_outcome> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            outcome: ratecore_policy_outcome {
-                size,
-                decision: SENTINEL,
-                limited: true,
-                status: 0xbeef,
-                headers_len: usize::MAX,
-                body_len: usize::MAX,
-                content_type: ptr::null(),
-                deciding_limit: 0x5e5e,
-                missing_key: true,
-                shadow_denied_limit: 0x5e5f,
-                exempted: true,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_policy_outcome {
+            size,
+            decision: SENTINEL,
+            limited: true,
+            status: 0xbeef,
+            headers_len: usize::MAX,
+            body_len: usize::MAX,
+            content_type: ptr::null(),
+            deciding_limit: 0x5e5e,
+            missing_key: true,
+            shadow_denied_limit: 0x5e5f,
+            exempted: true,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
@@ -640,33 +624,25 @@ impl WideOutcome {
                 o.exempted,
             )
         };
-        fields(&self.outcome) == fields(&other.outcome) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 
 /// A metrics slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideMetrics {
-    metrics: ratecore_limit_metrics,
-    tail: [u8; 32],
-}
+type WideMetrics = Wide<ratecore_limit_metrics>;
 
-impl WideMetrics {
+impl Wide<ratecore_limit_metrics> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            metrics: ratecore_limit_metrics {
-                size,
-                rule_len: usize::MAX,
-                name_len: usize::MAX,
-                shadow: true,
-                allowed: 0x5e5e,
-                denied: 0x5e5f,
-                shadow_denied: 0x5e60,
-                skipped: 0x5e61,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_limit_metrics {
+            size,
+            rule_len: usize::MAX,
+            name_len: usize::MAX,
+            shadow: true,
+            allowed: 0x5e5e,
+            denied: 0x5e5f,
+            shadow_denied: 0x5e60,
+            skipped: 0x5e61,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
@@ -682,7 +658,7 @@ impl WideMetrics {
                 m.skipped,
             )
         };
-        fields(&self.metrics) == fields(&other.metrics) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 
