@@ -12,7 +12,7 @@ use ratecore_ffi::{
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_arg, out_ptr, slice_ptr, Arena, Faults,
+    c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, Arena, Faults,
     LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
@@ -129,12 +129,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     (status, Some((states, effective)))
                 }
             };
-            let fine = faults.judge(status, "limiter_decide");
-            if !fine || status != S::Ok {
-                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
-                assert_no_decision(status, &slot, states);
-            }
-            if !fine {
+            if !judge_decision(&faults, status, "limiter_decide", &slot, states.as_ref()) {
                 return;
             }
             let (_, h) = target.expect("no faults: a live handle");

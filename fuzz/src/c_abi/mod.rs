@@ -415,6 +415,24 @@ impl<T> Wide<T> {
     }
 }
 
+/// Judges a decide call's `status` against the faults; on a fault or an error, asserts
+/// that neither the decision nor any state (`states`: the buffer and its length) was
+/// written. True when the arguments were fine.
+fn judge_decision(
+    faults: &Faults,
+    status: S,
+    what: &str,
+    slot: &[ratecore_decision],
+    states: Option<&(Vec<ratecore_decision>, usize)>,
+) -> bool {
+    let fine = faults.judge(status, what);
+    if !fine || status != S::Ok {
+        let states = states.map_or(&[][..], |(s, _)| s.as_slice());
+        assert_no_decision(status, slot, states);
+    }
+    fine
+}
+
 /// Asserts that a call that failed wrote neither its decision nor any state.
 fn assert_no_decision(status: S, slot: &[ratecore_decision], states: &[ratecore_decision]) {
     assert!(

@@ -22,8 +22,8 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_arg, out_ptr, slice_ptr, Arena, Faults,
-    Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
+    assert_no_decision, c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr,
+    Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -328,12 +328,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     (status, None)
                 }
             };
-            let fine = faults.judge(status, "table_decide");
-            if !fine || status != S::Ok {
-                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
-                assert_no_decision(status, &slot, states);
-            }
-            if !fine {
+            if !judge_decision(&faults, status, "table_decide", &slot, states.as_ref()) {
                 return;
             }
             let (_, h) = target.expect("live");
