@@ -415,6 +415,20 @@ impl<T> Wide<T> {
     }
 }
 
+/// Judges a constructor's `status` against the faults; on a fault or an error, asserts
+/// that no handle was written to `slot` (filled with dangling pointers). True when the
+/// arguments were fine.
+fn judge_new<T>(faults: &Faults, status: S, what: &str, slot: &[*mut T]) -> bool {
+    let fine = faults.judge(status, what);
+    if !fine || status != S::Ok {
+        assert!(
+            slot.iter().all(|p| *p == ptr::dangling_mut()),
+            "{what} wrote with {status:?}"
+        );
+    }
+    fine
+}
+
 /// Judges a decide call's `status` against the faults; on a fault or an error, asserts
 /// that neither the decision nor any state (`states`: the buffer and its length) was
 /// written. True when the arguments were fine.

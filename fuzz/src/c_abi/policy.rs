@@ -21,8 +21,8 @@ use super::args::{
 use super::call::{Call, PolicyCheck};
 use super::reload::assert_error_text;
 use super::{
-    c_decision, free_call, handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, KeyBudget,
-    OutBuf, OutBytes, PolicyHandle, Wide, S, SENTINEL,
+    c_decision, free_call, handle_arg, judge_new, out_ptr, policy_arg, slice_ptr, Arena, Faults,
+    KeyBudget, OutBuf, OutBytes, PolicyHandle, Wide, S, SENTINEL,
 };
 
 /// Makes one policy call and checks it against the Rust API.
@@ -56,13 +56,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let status = unsafe {
                 ratecore_policy_from_toml(t.ptr(), t.len, o.ptr(), o.len, ep.cast(), elen, op)
             };
-            let fine = faults.judge(status, "policy_from_toml");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "policy_from_toml wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "policy_from_toml", &slot);
             if !fine {
                 assert_eq!(ebuf, untouched, "error written with an argument fault");
                 return;

@@ -22,8 +22,8 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr,
-    Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
+    assert_no_decision, c_decision, free_call, handle_arg, judge_decision, judge_new, out_ptr,
+    slice_ptr, Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -93,13 +93,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             // SAFETY: as above; the table is small (checked).
             let status = unsafe { ratecore_table_new(qp, qlen, capacity, policy, op) };
             faults.out(*out);
-            let fine = faults.judge(status, "table_new");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "table_new wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "table_new", &slot);
             if !fine {
                 return;
             }
@@ -173,13 +167,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 faults.0.push(S::NullPointer);
             }
             faults.out(*out);
-            let fine = faults.judge(status, "init_region");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "init_region wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "init_region", &slot);
             if fine {
                 let expected = expected.and_then(|config| {
                     if skew != 0 {
@@ -250,13 +238,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 faults.0.push(S::NullPointer);
             }
             faults.out(*out);
-            let fine = faults.judge(status, "attach_region");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "attach_region wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "attach_region", &slot);
             if !fine {
                 return;
             }
