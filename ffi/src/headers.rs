@@ -106,6 +106,32 @@ pub(crate) unsafe fn render_into(
     }
 }
 
+/// The body of the 429-body renderers: checks `decision`, builds the style, and renders
+/// the body (`period_ns`: the deciding quota's period) as [`render_into`] does.
+///
+/// # Safety
+/// `decision` NULL or valid for one read; the rest as for [`render_into`].
+unsafe fn render_body_into<'a>(
+    decision: *const ratecore_decision,
+    style: impl FnOnce() -> Result<BodyStyle<'a>, ratecore_status>,
+    period_ns: u64,
+    out: *mut u8,
+    out_len: usize,
+    written_out: *mut usize,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let decision = decision_of(unsafe { input_ref(decision) }?);
+        let style = style()?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            render_into(out, out_len, written_out, |buf| {
+                http::render_body(&style, &decision, period_ns, buf)
+            })
+        }
+    })
+}
+
 /// Renders the rate-limit header lines (`Name: value\r\n` each) of `style` for
 /// `decision` (the combined decision) into `out`. `quotas` (`quota_count` reports, at most
 /// `RATECORE_MAX_QUOTA_REPORTS`; `(NULL, 0)` for none) feeds the IETF style's per-quota
@@ -188,26 +214,20 @@ pub unsafe extern "C" fn ratecore_render_problem_json(
     out_len: usize,
     written_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(unsafe { input_ref(decision) }?);
+    let style = || {
         // SAFETY: forwarded from this function's contract.
         let type_uri = unsafe { utf8(type_uri, type_uri_len) }?;
         // SAFETY: forwarded from this function's contract.
         let title = unsafe { utf8(title, title_len) }?;
         // These entry points render the 429 body of the published documents.
-        let style = BodyStyle::ProblemJson {
+        Ok(BodyStyle::ProblemJson {
             type_uri,
             title,
             status: 429,
-        };
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            render_into(out, out_len, written_out, |buf| {
-                http::render_body(&style, &decision, 0, buf)
-            })
-        }
-    })
+        })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { render_body_into(decision, style, 0, out, out_len, written_out) }
 }
 
 /// Renders Switch's plain-text 429 sentence: "{subject} quota exceeded. Maximum allowed is
@@ -228,17 +248,11 @@ pub unsafe extern "C" fn ratecore_render_text_body(
     out_len: usize,
     written_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(unsafe { input_ref(decision) }?);
+    let style = || {
         // SAFETY: forwarded from this function's contract.
         let subject = unsafe { utf8(subject, subject_len) }?;
-        let style = BodyStyle::PlainText { subject };
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            render_into(out, out_len, written_out, |buf| {
-                http::render_body(&style, &decision, period_ns, buf)
-            })
-        }
-    })
+        Ok(BodyStyle::PlainText { subject })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { render_body_into(decision, style, period_ns, out, out_len, written_out) }
 }
