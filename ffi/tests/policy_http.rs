@@ -359,10 +359,13 @@ fn reloads_match_the_rust_api() {
     unsafe { ratecore_policy_free(policy) };
 }
 
+/// Zeroed bytes aligned for every struct of the API, for passing pointers into them at
+/// chosen offsets (misaligned ones included).
+#[repr(C, align(8))]
+struct Buffer([u8; 256]);
+
 #[test]
 fn misaligned_structs_are_rejected_without_writing() {
-    #[repr(C, align(8))]
-    struct Buffer([u8; 256]);
     let policy = policy();
     let acme = [attribute("tenant", "acme")];
     let good = request(&acme);
@@ -794,8 +797,6 @@ fn offenders_match_the_rust_api() {
 
 #[test]
 fn misaligned_override_and_offender_pointers_are_rejected() {
-    #[repr(C, align(8))]
-    struct Buffer([u8; 256]);
     let policy = policy();
     let mut buffer = Buffer([0; 256]);
     let base = buffer.0.as_mut_ptr();
