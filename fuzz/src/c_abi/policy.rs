@@ -183,8 +183,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "result written with {status:?}"
                 );
             }
-            let mirror = &arena.policies[c.target.expect("live")].mirror;
             let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
+                let mirror = &arena.policies[c.target.expect("live")].mirror;
                 let (m, p) = (method.expect("request"), path.expect("request"));
                 let request = Request::new(&m.text, &p.text, &attributes);
                 mirror_decide(mirror, &request, c.now, c.cost, c.commit)
@@ -239,8 +239,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "outcome written with {status:?}"
                 );
             }
-            let mirror = &arena.policies[c.target.expect("live")].mirror;
             let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
+                let mirror = &arena.policies[c.target.expect("live")].mirror;
                 let built = built.as_ref().expect("request");
                 let attributes = built.mirror_attributes();
                 let request = Request::new(&built.method.text, &built.path.text, &attributes);
@@ -752,6 +752,7 @@ fn mirror_decide<'p>(
 /// The mirror's decision for a policy check the C ABI answered with `status` (`fine`:
 /// the argument faults accounted for it). `None` when the check ended there, a fault or
 /// the error the mirror also gives, after asserting that neither buffer was touched.
+/// `decide` runs only for fine arguments, so it may take the target handle as live.
 fn expected<'p, E>(
     status: S,
     fine: bool,
