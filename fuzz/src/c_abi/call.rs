@@ -31,6 +31,24 @@ pub struct PolicyCheck {
     pub out: OutArg,
 }
 
+/// The arguments of `ratecore_limiter_check` / `_peek` / `_check_each` / `_peek_each` and
+/// of their table forms, but the key.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Decide {
+    /// Handle.
+    pub handle: HandleArg,
+    /// `now_ns`.
+    pub now: Num,
+    /// `cost`.
+    pub cost: Num,
+    /// Check rather than peek.
+    pub commit: bool,
+    /// Use the `_each` variant with this many states.
+    pub each: Option<(u8, SliceArg)>,
+    /// The out pointer.
+    pub out: OutArg,
+}
+
 /// One call.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -45,18 +63,8 @@ pub enum Call {
     },
     /// `ratecore_limiter_check` / `_peek` (`each`: `_check_each` / `_peek_each`).
     LimiterDecide {
-        /// Handle.
-        handle: HandleArg,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: Num,
-        /// Check rather than peek.
-        commit: bool,
-        /// Use the `_each` variant with this many states.
-        each: Option<(u8, SliceArg)>,
-        /// The out pointer.
-        out: OutArg,
+        /// The arguments both decide calls take.
+        decide: Decide,
     },
     /// `ratecore_limiter_limit_count`.
     LimiterCount {
@@ -115,22 +123,12 @@ pub enum Call {
     },
     /// `ratecore_table_check` / `_peek`, or `_check_each`.
     TableDecide {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both decide calls take.
+        decide: Decide,
         /// Key (modulo 8).
         key: u8,
         /// How the key is passed.
         key_arg: SliceArg,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: Num,
-        /// Check rather than peek.
-        commit: bool,
-        /// Use `_check_each` with this many states.
-        each: Option<(u8, SliceArg)>,
-        /// The out pointer.
-        out: OutArg,
     },
     /// `ratecore_table_check_undoable`, then maybe `ratecore_table_undo` of its charge
     /// (first with one word altered, which must be refused, if `tamper`).

@@ -84,24 +84,17 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 Err(e) => assert_eq!(status, e, "limiter_new for {quotas:?}"),
             }
         }
-        Call::LimiterDecide {
-            handle,
-            now,
-            cost,
-            commit,
-            each,
-            out,
-        } => {
-            let (now, cost) = (now.get(), cost.get());
-            let (target, hp, mut faults) = handle_arg(&arena.limiters, *handle, |h| h.ptr);
-            faults.out(*out);
+        Call::LimiterDecide { decide } => {
+            let (now, cost) = (decide.now.get(), decide.cost.get());
+            let (target, hp, mut faults) = handle_arg(&arena.limiters, decide.handle, |h| h.ptr);
+            faults.out(decide.out);
             let mut slot = [SENTINEL; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (status, states) = match each {
+            let op = out_ptr(&mut slot, decide.out);
+            let (status, states) = match &decide.each {
                 None => {
                     // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_limiter_check(hp, now, cost, op)
                         } else {
                             ratecore_limiter_peek(hp, now, cost, op)
@@ -115,7 +108,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     faults.slice(*sarg, slen, 8);
                     // SAFETY: as above; the states buffer is valid for `slen` or faulty.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_limiter_check_each(hp, now, cost, sp, slen, op)
                         } else {
                             ratecore_limiter_peek_each(hp, now, cost, sp, slen, op)
@@ -141,7 +134,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             }
             let mut each_states = vec![Decision::EMPTY; count];
-            let expected = match (&h.mirror, *commit) {
+            let expected = match (&h.mirror, decide.commit) {
                 (LimiterMirror::Single(l), true) => {
                     l.check(now, cost).inspect(|d| each_states[0] = *d)
                 }

@@ -25,6 +25,22 @@ use super::{
     KeyBudget, OutBuf, OutBytes, PolicyHandle, Wide, S, SENTINEL,
 };
 
+/// The [`Answer`] in a `ratecore_policy_result` or a `ratecore_policy_outcome`, whose
+/// fields have the same names.
+macro_rules! answer_of {
+    ($got:expr) => {{
+        let got = $got;
+        Answer {
+            decision: got.decision,
+            limited: got.limited,
+            status: got.status,
+            headers_len: got.headers_len,
+            body_len: got.body_len,
+            content_type: got.content_type,
+        }
+    }};
+}
+
 /// Makes one policy call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
 pub(super) fn step(arena: &mut Arena, call: &Call) {
@@ -192,15 +208,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 return;
             };
             let got = slot[0];
-            let answer = Answer {
-                decision: got.decision,
-                limited: got.limited,
-                status: got.status,
-                headers_len: got.headers_len,
-                body_len: got.body_len,
-                content_type: got.content_type,
-            };
-            answer.compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
+            answer_of!(got).compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyDecideHttp {
             check,
@@ -262,15 +270,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             );
             assert_eq!(got.missing_key, pd.denied_for_missing_key());
             assert_eq!(got.exempted, pd.exempted_by().is_some());
-            let answer = Answer {
-                decision: got.decision,
-                limited: got.limited,
-                status: got.status,
-                headers_len: got.headers_len,
-                body_len: got.body_len,
-                content_type: got.content_type,
-            };
-            answer.compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
+            answer_of!(got).compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyInfo {
             handle,

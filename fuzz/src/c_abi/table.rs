@@ -255,17 +255,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::TableDecide {
-            handle,
+            decide,
             key,
             key_arg,
-            now,
-            cost,
-            commit,
-            each,
-            out,
         } => {
-            let (now, cost) = (now.get(), cost.get());
-            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
+            let (now, cost) = (decide.now.get(), decide.cost.get());
+            let (target, hp, mut faults) = handle_arg(&arena.tables, decide.handle, |h| h.ptr);
             let id = if *key_arg == SliceArg::NullEmpty {
                 0
             } else {
@@ -275,17 +270,17 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             kb.push(0);
             let (kp, klen) = slice_ptr(&mut kb, *key_arg);
             faults.slice(*key_arg, klen, 1);
-            faults.out(*out);
+            faults.out(decide.out);
             let mut slot = [SENTINEL; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (status, states) = match each {
+            let op = out_ptr(&mut slot, decide.out);
+            let (status, states) = match &decide.each {
                 Some((len, sarg)) => {
                     let mut states = vec![SENTINEL; usize::from(*len) + 1];
                     let (sp, slen) = slice_ptr(&mut states, *sarg);
                     faults.slice(*sarg, slen, 8);
                     // SAFETY: every pointer valid for its length, NULL, or misaligned.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_table_check_each(hp, kp, klen, now, cost, sp, slen, op)
                         } else {
                             ratecore_table_peek_each(hp, kp, klen, now, cost, sp, slen, op)
@@ -301,7 +296,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 _ => {
                     // SAFETY: as above.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_table_check(hp, kp, klen, now, cost, op)
                         } else {
                             ratecore_table_peek(hp, kp, klen, now, cost, op)
@@ -324,14 +319,14 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
                 Some(_) => {
                     let mut each_states = vec![Decision::EMPTY; count];
-                    let decided = if *commit {
+                    let decided = if decide.commit {
                         mirror.check_each(&key, now, cost, &mut each_states)
                     } else {
                         mirror.peek_each(&key, now, cost, &mut each_states)
                     };
                     decided.map(|d| (d, Some(each_states)))
                 }
-                None if *commit => mirror.check(&key, now, cost).map(|d| (d, None)),
+                None if decide.commit => mirror.check(&key, now, cost).map(|d| (d, None)),
                 None => mirror.peek(&key, now, cost).map(|d| (d, None)),
             };
             match expected {
