@@ -805,36 +805,14 @@ fn misaligned_override_and_offender_pointers_are_rejected() {
     // dereferenced, by the library; the other pointers are valid.
     unsafe {
         let quota = base.add(1).cast::<ratecore_override_quota>();
+        let [(r, rl), (l, ll), (a, al), _] = override_args(rule, limit, attribute, &[]);
+        let (v, e) = (ptr::null(), ptr::null_mut());
         assert_eq!(
-            ratecore_policy_set_override(
-                policy,
-                rule.as_ptr(),
-                rule.len(),
-                limit.as_ptr(),
-                limit.len(),
-                attribute.as_ptr(),
-                attribute.len(),
-                ptr::null(),
-                0,
-                quota,
-                ptr::null_mut(),
-                0
-            ),
+            ratecore_policy_set_override(policy, r, rl, l, ll, a, al, v, 0, quota, e, 0),
             ratecore_status::InvalidArgument
         );
         assert_eq!(
-            ratecore_policy_remove_override(
-                policy,
-                rule.as_ptr(),
-                rule.len(),
-                limit.as_ptr(),
-                limit.len(),
-                attribute.as_ptr(),
-                attribute.len(),
-                ptr::null(),
-                0,
-                ptr::null_mut()
-            ),
+            ratecore_policy_remove_override(policy, r, rl, l, ll, a, al, v, 0, ptr::null_mut()),
             ratecore_status::NullPointer
         );
         let misaligned_len = base.add(3).cast::<usize>();

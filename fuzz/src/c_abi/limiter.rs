@@ -12,8 +12,8 @@ use ratecore_ffi::{
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, Arena, Faults,
-    LimiterHandle, LimiterMirror, S, SENTINEL,
+    c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, states_arg, Arena,
+    Faults, LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
 /// Makes one limiter call and checks it against the Rust API.
@@ -103,9 +103,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     (status, None)
                 }
                 Some((len, sarg)) => {
-                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
-                    let (sp, slen) = slice_ptr(&mut states, *sarg);
-                    faults.slice(*sarg, slen, 8);
+                    let (states, sp, slen, effective) = states_arg(*len, *sarg, &mut faults);
                     // SAFETY: as above; the states buffer is valid for `slen` or faulty.
                     let status = unsafe {
                         if decide.commit {
@@ -113,11 +111,6 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                         } else {
                             ratecore_limiter_peek_each(hp, now, cost, sp, slen, op)
                         }
-                    };
-                    let effective = if *sarg == SliceArg::NullEmpty {
-                        0
-                    } else {
-                        usize::from(*len)
                     };
                     (status, Some((states, effective)))
                 }

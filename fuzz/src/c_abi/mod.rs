@@ -429,6 +429,25 @@ fn judge_new<T>(faults: &Faults, status: S, what: &str, slot: &[*mut T]) -> bool
     fine
 }
 
+/// An `_each` call's states buffer of `len` entries (and one spare, which no call may
+/// write), passed as `arg` says: the buffer, the pointer and length to pass, and how
+/// many entries the call may fill (0 for `(NULL, 0)`).
+fn states_arg(
+    len: u8,
+    arg: SliceArg,
+    faults: &mut Faults,
+) -> (Vec<ratecore_decision>, *mut ratecore_decision, usize, usize) {
+    let mut states = vec![SENTINEL; usize::from(len) + 1];
+    let (ptr, passed) = slice_ptr(&mut states, arg);
+    faults.slice(arg, passed, 8);
+    let effective = if arg == SliceArg::NullEmpty {
+        0
+    } else {
+        usize::from(len)
+    };
+    (states, ptr, passed, effective)
+}
+
 /// Judges a decide call's `status` against the faults; on a fault or an error, asserts
 /// that neither the decision nor any state (`states`: the buffer and its length) was
 /// written. True when the arguments were fine.

@@ -23,7 +23,7 @@ use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
     assert_no_decision, c_decision, free_call, handle_arg, judge_decision, judge_new, out_ptr,
-    slice_ptr, Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
+    slice_ptr, states_arg, Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -275,9 +275,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let op = out_ptr(&mut slot, decide.out);
             let (status, states) = match &decide.each {
                 Some((len, sarg)) => {
-                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
-                    let (sp, slen) = slice_ptr(&mut states, *sarg);
-                    faults.slice(*sarg, slen, 8);
+                    let (states, sp, slen, effective) = states_arg(*len, *sarg, &mut faults);
                     // SAFETY: every pointer valid for its length, NULL, or misaligned.
                     let status = unsafe {
                         if decide.commit {
@@ -285,11 +283,6 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                         } else {
                             ratecore_table_peek_each(hp, kp, klen, now, cost, sp, slen, op)
                         }
-                    };
-                    let effective = if *sarg == SliceArg::NullEmpty {
-                        0
-                    } else {
-                        usize::from(*len)
                     };
                     (status, Some((states, effective)))
                 }
