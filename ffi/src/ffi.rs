@@ -1,5 +1,7 @@
-//! Pointer and length checks every exported function uses, and the one typed cast between
-//! an opaque C handle and the Rust value behind it (after rustls-ffi's `Castable`).
+//! Pointer and length checks every exported function uses, the one typed cast between
+//! an opaque C handle and the Rust value behind it (after rustls-ffi's `Castable`), and
+//! the bodies every constructor, `_free` function and getter shares (`create`,
+//! `release`, `read_into`).
 //!
 //! Checks happen before any work, so a rejected call has no effect. What cannot be checked
 //! (that a non-NULL pointer really points to live memory of the right type) is the C
