@@ -1061,7 +1061,7 @@ typedef struct ratecore_http_request {
    */
   size_t size;
   /**
-   * HTTP method, e.g. "POST".
+   * As in `ratecore_request`.
    */
   const uint8_t *method;
   /**
@@ -1069,7 +1069,7 @@ typedef struct ratecore_http_request {
    */
   size_t method_len;
   /**
-   * Request path, with or without query string.
+   * As in `ratecore_request`.
    */
   const uint8_t *path;
   /**
@@ -1103,26 +1103,23 @@ typedef struct ratecore_policy_outcome {
    */
   struct ratecore_decision decision;
   /**
-   * Whether any limit applied (false: unlimited; no headers were rendered).
+   * As in `ratecore_policy_result`.
    */
   bool limited;
   /**
-   * The HTTP status to answer with: 200 when allowed, the policy's denial status
-   * (default 429) when denied.
+   * As in `ratecore_policy_result`.
    */
   uint16_t status;
   /**
-   * Length of the rendered headers (`Name: value\r\n` lines). If it exceeds the
-   * buffer's capacity, nothing was written and this is the length needed.
+   * As in `ratecore_policy_result`.
    */
   size_t headers_len;
   /**
-   * Length of the rendered 429 body (0 when allowed). If it exceeds the buffer's
-   * capacity, nothing was written and this is the length needed.
+   * As in `ratecore_policy_result`.
    */
   size_t body_len;
   /**
-   * The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
+   * As in `ratecore_policy_result`.
    */
   const char *content_type;
   /**
@@ -2003,14 +2000,11 @@ ratecore_status ratecore_policy_reload_file(const struct ratecore_policy *policy
                                             struct ratecore_reload_report *report_out);
 
 /**
- * Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every
- * rule that applies — admitted only if every applicable limit admits; a denial consumes
- * nothing — and renders the policy's headers (into `headers_out`, `headers_cap` bytes)
- * and, on denial, its 429 body (into `body_out`, `body_cap` bytes). `unix_now_ns` is the
- * wall-clock time for absolute resets. The decision is made whatever the buffer sizes:
- * compare `outcome.headers_len` / `body_len` with the capacities (1 KiB each always
- * suffices for policies with short rule and limit names). Counts the outcome in the
- * limits' metrics (`ratecore_policy_limit_metrics`).
+ * Decides and renders as `ratecore_policy_check` does, for a request with named
+ * attributes, and reports which limit decided and why in `*outcome_out` (compare
+ * `outcome.headers_len` / `body_len` with the capacities; 1 KiB each always suffices for
+ * policies with short rule and limit names). Counts the outcome in the limits' metrics
+ * (`ratecore_policy_limit_metrics`).
  *
  * Errors (nothing is consumed or counted, and no output written): `NULL_POINTER`,
  * `INVALID_ARGUMENT` (a misaligned pointer, a length above `PTRDIFF_MAX`, a `size` too

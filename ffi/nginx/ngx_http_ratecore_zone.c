@@ -21,6 +21,20 @@ typedef char ngx_http_ratecore_sh_fits[
  * Shared memory zone
  */
 
+/* Logs a failed table call on a zone's region ("<what> failed: <status>") and leaves the
+ * zone without a table. */
+static ngx_int_t
+ngx_http_ratecore_table_failed(ngx_shm_zone_t *shm_zone, ngx_http_ratecore_zone_t *zone,
+    const char *what, ratecore_status rc)
+{
+    ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                  "ratecore_zone \"%V\": %s failed: %s (status %uD)", &zone->name, what,
+                  ratecore_status_message(rc), (uint32_t) rc);
+    zone->table = NULL;
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_ratecore_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
@@ -73,12 +87,8 @@ ngx_http_ratecore_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         rc = ratecore_table_attach_region(region, zone->d.region_size, &zone->table);
 
         if (rc != RATECORE_STATUS_OK) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "ratecore_zone \"%V\": attaching to the kept table "
-                          "failed: %s (status %uD)", &zone->name,
-                          ratecore_status_message(rc), (uint32_t) rc);
-            zone->table = NULL;
-            return NGX_ERROR;
+            return ngx_http_ratecore_table_failed(shm_zone, zone,
+                                                  "attaching to the kept table", rc);
         }
 
         zone->sh = sh;
@@ -110,12 +120,7 @@ ngx_http_ratecore_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                                     zone->d.quota_count, zone->d.capacity, zone->d.full_policy,
                                     &zone->table);
     if (rc != RATECORE_STATUS_OK) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "ratecore_zone \"%V\": initialising the table failed: "
-                      "%s (status %uD)", &zone->name,
-                      ratecore_status_message(rc), (uint32_t) rc);
-        zone->table = NULL;
-        return NGX_ERROR;
+        return ngx_http_ratecore_table_failed(shm_zone, zone, "initialising the table", rc);
     }
 
     zone->sh = sh;

@@ -10,7 +10,6 @@
 //! over-admission.
 
 use ratecore::table::TABLE_CHARGE_WORDS;
-use ratecore::Decision;
 
 use crate::ffi::{handle_ref, input_slice, output, output_slice};
 use crate::panic::guard;
@@ -72,19 +71,13 @@ pub unsafe extern "C" fn ratecore_table_check_undoable(
         let out = unsafe { output(decision_out)? };
         // SAFETY: as for `decision_out`.
         let charge_out = unsafe { output(charge_out)? };
-        let count = table.count();
-        if states.len() > 0 && states.len() < count {
-            return Err(ratecore_status::BufferTooSmall);
-        }
-        let mut each = [Decision::EMPTY; RATECORE_MAX_TABLE_LIMITS];
-        let each = if states.len() == 0 {
-            &mut each[..0]
-        } else {
-            &mut each[..count.min(RATECORE_MAX_TABLE_LIMITS)]
-        };
+        // No states buffer asks for no states.
+        let count = if states.len() == 0 { 0 } else { table.count() };
         let table = table.table();
-        let (decision, charge) = table.check_undoable(key, now_ns, cost, each)?;
-        states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
+        let (decision, charge) = states
+            .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(count, |each| {
+                Ok(table.check_undoable(key, now_ns, cost, each)?)
+            })?;
         out.write_decision(decision);
         charge_out.write(ratecore_table_charge {
             words: charge.map_or([0; RATECORE_TABLE_CHARGE_WORDS], |c| {

@@ -8,7 +8,7 @@ use std::ffi::c_char;
 
 use crate::directive_limit::{self, Limit};
 use crate::directive_zone::{self, Layout, Zone};
-use crate::ffi::{input_slice, output, output_slice};
+use crate::ffi::{input_ref, input_slice, output, output_slice};
 use crate::panic::guard;
 use crate::quota::ratecore_quota;
 use crate::status::ratecore_status;
@@ -132,16 +132,34 @@ pub struct ratecore_limit_directive {
     pub key_variable: ratecore_text,
 }
 
-/// The arguments as byte slices.
+/// A directive's arguments `(args, arg_count)` as byte slices.
 ///
 /// # Safety
-/// Each text's `data` is valid for reads of `len` bytes while `args` is borrowed (or
-/// `len` is 0).
-unsafe fn texts(args: &[ratecore_text]) -> Result<Vec<&[u8]>, ratecore_status> {
+/// `args` points to `arg_count` readable texts (or is NULL with 0), each text's `data`
+/// valid for reads of `len` bytes (or `len` is 0) during `'a`.
+unsafe fn texts<'a>(
+    args: *const ratecore_text,
+    arg_count: usize,
+) -> Result<Vec<&'a [u8]>, ratecore_status> {
+    // SAFETY: forwarded from this function's contract.
+    let args: &'a [ratecore_text] = unsafe { input_slice(args, arg_count) }?;
     args.iter()
         // SAFETY: forwarded from this function's contract.
         .map(|t| unsafe { input_slice(t.data, t.len) })
         .collect()
+}
+
+/// A parse or check result as the C API reports it: the value, or `INVALID_CONFIG` with
+/// the message written to `(error_out, error_len)`.
+fn reported<T>(
+    result: Result<T, String>,
+    error_out: *mut c_char,
+    error_len: usize,
+) -> Result<T, ratecore_status> {
+    result.map_err(|message| {
+        write_message(&message, error_out, error_len);
+        ratecore_status::InvalidConfig
+    })
 }
 
 /// Writes `message` NUL-terminated into `(error_out, error_len)`, truncated to fit.
@@ -191,14 +209,9 @@ pub unsafe extern "C" fn ratecore_zone_directive_parse(
 ) -> ratecore_status {
     guard(|| {
         // SAFETY: forwarded from this function's contract.
-        let args = unsafe { input_slice(args, arg_count) }?;
+        let args = unsafe { texts(args, arg_count) }?;
         // SAFETY: forwarded from this function's contract.
-        let args = unsafe { texts(args) }?;
-        // SAFETY: forwarded from this function's contract.
-        let layout = unsafe { input_slice(layout, 1) }?
-            .first()
-            .copied()
-            .ok_or(ratecore_status::NullPointer)?;
+        let layout = *unsafe { input_ref(layout) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output(zone_out) }?;
         if layout.page_size == 0 {
@@ -211,10 +224,7 @@ pub unsafe extern "C" fn ratecore_zone_directive_parse(
             per_page: layout.per_page,
             min_pages: layout.min_pages,
         };
-        let zone: Zone<'_> = directive_zone::parse(&args, &layout).map_err(|message| {
-            write_message(&message, error_out, error_len);
-            ratecore_status::InvalidConfig
-        })?;
+        let zone: Zone<'_> = reported(directive_zone::parse(&args, &layout), error_out, error_len)?;
         out.write(ratecore_zone_directive {
             name: ratecore_text::of(zone.name),
             size: zone.size,
@@ -249,15 +259,14 @@ pub unsafe extern "C" fn ratecore_limit_directive_parse(
 ) -> ratecore_status {
     guard(|| {
         // SAFETY: forwarded from this function's contract.
-        let args = unsafe { input_slice(args, arg_count) }?;
-        // SAFETY: forwarded from this function's contract.
-        let args = unsafe { texts(args) }?;
+        let args = unsafe { texts(args, arg_count) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output(limit_out) }?;
-        let limit: Limit<'_> = directive_limit::parse(&args, level_style).map_err(|message| {
-            write_message(&message, error_out, error_len);
-            ratecore_status::InvalidConfig
-        })?;
+        let limit: Limit<'_> = reported(
+            directive_limit::parse(&args, level_style),
+            error_out,
+            error_len,
+        )?;
         let cost_text = if limit.cost_text.is_empty() {
             ratecore_text::EMPTY
         } else {
@@ -305,15 +314,9 @@ pub unsafe extern "C" fn ratecore_limit_directive_check_zone(
 ) -> ratecore_status {
     guard(|| {
         // SAFETY: forwarded from this function's contract.
-        let limit = unsafe { input_slice(limit, 1) }?
-            .first()
-            .copied()
-            .ok_or(ratecore_status::NullPointer)?;
+        let limit = *unsafe { input_ref(limit) }?;
         // SAFETY: forwarded from this function's contract.
-        let zone = unsafe { input_slice(zone, 1) }?
-            .first()
-            .copied()
-            .ok_or(ratecore_status::NullPointer)?;
+        let zone = *unsafe { input_ref(zone) }?;
         if limit.cost_text.len != 0 {
             return Ok(());
         }
@@ -323,9 +326,10 @@ pub unsafe extern "C" fn ratecore_limit_directive_check_zone(
             .ok_or(ratecore_status::InvalidArgument)?;
         // SAFETY: forwarded from this function's contract.
         let name = unsafe { input_slice(zone.name.data, zone.name.len) }?;
-        directive_limit::check_cost(limit.cost, name, quotas).map_err(|message| {
-            write_message(&message, error_out, error_len);
-            ratecore_status::InvalidConfig
-        })
+        reported(
+            directive_limit::check_cost(limit.cost, name, quotas),
+            error_out,
+            error_len,
+        )
     })
 }

@@ -1,5 +1,7 @@
-//! Pointer and length checks every exported function uses, and the one typed cast between
-//! an opaque C handle and the Rust value behind it (after rustls-ffi's `Castable`).
+//! Pointer and length checks every exported function uses, the one typed cast between
+//! an opaque C handle and the Rust value behind it (after rustls-ffi's `Castable`), and
+//! the bodies every constructor, `_free` function and getter shares (`create`,
+//! `release`, `read_into`).
 //!
 //! Checks happen before any work, so a rejected call has no effect. What cannot be checked
 //! (that a non-NULL pointer really points to live memory of the right type) is the C
@@ -10,6 +12,7 @@ use std::ptr::NonNull;
 
 use ratecore::Decision;
 
+use crate::panic::{boundary, guard};
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
 
@@ -55,6 +58,55 @@ pub(crate) unsafe fn free_handle<C: Castable>(handle: *mut C) {
     // SAFETY: by the caller's promise `ptr` came from `Box::into_raw` in `into_handle` for
     // this very type, is still live, and is used by nobody else: we own it again.
     drop(unsafe { Box::from_raw(ptr) });
+}
+
+/// The body of every constructor: checks `handle_out`, then builds the value and hands its
+/// handle out. Checking the output first means a rejected call builds nothing.
+///
+/// # Safety
+/// `handle_out` is NULL or valid for writing one pointer during the call.
+pub(crate) unsafe fn create<C: Castable>(
+    handle_out: *mut *mut C,
+    build: impl FnOnce() -> Result<C::Rust, ratecore_status>,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { output(handle_out)? };
+        out.write(into_handle::<C>(build()?));
+        Ok(())
+    })
+}
+
+/// The body of every `_free` function: [`free_handle`] inside the panic boundary.
+///
+/// # Safety
+/// As for [`free_handle`].
+pub(crate) unsafe fn release<C: Castable>(handle: *mut C) {
+    boundary((), || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { free_handle(handle) }
+    });
+}
+
+/// The body of every getter: borrows the value behind `handle` and writes what `read`
+/// makes of it to `*value_out` (nothing on an error).
+///
+/// # Safety
+/// `handle` is NULL or a live handle (as for [`handle_ref`]) not freed during the call;
+/// `value_out` is NULL or valid for one write during the call.
+pub(crate) unsafe fn read_into<C: Castable, T>(
+    handle: *const C,
+    value_out: *mut T,
+    read: impl FnOnce(&C::Rust) -> Result<T, ratecore_status>,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let value = unsafe { handle_ref(handle)? };
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { output(value_out)? };
+        out.write(read(value)?);
+        Ok(())
+    })
 }
 
 /// NULL → `NullPointer`; misaligned for `T` → `InvalidArgument`.
@@ -139,6 +191,21 @@ unsafe fn stated_size<T>(ptr: *const T, min: usize) -> Result<usize, ratecore_st
         return Err(ratecore_status::InvalidArgument);
     }
     Ok(size)
+}
+
+/// An input pointer to one `T`.
+///
+/// # Errors
+/// As for [`check_pointer`].
+///
+/// # Safety
+/// A non-NULL `ptr` is valid for reads of one initialised `T` during `'a`, and nobody
+/// writes it during `'a`.
+pub(crate) unsafe fn input_ref<'a, T>(ptr: *const T) -> Result<&'a T, ratecore_status> {
+    check_pointer(ptr)?;
+    // SAFETY: non-NULL and aligned (checked above); valid for one initialised read and
+    // not written during 'a (caller's promise).
+    Ok(unsafe { &*ptr })
 }
 
 /// Reads an input struct that may grow: its first field is its size in bytes as the
@@ -351,6 +418,28 @@ impl<T> OutSlice<T> {
             // aligned elements at the non-NULL `ptr` during this call.
             unsafe { self.ptr.add(index).write(value) }
         }
+    }
+}
+
+impl OutSlice<ratecore_decision> {
+    /// The core of every `_check_each` call: runs `decide` over one state per quota
+    /// (`count` of them, at most `N`, the most quotas the caller's kind holds) and writes
+    /// them here. A buffer holding fewer than `count` is `BufferTooSmall`, and nothing is
+    /// decided or written then.
+    #[inline(always)]
+    pub(crate) fn decide_each<const N: usize, R>(
+        self,
+        count: usize,
+        decide: impl FnOnce(&mut [Decision]) -> Result<R, ratecore_status>,
+    ) -> Result<R, ratecore_status> {
+        if self.len < count {
+            return Err(ratecore_status::BufferTooSmall);
+        }
+        let mut each = [Decision::EMPTY; N];
+        let each = &mut each[..count.min(N)];
+        let result = decide(each)?;
+        self.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
+        Ok(result)
     }
 }
 

@@ -4,7 +4,7 @@
 use ratecore::http::{self, BodyStyle, HeaderInput, HeaderStyle, QuotaReport};
 use ratecore::Decision;
 
-use crate::ffi::{input_slice, output, output_slice};
+use crate::ffi::{input_ref, input_slice, output, output_slice};
 use crate::panic::guard;
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
@@ -106,6 +106,32 @@ pub(crate) unsafe fn render_into(
     }
 }
 
+/// The body of the 429-body renderers: checks `decision`, builds the style, and renders
+/// the body (`period_ns`: the deciding quota's period) as [`render_into`] does.
+///
+/// # Safety
+/// `decision` NULL or valid for one read; the rest as for [`render_into`].
+unsafe fn render_body_into<'a>(
+    decision: *const ratecore_decision,
+    style: impl FnOnce() -> Result<BodyStyle<'a>, ratecore_status>,
+    period_ns: u64,
+    out: *mut u8,
+    out_len: usize,
+    written_out: *mut usize,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let decision = decision_of(unsafe { input_ref(decision) }?);
+        let style = style()?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            render_into(out, out_len, written_out, |buf| {
+                http::render_body(&style, &decision, period_ns, buf)
+            })
+        }
+    })
+}
+
 /// Renders the rate-limit header lines (`Name: value\r\n` each) of `style` for
 /// `decision` (the combined decision) into `out`. `quotas` (`quota_count` reports, at most
 /// `RATECORE_MAX_QUOTA_REPORTS`; `(NULL, 0)` for none) feeds the IETF style's per-quota
@@ -136,11 +162,7 @@ pub unsafe extern "C" fn ratecore_render_headers(
     guard(|| {
         let style = ratecore_header_style::from_code(style)?;
         // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+        let decision = decision_of(unsafe { input_ref(decision) }?);
         // SAFETY: forwarded from this function's contract.
         let reports = unsafe { input_slice(quotas, quota_count) }?;
         if reports.len() > RATECORE_MAX_QUOTA_REPORTS {
@@ -192,30 +214,20 @@ pub unsafe extern "C" fn ratecore_render_problem_json(
     out_len: usize,
     written_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+    let style = || {
         // SAFETY: forwarded from this function's contract.
         let type_uri = unsafe { utf8(type_uri, type_uri_len) }?;
         // SAFETY: forwarded from this function's contract.
         let title = unsafe { utf8(title, title_len) }?;
         // These entry points render the 429 body of the published documents.
-        let style = BodyStyle::ProblemJson {
+        Ok(BodyStyle::ProblemJson {
             type_uri,
             title,
             status: 429,
-        };
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            render_into(out, out_len, written_out, |buf| {
-                http::render_body(&style, &decision, 0, buf)
-            })
-        }
-    })
+        })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { render_body_into(decision, style, 0, out, out_len, written_out) }
 }
 
 /// Renders Switch's plain-text 429 sentence: "{subject} quota exceeded. Maximum allowed is
@@ -236,21 +248,11 @@ pub unsafe extern "C" fn ratecore_render_text_body(
     out_len: usize,
     written_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let decision = decision_of(
-            unsafe { input_slice(decision, 1) }?
-                .first()
-                .ok_or(ratecore_status::NullPointer)?,
-        );
+    let style = || {
         // SAFETY: forwarded from this function's contract.
         let subject = unsafe { utf8(subject, subject_len) }?;
-        let style = BodyStyle::PlainText { subject };
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            render_into(out, out_len, written_out, |buf| {
-                http::render_body(&style, &decision, period_ns, buf)
-            })
-        }
-    })
+        Ok(BodyStyle::PlainText { subject })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { render_body_into(decision, style, period_ns, out, out_len, written_out) }
 }

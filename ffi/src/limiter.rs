@@ -3,11 +3,9 @@
 use ratecore::composite::MAX_LIMITS;
 use ratecore::{Composite, Decision, Limiter, RateLimiter};
 
-use crate::ffi::{
-    check_len, free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable,
-};
-use crate::panic::{boundary, guard};
-use crate::quota::{ratecore_decision, ratecore_quota};
+use crate::ffi::{create, handle_ref, output, output_slice, read_into, release, Castable};
+use crate::panic::guard;
+use crate::quota::{quotas_arg, ratecore_decision, ratecore_quota};
 use crate::status::ratecore_status;
 
 /// The most quotas one limiter combines.
@@ -123,25 +121,16 @@ pub unsafe extern "C" fn ratecore_limiter_new(
     quotas_len: usize,
     limiter_out: *mut *mut ratecore_limiter,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(limiter_out)? };
-        if quotas_len > RATECORE_MAX_LIMITER_LIMITS {
-            // Rejected without reading: the length alone decides.
-            if quotas.is_null() {
-                return Err(ratecore_status::NullPointer);
-            }
-            check_len::<ratecore_quota>(quotas_len)?;
-            return Err(ratecore_status::TooManyLimits);
-        }
+    let build = || {
         // SAFETY: `quotas_len` readable quotas at `quotas`, or (NULL, 0) (caller's promise).
-        let quotas = unsafe { input_slice(quotas, quotas_len)? };
+        let quotas = unsafe { quotas_arg(quotas, quotas_len, RATECORE_MAX_LIMITER_LIMITS)? };
         if quotas.is_empty() {
             return Err(ratecore_status::NoLimits);
         }
-        out.write(into_handle::<ratecore_limiter>(LimiterInner::new(quotas)?));
-        Ok(())
-    })
+        LimiterInner::new(quotas)
+    };
+    // SAFETY: `limiter_out` is NULL or valid for one write (caller's promise).
+    unsafe { create(limiter_out, build) }
 }
 
 /// Frees a limiter. NULL is ignored.
@@ -151,10 +140,8 @@ pub unsafe extern "C" fn ratecore_limiter_new(
 /// it during or after this one.
 #[no_mangle]
 pub unsafe extern "C" fn ratecore_limiter_free(limiter: *mut ratecore_limiter) {
-    boundary((), || {
-        // SAFETY: a live handle nobody else uses any more, or NULL (caller's promise).
-        unsafe { free_handle(limiter) }
-    });
+    // SAFETY: a live handle nobody else uses any more, or NULL (caller's promise).
+    unsafe { release(limiter) }
 }
 
 /// Decides a request of weight `cost` arriving at `now_ns`, consuming `cost` if admitted,
@@ -293,14 +280,9 @@ unsafe fn decide_each(
         let states = unsafe { output_slice(states, states_len)? };
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
         let out = unsafe { output(decision_out)? };
-        let count = limiter.count();
-        if states.len() < count {
-            return Err(ratecore_status::BufferTooSmall);
-        }
-        let mut each = [Decision::EMPTY; MAX_LIMITS];
-        let each = &mut each[..count.min(MAX_LIMITS)];
-        let decision = limiter.decide_each(now, cost, commit, each)?;
-        states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
+        let decision = states.decide_each::<MAX_LIMITS, _>(limiter.count(), |each| {
+            limiter.decide_each(now, cost, commit, each)
+        })?;
         out.write_decision(decision);
         Ok(())
     })
@@ -315,12 +297,7 @@ pub unsafe extern "C" fn ratecore_limiter_limit_count(
     limiter: *const ratecore_limiter,
     count_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let limiter = unsafe { handle_ref(limiter)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(count_out)? };
-        out.write(limiter.count());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `count_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe { read_into(limiter, count_out, |limiter| Ok(limiter.count())) }
 }

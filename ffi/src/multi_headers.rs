@@ -8,7 +8,7 @@ use std::ffi::c_char;
 use ratecore::http::{self, HeaderInput, HeaderValue, QuotaReport, MAX_HEADER_VALUES};
 use ratecore::Decision;
 
-use crate::ffi::{input_slice, output, output_slice};
+use crate::ffi::{input_ref, input_slice, output, output_slice};
 use crate::headers::{decision_of, ratecore_header_style, utf8, RATECORE_MAX_QUOTA_REPORTS};
 use crate::multi::{ratecore_check_item, ratecore_check_result};
 use crate::panic::guard;
@@ -88,9 +88,7 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
         // SAFETY: forwarded from this function's contract.
         let items = unsafe { input_slice(items, item_count) }?;
         // SAFETY: forwarded from this function's contract.
-        let result = unsafe { input_slice(result, 1) }?
-            .first()
-            .ok_or(ratecore_status::NullPointer)?;
+        let result = unsafe { input_ref(result) }?;
         // SAFETY: forwarded from this function's contract.
         let headers = unsafe { output(headers_out) }?;
         // SAFETY: forwarded from this function's contract.

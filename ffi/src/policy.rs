@@ -7,10 +7,10 @@ use std::fmt;
 use ratecore::policy::{Attribute, ConfigError, Policy, PolicyDecision, Request};
 
 use crate::ffi::{
-    free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable, OutSlice,
+    create, handle_ref, input_ref, input_slice, output, output_slice, release, Castable, OutSlice,
 };
 use crate::headers::utf8;
-use crate::panic::{boundary, guard};
+use crate::panic::guard;
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
 
@@ -196,17 +196,14 @@ pub unsafe extern "C" fn ratecore_policy_from_toml(
     error_len: usize,
     policy_out: *mut *mut ratecore_policy,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let out = unsafe { output(policy_out) }?;
+    let build = || {
         // SAFETY: forwarded from this function's contract.
         let (text, origin) = unsafe { toml_source(toml, toml_len, origin, origin_len) }?;
         // SAFETY: forwarded from this function's contract.
-        let policy =
-            unsafe { configured(Policy::from_toml_str(text, origin), error_out, error_len) }?;
-        out.write(into_handle::<ratecore_policy>(policy));
-        Ok(())
-    })
+        unsafe { configured(Policy::from_toml_str(text, origin), error_out, error_len) }
+    };
+    // SAFETY: `policy_out` valid for one write, or NULL (caller's promise).
+    unsafe { create(policy_out, build) }
 }
 
 /// Builds a policy from the TOML file at `path` (NUL-terminated, UTF-8). Errors as for
@@ -222,16 +219,14 @@ pub unsafe extern "C" fn ratecore_policy_from_file(
     error_len: usize,
     policy_out: *mut *mut ratecore_policy,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let out = unsafe { output(policy_out) }?;
+    let build = || {
         // SAFETY: forwarded from this function's contract.
         let path = unsafe { path_arg(path) }?;
         // SAFETY: forwarded from this function's contract.
-        let policy = unsafe { configured(Policy::from_toml_file(path), error_out, error_len) }?;
-        out.write(into_handle::<ratecore_policy>(policy));
-        Ok(())
-    })
+        unsafe { configured(Policy::from_toml_file(path), error_out, error_len) }
+    };
+    // SAFETY: `policy_out` valid for one write, or NULL (caller's promise).
+    unsafe { create(policy_out, build) }
 }
 
 /// Frees a policy (NULL is ignored).
@@ -240,10 +235,8 @@ pub unsafe extern "C" fn ratecore_policy_from_file(
 /// `policy` is NULL or a live handle no other call uses during or after this one.
 #[no_mangle]
 pub unsafe extern "C" fn ratecore_policy_free(policy: *mut ratecore_policy) {
-    boundary((), || {
-        // SAFETY: caller's promise.
-        unsafe { free_handle(policy) }
-    });
+    // SAFETY: a live handle nobody else uses any more, or NULL (caller's promise).
+    unsafe { release(policy) }
 }
 
 /// An identity argument: NULL is absent.
@@ -365,9 +358,7 @@ unsafe fn check_request(
         // SAFETY: forwarded from the caller's contract.
         let policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
         // SAFETY: forwarded from the caller's contract.
-        let request = *unsafe { input_slice(request, 1) }?
-            .first()
-            .ok_or(ratecore_status::NullPointer)?;
+        let request = *unsafe { input_ref(request) }?;
         // SAFETY: forwarded from the caller's contract.
         let out = unsafe { output(result_out) }?;
         // SAFETY: forwarded from the caller's contract.

@@ -3,7 +3,7 @@
 
 use std::mem::size_of;
 
-use crate::ffi::{handle_ref, output, output_slice, sized_output};
+use crate::ffi::{handle_ref, output_slice, read_into, sized_output};
 use crate::headers::render_into;
 use crate::panic::guard;
 use crate::policy::ratecore_policy;
@@ -54,14 +54,13 @@ pub unsafe extern "C" fn ratecore_policy_limit_count(
     policy: *const ratecore_policy,
     count_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(count_out) }?;
-        out.write(policy.view().metrics().count());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `count_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe {
+        read_into(policy, count_out, |policy| {
+            Ok(policy.view().metrics().count())
+        })
+    }
 }
 
 /// Reports the limit at `index` in policy order (rules in order, each rule's limits in
@@ -174,12 +173,7 @@ pub unsafe extern "C" fn ratecore_policy_memory_bytes(
     policy: *const ratecore_policy,
     bytes_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(bytes_out) }?;
-        out.write(policy.memory_bytes());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `bytes_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe { read_into(policy, bytes_out, |policy| Ok(policy.memory_bytes())) }
 }

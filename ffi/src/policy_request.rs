@@ -52,11 +52,11 @@ pub struct ratecore_attribute {
 pub struct ratecore_http_request {
     /// `sizeof(ratecore_http_request)` as the caller compiled it.
     pub size: usize,
-    /// HTTP method, e.g. "POST".
+    /// As in `ratecore_request`.
     pub method: *const u8,
     /// Length of `method`.
     pub method_len: usize,
-    /// Request path, with or without query string.
+    /// As in `ratecore_request`.
     pub path: *const u8,
     /// Length of `path`.
     pub path_len: usize,
@@ -78,18 +78,15 @@ pub struct ratecore_policy_outcome {
     pub size: usize,
     /// The combined decision (the deciding limit's).
     pub decision: ratecore_decision,
-    /// Whether any limit applied (false: unlimited; no headers were rendered).
+    /// As in `ratecore_policy_result`.
     pub limited: bool,
-    /// The HTTP status to answer with: 200 when allowed, the policy's denial status
-    /// (default 429) when denied.
+    /// As in `ratecore_policy_result`.
     pub status: u16,
-    /// Length of the rendered headers (`Name: value\r\n` lines). If it exceeds the
-    /// buffer's capacity, nothing was written and this is the length needed.
+    /// As in `ratecore_policy_result`.
     pub headers_len: usize,
-    /// Length of the rendered 429 body (0 when allowed). If it exceeds the buffer's
-    /// capacity, nothing was written and this is the length needed.
+    /// As in `ratecore_policy_result`.
     pub body_len: usize,
-    /// The body's `Content-Type` (a static NUL-terminated string), NULL when allowed.
+    /// As in `ratecore_policy_result`.
     pub content_type: *const c_char,
     /// The limit that decided, as its index in policy order (rules in order, each rule's
     /// limits in order; the index `ratecore_policy_limit_metrics` takes) in the version
@@ -189,14 +186,11 @@ unsafe fn check_http(
     })
 }
 
-/// Decides `request` at `now_ns` (monotonic nanoseconds) with weight `cost` against every
-/// rule that applies — admitted only if every applicable limit admits; a denial consumes
-/// nothing — and renders the policy's headers (into `headers_out`, `headers_cap` bytes)
-/// and, on denial, its 429 body (into `body_out`, `body_cap` bytes). `unix_now_ns` is the
-/// wall-clock time for absolute resets. The decision is made whatever the buffer sizes:
-/// compare `outcome.headers_len` / `body_len` with the capacities (1 KiB each always
-/// suffices for policies with short rule and limit names). Counts the outcome in the
-/// limits' metrics (`ratecore_policy_limit_metrics`).
+/// Decides and renders as `ratecore_policy_check` does, for a request with named
+/// attributes, and reports which limit decided and why in `*outcome_out` (compare
+/// `outcome.headers_len` / `body_len` with the capacities; 1 KiB each always suffices for
+/// policies with short rule and limit names). Counts the outcome in the limits' metrics
+/// (`ratecore_policy_limit_metrics`).
 ///
 /// Errors (nothing is consumed or counted, and no output written): `NULL_POINTER`,
 /// `INVALID_ARGUMENT` (a misaligned pointer, a length above `PTRDIFF_MAX`, a `size` too

@@ -3,6 +3,7 @@
 use ratecore::sliding_strict::MAX_SUB_WINDOWS;
 use ratecore::{Algorithm, Decision, LimitSpec, Quota};
 
+use crate::ffi::{check_len, input_slice};
 use crate::status::ratecore_status;
 
 /// A duration that never ends: `reset_after_ns` or `retry_after_ns` when the moment lies
@@ -61,6 +62,30 @@ pub struct ratecore_quota {
     /// Strict sliding window only: sub-windows per period, 1 to
     /// `RATECORE_MAX_SUB_WINDOWS` (and at most `period_ns`).
     pub sub_windows: u32,
+}
+
+/// The quotas argument of a constructor, at most `max` of them. More is `TooManyLimits`,
+/// decided by the length alone, without reading them.
+///
+/// # Errors
+/// As for `input_slice`, and `TooManyLimits`.
+///
+/// # Safety
+/// `quotas` points to `len` readable quotas, or is NULL with length 0.
+pub(crate) unsafe fn quotas_arg<'a>(
+    quotas: *const ratecore_quota,
+    len: usize,
+    max: usize,
+) -> Result<&'a [ratecore_quota], ratecore_status> {
+    if len > max {
+        if quotas.is_null() {
+            return Err(ratecore_status::NullPointer);
+        }
+        check_len::<ratecore_quota>(len)?;
+        return Err(ratecore_status::TooManyLimits);
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { input_slice(quotas, len) }
 }
 
 impl ratecore_quota {

@@ -12,7 +12,7 @@ use std::ffi::c_void;
 
 use ratecore::table::region::{self, LAYOUT_VERSION, REGION_ALIGN};
 
-use crate::ffi::{check_len, into_handle, output};
+use crate::ffi::{check_len, create, output};
 use crate::panic::guard;
 use crate::quota::ratecore_quota;
 use crate::status::ratecore_status;
@@ -28,6 +28,16 @@ pub const RATECORE_REGION_LAYOUT_VERSION: u32 = 2;
 
 const _: () = assert!(RATECORE_REGION_ALIGN == REGION_ALIGN);
 const _: () = assert!(RATECORE_REGION_LAYOUT_VERSION == LAYOUT_VERSION);
+
+/// The region argument, checked before anything is read or written: non-NULL and at most
+/// `PTRDIFF_MAX` bytes (alignment and size are the layout's to check).
+fn region_arg(region: *mut c_void, region_len: usize) -> Result<*mut u8, ratecore_status> {
+    if region.is_null() {
+        return Err(ratecore_status::NullPointer);
+    }
+    check_len::<u8>(region_len)?;
+    Ok(region.cast::<u8>())
+}
 
 /// Writes to `*size_out` the bytes a region needs for a table of these quotas, capacity and
 /// policy (the same arguments as `ratecore_table_init_region`, which validates them the
@@ -89,23 +99,19 @@ pub unsafe extern "C" fn ratecore_table_init_region(
     full_policy: u32,
     table_out: *mut *mut ratecore_table,
 ) -> ratecore_status {
-    guard(|| {
-        if region.is_null() {
-            return Err(ratecore_status::NullPointer);
-        }
-        check_len::<u8>(region_len)?;
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(table_out)? };
+    let build = || {
+        let region = region_arg(region, region_len)?;
         // SAFETY: forwarded from this function's contract.
         let config = unsafe { table_config(quotas, quotas_len, capacity, full_policy)? };
         // SAFETY: the region is valid for `region_len` bytes for as long as the returned
         // table lives (the handle; the caller frees it before unmapping), untouched by
         // anything else during init and accessed only through ratecore afterwards: the
         // caller's promise above. `region::init` checks alignment and size itself.
-        let table = unsafe { region::init(region.cast::<u8>(), region_len, &config)? };
-        out.write(into_handle::<ratecore_table>(TableInner::Region(table)));
-        Ok(())
-    })
+        let table = unsafe { region::init(region, region_len, &config)? };
+        Ok(TableInner::Region(table))
+    };
+    // SAFETY: `table_out` is NULL or valid for one write (caller's promise).
+    unsafe { create(table_out, build) }
 }
 
 /// Attaches to a table another handle (usually in another process) initialised in
@@ -131,18 +137,14 @@ pub unsafe extern "C" fn ratecore_table_attach_region(
     region_len: usize,
     table_out: *mut *mut ratecore_table,
 ) -> ratecore_status {
-    guard(|| {
-        if region.is_null() {
-            return Err(ratecore_status::NullPointer);
-        }
-        check_len::<u8>(region_len)?;
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(table_out)? };
+    let build = || {
+        let region = region_arg(region, region_len)?;
         // SAFETY: the region is valid for `region_len` bytes while the handle lives and is
         // accessed only through ratecore (caller's promise); `region::attach` validates
         // alignment, size and header before building any view.
-        let table = unsafe { region::attach(region.cast::<u8>(), region_len)? };
-        out.write(into_handle::<ratecore_table>(TableInner::Region(table)));
-        Ok(())
-    })
+        let table = unsafe { region::attach(region, region_len)? };
+        Ok(TableInner::Region(table))
+    };
+    // SAFETY: `table_out` is NULL or valid for one write (caller's promise).
+    unsafe { create(table_out, build) }
 }

@@ -9,11 +9,10 @@ use ratecore::table::MAX_CAPACITY;
 use ratecore::{Decision, FullPolicy, LimitSpec, TableConfig, TableStats};
 
 use crate::ffi::{
-    check_len, free_handle, handle_ref, input_slice, into_handle, output, output_slice, Castable,
-    Out,
+    create, handle_ref, input_slice, output, output_slice, read_into, release, Castable, Out,
 };
-use crate::panic::{boundary, guard};
-use crate::quota::{ratecore_decision, ratecore_quota};
+use crate::panic::guard;
+use crate::quota::{quotas_arg, ratecore_decision, ratecore_quota};
 use crate::status::ratecore_status;
 
 /// The most quotas one table applies to every key.
@@ -257,16 +256,8 @@ pub(crate) unsafe fn table_config(
     capacity: u64,
     full_policy: u32,
 ) -> Result<TableConfig, ratecore_status> {
-    if quotas_len > RATECORE_MAX_TABLE_LIMITS {
-        // Rejected without reading: the length alone decides.
-        if quotas.is_null() {
-            return Err(ratecore_status::NullPointer);
-        }
-        check_len::<ratecore_quota>(quotas_len)?;
-        return Err(ratecore_status::TooManyLimits);
-    }
     // SAFETY: forwarded from this function's contract.
-    let quotas = unsafe { input_slice(quotas, quotas_len)? };
+    let quotas = unsafe { quotas_arg(quotas, quotas_len, RATECORE_MAX_TABLE_LIMITS)? };
     let policy = FullPolicy::from_code(full_policy).ok_or(ratecore_status::UnknownFullPolicy)?;
     let mut specs = Vec::with_capacity(quotas.len());
     for quota in quotas {
@@ -296,14 +287,12 @@ pub unsafe extern "C" fn ratecore_table_new(
     full_policy: u32,
     table_out: *mut *mut ratecore_table,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(table_out)? };
+    let build = || {
         // SAFETY: forwarded from this function's contract.
-        let config = unsafe { table_config(quotas, quotas_len, capacity, full_policy)? };
-        out.write(into_handle::<ratecore_table>(owned_table(&config)?));
-        Ok(())
-    })
+        owned_table(&unsafe { table_config(quotas, quotas_len, capacity, full_policy)? })
+    };
+    // SAFETY: `table_out` is NULL or valid for one write (caller's promise).
+    unsafe { create(table_out, build) }
 }
 
 /// Frees a table handle. NULL is ignored. For a table in a region this frees only the
@@ -314,10 +303,8 @@ pub unsafe extern "C" fn ratecore_table_new(
 /// `table` is NULL or a live handle; no other call may use it during or after this one.
 #[no_mangle]
 pub unsafe extern "C" fn ratecore_table_free(table: *mut ratecore_table) {
-    boundary((), || {
-        // SAFETY: a live handle nobody else uses any more, or NULL (caller's promise).
-        unsafe { free_handle(table) }
-    });
+    // SAFETY: a live handle nobody else uses any more, or NULL (caller's promise).
+    unsafe { release(table) }
 }
 
 /// Decides a request of weight `cost` by `key` (`key_len` bytes; `(NULL, 0)` is the empty
@@ -478,14 +465,10 @@ unsafe fn decide_each(
         let states = unsafe { output_slice(states, states_len)? };
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
         let out = unsafe { output(decision_out)? };
-        let count = table.count();
-        if states.len() < count {
-            return Err(ratecore_status::BufferTooSmall);
-        }
-        let mut each = [Decision::EMPTY; RATECORE_MAX_TABLE_LIMITS];
-        let each = &mut each[..count.min(RATECORE_MAX_TABLE_LIMITS)];
-        let decision = table.check_each(key, now_ns, cost, commit, each)?;
-        states.write_all(each.iter().map(|d| ratecore_decision::from(*d)));
+        let decision = states
+            .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(table.count(), |each| {
+                table.check_each(key, now_ns, cost, commit, each)
+            })?;
         out.write_decision(decision);
         Ok(())
     })
@@ -500,14 +483,9 @@ pub unsafe extern "C" fn ratecore_table_get_stats(
     table: *const ratecore_table,
     stats_out: *mut ratecore_table_stats,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(stats_out)? };
-        out.write(table.stats().into());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `stats_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe { read_into(table, stats_out, |table| Ok(table.stats().into())) }
 }
 
 /// Writes the table's capacity (key slots per quota: the requested capacity rounded up
@@ -520,14 +498,9 @@ pub unsafe extern "C" fn ratecore_table_capacity(
     table: *const ratecore_table,
     capacity_out: *mut u64,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(capacity_out)? };
-        out.write(table.config().capacity());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `capacity_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe { read_into(table, capacity_out, |table| Ok(table.config().capacity())) }
 }
 
 /// Writes the table's full-neighbourhood policy (a `RATECORE_FULL_POLICY_*` value) to
@@ -540,14 +513,13 @@ pub unsafe extern "C" fn ratecore_table_full_policy(
     table: *const ratecore_table,
     full_policy_out: *mut u32,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(full_policy_out)? };
-        out.write(table.config().policy() as u32);
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `full_policy_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe {
+        read_into(table, full_policy_out, |table| {
+            Ok(table.config().policy() as u32)
+        })
+    }
 }
 
 /// Writes the number of quotas the table applies per key to `*count_out`.
@@ -559,14 +531,9 @@ pub unsafe extern "C" fn ratecore_table_limit_count(
     table: *const ratecore_table,
     count_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(count_out)? };
-        out.write(table.count());
-        Ok(())
-    })
+    // SAFETY: a live handle or NULL; `count_out` NULL or valid for one write (caller's
+    // promise).
+    unsafe { read_into(table, count_out, |table| Ok(table.count())) }
 }
 
 /// Writes the table's quotas, in order, to `quotas[0 .. count)` and their number to

@@ -100,25 +100,21 @@ fn every_status_has_its_own_message() {
 #[test]
 fn every_core_error_maps_to_its_own_status() {
     use ratecore_status as S;
+    // Any values: only the variant decides the status.
+    let (limit, period, expected, needed, actual) = (2, 1, 2, 2, 1);
     let quota_errors = [
         (QuotaError::ZeroLimit, S::ZeroLimit),
         (QuotaError::ZeroPeriod, S::ZeroPeriod),
         (QuotaError::ZeroBurst, S::ZeroBurst),
         (
-            QuotaError::EmissionIntervalTooSmall {
-                limit: 2,
-                period: 1,
-            },
+            QuotaError::EmissionIntervalTooSmall { limit, period },
             S::EmissionIntervalTooSmall,
         ),
         (QuotaError::BurstOverflow, S::BurstOverflow),
         (QuotaError::ZeroSubWindows, S::ZeroSubWindows),
         (QuotaError::TooManySubWindows, S::TooManySubWindows),
         (
-            QuotaError::StorageLength {
-                expected: 2,
-                actual: 1,
-            },
+            QuotaError::StorageLength { expected, actual },
             S::StorageLength,
         ),
         (QuotaError::StateTooWide, S::StateTooWide),
@@ -139,10 +135,7 @@ fn every_core_error_maps_to_its_own_status() {
         (TableError::BadCapacity, S::BadCapacity),
         (TableError::NotLockFree, S::NotLockFree),
         (
-            TableError::RegionTooSmall {
-                needed: 2,
-                actual: 1,
-            },
+            TableError::RegionTooSmall { needed, actual },
             S::RegionTooSmall,
         ),
         (TableError::RegionMisaligned, S::RegionMisaligned),

@@ -359,10 +359,13 @@ fn reloads_match_the_rust_api() {
     unsafe { ratecore_policy_free(policy) };
 }
 
+/// Zeroed bytes aligned for every struct of the API, for passing pointers into them at
+/// chosen offsets (misaligned ones included).
+#[repr(C, align(8))]
+struct Buffer([u8; 256]);
+
 #[test]
 fn misaligned_structs_are_rejected_without_writing() {
-    #[repr(C, align(8))]
-    struct Buffer([u8; 256]);
     let policy = policy();
     let acme = [attribute("tenant", "acme")];
     let good = request(&acme);
@@ -492,6 +495,23 @@ fn rust_quota(quota: &ratecore_override_quota) -> OverrideQuota {
     }
 }
 
+/// An override's rule, limit, attribute and value as the C calls take them: `(pointer,
+/// length)` pairs.
+fn override_args(
+    rule: &str,
+    limit: &str,
+    attribute: &str,
+    value: &[u8],
+) -> [(*const u8, usize); 4] {
+    [
+        rule.as_bytes(),
+        limit.as_bytes(),
+        attribute.as_bytes(),
+        value,
+    ]
+    .map(|s| (s.as_ptr(), s.len()))
+}
+
 /// Sets an override through the C ABI; the status and the error text.
 fn set_override(
     policy: *const ratecore_policy,
@@ -502,24 +522,12 @@ fn set_override(
     quota: &ratecore_override_quota,
 ) -> (ratecore_status, String) {
     let mut error = [0u8; 256];
+    let [(r, rl), (l, ll), (a, al), (v, vl)] = override_args(rule, limit, attribute, value);
+    let (e, el) = (error.as_mut_ptr().cast(), error.len());
     // SAFETY: every pointer is valid for the length passed with it; the quota's size is
     // set.
-    let status = unsafe {
-        ratecore_policy_set_override(
-            policy,
-            rule.as_ptr(),
-            rule.len(),
-            limit.as_ptr(),
-            limit.len(),
-            attribute.as_ptr(),
-            attribute.len(),
-            value.as_ptr(),
-            value.len(),
-            quota,
-            error.as_mut_ptr().cast(),
-            error.len(),
-        )
-    };
+    let status =
+        unsafe { ratecore_policy_set_override(policy, r, rl, l, ll, a, al, v, vl, quota, e, el) };
     let text = std::ffi::CStr::from_bytes_until_nul(&error)
         .unwrap()
         .to_str()
@@ -537,20 +545,10 @@ fn remove_override(
     value: &[u8],
 ) -> (ratecore_status, bool) {
     let mut removed = false;
+    let [(r, rl), (l, ll), (a, al), (v, vl)] = override_args(rule, limit, attribute, value);
     // SAFETY: every pointer is valid for the length passed with it.
     let status = unsafe {
-        ratecore_policy_remove_override(
-            policy,
-            rule.as_ptr(),
-            rule.len(),
-            limit.as_ptr(),
-            limit.len(),
-            attribute.as_ptr(),
-            attribute.len(),
-            value.as_ptr(),
-            value.len(),
-            &mut removed,
-        )
+        ratecore_policy_remove_override(policy, r, rl, l, ll, a, al, v, vl, &mut removed)
     };
     (status, removed)
 }
@@ -799,8 +797,6 @@ fn offenders_match_the_rust_api() {
 
 #[test]
 fn misaligned_override_and_offender_pointers_are_rejected() {
-    #[repr(C, align(8))]
-    struct Buffer([u8; 256]);
     let policy = policy();
     let mut buffer = Buffer([0; 256]);
     let base = buffer.0.as_mut_ptr();
@@ -809,36 +805,14 @@ fn misaligned_override_and_offender_pointers_are_rejected() {
     // dereferenced, by the library; the other pointers are valid.
     unsafe {
         let quota = base.add(1).cast::<ratecore_override_quota>();
+        let [(r, rl), (l, ll), (a, al), _] = override_args(rule, limit, attribute, &[]);
+        let (v, e) = (ptr::null(), ptr::null_mut());
         assert_eq!(
-            ratecore_policy_set_override(
-                policy,
-                rule.as_ptr(),
-                rule.len(),
-                limit.as_ptr(),
-                limit.len(),
-                attribute.as_ptr(),
-                attribute.len(),
-                ptr::null(),
-                0,
-                quota,
-                ptr::null_mut(),
-                0
-            ),
+            ratecore_policy_set_override(policy, r, rl, l, ll, a, al, v, 0, quota, e, 0),
             ratecore_status::InvalidArgument
         );
         assert_eq!(
-            ratecore_policy_remove_override(
-                policy,
-                rule.as_ptr(),
-                rule.len(),
-                limit.as_ptr(),
-                limit.len(),
-                attribute.as_ptr(),
-                attribute.len(),
-                ptr::null(),
-                0,
-                ptr::null_mut()
-            ),
+            ratecore_policy_remove_override(policy, r, rl, l, ll, a, al, v, 0, ptr::null_mut()),
             ratecore_status::NullPointer
         );
         let misaligned_len = base.add(3).cast::<usize>();

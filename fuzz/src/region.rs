@@ -23,7 +23,7 @@ use ratecore::table::region::{region_size, RegionTable, LAYOUT_VERSION, MAGIC, R
 use ratecore::{Algorithm, FullPolicy, LimitSpec, Quota, TableConfig, TableError};
 
 use crate::model::{AnyModel, Model, QuotaParams};
-use crate::table::{resolve_calls, Driver, TableCase, TableOp};
+use crate::table::{drive, resolve_calls, Driver, TableCase, TableOp};
 
 const STATE_OFFSET: usize = 208;
 const SLOTS_OFFSET: usize = 896;
@@ -383,14 +383,7 @@ fn used_region(case: &TableCase) -> Option<(AlignedBuf, usize, TableConfig)> {
     let mut buf = AlignedBuf::new(size);
     {
         let table = RegionTable::init_in(buf.bytes(), &config).expect("init");
-        let calls = case.calls();
-        let mut distinct: Vec<u8> = calls.iter().map(|c| c.key).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let mut driver = Driver::new(&config, models, distinct.len());
-        for call in &calls {
-            driver.step(&table, call);
-        }
+        drive(case, &table, models);
     }
     Some((buf, size, config))
 }

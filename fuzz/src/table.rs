@@ -480,13 +480,19 @@ pub fn run(case: &TableCase) {
     };
     let table = Table::new(config).expect("a valid config builds");
     assert_eq!(table.stats(), TableStats::default());
+    drive(case, &table, models);
+}
+
+/// Runs `case`'s calls on `table` (built from `case`'s config, with its `models`),
+/// each checked exactly against the models.
+pub fn drive<M: TableMemory>(case: &TableCase, table: &Table<M>, models: Vec<AnyModel>) {
     let calls = case.calls();
     let mut distinct: Vec<u8> = calls.iter().map(|c| c.key).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let mut driver = Driver::new(&config, models, distinct.len());
+    let mut driver = Driver::new(table.config(), models, distinct.len());
     for call in &calls {
-        driver.step(&table, call);
+        driver.step(table, call);
     }
 }
 

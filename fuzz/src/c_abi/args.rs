@@ -9,6 +9,7 @@ use ratecore::{Algorithm, Decision, LimitSpec, Quota};
 use ratecore_ffi::ratecore_quota;
 
 use crate::gen::Num;
+use crate::render::DecisionSpec;
 
 use super::S;
 
@@ -94,29 +95,15 @@ pub enum HandleArg {
 /// A decision passed by pointer.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecisionArg {
-    /// `allowed`.
-    pub allowed: bool,
-    /// `limit`.
-    pub limit: Num,
-    /// `remaining`.
-    pub remaining: Num,
-    /// `reset_after_ns`.
-    pub reset_after: Num,
-    /// `retry_after_ns`.
-    pub retry_after: Num,
+    /// The decision's fields.
+    pub spec: DecisionSpec,
     /// Pass it misaligned.
     pub misaligned: bool,
 }
 
 impl DecisionArg {
     pub(super) fn decision(&self) -> Decision {
-        Decision {
-            allowed: self.allowed,
-            limit: self.limit.get(),
-            remaining: self.remaining.get(),
-            reset_after: self.reset_after.get(),
-            retry_after: self.retry_after.get(),
-        }
+        self.spec.get()
     }
 }
 

@@ -9,6 +9,46 @@ use super::args::{
     QuotaArg, RawQuota, ReportArg, RequestArg, SizeArg, SliceArg, StrArg, StrHow,
 };
 
+/// The arguments of `ratecore_policy_check` / `_peek` and of their `_http` forms, but the
+/// request and the output's kind.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCheck {
+    /// Handle.
+    pub handle: HandleArg,
+    /// `now_ns`.
+    pub now: Num,
+    /// `cost`.
+    pub cost: u8,
+    /// Wall clock.
+    pub unix_now: Num,
+    /// The headers buffer.
+    pub headers: BufArg,
+    /// The body buffer.
+    pub body: BufArg,
+    /// Check rather than peek.
+    pub commit: bool,
+    /// The result (or outcome) pointer.
+    pub out: OutArg,
+}
+
+/// The arguments of `ratecore_limiter_check` / `_peek` / `_check_each` / `_peek_each` and
+/// of their table forms, but the key.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Decide {
+    /// Handle.
+    pub handle: HandleArg,
+    /// `now_ns`.
+    pub now: Num,
+    /// `cost`.
+    pub cost: Num,
+    /// Check rather than peek.
+    pub commit: bool,
+    /// Use the `_each` variant with this many states.
+    pub each: Option<(u8, SliceArg)>,
+    /// The out pointer.
+    pub out: OutArg,
+}
+
 /// One call.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -23,18 +63,8 @@ pub enum Call {
     },
     /// `ratecore_limiter_check` / `_peek` (`each`: `_check_each` / `_peek_each`).
     LimiterDecide {
-        /// Handle.
-        handle: HandleArg,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: Num,
-        /// Check rather than peek.
-        commit: bool,
-        /// Use the `_each` variant with this many states.
-        each: Option<(u8, SliceArg)>,
-        /// The out pointer.
-        out: OutArg,
+        /// The arguments both decide calls take.
+        decide: Decide,
     },
     /// `ratecore_limiter_limit_count`.
     LimiterCount {
@@ -93,22 +123,12 @@ pub enum Call {
     },
     /// `ratecore_table_check` / `_peek`, or `_check_each`.
     TableDecide {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both decide calls take.
+        decide: Decide,
         /// Key (modulo 8).
         key: u8,
         /// How the key is passed.
         key_arg: SliceArg,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: Num,
-        /// Check rather than peek.
-        commit: bool,
-        /// Use `_check_each` with this many states.
-        each: Option<(u8, SliceArg)>,
-        /// The out pointer.
-        out: OutArg,
     },
     /// `ratecore_table_check_undoable`, then maybe `ratecore_table_undo` of its charge
     /// (first with one word altered, which must be refused, if `tamper`).
@@ -205,45 +225,17 @@ pub enum Call {
     },
     /// `ratecore_policy_check` / `_peek`.
     PolicyDecide {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both policy checks take.
+        check: PolicyCheck,
         /// The request (`None`: NULL).
         request: Option<RequestArg>,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: u8,
-        /// Wall clock.
-        unix_now: Num,
-        /// The headers buffer.
-        headers: BufArg,
-        /// The body buffer.
-        body: BufArg,
-        /// Check rather than peek.
-        commit: bool,
-        /// The result pointer.
-        out: OutArg,
     },
     /// `ratecore_policy_check_http` / `_peek_http`.
     PolicyDecideHttp {
-        /// Handle.
-        handle: HandleArg,
+        /// The arguments both policy checks take (`out`: the outcome pointer).
+        check: PolicyCheck,
         /// The request (`None`: NULL).
         request: Option<HttpRequestArg>,
-        /// `now_ns`.
-        now: Num,
-        /// `cost`.
-        cost: u8,
-        /// Wall clock.
-        unix_now: Num,
-        /// The headers buffer.
-        headers: BufArg,
-        /// The body buffer.
-        body: BufArg,
-        /// Check rather than peek.
-        commit: bool,
-        /// The outcome pointer.
-        out: OutArg,
         /// The outcome's `size`.
         out_size: SizeArg,
     },

@@ -12,8 +12,8 @@ use ratecore_ffi::{
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
-    LimiterHandle, LimiterMirror, S, SENTINEL,
+    c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, states_arg, Arena,
+    Faults, LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
 /// Makes one limiter call and checks it against the Rust API.
@@ -84,27 +84,17 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 Err(e) => assert_eq!(status, e, "limiter_new for {quotas:?}"),
             }
         }
-        Call::LimiterDecide {
-            handle,
-            now,
-            cost,
-            commit,
-            each,
-            out,
-        } => {
-            let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.limiters, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.limiters.len());
-            faults.out(*out);
+        Call::LimiterDecide { decide } => {
+            let (now, cost) = (decide.now.get(), decide.cost.get());
+            let (target, hp, mut faults) = handle_arg(&arena.limiters, decide.handle, |h| h.ptr);
+            faults.out(decide.out);
             let mut slot = [SENTINEL; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (status, states) = match each {
+            let op = out_ptr(&mut slot, decide.out);
+            let (status, states) = match &decide.each {
                 None => {
                     // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_limiter_check(hp, now, cost, op)
                         } else {
                             ratecore_limiter_peek(hp, now, cost, op)
@@ -113,31 +103,19 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     (status, None)
                 }
                 Some((len, sarg)) => {
-                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
-                    let (sp, slen) = slice_ptr(&mut states, *sarg);
-                    faults.slice(*sarg, slen, 8);
+                    let (states, sp, slen, effective) = states_arg(*len, *sarg, &mut faults);
                     // SAFETY: as above; the states buffer is valid for `slen` or faulty.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_limiter_check_each(hp, now, cost, sp, slen, op)
                         } else {
                             ratecore_limiter_peek_each(hp, now, cost, sp, slen, op)
                         }
                     };
-                    let effective = if *sarg == SliceArg::NullEmpty {
-                        0
-                    } else {
-                        usize::from(*len)
-                    };
                     (status, Some((states, effective)))
                 }
             };
-            let fine = faults.judge(status, "limiter_decide");
-            if !fine || status != S::Ok {
-                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
-                assert_no_decision(status, &slot, states);
-            }
-            if !fine {
+            if !judge_decision(&faults, status, "limiter_decide", &slot, states.as_ref()) {
                 return;
             }
             let (_, h) = target.expect("no faults: a live handle");
@@ -149,7 +127,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             }
             let mut each_states = vec![Decision::EMPTY; count];
-            let expected = match (&h.mirror, *commit) {
+            let expected = match (&h.mirror, decide.commit) {
                 (LimiterMirror::Single(l), true) => {
                     l.check(now, cost).inspect(|d| each_states[0] = *d)
                 }
@@ -179,14 +157,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::LimiterCount { handle, out } => {
-            let target = pick(&arena.limiters, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (target, hp, mut faults) = handle_arg(&arena.limiters, *handle, |h| h.ptr);
             let mut slot = [usize::MAX; 2];
             let op = out_ptr(&mut slot, *out);
             // SAFETY: handle live (or NULL / misaligned), output valid or faulty.
             let status = unsafe { ratecore_limiter_limit_count(hp, op) };
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.limiters.len());
             faults.out(*out);
             if faults.judge(status, "limiter_limit_count") {
                 assert_eq!(status, S::Ok);

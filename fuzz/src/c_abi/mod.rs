@@ -374,13 +374,96 @@ fn free_call<H, T>(
 /// The policy a call names: its index in the arena (none when no policy is live), the
 /// pointer passed for it, and the faults the handle argument calls for.
 fn policy_arg(arena: &Arena, handle: HandleArg) -> (Option<usize>, *mut ratecore_policy, Faults) {
-    let target = pick(&arena.policies, handle).map(|(index, _)| index);
-    let hp = target.map_or(ptr::null_mut(), |index| {
-        handle_ptr(arena.policies[index].ptr, handle)
-    });
+    let (target, hp, faults) = handle_arg(&arena.policies, handle, |h| h.ptr);
+    (target.map(|(index, _)| index), hp, faults)
+}
+
+/// The handle argument `arg` names among `items` (`ptr_of` gives a handle's pointer):
+/// the target, the pointer to pass, and the fault the argument is, if any.
+fn handle_arg<H, T>(
+    items: &[H],
+    arg: HandleArg,
+    ptr_of: fn(&H) -> *mut T,
+) -> (Option<(usize, &H)>, *mut T, Faults) {
+    let target = pick(items, arg);
+    let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(ptr_of(h), arg));
     let mut faults = Faults::default();
-    faults.handle(handle, arena.policies.len());
+    faults.handle(arg, items.len());
     (target, hp, faults)
+}
+
+/// A struct that states its size, with room after it for the fields of a newer header,
+/// filled with a pattern: what a call writes past the struct shows in `tail`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Wide<T> {
+    value: T,
+    tail: [u8; 32],
+}
+
+impl<T> Wide<T> {
+    const fn new(value: T) -> Self {
+        Self {
+            value,
+            tail: [0xaa; 32],
+        }
+    }
+
+    /// Whether both hold the same fields (as `fields` lists them) and the same tail.
+    fn same_by<K: PartialEq>(&self, other: &Self, fields: impl Fn(&T) -> K) -> bool {
+        fields(&self.value) == fields(&other.value) && self.tail == other.tail
+    }
+}
+
+/// Judges a constructor's `status` against the faults; on a fault or an error, asserts
+/// that no handle was written to `slot` (filled with dangling pointers). True when the
+/// arguments were fine.
+fn judge_new<T>(faults: &Faults, status: S, what: &str, slot: &[*mut T]) -> bool {
+    let fine = faults.judge(status, what);
+    if !fine || status != S::Ok {
+        assert!(
+            slot.iter().all(|p| *p == ptr::dangling_mut()),
+            "{what} wrote with {status:?}"
+        );
+    }
+    fine
+}
+
+/// An `_each` call's states buffer of `len` entries (and one spare, which no call may
+/// write), passed as `arg` says: the buffer, the pointer and length to pass, and how
+/// many entries the call may fill (0 for `(NULL, 0)`).
+fn states_arg(
+    len: u8,
+    arg: SliceArg,
+    faults: &mut Faults,
+) -> (Vec<ratecore_decision>, *mut ratecore_decision, usize, usize) {
+    let mut states = vec![SENTINEL; usize::from(len) + 1];
+    let (ptr, passed) = slice_ptr(&mut states, arg);
+    faults.slice(arg, passed, 8);
+    let effective = if arg == SliceArg::NullEmpty {
+        0
+    } else {
+        usize::from(len)
+    };
+    (states, ptr, passed, effective)
+}
+
+/// Judges a decide call's `status` against the faults; on a fault or an error, asserts
+/// that neither the decision nor any state (`states`: the buffer and its length) was
+/// written. True when the arguments were fine.
+fn judge_decision(
+    faults: &Faults,
+    status: S,
+    what: &str,
+    slot: &[ratecore_decision],
+    states: Option<&(Vec<ratecore_decision>, usize)>,
+) -> bool {
+    let fine = faults.judge(status, what);
+    if !fine || status != S::Ok {
+        let states = states.map_or(&[][..], |(s, _)| s.as_slice());
+        assert_no_decision(status, slot, states);
+    }
+    fine
 }
 
 /// Asserts that a call that failed wrote neither its decision nor any state.

@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::call::Call;
 use super::reload::assert_error_message;
-use super::{handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults, OutBuf, S};
+use super::{handle_arg, out_ptr, policy_arg, slice_ptr, Arena, Faults, OutBuf, Wide, S};
 
 /// Makes one overrides call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -47,24 +47,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let untouched = ebuf.clone();
             let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
             let [rule, limit, attribute] = selector.strs();
-            let (value, value_len) = selector.value();
+            let [(r, rl), (l, ll), (a, al), (v, vl)] = selector.args();
             // SAFETY: every pointer is valid for its length, NULL, or misaligned; a valid
             // quota pointer holds the size it states.
             let status = unsafe {
-                ratecore_policy_set_override(
-                    hp,
-                    rule.ptr(),
-                    rule.len,
-                    limit.ptr(),
-                    limit.len,
-                    attribute.ptr(),
-                    attribute.len,
-                    value,
-                    value_len,
-                    qp,
-                    ep.cast(),
-                    elen,
-                )
+                ratecore_policy_set_override(hp, r, rl, l, ll, a, al, v, vl, qp, ep.cast(), elen)
             };
             if !faults.judge(status, "policy_set_override") {
                 assert_eq!(ebuf, untouched, "error written with an argument fault");
@@ -104,23 +91,11 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             };
             let [rule, limit, attribute] = selector.strs();
-            let (value, value_len) = selector.value();
+            let [(r, rl), (l, ll), (a, al), (v, vl)] = selector.args();
             // SAFETY: every pointer is valid for its length, NULL, or misaligned;
             // `removed_out` is NULL or points into `slot`.
-            let status = unsafe {
-                ratecore_policy_remove_override(
-                    hp,
-                    rule.ptr(),
-                    rule.len,
-                    limit.ptr(),
-                    limit.len,
-                    attribute.ptr(),
-                    attribute.len,
-                    value,
-                    value_len,
-                    op,
-                )
-            };
+            let status =
+                unsafe { ratecore_policy_remove_override(hp, r, rl, l, ll, a, al, v, vl, op) };
             if !faults.judge(status, "policy_remove_override") {
                 assert_eq!(slot, [0xaa; 3], "removed_out written with {status:?}");
                 return;
@@ -145,10 +120,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::PolicyOverrides { handle, out } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
@@ -166,10 +138,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             stats,
             size,
         } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             faults.out(*stats);
             let (size, short) = size.of::<ratecore_offender_stats>();
@@ -195,7 +164,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let (offenders, want) = mirror.offenders();
             o.compare_text(status, &offender_lines(&offenders));
             // Written on success and with BUFFER_TOO_SMALL alike.
-            let got = slot[0].stats;
+            let got = slot[0].value;
             assert_eq!(
                 (got.size, got.evicted, got.unrecorded),
                 (
@@ -276,8 +245,16 @@ impl Selector {
         [&self.rule, &self.limit, &self.attribute]
     }
 
-    fn value(&self) -> (*const u8, usize) {
-        (self.value_ptr, self.value_len)
+    /// The four strings as the C calls take them: `(pointer, length)` of the rule, the
+    /// limit, the attribute and the value.
+    fn args(&self) -> [(*const u8, usize); 4] {
+        let [rule, limit, attribute] = self.strs();
+        [
+            (rule.ptr(), rule.len),
+            (limit.ptr(), limit.len),
+            (attribute.ptr(), attribute.len),
+            (self.value_ptr, self.value_len),
+        ]
     }
 }
 
@@ -323,28 +300,20 @@ impl WideQuota {
 }
 
 /// An offender stats slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideStats {
-    stats: ratecore_offender_stats,
-    tail: [u8; 32],
-}
+type WideStats = Wide<ratecore_offender_stats>;
 
-impl WideStats {
+impl Wide<ratecore_offender_stats> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            stats: ratecore_offender_stats {
-                size,
-                evicted: 0x5e5e,
-                unrecorded: 0x5e5f,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_offender_stats {
+            size,
+            evicted: 0x5e5e,
+            unrecorded: 0x5e5f,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
         let fields = |s: &ratecore_offender_stats| (s.size, s.evicted, s.unrecorded);
-        fields(&self.stats) == fields(&other.stats) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 

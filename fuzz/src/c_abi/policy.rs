@@ -6,8 +6,8 @@ use std::ptr;
 
 use ratecore::policy::{Attribute, Policy, PolicyDecision, Request};
 use ratecore_ffi::{
-    ratecore_attribute, ratecore_http_request, ratecore_limit_metrics, ratecore_policy,
-    ratecore_policy_check, ratecore_policy_check_http, ratecore_policy_free,
+    ratecore_attribute, ratecore_decision, ratecore_http_request, ratecore_limit_metrics,
+    ratecore_policy, ratecore_policy_check, ratecore_policy_check_http, ratecore_policy_free,
     ratecore_policy_from_toml, ratecore_policy_limit_count, ratecore_policy_limit_metrics,
     ratecore_policy_memory_bytes, ratecore_policy_outcome, ratecore_policy_peek,
     ratecore_policy_peek_http, ratecore_policy_render_metrics, ratecore_policy_result,
@@ -15,15 +15,31 @@ use ratecore_ffi::{
 };
 
 use super::args::{
-    CStrArg, HttpRequestArg, HttpVariation, IdArg, SizeArg, SliceArg, StrHow, ATTR_NAMES,
+    CStrArg, HttpRequestArg, HttpVariation, IdArg, OutArg, SizeArg, SliceArg, StrHow, ATTR_NAMES,
     ATTR_VALUES, IDS, METHODS,
 };
-use super::call::Call;
+use super::call::{Call, PolicyCheck};
 use super::reload::assert_error_text;
 use super::{
-    c_decision, free_call, handle_ptr, out_ptr, pick, policy_arg, slice_ptr, Arena, Faults,
-    KeyBudget, OutBuf, OutBytes, PolicyHandle, S, SENTINEL,
+    c_decision, free_call, handle_arg, judge_new, out_ptr, policy_arg, slice_ptr, Arena, Faults,
+    KeyBudget, OutBuf, OutBytes, PolicyHandle, Wide, S, SENTINEL,
 };
+
+/// The [`Answer`] in a `ratecore_policy_result` or a `ratecore_policy_outcome`, whose
+/// fields have the same names.
+macro_rules! answer_of {
+    ($got:expr) => {{
+        let got = $got;
+        Answer {
+            decision: got.decision,
+            limited: got.limited,
+            status: got.status,
+            headers_len: got.headers_len,
+            body_len: got.body_len,
+            content_type: got.content_type,
+        }
+    }};
+}
 
 /// Makes one policy call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -56,13 +72,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let status = unsafe {
                 ratecore_policy_from_toml(t.ptr(), t.len, o.ptr(), o.len, ep.cast(), elen, op)
             };
-            let fine = faults.judge(status, "policy_from_toml");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "policy_from_toml wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "policy_from_toml", &slot);
             if !fine {
                 assert_eq!(ebuf, untouched, "error written with an argument fault");
                 return;
@@ -88,19 +98,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
             }
         }
-        Call::PolicyDecide {
-            handle,
-            request,
-            now,
-            cost,
-            unix_now,
-            headers,
-            body,
-            commit,
-            out,
-        } => {
-            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let (target, hp, mut faults) = policy_arg(arena, *handle);
+        Call::PolicyDecide { check, request } => {
+            let mut c = Checked::new(arena, check);
             let method = request.as_ref().map(|r| {
                 CStrArg::new(METHODS[usize::from(r.method) % METHODS.len()], r.method_how)
             });
@@ -127,12 +126,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut creq = [None::<ratecore_request>; 1];
             let mut ids = [None; 4];
             if let (Some(r), Some(m), Some(p)) = (request, &method, &path) {
-                faults.0.extend(m.fault);
-                faults.0.extend(p.fault);
-                let (ip, ip_len, ip_id) = id(r.client_ip, false, &mut faults);
-                let (user, user_len, user_id) = id(r.user, false, &mut faults);
-                let (app, app_len, app_id) = id(r.app, true, &mut faults);
-                let (client, client_len, client_id) = id(r.client, false, &mut faults);
+                c.faults.0.extend(m.fault);
+                c.faults.0.extend(p.fault);
+                let (ip, ip_len, ip_id) = id(r.client_ip, false, &mut c.faults);
+                let (user, user_len, user_id) = id(r.user, false, &mut c.faults);
+                let (app, app_len, app_id) = id(r.app, true, &mut c.faults);
+                let (client, client_len, client_id) = id(r.client, false, &mut c.faults);
                 ids = [ip_id, user_id, app_id, client_id];
                 creq[0] = Some(ratecore_request {
                     method: m.ptr(),
@@ -149,7 +148,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     client_len,
                 });
             } else {
-                faults.0.push(S::NullPointer);
+                c.faults.0.push(S::NullPointer);
             }
             // The identities are the attributes of the same names (absent: not carried).
             let attributes: Vec<Attribute<'static>> = ["client_ip", "user", "app", "client"]
@@ -159,11 +158,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 .collect();
             let rp: *const ratecore_request =
                 creq[0].as_ref().map_or(ptr::null(), |r| r as *const _);
-            let hbuf = OutBytes::new(headers, &mut faults);
-            let bbuf = OutBytes::new(body, &mut faults);
-            faults.out(*out);
-            if faults.0.is_empty() && *commit {
-                let h = &mut arena.policies[target.expect("live")];
+            if c.faults.0.is_empty() && c.commit {
+                let h = &mut arena.policies[c.target.expect("live")];
                 if !h.budget.admit(&attributes) {
                     return;
                 }
@@ -177,16 +173,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 content_type: ptr::null(),
             };
             let mut slot = [sentinel; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
-            // SAFETY: every pointer is valid for its length, NULL, or misaligned.
-            let status = unsafe {
-                if *commit {
-                    ratecore_policy_check(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                } else {
-                    ratecore_policy_peek(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                }
-            };
+            let op = out_ptr(&mut slot, c.out);
+            let status = c.call([ratecore_policy_check, ratecore_policy_peek], rp, op);
             let same = |a: &ratecore_policy_result, b: &ratecore_policy_result| {
                 (
                     a.decision,
@@ -204,140 +192,74 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     b.content_type,
                 )
             };
-            let fine = faults.judge(status, "policy_decide");
+            let fine = c.faults.judge(status, "policy_decide");
             if !fine || status != S::Ok {
                 assert!(
                     slot.iter().all(|r| same(r, &sentinel)),
                     "result written with {status:?}"
                 );
             }
-            if !fine {
-                hbuf.assert_untouched();
-                bbuf.assert_untouched();
+            let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
+                let mirror = &arena.policies[c.target.expect("live")].mirror;
+                let (m, p) = (method.expect("request"), path.expect("request"));
+                let request = Request::new(&m.text, &p.text, &attributes);
+                mirror_decide(mirror, &request, c.now, c.cost, c.commit)
+            }) else {
                 return;
-            }
-            let h = &arena.policies[target.expect("live")];
-            let (m, p) = (method.expect("request"), path.expect("request"));
-            let request = Request::new(&m.text, &p.text, &attributes);
-            let expected = if *commit {
-                h.mirror.check(&request, now, cost)
-            } else {
-                h.mirror.peek(&request, now, cost)
             };
-            let pd = match expected {
-                Err(e) => {
-                    assert_eq!(status, S::from(e));
-                    hbuf.assert_untouched();
-                    bbuf.assert_untouched();
-                    return;
-                }
-                Ok(pd) => pd,
-            };
-            assert_eq!(status, S::Ok);
             let got = slot[0];
-            assert_eq!(
-                got.decision,
-                c_decision(*pd.decision()),
-                "policy decision differs"
-            );
-            assert_eq!(got.limited, pd.limited());
-            let rendered = Rendered {
-                status: got.status,
-                headers_len: got.headers_len,
-                body_len: got.body_len,
-                content_type: got.content_type,
-            };
-            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer_of!(got).compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyDecideHttp {
-            handle,
+            check,
             request,
-            now,
-            cost,
-            unix_now,
-            headers,
-            body,
-            commit,
-            out,
             out_size,
         } => {
-            let (now, cost, unix_now) = (now.get(), u64::from(cost % 4), unix_now.get());
-            let (target, hp, mut faults) = policy_arg(arena, *handle);
-            let built = request.as_ref().map(|r| HttpRequest::new(r, &mut faults));
+            let mut c = Checked::new(arena, check);
+            let built = request.as_ref().map(|r| HttpRequest::new(r, &mut c.faults));
             let rp = built.as_ref().map_or(ptr::null(), HttpRequest::ptr);
             if built.is_none() {
-                faults.0.push(S::NullPointer);
+                c.faults.0.push(S::NullPointer);
             }
-            let hbuf = OutBytes::new(headers, &mut faults);
-            let bbuf = OutBytes::new(body, &mut faults);
-            faults.out(*out);
             let (size, short) = out_size.of::<ratecore_policy_outcome>();
             if short {
-                faults.0.push(S::InvalidArgument);
+                c.faults.0.push(S::InvalidArgument);
             }
-            if faults.0.is_empty() && *commit {
+            if c.faults.0.is_empty() && c.commit {
                 let attributes = built.as_ref().expect("request").mirror_attributes();
-                let h = &mut arena.policies[target.expect("live")];
+                let h = &mut arena.policies[c.target.expect("live")];
                 if !h.budget.admit(&attributes) {
                     return;
                 }
             }
             let mut slot = [WideOutcome::sentinel(size); 2];
             let untouched = slot;
-            let op = out_ptr(&mut slot, *out).cast::<ratecore_policy_outcome>();
-            let (hbp, hlen, bbp, blen) = (hbuf.ptr, hbuf.len, bbuf.ptr, bbuf.len);
-            // SAFETY: every pointer is valid for its length (a request and an outcome for
-            // the size they state), NULL, or misaligned inside a live buffer.
-            let status = unsafe {
-                if *commit {
-                    ratecore_policy_check_http(
-                        hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op,
-                    )
-                } else {
-                    ratecore_policy_peek_http(hp, rp, now, cost, unix_now, hbp, hlen, bbp, blen, op)
-                }
-            };
-            let fine = faults.judge(status, "policy_decide_http");
+            let op = out_ptr(&mut slot, c.out).cast::<ratecore_policy_outcome>();
+            let status = c.call(
+                [ratecore_policy_check_http, ratecore_policy_peek_http],
+                rp,
+                op,
+            );
+            let fine = c.faults.judge(status, "policy_decide_http");
             if !fine || status != S::Ok {
                 assert!(
                     slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
                     "outcome written with {status:?}"
                 );
             }
-            if !fine {
-                hbuf.assert_untouched();
-                bbuf.assert_untouched();
+            let Some(pd) = expected(status, fine, (&c.hbuf, &c.bbuf), || {
+                let mirror = &arena.policies[c.target.expect("live")].mirror;
+                let built = built.as_ref().expect("request");
+                let attributes = built.mirror_attributes();
+                let request = Request::new(&built.method.text, &built.path.text, &attributes);
+                mirror_decide(mirror, &request, c.now, c.cost, c.commit)
+            }) else {
                 return;
-            }
-            let h = &arena.policies[target.expect("live")];
-            let built = built.expect("request");
-            let attributes = built.mirror_attributes();
-            let request = Request::new(&built.method.text, &built.path.text, &attributes);
-            let expected = if *commit {
-                h.mirror.check(&request, now, cost)
-            } else {
-                h.mirror.peek(&request, now, cost)
             };
-            let pd = match expected {
-                Err(e) => {
-                    assert_eq!(status, S::from(e));
-                    hbuf.assert_untouched();
-                    bbuf.assert_untouched();
-                    return;
-                }
-                Ok(pd) => pd,
-            };
-            assert_eq!(status, S::Ok);
-            let got = slot[0].outcome;
+            let got = slot[0].value;
             assert_eq!(got.size, std::mem::size_of::<ratecore_policy_outcome>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the outcome");
             assert!(slot[1].same(&untouched[1]), "wrote past the outcome");
-            assert_eq!(
-                got.decision,
-                c_decision(*pd.decision()),
-                "policy decision differs"
-            );
-            assert_eq!(got.limited, pd.limited());
             let index = |id: Option<usize>| {
                 id.map_or(RATECORE_NO_LIMIT, |id| u32::try_from(id).expect("small"))
             };
@@ -348,13 +270,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             );
             assert_eq!(got.missing_key, pd.denied_for_missing_key());
             assert_eq!(got.exempted, pd.exempted_by().is_some());
-            let rendered = Rendered {
-                status: got.status,
-                headers_len: got.headers_len,
-                body_len: got.body_len,
-                content_type: got.content_type,
-            };
-            rendered.compare(&pd, unix_now, &hbuf, &bbuf);
+            answer_of!(got).compare(&pd, c.unix_now, &c.hbuf, &c.bbuf);
         }
         Call::PolicyInfo {
             handle,
@@ -365,10 +281,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             text_arg,
             out,
         } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             faults.out(*out);
             let mirror = target.map(|(_, h)| &h.mirror);
 
@@ -443,7 +356,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     "wrote past the names"
                 );
             }
-            let got = slot[0].metrics;
+            let got = slot[0].value;
             assert_eq!(got.size, std::mem::size_of::<ratecore_limit_metrics>());
             assert_eq!(slot[0].tail, untouched[0].tail, "wrote past the metrics");
             assert!(slot[1].same(&untouched[1]), "wrote past the metrics");
@@ -464,10 +377,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             );
         }
         Call::PolicyRenderMetrics { handle, out } => {
-            let target = pick(&arena.policies, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.policies.len());
+            let (target, hp, mut faults) = handle_arg(&arena.policies, *handle, |h| h.ptr);
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
@@ -492,12 +402,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
 
 /// A request as a caller built against a newer header may pass it: room after the
 /// struct for the size it states.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideRequest {
-    request: ratecore_http_request,
-    tail: [u8; 32],
-}
+type WideRequest = Wide<ratecore_http_request>;
 
 /// A `ratecore_http_request` as passed, with everything it points to.
 struct HttpRequest {
@@ -640,18 +545,15 @@ impl HttpRequest {
         if short || misaligned {
             faults.0.push(S::InvalidArgument);
         }
-        let wide = Box::new(WideRequest {
-            request: ratecore_http_request {
-                size,
-                method: method.ptr(),
-                method_len: method.len,
-                path: path.ptr(),
-                path_len: path.len,
-                attributes: attributes_ptr.cast_const(),
-                attribute_count: count,
-            },
-            tail: [0xaa; 32],
-        });
+        let wide = Box::new(WideRequest::new(ratecore_http_request {
+            size,
+            method: method.ptr(),
+            method_len: method.len,
+            path: path.ptr(),
+            path_len: path.len,
+            attributes: attributes_ptr.cast_const(),
+            attribute_count: count,
+        }));
         Self {
             method,
             path,
@@ -664,7 +566,7 @@ impl HttpRequest {
     }
 
     fn ptr(&self) -> *const ratecore_http_request {
-        let request = &self.wide.request as *const ratecore_http_request;
+        let request = &self.wide.value as *const ratecore_http_request;
         if self.misaligned {
             request.cast::<u8>().wrapping_add(1).cast()
         } else {
@@ -681,31 +583,23 @@ impl HttpRequest {
 }
 
 /// An outcome slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideOutcome {
-    outcome: ratecore_policy_outcome,
-    tail: [u8; 32],
-}
+type WideOutcome = Wide<ratecore_policy_outcome>;
 
-impl WideOutcome {
+impl Wide<ratecore_policy_outcome> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            outcome: ratecore_policy_outcome {
-                size,
-                decision: SENTINEL,
-                limited: true,
-                status: 0xbeef,
-                headers_len: usize::MAX,
-                body_len: usize::MAX,
-                content_type: ptr::null(),
-                deciding_limit: 0x5e5e,
-                missing_key: true,
-                shadow_denied_limit: 0x5e5f,
-                exempted: true,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_policy_outcome {
+            size,
+            decision: SENTINEL,
+            limited: true,
+            status: 0xbeef,
+            headers_len: usize::MAX,
+            body_len: usize::MAX,
+            content_type: ptr::null(),
+            deciding_limit: 0x5e5e,
+            missing_key: true,
+            shadow_denied_limit: 0x5e5f,
+            exempted: true,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
@@ -724,33 +618,25 @@ impl WideOutcome {
                 o.exempted,
             )
         };
-        fields(&self.outcome) == fields(&other.outcome) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 
 /// A metrics slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideMetrics {
-    metrics: ratecore_limit_metrics,
-    tail: [u8; 32],
-}
+type WideMetrics = Wide<ratecore_limit_metrics>;
 
-impl WideMetrics {
+impl Wide<ratecore_limit_metrics> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            metrics: ratecore_limit_metrics {
-                size,
-                rule_len: usize::MAX,
-                name_len: usize::MAX,
-                shadow: true,
-                allowed: 0x5e5e,
-                denied: 0x5e5f,
-                shadow_denied: 0x5e60,
-                skipped: 0x5e61,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_limit_metrics {
+            size,
+            rule_len: usize::MAX,
+            name_len: usize::MAX,
+            shadow: true,
+            allowed: 0x5e5e,
+            denied: 0x5e5f,
+            shadow_denied: 0x5e60,
+            skipped: 0x5e61,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
@@ -766,22 +652,150 @@ impl WideMetrics {
                 m.skipped,
             )
         };
-        fields(&self.metrics) == fields(&other.metrics) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }
 
-/// What a policy check reports beside the decision.
-struct Rendered {
+/// The arguments every policy check step prepares alike.
+struct Checked {
+    now: u64,
+    cost: u64,
+    unix_now: u64,
+    commit: bool,
+    out: OutArg,
+    /// The target policy's index (`None`: NULL, or no live policy).
+    target: Option<usize>,
+    /// The handle pointer passed.
+    hp: *mut ratecore_policy,
+    /// The argument faults so far.
+    faults: Faults,
+    hbuf: OutBytes,
+    bbuf: OutBytes,
+}
+
+impl Checked {
+    fn new(arena: &Arena, check: &PolicyCheck) -> Self {
+        let (target, hp, mut faults) = policy_arg(arena, check.handle);
+        let hbuf = OutBytes::new(&check.headers, &mut faults);
+        let bbuf = OutBytes::new(&check.body, &mut faults);
+        faults.out(check.out);
+        Self {
+            now: check.now.get(),
+            cost: u64::from(check.cost % 4),
+            unix_now: check.unix_now.get(),
+            commit: check.commit,
+            out: check.out,
+            target,
+            hp,
+            faults,
+            hbuf,
+            bbuf,
+        }
+    }
+}
+
+/// `ratecore_policy_check` and its kin: the same arguments but the request's and the
+/// output's types.
+type CheckFn<R, O> = unsafe extern "C" fn(
+    *const ratecore_policy,
+    *const R,
+    u64,
+    u64,
+    u64,
+    *mut u8,
+    usize,
+    *mut u8,
+    usize,
+    *mut O,
+) -> S;
+
+impl Checked {
+    /// Calls `check` (or `peek`, without commit) with the prepared arguments, `request`
+    /// and `out`.
+    fn call<R, O>(&self, [check, peek]: [CheckFn<R, O>; 2], request: *const R, out: *mut O) -> S {
+        let f = if self.commit { check } else { peek };
+        let (hp, hlen, bp, blen) = (self.hbuf.ptr, self.hbuf.len, self.bbuf.ptr, self.bbuf.len);
+        // SAFETY: every pointer is valid for its length (a request and an output for the
+        // size they state), NULL, or misaligned inside a live buffer.
+        unsafe {
+            f(
+                self.hp,
+                request,
+                self.now,
+                self.cost,
+                self.unix_now,
+                hp,
+                hlen,
+                bp,
+                blen,
+                out,
+            )
+        }
+    }
+}
+
+/// Checks (or peeks) on the mirror, as the C ABI did.
+fn mirror_decide<'p>(
+    mirror: &'p Policy,
+    request: &Request<'_>,
+    now: u64,
+    cost: u64,
+    commit: bool,
+) -> Result<PolicyDecision<'p>, ratecore::CheckError> {
+    if commit {
+        mirror.check(request, now, cost)
+    } else {
+        mirror.peek(request, now, cost)
+    }
+}
+
+/// The mirror's decision for a policy check the C ABI answered with `status` (`fine`:
+/// the argument faults accounted for it). `None` when the check ended there, a fault or
+/// the error the mirror also gives, after asserting that neither buffer was touched.
+/// `decide` runs only for fine arguments, so it may take the target handle as live.
+fn expected<'p, E>(
+    status: S,
+    fine: bool,
+    (headers, body): (&OutBytes, &OutBytes),
+    decide: impl FnOnce() -> Result<PolicyDecision<'p>, E>,
+) -> Option<PolicyDecision<'p>>
+where
+    S: From<E>,
+{
+    if fine {
+        match decide() {
+            Ok(pd) => {
+                assert_eq!(status, S::Ok);
+                return Some(pd);
+            }
+            Err(e) => assert_eq!(status, S::from(e)),
+        }
+    }
+    headers.assert_untouched();
+    body.assert_untouched();
+    None
+}
+
+/// What a policy check reports: the decision and the answer rendered beside it.
+struct Answer {
+    decision: ratecore_decision,
+    limited: bool,
     status: u16,
     headers_len: usize,
     body_len: usize,
     content_type: *const c_char,
 }
 
-impl Rendered {
-    /// Compares with the Rust API's rendering of `pd` into zeroed buffers of the same
-    /// sizes.
+impl Answer {
+    /// Compares with the Rust API's decision `pd` and its rendering into zeroed buffers
+    /// of the same sizes.
     fn compare(&self, pd: &PolicyDecision<'_>, unix_now: u64, headers: &OutBytes, body: &OutBytes) {
+        assert_eq!(
+            self.decision,
+            c_decision(*pd.decision()),
+            "policy decision differs"
+        );
+        assert_eq!(self.limited, pd.limited());
         let mut want = vec![0u8; headers.len];
         let n = pd
             .render_headers(unix_now, &mut want)

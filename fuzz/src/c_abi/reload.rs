@@ -10,7 +10,7 @@ use ratecore_ffi::{
 
 use super::args::{CStrArg, FileArg, SliceArg, RELOAD_FILES};
 use super::call::Call;
-use super::{out_ptr, policy_arg, slice_ptr, Arena, S};
+use super::{out_ptr, policy_arg, slice_ptr, Arena, Wide, S};
 
 /// Makes one reload call and checks it against the Rust API.
 #[allow(clippy::too_many_lines)]
@@ -121,7 +121,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 Ok(want) => {
                     assert_eq!(status, S::Ok, "policy_reload");
                     assert_eq!(ebuf, untouched, "error written on success");
-                    let got = slot[0].report;
+                    let got = slot[0].value;
                     let full = std::mem::size_of::<ratecore_reload_report>();
                     let written = if size >= full { full } else { first };
                     assert_eq!(
@@ -132,7 +132,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     let overrides_dropped = if written == full {
                         want.overrides_dropped
                     } else {
-                        slot_untouched[0].report.overrides_dropped
+                        slot_untouched[0].value.overrides_dropped
                     };
                     assert_eq!(
                         got.overrides_dropped, overrides_dropped,
@@ -205,30 +205,22 @@ pub(super) fn assert_error_message(
 }
 
 /// A reload report slot with room for the size it states, filled with a pattern.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WideReport {
-    report: ratecore_reload_report,
-    tail: [u8; 32],
-}
+type WideReport = Wide<ratecore_reload_report>;
 
-impl WideReport {
+impl Wide<ratecore_reload_report> {
     fn sentinel(size: usize) -> Self {
-        Self {
-            report: ratecore_reload_report {
-                size,
-                kept: 0x5e5e,
-                fresh: 0x5e5f,
-                dropped: 0x5e60,
-                overrides_dropped: 0x5e61,
-            },
-            tail: [0xaa; 32],
-        }
+        Self::new(ratecore_reload_report {
+            size,
+            kept: 0x5e5e,
+            fresh: 0x5e5f,
+            dropped: 0x5e60,
+            overrides_dropped: 0x5e61,
+        })
     }
 
     fn same(&self, other: &Self) -> bool {
         let fields =
             |r: &ratecore_reload_report| (r.size, r.kept, r.fresh, r.dropped, r.overrides_dropped);
-        fields(&self.report) == fields(&other.report) && self.tail == other.tail
+        self.same_by(other, fields)
     }
 }

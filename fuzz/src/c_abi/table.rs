@@ -22,8 +22,8 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_ptr, out_ptr, pick, slice_ptr, Arena, Faults,
-    Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
+    assert_no_decision, c_decision, free_call, handle_arg, judge_decision, judge_new, out_ptr,
+    slice_ptr, states_arg, Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
 /// Makes one table call and checks it against the Rust API.
@@ -93,13 +93,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             // SAFETY: as above; the table is small (checked).
             let status = unsafe { ratecore_table_new(qp, qlen, capacity, policy, op) };
             faults.out(*out);
-            let fine = faults.judge(status, "table_new");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "table_new wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "table_new", &slot);
             if !fine {
                 return;
             }
@@ -173,13 +167,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 faults.0.push(S::NullPointer);
             }
             faults.out(*out);
-            let fine = faults.judge(status, "init_region");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "init_region wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "init_region", &slot);
             if fine {
                 let expected = expected.and_then(|config| {
                     if skew != 0 {
@@ -250,13 +238,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 faults.0.push(S::NullPointer);
             }
             faults.out(*out);
-            let fine = faults.judge(status, "attach_region");
-            if !fine || status != S::Ok {
-                assert!(
-                    slot.iter().all(|p| *p == ptr::dangling_mut()),
-                    "attach_region wrote with {status:?}"
-                );
-            }
+            let fine = judge_new(&faults, status, "attach_region", &slot);
             if !fine {
                 return;
             }
@@ -273,18 +255,12 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             }
         }
         Call::TableDecide {
-            handle,
+            decide,
             key,
             key_arg,
-            now,
-            cost,
-            commit,
-            each,
-            out,
         } => {
-            let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.tables, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (now, cost) = (decide.now.get(), decide.cost.get());
+            let (target, hp, mut faults) = handle_arg(&arena.tables, decide.handle, |h| h.ptr);
             let id = if *key_arg == SliceArg::NullEmpty {
                 0
             } else {
@@ -293,36 +269,27 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut kb = key_bytes(id);
             kb.push(0);
             let (kp, klen) = slice_ptr(&mut kb, *key_arg);
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
             faults.slice(*key_arg, klen, 1);
-            faults.out(*out);
+            faults.out(decide.out);
             let mut slot = [SENTINEL; 2];
-            let op = out_ptr(&mut slot, *out);
-            let (status, states) = match each {
+            let op = out_ptr(&mut slot, decide.out);
+            let (status, states) = match &decide.each {
                 Some((len, sarg)) => {
-                    let mut states = vec![SENTINEL; usize::from(*len) + 1];
-                    let (sp, slen) = slice_ptr(&mut states, *sarg);
-                    faults.slice(*sarg, slen, 8);
+                    let (states, sp, slen, effective) = states_arg(*len, *sarg, &mut faults);
                     // SAFETY: every pointer valid for its length, NULL, or misaligned.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_table_check_each(hp, kp, klen, now, cost, sp, slen, op)
                         } else {
                             ratecore_table_peek_each(hp, kp, klen, now, cost, sp, slen, op)
                         }
-                    };
-                    let effective = if *sarg == SliceArg::NullEmpty {
-                        0
-                    } else {
-                        usize::from(*len)
                     };
                     (status, Some((states, effective)))
                 }
                 _ => {
                     // SAFETY: as above.
                     let status = unsafe {
-                        if *commit {
+                        if decide.commit {
                             ratecore_table_check(hp, kp, klen, now, cost, op)
                         } else {
                             ratecore_table_peek(hp, kp, klen, now, cost, op)
@@ -331,12 +298,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                     (status, None)
                 }
             };
-            let fine = faults.judge(status, "table_decide");
-            if !fine || status != S::Ok {
-                let states = states.as_ref().map_or(&[][..], |(s, _)| s.as_slice());
-                assert_no_decision(status, &slot, states);
-            }
-            if !fine {
+            if !judge_decision(&faults, status, "table_decide", &slot, states.as_ref()) {
                 return;
             }
             let (_, h) = target.expect("live");
@@ -350,14 +312,14 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 }
                 Some(_) => {
                     let mut each_states = vec![Decision::EMPTY; count];
-                    let decided = if *commit {
+                    let decided = if decide.commit {
                         mirror.check_each(&key, now, cost, &mut each_states)
                     } else {
                         mirror.peek_each(&key, now, cost, &mut each_states)
                     };
                     decided.map(|d| (d, Some(each_states)))
                 }
-                None if *commit => mirror.check(&key, now, cost).map(|d| (d, None)),
+                None if decide.commit => mirror.check(&key, now, cost).map(|d| (d, None)),
                 None => mirror.peek(&key, now, cost).map(|d| (d, None)),
             };
             match expected {
@@ -389,12 +351,9 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             out,
         } => {
             let (now, cost) = (now.get(), cost.get());
-            let target = pick(&arena.tables, *handle);
-            let hp = target.map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle));
+            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
             let id = *key % 8;
             let kb = key_bytes(id);
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
             faults.out(*out);
             let mut slot = [SENTINEL; 2];
             let op = out_ptr(&mut slot, *out);
@@ -488,12 +447,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             limits_arg,
             out,
         } => {
-            let target = pick(&arena.tables, *handle);
-            let hp = target
-                .map_or(ptr::null_mut(), |(_, h)| handle_ptr(h.ptr, *handle))
-                .cast_const();
-            let mut faults = Faults::default();
-            faults.handle(*handle, arena.tables.len());
+            let (target, hp, mut faults) = handle_arg(&arena.tables, *handle, |h| h.ptr);
+            let hp = hp.cast_const();
             faults.out(*out);
             let mirror = target.map(|(_, h)| &arena.mirrors[h.mirror]);
             let mut stats = [ratecore_table_stats::default(); 2];
