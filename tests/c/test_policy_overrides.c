@@ -9,9 +9,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-
 static uint8_t headers[1024], body[1024];
 
 /* Every request here is GET /v2/users/. */
@@ -649,47 +646,32 @@ static void the_report_is_bounded(void) {
 
 /* Override changes racing checks and listings: every call succeeds, and at a frozen clock
  * the key is never admitted more than the larger of its two quotas. */
-#define THREADS 4
 #define ATTEMPTS 200
 
-struct job {
-    const ratecore_policy *policy;
-    pthread_barrier_t *start;
-    atomic_int *running;
-    unsigned admitted;
-    unsigned errors;
-};
-
-static void *race(void *arg) {
-    struct job *job = arg;
+static void race_attempt(rc_race_job *job) {
     ratecore_attribute a[] = {rc_attr("ip", "acme")};
     ratecore_http_request r = http(a, 1);
     uint8_t out[1024];
-    pthread_barrier_wait(job->start);
-    for (unsigned i = 0; i < ATTEMPTS; i++) {
-        ratecore_policy_outcome o;
-        if (check_at(job->policy, &r, 0, &o) != RATECORE_STATUS_OK) {
-            job->errors++;
-        } else if (o.decision.allowed) {
-            job->admitted++;
-        }
-        size_t len = 0;
-        ratecore_status status = ratecore_policy_overrides(job->policy, out, sizeof out, &len);
-        if (status != RATECORE_STATUS_OK ||
-            (len != 0 && (len != strlen("api\tper-ip\tip\tacme\t300\t0\n") ||
-                          memcmp(out, "api\tper-ip\tip\tacme\t300\t0\n", len) != 0))) {
-            job->errors++;
-        }
-        ratecore_offender_stats s;
-        memset(&s, 0, sizeof s);
-        s.size = sizeof s;
-        if (ratecore_policy_offenders(job->policy, out, sizeof out, &len, &s) !=
-            RATECORE_STATUS_OK) {
-            job->errors++;
-        }
+    ratecore_policy_outcome o;
+    if (check_at(job->policy, &r, 0, &o) != RATECORE_STATUS_OK) {
+        job->errors++;
+    } else if (o.decision.allowed) {
+        job->admitted++;
     }
-    atomic_fetch_sub(job->running, 1);
-    return NULL;
+    size_t len = 0;
+    ratecore_status status = ratecore_policy_overrides(job->policy, out, sizeof out, &len);
+    if (status != RATECORE_STATUS_OK ||
+        (len != 0 && (len != strlen("api\tper-ip\tip\tacme\t300\t0\n") ||
+                      memcmp(out, "api\tper-ip\tip\tacme\t300\t0\n", len) != 0))) {
+        job->errors++;
+    }
+    ratecore_offender_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (ratecore_policy_offenders(job->policy, out, sizeof out, &len, &s) !=
+        RATECORE_STATUS_OK) {
+        job->errors++;
+    }
 }
 
 static void changes_race_checks(void) {
@@ -699,22 +681,11 @@ static void changes_race_checks(void) {
         "algorithm = \"fixed_window\"\nlimit = 100\nperiod = \"1h\"\n";
     ratecore_policy *policy = NULL;
     REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, THREADS + 1);
-    atomic_int running = THREADS;
-    struct job jobs[THREADS];
-    pthread_t threads[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct job){policy, &start, &running, 0, 0};
-        if (pthread_create(&threads[i], NULL, race, &jobs[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
-    }
-    pthread_barrier_wait(&start);
+    rc_race race;
+    rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     unsigned changes = 0, failed = 0;
     char error[256];
-    for (; changes < 20 || atomic_load(&running) > 0; changes++) {
+    for (; changes < 20 || rc_race_running(&race); changes++) {
         bool removed;
         ratecore_status status =
             changes % 2 ? remove_override(policy, "api", "per-ip", "ip", "acme", &removed)
@@ -722,13 +693,7 @@ static void changes_race_checks(void) {
                                        error);
         failed += status != RATECORE_STATUS_OK;
     }
-    unsigned total = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        total += jobs[i].admitted;
-        CHECK_EQ_U64(jobs[i].errors, 0);
-    }
-    pthread_barrier_destroy(&start);
+    unsigned total = rc_race_finish(&race);
     CHECK_EQ_U64(failed, 0);
     CHECK(total >= 100 && total <= 300);
     ratecore_policy_free(policy);

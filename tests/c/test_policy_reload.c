@@ -10,8 +10,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -574,67 +572,41 @@ static void bad_arguments(void) {
 /* Reloads racing checks and metrics reads. The per-user limit (100 a minute) is in both
  * versions the main thread alternates between, so its state carries over every reload
  * and exactly 100 of the threads' requests are admitted at a frozen clock. */
-#define THREADS 4
 #define ATTEMPTS 100
 #define RACE_TOML API_RULE("100")
 
-struct job {
-    const ratecore_policy *policy;
-    pthread_barrier_t *start;
-    atomic_int *running;
-    unsigned admitted;
-    unsigned errors;
-};
-
-static void *race(void *arg) {
-    struct job *job = arg;
+static void race_attempt(rc_race_job *job) {
     uint8_t out[2048];
-    pthread_barrier_wait(job->start);
-    for (unsigned i = 0; i < ATTEMPTS; i++) {
-        job->admitted += admitted(job->policy, "alice", 1, 0);
-        limit_view v = read_limit(job->policy, 0);
-        if (v.status != RATECORE_STATUS_OK || strcmp(v.rule, "api") != 0 ||
-            strcmp(v.name, "per-user") != 0) {
-            job->errors++;
-        }
-        /* Index 1 is search/per-ip, or absent, depending on the version in force. */
-        v = read_limit(job->policy, 1);
-        if (v.status == RATECORE_STATUS_OK
-                ? strcmp(v.rule, "search") != 0 || strcmp(v.name, "per-ip") != 0
-                : v.status != RATECORE_STATUS_INVALID_ARGUMENT) {
-            job->errors++;
-        }
-        size_t written = 0;
-        if (ratecore_policy_render_metrics(job->policy, out, sizeof out, &written) !=
-                RATECORE_STATUS_OK ||
-            written < 100) {
-            job->errors++;
-        }
+    job->admitted += admitted(job->policy, "alice", 1, 0);
+    limit_view v = read_limit(job->policy, 0);
+    if (v.status != RATECORE_STATUS_OK || strcmp(v.rule, "api") != 0 ||
+        strcmp(v.name, "per-user") != 0) {
+        job->errors++;
     }
-    atomic_fetch_sub(job->running, 1);
-    return NULL;
+    /* Index 1 is search/per-ip, or absent, depending on the version in force. */
+    v = read_limit(job->policy, 1);
+    if (v.status == RATECORE_STATUS_OK
+            ? strcmp(v.rule, "search") != 0 || strcmp(v.name, "per-ip") != 0
+            : v.status != RATECORE_STATUS_INVALID_ARGUMENT) {
+        job->errors++;
+    }
+    size_t written = 0;
+    if (ratecore_policy_render_metrics(job->policy, out, sizeof out, &written) !=
+            RATECORE_STATUS_OK ||
+        written < 100) {
+        job->errors++;
+    }
 }
 
 static void reloads_race_checks(void) {
     ratecore_policy *policy = policy_from(RACE_TOML);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, THREADS + 1);
-    atomic_int running = THREADS;
-    struct job jobs[THREADS];
-    pthread_t threads[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct job){policy, &start, &running, 0, 0};
-        if (pthread_create(&threads[i], NULL, race, &jobs[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
-    }
-    pthread_barrier_wait(&start);
+    rc_race race;
+    rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     /* Reload for as long as the threads run (and at least 20 times). */
     static const char with_search[] = RACE_TOML SEARCH_RULE;
     char error[256];
     unsigned reloads = 0, reloads_ok = 0;
-    for (; reloads < 20 || atomic_load(&running) > 0; reloads++) {
+    for (; reloads < 20 || rc_race_running(&race); reloads++) {
         ratecore_reload_report report;
         bool back = reloads % 2;
         if (reload(policy, back ? RACE_TOML : with_search, NULL, error, &report) ==
@@ -644,16 +616,10 @@ static void reloads_race_checks(void) {
             reloads_ok++;
         }
     }
-    unsigned total = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        total += jobs[i].admitted;
-        CHECK_EQ_U64(jobs[i].errors, 0);
-    }
-    pthread_barrier_destroy(&start);
+    unsigned total = rc_race_finish(&race);
     CHECK_EQ_U64(reloads_ok, reloads);
     CHECK_EQ_U64(total, 100);
-    CHECK_LIMIT(policy, 0, "api", "per-user", 100, THREADS * ATTEMPTS - 100);
+    CHECK_LIMIT(policy, 0, "api", "per-user", 100, RC_RACE_THREADS * ATTEMPTS - 100);
     ratecore_policy_free(policy);
 }
 

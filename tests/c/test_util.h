@@ -86,6 +86,28 @@ static inline ratecore_quota rc_strict(uint64_t limit, uint64_t period_ns, uint3
     return q;
 }
 
+/* One quota of each algorithm at `limit` per `period_ns`, the strict window in
+ * `sub_windows` sub-windows. */
+#define RC_ALGORITHMS 4
+static inline void rc_each_algorithm(ratecore_quota out[RC_ALGORITHMS], uint64_t limit,
+                                     uint64_t period_ns, uint32_t sub_windows) {
+    out[0] = rc_quota(RATECORE_ALGORITHM_GCRA, limit, period_ns);
+    out[1] = rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, limit, period_ns);
+    out[2] = rc_quota(RATECORE_ALGORITHM_SLIDING_WINDOW, limit, period_ns);
+    out[3] = rc_strict(limit, period_ns, sub_windows);
+}
+
+/* A constructor's status against the expected one; `kind` and `what` name what was built. */
+static inline void rc_check_built(uint32_t status, uint32_t expected, const char *kind,
+                                  const char *what) {
+    if (status != expected) {
+        fprintf(stderr, "%s '%s': got %" PRIu32 " (%s), expected %" PRIu32 " (%s)\n", kind, what,
+                status, ratecore_status_message(status), expected,
+                ratecore_status_message(expected));
+        rc_failures++;
+    }
+}
+
 /* A decision filled with a recognisable pattern, to prove an output was not written. */
 static inline ratecore_decision rc_poisoned_decision(void) {
     ratecore_decision d;
@@ -145,6 +167,75 @@ static inline void rc_check_text(const uint8_t *buf, size_t len, const char *exp
     }
 }
 #define CHECK_TEXT(buf, len, expected) rc_check_text(buf, len, expected, __LINE__)
+
+/* Races for the tests that ask for POSIX (pthread barriers): RC_RACE_THREADS threads each
+ * make `attempts` calls of `attempt` on one policy, released together with the caller,
+ * who changes the policy while they run. */
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define RC_RACE_THREADS 4
+
+/* One racing thread: its policy, what it counted, and how it makes one call. */
+typedef struct rc_race_job {
+    const ratecore_policy *policy;
+    unsigned admitted;
+    unsigned errors;
+    void (*attempt)(struct rc_race_job *job);
+    unsigned attempts;
+    pthread_barrier_t *start;
+    atomic_int *running;
+} rc_race_job;
+
+typedef struct {
+    pthread_barrier_t start;
+    atomic_int running;
+    rc_race_job jobs[RC_RACE_THREADS];
+    pthread_t threads[RC_RACE_THREADS];
+} rc_race;
+
+static inline void *rc_race_thread(void *arg) {
+    rc_race_job *job = arg;
+    pthread_barrier_wait(job->start);
+    for (unsigned i = 0; i < job->attempts; i++) job->attempt(job);
+    atomic_fetch_sub(job->running, 1);
+    return NULL;
+}
+
+/* Starts the threads; returns once they and the caller have crossed the start line. */
+static inline void rc_race_start(rc_race *race, const ratecore_policy *policy,
+                                 void (*attempt)(rc_race_job *job), unsigned attempts) {
+    pthread_barrier_init(&race->start, NULL, RC_RACE_THREADS + 1);
+    atomic_init(&race->running, RC_RACE_THREADS);
+    for (int i = 0; i < RC_RACE_THREADS; i++) {
+        race->jobs[i] =
+            (rc_race_job){policy, 0, 0, attempt, attempts, &race->start, &race->running};
+        if (pthread_create(&race->threads[i], NULL, rc_race_thread, &race->jobs[i]) != 0) {
+            fprintf(stderr, "pthread_create failed\n");
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&race->start);
+}
+
+/* Whether any racing thread is still making calls. */
+static inline int rc_race_running(rc_race *race) {
+    return atomic_load(&race->running) > 0;
+}
+
+/* Joins the threads and checks that none counted an error; returns their admissions. */
+static inline unsigned rc_race_finish(rc_race *race) {
+    unsigned total = 0;
+    for (int i = 0; i < RC_RACE_THREADS; i++) {
+        pthread_join(race->threads[i], NULL);
+        total += race->jobs[i].admitted;
+        CHECK_EQ_U64(race->jobs[i].errors, 0);
+    }
+    pthread_barrier_destroy(&race->start);
+    return total;
+}
+#endif
 
 static inline int rc_finish(const char *name) {
     if (rc_failures) {
