@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::Router;
-use common::{client, policy, send, ManualClock};
+use common::{client, counted, policy, race_clients, send, ManualClock};
 use hyper::{Method, StatusCode};
 use ratecore_tower::{LimitName, RateLimitDecision, RateLimitLayer};
 
@@ -37,14 +37,6 @@ value = "6.6.6.6"
 limit = 9
 "#;
 
-fn counted(calls: &Arc<AtomicUsize>) -> Router {
-    let calls = Arc::clone(calls);
-    Router::new().fallback(move || {
-        calls.fetch_add(1, Ordering::Relaxed);
-        async { "ok" }
-    })
-}
-
 /// The limit a response reports, so the key the layer used.
 async fn limit_seen(layer: RateLimitLayer, headers: &[(&str, &str)]) -> String {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -62,29 +54,7 @@ async fn concurrent_clients_on_one_key_admit_exactly_the_quota() {
     // A frozen clock: nothing is replenished while the clients race.
     let layer = RateLimitLayer::new(policy).clock(ManualClock::at(0));
     let addr = common::serve(counted(&calls).layer(layer)).await;
-    let clients = 16;
-    let each = 20;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            tokio::spawn(async move {
-                let client = client();
-                let mut admitted = 0;
-                for _ in 0..each {
-                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
-                    match seen.status {
-                        StatusCode::OK => admitted += 1,
-                        StatusCode::TOO_MANY_REQUESTS => {}
-                        other => panic!("status {other}"),
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let admitted = race_clients(addr, 16, 20, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(admitted, quota);
     assert_eq!(
         calls.load(Ordering::Relaxed),

@@ -245,35 +245,10 @@ async fn concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis() {
             .unwrap();
     let policy = Arc::new(Policy::with_redis(spec, backend.clone()).unwrap());
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let router = Router::new().fallback(move || {
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        async { "ok" }
-    });
     // A frozen clock: nothing is replenished while the clients race.
     let layer = RateLimitLayer::with_backend(Redis::new(policy)).clock(ManualClock::at(0));
-    let addr = common::serve(router.layer(layer)).await;
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            tokio::spawn(async move {
-                let client = client();
-                let mut admitted = 0;
-                for _ in 0..20 {
-                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
-                    match seen.status {
-                        StatusCode::OK => admitted += 1,
-                        StatusCode::SERVICE_UNAVAILABLE => {}
-                        other => panic!("status {other}"),
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let addr = common::serve(common::counted(&calls).layer(layer)).await;
+    let admitted = common::race_clients(addr, 16, 20, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(admitted, 50);
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 50);
     let stats = backend.stats();
