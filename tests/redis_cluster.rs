@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimiter};
+use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimit, RedisLimiter};
 use ratecore::{Algorithm, Quota};
 
 use common::{notice, unique_prefix, wait_until};
@@ -274,23 +274,37 @@ fn admission_counts_are_exact_across_clients() {
     }
 }
 
+/// A fail-closed backend for `test` with two limits a request checks together: per IP, a
+/// fixed window of `ip_limit` an hour; per account, a strict window of `account_limit` an
+/// hour.
+fn ip_and_account(
+    nodes: &[String],
+    test: &str,
+    ip_limit: u64,
+    account_limit: u64,
+) -> (RedisBackend, RedisLimit, RedisLimit) {
+    let backend = RedisBackend::new(config(nodes, test, FailureMode::Closed)).unwrap();
+    let ip = backend
+        .limit(
+            "ip",
+            Algorithm::FixedWindow,
+            Quota::per_hour(ip_limit).unwrap(),
+        )
+        .unwrap();
+    let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
+    let account = backend
+        .limit("account", strict, Quota::per_hour(account_limit).unwrap())
+        .unwrap();
+    (backend, ip, account)
+}
+
 #[test]
 fn a_cross_slot_denial_consumes_nothing() {
     let _serial = serial();
     let Some((nodes, _)) = cluster("cross_slot") else {
         return;
     };
-    let backend = RedisBackend::new(config(&nodes, "cross", FailureMode::Closed)).unwrap();
-    let ip = backend
-        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(3).unwrap())
-        .unwrap();
-    let account = backend
-        .limit(
-            "account",
-            Algorithm::SlidingWindowStrict { sub_windows: 4 },
-            Quota::per_hour(2).unwrap(),
-        )
-        .unwrap();
+    let (backend, ip, account) = ip_and_account(&nodes, "cross", 3, 2);
     let (ip_key, account_key) = (&b"10.0.0.1"[..], &b"acct-7"[..]);
     assert_ne!(
         keyslot(&nodes, &ip.redis_key(ip_key)),
@@ -337,17 +351,7 @@ fn racing_cross_slot_checks_never_over_admit() {
     let Some((nodes, _)) = cluster("cross_slot_race") else {
         return;
     };
-    let backend = RedisBackend::new(config(&nodes, "cross-race", FailureMode::Closed)).unwrap();
-    let ip = backend
-        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(30).unwrap())
-        .unwrap();
-    let account = backend
-        .limit(
-            "account",
-            Algorithm::SlidingWindowStrict { sub_windows: 4 },
-            Quota::per_hour(8).unwrap(),
-        )
-        .unwrap();
+    let (backend, ip, account) = ip_and_account(&nodes, "cross-race", 30, 8);
     let accounts = [&b"acct-a"[..], b"acct-b", b"acct-c"];
     let per_account: Vec<AtomicU64> = accounts.iter().map(|_| AtomicU64::new(0)).collect();
     thread::scope(|scope| {
