@@ -514,19 +514,30 @@ fn failover_run(nodes: &[String], dir: &str, test: &str, wait_replicas: u32) -> 
     (runs, stored)
 }
 
-#[test]
-fn a_killed_primary_gives_configured_decisions_then_recovers() {
+/// The failover test named `test`: a [`failover_run`] on the cluster, and what every
+/// client's run must show (admissions before and after the failover, only configured
+/// decisions during it). Returns the runs, the admissions and those stored, or `None`
+/// without a cluster.
+fn checked_failover(test: &str, wait_replicas: u32) -> Option<(Vec<Run>, u64, u64)> {
     let _serial = serial();
-    let Some((nodes, dir)) = cluster("failover") else {
-        return;
-    };
-    let (runs, stored) = failover_run(&nodes, &dir, "failover", 0);
-    let admitted: u64 = runs.iter().map(|r| r.admitted).sum();
+    let (nodes, dir) = cluster(test)?;
+    let (runs, stored) = failover_run(&nodes, &dir, test, wait_replicas);
     for run in &runs {
         assert!(run.admitted > 0, "{run:?}");
-        assert!(run.faults > 0, "the failover went unnoticed: {run:?}");
         assert_eq!(run.wrong_failure_decisions, 0, "{run:?}");
         assert!(run.recovered > 0, "{run:?}");
+    }
+    let admitted = runs.iter().map(|r| r.admitted).sum();
+    Some((runs, admitted, stored))
+}
+
+#[test]
+fn a_killed_primary_gives_configured_decisions_then_recovers() {
+    let Some((runs, admitted, stored)) = checked_failover("failover", 0) else {
+        return;
+    };
+    for run in &runs {
+        assert!(run.faults > 0, "the failover went unnoticed: {run:?}");
     }
     // Asynchronous replication: admissions the old primary acknowledged but had not yet
     // sent to its replica are forgotten, and the same quota can be admitted again. The
@@ -541,17 +552,9 @@ fn a_killed_primary_gives_configured_decisions_then_recovers() {
 
 #[test]
 fn wait_replicas_loses_no_admission_across_a_failover() {
-    let _serial = serial();
-    let Some((nodes, dir)) = cluster("failover_wait") else {
+    let Some((_, admitted, stored)) = checked_failover("failover_wait", 1) else {
         return;
     };
-    let (runs, stored) = failover_run(&nodes, &dir, "failover_wait", 1);
-    let admitted: u64 = runs.iter().map(|r| r.admitted).sum();
-    for run in &runs {
-        assert!(run.admitted > 0, "{run:?}");
-        assert_eq!(run.wrong_failure_decisions, 0, "{run:?}");
-        assert!(run.recovered > 0, "{run:?}");
-    }
     // Every admission was on the replica before it was reported: none is lost. (A write
     // whose WAIT fell short answered with the failure decision yet may be stored: a
     // charge without an admission, never the reverse.)
