@@ -82,18 +82,7 @@ fn burst_spec() -> impl Strategy<Value = BurstSpec> {
 
 /// How time moves: mostly forward, often to window and sub-window boundaries (the
 /// limiter's own sub-windows among them), rarely far.
-const STEPS: StepMix = StepMix {
-    same: 30,
-    forward: 100,
-    tiny: 40,
-    back: 30,
-    back_tiny: 20,
-    align: 40,
-    align_from: 0,
-    absolute: 2,
-    near_max: 2,
-    max_tiny: 1,
-};
+const STEPS: StepMix = StepMix::BOUNDARIES;
 
 /// One request in a stream.
 #[derive(Clone, Copy, Debug)]

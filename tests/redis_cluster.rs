@@ -32,14 +32,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The cluster's node URLs and its directory, or `None` (with a notice).
-fn cluster(test: &str) -> Option<(Vec<String>, String)> {
+/// The cluster's node URLs, its directory, and this test's turn on it (tests take the
+/// cluster one at a time), or `None` (with a notice).
+fn cluster(test: &str) -> Option<(Vec<String>, String, MutexGuard<'static, ()>)> {
     match (
         std::env::var("RATECORE_REDIS_CLUSTER_NODES"),
         std::env::var("RATECORE_REDIS_CLUSTER_DIR"),
     ) {
         (Ok(nodes), Ok(dir)) if !nodes.is_empty() => {
-            Some((nodes.split(',').map(String::from).collect(), dir))
+            let nodes = nodes.split(',').map(String::from).collect();
+            Some((nodes, dir, serial()))
         }
         _ => {
             notice(&format!(
@@ -175,8 +177,7 @@ fn restart(nodes: &[String], dir: &str, port: u16) {
 
 #[test]
 fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("keys_share_a_slot") else {
+    let Some((nodes, _, _serial)) = cluster("keys_share_a_slot") else {
         return;
     };
     let backend = RedisBackend::new(config(&nodes, "slots", FailureMode::Closed)).unwrap();
@@ -226,8 +227,7 @@ fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
 
 #[test]
 fn admission_counts_are_exact_across_clients() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("exact_counts") else {
+    let Some((nodes, _, _serial)) = cluster("exact_counts") else {
         return;
     };
     let prefix = unique_prefix("exact");
@@ -300,8 +300,7 @@ fn ip_and_account(
 
 #[test]
 fn a_cross_slot_denial_consumes_nothing() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cross_slot") else {
+    let Some((nodes, _, _serial)) = cluster("cross_slot") else {
         return;
     };
     let (backend, ip, account) = ip_and_account(&nodes, "cross", 3, 2);
@@ -347,8 +346,7 @@ fn a_cross_slot_denial_consumes_nothing() {
 
 #[test]
 fn racing_cross_slot_checks_never_over_admit() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cross_slot_race") else {
+    let Some((nodes, _, _serial)) = cluster("cross_slot_race") else {
         return;
     };
     let (backend, ip, account) = ip_and_account(&nodes, "cross-race", 30, 8);
@@ -519,8 +517,7 @@ fn failover_run(nodes: &[String], dir: &str, test: &str, wait_replicas: u32) -> 
 /// decisions during it). Returns the runs, the admissions and those stored, or `None`
 /// without a cluster.
 fn checked_failover(test: &str, wait_replicas: u32) -> Option<(Vec<Run>, u64, u64)> {
-    let _serial = serial();
-    let (nodes, dir) = cluster(test)?;
+    let (nodes, dir, _serial) = cluster(test)?;
     let (runs, stored) = failover_run(&nodes, &dir, test, wait_replicas);
     for run in &runs {
         assert!(run.admitted > 0, "{run:?}");
@@ -597,8 +594,7 @@ fn server_time(nodes: &[String]) -> (u64, u64) {
 #[test]
 #[ignore = "a measurement: run by hand (see the Redis docs)"]
 fn cluster_throughput() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cluster_throughput") else {
+    let Some((nodes, _, _serial)) = cluster("cluster_throughput") else {
         return;
     };
     let mut cfg = config(&nodes, "throughput", FailureMode::Closed);

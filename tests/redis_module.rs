@@ -87,16 +87,9 @@ fn start_time() -> impl Strategy<Value = u64> {
 }
 
 const MIX: StepMix = StepMix {
-    same: 30,
-    forward: 100,
-    tiny: 40,
-    back: 30,
-    back_tiny: 20,
-    align: 40,
     align_from: 1,
-    absolute: 2,
-    near_max: 2,
     max_tiny: 0,
+    ..StepMix::BOUNDARIES
 };
 
 /// How time moves, the cost, and whether the request is a peek.

@@ -54,13 +54,7 @@ static void switch_policy(void) {
     CHECK(!result.decision.allowed);
     CHECK(result.limited);
     CHECK_EQ_U64(result.status, 429);
-    CHECK_TEXT(headers, result.headers_len,
-               "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
-               "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    CHECK_TEXT(body, result.body_len,
-               "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
-               "per 1m. Please try again in 41 second.");
-    CHECK(strcmp(result.content_type, "text/plain; charset=utf-8") == 0);
+    CHECK_SWITCH_DENIAL(headers, result.headers_len, body, result.body_len, result.content_type);
 
     /* Too-small buffers: the decision is still made; the lengths say what is needed. */
     uint8_t tiny[4];

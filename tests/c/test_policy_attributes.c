@@ -248,13 +248,7 @@ static void switch_api(void) {
     CHECK(!o.decision.allowed);
     CHECK_EQ_U64(o.status, 429);
     CHECK_EQ_U64(o.deciding_limit, 1);
-    CHECK_TEXT(headers, o.headers_len,
-               "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
-               "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    CHECK_TEXT(body, o.body_len,
-               "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
-               "per 1m. Please try again in 41 second.");
-    CHECK(strcmp(o.content_type, "text/plain; charset=utf-8") == 0);
+    CHECK_SWITCH_DENIAL(headers, o.headers_len, body, o.body_len, o.content_type);
 
     /* A client-credentials request without a client is refused; an empty client is a
      * client (`(NULL, 0)` is the empty value). */

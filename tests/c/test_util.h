@@ -237,6 +237,28 @@ static inline unsigned rc_race_finish(rc_race *race) {
 }
 #endif
 
+/* Switch's published answer to the 21st save-readings request of the minute from 12:00,
+ * sent at 12:00:19: its headers, text body and content type. */
+static inline void rc_check_switch_denial(const uint8_t *headers, size_t headers_len,
+                                          const uint8_t *body, size_t body_len,
+                                          const char *content_type, int line) {
+    rc_check_text(headers, headers_len,
+                  "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
+                  "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n",
+                  line);
+    rc_check_text(body, body_len,
+                  "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
+                  "per 1m. Please try again in 41 second.",
+                  line);
+    if (content_type == NULL || strcmp(content_type, "text/plain; charset=utf-8") != 0) {
+        fprintf(stderr, "%s:%d: content type %s\n", __FILE__, line,
+                content_type ? content_type : "(null)");
+        rc_failures++;
+    }
+}
+#define CHECK_SWITCH_DENIAL(headers, headers_len, body, body_len, content_type) \
+    rc_check_switch_denial(headers, headers_len, body, body_len, content_type, __LINE__)
+
 static inline int rc_finish(const char *name) {
     if (rc_failures) {
         fprintf(stderr, "%s: %d check(s) FAILED\n", name, rc_failures);

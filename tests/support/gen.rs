@@ -88,6 +88,23 @@ pub struct StepMix {
     pub max_tiny: u32,
 }
 
+impl StepMix {
+    /// Mostly forward, often to window and sub-window boundaries (the limiter's own
+    /// sub-windows among them), rarely far: the single-limiter differential tests' mix.
+    pub const BOUNDARIES: Self = Self {
+        same: 30,
+        forward: 100,
+        tiny: 40,
+        back: 30,
+        back_tiny: 20,
+        align: 40,
+        align_from: 0,
+        absolute: 2,
+        near_max: 2,
+        max_tiny: 1,
+    };
+}
+
 /// Steps drawn as `mix` says. Jumps to arbitrary moments and near `u64::MAX` should be
 /// rare, so that most streams spend most of their time away from `u64::MAX`.
 pub fn step(mix: StepMix) -> impl Strategy<Value = Step> {
