@@ -75,10 +75,7 @@ static const char problem_json_42[] =
 
 /* Limits in policy order: 0 authorization-code/per-app-user, 1 client-credentials/per-app. */
 static void evenergy(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     size_t count = 0;
     REQUIRE_OK(ratecore_policy_limit_count(policy, &count));
     CHECK_EQ_U64(count, 2);
@@ -201,10 +198,7 @@ static void evenergy(void) {
 
 /* Limits in policy order: 0 save-readings/per-second, 1 save-readings/per-minute. */
 static void switch_api(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/switch.toml");
     size_t count = 0;
     REQUIRE_OK(ratecore_policy_limit_count(policy, &count));
     CHECK_EQ_U64(count, 2);
@@ -328,10 +322,7 @@ static void shadow_limits(void) {
 }
 
 static void bad_arguments(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/switch.toml");
     ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("client", "client-z")};
     ratecore_http_request r = rc_http("POST", "/api/readings", cc, 2);
     ratecore_policy_outcome o = poisoned_outcome();

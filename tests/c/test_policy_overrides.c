@@ -130,10 +130,8 @@ static void check_metrics(const ratecore_policy *policy, size_t index, uint64_t 
 /* ev.energy: client-credentials requests share one limit per app, 1000 per rolling hour
  * (limit 1 in policy order); the file raises the fleet integration's app to 5000. */
 static void evenergy_app_raised_at_run_time(void) {
-    ratecore_policy *policy = NULL;
     char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     CHECK_OVERRIDES(policy, FLEET_LINE);
     uint64_t t0 = 59 * RC_MINUTE;
     ratecore_policy_outcome o;
@@ -221,10 +219,8 @@ static void evenergy_app_raised_at_run_time(void) {
 /* Overrides the limit cannot take are refused with a status and a message; nothing
  * changes. */
 static void refused_overrides(void) {
-    ratecore_policy *policy = NULL;
     char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     CHECK_STATUS(set_override(policy, "nope", "per-app", "app", "a", quota_of(5, 0), error),
                  RATECORE_STATUS_UNKNOWN_LIMIT);
     CHECK(strcmp(error, "no limit \"per-app\" in rule \"nope\"") == 0);

@@ -132,6 +132,19 @@ static inline const uint8_t *rc_bytes(const char *s) {
 /* The wall clock at `now` = 0 in the policy tests: 2026-11-24T11:00:00Z. */
 #define RC_WALL_AT_ZERO (UINT64_C(1795518000) * RC_SECOND)
 
+/* The policy in the TOML file at `path` (relative to the repository root); fatal when it
+ * does not load. */
+static inline ratecore_policy *rc_policy_file(const char *path) {
+    ratecore_policy *policy = NULL;
+    char error[256];
+    uint32_t status = ratecore_policy_from_file(path, error, sizeof error, &policy);
+    if (status != RATECORE_STATUS_OK) {
+        fprintf(stderr, "%s: %s\n", path, error);
+        exit(1);
+    }
+    return policy;
+}
+
 /* A request attribute naming NUL-terminated strings. */
 static inline ratecore_attribute rc_attr(const char *name, const char *value) {
     ratecore_attribute a;
