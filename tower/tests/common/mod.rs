@@ -115,6 +115,22 @@ pub async fn send(
     }
 }
 
+/// A `[[rule.limit]]` table: `name`, `limit` per `period` with `algorithm`, keyed on the
+/// attribute `key`, `on_missing` saying what happens to requests without it.
+pub fn limit_block(
+    name: &str,
+    key: &str,
+    on_missing: &str,
+    algorithm: &str,
+    limit: u64,
+    period: &str,
+) -> String {
+    format!(
+        "[[rule.limit]]\nname = \"{name}\"\nkey = [\"{key}\"]\non_missing = \"{on_missing}\"\n\
+         algorithm = \"{algorithm}\"\nlimit = {limit}\nperiod = \"{period}\"\n"
+    )
+}
+
 /// A policy from inline TOML.
 pub fn policy(toml: &str) -> Arc<Policy> {
     Arc::new(Policy::from_toml_str(toml, "test.toml").unwrap())
