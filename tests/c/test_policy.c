@@ -109,8 +109,7 @@ static void evenergy_policy_from_string(void) {
         "[table]\ncapacity = 64\n"
         "[[rule]]\nname = \"api\"\n[[rule.limit]]\nkey = \"app_user\"\n"
         "algorithm = \"sliding_window_strict\"\nlimit = 1000\nperiod = \"1h\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     ratecore_request r = request("GET", "/v2/users/");
     r.app = rc_bytes("app-1");
     r.app_len = 5;

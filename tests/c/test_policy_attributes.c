@@ -291,8 +291,7 @@ static void shadow_limits(void) {
         "algorithm = \"fixed_window\"\nlimit = 3\nperiod = \"1m\"\n"
         "[[rule.limit]]\nname = \"per-user-tight\"\nkey = [\"user\"]\non_missing = \"skip\"\n"
         "algorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1m\"\nshadow = true\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     ratecore_attribute alice[] = {rc_attr("user", "alice")};
     ratecore_http_request r = rc_http("GET", "/", alice, 1);
     ratecore_policy_outcome o;

@@ -272,8 +272,7 @@ static void gcra_burst(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"deny\"\n"
         "algorithm = \"gcra\"\nlimit = 10\nperiod = \"1s\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     char error[256];
     REQUIRE_OK(set_override(policy, "api", "per-app", "app", "big", quota_of(10, 30), error));
     ratecore_attribute big[] = {rc_attr("app", "big")};
@@ -299,8 +298,7 @@ static void listing_escapes_and_buffers(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-key\"\nkey = [\"api_key\"]\non_missing = \"skip\"\n"
         "algorithm = \"fixed_window\"\nlimit = 3\nperiod = \"1m\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     uint8_t out[4096];
     size_t len = SIZE_MAX;
     /* No overrides: the empty text, even with no buffer. */
@@ -500,9 +498,7 @@ static unsigned send_ip(const ratecore_policy *policy, const uint8_t *ip, size_t
 }
 
 static void repeat_offenders(void) {
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(per_ip_toml), strlen(per_ip_toml), NULL, 0,
-                                         NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(per_ip_toml);
     /* Nobody denied yet: the empty report. */
     CHECK_OFFENDERS(policy, "", 0, 0);
     /* 198.51.100.1: 1 admitted, 6 denied. A key with a tab, a newline and a non-ASCII
@@ -614,9 +610,7 @@ static void repeat_offenders(void) {
 
 /* More repeat offenders than the report holds: the fewest denials make room. */
 static void the_report_is_bounded(void) {
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(per_ip_toml), strlen(per_ip_toml), NULL, 0,
-                                         NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(per_ip_toml);
     const unsigned keys = RATECORE_OFFENDERS + 6;
     for (unsigned i = 0; i < keys; i++) {
         char ip[32];
@@ -675,8 +669,7 @@ static void changes_race_checks(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\n"
         "algorithm = \"fixed_window\"\nlimit = 100\nperiod = \"1h\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     rc_race race;
     rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     unsigned changes = 0, failed = 0;

@@ -26,18 +26,6 @@
 static const char base_toml[] = API_RULE("5");
 static const char with_search_toml[] = API_RULE("5") SEARCH_RULE;
 
-static ratecore_policy *policy_from(const char *toml) {
-    ratecore_policy *policy = NULL;
-    char error[256] = "";
-    ratecore_status status = ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0,
-                                                       error, sizeof error, &policy);
-    if (status != RATECORE_STATUS_OK) {
-        fprintf(stderr, "policy: %s\n", error);
-        exit(1);
-    }
-    return policy;
-}
-
 static ratecore_reload_report poisoned_report(void) {
     ratecore_reload_report r;
     memset(&r, 0x5a, sizeof r);
@@ -147,7 +135,7 @@ static size_t limit_count(const ratecore_policy *policy) {
 }
 
 static void unchanged_limits_keep_their_state(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 3);
@@ -197,7 +185,7 @@ static void unchanged_limits_keep_their_state(void) {
  * gets her 10 again) but not its counters, and the report counts both as fresh, not a as
  * kept; the old b is dropped. */
 static void a_changed_limit_restarts_its_table(void) {
-    ratecore_policy *policy = policy_from(PAIR("20"));
+    ratecore_policy *policy = rc_policy_toml(PAIR("20"));
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 3);
@@ -234,7 +222,7 @@ static void a_reload_drops_run_time_overrides(void) {
     static const char with_vip[] =
         API_RULE("5") "[[rule.limit.override]]\nattribute = \"user\"\nvalue = \"vip\"\n"
                       "limit = 8\n";
-    ratecore_policy *policy = policy_from(with_vip);
+    ratecore_policy *policy = rc_policy_toml(with_vip);
     char error[256];
     ratecore_reload_report report;
     ratecore_override_quota q;
@@ -276,7 +264,7 @@ static void a_reload_drops_run_time_overrides(void) {
 /* A caller built against the first header passes the report's first version (up to
  * `dropped`): it gets exactly that, and its size says so. */
 static void a_first_version_report(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     const size_t first = offsetof(ratecore_reload_report, overrides_dropped);
     for (size_t extra = 0; extra < sizeof(size_t); extra += 4) {
         ratecore_reload_report report = poisoned_report();
@@ -295,7 +283,7 @@ static void a_first_version_report(void) {
 }
 
 static void bad_configurations_leave_the_policy_in_force(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 2, 0), 2);
@@ -347,7 +335,7 @@ static void bad_configurations_leave_the_policy_in_force(void) {
 }
 
 static void reload_from_a_file_renames_the_limits(void) {
-    ratecore_policy *policy = policy_from(with_search_toml);
+    ratecore_policy *policy = rc_policy_toml(with_search_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 2, 0), 2);
     char error[256] = "untouched";
     ratecore_reload_report report = poisoned_report();
@@ -376,7 +364,7 @@ static void reload_from_a_file_renames_the_limits(void) {
 }
 
 static void metrics_text_buffer(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 6, 0), 5);
     const size_t needed = strlen("api") + strlen("per-user");
     uint8_t text[32];
@@ -456,7 +444,7 @@ static void render_metrics(void) {
         "shadow=\"true\",outcome=\"shadow_denied\"} 2\n"
         "ratecore_policy_requests_total{rule=\"api\\\\v1\",limit=\"audit \\\"q\\\"\","
         "shadow=\"true\",outcome=\"skipped\"} 0\n";
-    ratecore_policy *policy = policy_from(toml);
+    ratecore_policy *policy = rc_policy_toml(toml);
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 2);
     const size_t len = strlen(expected);
     uint8_t out[2048];
@@ -496,7 +484,7 @@ static void render_metrics(void) {
 }
 
 static void bad_arguments(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 1, 0), 1);
     char error[64], untouched_error[64];
     memset(error, 0x5a, sizeof error);
@@ -599,7 +587,7 @@ static void race_attempt(rc_race_job *job) {
 }
 
 static void reloads_race_checks(void) {
-    ratecore_policy *policy = policy_from(RACE_TOML);
+    ratecore_policy *policy = rc_policy_toml(RACE_TOML);
     rc_race race;
     rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     /* Reload for as long as the threads run (and at least 20 times). */

@@ -145,6 +145,19 @@ static inline ratecore_policy *rc_policy_file(const char *path) {
     return policy;
 }
 
+/* The policy in `toml`; fatal, with the parser's message, when it does not load. */
+static inline ratecore_policy *rc_policy_toml(const char *toml) {
+    ratecore_policy *policy = NULL;
+    char error[256] = "";
+    uint32_t status = ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, error,
+                                                sizeof error, &policy);
+    if (status != RATECORE_STATUS_OK) {
+        fprintf(stderr, "policy: %s\n", error);
+        exit(1);
+    }
+    return policy;
+}
+
 /* A request attribute naming NUL-terminated strings. */
 static inline ratecore_attribute rc_attr(const char *name, const char *value) {
     ratecore_attribute a;
