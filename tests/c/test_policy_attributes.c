@@ -9,17 +9,7 @@
 static uint8_t headers[1024], body[1024];
 
 /* An outcome filled with a pattern, to prove it was not written. */
-static ratecore_policy_outcome poisoned_outcome(void) {
-    ratecore_policy_outcome o;
-    memset(&o, 0x5a, sizeof o);
-    o.size = sizeof o;
-    return o;
-}
-
-static int outcome_untouched(const ratecore_policy_outcome *o) {
-    ratecore_policy_outcome p = poisoned_outcome();
-    return memcmp(o, &p, sizeof p) == 0;
-}
+RC_POISONED_TYPE(ratecore_policy_outcome, poisoned_outcome, outcome_untouched)
 
 static ratecore_status check_at(const ratecore_policy *policy, const ratecore_http_request *r,
                                 uint64_t now, ratecore_policy_outcome *o) {

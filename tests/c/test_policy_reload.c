@@ -26,17 +26,7 @@
 static const char base_toml[] = API_RULE("5");
 static const char with_search_toml[] = API_RULE("5") SEARCH_RULE;
 
-static ratecore_reload_report poisoned_report(void) {
-    ratecore_reload_report r;
-    memset(&r, 0x5a, sizeof r);
-    r.size = sizeof r;
-    return r;
-}
-
-static int report_untouched(const ratecore_reload_report *r) {
-    ratecore_reload_report p = poisoned_report();
-    return memcmp(r, &p, sizeof p) == 0;
-}
+RC_POISONED_TYPE(ratecore_reload_report, poisoned_report, report_untouched)
 
 /* Reloads from text with a 256-byte error buffer, into `error`. */
 static ratecore_status reload(const ratecore_policy *policy, const char *toml, const char *origin,

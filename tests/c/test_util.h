@@ -108,6 +108,21 @@ static inline void rc_check_built(uint32_t status, uint32_t expected, const char
     }
 }
 
+/* For a versioned output struct `type` (one with a `size` field): `poisoned()` returns one
+ * filled with 0x5a, its size set, and `untouched(p)` says whether `*p` is still that, so
+ * a test sees whether a call wrote it. */
+#define RC_POISONED_TYPE(type, poisoned, untouched)        \
+    static inline type poisoned(void) {                    \
+        type value;                                        \
+        memset(&value, 0x5a, sizeof value);                \
+        value.size = sizeof value;                         \
+        return value;                                      \
+    }                                                      \
+    static inline int untouched(const type *value) {       \
+        type pattern = poisoned();                         \
+        return memcmp(value, &pattern, sizeof pattern) == 0; \
+    }
+
 /* A decision filled with a recognisable pattern, to prove an output was not written. */
 static inline ratecore_decision rc_poisoned_decision(void) {
     ratecore_decision d;
