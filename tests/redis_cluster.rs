@@ -243,13 +243,9 @@ fn admission_counts_are_exact_across_clients() {
         cfg.prefix.clone_from(&prefix);
         let backend = RedisBackend::new(cfg).unwrap();
         for thread in 0..2 {
-            let limiter = backend
-                .limiter(
-                    "fixed",
-                    Algorithm::FixedWindow,
-                    Quota::per_hour(limit).unwrap(),
-                )
-                .unwrap();
+            let quota = Quota::per_hour(limit).unwrap();
+            let limiter = backend.limiter("fixed", Algorithm::FixedWindow, quota);
+            let limiter = limiter.unwrap();
             let keys = keys.clone();
             let admitted = admitted.clone();
             threads.push(thread::spawn(move || {
@@ -284,18 +280,11 @@ fn ip_and_account(
     account_limit: u64,
 ) -> (RedisBackend, RedisLimit, RedisLimit) {
     let backend = RedisBackend::new(config(nodes, test, FailureMode::Closed)).unwrap();
-    let ip = backend
-        .limit(
-            "ip",
-            Algorithm::FixedWindow,
-            Quota::per_hour(ip_limit).unwrap(),
-        )
-        .unwrap();
+    let per_hour = |limit| Quota::per_hour(limit).unwrap();
     let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
-    let account = backend
-        .limit("account", strict, Quota::per_hour(account_limit).unwrap())
-        .unwrap();
-    (backend, ip, account)
+    let ip = backend.limit("ip", Algorithm::FixedWindow, per_hour(ip_limit));
+    let account = backend.limit("account", strict, per_hour(account_limit));
+    (backend, ip.unwrap(), account.unwrap())
 }
 
 #[test]
