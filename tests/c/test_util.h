@@ -278,6 +278,47 @@ static inline unsigned rc_race_finish(rc_race *race) {
 }
 #endif
 
+/* A call that writes a policy's text into a caller's buffer: (policy, out, cap, &len). */
+typedef ratecore_status (*rc_text_call)(const ratecore_policy *policy, uint8_t *out, size_t cap,
+                                        size_t *len_out);
+
+/* The buffer protocol of `call`, whose text is `n` bytes (`out` holds at least n + 16):
+ * one byte short, or no buffer, is BUFFER_TOO_SMALL with the length needed (and, when
+ * `writes_nothing`, `out` untouched); bad arguments report nothing. `line` is the
+ * caller's. */
+static inline void rc_check_text_buffers(rc_text_call call, const ratecore_policy *policy,
+                                         uint8_t *out, size_t out_size, size_t n,
+                                         int writes_nothing, int line) {
+    size_t len = 0;
+    memset(out, 0x5a, out_size);
+    uint32_t short_by_one = call(policy, out, n - 1, &len);
+    size_t len_short = len;
+    len = 0;
+    uint32_t no_buffer = call(policy, NULL, 0, &len);
+    size_t len_none = len;
+    len = 12345;
+    uint32_t null_policy = call(NULL, out, out_size, &len);
+    uint32_t null_len = call(policy, out, out_size, NULL);
+    uint32_t null_out = call(policy, NULL, 16, &len);
+    uint32_t huge = call(policy, out, SIZE_MAX, &len);
+    if (short_by_one != RATECORE_STATUS_BUFFER_TOO_SMALL || len_short != n ||
+        no_buffer != RATECORE_STATUS_BUFFER_TOO_SMALL || len_none != n ||
+        null_policy != RATECORE_STATUS_NULL_POINTER || null_len != RATECORE_STATUS_NULL_POINTER ||
+        null_out != RATECORE_STATUS_NULL_POINTER || huge != RATECORE_STATUS_INVALID_ARGUMENT ||
+        len != 12345 || (writes_nothing && out[0] != 0x5a)) {
+        fprintf(stderr,
+                "%s:%d: text buffers: short %" PRIu32 " (len %zu), none %" PRIu32
+                " (len %zu), NULL policy %" PRIu32 ", NULL len %" PRIu32 ", NULL out %" PRIu32
+                ", cap SIZE_MAX %" PRIu32 ", len after bad arguments %zu, first byte 0x%02x; "
+                "text of %zu bytes\n",
+                __FILE__, line, short_by_one, len_short, no_buffer, len_none, null_policy,
+                null_len, null_out, huge, len, out[0], n);
+        rc_failures++;
+    }
+}
+#define CHECK_TEXT_BUFFERS(call, policy, out, n, writes_nothing) \
+    rc_check_text_buffers(call, policy, out, sizeof(out), n, writes_nothing, __LINE__)
+
 /* Switch's published answer to the 21st save-readings request of the minute from 12:00,
  * sent at 12:00:19: its headers, text body and content type. */
 static inline void rc_check_switch_denial(const uint8_t *headers, size_t headers_len,
