@@ -57,26 +57,26 @@ fn hot(iters: u64, mut check: impl FnMut(u64)) {
     }
 }
 
+/// The GCRA an `allow` case never runs out of, or one of 1 per second a `deny` case
+/// exhausts on its first check.
+fn gcra_for(case: &str) -> Gcra {
+    if case.contains("allow") {
+        Gcra::new(rc_allow())
+    } else {
+        Gcra::new(Quota::per_second(1).expect("valid quota"))
+    }
+}
+
 fn run(case: &str, iters: u64) -> bool {
     match case {
         "rc_gcra_allow" | "rc_gcra_deny" => {
-            let q = if case.ends_with("allow") {
-                rc_allow()
-            } else {
-                Quota::per_second(1).expect("valid quota")
-            };
-            let limiter = Gcra::new(q);
+            let limiter = gcra_for(case);
             hot(iters, |_| {
                 common::observe(limiter.check(black_box(NOW), 1));
             });
         }
         "rc_gcra_allow_verdict" | "rc_gcra_deny_verdict" => {
-            let q = if case.contains("allow") {
-                rc_allow()
-            } else {
-                Quota::per_second(1).expect("valid quota")
-            };
-            let limiter = Gcra::new(q);
+            let limiter = gcra_for(case);
             hot(iters, |_| {
                 black_box(limiter.check(black_box(NOW), 1).is_ok_and(|d| d.allowed));
             });

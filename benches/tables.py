@@ -75,12 +75,15 @@ NGINX_LABELS = {
 }
 
 NUM = r"[0-9][0-9.,]*"
+# A paired measurement's ratio and spread: "<label>: paired <kind> <r> (quartiles <q1>–<q3>;
+# <rounds> rounds of <batch>".
+SPREAD = (rf"(?P<r>{NUM}) \(quartiles (?P<q1>{NUM})–(?P<q3>{NUM}); "
+          rf"(?P<rounds>\d+) rounds of (?P<batch>\d+)")
 PAIRED = re.compile(
-    rf"^(?P<label>.+?): paired ratio (?P<r>{NUM}) \(quartiles (?P<q1>{NUM})–(?P<q3>{NUM}); "
-    rf"(?P<rounds>\d+) rounds of (?P<batch>\d+); median (?P<a>{NUM}) ns vs (?P<b>{NUM}) ns per call\)")
+    rf"^(?P<label>.+?): paired ratio {SPREAD}; median (?P<a>{NUM}) ns vs (?P<b>{NUM}) ns per call\)")
 PAIRED_THROUGHPUT = re.compile(
-    rf"^(?P<label>.+?): paired throughput ratio (?P<r>{NUM}) \(quartiles (?P<q1>{NUM})–(?P<q3>{NUM}); "
-    rf"(?P<rounds>\d+) rounds of (?P<batch>\d+) checks per thread; median (?P<a>{NUM}) vs (?P<b>{NUM}) M checks/s\)")
+    rf"^(?P<label>.+?): paired throughput ratio {SPREAD} checks per thread; "
+    rf"median (?P<a>{NUM}) vs (?P<b>{NUM}) M checks/s\)")
 CRITERION = re.compile(rf"^(?P<label>.+?): (?P<a>{NUM}) ns vs (?P<b>{NUM}) ns, ratio (?P<r>{NUM})")
 THROUGHPUT = re.compile(
     rf"^(?P<regime>\w+): (?P<name>\S+) (?P<a>{NUM}) M checks/s, governor (?P<b>{NUM}) M checks/s, "

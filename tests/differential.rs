@@ -82,18 +82,7 @@ fn burst_spec() -> impl Strategy<Value = BurstSpec> {
 
 /// How time moves: mostly forward, often to window and sub-window boundaries (the
 /// limiter's own sub-windows among them), rarely far.
-const STEPS: StepMix = StepMix {
-    same: 30,
-    forward: 100,
-    tiny: 40,
-    back: 30,
-    back_tiny: 20,
-    align: 40,
-    align_from: 0,
-    absolute: 2,
-    near_max: 2,
-    max_tiny: 1,
-};
+const STEPS: StepMix = StepMix::BOUNDARIES;
 
 /// One request in a stream.
 #[derive(Clone, Copy, Debug)]
@@ -192,6 +181,28 @@ fn build_both<L, M: Model>(
     }
 }
 
+/// [`build_both`], then, when both were built, [`run_single`] on them.
+fn build_and_run<L: RateLimiter, M: Model>(
+    what: &str,
+    (built, model): (Result<L, QuotaError>, Result<M, QuotaError>),
+    start: u64,
+    (unit, sub_windows): (u64, u32),
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    if let Some((limiter, mut model)) = build_both(what, built, model)? {
+        run_single(&limiter, &mut model, start, unit, sub_windows, ops)?;
+    }
+    Ok(())
+}
+
+/// The number of sub-windows time steps align to: the strict window's own, else 1.
+fn sub_windows_of(algorithm: Algorithm) -> u32 {
+    match algorithm {
+        Algorithm::SlidingWindowStrict { sub_windows } => sub_windows,
+        _ => 1,
+    }
+}
+
 /// Drives `limiter` and `model` through `ops` from `start`, comparing every answer.
 fn run_single(
     limiter: &dyn RateLimiter,
@@ -248,49 +259,47 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(config(2000, 0x6C2A_0002))]
+/// A proptest of a window limiter (no burst, no sub-windows) against its model, both built
+/// with `new` from the quota.
+macro_rules! window_matches_model {
+    ($(#[$doc:meta])* $name:ident, $seed:expr, $what:expr, $limiter:ident, $model:ident) => {
+        proptest! {
+            #![proptest_config(config(2000, $seed))]
 
+            $(#[$doc])*
+            #[test]
+            fn $name(
+                (limit, period) in quota_params(),
+                start in start_time(),
+                ops in ops(96),
+            ) {
+                let Some((quota, params)) = build_quota(limit, period, None)? else {
+                    return Ok(());
+                };
+                let both = ($limiter::new(quota), $model::new(params));
+                build_and_run($what, both, start, (period, 1), &ops)?;
+            }
+        }
+    };
+}
+
+window_matches_model!(
     /// Fixed window against its model.
-    #[test]
-    fn fixed_window_matches_model(
-        (limit, period) in quota_params(),
-        start in start_time(),
-        ops in ops(96),
-    ) {
-        let Some((quota, params)) = build_quota(limit, period, None)? else {
-            return Ok(());
-        };
-        let Some((limiter, mut model)) =
-            build_both("fixed window", FixedWindow::new(quota), FixedModel::new(params))?
-        else {
-            return Ok(());
-        };
-        run_single(&limiter, &mut model, start, period, 1, &ops)?;
-    }
-}
+    fixed_window_matches_model,
+    0x6C2A_0002,
+    "fixed window",
+    FixedWindow,
+    FixedModel
+);
 
-proptest! {
-    #![proptest_config(config(2000, 0x6C2A_0003))]
-
+window_matches_model!(
     /// Approximate sliding window against its model.
-    #[test]
-    fn sliding_window_matches_model(
-        (limit, period) in quota_params(),
-        start in start_time(),
-        ops in ops(96),
-    ) {
-        let Some((quota, params)) = build_quota(limit, period, None)? else {
-            return Ok(());
-        };
-        let Some((limiter, mut model)) =
-            build_both("sliding window", SlidingWindowApprox::new(quota), ApproxModel::new(params))?
-        else {
-            return Ok(());
-        };
-        run_single(&limiter, &mut model, start, period, 1, &ops)?;
-    }
-}
+    sliding_window_matches_model,
+    0x6C2A_0003,
+    "sliding window",
+    SlidingWindowApprox,
+    ApproxModel
+);
 
 proptest! {
     #![proptest_config(config(2000, 0x6C2A_0004))]
@@ -313,16 +322,10 @@ proptest! {
             let slots = usize::try_from(sub_windows).unwrap() + 1;
             let ring: Vec<Slot> = (0..slots).map(|_| Slot::new()).collect();
             let built = SlidingWindowStrict::with_storage(quota, sub_windows, ring);
-            let Some((limiter, mut model)) = build_both(&what, built, model)? else {
-                return Ok(());
-            };
-            run_single(&limiter, &mut model, start, period, sub_windows, &ops)?;
+            build_and_run(&what, (built, model), start, (period, sub_windows), &ops)?;
         } else {
             let built = SlidingWindowStrict::new(quota, sub_windows);
-            let Some((limiter, mut model)) = build_both(&what, built, model)? else {
-                return Ok(());
-            };
-            run_single(&limiter, &mut model, start, period, sub_windows, &ops)?;
+            build_and_run(&what, (built, model), start, (period, sub_windows), &ops)?;
         }
     }
 }
@@ -343,16 +346,8 @@ proptest! {
             return Ok(());
         };
         let what = format!("{algorithm:?}");
-        let built = Limiter::new(algorithm, quota);
-        let Some((limiter, mut model)) = build_both(&what, built, AnyModel::new(algorithm, params))?
-        else {
-            return Ok(());
-        };
-        let sub_windows = match algorithm {
-            Algorithm::SlidingWindowStrict { sub_windows } => sub_windows,
-            _ => 1,
-        };
-        run_single(&limiter, &mut model, start, period, sub_windows, &ops)?;
+        let both = (Limiter::new(algorithm, quota), AnyModel::new(algorithm, params));
+        build_and_run(&what, both, start, (period, sub_windows_of(algorithm)), &ops)?;
     }
 }
 
@@ -388,11 +383,7 @@ fn build_limits(
         {
             limiters.push(limiter);
             models.push(model);
-            let sub_windows = match algorithm {
-                Algorithm::SlidingWindowStrict { sub_windows } => sub_windows,
-                _ => 1,
-            };
-            scales.push((period, sub_windows));
+            scales.push((period, sub_windows_of(algorithm)));
         }
     }
     Ok((limiters, models, scales))

@@ -24,6 +24,15 @@ fn aligned(len: usize) -> Vec<Line> {
     vec![Line([0; 64]); len.div_ceil(64)]
 }
 
+/// 1 per 2^62 ns: `u64::MAX / period` is 3, so window number 4 is out of range.
+const OUT_OF_RANGE_QUOTA: Quota = match Quota::new(1, 1 << 62) {
+    Ok(quota) => quota,
+    Err(_) => panic!("valid quota"),
+};
+
+/// Times across the whole range for the out-of-range window words.
+const OUT_OF_RANGE_NOWS: [u64; 3] = [0, 1 << 62, u64::MAX];
+
 /// What every decision must satisfy, whatever state it was computed from.
 fn assert_sane(d: &Decision, limit: u64) {
     assert_eq!(d.limit, limit, "{d:?}");
@@ -86,11 +95,10 @@ fn region_slot_with_out_of_range_approx_window_does_not_panic() {
 /// (the window start is no longer computed); kept so it stays that way.
 #[test]
 fn fixed_window_evaluate_of_out_of_range_window_does_not_panic() {
-    let quota = Quota::new(1, 1 << 62).unwrap();
-    let config = FixedWindowConfig::new(&quota).unwrap();
+    let config = FixedWindowConfig::new(&OUT_OF_RANGE_QUOTA).unwrap();
     // One counter bit (limit 1) under the window number: window 4, count 0.
     let word = 4 << 1;
-    for now in [0, 1 << 62, u64::MAX] {
+    for now in OUT_OF_RANGE_NOWS {
         let outcome = config.evaluate(word, now, 1).unwrap();
         assert_sane(&outcome.decision, 1);
     }
@@ -101,10 +109,9 @@ fn fixed_window_evaluate_of_out_of_range_window_does_not_panic() {
 #[test]
 
 fn sliding_window_evaluate_of_out_of_range_window_does_not_panic() {
-    let quota = Quota::new(1, 1 << 62).unwrap();
-    let config = SlidingWindowConfig::new(&quota).unwrap();
+    let config = SlidingWindowConfig::new(&OUT_OF_RANGE_QUOTA).unwrap();
     let word = 4 << 2;
-    for now in [0, 1 << 62, u64::MAX] {
+    for now in OUT_OF_RANGE_NOWS {
         let outcome = config.evaluate(word, now, 1).unwrap();
         assert_sane(&outcome.decision, 1);
         let _ = config.is_at_rest(word, now);

@@ -23,6 +23,13 @@ fn headers(style: HeaderStyle, input: &HeaderInput<'_>) -> String {
     String::from_utf8(buffer[..n].to_vec()).unwrap()
 }
 
+/// The 429 body `style` renders for `denied` with the limit's `period`.
+fn body(style: &BodyStyle<'_>, denied: &Decision, period: u64) -> String {
+    let mut buffer = [0u8; 512];
+    let n = render_body(style, denied, period, &mut buffer).unwrap();
+    String::from_utf8(buffer[..n].to_vec()).unwrap()
+}
+
 #[test]
 fn evenergy_headers_match_the_seed() {
     let ok = HeaderInput {
@@ -83,13 +90,11 @@ fn switch_headers_and_body_match_the_seed() {
         headers(HeaderStyle::Switch, &denied),
         "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\nX-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n"
     );
-    let mut body = [0u8; 256];
     let style = BodyStyle::PlainText {
         subject: "Save readings API interface",
     };
-    let n = render_body(&style, &denied.decision, 60 * SECOND, &mut body).unwrap();
     assert_eq!(
-        std::str::from_utf8(&body[..n]).unwrap(),
+        body(&style, &denied.decision, 60 * SECOND),
         "Save readings API interface quota exceeded. Maximum allowed is 20 requests per 1m. Please try again in 41 second."
     );
     assert_eq!(style.content_type(), "text/plain; charset=utf-8");
@@ -103,10 +108,8 @@ fn evenergy_problem_json_body() {
         title: "Too many requests",
         status: 429,
     };
-    let mut body = [0u8; 512];
-    let n = render_body(&style, &denied, 3600 * SECOND, &mut body).unwrap();
     assert_eq!(
-        std::str::from_utf8(&body[..n]).unwrap(),
+        body(&style, &denied, 3600 * SECOND),
         "{\n    \"type\": \"https://api.ev.energy/v2/problems/rate-limit-exceeded/\",\n    \"status\": 429,\n    \"title\": \"Too many requests\",\n    \"detail\": \"Request was rate limited. Try again in 42 seconds\"\n}\n"
     );
     assert_eq!(style.content_type(), "application/problem+json");

@@ -41,14 +41,19 @@
 //! a stale thread overwriting a newer sub-window); they guard the fix.
 #![cfg(ratecore_loom)]
 
+#[macro_use]
+#[path = "support/loom_models.rs"]
+mod loom_models;
+
 use loom::sync::Arc;
 use loom::thread;
 
+use ratecore::decision::Outcome;
 use ratecore::fixed_window::FixedWindowConfig;
 use ratecore::gcra::GcraConfig;
 use ratecore::sliding_approx::SlidingWindowConfig;
 use ratecore::{
-    Algorithm, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
+    Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, RateLimiter,
     SlidingWindowApprox, SlidingWindowStrict,
 };
 
@@ -104,16 +109,14 @@ fn sequential_histories(
 /// Runs `threads` concurrently on a fresh limiter from `make` (after `setup` calls made
 /// sequentially on the model's main thread), then asserts the observed decisions and the
 /// final state (as seen by `probe`) match some sequential history.
-fn check_linearizable<L, M>(
-    make: M,
+fn check_linearizable<L>(
+    (make, limiter_quota, step): Subject<L>,
     setup: &'static [Op],
     threads: &'static [&'static [Op]],
     probe: Op,
-    step: &'static (dyn Fn(u64, u64, u64) -> (Decision, u64) + Sync),
     quota: u64,
 ) where
     L: RateLimiter + Send + Sync + 'static,
-    M: Fn() -> L + Sync + Send + 'static,
 {
     // The reference histories, computed once, outside the model.
     let mut initial = 0;
@@ -129,7 +132,7 @@ fn check_linearizable<L, M>(
     let histories = std::sync::Arc::new(histories);
 
     loom::model(move || {
-        let limiter = Arc::new(make());
+        let limiter = Arc::new(make(limiter_quota));
         for &(now, cost) in setup {
             let _ = limiter.check(now, cost).unwrap();
         }
@@ -167,51 +170,68 @@ fn check_linearizable<L, M>(
     });
 }
 
-fn gcra_step(quota: Quota) -> impl Fn(u64, u64, u64) -> (Decision, u64) + Sync {
-    let config = GcraConfig::new(&quota);
-    move |tat, now, cost| {
-        let outcome = config.evaluate(tat, now, cost).unwrap();
-        (outcome.decision, outcome.new_word.unwrap_or(tat))
-    }
-}
-
-fn fixed_step(quota: Quota) -> impl Fn(u64, u64, u64) -> (Decision, u64) + Sync {
-    let config = FixedWindowConfig::new(&quota).unwrap();
-    move |word, now, cost| {
-        let outcome = config.evaluate(word, now, cost).unwrap();
+/// The pure step of a single-word limiter from its config's `evaluate`, leaked so models
+/// (which must be `'static`) can share it.
+fn word_step(
+    evaluate: impl Fn(u64, u64, u64) -> Result<Outcome, CheckError> + Sync + 'static,
+) -> StaticStep {
+    Box::leak(Box::new(move |word, now, cost| {
+        let outcome = evaluate(word, now, cost).unwrap();
         (outcome.decision, outcome.new_word.unwrap_or(word))
-    }
+    }))
 }
 
-fn approx_step(quota: Quota) -> impl Fn(u64, u64, u64) -> (Decision, u64) + Sync {
-    let config = SlidingWindowConfig::new(&quota).unwrap();
-    move |word, now, cost| {
-        let outcome = config.evaluate(word, now, cost).unwrap();
-        (outcome.decision, outcome.new_word.unwrap_or(word))
+/// `limit` requests per 1000 ns.
+const fn per_1000_ns(limit: u64) -> Quota {
+    match Quota::new(limit, 1_000) {
+        Ok(q) => q,
+        Err(_) => panic!("valid quota"),
     }
-}
-
-/// Leaks a step function so models (which must be `'static`) can share it.
-fn leak<F: Fn(u64, u64, u64) -> (Decision, u64) + Sync + 'static>(
-    f: F,
-) -> &'static (dyn Fn(u64, u64, u64) -> (Decision, u64) + Sync) {
-    Box::leak(Box::new(f))
 }
 
 /// 1 request per 1000 ns (emission interval 1000, burst 1).
 const fn q1() -> Quota {
-    match Quota::new(1, 1_000) {
-        Ok(q) => q,
-        Err(_) => panic!("valid quota"),
-    }
+    per_1000_ns(1)
 }
 
 /// 2 requests per 1000 ns (emission interval 500, burst 2).
 const fn q2() -> Quota {
-    match Quota::new(2, 1_000) {
-        Ok(q) => q,
-        Err(_) => panic!("valid quota"),
-    }
+    per_1000_ns(2)
+}
+
+/// A limiter under test: how to build it, and its algorithm's pure step.
+type Subject<L> = (fn(Quota) -> L, Quota, StaticStep);
+
+/// A model's step function; leaked, since models must be `'static`.
+type StaticStep = &'static (dyn Fn(u64, u64, u64) -> (Decision, u64) + Sync);
+
+fn gcra(quota: Quota) -> Subject<Gcra> {
+    let config = GcraConfig::new(&quota);
+    (
+        Gcra::new,
+        quota,
+        word_step(move |w, n, c| config.evaluate(w, n, c)),
+    )
+}
+
+fn fixed(quota: Quota) -> Subject<FixedWindow> {
+    let config = FixedWindowConfig::new(&quota).unwrap();
+    let make = |quota| FixedWindow::new(quota).unwrap();
+    (
+        make,
+        quota,
+        word_step(move |w, n, c| config.evaluate(w, n, c)),
+    )
+}
+
+fn approx(quota: Quota) -> Subject<SlidingWindowApprox> {
+    let config = SlidingWindowConfig::new(&quota).unwrap();
+    let make = |quota| SlidingWindowApprox::new(quota).unwrap();
+    (
+        make,
+        quota,
+        word_step(move |w, n, c| config.evaluate(w, n, c)),
+    )
 }
 
 // --- GCRA ------------------------------------------------------------------------------
@@ -219,36 +239,28 @@ const fn q2() -> Quota {
 #[test]
 fn gcra_frozen_clock_two_threads_limit_one() {
     check_linearizable(
-        || Gcra::new(q1()),
+        gcra(q1()),
         &[],
         &[&[(5_000, 1)], &[(5_000, 1)]],
         (5_000, 1),
-        leak(gcra_step(q1())),
         1,
     );
 }
 
 #[test]
 fn gcra_frozen_clock_three_threads_limit_two() {
-    check_linearizable(
-        || Gcra::new(q2()),
-        &[],
-        &[&[(5_000, 1)], &[(5_000, 1)], &[(5_000, 1)]],
-        (5_000, 1),
-        leak(gcra_step(q2())),
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(5_000, 1)], &[(5_000, 1)], &[(5_000, 1)]];
+    check_linearizable(gcra(q2()), &[], threads, (5_000, 1), 2);
 }
 
 #[test]
 fn gcra_frozen_clock_mixed_costs() {
     // Cost 2 and cost 1 on burst 2: exactly one of them fits (or the 1 and nothing else).
     check_linearizable(
-        || Gcra::new(q2()),
+        gcra(q2()),
         &[],
         &[&[(5_000, 2)], &[(5_000, 1)]],
         (5_000, 1),
-        leak(gcra_step(q2())),
         2,
     );
 }
@@ -257,71 +269,41 @@ fn gcra_frozen_clock_mixed_costs() {
 fn gcra_different_nows_per_thread() {
     // T = 500, tau = 1000. A thread that lags behind ("time going backwards") must only
     // ever see a larger backlog.
-    check_linearizable(
-        || Gcra::new(q2()),
-        &[(0, 1)],
-        &[&[(100, 1)], &[(400, 1)], &[(900, 1)]],
-        (900, 1),
-        leak(gcra_step(q2())),
-        // Over [0, 900]: burst 2 plus one emission interval's worth (900 / 500), less the
-        // setup's admission.
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(100, 1)], &[(400, 1)], &[(900, 1)]];
+    // Over [0, 900]: burst 2 plus one emission interval's worth (900 / 500), less the
+    // setup's admission.
+    check_linearizable(gcra(q2()), &[(0, 1)], threads, (900, 1), 2);
 }
 
 // --- fixed window ----------------------------------------------------------------------
 
 #[test]
 fn fixed_window_frozen_clock_three_threads_limit_two() {
-    check_linearizable(
-        || FixedWindow::new(q2()).unwrap(),
-        &[],
-        &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]],
-        (5_100, 1),
-        leak(fixed_step(q2())),
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]];
+    check_linearizable(fixed(q2()), &[], threads, (5_100, 1), 2);
 }
 
 #[test]
 fn fixed_window_threads_across_a_window_boundary() {
     // Windows of 1000 ns: 999 is window 0, 1000 and 1500 window 1. A thread at 999 that
     // runs after the window moved on is clamped into window 1 (no refund).
-    check_linearizable(
-        || FixedWindow::new(q1()).unwrap(),
-        &[],
-        &[&[(999, 1)], &[(1_000, 1)], &[(1_500, 1)]],
-        (1_500, 1),
-        leak(fixed_step(q1())),
-        // At most one per window, two windows.
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(999, 1)], &[(1_000, 1)], &[(1_500, 1)]];
+    // At most one per window, two windows.
+    check_linearizable(fixed(q1()), &[], threads, (1_500, 1), 2);
 }
 
 #[test]
 fn fixed_window_one_thread_two_calls_against_one() {
-    check_linearizable(
-        || FixedWindow::new(q2()).unwrap(),
-        &[],
-        &[&[(100, 1), (100, 1)], &[(100, 1)]],
-        (100, 1),
-        leak(fixed_step(q2())),
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(100, 1), (100, 1)], &[(100, 1)]];
+    check_linearizable(fixed(q2()), &[], threads, (100, 1), 2);
 }
 
 // --- approximate sliding window --------------------------------------------------------
 
 #[test]
 fn approx_window_frozen_clock_three_threads_limit_two() {
-    check_linearizable(
-        || SlidingWindowApprox::new(q2()).unwrap(),
-        &[],
-        &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]],
-        (5_100, 1),
-        leak(approx_step(q2())),
-        2,
-    );
+    let threads: &[&[Op]] = &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]];
+    check_linearizable(approx(q2()), &[], threads, (5_100, 1), 2);
 }
 
 #[test]
@@ -329,16 +311,10 @@ fn approx_window_threads_rolling_the_windows() {
     // Two admitted at 100 (window 0). At 1500 the previous window weighs 2 × 0.5 = 1, so
     // one fits; at 2000 both windows have rolled away. Racing threads roll the word
     // forward under each other.
-    check_linearizable(
-        || SlidingWindowApprox::new(q2()).unwrap(),
-        &[(100, 1), (100, 1)],
-        &[&[(1_500, 1)], &[(1_600, 1)], &[(2_000, 1)]],
-        (2_000, 1),
-        leak(approx_step(q2())),
-        // Not a quota bound (the estimate may over-admit by design): linearizability is
-        // the assertion here.
-        3,
-    );
+    let threads: &[&[Op]] = &[&[(1_500, 1)], &[(1_600, 1)], &[(2_000, 1)]];
+    // Not a quota bound (the estimate may over-admit by design): linearizability is the
+    // assertion here.
+    check_linearizable(approx(q2()), &[(100, 1), (100, 1)], threads, (2_000, 1), 3);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -380,72 +356,38 @@ fn count(admitted: &[bool]) -> u64 {
     admitted.iter().filter(|&&a| a).count() as u64
 }
 
-#[test]
-fn strict_window_frozen_clock_same_slot() {
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(1, &[], &[100, 100]);
-        let n = count(&admitted);
-        assert!(n <= 1, "over-admission: {admitted:?}");
-        // The ring holds exactly what was admitted: a give-back leaves nothing behind.
-        assert_eq!(limiter.peek(100, 0).unwrap().remaining, 1 - n);
-    });
+/// A [`strict_race`] with no setup: never more than `limit` admitted, and at `peek_at`
+/// (no earlier than any thread's effective time) the ring holds exactly what was
+/// admitted: a give-back leaves nothing behind.
+fn strict_race_exact(limit: u64, nows: &'static [u64], peek_at: u64) {
+    let (admitted, limiter) = strict_race(limit, &[], nows);
+    let n = count(&admitted);
+    assert!(n <= limit, "over-admission: {admitted:?}");
+    assert_eq!(limiter.peek(peek_at, 0).unwrap().remaining, limit - n);
 }
 
-#[test]
-fn strict_window_frozen_clock_three_threads_limit_two() {
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(2, &[], &[100, 100, 100]);
-        let n = count(&admitted);
-        assert!(n <= 2, "over-admission: {admitted:?}");
-        assert_eq!(limiter.peek(100, 0).unwrap().remaining, 2 - n);
-    });
-}
+loom_models! {
+    strict_window_frozen_clock_same_slot => strict_race_exact(1, &[100, 100], 100);
+    strict_window_frozen_clock_three_threads_limit_two =>
+        strict_race_exact(2, &[100, 100, 100], 100);
 
-#[test]
-fn strict_window_cross_slot_race() {
-    // The threads' times lie in different sub-windows, so they charge different slots,
-    // and only the verification re-read stops both from being admitted. All times lie
-    // within one period of each other (and so do the effective times, which are the
-    // maximum of a thread's `now` and the times already recorded), so any two admissions
-    // share a window.
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(1, &[], &[100, 600]);
-        let n = count(&admitted);
-        assert!(
-            n <= 1,
-            "over-admission in the cross-slot race: {admitted:?}"
-        );
-        // Both effective times are at most 600, so at 600 every admission is in window.
-        assert_eq!(limiter.peek(600, 0).unwrap().remaining, 1 - n);
-    });
-}
+    /// The threads' times lie in different sub-windows, so they charge different slots,
+    /// and only the verification re-read stops both from being admitted. All times lie
+    /// within one period of each other (and so do the effective times, which are the
+    /// maximum of a thread's `now` and the times already recorded), so any two admissions
+    /// share a window. Both effective times are at most 600, so at 600 every admission is
+    /// in window.
+    strict_window_cross_slot_race => strict_race_exact(1, &[100, 600], 600);
 
-#[test]
-fn strict_window_cross_slot_race_three_threads() {
-    // Slots 0, 1 and 2 (lap 0), all within 950 ns of each other; limit 2.
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(2, &[], &[100, 600, 1_050]);
-        let n = count(&admitted);
-        assert!(
-            n <= 2,
-            "over-admission in the cross-slot race: {admitted:?}"
-        );
-        assert_eq!(limiter.peek(1_050, 0).unwrap().remaining, 2 - n);
-    });
-}
+    /// Slots 0, 1 and 2 (lap 0), all within 950 ns of each other; limit 2.
+    strict_window_cross_slot_race_three_threads => strict_race_exact(2, &[100, 600, 1_050], 1_050);
 
-#[test]
-fn strict_window_charge_seen_with_its_newest_time_across_laps() {
-    // 1100 is sub-window 2 (slot 2, lap 0); 1500 is sub-window 3 (slot 0, lap 1). A fresh
-    // slot's `newest` is 0, released at 1000: a reader at 1500 that saw the charge at 1100
-    // without its newest time would drop it as released (the count and the newest time
-    // must move together).
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(1, &[], &[1_100, 1_500]);
-        let n = count(&admitted);
-        assert!(n <= 1, "over-admission: {admitted:?}");
-        assert_eq!(limiter.peek(1_500, 0).unwrap().remaining, 1 - n);
-    });
+    /// 1100 is sub-window 2 (slot 2, lap 0); 1500 is sub-window 3 (slot 0, lap 1). A fresh
+    /// slot's `newest` is 0, released at 1000: a reader at 1500 that saw the charge at 1100
+    /// without its newest time would drop it as released (the count and the newest time
+    /// must move together).
+    strict_window_charge_seen_with_its_newest_time_across_laps =>
+        strict_race_exact(1, &[1_100, 1_500], 1_500);
 }
 
 #[test]
@@ -480,8 +422,27 @@ fn limiter(algorithm: Algorithm, quota: Quota) -> Limiter {
     Limiter::new(algorithm, quota).unwrap()
 }
 
+fn composite(first: (Algorithm, Quota), second: (Algorithm, Quota)) -> Arc<Composite> {
+    Arc::new(Composite::new(vec![limiter(first.0, first.1), limiter(second.0, second.1)]).unwrap())
+}
+
 fn remaining(composite: &Composite, index: usize, now: u64) -> u64 {
     composite.limits()[index].peek(now, 0).unwrap().remaining
+}
+
+/// Two threads check `composite` at `now`; returns how many were admitted.
+fn two_composite_checks(composite: &Arc<Composite>, now: u64) -> u64 {
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let c = Arc::clone(composite);
+            thread::spawn(move || c.check(now, 1).unwrap().allowed)
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&a| a)
+        .count() as u64
 }
 
 #[test]
@@ -491,13 +452,7 @@ fn composite_undo_when_another_thread_exhausts_the_second_limit() {
     // the composite is denied its GCRA reservation must come back exactly.
     const NOW: u64 = 5_100;
     loom::model(|| {
-        let composite = Arc::new(
-            Composite::new(vec![
-                limiter(Algorithm::Gcra, q2()),
-                limiter(Algorithm::FixedWindow, q1()),
-            ])
-            .unwrap(),
-        );
+        let composite = composite((Algorithm::Gcra, q2()), (Algorithm::FixedWindow, q1()));
         let c = Arc::clone(&composite);
         let via_composite = thread::spawn(move || c.check(NOW, 1).unwrap().allowed);
         let c = Arc::clone(&composite);
@@ -521,24 +476,8 @@ fn composite_two_threads_compete_for_the_second_limit() {
     // second; the loser's fixed-window charge is given back exactly (counts are additive).
     const NOW: u64 = 5_100;
     loom::model(|| {
-        let composite = Arc::new(
-            Composite::new(vec![
-                limiter(Algorithm::FixedWindow, q2()),
-                limiter(Algorithm::Gcra, q1()),
-            ])
-            .unwrap(),
-        );
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let c = Arc::clone(&composite);
-                thread::spawn(move || c.check(NOW, 1).unwrap().allowed)
-            })
-            .collect();
-        let n = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|&a| a)
-            .count() as u64;
+        let composite = composite((Algorithm::FixedWindow, q2()), (Algorithm::Gcra, q1()));
+        let n = two_composite_checks(&composite, NOW);
         assert_eq!(n, 1, "the GCRA's single unit goes to exactly one");
         assert_eq!(
             remaining(&composite, 0, NOW),
@@ -556,24 +495,8 @@ fn composite_gcra_give_back_never_erases_another_charge() {
     // charged (a spurious loss), but the winner's charge must never be erased.
     const NOW: u64 = 5_100;
     loom::model(|| {
-        let composite = Arc::new(
-            Composite::new(vec![
-                limiter(Algorithm::Gcra, q2()),
-                limiter(Algorithm::FixedWindow, q1()),
-            ])
-            .unwrap(),
-        );
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let c = Arc::clone(&composite);
-                thread::spawn(move || c.check(NOW, 1).unwrap().allowed)
-            })
-            .collect();
-        let n = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|&a| a)
-            .count() as u64;
+        let composite = composite((Algorithm::Gcra, q2()), (Algorithm::FixedWindow, q1()));
+        let n = two_composite_checks(&composite, NOW);
         assert_eq!(n, 1);
         assert_eq!(remaining(&composite, 1, NOW), 0);
         let gcra = remaining(&composite, 0, NOW);
@@ -590,27 +513,11 @@ fn composite_strict_window_give_back() {
     // exact on a frozen clock.
     const NOW: u64 = 100;
     loom::model(|| {
-        let composite = Arc::new(
-            Composite::new(vec![
-                limiter(
-                    Algorithm::SlidingWindowStrict { sub_windows: 1 },
-                    Quota::new(2, 1_000).unwrap(),
-                ),
-                limiter(Algorithm::FixedWindow, q1()),
-            ])
-            .unwrap(),
+        let composite = composite(
+            (Algorithm::SlidingWindowStrict { sub_windows: 1 }, q2()),
+            (Algorithm::FixedWindow, q1()),
         );
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let c = Arc::clone(&composite);
-                thread::spawn(move || c.check(NOW, 1).unwrap().allowed)
-            })
-            .collect();
-        let n = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|&a| a)
-            .count() as u64;
+        let n = two_composite_checks(&composite, NOW);
         assert!(n <= 1, "over-admission of the fixed window");
         assert_eq!(
             remaining(&composite, 0, NOW),
@@ -623,52 +530,41 @@ fn composite_strict_window_give_back() {
 
 // Regression models for two over-admissions an earlier strict window had.
 
-#[test]
-fn strict_window_same_slot_different_nows_keeps_the_newest_time() {
-    // 100 and 400 share sub-window 0 (slot 0); limit 2, so both may be admitted, and then
-    // their count stays in the window until 400 + 1000 = 1400 (a sub-window is released
-    // with its newest admission). Race: the thread at 100 reads the ring (effective time
-    // 100), the thread at 400 charges the slot (newest 400), then the thread at 100 loads
-    // that cell and replaces it with count 2 and newest *100*: the slot is released at
-    // 1100, and two more requests at 1100 join the admission at 400 inside
-    // [400, 1400) — three admissions on a limit of 2.
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(2, &[], &[100, 400]);
-        assert!(count(&admitted) <= 2, "over-admission: {admitted:?}");
-        if admitted[1] {
-            // The admission at 400 (its effective time: nothing later was recorded) is
-            // in the window [400, 1400); so at most one more fits at 1100.
-            let later = (0..2).filter(|_| limiter.check(1_100, 1).unwrap().allowed);
-            let later = later.count();
-            assert!(
-                later <= 1,
-                "over-admission: 1 at 400 and {later} at 1100 within one period of 1000 \
-                 (limit 2); threads admitted {admitted:?}"
-            );
-        }
-    });
+/// Limit 2, threads at `nows`; when the second thread (at `nows[1]`, its effective time:
+/// nothing later is recorded) is admitted, its admission is in the window at `later_at`,
+/// so at most one more fits there.
+fn strict_race_then_two_more(nows: &'static [u64; 2], later_at: u64) {
+    let (admitted, limiter) = strict_race(2, &[], nows);
+    assert!(count(&admitted) <= 2, "over-admission: {admitted:?}");
+    if admitted[1] {
+        let later = (0..2).filter(|_| limiter.check(later_at, 1).unwrap().allowed);
+        let later = later.count();
+        assert!(
+            later <= 1,
+            "over-admission: 1 at {} and {later} more at {later_at} within one period of \
+             1000 (limit 2); threads admitted {admitted:?}",
+            nows[1]
+        );
+    }
 }
 
-#[test]
-fn strict_window_stale_thread_never_overwrites_a_newer_sub_window() {
-    // 100 is sub-window 0 (slot 0, lap 0); 1600 is sub-window 3 (slot 0, lap 1). Race:
-    // the thread at 100 reads the ring (effective time 100), the thread at 1600 charges
-    // slot 0 (newest 1600, count 1), then the thread at 100 loads that cell, sees it is
-    // not its own sub-window, counts it as 0 and replaces it with (newest 100, count 1):
-    // the admission at 1600 is forgotten, and two more at 1600 are admitted beside it.
-    loom::model(|| {
-        let (admitted, limiter) = strict_race(2, &[], &[100, 1_600]);
-        assert!(count(&admitted) <= 2, "over-admission: {admitted:?}");
-        if admitted[1] {
-            // The admission at 1600 (effective time >= 1600) is in the window until
-            // >= 2600; at most one more fits at 1600.
-            let later = (0..2).filter(|_| limiter.check(1_600, 1).unwrap().allowed);
-            let later = later.count();
-            assert!(
-                later <= 1,
-                "over-admission: 1 at 1600 and {later} more at 1600 (limit 2); threads \
-                 admitted {admitted:?}"
-            );
-        }
-    });
+loom_models! {
+    /// 100 and 400 share sub-window 0 (slot 0); limit 2, so both may be admitted, and then
+    /// their count stays in the window until 400 + 1000 = 1400 (a sub-window is released
+    /// with its newest admission). Race: the thread at 100 reads the ring (effective time
+    /// 100), the thread at 400 charges the slot (newest 400), then the thread at 100 loads
+    /// that cell and replaces it with count 2 and newest *100*: the slot is released at
+    /// 1100, and two more requests at 1100 join the admission at 400 inside
+    /// [400, 1400) — three admissions on a limit of 2.
+    strict_window_same_slot_different_nows_keeps_the_newest_time =>
+        strict_race_then_two_more(&[100, 400], 1_100);
+
+    /// 100 is sub-window 0 (slot 0, lap 0); 1600 is sub-window 3 (slot 0, lap 1). Race:
+    /// the thread at 100 reads the ring (effective time 100), the thread at 1600 charges
+    /// slot 0 (newest 1600, count 1), then the thread at 100 loads that cell, sees it is
+    /// not its own sub-window, counts it as 0 and replaces it with (newest 100, count 1):
+    /// the admission at 1600 is forgotten, and two more at 1600 are admitted beside it.
+    /// The admission at 1600 (effective time >= 1600) is in the window until >= 2600.
+    strict_window_stale_thread_never_overwrites_a_newer_sub_window =>
+        strict_race_then_two_more(&[100, 1_600], 1_600);
 }

@@ -52,6 +52,10 @@
 //! in `src/table/mod.rs` and exercised by `tests/table_stress.rs` on real hardware.
 #![cfg(ratecore_loom)]
 
+#[macro_use]
+#[path = "support/loom_models.rs"]
+mod loom_models;
+
 #[path = "model/mod.rs"]
 mod model;
 mod relocation;
@@ -63,7 +67,7 @@ use loom::thread;
 
 use model::CompositeModel;
 use ratecore::table::OwnedTable;
-use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
+use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig, TableStats};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -72,6 +76,19 @@ fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
         algorithm,
         quota: Quota::new(limit, period).unwrap(),
     }
+}
+
+/// A strict window of two sub-windows.
+fn strict_spec(limit: u64, period: u64) -> LimitSpec {
+    spec(
+        Algorithm::SlidingWindowStrict { sub_windows: 2 },
+        limit,
+        period,
+    )
+}
+
+fn is_strict(limit: LimitSpec) -> bool {
+    matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. })
 }
 
 /// The decision `model` gives after the `(now, cost)` checks in `history`, for a peek.
@@ -83,13 +100,35 @@ fn model_peek(limit: LimitSpec, history: &[(u64, u64)], now: u64, cost: u64) -> 
     model.run(now, cost, false).unwrap().decision
 }
 
-/// An 8-slot table (one neighbourhood) with a fixed seed.
-fn table(limit: LimitSpec, policy: FullPolicy) -> OwnedTable {
-    let config = TableConfig::new(8, &[limit])
+/// Asserts a peek of `name` at `now` answers as the model of `limit` after `history`.
+fn assert_peek(
+    table: &OwnedTable,
+    limit: LimitSpec,
+    name: &[u8],
+    history: &[(u64, u64)],
+    now: u64,
+    context: &str,
+) {
+    assert_eq!(
+        table.peek(name, now, 1).unwrap(),
+        model_peek(limit, history, now, 1),
+        "{} {context}",
+        String::from_utf8_lossy(name)
+    );
+}
+
+/// A table of `capacity` slots with a fixed seed.
+fn seeded_table(capacity: u64, limit: LimitSpec, policy: FullPolicy) -> OwnedTable {
+    let config = TableConfig::new(capacity, &[limit])
         .unwrap()
         .with_policy(policy)
         .with_seed([0x10, 0x0f, 0xab, 0x1e]);
     Table::new(config).unwrap()
+}
+
+/// An 8-slot table (one neighbourhood) with a fixed seed.
+fn table(limit: LimitSpec, policy: FullPolicy) -> OwnedTable {
+    seeded_table(8, limit, policy)
 }
 
 fn key(name: &str) -> Vec<u8> {
@@ -117,7 +156,7 @@ fn claim_race(limit: LimitSpec) {
     let mine = table.check(&key("new-key"), 5 * SECOND, 1).unwrap();
     let theirs = other.join().unwrap();
     // Quota 1: exactly one admission (a strict window may deny both spuriously).
-    let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
+    let strict = is_strict(limit);
     assert!(
         (mine.allowed ^ theirs.allowed) || (strict && !mine.allowed && !theirs.allowed),
         "{mine:?} {theirs:?}"
@@ -130,26 +169,12 @@ fn claim_race(limit: LimitSpec) {
         .then_some((5 * SECOND, 1))
         .into_iter()
         .collect();
-    assert_eq!(
-        table.peek(&key("new-key"), 5 * SECOND, 1).unwrap(),
-        model_peek(limit, &history, 5 * SECOND, 1)
-    );
+    assert_peek(&table, limit, &key("new-key"), &history, 5 * SECOND, "");
 }
 
-#[test]
-fn claim_race_creates_one_live_copy() {
-    loom::model(|| claim_race(spec(Algorithm::Gcra, 1, SECOND)));
-}
-
-#[test]
-fn claim_race_strict_creates_one_live_copy() {
-    loom::model(|| {
-        claim_race(spec(
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-            1,
-            SECOND,
-        ));
-    });
+loom_models! {
+    claim_race_creates_one_live_copy => claim_race(spec(Algorithm::Gcra, 1, SECOND));
+    claim_race_strict_creates_one_live_copy => claim_race(strict_spec(1, SECOND));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -182,22 +207,10 @@ fn reclaim_race(limit: LimitSpec) {
     // Never both: X's slot cannot hold X's new charge and Y at once.
     assert!(!(x.allowed && y.allowed), "x {x:?} y {y:?}");
     if x.allowed {
-        assert_eq!(
-            x,
-            CompositeModel::of_specs(&[limit])
-                .run(x_at, 1, true)
-                .unwrap()
-                .decision
-        );
+        assert_eq!(x, CompositeModel::fresh_check(&[limit], x_at, 1));
     }
     if y.allowed {
-        assert_eq!(
-            y,
-            CompositeModel::of_specs(&[limit])
-                .run(y_at, 1, true)
-                .unwrap()
-                .decision
-        );
+        assert_eq!(y, CompositeModel::fresh_check(&[limit], y_at, 1));
     }
     // Each key's state holds exactly its own admitted charges (or none, absent).
     let x_history: Vec<(u64, u64)> = [(SECOND, 1)]
@@ -205,22 +218,11 @@ fn reclaim_race(limit: LimitSpec) {
         .chain(x.allowed.then_some((x_at, 1)))
         .collect();
     let y_history: Vec<(u64, u64)> = y.allowed.then_some((y_at, 1)).into_iter().collect();
-    assert_eq!(
-        table.peek(&key("x"), y_at, 1).unwrap(),
-        model_peek(limit, &x_history, y_at, 1),
-        "x {x:?} y {y:?}"
-    );
-    assert_eq!(
-        table.peek(&key("y"), y_at, 1).unwrap(),
-        model_peek(limit, &y_history, y_at, 1),
-        "x {x:?} y {y:?}"
-    );
+    let race = format!("x {x:?} y {y:?}");
+    assert_peek(&table, limit, &key("x"), &x_history, y_at, &race);
+    assert_peek(&table, limit, &key("y"), &y_history, y_at, &race);
     for name in FILLERS {
-        assert_eq!(
-            table.peek(&key(name), y_at, 1).unwrap(),
-            model_peek(limit, &[(y_at, 1)], y_at, 1),
-            "{name}"
-        );
+        assert_peek(&table, limit, &key(name), &[(y_at, 1)], y_at, "");
     }
     let stats = table.stats();
     assert_eq!(stats.occupied, 8, "{stats:?}");
@@ -231,25 +233,10 @@ fn reclaim_race(limit: LimitSpec) {
     assert_eq!((stats.evictions, stats.full_allowed), (0, 0), "{stats:?}");
 }
 
-#[test]
-fn reclaim_race_single_word() {
-    loom::model(|| reclaim_race(spec(Algorithm::Gcra, 2, SECOND)));
-}
-
-#[test]
-fn reclaim_race_single_word_fixed_window() {
-    loom::model(|| reclaim_race(spec(Algorithm::FixedWindow, 2, SECOND)));
-}
-
-#[test]
-fn reclaim_race_strict_generations() {
-    loom::model(|| {
-        reclaim_race(spec(
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-            2,
-            SECOND,
-        ));
-    });
+loom_models! {
+    reclaim_race_single_word => reclaim_race(spec(Algorithm::Gcra, 2, SECOND));
+    reclaim_race_single_word_fixed_window => reclaim_race(spec(Algorithm::FixedWindow, 2, SECOND));
+    reclaim_race_strict_generations => reclaim_race(strict_spec(2, SECOND));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -269,12 +256,9 @@ fn evict_race(limit: LimitSpec) {
     let v = table.check(&key("v"), now, 1).unwrap();
     let n = n_thread.join().unwrap();
 
-    let fresh = CompositeModel::of_specs(&[limit])
-        .run(now, 1, true)
-        .unwrap()
-        .decision;
+    let fresh = CompositeModel::fresh_check(&[limit], now, 1);
     // Admitted fresh; a strict window may also deny spuriously under contention.
-    let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
+    let strict = is_strict(limit);
     assert!(n == fresh || (strict && !n.allowed), "n {n:?}");
     let mut continuing = CompositeModel::of_specs(&[limit]);
     continuing.run(SECOND, 1, true).unwrap();
@@ -329,20 +313,9 @@ fn evict_race(limit: LimitSpec) {
     }
 }
 
-#[test]
-fn evict_race_single_word() {
-    loom::model(|| evict_race(spec(Algorithm::Gcra, 2, 10 * SECOND)));
-}
-
-#[test]
-fn evict_race_strict() {
-    loom::model(|| {
-        evict_race(spec(
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-            2,
-            10 * SECOND,
-        ));
-    });
+loom_models! {
+    evict_race_single_word => evict_race(spec(Algorithm::Gcra, 2, 10 * SECOND));
+    evict_race_strict => evict_race(strict_spec(2, 10 * SECOND));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,11 +361,7 @@ fn relocation_table(
     k_at: u64,
     fill_at: u64,
 ) -> (Arc<OwnedTable>, &'static Relocation) {
-    let config = TableConfig::new(RELOCATION_CAPACITY, &[limit])
-        .unwrap()
-        .with_policy(policy)
-        .with_seed([0x10, 0x0f, 0xab, 0x1e]);
-    let table = Table::new(config).unwrap();
+    let table = seeded_table(RELOCATION_CAPACITY, limit, policy);
     let keys = relocation_keys(&table);
     let [a, _] = table.neighbourhoods_of(keys.g.as_bytes());
     assert!(table.check(keys.k.as_bytes(), k_at, 1).unwrap().allowed);
@@ -406,6 +375,16 @@ fn relocation_table(
     let stats = table.stats();
     assert_eq!((stats.occupied, stats.relocations), (16, 0), "{stats:?}");
     (Arc::new(table), keys)
+}
+
+/// After a relocation race in which `g` got a slot: 17 live keys, created once each,
+/// `k` moved once.
+fn assert_moved_once(stats: &TableStats) {
+    assert_eq!(
+        (stats.occupied, stats.relocations, stats.new_keys),
+        (17, 1, 17),
+        "{stats:?}"
+    );
 }
 
 fn spawn_check_owned(
@@ -443,38 +422,19 @@ fn relocation_vs_update(limit: LimitSpec) {
         k_model.run(now, 1, true).unwrap().decision,
         "k lost state"
     );
-    assert_eq!(
-        g,
-        CompositeModel::of_specs(&[limit])
-            .run(now, 1, true)
-            .unwrap()
-            .decision
-    );
-    assert_eq!(
-        table.peek(keys.k.as_bytes(), now, 1).unwrap(),
-        model_peek(limit, &[(SECOND, 1), (now, 1)], now, 1)
-    );
-    assert_eq!(
-        table.peek(keys.g.as_bytes(), now, 1).unwrap(),
-        model_peek(limit, &[(now, 1)], now, 1)
-    );
+    assert_eq!(g, CompositeModel::fresh_check(&[limit], now, 1));
+    let k_history = [(SECOND, 1), (now, 1)];
+    assert_peek(&table, limit, keys.k.as_bytes(), &k_history, now, "");
+    assert_peek(&table, limit, keys.g.as_bytes(), &[(now, 1)], now, "");
     for name in &keys.fillers {
-        assert_eq!(
-            table.peek(name.as_bytes(), now, 1).unwrap(),
-            model_peek(limit, &[(2 * SECOND, 1)], now, 1),
-            "{name}"
-        );
+        assert_peek(&table, limit, name.as_bytes(), &[(2 * SECOND, 1)], now, "");
     }
     // k now lives in its second neighbourhood, once.
     let [_, k_second] = table.neighbourhoods_of(keys.k.as_bytes());
     let k_slot = table.slot_of(keys.k.as_bytes()).unwrap();
     assert!(within(k_slot, k_second), "k at {k_slot}");
     let stats = table.stats();
-    assert_eq!(
-        (stats.occupied, stats.relocations, stats.new_keys),
-        (17, 1, 17),
-        "{stats:?}"
-    );
+    assert_moved_once(&stats);
     assert_eq!(
         (stats.evictions, stats.full_neighbourhoods, stats.reclaims),
         (0, 0, 0),
@@ -499,20 +459,10 @@ fn relocation_vs_claim(limit: LimitSpec) {
 
     // Quota 1: exactly one admission.
     assert!(mine.allowed ^ theirs.allowed, "{mine:?} {theirs:?}");
-    assert_eq!(
-        table.peek(keys.g.as_bytes(), now, 1).unwrap(),
-        model_peek(limit, &[(now, 1)], now, 1)
-    );
-    assert_eq!(
-        table.peek(keys.k.as_bytes(), now, 1).unwrap(),
-        model_peek(limit, &[(SECOND, 1)], now, 1)
-    );
+    assert_peek(&table, limit, keys.g.as_bytes(), &[(now, 1)], now, "");
+    assert_peek(&table, limit, keys.k.as_bytes(), &[(SECOND, 1)], now, "");
     let stats = table.stats();
-    assert_eq!(
-        (stats.occupied, stats.relocations, stats.new_keys),
-        (17, 1, 17),
-        "{stats:?}"
-    );
+    assert_moved_once(&stats);
     assert_eq!(
         (stats.evictions, stats.full_neighbourhoods),
         (0, 0),
@@ -542,13 +492,7 @@ fn relocation_vs_reclaim(limit: LimitSpec) {
     let stats = table.stats();
     let k_slot = table.slot_of(keys.k.as_bytes());
     if g.allowed {
-        assert_eq!(
-            g,
-            CompositeModel::of_specs(&[limit])
-                .run(g_at, 1, true)
-                .unwrap()
-                .decision
-        );
+        assert_eq!(g, CompositeModel::fresh_check(&[limit], g_at, 1));
         let [_, k_second] = table.neighbourhoods_of(keys.k.as_bytes());
         assert!(
             k_slot.is_some_and(|s| within(s, k_second)),
@@ -556,29 +500,16 @@ fn relocation_vs_reclaim(limit: LimitSpec) {
         );
         assert_eq!((stats.relocations, stats.occupied), (1, 17), "{stats:?}");
     } else {
-        assert_eq!(
-            h,
-            CompositeModel::of_specs(&[limit])
-                .run(h_at, 1, true)
-                .unwrap()
-                .decision
-        );
+        assert_eq!(h, CompositeModel::fresh_check(&[limit], h_at, 1));
         // k was reclaimed at rest; a move of it may have been undone.
         assert_eq!(k_slot, None, "{stats:?}");
         assert_eq!((stats.relocations, stats.occupied), (0, 16), "{stats:?}");
         assert!(stats.reclaims >= 1, "{stats:?}");
     }
     // Whatever happened to k, it answers as its (at-rest) model at h's time.
-    assert_eq!(
-        table.peek(keys.k.as_bytes(), h_at, 1).unwrap(),
-        model_peek(limit, &[(SECOND, 1)], h_at, 1)
-    );
+    assert_peek(&table, limit, keys.k.as_bytes(), &[(SECOND, 1)], h_at, "");
     for name in &keys.fillers {
-        assert_eq!(
-            table.peek(name.as_bytes(), g_at, 1).unwrap(),
-            model_peek(limit, &[(5 * SECOND, 1)], g_at, 1),
-            "{name}"
-        );
+        assert_peek(&table, limit, name.as_bytes(), &[(5 * SECOND, 1)], g_at, "");
     }
     assert_eq!(
         (
@@ -626,11 +557,8 @@ fn strict_reclaim_with_room(limit: LimitSpec) {
         "k {k:?} g {g:?} {stats:?}"
     );
     let k_history = [(SECOND, 1), (at, 1), (at, 1)];
-    assert_eq!(
-        table.peek(keys.k.as_bytes(), at, 1).unwrap(),
-        model_peek(limit, &k_history, at, 1),
-        "k {k:?} {k2:?} g {g:?}"
-    );
+    let race = format!("k {k:?} {k2:?} g {g:?}");
+    assert_peek(&table, limit, keys.k.as_bytes(), &k_history, at, &race);
     // The limit (2) is reached on k's one state.
     assert!(!table.check(keys.k.as_bytes(), at, 1).unwrap().allowed);
 }
@@ -643,13 +571,7 @@ fn strict_reclaim_never_leaves_two_copies() {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 20_000;
     builder.preemption_bound = Some(4);
-    builder.check(|| {
-        strict_reclaim_with_room(spec(
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-            2,
-            SECOND,
-        ));
-    });
+    builder.check(|| strict_reclaim_with_room(strict_spec(2, SECOND)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -676,7 +598,7 @@ fn undo_race(limit: LimitSpec) {
     let theirs = other.join().unwrap();
     // Limit 3 with one charge before: both later checks fit, so neither may be denied
     // (the strict window may deny spuriously under contention, which consumes nothing).
-    let strict = matches!(limit.algorithm, Algorithm::SlidingWindowStrict { .. });
+    let strict = is_strict(limit);
     assert!(
         strict || (mine.allowed && theirs.allowed),
         "{mine:?} {theirs:?}"
@@ -693,28 +615,9 @@ fn undo_race(limit: LimitSpec) {
     }
 }
 
-#[test]
-fn undo_race_gcra() {
-    loom::model(|| undo_race(spec(Algorithm::Gcra, 3, SECOND)));
-}
-
-#[test]
-fn undo_race_fixed_window() {
-    loom::model(|| undo_race(spec(Algorithm::FixedWindow, 3, SECOND)));
-}
-
-#[test]
-fn undo_race_approximate_window() {
-    loom::model(|| undo_race(spec(Algorithm::SlidingWindowApprox, 3, SECOND)));
-}
-
-#[test]
-fn undo_race_strict_window() {
-    loom::model(|| {
-        undo_race(spec(
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-            3,
-            SECOND,
-        ));
-    });
+loom_models! {
+    undo_race_gcra => undo_race(spec(Algorithm::Gcra, 3, SECOND));
+    undo_race_fixed_window => undo_race(spec(Algorithm::FixedWindow, 3, SECOND));
+    undo_race_approximate_window => undo_race(spec(Algorithm::SlidingWindowApprox, 3, SECOND));
+    undo_race_strict_window => undo_race(strict_spec(3, SECOND));
 }

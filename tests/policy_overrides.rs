@@ -32,6 +32,25 @@ fn send(policy: &Policy, app: &str, now: u64, n: u64) -> u64 {
         .count() as u64
 }
 
+/// A run-time override to `limit` (no burst of its own).
+fn limit_of(limit: u64) -> OverrideQuota {
+    OverrideQuota::Limit { limit, burst: None }
+}
+
+/// Sets `app`'s override of the `per-app` limit.
+fn set_app(policy: &Policy, app: &[u8], quota: OverrideQuota) {
+    policy
+        .set_override("api", "per-app", "app", app, quota)
+        .unwrap();
+}
+
+/// Removes `app`'s override of the `per-app` limit; whether there was one.
+fn remove_app(policy: &Policy, app: &[u8]) -> bool {
+    policy
+        .remove_override("api", "per-app", "app", app)
+        .unwrap()
+}
+
 /// What a cost-0 peek says is left for `app` at `now`.
 fn remaining(policy: &Policy, app: &str, now: u64) -> (u64, u64) {
     let attributes = [Attribute::new("app", app.as_bytes())];
@@ -90,27 +109,12 @@ fn a_raised_window_key_keeps_what_it_consumed() {
         let policy = per_app(algorithm, "");
         assert_eq!(send(&policy, "acme", 1, 900), 900, "{algorithm}");
         assert_eq!(remaining(&policy, "acme", 1), (100, 1000), "{algorithm}");
-        policy
-            .set_override(
-                "api",
-                "per-app",
-                "app",
-                b"acme",
-                OverrideQuota::Limit {
-                    limit: 5000,
-                    burst: None,
-                },
-            )
-            .unwrap();
+        set_app(&policy, b"acme", limit_of(5000));
         assert_eq!(remaining(&policy, "acme", 1), (4100, 5000), "{algorithm}");
         assert_eq!(send(&policy, "acme", 1, 5000), 4100, "{algorithm}");
         // Removed again: the key is over its own quota, and stays denied.
-        assert!(policy
-            .remove_override("api", "per-app", "app", b"acme")
-            .unwrap());
-        assert!(!policy
-            .remove_override("api", "per-app", "app", b"acme")
-            .unwrap());
+        assert!(remove_app(&policy, b"acme"));
+        assert!(!remove_app(&policy, b"acme"));
         assert_eq!(remaining(&policy, "acme", 1), (0, 1000), "{algorithm}");
         assert_eq!(send(&policy, "acme", 2, 10), 0, "{algorithm}");
     }
@@ -123,26 +127,17 @@ fn a_lowered_window_key_never_exceeds_the_larger_quota() {
     for algorithm in ["fixed_window", "sliding_window", "sliding_window_strict"] {
         let policy = per_app(algorithm, "");
         let mut admitted = send(&policy, "acme", 1, 900);
-        let lower = OverrideQuota::Limit {
-            limit: 500,
-            burst: None,
-        };
-        policy
-            .set_override("api", "per-app", "app", b"acme", lower)
-            .unwrap();
+        let lower = limit_of(500);
+        set_app(&policy, b"acme", lower);
         assert_eq!(remaining(&policy, "acme", 1), (0, 500), "{algorithm}");
         // Toggle between the two quotas within the window: at most 1000 in all.
         for round in 0..10u64 {
             let now = 1 + round * 60 * SECOND;
             admitted += send(&policy, "acme", now, 200);
             if round % 2 == 0 {
-                policy
-                    .remove_override("api", "per-app", "app", b"acme")
-                    .unwrap();
+                remove_app(&policy, b"acme");
             } else {
-                policy
-                    .set_override("api", "per-app", "app", b"acme", lower)
-                    .unwrap();
+                set_app(&policy, b"acme", lower);
             }
         }
         assert_eq!(admitted, 1000, "{algorithm}");
@@ -157,13 +152,7 @@ fn a_raised_gcra_key_keeps_the_time_it_owes() {
     let policy = per_app("gcra", "");
     assert_eq!(send(&policy, "acme", 0, 900), 900);
     assert_eq!(remaining(&policy, "acme", 0), (100, 1000));
-    let raised = OverrideQuota::Limit {
-        limit: 5000,
-        burst: None,
-    };
-    policy
-        .set_override("api", "per-app", "app", b"acme", raised)
-        .unwrap();
+    set_app(&policy, b"acme", limit_of(5000));
     assert_eq!(remaining(&policy, "acme", 0), (500, 5000));
     assert_eq!(send(&policy, "acme", 0, 1000), 500);
     // One new request every 0.72 s at the new rate.
@@ -172,13 +161,7 @@ fn a_raised_gcra_key_keeps_the_time_it_owes() {
     // Lowered, the debt is worth fewer requests: never a gain.
     let policy = per_app("gcra", "");
     assert_eq!(send(&policy, "acme", 0, 100), 100);
-    let lowered = OverrideQuota::Limit {
-        limit: 100,
-        burst: None,
-    };
-    policy
-        .set_override("api", "per-app", "app", b"acme", lowered)
-        .unwrap();
+    set_app(&policy, b"acme", limit_of(100));
     // 100 requests at 3.6 s each owe 360 s; at 36 s per request that is 10 requests of a
     // burst of 100: 90 remain, so 190 in all — within the larger quota's 1000.
     assert_eq!(remaining(&policy, "acme", 0), (90, 100));
@@ -190,20 +173,10 @@ fn changing_one_override_leaves_every_other_key_alone() {
     let policy = per_app("fixed_window", "");
     assert_eq!(send(&policy, "other", 1, 700), 700);
     for limit in [5000, 2000, 3000] {
-        policy
-            .set_override(
-                "api",
-                "per-app",
-                "app",
-                b"acme",
-                OverrideQuota::Limit { limit, burst: None },
-            )
-            .unwrap();
+        set_app(&policy, b"acme", limit_of(limit));
         assert_eq!(remaining(&policy, "other", 1), (300, 1000));
     }
-    policy
-        .set_override("api", "per-app", "app", b"acme", OverrideQuota::Unlimited)
-        .unwrap();
+    set_app(&policy, b"acme", OverrideQuota::Unlimited);
     assert_eq!(remaining(&policy, "other", 1), (300, 1000));
     assert_eq!(send(&policy, "other", 1, 400), 300);
 }
@@ -211,10 +184,7 @@ fn changing_one_override_leaves_every_other_key_alone() {
 #[test]
 fn bad_overrides_are_refused_with_a_typed_error() {
     let policy = per_app("fixed_window", "");
-    let quota = OverrideQuota::Limit {
-        limit: 10,
-        burst: None,
-    };
+    let quota = limit_of(10);
     assert!(matches!(
         policy.set_override("api", "nope", "app", b"a", quota),
         Err(PolicyError::UnknownLimit { .. })
@@ -223,10 +193,7 @@ fn bad_overrides_are_refused_with_a_typed_error() {
         policy.set_override("api", "per-app", "a b", b"a", quota),
         Err(PolicyError::AttributeName(_))
     ));
-    let zero = OverrideQuota::Limit {
-        limit: 0,
-        burst: None,
-    };
+    let zero = limit_of(0);
     assert!(matches!(
         policy.set_override("api", "per-app", "app", b"a", zero),
         Err(PolicyError::Override { .. })
@@ -287,15 +254,9 @@ fn bad_overrides_are_refused_with_a_typed_error() {
         "t.toml",
     )
     .unwrap();
-    let fits = OverrideQuota::Limit {
-        limit: 16_383,
-        burst: None,
-    };
+    let fits = limit_of(16_383);
     narrow.set_override("api", "l", "app", b"a", fits).unwrap();
-    let too_wide = OverrideQuota::Limit {
-        limit: 16_384,
-        burst: None,
-    };
+    let too_wide = limit_of(16_384);
     assert!(matches!(
         narrow.set_override("api", "l", "app", b"b", too_wide),
         Err(PolicyError::Override { .. })
@@ -308,21 +269,8 @@ fn a_reload_replaces_the_overrides_with_the_files_and_counts_the_dropped() {
         "[[rule.limit.override]]\nattribute = \"app\"\nvalue = \"acme\"\nlimit = 5000\n";
     let policy = per_app("sliding_window_strict", file_override);
     assert_eq!(send(&policy, "acme", 1, 1200), 1200);
-    policy
-        .set_override(
-            "api",
-            "per-app",
-            "app",
-            b"beta",
-            OverrideQuota::Limit {
-                limit: 2000,
-                burst: None,
-            },
-        )
-        .unwrap();
-    policy
-        .set_override("api", "per-app", "app", b"gamma", OverrideQuota::Unlimited)
-        .unwrap();
+    set_app(&policy, b"beta", limit_of(2000));
+    set_app(&policy, b"gamma", OverrideQuota::Unlimited);
     assert_eq!(policy.overrides().len(), 3);
     let text = format!(
         "[table]\ncapacity = 1024\n[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"deny\"\nalgorithm = \"sliding_window_strict\"\nlimit = 1000\nperiod = \"1h\"\n{file_override}"
@@ -341,18 +289,8 @@ fn overrides_cost_their_entries_not_tables() {
     let policy = per_app("fixed_window", "");
     let tables = policy.memory_bytes();
     for i in 0..10_000u32 {
-        policy
-            .set_override(
-                "api",
-                "per-app",
-                "app",
-                format!("app-{i}").as_bytes(),
-                OverrideQuota::Limit {
-                    limit: 1 + u64::from(i % 7),
-                    burst: None,
-                },
-            )
-            .unwrap();
+        let app = format!("app-{i}");
+        set_app(&policy, app.as_bytes(), limit_of(1 + u64::from(i % 7)));
     }
     let with = policy.memory_bytes();
     let per_override = (with - tables) / 10_000;
@@ -414,10 +352,7 @@ fn a_batch_of_overrides_is_all_or_nothing() {
     let raised = |app: usize| Override {
         attribute: "app".into(),
         value: format!("app-{app}").into_bytes(),
-        quota: OverrideQuota::Limit {
-            limit: 2_000 + app as u64,
-            burst: None,
-        },
+        quota: limit_of(2_000 + app as u64),
     };
     let batch: Vec<Override> = (0..5_000).map(raised).collect();
     let set = policy
@@ -436,10 +371,7 @@ fn a_batch_of_overrides_is_all_or_nothing() {
     // One bad entry in the middle: nothing of the batch is applied.
     let before = policy.overrides();
     let mut bad: Vec<Override> = (5_000..6_000).map(raised).collect();
-    bad[500].quota = OverrideQuota::Limit {
-        limit: 0,
-        burst: None,
-    };
+    bad[500].quota = limit_of(0);
     let err = policy
         .set_overrides(bad.iter().map(|o| ("api", "per-app", o)))
         .unwrap_err();

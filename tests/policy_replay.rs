@@ -31,6 +31,22 @@ fn body(decision: &PolicyDecision<'_>) -> String {
     String::from_utf8(buffer[..n].to_vec()).unwrap()
 }
 
+/// ev.energy's published answer to a request over a limit of 1000, `retry` seconds
+/// before it may retry, byte for byte.
+fn assert_evenergy_denial(denied: &PolicyDecision<'_>, at: u64, retry: u64) {
+    assert!(!denied.allowed());
+    assert_eq!(denied.denial_status(), 429);
+    assert_eq!(
+        headers(denied, at),
+        format!("x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: {retry}\r\n")
+    );
+    assert_eq!(denied.content_type(), "application/problem+json");
+    assert_eq!(
+        body(denied),
+        format!("{{\n    \"type\": \"https://api.ev.energy/v2/problems/rate-limit-exceeded/\",\n    \"status\": 429,\n    \"title\": \"Too many requests\",\n    \"detail\": \"Request was rate limited. Try again in {retry} seconds\"\n}}\n")
+    );
+}
+
 #[test]
 fn evenergy_1000_at_11_59_then_nothing_until_12_59() {
     let policy = policy("evenergy");
@@ -63,17 +79,7 @@ fn evenergy_1000_at_11_59_then_nothing_until_12_59() {
     // 12:58:18: denied, retry in 42 s — the seed's example response, byte for byte.
     let at = t0 + HOUR - 42 * SECOND;
     let denied = policy.check(&alice, at, 1).unwrap();
-    assert!(!denied.allowed());
-    assert_eq!(denied.denial_status(), 429);
-    assert_eq!(
-        headers(&denied, at),
-        "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n"
-    );
-    assert_eq!(denied.content_type(), "application/problem+json");
-    assert_eq!(
-        body(&denied),
-        "{\n    \"type\": \"https://api.ev.energy/v2/problems/rate-limit-exceeded/\",\n    \"status\": 429,\n    \"title\": \"Too many requests\",\n    \"detail\": \"Request was rate limited. Try again in 42 seconds\"\n}\n"
-    );
+    assert_evenergy_denial(&denied, at, 42);
     let at = t0 + HOUR - SECOND; // 12:58:59
     let denied = policy.check(&alice, at, 1).unwrap();
     assert!(headers(&denied, at).ends_with("retry-after: 1\r\n"));
@@ -360,16 +366,7 @@ fn evenergy_client_credentials_app_shares_one_limit_per_rolling_hour() {
         assert!(!denied.allowed(), "{user:?}");
         assert!(!denied.denied_for_missing_key());
         assert_eq!(denied.deciding().unwrap().name, "per-app");
-        assert_eq!(denied.denial_status(), 429);
-        assert_eq!(
-            headers(&denied, at),
-            "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 357\r\n"
-        );
-        assert_eq!(denied.content_type(), "application/problem+json");
-        assert_eq!(
-            body(&denied),
-            "{\n    \"type\": \"https://api.ev.energy/v2/problems/rate-limit-exceeded/\",\n    \"status\": 429,\n    \"title\": \"Too many requests\",\n    \"detail\": \"Request was rate limited. Try again in 357 seconds\"\n}\n"
-        );
+        assert_evenergy_denial(&denied, at, 357);
     }
     // Exact: one nanosecond before 12:00:57 still refused, at 12:00:57 admitted (the
     // denials consumed nothing).
@@ -594,19 +591,16 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
     };
     for (r, row) in rows.iter().enumerate() {
         let (ip_name, ip_limit, ip_window) = row.per_ip;
+        // This row's route at `t`, from `ip` for `account`.
+        let check =
+            |ip: &[u8], account: &[u8]| uphold_check(&policy, row.route, ip, Some(account), t);
         // Per IP: a fresh IP, a different account on every request.
         let ip = format!("198.51.100.{r}");
         let accounts: Vec<String> = (0..=ip_limit)
             .map(|i| format!("{r}-{i}@example.com"))
             .collect();
         for account in &accounts[..ip_limit as usize] {
-            let d = uphold_check(
-                &policy,
-                row.route,
-                ip.as_bytes(),
-                Some(account.as_bytes()),
-                t,
-            );
+            let d = check(ip.as_bytes(), account.as_bytes());
             assert!(d.allowed(), "{ip_name}");
             let mut names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
             names.dedup();
@@ -615,13 +609,7 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
             expected.dedup();
             assert_eq!(names, expected);
         }
-        let denied = uphold_check(
-            &policy,
-            row.route,
-            ip.as_bytes(),
-            Some(accounts[ip_limit as usize].as_bytes()),
-            t,
-        );
+        let denied = check(ip.as_bytes(), accounts[ip_limit as usize].as_bytes());
         assert!(!denied.allowed(), "{ip_name}");
         assert!(!denied.denied_for_missing_key());
         // The card rules' 300 per 5 minutes runs out with the global one: equal waits,
@@ -644,22 +632,10 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
         let account = format!("account-{r}@example.com");
         for i in 0..user_limit {
             let ip = format!("203.0.{r}.{i}");
-            let d = uphold_check(
-                &policy,
-                row.route,
-                ip.as_bytes(),
-                Some(account.as_bytes()),
-                t,
-            );
+            let d = check(ip.as_bytes(), account.as_bytes());
             assert!(d.allowed(), "{user_name} {i}");
         }
-        let denied = uphold_check(
-            &policy,
-            row.route,
-            b"192.0.2.200",
-            Some(account.as_bytes()),
-            t,
-        );
+        let denied = check(b"192.0.2.200", account.as_bytes());
         assert!(!denied.allowed(), "{user_name}");
         assert_eq!(denied.deciding().unwrap().name, user_name);
         assert_eq!(headers(&denied, t), denial_headers(user_limit, user_window));

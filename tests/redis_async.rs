@@ -148,13 +148,7 @@ fn jobs() -> Vec<Job> {
             let period = limits.iter().map(|(_, q)| q.period()).min().unwrap();
             let capacity = limits
                 .iter()
-                .map(|(a, q)| {
-                    if *a == Algorithm::Gcra {
-                        q.burst()
-                    } else {
-                        q.limit()
-                    }
-                })
+                .map(|(a, q)| common::capacity(*a, q))
                 .min()
                 .unwrap();
             let seed = 0x5eed_a000 + task as u64;

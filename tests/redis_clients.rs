@@ -12,7 +12,7 @@
 #[path = "redis/common.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -145,6 +145,41 @@ fn threads_admit_exactly_the_quota() {
     assert_eq!(stats.checks, stats.decided, "{stats:?}");
 }
 
+/// The backend each process of the multi-process tests uses: keys under `prefix`.
+fn process_backend(url: &str, prefix: &str) -> RedisBackend {
+    let mut config = RedisConfig::new(url);
+    config.prefix = prefix.to_owned();
+    config.timeout = std::time::Duration::from_secs(5);
+    config.engine = common::engine();
+    config.pipelined = common::pipelined();
+    RedisBackend::new(config).unwrap()
+}
+
+/// This test binary again, running only the test `worker`, told what to do by `spec` in
+/// the environment variable `var`.
+fn spawn_child(worker: &str, var: &str, spec: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([worker, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the test binary as a child")
+}
+
+/// The admissions a child printed; it must have succeeded.
+fn child_admitted(child: Child) -> usize {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "child failed: {:?}", output.status);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // libtest may print the count on its "test child_worker ..." line.
+    let (_, after) = stdout
+        .split_once("RATECORE_CHILD_ADMITTED=")
+        .unwrap_or_else(|| panic!("child printed no count: {stdout}"));
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse::<usize>().unwrap()
+}
+
 /// Run by `processes_admit_exactly_the_quota` in child processes.
 #[test]
 fn child_worker() {
@@ -156,14 +191,8 @@ fn child_worker() {
     let [url, prefix, algorithm, now, threads, attempts] = parts[..] else {
         panic!("bad RATECORE_REDIS_CHILD {spec:?}");
     };
-    let mut config = RedisConfig::new(url);
-    config.prefix = prefix.to_owned();
-    config.timeout = std::time::Duration::from_secs(5);
-    config.engine = common::engine();
-    config.pipelined = common::pipelined();
-    let backend = RedisBackend::new(config).unwrap();
     let admitted = hammer(
-        &backend,
+        &process_backend(url, prefix),
         algorithm_named(algorithm),
         Quota::new(100, 3600 * SECOND).unwrap(),
         "one-key",
@@ -179,34 +208,17 @@ fn processes_admit_exactly_the_quota() {
     let Some(url) = common::redis_url("processes_admit_exactly_the_quota") else {
         return;
     };
-    let exe = std::env::current_exe().unwrap();
     for algorithm in algorithms() {
         let prefix = common::unique_prefix("processes");
         let now = 1_700_000_000_000_000_000u64;
         // Three child processes of 3 threads × 30 attempts, and this process with
         // 3 threads × 30: 360 attempts at one key for a quota of 100.
+        let spec = format!("{url}|{prefix}|{}|{now}|3|30", algorithm_name(algorithm));
         let children: Vec<_> = (0..3)
-            .map(|_| {
-                Command::new(&exe)
-                    .args(["child_worker", "--exact", "--nocapture", "--test-threads=1"])
-                    .env(
-                        "RATECORE_REDIS_CHILD",
-                        format!("{url}|{prefix}|{}|{now}|3|30", algorithm_name(algorithm)),
-                    )
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn the test binary as a child")
-            })
+            .map(|_| spawn_child("child_worker", "RATECORE_REDIS_CHILD", &spec))
             .collect();
-        let mut config = RedisConfig::new(url.as_str());
-        config.prefix = prefix.clone();
-        config.timeout = std::time::Duration::from_secs(5);
-        config.engine = common::engine();
-        config.pipelined = common::pipelined();
-        let backend = RedisBackend::new(config).unwrap();
         let mut admitted = hammer(
-            &backend,
+            &process_backend(&url, &prefix),
             algorithm,
             Quota::new(100, 3600 * SECOND).unwrap(),
             "one-key",
@@ -214,17 +226,7 @@ fn processes_admit_exactly_the_quota() {
             3,
             30,
         );
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "child failed: {:?}", output.status);
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            // libtest may print the count on its "test child_worker ..." line.
-            let (_, after) = stdout
-                .split_once("RATECORE_CHILD_ADMITTED=")
-                .unwrap_or_else(|| panic!("child printed no count: {stdout}"));
-            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-            admitted += digits.parse::<usize>().unwrap();
-        }
+        admitted += children.into_iter().map(child_admitted).sum::<usize>();
         assert_eq!(admitted, 100, "{algorithm:?} across 4 processes");
     }
 }
@@ -300,39 +302,14 @@ fn evenergy_client_credentials_app_across_4_processes() {
     let Some(url) = common::redis_url("evenergy_client_credentials_app_across_4_processes") else {
         return;
     };
-    let exe = std::env::current_exe().unwrap();
     let prefix = common::unique_prefix("policy-processes");
     let now = 1_700_000_000_000_000_000u64;
     // Three children and this process, 2 threads × 200 attempts each: 1600 attempts.
+    let spec = format!("{url}|{prefix}|{now}|2|200");
     let children: Vec<_> = (0..3)
-        .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "policy_child_worker",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(
-                    "RATECORE_REDIS_POLICY_CHILD",
-                    format!("{url}|{prefix}|{now}|2|200"),
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn the test binary as a child")
-        })
+        .map(|_| spawn_child("policy_child_worker", "RATECORE_REDIS_POLICY_CHILD", &spec))
         .collect();
     let mut admitted = hammer_policy(&url, &prefix, now, 2, 200);
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "child failed: {:?}", output.status);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let (_, after) = stdout
-            .split_once("RATECORE_CHILD_ADMITTED=")
-            .unwrap_or_else(|| panic!("child printed no count: {stdout}"));
-        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        admitted += digits.parse::<usize>().unwrap();
-    }
+    admitted += children.into_iter().map(child_admitted).sum::<usize>();
     assert_eq!(admitted, 1000, "one app's limit across 4 processes");
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimiter};
+use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimit, RedisLimiter};
 use ratecore::{Algorithm, Quota};
 
 use common::{notice, unique_prefix, wait_until};
@@ -32,14 +32,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The cluster's node URLs and its directory, or `None` (with a notice).
-fn cluster(test: &str) -> Option<(Vec<String>, String)> {
+/// The cluster's node URLs, its directory, and this test's turn on it (tests take the
+/// cluster one at a time), or `None` (with a notice).
+fn cluster(test: &str) -> Option<(Vec<String>, String, MutexGuard<'static, ()>)> {
     match (
         std::env::var("RATECORE_REDIS_CLUSTER_NODES"),
         std::env::var("RATECORE_REDIS_CLUSTER_DIR"),
     ) {
         (Ok(nodes), Ok(dir)) if !nodes.is_empty() => {
-            Some((nodes.split(',').map(String::from).collect(), dir))
+            let nodes = nodes.split(',').map(String::from).collect();
+            Some((nodes, dir, serial()))
         }
         _ => {
             notice(&format!(
@@ -175,8 +177,7 @@ fn restart(nodes: &[String], dir: &str, port: u16) {
 
 #[test]
 fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("keys_share_a_slot") else {
+    let Some((nodes, _, _serial)) = cluster("keys_share_a_slot") else {
         return;
     };
     let backend = RedisBackend::new(config(&nodes, "slots", FailureMode::Closed)).unwrap();
@@ -226,8 +227,7 @@ fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
 
 #[test]
 fn admission_counts_are_exact_across_clients() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("exact_counts") else {
+    let Some((nodes, _, _serial)) = cluster("exact_counts") else {
         return;
     };
     let prefix = unique_prefix("exact");
@@ -243,13 +243,9 @@ fn admission_counts_are_exact_across_clients() {
         cfg.prefix.clone_from(&prefix);
         let backend = RedisBackend::new(cfg).unwrap();
         for thread in 0..2 {
-            let limiter = backend
-                .limiter(
-                    "fixed",
-                    Algorithm::FixedWindow,
-                    Quota::per_hour(limit).unwrap(),
-                )
-                .unwrap();
+            let quota = Quota::per_hour(limit).unwrap();
+            let limiter = backend.limiter("fixed", Algorithm::FixedWindow, quota);
+            let limiter = limiter.unwrap();
             let keys = keys.clone();
             let admitted = admitted.clone();
             threads.push(thread::spawn(move || {
@@ -274,23 +270,29 @@ fn admission_counts_are_exact_across_clients() {
     }
 }
 
+/// A fail-closed backend for `test` with two limits a request checks together: per IP, a
+/// fixed window of `ip_limit` an hour; per account, a strict window of `account_limit` an
+/// hour.
+fn ip_and_account(
+    nodes: &[String],
+    test: &str,
+    ip_limit: u64,
+    account_limit: u64,
+) -> (RedisBackend, RedisLimit, RedisLimit) {
+    let backend = RedisBackend::new(config(nodes, test, FailureMode::Closed)).unwrap();
+    let per_hour = |limit| Quota::per_hour(limit).unwrap();
+    let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
+    let ip = backend.limit("ip", Algorithm::FixedWindow, per_hour(ip_limit));
+    let account = backend.limit("account", strict, per_hour(account_limit));
+    (backend, ip.unwrap(), account.unwrap())
+}
+
 #[test]
 fn a_cross_slot_denial_consumes_nothing() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cross_slot") else {
+    let Some((nodes, _, _serial)) = cluster("cross_slot") else {
         return;
     };
-    let backend = RedisBackend::new(config(&nodes, "cross", FailureMode::Closed)).unwrap();
-    let ip = backend
-        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(3).unwrap())
-        .unwrap();
-    let account = backend
-        .limit(
-            "account",
-            Algorithm::SlidingWindowStrict { sub_windows: 4 },
-            Quota::per_hour(2).unwrap(),
-        )
-        .unwrap();
+    let (backend, ip, account) = ip_and_account(&nodes, "cross", 3, 2);
     let (ip_key, account_key) = (&b"10.0.0.1"[..], &b"acct-7"[..]);
     assert_ne!(
         keyslot(&nodes, &ip.redis_key(ip_key)),
@@ -333,21 +335,10 @@ fn a_cross_slot_denial_consumes_nothing() {
 
 #[test]
 fn racing_cross_slot_checks_never_over_admit() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cross_slot_race") else {
+    let Some((nodes, _, _serial)) = cluster("cross_slot_race") else {
         return;
     };
-    let backend = RedisBackend::new(config(&nodes, "cross-race", FailureMode::Closed)).unwrap();
-    let ip = backend
-        .limit("ip", Algorithm::FixedWindow, Quota::per_hour(30).unwrap())
-        .unwrap();
-    let account = backend
-        .limit(
-            "account",
-            Algorithm::SlidingWindowStrict { sub_windows: 4 },
-            Quota::per_hour(8).unwrap(),
-        )
-        .unwrap();
+    let (backend, ip, account) = ip_and_account(&nodes, "cross-race", 30, 8);
     let accounts = [&b"acct-a"[..], b"acct-b", b"acct-c"];
     let per_account: Vec<AtomicU64> = accounts.iter().map(|_| AtomicU64::new(0)).collect();
     thread::scope(|scope| {
@@ -510,19 +501,29 @@ fn failover_run(nodes: &[String], dir: &str, test: &str, wait_replicas: u32) -> 
     (runs, stored)
 }
 
-#[test]
-fn a_killed_primary_gives_configured_decisions_then_recovers() {
-    let _serial = serial();
-    let Some((nodes, dir)) = cluster("failover") else {
-        return;
-    };
-    let (runs, stored) = failover_run(&nodes, &dir, "failover", 0);
-    let admitted: u64 = runs.iter().map(|r| r.admitted).sum();
+/// The failover test named `test`: a [`failover_run`] on the cluster, and what every
+/// client's run must show (admissions before and after the failover, only configured
+/// decisions during it). Returns the runs, the admissions and those stored, or `None`
+/// without a cluster.
+fn checked_failover(test: &str, wait_replicas: u32) -> Option<(Vec<Run>, u64, u64)> {
+    let (nodes, dir, _serial) = cluster(test)?;
+    let (runs, stored) = failover_run(&nodes, &dir, test, wait_replicas);
     for run in &runs {
         assert!(run.admitted > 0, "{run:?}");
-        assert!(run.faults > 0, "the failover went unnoticed: {run:?}");
         assert_eq!(run.wrong_failure_decisions, 0, "{run:?}");
         assert!(run.recovered > 0, "{run:?}");
+    }
+    let admitted = runs.iter().map(|r| r.admitted).sum();
+    Some((runs, admitted, stored))
+}
+
+#[test]
+fn a_killed_primary_gives_configured_decisions_then_recovers() {
+    let Some((runs, admitted, stored)) = checked_failover("failover", 0) else {
+        return;
+    };
+    for run in &runs {
+        assert!(run.faults > 0, "the failover went unnoticed: {run:?}");
     }
     // Asynchronous replication: admissions the old primary acknowledged but had not yet
     // sent to its replica are forgotten, and the same quota can be admitted again. The
@@ -537,17 +538,9 @@ fn a_killed_primary_gives_configured_decisions_then_recovers() {
 
 #[test]
 fn wait_replicas_loses_no_admission_across_a_failover() {
-    let _serial = serial();
-    let Some((nodes, dir)) = cluster("failover_wait") else {
+    let Some((_, admitted, stored)) = checked_failover("failover_wait", 1) else {
         return;
     };
-    let (runs, stored) = failover_run(&nodes, &dir, "failover_wait", 1);
-    let admitted: u64 = runs.iter().map(|r| r.admitted).sum();
-    for run in &runs {
-        assert!(run.admitted > 0, "{run:?}");
-        assert_eq!(run.wrong_failure_decisions, 0, "{run:?}");
-        assert!(run.recovered > 0, "{run:?}");
-    }
     // Every admission was on the replica before it was reported: none is lost. (A write
     // whose WAIT fell short answered with the failure decision yet may be stored: a
     // charge without an admission, never the reverse.)
@@ -590,8 +583,7 @@ fn server_time(nodes: &[String]) -> (u64, u64) {
 #[test]
 #[ignore = "a measurement: run by hand (see the Redis docs)"]
 fn cluster_throughput() {
-    let _serial = serial();
-    let Some((nodes, _)) = cluster("cluster_throughput") else {
+    let Some((nodes, _, _serial)) = cluster("cluster_throughput") else {
         return;
     };
     let mut cfg = config(&nodes, "throughput", FailureMode::Closed);

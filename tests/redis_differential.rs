@@ -14,12 +14,13 @@ mod support;
 
 use std::time::Duration;
 
+use common::capacity;
 use proptest::prelude::*;
-use proptest::test_runner::{TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use ratecore::redis_backend::{RedisBackend, RedisCheckError, RedisSetupError};
 use ratecore::{Algorithm, CheckError, Composite, Decision, Limiter, Quota, RateLimiter};
 use redis::Commands;
-use support::gen::{advance, config, CostSpec, Step};
+use support::gen::{advance, run_cases, CostSpec, Step};
 
 /// `(limit, period, burst)`.
 type QuotaParams = (u64, u64, Option<u64>);
@@ -127,14 +128,6 @@ fn build_quota(limit: u64, period: u64, burst: Option<u64>) -> Option<Quota> {
     }
 }
 
-fn capacity(algorithm: Algorithm, quota: &Quota) -> u64 {
-    if algorithm == Algorithm::Gcra {
-        quota.burst()
-    } else {
-        quota.limit()
-    }
-}
-
 fn redis_result<T>(result: Result<T, RedisCheckError>) -> Result<Result<T, CheckError>, String> {
     match result {
         Ok(value) => Ok(Ok(value)),
@@ -207,20 +200,20 @@ fn single_limits_match_in_process() {
         return;
     };
     let backend = common::backend(&url, "single");
-    let mut runner = TestRunner::new(config(400, 0x5eed_0001));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         algorithm(),
         quota_params(),
         start_time(),
         prop::collection::vec(request(), 1..40),
     );
-    runner
-        .run(&strategy, |(algorithm, params, start, requests)| {
-            case.set(case.get() + 1);
-            run_single(&backend, algorithm, params, start, &requests, case.get())
-        })
-        .unwrap();
+    run_cases(
+        400,
+        0x5eed_0001,
+        strategy,
+        |(algorithm, params, start, requests), case| {
+            run_single(&backend, algorithm, params, start, &requests, case)
+        },
+    );
     let stats = backend.stats();
     assert_eq!(stats.inconsistent, 0, "{stats:?}");
     assert_eq!(stats.checks, stats.decided, "{stats:?}");
@@ -235,20 +228,20 @@ fn long_streams_match_in_process() {
         return;
     };
     let backend = common::backend(&url, "long");
-    let mut runner = TestRunner::new(config(12, 0x5eed_0002));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         algorithm(),
         (1..=50u64, 1_000..=1_000_000u64).prop_map(|(l, p)| (l, p.max(l), None)),
         start_time(),
         prop::collection::vec(request(), 300..400),
     );
-    runner
-        .run(&strategy, |(algorithm, params, start, requests)| {
-            case.set(case.get() + 1);
-            run_single(&backend, algorithm, params, start, &requests, case.get())
-        })
-        .unwrap();
+    run_cases(
+        12,
+        0x5eed_0002,
+        strategy,
+        |(algorithm, params, start, requests), case| {
+            run_single(&backend, algorithm, params, start, &requests, case)
+        },
+    );
 }
 
 fn run_composite(
@@ -315,19 +308,17 @@ fn composites_match_in_process() {
         return;
     };
     let backend = common::backend(&url, "composite");
-    let mut runner = TestRunner::new(config(250, 0x5eed_0003));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         prop::collection::vec((algorithm(), valid_quota_params()), 2..=4),
         start_time(),
         prop::collection::vec(request(), 1..40),
     );
-    runner
-        .run(&strategy, |(limits, start, requests)| {
-            case.set(case.get() + 1);
-            run_composite(&backend, &limits, start, &requests, case.get())
-        })
-        .unwrap();
+    run_cases(
+        250,
+        0x5eed_0003,
+        strategy,
+        |(limits, start, requests), case| run_composite(&backend, &limits, start, &requests, case),
+    );
     let stats = backend.stats();
     assert_eq!(stats.inconsistent, 0, "{stats:?}");
     eprintln!("composites: {stats:?}");
@@ -342,24 +333,24 @@ fn realistic_composites_match_in_process() {
     };
     let backend = common::backend(&url, "realistic");
     let second = 1_000_000_000u64;
-    let mut runner = TestRunner::new(config(16, 0x5eed_0004));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         (algorithm(), algorithm(), algorithm()),
         start_time(),
         prop::collection::vec(request(), 200..300),
     );
-    runner
-        .run(&strategy, |((a, b, c), start, requests)| {
-            case.set(case.get() + 1);
+    run_cases(
+        16,
+        0x5eed_0004,
+        strategy,
+        |((a, b, c), start, requests), case| {
             let limits = [
                 (a, (5, second, None)),
                 (b, (20, 60 * second, None)),
                 (c, (3, second / 2, Some(4))),
             ];
-            run_composite(&backend, &limits, start, &requests, case.get())
-        })
-        .unwrap();
+            run_composite(&backend, &limits, start, &requests, case)
+        },
+    );
 }
 
 /// The ev.energy example, on Redis: 1000/hour strict, 1000 requests at 11:59:00 → a

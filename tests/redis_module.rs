@@ -22,7 +22,7 @@ use ratecore::redis_backend::{
     RedisBackend, RedisCheckError, RedisComposite, RedisConfig, RedisEngine,
 };
 use ratecore::{Algorithm, CheckError, Composite, Decision, Limiter, Quota};
-use support::gen::{advance, config, cost_spec, step, CostSpec, Step, StepMix};
+use support::gen::{advance, config, cost_spec, run_cases, step, CostSpec, Step, StepMix};
 
 /// The test Redis's URL when it has the module.
 fn module_url(test: &str) -> Option<String> {
@@ -87,16 +87,9 @@ fn start_time() -> impl Strategy<Value = u64> {
 }
 
 const MIX: StepMix = StepMix {
-    same: 30,
-    forward: 100,
-    tiny: 40,
-    back: 30,
-    back_tiny: 20,
-    align: 40,
     align_from: 1,
-    absolute: 2,
-    near_max: 2,
     max_tiny: 0,
+    ..StepMix::BOUNDARIES
 };
 
 /// How time moves, the cost, and whether the request is a peek.
@@ -170,13 +163,7 @@ fn run_case(
     let unit = limits.iter().map(|(_, q)| q.period()).min().unwrap_or(1);
     let capacity = limits
         .iter()
-        .map(|(a, q)| {
-            if *a == Algorithm::Gcra {
-                q.burst()
-            } else {
-                q.limit()
-            }
-        })
+        .map(|(a, q)| common::capacity(*a, q))
         .min()
         .unwrap_or(1);
     let mut now = start;
@@ -222,20 +209,20 @@ fn module_script_and_in_process_agree() {
     let prefix = common::unique_prefix("three-way");
     let module = backend_on(&url, &format!("{prefix}module:"), RedisEngine::Module);
     let script = backend_on(&url, &format!("{prefix}script:"), RedisEngine::Script);
-    let mut runner = TestRunner::new(config(300, 0x5eed_00d1));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         prop::collection::vec((algorithm(), quota()), 1..=4),
         start_time(),
         prop::collection::vec(request(), 1..40),
     );
-    runner
-        .run(&strategy, |(limits, start, requests)| {
-            case.set(case.get() + 1);
-            let key = format!("case-{}", case.get());
+    run_cases(
+        300,
+        0x5eed_00d1,
+        strategy,
+        |(limits, start, requests), case| {
+            let key = format!("case-{case}");
             run_case(&[&module, &script], false, &limits, start, &requests, &key)
-        })
-        .unwrap();
+        },
+    );
     assert_clean(&module, "module");
     assert_clean(&script, "script");
     assert_eq!(module.stats().script_checks, 0);
@@ -253,20 +240,20 @@ fn rollout_alternates_script_and_module_on_one_key() {
     let prefix = common::unique_prefix("rollout");
     let module = backend_on(&url, &prefix, RedisEngine::Module);
     let script = backend_on(&url, &prefix, RedisEngine::Script);
-    let mut runner = TestRunner::new(config(200, 0x5eed_00d2));
-    let case = std::cell::Cell::new(0u64);
     let strategy = (
         prop::collection::vec((algorithm(), quota()), 1..=3),
         start_time(),
         prop::collection::vec(request(), 2..60),
     );
-    runner
-        .run(&strategy, |(limits, start, requests)| {
-            case.set(case.get() + 1);
-            let key = format!("case-{}", case.get());
+    run_cases(
+        200,
+        0x5eed_00d2,
+        strategy,
+        |(limits, start, requests), case| {
+            let key = format!("case-{case}");
             run_case(&[&script, &module], true, &limits, start, &requests, &key)
-        })
-        .unwrap();
+        },
+    );
     assert_clean(&module, "module");
     assert_clean(&script, "script");
 }

@@ -137,16 +137,23 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// A fresh directory for this test's servers, under the system's temporary directory.
+fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ratecore-module-{test}-{}-{}",
+        std::process::id(),
+        ratecore::clock::unix_time_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn replica_and_aof_restart_reach_the_same_state() {
     let Some(module) = module_path() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "ratecore-module-repl-{}-{}",
-        std::process::id(),
-        ratecore::clock::unix_time_nanos()
-    ));
+    let dir = scratch_dir("repl");
     let (primary_dir, replica_dir) = (dir.join("primary"), dir.join("replica"));
     std::fs::create_dir_all(&primary_dir).unwrap();
     std::fs::create_dir_all(&replica_dir).unwrap();
@@ -256,12 +263,7 @@ fn detection_follows_the_module() {
     let Some(module) = module_path() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "ratecore-module-detect-{}-{}",
-        std::process::id(),
-        ratecore::clock::unix_time_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("detect");
     let server = Server::start(&module, &dir, &["--enable-module-command", "yes"]);
     let mut config = common::test_config(&server.url(), "detect");
     config.engine = RedisEngine::Detect;
@@ -271,13 +273,17 @@ fn detection_follows_the_module() {
     let remote = backend.limiter("d", algorithm, quota).unwrap();
     let local = Limiter::new(algorithm, quota).unwrap();
     let mut now = 1_000_000_000u64;
-    for _ in 0..20 {
-        now += 70_000;
-        assert_eq!(
-            remote.try_check(b"k", now, 1).unwrap(),
-            local.check(now, 1).unwrap()
-        );
-    }
+    // Twenty checks 70 µs apart, each answered as in process.
+    let mut twenty_checks = || {
+        for _ in 0..20 {
+            now += 70_000;
+            assert_eq!(
+                remote.try_check(b"k", now, 1).unwrap(),
+                local.check(now, 1).unwrap()
+            );
+        }
+    };
+    twenty_checks();
     assert_eq!(
         (backend.stats().module_checks, backend.stats().script_checks),
         (20, 0)
@@ -288,13 +294,7 @@ fn detection_follows_the_module() {
         .arg("ratecore")
         .query(&mut c)
         .unwrap();
-    for _ in 0..20 {
-        now += 70_000;
-        assert_eq!(
-            remote.try_check(b"k", now, 1).unwrap(),
-            local.check(now, 1).unwrap()
-        );
-    }
+    twenty_checks();
     let stats = backend.stats();
     assert_eq!(
         (stats.module_checks, stats.script_checks),
@@ -313,12 +313,7 @@ fn writes_raise_the_scripts_keyspace_events() {
     let Some(module) = module_path() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "ratecore-module-events-{}-{}",
-        std::process::id(),
-        ratecore::clock::unix_time_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("events");
     let server = Server::start(&module, &dir, &["--notify-keyspace-events", "KEA"]);
     let client = redis::Client::open(server.url()).unwrap();
     let mut subscriber = client.get_connection().unwrap();

@@ -75,13 +75,7 @@ fn switch_five_per_second_and_twenty_per_minute() {
     assert_eq!(twenty_first.limit, 20);
     assert_eq!(twenty_first.retry_after, 41 * SECOND);
     // A denial consumed nothing: the per-second window still has all 5.
-    let mut states = [Decision {
-        allowed: false,
-        limit: 0,
-        remaining: 0,
-        reset_after: 0,
-        retry_after: 0,
-    }; 2];
+    let mut states = [Decision::EMPTY; 2];
     let again = composite
         .check_each(t0 + 19 * SECOND, 1, &mut states)
         .unwrap();

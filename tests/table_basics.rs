@@ -101,13 +101,7 @@ fn composite_per_key_denial_consumes_nothing() {
                 .allowed
         );
     }
-    let mut states = [Decision {
-        allowed: false,
-        limit: 0,
-        remaining: 0,
-        reset_after: 0,
-        retry_after: 0,
-    }; 2];
+    let mut states = [Decision::EMPTY; 2];
     let denied = table
         .check_each(client, t0 + 19 * SECOND, 1, &mut states)
         .unwrap();

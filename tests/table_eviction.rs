@@ -38,7 +38,8 @@ use std::sync::Mutex;
 
 use model::CompositeModel;
 use ratecore::table::{OwnedTable, NEIGHBOURHOOD};
-use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
+use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig, TableStats};
+use support::limits::{each_algorithm, spec};
 use support::XorShift;
 
 const SECOND: u64 = 1_000_000_000;
@@ -52,13 +53,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
-    LimitSpec {
-        algorithm,
-        quota: Quota::new(limit, period).unwrap(),
-    }
 }
 
 fn table(capacity: u64, limits: &[LimitSpec], policy: FullPolicy) -> OwnedTable {
@@ -75,33 +69,18 @@ fn table(capacity: u64, limits: &[LimitSpec], policy: FullPolicy) -> OwnedTable 
 
 /// Every algorithm alone (limit 3 per second; GCRA with a burst of 5), and a composite.
 fn limit_sets() -> Vec<(&'static str, Vec<LimitSpec>)> {
+    let mut sets = each_algorithm(3, SECOND, 4);
     let gcra_burst = LimitSpec {
         algorithm: Algorithm::Gcra,
         quota: Quota::new(3, SECOND).unwrap().with_burst(5).unwrap(),
     };
-    vec![
-        ("gcra", vec![gcra_burst]),
-        ("fixed", vec![spec(Algorithm::FixedWindow, 3, SECOND)]),
-        (
-            "approx",
-            vec![spec(Algorithm::SlidingWindowApprox, 3, SECOND)],
-        ),
-        (
-            "strict",
-            vec![spec(
-                Algorithm::SlidingWindowStrict { sub_windows: 4 },
-                3,
-                SECOND,
-            )],
-        ),
-        (
-            "composite",
-            vec![
-                spec(Algorithm::FixedWindow, 2, SECOND / 4),
-                spec(Algorithm::SlidingWindowStrict { sub_windows: 8 }, 5, SECOND),
-            ],
-        ),
-    ]
+    sets[0] = ("gcra", vec![gcra_burst]);
+    let composite = vec![
+        spec(Algorithm::FixedWindow, 2, SECOND / 4),
+        spec(Algorithm::SlidingWindowStrict { sub_windows: 8 }, 5, SECOND),
+    ];
+    sets.push(("composite", composite));
+    sets
 }
 
 #[test]
@@ -215,15 +194,10 @@ fn reclaiming_at_rest_slots_loses_nothing() {
 /// One limit of 1 per minute for each algorithm: a key with one admission is active,
 /// and its time to rest is its `reset_after`.
 fn single_limits() -> Vec<(&'static str, LimitSpec)> {
-    vec![
-        ("gcra", spec(Algorithm::Gcra, 1, MINUTE)),
-        ("fixed", spec(Algorithm::FixedWindow, 1, MINUTE)),
-        ("approx", spec(Algorithm::SlidingWindowApprox, 1, MINUTE)),
-        (
-            "strict",
-            spec(Algorithm::SlidingWindowStrict { sub_windows: 4 }, 1, MINUTE),
-        ),
-    ]
+    let sets = each_algorithm(1, MINUTE, 4);
+    sets.into_iter()
+        .map(|(name, limits)| (name, limits[0]))
+        .collect()
 }
 
 fn key(i: u64) -> Vec<u8> {
@@ -258,11 +232,23 @@ fn full_table(limit: LimitSpec, policy: FullPolicy) -> (OwnedTable, Vec<Composit
     (table, models, T0 + 8 * SECOND)
 }
 
+/// `(full_neighbourhoods, evictions, full_denied, full_allowed, occupied)`: what the full
+/// policies count, and the live keys.
+fn full_counts(stats: &TableStats) -> (u64, u64, u64, u64, u64) {
+    (
+        stats.full_neighbourhoods,
+        stats.evictions,
+        stats.full_denied,
+        stats.full_allowed,
+        stats.occupied,
+    )
+}
+
 /// Nanoseconds until each old key is at rest at `now` (its model's `reset_after`).
 fn rest_times(models: &[CompositeModel], now: u64) -> Vec<u64> {
     models
         .iter()
-        .map(|m| m.clone().run(now, 0, false).unwrap().decision.reset_after)
+        .map(|m| m.peek_decision(now, 0).reset_after)
         .collect()
 }
 
@@ -276,26 +262,14 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
         assert!(soonest > 0, "{name}: every old key must be active");
 
         let newcomer = 100;
-        let fresh = CompositeModel::of_specs(&[limit])
-            .run(now, 1, true)
-            .unwrap()
-            .decision;
+        let fresh = CompositeModel::fresh_check(&[limit], now, 1);
         assert_eq!(
             table.check(&key(newcomer), now, 1).unwrap(),
             fresh,
             "{name}"
         );
         let stats = table.stats();
-        assert_eq!(
-            (stats.full_neighbourhoods, stats.evictions),
-            (1, 1),
-            "{name}: {stats:?}"
-        );
-        assert_eq!(
-            (stats.full_denied, stats.full_allowed, stats.occupied),
-            (0, 0, 8),
-            "{name}: {stats:?}"
-        );
+        assert_eq!(full_counts(&stats), (1, 1, 0, 0, 8), "{name}: {stats:?}");
         assert!(
             tracked(&table, newcomer, now),
             "{name}: the new key is tracked"
@@ -310,11 +284,7 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
             "{name}: victim {victim}, rest times {rest:?}"
         );
         for i in (0..8).filter(|&i| i != victim) {
-            let want = models[i as usize]
-                .clone()
-                .run(now, 1, false)
-                .unwrap()
-                .decision;
+            let want = models[i as usize].peek_decision(now, 1);
             assert_eq!(
                 table.peek(&key(i), now, 1).unwrap(),
                 want,
@@ -326,14 +296,7 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
         // evicts again.
         let back = table.check(&key(victim), now, 1).unwrap();
         assert_eq!(back, fresh, "{name}: the evicted key starts fresh");
-        assert!(
-            !models[victim as usize]
-                .clone()
-                .run(now, 1, false)
-                .unwrap()
-                .decision
-                .allowed
-        );
+        assert!(!models[victim as usize].peek_decision(now, 1).allowed);
         let stats = table.stats();
         assert_eq!(
             (stats.full_neighbourhoods, stats.evictions, stats.new_keys),
@@ -362,16 +325,7 @@ fn deny_refuses_until_the_soonest_slot_rests_and_loses_nothing() {
         };
         assert_eq!(denied, want, "{name}");
         let stats = table.stats();
-        assert_eq!(
-            (stats.full_neighbourhoods, stats.full_denied),
-            (1, 1),
-            "{name}: {stats:?}"
-        );
-        assert_eq!(
-            (stats.evictions, stats.full_allowed, stats.occupied),
-            (0, 0, 8),
-            "{name}: {stats:?}"
-        );
+        assert_eq!(full_counts(&stats), (1, 0, 1, 0, 8), "{name}: {stats:?}");
 
         // One nanosecond early: still full, and the answer counts down exactly.
         let early = table.check(&key(newcomer), now + soonest - 1, 1).unwrap();
@@ -380,10 +334,7 @@ fn deny_refuses_until_the_soonest_slot_rests_and_loses_nothing() {
 
         // On time: a slot is at rest and is reclaimed (losslessly) for the new key.
         let on_time = now + soonest;
-        let fresh = CompositeModel::of_specs(&[limit])
-            .run(on_time, 1, true)
-            .unwrap()
-            .decision;
+        let fresh = CompositeModel::fresh_check(&[limit], on_time, 1);
         assert_eq!(
             table.check(&key(newcomer), on_time, 1).unwrap(),
             fresh,
@@ -416,10 +367,7 @@ fn allow_admits_untracked_and_counts_it() {
     for (name, limit) in single_limits() {
         let (table, models, now) = full_table(limit, FullPolicy::Allow);
         let newcomer = 100;
-        let fresh = CompositeModel::of_specs(&[limit])
-            .run(now, 1, true)
-            .unwrap()
-            .decision;
+        let fresh = CompositeModel::fresh_check(&[limit], now, 1);
         // Untracked: admitted every time, although its limit is 1.
         for n in 1..=3u64 {
             assert_eq!(
@@ -428,19 +376,10 @@ fn allow_admits_untracked_and_counts_it() {
                 "{name}"
             );
             let stats = table.stats();
-            assert_eq!(
-                (stats.full_neighbourhoods, stats.full_allowed),
-                (n, n),
-                "{name}: {stats:?}"
-            );
-            assert_eq!(
-                (stats.evictions, stats.full_denied, stats.occupied),
-                (0, 0, 8),
-                "{name}: {stats:?}"
-            );
+            assert_eq!(full_counts(&stats), (n, 0, 0, n, 8), "{name}: {stats:?}");
         }
         for (i, model) in models.iter().enumerate() {
-            let want = model.clone().run(now, 1, false).unwrap().decision;
+            let want = model.peek_decision(now, 1);
             assert_eq!(
                 table.peek(&key(i as u64), now, 1).unwrap(),
                 want,
@@ -668,10 +607,7 @@ fn relocation_moves_a_key_with_its_exact_state() {
             assert!(table.check(filler, now, 1).unwrap().allowed, "{name}");
         }
         let now = T0 + 20 * SECOND;
-        let fresh = CompositeModel::of_specs(&[limit])
-            .run(now, 1, true)
-            .unwrap()
-            .decision;
+        let fresh = CompositeModel::fresh_check(&[limit], now, 1);
         assert_eq!(table.check(&g, now, 1).unwrap(), fresh, "{name}");
         let stats = table.stats();
         if strict {
@@ -706,7 +642,7 @@ fn relocation_moves_a_key_with_its_exact_state() {
         // k's state moved exactly: peeks and the next check agree with its model.
         assert_eq!(
             table.peek(&k, now, 1).unwrap(),
-            k_model.clone().run(now, 1, false).unwrap().decision,
+            k_model.peek_decision(now, 1),
             "{name}"
         );
         assert_eq!(

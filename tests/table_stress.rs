@@ -477,10 +477,7 @@ fn watched_keys_stay_exact_while_relocations_churn() {
         let admitted: Vec<AtomicU64> = (0..WATCHED).map(|_| AtomicU64::new(0)).collect();
         let churning = AtomicU64::new(2);
         let barrier = Barrier::new(4);
-        let fresh = CompositeModel::of_specs(&[limit])
-            .run(T0, 1, true)
-            .unwrap()
-            .decision;
+        let fresh = CompositeModel::fresh_check(&[limit], T0, 1);
         std::thread::scope(|scope| {
             for t in 0..2u64 {
                 let (table, clock, barrier, churning) = (&table, &clock, &barrier, &churning);

@@ -31,7 +31,7 @@ use scenarios::{
 };
 use table::{
     clock, decision_cells, human, outcome_cells, section, Align, DecisionTable, Table,
-    DECISION_COLUMNS, EMPTY,
+    DECISION_COLUMNS, EMPTY, OUTCOME_COLUMNS,
 };
 
 /// Wall-clock nanoseconds at simulated midnight (2026-11-24T00:00:00Z): headers with
@@ -167,18 +167,12 @@ fn uphold() {
     );
 
     let trace = uphold_trace();
-    let mut table = Table::new(&[
-        ("time", Align::Left),
-        ("#", Align::Right),
-        ("fixed", Align::Left),
-        ("remaining", Align::Right),
-        ("reset_after", Align::Right),
-        ("retry_after", Align::Right),
-        ("gcra", Align::Left),
-        ("remaining", Align::Right),
-        ("reset_after", Align::Right),
-        ("retry_after", Align::Right),
-    ]);
+    let mut columns = vec![("time", Align::Left), ("#", Align::Right)];
+    for limiter in ["fixed", "gcra"] {
+        columns.push((limiter, Align::Left));
+        columns.extend(OUTCOME_COLUMNS);
+    }
+    let mut table = Table::new(&columns);
     let mut fixed_rows = Vec::new();
     for (i, &now) in trace.iter().enumerate() {
         let n = i as u64 + 1;

@@ -74,6 +74,13 @@ pub fn decision_cells(now: u64, n: u64, d: &Decision) -> Vec<String> {
     ]
 }
 
+/// The columns after the verdict that [`outcome_cells`] fills.
+pub const OUTCOME_COLUMNS: [(&str, Align); 3] = [
+    ("remaining", Align::Right),
+    ("reset_after", Align::Right),
+    ("retry_after", Align::Right),
+];
+
 /// Verdict, remaining, reset_after and retry_after of a decision.
 pub fn outcome_cells(d: &Decision) -> [String; 4] {
     [

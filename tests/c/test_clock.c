@@ -16,28 +16,28 @@ static uint64_t read_ns(clockid_t id) {
     return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
 }
 
+/* Reads `ours` between two readings of `id`, checking it lies between them; returns it. */
+static uint64_t bracketed(clockid_t id, uint64_t (*ours)(void)) {
+    uint64_t before = read_ns(id);
+    uint64_t reading = ours();
+    uint64_t after = read_ns(id);
+    CHECK(before <= reading);
+    CHECK(reading <= after);
+    return reading;
+}
+
 static void test_monotonic_is_clock_monotonic(void) {
     uint64_t previous = 0;
     for (int i = 0; i < 1000; i++) {
-        uint64_t before = read_ns(CLOCK_MONOTONIC);
-        uint64_t ours = ratecore_monotonic_now_ns();
-        uint64_t after = read_ns(CLOCK_MONOTONIC);
-        CHECK(before <= ours);
-        CHECK(ours <= after);
+        uint64_t ours = bracketed(CLOCK_MONOTONIC, ratecore_monotonic_now_ns);
         CHECK(previous <= ours);
         previous = ours;
     }
 }
 
 static void test_unix_is_the_wall_clock(void) {
-    for (int i = 0; i < 100; i++) {
-        uint64_t before = read_ns(CLOCK_REALTIME);
-        uint64_t ours = ratecore_unix_now_ns();
-        uint64_t after = read_ns(CLOCK_REALTIME);
-        /* The wall clock may be stepped between reads; a step is the only way to fail. */
-        CHECK(before <= ours);
-        CHECK(ours <= after);
-    }
+    /* The wall clock may be stepped between reads; a step is the only way to fail. */
+    for (int i = 0; i < 100; i++) bracketed(CLOCK_REALTIME, ratecore_unix_now_ns);
 }
 
 int main(void) {

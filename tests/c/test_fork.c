@@ -164,12 +164,8 @@ static void run(const ratecore_quota *quota) {
 }
 
 int main(void) {
-    const ratecore_quota quotas[4] = {
-        rc_quota(RATECORE_ALGORITHM_GCRA, LIMIT, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, LIMIT, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_SLIDING_WINDOW, LIMIT, RC_HOUR),
-        rc_strict(LIMIT, RC_HOUR, 60),
-    };
-    for (int i = 0; i < 4; i++) run(&quotas[i]);
+    ratecore_quota quotas[RC_ALGORITHMS];
+    rc_each_algorithm(quotas, LIMIT, RC_HOUR, 60);
+    for (int i = 0; i < RC_ALGORITHMS; i++) run(&quotas[i]);
     return rc_finish("test_fork");
 }

@@ -323,13 +323,7 @@ static void test_bad_pointers_and_lengths(void) {
 
 static void expect_rejected(ratecore_quota q, uint32_t expected, const char *what) {
     ratecore_limiter *out = NULL;
-    uint32_t status = ratecore_limiter_new(&q, 1, &out);
-    if (status != expected) {
-        fprintf(stderr, "quota '%s': got %" PRIu32 " (%s), expected %" PRIu32 " (%s)\n", what,
-                status, ratecore_status_message(status), expected,
-                ratecore_status_message(expected));
-        rc_failures++;
-    }
+    rc_check_built(ratecore_limiter_new(&q, 1, &out), expected, "quota", what);
     CHECK(out == NULL);
     /* The same quota second in a composite is rejected the same way. */
     ratecore_quota pair[2] = {rc_quota(RATECORE_ALGORITHM_GCRA, 1, RC_SECOND), q};

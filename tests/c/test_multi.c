@@ -75,13 +75,23 @@ static void test_later_denial_consumes_nothing(void) {
     ratecore_table_free(acct);
 }
 
+/* A table of two strict quotas (3 an hour, 5 a day) and a table of `one_q`, checked
+ * together on key "k" with cost 1 as the items `a` (the pair) and `b`. */
+static void pair_and_one(ratecore_quota one_q, const char *a, const char *b, ratecore_table **two,
+                         ratecore_table **one, ratecore_check_item items[2]) {
+    ratecore_quota pair[2] = {rc_strict(3, RC_HOUR, 60), rc_strict(5, 24 * RC_HOUR, 24)};
+    *two = new_table(pair, 2);
+    *one = new_table(&one_q, 1);
+    items[0] = item(*two, "k", 1, a);
+    items[1] = item(*one, "k", 1, b);
+}
+
 /* A two-quota table and a one-quota table: three reports, the deciding quota named by
  * its index; peek consumes nothing. */
 static void test_reports_and_peek(void) {
-    ratecore_quota pair[2] = {rc_strict(3, RC_HOUR, 60), rc_strict(5, 24 * RC_HOUR, 24)};
-    ratecore_quota one_q = rc_quota(RATECORE_ALGORITHM_GCRA, 4, RC_HOUR);
-    ratecore_table *two = new_table(pair, 2), *one = new_table(&one_q, 1);
-    ratecore_check_item items[2] = {item(two, "k", 1, "a"), item(one, "k", 1, "b")};
+    ratecore_table *two, *one;
+    ratecore_check_item items[2];
+    pair_and_one(rc_quota(RATECORE_ALGORITHM_GCRA, 4, RC_HOUR), "a", "b", &two, &one, items);
     ratecore_check_result r;
     REQUIRE_OK(ratecore_tables_check(items, 2, NOW, RATECORE_CHECK_MODE_PEEK, &r));
     CHECK(r.decision.allowed);
@@ -226,10 +236,10 @@ static void check_values_match_lines(uint32_t style, const ratecore_check_item *
 }
 
 static void test_render(void) {
-    ratecore_quota pair[2] = {rc_strict(3, RC_HOUR, 60), rc_strict(5, 24 * RC_HOUR, 24)};
-    ratecore_quota one_q = rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, 1, RC_MINUTE);
-    ratecore_table *two = new_table(pair, 2), *one = new_table(&one_q, 1);
-    ratecore_check_item items[2] = {item(two, "k", 1, "zone_a"), item(one, "k", 1, "zone_b")};
+    ratecore_table *two, *one;
+    ratecore_check_item items[2];
+    pair_and_one(rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, 1, RC_MINUTE), "zone_a", "zone_b", &two,
+                 &one, items);
     ratecore_check_result r;
     for (int round = 0; round < 2; round++) { /* admitted, then denied */
         REQUIRE_OK(ratecore_tables_check(items, 2, NOW, RATECORE_CHECK_MODE_CHARGE, &r));

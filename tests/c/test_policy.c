@@ -54,13 +54,7 @@ static void switch_policy(void) {
     CHECK(!result.decision.allowed);
     CHECK(result.limited);
     CHECK_EQ_U64(result.status, 429);
-    CHECK_TEXT(headers, result.headers_len,
-               "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
-               "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    CHECK_TEXT(body, result.body_len,
-               "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
-               "per 1m. Please try again in 41 second.");
-    CHECK(strcmp(result.content_type, "text/plain; charset=utf-8") == 0);
+    CHECK_SWITCH_DENIAL(headers, result.headers_len, body, result.body_len, result.content_type);
 
     /* Too-small buffers: the decision is still made; the lengths say what is needed. */
     uint8_t tiny[4];
@@ -115,8 +109,7 @@ static void evenergy_policy_from_string(void) {
         "[table]\ncapacity = 64\n"
         "[[rule]]\nname = \"api\"\n[[rule.limit]]\nkey = \"app_user\"\n"
         "algorithm = \"sliding_window_strict\"\nlimit = 1000\nperiod = \"1h\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     ratecore_request r = request("GET", "/v2/users/");
     r.app = rc_bytes("app-1");
     r.app_len = 5;

@@ -9,17 +9,7 @@
 static uint8_t headers[1024], body[1024];
 
 /* An outcome filled with a pattern, to prove it was not written. */
-static ratecore_policy_outcome poisoned_outcome(void) {
-    ratecore_policy_outcome o;
-    memset(&o, 0x5a, sizeof o);
-    o.size = sizeof o;
-    return o;
-}
-
-static int outcome_untouched(const ratecore_policy_outcome *o) {
-    ratecore_policy_outcome p = poisoned_outcome();
-    return memcmp(o, &p, sizeof p) == 0;
-}
+RC_POISONED_TYPE(ratecore_policy_outcome, poisoned_outcome, outcome_untouched)
 
 static ratecore_status check_at(const ratecore_policy *policy, const ratecore_http_request *r,
                                 uint64_t now, ratecore_policy_outcome *o) {
@@ -75,10 +65,7 @@ static const char problem_json_42[] =
 
 /* Limits in policy order: 0 authorization-code/per-app-user, 1 client-credentials/per-app. */
 static void evenergy(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     size_t count = 0;
     REQUIRE_OK(ratecore_policy_limit_count(policy, &count));
     CHECK_EQ_U64(count, 2);
@@ -201,10 +188,7 @@ static void evenergy(void) {
 
 /* Limits in policy order: 0 save-readings/per-second, 1 save-readings/per-minute. */
 static void switch_api(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/switch.toml");
     size_t count = 0;
     REQUIRE_OK(ratecore_policy_limit_count(policy, &count));
     CHECK_EQ_U64(count, 2);
@@ -248,13 +232,7 @@ static void switch_api(void) {
     CHECK(!o.decision.allowed);
     CHECK_EQ_U64(o.status, 429);
     CHECK_EQ_U64(o.deciding_limit, 1);
-    CHECK_TEXT(headers, o.headers_len,
-               "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\n"
-               "X-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n");
-    CHECK_TEXT(body, o.body_len,
-               "Save readings API interface quota exceeded. Maximum allowed is 20 requests "
-               "per 1m. Please try again in 41 second.");
-    CHECK(strcmp(o.content_type, "text/plain; charset=utf-8") == 0);
+    CHECK_SWITCH_DENIAL(headers, o.headers_len, body, o.body_len, o.content_type);
 
     /* A client-credentials request without a client is refused; an empty client is a
      * client (`(NULL, 0)` is the empty value). */
@@ -303,8 +281,7 @@ static void shadow_limits(void) {
         "algorithm = \"fixed_window\"\nlimit = 3\nperiod = \"1m\"\n"
         "[[rule.limit]]\nname = \"per-user-tight\"\nkey = [\"user\"]\non_missing = \"skip\"\n"
         "algorithm = \"fixed_window\"\nlimit = 1\nperiod = \"1m\"\nshadow = true\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     ratecore_attribute alice[] = {rc_attr("user", "alice")};
     ratecore_http_request r = rc_http("GET", "/", alice, 1);
     ratecore_policy_outcome o;
@@ -334,10 +311,7 @@ static void shadow_limits(void) {
 }
 
 static void bad_arguments(void) {
-    ratecore_policy *policy = NULL;
-    char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/switch.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/switch.toml");
     ratecore_attribute cc[] = {rc_attr("auth", "client_credentials"), rc_attr("client", "client-z")};
     ratecore_http_request r = rc_http("POST", "/api/readings", cc, 2);
     ratecore_policy_outcome o = poisoned_outcome();

@@ -9,9 +9,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-
 static uint8_t headers[1024], body[1024];
 
 /* Every request here is GET /v2/users/. */
@@ -133,10 +130,8 @@ static void check_metrics(const ratecore_policy *policy, size_t index, uint64_t 
 /* ev.energy: client-credentials requests share one limit per app, 1000 per rolling hour
  * (limit 1 in policy order); the file raises the fleet integration's app to 5000. */
 static void evenergy_app_raised_at_run_time(void) {
-    ratecore_policy *policy = NULL;
     char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     CHECK_OVERRIDES(policy, FLEET_LINE);
     uint64_t t0 = 59 * RC_MINUTE;
     ratecore_policy_outcome o;
@@ -224,10 +219,8 @@ static void evenergy_app_raised_at_run_time(void) {
 /* Overrides the limit cannot take are refused with a status and a message; nothing
  * changes. */
 static void refused_overrides(void) {
-    ratecore_policy *policy = NULL;
     char error[256];
-    REQUIRE_OK(ratecore_policy_from_file("examples/policies/evenergy.toml", error, sizeof error,
-                                         &policy));
+    ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
     CHECK_STATUS(set_override(policy, "nope", "per-app", "app", "a", quota_of(5, 0), error),
                  RATECORE_STATUS_UNKNOWN_LIMIT);
     CHECK(strcmp(error, "no limit \"per-app\" in rule \"nope\"") == 0);
@@ -279,8 +272,7 @@ static void gcra_burst(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"deny\"\n"
         "algorithm = \"gcra\"\nlimit = 10\nperiod = \"1s\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     char error[256];
     REQUIRE_OK(set_override(policy, "api", "per-app", "app", "big", quota_of(10, 30), error));
     ratecore_attribute big[] = {rc_attr("app", "big")};
@@ -306,8 +298,7 @@ static void listing_escapes_and_buffers(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-key\"\nkey = [\"api_key\"]\non_missing = \"skip\"\n"
         "algorithm = \"fixed_window\"\nlimit = 3\nperiod = \"1m\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(toml);
     uint8_t out[4096];
     size_t len = SIZE_MAX;
     /* No overrides: the empty text, even with no buffer. */
@@ -350,28 +341,7 @@ static void listing_escapes_and_buffers(void) {
     CHECK_EQ_U64(len, n);
     CHECK_TEXT(out, len, expected);
     CHECK_EQ_U64(out[n], 0x5a);
-    memset(out, 0x5a, sizeof out);
-    len = 0;
-    CHECK_STATUS(ratecore_policy_overrides(policy, out, n - 1, &len),
-                 RATECORE_STATUS_BUFFER_TOO_SMALL);
-    CHECK_EQ_U64(len, n);
-    CHECK_EQ_U64(out[0], 0x5a);
-    len = 0;
-    CHECK_STATUS(ratecore_policy_overrides(policy, NULL, 0, &len),
-                 RATECORE_STATUS_BUFFER_TOO_SMALL);
-    CHECK_EQ_U64(len, n);
-
-    /* Bad arguments: nothing reported. */
-    len = 12345;
-    CHECK_STATUS(ratecore_policy_overrides(NULL, out, sizeof out, &len),
-                 RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_overrides(policy, out, sizeof out, NULL),
-                 RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_overrides(policy, NULL, 16, &len), RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_overrides(policy, out, SIZE_MAX, &len),
-                 RATECORE_STATUS_INVALID_ARGUMENT);
-    CHECK_EQ_U64(len, 12345);
-    CHECK_EQ_U64(out[0], 0x5a);
+    CHECK_TEXT_BUFFERS(ratecore_policy_overrides, policy, out, n, 1);
     ratecore_policy_free(policy);
 }
 
@@ -507,9 +477,7 @@ static unsigned send_ip(const ratecore_policy *policy, const uint8_t *ip, size_t
 }
 
 static void repeat_offenders(void) {
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(per_ip_toml), strlen(per_ip_toml), NULL, 0,
-                                         NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(per_ip_toml);
     /* Nobody denied yet: the empty report. */
     CHECK_OFFENDERS(policy, "", 0, 0);
     /* 198.51.100.1: 1 admitted, 6 denied. A key with a tab, a newline and a non-ASCII
@@ -621,9 +589,7 @@ static void repeat_offenders(void) {
 
 /* More repeat offenders than the report holds: the fewest denials make room. */
 static void the_report_is_bounded(void) {
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(per_ip_toml), strlen(per_ip_toml), NULL, 0,
-                                         NULL, 0, &policy));
+    ratecore_policy *policy = rc_policy_toml(per_ip_toml);
     const unsigned keys = RATECORE_OFFENDERS + 6;
     for (unsigned i = 0; i < keys; i++) {
         char ip[32];
@@ -649,47 +615,32 @@ static void the_report_is_bounded(void) {
 
 /* Override changes racing checks and listings: every call succeeds, and at a frozen clock
  * the key is never admitted more than the larger of its two quotas. */
-#define THREADS 4
 #define ATTEMPTS 200
 
-struct job {
-    const ratecore_policy *policy;
-    pthread_barrier_t *start;
-    atomic_int *running;
-    unsigned admitted;
-    unsigned errors;
-};
-
-static void *race(void *arg) {
-    struct job *job = arg;
+static void race_attempt(rc_race_job *job) {
     ratecore_attribute a[] = {rc_attr("ip", "acme")};
     ratecore_http_request r = http(a, 1);
     uint8_t out[1024];
-    pthread_barrier_wait(job->start);
-    for (unsigned i = 0; i < ATTEMPTS; i++) {
-        ratecore_policy_outcome o;
-        if (check_at(job->policy, &r, 0, &o) != RATECORE_STATUS_OK) {
-            job->errors++;
-        } else if (o.decision.allowed) {
-            job->admitted++;
-        }
-        size_t len = 0;
-        ratecore_status status = ratecore_policy_overrides(job->policy, out, sizeof out, &len);
-        if (status != RATECORE_STATUS_OK ||
-            (len != 0 && (len != strlen("api\tper-ip\tip\tacme\t300\t0\n") ||
-                          memcmp(out, "api\tper-ip\tip\tacme\t300\t0\n", len) != 0))) {
-            job->errors++;
-        }
-        ratecore_offender_stats s;
-        memset(&s, 0, sizeof s);
-        s.size = sizeof s;
-        if (ratecore_policy_offenders(job->policy, out, sizeof out, &len, &s) !=
-            RATECORE_STATUS_OK) {
-            job->errors++;
-        }
+    ratecore_policy_outcome o;
+    if (check_at(job->policy, &r, 0, &o) != RATECORE_STATUS_OK) {
+        job->errors++;
+    } else if (o.decision.allowed) {
+        job->admitted++;
     }
-    atomic_fetch_sub(job->running, 1);
-    return NULL;
+    size_t len = 0;
+    ratecore_status status = ratecore_policy_overrides(job->policy, out, sizeof out, &len);
+    if (status != RATECORE_STATUS_OK ||
+        (len != 0 && (len != strlen("api\tper-ip\tip\tacme\t300\t0\n") ||
+                      memcmp(out, "api\tper-ip\tip\tacme\t300\t0\n", len) != 0))) {
+        job->errors++;
+    }
+    ratecore_offender_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (ratecore_policy_offenders(job->policy, out, sizeof out, &len, &s) !=
+        RATECORE_STATUS_OK) {
+        job->errors++;
+    }
 }
 
 static void changes_race_checks(void) {
@@ -697,24 +648,12 @@ static void changes_race_checks(void) {
         "[[rule]]\nname = \"api\"\n"
         "[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\n"
         "algorithm = \"fixed_window\"\nlimit = 100\nperiod = \"1h\"\n";
-    ratecore_policy *policy = NULL;
-    REQUIRE_OK(ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0, NULL, 0, &policy));
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, THREADS + 1);
-    atomic_int running = THREADS;
-    struct job jobs[THREADS];
-    pthread_t threads[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct job){policy, &start, &running, 0, 0};
-        if (pthread_create(&threads[i], NULL, race, &jobs[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
-    }
-    pthread_barrier_wait(&start);
+    ratecore_policy *policy = rc_policy_toml(toml);
+    rc_race race;
+    rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     unsigned changes = 0, failed = 0;
     char error[256];
-    for (; changes < 20 || atomic_load(&running) > 0; changes++) {
+    for (; changes < 20 || rc_race_running(&race); changes++) {
         bool removed;
         ratecore_status status =
             changes % 2 ? remove_override(policy, "api", "per-ip", "ip", "acme", &removed)
@@ -722,13 +661,7 @@ static void changes_race_checks(void) {
                                        error);
         failed += status != RATECORE_STATUS_OK;
     }
-    unsigned total = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        total += jobs[i].admitted;
-        CHECK_EQ_U64(jobs[i].errors, 0);
-    }
-    pthread_barrier_destroy(&start);
+    unsigned total = rc_race_finish(&race);
     CHECK_EQ_U64(failed, 0);
     CHECK(total >= 100 && total <= 300);
     ratecore_policy_free(policy);

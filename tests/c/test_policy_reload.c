@@ -10,8 +10,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,29 +26,7 @@
 static const char base_toml[] = API_RULE("5");
 static const char with_search_toml[] = API_RULE("5") SEARCH_RULE;
 
-static ratecore_policy *policy_from(const char *toml) {
-    ratecore_policy *policy = NULL;
-    char error[256] = "";
-    ratecore_status status = ratecore_policy_from_toml(rc_bytes(toml), strlen(toml), NULL, 0,
-                                                       error, sizeof error, &policy);
-    if (status != RATECORE_STATUS_OK) {
-        fprintf(stderr, "policy: %s\n", error);
-        exit(1);
-    }
-    return policy;
-}
-
-static ratecore_reload_report poisoned_report(void) {
-    ratecore_reload_report r;
-    memset(&r, 0x5a, sizeof r);
-    r.size = sizeof r;
-    return r;
-}
-
-static int report_untouched(const ratecore_reload_report *r) {
-    ratecore_reload_report p = poisoned_report();
-    return memcmp(r, &p, sizeof p) == 0;
-}
+RC_POISONED_TYPE(ratecore_reload_report, poisoned_report, report_untouched)
 
 /* Reloads from text with a 256-byte error buffer, into `error`. */
 static ratecore_status reload(const ratecore_policy *policy, const char *toml, const char *origin,
@@ -149,7 +125,7 @@ static size_t limit_count(const ratecore_policy *policy) {
 }
 
 static void unchanged_limits_keep_their_state(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 3);
@@ -199,7 +175,7 @@ static void unchanged_limits_keep_their_state(void) {
  * gets her 10 again) but not its counters, and the report counts both as fresh, not a as
  * kept; the old b is dropped. */
 static void a_changed_limit_restarts_its_table(void) {
-    ratecore_policy *policy = policy_from(PAIR("20"));
+    ratecore_policy *policy = rc_policy_toml(PAIR("20"));
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 3);
@@ -236,7 +212,7 @@ static void a_reload_drops_run_time_overrides(void) {
     static const char with_vip[] =
         API_RULE("5") "[[rule.limit.override]]\nattribute = \"user\"\nvalue = \"vip\"\n"
                       "limit = 8\n";
-    ratecore_policy *policy = policy_from(with_vip);
+    ratecore_policy *policy = rc_policy_toml(with_vip);
     char error[256];
     ratecore_reload_report report;
     ratecore_override_quota q;
@@ -278,7 +254,7 @@ static void a_reload_drops_run_time_overrides(void) {
 /* A caller built against the first header passes the report's first version (up to
  * `dropped`): it gets exactly that, and its size says so. */
 static void a_first_version_report(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     const size_t first = offsetof(ratecore_reload_report, overrides_dropped);
     for (size_t extra = 0; extra < sizeof(size_t); extra += 4) {
         ratecore_reload_report report = poisoned_report();
@@ -297,7 +273,7 @@ static void a_first_version_report(void) {
 }
 
 static void bad_configurations_leave_the_policy_in_force(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     char error[256];
     ratecore_reload_report report;
     CHECK_EQ_U64(admitted(policy, "alice", 2, 0), 2);
@@ -349,7 +325,7 @@ static void bad_configurations_leave_the_policy_in_force(void) {
 }
 
 static void reload_from_a_file_renames_the_limits(void) {
-    ratecore_policy *policy = policy_from(with_search_toml);
+    ratecore_policy *policy = rc_policy_toml(with_search_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 2, 0), 2);
     char error[256] = "untouched";
     ratecore_reload_report report = poisoned_report();
@@ -378,7 +354,7 @@ static void reload_from_a_file_renames_the_limits(void) {
 }
 
 static void metrics_text_buffer(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 6, 0), 5);
     const size_t needed = strlen("api") + strlen("per-user");
     uint8_t text[32];
@@ -458,7 +434,7 @@ static void render_metrics(void) {
         "shadow=\"true\",outcome=\"shadow_denied\"} 2\n"
         "ratecore_policy_requests_total{rule=\"api\\\\v1\",limit=\"audit \\\"q\\\"\","
         "shadow=\"true\",outcome=\"skipped\"} 0\n";
-    ratecore_policy *policy = policy_from(toml);
+    ratecore_policy *policy = rc_policy_toml(toml);
     CHECK_EQ_U64(admitted(policy, "alice", 3, 0), 2);
     const size_t len = strlen(expected);
     uint8_t out[2048];
@@ -471,34 +447,17 @@ static void render_metrics(void) {
                 (const char *)out, expected);
         rc_failures++;
     }
-    /* Exactly enough is enough; one byte short, or no buffer, reports the length needed. */
+    /* Exactly enough is enough; one byte short, or no buffer, reports the length needed;
+     * bad arguments report nothing. */
     written = 0;
     REQUIRE_OK(ratecore_policy_render_metrics(policy, out, len, &written));
     CHECK_EQ_U64(written, len);
-    written = 0;
-    CHECK_STATUS(ratecore_policy_render_metrics(policy, out, len - 1, &written),
-                 RATECORE_STATUS_BUFFER_TOO_SMALL);
-    CHECK_EQ_U64(written, len);
-    written = 0;
-    CHECK_STATUS(ratecore_policy_render_metrics(policy, NULL, 0, &written),
-                 RATECORE_STATUS_BUFFER_TOO_SMALL);
-    CHECK_EQ_U64(written, len);
-    /* Bad arguments: nothing reported. */
-    written = 12345;
-    CHECK_STATUS(ratecore_policy_render_metrics(NULL, out, sizeof out, &written),
-                 RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_render_metrics(policy, out, sizeof out, NULL),
-                 RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_render_metrics(policy, NULL, 16, &written),
-                 RATECORE_STATUS_NULL_POINTER);
-    CHECK_STATUS(ratecore_policy_render_metrics(policy, out, SIZE_MAX, &written),
-                 RATECORE_STATUS_INVALID_ARGUMENT);
-    CHECK_EQ_U64(written, 12345);
+    CHECK_TEXT_BUFFERS(ratecore_policy_render_metrics, policy, out, len, 0);
     ratecore_policy_free(policy);
 }
 
 static void bad_arguments(void) {
-    ratecore_policy *policy = policy_from(base_toml);
+    ratecore_policy *policy = rc_policy_toml(base_toml);
     CHECK_EQ_U64(admitted(policy, "alice", 1, 0), 1);
     char error[64], untouched_error[64];
     memset(error, 0x5a, sizeof error);
@@ -574,67 +533,41 @@ static void bad_arguments(void) {
 /* Reloads racing checks and metrics reads. The per-user limit (100 a minute) is in both
  * versions the main thread alternates between, so its state carries over every reload
  * and exactly 100 of the threads' requests are admitted at a frozen clock. */
-#define THREADS 4
 #define ATTEMPTS 100
 #define RACE_TOML API_RULE("100")
 
-struct job {
-    const ratecore_policy *policy;
-    pthread_barrier_t *start;
-    atomic_int *running;
-    unsigned admitted;
-    unsigned errors;
-};
-
-static void *race(void *arg) {
-    struct job *job = arg;
+static void race_attempt(rc_race_job *job) {
     uint8_t out[2048];
-    pthread_barrier_wait(job->start);
-    for (unsigned i = 0; i < ATTEMPTS; i++) {
-        job->admitted += admitted(job->policy, "alice", 1, 0);
-        limit_view v = read_limit(job->policy, 0);
-        if (v.status != RATECORE_STATUS_OK || strcmp(v.rule, "api") != 0 ||
-            strcmp(v.name, "per-user") != 0) {
-            job->errors++;
-        }
-        /* Index 1 is search/per-ip, or absent, depending on the version in force. */
-        v = read_limit(job->policy, 1);
-        if (v.status == RATECORE_STATUS_OK
-                ? strcmp(v.rule, "search") != 0 || strcmp(v.name, "per-ip") != 0
-                : v.status != RATECORE_STATUS_INVALID_ARGUMENT) {
-            job->errors++;
-        }
-        size_t written = 0;
-        if (ratecore_policy_render_metrics(job->policy, out, sizeof out, &written) !=
-                RATECORE_STATUS_OK ||
-            written < 100) {
-            job->errors++;
-        }
+    job->admitted += admitted(job->policy, "alice", 1, 0);
+    limit_view v = read_limit(job->policy, 0);
+    if (v.status != RATECORE_STATUS_OK || strcmp(v.rule, "api") != 0 ||
+        strcmp(v.name, "per-user") != 0) {
+        job->errors++;
     }
-    atomic_fetch_sub(job->running, 1);
-    return NULL;
+    /* Index 1 is search/per-ip, or absent, depending on the version in force. */
+    v = read_limit(job->policy, 1);
+    if (v.status == RATECORE_STATUS_OK
+            ? strcmp(v.rule, "search") != 0 || strcmp(v.name, "per-ip") != 0
+            : v.status != RATECORE_STATUS_INVALID_ARGUMENT) {
+        job->errors++;
+    }
+    size_t written = 0;
+    if (ratecore_policy_render_metrics(job->policy, out, sizeof out, &written) !=
+            RATECORE_STATUS_OK ||
+        written < 100) {
+        job->errors++;
+    }
 }
 
 static void reloads_race_checks(void) {
-    ratecore_policy *policy = policy_from(RACE_TOML);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, THREADS + 1);
-    atomic_int running = THREADS;
-    struct job jobs[THREADS];
-    pthread_t threads[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct job){policy, &start, &running, 0, 0};
-        if (pthread_create(&threads[i], NULL, race, &jobs[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
-    }
-    pthread_barrier_wait(&start);
+    ratecore_policy *policy = rc_policy_toml(RACE_TOML);
+    rc_race race;
+    rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     /* Reload for as long as the threads run (and at least 20 times). */
     static const char with_search[] = RACE_TOML SEARCH_RULE;
     char error[256];
     unsigned reloads = 0, reloads_ok = 0;
-    for (; reloads < 20 || atomic_load(&running) > 0; reloads++) {
+    for (; reloads < 20 || rc_race_running(&race); reloads++) {
         ratecore_reload_report report;
         bool back = reloads % 2;
         if (reload(policy, back ? RACE_TOML : with_search, NULL, error, &report) ==
@@ -644,16 +577,10 @@ static void reloads_race_checks(void) {
             reloads_ok++;
         }
     }
-    unsigned total = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        total += jobs[i].admitted;
-        CHECK_EQ_U64(jobs[i].errors, 0);
-    }
-    pthread_barrier_destroy(&start);
+    unsigned total = rc_race_finish(&race);
     CHECK_EQ_U64(reloads_ok, reloads);
     CHECK_EQ_U64(total, 100);
-    CHECK_LIMIT(policy, 0, "api", "per-user", 100, THREADS * ATTEMPTS - 100);
+    CHECK_LIMIT(policy, 0, "api", "per-user", 100, RC_RACE_THREADS * ATTEMPTS - 100);
     ratecore_policy_free(policy);
 }
 

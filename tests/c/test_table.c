@@ -296,13 +296,8 @@ static void test_bad_pointers_and_lengths(void) {
 static void expect_table_rejected(const ratecore_quota *quotas, size_t n, uint64_t capacity,
                                   uint32_t policy, uint32_t expected, const char *what) {
     ratecore_table *out = NULL;
-    uint32_t status = ratecore_table_new(quotas, n, capacity, policy, &out);
-    if (status != expected) {
-        fprintf(stderr, "table '%s': got %" PRIu32 " (%s), expected %" PRIu32 " (%s)\n", what,
-                status, ratecore_status_message(status), expected,
-                ratecore_status_message(expected));
-        rc_failures++;
-    }
+    rc_check_built(ratecore_table_new(quotas, n, capacity, policy, &out), expected, "table",
+                   what);
     CHECK(out == NULL);
     size_t size = 12345;
     CHECK_STATUS(ratecore_table_region_size(quotas, n, capacity, policy, &size), expected);

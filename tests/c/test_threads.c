@@ -86,13 +86,9 @@ static void run_threads(void *(*body)(void *), const ratecore_limiter *limiter,
 
 static void test_limiters(void) {
     const uint64_t limit = 1000;
-    const ratecore_quota quotas[4] = {
-        rc_quota(RATECORE_ALGORITHM_GCRA, limit, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, limit, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_SLIDING_WINDOW, limit, RC_HOUR),
-        rc_strict(limit, RC_HOUR, 60),
-    };
-    for (size_t i = 0; i < 4; i++) {
+    ratecore_quota quotas[RC_ALGORITHMS];
+    rc_each_algorithm(quotas, limit, RC_HOUR, 60);
+    for (size_t i = 0; i < RC_ALGORITHMS; i++) {
         ratecore_limiter *l = NULL;
         REQUIRE_OK(ratecore_limiter_new(&quotas[i], 1, &l));
         uint64_t totals[64];
@@ -131,13 +127,9 @@ static void test_limiters(void) {
 static void test_tables(void) {
     const size_t keys = 16;
     const uint64_t limit = 50;
-    const ratecore_quota quotas[4] = {
-        rc_quota(RATECORE_ALGORITHM_GCRA, limit, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_FIXED_WINDOW, limit, RC_HOUR),
-        rc_quota(RATECORE_ALGORITHM_SLIDING_WINDOW, limit, RC_HOUR),
-        rc_strict(limit, RC_HOUR, 60),
-    };
-    for (size_t i = 0; i < 4; i++) {
+    ratecore_quota quotas[RC_ALGORITHMS];
+    rc_each_algorithm(quotas, limit, RC_HOUR, 60);
+    for (size_t i = 0; i < RC_ALGORITHMS; i++) {
         ratecore_table *t = NULL;
         REQUIRE_OK(ratecore_table_new(&quotas[i], 1, 1024, RATECORE_FULL_POLICY_DENY, &t));
         uint64_t totals[64];

@@ -3,7 +3,7 @@
 
 use ratecore::{CheckError, Decision, QuotaError};
 
-use super::{cost_check, narrow, until, window_state_fits, Model, QuotaParams, MAX};
+use super::{cost_check, narrow, until, window_quota, window_requota, Decide, QuotaParams};
 
 /// Reference two-window weighted estimate.
 #[derive(Clone, Debug)]
@@ -17,7 +17,7 @@ pub struct ApproxModel {
 
 /// The stored state as seen at some moment.
 #[derive(Clone, Copy, Debug)]
-struct View {
+pub struct View {
     window: u128,
     previous: u64,
     current: u64,
@@ -30,9 +30,7 @@ impl ApproxModel {
     /// `u64` range and two counts do not fit one word.
     pub fn new(quota: QuotaParams) -> Result<Self, QuotaError> {
         let period = u128::from(quota.period);
-        if !window_state_fits(quota.limit, 2, MAX / period) {
-            return Err(QuotaError::StateTooWide);
-        }
+        window_quota(quota.limit, 2, period)?;
         Ok(Self {
             limit: quota.limit,
             period,
@@ -45,16 +43,7 @@ impl ApproxModel {
     /// The same windows judged from now on under another quota of the same period (a
     /// per-client override): both counts carry over; `StateTooWide` as [`Self::new`].
     pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
-        assert_eq!(
-            u128::from(quota.period),
-            self.period,
-            "model bug: period changed"
-        );
-        if !window_state_fits(quota.limit, 2, MAX / self.period) {
-            return Err(QuotaError::StateTooWide);
-        }
-        self.limit = quota.limit;
-        Ok(())
+        window_requota(&mut self.limit, 2, self.period, quota)
     }
 
     /// The stored state rolled forward to `t` (or `t` clamped back onto the stored window).
@@ -110,9 +99,13 @@ impl ApproxModel {
             0
         }
     }
+}
+
+impl Decide for ApproxModel {
+    type Write = View;
 
     /// The decision, and the state to store if admitted with a cost.
-    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<View>), CheckError> {
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Write>), CheckError> {
         cost_check(cost, self.limit)?;
         let caller = u128::from(now);
         let v = self.view(caller);
@@ -153,24 +146,14 @@ impl ApproxModel {
             Ok((decision, None))
         }
     }
-}
 
-impl Model for ApproxModel {
+    fn apply(&mut self, v: View) {
+        self.window = v.window;
+        self.previous = v.previous;
+        self.current = v.current;
+    }
+
     fn capacity(&self) -> u64 {
         self.limit
-    }
-
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.decide(now, cost).map(|(d, _)| d)
-    }
-
-    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        let (decision, write) = self.decide(now, cost)?;
-        if let Some(v) = write {
-            self.window = v.window;
-            self.previous = v.previous;
-            self.current = v.current;
-        }
-        Ok(decision)
     }
 }

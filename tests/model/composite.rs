@@ -70,6 +70,23 @@ impl CompositeModel {
         )
     }
 
+    /// The decision a new key of a table of `limits` gets for one check of `cost` at
+    /// `now`: a fresh model's.
+    pub fn fresh_check(limits: &[LimitSpec], now: u64, cost: u64) -> Decision {
+        Self::of_specs(limits)
+            .run(now, cost, true)
+            .expect("a cost the limits fit")
+            .decision
+    }
+
+    /// The decision a peek of `cost` at `now` gets, as a plain [`Decision`].
+    pub fn peek_decision(&self, now: u64, cost: u64) -> Decision {
+        self.clone()
+            .run(now, cost, false)
+            .expect("a cost the limits fit")
+            .decision
+    }
+
     /// The limits whose capacity `cost` exceeds: any of their errors is acceptable.
     pub fn cost_errors(&self, cost: u64) -> Vec<CheckError> {
         self.limits

@@ -2,7 +2,7 @@
 
 use ratecore::{CheckError, Decision, QuotaError};
 
-use super::{cost_check, until, window_state_fits, Model, QuotaParams, MAX};
+use super::{cost_check, until, window_quota, window_requota, Decide, QuotaParams};
 
 /// Reference fixed window: windows `[w·period, (w+1)·period)` aligned to time 0.
 #[derive(Clone, Debug)]
@@ -18,9 +18,7 @@ impl FixedModel {
     /// whole `u64` range and one count do not fit one word.
     pub fn new(quota: QuotaParams) -> Result<Self, QuotaError> {
         let period = u128::from(quota.period);
-        if !window_state_fits(quota.limit, 1, MAX / period) {
-            return Err(QuotaError::StateTooWide);
-        }
+        window_quota(quota.limit, 1, period)?;
         Ok(Self {
             limit: quota.limit,
             period,
@@ -32,20 +30,15 @@ impl FixedModel {
     /// The same window judged from now on under another quota of the same period (a
     /// per-client override): the count carries over; `StateTooWide` as [`Self::new`].
     pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
-        assert_eq!(
-            u128::from(quota.period),
-            self.period,
-            "model bug: period changed"
-        );
-        if !window_state_fits(quota.limit, 1, MAX / self.period) {
-            return Err(QuotaError::StateTooWide);
-        }
-        self.limit = quota.limit;
-        Ok(())
+        window_requota(&mut self.limit, 1, self.period, quota)
     }
+}
+
+impl Decide for FixedModel {
+    type Write = (u128, u64);
 
     /// The decision, and the `(window, count)` to store if admitted with a cost.
-    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<(u128, u64)>), CheckError> {
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Write>), CheckError> {
         cost_check(cost, self.limit)?;
         let now = u128::from(now);
         let caller = now;
@@ -81,23 +74,13 @@ impl FixedModel {
             Ok((decision, None))
         }
     }
-}
 
-impl Model for FixedModel {
+    fn apply(&mut self, (window, count): (u128, u64)) {
+        self.window = window;
+        self.count = count;
+    }
+
     fn capacity(&self) -> u64 {
         self.limit
-    }
-
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.decide(now, cost).map(|(d, _)| d)
-    }
-
-    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        let (decision, write) = self.decide(now, cost)?;
-        if let Some((window, count)) = write {
-            self.window = window;
-            self.count = count;
-        }
-        Ok(decision)
     }
 }

@@ -2,7 +2,7 @@
 
 use ratecore::{CheckError, Decision, NEVER};
 
-use super::{ceil_div, cost_check, narrow, Model, QuotaParams, MAX};
+use super::{ceil_div, cost_check, narrow, Decide, QuotaParams, MAX};
 
 /// Reference GCRA: emission interval `T = ⌈period / limit⌉`, tolerance `τ = burst · T`.
 #[derive(Clone, Debug)]
@@ -34,9 +34,13 @@ impl GcraModel {
             ..fresh
         };
     }
+}
+
+impl Decide for GcraModel {
+    type Write = u128;
 
     /// The decision, and the TAT to store if the request is admitted and costs something.
-    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<u128>), CheckError> {
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Write>), CheckError> {
         cost_check(cost, self.burst)?;
         let now = u128::from(now);
         let base = self.tat.max(now);
@@ -74,22 +78,12 @@ impl GcraModel {
             Ok((denied(narrow(ahead - self.tolerance)), None))
         }
     }
-}
 
-impl Model for GcraModel {
+    fn apply(&mut self, tat: u128) {
+        self.tat = tat;
+    }
+
     fn capacity(&self) -> u64 {
         self.burst
-    }
-
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.decide(now, cost).map(|(d, _)| d)
-    }
-
-    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        let (decision, new_tat) = self.decide(now, cost)?;
-        if let Some(tat) = new_tat {
-            self.tat = tat;
-        }
-        Ok(decision)
     }
 }

@@ -122,6 +122,34 @@ pub fn window_state_fits(limit: u64, counters: u32, max_window: u128) -> bool {
     bits(u128::from(limit)) * counters + bits(max_window) <= 64
 }
 
+/// A window model's construction check: `StateTooWide` unless window numbers over the
+/// whole `u64` range of `period` and `counters` counts up to `limit` fit one word.
+pub fn window_quota(limit: u64, counters: u32, period: u128) -> Result<(), QuotaError> {
+    if window_state_fits(limit, counters, MAX / period) {
+        Ok(())
+    } else {
+        Err(QuotaError::StateTooWide)
+    }
+}
+
+/// A window model's per-client override: the period stays, the counts carry over, the
+/// limit becomes `quota`'s (checked as by [`window_quota`]).
+pub fn window_requota(
+    limit: &mut u64,
+    counters: u32,
+    period: u128,
+    quota: QuotaParams,
+) -> Result<(), QuotaError> {
+    assert_eq!(
+        u128::from(quota.period),
+        period,
+        "model bug: period changed"
+    );
+    window_quota(quota.limit, counters, period)?;
+    *limit = quota.limit;
+    Ok(())
+}
+
 /// A naive model of one limiter.
 pub trait Model {
     /// The most one request may cost (the limit, or the burst for GCRA).
@@ -130,6 +158,37 @@ pub trait Model {
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError>;
     /// The decision for a request of `cost` at `now`, consuming `cost` if admitted.
     fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError>;
+}
+
+/// A model as a pure decision and the write an admission makes; [`Model`] follows.
+pub trait Decide {
+    /// What an admission that costs something stores.
+    type Write;
+    /// The decision for a request of `cost` at `now`, and what to store if it consumes
+    /// quota.
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Write>), CheckError>;
+    /// Stores an admission's write.
+    fn apply(&mut self, write: Self::Write);
+    /// The most one request may cost (the limit, or the burst for GCRA).
+    fn capacity(&self) -> u64;
+}
+
+impl<T: Decide> Model for T {
+    fn capacity(&self) -> u64 {
+        Decide::capacity(self)
+    }
+
+    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        self.decide(now, cost).map(|(d, _)| d)
+    }
+
+    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
+        let (decision, write) = self.decide(now, cost)?;
+        if let Some(write) = write {
+            self.apply(write);
+        }
+        Ok(decision)
+    }
 }
 
 /// Any of the four models, chosen at run time (mirrors `ratecore::Limiter`).

@@ -3,7 +3,7 @@
 
 use ratecore::{CheckError, Decision, QuotaError};
 
-use super::{ceil_div, cost_check, until, Model, QuotaParams, MAX_SUB_WINDOWS};
+use super::{ceil_div, cost_check, until, Decide, QuotaParams, MAX_SUB_WINDOWS};
 
 /// The admissions of one sub-window: how much, and the newest of them.
 #[derive(Clone, Copy, Debug)]
@@ -74,54 +74,6 @@ impl StrictModel {
             .collect()
     }
 
-    /// The decision at the effective time, and that time.
-    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, u128), CheckError> {
-        cost_check(cost, self.limit)?;
-        // Time going backwards never refunds: judge at the latest admission if later.
-        let caller = u128::from(now);
-        let now = caller.max(self.latest);
-        let mut releases = self.in_window(now);
-        let sum: u128 = releases.iter().map(|&(_, c)| u128::from(c)).sum();
-        let last_release = |releases: &[(u128, u64)], extra: Option<u128>| {
-            let last = releases.iter().map(|&(r, _)| r).chain(extra).max();
-            // Durations are measured from the caller's time.
-            last.map_or(0, |r| until(r, caller))
-        };
-        if sum + u128::from(cost) <= u128::from(self.limit) {
-            // Our own admission, if any, is released one period from now.
-            let ours = (cost > 0).then_some(now + self.period);
-            let decision = Decision {
-                allowed: true,
-                limit: self.limit,
-                remaining: self.limit - u64::try_from(sum).unwrap() - cost,
-                reset_after: last_release(&releases, ours),
-                retry_after: 0,
-            };
-            Ok((decision, now))
-        } else {
-            releases.sort_unstable();
-            let mut left = sum;
-            let mut retry = None;
-            for &(release, count) in &releases {
-                left -= u128::from(count);
-                if left + u128::from(cost) <= u128::from(self.limit) {
-                    retry = Some(until(release, caller));
-                    break;
-                }
-            }
-            let decision = Decision {
-                allowed: false,
-                limit: self.limit,
-                remaining: u64::try_from(u128::from(self.limit).saturating_sub(sum)).unwrap(),
-                reset_after: last_release(&releases, None),
-                retry_after: retry.expect("model bug: cost <= limit always fits eventually"),
-            };
-            Ok((decision, now))
-        }
-    }
-}
-
-impl StrictModel {
     /// The documented effect of undoing, right away, the one admission of `cost` that
     /// turned `before` into `after` (`Table::undo`, a composite's cancel): if that
     /// admission opened its sub-window, everything is as before it; if the sub-window
@@ -155,32 +107,74 @@ impl StrictModel {
     }
 }
 
-impl Model for StrictModel {
+impl Decide for StrictModel {
+    /// The effective time and cost of an admission.
+    type Write = (u128, u64);
+
+    /// The decision at the effective time, and that time with the cost when the request
+    /// is admitted and costs something.
+    fn decide(&self, now: u64, cost: u64) -> Result<(Decision, Option<Self::Write>), CheckError> {
+        cost_check(cost, self.limit)?;
+        // Time going backwards never refunds: judge at the latest admission if later.
+        let caller = u128::from(now);
+        let now = caller.max(self.latest);
+        let mut releases = self.in_window(now);
+        let sum: u128 = releases.iter().map(|&(_, c)| u128::from(c)).sum();
+        let last_release = |releases: &[(u128, u64)], extra: Option<u128>| {
+            let last = releases.iter().map(|&(r, _)| r).chain(extra).max();
+            // Durations are measured from the caller's time.
+            last.map_or(0, |r| until(r, caller))
+        };
+        if sum + u128::from(cost) <= u128::from(self.limit) {
+            // Our own admission, if any, is released one period from now.
+            let ours = (cost > 0).then_some(now + self.period);
+            let decision = Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: self.limit - u64::try_from(sum).unwrap() - cost,
+                reset_after: last_release(&releases, ours),
+                retry_after: 0,
+            };
+            Ok((decision, (cost > 0).then_some((now, cost))))
+        } else {
+            releases.sort_unstable();
+            let mut left = sum;
+            let mut retry = None;
+            for &(release, count) in &releases {
+                left -= u128::from(count);
+                if left + u128::from(cost) <= u128::from(self.limit) {
+                    retry = Some(until(release, caller));
+                    break;
+                }
+            }
+            let decision = Decision {
+                allowed: false,
+                limit: self.limit,
+                remaining: u64::try_from(u128::from(self.limit).saturating_sub(sum)).unwrap(),
+                reset_after: last_release(&releases, None),
+                retry_after: retry.expect("model bug: cost <= limit always fits eventually"),
+            };
+            Ok((decision, None))
+        }
+    }
+
+    fn apply(&mut self, (now, cost): (u128, u64)) {
+        let index = now / self.granule;
+        match self.log.iter_mut().find(|s| s.index == index) {
+            Some(sub) => {
+                sub.count += cost;
+                sub.newest = sub.newest.max(now);
+            }
+            None => self.log.push(SubWindow {
+                index,
+                count: cost,
+                newest: now,
+            }),
+        }
+        self.latest = self.latest.max(now);
+    }
+
     fn capacity(&self) -> u64 {
         self.limit
-    }
-
-    fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        self.decide(now, cost).map(|(d, _)| d)
-    }
-
-    fn check(&mut self, now: u64, cost: u64) -> Result<Decision, CheckError> {
-        let (decision, now) = self.decide(now, cost)?;
-        if decision.allowed && cost > 0 {
-            let index = now / self.granule;
-            match self.log.iter_mut().find(|s| s.index == index) {
-                Some(sub) => {
-                    sub.count += cost;
-                    sub.newest = sub.newest.max(now);
-                }
-                None => self.log.push(SubWindow {
-                    index,
-                    count: cost,
-                    newest: now,
-                }),
-            }
-            self.latest = self.latest.max(now);
-        }
-        Ok(decision)
     }
 }

@@ -11,6 +11,7 @@ directive option, 4 workers sharing exact counts, reload and `nginx -t` behaviou
 share a few nginx servers and use keys of their own, so each runs alone too (`-k`).
 """
 
+import functools
 import os
 import re
 import shutil
@@ -278,6 +279,31 @@ def readme_links_the_example_config(env):
     eq(len(blocks), 0, "Uphold nginx.conf blocks pasted into the README")
 
 
+def count_down(c, path, headers, limit, what, style="X-RateLimit"):
+    """`limit` admitted GETs of `path`, each reporting `limit` and one less left in the
+    `style`-Limit and -Remaining headers; returns the answer to one more."""
+    for i in range(limit):
+        r = c.request("GET", path, headers)
+        eq((r.status, r.header(f"{style}-Limit"), r.header(f"{style}-Remaining")),
+           (200, str(limit), str(limit - 1 - i)), f"{what} {i + 1}")
+    return c.request("GET", path, headers)
+
+
+def features_test(fn):
+    """Registers fn(ngx, c) as a test against the features server, with a fresh client
+    that is closed when fn returns."""
+    @test
+    @functools.wraps(fn)
+    def run(env):
+        ngx = features_nginx(env)
+        c = Client(ngx.ports["port"])
+        try:
+            fn(ngx, c)
+        finally:
+            c.close()
+    return run
+
+
 def features_nginx(env):
     if not hasattr(env, "_features"):
         with open(os.path.join(HERE, "conf", "features.conf")) as f:
@@ -288,12 +314,10 @@ def features_nginx(env):
     return env._features
 
 
-@test
-def ietf_headers_over_several_zones(env):
+@features_test
+def ietf_headers_over_several_zones(ngx, c):
     """style=ietf: RateLimit-Policy and RateLimit list every quota of every zone; a
     denial by one zone consumes nothing from the others."""
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
     h = {"X-Key": "ietf-1"}
     policy = '"f_ietf_a/1";q=3;w=3600, "f_ietf_a/2";q=5;w=86400, "f_ietf_b";q=4;w=3600'
     for i in range(3):
@@ -314,13 +338,10 @@ def ietf_headers_over_several_zones(env):
     eq((r.status, r.header("RateLimit")), (200, '"f_ietf_b";r=0;t=3600'), "f_ietf_b alone")
     r = c.request("GET", "/ietf_b", h)
     eq(r.status, 429, "f_ietf_b exhausted")
-    c.close()
 
 
-@test
-def dry_run_counts_and_logs_but_never_rejects(env):
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
+@features_test
+def dry_run_counts_and_logs_but_never_rejects(ngx, c):
     h = {"X-Key": "dry-1"}
     for i in range(4):
         r = c.request("GET", "/dry", h)
@@ -341,15 +362,12 @@ def dry_run_counts_and_logs_but_never_rejects(env):
     r = c.request("GET", "/drymix", h)
     eq((r.status, r.header("X-Ratecore-Status"), r.header("X-RateLimit-Remaining")),
        (200, "REJECTED_DRY_RUN", "3"), "drymix 2")
-    c.close()
 
 
-@test
-def status_and_body_options(env):
+@features_test
+def status_and_body_options(ngx, c):
     """status=503 body=none; body=nginx with error_page; style=none; HEAD; a POST body
     discarded on a denial with the connection kept alive."""
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
     h = {"X-Key": "status-1"}
     eq(c.request("GET", "/s503", h).status, 200, "first")
     r = c.request("GET", "/s503", h)
@@ -383,32 +401,22 @@ def status_and_body_options(env):
     r = c.request("GET", "/longtext", h)
     eq(r.body, (f"{LONG_DESCRIPTION} quota exceeded. Maximum allowed is 1 requests per 1h. "
                 f"Please try again in 3600 second.").encode(), "a body longer than the first buffer")
-    c.close()
 
 
-@test
-def text_body_names_the_denying_quota_of_a_zone(env):
+@features_test
+def text_body_names_the_denying_quota_of_a_zone(ngx, c):
     """With two limits, a denial found by peeking a two-quota zone names that zone's
     denying quota (2 per 1h, not 5 per 1d) in Switch's sentence."""
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
     h = {"X-Key": "pair-1"}
-    for i in range(2):
-        r = c.request("GET", "/pair", h)
-        eq((r.status, r.header("X-Rate-Limit-Limit"), r.header("X-Rate-Limit-Remaining")),
-           (200, "2", str(1 - i)), f"request {i + 1}")
-    r = c.request("GET", "/pair", h)
+    r = count_down(c, "/pair", h, 2, "request", style="X-Rate-Limit")
     eq(r.status, 429, "3rd request")
     eq(r.body, f"Pair API quota exceeded. Maximum allowed is 2 requests per 1h. Please try again in "
                f"{r.header('Retry-After')} second.".encode(), "body")
     check(r.header("Retry-After") in {"3599", "3600"}, f"Retry-After {r.header('Retry-After')}")
-    c.close()
 
 
-@test
-def costs_constant_variable_invalid_and_impossible(env):
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
+@features_test
+def costs_constant_variable_invalid_and_impossible(ngx, c):
     key = {"X-Key": "cost-1"}
     r = c.request("GET", "/cost", {**key, "X-Cost": "4"})
     eq((r.status, r.header("X-RateLimit-Remaining")), (200, "6"), "cost 4")
@@ -434,13 +442,10 @@ def costs_constant_variable_invalid_and_impossible(env):
     eq(r.status, 429, "a cost beyond 64 bits is as impossible")
     r = c.request("GET", "/cost", {"X-Key": "cost-2", "X-Cost": "10"})
     eq((r.status, r.header("X-RateLimit-Remaining")), (200, "0"), "cost 10 of 10")
-    c.close()
 
 
-@test
-def internal_redirect_counts_once_and_inheritance(env):
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
+@features_test
+def internal_redirect_counts_once_and_inheritance(ngx, c):
     h = {"X-Key": "redirect-1"}
     for i in range(3):
         r = c.request("GET", "/redirect", h)
@@ -457,7 +462,6 @@ def internal_redirect_counts_once_and_inheritance(env):
     eq((r.rate_headers(), r.header("X-Ratecore-Status")), ([], None), "ratecore_limit off")
     r = c.request("GET", "/inherited")
     eq((r.rate_headers(), r.header("X-Ratecore-Status")), ([], "NO_KEY"), "empty key: not limited")
-    c.close()
 
 
 LATE_ZONES_CONF = """@MAIN@
@@ -489,11 +493,7 @@ def zones_may_be_declared_after_use(env):
     ngx = Nginx(env.workdir, "latezones", LATE_ZONES_CONF, env.module, port=free_port()).start()
     c = Client(ngx.ports["port"])
     h = {"X-Key": "late-1"}
-    for i in range(2):
-        r = c.request("GET", "/index.html", h)
-        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
-           (200, "2", str(1 - i)), f"http-level limit, request {i + 1}")
-    r = c.request("GET", "/index.html", h)
+    r = count_down(c, "/index.html", h, 2, "http-level limit, request")
     eq((r.status, r.header("X-Ratecore-Status")), (429, "REJECTED"), "http-level limit, request 3")
     r = c.request("GET", "/own/", h)
     eq((r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")), ("5", "4"),
@@ -511,17 +511,11 @@ def zones_may_be_declared_after_use(env):
           f"in {path}:{line}" in r.stderr, f"unknown zone, line {line}: {r.stderr}")
 
 
-@test
-def algorithms_and_full_tables(env):
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
+@features_test
+def algorithms_and_full_tables(ngx, c):
     # GCRA 2/h with a burst of 3: three at once, then one every 30 minutes
     h = {"X-Key": "gcra-1"}
-    for i in range(3):
-        r = c.request("GET", "/gcra", h)
-        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
-           (200, "3", str(2 - i)), f"gcra {i + 1}")
-    r = c.request("GET", "/gcra", h)
+    r = count_down(c, "/gcra", h, 3, "gcra")
     eq((r.status, r.header("Retry-After")), (429, "1800"), "gcra: one more in 30 minutes")
     # approximate sliding window
     h = {"X-Key": "approx-1"}
@@ -542,22 +536,15 @@ def algorithms_and_full_tables(env):
     eq(c.request("GET", "/full_evict", {"X-Key": "full-8"}).status, 429, "when_full=evict: tracked")
     # quota=...:burst= on a two-quota zone: the GCRA quota's burst of 3 decides
     h = {"X-Key": "qburst-1"}
-    for i in range(3):
-        r = c.request("GET", "/qburst", h)
-        eq((r.status, r.header("X-RateLimit-Limit"), r.header("X-RateLimit-Remaining")),
-           (200, "3", str(2 - i)), f"qburst {i + 1}")
-    r = c.request("GET", "/qburst", h)
+    r = count_down(c, "/qburst", h, 3, "qburst")
     eq((r.status, r.header("Retry-After")), (429, "1800"), "qburst: the burst is spent")
-    c.close()
 
 
-@test
-def subrequests_are_not_limited_and_log_levels(env):
+@features_test
+def subrequests_are_not_limited_and_log_levels(ngx, c):
     """An auth_request subrequest to a limited location consumes nothing (only main
     requests are limited, as limit_req does); ratecore_log_level sets the level of the
     denial log line (default error)."""
-    ngx = features_nginx(env)
-    c = Client(ngx.ports["port"])
     h = {"X-Key": "sub-1"}
     for i in range(3):
         eq(c.request("GET", "/authed", h).status, 200, f"request {i + 1} through auth_request")
@@ -571,7 +558,6 @@ def subrequests_are_not_limited_and_log_levels(env):
     check(warn and all("[warn]" in l for l in warn), f"ratecore_log_level warn: {warn}")
     default = [l for l in lines if 'limiting request by ratecore zone "f_sub"' in l]
     check(default and all("[error]" in l for l in default), f"default level error: {default}")
-    c.close()
 
 
 @test

@@ -40,25 +40,84 @@ struct Seen {
     too_small: u64,
 }
 
+impl Seen {
+    /// Asserts that every one of `paths` (the fields' names, separated by spaces) was
+    /// taken.
+    fn assert_took(&self, paths: &str) {
+        for path in paths.split_whitespace() {
+            let count = match path {
+                "allowed" => self.allowed,
+                "denied" => self.denied,
+                "denied_for_missing_key" => self.denied_for_missing_key,
+                "exempted" => self.exempted,
+                "unlimited" => self.unlimited,
+                "shadow_denied" => self.shadow_denied,
+                "errors" => self.errors,
+                "bodies" => self.bodies,
+                "too_small" => self.too_small,
+                other => panic!("no path named {other}"),
+            };
+            assert!(count > 0, "{path} never taken: {self:?}");
+        }
+    }
+}
+
 /// Up to six attributes a request may carry: name and index into the value pool.
 type AttributeSlots<'a> = [Attribute<'a>; 6];
 
-/// Sends `rounds` requests to `policy`: method, path and attributes drawn from the given
-/// pools (each attribute present or not, sometimes named twice), times mostly advancing
-/// by `step` and sometimes frozen, costs 0 to 3, one in five a peek; every decision's
-/// headers and (on denial) body rendered into fixed buffers, and now and then into
-/// buffers too small. Returns what it saw; allocates nothing.
-#[allow(clippy::too_many_arguments)]
-fn drive(
-    policy: &Policy,
+/// What [`drive`] sends: `rounds` requests from the `seed`ed stream, times advancing by
+/// up to `step`, methods and paths from `routes`, attributes named `names` with values
+/// from `values`.
+struct Traffic<'a> {
     seed: u64,
     rounds: u64,
     step: u64,
-    routes: &[(&str, &str)],
-    names: &[&str],
-    values: &[Vec<u8>],
-    seen: &mut Seen,
-) {
+    routes: &'a [(&'a str, &'a str)],
+    names: &'a [&'a str],
+    values: &'a [Vec<u8>],
+}
+
+impl<'a> Traffic<'a> {
+    /// 20,000 requests.
+    fn new(
+        seed: u64,
+        step: u64,
+        routes: &'a [(&'a str, &'a str)],
+        names: &'a [&'a str],
+        values: &'a [Vec<u8>],
+    ) -> Self {
+        Self {
+            seed,
+            rounds: 20_000,
+            step,
+            routes,
+            names,
+            values,
+        }
+    }
+}
+
+/// [`drive`] under [`assert_no_alloc`], named `what`; returns what it saw.
+fn drive_without_alloc(what: &str, policy: &Policy, traffic: &Traffic<'_>) -> Seen {
+    let mut seen = Seen::default();
+    assert_no_alloc(what, || drive(policy, traffic, &mut seen));
+    seen
+}
+
+/// Sends the `traffic` to `policy`: method, path and attributes drawn from its pools
+/// (each attribute present or not, sometimes named twice), times mostly advancing and
+/// sometimes frozen, costs 0 to 3, one in five a peek; every decision's headers and (on
+/// denial) body rendered into fixed buffers, and now and then into buffers too small.
+/// Records what it saw in `seen`; allocates nothing.
+fn drive(policy: &Policy, traffic: &Traffic<'_>, seen: &mut Seen) {
+    let Traffic {
+        seed,
+        rounds,
+        step,
+        routes,
+        names,
+        values,
+    } = *traffic;
     let mut rng = XorShift(seed | 1);
     let mut now = SECOND;
     let mut headers = [0u8; 1024];
@@ -142,6 +201,13 @@ fn values(prefix: &str, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// [`values`], then `extra` (the values conditions name, some twice to weigh them).
+fn values_and(prefix: &str, n: usize, extra: &[&str]) -> Vec<Vec<u8>> {
+    let mut pool = values(prefix, n);
+    pool.extend(extra.iter().map(|v| v.as_bytes().to_vec()));
+    pool
+}
+
 fn seed_policy(name: &str) -> Policy {
     warmed(
         Policy::from_toml_file(format!(
@@ -187,31 +253,12 @@ fn registration_is_once_per_thread() {
 fn evenergy_checks_never_allocate() {
     let policy = seed_policy("evenergy");
     // The seed's own values, plus others no condition names.
-    let mut pool = values("id-", 3);
-    pool.push(b"authorization_code".to_vec());
-    pool.push(b"client_credentials".to_vec());
-    pool.push(b"authorization_code".to_vec());
-    pool.push(b"client_credentials".to_vec());
+    let grants = ["authorization_code", "client_credentials"];
+    let pool = values_and("id-", 3, &[grants, grants].concat());
     let routes = [("GET", "/v2/users/"), ("POST", "/v2/chargers/1/commands")];
-    let mut seen = Seen::default();
-    assert_no_alloc("evenergy checks", || {
-        drive(
-            &policy,
-            1,
-            20_000,
-            SECOND,
-            &routes,
-            &["auth", "app", "user"],
-            &pool,
-            &mut seen,
-        );
-    });
-    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
-    assert!(
-        seen.denied_for_missing_key > 0 && seen.unlimited > 0,
-        "{seen:?}"
-    );
-    assert!(seen.bodies > 0 && seen.too_small > 0, "{seen:?}");
+    let traffic = Traffic::new(1, SECOND, &routes, &["auth", "app", "user"], &pool);
+    let seen = drive_without_alloc("evenergy checks", &policy, &traffic);
+    seen.assert_took("allowed denied denied_for_missing_key unlimited bodies too_small");
     let view = policy.view();
     assert_no_alloc("evenergy metrics", || {
         black_box(view.metrics().map(|(_, m)| m.checked()).sum::<u64>())
@@ -221,35 +268,17 @@ fn evenergy_checks_never_allocate() {
 #[test]
 fn switch_checks_never_allocate() {
     let policy = seed_policy("switch");
-    let mut pool = values("client-", 2);
-    pool.push(b"personal_token".to_vec());
-    pool.push(b"client_credentials".to_vec());
-    pool.push(b"client_credentials".to_vec());
+    let grants = ["personal_token", "client_credentials", "client_credentials"];
+    let pool = values_and("client-", 2, &grants);
     let routes = [
         ("POST", "/api/readings"),
         ("POST", "/api/readings?source=meter"),
         ("GET", "/api/readings"),
         ("GET", "/api/devices"),
     ];
-    let mut seen = Seen::default();
-    assert_no_alloc("switch checks", || {
-        drive(
-            &policy,
-            2,
-            20_000,
-            SECOND / 20,
-            &routes,
-            &["auth", "client"],
-            &pool,
-            &mut seen,
-        );
-    });
-    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
-    assert!(
-        seen.denied_for_missing_key > 0 && seen.exempted > 0,
-        "{seen:?}"
-    );
-    assert!(seen.unlimited > 0 && seen.bodies > 0, "{seen:?}");
+    let traffic = Traffic::new(2, SECOND / 20, &routes, &["auth", "client"], &pool);
+    let seen = drive_without_alloc("switch checks", &policy, &traffic);
+    seen.assert_took("allowed denied denied_for_missing_key exempted unlimited bodies");
 }
 
 #[test]
@@ -264,24 +293,9 @@ fn uphold_checks_never_allocate() {
         ("POST", "/cards/c1/transactions/t9/commit"),
         ("GET", "/me"),
     ];
-    let mut seen = Seen::default();
-    assert_no_alloc("uphold checks", || {
-        drive(
-            &policy,
-            3,
-            20_000,
-            SECOND,
-            &routes,
-            &["client_ip", "user"],
-            &pool,
-            &mut seen,
-        );
-    });
-    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
-    assert!(
-        seen.denied_for_missing_key > 0 && seen.bodies > 0,
-        "{seen:?}"
-    );
+    let traffic = Traffic::new(3, SECOND, &routes, &["client_ip", "user"], &pool);
+    let seen = drive_without_alloc("uphold checks", &policy, &traffic);
+    seen.assert_took("allowed denied denied_for_missing_key bodies");
 }
 
 fn limit(
@@ -290,7 +304,6 @@ fn limit(
     on_missing: OnMissing,
     algorithm: Algorithm,
     quota: Quota,
-    shadow: bool,
 ) -> LimitRule {
     LimitRule {
         name: name.to_string(),
@@ -298,8 +311,16 @@ fn limit(
         on_missing,
         algorithm,
         quota,
-        shadow,
+        shadow: false,
         overrides: Vec::new(),
+    }
+}
+
+/// `limit` as a shadow limit: measured and reported, never denying.
+fn shadow(limit: LimitRule) -> LimitRule {
+    LimitRule {
+        shadow: true,
+        ..limit
     }
 }
 
@@ -334,23 +355,10 @@ fn everything() -> Policy {
     let policy = everything_unwarmed();
     // Overrides on values the requests carry: raised, lowered, unlimited, by two
     // attributes (the lookup order), set at run time like an operator would.
+    let to = |limit| OverrideQuota::Limit { limit, burst: None };
     for (attribute, value, quota) in [
-        (
-            "app",
-            "v0",
-            OverrideQuota::Limit {
-                limit: 200,
-                burst: None,
-            },
-        ),
-        (
-            "app",
-            "v1",
-            OverrideQuota::Limit {
-                limit: 2,
-                burst: None,
-            },
-        ),
+        ("app", "v0", to(200)),
+        ("app", "v1", to(2)),
         ("tier", "gold", OverrideQuota::Unlimited),
     ] {
         policy
@@ -361,7 +369,13 @@ fn everything() -> Policy {
 }
 
 fn everything_unwarmed() -> Policy {
+    use OnMissing::{Deny, Shared, Skip};
     let per_second = |n| Quota::new(n, SECOND).unwrap();
+    let (gcra, fixed, approx) = (
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowApprox,
+    );
     let strict = Algorithm::SlidingWindowStrict { sub_windows: 4 };
     let set = |vs: &[&str]| vs.iter().map(|v| v.as_bytes().to_vec()).collect();
     let spec = PolicySpec {
@@ -381,43 +395,26 @@ fn everything_unwarmed() -> Policy {
                     limit(
                         "all",
                         &[],
-                        OnMissing::Skip,
-                        Algorithm::Gcra,
+                        Skip,
+                        gcra,
                         per_second(50).with_burst(80).unwrap(),
-                        false,
                     ),
-                    limit(
-                        "per-app",
-                        &["app"],
-                        OnMissing::Deny,
-                        Algorithm::FixedWindow,
-                        per_second(20),
-                        false,
-                    ),
+                    limit("per-app", &["app"], Deny, fixed, per_second(20)),
                     limit(
                         "per-app-user",
                         &["app", "user"],
-                        OnMissing::Shared,
+                        Shared,
                         strict,
                         per_second(6),
-                        false,
                     ),
-                    limit(
-                        "per-user",
-                        &["user"],
-                        OnMissing::Skip,
-                        Algorithm::SlidingWindowApprox,
-                        per_second(4),
-                        false,
-                    ),
-                    limit(
+                    limit("per-user", &["user"], Skip, approx, per_second(4)),
+                    shadow(limit(
                         "dry-app-user",
                         &["app", "user"],
-                        OnMissing::Shared,
-                        Algorithm::Gcra,
+                        Shared,
+                        gcra,
                         per_second(3),
-                        true,
-                    ),
+                    )),
                 ],
             ),
             rule(
@@ -429,38 +426,10 @@ fn everything_unwarmed() -> Policy {
                 ],
                 vec![
                     // Four limits on one key: one table, one composite per key.
-                    limit(
-                        "w-gcra",
-                        &["user", "app"],
-                        OnMissing::Deny,
-                        Algorithm::Gcra,
-                        per_second(5),
-                        false,
-                    ),
-                    limit(
-                        "w-fixed",
-                        &["user", "app"],
-                        OnMissing::Deny,
-                        Algorithm::FixedWindow,
-                        per_second(8),
-                        false,
-                    ),
-                    limit(
-                        "w-approx",
-                        &["user", "app"],
-                        OnMissing::Deny,
-                        Algorithm::SlidingWindowApprox,
-                        per_second(9),
-                        false,
-                    ),
-                    limit(
-                        "w-strict",
-                        &["user", "app"],
-                        OnMissing::Deny,
-                        strict,
-                        per_second(10),
-                        false,
-                    ),
+                    limit("w-gcra", &["user", "app"], Deny, gcra, per_second(5)),
+                    limit("w-fixed", &["user", "app"], Deny, fixed, per_second(8)),
+                    limit("w-approx", &["user", "app"], Deny, approx, per_second(9)),
+                    limit("w-strict", &["user", "app"], Deny, strict, per_second(10)),
                 ],
             ),
             rule(
@@ -468,38 +437,16 @@ fn everything_unwarmed() -> Policy {
                 Some("ALL /items/*"),
                 vec![condition("user", Test::Absent)],
                 vec![
-                    limit(
-                        "per-ip",
-                        &["ip"],
-                        OnMissing::Deny,
-                        Algorithm::FixedWindow,
-                        per_second(2),
-                        false,
-                    ),
-                    limit(
-                        "dry-ip-tight",
-                        &["ip"],
-                        OnMissing::Shared,
-                        Algorithm::FixedWindow,
-                        per_second(1),
-                        true,
-                    ),
-                    limit(
+                    limit("per-ip", &["ip"], Deny, fixed, per_second(2)),
+                    shadow(limit("dry-ip-tight", &["ip"], Shared, fixed, per_second(1))),
+                    shadow(limit(
                         "dry-tenant",
                         &["tenant"],
-                        OnMissing::Deny,
+                        Deny,
                         strict,
                         per_second(2),
-                        true,
-                    ),
-                    limit(
-                        "dry-tier",
-                        &["tier"],
-                        OnMissing::Skip,
-                        Algorithm::Gcra,
-                        per_second(2),
-                        true,
-                    ),
+                    )),
+                    shadow(limit("dry-tier", &["tier"], Skip, gcra, per_second(2))),
                 ],
             ),
         ],
@@ -517,10 +464,7 @@ fn everything_unwarmed() -> Policy {
 #[test]
 fn a_policy_using_everything_never_allocates() {
     let policy = everything();
-    let mut pool = values("v", 3);
-    for v in ["token", "session", "gold", "internal", ""] {
-        pool.push(v.as_bytes().to_vec());
-    }
+    let pool = values_and("v", 3, &["token", "session", "gold", "internal", ""]);
     let routes = [
         ("GET", "/health"),
         ("POST", "/items/42"),
@@ -530,29 +474,13 @@ fn a_policy_using_everything_never_allocates() {
         ("GET", "/other"),
     ];
     let names = ["auth", "app", "user", "tier", "ip", "tenant"];
-    let mut seen = Seen::default();
-    assert_no_alloc("checks on the everything policy", || {
-        drive(
-            &policy,
-            4,
-            40_000,
-            SECOND / 8,
-            &routes,
-            &names,
-            &pool,
-            &mut seen,
-        );
-    });
-    assert!(seen.allowed > 0 && seen.denied > 0, "{seen:?}");
-    assert!(
-        seen.denied_for_missing_key > 0 && seen.exempted > 0,
-        "{seen:?}"
-    );
-    assert!(seen.unlimited > 0 && seen.shadow_denied > 0, "{seen:?}");
-    assert!(
-        seen.errors > 0 && seen.bodies > 0 && seen.too_small > 0,
-        "{seen:?}"
-    );
+    let traffic = Traffic {
+        rounds: 40_000,
+        ..Traffic::new(4, SECOND / 8, &routes, &names, &pool)
+    };
+    let seen = drive_without_alloc("checks on the everything policy", &policy, &traffic);
+    seen.assert_took("allowed denied denied_for_missing_key exempted unlimited shadow_denied");
+    seen.assert_took("errors bodies too_small");
     // Every limit was reached, and the shadow and skip paths were counted.
     let counted = policy.metrics().all(|(_, m)| m.checked() > 0);
     assert!(counted, "{:?}", policy.metrics().collect::<Vec<_>>());

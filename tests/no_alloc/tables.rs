@@ -9,48 +9,26 @@ use std::hint::black_box;
 
 use ratecore::table::region::RegionTable;
 use ratecore::table::TableMemory;
-use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Quota, Table, TableConfig};
+use ratecore::{Algorithm, Decision, FullPolicy, LimitSpec, Table, TableConfig};
 
 use crate::measure;
+use crate::support::limits::{each_algorithm, spec};
 
 const SECOND: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * SECOND;
 /// Slots per limit: four overlapping neighbourhoods.
 const CAPACITY: u64 = 16;
 
-fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
-    LimitSpec {
-        algorithm,
-        quota: Quota::new(limit, period).unwrap(),
-    }
-}
-
 /// The tables under test: every algorithm alone, and a composite mixing a single-word
 /// limit with a strict window.
 fn limit_sets() -> Vec<(&'static str, Vec<LimitSpec>)> {
-    vec![
-        ("gcra", vec![spec(Algorithm::Gcra, 2, HOUR)]),
-        ("fixed", vec![spec(Algorithm::FixedWindow, 2, HOUR)]),
-        (
-            "approx",
-            vec![spec(Algorithm::SlidingWindowApprox, 2, HOUR)],
-        ),
-        (
-            "strict",
-            vec![spec(
-                Algorithm::SlidingWindowStrict { sub_windows: 6 },
-                2,
-                HOUR,
-            )],
-        ),
-        (
-            "composite",
-            vec![
-                spec(Algorithm::Gcra, 2, HOUR),
-                spec(Algorithm::SlidingWindowStrict { sub_windows: 4 }, 3, HOUR),
-            ],
-        ),
-    ]
+    let mut sets = each_algorithm(2, HOUR, 6);
+    let composite = vec![
+        spec(Algorithm::Gcra, 2, HOUR),
+        spec(Algorithm::SlidingWindowStrict { sub_windows: 4 }, 3, HOUR),
+    ];
+    sets.push(("composite", composite));
+    sets
 }
 
 const POLICIES: [FullPolicy; 3] = [

@@ -6,6 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ratecore::redis_backend::{RedisBackend, RedisConfig, RedisEngine};
+use ratecore::{Algorithm, Quota};
+
+/// The most one request may cost under `algorithm` and `quota`: GCRA's burst, else the
+/// limit.
+pub fn capacity(algorithm: Algorithm, quota: &Quota) -> u64 {
+    if algorithm == Algorithm::Gcra {
+        quota.burst()
+    } else {
+        quota.limit()
+    }
+}
 
 /// The test Redis's URL, or `None` (with a notice) when the tests run without one.
 pub fn redis_url(test: &str) -> Option<String> {

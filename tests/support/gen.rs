@@ -3,7 +3,7 @@
 //! the limit it is checked against, so that one stream exercises any quota.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
 
 /// `cases` cases from a fixed seed, nothing written to disk. XorShift rather than the
 /// default ChaCha: in debug builds ChaCha dominated the run time.
@@ -13,6 +13,24 @@ pub fn config(cases: u32, seed: u64) -> Config {
     config.rng_algorithm = RngAlgorithm::XorShift;
     config.rng_seed = RngSeed::Fixed(seed);
     config
+}
+
+/// Runs `cases` proptest cases of `strategy` (seeded with `seed`); `test` gets each
+/// value and the case's number, from 1, to keep the cases' keys apart.
+pub fn run_cases<S: Strategy>(
+    cases: u32,
+    seed: u64,
+    strategy: S,
+    test: impl Fn(S::Value, u64) -> Result<(), TestCaseError>,
+) {
+    let mut runner = TestRunner::new(config(cases, seed));
+    let case = std::cell::Cell::new(0u64);
+    runner
+        .run(&strategy, |value| {
+            case.set(case.get() + 1);
+            test(value, case.get())
+        })
+        .unwrap();
 }
 
 /// `value`, or `u64::MAX` when it does not fit.
@@ -68,6 +86,23 @@ pub struct StepMix {
     pub absolute: u32,
     pub near_max: u32,
     pub max_tiny: u32,
+}
+
+impl StepMix {
+    /// Mostly forward, often to window and sub-window boundaries (the limiter's own
+    /// sub-windows among them), rarely far: the single-limiter differential tests' mix.
+    pub const BOUNDARIES: Self = Self {
+        same: 30,
+        forward: 100,
+        tiny: 40,
+        back: 30,
+        back_tiny: 20,
+        align: 40,
+        align_from: 0,
+        absolute: 2,
+        near_max: 2,
+        max_tiny: 1,
+    };
 }
 
 /// Steps drawn as `mix` says. Jumps to arbitrary moments and near `u64::MAX` should be

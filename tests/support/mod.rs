@@ -1,5 +1,6 @@
 //! Helpers shared by integration tests, included with `mod support;`: proptest's
-//! configuration and the request-stream generators of the differential tests (`gen`).
+//! configuration and the request-stream generators of the differential tests (`gen`),
+//! and the table tests' limit specs (`limits`).
 //!
 //! `seed_replay.rs` beside this file is included by path, together with the demo's
 //! scenarios it replays, by the tests that check the demo's promises.
@@ -8,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod gen;
+pub mod limits;
 
 /// A tiny deterministic xorshift stream: irregular but reproducible times, keys and
 /// picks, without a dependency.

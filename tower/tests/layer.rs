@@ -9,40 +9,19 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::Router;
-use common::{client, policy, send, ManualClock};
+use common::{client, counted, limit_block, policy, race_clients, send, ManualClock};
 use hyper::{Method, StatusCode};
 use ratecore_tower::{LimitName, RateLimitDecision, RateLimitLayer};
 
-/// Per client IP: 3 per hour, except 1.2.3.4 (7) and 6.6.6.6 (9), so the limit a
+/// Per client IP: `limit` per hour, except 1.2.3.4 (7) and 6.6.6.6 (9), so the limit a
 /// response reports names the key the layer used.
-const PER_IP: &str = r#"
-[response]
-headers = "uphold"
-[[rule]]
-name = "global"
-[[rule.limit]]
-name = "per-ip"
-key = ["client_ip"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 3
-period = "1h"
-[[rule.limit.override]]
-attribute = "client_ip"
-value = "1.2.3.4"
-limit = 7
-[[rule.limit.override]]
-attribute = "client_ip"
-value = "6.6.6.6"
-limit = 9
-"#;
-
-fn counted(calls: &Arc<AtomicUsize>) -> Router {
-    let calls = Arc::clone(calls);
-    Router::new().fallback(move || {
-        calls.fetch_add(1, Ordering::Relaxed);
-        async { "ok" }
-    })
+fn per_ip(limit: u64) -> String {
+    format!(
+        "[response]\nheaders = \"uphold\"\n[[rule]]\nname = \"global\"\n{}\
+         [[rule.limit.override]]\nattribute = \"client_ip\"\nvalue = \"1.2.3.4\"\nlimit = 7\n\
+         [[rule.limit.override]]\nattribute = \"client_ip\"\nvalue = \"6.6.6.6\"\nlimit = 9\n",
+        limit_block("per-ip", "client_ip", "deny", "fixed_window", limit, "1h")
+    )
 }
 
 /// The limit a response reports, so the key the layer used.
@@ -57,34 +36,12 @@ async fn limit_seen(layer: RateLimitLayer, headers: &[(&str, &str)]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_on_one_key_admit_exactly_the_quota() {
     let quota = 50;
-    let policy = policy(&PER_IP.replace("limit = 3", &format!("limit = {quota}")));
+    let policy = policy(&per_ip(quota as u64));
     let calls = Arc::new(AtomicUsize::new(0));
     // A frozen clock: nothing is replenished while the clients race.
     let layer = RateLimitLayer::new(policy).clock(ManualClock::at(0));
     let addr = common::serve(counted(&calls).layer(layer)).await;
-    let clients = 16;
-    let each = 20;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            tokio::spawn(async move {
-                let client = client();
-                let mut admitted = 0;
-                for _ in 0..each {
-                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
-                    match seen.status {
-                        StatusCode::OK => admitted += 1,
-                        StatusCode::TOO_MANY_REQUESTS => {}
-                        other => panic!("status {other}"),
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let admitted = race_clients(addr, 16, 20, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(admitted, quota);
     assert_eq!(
         calls.load(Ordering::Relaxed),
@@ -102,10 +59,10 @@ async fn spoofed_forwarding_headers_are_ignored_from_untrusted_peers() {
     ];
     for headers in spoofs {
         // No trusted proxies: the peer (127.0.0.1, limit 3) is the client.
-        let layer = RateLimitLayer::new(policy(PER_IP)).clock(ManualClock::at(0));
+        let layer = RateLimitLayer::new(policy(&per_ip(3))).clock(ManualClock::at(0));
         assert_eq!(limit_seen(layer, headers).await, "3", "{headers:?}");
         // Another proxy is trusted, not this peer.
-        let layer = RateLimitLayer::new(policy(PER_IP))
+        let layer = RateLimitLayer::new(policy(&per_ip(3)))
             .clock(ManualClock::at(0))
             .trusted_proxies(["10.0.0.0/8".parse().unwrap()]);
         assert_eq!(limit_seen(layer, headers).await, "3", "{headers:?}");
@@ -132,36 +89,22 @@ async fn through_a_trusted_proxy_the_rightmost_untrusted_address_is_the_client()
         (&[("forwarded", "for=unknown")], "3"),
     ];
     for (headers, limit) in cases {
-        let layer = RateLimitLayer::new(policy(PER_IP))
+        let layer = RateLimitLayer::new(policy(&per_ip(3)))
             .clock(ManualClock::at(0))
             .trusted_proxies(["127.0.0.1/32".parse().unwrap()]);
         assert_eq!(limit_seen(layer, headers).await, limit, "{headers:?}");
     }
 }
 
-const SHADOWED: &str = r#"
-[response]
-headers = "ietf"
-[[rule]]
-name = "api"
-[[rule.limit]]
-name = "per-key"
-key = ["api_key"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 10
-period = "1m"
-[[rule]]
-name = "trial"
-shadow = true
-[[rule.limit]]
-name = "tighter"
-key = ["api_key"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 1
-period = "1m"
-"#;
+/// Ten per minute per API key, and a shadow rule of one per minute.
+fn shadowed() -> String {
+    format!(
+        "[response]\nheaders = \"ietf\"\n[[rule]]\nname = \"api\"\n{}\
+         [[rule]]\nname = \"trial\"\nshadow = true\n{}",
+        limit_block("per-key", "api_key", "deny", "fixed_window", 10, "1m"),
+        limit_block("tighter", "api_key", "deny", "fixed_window", 1, "1m")
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_see_the_decision() {
@@ -174,7 +117,7 @@ async fn handlers_see_the_decision() {
             .push(request.extensions().get::<RateLimitDecision>().cloned());
         async { "ok" }
     });
-    let layer = RateLimitLayer::new(policy(SHADOWED))
+    let layer = RateLimitLayer::new(policy(&shadowed()))
         .clock(ManualClock::at(0))
         .header(
             hyper::header::HeaderName::from_static("x-api-key"),
@@ -215,7 +158,7 @@ async fn handlers_see_the_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cost_that_can_never_fit_is_refused_without_retry_after() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = RateLimitLayer::new(policy(PER_IP))
+    let layer = RateLimitLayer::new(policy(&per_ip(3)))
         .clock(ManualClock::at(0))
         .cost(|parts| if parts.uri.path() == "/batch" { 100 } else { 1 });
     let addr = common::serve(counted(&calls).layer(layer)).await;
@@ -240,24 +183,13 @@ async fn a_cost_that_can_never_fit_is_refused_without_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_closure_and_unlimited_requests() {
-    const POLICY: &str = r#"
-[response]
-headers = "evenergy"
-[[rule]]
-name = "staff"
-when = { auth = "staff" }
-unlimited = true
-[[rule]]
-name = "apps"
-[[rule.limit]]
-name = "per-app"
-key = ["app"]
-on_missing = "skip"
-algorithm = "gcra"
-limit = 5
-period = "1s"
-"#;
-    let layer = RateLimitLayer::new(policy(POLICY))
+    let policy = policy(&format!(
+        "[response]\nheaders = \"evenergy\"\n\
+         [[rule]]\nname = \"staff\"\nwhen = {{ auth = \"staff\" }}\nunlimited = true\n\
+         [[rule]]\nname = \"apps\"\n{}",
+        limit_block("per-app", "app", "skip", "gcra", 5, "1s")
+    ));
+    let layer = RateLimitLayer::new(policy)
         .clock(ManualClock::at(0))
         .credentials(|parts| {
             let mut credentials = ratecore_tower::Credentials::new();

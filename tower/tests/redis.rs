@@ -29,39 +29,23 @@ async fn server_lock() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-const POLICY: &str = r#"
-[response]
-headers = "uphold"
-body = "problem+json"
-status = 503
-
-[[rule]]
-name = "api"
-[[rule.limit]]
-name = "per-ip"
-key = "client_ip"
-algorithm = "gcra"
-limit = 3
-period = "1m"
-[[rule.limit]]
-name = "per-user-window"
-key = ["user"]
-on_missing = "skip"
-algorithm = "fixed_window"
-limit = 4
-period = "1m"
-
-[[rule]]
-name = "health"
-route = "GET /health"
-unlimited = true
-"#;
+/// Per client IP, GCRA `per_ip` a minute; per user, a fixed window of 4 a minute; an
+/// unlimited health check.
+fn policy_toml(per_ip: u64) -> String {
+    format!(
+        "[response]\nheaders = \"uphold\"\nbody = \"problem+json\"\nstatus = 503\n\
+         [[rule]]\nname = \"api\"\n{}{}\
+         [[rule]]\nname = \"health\"\nroute = \"GET /health\"\nunlimited = true\n",
+        common::limit_block("per-ip", "client_ip", "deny", "gcra", per_ip, "1m"),
+        common::limit_block("per-user-window", "user", "skip", "fixed_window", 4, "1m")
+    )
+}
 
 /// When (the clock's reading), which path, which request headers.
 type Step = (u64, &'static str, &'static [(&'static str, &'static str)]);
 
 fn spec() -> PolicySpec {
-    PolicySpec::from_toml_str(POLICY, "redis.toml").unwrap()
+    PolicySpec::from_toml_str(&policy_toml(3), "redis.toml").unwrap()
 }
 
 /// A handler that answers with the decision's fault, as the request carried it.
@@ -240,40 +224,13 @@ async fn concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis() {
     let _guard = server_lock().await;
     let backend = redis_common::backend(&url, "tower-concurrent");
     // GCRA 3/min per IP with burst 3, widened to 50: every client is 127.0.0.1.
-    let spec =
-        PolicySpec::from_toml_str(&POLICY.replace("limit = 3\n", "limit = 50\n"), "redis.toml")
-            .unwrap();
+    let spec = PolicySpec::from_toml_str(&policy_toml(50), "redis.toml").unwrap();
     let policy = Arc::new(Policy::with_redis(spec, backend.clone()).unwrap());
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let router = Router::new().fallback(move || {
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        async { "ok" }
-    });
     // A frozen clock: nothing is replenished while the clients race.
     let layer = RateLimitLayer::with_backend(Redis::new(policy)).clock(ManualClock::at(0));
-    let addr = common::serve(router.layer(layer)).await;
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            tokio::spawn(async move {
-                let client = client();
-                let mut admitted = 0;
-                for _ in 0..20 {
-                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
-                    match seen.status {
-                        StatusCode::OK => admitted += 1,
-                        StatusCode::SERVICE_UNAVAILABLE => {}
-                        other => panic!("status {other}"),
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let addr = common::serve(common::counted(&calls).layer(layer)).await;
+    let admitted = common::race_clients(addr, 16, 20, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(admitted, 50);
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 50);
     let stats = backend.stats();

@@ -77,21 +77,15 @@ where
     (bytes, frames)
 }
 
-const POLICY: &str = r#"
-[[rule]]
-name = "uploads"
-[[rule.limit]]
-name = "per-ip"
-key = ["client_ip"]
-on_missing = "deny"
-algorithm = "gcra"
-limit = 10
-period = "1s"
-"#;
+/// Ten per second per client IP.
+fn policy() -> String {
+    let limit = common::limit_block("per-ip", "client_ip", "deny", "gcra", 10, "1s");
+    format!("[[rule]]\nname = \"uploads\"\n{limit}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_streamed_body_passes_through_both_ways() {
-    let layer = RateLimitLayer::new(common::policy(POLICY)).clock(common::ManualClock::at(0));
+    let layer = RateLimitLayer::new(common::policy(&policy())).clock(common::ManualClock::at(0));
     // The handler counts the upload as it arrives and answers with a body of its own type.
     let handler = service_fn(|request: Request<Incoming>| async move {
         let decision = request.extensions().get::<RateLimitDecision>().cloned();

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
@@ -115,7 +115,64 @@ pub async fn send(
     }
 }
 
+/// A `[[rule.limit]]` table: `name`, `limit` per `period` with `algorithm`, keyed on the
+/// attribute `key`, `on_missing` saying what happens to requests without it.
+pub fn limit_block(
+    name: &str,
+    key: &str,
+    on_missing: &str,
+    algorithm: &str,
+    limit: u64,
+    period: &str,
+) -> String {
+    format!(
+        "[[rule.limit]]\nname = \"{name}\"\nkey = [\"{key}\"]\non_missing = \"{on_missing}\"\n\
+         algorithm = \"{algorithm}\"\nlimit = {limit}\nperiod = \"{period}\"\n"
+    )
+}
+
 /// A policy from inline TOML.
 pub fn policy(toml: &str) -> Arc<Policy> {
     Arc::new(Policy::from_toml_str(toml, "test.toml").unwrap())
+}
+
+/// A router answering "ok" to everything, counting the calls that reach it.
+pub fn counted(calls: &Arc<AtomicUsize>) -> Router {
+    let calls = Arc::clone(calls);
+    Router::new().fallback(move || {
+        calls.fetch_add(1, Ordering::Relaxed);
+        async { "ok" }
+    })
+}
+
+/// `clients` concurrent clients each send `each` GETs of `/` to `addr`; returns how many
+/// were admitted (200). Every other answer must be `denied`.
+pub async fn race_clients(
+    addr: SocketAddr,
+    clients: usize,
+    each: usize,
+    denied: StatusCode,
+) -> usize {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            tokio::spawn(async move {
+                let client = client();
+                let mut admitted = 0;
+                for _ in 0..each {
+                    let seen = send(&client, addr, Method::GET, "/", &[]).await;
+                    match seen.status {
+                        StatusCode::OK => admitted += 1,
+                        status if status == denied => {}
+                        other => panic!("status {other}"),
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    admitted
 }
