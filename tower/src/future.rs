@@ -1,19 +1,21 @@
-//! The response future: wait for the backend's answer, then either answer a denial
-//! itself or call the inner service and add the headers to its response.
+//! The response future: wait for the backend's answer (unless the service already has
+//! it), then either answer a denial itself or call the inner service and add the headers
+//! to its response.
 
 use std::future::Future;
-use std::mem;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::backend::{Checked, Denial, Refused};
+use crate::decision::RateLimitDecision;
 use crate::body::RateLimitBody;
+use crate::headers::RateLimitHeaders;
 
 pin_project! {
     /// The future of [`RateLimit`](crate::RateLimit)'s responses.
@@ -29,7 +31,8 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, ReqB, C, F> {
-        /// Waiting for the backend (in-process: ready at the first poll).
+        /// Waiting for the backend (a remote one: an in-process answer is known when the
+        /// service is called).
         Checking {
             #[pin]
             check: C,
@@ -40,7 +43,11 @@ pin_project! {
         Calling {
             #[pin]
             future: F,
-            headers: Vec<(HeaderName, HeaderValue)>,
+            headers: RateLimitHeaders,
+        },
+        /// Not admitted: the layer answers itself.
+        Answering {
+            answer: Option<Answer>,
         },
         Done,
     }
@@ -50,6 +57,7 @@ impl<S, ReqB, C> ResponseFuture<S, ReqB, C>
 where
     S: Service<Request<ReqB>>,
 {
+    /// Waits for `check`, then calls `inner` (ready) if admitted.
     pub(crate) fn new(check: C, inner: S, request: Request<ReqB>) -> Self {
         Self {
             state: State::Checking {
@@ -59,6 +67,60 @@ where
             },
         }
     }
+
+    /// Goes on from a known `outcome`: calls `inner` (ready) now if admitted.
+    pub(crate) fn decided(
+        outcome: Result<Checked, Refused>,
+        inner: &mut S,
+        request: Request<ReqB>,
+    ) -> Self {
+        Self {
+            state: decide(outcome, inner, request),
+        }
+    }
+}
+
+/// The state after the check: the inner service called with the decision in the
+/// request's extensions, or the layer's own answer.
+fn decide<S, ReqB, C>(
+    outcome: Result<Checked, Refused>,
+    inner: &mut S,
+    mut request: Request<ReqB>,
+) -> State<S, ReqB, C, S::Future>
+where
+    S: Service<Request<ReqB>>,
+{
+    match outcome {
+        Ok(Checked {
+            decision,
+            headers,
+            denial: None,
+        }) => {
+            request.extensions_mut().insert(decision);
+            State::Calling {
+                future: inner.call(request),
+                headers,
+            }
+        }
+        Ok(Checked {
+            decision,
+            headers,
+            denial: Some(denial),
+        }) => State::Answering {
+            answer: Some(Answer::Denied(decision, headers, denial)),
+        },
+        Err(refused) => State::Answering {
+            answer: Some(Answer::Refused(refused)),
+        },
+    }
+}
+
+/// What the layer answers itself.
+enum Answer {
+    /// The policy's denial.
+    Denied(RateLimitDecision, RateLimitHeaders, Denial),
+    /// A cost no limit can ever admit.
+    Refused(Refused),
 }
 
 impl<S, ReqB, ResB, C> Future for ResponseFuture<S, ReqB, C>
@@ -77,42 +139,32 @@ where
                     inner,
                     request,
                 } => {
-                    let checked = match ready!(check.poll(cx)) {
-                        Ok(checked) => checked,
-                        Err(refused) => {
-                            state.set(State::Done);
-                            return Poll::Ready(Ok(never_fits(refused)));
-                        }
-                    };
-                    if let Some(denial) = checked.denial {
-                        state.set(State::Done);
-                        let mut response = denied(denial, checked.headers);
-                        // Outer layers (logging, metrics) see why, a fault included.
-                        response.extensions_mut().insert(checked.decision);
-                        return Poll::Ready(Ok(response));
-                    }
-                    let (Some(mut inner), Some(mut request)) = (inner.take(), request.take())
-                    else {
+                    let outcome = ready!(check.poll(cx));
+                    let (Some(mut inner), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("the check completes once");
                     };
-                    request.extensions_mut().insert(checked.decision);
-                    let future = inner.call(request);
-                    state.set(State::Calling {
-                        future,
-                        headers: checked.headers,
-                    });
+                    let next = decide(outcome, &mut inner, request);
+                    state.set(next);
                 }
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx))?;
-                    let headers = mem::take(headers);
+                    let headers = std::mem::take(headers);
                     state.set(State::Done);
                     let mut response = response.map(RateLimitBody::inner);
-                    let map = response.headers_mut();
-                    for (name, value) in headers {
-                        // A header the handler set itself is its to keep.
-                        map.entry(name).or_insert(value);
-                    }
+                    headers.add_missing_to(response.headers_mut());
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Answering { answer } => {
+                    let Some(answer) = answer.take() else {
+                        unreachable!("the answer is taken once");
+                    };
+                    state.set(State::Done);
+                    return Poll::Ready(Ok(match answer {
+                        Answer::Denied(decision, headers, denial) => {
+                            denied(decision, headers, denial)
+                        }
+                        Answer::Refused(refused) => never_fits(refused),
+                    }));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
@@ -120,19 +172,20 @@ where
     }
 }
 
-/// The policy's denial: its status, headers, content type and body.
+/// The policy's denial: its status, headers, content type and body. Outer layers (logging,
+/// metrics) see why in the response's extensions, a fault included.
 fn denied<B>(
+    decision: RateLimitDecision,
+    headers: RateLimitHeaders,
     denial: Denial,
-    headers: Vec<(HeaderName, HeaderValue)>,
 ) -> Response<RateLimitBody<B>> {
     let mut response = Response::new(RateLimitBody::denied(denial.body));
     *response.status_mut() = denial.status;
     let map = response.headers_mut();
     map.reserve(headers.len() + 1);
-    for (name, value) in headers {
-        map.append(name, value);
-    }
+    headers.append_to(map);
     map.insert(CONTENT_TYPE, denial.content_type);
+    response.extensions_mut().insert(decision);
     response
 }
 

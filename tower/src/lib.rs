@@ -61,6 +61,7 @@ pub mod client_ip;
 mod clock;
 mod decision;
 mod future;
+mod headers;
 mod layer;
 mod names;
 #[cfg(feature = "redis")]
@@ -74,6 +75,7 @@ pub use client_ip::PeerAddr;
 pub use clock::{Clock, Now, SystemClock};
 pub use decision::{Fault, LimitName, RateLimitDecision};
 pub use future::ResponseFuture;
+pub use headers::RateLimitHeaders;
 pub use ipnet::IpNet;
 pub use layer::RateLimitLayer;
 #[cfg(feature = "redis")]

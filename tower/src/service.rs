@@ -1,8 +1,10 @@
 //! The middleware service: reads the clock, builds the policy's view of the request and
 //! starts the check; [`ResponseFuture`] does the rest.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
 use tower_service::Service;
@@ -57,12 +59,21 @@ where
         let config = &*self.config;
         let now = Now::read(&*config.clock);
         let (parts, body) = request.into_parts();
-        let check = config
+        let mut check = config
             .extractor
             .with_request(&parts, |view, cost| config.backend.check(view, now, cost));
         let request = Request::from_parts(parts, body);
-        // The service made ready by `poll_ready` answers this request; the clone takes
-        // its place for the next one.
+        // An in-process check has its answer already: go on with it now, and the service
+        // made ready by `poll_ready` is called at once, without a clone. (Should it be
+        // pending after all, its first real poll registers the caller's waker.)
+        if config.backend.ready_at_once() {
+            let mut noop = Context::from_waker(Waker::noop());
+            if let Poll::Ready(outcome) = Pin::new(&mut check).poll(&mut noop) {
+                return ResponseFuture::decided(outcome, &mut self.inner, request);
+            }
+        }
+        // The service made ready by `poll_ready` answers this request once the check
+        // completes; the clone takes its place for the next one.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::new(check, ready, request)
