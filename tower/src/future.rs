@@ -13,8 +13,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::backend::{Checked, Denial, Refused};
-use crate::decision::RateLimitDecision;
 use crate::body::RateLimitBody;
+use crate::decision::RateLimitDecision;
 use crate::headers::RateLimitHeaders;
 
 pin_project! {
