@@ -54,17 +54,23 @@ pub struct Refused {
 /// Runs checks for the layer.
 pub trait Backend: Send + Sync + 'static {
     /// The answer to one check.
-    type Future: Future<Output = Result<Checked, Refused>> + Send + Unpin + 'static;
+    type Future: Future<Output = Result<Checked, Refused>> + Send + 'static;
 
     /// Checks `request` at `now` for `cost`.
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future;
 
-    /// Whether [`check`](Self::check)'s futures are ready at their first poll (an
-    /// in-process check): the layer then takes the answer while the request arrives and
-    /// calls the inner service at once, without cloning it. Default `false`: the answer
-    /// is awaited in the response future, inside the caller's runtime.
-    fn ready_at_once(&self) -> bool {
-        false
+    /// The answer to one check at once, from a backend that decides without waiting (in
+    /// process): the layer then calls the inner service while the request arrives,
+    /// without cloning it. `None` (the default): the layer calls [`check`](Self::check)
+    /// and awaits its future.
+    fn check_now(
+        &self,
+        request: &Request<'_>,
+        now: Now,
+        cost: u64,
+    ) -> Option<Result<Checked, Refused>> {
+        let _ = (request, now, cost);
+        None
     }
 }
 
@@ -96,14 +102,25 @@ impl Backend for InProcess {
     type Future = Ready<Result<Checked, Refused>>;
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
-        ready(match self.policy.check(request, now.monotonic, cost) {
-            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
-            Err(error) => Err(refused(&self.policy, error)),
-        })
+        ready(self.decide(request, now, cost))
     }
 
-    fn ready_at_once(&self) -> bool {
-        true
+    fn check_now(
+        &self,
+        request: &Request<'_>,
+        now: Now,
+        cost: u64,
+    ) -> Option<Result<Checked, Refused>> {
+        Some(self.decide(request, now, cost))
+    }
+}
+
+impl InProcess {
+    fn decide(&self, request: &Request<'_>, now: Now, cost: u64) -> Result<Checked, Refused> {
+        match self.policy.check(request, now.monotonic, cost) {
+            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
+            Err(error) => Err(refused(&self.policy, error)),
+        }
     }
 }
 

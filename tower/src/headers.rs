@@ -67,7 +67,7 @@ impl RateLimitHeaders {
     fn from_values(rendered: &Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
         let mut headers = Self::default();
         let pairs = values.iter().filter_map(|v| {
-            let name = header_name(v.name.as_bytes())?;
+            let name = header_name(v.name)?;
             let range = v.start..v.start.checked_add(v.len)?;
             rendered.get(range.clone())?;
             let value = HeaderValue::from_maybe_shared(rendered.slice(range)).ok()?;
@@ -123,76 +123,61 @@ fn used(values: &[ratecore::http::HeaderValue]) -> usize {
         .unwrap_or(0)
 }
 
-/// The header names the renderer writes, spelled as it writes them, with their constants:
-/// an exact match is one length check and a short comparison, and costs no allocation,
-/// where `HeaderName::from_bytes` would allocate for each custom name. Every name every
-/// style renders is listed (the tests render each style).
-static SPELLED: [(&str, HeaderName); 12] = [
-    (
-        "x-ratelimit-limit",
-        HeaderName::from_static("x-ratelimit-limit"),
-    ),
-    (
-        "x-ratelimit-remaining",
-        HeaderName::from_static("x-ratelimit-remaining"),
-    ),
-    ("retry-after", RETRY_AFTER),
-    (
-        "X-RateLimit-Limit",
-        HeaderName::from_static("x-ratelimit-limit"),
-    ),
-    (
-        "X-RateLimit-Remaining",
-        HeaderName::from_static("x-ratelimit-remaining"),
-    ),
-    (
-        "X-RateLimit-Reset",
-        HeaderName::from_static("x-ratelimit-reset"),
-    ),
-    ("Retry-After", RETRY_AFTER),
-    (
-        "X-Rate-Limit-Limit",
-        HeaderName::from_static("x-rate-limit-limit"),
-    ),
-    (
-        "X-Rate-Limit-Remaining",
-        HeaderName::from_static("x-rate-limit-remaining"),
-    ),
-    (
-        "X-Rate-Limit-Reset",
-        HeaderName::from_static("x-rate-limit-reset"),
-    ),
-    (
-        "RateLimit-Policy",
-        HeaderName::from_static("ratelimit-policy"),
-    ),
-    ("RateLimit", HeaderName::from_static("ratelimit")),
-];
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static X_RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-rate-limit-limit");
+static X_RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-rate-limit-remaining");
+static X_RATE_LIMIT_RESET: HeaderName = HeaderName::from_static("x-rate-limit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RETRY: HeaderName = RETRY_AFTER;
 
-/// The constant for header `name`, as the renderer spells it. Spellings are told apart by
-/// length first: one comparison, usually, where a scan of the whole list cost several
-/// (this runs for every header of every limited response).
-fn header_name(name: &[u8]) -> Option<&'static HeaderName> {
-    SPELLED
-        .iter()
-        .filter(|(spelled, _)| spelled.len() == name.len())
-        .find(|(spelled, _)| spelled.as_bytes() == name)
-        .map(|(_, known)| known)
+/// The constant for header `name`, as the renderer spells it: a match on the spelling
+/// (its length, then its bytes) that costs no allocation, where `HeaderName::from_bytes`
+/// would allocate for each custom name. Every name of every style is listed (the tests
+/// render each style).
+fn header_name(name: &str) -> Option<&'static HeaderName> {
+    Some(match name {
+        "x-ratelimit-limit" | "X-RateLimit-Limit" => &X_RATELIMIT_LIMIT,
+        "x-ratelimit-remaining" | "X-RateLimit-Remaining" => &X_RATELIMIT_REMAINING,
+        "X-RateLimit-Reset" => &X_RATELIMIT_RESET,
+        "X-Rate-Limit-Limit" => &X_RATE_LIMIT_LIMIT,
+        "X-Rate-Limit-Remaining" => &X_RATE_LIMIT_REMAINING,
+        "X-Rate-Limit-Reset" => &X_RATE_LIMIT_RESET,
+        "RateLimit-Policy" => &RATELIMIT_POLICY,
+        "RateLimit" => &RATELIMIT,
+        "retry-after" | "Retry-After" => &RETRY,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{header_name, RateLimitHeaders, SPELLED};
+    use super::{header_name, RateLimitHeaders};
     use http::HeaderName;
     use ratecore::policy::{Policy, Request};
 
     #[test]
     fn spelled_names_are_their_headers() {
-        for (spelled, known) in &SPELLED {
+        for spelled in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "retry-after",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+            "X-Rate-Limit-Limit",
+            "X-Rate-Limit-Remaining",
+            "X-Rate-Limit-Reset",
+            "RateLimit-Policy",
+            "RateLimit",
+        ] {
             let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
-            assert_eq!(parsed.as_ref(), Some(known));
-            assert_eq!(header_name(spelled.as_bytes()), Some(known));
+            assert_eq!(header_name(spelled), parsed.as_ref(), "{spelled}");
         }
+        assert_eq!(header_name("X-Unknown"), None);
     }
 
     /// The pairs equal the policy's rendered lines for every style, and a long IETF

@@ -1,19 +1,29 @@
 //! The middleware service: reads the clock, builds the policy's view of the request and
 //! starts the check; [`ResponseFuture`] does the rest.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::backend::{Backend, InProcess};
+use ratecore::policy::Request as PolicyRequest;
+
+use crate::attributes::Head;
+use crate::backend::{Backend, Checked, InProcess, Refused};
 use crate::body::RateLimitBody;
 use crate::clock::Now;
 use crate::future::ResponseFuture;
 use crate::layer::Config;
+
+/// A check as the service starts it.
+#[allow(clippy::large_enum_variant)] // lives only while `call` runs: a box would cost each request an allocation
+enum Started<F> {
+    /// The backend answered at once.
+    Answered(Result<Checked, Refused>),
+    /// The backend's answer is to be awaited.
+    Pending(F),
+}
 
 /// Applies a policy to every request before `S` sees it (see the crate docs).
 #[derive(Debug)]
@@ -58,20 +68,29 @@ where
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let config = &*self.config;
         let now = Now::read(&*config.clock);
-        let (parts, body) = request.into_parts();
-        let mut check = config
-            .extractor
-            .with_request(&parts, |view, cost| config.backend.check(view, now, cost));
-        let request = Request::from_parts(parts, body);
-        // An in-process check has its answer already: go on with it now, and the service
-        // made ready by `poll_ready` is called at once, without a clone. (Should it be
-        // pending after all, its first real poll registers the caller's waker.)
-        if config.backend.ready_at_once() {
-            let mut noop = Context::from_waker(Waker::noop());
-            if let Poll::Ready(outcome) = Pin::new(&mut check).poll(&mut noop) {
-                return ResponseFuture::decided(outcome, &mut self.inner, request);
+        // An in-process backend has its answer at once: go on with it now, and the
+        // service made ready by `poll_ready` is called at once, without a clone.
+        let check = |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, now, cost)
+        {
+            Some(outcome) => Started::Answered(outcome),
+            None => Started::Pending(config.backend.check(view, now, cost)),
+        };
+        let (check, request) = if config.extractor.reads_parts() {
+            let (parts, body) = request.into_parts();
+            let check = config.extractor.with_parts(&parts, check);
+            (check, Request::from_parts(parts, body))
+        } else {
+            let check = config
+                .extractor
+                .with_head(Head::of(&request), None, 1, check);
+            (check, request)
+        };
+        let check = match check {
+            Started::Pending(check) => check,
+            Started::Answered(outcome) => {
+                return ResponseFuture::decided(outcome, &mut self.inner, request)
             }
-        }
+        };
         // The service made ready by `poll_ready` answers this request once the check
         // completes; the clone takes its place for the next one.
         let clone = self.inner.clone();
