@@ -404,6 +404,12 @@ impl PolicyDecision<'_> {
         render(style, &input)
     }
 
+    /// The header vocabulary the decision's headers are rendered in.
+    #[must_use]
+    pub fn header_style(&self) -> http::HeaderStyle {
+        self.compiled.response.headers
+    }
+
     /// The `Content-Type` of the 429 body.
     #[must_use]
     pub fn content_type(&self) -> &'static str {

@@ -14,7 +14,7 @@ use http::StatusCode;
 use ratecore::policy::{Policy, PolicyDecision, Request};
 use ratecore::CheckError;
 
-use crate::clock::Now;
+use crate::clock::{Clock, Now};
 use crate::decision::RateLimitDecision;
 use crate::headers::RateLimitHeaders;
 use crate::names::NameCache;
@@ -60,16 +60,16 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future;
 
     /// The answer to one check at once, from a backend that decides without waiting (in
-    /// process): the layer then calls the inner service while the request arrives,
-    /// without cloning it. `None` (the default): the layer calls [`check`](Self::check)
-    /// and awaits its future.
+    /// process), reading `clock` only for what it needs: the layer then calls the inner
+    /// service while the request arrives, without cloning it. `None` (the default): the
+    /// layer reads the clock and calls [`check`](Self::check), and awaits its future.
     fn check_now(
         &self,
         request: &Request<'_>,
-        now: Now,
+        clock: &dyn Clock,
         cost: u64,
     ) -> Option<Result<Checked, Refused>> {
-        let _ = (request, now, cost);
+        let _ = (request, clock, cost);
         None
     }
 }
@@ -102,25 +102,33 @@ impl Backend for InProcess {
     type Future = Ready<Result<Checked, Refused>>;
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
-        ready(self.decide(request, now, cost))
+        ready(match self.policy.check(request, now.monotonic, cost) {
+            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
+            Err(error) => Err(refused(&self.policy, error)),
+        })
     }
 
     fn check_now(
         &self,
         request: &Request<'_>,
-        now: Now,
+        clock: &dyn Clock,
         cost: u64,
     ) -> Option<Result<Checked, Refused>> {
-        Some(self.decide(request, now, cost))
-    }
-}
-
-impl InProcess {
-    fn decide(&self, request: &Request<'_>, now: Now, cost: u64) -> Result<Checked, Refused> {
-        match self.policy.check(request, now.monotonic, cost) {
-            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
-            Err(error) => Err(refused(&self.policy, error)),
-        }
+        Some(
+            match self.policy.check(request, clock.monotonic_nanos(), cost) {
+                Ok(decision) => {
+                    // Only absolute resets read the wall clock.
+                    let style = decision.header_style();
+                    let unix = if style.uses_wall_clock() {
+                        clock.unix_nanos()
+                    } else {
+                        0
+                    };
+                    Ok(respond(&decision, unix, &self.names))
+                }
+                Err(error) => Err(refused(&self.policy, error)),
+            },
+        )
     }
 }
 

@@ -34,7 +34,7 @@
 //! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
 //! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
 //! nanoseconds to decide in process, Unix-epoch nanoseconds to render absolute resets
-//! (and to decide on Redis).
+//! (read only for a style that has them) and to decide on Redis.
 //!
 //! # Cost per request
 //! The policy check allocates nothing. An in-process check answers while the request

@@ -67,14 +67,14 @@ where
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let config = &*self.config;
-        let now = Now::read(&*config.clock);
         // An in-process backend has its answer at once: go on with it now, and the
         // service made ready by `poll_ready` is called at once, without a clone.
-        let check = |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, now, cost)
-        {
-            Some(outcome) => Started::Answered(outcome),
-            None => Started::Pending(config.backend.check(view, now, cost)),
-        };
+        let clock = &*config.clock;
+        let check =
+            |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, clock, cost) {
+                Some(outcome) => Started::Answered(outcome),
+                None => Started::Pending(config.backend.check(view, Now::read(clock), cost)),
+            };
         let (check, request) = if config.extractor.reads_parts() {
             let (parts, body) = request.into_parts();
             let check = config.extractor.with_parts(&parts, check);
