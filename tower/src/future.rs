@@ -149,10 +149,9 @@ where
                 }
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx))?;
-                    let headers = std::mem::take(headers);
-                    state.set(State::Done);
                     let mut response = response.map(RateLimitBody::inner);
                     headers.add_missing_to(response.headers_mut());
+                    state.set(State::Done);
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Answering { answer } => {

@@ -1,7 +1,7 @@
 //! The policy's rate-limit headers as `http` header pairs. The values of one decision are
 //! rendered into one buffer that becomes one shared allocation (every value is a slice of
-//! it), the names are constants, and the pairs are listed inline until the response takes
-//! them: one allocation per limited response.
+//! it), the names are constants, and where each value lies is listed inline until the
+//! response takes them: one allocation per limited response.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -9,11 +9,23 @@ use ratecore::http::MAX_HEADER_VALUES;
 use ratecore::policy::PolicyDecision;
 
 /// The rate-limit headers of one decision, in the order the policy renders them (none
-/// when no limit applied).
+/// when no limit applied): their values' bytes, one after another, and where each
+/// header's value lies. Small, so moving it from the check into the response is cheap;
+/// each value becomes a `HeaderValue` (a slice of the shared bytes) as it is added.
 #[derive(Clone, Debug, Default)]
 pub struct RateLimitHeaders {
-    /// Filled from the front.
-    pairs: [Option<(&'static HeaderName, HeaderValue)>; MAX_HEADER_VALUES],
+    values: Bytes,
+    /// `count` of them, from the front.
+    fields: [Field; MAX_HEADER_VALUES],
+    count: usize,
+}
+
+/// One header: its name (an index into [`NAMES`]) and where its value lies in `values`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Field {
+    name: u8,
+    start: u32,
+    len: u32,
 }
 
 /// Rendered values up to this many bytes (every style but a long IETF report) live in
@@ -46,7 +58,7 @@ impl RateLimitHeaders {
             Ok(count) => {
                 let values = values.get(..count).unwrap_or(&[]);
                 inline.len = used(values).min(INLINE);
-                Self::from_values(&Bytes::from_owner(inline), values)
+                Self::from_values(Bytes::from_owner(inline), values)
             }
             Err(too_small) => {
                 // A long IETF report: render again into a buffer of the exact size.
@@ -56,59 +68,77 @@ impl RateLimitHeaders {
                     .unwrap_or(0);
                 let values = values.get(..count).unwrap_or(&[]);
                 heap.truncate(used(values));
-                Self::from_values(&Bytes::from(heap), values)
+                Self::from_values(Bytes::from(heap), values)
             }
         }
     }
 
-    /// The pairs `values` describes in `rendered`. A value that is not a valid header
-    /// value, or a name without its constant (neither is ever produced by the renderer),
-    /// is skipped.
-    fn from_values(rendered: &Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
-        let mut headers = Self::default();
-        let pairs = values.iter().filter_map(|v| {
-            let name = header_name(v.name)?;
-            let range = v.start..v.start.checked_add(v.len)?;
-            rendered.get(range.clone())?;
-            let value = HeaderValue::from_maybe_shared(rendered.slice(range)).ok()?;
-            Some((name, value))
+    /// The headers `values` describes in `rendered`. A name without its constant, or a
+    /// value outside `rendered` (neither is ever produced by the renderer), is skipped.
+    fn from_values(rendered: Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
+        let mut headers = Self {
+            values: rendered,
+            ..Self::default()
+        };
+        let fields = values.iter().filter_map(|v| {
+            let end = v.start.checked_add(v.len)?;
+            headers.values.get(v.start..end)?;
+            Some(Field {
+                name: header_name(v.name)?,
+                start: u32::try_from(v.start).ok()?,
+                len: u32::try_from(v.len).ok()?,
+            })
         });
-        for (slot, pair) in headers.pairs.iter_mut().zip(pairs) {
-            *slot = Some(pair);
+        let mut count = 0;
+        for (slot, field) in headers.fields.iter_mut().zip(fields) {
+            *slot = field;
+            count += 1;
         }
+        headers.count = count;
         headers
     }
 
     /// How many headers.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.count
     }
 
     /// Whether there are none.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        self.count == 0
     }
 
-    /// The headers, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> + '_ {
-        self.pairs
+    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
+    /// not a valid header value, never produced by the renderer, is skipped).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
+        self.fields
             .iter()
-            .map_while(|pair| pair.as_ref().map(|(name, value)| (*name, value)))
+            .take(self.count)
+            .filter_map(|field| self.pair(*field))
+    }
+
+    fn pair(&self, field: Field) -> Option<(&'static HeaderName, HeaderValue)> {
+        let name = NAMES.get(usize::from(field.name))?;
+        let start = usize::try_from(field.start).ok()?;
+        let end = start.checked_add(usize::try_from(field.len).ok()?)?;
+        self.values.get(start..end)?;
+        let value = HeaderValue::from_maybe_shared(self.values.slice(start..end)).ok()?;
+        Some((name, value))
     }
 
     /// Adds the headers to `map`, keeping any header of the same name `map` already has
     /// (a header the handler set itself is its to keep).
-    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
-        for (name, value) in self.pairs.into_iter().map_while(|pair| pair) {
+    pub(crate) fn add_missing_to(&self, map: &mut HeaderMap) {
+        for (name, value) in self.iter() {
             map.entry(name).or_insert(value);
         }
     }
 
     /// Appends the headers to `map`.
-    pub(crate) fn append_to(self, map: &mut HeaderMap) {
-        for (name, value) in self.pairs.into_iter().map_while(|pair| pair) {
+    pub(crate) fn append_to(&self, map: &mut HeaderMap) {
+        for (name, value) in self.iter() {
             map.append(name, value);
         }
     }
@@ -123,38 +153,42 @@ fn used(values: &[ratecore::http::HeaderValue]) -> usize {
         .unwrap_or(0)
 }
 
-static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-static X_RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-rate-limit-limit");
-static X_RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-rate-limit-remaining");
-static X_RATE_LIMIT_RESET: HeaderName = HeaderName::from_static("x-rate-limit-reset");
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static RETRY: HeaderName = RETRY_AFTER;
+/// The header names the renderer writes, as constants ([`header_name`] indexes them):
+/// adding one costs no allocation, where `HeaderName::from_bytes` would allocate for
+/// each custom name.
+static NAMES: [HeaderName; 9] = [
+    HeaderName::from_static("x-ratelimit-limit"),
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("x-ratelimit-reset"),
+    HeaderName::from_static("x-rate-limit-limit"),
+    HeaderName::from_static("x-rate-limit-remaining"),
+    HeaderName::from_static("x-rate-limit-reset"),
+    HeaderName::from_static("ratelimit-policy"),
+    HeaderName::from_static("ratelimit"),
+    RETRY_AFTER,
+];
 
-/// The constant for header `name`, as the renderer spells it: a match on the spelling
-/// (its length, then its bytes) that costs no allocation, where `HeaderName::from_bytes`
-/// would allocate for each custom name. Every name of every style is listed (the tests
+/// The index in [`NAMES`] of header `name`, as the renderer spells it: a match on the
+/// spelling (its length, then its bytes). Every name of every style is listed (the tests
 /// render each style).
-fn header_name(name: &str) -> Option<&'static HeaderName> {
+fn header_name(name: &str) -> Option<u8> {
     Some(match name {
-        "x-ratelimit-limit" | "X-RateLimit-Limit" => &X_RATELIMIT_LIMIT,
-        "x-ratelimit-remaining" | "X-RateLimit-Remaining" => &X_RATELIMIT_REMAINING,
-        "X-RateLimit-Reset" => &X_RATELIMIT_RESET,
-        "X-Rate-Limit-Limit" => &X_RATE_LIMIT_LIMIT,
-        "X-Rate-Limit-Remaining" => &X_RATE_LIMIT_REMAINING,
-        "X-Rate-Limit-Reset" => &X_RATE_LIMIT_RESET,
-        "RateLimit-Policy" => &RATELIMIT_POLICY,
-        "RateLimit" => &RATELIMIT,
-        "retry-after" | "Retry-After" => &RETRY,
+        "x-ratelimit-limit" | "X-RateLimit-Limit" => 0,
+        "x-ratelimit-remaining" | "X-RateLimit-Remaining" => 1,
+        "X-RateLimit-Reset" => 2,
+        "X-Rate-Limit-Limit" => 3,
+        "X-Rate-Limit-Remaining" => 4,
+        "X-Rate-Limit-Reset" => 5,
+        "RateLimit-Policy" => 6,
+        "RateLimit" => 7,
+        "retry-after" | "Retry-After" => 8,
         _ => return None,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{header_name, RateLimitHeaders};
+    use super::{header_name, RateLimitHeaders, NAMES};
     use http::HeaderName;
     use ratecore::policy::{Policy, Request};
 
@@ -175,7 +209,8 @@ mod tests {
             "RateLimit",
         ] {
             let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
-            assert_eq!(header_name(spelled), parsed.as_ref(), "{spelled}");
+            let known = header_name(spelled).and_then(|i| NAMES.get(usize::from(i)));
+            assert_eq!(known, parsed.as_ref(), "{spelled}");
         }
         assert_eq!(header_name("X-Unknown"), None);
     }
