@@ -23,15 +23,9 @@ seconds=${SECONDS_PER_RUN:-5}
 connections=${CONNECTIONS:-8}
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
-cargo build --release -q -p ratecore-tower --example bench_server --example loadgen
-bin=target/release/examples
-work=$(mktemp -d)
-server=""
-cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tower/benches/lib.sh
+source tower/benches/lib.sh
+bench_setup
 
 for variant in "${variants[@]}"; do
     out="$work/$variant.out"

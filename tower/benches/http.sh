@@ -26,15 +26,9 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-cargo build --release -q -p ratecore-tower --example bench_server --example loadgen
-bin=target/release/examples
-work=$(mktemp -d)
-server=""
-cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tower/benches/lib.sh
+source tower/benches/lib.sh
+bench_setup
 
 variants=(none ratecore governor headers)
 echo "rounds=$rounds seconds=$seconds connections=$connections cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

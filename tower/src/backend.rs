@@ -63,16 +63,14 @@ pub trait Backend: Send + Sync + 'static {
     /// process), reading `clock` only for what it needs: the layer then calls the inner
     /// service while the request arrives, without cloning it. `None` (the default): the
     /// layer reads the clock and calls [`check`](Self::check), and awaits its future.
-    fn check_now(
-        &self,
-        request: &Request<'_>,
-        clock: &dyn Clock,
-        cost: u64,
-    ) -> Option<Result<Checked, Refused>> {
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
         let _ = (request, clock, cost);
         None
     }
 }
+
+/// An answer given at once, if the backend has one.
+type AtOnce = Option<Result<Checked, Refused>>;
 
 /// The policy's own in-process tables: one allocation-free check per request.
 #[derive(Clone, Debug)]
@@ -102,33 +100,40 @@ impl Backend for InProcess {
     type Future = Ready<Result<Checked, Refused>>;
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
-        ready(match self.policy.check(request, now.monotonic, cost) {
-            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
-            Err(error) => Err(refused(&self.policy, error)),
-        })
+        ready(self.decide(request, now.monotonic, || now.unix, cost))
     }
 
-    fn check_now(
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
+        Some(self.decide(
+            request,
+            clock.monotonic_nanos(),
+            || clock.unix_nanos(),
+            cost,
+        ))
+    }
+}
+
+impl InProcess {
+    /// Checks `request` at `monotonic` nanoseconds; `unix` gives the wall-clock time,
+    /// read only when the decision's header style renders an absolute reset.
+    fn decide(
         &self,
         request: &Request<'_>,
-        clock: &dyn Clock,
+        monotonic: u64,
+        unix: impl FnOnce() -> u64,
         cost: u64,
-    ) -> Option<Result<Checked, Refused>> {
-        Some(
-            match self.policy.check(request, clock.monotonic_nanos(), cost) {
-                Ok(decision) => {
-                    // Only absolute resets read the wall clock.
-                    let style = decision.header_style();
-                    let unix = if style.uses_wall_clock() {
-                        clock.unix_nanos()
-                    } else {
-                        0
-                    };
-                    Ok(respond(&decision, unix, &self.names))
-                }
-                Err(error) => Err(refused(&self.policy, error)),
-            },
-        )
+    ) -> Result<Checked, Refused> {
+        match self.policy.check(request, monotonic, cost) {
+            Ok(decision) => {
+                let unix = if decision.header_style().uses_wall_clock() {
+                    unix()
+                } else {
+                    0
+                };
+                Ok(respond(&decision, unix, &self.names))
+            }
+            Err(error) => Err(refused(&self.policy, error)),
+        }
     }
 }
 
