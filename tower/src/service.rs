@@ -65,7 +65,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         let config = &*self.config;
         // An in-process backend has its answer at once: go on with it now, and the
         // service made ready by `poll_ready` is called at once, without a clone.
@@ -75,15 +75,15 @@ where
                 Some(outcome) => Started::Answered(outcome),
                 None => Started::Pending(config.backend.check(view, Now::read(clock), cost)),
             };
-        let (check, request) = if config.extractor.reads_parts() {
+        let check = if config.extractor.reads_parts() {
             let (parts, body) = request.into_parts();
             let check = config.extractor.with_parts(&parts, check);
-            (check, Request::from_parts(parts, body))
+            request = Request::from_parts(parts, body);
+            check
         } else {
-            let check = config
+            config
                 .extractor
-                .with_head(Head::of(&request), None, 1, check);
-            (check, request)
+                .with_head(Head::of(&request), None, 1, check)
         };
         let check = match check {
             Started::Pending(check) => check,
