@@ -166,6 +166,12 @@ impl Extractor {
                 &mut ip_buf,
             )
         });
+        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
+        let (method, path) = (head.method.as_str(), head.uri.path());
+        if self.headers.is_empty() && credentials.is_none() {
+            // The client's address alone: the list is that one attribute, or none.
+            return f(&Request::new(method, path, client.as_slice()), cost);
+        }
         let count = usize::from(ip.is_some())
             + self.headers.len()
             + credentials.map_or(0, Credentials::len);
@@ -177,12 +183,10 @@ impl Extractor {
             .into_iter()
             .flat_map(|c| c.attributes.iter())
             .map(|(name, value)| Attribute::new(name, value));
-        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
         let attributes = client
             .into_iter()
             .chain(header_values)
             .chain(credential_values);
-        let (method, path) = (head.method.as_str(), head.uri.path());
         if count <= STACK_ATTRIBUTES {
             // `count` bounds the list: `take` never drops an attribute.
             let mut stack = ArrayVec::<Attribute<'_>, STACK_ATTRIBUTES>::new();
