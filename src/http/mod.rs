@@ -53,6 +53,16 @@ pub enum HeaderStyle {
     Ietf,
 }
 
+impl HeaderStyle {
+    /// Whether the style's headers carry an absolute time (Uphold's epoch seconds,
+    /// Switch's ISO 8601), rendered from the wall clock the caller passes; the others
+    /// never read it.
+    #[must_use]
+    pub const fn uses_wall_clock(self) -> bool {
+        matches!(self, Self::Uphold | Self::Switch)
+    }
+}
+
 /// One quota's state, for the IETF fields' per-quota list members.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuotaReport<'a> {

@@ -364,14 +364,25 @@ impl PolicyDecision<'_> {
         })
     }
 
-    /// Runs `render` on the renderers' view of this decision: the combined decision and
-    /// every applicable quota.
+    /// Runs `render` on the renderers' view of this decision: the combined decision and,
+    /// for the IETF fields, every applicable quota.
     #[inline]
     fn with_header_input<R>(
         &self,
         unix_now_nanos: u64,
         render: impl FnOnce(http::HeaderStyle, &HeaderInput<'_>) -> R,
     ) -> R {
+        let style = self.compiled.response.headers;
+        if style != http::HeaderStyle::Ietf {
+            // Only the IETF fields list every quota; the other styles report the combined
+            // decision alone.
+            let input = HeaderInput {
+                decision: self.verdict.decision,
+                quotas: &[],
+                unix_now_nanos,
+            };
+            return render(style, &input);
+        }
         let mut reports = [QuotaReport {
             name: "",
             period: 1,
@@ -391,7 +402,13 @@ impl PolicyDecision<'_> {
             quotas: reports.get(..len).unwrap_or(&[]),
             unix_now_nanos,
         };
-        render(self.compiled.response.headers, &input)
+        render(style, &input)
+    }
+
+    /// The header vocabulary the decision's headers are rendered in.
+    #[must_use]
+    pub fn header_style(&self) -> http::HeaderStyle {
+        self.compiled.response.headers
     }
 
     /// The `Content-Type` of the 429 body.

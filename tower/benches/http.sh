@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# HTTP benchmark: axum's hello world with no layer, with ratecore's layer and with
-# tower-governor's layer, in interleaved rounds (each round runs all three, in an order
-# that rotates), the server pinned to CPU 0 and the load generator to CPU 1, on
+# HTTP benchmark: axum's hello world with no layer, with ratecore's layer, with
+# tower-governor's layer and with a layer that only adds the same two headers (the floor
+# of any rate-limit layer), in interleaved rounds (each round runs every variant, in an
+# order that rotates), the server pinned to CPU 0 and the load generator to CPU 1, on
 # 127.0.0.1. Prints each round's requests/s, then each variant's median and spread
 # (min-max) and the medians' ratios.
 #
@@ -25,22 +26,16 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-cargo build --release -q -p ratecore-tower --example bench_server --example loadgen
-bin=target/release/examples
-work=$(mktemp -d)
-server=""
-cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tower/benches/lib.sh
+source tower/benches/lib.sh
+bench_setup
 
-variants=(none ratecore governor)
+variants=(none ratecore governor headers)
 echo "rounds=$rounds seconds=$seconds connections=$connections cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf "%-6s %-9s %12s\n" round variant "requests/s"
 for round in $(seq 1 "$rounds"); do
-    for i in 0 1 2; do
-        variant=${variants[$(((i + round) % 3))]}
+    for i in "${!variants[@]}"; do
+        variant=${variants[$(((i + round) % ${#variants[@]}))]}
         rm -f "$work/addr"
         taskset -c 0 "$bin/bench_server" "$variant" --addr-file "$work/addr" &
         server=$!
@@ -72,6 +67,7 @@ done
 none=$(median "$work/none")
 ratecore=$(median "$work/ratecore")
 governor=$(median "$work/governor")
-awk -v r="$ratecore" -v g="$governor" -v n="$none" 'BEGIN {
-    printf "ratecore / tower-governor: %.3f   ratecore / no layer: %.3f   tower-governor / no layer: %.3f\n", r / g, r / n, g / n
+headers=$(median "$work/headers")
+awk -v r="$ratecore" -v g="$governor" -v n="$none" -v h="$headers" 'BEGIN {
+    printf "ratecore / tower-governor: %.3f   ratecore / no layer: %.3f   tower-governor / no layer: %.3f   headers only / no layer: %.3f\n", r / g, r / n, g / n, h / n
 }'

@@ -1,25 +1,37 @@
 //! The HTTP benchmark's server: axum's hello world with ratecore's layer, tower-governor's
-//! layer, or no layer (`benches/http.sh` runs it; see `benches/README.md`).
+//! layer, or no layer (`benches/http.sh` and `benches/callgrind.sh` run it).
 //!
 //! ```sh
-//! bench_server <none|ratecore|governor> [--addr-file PATH]
+//! bench_server <none|ratecore|governor|headers> [--addr-file PATH]
 //! ```
 //!
 //! Both layers key on the peer IP, admit everything the benchmark sends (a burst of
 //! 10^9, one more every 10 ns) and add `x-ratelimit-limit` / `x-ratelimit-remaining` to
-//! every response (tower-governor's `use_headers`). One tokio worker thread: the script
+//! every response (tower-governor's `use_headers`). `headers` is the floor of any such
+//! layer: it only adds the same two headers (a counter's value as the remaining one),
+//! with no key, no state and no decision. One tokio worker thread: the script
 //! pins the server to one CPU. Serves on a free port of 127.0.0.1, written to the
 //! address file, until killed.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use ratecore::policy::Policy;
 use ratecore_tower::RateLimitLayer;
+use tower::util::MapResponseLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
+
+/// The quota of every variant.
+const LIMIT: u64 = 1_000_000_000;
+
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
 /// The same quota as tower-governor's below: burst 10^9, then one per 10 ns.
 const POLICY: &str = r#"
@@ -55,8 +67,20 @@ fn app(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
                 .ok_or("bad governor quota")?;
             hello.layer(GovernorLayer::new(config))
         }
+        "headers" => {
+            let remaining = Arc::new(AtomicU64::new(LIMIT));
+            hello.layer(MapResponseLayer::new(move |mut response: Response| {
+                let left = remaining.fetch_sub(1, Ordering::Relaxed);
+                let headers = response.headers_mut();
+                headers.insert(&X_RATELIMIT_LIMIT, HeaderValue::from(LIMIT));
+                headers.insert(&X_RATELIMIT_REMAINING, HeaderValue::from(left));
+                response
+            }))
+        }
         other => {
-            return Err(format!("unknown variant {other:?}: none, ratecore or governor").into())
+            return Err(
+                format!("unknown variant {other:?}: none, ratecore, governor or headers").into(),
+            )
         }
     })
 }

@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
 use bytes::Bytes;
 use http::request::Parts;
-use http::HeaderName;
+use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use ipnet::IpNet;
 use ratecore::policy::{Attribute, Request};
 
@@ -102,57 +103,98 @@ impl core::fmt::Debug for Extractor {
     }
 }
 
+/// The parts of a request head the policy's view reads, borrowed from the request itself
+/// or from its [`Parts`].
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) extensions: &'a Extensions,
+}
+
+impl<'a> Head<'a> {
+    pub(crate) fn of<B>(request: &'a http::Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+
+    fn of_parts(parts: &'a Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
+}
+
 impl Extractor {
-    /// Calls `f` with the policy's view of the request and its cost. The attributes
-    /// borrow from `parts` and this frame, listed on the stack (on the heap only when
-    /// more than 16 are configured); the credentials closure allocates what it returns.
-    pub(crate) fn with_request<R>(
-        &self,
-        parts: &Parts,
-        f: impl FnOnce(&Request<'_>, u64) -> R,
-    ) -> R {
+    /// Whether a closure reads the request's [`Parts`]: then the request is split for
+    /// [`with_parts`](Self::with_parts), else [`with_head`](Self::with_head) borrows it
+    /// whole.
+    pub(crate) fn reads_parts(&self) -> bool {
+        self.credentials.is_some() || self.cost.is_some()
+    }
+
+    /// [`with_head`](Self::with_head), with the closures' attributes and cost; the
+    /// credentials closure allocates what it returns.
+    pub(crate) fn with_parts<R>(&self, parts: &Parts, f: impl FnOnce(&Request<'_>, u64) -> R) -> R {
         let credentials = self.credentials.as_ref().map(|c| c(parts));
         let cost = self.cost.as_ref().map_or(1, |c| c(parts));
+        self.with_head(Head::of_parts(parts), credentials.as_ref(), cost, f)
+    }
+
+    /// Calls `f` with the policy's view of the request and its cost. The attributes
+    /// borrow from `head`, `credentials` and this frame, listed on the stack (on the heap
+    /// only when more than 16 are configured).
+    pub(crate) fn with_head<R>(
+        &self,
+        head: Head<'_>,
+        credentials: Option<&Credentials>,
+        cost: u64,
+        f: impl FnOnce(&Request<'_>, u64) -> R,
+    ) -> R {
         let mut ip_buf = [0u8; IP_TEXT_MAX];
-        let ip = peer(&parts.extensions).map(|peer| {
+        let ip = peer(head.extensions).map(|peer| {
             ip_text(
-                client_ip(peer, &parts.headers, &self.trusted_proxies),
+                client_ip(peer, head.headers, &self.trusted_proxies),
                 &mut ip_buf,
             )
         });
+        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
+        let (method, path) = (head.method.as_str(), head.uri.path());
+        if self.headers.is_empty() && credentials.is_none() {
+            // The client's address alone: the list is that one attribute, or none.
+            return f(&Request::new(method, path, client.as_slice()), cost);
+        }
         let count = usize::from(ip.is_some())
             + self.headers.len()
-            + credentials.as_ref().map_or(0, Credentials::len);
-        // On the stack unless the configuration names many attributes.
-        let mut stack = [Attribute::new("", b""); STACK_ATTRIBUTES];
-        let mut heap = Vec::new();
-        let slots: &mut [Attribute<'_>] = if count <= STACK_ATTRIBUTES {
-            &mut stack
-        } else {
-            heap.resize(count, Attribute::new("", b""));
-            &mut heap
-        };
+            + credentials.map_or(0, Credentials::len);
         let header_values = self.headers.iter().filter_map(|(header, name)| {
-            let value = parts.headers.get(header)?;
+            let value = head.headers.get(header)?;
             Some(Attribute::new(name, value.as_bytes()))
         });
         let credential_values = credentials
-            .iter()
+            .into_iter()
             .flat_map(|c| c.attributes.iter())
             .map(|(name, value)| Attribute::new(name, value));
-        let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
-        let mut len = 0;
-        for (slot, attribute) in slots.iter_mut().zip(
-            client
-                .into_iter()
-                .chain(header_values)
-                .chain(credential_values),
-        ) {
-            *slot = attribute;
-            len += 1;
+        let attributes = client
+            .into_iter()
+            .chain(header_values)
+            .chain(credential_values);
+        if count <= STACK_ATTRIBUTES {
+            // `count` bounds the list: `take` never drops an attribute.
+            let mut stack = ArrayVec::<Attribute<'_>, STACK_ATTRIBUTES>::new();
+            stack.extend(attributes.take(STACK_ATTRIBUTES));
+            f(&Request::new(method, path, &stack), cost)
+        } else {
+            let heap: Vec<Attribute<'_>> = attributes.collect();
+            f(&Request::new(method, path, &heap), cost)
         }
-        let attributes = slots.get(..len).unwrap_or(&[]);
-        let request = Request::new(parts.method.as_str(), parts.uri.path(), attributes);
-        f(&request, cost)
     }
 }

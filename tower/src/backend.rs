@@ -9,13 +9,14 @@ use std::future::{ready, Future, Ready};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::HeaderValue;
 use http::StatusCode;
 use ratecore::policy::{Policy, PolicyDecision, Request};
 use ratecore::CheckError;
 
-use crate::clock::Now;
+use crate::clock::{Clock, Now};
 use crate::decision::RateLimitDecision;
+use crate::headers::RateLimitHeaders;
 use crate::names::NameCache;
 
 /// A denial, ready to send.
@@ -35,7 +36,7 @@ pub struct Checked {
     /// The decision, as handlers see it.
     pub decision: RateLimitDecision,
     /// The policy's rate-limit headers (none when no limit applied).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: RateLimitHeaders,
     /// The response to send instead of calling the inner service, on denial.
     pub denial: Option<Denial>,
 }
@@ -57,7 +58,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Checks `request` at `now` for `cost`.
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future;
+
+    /// The answer to one check at once, from a backend that decides without waiting (in
+    /// process), reading `clock` only for what it needs: the layer then calls the inner
+    /// service while the request arrives, without cloning it. `None` (the default): the
+    /// layer reads the clock and calls [`check`](Self::check), and awaits its future.
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
+        let _ = (request, clock, cost);
+        None
+    }
 }
+
+/// An answer given at once, if the backend has one.
+type AtOnce = Option<Result<Checked, Refused>>;
 
 /// The policy's own in-process tables: one allocation-free check per request.
 #[derive(Clone, Debug)]
@@ -87,10 +100,40 @@ impl Backend for InProcess {
     type Future = Ready<Result<Checked, Refused>>;
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
-        ready(match self.policy.check(request, now.monotonic, cost) {
-            Ok(decision) => Ok(respond(&decision, now.unix, &self.names)),
+        ready(self.decide(request, now.monotonic, || now.unix, cost))
+    }
+
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
+        Some(self.decide(
+            request,
+            clock.monotonic_nanos(),
+            || clock.unix_nanos(),
+            cost,
+        ))
+    }
+}
+
+impl InProcess {
+    /// Checks `request` at `monotonic` nanoseconds; `unix` gives the wall-clock time,
+    /// read only when the decision's header style renders an absolute reset.
+    fn decide(
+        &self,
+        request: &Request<'_>,
+        monotonic: u64,
+        unix: impl FnOnce() -> u64,
+        cost: u64,
+    ) -> Result<Checked, Refused> {
+        match self.policy.check(request, monotonic, cost) {
+            Ok(decision) => {
+                let unix = if decision.header_style().uses_wall_clock() {
+                    unix()
+                } else {
+                    0
+                };
+                Ok(respond(&decision, unix, &self.names))
+            }
             Err(error) => Err(refused(&self.policy, error)),
-        })
+        }
     }
 }
 
@@ -120,9 +163,9 @@ pub(crate) fn respond(
     // A request let through because the backend could not decide (fail open) carries no
     // rate-limit headers: there are no real figures to report.
     let headers = if snapshot.fault.is_some() && snapshot.allowed {
-        Vec::new()
+        RateLimitHeaders::default()
     } else {
-        headers(decision, unix_nanos)
+        RateLimitHeaders::render(decision, unix_nanos)
     };
     let denial = (!decision.allowed()).then(|| {
         let mut stack = [0u8; 1024];
@@ -145,161 +188,5 @@ pub(crate) fn respond(
         decision: snapshot,
         headers,
         denial,
-    }
-}
-
-/// The policy's rate-limit headers for `decision`.
-fn headers(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Vec<(HeaderName, HeaderValue)> {
-    let mut values = [ratecore::http::HeaderValue::default(); ratecore::http::MAX_HEADER_VALUES];
-    let mut stack = [0u8; 512];
-    match decision.render_header_values(unix_nanos, &mut stack, &mut values) {
-        Ok(count) => pairs(&stack, values.get(..count).unwrap_or(&[])),
-        Err(too_small) => {
-            // Many IETF quota members: render again into a buffer of the exact size.
-            let mut heap = vec![0u8; too_small.needed];
-            let count = decision
-                .render_header_values(unix_nanos, &mut heap, &mut values)
-                .unwrap_or(0);
-            pairs(&heap, values.get(..count).unwrap_or(&[]))
-        }
-    }
-}
-
-/// The header pairs `values` describes in `rendered`. All values share one copy of the
-/// rendered bytes; a value that is not a valid header value (never produced by the
-/// renderer) is skipped.
-fn pairs(
-    rendered: &[u8],
-    values: &[ratecore::http::HeaderValue],
-) -> Vec<(HeaderName, HeaderValue)> {
-    let used = values.iter().map(|v| v.start + v.len).max().unwrap_or(0);
-    let shared = Bytes::copy_from_slice(rendered.get(..used).unwrap_or(&[]));
-    let mut headers = Vec::with_capacity(values.len());
-    for v in values {
-        let (Some(name), Some(value)) = (
-            header_name(v.name.as_bytes()),
-            shared
-                .get(v.start..v.start + v.len)
-                .map(|_| shared.slice(v.start..v.start + v.len)),
-        ) else {
-            continue;
-        };
-        if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-            headers.push((name, value));
-        }
-    }
-    headers
-}
-
-/// The header names the renderer writes, spelled as it writes them, with their constants:
-/// an exact match is one length check and a short comparison, and costs no allocation,
-/// where `HeaderName::from_bytes` would allocate for each custom name.
-static SPELLED: [(&str, HeaderName); 12] = [
-    (
-        "x-ratelimit-limit",
-        HeaderName::from_static("x-ratelimit-limit"),
-    ),
-    (
-        "x-ratelimit-remaining",
-        HeaderName::from_static("x-ratelimit-remaining"),
-    ),
-    ("retry-after", RETRY_AFTER),
-    (
-        "X-RateLimit-Limit",
-        HeaderName::from_static("x-ratelimit-limit"),
-    ),
-    (
-        "X-RateLimit-Remaining",
-        HeaderName::from_static("x-ratelimit-remaining"),
-    ),
-    (
-        "X-RateLimit-Reset",
-        HeaderName::from_static("x-ratelimit-reset"),
-    ),
-    ("Retry-After", RETRY_AFTER),
-    (
-        "X-Rate-Limit-Limit",
-        HeaderName::from_static("x-rate-limit-limit"),
-    ),
-    (
-        "X-Rate-Limit-Remaining",
-        HeaderName::from_static("x-rate-limit-remaining"),
-    ),
-    (
-        "X-Rate-Limit-Reset",
-        HeaderName::from_static("x-rate-limit-reset"),
-    ),
-    (
-        "RateLimit-Policy",
-        HeaderName::from_static("ratelimit-policy"),
-    ),
-    ("RateLimit", HeaderName::from_static("ratelimit")),
-];
-
-/// The header `name`: a constant when the renderer spelled it, else parsed (any case).
-/// Spellings are told apart by length first: one comparison, usually, where a scan of
-/// the whole list cost several (this runs for every header of every limited response).
-fn header_name(name: &[u8]) -> Option<HeaderName> {
-    let known = SPELLED
-        .iter()
-        .filter(|(spelled, _)| spelled.len() == name.len())
-        .find(|(spelled, _)| spelled.as_bytes() == name);
-    match known {
-        Some((_, known)) => Some(known.clone()),
-        None => HeaderName::from_bytes(name).ok(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{header_name, headers, SPELLED};
-    use http::HeaderName;
-    use ratecore::policy::{Policy, Request};
-
-    #[test]
-    fn spelled_names_are_their_headers() {
-        for (spelled, known) in &SPELLED {
-            let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
-            assert_eq!(parsed.as_ref(), Some(known));
-            assert_eq!(header_name(spelled.as_bytes()).as_ref(), Some(known));
-        }
-    }
-
-    /// The pairs equal the policy's rendered lines for every style, and a long IETF
-    /// report (rendered into a buffer of its exact size) loses nothing.
-    #[test]
-    fn pairs_are_the_rendered_lines() {
-        let long = "q".repeat(120);
-        for style in ["evenergy", "uphold", "switch", "ietf"] {
-            let mut toml = format!("[response]\nheaders = \"{style}\"\n[table]\ncapacity = 64\n");
-            toml += "[[rule]]\nname = \"all\"\n";
-            for (i, limit) in [1, 2, 3, 4].iter().enumerate() {
-                toml += &format!(
-                    "[[rule.limit]]\nname = \"{long}{i}\"\nkey = []\nalgorithm = \"gcra\"\nlimit = {limit}\nperiod = \"{limit}m\"\n"
-                );
-            }
-            let policy = Policy::from_toml_str(&toml, "test.toml").unwrap();
-            let request = Request::new("GET", "/", &[]);
-            for now in [0, 1, 2] {
-                let decision = policy.check(&request, now, 1).unwrap();
-                let unix = 1_795_518_000_000_000_000 + now;
-                let mut lines = vec![0u8; 4096];
-                let len = decision.render_headers(unix, &mut lines).unwrap();
-                let want: Vec<(String, String)> = std::str::from_utf8(&lines[..len])
-                    .unwrap()
-                    .split_terminator("\r\n")
-                    .map(|line| {
-                        let (name, value) = line.split_once(": ").unwrap();
-                        (name.to_ascii_lowercase(), value.to_owned())
-                    })
-                    .collect();
-                let got: Vec<(String, String)> = headers(&decision, unix)
-                    .into_iter()
-                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                    .collect();
-                assert!(!got.is_empty(), "{style}");
-                assert_eq!(got, want, "{style} at {now}");
-            }
-        }
     }
 }

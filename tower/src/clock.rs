@@ -5,7 +5,8 @@
 
 use ratecore::clock::{unix_time_nanos, MonotonicClock};
 
-/// Where the layer reads time. Called once per request, for both readings.
+/// Where the layer reads time: once per request, each reading the check needs (an
+/// in-process check reads the wall clock only for a style with absolute resets).
 pub trait Clock: Send + Sync + 'static {
     /// Monotonic nanoseconds since an origin the clock chooses; never goes backwards
     /// (a value earlier than one already seen is treated as the latest seen anyway).

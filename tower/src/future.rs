@@ -1,20 +1,22 @@
-//! The response future: wait for the backend's answer, then either answer a denial
-//! itself or call the inner service and add the headers to its response.
+//! The response future: wait for the backend's answer (unless the service already has
+//! it), then either answer a denial itself or call the inner service and add the headers
+//! to its response.
 
 use std::future::Future;
-use std::mem;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::backend::{Checked, Denial, Refused};
 use crate::body::RateLimitBody;
+use crate::decision::RateLimitDecision;
 use crate::grpc;
+use crate::headers::RateLimitHeaders;
 
 pin_project! {
     /// The future of [`RateLimit`](crate::RateLimit)'s responses.
@@ -30,7 +32,8 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, ReqB, C, F> {
-        /// Waiting for the backend (in-process: ready at the first poll).
+        /// Waiting for the backend (a remote one: an in-process answer is known when the
+        /// service is called).
         Checking {
             #[pin]
             check: C,
@@ -41,7 +44,11 @@ pin_project! {
         Calling {
             #[pin]
             future: F,
-            headers: Vec<(HeaderName, HeaderValue)>,
+            headers: RateLimitHeaders,
+        },
+        /// Not admitted: the layer answers itself.
+        Answering {
+            answer: Option<Answer>,
         },
         Done,
     }
@@ -51,6 +58,7 @@ impl<S, ReqB, C> ResponseFuture<S, ReqB, C>
 where
     S: Service<Request<ReqB>>,
 {
+    /// Waits for `check`, then calls `inner` (ready) if admitted.
     pub(crate) fn new(check: C, inner: S, request: Request<ReqB>) -> Self {
         Self {
             state: State::Checking {
@@ -60,6 +68,66 @@ where
             },
         }
     }
+
+    /// Goes on from a known `outcome`: calls `inner` (ready) now if admitted.
+    pub(crate) fn decided(
+        outcome: Result<Checked, Refused>,
+        inner: &mut S,
+        request: Request<ReqB>,
+    ) -> Self {
+        Self {
+            state: decide(outcome, inner, request),
+        }
+    }
+}
+
+/// The state after the check: the inner service called with the decision in the
+/// request's extensions, or the layer's own answer.
+fn decide<S, ReqB, C>(
+    outcome: Result<Checked, Refused>,
+    inner: &mut S,
+    mut request: Request<ReqB>,
+) -> State<S, ReqB, C, S::Future>
+where
+    S: Service<Request<ReqB>>,
+{
+    match outcome {
+        Ok(Checked {
+            decision,
+            headers,
+            denial: None,
+        }) => {
+            request.extensions_mut().insert(decision);
+            State::Calling {
+                future: inner.call(request),
+                headers,
+            }
+        }
+        Ok(Checked {
+            decision,
+            headers,
+            denial: Some(denial),
+        }) => State::Answering {
+            answer: Some(Answer::Denied(
+                decision,
+                headers,
+                denial,
+                grpc::is_grpc(request.headers()),
+            )),
+        },
+        Err(refused) => State::Answering {
+            answer: Some(Answer::Refused(refused, grpc::is_grpc(request.headers()))),
+        },
+    }
+}
+
+/// What the layer answers itself (`true`: to a gRPC request).
+#[allow(clippy::large_enum_variant)] // moved once, from the check into the response: a box would cost each denial an allocation
+enum Answer {
+    /// The policy's denial.
+    Denied(RateLimitDecision, RateLimitHeaders, Denial, bool),
+    /// A cost no limit can ever admit.
+    Refused(Refused, bool),
 }
 
 impl<S, ReqB, ResB, C> Future for ResponseFuture<S, ReqB, C>
@@ -78,49 +146,42 @@ where
                     inner,
                     request,
                 } => {
-                    let checked = ready!(check.poll(cx));
-                    let grpc = request.as_ref().is_some_and(|r| grpc::is_grpc(r.headers()));
-                    let checked = match checked {
-                        Ok(checked) => checked,
-                        Err(refused) => {
-                            state.set(State::Done);
-                            return Poll::Ready(Ok(never_fits(refused, grpc)));
-                        }
-                    };
-                    if let Some(denial) = checked.denial {
-                        state.set(State::Done);
-                        let mut response = if grpc {
-                            let message = grpc::message(denial.status);
-                            grpc::denied(denial.status, message, checked.headers)
-                        } else {
-                            denied(denial, checked.headers)
-                        };
-                        // Outer layers (logging, metrics) see why, a fault included.
-                        response.extensions_mut().insert(checked.decision);
-                        return Poll::Ready(Ok(response));
-                    }
-                    let (Some(mut inner), Some(mut request)) = (inner.take(), request.take())
-                    else {
+                    let outcome = ready!(check.poll(cx));
+                    let (Some(mut inner), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("the check completes once");
                     };
-                    request.extensions_mut().insert(checked.decision);
-                    let future = inner.call(request);
-                    state.set(State::Calling {
-                        future,
-                        headers: checked.headers,
-                    });
+                    let next = decide(outcome, &mut inner, request);
+                    state.set(next);
                 }
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx))?;
-                    let headers = mem::take(headers);
-                    state.set(State::Done);
                     let mut response = response.map(RateLimitBody::inner);
-                    let map = response.headers_mut();
-                    for (name, value) in headers {
-                        // A header the handler set itself is its to keep.
-                        map.entry(name).or_insert(value);
-                    }
+                    headers.add_missing_to(response.headers_mut());
+                    state.set(State::Done);
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Answering { answer } => {
+                    let Some(answer) = answer.take() else {
+                        unreachable!("the answer is taken once");
+                    };
+                    state.set(State::Done);
+                    return Poll::Ready(Ok(match answer {
+                        Answer::Denied(decision, headers, denial, false) => {
+                            denied(decision, headers, denial)
+                        }
+                        Answer::Denied(decision, headers, denial, true) => {
+                            let message = grpc::message(denial.status);
+                            let mut response = grpc::denied(denial.status, message, |map| {
+                                headers.append_to(map);
+                            });
+                            response.extensions_mut().insert(decision);
+                            response
+                        }
+                        Answer::Refused(refused, false) => never_fits(refused),
+                        Answer::Refused(refused, true) => {
+                            grpc::denied(refused.status, &refused.error.to_string(), |_| {})
+                        }
+                    }));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
@@ -128,28 +189,26 @@ where
     }
 }
 
-/// The policy's denial: its status, headers, content type and body.
+/// The policy's denial: its status, headers, content type and body. Outer layers (logging,
+/// metrics) see why in the response's extensions, a fault included.
 fn denied<B>(
+    decision: RateLimitDecision,
+    headers: RateLimitHeaders,
     denial: Denial,
-    headers: Vec<(HeaderName, HeaderValue)>,
 ) -> Response<RateLimitBody<B>> {
     let mut response = Response::new(RateLimitBody::denied(denial.body));
     *response.status_mut() = denial.status;
     let map = response.headers_mut();
     map.reserve(headers.len() + 1);
-    for (name, value) in headers {
-        map.append(name, value);
-    }
+    headers.append_to(map);
     map.insert(CONTENT_TYPE, denial.content_type);
+    response.extensions_mut().insert(decision);
     response
 }
 
 /// A request whose cost no limit can ever admit: the denial status without rate-limit
 /// headers or `Retry-After` (no wait would help), and a sentence saying so.
-fn never_fits<B>(refused: Refused, grpc: bool) -> Response<RateLimitBody<B>> {
-    if grpc {
-        return grpc::denied(refused.status, &refused.error.to_string(), []);
-    }
+fn never_fits<B>(refused: Refused) -> Response<RateLimitBody<B>> {
     let body = Bytes::from(format!("{}\n", refused.error));
     let mut response = Response::new(RateLimitBody::denied(body));
     *response.status_mut() = refused.status;

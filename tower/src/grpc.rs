@@ -46,18 +46,16 @@ pub(crate) fn code(status: StatusCode) -> u8 {
 }
 
 /// A trailers-only response denying a gRPC request: `status` as its `grpc-status`,
-/// `message` as its `grpc-message` (percent-encoded as gRPC requires), and `headers`
-/// (the rate-limit headers) as metadata.
+/// `message` as its `grpc-message` (percent-encoded as gRPC requires), and what
+/// `add_headers` adds (the rate-limit headers) as metadata.
 pub(crate) fn denied<B>(
     status: StatusCode,
     message: &str,
-    headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    add_headers: impl FnOnce(&mut HeaderMap),
 ) -> Response<RateLimitBody<B>> {
     let mut response = Response::new(RateLimitBody::denied(Bytes::new()));
     let map = response.headers_mut();
-    for (name, value) in headers {
-        map.append(name, value);
-    }
+    add_headers(map);
     map.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     map.insert(
         GRPC_STATUS.clone(),

@@ -43,15 +43,20 @@
 //! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
 //! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
 //! nanoseconds to decide in process, Unix-epoch nanoseconds to render absolute resets
-//! (and to decide on Redis).
+//! (read only for a style that has them) and to decide on Redis.
 //!
 //! # Cost per request
-//! The policy check allocates nothing. The layer lists the attributes on the stack and
-//! shares one copy of each limit's name among all decisions; it allocates the rendered
-//! headers (one copy shared by all values, and their list), the decision extension, a
-//! denial's body, and whatever the credentials closure returns. The `Redis` backend also
-//! copies the request's method, path and attributes into its boxed future (its check
-//! waits for a network round trip).
+//! The policy check allocates nothing. An in-process check answers while the request
+//! arrives, so the inner service is called at once, without being cloned; without a
+//! credentials or cost closure the request is read in place, not split into parts. The
+//! layer lists the attributes on the stack and shares one copy of each limit's name among
+//! all decisions. Per limited request it allocates once for the header values (one
+//! buffer all of them share; the list itself is inline) and once for the decision
+//! extension (`http`'s `Extensions` boxes it); a denial also allocates its body, and the
+//! credentials closure whatever it returns. The `Redis` backend also copies the
+//! request's method, path and attributes into its boxed future (its check waits for a
+//! network round trip). Instructions per request against tower-governor's layer and a
+//! layer that only adds the same headers: the crate's README.
 //!
 //! # Backends
 //! Checks run on a [`Backend`]: [`InProcess`] uses the policy's own tables, on the
@@ -59,7 +64,8 @@
 //! Redis (a policy built with `Policy::with_redis`), on the clock's Unix-epoch time, and
 //! awaits each check on one multiplexed connection; when Redis cannot decide, the
 //! backend's failure mode answers and the decision's `fault` says so. The trait returns
-//! a future, so either answers behind the same layer.
+//! a future, so either answers behind the same layer; a backend that decides at once
+//! also answers through [`Backend::check_now`].
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -71,6 +77,7 @@ mod clock;
 mod decision;
 mod future;
 mod grpc;
+mod headers;
 mod layer;
 mod names;
 #[cfg(feature = "redis")]
@@ -84,6 +91,7 @@ pub use client_ip::PeerAddr;
 pub use clock::{Clock, Now, SystemClock};
 pub use decision::{Fault, LimitName, RateLimitDecision};
 pub use future::ResponseFuture;
+pub use headers::RateLimitHeaders;
 pub use ipnet::IpNet;
 pub use layer::RateLimitLayer;
 #[cfg(feature = "redis")]

@@ -7,11 +7,23 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::backend::{Backend, InProcess};
+use ratecore::policy::Request as PolicyRequest;
+
+use crate::attributes::Head;
+use crate::backend::{Backend, Checked, InProcess, Refused};
 use crate::body::RateLimitBody;
 use crate::clock::Now;
 use crate::future::ResponseFuture;
 use crate::layer::Config;
+
+/// A check as the service starts it.
+#[allow(clippy::large_enum_variant)] // lives only while `call` runs: a box would cost each request an allocation
+enum Started<F> {
+    /// The backend answered at once.
+    Answered(Result<Checked, Refused>),
+    /// The backend's answer is to be awaited.
+    Pending(F),
+}
 
 /// Applies a policy to every request before `S` sees it (see the crate docs).
 #[derive(Debug)]
@@ -53,16 +65,34 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         let config = &*self.config;
-        let now = Now::read(&*config.clock);
-        let (parts, body) = request.into_parts();
-        let check = config
-            .extractor
-            .with_request(&parts, |view, cost| config.backend.check(view, now, cost));
-        let request = Request::from_parts(parts, body);
-        // The service made ready by `poll_ready` answers this request; the clone takes
-        // its place for the next one.
+        // An in-process backend has its answer at once: go on with it now, and the
+        // service made ready by `poll_ready` is called at once, without a clone.
+        let clock = &*config.clock;
+        let check =
+            |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, clock, cost) {
+                Some(outcome) => Started::Answered(outcome),
+                None => Started::Pending(config.backend.check(view, Now::read(clock), cost)),
+            };
+        let check = if config.extractor.reads_parts() {
+            let (parts, body) = request.into_parts();
+            let check = config.extractor.with_parts(&parts, check);
+            request = Request::from_parts(parts, body);
+            check
+        } else {
+            config
+                .extractor
+                .with_head(Head::of(&request), None, 1, check)
+        };
+        let check = match check {
+            Started::Pending(check) => check,
+            Started::Answered(outcome) => {
+                return ResponseFuture::decided(outcome, &mut self.inner, request)
+            }
+        };
+        // The service made ready by `poll_ready` answers this request once the check
+        // completes; the clone takes its place for the next one.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::new(check, ready, request)

@@ -1,0 +1,255 @@
+//! The policy's rate-limit headers as `http` header pairs. The values of one decision are
+//! rendered into one buffer that becomes one shared allocation (every value is a slice of
+//! it), the names are constants, and where each value lies is listed inline until the
+//! response takes them: one allocation per limited response.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use ratecore::http::MAX_HEADER_VALUES;
+use ratecore::policy::PolicyDecision;
+
+/// The rate-limit headers of one decision, in the order the policy renders them (none
+/// when no limit applied): their values' bytes, one after another, and where each
+/// header's value lies. Small, so moving it from the check into the response is cheap;
+/// each value becomes a `HeaderValue` (a slice of the shared bytes) as it is added.
+#[derive(Clone, Debug, Default)]
+pub struct RateLimitHeaders {
+    values: Bytes,
+    /// `count` of them, from the front.
+    fields: [Field; MAX_HEADER_VALUES],
+    count: usize,
+}
+
+/// One header: its name (an index into [`NAMES`]) and where its value lies in `values`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Field {
+    name: u8,
+    start: u32,
+    len: u32,
+}
+
+/// Rendered values up to this many bytes (every style but a long IETF report) live in
+/// one allocation together with their reference count.
+const INLINE: usize = 96;
+
+/// The rendered values of one decision, owned by their shared `Bytes`.
+struct Inline {
+    bytes: [u8; INLINE],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl RateLimitHeaders {
+    /// The policy's rate-limit headers for `decision`, absolute resets rendered at
+    /// `unix_nanos`.
+    pub(crate) fn render(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Self {
+        let mut values = [ratecore::http::HeaderValue::default(); MAX_HEADER_VALUES];
+        let mut inline = Inline {
+            bytes: [0; INLINE],
+            len: 0,
+        };
+        match decision.render_header_values(unix_nanos, &mut inline.bytes, &mut values) {
+            Ok(0) => Self::default(),
+            Ok(count) => {
+                let values = values.get(..count).unwrap_or(&[]);
+                inline.len = used(values).min(INLINE);
+                Self::from_values(Bytes::from_owner(inline), values)
+            }
+            Err(too_small) => {
+                // A long IETF report: render again into a buffer of the exact size.
+                let mut heap = vec![0u8; too_small.needed];
+                let count = decision
+                    .render_header_values(unix_nanos, &mut heap, &mut values)
+                    .unwrap_or(0);
+                let values = values.get(..count).unwrap_or(&[]);
+                heap.truncate(used(values));
+                Self::from_values(Bytes::from(heap), values)
+            }
+        }
+    }
+
+    /// The headers `values` describes in `rendered`. A name without its constant, or a
+    /// value outside `rendered` (neither is ever produced by the renderer), is skipped.
+    fn from_values(rendered: Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
+        let mut headers = Self {
+            values: rendered,
+            ..Self::default()
+        };
+        let fields = values.iter().filter_map(|v| {
+            let end = v.start.checked_add(v.len)?;
+            headers.values.get(v.start..end)?;
+            Some(Field {
+                name: header_name(v.name)?,
+                start: u32::try_from(v.start).ok()?,
+                len: u32::try_from(v.len).ok()?,
+            })
+        });
+        let mut count = 0;
+        for (slot, field) in headers.fields.iter_mut().zip(fields) {
+            *slot = field;
+            count += 1;
+        }
+        headers.count = count;
+        headers
+    }
+
+    /// How many headers.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
+    /// not a valid header value, never produced by the renderer, is skipped).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
+        self.fields
+            .iter()
+            .take(self.count)
+            .filter_map(|field| self.pair(*field))
+    }
+
+    fn pair(&self, field: Field) -> Option<(&'static HeaderName, HeaderValue)> {
+        let name = NAMES.get(usize::from(field.name))?;
+        let start = usize::try_from(field.start).ok()?;
+        let end = start.checked_add(usize::try_from(field.len).ok()?)?;
+        self.values.get(start..end)?;
+        let value = HeaderValue::from_maybe_shared(self.values.slice(start..end)).ok()?;
+        Some((name, value))
+    }
+
+    /// Adds the headers to `map`, keeping any header of the same name `map` already has
+    /// (a header the handler set itself is its to keep).
+    pub(crate) fn add_missing_to(&self, map: &mut HeaderMap) {
+        for (name, value) in self.iter() {
+            map.entry(name).or_insert(value);
+        }
+    }
+
+    /// Appends the headers to `map`.
+    pub(crate) fn append_to(&self, map: &mut HeaderMap) {
+        for (name, value) in self.iter() {
+            map.append(name, value);
+        }
+    }
+}
+
+/// The bytes `values` span.
+fn used(values: &[ratecore::http::HeaderValue]) -> usize {
+    values
+        .iter()
+        .map(|v| v.start.saturating_add(v.len))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The header names the renderer writes, as constants ([`header_name`] indexes them):
+/// adding one costs no allocation, where `HeaderName::from_bytes` would allocate for
+/// each custom name.
+static NAMES: [HeaderName; 9] = [
+    HeaderName::from_static("x-ratelimit-limit"),
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("x-ratelimit-reset"),
+    HeaderName::from_static("x-rate-limit-limit"),
+    HeaderName::from_static("x-rate-limit-remaining"),
+    HeaderName::from_static("x-rate-limit-reset"),
+    HeaderName::from_static("ratelimit-policy"),
+    HeaderName::from_static("ratelimit"),
+    RETRY_AFTER,
+];
+
+/// The index in [`NAMES`] of header `name`, as the renderer spells it: a match on the
+/// spelling (its length, then its bytes). Every name of every style is listed (the tests
+/// render each style).
+fn header_name(name: &str) -> Option<u8> {
+    Some(match name {
+        "x-ratelimit-limit" | "X-RateLimit-Limit" => 0,
+        "x-ratelimit-remaining" | "X-RateLimit-Remaining" => 1,
+        "X-RateLimit-Reset" => 2,
+        "X-Rate-Limit-Limit" => 3,
+        "X-Rate-Limit-Remaining" => 4,
+        "X-Rate-Limit-Reset" => 5,
+        "RateLimit-Policy" => 6,
+        "RateLimit" => 7,
+        "retry-after" | "Retry-After" => 8,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{header_name, RateLimitHeaders, NAMES};
+    use http::HeaderName;
+    use ratecore::policy::{Policy, Request};
+
+    #[test]
+    fn spelled_names_are_their_headers() {
+        for spelled in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "retry-after",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+            "X-Rate-Limit-Limit",
+            "X-Rate-Limit-Remaining",
+            "X-Rate-Limit-Reset",
+            "RateLimit-Policy",
+            "RateLimit",
+        ] {
+            let parsed = HeaderName::from_bytes(spelled.as_bytes()).ok();
+            let known = header_name(spelled).and_then(|i| NAMES.get(usize::from(i)));
+            assert_eq!(known, parsed.as_ref(), "{spelled}");
+        }
+        assert_eq!(header_name("X-Unknown"), None);
+    }
+
+    /// The pairs equal the policy's rendered lines for every style, and a long IETF
+    /// report (rendered into a buffer of its exact size) loses nothing.
+    #[test]
+    fn pairs_are_the_rendered_lines() {
+        let long = "q".repeat(120);
+        for style in ["evenergy", "uphold", "switch", "ietf"] {
+            let mut toml = format!("[response]\nheaders = \"{style}\"\n[table]\ncapacity = 64\n");
+            toml += "[[rule]]\nname = \"all\"\n";
+            for (i, limit) in [1, 2, 3, 4].iter().enumerate() {
+                toml += &format!(
+                    "[[rule.limit]]\nname = \"{long}{i}\"\nkey = []\nalgorithm = \"gcra\"\nlimit = {limit}\nperiod = \"{limit}m\"\n"
+                );
+            }
+            let policy = Policy::from_toml_str(&toml, "test.toml").unwrap();
+            let request = Request::new("GET", "/", &[]);
+            for now in [0, 1, 2] {
+                let decision = policy.check(&request, now, 1).unwrap();
+                let unix = 1_795_518_000_000_000_000 + now;
+                let mut lines = vec![0u8; 4096];
+                let len = decision.render_headers(unix, &mut lines).unwrap();
+                let want: Vec<(String, String)> = std::str::from_utf8(&lines[..len])
+                    .unwrap()
+                    .split_terminator("\r\n")
+                    .map(|line| {
+                        let (name, value) = line.split_once(": ").unwrap();
+                        (name.to_ascii_lowercase(), value.to_owned())
+                    })
+                    .collect();
+                let got: Vec<(String, String)> = RateLimitHeaders::render(&decision, unix)
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                    .collect();
+                assert!(!got.is_empty(), "{style}");
+                assert_eq!(got, want, "{style} at {now}");
+            }
+        }
+    }
+}
