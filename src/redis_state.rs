@@ -24,7 +24,7 @@ use crate::algorithm::packing::Layout;
 use crate::algorithm::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
 use crate::algorithm::Algorithm;
 use crate::algorithm::WordLimit;
-use crate::composite::{run_all, Member};
+use crate::composite::{run_all, Member, Verdict};
 use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
@@ -269,6 +269,11 @@ impl Spec {
                 }
                 let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
+                    // An all-zero slot is the empty cell the ring starts with (a fresh
+                    // key's value is empty, a young one's mostly zeros).
+                    if bytes.iter().all(|b| *b == 0) {
+                        continue;
+                    }
                     // Any 32-bit count is a state some quota wrote: a policy's override
                     // may have counted past this limit on the same key.
                     let count = u64::from(be32(bytes, 8));
@@ -334,17 +339,16 @@ impl Spec {
             (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
                 // The slot whose bytes changed is the one charged; its newest is the
                 // effective time, the latest admission in the ring.
-                let changed = ring.iter().enumerate().find(|(index, slot)| {
+                let changed = ring.iter().enumerate().find_map(|(index, slot)| {
                     let cell = slot.load();
                     let before = old
                         .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
                         .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
-                    (cell.newest, cell.count) != before && cell.count > 0
+                    ((cell.newest, cell.count) != before && cell.count > 0).then_some((index, cell))
                 });
-                let Some((index, slot)) = changed else {
+                let Some((index, cell)) = changed else {
                     return (Vec::new(), 0);
                 };
-                let cell = slot.load();
                 let mut out = (index as u32).to_be_bytes().to_vec();
                 out.extend_from_slice(&cell.newest.to_be_bytes());
                 out.extend_from_slice(&cell.count.to_be_bytes());
@@ -431,6 +435,29 @@ pub(crate) fn replay(
     }
 }
 
+/// The composite protocol's common case on private replicas: when every limit admits,
+/// reserving each in order reports exactly what [`run_all`]'s second phase reports (its
+/// first phase, the peeks, changes nothing), at half the walks over a strict window's
+/// ring. `None` when one denies: the replicas then hold a partial charge, and the caller
+/// starts over on fresh ones with the whole protocol.
+fn reserve_each(
+    replicas: &[Replica],
+    now: u64,
+    cost: u64,
+    states: &mut [Decision],
+) -> Result<Option<Decision>, CheckError> {
+    let mut verdict = Verdict::default();
+    for (index, (replica, state)) in replicas.iter().zip(states.iter_mut()).enumerate() {
+        let (decision, _) = replica.reserve(now, cost)?;
+        if !decision.allowed {
+            return Ok(None);
+        }
+        *state = decision;
+        verdict.add(index, decision);
+    }
+    Ok(Some(verdict.decided().decision))
+}
+
 /// One limit as it is stored: an algorithm on a quota, validated exactly as the in-process
 /// limiter's constructor validates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,6 +478,12 @@ impl StoredLimit {
     #[must_use]
     pub const fn capacity(&self) -> u64 {
         self.spec.capacity()
+    }
+
+    /// The stored limit of a validated spec (the Redis client's limits hold one).
+    #[cfg(feature = "redis")]
+    pub(crate) const fn of(spec: Spec) -> Self {
+        Self { spec }
     }
 }
 
@@ -538,34 +571,95 @@ pub fn apply(
     for limit in limits {
         limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
     }
-    let replicas = limits
-        .iter()
-        .zip(olds)
-        .enumerate()
-        .map(|(index, (limit, old))| {
-            limit
-                .spec
-                .replica(old)
-                .map_err(|why| ApplyError::State(index, why))
-        })
-        .collect::<Result<Vec<Replica>, _>>()?;
+    let build = || {
+        limits
+            .iter()
+            .zip(olds)
+            .enumerate()
+            .map(|(index, (limit, old))| {
+                limit
+                    .spec
+                    .replica(old)
+                    .map_err(|why| ApplyError::State(index, why))
+            })
+            .collect::<Result<Vec<Replica>, _>>()
+    };
+    let mut replicas = build()?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
-    let decision = replay(&replicas, now, cost, mode, &mut states[..limits.len()])
-        .map_err(ApplyError::Cost)?;
+    let states = &mut states[..limits.len()];
+    let optimistic = limits.len() > 1 && mode.charges() && cost > 0;
+    let admitted = if optimistic {
+        reserve_each(&replicas, now, cost, states).map_err(ApplyError::Cost)?
+    } else {
+        None
+    };
+    let decision = match admitted {
+        Some(decision) => decision,
+        None => {
+            if optimistic {
+                // The replicas hold a partial charge: the protocol starts over on fresh ones.
+                replicas = build()?;
+            }
+            replay(&replicas, now, cost, mode, states).map_err(ApplyError::Cost)?
+        }
+    };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
-    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(states) {
+    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(&*states) {
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);
         out.push(KeyOutcome {
-            decision: state,
+            decision: *state,
             written,
             ttl_ms,
             slot: matches!(limit.spec, Spec::Strict { .. }),
         });
     }
     Ok(decision)
+}
+
+/// A 64-bit digest of everything one check decided and wrote: the combined decision,
+/// `now`, and per key its decision, TTL and written bytes. The module replies with it
+/// instead of the fields (`RATECORE.CHECK … DIGEST`); the client computes it from its own
+/// replay, so a reply that disagrees on any field is detected without sending the
+/// fields. Not cryptographic: it guards against disagreeing builds, not against a
+/// server forging replies.
+#[must_use]
+pub fn digest(decision: &Decision, now: u64, outcomes: &[KeyOutcome]) -> u64 {
+    struct Mix(u64);
+    impl Mix {
+        fn word(&mut self, w: u64) {
+            self.0 = (self.0 ^ w)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+        }
+        fn decision(&mut self, d: &Decision) {
+            for w in [
+                u64::from(d.allowed),
+                d.limit,
+                d.remaining,
+                d.reset_after,
+                d.retry_after,
+            ] {
+                self.word(w);
+            }
+        }
+    }
+    let mut mix = Mix(0x7261_7465_636f_7265);
+    mix.decision(decision);
+    mix.word(now);
+    for outcome in outcomes {
+        mix.decision(&outcome.decision);
+        mix.word(outcome.ttl_ms);
+        mix.word(outcome.written.len() as u64);
+        for chunk in outcome.written.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            mix.word(u64::from_be_bytes(buf));
+        }
+    }
+    mix.0 ^ (mix.0 >> 32)
 }
 
 fn be64(bytes: &[u8], at: usize) -> u64 {
@@ -697,6 +791,46 @@ mod tests {
                 limit: 3
             }))
         ));
+    }
+
+    #[test]
+    fn digests_tell_every_field_apart() {
+        let quota = Quota::new(3, 4_000).unwrap();
+        let strict =
+            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
+        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
+        let mut out = Vec::new();
+        let d = apply(
+            &[gcra, strict],
+            &[b"", b""],
+            2_500,
+            1,
+            Mode::Charge,
+            1,
+            &mut out,
+        )
+        .unwrap();
+        let base = digest(&d, 2_500, &out);
+        assert_eq!(base, digest(&d, 2_500, &out), "deterministic");
+        assert_ne!(base, digest(&d, 2_501, &out));
+        let mut other = d;
+        other.remaining += 1;
+        assert_ne!(base, digest(&other, 2_500, &out));
+        for change in 0..4 {
+            let mut changed = out.clone();
+            match change {
+                0 => changed[1].ttl_ms += 1,
+                1 => changed[1].written[15] ^= 1,
+                2 => changed[0].decision.retry_after += 1,
+                _ => {
+                    changed[1].written.pop();
+                }
+            }
+            assert_ne!(base, digest(&d, 2_500, &changed), "change {change}");
+        }
+        // The keys' order counts.
+        out.swap(0, 1);
+        assert_ne!(base, digest(&d, 2_500, &out));
     }
 
     #[test]

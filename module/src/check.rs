@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use arrayvec::ArrayVec;
 
 use crate::sdk::{raw, Context};
-use ratecore::redis_state::{apply, ApplyError, KeyOutcome};
+use ratecore::redis_state::{apply, digest, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
 
 use crate::args::{self, Now, MAX_KEYS};
@@ -133,7 +133,11 @@ fn run(
             notify_write(ctx, name, outcome.writes_slot());
         }
     }
-    reply(ctx, &decision, now, &outcomes, &olds);
+    if check.digest {
+        reply_digest(ctx, &decision, now, &outcomes, &olds);
+    } else {
+        reply(ctx, &decision, now, &outcomes, &olds);
+    }
     Ok(())
 }
 
@@ -222,5 +226,24 @@ fn reply(
         buffer(ctx, old);
         buffer(ctx, &outcome.written);
         int(ctx, outcome.ttl_ms);
+    }
+}
+
+/// `[allowed, digest, old value per key]` (`DIGEST`): the client replays the check on
+/// the values read and compares the digest of its own fields with this one.
+fn reply_digest(
+    ctx: *mut raw::RedisModuleCtx,
+    decision: &Decision,
+    now: u64,
+    outcomes: &[KeyOutcome],
+    olds: &[Vec<u8>],
+) {
+    // Cannot truncate: at most MAX_KEYS.
+    raw::reply_with_array(ctx, (2 + olds.len()) as _);
+    int(ctx, u64::from(decision.allowed));
+    // The digest's 64 bits as a RESP integer (read back with the same cast).
+    raw::reply_with_long_long(ctx, digest(decision, now, outcomes) as i64);
+    for old in olds {
+        buffer(ctx, old);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! RATECORE.CHECK numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n] [MINTTL ms]
-//! RATECORE.PEEK  numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n]
+//!                [DIGEST]
+//! RATECORE.PEEK  numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n] [DIGEST]
 //! limit: GCRA limit period_ns burst | FIXED limit period_ns | APPROX limit period_ns
 //!      | STRICT limit period_ns sub_windows
 //! ```

@@ -36,8 +36,8 @@ use super::module;
 use super::pool::classify;
 use super::stats::bump;
 use super::{
-    BackendError, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite, RedisDecision,
-    RedisLimit, RedisLimiter,
+    BackendError, Check, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite,
+    RedisDecision, RedisLimit, RedisLimiter,
 };
 use crate::decision::{Decision, Mode};
 
@@ -69,7 +69,7 @@ impl RedisBackend {
     ) -> Result<RedisDecision, RedisCheckError> {
         let result = self
             .inner
-            .run_async(limits, now, cost, Mode::Charge, states)
+            .run_async(Check::new(limits, now, cost, Mode::Charge), states)
             .await;
         self.inner.settle(result, limits, states)
     }
@@ -87,7 +87,7 @@ impl RedisBackend {
     ) -> Result<RedisDecision, RedisCheckError> {
         let result = self
             .inner
-            .run_async(limits, now, cost, Mode::Peek, states)
+            .run_async(Check::new(limits, now, cost, Mode::Peek), states)
             .await;
         self.inner.settle(result, limits, states)
     }
@@ -104,7 +104,7 @@ impl RedisBackend {
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
         self.inner
-            .run_async(limits, now, cost, Mode::Charge, states)
+            .run_async(Check::new(limits, now, cost, Mode::Charge), states)
             .await
     }
 
@@ -120,7 +120,7 @@ impl RedisBackend {
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
         self.inner
-            .run_async(limits, now, cost, Mode::Peek, states)
+            .run_async(Check::new(limits, now, cost, Mode::Peek), states)
             .await
     }
 
@@ -210,13 +210,10 @@ impl Inner {
     /// as configured or detected (the blocking `dispatch`'s choices).
     pub(super) async fn run_async(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        let prepared = self.prepare(check)?;
         let deadline = Instant::now() + self.config.timeout;
         let mut engine = self.engine_hint();
         if engine == module::UNKNOWN {
@@ -232,7 +229,7 @@ impl Inner {
             self.note_engine(engine);
         }
         if engine == module::MODULE {
-            let command = module::module_command(limits, now, cost, mode, self.min_ttl_ms);
+            let command = module::module_command(&prepared, self.min_ttl_ms);
             let detecting = self.config.engine == RedisEngine::Detect;
             match self.send_async(&command, deadline, detecting).await {
                 // The module is gone (a restart or failover without it): nothing ran, so
@@ -242,13 +239,13 @@ impl Inner {
                     bump(&self.counters.module_checks);
                     let reply = answer.map_err(|e| self.forget_engine(e))?;
                     let reply = reply.unwrap_or(redis::Value::Nil);
-                    return self.finish_module(&prepared, reply, states);
+                    return self.finish_module(&prepared, &reply, states);
                 }
             }
         }
         bump(&self.counters.script_checks);
         let reply = self
-            .query_async(&prepared.eval, deadline)
+            .query_async(&self.eval(&prepared), deadline)
             .await
             .map_err(|e| self.forget_engine(e))?;
         self.finish(&prepared, reply, states)

@@ -466,7 +466,8 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, Mode::Charge, states)
+        self.inner
+            .decide(Check::new(limits, now, cost, Mode::Charge), states)
     }
 
     /// Like [`check_limits`](Self::check_limits), consuming nothing.
@@ -480,7 +481,8 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, Mode::Peek, states)
+        self.inner
+            .decide(Check::new(limits, now, cost, Mode::Peek), states)
     }
 
     /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
@@ -495,7 +497,8 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.dispatch(limits, now, cost, Mode::Charge, states)
+        self.inner
+            .dispatch(Check::new(limits, now, cost, Mode::Charge), states)
     }
 
     /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
@@ -510,7 +513,8 @@ impl RedisBackend {
         cost: u64,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        self.inner.dispatch(limits, now, cost, Mode::Peek, states)
+        self.inner
+            .dispatch(Check::new(limits, now, cost, Mode::Peek), states)
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.
@@ -531,17 +535,43 @@ impl RedisBackend {
     }
 }
 
-impl Inner {
-    fn decide(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
+/// One check's arguments, passed whole through every transport.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Check<'a> {
+    /// The (limit, key) pairs: admitted only if every limit admits.
+    pub(super) limits: &'a [(&'a RedisLimit, &'a [u8])],
+    /// The caller's time, ns.
+    pub(super) now: u64,
+    /// The request's weight.
+    pub(super) cost: u64,
+    /// Charge or peek.
+    pub(super) mode: Mode,
+}
+
+impl<'a> Check<'a> {
+    pub(super) const fn new(
+        limits: &'a [(&'a RedisLimit, &'a [u8])],
         now: u64,
         cost: u64,
         mode: Mode,
+    ) -> Self {
+        Self {
+            limits,
+            now,
+            cost,
+            mode,
+        }
+    }
+}
+
+impl Inner {
+    fn decide(
+        &self,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        let result = self.dispatch(limits, now, cost, mode, states);
-        self.settle(result, limits, states)
+        let result = self.dispatch(check, states);
+        self.settle(result, check.limits, states)
     }
 
     /// A check's result as the non-`try` entry points answer it: a Redis failure becomes
