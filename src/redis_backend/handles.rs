@@ -51,6 +51,9 @@ pub struct RedisLimit {
     algorithm: Algorithm,
     quota: Quota,
     pub(super) spec: Spec,
+    /// The limit as `RATECORE.CHECK` spells it (`GCRA limit period burst`, …), written
+    /// once here rather than formatted for every check.
+    pub(super) module_args: Vec<Vec<u8>>,
     key_prefix: Vec<u8>,
     /// Keys end in a hash tag (Redis Cluster).
     tagged: bool,
@@ -96,6 +99,7 @@ impl RedisLimit {
             algorithm,
             quota,
             spec,
+            module_args: super::module::limit_args(algorithm, &quota),
             key_prefix,
             tagged,
         })
@@ -132,6 +136,7 @@ impl RedisLimit {
         Some(Spec::new(self.algorithm, &quota).map(|spec| Self {
             quota,
             spec,
+            module_args: super::module::limit_args(self.algorithm, &quota),
             ..self.clone()
         }))
     }

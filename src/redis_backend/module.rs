@@ -19,6 +19,7 @@ use super::wire;
 use super::{Check, Fault, Inner, RedisCheckError};
 use crate::algorithm::Algorithm;
 use crate::decision::Decision;
+use crate::quota::Quota;
 
 /// `engine` values: not detected yet, the module, the script.
 pub(super) const UNKNOWN: u8 = 0;
@@ -169,7 +170,7 @@ pub(super) fn is_unknown_command(e: &redis::RedisError) -> bool {
 }
 
 /// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms DIGEST` (or
-/// `PEEK`).
+/// `PEEK`), sized up front so that building it copies each argument once.
 pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis::Cmd {
     let Check {
         limits,
@@ -177,30 +178,17 @@ pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis:
         cost,
         mode,
     } = prepared.check;
-    let mut cmd = redis::cmd(if mode.charges() {
+    let args = 10 + limits.len() * 6;
+    let mut cmd = redis::Cmd::with_capacity(args, 64 + limits.len() * 128);
+    cmd.arg(if mode.charges() {
         "RATECORE.CHECK"
     } else {
         "RATECORE.PEEK"
-    });
-    cmd.arg(limits.len()).arg(&prepared.keys);
+    })
+    .arg(limits.len())
+    .arg(&prepared.keys);
     for (limit, _) in limits {
-        let quota = limit.quota();
-        match limit.algorithm() {
-            Algorithm::Gcra => cmd
-                .arg("GCRA")
-                .arg(quota.limit())
-                .arg(quota.period())
-                .arg(quota.burst()),
-            Algorithm::FixedWindow => cmd.arg("FIXED").arg(quota.limit()).arg(quota.period()),
-            Algorithm::SlidingWindowApprox => {
-                cmd.arg("APPROX").arg(quota.limit()).arg(quota.period())
-            }
-            Algorithm::SlidingWindowStrict { sub_windows } => cmd
-                .arg("STRICT")
-                .arg(quota.limit())
-                .arg(quota.period())
-                .arg(sub_windows),
-        };
+        cmd.arg(&limit.module_args);
     }
     cmd.arg("NOW").arg(now).arg("COST").arg(cost);
     if mode.charges() {
@@ -208,6 +196,25 @@ pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis:
     }
     cmd.arg("DIGEST");
     cmd
+}
+
+/// A limit's words in `RATECORE.CHECK`: `GCRA limit period_ns burst`, `FIXED limit
+/// period_ns`, `APPROX limit period_ns` or `STRICT limit period_ns sub_windows`.
+pub(super) fn limit_args(algorithm: Algorithm, quota: &Quota) -> Vec<Vec<u8>> {
+    let number = |n: u64| n.to_string().into_bytes();
+    let (name, last) = match algorithm {
+        Algorithm::Gcra => ("GCRA", Some(quota.burst())),
+        Algorithm::FixedWindow => ("FIXED", None),
+        Algorithm::SlidingWindowApprox => ("APPROX", None),
+        Algorithm::SlidingWindowStrict { sub_windows } => ("STRICT", Some(u64::from(sub_windows))),
+    };
+    let mut args = vec![
+        name.as_bytes().to_vec(),
+        number(quota.limit()),
+        number(quota.period()),
+    ];
+    args.extend(last.map(number));
+    args
 }
 
 /// The verdict, the values read and the digest of the module's `DIGEST` reply.
