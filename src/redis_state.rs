@@ -730,25 +730,29 @@ mod tests {
         assert_eq!(args, [1, 0, 10, 0xffff_ffff, 0xffff_fff5]);
     }
 
+    /// A strict window of 4 sub-windows and a GCRA, both 3 per 4 000 ns.
+    fn strict_and_gcra() -> (StoredLimit, StoredLimit) {
+        let quota = Quota::new(3, 4_000).unwrap();
+        (
+            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap(),
+            StoredLimit::new(Algorithm::Gcra, &quota).unwrap(),
+        )
+    }
+
+    /// A charge of 1 at 2 500 ns on fresh keys.
+    fn first_charge(limits: &[StoredLimit], min_ttl_ms: u64) -> (Decision, Vec<KeyOutcome>) {
+        let mut out = Vec::new();
+        let olds: Vec<&[u8]> = limits.iter().map(|_| &b""[..]).collect();
+        let d = apply(limits, &olds, 2_500, 1, Mode::Charge, min_ttl_ms, &mut out).unwrap();
+        (d, out)
+    }
+
     #[test]
     fn apply_writes_what_the_script_writes() {
-        let quota = Quota::new(3, 4_000).unwrap();
-        let strict =
-            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
-        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
-        let mut out = Vec::new();
+        let (strict, gcra) = strict_and_gcra();
         // now = 2500: sub-window 2 of 1000 ns, slot 2 of 5; an empty strict value grows to
         // three slots, the first two zero (`SETRANGE` pads with zeros).
-        let d = apply(
-            &[strict, gcra],
-            &[b"", b""],
-            2_500,
-            1,
-            Mode::Charge,
-            7,
-            &mut out,
-        )
-        .unwrap();
+        let (d, mut out) = first_charge(&[strict, gcra], 7);
         assert!(d.allowed);
         let value = out[0].value(b"").unwrap();
         assert_eq!(value.len(), 36);
@@ -795,21 +799,8 @@ mod tests {
 
     #[test]
     fn digests_tell_every_field_apart() {
-        let quota = Quota::new(3, 4_000).unwrap();
-        let strict =
-            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
-        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
-        let mut out = Vec::new();
-        let d = apply(
-            &[gcra, strict],
-            &[b"", b""],
-            2_500,
-            1,
-            Mode::Charge,
-            1,
-            &mut out,
-        )
-        .unwrap();
+        let (strict, gcra) = strict_and_gcra();
+        let (d, mut out) = first_charge(&[gcra, strict], 1);
         let base = digest(&d, 2_500, &out);
         assert_eq!(base, digest(&d, 2_500, &out), "deterministic");
         assert_ne!(base, digest(&d, 2_501, &out));

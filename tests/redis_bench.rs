@@ -126,18 +126,25 @@ fn report(
     reset_server_stats(admin);
 }
 
+/// A backend on the engine `RATECORE_REDIS_ENGINE` names, under a fresh prefix, answering
+/// `PING`; and its configuration.
+fn bench_backend(url: &str, prefix: &str) -> (RedisConfig, RedisBackend) {
+    let mut config = RedisConfig::new(url);
+    config.prefix = common::unique_prefix(prefix);
+    config.timeout = Duration::from_secs(2);
+    config.engine = common::engine();
+    let backend = RedisBackend::new(config.clone()).unwrap();
+    backend.ping().unwrap();
+    (config, backend)
+}
+
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn checks_per_second() {
     let Some(url) = common::redis_url("checks_per_second") else {
         return;
     };
-    let mut config = RedisConfig::new(url.as_str());
-    config.prefix = common::unique_prefix("bench");
-    config.timeout = Duration::from_secs(2);
-    config.engine = common::engine();
-    let backend = RedisBackend::new(config).unwrap();
-    backend.ping().unwrap();
+    let (_, backend) = bench_backend(&url, "bench");
     let mut admin = common::admin(&url);
     reset_server_stats(&mut admin);
     println!();
@@ -336,12 +343,7 @@ fn async_checks_per_second() {
     let Some(url) = common::redis_url("async_checks_per_second") else {
         return;
     };
-    let mut config = RedisConfig::new(url.as_str());
-    config.prefix = common::unique_prefix("bench-async");
-    config.timeout = Duration::from_secs(2);
-    config.engine = common::engine();
-    let backend = RedisBackend::new(config.clone()).unwrap();
-    backend.ping().unwrap();
+    let (config, backend) = bench_backend(&url, "bench-async");
     let mut admin = common::admin(&url);
     let quota = Quota::per_second(100).unwrap();
     reset_server_stats(&mut admin);

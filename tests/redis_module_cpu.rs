@@ -99,6 +99,15 @@ impl<'a> Scenario<'a> {
     }
 }
 
+/// The key of check `i` (10 000 keys round robin), for a scenario calling the server
+/// directly: the test's prefix, the scenario's, the key.
+fn prefixed(prefix: &str, scenario: &[u8], i: u64) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.extend_from_slice(scenario);
+    k.extend_from_slice(format!("{{k{}}}", i % KEYS).as_bytes());
+    k
+}
+
 fn composite(backend: &RedisBackend, a: Algorithm, b: Algorithm) -> RedisComposite {
     let quota = Quota::new(LIMIT, PERIOD).unwrap();
     backend
@@ -198,11 +207,8 @@ fn server_cpu_per_check() {
             "redis-cell 0.2.2: CL.THROTTLE (GCRA)",
             "cl.throttle",
             move |i| {
-                let mut k = prefix.as_bytes().to_vec();
-                k.extend_from_slice(b"cell:");
-                k.extend_from_slice(&key(i));
                 let reply: Vec<i64> = redis::cmd("CL.THROTTLE")
-                    .arg(k)
+                    .arg(prefixed(&prefix, b"cell:", i))
                     .arg(LIMIT - 1)
                     .arg(LIMIT)
                     .arg(PERIOD / 1_000_000_000)
@@ -224,11 +230,8 @@ fn server_cpu_per_check() {
         "yardstick: minimal GCRA Lua script",
         "evalsha",
         move |i| {
-            let mut k = yard_prefix.as_bytes().to_vec();
-            k.extend_from_slice(b"yard:");
-            k.extend_from_slice(&key(i));
             let reply: Vec<i64> = yardstick
-                .key(k)
+                .key(prefixed(&yard_prefix, b"yard:", i))
                 .arg(now() / 1_000_000)
                 .arg(interval_ms)
                 .arg(tau_ms)

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use arrayvec::ArrayVec;
 
 use crate::sdk::{raw, Context};
-use ratecore::redis_state::{apply, digest, ApplyError, KeyOutcome};
+use ratecore::redis_state::{apply, digest as state_digest, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
 
 use crate::args::{self, Now, MAX_KEYS};
@@ -143,11 +143,7 @@ fn run(
             notify_write(ctx, name, outcome.writes_slot());
         }
     }
-    if check.digest {
-        reply_digest(ctx, &decision, now, &outcomes, &olds);
-    } else {
-        reply(ctx, &decision, now, &outcomes, &olds);
-    }
+    reply(ctx, check.digest, &decision, now, &outcomes, &olds);
     Ok(())
 }
 
@@ -217,14 +213,28 @@ fn buffer(ctx: *mut raw::RedisModuleCtx, b: &[u8]) {
 }
 
 /// `[allowed, limit, remaining, reset_after, retry_after, now, [per key: allowed, limit,
-/// remaining, reset_after, retry_after, old value, written, ttl_ms]]`.
+/// remaining, reset_after, retry_after, old value, written, ttl_ms]]`; with `DIGEST`,
+/// `[allowed, digest, old value per key]`: the client replays the check on the values
+/// read and compares the digest of its own fields with this one.
 fn reply(
     ctx: *mut raw::RedisModuleCtx,
+    digest: bool,
     decision: &Decision,
     now: u64,
     outcomes: &[KeyOutcome],
     olds: &[&[u8]],
 ) {
+    if digest {
+        // Cannot truncate: at most MAX_KEYS.
+        raw::reply_with_array(ctx, (2 + olds.len()) as _);
+        int(ctx, u64::from(decision.allowed));
+        // The digest's 64 bits as a RESP integer (read back with the same cast).
+        raw::reply_with_long_long(ctx, state_digest(decision, now, outcomes) as i64);
+        for old in olds {
+            buffer(ctx, old);
+        }
+        return;
+    }
     raw::reply_with_array(ctx, 7);
     fields(ctx, decision);
     int(ctx, now);
@@ -236,24 +246,5 @@ fn reply(
         buffer(ctx, old);
         buffer(ctx, &outcome.written);
         int(ctx, outcome.ttl_ms);
-    }
-}
-
-/// `[allowed, digest, old value per key]` (`DIGEST`): the client replays the check on
-/// the values read and compares the digest of its own fields with this one.
-fn reply_digest(
-    ctx: *mut raw::RedisModuleCtx,
-    decision: &Decision,
-    now: u64,
-    outcomes: &[KeyOutcome],
-    olds: &[&[u8]],
-) {
-    // Cannot truncate: at most MAX_KEYS.
-    raw::reply_with_array(ctx, (2 + olds.len()) as _);
-    int(ctx, u64::from(decision.allowed));
-    // The digest's 64 bits as a RESP integer (read back with the same cast).
-    raw::reply_with_long_long(ctx, digest(decision, now, outcomes) as i64);
-    for old in olds {
-        buffer(ctx, old);
     }
 }

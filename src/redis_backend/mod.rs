@@ -244,6 +244,8 @@
 //! machine is shared by the client and the single-threaded server, so the figures are
 //! bound by the CPU left to the client and vary with other load on those cores.
 
+#[macro_use]
+mod entry_points;
 #[cfg(feature = "redis-tokio")]
 mod aio;
 mod cluster;
@@ -447,74 +449,40 @@ impl RedisBackend {
         })
     }
 
-    /// Checks one request against several (limit, key) pairs at once — admitted only if
-    /// every limit admits, and a denial consumes nothing — in one script call. This is the
-    /// entry point for a policy whose limits key on different identities (per IP *and*
-    /// per user). `states[i]` receives limit `i`'s decision as
-    /// [`crate::Composite::check_each`] reports it.
-    ///
-    /// When Redis cannot decide, answers with the [`FailureMode`]'s decision (limit: the
-    /// smallest capacity) and sets [`RedisDecision::fault`].
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] or [`RedisCheckError::Limits`] (caller bugs; never
-    /// `Backend`).
-    pub fn check_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner
-            .decide(Check::new(limits, now, cost, Mode::Charge), states)
-    }
+    checks! { backend [] []
+        /// Checks one request against several (limit, key) pairs at once — admitted only if
+        /// every limit admits, and a denial consumes nothing — in one script call. This is the
+        /// entry point for a policy whose limits key on different identities (per IP *and*
+        /// per user). `states[i]` receives limit `i`'s decision as
+        /// [`crate::Composite::check_each`] reports it.
+        ///
+        /// When Redis cannot decide, answers with the [`FailureMode`]'s decision (limit: the
+        /// smallest capacity) and sets [`RedisDecision::fault`].
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] or [`RedisCheckError::Limits`] (caller bugs; never
+        /// `Backend`).
+        fn check_limits -> RedisDecision = decide(Charge);
 
-    /// Like [`check_limits`](Self::check_limits), consuming nothing.
-    ///
-    /// # Errors
-    /// As for [`check_limits`](Self::check_limits).
-    pub fn peek_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner
-            .decide(Check::new(limits, now, cost, Mode::Peek), states)
-    }
+        /// Like [`check_limits`](Self::check_limits), consuming nothing.
+        ///
+        /// # Errors
+        /// As for [`check_limits`](Self::check_limits).
+        fn peek_limits -> RedisDecision = decide(Peek);
 
-    /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
-    /// [`RedisCheckError::Backend`] instead of a failure decision.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner
-            .dispatch(Check::new(limits, now, cost, Mode::Charge), states)
-    }
+        /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
+        /// [`RedisCheckError::Backend`] instead of a failure decision.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_check_limits -> Decision = dispatch(Charge);
 
-    /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
-    /// [`RedisCheckError::Backend`].
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner
-            .dispatch(Check::new(limits, now, cost, Mode::Peek), states)
+        /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
+        /// [`RedisCheckError::Backend`].
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_peek_limits -> Decision = dispatch(Peek);
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.

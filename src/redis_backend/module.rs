@@ -172,12 +172,7 @@ pub(super) fn is_unknown_command(e: &redis::RedisError) -> bool {
 /// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms DIGEST` (or
 /// `PEEK`), sized up front so that building it copies each argument once.
 pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis::Cmd {
-    let Check {
-        limits,
-        now,
-        cost,
-        mode,
-    } = prepared.check;
+    let Check { limits, mode, .. } = prepared.check;
     let args = 10 + limits.len() * 6;
     let mut cmd = redis::Cmd::with_capacity(args, 64 + limits.len() * 128);
     cmd.arg(if mode.charges() {
@@ -190,7 +185,10 @@ pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis:
     for (limit, _) in limits {
         cmd.arg(&limit.module_args);
     }
-    cmd.arg("NOW").arg(now).arg("COST").arg(cost);
+    cmd.arg("NOW")
+        .arg(prepared.check.now)
+        .arg("COST")
+        .arg(prepared.check.cost);
     if mode.charges() {
         cmd.arg("MINTTL").arg(min_ttl_ms);
     }
