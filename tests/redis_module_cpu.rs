@@ -1,9 +1,10 @@
 //! Server CPU per check, in one run on one `redis-server`: the ratecore module, the
-//! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded) and a
-//! minimal GCRA Lua script as a yardstick. Every scenario runs the same number of checks
-//! over the same number of keys (round robin), at the wall clock's `now`; the scenarios
-//! take turns in five rounds, and each one's server time is the growth of its command's
-//! `calls` and `usec` in `INFO commandstats` around its turns.
+//! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded), a
+//! minimal GCRA Lua script as a yardstick and a bare `SET … PXAT` as the floor. Every
+//! scenario runs the same number of checks over the same number of keys (round robin), at
+//! the wall clock's `now`; the scenarios take turns in five rounds, and each one's server
+//! time is the growth of its command's `calls` and `usec` in `INFO commandstats` around
+//! its turns.
 //!
 //! A measurement, not a test: `#[ignore]`d, run by `tests/redis/cpu.sh`, which builds and
 //! loads the modules and prints this table. `RATECORE_CPU_CHECKS` sets the checks per
@@ -238,6 +239,25 @@ fn server_cpu_per_check() {
                 .invoke(&mut y)
                 .unwrap();
             reply[0] == 1
+        },
+    ));
+    // The floor of any limiter that stores a state with an expiry: one 8-byte SET with
+    // an absolute expiry, which the module's check does besides reading, deciding,
+    // replicating and replying.
+    let mut f = common::admin(&url);
+    let floor_prefix = prefix.clone();
+    scenarios.push(Scenario::new(
+        "floor: one 8-byte SET with an expiry",
+        "set",
+        move |i| {
+            redis::cmd("SET")
+                .arg(prefixed(&floor_prefix, b"floor:", i))
+                .arg(i.to_be_bytes())
+                .arg("PXAT")
+                .arg(now() / 1_000_000 + 10)
+                .query::<()>(&mut f)
+                .unwrap();
+            true
         },
     ));
 
