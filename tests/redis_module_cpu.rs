@@ -252,7 +252,7 @@ fn server_cpu_per_check() {
         move |i| {
             redis::cmd("SET")
                 .arg(prefixed(&floor_prefix, b"floor:", i))
-                .arg(i.to_be_bytes())
+                .arg(&i.to_be_bytes()[..])
                 .arg("PXAT")
                 .arg(now() / 1_000_000 + 10)
                 .query::<()>(&mut f)
