@@ -29,29 +29,24 @@ macro_rules! checks {
             self.inner.$run(Check::new(limits, now, cost, Mode::$mode), states) $($s)*
         }
     };
-    (@limiter [$($a:ident)?] [$($s:tt)*] [$($attr:tt)*]
-        $name:ident $ret:ty, $run:ident []) => {
-        $($attr)*
-        pub $($a)? fn $name(
-            &self,
-            key: &[u8],
-            now: u64,
-            cost: u64,
-        ) -> Result<$ret, RedisCheckError> {
-            self.backend.$run(&[(&self.limit, key)], now, cost, &mut []) $($s)*
-        }
+    // A limiter and a composite check one key: the composite with every limit's state.
+    (@limiter $a:tt $s:tt $attr:tt $name:ident $ret:ty, $run:ident []) => {
+        checks!(@key $a $s $attr $name $ret, $run [] [&mut []]);
     };
-    (@composite [$($a:ident)?] [$($s:tt)*] [$($attr:tt)*]
-        $name:ident $ret:ty, $run:ident []) => {
+    (@composite $a:tt $s:tt $attr:tt $name:ident $ret:ty, $run:ident []) => {
+        checks!(@key $a $s $attr $name $ret, $run [states: &mut [Decision]] [states]);
+    };
+    (@key [$($a:ident)?] [$($s:tt)*] [$($attr:tt)*]
+        $name:ident $ret:ty, $run:ident [$($param:tt)*] [$($states:tt)*]) => {
         $($attr)*
         pub $($a)? fn $name(
             &self,
             key: &[u8],
             now: u64,
             cost: u64,
-            states: &mut [Decision],
+            $($param)*
         ) -> Result<$ret, RedisCheckError> {
-            self.backend.$run(&self.members(key), now, cost, states) $($s)*
+            self.backend.$run(&self.members(key), now, cost, $($states)*) $($s)*
         }
     };
 }

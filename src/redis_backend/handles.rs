@@ -175,6 +175,10 @@ impl RedisLimiter {
         &self.backend
     }
 
+    pub(super) fn members<'a>(&'a self, key: &'a [u8]) -> [(&'a RedisLimit, &'a [u8]); 1] {
+        [(&self.limit, key)]
+    }
+
     checks! { limiter [] []
         /// Decides a request of weight `cost` for `key` at `now` and charges it if admitted —
         /// the decision [`crate::RateLimiter::check`] returns in process for the same
