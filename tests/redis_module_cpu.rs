@@ -100,13 +100,23 @@ impl<'a> Scenario<'a> {
     }
 }
 
-/// The key of check `i` (10 000 keys round robin), for a scenario calling the server
-/// directly: the test's prefix, the scenario's, the key.
-fn prefixed(prefix: &str, scenario: &[u8], i: u64) -> Vec<u8> {
-    let mut k = prefix.as_bytes().to_vec();
-    k.extend_from_slice(scenario);
-    k.extend_from_slice(format!("{{k{}}}", i % KEYS).as_bytes());
-    k
+/// A scenario calling the server directly, on a connection of its own: `call` gets the
+/// connection, the key of check `i` (the test's prefix, the scenario's `tag`, then one of
+/// 10 000 keys round robin) and `i`, and says whether the check was admitted.
+fn direct<'a>(
+    (url, prefix, tag): (&str, &str, &'static [u8]),
+    name: &'static str,
+    command: &'static str,
+    mut call: impl FnMut(&mut redis::Connection, Vec<u8>, u64) -> bool + 'a,
+) -> Scenario<'a> {
+    let mut connection = common::admin(url);
+    let prefix = prefix.to_owned();
+    Scenario::new(name, command, move |i| {
+        let mut key = prefix.as_bytes().to_vec();
+        key.extend_from_slice(tag);
+        key.extend_from_slice(format!("{{k{}}}", i % KEYS).as_bytes());
+        call(&mut connection, key, i)
+    })
 }
 
 fn composite(backend: &RedisBackend, a: Algorithm, b: Algorithm) -> RedisComposite {
@@ -202,19 +212,18 @@ fn server_cpu_per_check() {
         }));
     }
     if has_command(&mut c, "CL.THROTTLE") {
-        let mut cell = common::admin(&url);
-        let prefix = prefix.clone();
-        scenarios.push(Scenario::new(
+        scenarios.push(direct(
+            (&url, &prefix, b"cell:"),
             "redis-cell 0.2.2: CL.THROTTLE (GCRA)",
             "cl.throttle",
-            move |i| {
+            |c, key, _| {
                 let reply: Vec<i64> = redis::cmd("CL.THROTTLE")
-                    .arg(prefixed(&prefix, b"cell:", i))
+                    .arg(key)
                     .arg(LIMIT - 1)
                     .arg(LIMIT)
                     .arg(PERIOD / 1_000_000_000)
                     .arg(1)
-                    .query(&mut cell)
+                    .query(c)
                     .unwrap();
                 reply[0] == 0
             },
@@ -223,20 +232,19 @@ fn server_cpu_per_check() {
         println!("redis-cell: not loaded; compared with the yardstick alone");
     }
     let yardstick = redis::Script::new(YARDSTICK);
-    let mut y = common::admin(&url);
     let interval_ms = PERIOD as f64 / 1e6 / LIMIT as f64;
     let tau_ms = interval_ms * LIMIT as f64;
-    let yard_prefix = prefix.clone();
-    scenarios.push(Scenario::new(
+    scenarios.push(direct(
+        (&url, &prefix, b"yard:"),
         "yardstick: minimal GCRA Lua script",
         "evalsha",
-        move |i| {
+        move |c, key, _| {
             let reply: Vec<i64> = yardstick
-                .key(prefixed(&yard_prefix, b"yard:", i))
+                .key(key)
                 .arg(now() / 1_000_000)
                 .arg(interval_ms)
                 .arg(tau_ms)
-                .invoke(&mut y)
+                .invoke(c)
                 .unwrap();
             reply[0] == 1
         },
@@ -244,18 +252,17 @@ fn server_cpu_per_check() {
     // The floor of any limiter that stores a state with an expiry: one 8-byte SET with
     // an absolute expiry, which the module's check does besides reading, deciding,
     // replicating and replying.
-    let mut f = common::admin(&url);
-    let floor_prefix = prefix.clone();
-    scenarios.push(Scenario::new(
+    scenarios.push(direct(
+        (&url, &prefix, b"floor:"),
         "floor: one 8-byte SET with an expiry",
         "set",
-        move |i| {
+        |c, key, i| {
             redis::cmd("SET")
-                .arg(prefixed(&floor_prefix, b"floor:", i))
+                .arg(key)
                 .arg(&i.to_be_bytes()[..])
                 .arg("PXAT")
                 .arg(now() / 1_000_000 + 10)
-                .query::<()>(&mut f)
+                .query::<()>(c)
                 .unwrap();
             true
         },
