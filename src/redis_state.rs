@@ -222,47 +222,19 @@ impl Spec {
                 layout,
                 period,
                 ..
-            } => {
-                let packed = match old.len() {
-                    0 => 0,
-                    16 => {
-                        let (start, count) = (be64(old, 0), be64(old, 8));
-                        if start % period != 0 || count > layout.max_count() {
-                            return Err("fixed-window state out of range");
-                        }
-                        layout.pack1(start / period, count)
-                    }
-                    _ => return Err("fixed-window state is not 16 bytes"),
-                };
-                Ok(Replica::Word {
-                    limit: word,
-                    word: Cell::new(packed),
-                })
-            }
+            } => Ok(Replica::Word {
+                limit: word,
+                word: Cell::new(pack_window(old, layout, period, 1, FIXED_ERRORS)?),
+            }),
             Self::Approx {
                 word,
                 layout,
                 period,
                 ..
-            } => {
-                let packed = match old.len() {
-                    0 => 0,
-                    24 => {
-                        let (start, previous, current) =
-                            (be64(old, 0), be64(old, 8), be64(old, 16));
-                        let room = layout.max_count();
-                        if start % period != 0 || previous > room || current > room {
-                            return Err("sliding-window state out of range");
-                        }
-                        layout.pack2(start / period, previous, current)
-                    }
-                    _ => return Err("sliding-window state is not 24 bytes"),
-                };
-                Ok(Replica::Word {
-                    limit: word,
-                    word: Cell::new(packed),
-                })
-            }
+            } => Ok(Replica::Word {
+                limit: word,
+                word: Cell::new(pack_window(old, layout, period, 2, APPROX_ERRORS)?),
+            }),
             Self::Strict { config, slots, .. } => {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");
@@ -660,6 +632,46 @@ pub fn digest(decision: &Decision, now: u64, outcomes: &[KeyOutcome]) -> u64 {
         }
     }
     mix.0 ^ (mix.0 >> 32)
+}
+
+/// A foreign fixed window's errors: the wrong length, counts out of range.
+const FIXED_ERRORS: [&str; 2] = [
+    "fixed-window state is not 16 bytes",
+    "fixed-window state out of range",
+];
+/// The same for an approximate sliding window.
+const APPROX_ERRORS: [&str; 2] = [
+    "sliding-window state is not 24 bytes",
+    "sliding-window state out of range",
+];
+
+/// A fixed (`counters` 1) or approximate (2) window's stored window start and counts,
+/// checked and packed into the crate's state word (0 for a missing key).
+fn pack_window(
+    old: &[u8],
+    layout: Layout,
+    period: u64,
+    counters: usize,
+    [wrong_length, out_of_range]: [&'static str; 2],
+) -> Result<u64, &'static str> {
+    if old.is_empty() {
+        return Ok(0);
+    }
+    if old.len() != 8 * (1 + counters) {
+        return Err(wrong_length);
+    }
+    let start = be64(old, 0);
+    // Oldest count first: the previous window's, then the current one's.
+    let (first, second) = (be64(old, 8), be64(old, 16));
+    let room = layout.max_count();
+    if start % period != 0 || first > room || second > room {
+        return Err(out_of_range);
+    }
+    Ok(if counters == 1 {
+        layout.pack1(start / period, first)
+    } else {
+        layout.pack2(start / period, first, second)
+    })
 }
 
 fn be64(bytes: &[u8], at: usize) -> u64 {
