@@ -84,6 +84,7 @@ fn server_usec_per_call(admin: &mut redis::Connection, command: &str) -> f64 {
 
 /// This process's CPU time so far, user and system, all threads: `/proc/self/stat`, in
 /// ticks of Linux's fixed `USER_HZ` (100 per second).
+#[cfg(feature = "redis-tokio")]
 fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // After the command name's closing parenthesis, field 3 (the state) comes first:
@@ -101,6 +102,7 @@ fn process_cpu_seconds() -> f64 {
 }
 
 /// The server process's CPU time so far, user and system (`INFO cpu`).
+#[cfg(feature = "redis-tokio")]
 fn server_cpu_seconds(admin: &mut redis::Connection) -> f64 {
     let info: String = redis::cmd("INFO").arg("cpu").query(admin).unwrap();
     info.lines()
@@ -126,27 +128,49 @@ fn report(
     reset_server_stats(admin);
 }
 
-/// A backend on the engine `RATECORE_REDIS_ENGINE` names, under a fresh prefix, answering
-/// `PING`; and its configuration.
-fn bench_backend(url: &str, prefix: &str) -> (RedisConfig, RedisBackend) {
-    let mut config = RedisConfig::new(url);
+/// What a benchmark runs on: the server's URL, a backend on the engine
+/// `RATECORE_REDIS_ENGINE` names under a fresh prefix (answering `PING`) and its
+/// configuration, and an admin connection whose command statistics start from zero.
+/// `None` (the benchmark is skipped) without a server.
+struct Bench {
+    url: String,
+    // Read by the async benchmark only (feature `redis-tokio`).
+    #[cfg_attr(not(feature = "redis-tokio"), allow(dead_code))]
+    config: RedisConfig,
+    backend: RedisBackend,
+    admin: redis::Connection,
+}
+
+fn bench(test: &str, prefix: &str) -> Option<Bench> {
+    let url = common::redis_url(test)?;
+    let mut config = RedisConfig::new(url.as_str());
     config.prefix = common::unique_prefix(prefix);
     config.timeout = Duration::from_secs(2);
     config.engine = common::engine();
     let backend = RedisBackend::new(config.clone()).unwrap();
     backend.ping().unwrap();
-    (config, backend)
+    let mut admin = common::admin(&url);
+    reset_server_stats(&mut admin);
+    Some(Bench {
+        url,
+        config,
+        backend,
+        admin,
+    })
 }
 
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn checks_per_second() {
-    let Some(url) = common::redis_url("checks_per_second") else {
+    let Some(Bench {
+        url,
+        backend,
+        mut admin,
+        ..
+    }) = bench("checks_per_second", "bench")
+    else {
         return;
     };
-    let (_, backend) = bench_backend(&url, "bench");
-    let mut admin = common::admin(&url);
-    reset_server_stats(&mut admin);
     println!();
     println!("| scenario (10 000 keys, round robin)          | threads |  checks/s  | p50 (µs) | p99 (µs) | server µs/call |");
     println!("|----------------------------------------------|---------|------------|----------|----------|------------|");
@@ -340,11 +364,15 @@ where
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn async_checks_per_second() {
-    let Some(url) = common::redis_url("async_checks_per_second") else {
+    let Some(Bench {
+        config,
+        backend,
+        mut admin,
+        ..
+    }) = bench("async_checks_per_second", "bench-async")
+    else {
         return;
     };
-    let (config, backend) = bench_backend(&url, "bench-async");
-    let mut admin = common::admin(&url);
     let quota = Quota::per_second(100).unwrap();
     reset_server_stats(&mut admin);
     println!();
