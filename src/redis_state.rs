@@ -24,7 +24,7 @@ use crate::algorithm::packing::Layout;
 use crate::algorithm::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
 use crate::algorithm::Algorithm;
 use crate::algorithm::WordLimit;
-use crate::composite::{run_all, Member};
+use crate::composite::{run_all, Member, Verdict};
 use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
@@ -222,53 +222,30 @@ impl Spec {
                 layout,
                 period,
                 ..
-            } => {
-                let packed = match old.len() {
-                    0 => 0,
-                    16 => {
-                        let (start, count) = (be64(old, 0), be64(old, 8));
-                        if start % period != 0 || count > layout.max_count() {
-                            return Err("fixed-window state out of range");
-                        }
-                        layout.pack1(start / period, count)
-                    }
-                    _ => return Err("fixed-window state is not 16 bytes"),
-                };
-                Ok(Replica::Word {
-                    limit: word,
-                    word: Cell::new(packed),
-                })
-            }
+            } => Ok(Replica::Word {
+                limit: word,
+                word: Cell::new(pack_window(old, layout, period, 1, FIXED_ERRORS)?),
+            }),
             Self::Approx {
                 word,
                 layout,
                 period,
                 ..
-            } => {
-                let packed = match old.len() {
-                    0 => 0,
-                    24 => {
-                        let (start, previous, current) =
-                            (be64(old, 0), be64(old, 8), be64(old, 16));
-                        let room = layout.max_count();
-                        if start % period != 0 || previous > room || current > room {
-                            return Err("sliding-window state out of range");
-                        }
-                        layout.pack2(start / period, previous, current)
-                    }
-                    _ => return Err("sliding-window state is not 24 bytes"),
-                };
-                Ok(Replica::Word {
-                    limit: word,
-                    word: Cell::new(packed),
-                })
-            }
+            } => Ok(Replica::Word {
+                limit: word,
+                word: Cell::new(pack_window(old, layout, period, 2, APPROX_ERRORS)?),
+            }),
             Self::Strict { config, slots, .. } => {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");
                 }
                 let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
+                    // An all-zero slot is the empty cell the ring starts with (a fresh
+                    // key's value is empty, a young one's mostly zeros).
+                    if bytes.iter().all(|b| *b == 0) {
+                        continue;
+                    }
                     // Any 32-bit count is a state some quota wrote: a policy's override
                     // may have counted past this limit on the same key.
                     let count = u64::from(be32(bytes, 8));
@@ -334,17 +311,16 @@ impl Spec {
             (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
                 // The slot whose bytes changed is the one charged; its newest is the
                 // effective time, the latest admission in the ring.
-                let changed = ring.iter().enumerate().find(|(index, slot)| {
+                let changed = ring.iter().enumerate().find_map(|(index, slot)| {
                     let cell = slot.load();
                     let before = old
                         .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
                         .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
-                    (cell.newest, cell.count) != before && cell.count > 0
+                    ((cell.newest, cell.count) != before && cell.count > 0).then_some((index, cell))
                 });
-                let Some((index, slot)) = changed else {
+                let Some((index, cell)) = changed else {
                     return (Vec::new(), 0);
                 };
-                let cell = slot.load();
                 let mut out = (index as u32).to_be_bytes().to_vec();
                 out.extend_from_slice(&cell.newest.to_be_bytes());
                 out.extend_from_slice(&cell.count.to_be_bytes());
@@ -431,6 +407,29 @@ pub(crate) fn replay(
     }
 }
 
+/// The composite protocol's common case on private replicas: when every limit admits,
+/// reserving each in order reports exactly what [`run_all`]'s second phase reports (its
+/// first phase, the peeks, changes nothing), at half the walks over a strict window's
+/// ring. `None` when one denies: the replicas then hold a partial charge, and the caller
+/// starts over on fresh ones with the whole protocol.
+fn reserve_each(
+    replicas: &[Replica],
+    now: u64,
+    cost: u64,
+    states: &mut [Decision],
+) -> Result<Option<Decision>, CheckError> {
+    let mut verdict = Verdict::default();
+    for (index, (replica, state)) in replicas.iter().zip(states.iter_mut()).enumerate() {
+        let (decision, _) = replica.reserve(now, cost)?;
+        if !decision.allowed {
+            return Ok(None);
+        }
+        *state = decision;
+        verdict.add(index, decision);
+    }
+    Ok(Some(verdict.decided().decision))
+}
+
 /// One limit as it is stored: an algorithm on a quota, validated exactly as the in-process
 /// limiter's constructor validates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,6 +450,12 @@ impl StoredLimit {
     #[must_use]
     pub const fn capacity(&self) -> u64 {
         self.spec.capacity()
+    }
+
+    /// The stored limit of a validated spec (the Redis client's limits hold one).
+    #[cfg(feature = "redis")]
+    pub(crate) const fn of(spec: Spec) -> Self {
+        Self { spec }
     }
 }
 
@@ -538,34 +543,135 @@ pub fn apply(
     for limit in limits {
         limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
     }
-    let replicas = limits
-        .iter()
-        .zip(olds)
-        .enumerate()
-        .map(|(index, (limit, old))| {
-            limit
-                .spec
-                .replica(old)
-                .map_err(|why| ApplyError::State(index, why))
-        })
-        .collect::<Result<Vec<Replica>, _>>()?;
+    let build = || {
+        limits
+            .iter()
+            .zip(olds)
+            .enumerate()
+            .map(|(index, (limit, old))| {
+                limit
+                    .spec
+                    .replica(old)
+                    .map_err(|why| ApplyError::State(index, why))
+            })
+            .collect::<Result<Vec<Replica>, _>>()
+    };
+    let mut replicas = build()?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
-    let decision = replay(&replicas, now, cost, mode, &mut states[..limits.len()])
-        .map_err(ApplyError::Cost)?;
+    let states = &mut states[..limits.len()];
+    let optimistic = limits.len() > 1 && mode.charges() && cost > 0;
+    let admitted = if optimistic {
+        reserve_each(&replicas, now, cost, states).map_err(ApplyError::Cost)?
+    } else {
+        None
+    };
+    let decision = match admitted {
+        Some(decision) => decision,
+        None => {
+            if optimistic {
+                // The replicas hold a partial charge: the protocol starts over on fresh ones.
+                replicas = build()?;
+            }
+            replay(&replicas, now, cost, mode, states).map_err(ApplyError::Cost)?
+        }
+    };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
-    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(states) {
+    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(&*states) {
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);
         out.push(KeyOutcome {
-            decision: state,
+            decision: *state,
             written,
             ttl_ms,
             slot: matches!(limit.spec, Spec::Strict { .. }),
         });
     }
     Ok(decision)
+}
+
+/// A 64-bit digest of everything one check decided and wrote: the combined decision,
+/// `now`, and per key its decision, TTL and written bytes. The module replies with it
+/// instead of the fields (`RATECORE.CHECK … DIGEST`); the client computes it from its own
+/// replay, so a reply that disagrees on any field is detected without sending the
+/// fields. Not cryptographic: it guards against disagreeing builds, not against a
+/// server forging replies.
+#[must_use]
+pub fn digest(decision: &Decision, now: u64, outcomes: &[KeyOutcome]) -> u64 {
+    struct Mix(u64);
+    impl Mix {
+        fn word(&mut self, w: u64) {
+            self.0 = (self.0 ^ w)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+        }
+        fn decision(&mut self, d: &Decision) {
+            for w in [
+                u64::from(d.allowed),
+                d.limit,
+                d.remaining,
+                d.reset_after,
+                d.retry_after,
+            ] {
+                self.word(w);
+            }
+        }
+    }
+    let mut mix = Mix(0x7261_7465_636f_7265);
+    mix.decision(decision);
+    mix.word(now);
+    for outcome in outcomes {
+        mix.decision(&outcome.decision);
+        mix.word(outcome.ttl_ms);
+        mix.word(outcome.written.len() as u64);
+        for chunk in outcome.written.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            mix.word(u64::from_be_bytes(buf));
+        }
+    }
+    mix.0 ^ (mix.0 >> 32)
+}
+
+/// A foreign fixed window's errors: the wrong length, counts out of range.
+const FIXED_ERRORS: [&str; 2] = [
+    "fixed-window state is not 16 bytes",
+    "fixed-window state out of range",
+];
+/// The same for an approximate sliding window.
+const APPROX_ERRORS: [&str; 2] = [
+    "sliding-window state is not 24 bytes",
+    "sliding-window state out of range",
+];
+
+/// A fixed (`counters` 1) or approximate (2) window's stored window start and counts,
+/// checked and packed into the crate's state word (0 for a missing key).
+fn pack_window(
+    old: &[u8],
+    layout: Layout,
+    period: u64,
+    counters: usize,
+    [wrong_length, out_of_range]: [&'static str; 2],
+) -> Result<u64, &'static str> {
+    if old.is_empty() {
+        return Ok(0);
+    }
+    if old.len() != 8 * (1 + counters) {
+        return Err(wrong_length);
+    }
+    let start = be64(old, 0);
+    // Oldest count first: the previous window's, then the current one's.
+    let (first, second) = (be64(old, 8), be64(old, 16));
+    let room = layout.max_count();
+    if start % period != 0 || first > room || second > room {
+        return Err(out_of_range);
+    }
+    Ok(if counters == 1 {
+        layout.pack1(start / period, first)
+    } else {
+        layout.pack2(start / period, first, second)
+    })
 }
 
 fn be64(bytes: &[u8], at: usize) -> u64 {
@@ -585,132 +691,4 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{FixedWindow, RateLimiter, SlidingWindowApprox};
-
-    #[test]
-    fn layouts_match_the_window_configs() {
-        // The backend rebuilds packed words with its own copy of the layout: a word it
-        // packs must mean the same to the crate's evaluate as the original state.
-        for (limit, period) in [
-            (1, 1 << 20),
-            (5, 10_000),
-            (1000, 3_600_000_000_000),
-            (3, u64::MAX),
-        ] {
-            let quota = Quota::new(limit, period).unwrap();
-            for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindowApprox] {
-                let spec = Spec::new(algorithm, &quota).unwrap();
-                let in_process: Box<dyn RateLimiter> = match algorithm {
-                    Algorithm::FixedWindow => Box::new(FixedWindow::new(quota).unwrap()),
-                    _ => Box::new(SlidingWindowApprox::new(quota).unwrap()),
-                };
-                let now = period.saturating_mul(7).saturating_add(period / 3);
-                let d = in_process.check(now, 1).unwrap();
-                // The state after one admission, in our stored form, replayed.
-                let start = now / period * period;
-                let mut bytes = start.to_be_bytes().to_vec();
-                if algorithm == Algorithm::SlidingWindowApprox {
-                    bytes.extend_from_slice(&0u64.to_be_bytes());
-                }
-                bytes.extend_from_slice(&1u64.to_be_bytes());
-                let replica = spec.replica(&bytes).unwrap();
-                assert_eq!(
-                    replica.peek(now, 0).unwrap(),
-                    in_process.peek(now, 0).unwrap()
-                );
-                assert!(d.allowed);
-            }
-        }
-    }
-
-    #[cfg(feature = "redis")]
-    #[test]
-    fn gcra_args_fold_overflow_into_max_base() {
-        let quota = Quota::new(10, 100).unwrap();
-        let spec = Spec::new(Algorithm::Gcra, &quota).unwrap();
-        let mut args = Vec::new();
-        spec.push_args(u64::MAX - 5, 1, &mut args);
-        // inc = 10, max_base = MAX − 10 (now + τ − inc would overflow).
-        assert_eq!(args, [1, 0, 10, 0xffff_ffff, 0xffff_fff5]);
-    }
-
-    #[test]
-    fn apply_writes_what_the_script_writes() {
-        let quota = Quota::new(3, 4_000).unwrap();
-        let strict =
-            StoredLimit::new(Algorithm::SlidingWindowStrict { sub_windows: 4 }, &quota).unwrap();
-        let gcra = StoredLimit::new(Algorithm::Gcra, &quota).unwrap();
-        let mut out = Vec::new();
-        // now = 2500: sub-window 2 of 1000 ns, slot 2 of 5; an empty strict value grows to
-        // three slots, the first two zero (`SETRANGE` pads with zeros).
-        let d = apply(
-            &[strict, gcra],
-            &[b"", b""],
-            2_500,
-            1,
-            Mode::Charge,
-            7,
-            &mut out,
-        )
-        .unwrap();
-        assert!(d.allowed);
-        let value = out[0].value(b"").unwrap();
-        assert_eq!(value.len(), 36);
-        assert!(value[..24].iter().all(|b| *b == 0));
-        assert_eq!(&value[24..32], 2_500u64.to_be_bytes());
-        assert_eq!(&value[32..], 1u32.to_be_bytes());
-        assert_eq!(&out[0].written[..4], 2u32.to_be_bytes());
-        assert_eq!(out[0].ttl_ms, 7, "at least the minimum TTL");
-        // GCRA: the whole value, the new TAT.
-        // (reset_after is the time until the new TAT.)
-        let tat = 2_500 + out[1].decision.reset_after;
-        assert_eq!(out[1].value(b"").unwrap().as_ref(), tat.to_be_bytes());
-        // A peek, a zero cost or a denial writes nothing.
-        for (cost, mode) in [(1, Mode::Peek), (0, Mode::Charge)] {
-            let d = apply(&[gcra], &[b""], 2_500, cost, mode, 1, &mut out).unwrap();
-            assert!(d.allowed);
-            assert_eq!(out[0].value(b""), None);
-        }
-        let full = 9_999u64.to_be_bytes();
-        let d = apply(&[gcra], &[&full], 2_500, 1, Mode::Charge, 1, &mut out).unwrap();
-        assert!(!d.allowed);
-        assert_eq!(out[0].value(&full), None);
-        // A foreign value names its key; a cost above the capacity is the in-process error.
-        assert_eq!(
-            apply(
-                &[gcra, gcra],
-                &[b"", b"xyz"],
-                0,
-                1,
-                Mode::Charge,
-                1,
-                &mut out
-            ),
-            Err(ApplyError::State(1, "GCRA state is not 8 bytes"))
-        );
-        assert!(matches!(
-            apply(&[gcra], &[b""], 0, 4, Mode::Charge, 1, &mut out),
-            Err(ApplyError::Cost(CheckError::CostExceedsLimit {
-                cost: 4,
-                limit: 3
-            }))
-        ));
-    }
-
-    #[test]
-    fn rejects_foreign_layouts() {
-        let quota = Quota::new(10, 100_000).unwrap();
-        for algorithm in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindowApprox,
-            Algorithm::SlidingWindowStrict { sub_windows: 2 },
-        ] {
-            let spec = Spec::new(algorithm, &quota).unwrap();
-            assert!(spec.replica(b"hello").is_err(), "{algorithm:?}");
-            assert!(spec.replica(b"").is_ok());
-        }
-    }
-}
+mod tests;

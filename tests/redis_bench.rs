@@ -82,6 +82,38 @@ fn server_usec_per_call(admin: &mut redis::Connection, command: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// This process's CPU time so far, user and system, all threads: `/proc/self/stat`, in
+/// ticks of Linux's fixed `USER_HZ` (100 per second).
+#[cfg(feature = "redis-tokio")]
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name's closing parenthesis, field 3 (the state) comes first:
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The server process's CPU time so far, user and system (`INFO cpu`).
+#[cfg(feature = "redis-tokio")]
+fn server_cpu_seconds(admin: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(admin).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_sys:")
+                .or_else(|| l.strip_prefix("used_cpu_user:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
 fn report(
     admin: &mut redis::Connection,
     command: &str,
@@ -96,20 +128,49 @@ fn report(
     reset_server_stats(admin);
 }
 
-#[test]
-#[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
-fn checks_per_second() {
-    let Some(url) = common::redis_url("checks_per_second") else {
-        return;
-    };
+/// What a benchmark runs on: the server's URL, a backend on the engine
+/// `RATECORE_REDIS_ENGINE` names under a fresh prefix (answering `PING`) and its
+/// configuration, and an admin connection whose command statistics start from zero.
+/// `None` (the benchmark is skipped) without a server.
+struct Bench {
+    url: String,
+    // Read by the async benchmark only (feature `redis-tokio`).
+    #[cfg_attr(not(feature = "redis-tokio"), allow(dead_code))]
+    config: RedisConfig,
+    backend: RedisBackend,
+    admin: redis::Connection,
+}
+
+fn bench(test: &str, prefix: &str) -> Option<Bench> {
+    let url = common::redis_url(test)?;
     let mut config = RedisConfig::new(url.as_str());
-    config.prefix = common::unique_prefix("bench");
+    config.prefix = common::unique_prefix(prefix);
     config.timeout = Duration::from_secs(2);
     config.engine = common::engine();
-    let backend = RedisBackend::new(config).unwrap();
+    let backend = RedisBackend::new(config.clone()).unwrap();
     backend.ping().unwrap();
     let mut admin = common::admin(&url);
     reset_server_stats(&mut admin);
+    Some(Bench {
+        url,
+        config,
+        backend,
+        admin,
+    })
+}
+
+#[test]
+#[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
+fn checks_per_second() {
+    let Some(Bench {
+        url,
+        backend,
+        mut admin,
+        ..
+    }) = bench("checks_per_second", "bench")
+    else {
+        return;
+    };
     println!();
     println!("| scenario (10 000 keys, round robin)          | threads |  checks/s  | p50 (µs) | p99 (µs) | server µs/call |");
     println!("|----------------------------------------------|---------|------------|----------|----------|------------|");
@@ -303,21 +364,20 @@ where
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn async_checks_per_second() {
-    let Some(url) = common::redis_url("async_checks_per_second") else {
+    let Some(Bench {
+        config,
+        backend,
+        mut admin,
+        ..
+    }) = bench("async_checks_per_second", "bench-async")
+    else {
         return;
     };
-    let mut config = RedisConfig::new(url.as_str());
-    config.prefix = common::unique_prefix("bench-async");
-    config.timeout = Duration::from_secs(2);
-    config.engine = common::engine();
-    let backend = RedisBackend::new(config.clone()).unwrap();
-    backend.ping().unwrap();
-    let mut admin = common::admin(&url);
     let quota = Quota::per_second(100).unwrap();
     reset_server_stats(&mut admin);
     println!();
-    println!("| GCRA 100/s, 10 000 keys round robin | round | tasks | checks/s | p50 (µs) | p99 (µs) | server µs/call | server ceiling checks/s |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| GCRA 100/s, 10 000 keys round robin | round | tasks | checks/s | p50 (µs) | p99 (µs) | server µs/call | server ceiling checks/s | client CPU µs/check | server CPU µs/check |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     // The command the server ran: the module's, or the script's.
     let command = if config.engine == ratecore::redis_backend::RedisEngine::Module {
         "ratecore.check"
@@ -325,11 +385,22 @@ fn async_checks_per_second() {
         "evalsha"
     };
     println!("engine: {command}");
-    let mut row = |name: &str, round: usize, tasks: usize, (rate, p50, p99): (f64, f64, f64)| {
+    // Each row also reports the CPU time the client process and the server process spent
+    // per check: what bounds the rate on a machine whose cores other work shares.
+    let mut row = |name: &str,
+                   round: usize,
+                   tasks: usize,
+                   run: &mut dyn FnMut() -> (f64, f64, f64)| {
+        let (client_cpu, server_cpu) = (process_cpu_seconds(), server_cpu_seconds(&mut admin));
+        let started = Instant::now();
+        let (rate, p50, p99) = run();
+        let checks = rate * started.elapsed().as_secs_f64();
+        let client_cpu = (process_cpu_seconds() - client_cpu) * 1e6 / checks;
+        let server_cpu = (server_cpu_seconds(&mut admin) - server_cpu) * 1e6 / checks;
         let server = server_usec_per_call(&mut admin, command);
         let ceiling = 1e6 / server;
         println!(
-            "| {name} | {round} | {tasks} | {rate:.0} | {p50:.1} | {p99:.1} | {server:.1} | {ceiling:.0} |"
+            "| {name} | {round} | {tasks} | {rate:.0} | {p50:.1} | {p99:.1} | {server:.1} | {ceiling:.0} | {client_cpu:.1} | {server_cpu:.1} |"
         );
         reset_server_stats(&mut admin);
         (rate, ceiling)
@@ -338,16 +409,14 @@ fn async_checks_per_second() {
     let mut ratios: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
     for round in 1..=3 {
         let limiter = backend.limiter("blocking", Algorithm::Gcra, quota).unwrap();
-        let (blocking, _) = row(
-            "blocking, one connection",
-            round,
-            1,
+        let (blocking, _) = row("blocking, one connection", round, 1, &mut || {
+            let limiter = limiter.clone();
             measure(1, move |i| {
                 let key = (i % KEYS).to_be_bytes();
                 let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
                 assert!(checked.fault.is_none());
-            }),
-        );
+            })
+        });
         // Blocking checks from 16 threads, pipelined on one multiplexed connection.
         let mut pipelined = config.clone();
         pipelined.pipelined = true;
@@ -357,11 +426,14 @@ fn async_checks_per_second() {
             "blocking, 16 threads pipelined on one connection",
             round,
             16,
-            measure(16, move |i| {
-                let key = (i % KEYS).to_be_bytes();
-                let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
-                assert!(checked.fault.is_none());
-            }),
+            &mut || {
+                let limiter = limiter.clone();
+                measure(16, move |i| {
+                    let key = (i % KEYS).to_be_bytes();
+                    let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
+                    assert!(checked.fault.is_none());
+                })
+            },
         );
         assert_eq!(
             shared.stats().connects,
@@ -379,14 +451,17 @@ fn async_checks_per_second() {
                 &format!("async, one multiplexed connection, {workers} runtime thread(s)"),
                 round,
                 64,
-                measure_async(workers, 64, move |i| {
+                &mut || {
                     let limiter = limiter.clone();
-                    async move {
-                        let key = (i % KEYS).to_be_bytes();
-                        let checked = limiter.check_async(&key, unix_time_nanos(), 1).await;
-                        assert!(checked.unwrap().fault.is_none());
-                    }
-                }),
+                    measure_async(workers, 64, move |i| {
+                        let limiter = limiter.clone();
+                        async move {
+                            let key = (i % KEYS).to_be_bytes();
+                            let checked = limiter.check_async(&key, unix_time_nanos(), 1).await;
+                            assert!(checked.unwrap().fault.is_none());
+                        }
+                    })
+                },
             );
             ratios.push((asynchronous / blocking, asynchronous / ceiling));
             let stats = backend.stats();

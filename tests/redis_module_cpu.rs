@@ -1,9 +1,10 @@
 //! Server CPU per check, in one run on one `redis-server`: the ratecore module, the
-//! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded) and a
-//! minimal GCRA Lua script as a yardstick. Every scenario runs the same number of checks
-//! over the same number of keys (round robin), at the wall clock's `now`; the scenarios
-//! take turns in five rounds, and each one's server time is the growth of its command's
-//! `calls` and `usec` in `INFO commandstats` around its turns.
+//! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded), a
+//! minimal GCRA Lua script as a yardstick and a bare `SET … PXAT` as the floor. Every
+//! scenario runs the same number of checks over the same number of keys (round robin), at
+//! the wall clock's `now`; the scenarios take turns in five rounds, and each one's server
+//! time is the growth of its command's `calls` and `usec` in `INFO commandstats` around
+//! its turns.
 //!
 //! A measurement, not a test: `#[ignore]`d, run by `tests/redis/cpu.sh`, which builds and
 //! loads the modules and prints this table. `RATECORE_CPU_CHECKS` sets the checks per
@@ -99,6 +100,25 @@ impl<'a> Scenario<'a> {
     }
 }
 
+/// A scenario calling the server directly, on a connection of its own: `call` gets the
+/// connection, the key of check `i` (the test's prefix, the scenario's `tag`, then one of
+/// 10 000 keys round robin) and `i`, and says whether the check was admitted.
+fn direct<'a>(
+    (url, prefix, tag): (&str, &str, &'static [u8]),
+    name: &'static str,
+    command: &'static str,
+    mut call: impl FnMut(&mut redis::Connection, Vec<u8>, u64) -> bool + 'a,
+) -> Scenario<'a> {
+    let mut connection = common::admin(url);
+    let prefix = prefix.to_owned();
+    Scenario::new(name, command, move |i| {
+        let mut key = prefix.as_bytes().to_vec();
+        key.extend_from_slice(tag);
+        key.extend_from_slice(format!("{{k{}}}", i % KEYS).as_bytes());
+        call(&mut connection, key, i)
+    })
+}
+
 fn composite(backend: &RedisBackend, a: Algorithm, b: Algorithm) -> RedisComposite {
     let quota = Quota::new(LIMIT, PERIOD).unwrap();
     backend
@@ -192,22 +212,18 @@ fn server_cpu_per_check() {
         }));
     }
     if has_command(&mut c, "CL.THROTTLE") {
-        let mut cell = common::admin(&url);
-        let prefix = prefix.clone();
-        scenarios.push(Scenario::new(
+        scenarios.push(direct(
+            (&url, &prefix, b"cell:"),
             "redis-cell 0.2.2: CL.THROTTLE (GCRA)",
             "cl.throttle",
-            move |i| {
-                let mut k = prefix.as_bytes().to_vec();
-                k.extend_from_slice(b"cell:");
-                k.extend_from_slice(&key(i));
+            |c, key, _| {
                 let reply: Vec<i64> = redis::cmd("CL.THROTTLE")
-                    .arg(k)
+                    .arg(key)
                     .arg(LIMIT - 1)
                     .arg(LIMIT)
                     .arg(PERIOD / 1_000_000_000)
                     .arg(1)
-                    .query(&mut cell)
+                    .query(c)
                     .unwrap();
                 reply[0] == 0
             },
@@ -216,25 +232,39 @@ fn server_cpu_per_check() {
         println!("redis-cell: not loaded; compared with the yardstick alone");
     }
     let yardstick = redis::Script::new(YARDSTICK);
-    let mut y = common::admin(&url);
     let interval_ms = PERIOD as f64 / 1e6 / LIMIT as f64;
     let tau_ms = interval_ms * LIMIT as f64;
-    let yard_prefix = prefix.clone();
-    scenarios.push(Scenario::new(
+    scenarios.push(direct(
+        (&url, &prefix, b"yard:"),
         "yardstick: minimal GCRA Lua script",
         "evalsha",
-        move |i| {
-            let mut k = yard_prefix.as_bytes().to_vec();
-            k.extend_from_slice(b"yard:");
-            k.extend_from_slice(&key(i));
+        move |c, key, _| {
             let reply: Vec<i64> = yardstick
-                .key(k)
+                .key(key)
                 .arg(now() / 1_000_000)
                 .arg(interval_ms)
                 .arg(tau_ms)
-                .invoke(&mut y)
+                .invoke(c)
                 .unwrap();
             reply[0] == 1
+        },
+    ));
+    // The floor of any limiter that stores a state with an expiry: one 8-byte SET with
+    // an absolute expiry, which the module's check does besides reading, deciding,
+    // replicating and replying.
+    scenarios.push(direct(
+        (&url, &prefix, b"floor:"),
+        "floor: one 8-byte SET with an expiry",
+        "set",
+        |c, key, i| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(&i.to_be_bytes()[..])
+                .arg("PXAT")
+                .arg(now() / 1_000_000 + 10)
+                .query::<()>(c)
+                .unwrap();
+            true
         },
     ));
 

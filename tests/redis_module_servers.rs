@@ -37,10 +37,15 @@ impl Drop for Server {
 
 impl Server {
     fn start(module: &Path, dir: &Path, extra: &[&str]) -> Self {
+        // Each start its own run of candidate ports: tests run in parallel threads of one
+        // process, and two servers must not pick (and share) the same port.
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 50;
         for attempt in 0..50u16 {
             let port = 20_000
                 + u16::try_from(
-                    (std::process::id() as u64 * 7919 + u64::from(attempt) * 104_729) % 40_000,
+                    (std::process::id() as u64 * 7919 + (start + u64::from(attempt)) * 104_729)
+                        % 40_000,
                 )
                 .unwrap();
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

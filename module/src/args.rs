@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! RATECORE.CHECK numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n] [MINTTL ms]
+//!                [DIGEST]
 //! limit: GCRA limit period_ns burst | FIXED limit period_ns | APPROX limit period_ns
 //!      | STRICT limit period_ns sub_windows
 //! ```
@@ -36,6 +37,9 @@ pub struct Check {
     pub cost: u64,
     /// The least TTL of a write, in ms (default 1).
     pub min_ttl_ms: u64,
+    /// `DIGEST`: reply with the verdict, a digest of the fields and the values read,
+    /// instead of the fields.
+    pub digest: bool,
 }
 
 /// The error reply for malformed arguments (without the leading `ERR`).
@@ -79,6 +83,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
     let mut now = None;
     let mut cost = None;
     let mut min_ttl_ms = None;
+    let mut digest = None;
     while let Some(word) = rest.next() {
         let is = |name: &str| word.eq_ignore_ascii_case(name.as_bytes());
         if is("NOW") {
@@ -89,6 +94,8 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
             )?;
         } else if is("TIME") {
             set(&mut now, Now::Server, "NOW or TIME")?;
+        } else if is("DIGEST") {
+            set(&mut digest, true, "DIGEST")?;
         } else if is("COST") {
             set(&mut cost, rest.number(What::Option("COST"))?, "COST")?;
         } else if is("MINTTL") {
@@ -99,7 +106,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
             )?;
         } else {
             return err(format!(
-                "unknown option '{}' (expected NOW, TIME, COST or MINTTL, or one limit per key)",
+                "unknown option '{}' (expected NOW, TIME, COST, MINTTL or DIGEST, or one limit per key)",
                 printable(word)
             ));
         }
@@ -123,6 +130,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Check, ArgError> {
         now,
         cost,
         min_ttl_ms: min_ttl_ms.unwrap_or(1),
+        digest: digest.unwrap_or(false),
     })
 }
 
@@ -259,9 +267,10 @@ mod tests {
     fn parses_every_algorithm_and_option() {
         let check = parse_str(
             "RATECORE.CHECK 4 a b c d GCRA 10 1000 20 fixed 5 100 APPROX 5 100 STRICT 5 100 4 \
-             NOW 123 COST 2 MINTTL 7",
+             NOW 123 COST 2 MINTTL 7 digest",
         )
         .unwrap();
+        assert!(check.digest);
         assert_eq!(check.keys, 4);
         assert_eq!(check.limits.len(), 4);
         assert_eq!(check.limits[0].capacity(), 20);
@@ -270,8 +279,8 @@ mod tests {
         assert_eq!(check.min_ttl_ms, 7);
         let check = parse_str("RATECORE.CHECK 1 a GCRA 10 1000 10 TIME").unwrap();
         assert_eq!(
-            (check.now, check.cost, check.min_ttl_ms),
-            (Now::Server, 1, 1)
+            (check.now, check.cost, check.min_ttl_ms, check.digest),
+            (Now::Server, 1, 1, false)
         );
     }
 
@@ -300,6 +309,10 @@ mod tests {
             ),
             ("RATECORE.CHECK 1 a FIXED 1 100", "NOW ns or TIME"),
             ("RATECORE.CHECK 1 a FIXED 1 100 NOW 1 TIME", "given twice"),
+            (
+                "RATECORE.CHECK 1 a FIXED 1 100 NOW 1 DIGEST DIGEST",
+                "DIGEST given twice",
+            ),
             ("RATECORE.CHECK 1 a FIXED 1 100 NOW", "a number is missing"),
             ("RATECORE.CHECK 1 a FIXED 1 100 NOW 1 COST 2", "exceeds"),
             (

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use arrayvec::ArrayVec;
 
 use crate::sdk::{raw, Context};
-use ratecore::redis_state::{apply, ApplyError, KeyOutcome};
+use ratecore::redis_state::{apply, digest as state_digest, ApplyError, KeyOutcome};
 use ratecore::{Decision, Mode};
 
 use crate::args::{self, Now, MAX_KEYS};
@@ -57,10 +57,20 @@ fn run(
     argv: &[*mut raw::RedisModuleString],
     mode: Mode,
 ) -> Result<(), String> {
-    let raw_args: Vec<&[u8]> = argv.iter().map(|&a| bytes(a)).collect();
+    // On the stack for every well-formed check (at most 2 + 16 keys + 16 limits of 5 +
+    // 8 option words); a longer, malformed vector on the heap.
+    let mut short: ArrayVec<&[u8], 128> = ArrayVec::new();
+    let mut long: Vec<&[u8]> = Vec::new();
+    let raw_args: &[&[u8]] = if argv.len() <= short.capacity() {
+        short.extend(argv.iter().map(|&a| bytes(a)));
+        &short
+    } else {
+        long.extend(argv.iter().map(|&a| bytes(a)));
+        &long
+    };
     let context = Context::new(ctx);
     if context.is_keys_position_request() {
-        if let Ok(keys) = args::key_count(&raw_args) {
+        if let Ok(keys) = args::key_count(raw_args) {
             for pos in 2..2 + keys {
                 // Cannot truncate: at most 2 + MAX_KEYS.
                 context.key_at_pos(pos as i32);
@@ -72,7 +82,7 @@ fn run(
     if raw_args.last() == Some(&&b"RATECORE-TEST-PANIC"[..]) {
         panic!("a test asked for a panic");
     }
-    let check = args::parse(&raw_args).map_err(|e| format!("ERR ratecore: {}", e.0))?;
+    let check = args::parse(raw_args).map_err(|e| format!("ERR ratecore: {}", e.0))?;
     let names = &argv[2..2 + check.keys];
     let name_bytes = &raw_args[2..2 + check.keys];
     for (index, name) in name_bytes.iter().enumerate() {
@@ -95,15 +105,15 @@ fn run(
         .iter()
         .map(|&name| OpenKey::open(ctx, name, mode.charges()))
         .collect();
-    let olds = opened
+    let values = opened
         .iter()
         .map(OpenKey::read)
         .collect::<Result<ArrayVec<_, MAX_KEYS>, _>>()?;
-    let old_slices: ArrayVec<&[u8], MAX_KEYS> = olds.iter().map(Vec::as_slice).collect();
+    let olds: ArrayVec<&[u8], MAX_KEYS> = values.iter().map(|old| &**old).collect();
     let mut outcomes = Vec::with_capacity(check.keys);
     let decision = apply(
         &check.limits,
-        &old_slices,
+        &olds,
         now,
         check.cost,
         mode,
@@ -133,7 +143,7 @@ fn run(
             notify_write(ctx, name, outcome.writes_slot());
         }
     }
-    reply(ctx, &decision, now, &outcomes, &olds);
+    reply(ctx, check.digest, &decision, now, &outcomes, &olds);
     Ok(())
 }
 
@@ -203,14 +213,28 @@ fn buffer(ctx: *mut raw::RedisModuleCtx, b: &[u8]) {
 }
 
 /// `[allowed, limit, remaining, reset_after, retry_after, now, [per key: allowed, limit,
-/// remaining, reset_after, retry_after, old value, written, ttl_ms]]`.
+/// remaining, reset_after, retry_after, old value, written, ttl_ms]]`; with `DIGEST`,
+/// `[allowed, digest, old value per key]`: the client replays the check on the values
+/// read and compares the digest of its own fields with this one.
 fn reply(
     ctx: *mut raw::RedisModuleCtx,
+    digest: bool,
     decision: &Decision,
     now: u64,
     outcomes: &[KeyOutcome],
-    olds: &[Vec<u8>],
+    olds: &[&[u8]],
 ) {
+    if digest {
+        // Cannot truncate: at most MAX_KEYS.
+        raw::reply_with_array(ctx, (2 + olds.len()) as _);
+        int(ctx, u64::from(decision.allowed));
+        // The digest's 64 bits as a RESP integer (read back with the same cast).
+        raw::reply_with_long_long(ctx, state_digest(decision, now, outcomes) as i64);
+        for old in olds {
+            buffer(ctx, old);
+        }
+        return;
+    }
     raw::reply_with_array(ctx, 7);
     fields(ctx, decision);
     int(ctx, now);

@@ -1,7 +1,33 @@
 //! The keys of one check, opened through the module key API: read each value, then write
 //! new values with an absolute expiry. Strings only, as the Lua script stores them.
 
+use arrayvec::ArrayVec;
+
 use crate::sdk::{raw, ServerString};
+
+/// A value read, copied out of the key: on the stack when short (every state but a
+/// strict window's), so that reading allocates nothing.
+pub enum Value {
+    Short(ArrayVec<u8, 32>),
+    Long(Vec<u8>),
+}
+
+impl core::ops::Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Short(bytes) => bytes,
+            Self::Long(bytes) => bytes,
+        }
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(bytes: &[u8]) -> Self {
+        ArrayVec::try_from(bytes).map_or_else(|_| Self::Long(bytes.to_vec()), Self::Short)
+    }
+}
 
 /// One opened key, closed on drop.
 pub struct OpenKey {
@@ -33,15 +59,15 @@ impl OpenKey {
 
     /// The stored value (empty for a missing key); `WRONGTYPE` for a key that is not a
     /// string.
-    pub fn read(&self) -> Result<Vec<u8>, String> {
+    pub fn read(&self) -> Result<Value, String> {
         if self.key.is_null() {
-            return Ok(Vec::new());
+            return Ok(Value::from(&[][..]));
         }
         // SAFETY: `self.key` is a key opened by `RedisModule_OpenKey` and not yet closed
         // (it is closed only on drop); the function pointer is set by the module's init.
         let kind = unsafe { raw::RedisModule_KeyType.unwrap()(self.key) };
         match raw::KeyType::from(kind) {
-            raw::KeyType::Empty => Ok(Vec::new()),
+            raw::KeyType::Empty => Ok(Value::from(&[][..])),
             raw::KeyType::String => {
                 let mut len = 0;
                 let ptr = raw::string_dma(self.key, &mut len, raw::KeyMode::READ);
@@ -51,7 +77,9 @@ impl OpenKey {
                 // SAFETY: for an open string key, `RedisModule_StringDMA` returns a pointer
                 // to its `len` bytes, valid until the key is modified or closed; they are
                 // copied out at once, before either.
-                Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec())
+                Ok(Value::from(unsafe {
+                    std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+                }))
             }
             _ => Err(String::from(
                 "WRONGTYPE Operation against a key holding the wrong kind of value",

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! RATECORE.CHECK numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n] [MINTTL ms]
-//! RATECORE.PEEK  numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n]
+//!                [DIGEST]
+//! RATECORE.PEEK  numkeys key [key ...] limit [limit ...] (NOW ns | TIME) [COST n] [DIGEST]
 //! limit: GCRA limit period_ns burst | FIXED limit period_ns | APPROX limit period_ns
 //!      | STRICT limit period_ns sub_windows
 //! ```
@@ -41,20 +42,18 @@ const ALLOCATOR: Allocator = sdk::ALLOC;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
-extern "C" fn check_command(
+/// `RATECORE.CHECK` (`CHARGE`) or `RATECORE.PEEK`.
+extern "C" fn command<const CHARGE: bool>(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    check::command(ctx, argv, argc, ratecore::Mode::Charge)
-}
-
-extern "C" fn peek_command(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    check::command(ctx, argv, argc, ratecore::Mode::Peek)
+    let mode = if CHARGE {
+        ratecore::Mode::Charge
+    } else {
+        ratecore::Mode::Peek
+    };
+    check::command(ctx, argv, argc, mode)
 }
 
 type Handler =
@@ -67,10 +66,10 @@ fn register(ctx: &Context, _args: &[ServerString]) -> Status {
     let commands: [(&std::ffi::CStr, Handler, &std::ffi::CStr); 2] = [
         (
             c"ratecore.check",
-            check_command,
+            command::<true>,
             c"write deny-oom getkeys-api",
         ),
-        (c"ratecore.peek", peek_command, c"readonly getkeys-api"),
+        (c"ratecore.peek", command::<false>, c"readonly getkeys-api"),
     ];
     for (name, handler, flags) in commands {
         // SAFETY: called from the module's `OnLoad` with its context; the names and flags

@@ -36,8 +36,8 @@ use super::module;
 use super::pool::classify;
 use super::stats::bump;
 use super::{
-    BackendError, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite, RedisDecision,
-    RedisLimit, RedisLimiter,
+    BackendError, Check, Fault, Inner, RedisBackend, RedisCheckError, RedisComposite,
+    RedisDecision, RedisLimit, RedisLimiter,
 };
 use crate::decision::{Decision, Mode};
 
@@ -52,76 +52,34 @@ pub(super) struct Shared {
 }
 
 impl RedisBackend {
-    /// [`check_limits`](Self::check_limits) on the async transport: the same decision,
-    /// failure decision and counters, without blocking the runtime's thread. Every task
-    /// checking through one backend shares one multiplexed connection. Runs on a tokio
-    /// runtime with time enabled; the whole check (including a connect) takes at most
-    /// [`RedisConfig::timeout`](super::RedisConfig::timeout).
-    ///
-    /// # Errors
-    /// As for [`check_limits`](Self::check_limits).
-    pub async fn check_limits_async(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        let result = self
-            .inner
-            .run_async(limits, now, cost, Mode::Charge, states)
-            .await;
-        self.inner.settle(result, limits, states)
-    }
+    checks! { backend [async] [.await]
+        /// [`check_limits`](Self::check_limits) on the async transport: the same decision,
+        /// failure decision and counters, without blocking the runtime's thread. Every task
+        /// checking through one backend shares one multiplexed connection. Runs on a tokio
+        /// runtime with time enabled; the whole check (including a connect) takes at most
+        /// [`RedisConfig::timeout`](super::RedisConfig::timeout).
+        ///
+        /// # Errors
+        /// As for [`check_limits`](Self::check_limits).
+        fn check_limits_async -> RedisDecision = decide_async(Charge);
 
-    /// [`peek_limits`](Self::peek_limits) on the async transport.
-    ///
-    /// # Errors
-    /// As for [`check_limits`](Self::check_limits).
-    pub async fn peek_limits_async(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        let result = self
-            .inner
-            .run_async(limits, now, cost, Mode::Peek, states)
-            .await;
-        self.inner.settle(result, limits, states)
-    }
+        /// [`peek_limits`](Self::peek_limits) on the async transport.
+        ///
+        /// # Errors
+        /// As for [`check_limits`](Self::check_limits).
+        fn peek_limits_async -> RedisDecision = decide_async(Peek);
 
-    /// [`try_check_limits`](Self::try_check_limits) on the async transport.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub async fn try_check_limits_async(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner
-            .run_async(limits, now, cost, Mode::Charge, states)
-            .await
-    }
+        /// [`try_check_limits`](Self::try_check_limits) on the async transport.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_check_limits_async -> Decision = run_async(Charge);
 
-    /// [`try_peek_limits`](Self::try_peek_limits) on the async transport.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub async fn try_peek_limits_async(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner
-            .run_async(limits, now, cost, Mode::Peek, states)
-            .await
+        /// [`try_peek_limits`](Self::try_peek_limits) on the async transport.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_peek_limits_async -> Decision = run_async(Peek);
     }
 
     /// [`ping`](Self::ping) on the async transport.
@@ -138,85 +96,56 @@ impl RedisBackend {
 }
 
 impl RedisLimiter {
-    /// [`check`](Self::check) on the async transport.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit.
-    pub async fn check_async(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .check_limits_async(&[(&self.limit, key)], now, cost, &mut [])
-            .await
-    }
+    checks! { limiter [async] [.await]
+        /// [`check`](Self::check) on the async transport.
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] when `cost` can never fit.
+        fn check_async -> RedisDecision = check_limits_async;
 
-    /// [`peek`](Self::peek) on the async transport.
-    ///
-    /// # Errors
-    /// As for [`check_async`](Self::check_async).
-    pub async fn peek_async(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .peek_limits_async(&[(&self.limit, key)], now, cost, &mut [])
-            .await
+        /// [`peek`](Self::peek) on the async transport.
+        ///
+        /// # Errors
+        /// As for [`check_async`](Self::check_async).
+        fn peek_async -> RedisDecision = peek_limits_async;
     }
 }
 
 impl RedisComposite {
-    /// [`check_each`](Self::check_each) on the async transport.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
-    pub async fn check_each_async(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
-        self.backend
-            .check_limits_async(&members, now, cost, states)
-            .await
-    }
+    checks! { composite [async] [.await]
+        /// [`check_each`](Self::check_each) on the async transport.
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
+        fn check_each_async -> RedisDecision = check_limits_async;
 
-    /// [`peek_each`](Self::peek_each) on the async transport.
-    ///
-    /// # Errors
-    /// As for [`check_each_async`](Self::check_each_async).
-    pub async fn peek_each_async(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        let members: Vec<(&RedisLimit, &[u8])> = self.limits.iter().map(|l| (l, key)).collect();
-        self.backend
-            .peek_limits_async(&members, now, cost, states)
-            .await
+        /// [`peek_each`](Self::peek_each) on the async transport.
+        ///
+        /// # Errors
+        /// As for [`check_each_async`](Self::check_each_async).
+        fn peek_each_async -> RedisDecision = peek_limits_async;
     }
 }
 
 impl Inner {
+    /// [`run_async`](Self::run_async), a failure answered with the failure decision.
+    async fn decide_async(
+        &self,
+        check: Check<'_>,
+        states: &mut [Decision],
+    ) -> Result<RedisDecision, RedisCheckError> {
+        let result = self.run_async(check, states).await;
+        self.settle(result, check.limits, states)
+    }
+
     /// One check on the shared multiplexed connection, through the module or the script
     /// as configured or detected (the blocking `dispatch`'s choices).
     pub(super) async fn run_async(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(limits, now, cost, mode)?;
+        let prepared = self.prepare(check)?;
         let deadline = Instant::now() + self.config.timeout;
         let mut engine = self.engine_hint();
         if engine == module::UNKNOWN {
@@ -232,7 +161,7 @@ impl Inner {
             self.note_engine(engine);
         }
         if engine == module::MODULE {
-            let command = module::module_command(limits, now, cost, mode, self.min_ttl_ms);
+            let command = module::module_command(&prepared, self.min_ttl_ms);
             let detecting = self.config.engine == RedisEngine::Detect;
             match self.send_async(&command, deadline, detecting).await {
                 // The module is gone (a restart or failover without it): nothing ran, so
@@ -242,13 +171,13 @@ impl Inner {
                     bump(&self.counters.module_checks);
                     let reply = answer.map_err(|e| self.forget_engine(e))?;
                     let reply = reply.unwrap_or(redis::Value::Nil);
-                    return self.finish_module(&prepared, reply, states);
+                    return self.finish_module(&prepared, &reply, states);
                 }
             }
         }
         bump(&self.counters.script_checks);
         let reply = self
-            .query_async(&prepared.eval, deadline)
+            .query_async(&self.eval(&prepared), deadline)
             .await
             .map_err(|e| self.forget_engine(e))?;
         self.finish(&prepared, reply, states)

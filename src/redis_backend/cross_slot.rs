@@ -21,7 +21,7 @@
 //! remain) although the request that charged was denied in the end.
 
 use super::wire::SLOT_BYTES;
-use super::{Inner, RedisCheckError, RedisLimit};
+use super::{Check, Inner, RedisCheckError, RedisLimit};
 use crate::algorithm::Algorithm;
 use crate::composite::Verdict;
 use crate::decision::{Decision, Mode};
@@ -111,20 +111,24 @@ impl Inner {
     /// The cross-slot protocol (module docs).
     pub(super) fn cross_slot(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
+        check: Check<'_>,
         groups: &[Vec<usize>],
-        now: u64,
-        cost: u64,
-        mode: Mode,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
+        let Check {
+            limits,
+            now,
+            cost,
+            mode,
+        } = check;
         // Caller errors first (cost, count, duplicate keys), before anything runs.
         self.validate(limits, cost)?;
         let mut each = vec![Decision::EMPTY; limits.len()];
         let run = |group: &[usize], mode: Mode, keep: bool, each: &mut [Decision]| {
             let members: Vec<(&RedisLimit, &[u8])> = group.iter().map(|&i| limits[i]).collect();
             let mut got = vec![Decision::EMPTY; members.len()];
-            let result = self.dispatch_one(&members, now, cost, mode, &mut got, keep)?;
+            let result =
+                self.dispatch_one(Check::new(&members, now, cost, mode), &mut got, keep)?;
             for (&i, decision) in group.iter().zip(got) {
                 each[i] = decision;
             }

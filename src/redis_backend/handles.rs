@@ -51,6 +51,9 @@ pub struct RedisLimit {
     algorithm: Algorithm,
     quota: Quota,
     pub(super) spec: Spec,
+    /// The limit as `RATECORE.CHECK` spells it (`GCRA limit period burst`, …), written
+    /// once here rather than formatted for every check.
+    pub(super) module_args: Vec<Vec<u8>>,
     key_prefix: Vec<u8>,
     /// Keys end in a hash tag (Redis Cluster).
     tagged: bool,
@@ -96,6 +99,7 @@ impl RedisLimit {
             algorithm,
             quota,
             spec,
+            module_args: super::module::limit_args(algorithm, &quota),
             key_prefix,
             tagged,
         })
@@ -132,6 +136,7 @@ impl RedisLimit {
         Some(Spec::new(self.algorithm, &quota).map(|spec| Self {
             quota,
             spec,
+            module_args: super::module::limit_args(self.algorithm, &quota),
             ..self.clone()
         }))
     }
@@ -170,42 +175,36 @@ impl RedisLimiter {
         &self.backend
     }
 
-    /// Decides a request of weight `cost` for `key` at `now` and charges it if admitted —
-    /// the decision [`crate::RateLimiter::check`] returns in process for the same
-    /// sequence. When Redis cannot decide: the failure decision, with `fault` set.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit.
-    pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .check_limits(&[(&self.limit, key)], now, cost, &mut [])
+    pub(super) fn members<'a>(&'a self, key: &'a [u8]) -> [(&'a RedisLimit, &'a [u8]); 1] {
+        [(&self.limit, key)]
     }
 
-    /// The decision `check` would return, consuming nothing.
-    ///
-    /// # Errors
-    /// As for [`check`](Self::check).
-    pub fn peek(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .peek_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
+    checks! { limiter [] []
+        /// Decides a request of weight `cost` for `key` at `now` and charges it if admitted —
+        /// the decision [`crate::RateLimiter::check`] returns in process for the same
+        /// sequence. When Redis cannot decide: the failure decision, with `fault` set.
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] when `cost` can never fit.
+        fn check -> RedisDecision = check_limits;
 
-    /// Like [`check`](Self::check), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_check_limits(&[(&self.limit, key)], now, cost, &mut [])
-    }
+        /// The decision `check` would return, consuming nothing.
+        ///
+        /// # Errors
+        /// As for [`check`](Self::check).
+        fn peek -> RedisDecision = peek_limits;
 
-    /// Like [`peek`](Self::peek), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek(&self, key: &[u8], now: u64, cost: u64) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_peek_limits(&[(&self.limit, key)], now, cost, &mut [])
+        /// Like [`check`](Self::check), returning Redis failures as errors.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_check -> Decision = try_check_limits;
+
+        /// Like [`peek`](Self::peek), returning Redis failures as errors.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_peek -> Decision = try_peek_limits;
     }
 }
 
@@ -224,39 +223,35 @@ impl RedisComposite {
         &self.limits
     }
 
-    fn members<'a>(&'a self, key: &'a [u8]) -> Vec<(&'a RedisLimit, &'a [u8])> {
+    pub(super) fn members<'a>(&'a self, key: &'a [u8]) -> Vec<(&'a RedisLimit, &'a [u8])> {
         self.limits.iter().map(|l| (l, key)).collect()
     }
 
-    /// Like [`crate::Composite::check_each`]: decides and charges, and writes each
-    /// limit's state into `states`.
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
-    pub fn check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .check_limits(&self.members(key), now, cost, states)
-    }
+    checks! { composite [] []
+        /// Like [`crate::Composite::check_each`]: decides and charges, and writes each
+        /// limit's state into `states`.
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] when `cost` can never fit some limit.
+        fn check_each -> RedisDecision = check_limits;
 
-    /// Like [`crate::Composite::peek_each`].
-    ///
-    /// # Errors
-    /// As for [`check_each`](Self::check_each).
-    pub fn peek_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.backend
-            .peek_limits(&self.members(key), now, cost, states)
+        /// Like [`crate::Composite::peek_each`].
+        ///
+        /// # Errors
+        /// As for [`check_each`](Self::check_each).
+        fn peek_each -> RedisDecision = peek_limits;
+
+        /// Like [`check_each`](Self::check_each), returning Redis failures as errors.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_check_each -> Decision = try_check_limits;
+
+        /// Like [`peek_each`](Self::peek_each), returning Redis failures as errors.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_peek_each -> Decision = try_peek_limits;
     }
 
     /// [`check_each`](Self::check_each) without the per-limit states.
@@ -265,35 +260,5 @@ impl RedisComposite {
     /// As for [`check_each`](Self::check_each).
     pub fn check(&self, key: &[u8], now: u64, cost: u64) -> Result<RedisDecision, RedisCheckError> {
         self.check_each(key, now, cost, &mut [])
-    }
-
-    /// Like [`check_each`](Self::check_each), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_check_limits(&self.members(key), now, cost, states)
-    }
-
-    /// Like [`peek_each`](Self::peek_each), returning Redis failures as errors.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.backend
-            .try_peek_limits(&self.members(key), now, cost, states)
     }
 }

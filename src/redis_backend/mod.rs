@@ -26,9 +26,10 @@
 //! `docs/redis.md`) runs each check as one `RATECORE.CHECK` (or `RATECORE.PEEK`): the
 //! crate's own algorithm code inside the server, on the same keys and values as the
 //! script. [`RedisConfig::engine`] chooses: detected by default (`COMMAND INFO` on first
-//! use and after the server went away), or forced to either. The module's reply carries
-//! the same old value, written bytes and TTL as the script's, and is verified the same
-//! way; [`RedisStats::module_checks`] and [`RedisStats::script_checks`] count which ran.
+//! use and after the server went away), or forced to either. The module's short reply
+//! (`DIGEST`: the verdict, the values read and a digest of its fields, writes and TTLs)
+//! is verified by the same replay as the script's, which also computes the digest;
+//! [`RedisStats::module_checks`] and [`RedisStats::script_checks`] count which ran.
 //! The rest of this section describes the script.
 //!
 //! # One script per check
@@ -214,36 +215,41 @@
 //! algorithm, verifying) adds a few microseconds per check.
 //!
 //! The async transport (feature `redis-tokio`) and pipelined blocking checks are measured
-//! by the same script's run of `cargo test --release --features redis-tokio --test
-//! redis_bench async_checks_per_second -- --ignored --nocapture` (on the script: `tests/redis/run.sh`
-//! sets `RATECORE_REDIS_ENGINE=script`): GCRA 100/s, 10 000 keys round robin, 1.5 s per
+//! by `tests/redis/run.sh`, which runs `RATECORE_REDIS_ENGINE=script` and then
+//! `RATECORE_REDIS_ENGINE=module cargo test --release --features redis-tokio --test
+//! redis_bench async_checks_per_second -- --ignored --nocapture` against one local
+//! `redis-server` 7.0.15 with the module: GCRA 100/s, 10 000 keys round robin, 1.5 s per
 //! row; the blocking backend on one connection from one thread, 16 blocking threads
 //! pipelined on one connection ([`RedisConfig::pipelined`]), then 64 tasks on one
 //! multiplexed connection on a tokio runtime of one and of two threads; three rounds, the
-//! rows interleaved. "Ceiling" is what one Redis core could run of the script alone,
-//! 10^6 / its `usec_per_call` measured during the same row:
+//! rows interleaved; each row below is its median round. "Ceiling" is what one Redis core
+//! could run of the command alone, 10^6 / its `usec_per_call` during the row; "client
+//! CPU" and "server CPU" are the two processes' CPU time (user and system, from
+//! `/proc/self/stat` and `INFO cpu`) per check. On a 2-core machine that other work kept
+//! busy during the run:
 //!
-//! | transport | round | tasks | checks/s | p50 µs | p99 µs | Redis µs | ceiling checks/s |
-//! |---|---|---|---|---|---|---|---|
-//! | blocking, one connection | 1 | 1 | 8 962 | 103.5 | 267.4 | 21.4 | 46 707 |
-//! | blocking, pipelined | 1 | 16 | 43 692 | 311.5 | 747.1 | 13.6 | 73 529 |
-//! | async, one runtime thread | 1 | 64 | 66 605 | 952.9 | 3 418.8 | 12.0 | 83 126 |
-//! | async, two runtime threads | 1 | 64 | 55 745 | 1 068.3 | 3 855.1 | 14.1 | 71 174 |
-//! | blocking, one connection | 2 | 1 | 8 658 | 106.0 | 253.7 | 23.1 | 43 346 |
-//! | blocking, pipelined | 2 | 16 | 45 026 | 317.4 | 756.6 | 13.7 | 72 780 |
-//! | async, one runtime thread | 2 | 64 | 72 367 | 890.5 | 3 417.4 | 11.2 | 88 968 |
-//! | async, two runtime threads | 2 | 64 | 64 299 | 980.8 | 3 452.3 | 12.0 | 83 333 |
-//! | blocking, one connection | 3 | 1 | 8 181 | 113.7 | 240.5 | 24.4 | 41 034 |
-//! | blocking, pipelined | 3 | 16 | 43 046 | 323.6 | 1 138.8 | 14.6 | 68 729 |
-//! | async, one runtime thread | 3 | 64 | 65 390 | 920.9 | 3 852.8 | 11.9 | 83 822 |
-//! | async, two runtime threads | 3 | 64 | 56 877 | 1 048.8 | 3 514.7 | 13.4 | 74 738 |
+//! | engine | transport | tasks | checks/s | p50 µs | p99 µs | Redis µs | ceiling checks/s | client CPU µs | server CPU µs |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | script | blocking, one connection | 1 | 11 635 | 45.5 | 1 292 | 19.5 | 51 387 | 18.9 | 37.5 |
+//! | script | blocking, 16 threads pipelined | 16 | 15 838 | 522.6 | 6 831 | 19.5 | 51 387 | 23.5 | 21.0 |
+//! | script | async, one runtime thread | 64 | 26 010 | 1 970 | 7 289 | 17.0 | 58 720 | 10.0 | 18.4 |
+//! | script | async, two runtime threads | 64 | 25 788 | 1 640 | 9 604 | 20.8 | 48 008 | 11.3 | 17.6 |
+//! | module | blocking, one connection | 1 | 19 626 | 31.4 | 259.1 | 4.9 | 202 840 | 14.9 | 20.2 |
+//! | module | blocking, 16 threads pipelined | 16 | 22 891 | 327.7 | 7 066 | 6.0 | 165 289 | 21.1 | 10.6 |
+//! | module | async, one runtime thread | 64 | 50 183 | 667.4 | 7 589 | 3.8 | 262 467 | 7.0 | 7.0 |
+//! | module | async, two runtime threads | 64 | 56 597 | 836.2 | 5 706 | 4.0 | 250 000 | 7.7 | 6.0 |
 //!
-//! In the median round, 64 async tasks ran 7.99 times the blocking backend's checks on
-//! one connection (two runtime threads: 6.95×) and 78 % (76 %) of the script's ceiling;
-//! 16 pipelined blocking threads ran about 5 times one blocking connection. The 2-core
-//! machine is shared by the client and the single-threaded server, so the figures are
-//! bound by the CPU left to the client and vary with other load on those cores.
+//! What bounds these rates is the CPU left to the two processes, not the transport: 64
+//! async tasks on the module cost the client about 7 µs and the server about 7 µs of CPU
+//! per check, so with a free core each the pair would run about 140 000 checks per second
+//! (the module's command itself is 4 µs of it); on this shared machine the best row of
+//! the run reached 72 005. On the script, the async transport reached
+//! half of the script's ceiling here (the server's 18 µs of CPU per check are the bound).
+//! Pipelined blocking threads cost the client three times an async task's CPU per check
+//! (a runtime `block_on` per check and a thread wake-up per reply).
 
+#[macro_use]
+mod entry_points;
 #[cfg(feature = "redis-tokio")]
 mod aio;
 mod cluster;
@@ -447,70 +453,40 @@ impl RedisBackend {
         })
     }
 
-    /// Checks one request against several (limit, key) pairs at once — admitted only if
-    /// every limit admits, and a denial consumes nothing — in one script call. This is the
-    /// entry point for a policy whose limits key on different identities (per IP *and*
-    /// per user). `states[i]` receives limit `i`'s decision as
-    /// [`crate::Composite::check_each`] reports it.
-    ///
-    /// When Redis cannot decide, answers with the [`FailureMode`]'s decision (limit: the
-    /// smallest capacity) and sets [`RedisDecision::fault`].
-    ///
-    /// # Errors
-    /// [`RedisCheckError::Cost`] or [`RedisCheckError::Limits`] (caller bugs; never
-    /// `Backend`).
-    pub fn check_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, Mode::Charge, states)
-    }
+    checks! { backend [] []
+        /// Checks one request against several (limit, key) pairs at once — admitted only if
+        /// every limit admits, and a denial consumes nothing — in one script call. This is the
+        /// entry point for a policy whose limits key on different identities (per IP *and*
+        /// per user). `states[i]` receives limit `i`'s decision as
+        /// [`crate::Composite::check_each`] reports it.
+        ///
+        /// When Redis cannot decide, answers with the [`FailureMode`]'s decision (limit: the
+        /// smallest capacity) and sets [`RedisDecision::fault`].
+        ///
+        /// # Errors
+        /// [`RedisCheckError::Cost`] or [`RedisCheckError::Limits`] (caller bugs; never
+        /// `Backend`).
+        fn check_limits -> RedisDecision = decide(Charge);
 
-    /// Like [`check_limits`](Self::check_limits), consuming nothing.
-    ///
-    /// # Errors
-    /// As for [`check_limits`](Self::check_limits).
-    pub fn peek_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<RedisDecision, RedisCheckError> {
-        self.inner.decide(limits, now, cost, Mode::Peek, states)
-    }
+        /// Like [`check_limits`](Self::check_limits), consuming nothing.
+        ///
+        /// # Errors
+        /// As for [`check_limits`](Self::check_limits).
+        fn peek_limits -> RedisDecision = decide(Peek);
 
-    /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
-    /// [`RedisCheckError::Backend`] instead of a failure decision.
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_check_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner.dispatch(limits, now, cost, Mode::Charge, states)
-    }
+        /// Like [`check_limits`](Self::check_limits), but a Redis failure is returned as
+        /// [`RedisCheckError::Backend`] instead of a failure decision.
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_check_limits -> Decision = dispatch(Charge);
 
-    /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
-    /// [`RedisCheckError::Backend`].
-    ///
-    /// # Errors
-    /// Any [`RedisCheckError`].
-    pub fn try_peek_limits(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        self.inner.dispatch(limits, now, cost, Mode::Peek, states)
+        /// Like [`peek_limits`](Self::peek_limits), but a Redis failure is returned as
+        /// [`RedisCheckError::Backend`].
+        ///
+        /// # Errors
+        /// Any [`RedisCheckError`].
+        fn try_peek_limits -> Decision = dispatch(Peek);
     }
 
     /// Sends `PING` (through the pool, with the timeout): a health check.
@@ -531,17 +507,43 @@ impl RedisBackend {
     }
 }
 
-impl Inner {
-    fn decide(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
+/// One check's arguments, passed whole through every transport.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Check<'a> {
+    /// The (limit, key) pairs: admitted only if every limit admits.
+    pub(super) limits: &'a [(&'a RedisLimit, &'a [u8])],
+    /// The caller's time, ns.
+    pub(super) now: u64,
+    /// The request's weight.
+    pub(super) cost: u64,
+    /// Charge or peek.
+    pub(super) mode: Mode,
+}
+
+impl<'a> Check<'a> {
+    pub(super) const fn new(
+        limits: &'a [(&'a RedisLimit, &'a [u8])],
         now: u64,
         cost: u64,
         mode: Mode,
+    ) -> Self {
+        Self {
+            limits,
+            now,
+            cost,
+            mode,
+        }
+    }
+}
+
+impl Inner {
+    fn decide(
+        &self,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<RedisDecision, RedisCheckError> {
-        let result = self.dispatch(limits, now, cost, mode, states);
-        self.settle(result, limits, states)
+        let result = self.dispatch(check, states);
+        self.settle(result, check.limits, states)
     }
 
     /// A check's result as the non-`try` entry points answer it: a Redis failure becomes

@@ -1,7 +1,7 @@
 //! Checks through the ratecore Redis module (`RATECORE.CHECK` / `RATECORE.PEEK`) when the
-//! server has it, through the Lua script otherwise: detection, the command, and its reply
-//! turned into the script's reply shape, so that one verification (`script.rs`) covers
-//! both.
+//! server has it, through the Lua script otherwise: detection, the command, and its
+//! short reply (the verdict, the values read and a digest of the rest), verified by the
+//! same replay as the script's (`script.rs`).
 //!
 //! # Orderings
 //! `engine` caches what detection found; it is a hint read and written `Relaxed`: a stale
@@ -13,11 +13,13 @@ use std::sync::atomic::Ordering;
 
 use super::config::RedisEngine;
 use super::cross_slot::Undo;
-use super::script::Prepared;
+use super::script::{bytes, verdict, Prepared};
 use super::stats::bump;
-use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit};
+use super::wire;
+use super::{Check, Fault, Inner, RedisCheckError};
 use crate::algorithm::Algorithm;
-use crate::decision::{Decision, Mode};
+use crate::decision::Decision;
+use crate::quota::Quota;
 
 /// `engine` values: not detected yet, the module, the script.
 pub(super) const UNKNOWN: u8 = 0;
@@ -29,24 +31,21 @@ impl Inner {
     /// (`cross_slot`); otherwise one call.
     pub(super) fn dispatch(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
         if self.cluster.is_some() {
-            if let Some(groups) = super::cross_slot::groups(limits) {
-                return self.cross_slot(limits, &groups, now, cost, mode, states);
+            if let Some(groups) = super::cross_slot::groups(check.limits) {
+                return self.cross_slot(check, &groups, states);
             }
         } else {
             // Pipelined mode runs on the async transport, which talks to one server.
             #[cfg(feature = "redis-tokio")]
-            if let Some(result) = self.run_pipelined(limits, now, cost, mode, states) {
+            if let Some(result) = self.run_pipelined(check, states) {
                 return result;
             }
         }
-        self.dispatch_one(limits, now, cost, mode, states, false)
+        self.dispatch_one(check, states, false)
             .map(|(decision, _)| decision)
     }
 
@@ -54,38 +53,28 @@ impl Inner {
     /// detected; with `keep`, also what an admitted charge wrote.
     pub(super) fn dispatch_one(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
+        check: Check<'_>,
         states: &mut [Decision],
         keep: bool,
     ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
-        if self.config.engine == RedisEngine::Script {
-            bump(&self.counters.script_checks);
-            return self.run(limits, now, cost, mode, states, keep);
-        }
-        let mut prepared = self.prepare(limits, now, cost, mode)?;
+        let mut prepared = self.prepare(check)?;
         prepared.keep = keep;
-        let command = module_command(limits, now, cost, mode, self.min_ttl_ms);
-        let forced = self.config.engine == RedisEngine::Module;
+        let detecting = self.config.engine == RedisEngine::Detect;
         let reply = self.with_connection(|connection, counters| {
-            let mut engine = self.engine.load(Ordering::Relaxed);
-            if engine == UNKNOWN && !forced {
+            let mut engine = self.engine_hint();
+            if engine == UNKNOWN {
                 engine = if has_module(connection)? {
                     MODULE
                 } else {
                     SCRIPT
                 };
-                self.engine.store(engine, Ordering::Relaxed);
+                self.note_engine(engine);
             }
-            if forced || engine == MODULE {
-                match connection.query(&command) {
+            if engine == MODULE {
+                match connection.query(&module_command(&prepared, self.min_ttl_ms)) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
-                    Err(e) if !forced && is_unknown_command(&e) => {
-                        self.engine.store(SCRIPT, Ordering::Relaxed);
-                    }
+                    Err(e) if detecting && is_unknown_command(&e) => self.note_engine(SCRIPT),
                     other => {
                         bump(&counters.module_checks);
                         let reply = other?;
@@ -95,14 +84,7 @@ impl Inner {
                 }
             }
             bump(&counters.script_checks);
-            let reply = match connection.query(&prepared.eval) {
-                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    connection.load_script(&self.script, &prepared.first_key)?;
-                    bump(&counters.script_loads);
-                    connection.query(&prepared.eval)
-                }
-                other => other,
-            }?;
+            let reply = self.query_script(connection, &prepared)?;
             self.await_replicas(connection, &prepared)?;
             Ok((false, reply))
         });
@@ -111,20 +93,19 @@ impl Inner {
             Err(error) => {
                 // The server may come back with or without the module: detect again.
                 if error.fault == Fault::Unavailable {
-                    self.engine.store(UNKNOWN, Ordering::Relaxed);
+                    self.note_engine(UNKNOWN);
                 }
                 return Err(RedisCheckError::Backend(error));
             }
         };
         let decision = if from_module {
-            self.finish_module(&prepared, reply, states)
+            self.finish_module(&prepared, &reply, states)
         } else {
             self.finish(&prepared, reply, states)
         }?;
         Ok((decision, prepared.kept.take()))
     }
 
-    #[cfg(feature = "redis-tokio")]
     /// Which engine to try first: the module (forced, or detected), the script (forced
     /// or detected), or `UNKNOWN` (detect on this connection first).
     pub(super) fn engine_hint(&self) -> u8 {
@@ -135,7 +116,6 @@ impl Inner {
         }
     }
 
-    #[cfg(feature = "redis-tokio")]
     /// Records what detection found, or forgets it (`UNKNOWN`: after the server went
     /// away, which may bring it back with or without the module).
     pub(super) fn note_engine(&self, engine: u8) {
@@ -144,40 +124,24 @@ impl Inner {
         }
     }
 
-    /// The module's reply turned into the decision: mapped onto the script's reply
-    /// shape, replayed and verified like it, and its own decision fields checked against
-    /// the replay (both transports).
+    /// The module's reply `[allowed, digest, old value per key]` (`DIGEST`) turned into
+    /// the decision: replayed on the values read like the script's, and the digest of
+    /// the replay's fields, writes and TTLs compared with the module's (both
+    /// transports).
     pub(super) fn finish_module(
         &self,
         prepared: &Prepared<'_>,
-        reply: redis::Value,
+        reply: &redis::Value,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let (script_shape, fields) = match module_reply(reply, prepared.limits.len()) {
-            Ok(parts) => parts,
-            Err(message) => return Err(self.inconsistent(message)),
-        };
-        let decision = self.finish(prepared, script_shape, states)?;
-        // The module's own fields must be the replay's (clamped to RESP integers).
-        let agrees = fields.first() == Some(&clamped(&decision))
-            && fields
-                .iter()
-                .skip(1)
-                .zip(states.iter())
-                .all(|(module, replayed)| *module == clamped(replayed));
-        if !agrees {
-            return Err(self.inconsistent("the module's decision differs from the algorithm's"));
-        }
-        Ok(decision)
-    }
-}
-
-impl Inner {
-    fn inconsistent(&self, message: &'static str) -> RedisCheckError {
-        bump(&self.counters.inconsistent);
-        RedisCheckError::Backend(BackendError {
-            fault: Fault::Inconsistent,
-            message: String::from(message),
+        let parsed = digest_reply(reply, prepared.check.limits.len());
+        let now = prepared.check.now;
+        self.verified(prepared, parsed, states, |decision, outcomes, digest| {
+            if wire::digest(decision, now, outcomes) == *digest {
+                Ok(())
+            } else {
+                Err("the module's decision differs from the algorithm's")
+            }
         })
     }
 }
@@ -205,97 +169,72 @@ pub(super) fn is_unknown_command(e: &redis::RedisError) -> bool {
     e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
 }
 
-/// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms` (or `PEEK`).
-pub(super) fn module_command(
-    limits: &[(&RedisLimit, &[u8])],
-    now: u64,
-    cost: u64,
-    mode: Mode,
-    min_ttl_ms: u64,
-) -> redis::Cmd {
-    let mut cmd = redis::cmd(if mode.charges() {
+/// `RATECORE.CHECK numkeys key... limit... NOW now COST cost MINTTL ms DIGEST` (or
+/// `PEEK`), sized up front so that building it copies each argument once.
+pub(super) fn module_command(prepared: &Prepared<'_>, min_ttl_ms: u64) -> redis::Cmd {
+    let Check { limits, mode, .. } = prepared.check;
+    let args = 10 + limits.len() * 6;
+    let mut cmd = redis::Cmd::with_capacity(args, 64 + limits.len() * 128);
+    cmd.arg(if mode.charges() {
         "RATECORE.CHECK"
     } else {
         "RATECORE.PEEK"
-    });
-    cmd.arg(limits.len());
-    for (limit, key) in limits {
-        cmd.arg(limit.redis_key(key));
-    }
+    })
+    .arg(limits.len())
+    .arg(&prepared.keys);
     for (limit, _) in limits {
-        let quota = limit.quota();
-        match limit.algorithm() {
-            Algorithm::Gcra => cmd
-                .arg("GCRA")
-                .arg(quota.limit())
-                .arg(quota.period())
-                .arg(quota.burst()),
-            Algorithm::FixedWindow => cmd.arg("FIXED").arg(quota.limit()).arg(quota.period()),
-            Algorithm::SlidingWindowApprox => {
-                cmd.arg("APPROX").arg(quota.limit()).arg(quota.period())
-            }
-            Algorithm::SlidingWindowStrict { sub_windows } => cmd
-                .arg("STRICT")
-                .arg(quota.limit())
-                .arg(quota.period())
-                .arg(sub_windows),
-        };
+        cmd.arg(&limit.module_args);
     }
-    cmd.arg("NOW").arg(now).arg("COST").arg(cost);
+    cmd.arg("NOW")
+        .arg(prepared.check.now)
+        .arg("COST")
+        .arg(prepared.check.cost);
     if mode.charges() {
         cmd.arg("MINTTL").arg(min_ttl_ms);
     }
+    cmd.arg("DIGEST");
     cmd
 }
 
-/// The decision's fields as the module sends them: RESP integers, clamped to `i64::MAX`.
-type Fields = [i64; 5];
-
-fn clamped(d: &Decision) -> Fields {
-    let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    [
-        i64::from(d.allowed),
-        c(d.limit),
-        c(d.remaining),
-        c(d.reset_after),
-        c(d.retry_after),
-    ]
+/// A limit's words in `RATECORE.CHECK`: `GCRA limit period_ns burst`, `FIXED limit
+/// period_ns`, `APPROX limit period_ns` or `STRICT limit period_ns sub_windows`.
+pub(super) fn limit_args(algorithm: Algorithm, quota: &Quota) -> Vec<Vec<u8>> {
+    let number = |n: u64| n.to_string().into_bytes();
+    let (name, last) = match algorithm {
+        Algorithm::Gcra => ("GCRA", Some(quota.burst())),
+        Algorithm::FixedWindow => ("FIXED", None),
+        Algorithm::SlidingWindowApprox => ("APPROX", None),
+        Algorithm::SlidingWindowStrict { sub_windows } => ("STRICT", Some(u64::from(sub_windows))),
+    };
+    let mut args = vec![
+        name.as_bytes().to_vec(),
+        number(quota.limit()),
+        number(quota.period()),
+    ];
+    args.extend(last.map(number));
+    args
 }
 
-/// The module's reply `[allowed, limit, remaining, reset_after, retry_after, now,
-/// [per key: allowed, limit, remaining, reset_after, retry_after, old, written, ttl]]` as
-/// the script's `[allowed, (old, written, ttl) per key]`, and the decision fields
-/// (combined first, then per key).
-fn module_reply(
-    reply: redis::Value,
+/// The verdict, the values read and the digest of the module's `DIGEST` reply.
+fn digest_reply(
+    reply: &redis::Value,
     limits: usize,
-) -> Result<(redis::Value, Vec<Fields>), &'static str> {
+) -> Result<(bool, Vec<&[u8]>, u64), &'static str> {
     let redis::Value::Array(items) = reply else {
         return Err("the module's reply is not an array");
     };
-    let [a, l, r, rs, rt, _now, redis::Value::Array(per_key)] =
-        <[redis::Value; 7]>::try_from(items)
-            .map_err(|_| "the module's reply has the wrong length")?
-    else {
+    if items.len() != 2 + limits {
+        return Err("the module's reply has the wrong length");
+    }
+    let admitted = verdict(items.first())?;
+    let Some(redis::Value::Int(digest)) = items.get(1) else {
         return Err("the module's reply has an unexpected shape");
     };
-    if per_key.len() != limits {
-        return Err("the module's reply has the wrong number of keys");
-    }
-    let int = |v: &redis::Value| match v {
-        redis::Value::Int(i) => Ok(*i),
-        _ => Err("the module's reply holds a non-integer field"),
-    };
-    let mut fields = vec![[int(&a)?, int(&l)?, int(&r)?, int(&rs)?, int(&rt)?]];
-    let mut shape = vec![a];
-    for entry in per_key {
-        let redis::Value::Array(entry) = entry else {
-            return Err("the module's reply has an unexpected shape");
-        };
-        let [a, l, r, rs, rt, old, written, ttl] = <[redis::Value; 8]>::try_from(entry)
-            .map_err(|_| "the module's reply has an unexpected shape")?;
-        fields.push([int(&a)?, int(&l)?, int(&r)?, int(&rs)?, int(&rt)?]);
-        shape.extend([old, written, ttl]);
-    }
-    Ok((redis::Value::Array(shape), fields))
+    let olds = items[2..]
+        .iter()
+        .map(bytes)
+        .collect::<Option<Vec<&[u8]>>>()
+        .ok_or("the module's reply has an unexpected shape")?;
+    // The digest's 64 bits travel as a RESP integer.
+    Ok((admitted, olds, *digest as u64))
 }

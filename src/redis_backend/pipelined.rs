@@ -18,9 +18,8 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use super::RedisLimit;
-use super::{Inner, RedisCheckError};
-use crate::decision::{Decision, Mode};
+use super::{Check, Inner, RedisCheckError};
+use crate::decision::Decision;
 
 /// The runtime the pipelined checks' connection is driven by (started on first use).
 #[derive(Debug, Default)]
@@ -48,10 +47,7 @@ impl Inner {
     /// run here; `None` sends the caller to the pool.
     pub(super) fn run_pipelined(
         &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
+        check: Check<'_>,
         states: &mut [Decision],
     ) -> Option<Result<Decision, RedisCheckError>> {
         // The async transport talks to one server and sends no `WAIT`: a backend on a
@@ -64,6 +60,6 @@ impl Inner {
             return None;
         }
         let runtime = self.driver.runtime()?;
-        Some(runtime.block_on(self.run_async(limits, now, cost, mode, states)))
+        Some(runtime.block_on(self.run_async(check, states)))
     }
 }

@@ -1,13 +1,13 @@
 //! One check, one `EVALSHA`: validate the check and build the script's arguments, send it
 //! (loading the script when the server answers `NOSCRIPT`), then replay the algorithm on
-//! the state the script read and verify the script's verdict, writes and TTLs against it.
+//! the state the server read and verify the server's verdict, writes and TTLs against it
+//! (the module's reply too: `module.rs`).
 
 use super::cross_slot::Undo;
 use super::stats::bump;
-use super::wire::{self, Replica};
-use super::{BackendError, Fault, Inner, RedisCheckError, RedisLimit, MAX_LIMITS};
+use super::wire::{self, ApplyError, KeyOutcome, StoredLimit};
+use super::{BackendError, Check, Fault, Inner, RedisCheckError, MAX_LIMITS};
 use crate::decision::Decision;
-use crate::decision::Mode;
 
 /// How a too-weakly replicated write is described (see `pool::classify`).
 pub(super) const REPLICATION: &str = "not enough replicas acknowledged the write";
@@ -15,62 +15,29 @@ pub(super) const REPLICATION: &str = "not enough replicas acknowledged the write
 /// The Lua script every check runs.
 pub(super) const SCRIPT: &str = include_str!("check.lua");
 
-/// A validated check and its `EVALSHA`.
+/// A validated check and its Redis keys (one per limit), for either engine's command.
 pub(super) struct Prepared<'a> {
-    pub(super) limits: &'a [(&'a RedisLimit, &'a [u8])],
-    now: u64,
-    cost: u64,
-    mode: Mode,
+    pub(super) check: Check<'a>,
     charge: bool,
-    pub(super) eval: redis::Cmd,
-    /// The first Redis key: where the check runs on a cluster.
-    pub(super) first_key: Vec<u8>,
+    pub(super) keys: Vec<Vec<u8>>,
     /// Whether to keep what an admitted charge wrote, to undo it (cross-slot checks).
     pub(super) keep: bool,
     /// What the admitted charge wrote, when `keep`.
     pub(super) kept: std::cell::RefCell<Vec<Undo>>,
 }
 
-impl Inner {
-    /// One check over the blocking connection pool.
-    pub(super) fn run(
-        &self,
-        limits: &[(&RedisLimit, &[u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
-        states: &mut [Decision],
-        keep: bool,
-    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
-        let mut prepared = self.prepare(limits, now, cost, mode)?;
-        prepared.keep = keep;
-        let reply = self
-            .with_connection(|connection, counters| {
-                let reply = match connection.query(&prepared.eval) {
-                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                        connection.load_script(&self.script, &prepared.first_key)?;
-                        bump(&counters.script_loads);
-                        connection.query(&prepared.eval)
-                    }
-                    other => other,
-                }?;
-                self.await_replicas(connection, &prepared)?;
-                Ok(reply)
-            })
-            .map_err(RedisCheckError::Backend)?;
-        let decision = self.finish(&prepared, reply, states)?;
-        Ok((decision, prepared.kept.take()))
+impl Prepared<'_> {
+    /// The first Redis key: where the check runs on a cluster.
+    pub(super) fn first_key(&self) -> &[u8] {
+        self.keys.first().map_or(&[], Vec::as_slice)
     }
+}
 
-    /// Validates a check and builds its `EVALSHA` (transport-independent: an async
-    /// connection could send the same command and hand the reply to `finish`).
-    pub(super) fn prepare<'a>(
-        &self,
-        limits: &'a [(&'a RedisLimit, &'a [u8])],
-        now: u64,
-        cost: u64,
-        mode: Mode,
-    ) -> Result<Prepared<'a>, RedisCheckError> {
+impl Inner {
+    /// Validates a check and computes its Redis keys (transport-independent: every
+    /// transport sends the command built from them and hands the reply to `finish`).
+    pub(super) fn prepare<'a>(&self, check: Check<'a>) -> Result<Prepared<'a>, RedisCheckError> {
+        let limits = check.limits;
         if limits.is_empty() {
             return Err(RedisCheckError::Limits("a check needs at least one limit"));
         }
@@ -80,7 +47,7 @@ impl Inner {
             ));
         }
         for (limit, _) in limits {
-            limit.spec.check_cost(cost)?;
+            limit.spec.check_cost(check.cost)?;
         }
         let keys: Vec<Vec<u8>> = limits.iter().map(|(l, key)| l.redis_key(key)).collect();
         if self.cluster.is_some() {
@@ -98,10 +65,24 @@ impl Inner {
                 ));
             }
         }
-        let charge = mode.charges() && cost > 0;
+        bump(&self.counters.checks);
+        Ok(Prepared {
+            check,
+            charge: check.mode.charges() && check.cost > 0,
+            keys,
+            keep: false,
+            kept: std::cell::RefCell::default(),
+        })
+    }
+
+    /// The script's `EVALSHA` for a prepared check (built only when the script runs).
+    pub(super) fn eval(&self, prepared: &Prepared<'_>) -> redis::Cmd {
+        let Check {
+            limits, now, cost, ..
+        } = prepared.check;
         let mut args: Vec<u64> = Vec::with_capacity(4 + 13 * limits.len());
         args.extend_from_slice(&[
-            u64::from(charge),
+            u64::from(prepared.charge),
             self.min_ttl_ms,
             now >> 32,
             now & 0xffff_ffff,
@@ -111,22 +92,28 @@ impl Inner {
         }
         let mut eval = redis::cmd("EVALSHA");
         eval.arg(self.script.get_hash())
-            .arg(keys.len())
-            .arg(&keys)
+            .arg(prepared.keys.len())
+            .arg(&prepared.keys)
             .arg(&args);
-        bump(&self.counters.checks);
-        let first_key = keys.into_iter().next().unwrap_or_default();
-        Ok(Prepared {
-            limits,
-            now,
-            cost,
-            mode,
-            charge,
-            eval,
-            first_key,
-            keep: false,
-            kept: std::cell::RefCell::default(),
-        })
+        eval
+    }
+
+    /// Runs the script on a blocking connection, loading it first when the server
+    /// answers `NOSCRIPT` (nothing ran then).
+    pub(super) fn query_script(
+        &self,
+        connection: &mut super::cluster::Conn,
+        prepared: &Prepared<'_>,
+    ) -> redis::RedisResult<redis::Value> {
+        let eval = self.eval(prepared);
+        match connection.query(&eval) {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                connection.load_script(&self.script, prepared.first_key())?;
+                bump(&self.counters.script_loads);
+                connection.query(&eval)
+            }
+            other => other,
+        }
     }
 
     /// With [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas), after a
@@ -144,7 +131,7 @@ impl Inner {
         let millis = u64::try_from(self.config.wait_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let acknowledged = connection.wait(wanted, millis, &prepared.first_key)?;
+        let acknowledged = connection.wait(wanted, millis, prepared.first_key())?;
         if acknowledged < u64::from(wanted) {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::ClientError,
@@ -155,14 +142,80 @@ impl Inner {
         Ok(())
     }
 
-    /// Turns the script's reply into the decision (replayed and verified).
+    /// Turns the script's reply `[admitted, (old, written, ttl) per key]` into the
+    /// decision, replayed and verified.
     pub(super) fn finish(
         &self,
         prepared: &Prepared<'_>,
         reply: redis::Value,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let decision = self.interpret(prepared, reply, states).map_err(|message| {
+        let parsed = script_reply(&reply, prepared.check.limits.len());
+        self.verified(prepared, parsed, states, |_, outcomes, writes| {
+            for (outcome, (new, ttl)) in outcomes.iter().zip(writes) {
+                if outcome.written.as_slice() != *new {
+                    return Err("the script wrote a state the algorithm would not");
+                }
+                if outcome.ttl_ms != *ttl {
+                    return Err("the script set a TTL other than the time to rest");
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Replays the check on the values the server read (`parsed`: its verdict, the
+    /// values, and what the reply says was done), with [`wire::apply`], the code the
+    /// module runs; `agrees` compares the replay with the rest of the reply. A
+    /// disagreement is a [`Fault::Inconsistent`], counted.
+    pub(super) fn verified<T>(
+        &self,
+        prepared: &Prepared<'_>,
+        parsed: Result<(bool, Vec<&[u8]>, T), &'static str>,
+        states: &mut [Decision],
+        agrees: impl FnOnce(&Decision, &[KeyOutcome], &T) -> Result<(), &'static str>,
+    ) -> Result<Decision, RedisCheckError> {
+        let replayed = parsed.and_then(|(admitted, olds, rest)| {
+            let Check {
+                limits,
+                now,
+                cost,
+                mode,
+            } = prepared.check;
+            let stored: Vec<StoredLimit> = limits
+                .iter()
+                .map(|(l, _)| StoredLimit::of(l.spec))
+                .collect();
+            let mut outcomes = Vec::with_capacity(limits.len());
+            let decision = wire::apply(
+                &stored,
+                &olds,
+                now,
+                cost,
+                mode,
+                self.min_ttl_ms,
+                &mut outcomes,
+            )
+            .map_err(|e| match e {
+                ApplyError::State(_, why) => why,
+                _ => "the replay rejected a cost the server accepted",
+            })?;
+            if decision.allowed != admitted {
+                return Err("the server's verdict differs from the algorithm's");
+            }
+            agrees(&decision, &outcomes, &rest)?;
+            for (state, outcome) in states.iter_mut().zip(&outcomes) {
+                *state = outcome.decision;
+            }
+            if prepared.keep && prepared.charge && admitted {
+                let mut kept = prepared.kept.borrow_mut();
+                for (((limit, key), old), outcome) in limits.iter().zip(&olds).zip(&outcomes) {
+                    kept.push(Undo::new(limit, key, old, &outcome.written));
+                }
+            }
+            Ok(decision)
+        });
+        let decision = replayed.map_err(|message| {
             bump(&self.counters.inconsistent);
             RedisCheckError::Backend(BackendError {
                 fault: Fault::Inconsistent,
@@ -172,80 +225,44 @@ impl Inner {
         bump(&self.counters.decided);
         Ok(decision)
     }
+}
 
-    /// Replays the check on the state the script read and verifies the script's
-    /// verdict, writes and TTLs against the replay.
-    fn interpret(
-        &self,
-        prepared: &Prepared<'_>,
-        reply: redis::Value,
-        states: &mut [Decision],
-    ) -> Result<Decision, &'static str> {
-        let Prepared {
-            limits,
-            now,
-            cost,
-            mode,
-            charge,
-            ..
-        } = *prepared;
-        let redis::Value::Array(items) = reply else {
-            return Err("the script's reply is not an array");
+/// The verdict, the values read and the (written, TTL) pairs of the script's reply.
+type ScriptReply<'r> = (bool, Vec<&'r [u8]>, Vec<(&'r [u8], u64)>);
+
+fn script_reply(reply: &redis::Value, limits: usize) -> Result<ScriptReply<'_>, &'static str> {
+    let redis::Value::Array(items) = reply else {
+        return Err("the script's reply is not an array");
+    };
+    if items.len() != 1 + 3 * limits {
+        return Err("the script's reply has the wrong length");
+    }
+    let admitted = verdict(items.first())?;
+    let mut olds: Vec<&[u8]> = Vec::with_capacity(limits);
+    let mut writes: Vec<(&[u8], u64)> = Vec::with_capacity(limits);
+    for chunk in items.get(1..).unwrap_or(&[]).chunks_exact(3) {
+        let (Some(old), Some(new), Some(redis::Value::Int(ttl))) =
+            (bytes(&chunk[0]), bytes(&chunk[1]), chunk.get(2))
+        else {
+            return Err("the script's reply has an unexpected shape");
         };
-        if items.len() != 1 + 3 * limits.len() {
-            return Err("the script's reply has the wrong length");
-        }
-        let admitted = match items.first() {
-            Some(redis::Value::Int(1)) => true,
-            Some(redis::Value::Int(0)) => false,
-            _ => return Err("the script's verdict is not 0 or 1"),
-        };
-        let mut olds: Vec<&[u8]> = Vec::with_capacity(limits.len());
-        let mut writes: Vec<(&[u8], u64)> = Vec::with_capacity(limits.len());
-        for chunk in items.get(1..).unwrap_or(&[]).chunks_exact(3) {
-            let (Some(old), Some(new), Some(redis::Value::Int(ttl))) =
-                (bytes(&chunk[0]), bytes(&chunk[1]), chunk.get(2))
-            else {
-                return Err("the script's reply has an unexpected shape");
-            };
-            olds.push(old);
-            writes.push((new, u64::try_from(*ttl).unwrap_or(u64::MAX)));
-        }
-        let replicas = limits
-            .iter()
-            .zip(&olds)
-            .map(|((limit, _), old)| limit.spec.replica(old))
-            .collect::<Result<Vec<Replica>, _>>()?;
-        let decision = wire::replay(&replicas, now, cost, mode, states)
-            .map_err(|_| "the replay rejected a cost the script accepted")?;
-        if decision.allowed != admitted {
-            return Err("the script's verdict differs from the algorithm's");
-        }
-        for ((((limit, key), replica), old), (new, ttl)) in
-            limits.iter().zip(&replicas).zip(&olds).zip(&writes)
-        {
-            let (expected, expected_ttl) =
-                limit
-                    .spec
-                    .expected_write(replica, old, charge && admitted, now, self.min_ttl_ms);
-            if expected.as_slice() != *new {
-                return Err("the script wrote a state the algorithm would not");
-            }
-            if expected_ttl != *ttl {
-                return Err("the script set a TTL other than the time to rest");
-            }
-            if prepared.keep && charge && admitted {
-                prepared
-                    .kept
-                    .borrow_mut()
-                    .push(Undo::new(limit, key, old, new));
-            }
-        }
-        Ok(decision)
+        olds.push(old);
+        writes.push((new, u64::try_from(*ttl).unwrap_or(u64::MAX)));
+    }
+    Ok((admitted, olds, writes))
+}
+
+/// A reply's verdict: 1 admitted, 0 denied.
+pub(super) fn verdict(value: Option<&redis::Value>) -> Result<bool, &'static str> {
+    match value {
+        Some(redis::Value::Int(1)) => Ok(true),
+        Some(redis::Value::Int(0)) => Ok(false),
+        _ => Err("the server's verdict is not 0 or 1"),
     }
 }
 
-fn bytes(value: &redis::Value) -> Option<&[u8]> {
+/// A value read or written: a bulk string, or nil for none.
+pub(super) fn bytes(value: &redis::Value) -> Option<&[u8]> {
     match value {
         redis::Value::BulkString(b) => Some(b),
         redis::Value::Nil => Some(&[]),

@@ -19,37 +19,10 @@ ROOT="$(pwd)"
 cargo build --release -p ratecore-redis-module
 MODULE="$ROOT/target/release/libratecore_redis_module.so"
 
-# redis-cell 0.2.2, from crates.io, built with the current toolchain.
+# shellcheck source=tests/redis/lib.sh
+source tests/redis/lib.sh
 CELL_DIR="$ROOT/target/redis-cell"
 CELL=""
-build_cell() {
-    mkdir -p "$CELL_DIR/fetch/src"
-    cat >"$CELL_DIR/fetch/Cargo.toml" <<'TOML'
-[package]
-name = "fetch-redis-cell"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-redis-cell = "=0.2.2"
-
-[workspace]
-TOML
-    : >"$CELL_DIR/fetch/src/lib.rs"
-    # Downloads the package into cargo's registry cache, which `cargo metadata` locates.
-    (cd "$CELL_DIR/fetch" && cargo fetch -q) || return 1
-    local src
-    src="$(cd "$CELL_DIR/fetch" && cargo metadata --format-version 1 |
-        python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-cell"))')"
-    rm -rf "$CELL_DIR/src"
-    cp -r "$(dirname "$src")" "$CELL_DIR/src"
-    # Its own workspace, so that cargo does not attach it to this repository's.
-    printf '\n[workspace]\n' >>"$CELL_DIR/src/Cargo.toml"
-    (cd "$CELL_DIR/src" && CARGO_TARGET_DIR="$CELL_DIR/target" cargo build --release -q 2>"$CELL_DIR/build.log") || return 1
-    CELL="$CELL_DIR/target/release/libredis_cell.so"
-    [ -f "$CELL" ]
-}
 if build_cell; then
     echo "redis-cell 0.2.2: built from crates.io ($CELL)"
 else

@@ -169,6 +169,10 @@ if [ "${RATECORE_REDIS_BENCH:-1}" != 0 ]; then
     RATECORE_REDIS_ENGINE=script \
         cargo test --release --features redis-tokio --test redis_bench -- --ignored --nocapture --test-threads=1
     echo
+    echo "== the async and pipelined benchmark on the module (about 20 s): RATECORE_REDIS_ENGINE=module cargo test --release --features redis-tokio --test redis_bench async_checks_per_second -- --ignored --nocapture =="
+    RATECORE_REDIS_ENGINE=module \
+        cargo test --release --features redis-tokio --test redis_bench async_checks_per_second -- --ignored --nocapture --test-threads=1
+    echo
     echo "== server CPU per check: bash tests/redis/cpu.sh =="
     stop_server
     PORT=""
