@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{policy, ManualClock};
+use common::{limit_block, policy, ManualClock};
 use ratecore_tower::RateLimitLayer;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
@@ -17,24 +17,15 @@ use tonic_health::pb::HealthCheckRequest;
 
 /// Three calls per hour per client IP; a request without one is denied, so an admitted
 /// call proves the layer read tonic's peer address.
-const PER_IP: &str = r#"
-[response]
-headers = "uphold"
-[[rule]]
-name = "grpc"
-[[rule.limit]]
-name = "per-ip"
-key = ["client_ip"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 3
-period = "1h"
-"#;
+fn per_ip() -> String {
+    let limit = limit_block("per-ip", "client_ip", "deny", "fixed_window", 3, "1h");
+    format!("[response]\nheaders = \"uphold\"\n[[rule]]\nname = \"grpc\"\n{limit}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_get_metadata_and_resource_exhausted() {
     let (_reporter, health) = tonic_health::server::health_reporter();
-    let layer = RateLimitLayer::new(policy(PER_IP)).clock(ManualClock::at(0));
+    let layer = RateLimitLayer::new(policy(&per_ip())).clock(ManualClock::at(0));
     let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
     let addr = incoming.local_addr().expect("address");
     let mut server = Server::builder().layer(layer);
