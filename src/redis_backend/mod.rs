@@ -225,28 +225,28 @@
 //! rows interleaved; each row below is its median round. "Ceiling" is what one Redis core
 //! could run of the command alone, 10^6 / its `usec_per_call` during the row; "client
 //! CPU" and "server CPU" are the two processes' CPU time (user and system, from
-//! `/proc/self/stat` and `INFO cpu`) per check. On a 2-core machine that other work kept
-//! busy during the run:
+//! `/proc/self/stat` and `INFO cpu`) per check. On a 2-core machine with little other
+//! load (the run of `.ci/run`):
 //!
 //! | engine | transport | tasks | checks/s | p50 µs | p99 µs | Redis µs | ceiling checks/s | client CPU µs | server CPU µs |
 //! |---|---|---|---|---|---|---|---|---|---|
-//! | script | blocking, one connection | 1 | 11 635 | 45.5 | 1 292 | 19.5 | 51 387 | 18.9 | 37.5 |
-//! | script | blocking, 16 threads pipelined | 16 | 15 838 | 522.6 | 6 831 | 19.5 | 51 387 | 23.5 | 21.0 |
-//! | script | async, one runtime thread | 64 | 26 010 | 1 970 | 7 289 | 17.0 | 58 720 | 10.0 | 18.4 |
-//! | script | async, two runtime threads | 64 | 25 788 | 1 640 | 9 604 | 20.8 | 48 008 | 11.3 | 17.6 |
-//! | module | blocking, one connection | 1 | 19 626 | 31.4 | 259.1 | 4.9 | 202 840 | 14.9 | 20.2 |
-//! | module | blocking, 16 threads pipelined | 16 | 22 891 | 327.7 | 7 066 | 6.0 | 165 289 | 21.1 | 10.6 |
-//! | module | async, one runtime thread | 64 | 50 183 | 667.4 | 7 589 | 3.8 | 262 467 | 7.0 | 7.0 |
-//! | module | async, two runtime threads | 64 | 56 597 | 836.2 | 5 706 | 4.0 | 250 000 | 7.7 | 6.0 |
+//! | script | blocking, one connection | 1 | 25 483 | 29.8 | 105.2 | 10.8 | 92 507 | 14.6 | 24.0 |
+//! | script | blocking, 16 threads pipelined | 16 | 38 610 | 373.6 | 2 262 | 14.3 | 69 881 | 15.8 | 18.0 |
+//! | script | async, one runtime thread | 64 | 71 631 | 922.1 | 3 083 | 8.8 | 114 025 | 5.5 | 10.4 |
+//! | script | async, two runtime threads | 64 | 63 631 | 1 054 | 3 231 | 9.2 | 108 225 | 7.8 | 10.8 |
+//! | module | blocking, one connection | 1 | 26 084 | 25.1 | 93.0 | 3.8 | 266 667 | 17.4 | 23.1 |
+//! | module | blocking, 16 threads pipelined | 16 | 48 894 | 266.7 | 2 188 | 4.9 | 205 339 | 21.1 | 7.6 |
+//! | module | async, one runtime thread | 64 | 148 868 | 409.0 | 849.6 | 2.7 | 364 964 | 5.7 | 5.6 |
+//! | module | async, two runtime threads | 64 | 133 516 | 472.5 | 1 047 | 3.0 | 330 033 | 5.2 | 4.4 |
 //!
-//! What bounds these rates is the CPU left to the two processes, not the transport: 64
-//! async tasks on the module cost the client about 7 µs and the server about 7 µs of CPU
-//! per check, so with a free core each the pair would run about 140 000 checks per second
-//! (the module's command itself is 4 µs of it); on this shared machine the best row of
-//! the run reached 72 005. On the script, the async transport reached
-//! half of the script's ceiling here (the server's 18 µs of CPU per check are the bound).
-//! Pipelined blocking threads cost the client three times an async task's CPU per check
-//! (a runtime `block_on` per check and a thread wake-up per reply).
+//! One process reaches over 100 000 checks per second on the module with 64 async tasks
+//! on one connection (the three rounds: 126 074, 148 868 and 198 527 on one runtime
+//! thread). What bounds it is the CPU the client and the server share on two cores, not
+//! the transport: each check costs the client about 5 µs and the server about 5 µs of
+//! CPU, of which the module's command is 3 µs. On the script, the async transport reached
+//! 63 % of the script's ceiling (the server's 10 µs of CPU per check are the bound).
+//! Pipelined blocking threads cost the client three to four times an async task's CPU
+//! per check (a runtime `block_on` per check and a thread wake-up per reply).
 
 #[macro_use]
 mod entry_points;
