@@ -1602,6 +1602,41 @@ ratecore_status ratecore_tables_check(const struct ratecore_check_item *items,
                                       struct ratecore_check_result *result_out);
 
 /**
+ * Checks a request as `ratecore_tables_check(items, item_count, now_ns, mode,
+ * result_out)` does, then renders its rate-limit headers as
+ * `ratecore_render_check_headers(style, items, item_count, result_out, unix_now_ns,
+ * out, out_len, headers_out)` does: the same decision, result, header names and value
+ * bytes, in one call.
+ *
+ * Everything is checked before anything is consumed: the arguments of both steps, and
+ * for the IETF style every item's name (`INVALID_UTF8`, or `INVALID_ARGUMENT` when the
+ * names of several-quota tables pass 4,096 bytes in all). So the status is either
+ * the check's (an error consumes nothing, and writes only what `ratecore_tables_check`
+ * writes on that error), or, once the check is made and `*result_out` written:
+ * - `OK`: `*headers_out` lists the headers, their values in `out`;
+ * - `BUFFER_TOO_SMALL`: the values need `headers_out->len` bytes (nothing else of
+ *   `*headers_out` is written). Render them with `ratecore_render_check_headers` from
+ *   `*result_out` into a buffer that large: never check the request again. Up to 24
+ *   bytes per value suffice for the seed styles; the IETF lists grow with the quotas.
+ *
+ * Thread safety: as for `ratecore_tables_check`.
+ *
+ * # Safety
+ * As for `ratecore_tables_check` (`items`, `result_out`) and
+ * `ratecore_render_check_headers` (each item's `name`, `out`, `headers_out`).
+ */
+ratecore_status ratecore_tables_check_headers(const struct ratecore_check_item *items,
+                                              size_t item_count,
+                                              uint64_t now_ns,
+                                              uint32_t mode,
+                                              uint32_t style,
+                                              uint64_t unix_now_ns,
+                                              uint8_t *out,
+                                              size_t out_len,
+                                              struct ratecore_check_result *result_out,
+                                              struct ratecore_headers *headers_out);
+
+/**
  * Renders the rate-limit headers of `style` for a `ratecore_tables_check` result: the
  * values go one after another into `out` (no names, separators or line ends), and
  * `*headers_out` lists each header's static name and its value's place in `out`. The

@@ -6,9 +6,6 @@
 #include "ngx_http_ratecore_module.h"
 
 
-/* values of the seed styles: four numbers or dates of at most 21 bytes each */
-#define NGX_HTTP_RATECORE_VALUES_BUF     96
-#define NGX_HTTP_RATECORE_IETF_BUF       1024
 #define NGX_HTTP_RATECORE_MAX_RENDER     (1024 * 1024)
 
 
@@ -18,69 +15,52 @@ static ngx_str_t  ngx_http_ratecore_text_plain =
     ngx_string("text/plain; charset=utf-8");
 
 
-/* Adds the style's rate-limit headers for a check's result to headers_out: the library
- * renders each value into one pool buffer and names its header (static strings). Returns
- * NGX_ERROR only when memory runs out; a failed rendering is logged and the headers
- * left out. The wall clock (for absolute resets) is nginx's cached time. */
+/* Adds the headers ratecore_tables_check_headers rendered (rc, out); BUFFER_TOO_SMALL
+ * renders them again into the size asked for. NGX_ERROR only when memory runs out; a
+ * failed rendering is logged and the headers left out. */
 ngx_int_t
-ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_uint_t style,
+ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
     const ratecore_check_item *items, size_t nitems,
-    const ratecore_check_result *result)
+    const ratecore_check_result *result, ratecore_status rc, ratecore_headers *out)
 {
-    size_t            size;
     u_char           *buf;
-    uint64_t          wall;
     ngx_uint_t        i;
-    ratecore_status   rc;
     ngx_table_elt_t  *h;
-    ratecore_headers  out;
+    ngx_list_t       *list = &r->headers_out.headers;
 
-    if (style == RATECORE_LIMIT_STYLE_NONE) {
-        return NGX_OK;
-    }
-
-    size = style == RATECORE_HEADER_STYLE_IETF ? NGX_HTTP_RATECORE_IETF_BUF
-                                                 : NGX_HTTP_RATECORE_VALUES_BUF;
-    wall = style == RATECORE_HEADER_STYLE_UPHOLD
-           || style == RATECORE_HEADER_STYLE_SWITCH ? ngx_http_ratecore_wall_ns() : 0;
-
-    for ( ;; ) {
-        buf = ngx_pnalloc(r->pool, size);
+    if (rc == RATECORE_STATUS_BUFFER_TOO_SMALL && out->len <= NGX_HTTP_RATECORE_MAX_RENDER) {
+        buf = ngx_pnalloc(r->pool, out->len);
         if (buf == NULL) {
             return NGX_ERROR;
         }
 
         rc = ratecore_render_check_headers((uint32_t) style, items, nitems, result,
-                                           wall, buf, size, &out);
-
-        if (rc != RATECORE_STATUS_BUFFER_TOO_SMALL || out.len <= size
-            || out.len > NGX_HTTP_RATECORE_MAX_RENDER)
-        {
-            break;
-        }
-
-        size = out.len;
+                                           ngx_http_ratecore_wall_ns(style), buf,
+                                           out->len, out);
     }
 
     if (rc != RATECORE_STATUS_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "ratecore_render_check_headers() failed: %s (status %uD)",
+                      "rendering the ratecore headers failed: %s (status %uD)",
                       ratecore_status_message(rc), (uint32_t) rc);
         return NGX_OK;
     }
 
-    for (i = 0; i < out.count; i++) {
-        h = ngx_list_push(&r->headers_out.headers);
+    for (i = 0; i < out->count; i++) {
+        /* the list's last part has room for a few more, as a rule: no call then */
+        h = list->last->nelts < list->nalloc
+            ? (ngx_table_elt_t *) list->last->elts + list->last->nelts++
+            : ngx_list_push(list);
         if (h == NULL) {
             return NGX_ERROR;
         }
 
         /* the name is one of the library's static strings, never written to */
         h->hash = 1;
-        h->key.data = (u_char *) out.headers[i].name;
-        h->key.len = out.headers[i].name_len;
-        h->value.data = (u_char *) out.headers[i].value;
-        h->value.len = out.headers[i].value_len;
+        h->key.data = (u_char *) out->headers[i].name;
+        h->key.len = out->headers[i].name_len;
+        h->value.data = (u_char *) out->headers[i].value;
+        h->value.len = out->headers[i].value_len;
         h->lowcase_key = NULL;
 #if (nginx_version >= 1023000)
         h->next = NULL;

@@ -16,13 +16,16 @@
 #include "ngx_http_ratecore_module.h"
 
 
-/* The request context is the pool cleanup itself (see ngx_http_ratecore_get_ctx):
- * its data pointer holds the $ratecore_status code, so marking a request costs one
- * small allocation. */
-typedef ngx_pool_cleanup_t  ngx_http_ratecore_ctx_t;
+/* The request context starts with a pool cleanup (see ngx_http_ratecore_get_ctx) whose
+ * data pointer holds the $ratecore_status code; the header values follow: one
+ * allocation per request. */
+typedef struct {
+    ngx_pool_cleanup_t  cln;
+    u_char              values[];
+} ngx_http_ratecore_ctx_t;
 
-#define ngx_http_ratecore_ctx_status(ctx)  ((ngx_uint_t) (uintptr_t) (ctx)->data)
-#define ngx_http_ratecore_ctx_set(ctx, st) (ctx)->data = (void *) (uintptr_t) (st)
+#define ngx_http_ratecore_ctx_status(ctx)  ((ngx_uint_t) (uintptr_t) (ctx)->cln.data)
+#define ngx_http_ratecore_ctx_set(ctx, st) (ctx)->cln.data = (void *) (uintptr_t) (st)
 
 
 static ngx_int_t ngx_http_ratecore_handler(ngx_http_request_t *r);
@@ -165,25 +168,29 @@ ngx_http_ratecore_get_ctx(ngx_http_request_t *r)
         }
     }
 
-    return cln;
+    return (ngx_http_ratecore_ctx_t *) cln;
 }
 
 
+/* The context, linked into the pool's cleanups as ngx_pool_cleanup_add() links one, but
+ * in the same allocation as size bytes for the header values. */
 static ngx_http_ratecore_ctx_t *
-ngx_http_ratecore_create_ctx(ngx_http_request_t *r)
+ngx_http_ratecore_create_ctx(ngx_http_request_t *r, size_t size)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_http_ratecore_ctx_t  *ctx;
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_ratecore_ctx_t) + size);
+    if (ctx == NULL) {
         return NULL;
     }
 
-    cln->handler = ngx_http_ratecore_cleanup;
-    ngx_http_ratecore_ctx_set(cln, 0);
-    ngx_http_set_ctx(r, cln, ngx_http_ratecore_module);
+    ctx->cln.handler = ngx_http_ratecore_cleanup;
+    ctx->cln.data = NULL;
+    ctx->cln.next = r->pool->cleanup;
+    r->pool->cleanup = &ctx->cln;
+    ngx_http_set_ctx(r, ctx, ngx_http_ratecore_module);
 
-    return cln;
+    return ctx;
 }
 
 
@@ -337,7 +344,8 @@ ngx_http_ratecore_dry_runs(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *
 static ngx_int_t
 ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf,
     ngx_http_ratecore_ctx_t *ctx, ngx_http_ratecore_limit_t *limit,
-    const ratecore_check_item *items, ngx_uint_t n, const ratecore_check_result *result)
+    const ratecore_check_item *items, ngx_uint_t n, const ratecore_check_result *result,
+    ratecore_status rc, ratecore_headers *out)
 {
     ngx_http_ratecore_ctx_set(ctx, NGX_HTTP_RATECORE_REJECTED);
 
@@ -347,7 +355,10 @@ ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf
                   result->decision.retry_after_ns == RATECORE_NEVER
                   ? (uint64_t) -1 : result->decision.retry_after_ns / 1000000);
 
-    if (ngx_http_ratecore_set_headers(r, limit->d.style, items, n, result) != NGX_OK) {
+    if (limit->d.style != RATECORE_LIMIT_STYLE_NONE
+        && ngx_http_ratecore_add_headers(r, limit->d.style, items, n, result, rc, out)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -365,8 +376,9 @@ static ngx_int_t
 ngx_http_ratecore_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc_prepare;
-    ngx_uint_t                     i, n, ndry, nlimits, status;
-    ratecore_status                rc;
+    size_t                         size;
+    ngx_uint_t                     i, n, ndry, nlimits, status, style;
+    ratecore_status                rc, rendered;
     ngx_http_ratecore_ctx_t       *ctx;
     ngx_http_ratecore_limit_t     *limits, *limit;
     ngx_http_ratecore_loc_conf_t  *rlcf;
@@ -375,6 +387,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_limit_t     *owners[NGX_HTTP_RATECORE_MAX_LIMITS];
     ngx_http_ratecore_limit_t     *dry_owners[NGX_HTTP_RATECORE_MAX_LIMITS];
     ratecore_check_result          result;
+    ratecore_headers               out;
     uint64_t                       now;
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
@@ -389,13 +402,19 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_ratecore_create_ctx(r);
+    limits = rlcf->limits->elts;
+    nlimits = rlcf->limits->nelts;
+
+    /* one style per level; the IETF lists may grow past their first buffer */
+    style = limits[0].d.style;
+    size = style == RATECORE_LIMIT_STYLE_NONE ? 0
+           : style == RATECORE_HEADER_STYLE_IETF ? 1024 : RATECORE_MAX_HEADERS * 24;
+
+    ctx = ngx_http_ratecore_create_ctx(r, size);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    limits = rlcf->limits->elts;
-    nlimits = rlcf->limits->nelts;
     n = 0;
     ndry = 0;
 
@@ -428,13 +447,23 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     now = ngx_http_ratecore_mono_ns();
     status = NGX_HTTP_RATECORE_PASSED;
     rc = RATECORE_STATUS_OK;
+    rendered = RATECORE_STATUS_OK;
 
     if (n) {
-        rc = ratecore_tables_check(items, n, now, RATECORE_CHECK_MODE_CHARGE, &result);
+        rendered = style == RATECORE_LIMIT_STYLE_NONE
+                   ? ratecore_tables_check(items, n, now, RATECORE_CHECK_MODE_CHARGE,
+                                           &result)
+                   : ratecore_tables_check_headers(items, n, now,
+                                                   RATECORE_CHECK_MODE_CHARGE, style,
+                                                   ngx_http_ratecore_wall_ns(style),
+                                                   ctx->values, size, &result, &out);
+
+        /* BUFFER_TOO_SMALL: checked, the headers left to render again */
+        rc = rendered == RATECORE_STATUS_BUFFER_TOO_SMALL ? RATECORE_STATUS_OK : rendered;
 
         if (rc == RATECORE_STATUS_OK && !result.decision.allowed) {
             return ngx_http_ratecore_deny(r, rlcf, ctx, owners[result.item], items, n,
-                                          &result);
+                                          &result, rendered, &out);
         }
 
         if (rc == RATECORE_STATUS_COST_EXCEEDS_LIMIT) {
@@ -462,17 +491,12 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_ctx_set(ctx, status);
 
     /* admitted: the enforcing limits' headers (a dry-run limit adds none) */
-    if (n == 0 || rc != RATECORE_STATUS_OK
-        || owners[0]->d.style == RATECORE_LIMIT_STYLE_NONE)
-    {
+    if (n == 0 || rc != RATECORE_STATUS_OK || style == RATECORE_LIMIT_STYLE_NONE) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ratecore_set_headers(r, owners[0]->d.style, items, n, &result) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DECLINED;
+    return ngx_http_ratecore_add_headers(r, style, items, n, &result, rendered, &out)
+           == NGX_OK ? NGX_DECLINED : NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 

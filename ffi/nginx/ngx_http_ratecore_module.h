@@ -6,8 +6,8 @@
  *   ngx_http_ratecore_zone.c        ratecore_zone and the tables in shared memory
  *   ngx_http_ratecore_headers.c     the rate-limit headers and the 429 body
  * Deciding (all or nothing over several zones, which quota decides) and rendering
- * (numbers, dates, the IETF lists) are the library's: ratecore_tables_check and
- * ratecore_render_check_headers. Directive reference: ffi/nginx/README.md.
+ * (numbers, dates, the IETF lists) are the library's: ratecore_tables_check_headers
+ * (ratecore_render_check_headers for long IETF lists). Directives: ffi/nginx/README.md.
  */
 
 #ifndef NGX_HTTP_RATECORE_MODULE_H
@@ -100,11 +100,16 @@ uint64_t ngx_http_ratecore_clock_ns(clockid_t id);
 
 
 /* The wall clock (nanoseconds since the epoch) of the moment the monotonic now comes
- * from, for absolute reset times: nginx's cached time when the cached clocks are used. */
+ * from, for a style's absolute reset times (0 for the others, which never read it):
+ * nginx's cached time when the cached clocks are used. */
 static ngx_inline uint64_t
-ngx_http_ratecore_wall_ns(void)
+ngx_http_ratecore_wall_ns(ngx_uint_t style)
 {
     ngx_time_t  *tp;
+
+    if (style != RATECORE_HEADER_STYLE_UPHOLD && style != RATECORE_HEADER_STYLE_SWITCH) {
+        return 0;
+    }
 
     if (!ngx_http_ratecore_cached_clock) {
         return ngx_http_ratecore_clock_ns(CLOCK_REALTIME);
@@ -116,9 +121,9 @@ ngx_http_ratecore_wall_ns(void)
                        : (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
 }
 
-ngx_int_t ngx_http_ratecore_set_headers(ngx_http_request_t *r, ngx_uint_t style,
+ngx_int_t ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
     const ratecore_check_item *items, size_t nitems,
-    const ratecore_check_result *result);
+    const ratecore_check_result *result, ratecore_status rc, ratecore_headers *out);
 ngx_int_t ngx_http_ratecore_send_denial(ngx_http_request_t *r,
     ngx_http_ratecore_limit_t *limit, const ratecore_check_result *result);
 

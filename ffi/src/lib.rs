@@ -60,6 +60,7 @@ mod directive_zone;
 pub mod headers;
 pub mod limiter;
 pub mod multi;
+pub mod multi_check_headers;
 pub mod multi_headers;
 pub mod panic;
 pub mod policy;
@@ -102,6 +103,7 @@ pub use multi::{
     ratecore_check_item, ratecore_check_mode, ratecore_check_report, ratecore_check_result,
     ratecore_tables_check, RATECORE_MAX_CHECK_ITEMS,
 };
+pub use multi_check_headers::ratecore_tables_check_headers;
 pub use multi_headers::{
     ratecore_header, ratecore_headers, ratecore_render_check_headers, RATECORE_MAX_HEADERS,
 };

@@ -127,47 +127,67 @@ pub unsafe extern "C" fn ratecore_tables_check(
     mode: u32,
     result_out: *mut ratecore_check_result,
 ) -> ratecore_status {
-    guard(|| {
-        let mode = match mode {
-            1 => Mode::Charge,
-            2 => Mode::Peek,
-            _ => return Err(ratecore_status::InvalidArgument),
-        };
-        if item_count > RATECORE_MAX_CHECK_ITEMS {
-            // Rejected without reading: the count alone decides.
-            if items.is_null() {
-                return Err(ratecore_status::NullPointer);
-            }
-            check_len::<ratecore_check_item>(item_count)?;
-            return Err(ratecore_status::TooManyLimits);
+    // SAFETY: forwarded from this function's contract.
+    guard(|| unsafe { check_into(items, item_count, now_ns, mode, result_out, |_| Ok(())) })
+}
+
+/// `ratecore_tables_check`'s body, shared with `ratecore_tables_check_headers`: `ready`
+/// sees the items' tables once every argument is checked and before anything is
+/// consumed, and may still refuse (an error then consumes nothing).
+///
+/// # Safety
+/// As for `ratecore_tables_check`.
+#[inline(always)] // into each exported check: one call, no closure left behind
+pub(crate) unsafe fn check_into(
+    items: *const ratecore_check_item,
+    item_count: usize,
+    now_ns: u64,
+    mode: u32,
+    result_out: *mut ratecore_check_result,
+    ready: impl FnOnce(&[Check]) -> Result<(), ratecore_status>,
+) -> Result<(), ratecore_status> {
+    let mode = match mode {
+        1 => Mode::Charge,
+        2 => Mode::Peek,
+        _ => return Err(ratecore_status::InvalidArgument),
+    };
+    if item_count > RATECORE_MAX_CHECK_ITEMS {
+        // Rejected without reading: the count alone decides.
+        if items.is_null() {
+            return Err(ratecore_status::NullPointer);
         }
-        // SAFETY: forwarded from this function's contract.
-        let items = unsafe { input_slice(items, item_count) }?;
-        // SAFETY: valid for writing one result during this call, or NULL (contract).
-        let out = unsafe { output(result_out) }?;
-        let result = out.as_ptr();
-        let first = items.first().ok_or(ratecore_status::NoLimits)?;
-        // SAFETY: forwarded from this function's contract (each item's handle and key).
-        let first_check = unsafe { table_check(first) }?;
-        if items.len() == 1 {
-            // SAFETY: `result` is valid for one result's writes (checked above).
-            return unsafe { decide(std::slice::from_ref(&first_check), now_ns, mode, result) };
-        }
-        let mut checks = [first_check; RATECORE_MAX_CHECK_ITEMS];
-        for (check, item) in checks.iter_mut().zip(items).skip(1) {
-            // SAFETY: as for the first item.
-            *check = unsafe { table_check(item) }?;
-        }
-        let checks = checks.get(..items.len()).unwrap_or(&[]);
+        check_len::<ratecore_check_item>(item_count)?;
+        return Err(ratecore_status::TooManyLimits);
+    }
+    // SAFETY: forwarded from this function's contract.
+    let items = unsafe { input_slice(items, item_count) }?;
+    // SAFETY: valid for writing one result during this call, or NULL (contract).
+    let out = unsafe { output(result_out) }?;
+    let result = out.as_ptr();
+    let first = items.first().ok_or(ratecore_status::NoLimits)?;
+    // SAFETY: forwarded from this function's contract (each item's handle and key).
+    let first_check = unsafe { table_check(first) }?;
+    if items.len() == 1 {
+        let checks = std::slice::from_ref(&first_check);
+        ready(checks)?;
         // SAFETY: `result` is valid for one result's writes (checked above).
-        unsafe { decide(checks, now_ns, mode, result) }
-    })
+        return unsafe { decide(checks, now_ns, mode, result) };
+    }
+    let mut checks = [first_check; RATECORE_MAX_CHECK_ITEMS];
+    for (check, item) in checks.iter_mut().zip(items).skip(1) {
+        // SAFETY: as for the first item.
+        *check = unsafe { table_check(item) }?;
+    }
+    let checks = checks.get(..items.len()).unwrap_or(&[]);
+    ready(checks)?;
+    // SAFETY: `result` is valid for one result's writes (checked above).
+    unsafe { decide(checks, now_ns, mode, result) }
 }
 
 /// One item as the core's check takes it (not part of the C API).
 ///
 /// cbindgen:ignore
-type Check = TableCheck<'static, RegionMemory<'static>>;
+pub(crate) type Check = TableCheck<'static, RegionMemory<'static>>;
 
 /// Runs the checks and writes the result.
 ///
@@ -262,6 +282,7 @@ fn init_states(
 /// # Safety
 /// The item's `table` is NULL or a live handle not freed during the exported call, and
 /// its `key` valid for `key_len` bytes (or NULL with 0).
+#[inline(always)] // twice into `check_into`: the first item and the others
 unsafe fn table_check(item: &ratecore_check_item) -> Result<Check, ratecore_status> {
     // SAFETY: forwarded from this function's contract.
     let inner: &TableInner = unsafe { handle_ref(item.table) }?;

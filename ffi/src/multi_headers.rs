@@ -8,7 +8,7 @@ use std::ffi::c_char;
 use ratecore::http::{self, HeaderInput, HeaderValue, QuotaReport, MAX_HEADER_VALUES};
 use ratecore::Decision;
 
-use crate::ffi::{input_ref, input_slice, output, output_slice};
+use crate::ffi::{input_ref, input_slice, output, output_slice, Out, OutSlice};
 use crate::headers::{decision_of, ratecore_header_style, utf8, RATECORE_MAX_QUOTA_REPORTS};
 use crate::multi::{ratecore_check_item, ratecore_check_result};
 use crate::panic::guard;
@@ -92,61 +92,75 @@ pub unsafe extern "C" fn ratecore_render_check_headers(
         // SAFETY: forwarded from this function's contract.
         let headers = unsafe { output(headers_out) }?;
         // SAFETY: forwarded from this function's contract.
-        let mut buffer = unsafe { output_slice(out, out_len) }?;
-        let decision = decision_of(&result.decision);
-        let base = buffer.as_ptr();
-        let bytes = buffer.as_mut_slice();
-        let mut values = [HeaderValue::default(); MAX_HEADER_VALUES];
-        let rendered = match style {
-            http::HeaderStyle::Ietf => render_ietf(items, result, unix_now_ns, bytes, &mut values)?,
-            _ => {
-                let input = HeaderInput {
-                    decision,
-                    quotas: &[],
-                    unix_now_nanos: unix_now_ns,
-                };
-                http::render_header_values(style, &input, bytes, &mut values)
-            }
-        };
-        let count = match rendered {
-            Ok(count) => count,
-            Err(too_small) => {
-                let out = headers.as_ptr();
-                // SAFETY: `headers_out` is valid for one write (checked above); the field
-                // pointer stays inside it.
-                unsafe { std::ptr::addr_of_mut!((*out).len).write(too_small.needed) };
-                return Err(ratecore_status::BufferTooSmall);
-            }
-        };
-        // Written field by field: only the headers rendered, and no second copy.
-        let out = headers.as_ptr();
-        let mut len = 0;
-        for (index, value) in values.iter().take(count).enumerate() {
-            let header = ratecore_header {
-                name: value.name.as_ptr().cast::<c_char>(),
-                name_len: value.name.len(),
-                // The value lies inside `out` (the renderer succeeded, so it fit):
-                // `wrapping_add` computes its address without any claim on it.
-                value: base.wrapping_add(value.start).cast_const(),
-                value_len: value.len,
-            };
-            len = value.start + value.len;
-            // SAFETY: `headers_out` is valid for one write (checked above); `index` <
-            // `count` <= RATECORE_MAX_HEADERS, so the pointer stays inside `headers`.
-            unsafe {
-                std::ptr::addr_of_mut!((*out).headers)
-                    .cast::<ratecore_header>()
-                    .add(index)
-                    .write(header);
-            }
-        }
-        // SAFETY: as above; the field pointers stay inside `*out`.
-        unsafe {
-            std::ptr::addr_of_mut!((*out).count).write(count);
-            std::ptr::addr_of_mut!((*out).len).write(len);
-        }
-        Ok(())
+        let buffer = unsafe { output_slice(out, out_len) }?;
+        render_into(style, items, result, unix_now_ns, buffer, &headers)
     })
+}
+
+/// `ratecore_render_check_headers`' body, shared with `ratecore_tables_check_headers`:
+/// renders into the checked `buffer` and writes `headers` (only its `len` with
+/// `BUFFER_TOO_SMALL`).
+#[inline(always)] // into each exported renderer
+pub(crate) fn render_into(
+    style: http::HeaderStyle,
+    items: &[ratecore_check_item],
+    result: &ratecore_check_result,
+    unix_now_ns: u64,
+    mut buffer: OutSlice<u8>,
+    headers: &Out<ratecore_headers>,
+) -> Result<(), ratecore_status> {
+    let decision = decision_of(&result.decision);
+    let base = buffer.as_ptr();
+    let bytes = buffer.as_mut_slice();
+    let mut values = [HeaderValue::default(); MAX_HEADER_VALUES];
+    let rendered = match style {
+        http::HeaderStyle::Ietf => render_ietf(items, result, unix_now_ns, bytes, &mut values)?,
+        _ => {
+            let input = HeaderInput {
+                decision,
+                quotas: &[],
+                unix_now_nanos: unix_now_ns,
+            };
+            http::render_header_values(style, &input, bytes, &mut values)
+        }
+    };
+    let out = headers.as_ptr();
+    let count = match rendered {
+        Ok(count) => count,
+        Err(too_small) => {
+            // SAFETY: `headers` is valid for one write during the exported call (checked
+            // by `output`); the field pointer stays inside it.
+            unsafe { std::ptr::addr_of_mut!((*out).len).write(too_small.needed) };
+            return Err(ratecore_status::BufferTooSmall);
+        }
+    };
+    // Written field by field: only the headers rendered, and no second copy.
+    let mut len = 0;
+    for (index, value) in values.iter().take(count).enumerate() {
+        let header = ratecore_header {
+            name: value.name.as_ptr().cast::<c_char>(),
+            name_len: value.name.len(),
+            // The value lies inside `out` (the renderer succeeded, so it fit):
+            // `wrapping_add` computes its address without any claim on it.
+            value: base.wrapping_add(value.start).cast_const(),
+            value_len: value.len,
+        };
+        len = value.start + value.len;
+        // SAFETY: `headers` is valid for one write (checked by `output`); `index` <
+        // `count` <= RATECORE_MAX_HEADERS, so the pointer stays inside `headers`.
+        unsafe {
+            std::ptr::addr_of_mut!((*out).headers)
+                .cast::<ratecore_header>()
+                .add(index)
+                .write(header);
+        }
+    }
+    // SAFETY: as above; the field pointers stay inside `*out`.
+    unsafe {
+        std::ptr::addr_of_mut!((*out).count).write(count);
+        std::ptr::addr_of_mut!((*out).len).write(len);
+    }
+    Ok(())
 }
 
 /// The IETF style: every report, named. Out of line, so that the seed styles never set
@@ -160,7 +174,7 @@ fn render_ietf(
     values: &mut [HeaderValue; MAX_HEADER_VALUES],
 ) -> Result<Result<usize, http::BufferTooSmall>, ratecore_status> {
     // Room for the report names of tables with several quotas (`name/1`, `name/2`, ...).
-    let mut arena = [0u8; 4096];
+    let mut arena = [0u8; NAME_ARENA];
     let mut quotas = [QuotaReport {
         name: "",
         period: 1,
@@ -185,7 +199,7 @@ fn render_ietf(
 fn ietf_reports<'a>(
     items: &'a [ratecore_check_item],
     result: &ratecore_check_result,
-    arena: &'a mut [u8; 4096],
+    arena: &'a mut [u8; NAME_ARENA],
     quotas: &mut [QuotaReport<'a>; RATECORE_MAX_QUOTA_REPORTS],
 ) -> Result<usize, ratecore_status> {
     let reports = result
@@ -230,6 +244,38 @@ fn ietf_reports<'a>(
         };
     }
     Ok(reports.len())
+}
+
+/// Bytes for the IETF report names of tables with several quotas (`name/1`, ...).
+const NAME_ARENA: usize = 4096;
+
+/// Whether the IETF style can name every quota: each item's name is UTF-8, and the names
+/// of its tables with several quotas (`quota_counts`, one per item) fit `NAME_ARENA`.
+/// `ratecore_tables_check_headers` asks before it consumes anything, so that its
+/// rendering can then only run out of buffer.
+///
+/// # Safety
+/// Each item's `name` is valid for `name_len` bytes.
+pub(crate) unsafe fn ietf_names_fit(
+    items: &[ratecore_check_item],
+    quota_counts: impl Iterator<Item = usize>,
+) -> Result<(), ratecore_status> {
+    let mut used: usize = 0;
+    for (item, count) in items.iter().zip(quota_counts) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { utf8(item.name, item.name_len) }?;
+        if count > 1 {
+            for quota in 1..=count {
+                let mut digits = [0u8; 20];
+                let suffix = decimal(quota, &mut digits).len();
+                used = used.saturating_add(item.name_len.saturating_add(1 + suffix));
+            }
+        }
+    }
+    if used > NAME_ARENA {
+        return Err(ratecore_status::InvalidArgument);
+    }
+    Ok(())
 }
 
 /// `value` in decimal, in the tail of `digits`.

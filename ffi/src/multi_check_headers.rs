@@ -1,0 +1,101 @@
+//! One request checked against several tables and its rate-limit headers rendered, in
+//! one call: what a web server does per request (`ratecore_tables_check`, then
+//! `ratecore_render_check_headers`), without crossing the C boundary twice or reading
+//! back the result it just wrote.
+
+use ratecore::http::HeaderStyle;
+
+use crate::ffi::{input_slice, output, output_slice};
+use crate::headers::{ratecore_header_style, RATECORE_MAX_QUOTA_REPORTS};
+use crate::multi::{check_into, ratecore_check_item, ratecore_check_result, Check};
+use crate::multi_headers::{ietf_names_fit, ratecore_headers, render_into};
+use crate::panic::guard;
+use crate::status::ratecore_status;
+
+/// Checks a request as `ratecore_tables_check(items, item_count, now_ns, mode,
+/// result_out)` does, then renders its rate-limit headers as
+/// `ratecore_render_check_headers(style, items, item_count, result_out, unix_now_ns,
+/// out, out_len, headers_out)` does: the same decision, result, header names and value
+/// bytes, in one call.
+///
+/// Everything is checked before anything is consumed: the arguments of both steps, and
+/// for the IETF style every item's name (`INVALID_UTF8`, or `INVALID_ARGUMENT` when the
+/// names of several-quota tables pass 4,096 bytes in all). So the status is either
+/// the check's (an error consumes nothing, and writes only what `ratecore_tables_check`
+/// writes on that error), or, once the check is made and `*result_out` written:
+/// - `OK`: `*headers_out` lists the headers, their values in `out`;
+/// - `BUFFER_TOO_SMALL`: the values need `headers_out->len` bytes (nothing else of
+///   `*headers_out` is written). Render them with `ratecore_render_check_headers` from
+///   `*result_out` into a buffer that large: never check the request again. Up to 24
+///   bytes per value suffice for the seed styles; the IETF lists grow with the quotas.
+///
+/// Thread safety: as for `ratecore_tables_check`.
+///
+/// # Safety
+/// As for `ratecore_tables_check` (`items`, `result_out`) and
+/// `ratecore_render_check_headers` (each item's `name`, `out`, `headers_out`).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // The C signature: both calls' inputs, then outputs.
+pub unsafe extern "C" fn ratecore_tables_check_headers(
+    items: *const ratecore_check_item,
+    item_count: usize,
+    now_ns: u64,
+    mode: u32,
+    style: u32,
+    unix_now_ns: u64,
+    out: *mut u8,
+    out_len: usize,
+    result_out: *mut ratecore_check_result,
+    headers_out: *mut ratecore_headers,
+) -> ratecore_status {
+    guard(|| {
+        let style = ratecore_header_style::from_code(style)?;
+        // SAFETY: forwarded from this function's contract.
+        let headers = unsafe { output(headers_out) }?;
+        // SAFETY: forwarded from this function's contract.
+        let buffer = unsafe { output_slice(out, out_len) }?;
+        // SAFETY: forwarded from this function's contract; `ready` runs once the items
+        // are checked, before anything is consumed.
+        unsafe {
+            check_into(items, item_count, now_ns, mode, result_out, |checks| {
+                if style == HeaderStyle::Ietf {
+                    ietf_ready(items, item_count, checks)
+                } else {
+                    Ok(())
+                }
+            })
+        }?;
+        // SAFETY: `result_out` is valid for reading one result (contract) whose
+        // decision and first `report_count` reports the check just wrote.
+        let result = unsafe { &*result_out };
+        // Only the IETF style reads the items (their names).
+        let items = if style == HeaderStyle::Ietf {
+            // SAFETY: as above (`items`, checked by `check_into`).
+            unsafe { input_slice(items, item_count) }?
+        } else {
+            &[]
+        };
+        render_into(style, items, result, unix_now_ns, buffer, &headers)
+    })
+}
+
+/// Whether the IETF style can name every quota of `checks` (`ietf_names_fit`). Out of
+/// line: the seed styles never pay for it.
+///
+/// # Safety
+/// `items` was checked by `check_into` (valid for `item_count` items); each item's name
+/// is valid for its length.
+#[inline(never)]
+unsafe fn ietf_ready(
+    items: *const ratecore_check_item,
+    item_count: usize,
+    checks: &[Check],
+) -> Result<(), ratecore_status> {
+    let counts = checks.iter().map(|c| c.table.config().limit_count());
+    if counts.clone().sum::<usize>() > RATECORE_MAX_QUOTA_REPORTS {
+        // The check refuses it (TOO_MANY_LIMITS).
+        return Ok(());
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { ietf_names_fit(input_slice(items, item_count)?, counts) }
+}
