@@ -3,13 +3,19 @@
 //! `ratecore_render_check_headers`), without crossing the C boundary twice or reading
 //! back the result it just wrote.
 
-use ratecore::http::HeaderStyle;
+use std::ffi::c_char;
+use std::ptr::addr_of_mut;
 
-use crate::ffi::{input_slice, output, output_slice};
+use ratecore::http::{ceil_seconds, HeaderStyle};
+
+use crate::ffi::{input_slice, output, output_slice, Out};
 use crate::headers::{ratecore_header_style, RATECORE_MAX_QUOTA_REPORTS};
 use crate::multi::{check_into, ratecore_check_item, ratecore_check_result, Check};
-use crate::multi_headers::{ietf_names_fit, ratecore_headers, render_into};
+use crate::multi_headers::{
+    ietf_names_fit, ratecore_header, ratecore_headers, render_into, RATECORE_MAX_HEADERS,
+};
 use crate::panic::guard;
+use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
 
 /// Checks a request as `ratecore_tables_check(items, item_count, now_ns, mode,
@@ -65,6 +71,13 @@ pub unsafe extern "C" fn ratecore_tables_check_headers(
                 }
             })
         }?;
+        if let (Some(names), true) = (numeric_names(style), buffer.len() >= NUMERIC_ROOM) {
+            // SAFETY: `result_out` is valid for reading one result (contract) whose
+            // decision the check just wrote.
+            let decision = unsafe { std::ptr::addr_of!((*result_out).decision).read() };
+            numeric_values(names, &decision, unix_now_ns, buffer.as_ptr(), &headers);
+            return Ok(());
+        }
         // SAFETY: `result_out` is valid for reading one result (contract) whose
         // decision and first `report_count` reports the check just wrote.
         let result = unsafe { &*result_out };
@@ -98,4 +111,84 @@ unsafe fn ietf_ready(
     }
     // SAFETY: forwarded from this function's contract.
     unsafe { ietf_names_fit(input_slice(items, item_count)?, counts) }
+}
+
+/// The header names of the styles whose values are all decimal numbers (limit, remaining,
+/// reset, retry; "" where the style has none), as `ratecore::http` spells them: ev.energy
+/// and Uphold. Switch (a date) and the IETF lists take `ratecore::http`'s renderer.
+fn numeric_names(style: HeaderStyle) -> Option<&'static [&'static str; RATECORE_MAX_HEADERS]> {
+    match style {
+        HeaderStyle::EvEnergy => Some(&[
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "",
+            "retry-after",
+        ]),
+        HeaderStyle::Uphold => Some(&[
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+        ]),
+        _ => None,
+    }
+}
+
+/// Room for any values `numeric_values` writes: a `u64` has at most 20 digits.
+const NUMERIC_ROOM: usize = RATECORE_MAX_HEADERS * 20;
+
+/// The numeric styles' values, each written once, straight into `out` (at least
+/// `NUMERIC_ROOM` bytes, so no length is checked): the bytes and order of
+/// `ratecore::http::render_header_values`, without its general writer (per request, in
+/// a web server). `Retry-After` only on a denial; resets rounded up to whole seconds.
+fn numeric_values(
+    names: &[&'static str; RATECORE_MAX_HEADERS],
+    d: &ratecore_decision,
+    unix_now_ns: u64,
+    out: *mut u8,
+    headers: &Out<ratecore_headers>,
+) {
+    let [limit, remaining, reset, retry] = *names;
+    let headers = headers.as_ptr();
+    let mut at = 0;
+    let mut count = 0;
+    let mut put = |name: &'static str, value: u64| {
+        let mut digits = itoa::Buffer::new();
+        let text = digits.format(value).as_bytes();
+        // SAFETY: at most four values of at most 20 bytes each: `at + text.len()` <=
+        // NUMERIC_ROOM <= the buffer's length (checked by the caller), which is valid
+        // for writes during the exported call (`output_slice`); `count` < 4, so the
+        // header pointer stays inside `headers`, valid for one write (`output`).
+        unsafe {
+            let value = out.add(at);
+            std::ptr::copy_nonoverlapping(text.as_ptr(), value, text.len());
+            addr_of_mut!((*headers).headers)
+                .cast::<ratecore_header>()
+                .add(count)
+                .write(ratecore_header {
+                    name: name.as_ptr().cast::<c_char>(),
+                    name_len: name.len(),
+                    value: value.cast_const(),
+                    value_len: text.len(),
+                });
+        }
+        at += text.len();
+        count += 1;
+    };
+    put(limit, d.limit);
+    put(remaining, d.remaining);
+    if !reset.is_empty() {
+        put(
+            reset,
+            ceil_seconds(unix_now_ns.saturating_add(d.reset_after_ns)),
+        );
+    }
+    if !d.allowed {
+        put(retry, ceil_seconds(d.retry_after_ns));
+    }
+    // SAFETY: as above; the field pointers stay inside `*headers`.
+    unsafe {
+        addr_of_mut!((*headers).count).write(count);
+        addr_of_mut!((*headers).len).write(at);
+    }
 }
