@@ -24,7 +24,7 @@ ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
     const ratecore_check_result *result, ratecore_status rc, ratecore_headers *out)
 {
     u_char           *buf;
-    ngx_uint_t        i;
+    ngx_uint_t        i, room;
     ngx_table_elt_t  *h;
     ngx_list_t       *list = &r->headers_out.headers;
 
@@ -46,12 +46,13 @@ ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
         return NGX_OK;
     }
 
-    for (i = 0; i < out->count; i++) {
-        /* the list's last part has room for a few more, as a rule: no call then */
-        h = list->last->nelts < list->nalloc
-            ? (ngx_table_elt_t *) list->last->elts + list->last->nelts++
-            : ngx_list_push(list);
-        if (h == NULL) {
+    /* all of them in the list's last part, as a rule: no call then */
+    room = list->last->nelts + out->count <= list->nalloc;
+    h = (ngx_table_elt_t *) list->last->elts + list->last->nelts;
+    list->last->nelts += room ? out->count : 0;
+
+    for (i = 0; i < out->count; i++, h++) {
+        if (!room && (h = ngx_list_push(list)) == NULL) {
             return NGX_ERROR;
         }
 

@@ -3,9 +3,8 @@
  * by every worker through nginx shared memory (directives: ffi/nginx/README.md).
  *
  * This file: the module, the PREACCESS handler and $ratecore_status. Per request the
- * handler evaluates each limit's key and cost, makes one ratecore_tables_check over the
- * enforcing limits, checks dry-run limits one by one, and adds the headers the library
- * renders.
+ * handler evaluates each limit's key and cost, checks the enforcing limits and renders
+ * their headers in one library call, then checks dry-run limits one by one.
  * - Time: nginx's cached ngx_current_msec (checked at worker start to be
  *   CLOCK_MONOTONIC, else clock_gettime per request) in ns; staleness and truncation
  *   only make waits longer. The wall clock for absolute resets is nginx's cached time.
@@ -16,9 +15,8 @@
 #include "ngx_http_ratecore_module.h"
 
 
-/* The request context starts with a pool cleanup (see ngx_http_ratecore_get_ctx) whose
- * data pointer holds the $ratecore_status code; the header values follow: one
- * allocation per request. */
+/* A pool cleanup (see ngx_http_ratecore_get_ctx) whose data holds the $ratecore_status
+ * code, then the header values: one allocation per request. */
 typedef struct {
     ngx_pool_cleanup_t  cln;
     u_char              values[];
@@ -172,8 +170,7 @@ ngx_http_ratecore_get_ctx(ngx_http_request_t *r)
 }
 
 
-/* The context, linked into the pool's cleanups as ngx_pool_cleanup_add() links one, but
- * in the same allocation as size bytes for the header values. */
+/* The context, linked as ngx_pool_cleanup_add() links one, with size bytes of values. */
 static ngx_http_ratecore_ctx_t *
 ngx_http_ratecore_create_ctx(ngx_http_request_t *r, size_t size)
 {
@@ -355,10 +352,7 @@ ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf
                   result->decision.retry_after_ns == RATECORE_NEVER
                   ? (uint64_t) -1 : result->decision.retry_after_ns / 1000000);
 
-    if (limit->d.style != RATECORE_LIMIT_STYLE_NONE
-        && ngx_http_ratecore_add_headers(r, limit->d.style, items, n, result, rc, out)
-           != NGX_OK)
-    {
+    if (ngx_http_ratecore_add_headers(r, limit->d.style, items, n, result, rc, out) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -372,8 +366,10 @@ ngx_http_ratecore_deny(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf
 }
 
 
-static ngx_int_t
-ngx_http_ratecore_handler(ngx_http_request_t *r)
+/* The handler's work once a request is to be limited: out of line, so that the phase's
+ * other visits (internal redirects) skip its large frame. */
+static ngx_int_t __attribute__((noinline))
+ngx_http_ratecore_limit(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf)
 {
     ngx_int_t                      rc_prepare;
     size_t                         size;
@@ -381,7 +377,6 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ratecore_status                rc, rendered;
     ngx_http_ratecore_ctx_t       *ctx;
     ngx_http_ratecore_limit_t     *limits, *limit;
-    ngx_http_ratecore_loc_conf_t  *rlcf;
     ratecore_check_item            items[NGX_HTTP_RATECORE_MAX_LIMITS];
     ratecore_check_item            dry[NGX_HTTP_RATECORE_MAX_LIMITS];
     ngx_http_ratecore_limit_t     *owners[NGX_HTTP_RATECORE_MAX_LIMITS];
@@ -389,18 +384,6 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ratecore_check_result          result;
     ratecore_headers               out;
     uint64_t                       now;
-
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
-
-    /* merge_loc_conf turns "inherit nothing" into NULL */
-    if (rlcf->limits == NULL) {
-        return NGX_DECLINED;
-    }
-
-    /* The main request is decided once; subrequests and internal redirects pass. */
-    if (r != r->main || ngx_http_ratecore_get_ctx(r) != NULL) {
-        return NGX_DECLINED;
-    }
 
     limits = rlcf->limits->elts;
     nlimits = rlcf->limits->nelts;
@@ -422,20 +405,18 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
      * NGX_HTTP_RATECORE_MAX_LIMITS quotas per level: checked at configuration) */
     for (i = 0; i < nlimits; i++) {
         limit = &limits[i];
-
-        if (limit->d.dry_run) {
-            rc_prepare = ngx_http_ratecore_prepare(r, limit, &dry[ndry]);
-            dry_owners[ndry] = limit;
-            ndry += rc_prepare == NGX_OK;
-
-        } else {
-            rc_prepare = ngx_http_ratecore_prepare(r, limit, &items[n]);
-            owners[n] = limit;
-            n += rc_prepare == NGX_OK;
-        }
+        rc_prepare = ngx_http_ratecore_prepare(r, limit,
+                                               limit->d.dry_run ? &dry[ndry] : &items[n]);
 
         if (rc_prepare == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc_prepare == NGX_OK && limit->d.dry_run) {
+            dry_owners[ndry++] = limit;
+
+        } else if (rc_prepare == NGX_OK) {
+            owners[n++] = limit;
         }
     }
 
@@ -448,6 +429,7 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     status = NGX_HTTP_RATECORE_PASSED;
     rc = RATECORE_STATUS_OK;
     rendered = RATECORE_STATUS_OK;
+    out.count = 0;      /* style=none: no headers */
 
     if (n) {
         rendered = style == RATECORE_LIMIT_STYLE_NONE
@@ -491,12 +473,29 @@ ngx_http_ratecore_handler(ngx_http_request_t *r)
     ngx_http_ratecore_ctx_set(ctx, status);
 
     /* admitted: the enforcing limits' headers (a dry-run limit adds none) */
-    if (n == 0 || rc != RATECORE_STATUS_OK || style == RATECORE_LIMIT_STYLE_NONE) {
+    if (n == 0 || rc != RATECORE_STATUS_OK) {
         return NGX_DECLINED;
     }
 
     return ngx_http_ratecore_add_headers(r, style, items, n, &result, rendered, &out)
            == NGX_OK ? NGX_DECLINED : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ratecore_handler(ngx_http_request_t *r)
+{
+    ngx_http_ratecore_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_ratecore_module);
+
+    /* merge_loc_conf turns "inherit nothing" into NULL. The main request is decided
+     * once; subrequests and internal redirects pass. */
+    if (rlcf->limits == NULL || r != r->main || ngx_http_ratecore_get_ctx(r) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_ratecore_limit(r, rlcf);
 }
 
 
