@@ -246,7 +246,8 @@ mod tests {
         }
     }
 
-    /// The numeric styles' values are `ratecore::http`'s, for numbers of every length.
+    /// The numeric styles' values are `ratecore::http`'s, for numbers of every length
+    /// and 100,000 pseudo-random ones (of every magnitude).
     #[test]
     fn numeric_values_match_the_renderer() {
         let mut numbers = vec![0, u64::MAX];
@@ -254,6 +255,16 @@ mod tests {
         for _ in 0..19 {
             numbers.extend([power - 1, power, power + 1]);
             power *= 10;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            // splitmix64, shifted right by a random amount
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            numbers.push(z >> (state >> 58));
         }
         for style in [HeaderStyle::EvEnergy, HeaderStyle::Uphold] {
             let names = numeric_names(style).unwrap();

@@ -1,6 +1,8 @@
 /*
- * The nginx module adds the rate-limit headers ratecore_render_check_headers hands it
- * (a static name and a value each; ffi/nginx/ngx_http_ratecore_headers.c). This checks
+ * The nginx module adds the rate-limit headers ratecore_tables_check_headers hands it
+ * (a static name and a value each; ffi/nginx/ngx_http_ratecore_headers.c), rendered as
+ * ratecore_render_check_headers renders them (tests/c/test_check_headers.c; the numeric
+ * styles' own writer: ffi/src/multi_check_headers.rs's unit tests). This checks
  * those values, joined as lines, byte for byte against ratecore_render_headers, for
  * 1,000,000 pseudo-random decisions and wall clocks per style (RATECORE_NEVER, 0 and
  * UINT64_MAX mixed in; the IETF style with one to three reports, one item of two
@@ -20,7 +22,7 @@
 #include <ratecore.h>
 
 
-/* the module's buffer for a seed style's values (ngx_http_ratecore_headers.c) */
+/* the module's buffer for a seed style's values (ngx_http_ratecore_module.c) */
 #define VALUES_BUF  96
 
 
