@@ -275,6 +275,63 @@ ngx_http_ratecore_prepare(ngx_http_request_t *r, ngx_http_ratecore_limit_t *limi
 }
 
 
+/* Adds the headers ratecore_tables_check_headers rendered (rc, out); BUFFER_TOO_SMALL
+ * renders them again into the size asked for. NGX_ERROR only when memory runs out; a
+ * failed rendering is logged and the headers left out. */
+static ngx_inline __attribute__((always_inline)) ngx_int_t
+ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
+    const ratecore_check_item *items, size_t nitems,
+    const ratecore_check_result *result, ratecore_status rc, ratecore_headers *out)
+{
+    u_char           *buf;
+    ngx_uint_t        i, room;
+    ngx_table_elt_t  *h;
+    ngx_list_t       *list = &r->headers_out.headers;
+
+    if (rc == RATECORE_STATUS_BUFFER_TOO_SMALL && out->len <= NGX_HTTP_RATECORE_MAX_RENDER) {
+        buf = ngx_pnalloc(r->pool, out->len);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ratecore_render_check_headers((uint32_t) style, items, nitems, result,
+                                           ngx_http_ratecore_wall_ns(style), buf,
+                                           out->len, out);
+    }
+
+    if (rc != RATECORE_STATUS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "rendering the ratecore headers failed: %s (status %uD)",
+                      ratecore_status_message(rc), (uint32_t) rc);
+        return NGX_OK;
+    }
+
+    /* all of them in the list's last part, as a rule: no call then */
+    room = list->last->nelts + out->count <= list->nalloc;
+    h = (ngx_table_elt_t *) list->last->elts + list->last->nelts;
+    list->last->nelts += room ? out->count : 0;
+
+    for (i = 0; i < out->count; i++, h++) {
+        if (!room && (h = ngx_list_push(list)) == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* the name is one of the library's static strings, never written to */
+        h->hash = 1;
+        h->key.data = (u_char *) out->headers[i].name;
+        h->key.len = out->headers[i].name_len;
+        h->value.data = (u_char *) out->headers[i].value;
+        h->value.len = out->headers[i].value_len;
+        h->lowcase_key = NULL;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_ratecore_log_error(ngx_http_request_t *r, const char *what,
     ngx_http_ratecore_zone_t *zone, ratecore_status rc)

@@ -1,10 +1,11 @@
 /*
  * ngx_http_ratecore_module: what its C files share. The module is nginx glue on
  * ratecore's C ABI (include/ratecore.h):
- *   ngx_http_ratecore_module.c      the module, the PREACCESS handler, $ratecore_status
+ *   ngx_http_ratecore_module.c      the module, the PREACCESS handler (and the
+ *                                   rate-limit headers it adds), $ratecore_status
  *   ngx_http_ratecore_directives.c  ratecore_limit, ratecore_log_level, parameter parsing
  *   ngx_http_ratecore_zone.c        ratecore_zone and the tables in shared memory
- *   ngx_http_ratecore_headers.c     the rate-limit headers and the 429 body
+ *   ngx_http_ratecore_body.c        the 429 body
  * Deciding (all or nothing over several zones, which quota decides) and rendering
  * (numbers, dates, the IETF lists) are the library's: ratecore_tables_check_headers
  * (ratecore_render_check_headers for long IETF lists). Directives: ffi/nginx/README.md.
@@ -27,6 +28,8 @@
 #define NGX_HTTP_RATECORE_SH_HEADER      256
 /* room for the library's messages about a directive */
 #define NGX_HTTP_RATECORE_ERR_LEN        1024
+/* the most bytes a rendering (headers, body) may ask for */
+#define NGX_HTTP_RATECORE_MAX_RENDER     (1024 * 1024)
 
 #define NGX_HTTP_RATECORE_PASSED         1
 #define NGX_HTTP_RATECORE_REJECTED       2
@@ -121,9 +124,6 @@ ngx_http_ratecore_wall_ns(ngx_uint_t style)
                        : (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
 }
 
-ngx_int_t ngx_http_ratecore_add_headers(ngx_http_request_t *r, ngx_uint_t style,
-    const ratecore_check_item *items, size_t nitems,
-    const ratecore_check_result *result, ratecore_status rc, ratecore_headers *out);
 ngx_int_t ngx_http_ratecore_send_denial(ngx_http_request_t *r,
     ngx_http_ratecore_limit_t *limit, const ratecore_check_result *result);
 

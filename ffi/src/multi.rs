@@ -128,12 +128,15 @@ pub unsafe extern "C" fn ratecore_tables_check(
     result_out: *mut ratecore_check_result,
 ) -> ratecore_status {
     // SAFETY: forwarded from this function's contract.
-    guard(|| unsafe { check_into(items, item_count, now_ns, mode, result_out, |_| Ok(())) })
+    guard(|| unsafe {
+        check_into(items, item_count, now_ns, mode, result_out, |_| Ok(())).map(|_| ())
+    })
 }
 
 /// `ratecore_tables_check`'s body, shared with `ratecore_tables_check_headers`: `ready`
 /// sees the items' tables once every argument is checked and before anything is
-/// consumed, and may still refuse (an error then consumes nothing).
+/// consumed, and may still refuse (an error then consumes nothing). Returns the combined
+/// decision it wrote to the result.
 ///
 /// # Safety
 /// As for `ratecore_tables_check`.
@@ -145,7 +148,7 @@ pub(crate) unsafe fn check_into(
     mode: u32,
     result_out: *mut ratecore_check_result,
     ready: impl FnOnce(&[Check]) -> Result<(), ratecore_status>,
-) -> Result<(), ratecore_status> {
+) -> Result<ratecore_decision, ratecore_status> {
     let mode = match mode {
         1 => Mode::Charge,
         2 => Mode::Peek,
@@ -189,7 +192,7 @@ pub(crate) unsafe fn check_into(
 /// cbindgen:ignore
 pub(crate) type Check = TableCheck<'static, RegionMemory<'static>>;
 
-/// Runs the checks and writes the result.
+/// Runs the checks and writes the result; returns the combined decision.
 ///
 /// # Safety
 /// `result` is valid for writing one `ratecore_check_result`.
@@ -199,7 +202,7 @@ unsafe fn decide(
     now_ns: u64,
     mode: Mode,
     result: *mut ratecore_check_result,
-) -> Result<(), ratecore_status> {
+) -> Result<ratecore_decision, ratecore_status> {
     // One table of one quota (a web server location with one zone, per request): the
     // table's own check, with its live-key fast path, and the one report written
     // directly.
@@ -237,7 +240,7 @@ unsafe fn decide(
                 addr_of_mut!((*result).period_ns).write(period);
                 addr_of_mut!((*result).report_count).write(1);
             }
-            return Ok(());
+            return Ok(decision);
         }
     }
     let quotas: usize = checks.iter().map(|c| c.table.config().limit_count()).sum();
@@ -259,7 +262,7 @@ unsafe fn decide(
     };
     // SAFETY: forwarded from this function's contract.
     unsafe { write_result(result, checks, &decided, states) };
-    Ok(())
+    Ok(decided.decision.into())
 }
 
 /// The first `count` states, initialised (the composite may read any entry it wrote):

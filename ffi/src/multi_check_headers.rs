@@ -62,7 +62,7 @@ pub unsafe extern "C" fn ratecore_tables_check_headers(
         let buffer = unsafe { output_slice(out, out_len) }?;
         // SAFETY: forwarded from this function's contract; `ready` runs once the items
         // are checked, before anything is consumed.
-        unsafe {
+        let decision = unsafe {
             check_into(items, item_count, now_ns, mode, result_out, |checks| {
                 if style == HeaderStyle::Ietf {
                     ietf_ready(items, item_count, checks)
@@ -72,9 +72,6 @@ pub unsafe extern "C" fn ratecore_tables_check_headers(
             })
         }?;
         if let (Some(names), true) = (numeric_names(style), buffer.len() >= NUMERIC_ROOM) {
-            // SAFETY: `result_out` is valid for reading one result (contract) whose
-            // decision the check just wrote.
-            let decision = unsafe { std::ptr::addr_of!((*result_out).decision).read() };
             numeric_values(names, &decision, unix_now_ns, buffer.as_ptr(), &headers);
             return Ok(());
         }

@@ -1,6 +1,6 @@
 /*
  * The nginx module adds the rate-limit headers ratecore_tables_check_headers hands it
- * (a static name and a value each; ffi/nginx/ngx_http_ratecore_headers.c), rendered as
+ * (a static name and a value each; ffi/nginx/ngx_http_ratecore_module.c), rendered as
  * ratecore_render_check_headers renders them (tests/c/test_multi.c; the numeric
  * styles' own writer: ffi/src/multi_check_headers.rs's unit tests). This checks
  * those values, joined as lines, byte for byte against ratecore_render_headers, for
