@@ -282,6 +282,13 @@ ngx_http_ratecore_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
 
+    /* the IETF lists may grow past their first buffer; the others' values fit theirs */
+    conf->style = conf->limits ? ((ngx_http_ratecore_limit_t *) conf->limits->elts)->d.style
+                               : RATECORE_LIMIT_STYLE_NONE;
+    conf->values = conf->style == RATECORE_LIMIT_STYLE_NONE ? 0
+                   : conf->style == RATECORE_HEADER_STYLE_IETF ? 1024
+                   : RATECORE_MAX_HEADERS * 24;
+
     return NGX_CONF_OK;
 }
 

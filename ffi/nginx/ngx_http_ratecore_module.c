@@ -429,7 +429,6 @@ static ngx_int_t __attribute__((noinline))
 ngx_http_ratecore_limit(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlcf)
 {
     ngx_int_t                      rc_prepare;
-    size_t                         size;
     ngx_uint_t                     i, n, ndry, nlimits, status, style;
     ratecore_status                rc, rendered;
     ngx_http_ratecore_ctx_t       *ctx;
@@ -444,13 +443,9 @@ ngx_http_ratecore_limit(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlc
 
     limits = rlcf->limits->elts;
     nlimits = rlcf->limits->nelts;
+    style = rlcf->style;
 
-    /* one style per level; the IETF lists may grow past their first buffer */
-    style = limits[0].d.style;
-    size = style == RATECORE_LIMIT_STYLE_NONE ? 0
-           : style == RATECORE_HEADER_STYLE_IETF ? 1024 : RATECORE_MAX_HEADERS * 24;
-
-    ctx = ngx_http_ratecore_create_ctx(r, size);
+    ctx = ngx_http_ratecore_create_ctx(r, rlcf->values);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -490,12 +485,10 @@ ngx_http_ratecore_limit(ngx_http_request_t *r, ngx_http_ratecore_loc_conf_t *rlc
 
     if (n) {
         rendered = style == RATECORE_LIMIT_STYLE_NONE
-                   ? ratecore_tables_check(items, n, now, RATECORE_CHECK_MODE_CHARGE,
-                                           &result)
-                   : ratecore_tables_check_headers(items, n, now,
-                                                   RATECORE_CHECK_MODE_CHARGE, style,
-                                                   ngx_http_ratecore_wall_ns(style),
-                                                   ctx->values, size, &result, &out);
+            ? ratecore_tables_check(items, n, now, RATECORE_CHECK_MODE_CHARGE, &result)
+            : ratecore_tables_check_headers(items, n, now, RATECORE_CHECK_MODE_CHARGE,
+                                            style, ngx_http_ratecore_wall_ns(style),
+                                            ctx->values, rlcf->values, &result, &out);
 
         /* BUFFER_TOO_SMALL: checked, the headers left to render again */
         rc = rendered == RATECORE_STATUS_BUFFER_TOO_SMALL ? RATECORE_STATUS_OK : rendered;

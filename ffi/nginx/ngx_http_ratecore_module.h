@@ -79,6 +79,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                *limits;     /* UNSET_PTR: inherit; NULL: off */
     ngx_uint_t                  log_level;
+    ngx_uint_t                  style;      /* the limits' (one per level) */
+    size_t                      values;     /* bytes for its header values */
 } ngx_http_ratecore_loc_conf_t;
 
 
