@@ -209,13 +209,19 @@ unsafe fn decide(
     if let [only] = checks {
         let config = only.table.config();
         if config.limit_count() == 1 {
-            let decision = if mode.charges() {
-                only.table.check(only.key, now_ns, only.cost)
+            // Converted in each branch: the core's `Result` merged from both went through
+            // the stack twice.
+            let checked = if mode.charges() {
+                only.table
+                    .check(only.key, now_ns, only.cost)
+                    .map(ratecore_decision::from)
             } else {
-                only.table.peek(only.key, now_ns, only.cost)
+                only.table
+                    .peek(only.key, now_ns, only.cost)
+                    .map(ratecore_decision::from)
             };
-            let decision: ratecore_decision = match decision {
-                Ok(decision) => decision.into(),
+            let decision = match checked {
+                Ok(decision) => decision,
                 Err(error) => {
                     // SAFETY: as below.
                     unsafe { addr_of_mut!((*result).item).write(0) };
