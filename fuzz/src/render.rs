@@ -251,26 +251,11 @@ fn parse_iso8601(text: &str) -> u64 {
     );
     let n = |s: &str| s.parse::<i64>().expect("digits");
     let (y, mo, da, h, mi, s) = (n(d[0]), n(d[1]), n(d[2]), n(t[0]), n(t[1]), n(t[2]));
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
     assert!((1..=12).contains(&mo), "month {text:?}");
-    assert!(
-        da >= 1 && da <= month_days[(mo - 1) as usize],
-        "day {text:?}"
-    );
+    // The month's length is the distance to the first of the next month.
+    let (next_y, next_mo) = if mo == 12 { (y + 1, 1) } else { (y, mo + 1) };
+    let month_days = days_from_civil(next_y, next_mo, 1) - days_from_civil(y, mo, 1);
+    assert!(da >= 1 && da <= month_days, "day {text:?}");
     assert!(h < 24 && mi < 60 && s < 60, "time {text:?}");
     let secs = days_from_civil(y, mo, da) * 86_400 + h * 3600 + mi * 60 + s;
     u64::try_from(secs).expect("after 1970")

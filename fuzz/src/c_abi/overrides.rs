@@ -124,9 +124,9 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
-            let status = unsafe { ratecore_policy_overrides(hp, o.ptr, o.len, o.written_ptr()) };
-            if !faults.judge(status, "policy_overrides") {
-                o.assert_untouched(status);
+            let status =
+                unsafe { ratecore_policy_overrides(hp, o.bytes.ptr, o.bytes.len, o.written_ptr()) };
+            if !o.judge(&faults, status, "policy_overrides") {
                 return;
             }
             let mirror = &target.expect("live").1.mirror;
@@ -150,10 +150,10 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let sp = out_ptr(&mut slot, *stats).cast::<ratecore_offender_stats>();
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says; a valid stats pointer holds the size it states.
-            let status =
-                unsafe { ratecore_policy_offenders(hp, o.ptr, o.len, o.written_ptr(), sp) };
-            if !faults.judge(status, "policy_offenders") {
-                o.assert_untouched(status);
+            let status = unsafe {
+                ratecore_policy_offenders(hp, o.bytes.ptr, o.bytes.len, o.written_ptr(), sp)
+            };
+            if !o.judge(&faults, status, "policy_offenders") {
                 assert!(
                     slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
                     "stats written with {status:?}"

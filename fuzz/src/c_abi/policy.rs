@@ -381,10 +381,10 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
-            let status =
-                unsafe { ratecore_policy_render_metrics(hp, o.ptr, o.len, o.written_ptr()) };
-            if !faults.judge(status, "policy_render_metrics") {
-                o.assert_untouched(status);
+            let status = unsafe {
+                ratecore_policy_render_metrics(hp, o.bytes.ptr, o.bytes.len, o.written_ptr())
+            };
+            if !o.judge(&faults, status, "policy_render_metrics") {
                 return;
             }
             let mirror = &target.expect("live").1.mirror;
