@@ -11,30 +11,8 @@ use ratecore_ffi::*;
 
 const SECOND: u64 = 1_000_000_000;
 
-const TOML: &str = r#"
-[[rule]]
-name = "internal"
-when = { tier = "internal" }
-unlimited = true
-
-[[rule]]
-name = "api"
-[[rule.limit]]
-name = "per-tenant"
-key = ["tenant"]
-on_missing = "deny"
-algorithm = "gcra"
-limit = 2
-period = "1s"
-[[rule.limit]]
-name = "per-tenant-audit"
-key = ["tenant"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 1
-period = "1s"
-shadow = true
-"#;
+/// Two limits on one key, one of them shadow, and an exempting rule.
+const TOML: &str = include_str!("policy_http.toml");
 
 fn policy() -> *mut ratecore_policy {
     let mut policy = ptr::null_mut();
