@@ -515,11 +515,7 @@ pub unsafe extern "C" fn ratecore_table_full_policy(
 ) -> ratecore_status {
     // SAFETY: a live handle or NULL; `full_policy_out` NULL or valid for one write (caller's
     // promise).
-    unsafe {
-        read_into(table, full_policy_out, |table| {
-            Ok(table.config().policy() as u32)
-        })
-    }
+    unsafe { read_into(table, full_policy_out, |t| Ok(t.config().policy() as u32)) }
 }
 
 /// Writes the number of quotas the table applies per key to `*count_out`.
