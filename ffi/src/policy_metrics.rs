@@ -24,7 +24,7 @@ use crate::status::ratecore_status;
 /// limit (counted in `ratecore_reload_report.fresh`); a new or changed limit starts
 /// from 0.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ratecore_limit_metrics {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,

@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 
 use ratecore::table::region::{self, RegionTable, REGION_ALIGN};
 use ratecore::table::MAX_CAPACITY;
-use ratecore::{Decision, FullPolicy, LimitSpec, TableConfig, TableStats};
+use ratecore::{FullPolicy, LimitSpec, TableConfig, TableStats};
 
 use crate::ffi::{
     create, handle_ref, input_slice, output, output_slice, read_into, release, Castable, Out,
@@ -160,21 +160,6 @@ impl TableInner {
             }
             Err(error) => Err(error.into()),
         }
-    }
-
-    fn check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        commit: bool,
-        states: &mut [Decision],
-    ) -> Result<Decision, ratecore_status> {
-        Ok(if commit {
-            self.table().check_each(key, now, cost, states)?
-        } else {
-            self.table().peek_each(key, now, cost, states)?
-        })
     }
 }
 
@@ -465,10 +450,15 @@ unsafe fn decide_each(
         let states = unsafe { output_slice(states, states_len)? };
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
         let out = unsafe { output(decision_out)? };
-        let decision = states
-            .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(table.count(), |each| {
-                table.check_each(key, now_ns, cost, commit, each)
-            })?;
+        let count = table.count();
+        let table = table.table();
+        let decision = states.decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(count, |each| {
+            Ok(if commit {
+                table.check_each(key, now_ns, cost, each)?
+            } else {
+                table.peek_each(key, now_ns, cost, each)?
+            })
+        })?;
         out.write_decision(decision);
         Ok(())
     })

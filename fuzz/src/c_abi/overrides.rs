@@ -310,11 +310,6 @@ impl Wide<ratecore_offender_stats> {
             unrecorded: 0x5e5f,
         })
     }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields = |s: &ratecore_offender_stats| (s.size, s.evicted, s.unrecorded);
-        self.same_by(other, fields)
-    }
 }
 
 /// A text report's field as documented: bytes 0x20 to 0x7e but the backslash as they

@@ -217,10 +217,4 @@ impl Wide<ratecore_reload_report> {
             overrides_dropped: 0x5e61,
         })
     }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields =
-            |r: &ratecore_reload_report| (r.size, r.kept, r.fresh, r.dropped, r.overrides_dropped);
-        self.same_by(other, fields)
-    }
 }
