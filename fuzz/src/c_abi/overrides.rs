@@ -9,6 +9,7 @@ use ratecore_ffi::{
 };
 
 use crate::gen::Num;
+use crate::policy::model;
 
 use super::args::{
     CStrArg, LimitName, OutArg, OverrideArg, QuotaArg, SliceArg, StrHow, ATTR_VALUES,
@@ -340,18 +341,12 @@ fn text_line(fields: &[&[u8]]) -> Vec<u8> {
 /// `ratecore_policy_overrides`' documented text for the mirror's overrides.
 fn override_lines(mirror: &Policy) -> Vec<u8> {
     let mut overrides = mirror.overrides();
-    overrides.sort_by(|a, b| {
-        (&a.0, &a.1, &a.2.attribute, &a.2.value).cmp(&(&b.0, &b.1, &b.2.attribute, &b.2.value))
-    });
+    // (rule, limit, attribute, value) is unique: the quota never decides the order.
+    overrides.sort_by_key(model::order);
     overrides
         .iter()
         .flat_map(|(rule, limit, o)| {
-            let (quota, burst) = match o.quota {
-                OverrideQuota::Limit { limit, burst } => {
-                    (limit.to_string(), burst.unwrap_or(0).to_string())
-                }
-                OverrideQuota::Unlimited => ("unlimited".to_string(), "0".to_string()),
-            };
+            let [quota, burst] = quota_fields(o.quota);
             text_line(&[
                 rule.as_bytes(),
                 limit.as_bytes(),
@@ -362,6 +357,16 @@ fn override_lines(mirror: &Policy) -> Vec<u8> {
             ])
         })
         .collect()
+}
+
+/// An override's quota and burst as the listing writes them.
+fn quota_fields(quota: OverrideQuota) -> [String; 2] {
+    match quota {
+        OverrideQuota::Limit { limit, burst } => {
+            [limit.to_string(), burst.unwrap_or(0).to_string()]
+        }
+        OverrideQuota::Unlimited => ["unlimited".to_string(), "0".to_string()],
+    }
 }
 
 /// `ratecore_policy_offenders`' documented text for the mirror's report.
