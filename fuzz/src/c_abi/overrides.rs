@@ -146,7 +146,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             if short {
                 faults.0.push(S::InvalidArgument);
             }
-            let mut slot = [WideStats::sentinel(size); 2];
+            let mut slot = [Wide::new(ratecore_offender_stats { size, ..STATS }); 2];
             let untouched = slot;
             let sp = out_ptr(&mut slot, *stats).cast::<ratecore_offender_stats>();
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
@@ -300,18 +300,12 @@ impl WideQuota {
     }
 }
 
-/// An offender stats slot with room for the size it states, filled with a pattern.
-type WideStats = Wide<ratecore_offender_stats>;
-
-impl Wide<ratecore_offender_stats> {
-    fn sentinel(size: usize) -> Self {
-        Self::new(ratecore_offender_stats {
-            size,
-            evicted: 0x5e5e,
-            unrecorded: 0x5e5f,
-        })
-    }
-}
+/// The pattern an offender stats slot holds before a call (its size set per call).
+const STATS: ratecore_offender_stats = ratecore_offender_stats {
+    size: 0,
+    evicted: 0x5e5e,
+    unrecorded: 0x5e5f,
+};
 
 /// A text report's field as documented: bytes 0x20 to 0x7e but the backslash as they
 /// are, the backslash doubled, any other byte `\xNN`.
