@@ -6,7 +6,7 @@
 use std::mem::size_of;
 use std::ptr;
 
-use ratecore::policy::{Attribute, OverrideQuota, Policy, PolicyError, Request};
+use ratecore::policy::{Attribute, LimitMetrics, OverrideQuota, Policy, PolicyError, Request};
 use ratecore_ffi::*;
 
 const SECOND: u64 = 1_000_000_000;
@@ -151,13 +151,18 @@ fn outcomes_and_metrics_match_the_rust_api() {
         assert_eq!(got.decision.remaining, want.decision().remaining);
         assert_eq!(got.limited, want.limited());
         let index = |id: Option<usize>| id.map_or(RATECORE_NO_LIMIT, |i| u32::try_from(i).unwrap());
-        assert_eq!(got.deciding_limit, index(want.deciding().map(|l| l.id)));
+        // Which limit decided, and why.
         assert_eq!(
-            got.shadow_denied_limit,
-            index(want.shadow_denied().map(|(l, _)| l.id))
+            (got.deciding_limit, got.shadow_denied_limit),
+            (
+                index(want.deciding().map(|l| l.id)),
+                index(want.shadow_denied().map(|(l, _)| l.id))
+            )
         );
-        assert_eq!(got.missing_key, want.denied_for_missing_key());
-        assert_eq!(got.exempted, want.exempted_by().is_some());
+        assert_eq!(
+            (got.missing_key, got.exempted),
+            (want.denied_for_missing_key(), want.exempted_by().is_some())
+        );
         for (seen, now) in seen.iter_mut().zip([
             !got.decision.allowed && !got.missing_key,
             got.shadow_denied_limit != RATECORE_NO_LIMIT,
@@ -210,15 +215,13 @@ fn assert_metrics_match(policy: *const ratecore_policy, mirror: &Policy) {
         assert_eq!(rule, limit.rule.as_bytes());
         assert_eq!(name, limit.name.as_bytes());
         assert_eq!(got.shadow, limit.shadow);
-        assert_eq!(
-            (got.allowed, got.denied, got.shadow_denied, got.skipped),
-            (
-                metrics.allowed,
-                metrics.denied,
-                metrics.shadow_denied,
-                metrics.skipped
-            )
-        );
+        let counters = LimitMetrics {
+            allowed: got.allowed,
+            denied: got.denied,
+            shadow_denied: got.shadow_denied,
+            skipped: got.skipped,
+        };
+        assert_eq!(counters, metrics);
     }
     let mut buffer = [0u8; 4096];
     let n = mirror.render_metrics(&mut buffer).unwrap();
