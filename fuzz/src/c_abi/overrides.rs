@@ -346,21 +346,22 @@ fn override_lines(mirror: &Policy) -> Vec<u8> {
                 limit.as_bytes(),
                 o.attribute.as_bytes(),
                 &o.value,
-                quota.as_bytes(),
-                burst.as_bytes(),
+                &quota,
+                &burst,
             ])
         })
         .collect()
 }
 
-/// An override's quota and burst as the listing writes them.
-fn quota_fields(quota: OverrideQuota) -> [String; 2] {
+/// An override's quota and burst fields as the listing writes them.
+fn quota_fields(quota: OverrideQuota) -> [Vec<u8>; 2] {
     match quota {
         OverrideQuota::Limit { limit, burst } => {
             [limit.to_string(), burst.unwrap_or(0).to_string()]
         }
         OverrideQuota::Unlimited => ["unlimited".to_string(), "0".to_string()],
     }
+    .map(String::into_bytes)
 }
 
 /// `ratecore_policy_offenders`' documented text for the mirror's report.
