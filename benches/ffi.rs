@@ -67,6 +67,42 @@ fn rust_quota() -> Quota {
     Quota::new(1 << 40, 1 << 40).expect("valid quota")
 }
 
+/// A C limiter of `c_quota()`.
+fn c_limiter_new() -> *mut ratecore_limiter {
+    let quota = c_quota();
+    let mut handle: *mut ratecore_limiter = std::ptr::null_mut();
+    // SAFETY: one readable quota; `handle` is valid for one pointer write.
+    let status = unsafe { ratecore_limiter_new(&quota, 1, &mut handle) };
+    assert_eq!(status, ratecore_status::Ok);
+    handle
+}
+
+/// A C table of 2048 slots under `c_quota()`.
+fn c_table_new() -> *mut ratecore_table {
+    let quota = c_quota();
+    let mut handle: *mut ratecore_table = std::ptr::null_mut();
+    // SAFETY: one readable quota; `handle` is valid for one pointer write.
+    let status = unsafe { ratecore_table_new(&quota, 1, 2048, 0, &mut handle) };
+    assert_eq!(status, ratecore_status::Ok);
+    handle
+}
+
+/// The Rust table `c_table_new` makes in C, with every key of `keys` live in it.
+fn warm_rust_table(keys: &CKeys) -> OwnedTable {
+    let spec = LimitSpec {
+        algorithm: Algorithm::Gcra,
+        quota: rust_quota(),
+    };
+    let table = Table::new(TableConfig::new(2048, &[spec]).expect("valid")).expect("table");
+    for key in &keys.keys {
+        assert!(
+            table.check(key, NOW, 1).expect("check").allowed,
+            "warm-up admitted"
+        );
+    }
+    table
+}
+
 /// Byte keys in the layout the C loop takes them: pointers, lengths, and a random access
 /// order of 2^16 indices.
 struct CKeys {
@@ -193,11 +229,7 @@ fn bench_loops(
 ) -> Vec<String> {
     let mut lines = Vec::new();
     let limiter = Limiter::new(Algorithm::Gcra, rust_quota()).expect("valid");
-    let quota = c_quota();
-    let mut c_limiter: *mut ratecore_limiter = std::ptr::null_mut();
-    // SAFETY: one readable quota; `c_limiter` is valid for one pointer write.
-    let status = unsafe { ratecore_limiter_new(&quota, 1, &mut c_limiter) };
-    assert_eq!(status, ratecore_status::Ok);
+    let c_limiter = c_limiter_new();
     assert_eq!(
         c_limiter_checks(c_limiter, NOW, 10),
         10,
@@ -231,23 +263,10 @@ fn bench_loops(
     // SAFETY: a live handle no longer used.
     unsafe { ratecore_limiter_free(c_limiter) };
 
-    let keys = CKeys::new();
-    let spec = LimitSpec {
-        algorithm: Algorithm::Gcra,
-        quota: rust_quota(),
-    };
-    let table = Table::new(TableConfig::new(2048, &[spec]).expect("valid")).expect("table");
-    let mut c_table: *mut ratecore_table = std::ptr::null_mut();
-    // SAFETY: one readable quota; `c_table` is valid for one pointer write.
-    let status = unsafe { ratecore_table_new(&quota, 1, 2048, 0, &mut c_table) };
-    assert_eq!(status, ratecore_status::Ok);
     // Every key live in both tables before timing.
-    for key in &keys.keys {
-        assert!(
-            table.check(key, NOW, 1).expect("check").allowed,
-            "warm-up admitted"
-        );
-    }
+    let keys = CKeys::new();
+    let table = warm_rust_table(&keys);
+    let c_table = c_table_new();
     let all = c_table_checks(c_table, &keys, 0, NOW, 4 * ORDER_LEN as u64);
     assert_eq!(all, 4 * ORDER_LEN as u64, "the C table loop admits");
 
@@ -296,11 +315,7 @@ fn bench(c: &mut criterion::Criterion) -> Vec<String> {
         b.iter(|| observe(limiter.check(black_box(NOW), 1)));
     });
 
-    let quota = c_quota();
-    let mut handle: *mut ratecore_limiter = std::ptr::null_mut();
-    // SAFETY: one readable quota; `handle` is valid for one pointer write.
-    let status = unsafe { ratecore_limiter_new(&quota, 1, &mut handle) };
-    assert_eq!(status, ratecore_status::Ok);
+    let handle = c_limiter_new();
     let check: LimiterCheck = black_box(ratecore_limiter_check);
     let mut out = ratecore_decision::default();
     group.bench_function("limiter/c_abi", |b| {
@@ -315,18 +330,7 @@ fn bench(c: &mut criterion::Criterion) -> Vec<String> {
 
     // Byte keys, as the C ABI takes them.
     let keys = CKeys::new();
-
-    let spec = LimitSpec {
-        algorithm: Algorithm::Gcra,
-        quota: rust_quota(),
-    };
-    let table = Table::new(TableConfig::new(2048, &[spec]).expect("valid")).expect("table");
-    for key in &keys.keys {
-        assert!(
-            table.check(key, NOW, 1).expect("check").allowed,
-            "warm-up admitted"
-        );
-    }
+    let table = warm_rust_table(&keys);
     let mut i = 0usize;
     group.bench_function("table_1000_keys/rust", |b| {
         b.iter(|| {
@@ -336,10 +340,7 @@ fn bench(c: &mut criterion::Criterion) -> Vec<String> {
         });
     });
 
-    let mut handle: *mut ratecore_table = std::ptr::null_mut();
-    // SAFETY: one readable quota; `handle` is valid for one pointer write.
-    let status = unsafe { ratecore_table_new(&quota, 1, 2048, 0, &mut handle) };
-    assert_eq!(status, ratecore_status::Ok);
+    let handle = c_table_new();
     let check: TableCheck = black_box(ratecore_table_check);
     for key in &keys.keys {
         // SAFETY: live handle; `key` readable for its length; `out` valid for one write.

@@ -25,42 +25,37 @@ ALGORITHM_SLIDING_WINDOW_STRICT = 4
 FULL_POLICY_DENY = 1
 
 
+def fields(ctype, *names):
+    """ctypes `_fields_` entries: each of `names` of type `ctype`, in declaration order."""
+    return [(name, ctype) for name in names]
+
+
 class Quota(ctypes.Structure):
-    _fields_ = [
-        ("limit", ctypes.c_uint64),
-        ("period_ns", ctypes.c_uint64),
-        ("burst", ctypes.c_uint64),
-        ("algorithm", ctypes.c_uint32),
-        ("sub_windows", ctypes.c_uint32),
-    ]
+    _fields_ = fields(ctypes.c_uint64, "limit", "period_ns", "burst") + fields(
+        ctypes.c_uint32, "algorithm", "sub_windows"
+    )
 
 
 class Decision(ctypes.Structure):
-    _fields_ = [
-        ("allowed", ctypes.c_bool),
-        ("limit", ctypes.c_uint64),
-        ("remaining", ctypes.c_uint64),
-        ("reset_after_ns", ctypes.c_uint64),
-        ("retry_after_ns", ctypes.c_uint64),
-    ]
+    _fields_ = fields(ctypes.c_bool, "allowed") + fields(
+        ctypes.c_uint64, "limit", "remaining", "reset_after_ns", "retry_after_ns"
+    )
 
 
 class TableStats(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_uint64)
-        for name in (
-            "occupied",
-            "new_keys",
-            "reclaims",
-            "evictions",
-            "full_neighbourhoods",
-            "full_denied",
-            "full_allowed",
-            "contended",
-            "stale_claims",
-            "relocations",
-        )
-    ]
+    _fields_ = fields(
+        ctypes.c_uint64,
+        "occupied",
+        "new_keys",
+        "reclaims",
+        "evictions",
+        "full_neighbourhoods",
+        "full_denied",
+        "full_allowed",
+        "contended",
+        "stale_claims",
+        "relocations",
+    )
 
 
 def find_library() -> Path:

@@ -11,11 +11,11 @@
 
 use ratecore::table::TABLE_CHARGE_WORDS;
 
-use crate::ffi::{handle_ref, input_slice, output, output_slice};
+use crate::ffi::{handle_ref, input_slice, output};
 use crate::panic::guard;
 use crate::quota::ratecore_decision;
 use crate::status::ratecore_status;
-use crate::table::{ratecore_table, RATECORE_MAX_TABLE_LIMITS};
+use crate::table::{ratecore_table, EachCall, RATECORE_MAX_TABLE_LIMITS};
 
 /// Words in a `ratecore_table_charge`.
 pub const RATECORE_TABLE_CHARGE_WORDS: usize = 27;
@@ -61,24 +61,23 @@ pub unsafe extern "C" fn ratecore_table_check_undoable(
     charge_out: *mut ratecore_table_charge,
 ) -> ratecore_status {
     guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: `key_len` readable bytes, or (NULL, 0) (caller's promise).
-        let key = unsafe { input_slice(key, key_len)? };
-        // SAFETY: valid for `states_len` writes during this call, or (NULL, 0).
-        let states = unsafe { output_slice(states, states_len)? };
+        // SAFETY: forwarded from this function's contract.
+        let call = unsafe { EachCall::new(table, key, key_len, states, states_len, decision_out) }?;
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(decision_out)? };
-        // SAFETY: as for `decision_out`.
         let charge_out = unsafe { output(charge_out)? };
         // No states buffer asks for no states.
-        let count = if states.len() == 0 { 0 } else { table.count() };
-        let table = table.table();
-        let (decision, charge) = states
+        let count = if call.states.len() == 0 {
+            0
+        } else {
+            call.table.count()
+        };
+        let (table, key) = (call.table.table(), call.key);
+        let (decision, charge) = call
+            .states
             .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(count, |each| {
                 Ok(table.check_undoable(key, now_ns, cost, each)?)
             })?;
-        out.write_decision(decision);
+        call.out.write_decision(decision);
         charge_out.write(ratecore_table_charge {
             words: charge.map_or([0; RATECORE_TABLE_CHARGE_WORDS], |c| {
                 table.charge_to_words(&c)

@@ -7,7 +7,7 @@
 use std::ffi::c_char;
 
 use crate::directive_limit::{self, Limit};
-use crate::directive_zone::{self, Layout, Zone};
+use crate::directive_zone::{self, Zone};
 use crate::ffi::{input_ref, input_slice, output, output_slice};
 use crate::panic::guard;
 use crate::quota::ratecore_quota;
@@ -217,13 +217,6 @@ pub unsafe extern "C" fn ratecore_zone_directive_parse(
         if layout.page_size == 0 {
             return Err(ratecore_status::InvalidArgument);
         }
-        let layout = Layout {
-            header: layout.header,
-            page_size: layout.page_size,
-            fixed: layout.fixed,
-            per_page: layout.per_page,
-            min_pages: layout.min_pages,
-        };
         let zone: Zone<'_> = reported(directive_zone::parse(&args, &layout), error_out, error_len)?;
         out.write(ratecore_zone_directive {
             name: ratecore_text::of(zone.name),

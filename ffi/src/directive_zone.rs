@@ -2,6 +2,7 @@
 //! table sized to the shared memory (`capacity=auto` takes the largest power of two that
 //! fits). Every message names the directive, and the zone once its name is known.
 
+use crate::directive::ratecore_shm_layout;
 use crate::directive_values::{name, param, size, time_ns, whole};
 use crate::quota::ratecore_quota;
 use crate::region::ratecore_table_region_size;
@@ -25,16 +26,8 @@ const DEFAULT_SUB_WINDOWS: u32 = 60;
 /// The smallest table `capacity=auto` tries.
 const SMALLEST_AUTO: u64 = 8;
 
-/// How the zone's shared memory is laid out around the region: see
-/// `ratecore_shm_layout` in `directive.rs`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Layout {
-    pub(crate) header: usize,
-    pub(crate) page_size: usize,
-    pub(crate) fixed: usize,
-    pub(crate) per_page: usize,
-    pub(crate) min_pages: usize,
-}
+/// How the zone's shared memory is laid out around the region, as the server states it.
+pub(crate) type Layout = ratecore_shm_layout;
 
 impl Layout {
     /// The shared memory a region of `region` bytes needs: its header and region in whole

@@ -88,6 +88,21 @@ pub(crate) unsafe fn release<C: Castable>(handle: *mut C) {
     });
 }
 
+/// The body of a call on a handle: inside the panic boundary, borrows the value behind
+/// `handle` and runs `body` on it.
+///
+/// # Safety
+/// `handle` is NULL or a live handle (as for [`handle_ref`]) not freed during the call.
+pub(crate) unsafe fn with_handle<C: Castable>(
+    handle: *const C,
+    body: impl FnOnce(&C::Rust) -> Result<(), ratecore_status>,
+) -> ratecore_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        body(unsafe { handle_ref(handle)? })
+    })
+}
+
 /// The body of every getter: borrows the value behind `handle` and writes what `read`
 /// makes of it to `*value_out` (nothing on an error).
 ///
@@ -99,14 +114,14 @@ pub(crate) unsafe fn read_into<C: Castable, T>(
     value_out: *mut T,
     read: impl FnOnce(&C::Rust) -> Result<T, ratecore_status>,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let value = unsafe { handle_ref(handle)? };
+    let read_out = |value: &C::Rust| {
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output(value_out)? };
         out.write(read(value)?);
         Ok(())
-    })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { with_handle(handle, read_out) }
 }
 
 /// NULL → `NullPointer`; misaligned for `T` → `InvalidArgument`.

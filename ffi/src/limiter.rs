@@ -81,27 +81,6 @@ impl LimiterInner {
         };
         Ok(decision?)
     }
-
-    fn decide_each(
-        &self,
-        now: u64,
-        cost: u64,
-        commit: bool,
-        states: &mut [Decision],
-    ) -> Result<Decision, ratecore_status> {
-        let decision = match self {
-            Self::Single(_) => {
-                let decision = self.decide(now, cost, commit)?;
-                if let Some(first) = states.first_mut() {
-                    *first = decision;
-                }
-                return Ok(decision);
-            }
-            Self::Composite(c) if commit => c.check_each(now, cost, states),
-            Self::Composite(c) => c.peek_each(now, cost, states),
-        };
-        Ok(decision?)
-    }
 }
 
 /// Creates a limiter from `quotas_len` quotas (1 to `RATECORE_MAX_LIMITER_LIMITS`) and
@@ -281,7 +260,19 @@ unsafe fn decide_each(
         // SAFETY: valid for one write during this call, or NULL (caller's promise).
         let out = unsafe { output(decision_out)? };
         let decision = states.decide_each::<MAX_LIMITS, _>(limiter.count(), |each| {
-            limiter.decide_each(now, cost, commit, each)
+            let decision = match limiter {
+                LimiterInner::Composite(c) if commit => c.check_each(now, cost, each)?,
+                LimiterInner::Composite(c) => c.peek_each(now, cost, each)?,
+                // One quota: its state is the decision.
+                LimiterInner::Single(_) => {
+                    let decision = limiter.decide(now, cost, commit)?;
+                    if let Some(first) = each.first_mut() {
+                        *first = decision;
+                    }
+                    decision
+                }
+            };
+            Ok(decision)
         })?;
         out.write_decision(decision);
         Ok(())

@@ -74,7 +74,7 @@ pub struct ratecore_request {
 
 /// What a policy check produced.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ratecore_policy_result {
     /// The combined decision (the most restrictive applicable limit's).
     pub decision: ratecore_decision,

@@ -3,7 +3,9 @@
 
 use std::mem::size_of;
 
-use crate::ffi::{handle_ref, output_slice, read_into, sized_output};
+use ratecore::policy::Policy;
+
+use crate::ffi::{handle_ref, output_slice, read_into, sized_output, with_handle};
 use crate::headers::render_into;
 use crate::panic::guard;
 use crate::policy::ratecore_policy;
@@ -22,7 +24,7 @@ use crate::status::ratecore_status;
 /// limit (counted in `ratecore_reload_report.fresh`); a new or changed limit starts
 /// from 0.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ratecore_limit_metrics {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,
@@ -56,11 +58,7 @@ pub unsafe extern "C" fn ratecore_policy_limit_count(
 ) -> ratecore_status {
     // SAFETY: a live handle or NULL; `count_out` NULL or valid for one write (caller's
     // promise).
-    unsafe {
-        read_into(policy, count_out, |policy| {
-            Ok(policy.view().metrics().count())
-        })
-    }
+    unsafe { read_into(policy, count_out, |p| Ok(p.view().metrics().count())) }
 }
 
 /// Reports the limit at `index` in policy order (rules in order, each rule's limits in
@@ -153,12 +151,12 @@ pub unsafe extern "C" fn ratecore_policy_render_metrics(
     cap: usize,
     len_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
+    let render = |policy: &Policy| {
         // SAFETY: forwarded from this function's contract.
         unsafe { render_into(out, cap, len_out, |buf| policy.render_metrics(buf)) }
-    })
+    };
+    // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
+    unsafe { with_handle(policy, render) }
 }
 
 /// Writes the bytes of table memory the policy holds (allocated when it was built; checks

@@ -28,7 +28,7 @@ const _: () = assert!(RATECORE_OFFENDER_KEY_BYTES == OFFENDER_KEY_BYTES);
 /// covers. A `size` below this struct's is `INVALID_ARGUMENT`. When written, `size` is set
 /// to the number of bytes written.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ratecore_offender_stats {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,

@@ -7,7 +7,7 @@ use std::mem::{align_of, offset_of, size_of};
 
 use ratecore::policy::{OverrideQuota, Policy, PolicyError};
 
-use crate::ffi::{handle_ref, input_slice, output, sized_input};
+use crate::ffi::{handle_ref, input_slice, output, sized_input, with_handle};
 use crate::headers::utf8;
 use crate::lines::{push_line, TextOut};
 use crate::panic::guard;
@@ -297,35 +297,40 @@ pub unsafe extern "C" fn ratecore_policy_overrides(
     cap: usize,
     len_out: *mut usize,
 ) -> ratecore_status {
-    guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let policy: &Policy = unsafe { handle_ref::<ratecore_policy>(policy) }?;
+    let list = |policy: &Policy| {
         // SAFETY: forwarded from this function's contract.
         let sink = unsafe { TextOut::new(out, cap, len_out) }?;
-        let mut overrides = policy.overrides();
-        overrides.sort_by(|a, b| {
-            (&a.0, &a.1, &a.2.attribute, &a.2.value).cmp(&(&b.0, &b.1, &b.2.attribute, &b.2.value))
-        });
-        let mut text = Vec::new();
-        for (rule, limit, o) in &overrides {
-            let (quota, burst) = match o.quota {
-                OverrideQuota::Limit { limit, burst } => {
-                    (limit.to_string(), burst.unwrap_or(0).to_string())
-                }
-                OverrideQuota::Unlimited => (String::from("unlimited"), String::from("0")),
-            };
-            push_line(
-                &mut text,
-                &[
-                    rule.as_bytes(),
-                    limit.as_bytes(),
-                    o.attribute.as_bytes(),
-                    &o.value,
-                    quota.as_bytes(),
-                    burst.as_bytes(),
-                ],
-            );
-        }
-        sink.deliver(&text)
-    })
+        sink.deliver(&override_lines(policy))
+    };
+    // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
+    unsafe { with_handle(policy, list) }
+}
+
+/// `ratecore_policy_overrides`' text for `policy`.
+fn override_lines(policy: &Policy) -> Vec<u8> {
+    let mut overrides = policy.overrides();
+    overrides.sort_by(|a, b| {
+        (&a.0, &a.1, &a.2.attribute, &a.2.value).cmp(&(&b.0, &b.1, &b.2.attribute, &b.2.value))
+    });
+    let mut text = Vec::new();
+    for (rule, limit, o) in &overrides {
+        let (quota, burst) = match o.quota {
+            OverrideQuota::Limit { limit, burst } => {
+                (limit.to_string(), burst.unwrap_or(0).to_string())
+            }
+            OverrideQuota::Unlimited => (String::from("unlimited"), String::from("0")),
+        };
+        push_line(
+            &mut text,
+            &[
+                rule.as_bytes(),
+                limit.as_bytes(),
+                o.attribute.as_bytes(),
+                &o.value,
+                quota.as_bytes(),
+                burst.as_bytes(),
+            ],
+        );
+    }
+    text
 }

@@ -27,7 +27,7 @@ use crate::status::ratecore_status;
 /// changed) on one key: `a` and `b` start with a fresh table, so `kept = 0`, `fresh = 2`;
 /// the old `b` is gone, so `dropped = 1`; and `a` keeps its counters.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ratecore_reload_report {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,

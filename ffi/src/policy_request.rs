@@ -72,7 +72,7 @@ pub struct ratecore_http_request {
 /// `size` below this struct's is `INVALID_ARGUMENT`. On success, `size` is set to the
 /// number of bytes written.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ratecore_policy_outcome {
     /// The struct's size in bytes: set by the caller, then the bytes written.
     pub size: usize,

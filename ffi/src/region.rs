@@ -137,14 +137,20 @@ pub unsafe extern "C" fn ratecore_table_attach_region(
     region_len: usize,
     table_out: *mut *mut ratecore_table,
 ) -> ratecore_status {
-    let build = || {
-        let region = region_arg(region, region_len)?;
-        // SAFETY: the region is valid for `region_len` bytes while the handle lives and is
-        // accessed only through ratecore (caller's promise); `region::attach` validates
-        // alignment, size and header before building any view.
-        let table = unsafe { region::attach(region, region_len)? };
-        Ok(TableInner::Region(table))
-    };
-    // SAFETY: `table_out` is NULL or valid for one write (caller's promise).
-    unsafe { create(table_out, build) }
+    // SAFETY: `table_out` is NULL or valid for one write; the region as
+    // `ratecore_table_attach_region` requires (caller's promise).
+    unsafe { create(table_out, || attached(region, region_len)) }
+}
+
+/// The table another handle initialised in `region`, checked.
+///
+/// # Safety
+/// The region as `ratecore_table_attach_region` requires.
+unsafe fn attached(region: *mut c_void, len: usize) -> Result<TableInner, ratecore_status> {
+    let region = region_arg(region, len)?;
+    // SAFETY: the region is valid for `len` bytes while the handle lives and is accessed
+    // only through ratecore (caller's promise); `region::attach` validates alignment, size
+    // and header before building any view.
+    let table = unsafe { region::attach(region, len)? };
+    Ok(TableInner::Region(table))
 }

@@ -6,10 +6,11 @@ use std::ptr::NonNull;
 
 use ratecore::table::region::{self, RegionTable, REGION_ALIGN};
 use ratecore::table::MAX_CAPACITY;
-use ratecore::{Decision, FullPolicy, LimitSpec, TableConfig, TableStats};
+use ratecore::{FullPolicy, LimitSpec, TableConfig, TableStats};
 
 use crate::ffi::{
     create, handle_ref, input_slice, output, output_slice, read_into, release, Castable, Out,
+    OutSlice,
 };
 use crate::panic::guard;
 use crate::quota::{quotas_arg, ratecore_decision, ratecore_quota};
@@ -160,21 +161,6 @@ impl TableInner {
             }
             Err(error) => Err(error.into()),
         }
-    }
-
-    fn check_each(
-        &self,
-        key: &[u8],
-        now: u64,
-        cost: u64,
-        commit: bool,
-        states: &mut [Decision],
-    ) -> Result<Decision, ratecore_status> {
-        Ok(if commit {
-            self.table().check_each(key, now, cost, states)?
-        } else {
-            self.table().peek_each(key, now, cost, states)?
-        })
     }
 }
 
@@ -442,6 +428,40 @@ pub unsafe extern "C" fn ratecore_table_peek_each(
     }
 }
 
+/// The checked arguments every `_each` call on a table takes besides time and cost.
+pub(crate) struct EachCall<'a> {
+    pub(crate) table: &'a TableInner,
+    pub(crate) key: &'a [u8],
+    pub(crate) states: OutSlice<ratecore_decision>,
+    pub(crate) out: Out<ratecore_decision>,
+}
+
+impl EachCall<'_> {
+    /// Checks the arguments in the order the C signatures list them.
+    ///
+    /// # Safety
+    /// As for `ratecore_table_check_each`; the result does not outlive the call.
+    pub(crate) unsafe fn new(
+        table: *const ratecore_table,
+        key: *const u8,
+        key_len: usize,
+        states: *mut ratecore_decision,
+        states_len: usize,
+        decision_out: *mut ratecore_decision,
+    ) -> Result<Self, ratecore_status> {
+        Ok(Self {
+            // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
+            table: unsafe { handle_ref(table)? },
+            // SAFETY: `key_len` readable bytes, or (NULL, 0) (caller's promise).
+            key: unsafe { input_slice(key, key_len)? },
+            // SAFETY: valid for `states_len` writes during this call, or (NULL, 0).
+            states: unsafe { output_slice(states, states_len)? },
+            // SAFETY: valid for one write during this call, or NULL (caller's promise).
+            out: unsafe { output(decision_out)? },
+        })
+    }
+}
+
 /// # Safety
 /// As for `ratecore_table_check_each`.
 #[allow(clippy::too_many_arguments)]
@@ -457,19 +477,20 @@ unsafe fn decide_each(
     decision_out: *mut ratecore_decision,
 ) -> ratecore_status {
     guard(|| {
-        // SAFETY: a live handle not freed during this call, or NULL (caller's promise).
-        let table = unsafe { handle_ref(table)? };
-        // SAFETY: `key_len` readable bytes, or (NULL, 0) (caller's promise).
-        let key = unsafe { input_slice(key, key_len)? };
-        // SAFETY: valid for `states_len` writes during this call, or (NULL, 0).
-        let states = unsafe { output_slice(states, states_len)? };
-        // SAFETY: valid for one write during this call, or NULL (caller's promise).
-        let out = unsafe { output(decision_out)? };
-        let decision = states
-            .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(table.count(), |each| {
-                table.check_each(key, now_ns, cost, commit, each)
+        // SAFETY: forwarded from this function's contract.
+        let call = unsafe { EachCall::new(table, key, key_len, states, states_len, decision_out) }?;
+        let (table, key) = (call.table.table(), call.key);
+        let count = call.table.count();
+        let decision = call
+            .states
+            .decide_each::<RATECORE_MAX_TABLE_LIMITS, _>(count, |each| {
+                Ok(if commit {
+                    table.check_each(key, now_ns, cost, each)?
+                } else {
+                    table.peek_each(key, now_ns, cost, each)?
+                })
             })?;
-        out.write_decision(decision);
+        call.out.write_decision(decision);
         Ok(())
     })
 }
@@ -515,11 +536,7 @@ pub unsafe extern "C" fn ratecore_table_full_policy(
 ) -> ratecore_status {
     // SAFETY: a live handle or NULL; `full_policy_out` NULL or valid for one write (caller's
     // promise).
-    unsafe {
-        read_into(table, full_policy_out, |table| {
-            Ok(table.config().policy() as u32)
-        })
-    }
+    unsafe { read_into(table, full_policy_out, |t| Ok(t.config().policy() as u32)) }
 }
 
 /// Writes the number of quotas the table applies per key to `*count_out`.

@@ -100,58 +100,52 @@ fn every_status_has_its_own_message() {
 #[test]
 fn every_core_error_maps_to_its_own_status() {
     use ratecore_status as S;
+    use QuotaError as Q;
+    use TableError as T;
     // Any values: only the variant decides the status.
     let (limit, period, expected, needed, actual) = (2, 1, 2, 2, 1);
-    let quota_errors = [
-        (QuotaError::ZeroLimit, S::ZeroLimit),
-        (QuotaError::ZeroPeriod, S::ZeroPeriod),
-        (QuotaError::ZeroBurst, S::ZeroBurst),
+    // Quota errors map alike on their own and inside a table error.
+    let errors = [
+        (T::Quota(Q::ZeroLimit), S::ZeroLimit),
+        (T::Quota(Q::ZeroPeriod), S::ZeroPeriod),
+        (T::Quota(Q::ZeroBurst), S::ZeroBurst),
         (
-            QuotaError::EmissionIntervalTooSmall { limit, period },
+            T::Quota(Q::EmissionIntervalTooSmall { limit, period }),
             S::EmissionIntervalTooSmall,
         ),
-        (QuotaError::BurstOverflow, S::BurstOverflow),
-        (QuotaError::ZeroSubWindows, S::ZeroSubWindows),
-        (QuotaError::TooManySubWindows, S::TooManySubWindows),
+        (T::Quota(Q::BurstOverflow), S::BurstOverflow),
+        (T::Quota(Q::ZeroSubWindows), S::ZeroSubWindows),
+        (T::Quota(Q::TooManySubWindows), S::TooManySubWindows),
         (
-            QuotaError::StorageLength { expected, actual },
+            T::Quota(Q::StorageLength { expected, actual }),
             S::StorageLength,
         ),
-        (QuotaError::StateTooWide, S::StateTooWide),
-        (QuotaError::EmptyComposite, S::NoLimits),
-        (QuotaError::TooManyLimits, S::TooManyLimits),
+        (T::Quota(Q::StateTooWide), S::StateTooWide),
+        (T::Quota(Q::EmptyComposite), S::NoLimits),
+        (T::Quota(Q::TooManyLimits), S::TooManyLimits),
+        (T::NoLimits, S::NoLimits),
+        (T::TooManyLimits, S::TooManyLimits),
+        (T::BadCapacity, S::BadCapacity),
+        (T::NotLockFree, S::NotLockFree),
+        (T::RegionTooSmall { needed, actual }, S::RegionTooSmall),
+        (T::RegionMisaligned, S::RegionMisaligned),
+        (T::BadMagic, S::BadMagic),
+        (T::UnsupportedVersion { found: 9 }, S::UnsupportedVersion),
+        (T::NotReady, S::NotReady),
+        (T::CorruptHeader, S::CorruptHeader),
+        (T::HashMismatch, S::HashMismatch),
+        (T::OutOfMemory, S::OutOfMemory),
     ];
-    for (error, status) in quota_errors {
+    for (error, status) in errors {
         assert_eq!(S::from(error), status, "{error:?}");
-        assert_eq!(S::from(TableError::Quota(error)), status, "{error:?}");
+        if let T::Quota(quota) = error {
+            assert_eq!(S::from(quota), status, "{quota:?}");
+        }
     }
     assert_eq!(
         S::from(CheckError::CostExceedsLimit { cost: 2, limit: 1 }),
         S::CostExceedsLimit
     );
-    let table_errors = [
-        (TableError::NoLimits, S::NoLimits),
-        (TableError::TooManyLimits, S::TooManyLimits),
-        (TableError::BadCapacity, S::BadCapacity),
-        (TableError::NotLockFree, S::NotLockFree),
-        (
-            TableError::RegionTooSmall { needed, actual },
-            S::RegionTooSmall,
-        ),
-        (TableError::RegionMisaligned, S::RegionMisaligned),
-        (TableError::BadMagic, S::BadMagic),
-        (
-            TableError::UnsupportedVersion { found: 9 },
-            S::UnsupportedVersion,
-        ),
-        (TableError::NotReady, S::NotReady),
-        (TableError::CorruptHeader, S::CorruptHeader),
-        (TableError::HashMismatch, S::HashMismatch),
-        (TableError::OutOfMemory, S::OutOfMemory),
-    ];
-    for (error, status) in table_errors {
-        assert_eq!(S::from(error), status, "{error:?}");
-    }
 }
 
 #[test]
@@ -240,6 +234,29 @@ fn gcra_and_strict_table() -> (*mut ratecore_table, [ratecore_quota; 2]) {
     (table, quotas)
 }
 
+/// `ratecore_table_check_each` (`commit`) or `_peek_each` of `key` at `SECOND`, into the
+/// two states of a [`gcra_and_strict_table`].
+///
+/// # Safety
+/// `table` is a live handle.
+unsafe fn table_each(
+    table: *mut ratecore_table,
+    key: &[u8],
+    cost: u64,
+    commit: bool,
+    states: &mut [ratecore_decision; 2],
+    decision: &mut ratecore_decision,
+) -> ratecore_status {
+    let each = if commit {
+        ratecore_table_check_each
+    } else {
+        ratecore_table_peek_each
+    };
+    let (ptr, len, out) = (key.as_ptr(), key.len(), states.as_mut_ptr());
+    // SAFETY: a live handle (caller's promise); the key and both states are valid.
+    unsafe { each(table, ptr, len, SECOND, cost, out, 2, decision) }
+}
+
 #[test]
 fn table_round_trip() {
     let (table, quotas) = gcra_and_strict_table();
@@ -256,16 +273,7 @@ fn table_round_trip() {
                 assert!(decision.allowed);
             }
             assert_eq!(
-                ratecore_table_check_each(
-                    table,
-                    key.as_ptr(),
-                    key.len(),
-                    SECOND,
-                    1,
-                    states.as_mut_ptr(),
-                    2,
-                    &mut decision
-                ),
+                table_each(table, key, 1, true, &mut states, &mut decision),
                 ratecore_status::Ok
             );
             assert!(!decision.allowed);
@@ -454,16 +462,7 @@ fn undoable_check_round_trip() {
         );
         // Back to one charge on each quota.
         assert_eq!(
-            ratecore_table_peek_each(
-                table,
-                key.as_ptr(),
-                key.len(),
-                SECOND,
-                0,
-                states.as_mut_ptr(),
-                2,
-                &mut decision,
-            ),
+            table_each(table, key, 0, false, &mut states, &mut decision),
             ratecore_status::Ok
         );
         assert_eq!((states[0].remaining, states[1].remaining), (1, 2));

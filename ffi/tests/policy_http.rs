@@ -6,35 +6,13 @@
 use std::mem::size_of;
 use std::ptr;
 
-use ratecore::policy::{Attribute, OverrideQuota, Policy, PolicyError, Request};
+use ratecore::policy::{Attribute, LimitMetrics, OverrideQuota, Policy, PolicyError, Request};
 use ratecore_ffi::*;
 
 const SECOND: u64 = 1_000_000_000;
 
-const TOML: &str = r#"
-[[rule]]
-name = "internal"
-when = { tier = "internal" }
-unlimited = true
-
-[[rule]]
-name = "api"
-[[rule.limit]]
-name = "per-tenant"
-key = ["tenant"]
-on_missing = "deny"
-algorithm = "gcra"
-limit = 2
-period = "1s"
-[[rule.limit]]
-name = "per-tenant-audit"
-key = ["tenant"]
-on_missing = "deny"
-algorithm = "fixed_window"
-limit = 1
-period = "1s"
-shadow = true
-"#;
+/// Two limits on one key, one of them shadow, and an exempting rule.
+const TOML: &str = include_str!("policy_http.toml");
 
 fn policy() -> *mut ratecore_policy {
     let mut policy = ptr::null_mut();
@@ -173,13 +151,18 @@ fn outcomes_and_metrics_match_the_rust_api() {
         assert_eq!(got.decision.remaining, want.decision().remaining);
         assert_eq!(got.limited, want.limited());
         let index = |id: Option<usize>| id.map_or(RATECORE_NO_LIMIT, |i| u32::try_from(i).unwrap());
-        assert_eq!(got.deciding_limit, index(want.deciding().map(|l| l.id)));
+        // Which limit decided, and why.
         assert_eq!(
-            got.shadow_denied_limit,
-            index(want.shadow_denied().map(|(l, _)| l.id))
+            (got.deciding_limit, got.shadow_denied_limit),
+            (
+                index(want.deciding().map(|l| l.id)),
+                index(want.shadow_denied().map(|(l, _)| l.id))
+            )
         );
-        assert_eq!(got.missing_key, want.denied_for_missing_key());
-        assert_eq!(got.exempted, want.exempted_by().is_some());
+        assert_eq!(
+            (got.missing_key, got.exempted),
+            (want.denied_for_missing_key(), want.exempted_by().is_some())
+        );
         for (seen, now) in seen.iter_mut().zip([
             !got.decision.allowed && !got.missing_key,
             got.shadow_denied_limit != RATECORE_NO_LIMIT,
@@ -232,15 +215,13 @@ fn assert_metrics_match(policy: *const ratecore_policy, mirror: &Policy) {
         assert_eq!(rule, limit.rule.as_bytes());
         assert_eq!(name, limit.name.as_bytes());
         assert_eq!(got.shadow, limit.shadow);
-        assert_eq!(
-            (got.allowed, got.denied, got.shadow_denied, got.skipped),
-            (
-                metrics.allowed,
-                metrics.denied,
-                metrics.shadow_denied,
-                metrics.skipped
-            )
-        );
+        let counters = LimitMetrics {
+            allowed: got.allowed,
+            denied: got.denied,
+            shadow_denied: got.shadow_denied,
+            skipped: got.skipped,
+        };
+        assert_eq!(counters, metrics);
     }
     let mut buffer = [0u8; 4096];
     let n = mirror.render_metrics(&mut buffer).unwrap();

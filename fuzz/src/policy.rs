@@ -66,7 +66,7 @@ use std::fmt;
 use arbitrary::{Arbitrary, Unstructured};
 
 mod driver;
-mod model;
+pub(crate) mod model;
 mod ops;
 mod props;
 mod template;

@@ -22,7 +22,7 @@ use arbitrary::Arbitrary;
 use ratecore::table::region::{region_size, RegionTable, LAYOUT_VERSION, MAGIC, REGION_ALIGN};
 use ratecore::{Algorithm, FullPolicy, LimitSpec, Quota, TableConfig, TableError};
 
-use crate::model::{AnyModel, Model, QuotaParams};
+use crate::model::{AnyModel, CompositeModel, Model};
 use crate::table::{drive, resolve_calls, Driver, TableCase, TableOp};
 
 const STATE_OFFSET: usize = 208;
@@ -309,17 +309,8 @@ pub fn expected_attach(region: &[u8], aligned: bool) -> Result<TableConfig, Tabl
 }
 
 fn models_of(config: &TableConfig) -> Vec<AnyModel> {
-    config
-        .limits()
-        .map(|s| {
-            let params = QuotaParams {
-                limit: s.quota.limit(),
-                period: s.quota.period(),
-                burst: s.quota.burst(),
-            };
-            AnyModel::new(s.algorithm, params).expect("a table's limits are valid")
-        })
-        .collect()
+    let specs: Vec<LimitSpec> = config.limits().copied().collect();
+    CompositeModel::of_specs(&specs).limits
 }
 
 /// Attaches to `region`, compares with the prediction, and uses what attaches.
@@ -375,17 +366,21 @@ fn attach_and_use(
     }
 }
 
-/// Initialises a region for `case` and runs its calls (exactly checked); returns the
-/// buffer and its config.
-fn used_region(case: &TableCase) -> Option<(AlignedBuf, usize, TableConfig)> {
-    let (config, models) = case.config()?;
+/// Initialises a region for `case`, runs its calls (exactly checked), then hands the
+/// region and its config to `then`. A case without a valid config does nothing.
+fn with_used_region(case: &TableCase, then: impl FnOnce(&mut [u8], &TableConfig)) {
+    let Some((config, models)) = case.config() else {
+        return;
+    };
     let size = region_size(&config).expect("small tables fit");
     let mut buf = AlignedBuf::new(size);
     {
         let table = RegionTable::init_in(buf.bytes(), &config).expect("init");
         drive(case, &table, models);
     }
-    Some((buf, size, config))
+    let region = buf.bytes();
+    assert_eq!(region.len(), size);
+    then(region, &config);
 }
 
 /// Runs one input.
@@ -414,30 +409,26 @@ pub fn run(case: &RegionCase) {
             forge,
             cut,
         } => {
-            let Some((mut buf, size, _)) = used_region(table) else {
-                return;
-            };
-            let region = buf.bytes();
-            for m in mutations {
-                let range = if m.header { STATE_OFFSET + 8 } else { size };
-                region[usize::from(m.offset) % range] = m.value;
-            }
-            forge.apply(region);
-            let len = size - usize::from(*cut) % (size + 1);
-            attach_and_use(&mut region[..len], true, Some(table), &[], false);
+            with_used_region(table, |region, _| {
+                let size = region.len();
+                for m in mutations {
+                    let range = if m.header { STATE_OFFSET + 8 } else { size };
+                    region[usize::from(m.offset) % range] = m.value;
+                }
+                forge.apply(region);
+                let len = size - usize::from(*cut) % (size + 1);
+                attach_and_use(&mut region[..len], true, Some(table), &[], false);
+            });
         }
         RegionCase::Planted {
             table,
             words,
             cells,
         } => {
-            let Some((mut buf, size, config)) = used_region(table) else {
-                return;
-            };
-            let region = buf.bytes();
-            plant(region, &config, words, cells);
-            assert!(region.len() == size);
-            attach_and_use(region, true, Some(table), &[], true);
+            with_used_region(table, |region, config| {
+                plant(region, config, words, cells);
+                attach_and_use(region, true, Some(table), &[], true);
+            });
         }
     }
 }

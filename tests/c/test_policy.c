@@ -7,10 +7,8 @@
 static ratecore_request request(const char *method, const char *path) {
     ratecore_request r;
     memset(&r, 0, sizeof r);
-    r.method = rc_bytes(method);
-    r.method_len = strlen(method);
-    r.path = rc_bytes(path);
-    r.path_len = strlen(path);
+    rc_set_str(&r.method, &r.method_len, method);
+    rc_set_str(&r.path, &r.path_len, path);
     return r;
 }
 

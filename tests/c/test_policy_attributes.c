@@ -18,6 +18,22 @@ static ratecore_status check_at(const ratecore_policy *policy, const ratecore_ht
                                       sizeof headers, body, sizeof body, o);
 }
 
+/* A GET /v2/users/ with `attributes` at `now` is the first request of its key in ev.energy's
+ * policy: admitted, 999 of 1000 left. */
+static void check_first_of_key(const ratecore_policy *policy, const ratecore_attribute *attributes,
+                               size_t count, uint64_t now, int line) {
+    ratecore_http_request r = rc_http("GET", "/v2/users/", attributes, count);
+    ratecore_policy_outcome o;
+    REQUIRE_OK(check_at(policy, &r, now, &o));
+    if (!o.decision.allowed || o.decision.remaining != 999) {
+        fprintf(stderr, "%s:%d: allowed=%d remaining=%" PRIu64 ", expected a first request\n",
+                __FILE__, line, o.decision.allowed, o.decision.remaining);
+        rc_failures++;
+    }
+}
+#define CHECK_FIRST_OF_KEY(policy, attributes, now) \
+    check_first_of_key(policy, attributes, sizeof attributes / sizeof attributes[0], now, __LINE__)
+
 static int same_text(const uint8_t *s, size_t len, const char *expected) {
     return len == strlen(expected) && memcmp(s, expected, len) == 0;
 }
@@ -112,10 +128,7 @@ static void evenergy(void) {
     CHECK(o.content_type != NULL && strcmp(o.content_type, "application/problem+json") == 0);
     /* Another app has its own limit. */
     ratecore_attribute cc2[] = {rc_attr("auth", "client_credentials"), rc_attr("app", "app-cc2")};
-    ratecore_http_request r2 = rc_http("GET", "/v2/users/", cc2, 2);
-    REQUIRE_OK(check_at(policy, &r2, at, &o));
-    CHECK(o.decision.allowed);
-    CHECK_EQ_U64(o.decision.remaining, 999);
+    CHECK_FIRST_OF_KEY(policy, cc2, at);
 
     /* Authorization-code requests: one limit per (app, user). */
     ratecore_attribute alice[] = {rc_attr("auth", "authorization_code"), rc_attr("app", "app-1"),
@@ -140,16 +153,10 @@ static void evenergy(void) {
      * alice's requests; attribute order does not matter. */
     ratecore_attribute alice_app2[] = {rc_attr("user", "alice"), rc_attr("app", "app-2"),
                                        rc_attr("auth", "authorization_code")};
-    ratecore_http_request ra2 = rc_http("GET", "/v2/users/", alice_app2, 3);
-    REQUIRE_OK(check_at(policy, &ra2, at, &o));
-    CHECK(o.decision.allowed);
-    CHECK_EQ_U64(o.decision.remaining, 999);
+    CHECK_FIRST_OF_KEY(policy, alice_app2, at);
     ratecore_attribute bob[] = {rc_attr("auth", "authorization_code"), rc_attr("app", "app-1"),
                                 rc_attr("user", "bob")};
-    ratecore_http_request rb = rc_http("GET", "/v2/users/", bob, 3);
-    REQUIRE_OK(check_at(policy, &rb, at, &o));
-    CHECK(o.decision.allowed);
-    CHECK_EQ_U64(o.decision.remaining, 999);
+    CHECK_FIRST_OF_KEY(policy, bob, at);
 
     /* An authorization-code request without a user is refused (on_missing = "deny"),
      * for the limit's whole period. */
@@ -400,25 +407,15 @@ static void bad_arguments(void) {
 
     /* Structs from a newer header: the request's unknown tail is ignored; only this
      * library's outcome is written, and its size says how much. */
-    struct {
-        ratecore_http_request request;
-        uint64_t newer_field;
-    } newer_request;
-    memset(&newer_request, 0, sizeof newer_request);
-    newer_request.request = r;
-    newer_request.request.size = sizeof newer_request;
-    newer_request.newer_field = 7;
-    struct {
-        ratecore_policy_outcome outcome;
-        uint64_t newer_field;
-    } newer_outcome;
-    memset(&newer_outcome, 0x5a, sizeof newer_outcome);
-    newer_outcome.outcome.size = sizeof newer_outcome;
-    REQUIRE_OK(HTTP(policy, &newer_request.request, 1, &newer_outcome.outcome));
-    CHECK_EQ_U64(newer_outcome.outcome.size, sizeof(ratecore_policy_outcome));
-    CHECK(newer_outcome.outcome.decision.allowed);
-    CHECK_EQ_U64(newer_outcome.outcome.decision.remaining, 3);
-    CHECK_EQ_U64(newer_outcome.newer_field, UINT64_C(0x5a5a5a5a5a5a5a5a));
+    RC_NEWER(ratecore_http_request) newer_request;
+    RC_NEWER_INPUT(newer_request, r);
+    RC_NEWER(ratecore_policy_outcome) newer_outcome;
+    RC_NEWER_OUTPUT(newer_outcome);
+    REQUIRE_OK(HTTP(policy, &newer_request.value, 1, &newer_outcome.value));
+    CHECK_EQ_U64(newer_outcome.value.size, sizeof(ratecore_policy_outcome));
+    CHECK(newer_outcome.value.decision.allowed);
+    CHECK_EQ_U64(newer_outcome.value.decision.remaining, 3);
+    CHECK_EQ_U64(newer_outcome.newer_field, RC_NEWER_POISON);
     CHECK_METRICS(policy, 0, "save-readings", "per-second", false, 2, 0, 0, 0);
 
     /* Metrics and memory. */

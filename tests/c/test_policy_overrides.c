@@ -127,6 +127,9 @@ static void check_metrics(const ratecore_policy *policy, size_t index, uint64_t 
 #define CC "client-credentials"
 #define FLEET_LINE CC "\tper-app\tapp\tfleet-integration\t5000\t0\n"
 
+/* A policy of one rule, "api", with one limit: `limit` is that limit's TOML fields. */
+#define api_policy(limit) rc_policy_toml("[[rule]]\nname = \"api\"\n[[rule.limit]]\n" limit)
+
 /* ev.energy: client-credentials requests share one limit per app, 1000 per rolling hour
  * (limit 1 in policy order); the file raises the fleet integration's app to 5000. */
 static void evenergy_app_raised_at_run_time(void) {
@@ -221,29 +224,37 @@ static void evenergy_app_raised_at_run_time(void) {
 static void refused_overrides(void) {
     char error[256];
     ratecore_policy *policy = rc_policy_file("examples/policies/evenergy.toml");
-    CHECK_STATUS(set_override(policy, "nope", "per-app", "app", "a", quota_of(5, 0), error),
-                 RATECORE_STATUS_UNKNOWN_LIMIT);
-    CHECK(strcmp(error, "no limit \"per-app\" in rule \"nope\"") == 0);
-    /* per-app is client-credentials', not authorization-code's. */
-    CHECK_STATUS(set_override(policy, "authorization-code", "per-app", "app", "a",
-                              quota_of(5, 0), error),
-                 RATECORE_STATUS_UNKNOWN_LIMIT);
-    CHECK(strcmp(error, "no limit \"per-app\" in rule \"authorization-code\"") == 0);
-    CHECK_STATUS(set_override(policy, CC, "per-app", "a b", "a", quota_of(5, 0), error),
-                 RATECORE_STATUS_INVALID_OVERRIDE);
-    CHECK(strcmp(error, "bad attribute name \"a b\": use ASCII letters, digits, '_', '-', '.' "
-                        "or ':'") == 0);
-    CHECK_STATUS(set_override(policy, CC, "per-app", "", "a", quota_of(5, 0), error),
-                 RATECORE_STATUS_INVALID_OVERRIDE);
-    CHECK_STATUS(set_override(policy, CC, "per-app", "app", "a", quota_of(0, 0), error),
-                 RATECORE_STATUS_INVALID_OVERRIDE);
-    CHECK(strcmp(error, "rule \"client-credentials\", limit \"per-app\": override: quota limit "
-                        "must be at least 1") == 0);
-    /* A burst on a strict sliding window. */
-    CHECK_STATUS(set_override(policy, CC, "per-app", "app", "a", quota_of(5, 10), error),
-                 RATECORE_STATUS_INVALID_OVERRIDE);
-    CHECK(strcmp(error, "rule \"client-credentials\", limit \"per-app\": override: burst only "
-                        "applies to algorithm = \"gcra\"") == 0);
+    static const struct {
+        const char *rule, *attribute;
+        uint64_t limit, burst;
+        uint32_t expected;
+        const char *message; /* NULL: not checked */
+    } cases[] = {
+        {"nope", "app", 5, 0, RATECORE_STATUS_UNKNOWN_LIMIT,
+         "no limit \"per-app\" in rule \"nope\""},
+        /* per-app is client-credentials', not authorization-code's. */
+        {"authorization-code", "app", 5, 0, RATECORE_STATUS_UNKNOWN_LIMIT,
+         "no limit \"per-app\" in rule \"authorization-code\""},
+        {CC, "a b", 5, 0, RATECORE_STATUS_INVALID_OVERRIDE,
+         "bad attribute name \"a b\": use ASCII letters, digits, '_', '-', '.' or ':'"},
+        {CC, "", 5, 0, RATECORE_STATUS_INVALID_OVERRIDE, NULL},
+        {CC, "app", 0, 0, RATECORE_STATUS_INVALID_OVERRIDE,
+         "rule \"client-credentials\", limit \"per-app\": override: quota limit must be at "
+         "least 1"},
+        /* A burst on a strict sliding window. */
+        {CC, "app", 5, 10, RATECORE_STATUS_INVALID_OVERRIDE,
+         "rule \"client-credentials\", limit \"per-app\": override: burst only applies to "
+         "algorithm = \"gcra\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_STATUS(set_override(policy, cases[i].rule, "per-app", cases[i].attribute, "a",
+                                  quota_of(cases[i].limit, cases[i].burst), error),
+                     cases[i].expected);
+        if (cases[i].message != NULL && strcmp(error, cases[i].message) != 0) {
+            fprintf(stderr, "refused override %zu: message \"%s\"\n", i, error);
+            rc_failures++;
+        }
+    }
     /* A short error buffer gets the message cut and NUL-terminated; none at all is fine. */
     char small[8];
     memset(small, 0x5a, sizeof small);
@@ -268,11 +279,10 @@ static void refused_overrides(void) {
 
 /* A GCRA limit takes an override's burst; other algorithms refuse one (above). */
 static void gcra_burst(void) {
-    static const char toml[] =
-        "[[rule]]\nname = \"api\"\n"
-        "[[rule.limit]]\nname = \"per-app\"\nkey = [\"app\"]\non_missing = \"deny\"\n"
-        "algorithm = \"gcra\"\nlimit = 10\nperiod = \"1s\"\n";
-    ratecore_policy *policy = rc_policy_toml(toml);
+    ratecore_policy *policy =
+        api_policy("name = \"per-app\"\nkey = [\"app\"]\n"
+                   "on_missing = \"deny\"\nalgorithm = \"gcra\"\n"
+                   "limit = 10\nperiod = \"1s\"\n");
     char error[256];
     REQUIRE_OK(set_override(policy, "api", "per-app", "app", "big", quota_of(10, 30), error));
     ratecore_attribute big[] = {rc_attr("app", "big")};
@@ -294,11 +304,10 @@ static void gcra_burst(void) {
 
 /* Values are raw bytes: the listing escapes them, and the empty value is a value. */
 static void listing_escapes_and_buffers(void) {
-    static const char toml[] =
-        "[[rule]]\nname = \"api\"\n"
-        "[[rule.limit]]\nname = \"per-key\"\nkey = [\"api_key\"]\non_missing = \"skip\"\n"
-        "algorithm = \"fixed_window\"\nlimit = 3\nperiod = \"1m\"\n";
-    ratecore_policy *policy = rc_policy_toml(toml);
+    ratecore_policy *policy =
+        api_policy("name = \"per-key\"\nkey = [\"api_key\"]\n"
+                   "on_missing = \"skip\"\nalgorithm = \"fixed_window\"\n"
+                   "limit = 3\nperiod = \"1m\"\n");
     uint8_t out[4096];
     size_t len = SIZE_MAX;
     /* No overrides: the empty text, even with no buffer. */
@@ -412,15 +421,9 @@ static void bad_arguments(void) {
     CHECK_OVERRIDES(policy, FLEET_LINE);
 
     /* A quota from a newer header: its unknown tail is ignored. */
-    struct {
-        ratecore_override_quota quota;
-        uint64_t newer_field;
-    } newer;
-    memset(&newer, 0, sizeof newer);
-    newer.quota = q;
-    newer.quota.size = sizeof newer;
-    newer.newer_field = 7;
-    REQUIRE_OK(SET(policy, rule, rule_len, limit, 7, app, 3, value, 1, &newer.quota));
+    RC_NEWER(ratecore_override_quota) newer;
+    RC_NEWER_INPUT(newer, q);
+    REQUIRE_OK(SET(policy, rule, rule_len, limit, 7, app, 3, value, 1, &newer.value));
     CHECK(memcmp(error, untouched_error, sizeof error) == 0);
     /* (NULL, 0) is the empty value. */
     REQUIRE_OK(SET(policy, rule, rule_len, limit, 7, app, 3, NULL, 0, &q));
@@ -525,16 +528,12 @@ static void repeat_offenders(void) {
     CHECK_EQ_U64(out[n], 0x5a);
 
     /* Stats from a newer header: only this library's fields are written. */
-    struct {
-        ratecore_offender_stats stats;
-        uint64_t newer_field;
-    } newer;
-    memset(&newer, 0x5a, sizeof newer);
-    newer.stats.size = sizeof newer;
-    REQUIRE_OK(ratecore_policy_offenders(policy, out, sizeof out, &len, &newer.stats));
-    CHECK_EQ_U64(newer.stats.size, sizeof(ratecore_offender_stats));
-    CHECK_EQ_U64(newer.stats.evicted, 0);
-    CHECK_EQ_U64(newer.newer_field, UINT64_C(0x5a5a5a5a5a5a5a5a));
+    RC_NEWER(ratecore_offender_stats) newer;
+    RC_NEWER_OUTPUT(newer);
+    REQUIRE_OK(ratecore_policy_offenders(policy, out, sizeof out, &len, &newer.value));
+    CHECK_EQ_U64(newer.value.size, sizeof(ratecore_offender_stats));
+    CHECK_EQ_U64(newer.value.evicted, 0);
+    CHECK_EQ_U64(newer.newer_field, RC_NEWER_POISON);
 
     /* Bad arguments: nothing written. */
     memset(out, 0x5a, sizeof out);
@@ -644,11 +643,10 @@ static void race_attempt(rc_race_job *job) {
 }
 
 static void changes_race_checks(void) {
-    static const char toml[] =
-        "[[rule]]\nname = \"api\"\n"
-        "[[rule.limit]]\nname = \"per-ip\"\nkey = [\"ip\"]\non_missing = \"deny\"\n"
-        "algorithm = \"fixed_window\"\nlimit = 100\nperiod = \"1h\"\n";
-    ratecore_policy *policy = rc_policy_toml(toml);
+    ratecore_policy *policy =
+        api_policy("name = \"per-ip\"\nkey = [\"ip\"]\n"
+                   "on_missing = \"deny\"\nalgorithm = \"fixed_window\"\n"
+                   "limit = 100\nperiod = \"1h\"\n");
     rc_race race;
     rc_race_start(&race, policy, race_attempt, ATTEMPTS);
     unsigned changes = 0, failed = 0;

@@ -393,16 +393,12 @@ static void metrics_text_buffer(void) {
     CHECK_EQ_U64(text[needed], 0x5a);
 
     /* A struct from a newer header: only this library's fields are written. */
-    struct {
-        ratecore_limit_metrics m;
-        uint64_t newer_field;
-    } newer;
-    memset(&newer, 0x5a, sizeof newer);
-    newer.m.size = sizeof newer;
-    REQUIRE_OK(ratecore_policy_limit_metrics(policy, 0, text, sizeof text, &newer.m));
-    CHECK_EQ_U64(newer.m.size, sizeof(ratecore_limit_metrics));
-    CHECK_EQ_U64(newer.m.allowed, 5);
-    CHECK_EQ_U64(newer.newer_field, UINT64_C(0x5a5a5a5a5a5a5a5a));
+    RC_NEWER(ratecore_limit_metrics) newer;
+    RC_NEWER_OUTPUT(newer);
+    REQUIRE_OK(ratecore_policy_limit_metrics(policy, 0, text, sizeof text, &newer.value));
+    CHECK_EQ_U64(newer.value.size, sizeof(ratecore_limit_metrics));
+    CHECK_EQ_U64(newer.value.allowed, 5);
+    CHECK_EQ_U64(newer.newer_field, RC_NEWER_POISON);
     ratecore_policy_free(policy);
 }
 
@@ -518,15 +514,11 @@ static void bad_arguments(void) {
     CHECK_EQ_U64(admitted(policy, "alice", 5, 0), 4);
 
     /* A report from a newer header: only this library's fields are written. */
-    struct {
-        ratecore_reload_report report;
-        uint64_t newer_field;
-    } newer;
-    memset(&newer, 0x5a, sizeof newer);
-    newer.report.size = sizeof newer;
-    REQUIRE_OK(ratecore_policy_reload_toml(policy, t, n, NULL, 0, NULL, 0, &newer.report));
-    CHECK_REPORT(newer.report, 1, 1, 0, 0);
-    CHECK_EQ_U64(newer.newer_field, UINT64_C(0x5a5a5a5a5a5a5a5a));
+    RC_NEWER(ratecore_reload_report) newer;
+    RC_NEWER_OUTPUT(newer);
+    REQUIRE_OK(ratecore_policy_reload_toml(policy, t, n, NULL, 0, NULL, 0, &newer.value));
+    CHECK_REPORT(newer.value, 1, 1, 0, 0);
+    CHECK_EQ_U64(newer.newer_field, RC_NEWER_POISON);
     ratecore_policy_free(policy);
 }
 

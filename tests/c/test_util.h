@@ -39,26 +39,32 @@ static int rc_failures;
         }                                                                             \
     } while (0)
 
-#define CHECK_EQ_U64(actual, expected)                                                \
-    do {                                                                              \
-        uint64_t rc_a_ = (uint64_t)(actual), rc_e_ = (uint64_t)(expected);            \
-        if (rc_a_ != rc_e_) {                                                         \
-            fprintf(stderr, "%s:%d: %s == %" PRIu64 ", expected %s == %" PRIu64 "\n", \
-                    __FILE__, __LINE__, #actual, rc_a_, #expected, rc_e_);            \
-            rc_failures++;                                                            \
-        }                                                                             \
-    } while (0)
+/* The bodies of CHECK_EQ_U64 and CHECK_STATUS: `*_text` are the caller's expressions,
+ * `file` and `line` where they stand. */
+static inline void rc_check_eq_u64(uint64_t actual, uint64_t expected, const char *actual_text,
+                                   const char *expected_text, const char *file, int line) {
+    if (actual != expected) {
+        fprintf(stderr, "%s:%d: %s == %" PRIu64 ", expected %s == %" PRIu64 "\n", file, line,
+                actual_text, actual, expected_text, expected);
+        rc_failures++;
+    }
+}
 
-#define CHECK_STATUS(call, expected)                                                  \
-    do {                                                                              \
-        uint32_t rc_s_ = (uint32_t)(call), rc_x_ = (uint32_t)(expected);              \
-        if (rc_s_ != rc_x_) {                                                         \
-            fprintf(stderr, "%s:%d: %s\n    returned %" PRIu32 " (%s)\n    expected %s (%" PRIu32 ")\n", \
-                    __FILE__, __LINE__, #call, rc_s_, ratecore_status_message(rc_s_), \
-                    #expected, rc_x_);                                                \
-            rc_failures++;                                                            \
-        }                                                                             \
-    } while (0)
+static inline void rc_check_status(uint32_t status, uint32_t expected, const char *call_text,
+                                   const char *expected_text, const char *file, int line) {
+    if (status != expected) {
+        fprintf(stderr, "%s:%d: %s\n    returned %" PRIu32 " (%s)\n    expected %s (%" PRIu32 ")\n",
+                file, line, call_text, status, ratecore_status_message(status), expected_text,
+                expected);
+        rc_failures++;
+    }
+}
+
+#define CHECK_EQ_U64(actual, expected) \
+    rc_check_eq_u64((uint64_t)(actual), (uint64_t)(expected), #actual, #expected, __FILE__, __LINE__)
+
+#define CHECK_STATUS(call, expected) \
+    rc_check_status((uint32_t)(call), (uint32_t)(expected), #call, #expected, __FILE__, __LINE__)
 
 /* Fatal: later steps depend on it. */
 #define REQUIRE_OK(call)                                                              \
@@ -123,6 +129,29 @@ static inline void rc_check_built(uint32_t status, uint32_t expected, const char
         return memcmp(value, &pattern, sizeof pattern) == 0; \
     }
 
+/* A `type` as a caller built against a newer header lays it out: one more field after
+ * it (`newer_field`), its `size` covering both. An input starts zeroed with `newer_field`
+ * set, for the library to ignore; an output starts filled with 0x5a, so a test sees that
+ * the library wrote only the bytes of its own version. */
+#define RC_NEWER(type) \
+    struct {           \
+        type value;    \
+        uint64_t newer_field; \
+    }
+#define RC_NEWER_POISON UINT64_C(0x5a5a5a5a5a5a5a5a)
+#define RC_NEWER_INPUT(newer, input)          \
+    do {                                      \
+        memset(&(newer), 0, sizeof(newer));   \
+        (newer).value = (input);              \
+        (newer).value.size = sizeof(newer);   \
+        (newer).newer_field = 7;              \
+    } while (0)
+#define RC_NEWER_OUTPUT(newer)                \
+    do {                                      \
+        memset(&(newer), 0x5a, sizeof(newer)); \
+        (newer).value.size = sizeof(newer);   \
+    } while (0)
+
 /* A decision filled with a recognisable pattern, to prove an output was not written. */
 static inline ratecore_decision rc_poisoned_decision(void) {
     ratecore_decision d;
@@ -142,6 +171,12 @@ static inline int rc_is_poisoned(const ratecore_decision *d) {
 
 static inline const uint8_t *rc_bytes(const char *s) {
     return (const uint8_t *)s;
+}
+
+/* Points a `(pointer, length)` string field pair at the NUL-terminated `s`. */
+static inline void rc_set_str(const uint8_t **ptr, size_t *len, const char *s) {
+    *ptr = rc_bytes(s);
+    *len = strlen(s);
 }
 
 /* The wall clock at `now` = 0 in the policy tests: 2026-11-24T11:00:00Z. */
@@ -177,10 +212,8 @@ static inline ratecore_policy *rc_policy_toml(const char *toml) {
 static inline ratecore_attribute rc_attr(const char *name, const char *value) {
     ratecore_attribute a;
     memset(&a, 0, sizeof a);
-    a.name = rc_bytes(name);
-    a.name_len = strlen(name);
-    a.value = rc_bytes(value);
-    a.value_len = strlen(value);
+    rc_set_str(&a.name, &a.name_len, name);
+    rc_set_str(&a.value, &a.value_len, value);
     return a;
 }
 
@@ -190,10 +223,8 @@ static inline ratecore_http_request rc_http(const char *method, const char *path
     ratecore_http_request r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
-    r.method = rc_bytes(method);
-    r.method_len = strlen(method);
-    r.path = rc_bytes(path);
-    r.path_len = strlen(path);
+    rc_set_str(&r.method, &r.method_len, method);
+    rc_set_str(&r.path, &r.path_len, path);
     r.attributes = attributes;
     r.attribute_count = count;
     return r;

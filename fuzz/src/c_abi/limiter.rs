@@ -4,15 +4,15 @@ use std::ptr;
 
 use ratecore::{Composite, Decision, Limiter, RateLimiter};
 use ratecore_ffi::{
-    ratecore_decision, ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each,
-    ratecore_limiter_free, ratecore_limiter_limit_count, ratecore_limiter_new,
-    ratecore_limiter_peek, ratecore_limiter_peek_each, ratecore_quota,
+    ratecore_limiter, ratecore_limiter_check, ratecore_limiter_check_each, ratecore_limiter_free,
+    ratecore_limiter_limit_count, ratecore_limiter_new, ratecore_limiter_peek,
+    ratecore_limiter_peek_each, ratecore_quota,
 };
 
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    c_decision, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, states_arg, Arena,
+    assert_decided, free_call, handle_arg, judge_decision, out_ptr, slice_ptr, states_arg, Arena,
     Faults, LimiterHandle, LimiterMirror, S, SENTINEL,
 };
 
@@ -138,21 +138,15 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 (LimiterMirror::Composite(c), false) => c.peek_each(now, cost, &mut each_states),
             };
             match expected {
-                Ok(d) => {
-                    assert_eq!(status, S::Ok);
-                    assert_eq!(slot[0], c_decision(d), "decision differs from the Rust API");
-                    if let Some((states, len)) = states {
-                        let want: Vec<ratecore_decision> =
-                            each_states.iter().map(|d| c_decision(*d)).collect();
-                        assert_eq!(
-                            &states[..count],
-                            &want[..],
-                            "states differ from the Rust API"
-                        );
+                Ok(d) => match states {
+                    Some((states, len)) => {
+                        let written = (slot[0], &states[..count]);
+                        assert_decided("limiter", status, written, (d, &each_states));
                         assert!(states[count..].iter().all(|d| *d == SENTINEL));
                         assert!(len >= count);
                     }
-                }
+                    None => assert_decided("limiter", status, (slot[0], &[]), (d, &[])),
+                },
                 Err(e) => assert_eq!(status, S::from(e)),
             }
         }

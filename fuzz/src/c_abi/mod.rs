@@ -408,10 +408,12 @@ impl<T> Wide<T> {
             tail: [0xaa; 32],
         }
     }
+}
 
-    /// Whether both hold the same fields (as `fields` lists them) and the same tail.
-    fn same_by<K: PartialEq>(&self, other: &Self, fields: impl Fn(&T) -> K) -> bool {
-        fields(&self.value) == fields(&other.value) && self.tail == other.tail
+impl<T: PartialEq> Wide<T> {
+    /// Whether both hold the same fields (padding aside) and the same tail.
+    fn same(&self, other: &Self) -> bool {
+        self.value == other.value && self.tail == other.tail
     }
 }
 
@@ -446,6 +448,24 @@ fn states_arg(
         usize::from(len)
     };
     (states, ptr, passed, effective)
+}
+
+/// A successful decide call's decision (`written`) and the quota states it wrote
+/// (`states`, as many as the mirror reported) against the mirror's.
+fn assert_decided(
+    what: &str,
+    status: S,
+    (written, states): (ratecore_decision, &[ratecore_decision]),
+    (decision, each_states): (Decision, &[Decision]),
+) {
+    assert_eq!(status, S::Ok, "{what}");
+    assert_eq!(
+        written,
+        c_decision(decision),
+        "{what}: decision differs from the Rust API"
+    );
+    let want: Vec<ratecore_decision> = each_states.iter().map(|d| c_decision(*d)).collect();
+    assert_eq!(states, &want[..], "{what}: states differ from the Rust API");
 }
 
 /// Judges a decide call's `status` against the faults; on a fault or an error, asserts
@@ -501,96 +521,9 @@ fn decision_ptr(
     }
 }
 
-/// An output byte buffer and its `written_out`.
-struct OutBuf {
-    buf: Vec<u8>,
-    untouched: Vec<u8>,
-    ptr: *mut u8,
-    len: usize,
-    written: [usize; 2],
-    written_arg: OutArg,
-}
-
-impl OutBuf {
-    fn new(arg: &BufArg, faults: &mut Faults) -> Self {
-        let mut buf = vec![0xaa_u8; usize::from(arg.len) + 1];
-        let untouched = buf.clone();
-        let (ptr, len) = slice_ptr(&mut buf, arg.arg);
-        faults.slice(arg.arg, len, 1);
-        faults.out(arg.written);
-        Self {
-            buf,
-            untouched,
-            ptr,
-            len,
-            written: [usize::MAX; 2],
-            written_arg: arg.written,
-        }
-    }
-
-    fn written_ptr(&mut self) -> *mut usize {
-        out_ptr(&mut self.written, self.written_arg)
-    }
-
-    fn assert_untouched(&self, status: S) {
-        assert_eq!(
-            self.written,
-            [usize::MAX; 2],
-            "written_out set with {status:?}"
-        );
-        assert_eq!(self.buf, self.untouched, "buffer written with {status:?}");
-    }
-
-    /// Compares with a text report's documented contents: copied whole when it fits,
-    /// nothing written past it; else `BUFFER_TOO_SMALL` and the buffer untouched; the
-    /// length (needed) reported either way.
-    fn compare_text(&self, status: S, text: &[u8]) {
-        assert_eq!(self.written, [text.len(), usize::MAX], "len_out");
-        if text.len() <= self.len {
-            assert_eq!(status, S::Ok, "text report status");
-            assert_eq!(&self.buf[..text.len()], text, "text report differs");
-            assert_eq!(
-                self.buf[text.len()..],
-                self.untouched[text.len()..],
-                "wrote past the text"
-            );
-        } else {
-            assert_eq!(status, S::BufferTooSmall, "text report status");
-            assert_eq!(
-                self.buf, self.untouched,
-                "text written with BUFFER_TOO_SMALL"
-            );
-        }
-    }
-
-    /// Compares with the Rust renderer on a zeroed buffer of the same size.
-    fn compare(
-        &self,
-        status: S,
-        render: impl FnOnce(&mut [u8]) -> Result<usize, ratecore::http::BufferTooSmall>,
-    ) {
-        let mut want = vec![0u8; self.len];
-        let (expected_status, n) = match render(&mut want) {
-            Ok(n) => (S::Ok, n),
-            Err(e) => (S::BufferTooSmall, e.needed),
-        };
-        assert_eq!(status, expected_status, "render status");
-        assert_eq!(self.written[0], n, "written_out");
-        assert_eq!(
-            &self.buf[..self.len],
-            &want[..],
-            "rendered bytes differ from the Rust API"
-        );
-        assert_eq!(
-            self.buf[self.len..],
-            self.untouched[self.len..],
-            "wrote past the buffer"
-        );
-    }
-}
-
-/// An output byte buffer whose length the call reports elsewhere (a policy check's
-/// result).
+/// An output byte buffer, filled with a pattern so the checks see what the call wrote.
+/// Alone, it is a buffer whose length the call reports elsewhere (a policy check's
+/// result); [`OutBuf`] adds a `written_out`.
 struct OutBytes {
     buf: Vec<u8>,
     untouched: Vec<u8>,
@@ -614,6 +547,87 @@ impl OutBytes {
 
     fn assert_untouched(&self) {
         assert_eq!(self.buf, self.untouched, "buffer written on failure");
+    }
+}
+
+/// An output byte buffer and its `written_out`.
+struct OutBuf {
+    bytes: OutBytes,
+    written: [usize; 2],
+    written_arg: OutArg,
+}
+
+impl OutBuf {
+    fn new(arg: &BufArg, faults: &mut Faults) -> Self {
+        let bytes = OutBytes::new(arg, faults);
+        faults.out(arg.written);
+        Self {
+            bytes,
+            written: [usize::MAX; 2],
+            written_arg: arg.written,
+        }
+    }
+
+    fn written_ptr(&mut self) -> *mut usize {
+        out_ptr(&mut self.written, self.written_arg)
+    }
+
+    /// `faults.judge` for a call that writes this buffer: when the faults reject the
+    /// call, also that it wrote nothing.
+    fn judge(&self, faults: &Faults, status: S, what: &str) -> bool {
+        let fine = faults.judge(status, what);
+        if !fine {
+            assert_eq!(self.written, [usize::MAX; 2], "{what}: written_out set");
+            self.bytes.assert_untouched();
+        }
+        fine
+    }
+
+    /// Compares with a text report's documented contents: copied whole when it fits,
+    /// nothing written past it; else `BUFFER_TOO_SMALL` and the buffer untouched; the
+    /// length (needed) reported either way.
+    fn compare_text(&self, status: S, text: &[u8]) {
+        assert_eq!(self.written, [text.len(), usize::MAX], "len_out");
+        if text.len() <= self.bytes.len {
+            assert_eq!(status, S::Ok, "text report status");
+            assert_eq!(&self.bytes.buf[..text.len()], text, "text report differs");
+            assert_eq!(
+                self.bytes.buf[text.len()..],
+                self.bytes.untouched[text.len()..],
+                "wrote past the text"
+            );
+        } else {
+            assert_eq!(status, S::BufferTooSmall, "text report status");
+            assert_eq!(
+                self.bytes.buf, self.bytes.untouched,
+                "text written with BUFFER_TOO_SMALL"
+            );
+        }
+    }
+
+    /// Compares with the Rust renderer on a zeroed buffer of the same size.
+    fn compare(
+        &self,
+        status: S,
+        render: impl FnOnce(&mut [u8]) -> Result<usize, ratecore::http::BufferTooSmall>,
+    ) {
+        let mut want = vec![0u8; self.bytes.len];
+        let (expected_status, n) = match render(&mut want) {
+            Ok(n) => (S::Ok, n),
+            Err(e) => (S::BufferTooSmall, e.needed),
+        };
+        assert_eq!(status, expected_status, "render status");
+        assert_eq!(self.written[0], n, "written_out");
+        assert_eq!(
+            &self.bytes.buf[..self.bytes.len],
+            &want[..],
+            "rendered bytes differ from the Rust API"
+        );
+        assert_eq!(
+            self.bytes.buf[self.bytes.len..],
+            self.bytes.untouched[self.bytes.len..],
+            "wrote past the buffer"
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use ratecore_ffi::{
 };
 
 use crate::gen::Num;
+use crate::policy::model;
 
 use super::args::{
     CStrArg, LimitName, OutArg, OverrideArg, QuotaArg, SliceArg, StrHow, ATTR_VALUES,
@@ -124,9 +125,9 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
-            let status = unsafe { ratecore_policy_overrides(hp, o.ptr, o.len, o.written_ptr()) };
-            if !faults.judge(status, "policy_overrides") {
-                o.assert_untouched(status);
+            let status =
+                unsafe { ratecore_policy_overrides(hp, o.bytes.ptr, o.bytes.len, o.written_ptr()) };
+            if !o.judge(&faults, status, "policy_overrides") {
                 return;
             }
             let mirror = &target.expect("live").1.mirror;
@@ -145,15 +146,15 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             if short {
                 faults.0.push(S::InvalidArgument);
             }
-            let mut slot = [WideStats::sentinel(size); 2];
+            let mut slot = [Wide::new(ratecore_offender_stats { size, ..STATS }); 2];
             let untouched = slot;
             let sp = out_ptr(&mut slot, *stats).cast::<ratecore_offender_stats>();
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says; a valid stats pointer holds the size it states.
-            let status =
-                unsafe { ratecore_policy_offenders(hp, o.ptr, o.len, o.written_ptr(), sp) };
-            if !faults.judge(status, "policy_offenders") {
-                o.assert_untouched(status);
+            let status = unsafe {
+                ratecore_policy_offenders(hp, o.bytes.ptr, o.bytes.len, o.written_ptr(), sp)
+            };
+            if !o.judge(&faults, status, "policy_offenders") {
                 assert!(
                     slot.iter().zip(&untouched).all(|(a, b)| a.same(b)),
                     "stats written with {status:?}"
@@ -299,23 +300,12 @@ impl WideQuota {
     }
 }
 
-/// An offender stats slot with room for the size it states, filled with a pattern.
-type WideStats = Wide<ratecore_offender_stats>;
-
-impl Wide<ratecore_offender_stats> {
-    fn sentinel(size: usize) -> Self {
-        Self::new(ratecore_offender_stats {
-            size,
-            evicted: 0x5e5e,
-            unrecorded: 0x5e5f,
-        })
-    }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields = |s: &ratecore_offender_stats| (s.size, s.evicted, s.unrecorded);
-        self.same_by(other, fields)
-    }
-}
+/// The pattern an offender stats slot holds before a call (its size set per call).
+const STATS: ratecore_offender_stats = ratecore_offender_stats {
+    size: 0,
+    evicted: 0x5e5e,
+    unrecorded: 0x5e5f,
+};
 
 /// A text report's field as documented: bytes 0x20 to 0x7e but the backslash as they
 /// are, the backslash doubled, any other byte `\xNN`.
@@ -345,28 +335,33 @@ fn text_line(fields: &[&[u8]]) -> Vec<u8> {
 /// `ratecore_policy_overrides`' documented text for the mirror's overrides.
 fn override_lines(mirror: &Policy) -> Vec<u8> {
     let mut overrides = mirror.overrides();
-    overrides.sort_by(|a, b| {
-        (&a.0, &a.1, &a.2.attribute, &a.2.value).cmp(&(&b.0, &b.1, &b.2.attribute, &b.2.value))
-    });
+    // (rule, limit, attribute, value) is unique: the quota never decides the order.
+    overrides.sort_by_key(model::order);
     overrides
         .iter()
         .flat_map(|(rule, limit, o)| {
-            let (quota, burst) = match o.quota {
-                OverrideQuota::Limit { limit, burst } => {
-                    (limit.to_string(), burst.unwrap_or(0).to_string())
-                }
-                OverrideQuota::Unlimited => ("unlimited".to_string(), "0".to_string()),
-            };
+            let [quota, burst] = quota_fields(o.quota);
             text_line(&[
                 rule.as_bytes(),
                 limit.as_bytes(),
                 o.attribute.as_bytes(),
                 &o.value,
-                quota.as_bytes(),
-                burst.as_bytes(),
+                &quota,
+                &burst,
             ])
         })
         .collect()
+}
+
+/// An override's quota and burst fields as the listing writes them.
+fn quota_fields(quota: OverrideQuota) -> [Vec<u8>; 2] {
+    match quota {
+        OverrideQuota::Limit { limit, burst } => {
+            [limit.to_string(), burst.unwrap_or(0).to_string()]
+        }
+        OverrideQuota::Unlimited => ["unlimited".to_string(), "0".to_string()],
+    }
+    .map(String::into_bytes)
 }
 
 /// `ratecore_policy_offenders`' documented text for the mirror's report.

@@ -175,27 +175,10 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut slot = [sentinel; 2];
             let op = out_ptr(&mut slot, c.out);
             let status = c.call([ratecore_policy_check, ratecore_policy_peek], rp, op);
-            let same = |a: &ratecore_policy_result, b: &ratecore_policy_result| {
-                (
-                    a.decision,
-                    a.limited,
-                    a.status,
-                    a.headers_len,
-                    a.body_len,
-                    a.content_type,
-                ) == (
-                    b.decision,
-                    b.limited,
-                    b.status,
-                    b.headers_len,
-                    b.body_len,
-                    b.content_type,
-                )
-            };
             let fine = c.faults.judge(status, "policy_decide");
             if !fine || status != S::Ok {
                 assert!(
-                    slot.iter().all(|r| same(r, &sentinel)),
+                    slot.iter().all(|r| *r == sentinel),
                     "result written with {status:?}"
                 );
             }
@@ -381,10 +364,10 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut o = OutBuf::new(out, &mut faults);
             // SAFETY: a live, NULL or misaligned handle; the buffer and `len_out` as `out`
             // says.
-            let status =
-                unsafe { ratecore_policy_render_metrics(hp, o.ptr, o.len, o.written_ptr()) };
-            if !faults.judge(status, "policy_render_metrics") {
-                o.assert_untouched(status);
+            let status = unsafe {
+                ratecore_policy_render_metrics(hp, o.bytes.ptr, o.bytes.len, o.written_ptr())
+            };
+            if !o.judge(&faults, status, "policy_render_metrics") {
                 return;
             }
             let mirror = &target.expect("live").1.mirror;
@@ -601,25 +584,6 @@ impl Wide<ratecore_policy_outcome> {
             exempted: true,
         })
     }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields = |o: &ratecore_policy_outcome| {
-            (
-                o.size,
-                o.decision,
-                o.limited,
-                o.status,
-                o.headers_len,
-                o.body_len,
-                o.content_type,
-                o.deciding_limit,
-                o.missing_key,
-                o.shadow_denied_limit,
-                o.exempted,
-            )
-        };
-        self.same_by(other, fields)
-    }
 }
 
 /// A metrics slot with room for the size it states, filled with a pattern.
@@ -637,22 +601,6 @@ impl Wide<ratecore_limit_metrics> {
             shadow_denied: 0x5e60,
             skipped: 0x5e61,
         })
-    }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields = |m: &ratecore_limit_metrics| {
-            (
-                m.size,
-                m.rule_len,
-                m.name_len,
-                m.shadow,
-                m.allowed,
-                m.denied,
-                m.shadow_denied,
-                m.skipped,
-            )
-        };
-        self.same_by(other, fields)
     }
 }
 

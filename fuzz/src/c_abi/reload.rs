@@ -39,7 +39,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut ebuf = vec![0xaa_u8; usize::from(*error_len) + 1];
             let untouched = ebuf.clone();
             let (ep, elen) = slice_ptr(&mut ebuf, *error_arg);
-            let mut slot = [WideReport::sentinel(size); 2];
+            let mut slot = [Wide::new(ratecore_reload_report { size, ..REPORT }); 2];
             let slot_untouched = slot;
             let rp = out_ptr(&mut slot, *report).cast::<ratecore_reload_report>();
             let (status, source) = match file {
@@ -204,23 +204,11 @@ pub(super) fn assert_error_message(
     }
 }
 
-/// A reload report slot with room for the size it states, filled with a pattern.
-type WideReport = Wide<ratecore_reload_report>;
-
-impl Wide<ratecore_reload_report> {
-    fn sentinel(size: usize) -> Self {
-        Self::new(ratecore_reload_report {
-            size,
-            kept: 0x5e5e,
-            fresh: 0x5e5f,
-            dropped: 0x5e60,
-            overrides_dropped: 0x5e61,
-        })
-    }
-
-    fn same(&self, other: &Self) -> bool {
-        let fields =
-            |r: &ratecore_reload_report| (r.size, r.kept, r.fresh, r.dropped, r.overrides_dropped);
-        self.same_by(other, fields)
-    }
-}
+/// The pattern a reload report slot holds before a call (its size set per call).
+const REPORT: ratecore_reload_report = ratecore_reload_report {
+    size: 0,
+    kept: 0x5e5e,
+    fresh: 0x5e5f,
+    dropped: 0x5e60,
+    overrides_dropped: 0x5e61,
+};

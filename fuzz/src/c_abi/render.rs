@@ -81,13 +81,12 @@ pub(super) fn step(call: &Call) {
                     rp,
                     rlen,
                     unix_now.get(),
-                    o.ptr,
-                    o.len,
+                    o.bytes.ptr,
+                    o.bytes.len,
                     o.written_ptr(),
                 )
             };
-            if !faults.judge(status, "render_headers") {
-                o.assert_untouched(status);
+            if !o.judge(&faults, status, "render_headers") {
                 return;
             }
             let quotas: Vec<QuotaReport<'_>> = reports
@@ -136,8 +135,8 @@ pub(super) fn step(call: &Call) {
                         t.len,
                         title.ptr(),
                         title.len,
-                        o.ptr,
-                        o.len,
+                        o.bytes.ptr,
+                        o.bytes.len,
                         o.written_ptr(),
                     ),
                     None => ratecore_render_text_body(
@@ -145,14 +144,13 @@ pub(super) fn step(call: &Call) {
                         title.ptr(),
                         title.len,
                         period,
-                        o.ptr,
-                        o.len,
+                        o.bytes.ptr,
+                        o.bytes.len,
                         o.written_ptr(),
                     ),
                 }
             };
-            if !faults.judge(status, "render_body") {
-                o.assert_untouched(status);
+            if !o.judge(&faults, status, "render_body") {
                 return;
             }
             let decision = decision.expect("no faults").decision();

@@ -8,13 +8,12 @@ use ratecore::table::region::region_size;
 use ratecore::{Decision, FullPolicy, Table, TableConfig, TableStats};
 use ratecore_ffi::table::ratecore_table_stats;
 use ratecore_ffi::{
-    ratecore_decision, ratecore_quota, ratecore_table, ratecore_table_attach_region,
-    ratecore_table_capacity, ratecore_table_charge, ratecore_table_check,
-    ratecore_table_check_each, ratecore_table_check_undoable, ratecore_table_free,
-    ratecore_table_full_policy, ratecore_table_get_stats, ratecore_table_init_region,
-    ratecore_table_limit_count, ratecore_table_limits, ratecore_table_new, ratecore_table_peek,
-    ratecore_table_peek_each, ratecore_table_region_size, ratecore_table_undo,
-    RATECORE_TABLE_CHARGE_WORDS,
+    ratecore_quota, ratecore_table, ratecore_table_attach_region, ratecore_table_capacity,
+    ratecore_table_charge, ratecore_table_check, ratecore_table_check_each,
+    ratecore_table_check_undoable, ratecore_table_free, ratecore_table_full_policy,
+    ratecore_table_get_stats, ratecore_table_init_region, ratecore_table_limit_count,
+    ratecore_table_limits, ratecore_table_new, ratecore_table_peek, ratecore_table_peek_each,
+    ratecore_table_region_size, ratecore_table_undo, RATECORE_TABLE_CHARGE_WORDS,
 };
 
 use crate::region::{expected_attach, AlignedBuf};
@@ -22,7 +21,7 @@ use crate::region::{expected_attach, AlignedBuf};
 use super::args::{spec_of, RawQuota, SliceArg};
 use super::call::Call;
 use super::{
-    assert_no_decision, c_decision, free_call, handle_arg, judge_decision, judge_new, out_ptr,
+    assert_decided, assert_no_decision, free_call, handle_arg, judge_decision, judge_new, out_ptr,
     slice_ptr, states_arg, Arena, Faults, Region, TableHandle, MAX_TABLE_BYTES, S, SENTINEL,
 };
 
@@ -97,21 +96,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             if !fine {
                 return;
             }
-            match expected {
-                Ok(config) => {
-                    assert_eq!(status, S::Ok, "table_new");
-                    arena.mirrors.push(Table::new(config).expect("mirror"));
-                    let mirror = arena.mirrors.len() - 1;
-                    arena.tables.push(TableHandle {
-                        ptr: slot[0],
-                        mirror,
-                    });
-                }
-                Err(errors) => assert!(
-                    errors.contains(&status),
-                    "table_new: {status:?} not in {errors:?}"
-                ),
-            }
+            adopt(arena, status, "table_new", expected, slot[0]);
         }
         Call::InitRegion {
             quotas,
@@ -178,22 +163,7 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                         Ok(config)
                     }
                 });
-                match expected {
-                    Ok(config) => {
-                        assert_eq!(status, S::Ok, "init_region");
-                        arena.mirrors.push(Table::new(config).expect("mirror"));
-                        let mirror = arena.mirrors.len() - 1;
-                        region.mirror = Some(mirror);
-                        arena.tables.push(TableHandle {
-                            ptr: slot[0],
-                            mirror,
-                        });
-                    }
-                    Err(errors) => assert!(
-                        errors.contains(&status),
-                        "init_region: {status:?} not in {errors:?}"
-                    ),
-                }
+                region.mirror = adopt(arena, status, "init_region", expected, slot[0]);
             }
             arena.regions.push(region);
         }
@@ -323,20 +293,14 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
                 None => mirror.peek(&key, now, cost).map(|d| (d, None)),
             };
             match expected {
-                Ok((d, each_states)) => {
-                    assert_eq!(status, S::Ok);
-                    assert_eq!(
-                        slot[0],
-                        c_decision(d),
-                        "table decision differs from the Rust API"
-                    );
-                    if let (Some((states, _)), Some(each_states)) = (states, each_states) {
-                        let want: Vec<ratecore_decision> =
-                            each_states.iter().map(|d| c_decision(*d)).collect();
-                        assert_eq!(&states[..count], &want[..]);
+                Ok((d, each_states)) => match (states, each_states) {
+                    (Some((states, _)), Some(each_states)) => {
+                        let written = (slot[0], &states[..count]);
+                        assert_decided("table", status, written, (d, &each_states));
                         assert!(states[count..].iter().all(|d| *d == SENTINEL));
                     }
-                }
+                    _ => assert_decided("table", status, (slot[0], &[]), (d, &[])),
+                },
                 Err(e) => assert_eq!(status, S::from(e)),
             }
         }
@@ -402,15 +366,8 @@ pub(super) fn step(arena: &mut Arena, call: &Call) {
             let mut each_states = vec![Decision::EMPTY; states.len()];
             match mirror.check_undoable(&kb, now, cost, &mut each_states) {
                 Ok((d, mirror_charge)) => {
-                    assert_eq!(status, S::Ok);
-                    assert_eq!(
-                        slot[0],
-                        c_decision(d),
-                        "undoable decision differs from the Rust API"
-                    );
-                    let want: Vec<ratecore_decision> =
-                        each_states.iter().map(|d| c_decision(*d)).collect();
-                    assert_eq!(states, want, "undoable states differ from the Rust API");
+                    let written = (slot[0], &states[..]);
+                    assert_decided("undoable", status, written, (d, &each_states));
                     let zero = charge[0].words == [0; RATECORE_TABLE_CHARGE_WORDS];
                     assert_eq!(
                         zero,
@@ -604,4 +561,34 @@ fn expected_config(
         }
     }
     Err(errors)
+}
+
+/// Judges a constructor's successful-arguments `status` against what the model expected:
+/// on success, keeps `handle` with a fresh mirror table and returns the mirror's index.
+fn adopt(
+    arena: &mut Arena,
+    status: S,
+    what: &str,
+    expected: Result<TableConfig, Vec<S>>,
+    handle: *mut ratecore_table,
+) -> Option<usize> {
+    match expected {
+        Ok(config) => {
+            assert_eq!(status, S::Ok, "{what}");
+            arena.mirrors.push(Table::new(config).expect("mirror"));
+            let mirror = arena.mirrors.len() - 1;
+            arena.tables.push(TableHandle {
+                ptr: handle,
+                mirror,
+            });
+            Some(mirror)
+        }
+        Err(errors) => {
+            assert!(
+                errors.contains(&status),
+                "{what}: {status:?} not in {errors:?}"
+            );
+            None
+        }
+    }
 }

@@ -435,11 +435,7 @@ impl<'a> Driver<'a> {
         // as dropped.
         let overrides = Overrides::of(&self.policy);
         let now_in_force = overrides.list();
-        let dropped = old_overrides
-            .list()
-            .iter()
-            .filter(|o| !now_in_force.contains(o))
-            .count();
+        let dropped = old_overrides.dropped_by(&now_in_force);
         assert_eq!(report.overrides_dropped, dropped, "{report:?}");
         // The same limits, rules and overrides as a fresh build of the text.
         let infos: Vec<LimitInfo> = self.policy.metrics().map(|(l, _)| l).collect();

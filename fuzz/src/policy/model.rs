@@ -266,6 +266,12 @@ impl Overrides {
         list.sort_by_key(order);
         list
     }
+
+    /// How many of these overrides `now` (listed) no longer holds.
+    #[must_use]
+    pub fn dropped_by(&self, now: &[(String, String, Override)]) -> usize {
+        self.list().iter().filter(|o| !now.contains(o)).count()
+    }
 }
 
 /// A sort key for `(rule, limit, override)`.
