@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimit, RedisLimiter};
+use ratecore::redis_backend::{
+    FailureMode, RedisBackend, RedisConfig, RedisEngine, RedisLimit, RedisLimiter,
+};
 use ratecore::{Algorithm, Quota};
 
 use common::{notice, unique_prefix, wait_until};
@@ -60,6 +62,28 @@ fn config(nodes: &[String], test: &str, mode: FailureMode) -> RedisConfig {
     config.failure_mode = mode;
     config.engine = common::engine();
     config
+}
+
+/// Asserts that `backend`'s checks ran on the engine this run expects: the module when
+/// forced (`RATECORE_REDIS_ENGINE=module`) or detected on nodes started with it
+/// (`RATECORE_CLUSTER_MODULE`), else the script.
+fn assert_engine_used(backend: &RedisBackend) {
+    let loaded = std::env::var("RATECORE_CLUSTER_MODULE").is_ok_and(|m| !m.is_empty());
+    let module = match common::engine() {
+        RedisEngine::Module => true,
+        RedisEngine::Script => false,
+        _ => loaded,
+    };
+    let stats = backend.stats();
+    let (used, unused) = if module {
+        (stats.module_checks, stats.script_checks)
+    } else {
+        (stats.script_checks, stats.module_checks)
+    };
+    assert!(
+        used > 0 && unused == 0,
+        "module expected: {module}; {stats:?}"
+    );
 }
 
 fn port_of(url: &str) -> u16 {
@@ -223,6 +247,7 @@ fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
             .decision
             .allowed
     );
+    assert_engine_used(&backend);
 }
 
 #[test]
@@ -331,6 +356,7 @@ fn a_cross_slot_denial_consumes_nothing() {
             .unwrap()
             .allowed
     );
+    assert_engine_used(&backend);
 }
 
 #[test]

@@ -16,11 +16,26 @@ pub(super) enum Conn {
 }
 
 impl Conn {
-    /// Sends `command` (on a cluster: to the primary of its first key's slot).
-    pub(super) fn query(&mut self, command: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+    /// Sends `command` (on a cluster: to the primary of `key`'s slot, following `MOVED`
+    /// and `ASK`). The route is explicit because the `redis` crate guesses a command's
+    /// key from its position, and `RATECORE.CHECK`'s first argument is the key count.
+    pub(super) fn query(
+        &mut self,
+        command: &redis::Cmd,
+        key: &[u8],
+    ) -> redis::RedisResult<redis::Value> {
         match self {
             Self::Single(connection) => command.query(connection),
-            Self::Cluster(connection) => command.query(&mut **connection),
+            Self::Cluster(connection) => connection.route_command(command, primary_of(key)),
+        }
+    }
+
+    /// `PING` (on a cluster: every node, as the `redis` crate routes it).
+    pub(super) fn ping(&mut self) -> redis::RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Self::Single(connection) => ping.exec(connection),
+            Self::Cluster(connection) => ping.exec(&mut **connection),
         }
     }
 
@@ -59,7 +74,8 @@ impl Conn {
     }
 }
 
-fn primary_of(key: &[u8]) -> RoutingInfo {
+/// The route to the primary serving `key`'s slot.
+pub(super) fn primary_of(key: &[u8]) -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
         slot(key),
         SlotAddr::Master,

@@ -189,7 +189,7 @@ impl Inner {
                 .arg(undo.offset.map(|o| o.to_string()).unwrap_or_default())
                 .arg(&undo.expected)
                 .arg(&undo.restore);
-            let restored = self.with_connection(|connection, _| connection.query(&eval));
+            let restored = self.with_connection(|connection, _| connection.query(&eval, &undo.key));
             let counter = match restored {
                 Ok(redis::Value::Int(1)) => &self.counters.undone,
                 _ => &self.counters.undo_kept,

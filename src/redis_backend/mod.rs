@@ -494,10 +494,8 @@ impl RedisBackend {
     /// # Errors
     /// The [`BackendError`] a check would have met.
     pub fn ping(&self) -> Result<(), BackendError> {
-        self.inner.with_connection(|connection, _| {
-            connection.query(&redis::cmd("PING"))?;
-            Ok(())
-        })
+        self.inner
+            .with_connection(|connection, _| connection.ping())
     }
 
     /// The counters.

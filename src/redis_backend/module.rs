@@ -63,7 +63,7 @@ impl Inner {
         let reply = self.with_connection(|connection, counters| {
             let mut engine = self.engine_hint();
             if engine == UNKNOWN {
-                engine = if has_module(connection)? {
+                engine = if has_module(connection, prepared.first_key())? {
                     MODULE
                 } else {
                     SCRIPT
@@ -71,7 +71,8 @@ impl Inner {
                 self.note_engine(engine);
             }
             if engine == MODULE {
-                match connection.query(&module_command(&prepared, self.min_ttl_ms)) {
+                let command = module_command(&prepared, self.min_ttl_ms);
+                match connection.query(&command, prepared.first_key()) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
                     Err(e) if detecting && is_unknown_command(&e) => self.note_engine(SCRIPT),
@@ -146,9 +147,9 @@ impl Inner {
     }
 }
 
-/// Whether the server knows `RATECORE.CHECK`.
-fn has_module(connection: &mut super::cluster::Conn) -> redis::RedisResult<bool> {
-    Ok(knows_check(&connection.query(&detect_command())?))
+/// Whether the server holding `key` knows `RATECORE.CHECK`.
+fn has_module(connection: &mut super::cluster::Conn, key: &[u8]) -> redis::RedisResult<bool> {
+    Ok(knows_check(&connection.query(&detect_command(), key)?))
 }
 
 /// The detection command: `COMMAND INFO RATECORE.CHECK`.

@@ -106,11 +106,12 @@ impl Inner {
         prepared: &Prepared<'_>,
     ) -> redis::RedisResult<redis::Value> {
         let eval = self.eval(prepared);
-        match connection.query(&eval) {
+        let key = prepared.first_key();
+        match connection.query(&eval, key) {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                connection.load_script(&self.script, prepared.first_key())?;
+                connection.load_script(&self.script, key)?;
                 bump(&self.counters.script_loads);
-                connection.query(&eval)
+                connection.query(&eval, key)
             }
             other => other,
         }
