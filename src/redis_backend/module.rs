@@ -34,15 +34,14 @@ impl Inner {
         check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
+        // Pipelined mode runs the async transport's check, cross-slot protocol included.
+        #[cfg(feature = "redis-tokio")]
+        if let Some(result) = self.run_pipelined(check, states) {
+            return result;
+        }
         if self.cluster.is_some() {
             if let Some(groups) = super::cross_slot::groups(check.limits) {
                 return self.cross_slot(check, &groups, states);
-            }
-        } else {
-            // Pipelined mode runs on the async transport, which talks to one server.
-            #[cfg(feature = "redis-tokio")]
-            if let Some(result) = self.run_pipelined(check, states) {
-                return result;
             }
         }
         self.dispatch_one(check, states, false)
