@@ -62,10 +62,18 @@ fn limits(backend: &RedisBackend) -> Vec<RedisLimit> {
     .collect()
 }
 
-/// Step `step` of the scripted sequence: which limits on which keys (one limit; two on
-/// one key, one slot; or two on different keys, across slots), `now`, the cost, and
-/// whether it charges.
-fn step(step: u64) -> (Vec<(usize, &'static [u8])>, u64, u64, bool) {
+/// One step of the scripted sequence.
+struct Step {
+    /// Which limits on which keys: one limit; two on one key (one slot); or two on
+    /// different keys (across slots).
+    members: Vec<(usize, &'static [u8])>,
+    now: u64,
+    cost: u64,
+    charge: bool,
+}
+
+/// Step `step` of the scripted sequence.
+fn step(step: u64) -> Step {
     const KEYS: [&[u8]; 5] = [b"user-0", b"user-1", b"user-2", b"", b"a{b}%"];
     let key = |n: u64| KEYS[(n % KEYS.len() as u64) as usize];
     let limit = (step % 4) as usize;
@@ -82,7 +90,12 @@ fn step(step: u64) -> (Vec<(usize, &'static [u8])>, u64, u64, bool) {
     };
     // Costs 0 to 2, and now and then 7: beyond every limit's capacity.
     let cost = if step % 17 == 16 { 7 } else { step % 3 };
-    (members, now, cost, step % 5 != 4)
+    Step {
+        members,
+        now,
+        cost,
+        charge: step % 5 != 4,
+    }
 }
 
 /// The (limit, key) pairs of a step's members.
@@ -105,7 +118,12 @@ fn async_checks_decide_as_blocking_ones_on_the_cluster() {
     let runtime = runtime();
     let mut admitted = 0;
     for n in 0..240 {
-        let (members, now, cost, charge) = step(n);
+        let Step {
+            members,
+            now,
+            cost,
+            charge,
+        } = step(n);
         let expected_pairs = pairs(&blocking_limits, &members);
         let async_pairs = pairs(&async_limits, &members);
         let mut expected_states = vec![Decision::EMPTY; members.len()];
