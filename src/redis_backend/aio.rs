@@ -167,8 +167,7 @@ impl Inner {
         states: &mut [Decision],
         keep: bool,
     ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
-        let mut prepared = self.prepare(check)?;
-        prepared.keep = keep;
+        let prepared = self.prepare(check, keep)?;
         let key = prepared.first_key();
         let deadline = Instant::now() + self.config.timeout;
         let mut engine = self.engine_hint();

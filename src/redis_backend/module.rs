@@ -56,8 +56,7 @@ impl Inner {
         states: &mut [Decision],
         keep: bool,
     ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
-        let mut prepared = self.prepare(check)?;
-        prepared.keep = keep;
+        let prepared = self.prepare(check, keep)?;
         let detecting = self.config.engine == RedisEngine::Detect;
         let reply = self.with_connection(|connection, counters| {
             let mut engine = self.engine_hint();

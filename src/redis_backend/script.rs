@@ -35,8 +35,13 @@ impl Prepared<'_> {
 
 impl Inner {
     /// Validates a check and computes its Redis keys (transport-independent: every
-    /// transport sends the command built from them and hands the reply to `finish`).
-    pub(super) fn prepare<'a>(&self, check: Check<'a>) -> Result<Prepared<'a>, RedisCheckError> {
+    /// transport sends the command built from them and hands the reply to `finish`);
+    /// with `keep`, what an admitted charge writes is kept, to undo it.
+    pub(super) fn prepare<'a>(
+        &self,
+        check: Check<'a>,
+        keep: bool,
+    ) -> Result<Prepared<'a>, RedisCheckError> {
         let limits = check.limits;
         if limits.is_empty() {
             return Err(RedisCheckError::Limits("a check needs at least one limit"));
@@ -70,7 +75,7 @@ impl Inner {
             check,
             charge: check.mode.charges() && check.cost > 0,
             keys,
-            keep: false,
+            keep,
             kept: std::cell::RefCell::default(),
         })
     }
