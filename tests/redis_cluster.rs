@@ -261,9 +261,10 @@ fn server_time(nodes: &[String]) -> (u64, u64) {
 }
 
 /// Throughput on the cluster: GCRA 100/s, 10 000 keys round robin (spread over the three
-/// primaries' slots), 1.5 s per row, `now` from the wall clock.
+/// primaries' slots), 1.5 s per row, `now` from the wall clock; blocking threads, then
+/// (feature `redis-tokio`) async tasks.
 ///
-/// `bash tests/redis/cluster.sh cargo test --release --features redis --test
+/// `bash tests/redis/cluster.sh cargo test --release --features redis-tokio --test
 /// redis_cluster cluster_throughput -- --ignored --nocapture`
 #[test]
 #[ignore = "a measurement: run by hand (see the Redis docs)"]
@@ -280,37 +281,81 @@ fn cluster_throughput() {
     let keys: Vec<Vec<u8>> = (0..10_000)
         .map(|i| format!("key-{i}").into_bytes())
         .collect();
-    println!("| threads | checks/s | Redis µs per check | ceiling of 3 primaries, checks/s |");
+    println!("| clients | checks/s | Redis µs per check | ceiling of 3 primaries, checks/s |");
     println!("|---|---|---|---|");
+    let pace = Duration::from_millis(1500);
     for threads in [1, 4, 16] {
-        let (calls0, usec0) = server_time(&nodes);
-        let total = AtomicU64::new(0);
-        let started = Instant::now();
-        thread::scope(|scope| {
-            for t in 0..threads {
-                let (limiter, keys, total) = (&limiter, &keys, &total);
-                scope.spawn(move || {
-                    let mut i = t * 7919;
-                    let mut n = 0;
-                    while started.elapsed() < Duration::from_millis(1500) {
-                        let checked = limiter
-                            .check(&keys[i % keys.len()], ratecore::clock::unix_time_nanos(), 1)
-                            .unwrap();
-                        assert!(checked.fault.is_none(), "{checked:?}");
-                        i += 1;
-                        n += 1;
-                    }
-                    total.fetch_add(n, Ordering::Relaxed);
-                });
-            }
+        let clients = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
+        throughput_row(&nodes, &clients, || {
+            let total = AtomicU64::new(0);
+            let started = Instant::now();
+            thread::scope(|scope| {
+                for t in 0..threads {
+                    let (limiter, keys, total) = (&limiter, &keys, &total);
+                    scope.spawn(move || {
+                        let mut i = t * 7919;
+                        while started.elapsed() < pace {
+                            let now = ratecore::clock::unix_time_nanos();
+                            let checked = limiter.check(&keys[i % keys.len()], now, 1).unwrap();
+                            assert!(checked.fault.is_none(), "{checked:?}");
+                            i += 1;
+                        }
+                        total.fetch_add((i - t * 7919) as u64, Ordering::Relaxed);
+                    });
+                }
+            });
+            total.into_inner()
         });
-        let elapsed = started.elapsed().as_secs_f64();
-        let (calls1, usec1) = server_time(&nodes);
-        let per_call = (usec1 - usec0) as f64 / (calls1 - calls0).max(1) as f64;
-        println!(
-            "| {threads} | {:.0} | {per_call:.1} | {:.0} |",
-            total.load(Ordering::Relaxed) as f64 / elapsed,
-            3.0 * 1e6 / per_call
-        );
     }
+    // The async transport: 64 tasks on a runtime of two threads, one multiplexed
+    // connection per node.
+    #[cfg(feature = "redis-tokio")]
+    throughput_row(&nodes, "64 async tasks", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let keys = Arc::new(keys.clone());
+        let started = Instant::now();
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|t| {
+                    let (limiter, keys) = (limiter.clone(), Arc::clone(&keys));
+                    tokio::spawn(async move {
+                        let mut i = t * 7919;
+                        while started.elapsed() < pace {
+                            let now = ratecore::clock::unix_time_nanos();
+                            let key = &keys[i % keys.len()];
+                            let checked = limiter.check_async(key, now, 1).await.unwrap();
+                            assert!(checked.fault.is_none(), "{checked:?}");
+                            i += 1;
+                        }
+                        (i - t * 7919) as u64
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for task in tasks {
+                total += task.await.unwrap();
+            }
+            total
+        })
+    });
+}
+
+/// Prints one row of [`cluster_throughput`]: `run` makes checks for 1.5 s and returns
+/// how many.
+fn throughput_row(nodes: &[String], clients: &str, run: impl FnOnce() -> u64) {
+    let (calls0, usec0) = server_time(nodes);
+    let started = Instant::now();
+    let checks = run();
+    let elapsed = started.elapsed().as_secs_f64();
+    let (calls1, usec1) = server_time(nodes);
+    let per_call = (usec1 - usec0) as f64 / (calls1 - calls0).max(1) as f64;
+    println!(
+        "| {clients} | {:.0} | {per_call:.1} | {:.0} |",
+        checks as f64 / elapsed,
+        3.0 * 1e6 / per_call
+    );
 }
