@@ -24,10 +24,11 @@ use ratecore::redis_backend::{FailureMode, RedisBackend};
 use ratecore::{Algorithm, Quota};
 
 use cluster_nodes::{
-    assert_engine_used, cluster, config, connect, failover_loses_little,
-    failover_with_wait_loses_nothing, ip_and_account, keyslot, port_of, primary_of, Clients, T0,
+    assert_engine_used, assert_race_never_over_admitted, cluster, config, connect,
+    failover_loses_little, failover_with_wait_loses_nothing, ip_and_account, keyslot, port_of,
+    primary_of, Clients, RACE_ACCOUNTS, RACE_IP, T0,
 };
-use common::{notice, unique_prefix};
+use common::unique_prefix;
 
 #[test]
 fn keys_of_one_request_key_share_a_slot_and_keys_spread_over_primaries() {
@@ -178,15 +179,14 @@ fn racing_cross_slot_checks_never_over_admit() {
     };
     let (backend, ip, account) =
         ip_and_account(config(&nodes, "cross-race", FailureMode::Closed), 30, 8);
-    let accounts = [&b"acct-a"[..], b"acct-b", b"acct-c"];
-    let per_account: Vec<AtomicU64> = accounts.iter().map(|_| AtomicU64::new(0)).collect();
+    let per_account: Vec<AtomicU64> = RACE_ACCOUNTS.iter().map(|_| AtomicU64::new(0)).collect();
     thread::scope(|scope| {
         for t in 0..6u64 {
             let (backend, ip, account, per_account) = (&backend, &ip, &account, &per_account);
             scope.spawn(move || {
                 for i in 0..20u64 {
                     let which = ((t + i) % 3) as usize;
-                    let pair = [(ip, &b"10.0.0.9"[..]), (account, accounts[which])];
+                    let pair = [(ip, RACE_IP), (account, RACE_ACCOUNTS[which])];
                     let decision = backend
                         .try_check_limits(&pair, T0 + t * 100 + i, 1, &mut [])
                         .unwrap();
@@ -197,31 +197,9 @@ fn racing_cross_slot_checks_never_over_admit() {
             });
         }
     });
-    let admitted: Vec<u64> = per_account
-        .iter()
-        .map(|a| a.load(Ordering::Relaxed))
-        .collect();
-    let total: u64 = admitted.iter().sum();
-    let stats = backend.stats();
-    notice(&format!(
-        "racing cross-slot checks: admitted {admitted:?} (total {total}); charges undone {}, kept {}",
-        stats.undone, stats.undo_kept
-    ));
-    // Never over-admission: each account at most its limit, the IP at most its own.
-    assert!(admitted.iter().all(|&a| a <= 8), "{admitted:?}");
-    assert!(total <= 30);
-    // The IP holds every admission, plus only the charges an undo had to keep.
-    let stored = 30
-        - backend
-            .try_peek_limits(&[(&ip, &b"10.0.0.9"[..])], T0 + 1000, 0, &mut [])
-            .unwrap()
-            .remaining;
-    assert!(stored >= total, "{stored} stored, {total} admitted");
-    assert!(
-        stored <= total + stats.undo_kept,
-        "{stored} stored, {total} admitted, {stats:?}"
-    );
+    assert_race_never_over_admitted("blocking", &backend, &ip, &per_account);
 }
+
 #[test]
 fn a_killed_primary_gives_configured_decisions_then_recovers() {
     failover_loses_little("failover", Clients::Threads);

@@ -22,8 +22,8 @@ use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimit
 use ratecore::{Algorithm, Decision, Quota};
 
 use cluster_nodes::{
-    assert_engine_used, cluster, config, failover_loses_little, failover_with_wait_loses_nothing,
-    ip_and_account, Clients, T0,
+    assert_engine_used, assert_race_never_over_admitted, cluster, config, failover_loses_little,
+    failover_with_wait_loses_nothing, ip_and_account, Clients, RACE_ACCOUNTS, RACE_IP, T0,
 };
 use common::notice;
 
@@ -207,7 +207,7 @@ fn async_cross_slot_checks_consume_nothing_on_denial_and_never_over_admit() {
     };
     let (backend, ip, account) = ip_and_account(async_config(&nodes, "async-cross"), 30, 8);
     let runtime = runtime();
-    // One account: two admitted, then the account denies and the IP keeps its charge.
+    // One account: eight admitted, then the account denies and the IP keeps its 22.
     let pair = [(&ip, &b"10.0.0.1"[..]), (&account, &b"acct-1"[..])];
     let mut states = [Decision::EMPTY; 2];
     for i in 0..10 {
@@ -223,9 +223,8 @@ fn async_cross_slot_checks_consume_nothing_on_denial_and_never_over_admit() {
         "the denials consumed nothing"
     );
     // Racing tasks over three accounts and one IP.
-    let accounts: [&[u8]; 3] = [b"acct-a", b"acct-b", b"acct-c"];
     let per_account: Arc<Vec<AtomicU64>> =
-        Arc::new(accounts.iter().map(|_| AtomicU64::new(0)).collect());
+        Arc::new(RACE_ACCOUNTS.iter().map(|_| AtomicU64::new(0)).collect());
     runtime.block_on(async {
         let tasks: Vec<_> = (0..TASKS as u64)
             .map(|t| {
@@ -233,7 +232,7 @@ fn async_cross_slot_checks_consume_nothing_on_denial_and_never_over_admit() {
                 let (backend, ip, account) = (backend.clone(), ip.clone(), account.clone());
                 let per_account = Arc::clone(&per_account);
                 tokio::spawn(async move {
-                    let pair = [(&ip, &b"10.0.0.9"[..]), (&account, accounts[which])];
+                    let pair = [(&ip, RACE_IP), (&account, RACE_ACCOUNTS[which])];
                     let decision = backend
                         .try_check_limits_async(&pair, T0 + t, 1, &mut [])
                         .await
@@ -246,25 +245,7 @@ fn async_cross_slot_checks_consume_nothing_on_denial_and_never_over_admit() {
             task.await.unwrap();
         }
     });
-    let admitted: Vec<u64> = per_account
-        .iter()
-        .map(|a| a.load(Ordering::Relaxed))
-        .collect();
-    let total: u64 = admitted.iter().sum();
-    let stats = backend.stats();
-    notice(&format!(
-        "racing async cross-slot checks: admitted {admitted:?}; undone {}, kept {}",
-        stats.undone, stats.undo_kept
-    ));
-    assert!(admitted.iter().all(|&a| a <= 8), "{admitted:?}");
-    assert!(total <= 30, "{total}");
-    let ip_left = [(&ip, &b"10.0.0.9"[..])];
-    let peek = runtime.block_on(backend.try_peek_limits_async(&ip_left, T0 + 1000, 0, &mut []));
-    let stored = 30 - peek.unwrap().remaining;
-    assert!(
-        stored >= total && stored <= total + stats.undo_kept,
-        "{stored} {total} {stats:?}"
-    );
+    assert_race_never_over_admitted("async", &backend, &ip, &per_account);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -208,6 +208,44 @@ pub fn ip_and_account(
     let ip = backend.limit("ip", Algorithm::FixedWindow, per_hour(ip_limit));
     let account = backend.limit("account", strict, per_hour(account_limit));
     (backend, ip.unwrap(), account.unwrap())
+}
+
+/// The IP and accounts of the racing cross-slot checks, on `ip_and_account(_, 30, 8)`.
+pub const RACE_IP: &[u8] = b"10.0.0.9";
+pub const RACE_ACCOUNTS: [&[u8]; 3] = [b"acct-a", b"acct-b", b"acct-c"];
+
+/// After racing cross-slot checks (`what`) on [`RACE_IP`] and [`RACE_ACCOUNTS`] that
+/// admitted `per_account[i]` for account `i`: never over-admission, and the IP holds
+/// every admission plus only the charges an undo had to keep.
+pub fn assert_race_never_over_admitted(
+    what: &str,
+    backend: &RedisBackend,
+    ip: &RedisLimit,
+    per_account: &[AtomicU64],
+) {
+    let admitted: Vec<u64> = per_account
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .collect();
+    let total: u64 = admitted.iter().sum();
+    let stats = backend.stats();
+    notice(&format!(
+        "racing {what} cross-slot checks: admitted {admitted:?} (total {total}); charges undone {}, kept {}",
+        stats.undone, stats.undo_kept
+    ));
+    // Each account at most its limit, the IP at most its own.
+    assert!(admitted.iter().all(|&a| a <= 8), "{admitted:?}");
+    assert!(total <= 30);
+    let stored = 30
+        - backend
+            .try_peek_limits(&[(ip, RACE_IP)], T0 + 1000, 0, &mut [])
+            .unwrap()
+            .remaining;
+    assert!(stored >= total, "{stored} stored, {total} admitted");
+    assert!(
+        stored <= total + stats.undo_kept,
+        "{stored} stored, {total} admitted, {stats:?}"
+    );
 }
 
 /// What one client saw across a failover.
