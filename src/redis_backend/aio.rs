@@ -176,12 +176,7 @@ impl Inner {
                 .query_async(&module::detect_command(), key, deadline)
                 .await
                 .map_err(|e| self.forget_engine(e))?;
-            engine = if module::knows_check(&info) {
-                module::MODULE
-            } else {
-                module::SCRIPT
-            };
-            self.note_engine(engine);
+            engine = self.detected(&info);
         }
         // `WAIT` travels with the check, on the same connection (see `AsyncConn::send`).
         let wait = self.wait_command(&prepared);

@@ -61,12 +61,8 @@ impl Inner {
         let reply = self.with_connection(|connection, counters| {
             let mut engine = self.engine_hint();
             if engine == UNKNOWN {
-                engine = if has_module(connection, prepared.first_key())? {
-                    MODULE
-                } else {
-                    SCRIPT
-                };
-                self.note_engine(engine);
+                let info = connection.query(&detect_command(), prepared.first_key())?;
+                engine = self.detected(&info);
             }
             if engine == MODULE {
                 let command = module_command(&prepared, self.min_ttl_ms);
@@ -115,6 +111,14 @@ impl Inner {
         }
     }
 
+    /// The engine `COMMAND INFO RATECORE.CHECK`'s reply (`info`) says the server has,
+    /// recorded.
+    pub(super) fn detected(&self, info: &redis::Value) -> u8 {
+        let engine = if knows_check(info) { MODULE } else { SCRIPT };
+        self.note_engine(engine);
+        engine
+    }
+
     /// Records what detection found, or forgets it (`UNKNOWN`: after the server went
     /// away, which may bring it back with or without the module).
     pub(super) fn note_engine(&self, engine: u8) {
@@ -145,11 +149,6 @@ impl Inner {
     }
 }
 
-/// Whether the server holding `key` knows `RATECORE.CHECK`.
-fn has_module(connection: &mut super::cluster::Conn, key: &[u8]) -> redis::RedisResult<bool> {
-    Ok(knows_check(&connection.query(&detect_command(), key)?))
-}
-
 /// The detection command: `COMMAND INFO RATECORE.CHECK`.
 pub(super) fn detect_command() -> redis::Cmd {
     let mut command = redis::cmd("COMMAND");
@@ -159,7 +158,7 @@ pub(super) fn detect_command() -> redis::Cmd {
 
 /// Whether `COMMAND INFO`'s reply describes the command (it answers nil for an unknown
 /// one).
-pub(super) fn knows_check(info: &redis::Value) -> bool {
+fn knows_check(info: &redis::Value) -> bool {
     matches!(info, redis::Value::Array(items)
         if matches!(items.first(), Some(redis::Value::Array(_))))
 }
