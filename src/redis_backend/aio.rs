@@ -1,13 +1,18 @@
 //! The async transport (feature `redis-tokio`): the same checks as the blocking pool —
-//! same `EVALSHA`, same replay and verification, same failure decisions and counters —
-//! sent on one shared [`redis::aio::MultiplexedConnection`], which pipelines the checks
-//! of every task on one socket.
+//! same commands, same replay and verification, same failure decisions and counters, the
+//! same cross-slot protocol (`cross_slot`) — sent on one shared connection
+//! (`cluster::AsyncConn`): a [`redis::aio::MultiplexedConnection`] to one server, which
+//! pipelines the checks of every task on one socket, or on a Redis Cluster a
+//! [`redis::cluster_async::ClusterConnection`], one multiplexed connection per node, each
+//! call routed to the primary of its first key's slot.
 //!
 //! Reconnection follows the blocking pool's rules, with the shared connection in place of
 //! the pool: a connection the server went away from is dropped and the next check opens a
 //! new one (one task at a time; the others wait for it, within their own timeout); after
 //! a failed connect, checks within [`RedisConfig::reconnect_backoff`] fail at once. A
-//! check whose reply did not arrive is never sent again. A check that timed out leaves
+//! check whose reply did not arrive is never sent again by this transport (a cluster
+//! connection resends after a redirection or a connection reset, as the blocking one
+//! does: a charge counted twice at worst). A check that timed out leaves
 //! the connection in place: a multiplexed connection matches replies to requests in
 //! order, so a late reply is discarded, not handed to the next check. (The `redis`
 //! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
