@@ -1,13 +1,18 @@
 //! The async transport (feature `redis-tokio`): the same checks as the blocking pool —
-//! same `EVALSHA`, same replay and verification, same failure decisions and counters —
-//! sent on one shared [`redis::aio::MultiplexedConnection`], which pipelines the checks
-//! of every task on one socket.
+//! same commands, same replay and verification, same failure decisions and counters, the
+//! same cross-slot protocol (`cross_slot`) — sent on one shared connection
+//! (`cluster::AsyncConn`): a [`redis::aio::MultiplexedConnection`] to one server, which
+//! pipelines the checks of every task on one socket, or on a Redis Cluster a
+//! [`redis::cluster_async::ClusterConnection`], one multiplexed connection per node, each
+//! call routed to the primary of its first key's slot.
 //!
 //! Reconnection follows the blocking pool's rules, with the shared connection in place of
 //! the pool: a connection the server went away from is dropped and the next check opens a
 //! new one (one task at a time; the others wait for it, within their own timeout); after
 //! a failed connect, checks within [`RedisConfig::reconnect_backoff`] fail at once. A
-//! check whose reply did not arrive is never sent again. A check that timed out leaves
+//! check whose reply did not arrive is never sent again by this transport (a cluster
+//! connection resends after a redirection or a connection reset, as the blocking one
+//! does: a charge counted twice at worst). A check that timed out leaves
 //! the connection in place: a multiplexed connection matches replies to requests in
 //! order, so a late reply is discarded, not handed to the next check. (The `redis`
 //! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
@@ -28,10 +33,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use redis::aio::MultiplexedConnection;
 use tokio::time::{timeout_at, Instant};
 
+use super::cluster::AsyncConn;
 use super::config::RedisEngine;
+use super::cross_slot::Undo;
 use super::module;
 use super::pool::classify;
 use super::stats::bump;
@@ -44,7 +50,7 @@ use crate::decision::{Decision, Mode};
 /// The async transport's connection, shared by every task using one backend.
 #[derive(Default)]
 pub(super) struct Shared {
-    current: ArcSwapOption<MultiplexedConnection>,
+    current: ArcSwapOption<AsyncConn>,
     /// Held while connecting, so a dead server sees one connect attempt at a time.
     connecting: tokio::sync::Mutex<()>,
     /// Nanoseconds after the backend's origin before which no connect is attempted.
@@ -88,10 +94,11 @@ impl RedisBackend {
     /// The [`BackendError`] a check would have met.
     pub async fn ping_async(&self) -> Result<(), BackendError> {
         let deadline = Instant::now() + self.inner.config.timeout;
+        // No key: on a cluster, every primary (as the `redis` crate routes `PING`).
         self.inner
-            .query_async(&redis::cmd("PING"), deadline)
+            .send_async(&redis::cmd("PING"), None, None, deadline, false)
             .await
-            .map(|_| ())
+            .map(drop)
     }
 }
 
@@ -138,49 +145,105 @@ impl Inner {
         self.settle(result, check.limits, states)
     }
 
-    /// One check on the shared multiplexed connection, through the module or the script
-    /// as configured or detected (the blocking `dispatch`'s choices).
+    /// One check on the async transport: on a cluster whose keys fall in several slots,
+    /// the cross-slot protocol (`cross_slot`); otherwise one call.
     pub(super) async fn run_async(
         &self,
         check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
-        let prepared = self.prepare(check)?;
+        if self.cluster.is_some() {
+            if let Some(groups) = super::cross_slot::groups(check.limits) {
+                return self.cross_slot_async(check, &groups, states).await;
+            }
+        }
+        self.run_one_async(check, states, false)
+            .await
+            .map(|(decision, _)| decision)
+    }
+
+    /// One call (all keys in one slot) on the shared connection, through the module or
+    /// the script as configured or detected (the blocking `dispatch_one`'s choices),
+    /// then `WAIT` with [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas);
+    /// with `keep`, also what an admitted charge wrote.
+    pub(super) async fn run_one_async(
+        &self,
+        check: Check<'_>,
+        states: &mut [Decision],
+        keep: bool,
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
+        let prepared = self.prepare(check, keep)?;
+        let key = prepared.first_key();
         let deadline = Instant::now() + self.config.timeout;
         let mut engine = self.engine_hint();
         if engine == module::UNKNOWN {
             let info = self
-                .query_async(&module::detect_command(), deadline)
+                .query_async(&module::detect_command(), key, deadline)
                 .await
                 .map_err(|e| self.forget_engine(e))?;
-            engine = if module::knows_check(&info) {
-                module::MODULE
-            } else {
-                module::SCRIPT
-            };
-            self.note_engine(engine);
+            engine = self.detected(&info);
         }
+        // `WAIT` travels with the check, on the same connection (see `AsyncConn::send`).
+        let wait = self.wait_command(&prepared);
+        let wait = wait.as_ref();
+        let mut module_reply = None;
         if engine == module::MODULE {
             let command = module::module_command(&prepared, self.min_ttl_ms);
             let detecting = self.config.engine == RedisEngine::Detect;
-            match self.send_async(&command, deadline, detecting).await {
+            match self
+                .send_async(&command, wait, Some(key), deadline, detecting)
+                .await
+            {
                 // The module is gone (a restart or failover without it): nothing ran, so
                 // the script decides instead.
                 Ok(None) => self.note_engine(module::SCRIPT),
                 answer => {
                     bump(&self.counters.module_checks);
                     let reply = answer.map_err(|e| self.forget_engine(e))?;
-                    let reply = reply.unwrap_or(redis::Value::Nil);
-                    return self.finish_module(&prepared, &reply, states);
+                    module_reply = Some(reply.unwrap_or(redis::Value::Nil));
                 }
             }
         }
-        bump(&self.counters.script_checks);
-        let reply = self
-            .query_async(&self.eval(&prepared), deadline)
-            .await
-            .map_err(|e| self.forget_engine(e))?;
-        self.finish(&prepared, reply, states)
+        let (from_module, reply) = match module_reply {
+            Some(reply) => (true, reply),
+            None => {
+                bump(&self.counters.script_checks);
+                let eval = self.eval(&prepared);
+                let reply = self
+                    .send_async(&eval, wait, Some(key), deadline, false)
+                    .await;
+                let reply = reply.map_err(|e| self.forget_engine(e))?;
+                (false, reply.unwrap_or(redis::Value::Nil))
+            }
+        };
+        let reply = match wait {
+            Some(_) => self.replicated_async(reply)?,
+            None => reply,
+        };
+        let decision = if from_module {
+            self.finish_module(&prepared, &reply, states)
+        } else {
+            self.finish(&prepared, reply, states)
+        }?;
+        Ok((decision, prepared.kept.take()))
+    }
+
+    /// The check's reply out of the `[check, WAIT]` pair, when `WAIT` says enough
+    /// replicas hold the write (else a counted [`Fault::Replication`]).
+    fn replicated_async(&self, reply: redis::Value) -> Result<redis::Value, RedisCheckError> {
+        let redis::Value::Array(mut replies) = reply else {
+            return Err(self.inconsistent("the reply to a check and WAIT is not a pair"));
+        };
+        if replies.len() != 2 {
+            return Err(self.inconsistent("the reply to a check and WAIT is not a pair"));
+        }
+        self.replicated(&replies[1])
+            .map_err(|e| RedisCheckError::Backend(self.count(classify(&e), e.to_string())))?;
+        Ok(replies.swap_remove(0))
+    }
+
+    fn inconsistent(&self, message: &str) -> RedisCheckError {
+        RedisCheckError::Backend(self.count(Fault::Inconsistent, String::from(message)))
     }
 
     /// A failed check's error, after forgetting what detection found when the server
@@ -192,36 +255,53 @@ impl Inner {
         RedisCheckError::Backend(error)
     }
 
-    /// [`send_async`](Self::send_async) for a command every server knows.
+    /// One keyed command (an undo) with its own deadline, classified and counted.
+    pub(super) async fn query_keyed_async(
+        &self,
+        command: &redis::Cmd,
+        key: &[u8],
+    ) -> Result<redis::Value, BackendError> {
+        let deadline = Instant::now() + self.config.timeout;
+        self.query_async(command, key, deadline).await
+    }
+
+    /// [`send_async`](Self::send_async) for a command every server knows, sent to the
+    /// server holding `key`.
     async fn query_async(
         &self,
         command: &redis::Cmd,
+        key: &[u8],
         deadline: Instant,
     ) -> Result<redis::Value, BackendError> {
         Ok(self
-            .send_async(command, deadline, false)
+            .send_async(command, None, Some(key), deadline, false)
             .await?
             .unwrap_or(redis::Value::Nil))
     }
 
-    /// Sends `command` (loading the script when the server answers `NOSCRIPT`, which
-    /// means nothing ran) and waits for its reply until `deadline`, classifying and
-    /// counting failures as the blocking pool does. `None` when `unknown_ok` and the
-    /// server does not know the command (nothing ran; not a fault).
+    /// Sends `command` (and `then` right after it, on the same connection) to the server
+    /// holding `key` (no key: where the `redis` crate routes it), loading the script when
+    /// the server answers `NOSCRIPT` (which means nothing ran), and waits for its reply
+    /// until `deadline`, classifying and counting failures as the blocking pool does.
+    /// `None` when `unknown_ok` and the server does not know the command (nothing ran;
+    /// not a fault).
     async fn send_async(
         &self,
         command: &redis::Cmd,
+        then: Option<&redis::Cmd>,
+        key: Option<&[u8]>,
         deadline: Instant,
         unknown_ok: bool,
     ) -> Result<Option<redis::Value>, BackendError> {
         let shared = self.connection_async(deadline).await?;
-        let mut connection = MultiplexedConnection::clone(&shared);
+        let mut connection = AsyncConn::clone(&shared);
         let sent = async {
-            match command.query_async::<redis::Value>(&mut connection).await {
+            match connection.send(command, then, key).await {
                 Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    self.script.load_async(&mut connection).await?;
+                    let key = key.unwrap_or_default();
+                    connection.load_script(&self.script, key).await?;
                     bump(&self.counters.script_loads);
-                    command.query_async::<redis::Value>(&mut connection).await
+                    connection.send(command, then, Some(key)).await
                 }
                 other => other,
             }
@@ -232,8 +312,9 @@ impl Inner {
             Ok(Err(e)) => {
                 let fault = classify(&e);
                 if fault == Fault::Unavailable || e.is_unrecoverable_error() {
-                    // The server went away: the next check connects again (unless
-                    // another task already replaced this connection).
+                    // The server (on a cluster: a node) went away: the next check connects
+                    // again, reading a cluster's slot map afresh (unless another task
+                    // already replaced this connection).
                     let _ = self.aio.current.compare_and_swap(&Some(shared), None);
                 }
                 Err(self.count(fault, e.to_string()))
@@ -243,19 +324,7 @@ impl Inner {
     }
 
     /// The shared connection, or a new one (not within the reconnect backoff).
-    async fn connection_async(
-        &self,
-        deadline: Instant,
-    ) -> Result<Arc<MultiplexedConnection>, BackendError> {
-        // Not (yet) on this transport: refused loudly rather than run without them.
-        if self.cluster.is_some() || self.config.wait_replicas > 0 {
-            return Err(self.count(
-                Fault::Server,
-                String::from(
-                    "the async transport supports neither Redis Cluster nor wait_replicas",
-                ),
-            ));
-        }
+    async fn connection_async(&self, deadline: Instant) -> Result<Arc<AsyncConn>, BackendError> {
         if let Some(connection) = self.aio.current.load_full() {
             return Ok(connection);
         }
@@ -276,17 +345,7 @@ impl Inner {
                 String::from("not reconnecting yet (reconnect backoff after a failed connect)"),
             ));
         }
-        // No response timeout of the client's own: every check's deadline already bounds
-        // its wait, and a second timer per request would only cost.
-        let options =
-            redis::AsyncConnectionConfig::new().set_connection_timeout(self.config.timeout);
-        let connected = timeout_at(
-            deadline,
-            self.client
-                .get_multiplexed_async_connection_with_config(&options),
-        )
-        .await;
-        let fault = match connected {
+        let fault = match timeout_at(deadline, self.connect_async()).await {
             Ok(Ok(connection)) => {
                 bump(&self.counters.connects);
                 self.aio.retry_at.store(0, Ordering::Relaxed);
@@ -306,5 +365,22 @@ impl Inner {
             .retry_at
             .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
         Err(self.count(fault.0, fault.1))
+    }
+
+    /// A new connection: to the server, or to the cluster (its slot map read now).
+    async fn connect_async(&self) -> redis::RedisResult<AsyncConn> {
+        match &self.cluster {
+            None => {
+                // No response timeout of the client's own: every check's deadline already
+                // bounds its wait, and a second timer per request would only cost.
+                let options =
+                    redis::AsyncConnectionConfig::new().set_connection_timeout(self.config.timeout);
+                self.client
+                    .get_multiplexed_async_connection_with_config(&options)
+                    .await
+                    .map(AsyncConn::Single)
+            }
+            Some(cluster) => cluster.get_async_connection().await.map(AsyncConn::Cluster),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Redis Cluster: the connection a check runs on (one server, or a cluster connection
 //! that routes each command by its first key's hash slot and follows `MOVED` and `ASK`),
-//! the hash tag that puts every limit of one request key in one slot, and the commands
-//! that must reach the primary of a given slot (`SCRIPT LOAD` after `NOSCRIPT`, `WAIT`).
+//! blocking ([`Conn`]) and async ([`AsyncConn`], feature `redis-tokio`), and the hash tag
+//! that puts every limit of one request key in one slot. Every command a check sends
+//! (the check, `SCRIPT LOAD` after `NOSCRIPT`, `WAIT`, an undo) goes to the primary of
+//! its key's slot.
 
 use redis::cluster::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -16,11 +18,26 @@ pub(super) enum Conn {
 }
 
 impl Conn {
-    /// Sends `command` (on a cluster: to the primary of its first key's slot).
-    pub(super) fn query(&mut self, command: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+    /// Sends `command` (on a cluster: to the primary of `key`'s slot, following `MOVED`
+    /// and `ASK`). The route is explicit because the `redis` crate guesses a command's
+    /// key from its position, and `RATECORE.CHECK`'s first argument is the key count.
+    pub(super) fn query(
+        &mut self,
+        command: &redis::Cmd,
+        key: &[u8],
+    ) -> redis::RedisResult<redis::Value> {
         match self {
             Self::Single(connection) => command.query(connection),
-            Self::Cluster(connection) => command.query(&mut **connection),
+            Self::Cluster(connection) => connection.route_command(command, primary_of(key)),
+        }
+    }
+
+    /// `PING` (on a cluster: every node, as the `redis` crate routes it).
+    pub(super) fn ping(&mut self) -> redis::RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Self::Single(connection) => ping.exec(connection),
+            Self::Cluster(connection) => ping.exec(&mut **connection),
         }
     }
 
@@ -33,32 +50,85 @@ impl Conn {
     ) -> redis::RedisResult<()> {
         match self {
             Self::Single(connection) => script.load(connection).map(drop),
-            Self::Cluster(connection) => {
-                let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(super::script::SCRIPT);
-                connection.route_command(&load, primary_of(key)).map(drop)
-            }
+            Self::Cluster(connection) => connection
+                .route_command(&script_load(), primary_of(key))
+                .map(drop),
         }
-    }
-
-    /// `WAIT replicas timeout_ms` on the server holding `key`: how many replicas
-    /// acknowledged every write this connection made there.
-    pub(super) fn wait(
-        &mut self,
-        replicas: u32,
-        timeout_ms: u64,
-        key: &[u8],
-    ) -> redis::RedisResult<u64> {
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout_ms);
-        let reply = match self {
-            Self::Single(connection) => wait.query(connection)?,
-            Self::Cluster(connection) => connection.route_command(&wait, primary_of(key))?,
-        };
-        redis::from_redis_value(&reply)
     }
 }
 
+/// The async connection a check runs on: one server's multiplexed connection, or a
+/// cluster connection (one multiplexed connection per node). Both are handles to a
+/// connection driven by a task of their own, cheap to clone, each clone sending on the
+/// same sockets.
+#[cfg(feature = "redis-tokio")]
+#[derive(Clone)]
+pub(super) enum AsyncConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[cfg(feature = "redis-tokio")]
+impl AsyncConn {
+    /// [`Conn::query`] on the async connection; with no key, where the `redis` crate
+    /// routes the command (`PING`: every primary). With `then` (a `WAIT`), both commands
+    /// are sent together on one connection and both replies returned as an array: `WAIT`
+    /// counts the writes of the connection it arrives on, and a connection replaced
+    /// between the two (a reconnect) would have made none.
+    pub(super) async fn send(
+        &mut self,
+        command: &redis::Cmd,
+        then: Option<&redis::Cmd>,
+        key: Option<&[u8]>,
+    ) -> redis::RedisResult<redis::Value> {
+        let Some(then) = then else {
+            return match (self, key) {
+                (Self::Single(connection), _) => command.query_async(connection).await,
+                (Self::Cluster(connection), Some(key)) => {
+                    connection.route_command(command, primary_of(key)).await
+                }
+                (Self::Cluster(connection), None) => command.query_async(connection).await,
+            };
+        };
+        let mut both = redis::pipe();
+        both.add_command(command.clone()).add_command(then.clone());
+        let replies = match self {
+            Self::Single(connection) => both.query_async(connection).await?,
+            Self::Cluster(connection) => {
+                let primary = Route::new(slot(key.unwrap_or_default()), SlotAddr::Master);
+                connection
+                    .route_pipeline(&both, 0, 2, SingleNodeRoutingInfo::SpecificNode(primary))
+                    .await?
+            }
+        };
+        redis::Value::Array(replies).extract_error()
+    }
+
+    /// [`Conn::load_script`] on the async connection.
+    pub(super) async fn load_script(
+        &mut self,
+        script: &redis::Script,
+        key: &[u8],
+    ) -> redis::RedisResult<()> {
+        match self {
+            Self::Single(connection) => script.load_async(connection).await.map(drop),
+            Self::Cluster(connection) => connection
+                .route_command(&script_load(), primary_of(key))
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// `SCRIPT LOAD` of the check script: on a cluster, sent to one slot's primary only, so
+/// that a node down elsewhere does not fail the load.
+fn script_load() -> redis::Cmd {
+    let mut load = redis::cmd("SCRIPT");
+    load.arg("LOAD").arg(super::script::SCRIPT);
+    load
+}
+
+/// The route to the primary serving `key`'s slot.
 fn primary_of(key: &[u8]) -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
         slot(key),

@@ -55,8 +55,7 @@ pub struct RedisConfig {
     /// a runtime thread the backend owns, instead of each taking a pooled connection:
     /// concurrent threads' checks are then pipelined on one socket (feature
     /// `redis-tokio`; default `false`, and ignored without the feature). A blocking check
-    /// made from inside a tokio runtime, and every check on a cluster or with
-    /// [`wait_replicas`](Self::wait_replicas), uses the pool.
+    /// made from inside a tokio runtime uses the pool.
     pub pipelined: bool,
     /// Redis Cluster seed nodes (`redis://host:port/` URLs); empty (the default) talks to
     /// the one server at `url`. Non-empty: checks are routed by hash slot, keys carry a

@@ -21,7 +21,7 @@
 //! remain) although the request that charged was denied in the end.
 
 use super::wire::SLOT_BYTES;
-use super::{Check, Inner, RedisCheckError, RedisLimit};
+use super::{BackendError, Check, Inner, RedisCheckError, RedisLimit};
 use crate::algorithm::Algorithm;
 use crate::composite::Verdict;
 use crate::decision::{Decision, Mode};
@@ -85,6 +85,18 @@ impl Undo {
             }
         }
     }
+
+    /// The compare-and-set that gives this charge back.
+    fn command(&self) -> redis::Cmd {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(UNDO)
+            .arg(1)
+            .arg(&self.key)
+            .arg(self.offset.map(|o| o.to_string()).unwrap_or_default())
+            .arg(&self.expected)
+            .arg(&self.restore);
+        eval
+    }
 }
 
 /// The check's limits grouped by slot, in order of first appearance, or `None` when they
@@ -107,57 +119,94 @@ pub(super) fn groups(limits: &[(&RedisLimit, &[u8])]) -> Option<Vec<Vec<usize>>>
     Some(groups.into_iter().map(|(_, members)| members).collect())
 }
 
-impl Inner {
-    /// The cross-slot protocol (module docs).
-    pub(super) fn cross_slot(
-        &self,
-        check: Check<'_>,
-        groups: &[Vec<usize>],
-        states: &mut [Decision],
-    ) -> Result<Decision, RedisCheckError> {
-        let Check {
-            limits,
-            now,
-            cost,
-            mode,
-        } = check;
-        // Caller errors first (cost, count, duplicate keys), before anything runs.
-        self.validate(limits, cost)?;
-        let mut each = vec![Decision::EMPTY; limits.len()];
-        let run = |group: &[usize], mode: Mode, keep: bool, each: &mut [Decision]| {
-            let members: Vec<(&RedisLimit, &[u8])> = group.iter().map(|&i| limits[i]).collect();
-            let mut got = vec![Decision::EMPTY; members.len()];
-            let result =
-                self.dispatch_one(Check::new(&members, now, cost, mode), &mut got, keep)?;
-            for (&i, decision) in group.iter().zip(got) {
-                each[i] = decision;
-            }
-            Ok::<_, RedisCheckError>(result)
-        };
-        let mut admitted = true;
-        for group in groups {
-            admitted &= run(group, Mode::Peek, false, &mut each)?.0.allowed;
-        }
-        if !admitted || !mode.charges() || cost == 0 {
-            return Ok(report(&each, states, None));
-        }
-        let mut taken: Vec<Undo> = Vec::new();
-        for group in groups {
-            match run(group, Mode::Charge, true, &mut each) {
-                Ok((decision, undo)) if decision.allowed => taken.extend(undo),
-                Ok((decision, _)) => {
-                    self.undo(taken);
-                    return Ok(report(&each, states, Some(decision)));
+/// The protocol, written once for both transports (as `checks!` writes the public
+/// methods): `$one` is the transport's one-slot call (`dispatch_one` or `run_one_async`)
+/// and `$send` its keyed command (an undo); `[async] [.await]` make the async versions.
+macro_rules! cross_slot_protocol {
+    ($protocol:ident, $slot:ident, $undo:ident = $one:ident, $send:ident,
+        [$($a:ident)?] [$($s:tt)*]) => {
+        impl Inner {
+            /// The cross-slot protocol (module docs).
+            pub(super) $($a)? fn $protocol(
+                &self,
+                check: Check<'_>,
+                groups: &[Vec<usize>],
+                states: &mut [Decision],
+            ) -> Result<Decision, RedisCheckError> {
+                let Check { limits, cost, mode, .. } = check;
+                // Caller errors first (cost, count, duplicate keys), before anything runs.
+                self.validate(limits, cost)?;
+                let mut each = vec![Decision::EMPTY; limits.len()];
+                let mut admitted = true;
+                for group in groups {
+                    admitted &= self.$slot(check, group, Mode::Peek, &mut each) $($s)* ?
+                        .0
+                        .allowed;
                 }
-                Err(error) => {
-                    self.undo(taken);
-                    return Err(error);
+                if !admitted || !mode.charges() || cost == 0 {
+                    return Ok(report(&each, states, None));
                 }
+                let mut taken: Vec<Undo> = Vec::new();
+                for group in groups {
+                    match self.$slot(check, group, Mode::Charge, &mut each) $($s)* {
+                        Ok((decision, undo)) if decision.allowed => taken.extend(undo),
+                        Ok((decision, _)) => {
+                            self.$undo(taken) $($s)*;
+                            return Ok(report(&each, states, Some(decision)));
+                        }
+                        Err(error) => {
+                            self.$undo(taken) $($s)*;
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(report(&each, states, None))
             }
-        }
-        Ok(report(&each, states, None))
-    }
 
+            /// One slot's call on the limits of `group`, their decisions into `each`;
+            /// a charge keeps what it wrote, to undo it.
+            $($a)? fn $slot(
+                &self,
+                check: Check<'_>,
+                group: &[usize],
+                mode: Mode,
+                each: &mut [Decision],
+            ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
+                let members: Vec<(&RedisLimit, &[u8])> =
+                    group.iter().map(|&i| check.limits[i]).collect();
+                let mut got = vec![Decision::EMPTY; members.len()];
+                let one = Check::new(&members, check.now, check.cost, mode);
+                let result = self.$one(one, &mut got, mode.charges()) $($s)* ?;
+                for (&i, decision) in group.iter().zip(got) {
+                    each[i] = decision;
+                }
+                Ok(result)
+            }
+
+            /// Gives back the charges in `taken`, newest first. One that cannot be given
+            /// back (the key changed since, or the server is unreachable) stays charged.
+            $($a)? fn $undo(&self, taken: Vec<Undo>) {
+                for undo in taken.into_iter().rev() {
+                    let restored = self.$send(&undo.command(), &undo.key) $($s)*;
+                    let counter = match restored {
+                        Ok(redis::Value::Int(1)) => &self.counters.undone,
+                        _ => &self.counters.undo_kept,
+                    };
+                    super::stats::bump(counter);
+                }
+            }
+        }
+    };
+}
+
+cross_slot_protocol!(cross_slot, slot_call, undo = dispatch_one, query_keyed, [] []);
+#[cfg(feature = "redis-tokio")]
+cross_slot_protocol!(
+    cross_slot_async, slot_call_async, undo_async = run_one_async, query_keyed_async,
+    [async] [.await]
+);
+
+impl Inner {
     fn validate(&self, limits: &[(&RedisLimit, &[u8])], cost: u64) -> Result<(), RedisCheckError> {
         if limits.len() > super::MAX_LIMITS {
             return Err(RedisCheckError::Limits(
@@ -178,24 +227,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Gives back the charges in `taken`, newest first. One that cannot be given back
-    /// (the key changed since, or the server is unreachable) stays charged.
-    fn undo(&self, taken: Vec<Undo>) {
-        for undo in taken.into_iter().rev() {
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(UNDO)
-                .arg(1)
-                .arg(&undo.key)
-                .arg(undo.offset.map(|o| o.to_string()).unwrap_or_default())
-                .arg(&undo.expected)
-                .arg(&undo.restore);
-            let restored = self.with_connection(|connection, _| connection.query(&eval));
-            let counter = match restored {
-                Ok(redis::Value::Int(1)) => &self.counters.undone,
-                _ => &self.counters.undo_kept,
-            };
-            super::stats::bump(counter);
-        }
+    /// One keyed command on a pooled connection (an undo), classified and counted.
+    fn query_keyed(&self, command: &redis::Cmd, key: &[u8]) -> Result<redis::Value, BackendError> {
+        self.with_connection(|connection, _| connection.query(command, key))
     }
 }
 

@@ -107,15 +107,17 @@
 //! Keys are binary-safe.
 //!
 //! # Redis Cluster
-//! With [`RedisConfig::cluster`] the blocking transport routes each check by its keys'
-//! hash slot and follows `MOVED` and `ASK`. Keys then end in a hash tag holding the
-//! request key (`prefix + name + ":" + tag + ":{" + key + "}"`, with `%`, `{` and `}`
-//! escaped), so the limits of one request key share a slot and stay one atomic call. A
-//! check whose keys fall in several slots runs check-then-commit across slots with a
-//! compare-and-set undo: never over-admission, but not atomic (a concurrent request can
-//! see a transient charge). [`RedisConfig::wait_replicas`] makes every write reach
-//! replicas before its admission is reported, so a failover loses none. The async
-//! transport does not route slots. Details, guarantees and figures: `docs/redis.md`.
+//! With [`RedisConfig::cluster`] both transports route each check to the primary of its
+//! keys' hash slot (explicitly, by the first key: the module's `RATECORE.CHECK` starts
+//! with the key count, where the `redis` crate would look for a key) and follow `MOVED`
+//! and `ASK`. Keys then end in a hash tag holding the request key (`prefix + name + ":" +
+//! tag + ":{" + key + "}"`, with `%`, `{` and `}` escaped), so the limits of one request
+//! key share a slot and stay one atomic call. A check whose keys fall in several slots
+//! runs check-then-commit across slots with a compare-and-set undo: never over-admission,
+//! but not atomic (a concurrent request can see a transient charge).
+//! [`RedisConfig::wait_replicas`] makes every write reach replicas before its admission
+//! is reported, so a failover loses none. Details, guarantees and figures:
+//! `docs/redis.md`.
 //!
 //! # TTLs: idle keys vanish
 //! Every write sets the key's TTL to the time until the state is at rest — GCRA: until the
@@ -169,11 +171,18 @@
 //! built with `with_redis`, …) send the same call (the module's command, or the script's,
 //! chosen as [`RedisConfig::engine`] says) with the same arguments on one
 //! [`redis::aio::MultiplexedConnection`] shared by every task, which pipelines their
-//! checks on one socket; the reply goes through the same replay and verification, and
-//! faults, failure decisions, counters and the reconnect backoff are the blocking
-//! ones. A whole async check, connect included, takes at most [`RedisConfig::timeout`].
-//! A connection the server went away from is replaced by the next check (one task
-//! connects while the others wait, within their timeout); a check that timed out keeps
+//! checks on one socket (on a cluster, one [`redis::cluster_async::ClusterConnection`]:
+//! one multiplexed connection per node); the reply goes through the same replay and
+//! verification, and faults, failure decisions, counters, the reconnect backoff and the
+//! cross-slot protocol are the blocking ones. With [`RedisConfig::wait_replicas`], the
+//! check and its `WAIT` are sent together on the same connection, since `WAIT` counts the
+//! writes of the connection it arrives on; while the server waits for replicas it answers
+//! nothing else on that connection, so every task's check waits too. A whole async check
+//! (across slots: each slot's call), connect included, takes at most
+//! [`RedisConfig::timeout`].
+//! A connection the server (on a cluster: a node) went away from is replaced by the next
+//! check (one task connects while the others wait, within their timeout; a cluster's slot
+//! map is then read afresh); a check that timed out keeps
 //! the connection, whose replies stay matched to their requests. The futures run on a
 //! tokio runtime with time enabled, and the connection is driven by a task on the
 //! runtime that opened it: use one backend from one runtime (a backend whose runtime
@@ -494,10 +503,8 @@ impl RedisBackend {
     /// # Errors
     /// The [`BackendError`] a check would have met.
     pub fn ping(&self) -> Result<(), BackendError> {
-        self.inner.with_connection(|connection, _| {
-            connection.query(&redis::cmd("PING"))?;
-            Ok(())
-        })
+        self.inner
+            .with_connection(|connection, _| connection.ping())
     }
 
     /// The counters.

@@ -34,15 +34,14 @@ impl Inner {
         check: Check<'_>,
         states: &mut [Decision],
     ) -> Result<Decision, RedisCheckError> {
+        // Pipelined mode runs the async transport's check, cross-slot protocol included.
+        #[cfg(feature = "redis-tokio")]
+        if let Some(result) = self.run_pipelined(check, states) {
+            return result;
+        }
         if self.cluster.is_some() {
             if let Some(groups) = super::cross_slot::groups(check.limits) {
                 return self.cross_slot(check, &groups, states);
-            }
-        } else {
-            // Pipelined mode runs on the async transport, which talks to one server.
-            #[cfg(feature = "redis-tokio")]
-            if let Some(result) = self.run_pipelined(check, states) {
-                return result;
             }
         }
         self.dispatch_one(check, states, false)
@@ -57,21 +56,17 @@ impl Inner {
         states: &mut [Decision],
         keep: bool,
     ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
-        let mut prepared = self.prepare(check)?;
-        prepared.keep = keep;
+        let prepared = self.prepare(check, keep)?;
         let detecting = self.config.engine == RedisEngine::Detect;
         let reply = self.with_connection(|connection, counters| {
             let mut engine = self.engine_hint();
             if engine == UNKNOWN {
-                engine = if has_module(connection)? {
-                    MODULE
-                } else {
-                    SCRIPT
-                };
-                self.note_engine(engine);
+                let info = connection.query(&detect_command(), prepared.first_key())?;
+                engine = self.detected(&info);
             }
             if engine == MODULE {
-                match connection.query(&module_command(&prepared, self.min_ttl_ms)) {
+                let command = module_command(&prepared, self.min_ttl_ms);
+                match connection.query(&command, prepared.first_key()) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
                     Err(e) if detecting && is_unknown_command(&e) => self.note_engine(SCRIPT),
@@ -116,6 +111,14 @@ impl Inner {
         }
     }
 
+    /// The engine `COMMAND INFO RATECORE.CHECK`'s reply (`info`) says the server has,
+    /// recorded.
+    pub(super) fn detected(&self, info: &redis::Value) -> u8 {
+        let engine = if knows_check(info) { MODULE } else { SCRIPT };
+        self.note_engine(engine);
+        engine
+    }
+
     /// Records what detection found, or forgets it (`UNKNOWN`: after the server went
     /// away, which may bring it back with or without the module).
     pub(super) fn note_engine(&self, engine: u8) {
@@ -146,11 +149,6 @@ impl Inner {
     }
 }
 
-/// Whether the server knows `RATECORE.CHECK`.
-fn has_module(connection: &mut super::cluster::Conn) -> redis::RedisResult<bool> {
-    Ok(knows_check(&connection.query(&detect_command())?))
-}
-
 /// The detection command: `COMMAND INFO RATECORE.CHECK`.
 pub(super) fn detect_command() -> redis::Cmd {
     let mut command = redis::cmd("COMMAND");
@@ -160,7 +158,7 @@ pub(super) fn detect_command() -> redis::Cmd {
 
 /// Whether `COMMAND INFO`'s reply describes the command (it answers nil for an unknown
 /// one).
-pub(super) fn knows_check(info: &redis::Value) -> bool {
+fn knows_check(info: &redis::Value) -> bool {
     matches!(info, redis::Value::Array(items)
         if matches!(items.first(), Some(redis::Value::Array(_))))
 }

@@ -9,8 +9,7 @@
 //!
 //! The runtime is started on the first pipelined check; if it cannot be (no thread could
 //! be spawned), checks use the pool. A check made from inside a tokio runtime cannot block
-//! that runtime on another one, so it uses the pool too, as do all checks of a backend on
-//! a Redis Cluster or with `wait_replicas` (the async transport supports neither yet).
+//! that runtime on another one, so it uses the pool too.
 //!
 //! [`RedisConfig::pipelined`]: super::RedisConfig::pipelined
 
@@ -50,13 +49,7 @@ impl Inner {
         check: Check<'_>,
         states: &mut [Decision],
     ) -> Option<Result<Decision, RedisCheckError>> {
-        // The async transport talks to one server and sends no `WAIT`: a backend on a
-        // cluster or waiting for replicas uses the pool.
-        if !self.config.pipelined
-            || self.cluster.is_some()
-            || self.config.wait_replicas > 0
-            || Handle::try_current().is_ok()
-        {
+        if !self.config.pipelined || Handle::try_current().is_ok() {
             return None;
         }
         let runtime = self.driver.runtime()?;

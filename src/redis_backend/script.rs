@@ -35,8 +35,13 @@ impl Prepared<'_> {
 
 impl Inner {
     /// Validates a check and computes its Redis keys (transport-independent: every
-    /// transport sends the command built from them and hands the reply to `finish`).
-    pub(super) fn prepare<'a>(&self, check: Check<'a>) -> Result<Prepared<'a>, RedisCheckError> {
+    /// transport sends the command built from them and hands the reply to `finish`);
+    /// with `keep`, what an admitted charge writes is kept, to undo it.
+    pub(super) fn prepare<'a>(
+        &self,
+        check: Check<'a>,
+        keep: bool,
+    ) -> Result<Prepared<'a>, RedisCheckError> {
         let limits = check.limits;
         if limits.is_empty() {
             return Err(RedisCheckError::Limits("a check needs at least one limit"));
@@ -70,7 +75,7 @@ impl Inner {
             check,
             charge: check.mode.charges() && check.cost > 0,
             keys,
-            keep: false,
+            keep,
             kept: std::cell::RefCell::default(),
         })
     }
@@ -106,32 +111,39 @@ impl Inner {
         prepared: &Prepared<'_>,
     ) -> redis::RedisResult<redis::Value> {
         let eval = self.eval(prepared);
-        match connection.query(&eval) {
+        let key = prepared.first_key();
+        match connection.query(&eval, key) {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                connection.load_script(&self.script, prepared.first_key())?;
+                connection.load_script(&self.script, key)?;
                 bump(&self.counters.script_loads);
-                connection.query(&eval)
+                connection.query(&eval, key)
             }
             other => other,
         }
     }
 
     /// With [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas), after a
-    /// check that may have written: `WAIT` until that many replicas hold the write. Too
-    /// few in time is an error the pool classifies as a fault (`Replication`).
-    pub(super) fn await_replicas(
-        &self,
-        connection: &mut super::cluster::Conn,
-        prepared: &Prepared<'_>,
-    ) -> redis::RedisResult<()> {
+    /// check that may have written: `WAIT replicas timeout_ms`, sent to the primary that
+    /// ran the check (its first key's), which answers how many replicas hold every write
+    /// the connection made there.
+    pub(super) fn wait_command(&self, prepared: &Prepared<'_>) -> Option<redis::Cmd> {
         let wanted = self.config.wait_replicas;
         if wanted == 0 || !prepared.charge {
-            return Ok(());
+            return None;
         }
         let millis = u64::try_from(self.config.wait_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let acknowledged = connection.wait(wanted, millis, prepared.first_key())?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(wanted).arg(millis);
+        Some(wait)
+    }
+
+    /// `WAIT`'s reply: too few replicas in time is an error `pool::classify` maps to
+    /// [`Fault::Replication`].
+    pub(super) fn replicated(&self, reply: &redis::Value) -> redis::RedisResult<()> {
+        let wanted = self.config.wait_replicas;
+        let acknowledged: u64 = redis::from_redis_value(reply)?;
         if acknowledged < u64::from(wanted) {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::ClientError,
@@ -140,6 +152,18 @@ impl Inner {
             )));
         }
         Ok(())
+    }
+
+    /// [`wait_command`](Self::wait_command) and its verdict on a blocking connection.
+    pub(super) fn await_replicas(
+        &self,
+        connection: &mut super::cluster::Conn,
+        prepared: &Prepared<'_>,
+    ) -> redis::RedisResult<()> {
+        match self.wait_command(prepared) {
+            Some(wait) => self.replicated(&connection.query(&wait, prepared.first_key())?),
+            None => Ok(()),
+        }
     }
 
     /// Turns the script's reply `[admitted, (old, written, ttl) per key]` into the

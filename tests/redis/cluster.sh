@@ -6,6 +6,10 @@
 #   bash tests/redis/cluster.sh COMMAND [ARGS...]
 #   bash tests/redis/cluster.sh            # start, print the nodes and CLUSTER INFO, stop
 #
+# With RATECORE_CLUSTER_MODULE=/path/to/libratecore_redis_module.so every node loads the
+# ratecore module (built by `cargo build --release -p ratecore-redis-module`); without it
+# the nodes have none and checks run the Lua script.
+#
 # The command reads:
 #   RATECORE_REDIS_CLUSTER_NODES  redis://127.0.0.1:P1/,redis://127.0.0.1:P2/,... (all six)
 #   RATECORE_REDIS_CLUSTER_DIR    the directory holding node-PORT.conf and node-PORT.pid,
@@ -20,6 +24,11 @@ source tests/redis/lib.sh
 ensure_redis_server
 
 NODES=6
+MODULE="${RATECORE_CLUSTER_MODULE:-}"
+if [ -n "$MODULE" ] && [ ! -f "$MODULE" ]; then
+    echo "RATECORE_CLUSTER_MODULE=$MODULE: no such file" >&2
+    exit 1
+fi
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/ratecore-cluster.XXXXXX")"
 PORTS=()
 
@@ -80,6 +89,7 @@ daemonize yes
 pidfile $DIR/node-$port.pid
 logfile $DIR/node-$port.log
 EOF
+    if [ -n "$MODULE" ]; then echo "loadmodule $MODULE" >>"$DIR/node-$port.conf"; fi
     redis-server "$DIR/node-$port.conf" >/dev/null
 done
 for port in "${PORTS[@]}"; do
@@ -130,7 +140,7 @@ for port in "${PORTS[@]}"; do urls+=("redis://127.0.0.1:$port/"); done
 RATECORE_REDIS_CLUSTER_NODES="$(IFS=,; echo "${urls[*]}")"
 export RATECORE_REDIS_CLUSTER_NODES
 export RATECORE_REDIS_CLUSTER_DIR="$DIR"
-echo "redis cluster running: ${PORTS[*]} ($(redis-server --version | cut -d' ' -f3))"
+echo "redis cluster running: ${PORTS[*]} ($(redis-server --version | cut -d' ' -f3))${MODULE:+, with the ratecore module}"
 
 if [ "$#" -eq 0 ]; then
     redis-cli -p "${PORTS[0]}" cluster nodes | sort -k3

@@ -154,9 +154,20 @@ cargo test --features redis --test redis_memory -- --nocapture --test-threads=1
 
 echo
 echo "== Redis Cluster, 3 primaries + 3 replicas: bash tests/redis/cluster.sh cargo test --features redis --test redis_cluster =="
-# Kills two primaries in turn (about 3 s each to fail over, and to rejoin).
+# Each run starts a cluster of its own; each suite kills two primaries in turn (about 3 s
+# each to fail over, and to rejoin).
 RATECORE_REDIS_URL="" bash tests/redis/cluster.sh \
     cargo test --features redis --test redis_cluster -- --nocapture --test-threads=1
+echo
+echo "== Redis Cluster with the module on every node, blocking and async: RATECORE_CLUSTER_MODULE=... RATECORE_REDIS_ENGINE=module bash tests/redis/cluster.sh cargo test --features redis-tokio --test redis_cluster --test redis_cluster_async =="
+RATECORE_REDIS_URL="" RATECORE_CLUSTER_MODULE="$MODULE" RATECORE_REDIS_ENGINE=module \
+    bash tests/redis/cluster.sh cargo test --features redis-tokio \
+    --test redis_cluster --test redis_cluster_async -- --nocapture --test-threads=1
+echo
+echo "== Redis Cluster on the script, async and pipelined blocking: RATECORE_REDIS_ENGINE=script RATECORE_REDIS_PIPELINED=1 bash tests/redis/cluster.sh cargo test --features redis-tokio --test redis_cluster --test redis_cluster_async =="
+RATECORE_REDIS_URL="" RATECORE_REDIS_ENGINE=script RATECORE_REDIS_PIPELINED=1 \
+    bash tests/redis/cluster.sh cargo test --features redis-tokio \
+    --test redis_cluster --test redis_cluster_async -- --nocapture --test-threads=1
 
 echo
 echo "== demo on Redis: cargo run --release --features redis --example seed_policies -- --redis URL =="
