@@ -294,17 +294,21 @@ impl Spec {
             (Self::Fixed { layout, period, .. }, Replica::Word { word, .. }) => {
                 let word = word.get();
                 let window = layout.window(word, 1);
-                let mut out = (window * period).to_be_bytes().to_vec();
-                out.extend_from_slice(&layout.counter(word, 0).to_be_bytes());
+                let out = bytes(&[
+                    &(window * period).to_be_bytes(),
+                    &layout.counter(word, 0).to_be_bytes(),
+                ]);
                 let rest = window.checked_add(1).and_then(|w| w.checked_mul(*period));
                 (out, ttl(rest))
             }
             (Self::Approx { layout, period, .. }, Replica::Word { word, .. }) => {
                 let word = word.get();
                 let window = layout.window(word, 2);
-                let mut out = (window * period).to_be_bytes().to_vec();
-                out.extend_from_slice(&layout.counter(word, 1).to_be_bytes());
-                out.extend_from_slice(&layout.counter(word, 0).to_be_bytes());
+                let out = bytes(&[
+                    &(window * period).to_be_bytes(),
+                    &layout.counter(word, 1).to_be_bytes(),
+                    &layout.counter(word, 0).to_be_bytes(),
+                ]);
                 let rest = window.checked_add(2).and_then(|w| w.checked_mul(*period));
                 (out, ttl(rest))
             }
@@ -321,9 +325,11 @@ impl Spec {
                 let Some((index, cell)) = changed else {
                     return (Vec::new(), 0);
                 };
-                let mut out = (index as u32).to_be_bytes().to_vec();
-                out.extend_from_slice(&cell.newest.to_be_bytes());
-                out.extend_from_slice(&cell.count.to_be_bytes());
+                let out = bytes(&[
+                    &(index as u32).to_be_bytes(),
+                    &cell.newest.to_be_bytes(),
+                    &cell.count.to_be_bytes(),
+                ]);
                 (out, ttl(cell.newest.checked_add(*period)))
             }
             _ => (Vec::new(), 0),
@@ -672,6 +678,13 @@ fn pack_window(
     } else {
         layout.pack2(start / period, first, second)
     })
+}
+
+/// `parts` joined in one allocation of the exact length: a write is built once per key
+/// per check, and inside Redis (the module) every allocation also pays the server's
+/// memory accounting.
+fn bytes(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
 }
 
 fn be64(bytes: &[u8], at: usize) -> u64 {
