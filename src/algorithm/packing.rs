@@ -8,7 +8,7 @@
 //! fits beside the counters, and reject the quota otherwise.
 
 use super::divide::Divisor;
-use crate::error::QuotaError;
+use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 
 /// What both window algorithms fix at construction: the quota, its period prepared for
@@ -44,6 +44,21 @@ impl WindowParams {
             }),
             None => Err(QuotaError::StateTooWide),
         }
+    }
+
+    /// Rejects a `cost` that no window could ever admit, before any state is read.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    #[inline]
+    pub(crate) const fn check_cost(&self, cost: u64) -> Result<(), CheckError> {
+        if cost > self.limit {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -202,12 +217,17 @@ mod tests {
 
     #[test]
     fn bits_for_edges() {
-        assert_eq!(bits_for(0), 0);
-        assert_eq!(bits_for(1), 1);
-        assert_eq!(bits_for(1000), 10);
-        assert_eq!(bits_for(1023), 10);
-        assert_eq!(bits_for(1024), 11);
-        assert_eq!(bits_for(u64::MAX), 64);
+        let cases = [
+            (0, 0),
+            (1, 1),
+            (1000, 10),
+            (1023, 10),
+            (1024, 11),
+            (u64::MAX, 64),
+        ];
+        for (value, bits) in cases {
+            assert_eq!(bits_for(value), bits, "bits_for({value})");
+        }
     }
 
     #[test]
