@@ -2,7 +2,9 @@
 //! application, so however many threads send an app's requests, exactly 1000 are
 //! admitted in the rolling hour — and the limit's counters account for every request.
 
-use std::sync::Barrier;
+#[path = "support/race.rs"]
+mod race;
+
 use std::thread;
 
 use ratecore::policy::{Attribute, Policy, Request};
@@ -23,30 +25,9 @@ fn evenergy() -> Policy {
 /// thread naming a different user (client-credentials requests share the app's limit
 /// whatever else they carry). Returns how many were admitted.
 fn hammer(policy: &Policy, threads: usize, attempts: u64) -> u64 {
-    let barrier = Barrier::new(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let user = format!("user-{t}");
-                    let attributes = [
-                        Attribute::new("auth", b"client_credentials"),
-                        Attribute::new("app", b"acme"),
-                        Attribute::new("user", user.as_bytes()),
-                    ];
-                    let request = Request::new("GET", "/v2/users/", &attributes);
-                    barrier.wait();
-                    (0..attempts)
-                        .filter(|i| {
-                            let now = 1 + i * (59 * 60 * SECOND) / attempts;
-                            policy.check(&request, now, 1).unwrap().allowed()
-                        })
-                        .count() as u64
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    race::hammer_app(threads, attempts, "user", |request, i| {
+        let now = 1 + i * (59 * 60 * SECOND) / attempts;
+        policy.check(request, now, 1).unwrap().allowed()
     })
 }
 
@@ -133,32 +114,27 @@ fn reloads_under_load_keep_unchanged_limits_exact() {
             }
             reloads
         });
-        let handles: Vec<_> = (0..checkers)
-            .map(|t| {
-                let policy = &policy;
-                scope.spawn(move || {
-                    let user = format!("user-{t}");
-                    let attributes = [
-                        Attribute::new("app", b"acme"),
-                        Attribute::new("user", user.as_bytes()),
-                    ];
-                    let request = Request::new("GET", "/", &attributes);
-                    let mut admitted = 0u64;
-                    for i in 0..attempts {
-                        let d = policy.check(&request, 1 + i, 1).unwrap();
-                        // Wholly one version or the other: `shared`, then maybe `per-user`.
-                        let names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
-                        assert!(
-                            names == ["shared"] || names == ["shared", "per-user"],
-                            "{names:?}"
-                        );
-                        admitted += u64::from(d.allowed());
-                    }
-                    admitted
-                })
-            })
-            .collect();
-        let admitted: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let admitted = race::race(checkers, |t, _| {
+            let user = format!("user-{t}");
+            let attributes = [
+                Attribute::new("app", b"acme"),
+                Attribute::new("user", user.as_bytes()),
+            ];
+            let request = Request::new("GET", "/", &attributes);
+            let mut admitted = 0u64;
+            for i in 0..attempts {
+                let d = policy.check(&request, 1 + i, 1).unwrap();
+                // Wholly one version or the other: `shared`, then maybe `per-user`.
+                let names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
+                assert!(
+                    names == ["shared"] || names == ["shared", "per-user"],
+                    "{names:?}"
+                );
+                admitted += u64::from(d.allowed());
+            }
+            admitted
+        });
+        let admitted: u64 = admitted.into_iter().sum();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         (admitted, reloader.join().unwrap())
     });
