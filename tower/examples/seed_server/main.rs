@@ -276,40 +276,37 @@ async fn uphold(
             .expect("x-ratelimit-remaining", 2 - n);
         exchange(client, base, &ex, f).await?;
     }
-    let ex = from(
-        "198.51.100.4",
-        "foo@bar.com",
-        "the account's 4th in 5 minutes, from IP 4",
-    )
-    .denied()
-    .expect("x-ratelimit-limit", 3)
-    .expect("x-ratelimit-remaining", 0);
-    exchange(client, base, &ex, f).await?;
-    let other = from(
-        "198.51.100.4",
-        "bar@baz.com",
-        "another account from IP 4: its own 3",
-    )
-    .expect("x-ratelimit-remaining", 2);
-    exchange(client, base, &other, f).await?;
-    // IP 4 spent 1 of its global 300 (the denial consumed nothing), and now 1 more.
-    let ticker = Exchange::new(
-        Method::GET,
-        "/uphold/v0/ticker",
-        "IP 4 elsewhere: only the global limit",
-    )
-    .header("x-forwarded-for", "198.51.100.4")
-    .expect("x-ratelimit-limit", 300)
-    .expect("x-ratelimit-remaining", 298);
-    exchange(client, base, &ticker, f).await?;
-    let garbage = Exchange::new(
-        Method::GET,
-        "/uphold/v0/ticker",
-        "malformed X-Forwarded-For: keyed on the peer, 127.0.0.1",
-    )
-    .header("x-forwarded-for", "198.51.100.4, not-an-ip")
-    .expect("x-ratelimit-remaining", 299);
-    exchange(client, base, &garbage, f).await?;
+    let ticker = |ip: &str, label| {
+        Exchange::new(Method::GET, "/uphold/v0/ticker", label).header("x-forwarded-for", ip)
+    };
+    let exchanges = [
+        from(
+            "198.51.100.4",
+            "foo@bar.com",
+            "the account's 4th in 5 minutes, from IP 4",
+        )
+        .denied()
+        .expect("x-ratelimit-limit", 3)
+        .expect("x-ratelimit-remaining", 0),
+        from(
+            "198.51.100.4",
+            "bar@baz.com",
+            "another account from IP 4: its own 3",
+        )
+        .expect("x-ratelimit-remaining", 2),
+        // IP 4 spent 1 of its global 300 (the denial consumed nothing), and now 1 more.
+        ticker("198.51.100.4", "IP 4 elsewhere: only the global limit")
+            .expect("x-ratelimit-limit", 300)
+            .expect("x-ratelimit-remaining", 298),
+        ticker(
+            "198.51.100.4, not-an-ip",
+            "malformed X-Forwarded-For: keyed on the peer, 127.0.0.1",
+        )
+        .expect("x-ratelimit-remaining", 299),
+    ];
+    for ex in exchanges {
+        exchange(client, base, &ex, f).await?;
+    }
     Ok(())
 }
 
