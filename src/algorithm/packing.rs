@@ -217,16 +217,14 @@ mod tests {
 
     #[test]
     fn bits_for_edges() {
-        let cases = [
-            (0, 0),
-            (1, 1),
-            (1000, 10),
-            (1023, 10),
-            (1024, 11),
-            (u64::MAX, 64),
-        ];
-        for (value, bits) in cases {
-            assert_eq!(bits_for(value), bits, "bits_for({value})");
+        assert_eq!(bits_for(0), 0);
+        assert_eq!(bits_for(1000), 10);
+        assert_eq!(bits_for(u64::MAX), 64);
+        // Every power of two needs one bit more than the value just below it.
+        for bits in 1..64 {
+            let power = 1u64 << bits;
+            assert_eq!(bits_for(power - 1), bits, "bits_for(2^{bits} - 1)");
+            assert_eq!(bits_for(power), bits + 1, "bits_for(2^{bits})");
         }
     }
 
