@@ -81,6 +81,9 @@ fn client_credentials_app_admits_exactly_1000_across_8_threads() {
 /// unchanged, so reloads between them must keep its exact state.
 const VERSION_A: &str = "[table]\ncapacity = 1024\n[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"shared\"\nkey = [\"app\"]\non_missing = \"deny\"\nalgorithm = \"fixed_window\"\nlimit = 3000\nperiod = \"1h\"\n";
 
+/// A request of app `acme` (to `GET /`), on the versions' shared limit.
+const ACME: Request<'static> = Request::new("GET", "/", &[Attribute::new("app", b"acme")]);
+
 fn version_b() -> String {
     format!(
         "{VERSION_A}[[rule]]\nname = \"extra\"\n[[rule.limit]]\nname = \"per-user\"\nkey = [\"user\"]\non_missing = \"skip\"\nalgorithm = \"gcra\"\nlimit = 1000000\nperiod = \"1s\"\n"
@@ -141,19 +144,14 @@ fn reloads_under_load_keep_unchanged_limits_exact() {
     assert!(reloads > 0);
     // 6000 attempts at one key of 3000 per hour: exactly 3000, however many reloads.
     assert_eq!(admitted, 3000, "after {reloads} reloads");
-    let attributes = [Attribute::new("app", b"acme")];
-    let d = policy
-        .peek(&Request::new("GET", "/", &attributes), 10, 0)
-        .unwrap();
+    let d = policy.peek(&ACME, 10, 0).unwrap();
     assert_eq!(d.decision().remaining, 0);
 }
 
 #[test]
 fn a_decision_outlives_the_version_it_was_taken_on() {
     let policy = Policy::from_toml_str(VERSION_A, "a.toml").unwrap();
-    let attributes = [Attribute::new("app", b"acme")];
-    let request = Request::new("GET", "/", &attributes);
-    let before = policy.check(&request, 1, 1).unwrap();
+    let before = policy.check(&ACME, 1, 1).unwrap();
     // A new version with nothing in common: the old table is dropped by the policy...
     let report = policy
         .reload_toml_str(
@@ -169,7 +167,7 @@ fn a_decision_outlives_the_version_it_was_taken_on() {
     assert!(std::str::from_utf8(&headers[..n])
         .unwrap()
         .contains("\"shared\""));
-    let after = policy.check(&request, 1, 1).unwrap();
+    let after = policy.check(&ACME, 1, 1).unwrap();
     assert_eq!(after.deciding().unwrap().name, "other-global");
 }
 
