@@ -222,19 +222,23 @@ impl Spec {
                 layout,
                 period,
                 ..
-            } => Ok(Replica::Word {
-                limit: word,
-                word: Cell::new(pack_window(old, layout, period, 1, FIXED_ERRORS)?),
-            }),
-            Self::Approx {
+            }
+            | Self::Approx {
                 word,
                 layout,
                 period,
                 ..
-            } => Ok(Replica::Word {
-                limit: word,
-                word: Cell::new(pack_window(old, layout, period, 2, APPROX_ERRORS)?),
-            }),
+            } => {
+                let (counters, errors) = if matches!(self, Self::Fixed { .. }) {
+                    (1, FIXED_ERRORS)
+                } else {
+                    (2, APPROX_ERRORS)
+                };
+                Ok(Replica::Word {
+                    limit: word,
+                    word: Cell::new(pack_window(old, layout, period, counters, errors)?),
+                })
+            }
             Self::Strict { config, slots, .. } => {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");

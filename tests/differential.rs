@@ -22,33 +22,13 @@ use ratecore::{
     Algorithm, CheckError, Composite, Decision, FixedWindow, Gcra, Limiter, Quota, QuotaError,
     RateLimiter, SlidingWindowApprox, SlidingWindowStrict, Slot,
 };
-use support::gen::{advance, config, cost_spec, start_time, step, CostSpec, Step, StepMix};
+use support::gen::{
+    advance, config, cost_spec, quota_params, start_time, step, CostSpec, Step, StepMix,
+};
 
 // ---------------------------------------------------------------------------------------
 // Configuration and strategies
 // ---------------------------------------------------------------------------------------
-
-/// `(limit, period)`: mostly constructible, from a few nanoseconds to `u64::MAX`, with
-/// some that must be rejected.
-fn quota_params() -> impl Strategy<Value = (u64, u64)> {
-    prop_oneof![
-        // Tiny periods: every nanosecond matters.
-        5 => (1..=8u64).prop_flat_map(|l| (Just(l), l..=l * 64)),
-        // Small limits, periods long enough for every window layout.
-        6 => (1..=12u64, 256..=100_000u64),
-        // Realistic: up to 1000 per 10 s.
-        4 => (1..=1000u64, 1_000..=10_000_000_000u64),
-        // Huge periods: moments beyond u64::MAX are common.
-        3 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
-        // Large limits.
-        1 => ((1u64 << 20)..=(1u64 << 40), (1u64 << 40)..=u64::MAX),
-        // Anything at all (mostly rejected or state too wide).
-        1 => (any::<u64>(), any::<u64>()),
-        // Zeros and other degenerate values.
-        1 => (0..=2u64, 0..=2u64),
-        1 => (prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), 1..=3u64], prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), 1..=3u64]),
-    ]
-}
 
 /// A GCRA burst, relative to the limit.
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +58,13 @@ fn burst_spec() -> impl Strategy<Value = BurstSpec> {
         2 => (1..=4u8).prop_map(BurstSpec::Times),
         1 => any::<u64>().prop_map(BurstSpec::Exactly),
     ]
+}
+
+/// `(limit, period, burst)`: [`quota_params`] with a [`burst_spec`] resolved against the
+/// limit.
+fn quota_with_burst() -> impl Strategy<Value = (u64, u64, Option<u64>)> {
+    (quota_params(), burst_spec())
+        .prop_map(|((limit, period), burst)| (limit, period, burst.resolve(limit)))
 }
 
 /// How time moves: mostly forward, often to window and sub-window boundaries (the
@@ -245,12 +232,11 @@ proptest! {
     /// GCRA against its model.
     #[test]
     fn gcra_matches_model(
-        (limit, period) in quota_params(),
-        burst in burst_spec(),
+        (limit, period, burst) in quota_with_burst(),
         start in start_time(),
         ops in ops(96),
     ) {
-        let Some((quota, params)) = build_quota(limit, period, burst.resolve(limit))? else {
+        let Some((quota, params)) = build_quota(limit, period, burst)? else {
             return Ok(());
         };
         let limiter = Gcra::new(quota);
@@ -337,12 +323,11 @@ proptest! {
     #[test]
     fn limiter_enum_matches_model(
         algorithm in algorithm(),
-        (limit, period) in quota_params(),
-        burst in burst_spec(),
+        (limit, period, burst) in quota_with_burst(),
         start in start_time(),
         ops in ops(96),
     ) {
-        let Some((quota, params)) = build_quota(limit, period, burst.resolve(limit))? else {
+        let Some((quota, params)) = build_quota(limit, period, burst)? else {
             return Ok(());
         };
         let what = format!("{algorithm:?}");

@@ -36,21 +36,12 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     for y in 1970..year {
         days += if leap(y) { 366 } else { 365 };
     }
-    let lengths = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    // Month lengths of a common year; a leap year's February has one day more.
+    let lengths: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     days += lengths[..(month - 1) as usize].iter().sum::<u64>();
+    if month > 2 && leap(year) {
+        days += 1;
+    }
     days + day - 1
 }
 

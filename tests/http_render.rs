@@ -17,6 +17,15 @@ fn decision(allowed: bool, limit: u64, remaining: u64, reset: u64, retry: u64) -
     }
 }
 
+/// What to render for `decision` at `now`, with no quota list.
+fn without_quotas(decision: Decision, now: u64) -> HeaderInput<'static> {
+    HeaderInput {
+        decision,
+        quotas: &[],
+        unix_now_nanos: now,
+    }
+}
+
 fn headers(style: HeaderStyle, input: &HeaderInput<'_>) -> String {
     let mut buffer = [0u8; 512];
     let n = render_headers(style, input, &mut buffer).unwrap();
@@ -32,21 +41,16 @@ fn body(style: &BodyStyle<'_>, denied: &Decision, period: u64) -> String {
 
 #[test]
 fn evenergy_headers_match_the_seed() {
-    let ok = HeaderInput {
-        decision: decision(true, 1000, 420, 3600 * SECOND, 0),
-        quotas: &[],
-        unix_now_nanos: 0,
-    };
+    let ok = without_quotas(decision(true, 1000, 420, 3600 * SECOND, 0), 0);
     assert_eq!(
         headers(HeaderStyle::EvEnergy, &ok),
         "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 420\r\n"
     );
     // 41.2 s rounds up to 42: never tell a client to come back early.
-    let denied = HeaderInput {
-        decision: decision(false, 1000, 0, 41 * SECOND + 200, 41 * SECOND + 200),
-        quotas: &[],
-        unix_now_nanos: 0,
-    };
+    let denied = without_quotas(
+        decision(false, 1000, 0, 41 * SECOND + 200, 41 * SECOND + 200),
+        0,
+    );
     assert_eq!(
         headers(HeaderStyle::EvEnergy, &denied),
         "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 42\r\n"
@@ -57,20 +61,12 @@ fn evenergy_headers_match_the_seed() {
 fn uphold_headers_match_the_seed() {
     // The window ends at 1422288284 (epoch seconds); 85 s from "now".
     let now = (1_422_288_284 - 85) * SECOND;
-    let ok = HeaderInput {
-        decision: decision(true, 300, 299, 85 * SECOND, 0),
-        quotas: &[],
-        unix_now_nanos: now,
-    };
+    let ok = without_quotas(decision(true, 300, 299, 85 * SECOND, 0), now);
     assert_eq!(
         headers(HeaderStyle::Uphold, &ok),
         "X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 299\r\nX-RateLimit-Reset: 1422288284\r\n"
     );
-    let denied = HeaderInput {
-        decision: decision(false, 300, 0, 85 * SECOND, 85 * SECOND),
-        quotas: &[],
-        unix_now_nanos: now,
-    };
+    let denied = without_quotas(decision(false, 300, 0, 85 * SECOND, 85 * SECOND), now);
     assert_eq!(
         headers(HeaderStyle::Uphold, &denied),
         "X-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\nX-RateLimit-Reset: 1422288284\r\nRetry-After: 85\r\n"
@@ -81,11 +77,7 @@ fn uphold_headers_match_the_seed() {
 fn switch_headers_and_body_match_the_seed() {
     // 2026-11-24T12:00:19Z; the minute window resets at 12:01:00.
     let now = 1_795_521_619 * SECOND;
-    let denied = HeaderInput {
-        decision: decision(false, 20, 0, 41 * SECOND, 41 * SECOND),
-        quotas: &[],
-        unix_now_nanos: now,
-    };
+    let denied = without_quotas(decision(false, 20, 0, 41 * SECOND, 41 * SECOND), now);
     assert_eq!(
         headers(HeaderStyle::Switch, &denied),
         "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\nX-Rate-Limit-Reset: 2026-11-24T12:01:00Z\r\nRetry-After: 41\r\n"
@@ -144,11 +136,10 @@ fn ietf_lists_every_quota() {
 
 #[test]
 fn too_small_buffers_report_the_exact_length() {
-    let input = HeaderInput {
-        decision: decision(false, 300, 0, 85 * SECOND, 85 * SECOND),
-        quotas: &[],
-        unix_now_nanos: 1_422_288_199 * SECOND,
-    };
+    let input = without_quotas(
+        decision(false, 300, 0, 85 * SECOND, 85 * SECOND),
+        1_422_288_199 * SECOND,
+    );
     let full = headers(HeaderStyle::Uphold, &input);
     for size in [0, 1, full.len() - 1] {
         let mut small = vec![0u8; size];

@@ -207,114 +207,83 @@ type StaticStep = &'static (dyn Fn(u64, u64, u64) -> (Decision, u64) + Sync);
 
 fn gcra(quota: Quota) -> Subject<Gcra> {
     let config = GcraConfig::new(&quota);
-    (
-        Gcra::new,
-        quota,
-        word_step(move |w, n, c| config.evaluate(w, n, c)),
-    )
+    let step = word_step(move |w, n, c| config.evaluate(w, n, c));
+    (Gcra::new, quota, step)
 }
 
 fn fixed(quota: Quota) -> Subject<FixedWindow> {
     let config = FixedWindowConfig::new(&quota).unwrap();
-    let make = |quota| FixedWindow::new(quota).unwrap();
-    (
-        make,
-        quota,
-        word_step(move |w, n, c| config.evaluate(w, n, c)),
-    )
+    let step = word_step(move |w, n, c| config.evaluate(w, n, c));
+    (|quota| FixedWindow::new(quota).unwrap(), quota, step)
 }
 
 fn approx(quota: Quota) -> Subject<SlidingWindowApprox> {
     let config = SlidingWindowConfig::new(&quota).unwrap();
-    let make = |quota| SlidingWindowApprox::new(quota).unwrap();
+    let step = word_step(move |w, n, c| config.evaluate(w, n, c));
     (
-        make,
+        |quota| SlidingWindowApprox::new(quota).unwrap(),
         quota,
-        word_step(move |w, n, c| config.evaluate(w, n, c)),
+        step,
     )
 }
 
-// --- GCRA ------------------------------------------------------------------------------
-
-#[test]
-fn gcra_frozen_clock_two_threads_limit_one() {
-    check_linearizable(
-        gcra(q1()),
-        &[],
-        &[&[(5_000, 1)], &[(5_000, 1)]],
-        (5_000, 1),
-        1,
-    );
+/// One `#[test]` per entry, each running [`check_linearizable`] on the entry's subject,
+/// setup calls, threads (each thread's calls), final probe and admission bound.
+macro_rules! linearizable {
+    ($($(#[$attr:meta])* $name:ident => $subject:expr, setup $setup:expr,
+        threads $threads:expr, probe $probe:expr, at most $quota:expr;)*) => {$(
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            check_linearizable($subject, $setup, $threads, $probe, $quota);
+        }
+    )*};
 }
 
-#[test]
-fn gcra_frozen_clock_three_threads_limit_two() {
-    let threads: &[&[Op]] = &[&[(5_000, 1)], &[(5_000, 1)], &[(5_000, 1)]];
-    check_linearizable(gcra(q2()), &[], threads, (5_000, 1), 2);
-}
+linearizable! {
+    // --- GCRA ---------------------------------------------------------------------------
 
-#[test]
-fn gcra_frozen_clock_mixed_costs() {
-    // Cost 2 and cost 1 on burst 2: exactly one of them fits (or the 1 and nothing else).
-    check_linearizable(
-        gcra(q2()),
-        &[],
-        &[&[(5_000, 2)], &[(5_000, 1)]],
-        (5_000, 1),
-        2,
-    );
-}
+    gcra_frozen_clock_two_threads_limit_one => gcra(q1()), setup &[],
+        threads &[&[(5_000, 1)], &[(5_000, 1)]], probe (5_000, 1), at most 1;
 
-#[test]
-fn gcra_different_nows_per_thread() {
-    // T = 500, tau = 1000. A thread that lags behind ("time going backwards") must only
-    // ever see a larger backlog.
-    let threads: &[&[Op]] = &[&[(100, 1)], &[(400, 1)], &[(900, 1)]];
-    // Over [0, 900]: burst 2 plus one emission interval's worth (900 / 500), less the
-    // setup's admission.
-    check_linearizable(gcra(q2()), &[(0, 1)], threads, (900, 1), 2);
-}
+    gcra_frozen_clock_three_threads_limit_two => gcra(q2()), setup &[],
+        threads &[&[(5_000, 1)], &[(5_000, 1)], &[(5_000, 1)]], probe (5_000, 1), at most 2;
 
-// --- fixed window ----------------------------------------------------------------------
+    /// Cost 2 and cost 1 on burst 2: exactly one of them fits (or the 1 and nothing else).
+    gcra_frozen_clock_mixed_costs => gcra(q2()), setup &[],
+        threads &[&[(5_000, 2)], &[(5_000, 1)]], probe (5_000, 1), at most 2;
 
-#[test]
-fn fixed_window_frozen_clock_three_threads_limit_two() {
-    let threads: &[&[Op]] = &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]];
-    check_linearizable(fixed(q2()), &[], threads, (5_100, 1), 2);
-}
+    /// T = 500, tau = 1000. A thread that lags behind ("time going backwards") must only
+    /// ever see a larger backlog. Over [0, 900]: burst 2 plus one emission interval's worth
+    /// (900 / 500), less the setup's admission.
+    gcra_different_nows_per_thread => gcra(q2()), setup &[(0, 1)],
+        threads &[&[(100, 1)], &[(400, 1)], &[(900, 1)]], probe (900, 1), at most 2;
 
-#[test]
-fn fixed_window_threads_across_a_window_boundary() {
-    // Windows of 1000 ns: 999 is window 0, 1000 and 1500 window 1. A thread at 999 that
-    // runs after the window moved on is clamped into window 1 (no refund).
-    let threads: &[&[Op]] = &[&[(999, 1)], &[(1_000, 1)], &[(1_500, 1)]];
-    // At most one per window, two windows.
-    check_linearizable(fixed(q1()), &[], threads, (1_500, 1), 2);
-}
+    // --- fixed window -------------------------------------------------------------------
 
-#[test]
-fn fixed_window_one_thread_two_calls_against_one() {
-    let threads: &[&[Op]] = &[&[(100, 1), (100, 1)], &[(100, 1)]];
-    check_linearizable(fixed(q2()), &[], threads, (100, 1), 2);
-}
+    fixed_window_frozen_clock_three_threads_limit_two => fixed(q2()), setup &[],
+        threads &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]], probe (5_100, 1), at most 2;
 
-// --- approximate sliding window --------------------------------------------------------
+    /// Windows of 1000 ns: 999 is window 0, 1000 and 1500 window 1. A thread at 999 that
+    /// runs after the window moved on is clamped into window 1 (no refund). At most one per
+    /// window, two windows.
+    fixed_window_threads_across_a_window_boundary => fixed(q1()), setup &[],
+        threads &[&[(999, 1)], &[(1_000, 1)], &[(1_500, 1)]], probe (1_500, 1), at most 2;
 
-#[test]
-fn approx_window_frozen_clock_three_threads_limit_two() {
-    let threads: &[&[Op]] = &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]];
-    check_linearizable(approx(q2()), &[], threads, (5_100, 1), 2);
-}
+    fixed_window_one_thread_two_calls_against_one => fixed(q2()), setup &[],
+        threads &[&[(100, 1), (100, 1)], &[(100, 1)]], probe (100, 1), at most 2;
 
-#[test]
-fn approx_window_threads_rolling_the_windows() {
-    // Two admitted at 100 (window 0). At 1500 the previous window weighs 2 × 0.5 = 1, so
-    // one fits; at 2000 both windows have rolled away. Racing threads roll the word
-    // forward under each other.
-    let threads: &[&[Op]] = &[&[(1_500, 1)], &[(1_600, 1)], &[(2_000, 1)]];
-    // Not a quota bound (the estimate may over-admit by design): linearizability is the
-    // assertion here.
-    check_linearizable(approx(q2()), &[(100, 1), (100, 1)], threads, (2_000, 1), 3);
+    // --- approximate sliding window -----------------------------------------------------
+
+    approx_window_frozen_clock_three_threads_limit_two => approx(q2()), setup &[],
+        threads &[&[(5_100, 1)], &[(5_100, 1)], &[(5_100, 1)]], probe (5_100, 1), at most 2;
+
+    /// Two admitted at 100 (window 0). At 1500 the previous window weighs 2 × 0.5 = 1, so
+    /// one fits; at 2000 both windows have rolled away. Racing threads roll the word
+    /// forward under each other. Not a quota bound (the estimate may over-admit by
+    /// design): linearizability is the assertion here.
+    approx_window_threads_rolling_the_windows => approx(q2()), setup &[(100, 1), (100, 1)],
+        threads &[&[(1_500, 1)], &[(1_600, 1)], &[(2_000, 1)]], probe (2_000, 1), at most 3;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -430,19 +399,26 @@ fn remaining(composite: &Composite, index: usize, now: u64) -> u64 {
     composite.limits()[index].peek(now, 0).unwrap().remaining
 }
 
-/// Two threads check `composite` at `now`; returns how many were admitted.
-fn two_composite_checks(composite: &Arc<Composite>, now: u64) -> u64 {
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let c = Arc::clone(composite);
-            thread::spawn(move || c.check(now, 1).unwrap().allowed)
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .filter(|&a| a)
-        .count() as u64
+/// In every interleaving: two threads check a fresh composite of `first` and `second` at
+/// `now`, then `assert` gets the composite and how many of them were admitted.
+fn two_composite_checks(
+    first: (Algorithm, Quota),
+    second: (Algorithm, Quota),
+    now: u64,
+    assert: impl Fn(&Composite, u64) + Sync + Send + 'static,
+) {
+    loom::model(move || {
+        let composite = composite(first, second);
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let c = Arc::clone(&composite);
+                thread::spawn(move || c.check(now, 1).unwrap().allowed)
+            })
+            .collect();
+        let admitted = handles.into_iter().map(|h| h.join().unwrap());
+        let n = admitted.filter(|&a| a).count() as u64;
+        assert(&composite, n);
+    });
 }
 
 #[test]
@@ -475,16 +451,11 @@ fn composite_two_threads_compete_for_the_second_limit() {
     // (fixed window limit 2, GCRA burst 1): both pass the first limit, only one fits the
     // second; the loser's fixed-window charge is given back exactly (counts are additive).
     const NOW: u64 = 5_100;
-    loom::model(|| {
-        let composite = composite((Algorithm::FixedWindow, q2()), (Algorithm::Gcra, q1()));
-        let n = two_composite_checks(&composite, NOW);
+    let (fixed, gcra) = ((Algorithm::FixedWindow, q2()), (Algorithm::Gcra, q1()));
+    two_composite_checks(fixed, gcra, NOW, |composite, n| {
         assert_eq!(n, 1, "the GCRA's single unit goes to exactly one");
-        assert_eq!(
-            remaining(&composite, 0, NOW),
-            1,
-            "fixed window not restored"
-        );
-        assert_eq!(remaining(&composite, 1, NOW), 0);
+        assert_eq!(remaining(composite, 0, NOW), 1, "fixed window not restored");
+        assert_eq!(remaining(composite, 1, NOW), 0);
     });
 }
 
@@ -494,12 +465,11 @@ fn composite_gcra_give_back_never_erases_another_charge() {
     // reservation is restored only if nothing stacked on it since; otherwise it stays
     // charged (a spurious loss), but the winner's charge must never be erased.
     const NOW: u64 = 5_100;
-    loom::model(|| {
-        let composite = composite((Algorithm::Gcra, q2()), (Algorithm::FixedWindow, q1()));
-        let n = two_composite_checks(&composite, NOW);
+    let (gcra, fixed) = ((Algorithm::Gcra, q2()), (Algorithm::FixedWindow, q1()));
+    two_composite_checks(gcra, fixed, NOW, |composite, n| {
         assert_eq!(n, 1);
-        assert_eq!(remaining(&composite, 1, NOW), 0);
-        let gcra = remaining(&composite, 0, NOW);
+        assert_eq!(remaining(composite, 1, NOW), 0);
+        let gcra = remaining(composite, 0, NOW);
         assert!(
             gcra <= 2 - n,
             "GCRA over-admittable: remaining {gcra} after {n} admitted"
@@ -512,19 +482,16 @@ fn composite_strict_window_give_back() {
     // (strict window limit 2, fixed window limit 1): the strict window's give-back is
     // exact on a frozen clock.
     const NOW: u64 = 100;
-    loom::model(|| {
-        let composite = composite(
-            (Algorithm::SlidingWindowStrict { sub_windows: 1 }, q2()),
-            (Algorithm::FixedWindow, q1()),
-        );
-        let n = two_composite_checks(&composite, NOW);
+    let strict = (Algorithm::SlidingWindowStrict { sub_windows: 1 }, q2());
+    let fixed = (Algorithm::FixedWindow, q1());
+    two_composite_checks(strict, fixed, NOW, |composite, n| {
         assert!(n <= 1, "over-admission of the fixed window");
         assert_eq!(
-            remaining(&composite, 0, NOW),
+            remaining(composite, 0, NOW),
             2 - n,
             "strict window not restored"
         );
-        assert_eq!(remaining(&composite, 1, NOW), 1 - n);
+        assert_eq!(remaining(composite, 1, NOW), 1 - n);
     });
 }
 

@@ -397,6 +397,19 @@ fn spawn_check_owned(
     thread::spawn(move || table.check(name.as_bytes(), now, 1).unwrap())
 }
 
+/// `g` checked on another thread while `name` is checked on this one, both at `now`:
+/// the other thread's decision, then this one's.
+fn check_against_g(
+    table: &Arc<OwnedTable>,
+    keys: &Relocation,
+    name: &str,
+    now: u64,
+) -> (Decision, Decision) {
+    let other = spawn_check_owned(table, &keys.g, now);
+    let here = table.check(name.as_bytes(), now, 1).unwrap();
+    (other.join().unwrap(), here)
+}
+
 /// `loom::model` with room for the setup: filling 16 slots of a 32-slot table is more
 /// than loom's default 1,000 branch points, although it runs on one thread.
 fn relocation_model(f: impl Fn() + Sync + Send + 'static) {
@@ -411,9 +424,7 @@ fn relocation_model(f: impl Fn() + Sync + Send + 'static) {
 fn relocation_vs_update(limit: LimitSpec) {
     let now = 3 * SECOND;
     let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 2 * SECOND);
-    let g_thread = spawn_check_owned(&table, &keys.g, now);
-    let k = table.check(keys.k.as_bytes(), now, 1).unwrap();
-    let g = g_thread.join().unwrap();
+    let (g, k) = check_against_g(&table, keys, &keys.k, now);
 
     let mut k_model = CompositeModel::of_specs(&[limit]);
     k_model.run(SECOND, 1, true).unwrap();
@@ -453,9 +464,7 @@ fn relocation_races_an_update_of_the_moved_key() {
 fn relocation_vs_claim(limit: LimitSpec) {
     let now = 3 * SECOND;
     let (table, keys) = relocation_table(limit, FullPolicy::Deny, SECOND, 2 * SECOND);
-    let other = spawn_check_owned(&table, &keys.g, now);
-    let mine = table.check(keys.g.as_bytes(), now, 1).unwrap();
-    let theirs = other.join().unwrap();
+    let (theirs, mine) = check_against_g(&table, keys, &keys.g, now);
 
     // Quota 1: exactly one admission.
     assert!(mine.allowed ^ theirs.allowed, "{mine:?} {theirs:?}");

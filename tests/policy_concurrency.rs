@@ -2,7 +2,9 @@
 //! application, so however many threads send an app's requests, exactly 1000 are
 //! admitted in the rolling hour — and the limit's counters account for every request.
 
-use std::sync::Barrier;
+#[path = "support/race.rs"]
+mod race;
+
 use std::thread;
 
 use ratecore::policy::{Attribute, Policy, Request};
@@ -23,30 +25,9 @@ fn evenergy() -> Policy {
 /// thread naming a different user (client-credentials requests share the app's limit
 /// whatever else they carry). Returns how many were admitted.
 fn hammer(policy: &Policy, threads: usize, attempts: u64) -> u64 {
-    let barrier = Barrier::new(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let user = format!("user-{t}");
-                    let attributes = [
-                        Attribute::new("auth", b"client_credentials"),
-                        Attribute::new("app", b"acme"),
-                        Attribute::new("user", user.as_bytes()),
-                    ];
-                    let request = Request::new("GET", "/v2/users/", &attributes);
-                    barrier.wait();
-                    (0..attempts)
-                        .filter(|i| {
-                            let now = 1 + i * (59 * 60 * SECOND) / attempts;
-                            policy.check(&request, now, 1).unwrap().allowed()
-                        })
-                        .count() as u64
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    race::hammer_app(threads, attempts, "user", |request, i| {
+        let now = 1 + i * (59 * 60 * SECOND) / attempts;
+        policy.check(request, now, 1).unwrap().allowed()
     })
 }
 
@@ -100,6 +81,9 @@ fn client_credentials_app_admits_exactly_1000_across_8_threads() {
 /// unchanged, so reloads between them must keep its exact state.
 const VERSION_A: &str = "[table]\ncapacity = 1024\n[[rule]]\nname = \"api\"\n[[rule.limit]]\nname = \"shared\"\nkey = [\"app\"]\non_missing = \"deny\"\nalgorithm = \"fixed_window\"\nlimit = 3000\nperiod = \"1h\"\n";
 
+/// A request of app `acme` (to `GET /`), on the versions' shared limit.
+const ACME: Request<'static> = Request::new("GET", "/", &[Attribute::new("app", b"acme")]);
+
 fn version_b() -> String {
     format!(
         "{VERSION_A}[[rule]]\nname = \"extra\"\n[[rule.limit]]\nname = \"per-user\"\nkey = [\"user\"]\non_missing = \"skip\"\nalgorithm = \"gcra\"\nlimit = 1000000\nperiod = \"1s\"\n"
@@ -133,51 +117,41 @@ fn reloads_under_load_keep_unchanged_limits_exact() {
             }
             reloads
         });
-        let handles: Vec<_> = (0..checkers)
-            .map(|t| {
-                let policy = &policy;
-                scope.spawn(move || {
-                    let user = format!("user-{t}");
-                    let attributes = [
-                        Attribute::new("app", b"acme"),
-                        Attribute::new("user", user.as_bytes()),
-                    ];
-                    let request = Request::new("GET", "/", &attributes);
-                    let mut admitted = 0u64;
-                    for i in 0..attempts {
-                        let d = policy.check(&request, 1 + i, 1).unwrap();
-                        // Wholly one version or the other: `shared`, then maybe `per-user`.
-                        let names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
-                        assert!(
-                            names == ["shared"] || names == ["shared", "per-user"],
-                            "{names:?}"
-                        );
-                        admitted += u64::from(d.allowed());
-                    }
-                    admitted
-                })
-            })
-            .collect();
-        let admitted: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let admitted = race::race(checkers, |t, _| {
+            let user = format!("user-{t}");
+            let attributes = [
+                Attribute::new("app", b"acme"),
+                Attribute::new("user", user.as_bytes()),
+            ];
+            let request = Request::new("GET", "/", &attributes);
+            let mut admitted = 0u64;
+            for i in 0..attempts {
+                let d = policy.check(&request, 1 + i, 1).unwrap();
+                // Wholly one version or the other: `shared`, then maybe `per-user`.
+                let names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
+                assert!(
+                    names == ["shared"] || names == ["shared", "per-user"],
+                    "{names:?}"
+                );
+                admitted += u64::from(d.allowed());
+            }
+            admitted
+        });
+        let admitted: u64 = admitted.into_iter().sum();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         (admitted, reloader.join().unwrap())
     });
     assert!(reloads > 0);
     // 6000 attempts at one key of 3000 per hour: exactly 3000, however many reloads.
     assert_eq!(admitted, 3000, "after {reloads} reloads");
-    let attributes = [Attribute::new("app", b"acme")];
-    let d = policy
-        .peek(&Request::new("GET", "/", &attributes), 10, 0)
-        .unwrap();
+    let d = policy.peek(&ACME, 10, 0).unwrap();
     assert_eq!(d.decision().remaining, 0);
 }
 
 #[test]
 fn a_decision_outlives_the_version_it_was_taken_on() {
     let policy = Policy::from_toml_str(VERSION_A, "a.toml").unwrap();
-    let attributes = [Attribute::new("app", b"acme")];
-    let request = Request::new("GET", "/", &attributes);
-    let before = policy.check(&request, 1, 1).unwrap();
+    let before = policy.check(&ACME, 1, 1).unwrap();
     // A new version with nothing in common: the old table is dropped by the policy...
     let report = policy
         .reload_toml_str(
@@ -193,7 +167,7 @@ fn a_decision_outlives_the_version_it_was_taken_on() {
     assert!(std::str::from_utf8(&headers[..n])
         .unwrap()
         .contains("\"shared\""));
-    let after = policy.check(&request, 1, 1).unwrap();
+    let after = policy.check(&ACME, 1, 1).unwrap();
     assert_eq!(after.deciding().unwrap().name, "other-global");
 }
 

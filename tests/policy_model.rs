@@ -82,24 +82,25 @@ use plans::{
 };
 use reference::{listed, route_matches, same_error, Listed, PolicyModel, RequestModel, Verdict};
 
+/// `entries` by limit id, each limit also pushed onto `limits`.
+fn ids<'p>(
+    entries: impl Iterator<Item = (LimitRef<'p>, Decision)>,
+    limits: &mut Vec<LimitRef<'p>>,
+) -> Vec<(usize, Decision)> {
+    entries
+        .map(|(l, s)| {
+            limits.push(l);
+            (l.id, s)
+        })
+        .collect()
+}
+
 /// What the policy answered, as plain data; every limit reference checked against the
 /// model's description of that limit.
 fn observe(model: &PolicyModel, d: &PolicyDecision<'_>) -> Result<Verdict, TestCaseError> {
     let mut limits: Vec<LimitRef<'_>> = Vec::new();
-    let real: Vec<(usize, Decision)> = d
-        .entries()
-        .map(|(l, s)| {
-            limits.push(l);
-            (l.id, s)
-        })
-        .collect();
-    let shadow: Vec<(usize, Decision)> = d
-        .shadow_entries()
-        .map(|(l, s)| {
-            limits.push(l);
-            (l.id, s)
-        })
-        .collect();
+    let real = ids(d.entries(), &mut limits);
+    let shadow = ids(d.shadow_entries(), &mut limits);
     let deciding = d.deciding();
     let shadow_denied = d.shadow_denied();
     limits.extend(deciding);

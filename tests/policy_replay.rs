@@ -47,15 +47,19 @@ fn assert_evenergy_denial(denied: &PolicyDecision<'_>, at: u64, retry: u64) {
     );
 }
 
+/// An ev.energy authorisation-code token's attributes: one limit per (app, user).
+fn authorization_code<'a>(app: &'a [u8], user: &'a [u8]) -> [Attribute<'a>; 3] {
+    [
+        Attribute::new("auth", b"authorization_code"),
+        Attribute::new("app", app),
+        Attribute::new("user", user),
+    ]
+}
+
 #[test]
 fn evenergy_1000_at_11_59_then_nothing_until_12_59() {
     let policy = policy("evenergy");
-    // An authorisation-code token: one limit per (app, user).
-    let alice_token = [
-        Attribute::new("auth", b"authorization_code"),
-        Attribute::new("app", b"app-1"),
-        Attribute::new("user", b"alice"),
-    ];
+    let alice_token = authorization_code(b"app-1", b"alice");
     let alice = Request::new("GET", "/v2/users/", &alice_token);
     let t0 = 59 * MINUTE; // 11:59:00 wall time
     for i in 0..1000 {
@@ -69,11 +73,7 @@ fn evenergy_1000_at_11_59_then_nothing_until_12_59() {
         }
     }
     // Another user of the same application has a limit of their own.
-    let bob_token = [
-        Attribute::new("auth", b"authorization_code"),
-        Attribute::new("app", b"app-1"),
-        Attribute::new("user", b"bob"),
-    ];
+    let bob_token = authorization_code(b"app-1", b"bob");
     let bob = Request::new("GET", "/v2/users/", &bob_token);
     assert!(policy.check(&bob, t0, 1).unwrap().allowed());
     // 12:58:18: denied, retry in 42 s — the seed's example response, byte for byte.

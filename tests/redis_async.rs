@@ -554,64 +554,8 @@ async fn killing_and_restarting_redis_under_async_load() {
     );
 }
 
-/// A policy exercising every phase of a check: a global limit, a route with two limits on
-/// different keys (one denying requests without a user), a composite key with a shared
-/// counter for missing parts, shadow limits (one a cost can never fit) and an unlimited
-/// route.
-const POLICY: &str = r#"
-[response]
-headers = "ietf"
-body = "problem+json"
-
-[[rule]]
-name = "global"
-[[rule.limit]]
-name = "everyone"
-key = []
-limit = 60
-period = "1m"
-
-[[rule]]
-name = "login"
-route = "POST /login"
-[[rule.limit]]
-name = "per-ip"
-key = "client_ip"
-algorithm = "fixed_window"
-limit = 4
-period = "1m"
-[[rule.limit]]
-name = "per-user"
-key = "user"
-on_missing = "deny"
-algorithm = "sliding_window_strict"
-sub_windows = 6
-limit = 3
-period = "1m"
-
-[[rule]]
-name = "apps"
-route = "GET /api/*"
-[[rule.limit]]
-name = "per-app-user"
-key = ["app", "user"]
-on_missing = "shared"
-algorithm = "sliding_window"
-limit = 5
-period = "10s"
-[[rule.limit]]
-name = "burst"
-key = ["app"]
-on_missing = "skip"
-limit = 2
-period = "1s"
-shadow = true
-
-[[rule]]
-name = "health"
-route = "GET /health"
-unlimited = true
-"#;
+/// A policy exercising every phase of a check (the file says how).
+const POLICY: &str = include_str!("support/phases_policy.toml");
 
 fn redis_policy(url: &str, test: &str) -> ratecore::policy::Policy {
     let spec = ratecore::policy::PolicySpec::from_toml_str(POLICY, "async.toml").unwrap();

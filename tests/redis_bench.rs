@@ -46,11 +46,16 @@ fn measure(threads: usize, op: impl Fn(u64) + Send + Sync + 'static) -> (f64, f6
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = handles
+    let latencies: Vec<Duration> = handles
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
-    let elapsed = started.elapsed().as_secs_f64();
+    summarize(latencies, started.elapsed().as_secs_f64())
+}
+
+/// `(operations per second, median µs, p99 µs)` of `latencies` measured over `elapsed`
+/// seconds.
+fn summarize(mut latencies: Vec<Duration>, elapsed: f64) -> (f64, f64, f64) {
     latencies.sort_unstable();
     let pick = |q: f64| {
         latencies
@@ -162,13 +167,7 @@ fn bench(test: &str, prefix: &str) -> Option<Bench> {
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn checks_per_second() {
-    let Some(Bench {
-        url,
-        backend,
-        mut admin,
-        ..
-    }) = bench("checks_per_second", "bench")
-    else {
+    let Some(mut bench) = bench("checks_per_second", "bench") else {
         return;
     };
     println!();
@@ -176,9 +175,9 @@ fn checks_per_second() {
     println!("|----------------------------------------------|---------|------------|----------|----------|------------|");
 
     {
-        let b = backend.clone();
+        let b = bench.backend.clone();
         report(
-            &mut admin,
+            &mut bench.admin,
             "ping",
             "PING (round-trip floor)",
             1,
@@ -186,14 +185,14 @@ fn checks_per_second() {
         );
     }
     {
-        let client = redis::Client::open(url.as_str()).unwrap();
+        let client = redis::Client::open(bench.url.as_str()).unwrap();
         let script = Arc::new(redis::Script::new("return redis.call('GET', KEYS[1])"));
         let connections: Vec<_> = (0..1)
             .map(|_| std::sync::Mutex::new(client.get_connection().unwrap()))
             .collect();
         let connections = Arc::new(connections);
         report(
-            &mut admin,
+            &mut bench.admin,
             "evalsha",
             "EVALSHA of a one-GET script (Lua floor)",
             1,
@@ -230,32 +229,26 @@ fn checks_per_second() {
         ),
     ];
     for (name, algorithm, quota) in scenarios {
-        let limiter = backend.limiter("bench", algorithm, quota).unwrap();
+        let limiter = bench.backend.limiter("bench", algorithm, quota).unwrap();
         let result = measure(1, move |i| {
             let key = (i % KEYS).to_be_bytes();
             let checked = limiter.check(&key, unix_time_nanos(), 1).unwrap();
             assert!(checked.fault.is_none());
         });
-        report(&mut admin, "evalsha", name, 1, result);
+        report(&mut bench.admin, "evalsha", name, 1, result);
     }
-    let composite = backend
-        .composite(vec![
-            backend
-                .limit("c1", Algorithm::Gcra, Quota::per_second(5).unwrap())
-                .unwrap(),
-            backend
-                .limit(
-                    "c2",
-                    Algorithm::SlidingWindowStrict { sub_windows: 60 },
-                    Quota::new(20, 60 * second).unwrap(),
-                )
-                .unwrap(),
-        ])
-        .unwrap();
+    let strict = Algorithm::SlidingWindowStrict { sub_windows: 60 };
+    let composite = common::composite(
+        &bench.backend,
+        &[
+            ("c1", Algorithm::Gcra, Quota::per_second(5).unwrap()),
+            ("c2", strict, Quota::new(20, 60 * second).unwrap()),
+        ],
+    );
     {
         let composite = composite.clone();
         report(
-            &mut admin,
+            &mut bench.admin,
             "evalsha",
             "composite: GCRA 5/s + strict 20/min",
             1,
@@ -267,11 +260,12 @@ fn checks_per_second() {
         );
     }
     for threads in [2, 4, 8, 16] {
-        let limiter = backend
+        let limiter = bench
+            .backend
             .limiter("bench-mt", Algorithm::Gcra, Quota::per_second(100).unwrap())
             .unwrap();
         report(
-            &mut admin,
+            &mut bench.admin,
             "evalsha",
             "GCRA 100/s",
             threads,
@@ -283,7 +277,8 @@ fn checks_per_second() {
         );
     }
     {
-        let limiter = backend
+        let limiter = bench
+            .backend
             .limiter(
                 "bench-one",
                 Algorithm::Gcra,
@@ -291,7 +286,7 @@ fn checks_per_second() {
             )
             .unwrap();
         report(
-            &mut admin,
+            &mut bench.admin,
             "evalsha",
             "GCRA 100/s, one hot key",
             8,
@@ -301,7 +296,7 @@ fn checks_per_second() {
             }),
         );
     }
-    let stats = backend.stats();
+    let stats = bench.backend.stats();
     println!();
     println!("{stats:?}");
     assert_eq!(stats.inconsistent, 0);
@@ -322,7 +317,7 @@ where
         .build()
         .unwrap();
     let op = Arc::new(op);
-    let (mut latencies, elapsed) = runtime.block_on(async move {
+    let (latencies, elapsed) = runtime.block_on(async move {
         let started = Instant::now();
         let handles: Vec<_> = (0..tasks)
             .map(|t| {
@@ -346,13 +341,7 @@ where
         }
         (latencies, started.elapsed().as_secs_f64())
     });
-    latencies.sort_unstable();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q) as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
-    (latencies.len() as f64 / elapsed, pick(0.5), pick(0.99))
+    summarize(latencies, elapsed)
 }
 
 /// The async transport (feature `redis-tokio`): 64 tasks on one multiplexed connection
@@ -364,15 +353,10 @@ where
 #[test]
 #[ignore = "benchmark: run by tests/redis/run.sh in release mode"]
 fn async_checks_per_second() {
-    let Some(Bench {
-        config,
-        backend,
-        mut admin,
-        ..
-    }) = bench("async_checks_per_second", "bench-async")
-    else {
+    let Some(bench) = bench("async_checks_per_second", "bench-async") else {
         return;
     };
+    let (config, backend, mut admin) = (bench.config, bench.backend, bench.admin);
     let quota = Quota::per_second(100).unwrap();
     reset_server_stats(&mut admin);
     println!();

@@ -11,24 +11,15 @@
 
 #[path = "redis/common.rs"]
 mod common;
+#[path = "support/race.rs"]
+mod race;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier};
-use std::thread;
 
 use ratecore::redis_backend::{RedisBackend, RedisConfig};
 use ratecore::{Algorithm, Quota};
 
 const SECOND: u64 = 1_000_000_000;
-
-fn algorithms() -> [Algorithm; 4] {
-    [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindowApprox,
-        Algorithm::SlidingWindowStrict { sub_windows: 10 },
-    ]
-}
 
 fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
@@ -40,7 +31,7 @@ fn algorithm_name(algorithm: Algorithm) -> &'static str {
 }
 
 fn algorithm_named(name: &str) -> Algorithm {
-    algorithms()
+    common::each_algorithm(10)
         .into_iter()
         .find(|a| algorithm_name(*a) == name)
         .expect("known algorithm")
@@ -58,26 +49,18 @@ fn hammer(
     attempts: usize,
 ) -> usize {
     let limiter = backend.limiter("shared", algorithm, quota).unwrap();
-    let start = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let limiter = limiter.clone();
-            let start = Arc::clone(&start);
-            let key = key.to_owned();
-            thread::spawn(move || {
-                start.wait();
-                (0..attempts)
-                    .filter(|_| {
-                        limiter
-                            .try_check(key.as_bytes(), now, 1)
-                            .expect("Redis decides")
-                            .allowed
-                    })
-                    .count()
+    let admitted = race::race(threads, |_, start| {
+        start.wait();
+        (0..attempts)
+            .filter(|_| {
+                limiter
+                    .try_check(key.as_bytes(), now, 1)
+                    .expect("Redis decides")
+                    .allowed
             })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).sum()
+            .count()
+    });
+    admitted.into_iter().sum()
 }
 
 #[test]
@@ -86,7 +69,7 @@ fn threads_admit_exactly_the_quota() {
         return;
     };
     let backend = common::backend(&url, "threads");
-    for algorithm in algorithms() {
+    for algorithm in common::each_algorithm(10) {
         let quota = Quota::new(100, 3600 * SECOND).unwrap();
         // Several rounds on one key, each two periods later (when even the approximate
         // window's previous count no longer weighs): every round admits exactly the
@@ -98,37 +81,27 @@ fn threads_admit_exactly_the_quota() {
         }
     }
     // A composite (5/s and 8/min) under contention: exactly the tighter limit.
-    let limits = vec![
-        backend
-            .limit("per-second", Algorithm::Gcra, Quota::per_second(5).unwrap())
-            .unwrap(),
-        backend
-            .limit(
-                "per-minute",
-                Algorithm::SlidingWindowStrict { sub_windows: 6 },
-                Quota::per_minute(8).unwrap(),
-            )
-            .unwrap(),
-    ];
-    let composite = backend.composite(limits).unwrap();
+    let strict = Algorithm::SlidingWindowStrict { sub_windows: 6 };
+    let composite = common::composite(
+        &backend,
+        &[
+            ("per-second", Algorithm::Gcra, Quota::per_second(5).unwrap()),
+            ("per-minute", strict, Quota::per_minute(8).unwrap()),
+        ],
+    );
     let now = 1_700_000_000_000_000_000u64;
-    let admitted: usize = thread::scope(|scope| {
-        let handles: Vec<_> = (0..6)
-            .map(|_| {
-                scope.spawn(|| {
-                    (0..10)
-                        .filter(|_| {
-                            composite
-                                .try_check_each(b"client", now, 1, &mut [])
-                                .unwrap()
-                                .allowed
-                        })
-                        .count()
-                })
+    let admitted: usize = race::race(6, |_, _| {
+        (0..10)
+            .filter(|_| {
+                composite
+                    .try_check_each(b"client", now, 1, &mut [])
+                    .unwrap()
+                    .allowed
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
+            .count()
+    })
+    .into_iter()
+    .sum();
     assert_eq!(admitted, 5);
     // One second later the per-second limit allows 5 more, but the per-minute one only
     // 3: denials consumed nothing from it.
@@ -180,27 +153,35 @@ fn child_admitted(child: Child) -> usize {
     digits.parse::<usize>().unwrap()
 }
 
+/// A child worker's run: when `var` is set (by [`spawn_child`]), its `|`-separated words
+/// go to `work`, and the admissions it returns are printed for [`child_admitted`].
+/// Outside a child, nothing.
+fn run_child<const N: usize>(var: &str, work: impl FnOnce([&str; N]) -> usize) {
+    let Ok(spec) = std::env::var(var) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let words = parts
+        .try_into()
+        .unwrap_or_else(|_| panic!("bad {var} {spec:?}"));
+    println!("RATECORE_CHILD_ADMITTED={}", work(words));
+}
+
 /// Run by `processes_admit_exactly_the_quota` in child processes.
 #[test]
 fn child_worker() {
-    let Ok(spec) = std::env::var("RATECORE_REDIS_CHILD") else {
-        return;
-    };
-    // url|prefix|algorithm|now|threads|attempts
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [url, prefix, algorithm, now, threads, attempts] = parts[..] else {
-        panic!("bad RATECORE_REDIS_CHILD {spec:?}");
-    };
-    let admitted = hammer(
-        &process_backend(url, prefix),
-        algorithm_named(algorithm),
-        Quota::new(100, 3600 * SECOND).unwrap(),
-        "one-key",
-        now.parse().unwrap(),
-        threads.parse().unwrap(),
-        attempts.parse().unwrap(),
-    );
-    println!("RATECORE_CHILD_ADMITTED={admitted}");
+    let var = "RATECORE_REDIS_CHILD";
+    run_child(var, |[url, prefix, algorithm, now, threads, attempts]| {
+        hammer(
+            &process_backend(url, prefix),
+            algorithm_named(algorithm),
+            Quota::new(100, 3600 * SECOND).unwrap(),
+            "one-key",
+            now.parse().unwrap(),
+            threads.parse().unwrap(),
+            attempts.parse().unwrap(),
+        )
+    });
 }
 
 #[test]
@@ -208,7 +189,7 @@ fn processes_admit_exactly_the_quota() {
     let Some(url) = common::redis_url("processes_admit_exactly_the_quota") else {
         return;
     };
-    for algorithm in algorithms() {
+    for algorithm in common::each_algorithm(10) {
         let prefix = common::unique_prefix("processes");
         let now = 1_700_000_000_000_000_000u64;
         // Three child processes of 3 threads × 30 attempts, and this process with
@@ -235,7 +216,7 @@ fn processes_admit_exactly_the_quota() {
 /// `threads` threads of this process, each thread naming its own user. Returns how many
 /// were admitted.
 fn hammer_policy(url: &str, prefix: &str, now: u64, threads: usize, attempts: usize) -> usize {
-    use ratecore::policy::{Attribute, Policy, PolicySpec, Request};
+    use ratecore::policy::{Policy, PolicySpec};
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/policies/evenergy.toml"
@@ -245,53 +226,29 @@ fn hammer_policy(url: &str, prefix: &str, now: u64, threads: usize, attempts: us
     let mut config = common::test_config(url, "policy");
     config.prefix = prefix.to_owned();
     let policy = Policy::with_redis(spec, RedisBackend::new(config).unwrap()).unwrap();
-    let start = Barrier::new(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (policy, start) = (&policy, &start);
-                scope.spawn(move || {
-                    let user = format!("user-{}-{t}", std::process::id());
-                    let attributes = [
-                        Attribute::new("auth", b"client_credentials"),
-                        Attribute::new("app", b"acme"),
-                        Attribute::new("user", user.as_bytes()),
-                    ];
-                    let request = Request::new("GET", "/v2/users/", &attributes);
-                    start.wait();
-                    (0..attempts)
-                        .filter(|_| {
-                            let decision = policy.check(&request, now, 1).unwrap();
-                            assert_eq!(decision.fault(), None, "Redis decides");
-                            decision.allowed()
-                        })
-                        .count()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    })
+    let user = format!("user-{}", std::process::id());
+    let admitted = race::hammer_app(threads, attempts as u64, &user, |request, _| {
+        let decision = policy.check(request, now, 1).unwrap();
+        assert_eq!(decision.fault(), None, "Redis decides");
+        decision.allowed()
+    });
+    admitted as usize
 }
 
 /// Run by `evenergy_client_credentials_app_across_4_processes` in child processes.
 #[test]
 fn policy_child_worker() {
-    let Ok(spec) = std::env::var("RATECORE_REDIS_POLICY_CHILD") else {
-        return;
-    };
-    // url|prefix|now|threads|attempts
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [url, prefix, now, threads, attempts] = parts[..] else {
-        panic!("bad RATECORE_REDIS_POLICY_CHILD {spec:?}");
-    };
-    let admitted = hammer_policy(
-        url,
-        prefix,
-        now.parse().unwrap(),
-        threads.parse().unwrap(),
-        attempts.parse().unwrap(),
-    );
-    println!("RATECORE_CHILD_ADMITTED={admitted}");
+    let var = "RATECORE_REDIS_POLICY_CHILD";
+    run_child(var, |[url, prefix, now, threads, attempts]| {
+        let (now, threads, attempts) = (now.parse(), threads.parse(), attempts.parse());
+        hammer_policy(
+            url,
+            prefix,
+            now.unwrap(),
+            threads.unwrap(),
+            attempts.unwrap(),
+        )
+    });
 }
 
 /// ev.energy's client-credentials clients share one limit per app: 4 processes sharing

@@ -17,49 +17,23 @@ use std::time::Duration;
 use common::capacity;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use ratecore::redis_backend::{RedisBackend, RedisCheckError, RedisSetupError};
+use ratecore::redis_backend::{RedisBackend, RedisCheckError, RedisSetupError, RedisStats};
 use ratecore::{Algorithm, CheckError, Composite, Decision, Limiter, Quota, RateLimiter};
 use redis::Commands;
-use support::gen::{advance, run_cases, CostSpec, Step};
+use support::gen::{advance, run_cases, step, CostSpec, Step, StepMix};
 
 /// `(limit, period, burst)`.
 type QuotaParams = (u64, u64, Option<u64>);
 
+/// [`support::gen::quota_params`], each with a burst: mostly none, sometimes small,
+/// rarely anything.
 fn quota_params() -> impl Strategy<Value = QuotaParams> {
     let burst = prop_oneof![
         4 => Just(None),
         2 => (0..=5u64).prop_map(Some),
         1 => any::<u64>().prop_map(Some),
     ];
-    let limit_period = prop_oneof![
-        // Tiny periods: every nanosecond matters.
-        4 => (1..=8u64).prop_flat_map(|l| (Just(l), l..=l * 64)),
-        // Small limits, periods long enough for every window layout.
-        5 => (1..=12u64, 256..=100_000u64),
-        // Realistic: up to 1000 per 10 s.
-        4 => (1..=1000u64, 1_000..=10_000_000_000u64),
-        // Huge periods: moments beyond u64::MAX are common.
-        3 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
-        // Large limits.
-        1 => ((1u64 << 20)..=(1u64 << 40), (1u64 << 40)..=u64::MAX),
-        // Anything (mostly rejected).
-        1 => (any::<u64>(), any::<u64>()),
-        1 => (0..=2u64, 0..=2u64),
-    ];
-    (limit_period, burst).prop_map(|((l, p), b)| (l, p, b))
-}
-
-/// Like [`quota_params`], without the ones that are mostly rejected (so that composites
-/// of several limits are usually constructible).
-fn valid_quota_params() -> impl Strategy<Value = QuotaParams> {
-    let limit_period = prop_oneof![
-        4 => (1..=8u64).prop_flat_map(|l| (Just(l), (l * 32).max(256)..=l * 1024)),
-        5 => (1..=12u64, 256..=100_000u64),
-        4 => (1..=1000u64, 1_000_000..=10_000_000_000u64),
-        2 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
-    ];
-    let burst = prop_oneof![4 => Just(None), 1 => (1..=5u64).prop_map(Some)];
-    (limit_period, burst).prop_map(|((l, p), b)| (l, p, b))
+    (support::gen::quota_params(), burst).prop_map(|((l, p), b)| (l, p, b))
 }
 
 fn algorithm() -> impl Strategy<Value = Algorithm> {
@@ -72,19 +46,13 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     ]
 }
 
-/// Steps as `support::gen::step` draws them, but never `MaxTiny`.
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        30 => Just(Step::Same),
-        100 => (0..=1024u16).prop_map(Step::Forward),
-        40 => (1..=3u8).prop_map(Step::Tiny),
-        30 => (1..=512u16).prop_map(Step::Back),
-        20 => (1..=3u8).prop_map(Step::BackTiny),
-        40 => (1..=64u8, -1..=1i8).prop_map(|(k, d)| Step::Align(k, d)),
-        2 => any::<u64>().prop_map(Step::Absolute),
-        2 => (0..=1024u16).prop_map(Step::NearMax),
-    ]
-}
+/// How time moves: the single-limiter differential tests' mix, but never `MaxTiny` and
+/// never aligned to the limiter's own sub-windows.
+const STEPS: StepMix = StepMix {
+    align_from: 1,
+    max_tiny: 0,
+    ..StepMix::BOUNDARIES
+};
 
 fn start_time() -> impl Strategy<Value = u64> {
     prop_oneof![
@@ -113,7 +81,7 @@ fn request() -> impl Strategy<Value = Request> {
         1 => Just(CostSpec::Full),
         1 => any::<u8>().prop_map(CostSpec::Over),
     ];
-    (step(), cost, prop::bool::weighted(0.1)).prop_map(|(step, cost, peek)| Request {
+    (step(STEPS), cost, prop::bool::weighted(0.1)).prop_map(|(step, cost, peek)| Request {
         step,
         cost,
         peek,
@@ -136,10 +104,32 @@ fn redis_result<T>(result: Result<T, RedisCheckError>) -> Result<Result<T, Check
     }
 }
 
+/// `cases` random cases (from `seed`): `limits` (one limit's or a composite's), a start
+/// and `requests` requests, each case run by `run` on a backend of the test's own (keys
+/// under its name). Returns the backend's statistics afterwards; `None` when no Redis is
+/// configured (the test is skipped).
+fn run_streams<L: Strategy>(
+    test: &str,
+    cases: u32,
+    seed: u64,
+    limits: L,
+    requests: std::ops::Range<usize>,
+    run: impl Fn(&RedisBackend, L::Value, u64, &[Request], u64) -> Result<(), TestCaseError>,
+) -> Option<RedisStats> {
+    let backend = common::backend(&common::redis_url(test)?, test);
+    let requests = prop::collection::vec(request(), requests);
+    run_cases(
+        cases,
+        seed,
+        (limits, start_time(), requests),
+        |(limits, start, requests), case| run(&backend, limits, start, &requests, case),
+    );
+    Some(backend.stats())
+}
+
 fn run_single(
     backend: &RedisBackend,
-    algorithm: Algorithm,
-    (limit, period, burst): QuotaParams,
+    (algorithm, (limit, period, burst)): (Algorithm, QuotaParams),
     start: u64,
     requests: &[Request],
     case: u64,
@@ -196,25 +186,11 @@ fn run_single(
 
 #[test]
 fn single_limits_match_in_process() {
-    let Some(url) = common::redis_url("single_limits_match_in_process") else {
+    let limits = (algorithm(), quota_params());
+    let test = "single_limits_match_in_process";
+    let Some(stats) = run_streams(test, 400, 0x5eed_0001, limits, 1..40, run_single) else {
         return;
     };
-    let backend = common::backend(&url, "single");
-    let strategy = (
-        algorithm(),
-        quota_params(),
-        start_time(),
-        prop::collection::vec(request(), 1..40),
-    );
-    run_cases(
-        400,
-        0x5eed_0001,
-        strategy,
-        |(algorithm, params, start, requests), case| {
-            run_single(&backend, algorithm, params, start, &requests, case)
-        },
-    );
-    let stats = backend.stats();
     assert_eq!(stats.inconsistent, 0, "{stats:?}");
     assert_eq!(stats.checks, stats.decided, "{stats:?}");
     eprintln!("single limits: {stats:?}");
@@ -224,29 +200,15 @@ fn single_limits_match_in_process() {
 /// case is too short for.
 #[test]
 fn long_streams_match_in_process() {
-    let Some(url) = common::redis_url("long_streams_match_in_process") else {
-        return;
-    };
-    let backend = common::backend(&url, "long");
-    let strategy = (
-        algorithm(),
-        (1..=50u64, 1_000..=1_000_000u64).prop_map(|(l, p)| (l, p.max(l), None)),
-        start_time(),
-        prop::collection::vec(request(), 300..400),
-    );
-    run_cases(
-        12,
-        0x5eed_0002,
-        strategy,
-        |(algorithm, params, start, requests), case| {
-            run_single(&backend, algorithm, params, start, &requests, case)
-        },
-    );
+    let quota = (1..=50u64, 1_000..=1_000_000u64).prop_map(|(l, p)| (l, p.max(l), None));
+    let limits = (algorithm(), quota);
+    let test = "long_streams_match_in_process";
+    run_streams(test, 12, 0x5eed_0002, limits, 300..400, run_single);
 }
 
 fn run_composite(
     backend: &RedisBackend,
-    limits: &[(Algorithm, QuotaParams)],
+    limits: Vec<(Algorithm, QuotaParams)>,
     start: u64,
     requests: &[Request],
     case: u64,
@@ -304,22 +266,11 @@ fn run_composite(
 
 #[test]
 fn composites_match_in_process() {
-    let Some(url) = common::redis_url("composites_match_in_process") else {
+    let limits = prop::collection::vec((algorithm(), support::gen::valid_quota_params()), 2..=4);
+    let test = "composites_match_in_process";
+    let Some(stats) = run_streams(test, 250, 0x5eed_0003, limits, 1..40, run_composite) else {
         return;
     };
-    let backend = common::backend(&url, "composite");
-    let strategy = (
-        prop::collection::vec((algorithm(), valid_quota_params()), 2..=4),
-        start_time(),
-        prop::collection::vec(request(), 1..40),
-    );
-    run_cases(
-        250,
-        0x5eed_0003,
-        strategy,
-        |(limits, start, requests), case| run_composite(&backend, &limits, start, &requests, case),
-    );
-    let stats = backend.stats();
     assert_eq!(stats.inconsistent, 0, "{stats:?}");
     eprintln!("composites: {stats:?}");
 }
@@ -328,29 +279,16 @@ fn composites_match_in_process() {
 /// denials by one limit (which must consume nothing from the others) are frequent.
 #[test]
 fn realistic_composites_match_in_process() {
-    let Some(url) = common::redis_url("realistic_composites_match_in_process") else {
-        return;
-    };
-    let backend = common::backend(&url, "realistic");
     let second = 1_000_000_000u64;
-    let strategy = (
-        (algorithm(), algorithm(), algorithm()),
-        start_time(),
-        prop::collection::vec(request(), 200..300),
-    );
-    run_cases(
-        16,
-        0x5eed_0004,
-        strategy,
-        |((a, b, c), start, requests), case| {
-            let limits = [
-                (a, (5, second, None)),
-                (b, (20, 60 * second, None)),
-                (c, (3, second / 2, Some(4))),
-            ];
-            run_composite(&backend, &limits, start, &requests, case)
-        },
-    );
+    let limits = (algorithm(), algorithm(), algorithm()).prop_map(move |(a, b, c)| {
+        vec![
+            (a, (5, second, None)),
+            (b, (20, 60 * second, None)),
+            (c, (3, second / 2, Some(4))),
+        ]
+    });
+    let test = "realistic_composites_match_in_process";
+    run_streams(test, 16, 0x5eed_0004, limits, 200..300, run_composite);
 }
 
 /// The ev.energy example, on Redis: 1000/hour strict, 1000 requests at 11:59:00 → a
@@ -509,12 +447,7 @@ fn ttls_are_time_to_rest_and_keys_vanish() {
     }
     // Short periods: the keys are gone once the state is at rest.
     let mut keys = Vec::new();
-    for algorithm in [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindowApprox,
-        Algorithm::SlidingWindowStrict { sub_windows: 4 },
-    ] {
+    for algorithm in common::each_algorithm(4) {
         let limiter = backend
             .limiter("short", algorithm, Quota::new(5, 20 * ms).unwrap())
             .unwrap();

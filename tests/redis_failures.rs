@@ -33,6 +33,18 @@ fn server_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// For a test that disturbs the managed server but needs no way to restart it: the
+/// server's URL (`None`: skip, there is none), once the server answers, and the
+/// [`server_lock`] held for the test.
+fn answering_server(test: &str) -> Option<(String, MutexGuard<'static, ()>)> {
+    let (url, _, _) = managed_server(test)?;
+    let guard = server_lock();
+    wait_until("redis-server answers", Duration::from_secs(10), || {
+        server_answers(&url)
+    });
+    Some((url, guard))
+}
+
 fn limiter(backend: &RedisBackend) -> RedisLimiter {
     backend
         .limiter("f", Algorithm::Gcra, Quota::per_hour(3).unwrap())
@@ -94,20 +106,17 @@ fn refused_connections_give_the_configured_failure_decision() {
         }
         assert!(started.elapsed() < Duration::from_millis(40));
         // A composite fills every state with the failure decision.
-        let composite = backend
-            .composite(vec![
-                backend
-                    .limit("a", Algorithm::FixedWindow, Quota::per_second(7).unwrap())
-                    .unwrap(),
-                backend
-                    .limit(
-                        "b",
-                        Algorithm::SlidingWindowApprox,
-                        Quota::per_minute(9).unwrap(),
-                    )
-                    .unwrap(),
-            ])
-            .unwrap();
+        let composite = common::composite(
+            &backend,
+            &[
+                ("a", Algorithm::FixedWindow, Quota::per_second(7).unwrap()),
+                (
+                    "b",
+                    Algorithm::SlidingWindowApprox,
+                    Quota::per_minute(9).unwrap(),
+                ),
+            ],
+        );
         let mut states = [Decision::EMPTY; 2];
         let checked = composite
             .check_each(b"k", 5 * SECOND, 1, &mut states)
@@ -302,13 +311,9 @@ fn killing_and_restarting_redis_mid_test() {
 
 #[test]
 fn a_paused_redis_times_out_then_recovers() {
-    let Some((url, _, _)) = managed_server("a_paused_redis_times_out_then_recovers") else {
+    let Some((url, _guard)) = answering_server("a_paused_redis_times_out_then_recovers") else {
         return;
     };
-    let _guard = server_lock();
-    wait_until("redis-server answers", Duration::from_secs(10), || {
-        server_answers(&url)
-    });
     let backend = RedisBackend::new(config(&url, FailureMode::Closed)).unwrap();
     let limiter = limiter(&backend);
     let now = 1_700_000_000_000_000_000u64;
@@ -345,22 +350,13 @@ fn a_paused_redis_times_out_then_recovers() {
 
 #[test]
 fn foreign_values_and_lost_scripts() {
-    let Some((url, _, _)) = managed_server("foreign_values_and_lost_scripts") else {
+    let Some((url, _guard)) = answering_server("foreign_values_and_lost_scripts") else {
         return;
     };
-    let _guard = server_lock();
-    wait_until("redis-server answers", Duration::from_secs(10), || {
-        server_answers(&url)
-    });
     let backend = RedisBackend::new(config(&url, FailureMode::Closed)).unwrap();
     let mut admin = common::admin(&url);
     let now = 1_700_000_000_000_000_000u64;
-    for algorithm in [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindowApprox,
-        Algorithm::SlidingWindowStrict { sub_windows: 3 },
-    ] {
+    for algorithm in common::each_algorithm(3) {
         let limiter = backend
             .limiter("foreign", algorithm, Quota::per_second(5).unwrap())
             .unwrap();

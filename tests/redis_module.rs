@@ -60,16 +60,9 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     ]
 }
 
-/// `(limit, period, burst)`, valid for every algorithm.
+/// A quota from [`support::gen::valid_quota_params`].
 fn quota() -> impl Strategy<Value = Quota> {
-    let limit_period = prop_oneof![
-        4 => (1..=8u64).prop_flat_map(|l| (Just(l), (l * 64).max(256)..=l * 1024)),
-        5 => (1..=12u64, 256..=100_000u64),
-        4 => (1..=1000u64, 1_000_000..=10_000_000_000u64),
-        2 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
-    ];
-    let burst = prop_oneof![4 => Just(None), 1 => (1..=5u64).prop_map(Some)];
-    (limit_period, burst).prop_map(|((limit, period), burst)| {
+    support::gen::valid_quota_params().prop_map(|(limit, period, burst)| {
         let quota = Quota::new(limit, period).expect("valid quota");
         burst
             .and_then(|b| quota.with_burst(b).ok())
@@ -199,6 +192,27 @@ fn assert_clean(backend: &RedisBackend, engine: &str) {
     assert_eq!(stats.checks, stats.decided, "{engine}: {stats:?}");
 }
 
+/// `cases` random cases (from `seed`) of `limits` limits (a composite when more than one)
+/// and `requests` requests each, each run by [`run_case`] on `engines` on a key of its own.
+fn run_engines(
+    engines: &[&RedisBackend],
+    alternate: bool,
+    cases: u32,
+    seed: u64,
+    limits: std::ops::RangeInclusive<usize>,
+    requests: std::ops::Range<usize>,
+) {
+    let strategy = (
+        prop::collection::vec((algorithm(), quota()), limits),
+        start_time(),
+        prop::collection::vec(request(), requests),
+    );
+    run_cases(cases, seed, strategy, |(limits, start, requests), case| {
+        let key = format!("case-{case}");
+        run_case(engines, alternate, &limits, start, &requests, &key)
+    });
+}
+
 /// Module, Lua script and in-process limiters: the same decisions for the same
 /// sequences, one limit or a composite of up to four (each engine on its own keys).
 #[test]
@@ -209,20 +223,7 @@ fn module_script_and_in_process_agree() {
     let prefix = common::unique_prefix("three-way");
     let module = backend_on(&url, &format!("{prefix}module:"), RedisEngine::Module);
     let script = backend_on(&url, &format!("{prefix}script:"), RedisEngine::Script);
-    let strategy = (
-        prop::collection::vec((algorithm(), quota()), 1..=4),
-        start_time(),
-        prop::collection::vec(request(), 1..40),
-    );
-    run_cases(
-        300,
-        0x5eed_00d1,
-        strategy,
-        |(limits, start, requests), case| {
-            let key = format!("case-{case}");
-            run_case(&[&module, &script], false, &limits, start, &requests, &key)
-        },
-    );
+    run_engines(&[&module, &script], false, 300, 0x5eed_00d1, 1..=4, 1..40);
     assert_clean(&module, "module");
     assert_clean(&script, "script");
     assert_eq!(module.stats().script_checks, 0);
@@ -240,20 +241,7 @@ fn rollout_alternates_script_and_module_on_one_key() {
     let prefix = common::unique_prefix("rollout");
     let module = backend_on(&url, &prefix, RedisEngine::Module);
     let script = backend_on(&url, &prefix, RedisEngine::Script);
-    let strategy = (
-        prop::collection::vec((algorithm(), quota()), 1..=3),
-        start_time(),
-        prop::collection::vec(request(), 2..60),
-    );
-    run_cases(
-        200,
-        0x5eed_00d2,
-        strategy,
-        |(limits, start, requests), case| {
-            let key = format!("case-{case}");
-            run_case(&[&script, &module], true, &limits, start, &requests, &key)
-        },
-    );
+    run_engines(&[&script, &module], true, 200, 0x5eed_00d2, 1..=3, 2..60);
     assert_clean(&module, "module");
     assert_clean(&script, "script");
 }
@@ -326,6 +314,16 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// The error reply of `RATECORE.CHECK` with the space-separated `args` (the call must
+/// fail).
+fn check_error(connection: &mut redis::Connection, args: &str) -> String {
+    redis::cmd("RATECORE.CHECK")
+        .arg(args.split(' ').collect::<Vec<_>>())
+        .query::<redis::Value>(connection)
+        .unwrap_err()
+        .to_string()
+}
+
 /// Random argument vectors: an error reply or a well-formed reply, never a crash; the
 /// server answers `PING` after each.
 #[test]
@@ -396,50 +394,28 @@ fn malformed_arguments_get_error_replies() {
         .arg("b")
         .query(&mut connection)
         .unwrap();
-    for (args, expected) in [
+    for (line, expected) in [
+        (format!("1 {key} GCRA 1 1000 1 NOW 5"), "another layout"),
+        (format!("1 {hash} FIXED 1 1000 NOW 5"), "WRONGTYPE"),
         (
-            vec![&key[..], "GCRA", "1", "1000", "1", "NOW", "5"],
-            "another layout",
-        ),
-        (
-            vec![&hash[..], "FIXED", "1", "1000", "NOW", "5"],
-            "WRONGTYPE",
+            format!("2 {key} {key} FIXED 1 1000 FIXED 1 1000 NOW 5"),
+            "repeats key 1",
         ),
     ] {
-        let e = redis::cmd("RATECORE.CHECK")
-            .arg(1)
-            .arg(&args)
-            .query::<redis::Value>(&mut connection)
-            .unwrap_err();
-        assert!(e.to_string().contains(expected), "{e}");
+        let e = check_error(&mut connection, &line);
+        assert!(e.contains(expected), "{line}: {e}");
     }
-    let e = redis::cmd("RATECORE.CHECK")
-        .arg(2)
-        .arg(&key)
-        .arg(&key)
-        .arg(
-            "FIXED 1 1000 FIXED 1 1000 NOW 5"
-                .split(' ')
-                .collect::<Vec<_>>(),
-        )
-        .query::<redis::Value>(&mut connection)
-        .unwrap_err();
-    assert!(e.to_string().contains("repeats key 1"), "{e}");
     let value: String = redis::cmd("GET").arg(&key).query(&mut connection).unwrap();
     assert_eq!(value, "hello");
 
     // A panic inside the module (a module built with its `test-hooks` feature panics on
     // request): an error reply, and the server keeps serving.
     if std::env::var("RATECORE_REDIS_MODULE_HOOKS").as_deref() == Ok("1") {
-        let e = redis::cmd("RATECORE.CHECK")
-            .arg(
-                "1 k GCRA 1 1000 1 NOW 5 RATECORE-TEST-PANIC"
-                    .split(' ')
-                    .collect::<Vec<_>>(),
-            )
-            .query::<redis::Value>(&mut connection)
-            .unwrap_err();
-        assert!(e.to_string().contains("internal error"), "{e}");
+        let e = check_error(
+            &mut connection,
+            "1 k GCRA 1 1000 1 NOW 5 RATECORE-TEST-PANIC",
+        );
+        assert!(e.contains("internal error"), "{e}");
         let pong: String = redis::cmd("PING").query(&mut connection).unwrap();
         assert_eq!(pong, "PONG");
     }

@@ -22,10 +22,12 @@ use ratecore::redis_backend::{RedisBackend, RedisEngine};
 use ratecore::{Algorithm, Limiter, Quota, RateLimiter};
 use redis::Commands;
 
-/// A redis-server child process, killed on drop.
+/// A redis-server child process, killed on drop (and then its own scratch directory, if
+/// it has one, removed).
 struct Server {
     child: Child,
     port: u16,
+    scratch: Option<ScratchDir>,
 }
 
 impl Drop for Server {
@@ -76,7 +78,11 @@ impl Server {
                 }
                 if let Ok(mut c) = connect(port) {
                     if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                        return Self { child, port };
+                        return Self {
+                            child,
+                            port,
+                            scratch: None,
+                        };
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -85,6 +91,16 @@ impl Server {
             let _ = child.wait();
         }
         panic!("could not start redis-server");
+    }
+
+    /// A server with the module and `extra` arguments, alone in a scratch directory named
+    /// after `test`; `None` (skip the test) without a built module.
+    fn alone(test: &str, extra: &[&str]) -> Option<Self> {
+        let module = module_path()?;
+        let dir = ScratchDir::new(test);
+        let mut server = Self::start(&module, &dir, extra);
+        server.scratch = Some(dir);
+        Some(server)
     }
 
     fn url(&self) -> String {
@@ -142,15 +158,34 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A fresh directory for this test's servers, under the system's temporary directory.
-fn scratch_dir(test: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ratecore-module-{test}-{}-{}",
-        std::process::id(),
-        ratecore::clock::unix_time_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for this test's servers, under the system's temporary directory,
+/// removed on drop: declared before the servers that use it, it outlives them.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ratecore-module-{test}-{}-{}",
+            std::process::id(),
+            ratecore::clock::unix_time_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
@@ -158,7 +193,7 @@ fn replica_and_aof_restart_reach_the_same_state() {
     let Some(module) = module_path() else {
         return;
     };
-    let dir = scratch_dir("repl");
+    let dir = ScratchDir::new("repl");
     let (primary_dir, replica_dir) = (dir.join("primary"), dir.join("replica"));
     std::fs::create_dir_all(&primary_dir).unwrap();
     std::fs::create_dir_all(&replica_dir).unwrap();
@@ -183,12 +218,7 @@ fn replica_and_aof_restart_reach_the_same_state() {
     let prefix = config.prefix.clone();
     let backend = RedisBackend::new(config).unwrap();
     let quota = Quota::new(5, 60_000_000_000).unwrap();
-    let algorithms = [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindowApprox,
-        Algorithm::SlidingWindowStrict { sub_windows: 6 },
-    ];
+    let algorithms = common::each_algorithm(6);
     let limits: Vec<_> = algorithms
         .iter()
         .enumerate()
@@ -256,8 +286,6 @@ fn replica_and_aof_restart_reach_the_same_state() {
             mirror.check(now, 1).unwrap()
         );
     }
-    drop(restarted);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Detection: a backend left to detect uses the module while the server has it, and the
@@ -265,11 +293,9 @@ fn replica_and_aof_restart_reach_the_same_state() {
 /// in-process ones throughout.
 #[test]
 fn detection_follows_the_module() {
-    let Some(module) = module_path() else {
+    let Some(server) = Server::alone("detect", &["--enable-module-command", "yes"]) else {
         return;
     };
-    let dir = scratch_dir("detect");
-    let server = Server::start(&module, &dir, &["--enable-module-command", "yes"]);
     let mut config = common::test_config(&server.url(), "detect");
     config.engine = RedisEngine::Detect;
     let backend = RedisBackend::new(config).unwrap();
@@ -307,19 +333,15 @@ fn detection_follows_the_module() {
         "{stats:?}"
     );
     assert_eq!(stats.inconsistent, 0);
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Keyspace events: a module write raises what the script's `SET … PX` raises (`set`,
 /// then `expire`), for every written key.
 #[test]
 fn writes_raise_the_scripts_keyspace_events() {
-    let Some(module) = module_path() else {
+    let Some(server) = Server::alone("events", &["--notify-keyspace-events", "KEA"]) else {
         return;
     };
-    let dir = scratch_dir("events");
-    let server = Server::start(&module, &dir, &["--notify-keyspace-events", "KEA"]);
     let client = redis::Client::open(server.url()).unwrap();
     let mut subscriber = client.get_connection().unwrap();
     let mut pubsub = subscriber.as_pubsub();
@@ -333,17 +355,11 @@ fn writes_raise_the_scripts_keyspace_events() {
         let prefix = config.prefix.clone();
         let backend = RedisBackend::new(config).unwrap();
         let quota = Quota::new(5, 1_000_000_000).unwrap();
-        let limits = vec![
-            backend.limit("g", Algorithm::Gcra, quota).unwrap(),
-            backend
-                .limit(
-                    "s",
-                    Algorithm::SlidingWindowStrict { sub_windows: 3 },
-                    quota,
-                )
-                .unwrap(),
-        ];
-        let both = backend.composite(limits).unwrap();
+        let strict = Algorithm::SlidingWindowStrict { sub_windows: 3 };
+        let both = common::composite(
+            &backend,
+            &[("g", Algorithm::Gcra, quota), ("s", strict, quota)],
+        );
         assert!(
             both.try_check_each(b"k", 1_000, 1, &mut [])
                 .unwrap()
@@ -365,6 +381,4 @@ fn writes_raise_the_scripts_keyspace_events() {
     assert_eq!(module, script);
     assert_eq!(module[0].0, "__keyevent@0__:set");
     assert_eq!(module[1].0, "__keyevent@0__:expire");
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,13 +60,19 @@ fn compare(local: &Policy, remote: &Policy, request: &Request<'_>, now: u64) -> 
     l.allowed()
 }
 
+/// Sends `n` requests (`send(i)` builds the `i`-th and [`compare`]s it) and asserts that
+/// some were denied: the replay reaches the limits.
+fn assert_replay_reaches_limits(n: u64, send: impl Fn(u64) -> bool) {
+    let denied = (0..n).filter(|&i| !send(i)).count();
+    assert!(denied > 0, "the replay reaches the limits");
+}
+
 #[test]
 fn switch_on_redis_matches_in_process() {
     let Some((local, remote)) = both("switch", "policy_switch") else {
         return;
     };
-    let mut denied = 0;
-    for i in 0..40u64 {
+    assert_replay_reaches_limits(40, |i| {
         // Client-credentials applications; every eleventh request uses a personal
         // token instead (unlimited, no Redis call).
         let auth: &[u8] = if i % 11 == 10 {
@@ -88,11 +94,8 @@ fn switch_on_redis_matches_in_process() {
             },
             &attributes,
         );
-        if !compare(&local, &remote, &request, 3600 * SECOND + i * 300_000_000) {
-            denied += 1;
-        }
-    }
-    assert!(denied > 0, "the replay reaches the limits");
+        compare(&local, &remote, &request, 3600 * SECOND + i * 300_000_000)
+    });
 }
 
 #[test]
@@ -102,8 +105,7 @@ fn uphold_on_redis_matches_in_process() {
     };
     let ips: [&[u8]; 3] = [b"198.51.100.1", b"198.51.100.2", b"198.51.100.3"];
     let users: [&[u8]; 2] = [b"foo@bar.com", b"baz@bar.com"];
-    let mut denied = 0;
-    for i in 0..60u64 {
+    assert_replay_reaches_limits(60, |i| {
         // Every thirteenth request lacks its IP (refused: on_missing = "deny"), every
         // fifth its account (the per-account limit is skipped).
         let mut attributes = Vec::new();
@@ -114,11 +116,8 @@ fn uphold_on_redis_matches_in_process() {
             attributes.push(Attribute::new("user", users[(i / 7 % 2) as usize]));
         }
         let request = Request::new("POST", "/password/forgot", &attributes);
-        if !compare(&local, &remote, &request, 1200 * SECOND + i * 7 * SECOND) {
-            denied += 1;
-        }
-    }
-    assert!(denied > 0, "the replay reaches the limits");
+        compare(&local, &remote, &request, 1200 * SECOND + i * 7 * SECOND)
+    });
 }
 
 #[test]

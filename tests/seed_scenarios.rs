@@ -11,6 +11,17 @@ const HOUR: u64 = 60 * MINUTE;
 /// 11:59:00 on some day, as nanoseconds since that day's midnight.
 const AT_11_59: u64 = 11 * HOUR + 59 * MINUTE;
 
+/// A denial of a `limit` with nothing left, whose next admission is `wait` away.
+const fn denied(limit: u64, wait: u64) -> Decision {
+    Decision {
+        allowed: false,
+        limit,
+        remaining: 0,
+        reset_after: wait,
+        retry_after: wait,
+    }
+}
+
 #[test]
 fn evenergy_rolling_hour_releases_exactly_one_hour_after_the_burst() {
     let limiter = SlidingWindowStrict::new(Quota::per_hour(1000).unwrap(), 60).unwrap();
@@ -22,16 +33,7 @@ fn evenergy_rolling_hour_releases_exactly_one_hour_after_the_burst() {
     let at_11_59_00_plus = limiter.check(AT_11_59 + 1, 1).unwrap();
     assert!(!at_11_59_00_plus.allowed);
     let at_12_58_59 = limiter.check(AT_11_59 + HOUR - SECOND, 1).unwrap();
-    assert_eq!(
-        at_12_58_59,
-        Decision {
-            allowed: false,
-            limit: 1000,
-            remaining: 0,
-            reset_after: SECOND,
-            retry_after: SECOND,
-        }
-    );
+    assert_eq!(at_12_58_59, denied(1000, SECOND));
     let just_before = limiter.check(AT_11_59 + HOUR - 1, 1).unwrap();
     assert!(!just_before.allowed);
     assert_eq!(just_before.retry_after, 1);
@@ -54,16 +56,7 @@ fn switch_five_per_second_and_twenty_per_minute() {
         assert!(composite.check(t0, 1).unwrap().allowed);
     }
     let sixth = composite.check(t0 + 500_000_000, 1).unwrap();
-    assert_eq!(
-        sixth,
-        Decision {
-            allowed: false,
-            limit: 5,
-            remaining: 0,
-            reset_after: 500_000_000,
-            retry_after: 500_000_000,
-        }
-    );
+    assert_eq!(sixth, denied(5, 500_000_000));
     // Four more seconds of 5 each: 20 admitted in total, then the minute is spent.
     for second in 1..4 {
         for _ in 0..5 {

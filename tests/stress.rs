@@ -149,6 +149,23 @@ fn frozen_rounds<L, V>(
     }
 }
 
+/// What a composite's `limit` (named `name`) shows remaining at `now` after `n`
+/// admissions (a cost-0 peek), if `ok` accepts it; otherwise why not.
+fn remaining(
+    limit: &Limiter,
+    name: &str,
+    now: u64,
+    n: u64,
+    ok: impl Fn(u64) -> bool,
+) -> Result<u64, String> {
+    let remaining = limit.peek(now, 0).unwrap().remaining;
+    if ok(remaining) {
+        Ok(remaining)
+    } else {
+        Err(format!("{name} shows {remaining} remaining after {n}"))
+    }
+}
+
 /// The sequential follow-up: `peek` reports `limit − admitted` remaining, and exactly that
 /// many further checks are admitted, then one is denied.
 fn follow_up(
@@ -280,21 +297,12 @@ fn composite_of_windows_never_over_admits_and_gives_back_exactly() {
             SECOND,
             Expect::AtMost,
             |now, n| {
-                let limits = composite.limits();
-                let approx = limits[0].peek(now, 0).unwrap().remaining;
-                if approx != APPROX - n {
-                    return Err(format!(
-                        "approximate window shows {approx} remaining after {n}"
-                    ));
-                }
-                let fixed = limits[1].peek(now, 0).unwrap().remaining;
-                if fixed != LIMIT - n {
-                    return Err(format!("fixed window shows {fixed} remaining after {n}"));
-                }
-                let strict = limits[2].peek(now, 0).unwrap().remaining;
-                if strict != LIMIT - n {
-                    return Err(format!("strict window shows {strict} remaining after {n}"));
-                }
+                let [approx, fixed, strict] = composite.limits() else {
+                    unreachable!("three limits")
+                };
+                remaining(approx, "approximate window", now, n, |r| r == APPROX - n)?;
+                remaining(fixed, "fixed window", now, n, |r| r == LIMIT - n)?;
+                remaining(strict, "strict window", now, n, |r| r == LIMIT - n)?;
                 follow_up(&composite, now, LIMIT, n)
             },
         );
@@ -323,14 +331,8 @@ fn composite_with_gcra_never_over_admits() {
             Expect::AtMost,
             |now, n| {
                 let limits = composite.limits();
-                let gcra = limits[0].peek(now, 0).unwrap().remaining;
-                if gcra > LIMIT - n {
-                    return Err(format!("GCRA shows {gcra} remaining after {n} admitted"));
-                }
-                let fixed = limits[1].peek(now, 0).unwrap().remaining;
-                if fixed != half - n {
-                    return Err(format!("fixed window shows {fixed} remaining after {n}"));
-                }
+                let gcra = remaining(&limits[0], "GCRA", now, n, |r| r <= LIMIT - n)?;
+                let fixed = remaining(&limits[1], "fixed window", now, n, |r| r == half - n)?;
                 // Sequentially the composite admits until the tighter of the two runs out.
                 let expected_more = fixed.min(gcra);
                 for i in 0..expected_more {

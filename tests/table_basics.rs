@@ -17,7 +17,9 @@ fn spec(algorithm: Algorithm, limit: u64, period: u64) -> LimitSpec {
 #[repr(C, align(64))]
 struct Line([u8; 64]);
 
-fn aligned_buffer(bytes: usize) -> Vec<Line> {
+/// A zeroed buffer large enough for a region of `config`.
+fn region_buffer(config: &TableConfig) -> Vec<Line> {
+    let bytes = region::region_size(config).unwrap();
     (0..bytes.div_ceil(64)).map(|_| Line([0; 64])).collect()
 }
 
@@ -170,8 +172,7 @@ fn at_rest_slots_are_reclaimed_and_full_neighbourhoods_follow_policy() {
 #[test]
 fn region_init_attach_and_share_state() {
     let config = TableConfig::new(256, &[spec(Algorithm::Gcra, 2, MINUTE)]).unwrap();
-    let size = region::region_size(&config).unwrap();
-    let mut buffer = aligned_buffer(size);
+    let mut buffer = region_buffer(&config);
     let bytes = as_bytes(&mut buffer);
     let ptr = bytes.as_mut_ptr();
     let len = bytes.len();
@@ -192,8 +193,7 @@ fn region_init_attach_and_share_state() {
 #[test]
 fn attaching_garbage_is_an_error() {
     let config = TableConfig::new(64, &[spec(Algorithm::Gcra, 2, MINUTE)]).unwrap();
-    let size = region::region_size(&config).unwrap();
-    let mut buffer = aligned_buffer(size);
+    let mut buffer = region_buffer(&config);
     let bytes = as_bytes(&mut buffer);
     assert_eq!(
         RegionTable::attach_in(bytes).unwrap_err(),

@@ -234,6 +234,13 @@ fn full_table(limit: LimitSpec, policy: FullPolicy) -> (OwnedTable, Vec<Composit
 
 /// `(full_neighbourhoods, evictions, full_denied, full_allowed, occupied)`: what the full
 /// policies count, and the live keys.
+/// Asserts that `key(k)`'s check at `now` is a fresh key's first admission under `limit`
+/// (`what`: the case, and why).
+fn assert_fresh(table: &OwnedTable, limit: LimitSpec, k: u64, now: u64, what: &str) {
+    let fresh = CompositeModel::fresh_check(&[limit], now, 1);
+    assert_eq!(table.check(&key(k), now, 1).unwrap(), fresh, "{what}");
+}
+
 fn full_counts(stats: &TableStats) -> (u64, u64, u64, u64, u64) {
     (
         stats.full_neighbourhoods,
@@ -262,12 +269,7 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
         assert!(soonest > 0, "{name}: every old key must be active");
 
         let newcomer = 100;
-        let fresh = CompositeModel::fresh_check(&[limit], now, 1);
-        assert_eq!(
-            table.check(&key(newcomer), now, 1).unwrap(),
-            fresh,
-            "{name}"
-        );
+        assert_fresh(&table, limit, newcomer, now, name);
         let stats = table.stats();
         assert_eq!(full_counts(&stats), (1, 1, 0, 0, 8), "{name}: {stats:?}");
         assert!(
@@ -294,8 +296,8 @@ fn evict_closest_to_rest_admits_the_new_key_and_counts_it() {
 
         // Documented: the evicted key comes back fresh (its model would deny), which
         // evicts again.
-        let back = table.check(&key(victim), now, 1).unwrap();
-        assert_eq!(back, fresh, "{name}: the evicted key starts fresh");
+        let what = format!("{name}: the evicted key starts fresh");
+        assert_fresh(&table, limit, victim, now, &what);
         assert!(!models[victim as usize].peek_decision(now, 1).allowed);
         let stats = table.stats();
         assert_eq!(
@@ -334,12 +336,7 @@ fn deny_refuses_until_the_soonest_slot_rests_and_loses_nothing() {
 
         // On time: a slot is at rest and is reclaimed (losslessly) for the new key.
         let on_time = now + soonest;
-        let fresh = CompositeModel::fresh_check(&[limit], on_time, 1);
-        assert_eq!(
-            table.check(&key(newcomer), on_time, 1).unwrap(),
-            fresh,
-            "{name}"
-        );
+        assert_fresh(&table, limit, newcomer, on_time, name);
         let stats = table.stats();
         assert_eq!(
             (stats.reclaims, stats.evictions, stats.full_denied),
@@ -367,14 +364,9 @@ fn allow_admits_untracked_and_counts_it() {
     for (name, limit) in single_limits() {
         let (table, models, now) = full_table(limit, FullPolicy::Allow);
         let newcomer = 100;
-        let fresh = CompositeModel::fresh_check(&[limit], now, 1);
         // Untracked: admitted every time, although its limit is 1.
         for n in 1..=3u64 {
-            assert_eq!(
-                table.check(&key(newcomer), now, 1).unwrap(),
-                fresh,
-                "{name}"
-            );
+            assert_fresh(&table, limit, newcomer, now, name);
             let stats = table.stats();
             assert_eq!(full_counts(&stats), (n, 0, 0, n, 8), "{name}: {stats:?}");
         }

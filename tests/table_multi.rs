@@ -9,6 +9,7 @@
 //! runs are deterministic: proptest's RNG is seeded with a fixed value.
 
 mod model;
+mod support;
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -223,11 +224,7 @@ fn several_tables_all_or_nothing_with_the_deciding_quota() {
 
 #[test]
 fn no_checks_and_too_many_quotas_are_errors() {
-    let quota = Quota::new(10, 1_000_000_000).unwrap();
-    let spec = LimitSpec {
-        algorithm: Algorithm::FixedWindow,
-        quota,
-    };
+    let spec = support::limits::spec(Algorithm::FixedWindow, 10, 1_000_000_000);
     let table = Table::new(TableConfig::new(64, &[spec; 4]).unwrap()).unwrap();
     let none: [TableCheck<'_, _>; 0] = [];
     assert_eq!(

@@ -38,12 +38,7 @@ impl FixedWindowConfig {
     #[inline]
     #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        if cost > self.window.limit {
-            return Err(CheckError::CostExceedsLimit {
-                cost,
-                limit: self.window.limit,
-            });
-        }
+        self.window.check_cost(cost)?;
         let stored_window = self.window.layout.window(word, 1);
         let now_window = self.window.per_period.divide(now);
         // Durations are measured from the caller's `now`: moments on the caller's clock.

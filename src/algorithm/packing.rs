@@ -8,7 +8,7 @@
 //! fits beside the counters, and reject the quota otherwise.
 
 use super::divide::Divisor;
-use crate::error::QuotaError;
+use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 
 /// What both window algorithms fix at construction: the quota, its period prepared for
@@ -44,6 +44,21 @@ impl WindowParams {
             }),
             None => Err(QuotaError::StateTooWide),
         }
+    }
+
+    /// Rejects a `cost` that no window could ever admit, before any state is read.
+    ///
+    /// # Errors
+    /// [`CheckError::CostExceedsLimit`] if `cost > limit`.
+    #[inline]
+    pub(crate) const fn check_cost(&self, cost: u64) -> Result<(), CheckError> {
+        if cost > self.limit {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -203,11 +218,14 @@ mod tests {
     #[test]
     fn bits_for_edges() {
         assert_eq!(bits_for(0), 0);
-        assert_eq!(bits_for(1), 1);
         assert_eq!(bits_for(1000), 10);
-        assert_eq!(bits_for(1023), 10);
-        assert_eq!(bits_for(1024), 11);
         assert_eq!(bits_for(u64::MAX), 64);
+        // Every power of two needs one bit more than the value just below it.
+        for bits in 1..64 {
+            let power = 1u64 << bits;
+            assert_eq!(bits_for(power - 1), bits, "bits_for(2^{bits} - 1)");
+            assert_eq!(bits_for(power), bits + 1, "bits_for(2^{bits})");
+        }
     }
 
     #[test]

@@ -75,12 +75,7 @@ impl SlidingWindowConfig {
     #[inline]
     #[doc(hidden)]
     pub fn evaluate(&self, word: u64, now: u64, cost: u64) -> Result<Outcome, CheckError> {
-        if cost > self.window.limit {
-            return Err(CheckError::CostExceedsLimit {
-                cost,
-                limit: self.window.limit,
-            });
-        }
+        self.window.check_cost(cost)?;
         // Durations are measured from the caller's `now`, even when the decision uses a
         // clamped time: they are moments on the caller's clock, never early.
         let caller_now = now;

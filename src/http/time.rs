@@ -73,10 +73,15 @@ mod tests {
 
     #[test]
     fn rounding_up() {
-        assert_eq!(ceil_seconds(0), 0);
-        assert_eq!(ceil_seconds(1), 1);
-        assert_eq!(ceil_seconds(1_000_000_000), 1);
-        assert_eq!(ceil_seconds(1_000_000_001), 2);
-        assert_eq!(ceil_seconds(u64::MAX), 18_446_744_074);
+        let cases = [
+            (0, 0),
+            (1, 1),
+            (1_000_000_000, 1),
+            (1_000_000_001, 2),
+            (u64::MAX, 18_446_744_074),
+        ];
+        for (nanos, seconds) in cases {
+            assert_eq!(ceil_seconds(nanos), seconds, "ceil_seconds({nanos})");
+        }
     }
 }

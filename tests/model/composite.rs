@@ -55,17 +55,11 @@ impl CompositeModel {
 
     /// The models of a table's limits, in order: what the table keeps for each key.
     pub fn of_specs(limits: &[LimitSpec]) -> Self {
+        let model = |s: &LimitSpec| AnyModel::new(s.algorithm, QuotaParams::of(&s.quota));
         Self::new(
             limits
                 .iter()
-                .map(|s| {
-                    let params = QuotaParams {
-                        limit: s.quota.limit(),
-                        period: s.quota.period(),
-                        burst: s.quota.burst(),
-                    };
-                    AnyModel::new(s.algorithm, params).expect("a valid spec")
-                })
+                .map(|s| model(s).expect("a valid spec"))
                 .collect(),
         )
     }

@@ -79,6 +79,17 @@ pub struct QuotaParams {
     pub burst: u64,
 }
 
+impl QuotaParams {
+    /// The parameters of an already validated `quota`.
+    pub fn of(quota: &ratecore::Quota) -> Self {
+        Self {
+            limit: quota.limit(),
+            period: quota.period(),
+            burst: quota.burst(),
+        }
+    }
+}
+
 /// What `Quota::new(limit, period)` followed by `with_burst(burst)` (when `Some`) must
 /// return, per the documented validation rules.
 pub fn expected_quota(

@@ -111,17 +111,23 @@ fn assert_full_table_does_not_allocate<M: TableMemory>(table: &Table<M>, what: &
     }
 }
 
-#[test]
-fn owned_full_tables_never_allocate() {
+/// Every limit set under every policy: its name and its table's config.
+fn full_table_configs() -> Vec<(String, TableConfig)> {
+    let mut configs = Vec::new();
     for (name, limits) in limit_sets() {
         for policy in POLICIES {
-            let config = TableConfig::new(CAPACITY, &limits)
-                .unwrap()
-                .with_policy(policy)
-                .with_seed([7, 7, 7, 7]);
-            let table = Table::new(config).unwrap();
-            assert_full_table_does_not_allocate(&table, &format!("{name} {policy:?}"));
+            let config = TableConfig::new(CAPACITY, &limits).unwrap();
+            configs.push((format!("{name} {policy:?}"), config.with_policy(policy)));
         }
+    }
+    configs
+}
+
+#[test]
+fn owned_full_tables_never_allocate() {
+    for (what, config) in full_table_configs() {
+        let table = Table::new(config.with_seed([7, 7, 7, 7])).unwrap();
+        assert_full_table_does_not_allocate(&table, &what);
     }
 }
 
@@ -131,20 +137,15 @@ struct Line([u8; 64]);
 
 #[test]
 fn region_full_tables_never_allocate() {
-    for (name, limits) in limit_sets() {
-        for policy in POLICIES {
-            let config = TableConfig::new(CAPACITY, &limits)
-                .unwrap()
-                .with_policy(policy);
-            let size = ratecore::table::region::region_size(&config).unwrap();
-            let mut buffer: Vec<Line> = (0..size.div_ceil(64)).map(|_| Line([0; 64])).collect();
-            let len = buffer.len() * 64;
-            // SAFETY: Line is repr(C) of [u8; 64] with no padding, so the buffer is `len`
-            // initialised bytes, uniquely borrowed for as long as `bytes` lives.
-            let bytes =
-                unsafe { std::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<u8>(), len) };
-            let table = RegionTable::init_in(bytes, &config).unwrap();
-            assert_full_table_does_not_allocate(&table, &format!("region {name} {policy:?}"));
-        }
+    for (what, config) in full_table_configs() {
+        let size = ratecore::table::region::region_size(&config).unwrap();
+        let mut buffer: Vec<Line> = (0..size.div_ceil(64)).map(|_| Line([0; 64])).collect();
+        let len = buffer.len() * 64;
+        // SAFETY: Line is repr(C) of [u8; 64] with no padding, so the buffer is `len`
+        // initialised bytes, uniquely borrowed for as long as `bytes` lives.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<u8>(), len) };
+        let table = RegionTable::init_in(bytes, &config).unwrap();
+        assert_full_table_does_not_allocate(&table, &format!("region {what}"));
     }
 }

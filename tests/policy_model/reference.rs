@@ -536,11 +536,12 @@ impl PolicyModel {
             }
         }
         let now_in_force = self.listed();
-        let overrides_dropped = old
-            .listed()
-            .iter()
-            .filter(|o| !now_in_force.contains(o))
-            .count();
+        let mut overrides_dropped = 0;
+        for listed in old.listed() {
+            if !now_in_force.contains(&listed) {
+                overrides_dropped += 1;
+            }
+        }
         // Kept: the limits that keep their state; fresh: the others (an identical one
         // among them keeps its counters); dropped: the old limits no new one is
         // identical to.

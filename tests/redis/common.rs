@@ -5,8 +5,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ratecore::redis_backend::{RedisBackend, RedisConfig, RedisEngine};
+use ratecore::redis_backend::{RedisBackend, RedisComposite, RedisConfig, RedisEngine};
 use ratecore::{Algorithm, Quota};
+
+/// Every algorithm, the strict window in `sub_windows` sub-windows.
+pub const fn each_algorithm(sub_windows: u32) -> [Algorithm; 4] {
+    [
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindowApprox,
+        Algorithm::SlidingWindowStrict { sub_windows },
+    ]
+}
 
 /// The most one request may cost under `algorithm` and `quota`: GCRA's burst, else the
 /// limit.
@@ -81,6 +91,15 @@ pub fn engine() -> RedisEngine {
 
 pub fn backend(url: &str, test: &str) -> RedisBackend {
     RedisBackend::new(test_config(url, test)).expect("valid config")
+}
+
+/// A composite on `backend` of `limits`, each `(name, algorithm, quota)`.
+pub fn composite(backend: &RedisBackend, limits: &[(&str, Algorithm, Quota)]) -> RedisComposite {
+    let limits = limits
+        .iter()
+        .map(|&(name, algorithm, quota)| backend.limit(name, algorithm, quota).unwrap())
+        .collect();
+    backend.composite(limits).unwrap()
 }
 
 /// A plain connection for inspecting or disturbing the server.

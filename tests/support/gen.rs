@@ -38,6 +38,41 @@ pub fn saturate(value: u128) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+/// `(limit, period)`: mostly constructible, from a few nanoseconds to `u64::MAX`, with
+/// some that must be rejected.
+pub fn quota_params() -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        // Tiny periods: every nanosecond matters.
+        5 => (1..=8u64).prop_flat_map(|l| (Just(l), l..=l * 64)),
+        // Small limits, periods long enough for every window layout.
+        6 => (1..=12u64, 256..=100_000u64),
+        // Realistic: up to 1000 per 10 s.
+        4 => (1..=1000u64, 1_000..=10_000_000_000u64),
+        // Huge periods: moments beyond u64::MAX are common.
+        3 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
+        // Large limits.
+        1 => ((1u64 << 20)..=(1u64 << 40), (1u64 << 40)..=u64::MAX),
+        // Anything at all (mostly rejected or state too wide).
+        1 => (any::<u64>(), any::<u64>()),
+        // Zeros and other degenerate values.
+        1 => (0..=2u64, 0..=2u64),
+        1 => (prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), 1..=3u64], prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), 1..=3u64]),
+    ]
+}
+
+/// `(limit, period, burst)` without the ones that are mostly rejected, so that every
+/// algorithm accepts them and composites of several limits are usually constructible.
+pub fn valid_quota_params() -> impl Strategy<Value = (u64, u64, Option<u64>)> {
+    let limit_period = prop_oneof![
+        4 => (1..=8u64).prop_flat_map(|l| (Just(l), (l * 32).max(256)..=l * 1024)),
+        5 => (1..=12u64, 256..=100_000u64),
+        4 => (1..=1000u64, 1_000_000..=10_000_000_000u64),
+        2 => (1..=100u64, (u64::MAX / 4)..=u64::MAX),
+    ];
+    let burst = prop_oneof![4 => Just(None), 1 => (1..=5u64).prop_map(Some)];
+    (limit_period, burst).prop_map(|((l, p), b)| (l, p, b))
+}
+
 /// The first `now`: zero, small, anything, or near `u64::MAX`.
 pub fn start_time() -> impl Strategy<Value = u64> {
     prop_oneof![

@@ -2,8 +2,11 @@
 //! configuration and the request-stream generators of the differential tests (`gen`),
 //! and the table tests' limit specs (`limits`).
 //!
-//! `seed_replay.rs` beside this file is included by path, together with the demo's
-//! scenarios it replays, by the tests that check the demo's promises.
+//! Included by path by the tests that need them: `seed_replay.rs`, together with the
+//! demo's scenarios it replays, by the tests that check the demo's promises;
+//! `race.rs` (threads released together on one limiter or policy) by the concurrency
+//! tests; `loom_models.rs` by the loom models. The policies some tests load as TOML
+//! (`semantics_policy.toml`, `phases_policy.toml`) live here too.
 
 // Each test binary that includes this module uses only some of it.
 #![allow(dead_code)]

@@ -147,15 +147,9 @@ async fn evenergy_rolling_hour() {
     let (admitted, _) = h.exchange(at(12, 59, 0), users(), &alice_http, alice).await;
     assert!(admitted);
     // A client-credentials app: one limit for the app.
+    let app_http = [("authorization", "Bearer ev-app-2")];
     let app: &[(&str, &[u8])] = &[("auth", b"client_credentials"), ("app", b"app-2")];
-    let (admitted, seen) = h
-        .exchange(
-            at(12, 59, 0),
-            users(),
-            &[("authorization", "Bearer ev-app-2")],
-            app,
-        )
-        .await;
+    let (admitted, seen) = h.exchange(at(12, 59, 0), users(), &app_http, app).await;
     assert!(admitted);
     assert_eq!(seen.header("x-ratelimit-remaining"), Some("999"));
 }
@@ -235,14 +229,10 @@ async fn switch_per_second_and_per_minute() {
         &seen.body[..],
         b"Save readings API interface quota exceeded. Maximum allowed is 20 requests per 1m. Please try again in 41 second."
     );
+    let token = [("authorization", "Bearer sw-personal")];
     let personal: &[(&str, &[u8])] = &[("auth", b"personal_token"), ("client", b"client-a")];
     let (admitted, seen) = h
-        .exchange(
-            at(12, 0, 19),
-            readings(),
-            &[("authorization", "Bearer sw-personal")],
-            personal,
-        )
+        .exchange(at(12, 0, 19), readings(), &token, personal)
         .await;
     assert!(admitted);
     assert!(!seen

@@ -62,8 +62,9 @@ impl Body for Chunks {
     }
 }
 
-/// Reads `body` frame by frame, keeping only counts: (bytes, frames).
-async fn count<B: Body + Unpin>(mut body: B) -> (usize, usize)
+/// Reads `body` frame by frame, keeping only counts, and asserts that all [`TOTAL`] bytes
+/// came, in pieces (the `what` was streamed, not gathered into one frame).
+async fn assert_streamed<B: Body + Unpin>(mut body: B, what: &str)
 where
     B::Error: std::fmt::Debug,
 {
@@ -74,7 +75,11 @@ where
             frames += 1;
         }
     }
-    (bytes, frames)
+    assert_eq!(bytes, TOTAL, "the {what}'s length");
+    assert!(
+        frames > 100,
+        "the {what} arrived in pieces: {frames} frames"
+    );
 }
 
 /// Ten per second per client IP.
@@ -94,12 +99,7 @@ async fn a_large_streamed_body_passes_through_both_ways() {
             Some(9),
             "keyed on the PeerAddr"
         );
-        let (bytes, frames) = count(request.into_body()).await;
-        assert_eq!(bytes, TOTAL);
-        assert!(
-            frames > 100,
-            "the upload arrived in pieces: {frames} frames"
-        );
+        assert_streamed(request.into_body(), "upload").await;
         Ok::<_, Infallible>(Response::new(Chunks::new(TOTAL)))
     });
     let service = layer.layer(handler);
@@ -133,10 +133,5 @@ async fn a_large_streamed_body_passes_through_both_ways() {
         response.headers().get("ratelimit-policy").unwrap(),
         "\"per-ip\";q=10;w=1"
     );
-    let (bytes, frames) = count(response.into_body()).await;
-    assert_eq!(bytes, TOTAL);
-    assert!(
-        frames > 100,
-        "the download arrived in pieces: {frames} frames"
-    );
+    assert_streamed(response.into_body(), "download").await;
 }

@@ -26,6 +26,9 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use ratecore_tower::{Clock, SystemClock};
 
+/// What a step of the demo fails with.
+type Error = Box<dyn std::error::Error>;
+
 const SECOND: u64 = 1_000_000_000;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
@@ -97,11 +100,7 @@ impl Failures {
     }
 }
 
-async fn send(
-    client: &HttpClient,
-    base: &str,
-    ex: &Exchange,
-) -> Result<Seen, Box<dyn std::error::Error>> {
+async fn send(client: &HttpClient, base: &str, ex: &Exchange) -> Result<Seen, Error> {
     let mut request = Request::builder()
         .method(ex.method.clone())
         .uri(format!("{base}{}", ex.path));
@@ -130,7 +129,7 @@ async fn exchange(
     base: &str,
     ex: &Exchange,
     failures: &mut Failures,
-) -> Result<Seen, Box<dyn std::error::Error>> {
+) -> Result<Seen, Error> {
     let seen = send(client, base, ex).await?;
     if ex.show {
         println!();
@@ -199,11 +198,7 @@ fn number(seen: &Seen, name: &str) -> Option<u64> {
     seen.headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
-async fn evenergy(
-    client: &HttpClient,
-    base: &str,
-    f: &mut Failures,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn evenergy(client: &HttpClient, base: &str, f: &mut Failures) -> Result<(), Error> {
     section(
         "ev.energy: 1000 requests per rolling hour, per OAuth app and user",
         "alice's token spends its hour in one burst; bob's and a client-credentials app's limits are their own",
@@ -247,11 +242,7 @@ async fn evenergy(
     Ok(())
 }
 
-async fn uphold(
-    client: &HttpClient,
-    base: &str,
-    f: &mut Failures,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn uphold(client: &HttpClient, base: &str, f: &mut Failures) -> Result<(), Error> {
     section(
         "Uphold: per IP everywhere, and 3 per 5 minutes per account on POST /password/forgot",
         "the client speaks for several addresses through X-Forwarded-For (the demo trusts 127.0.0.1 as a proxy)",
@@ -276,40 +267,37 @@ async fn uphold(
             .expect("x-ratelimit-remaining", 2 - n);
         exchange(client, base, &ex, f).await?;
     }
-    let ex = from(
-        "198.51.100.4",
-        "foo@bar.com",
-        "the account's 4th in 5 minutes, from IP 4",
-    )
-    .denied()
-    .expect("x-ratelimit-limit", 3)
-    .expect("x-ratelimit-remaining", 0);
-    exchange(client, base, &ex, f).await?;
-    let other = from(
-        "198.51.100.4",
-        "bar@baz.com",
-        "another account from IP 4: its own 3",
-    )
-    .expect("x-ratelimit-remaining", 2);
-    exchange(client, base, &other, f).await?;
-    // IP 4 spent 1 of its global 300 (the denial consumed nothing), and now 1 more.
-    let ticker = Exchange::new(
-        Method::GET,
-        "/uphold/v0/ticker",
-        "IP 4 elsewhere: only the global limit",
-    )
-    .header("x-forwarded-for", "198.51.100.4")
-    .expect("x-ratelimit-limit", 300)
-    .expect("x-ratelimit-remaining", 298);
-    exchange(client, base, &ticker, f).await?;
-    let garbage = Exchange::new(
-        Method::GET,
-        "/uphold/v0/ticker",
-        "malformed X-Forwarded-For: keyed on the peer, 127.0.0.1",
-    )
-    .header("x-forwarded-for", "198.51.100.4, not-an-ip")
-    .expect("x-ratelimit-remaining", 299);
-    exchange(client, base, &garbage, f).await?;
+    let ticker = |ip: &str, label| {
+        Exchange::new(Method::GET, "/uphold/v0/ticker", label).header("x-forwarded-for", ip)
+    };
+    let exchanges = [
+        from(
+            "198.51.100.4",
+            "foo@bar.com",
+            "the account's 4th in 5 minutes, from IP 4",
+        )
+        .denied()
+        .expect("x-ratelimit-limit", 3)
+        .expect("x-ratelimit-remaining", 0),
+        from(
+            "198.51.100.4",
+            "bar@baz.com",
+            "another account from IP 4: its own 3",
+        )
+        .expect("x-ratelimit-remaining", 2),
+        // IP 4 spent 1 of its global 300 (the denial consumed nothing), and now 1 more.
+        ticker("198.51.100.4", "IP 4 elsewhere: only the global limit")
+            .expect("x-ratelimit-limit", 300)
+            .expect("x-ratelimit-remaining", 298),
+        ticker(
+            "198.51.100.4, not-an-ip",
+            "malformed X-Forwarded-For: keyed on the peer, 127.0.0.1",
+        )
+        .expect("x-ratelimit-remaining", 299),
+    ];
+    for ex in exchanges {
+        exchange(client, base, &ex, f).await?;
+    }
     Ok(())
 }
 
@@ -325,7 +313,7 @@ async fn switch(
     base: &str,
     clock: &SystemClock,
     f: &mut Failures,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Error> {
     section(
         "Switch: POST /api/readings, 5 per second AND 20 per minute per client-credentials app",
         "bursts of 5 at the start of four seconds of the server's clock; personal tokens and other endpoints are unlimited",
@@ -414,7 +402,7 @@ fn port() -> Result<u16, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Error> {
     let serve = std::env::args().any(|a| a == "--serve");
     let clock = SystemClock::new();
     let router = app::app(clock)?;
