@@ -408,6 +408,12 @@ impl Compiled {
             // meets): refused with nothing consumed, never checked in part.
             return Ok(Answer::default());
         }
+        if let [member] = members.as_slice() {
+            // One limit: its own check is the protocol's answer (as a table of one limit
+            // decides), without the peek that decides among several.
+            let _ = states.try_push(member.decide(call.now, call.cost, call.mode)?);
+            return Ok(Answer::default());
+        }
         for _ in &members {
             // As long as `members`: never full.
             let _ = states.try_push(Decision::EMPTY);
