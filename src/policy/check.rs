@@ -142,6 +142,25 @@ impl Policy {
         self.run(request, now, cost, Mode::Charge)
     }
 
+    /// [`check`](Self::check), handing the decision to `read` where it was made instead of
+    /// returning it: the decision holds every applicable limit's state (about a
+    /// kilobyte), and returning it copies it. For a caller that only reads the decision
+    /// (renders headers, takes a snapshot). Allocation-free (in process).
+    ///
+    /// # Errors
+    /// As for [`check`](Self::check); `read` is not called then.
+    pub fn check_with<R>(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        read: impl FnOnce(&PolicyDecision<'_>) -> R,
+    ) -> Result<R, CheckError> {
+        let mut decision = self.undecided();
+        Self::decide_into(&mut decision, request, now, cost, Mode::Charge)?;
+        Ok(read(&decision))
+    }
+
     /// The decision [`check`](Self::check) would return, consuming and counting nothing.
     ///
     /// # Errors
@@ -162,16 +181,32 @@ impl Policy {
         cost: u64,
         mode: Mode,
     ) -> Result<PolicyDecision<'_>, CheckError> {
-        // Lock-free (module Orderings of the arc-swap crate): the version in force, kept
-        // alive by the decision.
-        let mut decision = PolicyDecision::new(self.current.load(), Verdict::new());
-        // Filled in place: the verdict is about a kilobyte, and returning it by value
-        // from `run` copied it once more per check.
+        let mut decision = self.undecided();
+        Self::decide_into(&mut decision, request, now, cost, mode)?;
+        Ok(decision)
+    }
+
+    /// An empty decision on the version in force. Lock-free (module Orderings of the
+    /// arc-swap crate): the decision keeps that version alive.
+    #[inline(always)]
+    fn undecided(&self) -> PolicyDecision<'_> {
+        PolicyDecision::new(self.current.load(), Verdict::new())
+    }
+
+    /// Fills `decision` in place: the verdict is about a kilobyte, and building it
+    /// elsewhere and moving it in copied it once more per check.
+    #[inline(always)]
+    fn decide_into(
+        decision: &mut PolicyDecision<'_>,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+    ) -> Result<(), CheckError> {
         let (version, verdict) = decision.parts_mut();
         version
             .compiled
-            .run(&version.overrides, request, now, cost, mode, verdict)?;
-        Ok(decision)
+            .run(&version.overrides, request, now, cost, mode, verdict)
     }
 }
 
