@@ -81,11 +81,29 @@ impl<'p> MetList<'p> {
 /// Each limit's state, in the order the backend checked them.
 pub(super) type States = ArrayVec<Decision, MAX_LIMITS>;
 
+/// A request's path, split the first time a rule's route needs it: a policy whose rules
+/// have no routes never splits it.
+struct LazyPath<'a> {
+    raw: &'a str,
+    split: Option<SplitPath<'a>>,
+}
+
+impl<'a> LazyPath<'a> {
+    const fn new(raw: &'a str) -> Self {
+        Self { raw, split: None }
+    }
+
+    fn get(&mut self) -> &SplitPath<'a> {
+        let raw = self.raw;
+        self.split.get_or_insert_with(|| SplitPath::new(raw))
+    }
+}
+
 impl CompiledRule {
-    fn applies(&self, method: &str, path: &SplitPath<'_>, resolved: &Resolved<'_>) -> bool {
+    fn applies(&self, method: &str, path: &mut LazyPath<'_>, resolved: &Resolved<'_>) -> bool {
         self.route
             .as_ref()
-            .is_none_or(|route| route.matches_split(method, path))
+            .is_none_or(|route| route.matches_split(method, path.get()))
             && self.conditions.iter().all(|c| c.holds(resolved))
     }
 }
@@ -277,7 +295,7 @@ impl Compiled {
         self.collect(overrides, request, resolved, found, result)
     }
 
-    /// Finds the groups `request` meets (one pass over the rules, the path split once)
+    /// Finds the groups `request` meets (one pass over the rules, the path split at most once)
     /// into `found`. `false` when the check is already decided in `result`: an
     /// unlimited rule exempts the request, or the request meets more groups than a
     /// policy that built allows (refused). Collecting has no side effects, so an
@@ -293,9 +311,9 @@ impl Compiled {
         result: &mut Verdict,
     ) -> bool {
         let any_overrides = !overrides.is_empty();
-        let path = SplitPath::new(request.path);
+        let mut path = LazyPath::new(request.path);
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.applies(request.method, &path, resolved) {
+            if !rule.applies(request.method, &mut path, resolved) {
                 continue;
             }
             if rule.unlimited {
