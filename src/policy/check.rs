@@ -454,17 +454,17 @@ impl Compiled {
         if let Some(backend) = &self.redis {
             return super::redis::execute(backend, call, states);
         }
+        if let Some(member) = Self::only_member(call.met) {
+            // One limit: its own check is the protocol's answer (as a table of one limit
+            // decides), without the peek that decides among several.
+            let _ = states.try_push(member.decide(call.now, call.cost, call.mode)?);
+            return Ok(Answer::default());
+        }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let mut members = ArrayVec::new();
         if !Self::members(call.met, &mut members) {
             // Unreachable for a policy that built (it bounds how many limits one request
             // meets): refused with nothing consumed, never checked in part.
-            return Ok(Answer::default());
-        }
-        if let [member] = members.as_slice() {
-            // One limit: its own check is the protocol's answer (as a table of one limit
-            // decides), without the peek that decides among several.
-            let _ = states.try_push(member.decide(call.now, call.cost, call.mode)?);
             return Ok(Answer::default());
         }
         for _ in &members {
@@ -474,6 +474,24 @@ impl Compiled {
         // The combined decision is the verdict's to make (`Verdict::set_real`), from `states`.
         let _ = run_all(&members, call.now, call.cost, call.mode, states)?;
         Ok(Answer::default())
+    }
+
+    /// The table member, with its override's parameters, when `met` is one keyed group of
+    /// one limit that no unlimited override exempts: what [`members`](Self::members)
+    /// would list alone, without filling a list.
+    #[inline]
+    fn only_member<'t>(met: &MetList<'t>) -> Option<KeyedLimit<'t>> {
+        let [m] = met.items.as_slice() else {
+            return None;
+        };
+        if m.group.ids.len() != 1 {
+            return None;
+        }
+        let member = m.group.table.members(m.key?).next()?;
+        match m.overrides.first().copied().flatten() {
+            None => Some(member),
+            Some(o) => o.table_limit.as_ref().map(|limit| member.with_limit(limit)),
+        }
     }
 
     /// Appends the table members of `met`'s keyed groups to `members` in order, each
