@@ -165,6 +165,19 @@ impl Policy {
     /// kilobyte), and returning it copies it. For a caller that only reads the decision
     /// (renders headers, takes a snapshot). Allocation-free (in process).
     ///
+    /// ```
+    /// use ratecore::policy::{Policy, Request};
+    /// let policy = Policy::from_toml_str(
+    ///     "[table]\ncapacity = 64\n[[rule]]\nname = \"all\"\n[[rule.limit]]\nname = \"burst\"\n\
+    ///      key = []\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1m\"\n",
+    ///     "policy.toml",
+    /// )?;
+    /// let request = Request::new("GET", "/", &[]);
+    /// let remaining = policy.check_with(&request, 0, 1, |d| d.decision().remaining)?;
+    /// assert_eq!(remaining, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`check`](Self::check); `read` is not called then.
     pub fn check_with<R>(
