@@ -81,11 +81,29 @@ impl<'p> MetList<'p> {
 /// Each limit's state, in the order the backend checked them.
 pub(super) type States = ArrayVec<Decision, MAX_LIMITS>;
 
+/// A request's path, split the first time a rule's route needs it: a policy whose rules
+/// have no routes never splits it.
+struct LazyPath<'a> {
+    raw: &'a str,
+    split: Option<SplitPath<'a>>,
+}
+
+impl<'a> LazyPath<'a> {
+    const fn new(raw: &'a str) -> Self {
+        Self { raw, split: None }
+    }
+
+    fn get(&mut self) -> &SplitPath<'a> {
+        let raw = self.raw;
+        self.split.get_or_insert_with(|| SplitPath::new(raw))
+    }
+}
+
 impl CompiledRule {
-    fn applies(&self, method: &str, path: &SplitPath<'_>, resolved: &Resolved<'_>) -> bool {
+    fn applies(&self, method: &str, path: &mut LazyPath<'_>, resolved: &Resolved<'_>) -> bool {
         self.route
             .as_ref()
-            .is_none_or(|route| route.matches_split(method, path))
+            .is_none_or(|route| route.matches_split(method, path.get()))
             && self.conditions.iter().all(|c| c.holds(resolved))
     }
 }
@@ -142,6 +160,38 @@ impl Policy {
         self.run(request, now, cost, Mode::Charge)
     }
 
+    /// [`check`](Self::check), handing the decision to `read` where it was made instead of
+    /// returning it: the decision holds every applicable limit's state (about a
+    /// kilobyte), and returning it copies it. For a caller that only reads the decision
+    /// (renders headers, takes a snapshot). Allocation-free (in process).
+    ///
+    /// ```
+    /// use ratecore::policy::{Policy, Request};
+    /// let policy = Policy::from_toml_str(
+    ///     "[table]\ncapacity = 64\n[[rule]]\nname = \"all\"\n[[rule.limit]]\nname = \"burst\"\n\
+    ///      key = []\nalgorithm = \"gcra\"\nlimit = 2\nperiod = \"1m\"\n",
+    ///     "policy.toml",
+    /// )?;
+    /// let request = Request::new("GET", "/", &[]);
+    /// let remaining = policy.check_with(&request, 0, 1, |d| d.decision().remaining)?;
+    /// assert_eq!(remaining, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`check`](Self::check); `read` is not called then.
+    pub fn check_with<R>(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        read: impl FnOnce(&PolicyDecision<'_>) -> R,
+    ) -> Result<R, CheckError> {
+        let mut decision = self.undecided();
+        Self::decide_into(&mut decision, request, now, cost, Mode::Charge)?;
+        Ok(read(&decision))
+    }
+
     /// The decision [`check`](Self::check) would return, consuming and counting nothing.
     ///
     /// # Errors
@@ -162,16 +212,32 @@ impl Policy {
         cost: u64,
         mode: Mode,
     ) -> Result<PolicyDecision<'_>, CheckError> {
-        // Lock-free (module Orderings of the arc-swap crate): the version in force, kept
-        // alive by the decision.
-        let mut decision = PolicyDecision::new(self.current.load(), Verdict::new());
-        // Filled in place: the verdict is about a kilobyte, and returning it by value
-        // from `run` copied it once more per check.
+        let mut decision = self.undecided();
+        Self::decide_into(&mut decision, request, now, cost, mode)?;
+        Ok(decision)
+    }
+
+    /// An empty decision on the version in force. Lock-free (module Orderings of the
+    /// arc-swap crate): the decision keeps that version alive.
+    #[inline(always)]
+    fn undecided(&self) -> PolicyDecision<'_> {
+        PolicyDecision::new(self.current.load(), Verdict::new())
+    }
+
+    /// Fills `decision` in place: the verdict is about a kilobyte, and building it
+    /// elsewhere and moving it in copied it once more per check.
+    #[inline(always)]
+    fn decide_into(
+        decision: &mut PolicyDecision<'_>,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+    ) -> Result<(), CheckError> {
         let (version, verdict) = decision.parts_mut();
         version
             .compiled
-            .run(&version.overrides, request, now, cost, mode, verdict)?;
-        Ok(decision)
+            .run(&version.overrides, request, now, cost, mode, verdict)
     }
 }
 
@@ -242,7 +308,7 @@ impl Compiled {
         self.collect(overrides, request, resolved, found, result)
     }
 
-    /// Finds the groups `request` meets (one pass over the rules, the path split once)
+    /// Finds the groups `request` meets (one pass over the rules, the path split at most once)
     /// into `found`. `false` when the check is already decided in `result`: an
     /// unlimited rule exempts the request, or the request meets more groups than a
     /// policy that built allows (refused). Collecting has no side effects, so an
@@ -258,9 +324,9 @@ impl Compiled {
         result: &mut Verdict,
     ) -> bool {
         let any_overrides = !overrides.is_empty();
-        let path = SplitPath::new(request.path);
+        let mut path = LazyPath::new(request.path);
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.applies(request.method, &path, resolved) {
+            if !rule.applies(request.method, &mut path, resolved) {
                 continue;
             }
             if rule.unlimited {
@@ -401,6 +467,12 @@ impl Compiled {
         if let Some(backend) = &self.redis {
             return super::redis::execute(backend, call, states);
         }
+        if let Some(member) = Self::only_member(call.met) {
+            // One limit: its own check is the protocol's answer (as a table of one limit
+            // decides), without the peek that decides among several.
+            let _ = states.try_push(member.decide(call.now, call.cost, call.mode)?);
+            return Ok(Answer::default());
+        }
         // In process the keys were hashed when collected; only Redis needs their parts.
         let mut members = ArrayVec::new();
         if !Self::members(call.met, &mut members) {
@@ -415,6 +487,24 @@ impl Compiled {
         // The combined decision is the verdict's to make (`Verdict::set_real`), from `states`.
         let _ = run_all(&members, call.now, call.cost, call.mode, states)?;
         Ok(Answer::default())
+    }
+
+    /// The table member, with its override's parameters, when `met` is one keyed group of
+    /// one limit that no unlimited override exempts: what [`members`](Self::members)
+    /// would list alone, without filling a list.
+    #[inline]
+    fn only_member<'t>(met: &MetList<'t>) -> Option<KeyedLimit<'t>> {
+        let [m] = met.items.as_slice() else {
+            return None;
+        };
+        if m.group.ids.len() != 1 {
+            return None;
+        }
+        let member = m.group.table.members(m.key?).next()?;
+        match m.overrides.first().copied().flatten() {
+            None => Some(member),
+            Some(o) => o.table_limit.as_ref().map(|limit| member.with_limit(limit)),
+        }
     }
 
     /// Appends the table members of `met`'s keyed groups to `members` in order, each

@@ -123,17 +123,16 @@ impl InProcess {
         unix: impl FnOnce() -> u64,
         cost: u64,
     ) -> Result<Checked, Refused> {
-        match self.policy.check(request, monotonic, cost) {
-            Ok(decision) => {
+        self.policy
+            .check_with(request, monotonic, cost, |decision| {
                 let unix = if decision.header_style().uses_wall_clock() {
                     unix()
                 } else {
                     0
                 };
-                Ok(respond(&decision, unix, &self.names))
-            }
-            Err(error) => Err(refused(&self.policy, error)),
-        }
+                respond(decision, unix, &self.names)
+            })
+            .map_err(|error| refused(&self.policy, error))
     }
 }
 

@@ -33,12 +33,12 @@ pin_project! {
     #[project = StateProj]
     enum State<S, ReqB, C, F> {
         /// Waiting for the backend (a remote one: an in-process answer is known when the
-        /// service is called).
+        /// service is called). Boxed: the future is moved and boxed by the layers around
+        /// it, and a wait's state (the request, the backend's future) is the largest, so
+        /// inline it would make every admitted request's future that large; a remote
+        /// check's round trip dwarfs the allocation.
         Checking {
-            #[pin]
-            check: C,
-            inner: Option<S>,
-            request: Option<Request<ReqB>>,
+            waiting: Pin<Box<Waiting<S, ReqB, C>>>,
         },
         /// Admitted: the inner service is answering.
         Calling {
@@ -46,11 +46,22 @@ pin_project! {
             future: F,
             headers: RateLimitHeaders,
         },
-        /// Not admitted: the layer answers itself.
+        /// Not admitted: the layer answers itself (boxed, for the same reason; a denial
+        /// allocates its body anyway).
         Answering {
-            answer: Option<Answer>,
+            answer: Option<Box<Answer>>,
         },
         Done,
+    }
+}
+
+pin_project! {
+    /// A request waiting for the backend's answer.
+    struct Waiting<S, ReqB, C> {
+        #[pin]
+        check: C,
+        inner: Option<S>,
+        request: Option<Request<ReqB>>,
     }
 }
 
@@ -62,9 +73,11 @@ where
     pub(crate) fn new(check: C, inner: S, request: Request<ReqB>) -> Self {
         Self {
             state: State::Checking {
-                check,
-                inner: Some(inner),
-                request: Some(request),
+                waiting: Box::pin(Waiting {
+                    check,
+                    inner: Some(inner),
+                    request: Some(request),
+                }),
             },
         }
     }
@@ -108,21 +121,24 @@ where
             headers,
             denial: Some(denial),
         }) => State::Answering {
-            answer: Some(Answer::Denied(
+            answer: Some(Box::new(Answer::Denied(
                 decision,
                 headers,
                 denial,
                 grpc::is_grpc(request.headers()),
-            )),
+            ))),
         },
         Err(refused) => State::Answering {
-            answer: Some(Answer::Refused(refused, grpc::is_grpc(request.headers()))),
+            answer: Some(Box::new(Answer::Refused(
+                refused,
+                grpc::is_grpc(request.headers()),
+            ))),
         },
     }
 }
 
 /// What the layer answers itself (`true`: to a gRPC request).
-#[allow(clippy::large_enum_variant)] // moved once, from the check into the response: a box would cost each denial an allocation
+#[allow(clippy::large_enum_variant)] // boxed whole (`State::Answering`)
 enum Answer {
     /// The policy's denial.
     Denied(RateLimitDecision, RateLimitHeaders, Denial, bool),
@@ -141,12 +157,10 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Checking {
-                    check,
-                    inner,
-                    request,
-                } => {
-                    let outcome = ready!(check.poll(cx));
+                StateProj::Checking { waiting } => {
+                    let waiting = waiting.as_mut().project();
+                    let outcome = ready!(waiting.check.poll(cx));
+                    let (inner, request) = (waiting.inner, waiting.request);
                     let (Some(mut inner), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("the check completes once");
                     };
@@ -165,7 +179,7 @@ where
                         unreachable!("the answer is taken once");
                     };
                     state.set(State::Done);
-                    return Poll::Ready(Ok(match answer {
+                    return Poll::Ready(Ok(match *answer {
                         Answer::Denied(decision, headers, denial, false) => {
                             denied(decision, headers, denial)
                         }
