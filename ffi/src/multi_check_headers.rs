@@ -378,8 +378,9 @@ mod tests {
         }
     }
 
-    /// Every `u32` as `itoa` writes it (a few seconds in release; run with
-    /// `--ignored`); the digit-count boundaries and random values run by default in
+    /// Every `u32` as `itoa` writes it: minutes even optimised, so run on demand with
+    /// `cargo test --release -p ratecore-ffi --lib write_u32 -- --ignored`. The
+    /// digit-count boundaries and random values run by default in
     /// `numeric_values_match_the_renderer`.
     #[test]
     #[ignore = "every u32: slow without optimisation"]
