@@ -252,26 +252,30 @@ unsafe fn write_u32(u: u32, dst: *mut u8) -> usize {
             }
         } else if u < 1_000_000 {
             if u < 10_000 {
-                if u < 1_000 {
-                    write_fixed::<3>(u, dst)
-                } else {
-                    write_fixed::<4>(u, dst)
-                }
-            } else if u < 100_000 {
-                write_fixed::<5>(u, dst)
+                write_either::<3, 4>(u, dst)
             } else {
-                write_fixed::<6>(u, dst)
+                write_either::<5, 6>(u, dst)
             }
         } else if u < 100_000_000 {
-            if u < 10_000_000 {
-                write_fixed::<7>(u, dst)
-            } else {
-                write_fixed::<8>(u, dst)
-            }
-        } else if u < 1_000_000_000 {
-            write_fixed::<9>(u, dst)
+            write_either::<7, 8>(u, dst)
         } else {
-            write_fixed::<10>(u, dst)
+            write_either::<9, 10>(u, dst)
+        }
+    }
+}
+
+/// `u`'s `A` digits if it is below `10^A`, else its `B` (= `A + 1`) digits.
+///
+/// # Safety
+/// `10^(A-1)` <= `u` < `10^B`; `dst` is valid for `B` writes.
+#[inline(always)]
+unsafe fn write_either<const A: usize, const B: usize>(u: u32, dst: *mut u8) -> usize {
+    // SAFETY: forwarded from this function's contract, by the digit count of `u`.
+    unsafe {
+        if u64::from(u) < 10u64.pow(A as u32) {
+            write_fixed::<A>(u, dst)
+        } else {
+            write_fixed::<B>(u, dst)
         }
     }
 }
