@@ -295,25 +295,16 @@ impl Spec {
                 let tat = word.get();
                 (tat.to_be_bytes().to_vec(), ttl(Some(tat)))
             }
-            (Self::Fixed { layout, period, .. }, Replica::Word { word, .. }) => {
-                let word = word.get();
-                let window = layout.window(word, 1);
-                let out = bytes(&[
-                    &(window * period).to_be_bytes(),
-                    &layout.counter(word, 0).to_be_bytes(),
-                ]);
-                let rest = window.checked_add(1).and_then(|w| w.checked_mul(*period));
-                (out, ttl(rest))
-            }
-            (Self::Approx { layout, period, .. }, Replica::Word { word, .. }) => {
-                let word = word.get();
-                let window = layout.window(word, 2);
-                let out = bytes(&[
-                    &(window * period).to_be_bytes(),
-                    &layout.counter(word, 1).to_be_bytes(),
-                    &layout.counter(word, 0).to_be_bytes(),
-                ]);
-                let rest = window.checked_add(2).and_then(|w| w.checked_mul(*period));
+            (
+                Self::Fixed { layout, period, .. } | Self::Approx { layout, period, .. },
+                Replica::Word { word, .. },
+            ) => {
+                let counters = if matches!(self, Self::Fixed { .. }) {
+                    1
+                } else {
+                    2
+                };
+                let (out, rest) = unpack_window(word.get(), *layout, *period, counters);
                 (out, ttl(rest))
             }
             (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
@@ -682,6 +673,23 @@ fn pack_window(
     } else {
         layout.pack2(start / period, first, second)
     })
+}
+
+/// The stored value of a window's packed `word` with `counters` counts (the inverse of
+/// `pack_window`: the start, then the oldest count first), built in one allocation of
+/// its exact length, and the moment its state is at rest (the end of its last window;
+/// `None` past `u64::MAX`).
+fn unpack_window(word: u64, layout: Layout, period: u64, counters: u32) -> (Vec<u8>, Option<u64>) {
+    let window = layout.window(word, counters);
+    let mut out = Vec::with_capacity(8 * (1 + counters as usize));
+    out.extend_from_slice(&(window * period).to_be_bytes());
+    for index in (0..counters).rev() {
+        out.extend_from_slice(&layout.counter(word, index).to_be_bytes());
+    }
+    let rest = window
+        .checked_add(u64::from(counters))
+        .and_then(|w| w.checked_mul(period));
+    (out, rest)
 }
 
 /// `parts` joined in one allocation of the exact length: a write is built once per key
