@@ -211,24 +211,29 @@ fn emit(style: HeaderStyle, input: &HeaderInput<'_>, f: &mut impl Fields) {
     let [limit, remaining, reset, retry] = names;
     if style == HeaderStyle::Ietf {
         if !input.quotas.is_empty() {
-            f.field("RateLimit-Policy", |w| {
-                list(w, input.quotas, |w, q| {
-                    sf_string(w, q.name);
-                    w.str(";q=");
-                    w.u64(q.decision.limit);
-                    w.str(";w=");
-                    w.u64(ceil_seconds(q.period));
+            // Each field lists every quota by name with two parameters: a count, then a
+            // duration in seconds rounded up.
+            type Params = fn(&QuotaReport<'_>) -> (u64, u64);
+            let fields: [(&str, &str, &str, Params); 2] = [
+                ("RateLimit-Policy", ";q=", ";w=", |q| {
+                    (q.decision.limit, q.period)
+                }),
+                ("RateLimit", ";r=", ";t=", |q| {
+                    (q.decision.remaining, q.decision.reset_after)
+                }),
+            ];
+            for (field, count_key, seconds_key, params) in fields {
+                f.field(field, |w| {
+                    list(w, input.quotas, |w, q| {
+                        let (count, nanos) = params(q);
+                        sf_string(w, q.name);
+                        w.str(count_key);
+                        w.u64(count);
+                        w.str(seconds_key);
+                        w.u64(ceil_seconds(nanos));
+                    });
                 });
-            });
-            f.field("RateLimit", |w| {
-                list(w, input.quotas, |w, q| {
-                    sf_string(w, q.name);
-                    w.str(";r=");
-                    w.u64(q.decision.remaining);
-                    w.str(";t=");
-                    w.u64(ceil_seconds(q.decision.reset_after));
-                });
-            });
+            }
         }
     } else {
         f.field(limit, |w| w.u64(d.limit));
