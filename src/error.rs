@@ -103,3 +103,38 @@ impl std::error::Error for QuotaError {}
 
 #[cfg(feature = "std")]
 impl std::error::Error for CheckError {}
+
+/// Why a shared backend (Redis) could not decide a check, so that its failure mode
+/// (fail closed or open) answered instead. In-process checks never fault. Defined here,
+/// not with the Redis backend, so that layers built without Redis name the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// No reply (or no connection) within the backend's timeout
+    /// (`RedisConfig::timeout`).
+    Timeout,
+    /// The backend is unreachable: connection refused or dropped, or a connect within
+    /// the reconnect backoff.
+    Unavailable,
+    /// The backend answered with an error (out of memory, busy, loading, a key holding
+    /// a foreign value, ...).
+    Server,
+    /// The backend's reply disagrees with the crate's own algorithm run on the state it
+    /// read (a corrupted state, or a script from another version).
+    Inconsistent,
+    /// The write was not acknowledged by as many replicas as the backend must wait for
+    /// (`RedisConfig::wait_replicas`) in time: a failover could lose it.
+    Replication,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "Redis did not answer in time",
+            Self::Unavailable => "Redis is unavailable",
+            Self::Server => "Redis answered with an error",
+            Self::Inconsistent => "Redis's reply is inconsistent with the algorithm",
+            Self::Replication => "Redis replicas did not acknowledge the write in time",
+        })
+    }
+}

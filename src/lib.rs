@@ -70,7 +70,7 @@ pub mod table;
 pub mod clock;
 
 pub use decision::{Decision, Mode, NEVER};
-pub use error::{CheckError, QuotaError};
+pub use error::{CheckError, Fault, QuotaError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
 pub use quota::Quota;

@@ -3,41 +3,8 @@
 
 use std::fmt;
 
+pub use crate::error::Fault;
 use crate::error::{CheckError, QuotaError};
-
-/// Why Redis could not decide a check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Fault {
-    /// No reply (or no connection) within
-    /// [`RedisConfig::timeout`](super::RedisConfig::timeout).
-    Timeout,
-    /// Redis unreachable: connection refused or dropped, or a connect within the
-    /// reconnect backoff.
-    Unavailable,
-    /// Redis answered with an error (out of memory, busy, loading, a key holding a
-    /// foreign value, ...).
-    Server,
-    /// Redis's reply disagrees with the crate's own algorithm run on the state the
-    /// script read (a corrupted state, or a script from another version).
-    Inconsistent,
-    /// The write was not acknowledged by
-    /// [`RedisConfig::wait_replicas`](super::RedisConfig::wait_replicas) replicas in time:
-    /// a failover could lose it.
-    Replication,
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Timeout => "Redis did not answer in time",
-            Self::Unavailable => "Redis is unavailable",
-            Self::Server => "Redis answered with an error",
-            Self::Inconsistent => "Redis's reply is inconsistent with the algorithm",
-            Self::Replication => "Redis replicas did not acknowledge the write in time",
-        })
-    }
-}
 
 /// A [`Fault`] with what the client saw.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,39 +17,10 @@ pub struct LimitName {
     pub limit: String,
 }
 
-/// Why a backend could not decide and its failure mode answered instead. In-process
-/// checks never fault; the Redis backend (feature `redis`) reports its faults here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fault {
-    /// No reply (or no connection) within the backend's timeout.
-    Timeout,
-    /// The backend is unreachable: connection refused or dropped, or a connect within
-    /// the reconnect backoff.
-    Unavailable,
-    /// The backend answered with an error.
-    Server,
-    /// The backend's reply disagrees with the algorithm.
-    Inconsistent,
-    /// The write was acknowledged by fewer replicas than the backend must wait for, so
-    /// a failover could lose it.
-    Replication,
-}
-
-#[cfg(feature = "redis")]
-impl From<ratecore::redis_backend::Fault> for Fault {
-    fn from(fault: ratecore::redis_backend::Fault) -> Self {
-        use ratecore::redis_backend::Fault as F;
-        match fault {
-            F::Timeout => Self::Timeout,
-            F::Server => Self::Server,
-            F::Inconsistent => Self::Inconsistent,
-            F::Replication => Self::Replication,
-            // `Unavailable`, and any kind a later ratecore adds.
-            _ => Self::Unavailable,
-        }
-    }
-}
+/// Why a backend could not decide and its failure mode answered instead (the core's
+/// type: in-process checks never fault; the Redis backend, feature `redis`, reports its
+/// faults with it).
+pub use ratecore::Fault;
 
 /// The policy's verdict on a request, readable by handlers:
 /// `request.extensions().get::<RateLimitDecision>()` (axum:
@@ -100,7 +71,7 @@ impl RateLimitDecision {
             shadow_denied: decision.shadow_denied().map(|(l, _)| names.get(&l)),
             exempted_by: decision.exempted_by().map(str::to_owned),
             #[cfg(feature = "redis")]
-            fault: decision.fault().map(Fault::from),
+            fault: decision.fault(),
             #[cfg(not(feature = "redis"))]
             fault: None,
         }
