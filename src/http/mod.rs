@@ -283,16 +283,16 @@ fn sf_string(w: &mut Writer<'_>, text: &str) {
 fn iso8601(w: &mut Writer<'_>, unix_seconds: u64) {
     let t = time::utc_from_unix_seconds(unix_seconds);
     w.u64(t.year);
-    w.str("-");
-    w.two_digits(t.month);
-    w.str("-");
-    w.two_digits(t.day);
-    w.str("T");
-    w.two_digits(t.hour);
-    w.str(":");
-    w.two_digits(t.minute);
-    w.str(":");
-    w.two_digits(t.second);
+    for (separator, field) in [
+        ("-", t.month),
+        ("-", t.day),
+        ("T", t.hour),
+        (":", t.minute),
+        (":", t.second),
+    ] {
+        w.str(separator);
+        w.two_digits(field);
+    }
     w.str("Z");
 }
 
