@@ -105,6 +105,12 @@ impl Inner {
 
     /// Runs the script on a blocking connection, loading it first when the server
     /// answers `NOSCRIPT` (nothing ran then).
+    ///
+    /// Not the `redis` crate's `Script::invoke`, which does the same reload but hides it
+    /// (`RedisStats::script_loads` counts reloads), and on a cluster sends `SCRIPT LOAD`
+    /// to every primary, so one node down elsewhere would fail a check whose own slot is
+    /// up; the async and pipelined transports also need the bare `EVALSHA` command to
+    /// batch it with `WAIT`.
     pub(super) fn query_script(
         &self,
         connection: &mut super::cluster::Conn,
