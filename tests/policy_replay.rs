@@ -31,6 +31,14 @@ fn body(decision: &PolicyDecision<'_>) -> String {
     String::from_utf8(buffer[..n].to_vec()).unwrap()
 }
 
+/// Asserts that `denied` refuses a request missing limit `name`'s key, and that limit
+/// decides.
+fn assert_missing_key_denial(denied: &PolicyDecision<'_>, name: &str) {
+    assert!(!denied.allowed());
+    assert!(denied.denied_for_missing_key());
+    assert_eq!(denied.deciding().unwrap().name, name);
+}
+
 /// ev.energy's published answer to a request over a limit of 1000, `retry` seconds
 /// before it may retry, byte for byte.
 fn assert_evenergy_denial(denied: &PolicyDecision<'_>, at: u64, retry: u64) {
@@ -399,9 +407,7 @@ fn evenergy_client_credentials_app_shares_one_limit_per_rolling_hour() {
     assert_eq!(alice.deciding().unwrap().rule, "authorization-code");
     // A client-credentials request without its application is refused, not let through.
     let no_app = check(&policy, EV_USERS, &[("auth", cc)], at);
-    assert!(!no_app.allowed());
-    assert!(no_app.denied_for_missing_key());
-    assert_eq!(no_app.deciding().unwrap().name, "per-app");
+    assert_missing_key_denial(&no_app, "per-app");
 }
 
 /// ev.energy: for the "authorisation code" method, "each user will have their own rate
@@ -442,9 +448,7 @@ fn evenergy_authorization_code_limits_each_app_and_user_pair() {
     }
     // An authorisation-code request that names no user is refused, naming the limit.
     let no_user = check(&policy, EV_USERS, &[("auth", ac), ("app", b"app-2")], t);
-    assert!(!no_user.allowed());
-    assert!(no_user.denied_for_missing_key());
-    assert_eq!(no_user.deciding().unwrap().name, "per-app-user");
+    assert_missing_key_denial(&no_user, "per-app-user");
     assert_eq!(
         headers(&no_user, t),
         "x-ratelimit-limit: 1000\r\nx-ratelimit-remaining: 0\r\nretry-after: 3600\r\n"
@@ -525,9 +529,7 @@ fn switch_personal_tokens_unrestricted_client_credentials_limited() {
     // A client-credentials request that names no client is refused: the longest of the
     // two periods decides.
     let no_client = check(&policy, READINGS, &[("auth", b"client_credentials")], at);
-    assert!(!no_client.allowed());
-    assert!(no_client.denied_for_missing_key());
-    assert_eq!(no_client.deciding().unwrap().name, "per-minute");
+    assert_missing_key_denial(&no_client, "per-minute");
     assert_eq!(
         headers(&no_client, at),
         "X-Rate-Limit-Limit: 20\r\nX-Rate-Limit-Remaining: 0\r\nX-Rate-Limit-Reset: 2026-11-24T12:01:19Z\r\nRetry-After: 60\r\n"
@@ -535,50 +537,25 @@ fn switch_personal_tokens_unrestricted_client_credentials_limited() {
     assert!(check(&policy, READINGS, app, t + MINUTE).allowed());
 }
 
-/// One row of Uphold's table: an endpoint, its per-IP limit and its per-account limit,
-/// if any, as (limit name, limit, window).
-struct UpholdRow {
-    route: (&'static str, &'static str),
-    per_ip: (&'static str, u64, u64),
-    per_user: Option<(&'static str, u64, u64)>,
-}
+/// A limit of Uphold's table: (limit name, limit, window).
+type UpholdLimit = (&'static str, u64, u64);
+
+/// Uphold's table, a row an endpoint: its route, its per-IP limit and its per-account
+/// limit, if any.
+#[rustfmt::skip]
+const UPHOLD_ROWS: [((&str, &str), UpholdLimit, Option<UpholdLimit>); 6] = [
+    (("GET", "/v0/ticker"),                        ("global-per-ip", 300, 5 * MINUTE),                  None),
+    (("POST", "/cards/c1/transactions"),           ("card-transactions-per-ip", 300, 5 * MINUTE),       None),
+    (("POST", "/cards/c1/transactions/t1/commit"), ("card-transaction-commit-per-ip", 300, 5 * MINUTE), None),
+    (("POST", "/oauth2/token"),                    ("oauth2-token-per-ip", 10, MINUTE),                 Some(("oauth2-token-per-user", 10, MINUTE))),
+    (("POST", "/password/forgot"),                 ("password-forgot-per-ip", 10, 10 * MINUTE),         Some(("password-forgot-per-user", 3, 5 * MINUTE))),
+    (("POST", "/users"),                           ("users-per-ip", 10, 10 * MINUTE),                   None),
+];
 
 /// Uphold's public rate-limit documentation, row by row, for requests that carry their
 /// client IP: the behaviour the earlier identity model had, unchanged.
 #[test]
 fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
-    let rows = [
-        UpholdRow {
-            route: ("GET", "/v0/ticker"),
-            per_ip: ("global-per-ip", 300, 5 * MINUTE),
-            per_user: None,
-        },
-        UpholdRow {
-            route: ("POST", "/cards/c1/transactions"),
-            per_ip: ("card-transactions-per-ip", 300, 5 * MINUTE),
-            per_user: None,
-        },
-        UpholdRow {
-            route: ("POST", "/cards/c1/transactions/t1/commit"),
-            per_ip: ("card-transaction-commit-per-ip", 300, 5 * MINUTE),
-            per_user: None,
-        },
-        UpholdRow {
-            route: ("POST", "/oauth2/token"),
-            per_ip: ("oauth2-token-per-ip", 10, MINUTE),
-            per_user: Some(("oauth2-token-per-user", 10, MINUTE)),
-        },
-        UpholdRow {
-            route: ("POST", "/password/forgot"),
-            per_ip: ("password-forgot-per-ip", 10, 10 * MINUTE),
-            per_user: Some(("password-forgot-per-user", 3, 5 * MINUTE)),
-        },
-        UpholdRow {
-            route: ("POST", "/users"),
-            per_ip: ("users-per-ip", 10, 10 * MINUTE),
-            per_user: None,
-        },
-    ];
     let policy = policy("uphold");
     let t = 20 * MINUTE; // 11:20:00: every window starts here
                          // A denial at `t` by a limit of `limit` per `window`.
@@ -589,11 +566,11 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
             window / SECOND
         )
     };
-    for (r, row) in rows.iter().enumerate() {
-        let (ip_name, ip_limit, ip_window) = row.per_ip;
+    for (r, (route, (ip_name, ip_limit, ip_window), per_user)) in
+        UPHOLD_ROWS.into_iter().enumerate()
+    {
         // This row's route at `t`, from `ip` for `account`.
-        let check =
-            |ip: &[u8], account: &[u8]| uphold_check(&policy, row.route, ip, Some(account), t);
+        let check = |ip: &[u8], account: &[u8]| uphold_check(&policy, route, ip, Some(account), t);
         // Per IP: a fresh IP, a different account on every request.
         let ip = format!("198.51.100.{r}");
         let accounts: Vec<String> = (0..=ip_limit)
@@ -605,7 +582,7 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
             let mut names: Vec<&str> = d.entries().map(|(l, _)| l.name).collect();
             names.dedup();
             let mut expected = vec!["global-per-ip", ip_name];
-            expected.extend(row.per_user.map(|(name, ..)| name));
+            expected.extend(per_user.map(|(name, ..)| name));
             expected.dedup();
             assert_eq!(names, expected);
         }
@@ -626,7 +603,7 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
             "{ip_name}"
         );
         // Per account: the same account from fresh IPs.
-        let Some((user_name, user_limit, user_window)) = row.per_user else {
+        let Some((user_name, user_limit, user_window)) = per_user else {
             continue;
         };
         let account = format!("account-{r}@example.com");
@@ -642,7 +619,7 @@ fn uphold_every_endpoint_per_ip_and_per_account_with_an_ip() {
         // Without an account, only the per-IP limits apply: the account limit is
         // skipped, and counted so.
         let skipped = metrics(&policy, user_name).skipped;
-        let anonymous = uphold_check(&policy, row.route, b"192.0.2.201", None, t);
+        let anonymous = uphold_check(&policy, route, b"192.0.2.201", None, t);
         assert!(anonymous.allowed());
         assert_eq!(
             anonymous.entries().map(|(l, _)| l.name).collect::<Vec<_>>(),
@@ -689,9 +666,7 @@ fn uphold_requests_without_an_ip_are_refused_naming_the_limit() {
     let forgot = ("POST", "/password/forgot");
     for _ in 0..5 {
         let denied = check(&policy, forgot, account, t);
-        assert!(!denied.allowed());
-        assert!(denied.denied_for_missing_key());
-        assert_eq!(denied.deciding().unwrap().name, "password-forgot-per-ip");
+        assert_missing_key_denial(&denied, "password-forgot-per-ip");
         assert_eq!(denied.decision().retry_after, 10 * MINUTE);
     }
     for i in 0..3u8 {

@@ -299,25 +299,26 @@ async fn composites_and_limiters_match_blocking_ones() {
     let (bl, al) = (limiter(&blocking), limiter(&asynchronous));
     for step in sequence(0x5eed_c001, 1_700_000_000_000_000_000, SECOND, 3, 200) {
         let (mut b, mut a) = ([Decision::EMPTY; 2], [Decision::EMPTY; 2]);
-        if step.peek {
-            assert_eq!(
-                bc.peek_each(b"k", step.now, step.cost, &mut b),
-                ac.peek_each_async(b"k", step.now, step.cost, &mut a).await
-            );
-            assert_eq!(
-                bl.peek(b"k", step.now, step.cost),
-                al.peek_async(b"k", step.now, step.cost).await
-            );
+        let (now, cost) = (step.now, step.cost);
+        // The same four calls in the step's mode: the composite and the limiter, each
+        // blocking and async.
+        let (blocking_each, async_each, blocking_one, async_one) = if step.peek {
+            (
+                bc.peek_each(b"k", now, cost, &mut b),
+                ac.peek_each_async(b"k", now, cost, &mut a).await,
+                bl.peek(b"k", now, cost),
+                al.peek_async(b"k", now, cost).await,
+            )
         } else {
-            assert_eq!(
-                bc.check_each(b"k", step.now, step.cost, &mut b),
-                ac.check_each_async(b"k", step.now, step.cost, &mut a).await
-            );
-            assert_eq!(
-                bl.check(b"k", step.now, step.cost),
-                al.check_async(b"k", step.now, step.cost).await
-            );
-        }
+            (
+                bc.check_each(b"k", now, cost, &mut b),
+                ac.check_each_async(b"k", now, cost, &mut a).await,
+                bl.check(b"k", now, cost),
+                al.check_async(b"k", now, cost).await,
+            )
+        };
+        assert_eq!(blocking_each, async_each);
+        assert_eq!(blocking_one, async_one);
         assert_eq!(a, b, "{step:?}");
     }
     let (a, b) = (asynchronous.stats(), blocking.stats());

@@ -22,6 +22,9 @@ use ratecore::{Algorithm, CheckError, Composite, Decision, Limiter, Quota, RateL
 use redis::Commands;
 use support::gen::{advance, run_cases, step, CostSpec, Step, StepMix};
 
+const SECOND: u64 = 1_000_000_000;
+const HOUR: u64 = 3_600 * SECOND;
+
 /// `(limit, period, burst)`.
 type QuotaParams = (u64, u64, Option<u64>);
 
@@ -116,7 +119,7 @@ fn run_streams<L: Strategy>(
     requests: std::ops::Range<usize>,
     run: impl Fn(&RedisBackend, L::Value, u64, &[Request], u64) -> Result<(), TestCaseError>,
 ) -> Option<RedisStats> {
-    let backend = common::backend(&common::redis_url(test)?, test);
+    let backend = common::redis_backend(test, test)?;
     let requests = prop::collection::vec(request(), requests);
     run_cases(
         cases,
@@ -279,12 +282,11 @@ fn composites_match_in_process() {
 /// denials by one limit (which must consume nothing from the others) are frequent.
 #[test]
 fn realistic_composites_match_in_process() {
-    let second = 1_000_000_000u64;
     let limits = (algorithm(), algorithm(), algorithm()).prop_map(move |(a, b, c)| {
         vec![
-            (a, (5, second, None)),
-            (b, (20, 60 * second, None)),
-            (c, (3, second / 2, Some(4))),
+            (a, (5, SECOND, None)),
+            (b, (20, 60 * SECOND, None)),
+            (c, (3, SECOND / 2, Some(4))),
         ]
     });
     let test = "realistic_composites_match_in_process";
@@ -295,11 +297,9 @@ fn realistic_composites_match_in_process() {
 /// request at 12:58:59 is denied with retry_after = 1 s, one at 12:59:00 is admitted.
 #[test]
 fn strict_window_seed_example() {
-    let Some(url) = common::redis_url("strict_window_seed_example") else {
+    let Some(backend) = common::redis_backend("strict_window_seed_example", "seed") else {
         return;
     };
-    let backend = common::backend(&url, "seed");
-    let hour = 3_600_000_000_000u64;
     let limiter = backend
         .limiter(
             "hourly",
@@ -312,12 +312,10 @@ fn strict_window_seed_example() {
     for _ in 0..1000 {
         assert!(limiter.try_check(b"ev", t0, 1).unwrap().allowed);
     }
-    let denied = limiter
-        .try_check(b"ev", t0 + hour - 1_000_000_000, 1)
-        .unwrap();
+    let denied = limiter.try_check(b"ev", t0 + HOUR - SECOND, 1).unwrap();
     assert!(!denied.allowed);
-    assert_eq!(denied.retry_after, 1_000_000_000);
-    assert!(limiter.try_check(b"ev", t0 + hour, 1).unwrap().allowed);
+    assert_eq!(denied.retry_after, SECOND);
+    assert!(limiter.try_check(b"ev", t0 + HOUR, 1).unwrap().allowed);
 }
 
 /// Policy-style checks: one request against limits keyed on different identities (per
@@ -325,31 +323,30 @@ fn strict_window_seed_example() {
 /// separate limiters.
 #[test]
 fn multi_key_checks_match_in_process() {
-    let Some(url) = common::redis_url("multi_key_checks_match_in_process") else {
+    let Some(backend) = common::redis_backend("multi_key_checks_match_in_process", "multikey")
+    else {
         return;
     };
-    let backend = common::backend(&url, "multikey");
-    let second = 1_000_000_000u64;
     let per_ip = backend
-        .limit("ip", Algorithm::Gcra, Quota::new(10, 10 * second).unwrap())
+        .limit("ip", Algorithm::Gcra, Quota::new(10, 10 * SECOND).unwrap())
         .unwrap();
     let per_user = backend
         .limit(
             "user",
             Algorithm::SlidingWindowStrict { sub_windows: 5 },
-            Quota::new(3, 5 * second).unwrap(),
+            Quota::new(3, 5 * SECOND).unwrap(),
         )
         .unwrap();
     // In process: one limiter per (limit, identity).
     let users = [b"alice".as_slice(), b"bob".as_slice()];
     let ip = b"10.0.0.1".as_slice();
-    let local_ip = Limiter::new(Algorithm::Gcra, Quota::new(10, 10 * second).unwrap()).unwrap();
+    let local_ip = Limiter::new(Algorithm::Gcra, Quota::new(10, 10 * SECOND).unwrap()).unwrap();
     let local_users: Vec<Limiter> = users
         .iter()
         .map(|_| {
             Limiter::new(
                 Algorithm::SlidingWindowStrict { sub_windows: 5 },
-                Quota::new(3, 5 * second).unwrap(),
+                Quota::new(3, 5 * SECOND).unwrap(),
             )
             .unwrap()
         })
@@ -358,7 +355,7 @@ fn multi_key_checks_match_in_process() {
     // composite protocol by hand: peek both, then charge both only if both admit.
     let mut now = 1_700_000_000_000_000_000u64;
     for i in 0..200u64 {
-        now += (i * 7_919_000_000) % (3 * second);
+        now += (i * 7_919_000_000) % (3 * SECOND);
         let u = (i % 2) as usize;
         let user_local = &local_users[u];
         let mut states = [Decision::EMPTY; 2];

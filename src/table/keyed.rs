@@ -165,7 +165,7 @@ impl<'t> KeyedLimit<'t> {
         if let Kind::Word(word) = self.kind {
             if let Found::Live(index, slot) = self.find() {
                 if let LiveUpdate::Done(decision, _) =
-                    self.update_word_slot(word, index, slot, now, cost, mode)?
+                    self.update_word(word, index, slot, now, cost, mode)?
                 {
                     return Ok(decision.decision());
                 }
@@ -180,7 +180,10 @@ impl<'t> KeyedLimit<'t> {
         for _ in 0..MAX_ATTEMPTS {
             let step = match self.find() {
                 Found::Live(index, slot) => match self.kind {
-                    Kind::Word(word) => self.update_word(word, index, slot, now, cost, mode)?,
+                    Kind::Word(word) => {
+                        let update = self.update_word(word, index, slot, now, cost, mode)?;
+                        Self::word_step(index, cost, update)
+                    }
                     Kind::Strict { config, .. } => {
                         self.update_strict(config, index, slot, now, cost, mode)?
                     }

@@ -175,32 +175,10 @@ impl<'t> KeyedLimit<'t> {
     }
 
     /// One attempt at a live single-word slot: a CAS loop while the slot holds our key.
-    pub(super) fn update_word(
-        &self,
-        word: &WordLimit,
-        index: usize,
-        slot: u128,
-        now: u64,
-        cost: u64,
-        mode: Mode,
-    ) -> Result<Step<Access>, CheckError> {
-        Ok(
-            match self.update_word_slot(word, index, slot, now, cost, mode)? {
-                LiveUpdate::Done(decision, None) => Step::Done((decision.decision(), None)),
-                LiveUpdate::Done(decision, Some((new_word, state))) => {
-                    let inner = Reservation::word(new_word, state, cost);
-                    let token = KeyedReservation { index, inner };
-                    Step::Done((decision.decision(), Some(token)))
-                }
-                LiveUpdate::Lost => Step::Retry,
-            },
-        )
-    }
-
-    /// The CAS loop on a live single-word slot, without the reservation plumbing (which
-    /// only composites need): for `update_word` and [`decide`](Self::decide).
+    /// Leaves out the reservation plumbing (which only composites need, see
+    /// [`word_step`](Self::word_step)) so [`decide`](Self::decide) can use it alone.
     #[inline(always)]
-    pub(super) fn update_word_slot(
+    pub(super) fn update_word(
         &self,
         word: &WordLimit,
         index: usize,
@@ -219,6 +197,21 @@ impl<'t> KeyedLimit<'t> {
             cost,
             mode,
         )
+    }
+
+    /// The outcome of [`update_word`](Self::update_word) on slot `index` as a step of
+    /// [`access`](Self::access): a charge that moved the word becomes a reservation of
+    /// `cost` a composite can release.
+    pub(super) fn word_step(index: usize, cost: u64, update: LiveUpdate) -> Step<Access> {
+        match update {
+            LiveUpdate::Done(decision, None) => Step::Done((decision.decision(), None)),
+            LiveUpdate::Done(decision, Some((new_word, state))) => {
+                let inner = Reservation::word(new_word, state, cost);
+                let token = KeyedReservation { index, inner };
+                Step::Done((decision.decision(), Some(token)))
+            }
+            LiveUpdate::Lost => Step::Retry,
+        }
     }
 
     /// One attempt at a live strict slot: charge the ring of our generation, then make

@@ -133,32 +133,52 @@ pub fn window_state_fits(limit: u64, counters: u32, max_window: u128) -> bool {
     bits(u128::from(limit)) * counters + bits(max_window) <= 64
 }
 
-/// A window model's construction check: `StateTooWide` unless window numbers over the
-/// whole `u64` range of `period` and `counters` counts up to `limit` fit one word.
-pub fn window_quota(limit: u64, counters: u32, period: u128) -> Result<(), QuotaError> {
-    if window_state_fits(limit, counters, MAX / period) {
-        Ok(())
-    } else {
-        Err(QuotaError::StateTooWide)
-    }
+/// What a window model keeps besides its counts: the limit, the period, and the stored
+/// window's number.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub limit: u64,
+    pub period: u128,
+    pub number: u128,
+    /// How many counts the model's state word holds.
+    counters: u32,
 }
 
-/// A window model's per-client override: the period stays, the counts carry over, the
-/// limit becomes `quota`'s (checked as by [`window_quota`]).
-pub fn window_requota(
-    limit: &mut u64,
-    counters: u32,
-    period: u128,
-    quota: QuotaParams,
-) -> Result<(), QuotaError> {
-    assert_eq!(
-        u128::from(quota.period),
-        period,
-        "model bug: period changed"
-    );
-    window_quota(quota.limit, counters, period)?;
-    *limit = quota.limit;
-    Ok(())
+impl Window {
+    /// Window 0 of `quota` for a model of `counters` counts, or `StateTooWide` unless
+    /// window numbers over the whole `u64` range and `counters` counts up to the limit
+    /// fit one word.
+    pub fn new(quota: QuotaParams, counters: u32) -> Result<Self, QuotaError> {
+        let period = u128::from(quota.period);
+        Self::fits(quota.limit, counters, period)?;
+        Ok(Self {
+            limit: quota.limit,
+            period,
+            number: 0,
+            counters,
+        })
+    }
+
+    /// A per-client override: the period stays, the counts carry over, the limit
+    /// becomes `quota`'s (checked as by [`Self::new`]).
+    pub fn requota(&mut self, quota: QuotaParams) -> Result<(), QuotaError> {
+        assert_eq!(
+            u128::from(quota.period),
+            self.period,
+            "model bug: period changed"
+        );
+        Self::fits(quota.limit, self.counters, self.period)?;
+        self.limit = quota.limit;
+        Ok(())
+    }
+
+    fn fits(limit: u64, counters: u32, period: u128) -> Result<(), QuotaError> {
+        if window_state_fits(limit, counters, MAX / period) {
+            Ok(())
+        } else {
+            Err(QuotaError::StateTooWide)
+        }
+    }
 }
 
 /// A naive model of one limiter.

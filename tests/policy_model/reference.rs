@@ -229,6 +229,14 @@ pub struct Line {
     pub missing: bool,
 }
 
+impl Line {
+    /// Member `id`'s line, showing `state`.
+    fn new(id: usize, meets: &Meets, state: Decision) -> Self {
+        let missing = matches!(meets, Meets::Missing(_));
+        Self { id, state, missing }
+    }
+}
+
 /// Everything a decision says, as plain data (the model's expectation, or what the
 /// policy answered).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -623,32 +631,29 @@ impl PolicyModel {
                         self.state(*id, key, *params).peek(now, 0).unwrap()
                     }
                 };
-                Line {
-                    id: *id,
-                    state,
-                    missing: matches!(meets, Meets::Missing(_)),
-                }
+                Line::new(*id, meets, state)
             })
             .collect()
     }
 
-    /// The shadow set: as [`Self::all_or_nothing`], but a cost some shadow limit can
-    /// never fit is that limit's denial forever (never an error) and charges nothing.
-    pub fn shadow_set(
+    /// The shadow set's lines when a cost some shadow limit can never fit: that limit's
+    /// denial forever (never an error), and nothing charged. `None`: every shadow limit
+    /// can fit the cost, and the set is [`Self::all_or_nothing`].
+    pub fn shadow_never_fits(
         &mut self,
         set: &[(usize, Meets)],
         now: u64,
         cost: u64,
-        charge: bool,
-    ) -> Vec<Line> {
+    ) -> Option<Vec<Line>> {
         let too_big = set.iter().any(|(id, meets)| match meets {
             Meets::Keyed(_, params) => cost > capacity_of(self.limits[*id].algorithm, params),
             Meets::Missing(_) => false,
         });
         if !too_big {
-            return self.all_or_nothing(set, now, cost, charge);
+            return None;
         }
-        set.iter()
+        let lines = set
+            .iter()
             .map(|(id, meets)| {
                 let state = match meets {
                     Meets::Missing(params) => self.limits[*id].missing_denial(params),
@@ -671,13 +676,10 @@ impl PolicyModel {
                         }
                     }
                 };
-                Line {
-                    id: *id,
-                    state,
-                    missing: matches!(meets, Meets::Missing(_)),
-                }
+                Line::new(*id, meets, state)
             })
-            .collect()
+            .collect();
+        Some(lines)
     }
 
     /// The documented answer to `request` at `now` with `cost`; `commit`: a check, else a
@@ -769,7 +771,10 @@ impl PolicyModel {
         let deciding = decisive(&real_lines);
         let decision = deciding.map_or(UNLIMITED, |i| real_lines[i].state);
         let allowed = decision.allowed;
-        let shadow_lines = self.shadow_set(&shadow, now, cost, commit && allowed);
+        let shadow_lines = match self.shadow_never_fits(&shadow, now, cost) {
+            Some(lines) => lines,
+            None => self.all_or_nothing(&shadow, now, cost, commit && allowed),
+        };
         let shadow_denied = decisive(&shadow_lines)
             .map(|i| shadow_lines[i])
             .filter(|l| !l.state.allowed)

@@ -93,6 +93,12 @@ pub fn backend(url: &str, test: &str) -> RedisBackend {
     RedisBackend::new(test_config(url, test)).expect("valid config")
 }
 
+/// A backend on the test Redis (with [`backend`]'s config for `prefix`), or `None` (with
+/// [`redis_url`]'s notice for `test`) when the tests run without one.
+pub fn redis_backend(test: &str, prefix: &str) -> Option<RedisBackend> {
+    Some(backend(&redis_url(test)?, prefix))
+}
+
 /// A composite on `backend` of `limits`, each `(name, algorithm, quota)`.
 pub fn composite(backend: &RedisBackend, limits: &[(&str, Algorithm, Quota)]) -> RedisComposite {
     let limits = limits

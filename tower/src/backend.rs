@@ -75,8 +75,9 @@ type AtOnce = Option<Result<Checked, Refused>>;
 /// The policy's own in-process tables: one allocation-free check per request.
 #[derive(Clone, Debug)]
 pub struct InProcess {
-    policy: Arc<Policy>,
-    names: Arc<NameCache>,
+    // Crate-visible: the Redis backend holds the same two and only checks differently.
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) names: Arc<NameCache>,
 }
 
 impl InProcess {

@@ -20,9 +20,8 @@ use std::sync::Arc;
 
 use ratecore::policy::{Attribute, Policy, Request};
 
-use crate::backend::{refused, respond, Backend, Checked, Refused};
+use crate::backend::{refused, respond, Backend, Checked, InProcess, Refused};
 use crate::clock::Now;
-use crate::names::NameCache;
 
 /// Checks on the Redis of a policy built with [`Policy::with_redis`].
 ///
@@ -52,8 +51,8 @@ use crate::names::NameCache;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Redis {
-    policy: Arc<Policy>,
-    names: Arc<NameCache>,
+    /// The policy and its name cache: the same pair the in-process backend holds.
+    local: InProcess,
 }
 
 impl Redis {
@@ -62,16 +61,14 @@ impl Redis {
     /// on the same Unix-epoch time.
     #[must_use]
     pub fn new(policy: Arc<Policy>) -> Self {
-        Self {
-            policy,
-            names: Arc::default(),
-        }
+        let local = InProcess::new(policy);
+        Self { local }
     }
 
     /// The policy.
     #[must_use]
     pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
+        self.local.policy()
     }
 }
 
@@ -108,7 +105,10 @@ impl Backend for Redis {
 
     fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
         let owned = Owned::new(request);
-        let (policy, names) = (Arc::clone(&self.policy), Arc::clone(&self.names));
+        let (policy, names) = (
+            Arc::clone(&self.local.policy),
+            Arc::clone(&self.local.names),
+        );
         Box::pin(async move {
             let attributes = owned.attributes();
             let request = Request::new(&owned.method, &owned.path, &attributes);

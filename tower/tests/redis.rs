@@ -58,11 +58,11 @@ fn echo_fault() -> Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_mode_answers_as_in_process() {
-    let Some(url) = redis_common::redis_url("redis_mode_answers_as_in_process") else {
+    let Some(backend) = redis_common::redis_backend("redis_mode_answers_as_in_process", "tower")
+    else {
         return;
     };
     let _guard = server_lock().await;
-    let backend = redis_common::backend(&url, "tower");
     let remote = Arc::new(Policy::with_redis(spec(), backend.clone()).unwrap());
     let local = Arc::new(Policy::new(spec()).unwrap());
     // One clock for both: the Redis layer decides on its Unix reading, the in-process
@@ -216,13 +216,11 @@ async fn redis_stopped_mid_test_fails_closed_or_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis() {
-    let Some(url) =
-        redis_common::redis_url("concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis")
-    else {
+    let test = "concurrent_clients_on_one_key_admit_exactly_the_quota_on_redis";
+    let Some(backend) = redis_common::redis_backend(test, "tower-concurrent") else {
         return;
     };
     let _guard = server_lock().await;
-    let backend = redis_common::backend(&url, "tower-concurrent");
     // GCRA 3/min per IP with burst 3, widened to 50: every client is 127.0.0.1.
     let spec = PolicySpec::from_toml_str(&policy_toml(50), "redis.toml").unwrap();
     let policy = Arc::new(Policy::with_redis(spec, backend.clone()).unwrap());
