@@ -220,12 +220,7 @@ impl Inner {
             Some(_) => self.replicated_async(reply)?,
             None => reply,
         };
-        let decision = if from_module {
-            self.finish_module(&prepared, &reply, states)
-        } else {
-            self.finish(&prepared, reply, states)
-        }?;
-        Ok((decision, prepared.kept.take()))
+        self.verify_reply(from_module, &prepared, reply, states)
     }
 
     /// The check's reply out of the `[check, WAIT]` pair, when `WAIT` says enough

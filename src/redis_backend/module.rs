@@ -93,10 +93,22 @@ impl Inner {
                 return Err(RedisCheckError::Backend(error));
             }
         };
+        self.verify_reply(from_module, &prepared, reply, states)
+    }
+
+    /// Verifies the reply of whichever engine ran the check, and hands back what an
+    /// admitted charge wrote (kept for an undo).
+    pub(super) fn verify_reply(
+        &self,
+        from_module: bool,
+        prepared: &Prepared<'_>,
+        reply: redis::Value,
+        states: &mut [Decision],
+    ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
         let decision = if from_module {
-            self.finish_module(&prepared, &reply, states)
+            self.finish_module(prepared, &reply, states)
         } else {
-            self.finish(&prepared, reply, states)
+            self.finish(prepared, reply, states)
         }?;
         Ok((decision, prepared.kept.take()))
     }
