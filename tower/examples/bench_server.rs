@@ -2,7 +2,7 @@
 //! layer, or no layer (`benches/http.sh` and `benches/callgrind.sh` run it).
 //!
 //! ```sh
-//! bench_server <none|ratecore|governor|headers> [--addr-file PATH]
+//! bench_server <none|ratecore|ratecore-lean|governor|headers> [--addr-file PATH]
 //! ```
 //!
 //! Both layers key on the peer IP, admit everything the benchmark sends (a burst of
@@ -50,14 +50,16 @@ limit = 1000000000
 period = "10s"
 "#;
 
+fn policy() -> Result<Arc<Policy>, Box<dyn std::error::Error>> {
+    Ok(Arc::new(Policy::from_toml_str(POLICY, "bench.toml")?))
+}
+
 fn app(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
     Ok(match variant {
         "none" => hello,
-        "ratecore" => {
-            let policy = Arc::new(Policy::from_toml_str(POLICY, "bench.toml")?);
-            hello.layer(RateLimitLayer::new(policy))
-        }
+        "ratecore" => hello.layer(RateLimitLayer::new(policy()?)),
+        "ratecore-lean" => hello.layer(RateLimitLayer::new(policy()?).decision_extension(false)),
         "governor" => {
             let config = GovernorConfigBuilder::default()
                 .per_nanosecond(10)
@@ -78,9 +80,10 @@ fn app(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
             }))
         }
         other => {
-            return Err(
-                format!("unknown variant {other:?}: none, ratecore, governor or headers").into(),
+            return Err(format!(
+                "unknown variant {other:?}: none, ratecore, ratecore-lean, governor or headers"
             )
+            .into())
         }
     })
 }

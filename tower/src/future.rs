@@ -110,7 +110,9 @@ where
             headers,
             denial: None,
         }) => {
-            request.extensions_mut().insert(decision);
+            if let Some(decision) = decision {
+                request.extensions_mut().insert(decision);
+            }
             State::Calling {
                 future: inner.call(request),
                 headers,
@@ -141,7 +143,7 @@ where
 #[allow(clippy::large_enum_variant)] // boxed whole (`State::Answering`)
 enum Answer {
     /// The policy's denial.
-    Denied(RateLimitDecision, RateLimitHeaders, Denial, bool),
+    Denied(Option<RateLimitDecision>, RateLimitHeaders, Denial, bool),
     /// A cost no limit can ever admit.
     Refused(Refused, bool),
 }
@@ -188,7 +190,7 @@ where
                             let mut response = grpc::denied(denial.status, message, |map| {
                                 headers.append_to(map);
                             });
-                            response.extensions_mut().insert(decision);
+                            insert(&mut response, decision);
                             response
                         }
                         Answer::Refused(refused, false) => never_fits(refused),
@@ -206,7 +208,7 @@ where
 /// The policy's denial: its status, headers, content type and body. Outer layers (logging,
 /// metrics) see why in the response's extensions, a fault included.
 fn denied<B>(
-    decision: RateLimitDecision,
+    decision: Option<RateLimitDecision>,
     headers: RateLimitHeaders,
     denial: Denial,
 ) -> Response<RateLimitBody<B>> {
@@ -216,8 +218,15 @@ fn denied<B>(
     map.reserve(headers.len() + 1);
     headers.append_to(map);
     map.insert(CONTENT_TYPE, denial.content_type);
-    response.extensions_mut().insert(decision);
+    insert(&mut response, decision);
     response
+}
+
+/// Puts `decision`, if the check built one, into `response`'s extensions.
+fn insert<B>(response: &mut Response<B>, decision: Option<RateLimitDecision>) {
+    if let Some(decision) = decision {
+        response.extensions_mut().insert(decision);
+    }
 }
 
 /// A request whose cost no limit can ever admit: the denial status without rate-limit

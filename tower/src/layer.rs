@@ -21,6 +21,8 @@ pub(crate) struct Config<K> {
     pub(crate) backend: K,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) extractor: Extractor,
+    /// Whether handlers get the decision extension.
+    pub(crate) decision: bool,
 }
 
 impl core::fmt::Debug for dyn Clock {
@@ -95,6 +97,7 @@ impl<K: Backend> RateLimitLayer<K> {
                 backend,
                 clock: Arc::new(SystemClock::new()),
                 extractor: Extractor::default(),
+                decision: true,
             }),
         }
     }
@@ -141,6 +144,18 @@ impl<K: Backend + Clone> RateLimitLayer<K> {
     #[must_use]
     pub fn credentials(self, f: impl Fn(&Parts) -> Credentials + Send + Sync + 'static) -> Self {
         self.edit(|c| c.extractor.credentials = Some(Arc::new(f)))
+    }
+
+    /// Whether admitted requests carry the [`RateLimitDecision`] extension for handlers,
+    /// and denials carry it for outer layers (default on). Off, the check builds no
+    /// decision snapshot at all: no extension insert (`http`'s `Extensions` boxes its
+    /// map) and no lookup of the deciding limit's name, for a server whose handlers
+    /// only need the rate-limit headers.
+    ///
+    /// [`RateLimitDecision`]: crate::RateLimitDecision
+    #[must_use]
+    pub fn decision_extension(self, on: bool) -> Self {
+        self.edit(|c| c.decision = on)
     }
 
     /// Each request's cost (default 1): weights for expensive endpoints or batches. A

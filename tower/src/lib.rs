@@ -85,7 +85,7 @@ mod redis;
 mod service;
 
 pub use attributes::Credentials;
-pub use backend::{answer, Backend, Checked, Denial, InProcess, Refused};
+pub use backend::{answer, Ask, Backend, Checked, Denial, InProcess, Refused};
 pub use body::RateLimitBody;
 pub use client_ip::PeerAddr;
 pub use clock::{Clock, Now, SystemClock};

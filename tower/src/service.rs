@@ -10,7 +10,7 @@ use tower_service::Service;
 use ratecore::policy::Request as PolicyRequest;
 
 use crate::attributes::Head;
-use crate::backend::{Backend, Checked, InProcess, Refused};
+use crate::backend::{Ask, Backend, Checked, InProcess, Refused};
 use crate::body::RateLimitBody;
 use crate::clock::Now;
 use crate::future::ResponseFuture;
@@ -70,11 +70,14 @@ where
         // An in-process backend has its answer at once: go on with it now, and the
         // service made ready by `poll_ready` is called at once, without a clone.
         let clock = &*config.clock;
-        let check =
-            |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, clock, cost) {
+        let decision = config.decision;
+        let check = |view: &PolicyRequest<'_>, cost| {
+            let ask = Ask { cost, decision };
+            match config.backend.check_now(view, clock, ask) {
                 Some(outcome) => Started::Answered(outcome),
-                None => Started::Pending(config.backend.check(view, Now::read(clock), cost)),
-            };
+                None => Started::Pending(config.backend.check(view, Now::read(clock), ask)),
+            }
+        };
         let check = if config.extractor.reads_parts() {
             let (parts, body) = request.into_parts();
             let check = config.extractor.with_parts(&parts, check);
