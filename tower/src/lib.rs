@@ -86,7 +86,7 @@ mod service;
 
 pub use attributes::Credentials;
 pub use backend::{answer, Ask, Backend, Checked, Denial, InProcess, Refused};
-pub use body::RateLimitBody;
+pub use body::{BodyMode, InnerBody, RateLimitBody, Wrapped};
 pub use client_ip::PeerAddr;
 pub use clock::{Clock, Now, SystemClock};
 pub use decision::{Fault, LimitName, RateLimitDecision};
