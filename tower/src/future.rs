@@ -177,7 +177,7 @@ where
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx))?;
                     let mut response = response.map(M::inner);
-                    headers.add_missing_to(response.headers_mut());
+                    std::mem::take(headers).add_missing_to(response.headers_mut());
                     state.set(State::Done);
                     return Poll::Ready(Ok(response));
                 }
