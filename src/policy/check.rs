@@ -272,6 +272,11 @@ impl Compiled {
         mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
+        if let Some(lone) = self.lone(overrides, request) {
+            let state = lone.decide(now, cost, mode)?;
+            lone.settle(state, mode, result);
+            return Ok(());
+        }
         let mut resolved = Resolved::new();
         let mut found = Collected::new();
         if !self.prepare(overrides, request, &mut resolved, &mut found, result) {
