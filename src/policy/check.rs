@@ -180,6 +180,9 @@ impl Policy {
     ///
     /// # Errors
     /// As for [`check`](Self::check); `read` is not called then.
+    // Inlined into the caller, `read`'s answer is built where the caller keeps it
+    // instead of being copied out of this frame.
+    #[inline(always)]
     pub fn check_with<R>(
         &self,
         request: &Request<'_>,

@@ -51,8 +51,9 @@ impl Compiled {
 
     /// The policy's only limit with `request`'s key, when the policy is one limit
     /// (module docs), no override is in force and the request carries the key; `None`
-    /// when the general path must decide.
-    #[inline]
+    /// when the general path must decide. Inlined with [`key_parts`](Self::key_parts):
+    /// the key is then read where the caller keeps it, not copied out.
+    #[inline(always)]
     pub(super) fn lone<'r>(
         &self,
         overrides: &OverrideSet,
@@ -74,7 +75,7 @@ impl Compiled {
     /// `group`'s key read from `request` (the first attribute of each name, as
     /// resolving reads them); `None` when an attribute is missing and the group does not
     /// share a counter among such requests.
-    #[inline]
+    #[inline(always)]
     fn key_parts<'r>(&self, group: &Group, request: &Request<'r>) -> Option<KeyParts<'r>> {
         let mut key = KeyParts {
             parts: [None; MAX_KEY_ATTRIBUTES],
