@@ -180,6 +180,9 @@ impl Policy {
     ///
     /// # Errors
     /// As for [`check`](Self::check); `read` is not called then.
+    // Inlined into the caller, `read`'s answer is built where the caller keeps it
+    // instead of being copied out of this frame.
+    #[inline(always)]
     pub fn check_with<R>(
         &self,
         request: &Request<'_>,
@@ -272,6 +275,11 @@ impl Compiled {
         mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
+        if let Some(lone) = self.lone(overrides, request) {
+            let state = lone.decide(now, cost, mode)?;
+            lone.settle(state, mode, result);
+            return Ok(());
+        }
         let mut resolved = Resolved::new();
         let mut found = Collected::new();
         if !self.prepare(overrides, request, &mut resolved, &mut found, result) {

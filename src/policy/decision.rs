@@ -200,6 +200,21 @@ impl Verdict {
         let _ = answer;
     }
 
+    /// The entry of a policy's only limit (`lone`), `id`, and the decision: what
+    /// [`set_real`](Self::set_real) records for one keyed limit.
+    pub(super) fn set_lone(&mut self, id: usize, state: Decision) {
+        self.entries.clear();
+        // Empty: the push cannot fail.
+        let _ = self.entries.try_push(Entry {
+            limit: id,
+            state,
+            missing: false,
+        });
+        self.real = 1;
+        self.deciding = Some(0);
+        self.decision = state;
+    }
+
     /// The shadow limits' entries.
     pub(super) fn set_shadow(
         &mut self,

@@ -93,6 +93,7 @@ mod compile;
 #[cfg(feature = "config")]
 mod config;
 mod decision;
+mod lone;
 mod metrics;
 mod offenders;
 mod overrides;

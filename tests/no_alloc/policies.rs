@@ -499,6 +499,22 @@ fn a_policy_using_everything_never_allocates() {
     });
 }
 
+/// A policy of one limit for every request, the shape `Policy::check` decides with one
+/// table check: admissions, denials, shared missing keys, costs it can never fit, the
+/// offender report and the counters.
+#[test]
+fn one_limit_checks_never_allocate() {
+    let toml = "[table]\ncapacity = 64\n[[rule]]\nname = \"all\"\n[[rule.limit]]\n\
+                name = \"per-ip\"\nkey = [\"client_ip\"]\non_missing = \"shared\"\n\
+                algorithm = \"gcra\"\nlimit = 2\nperiod = \"1s\"\n";
+    let policy = warmed(Policy::from_toml_str(toml, "inline").unwrap());
+    let pool = values("10.0.0.", 3);
+    let traffic = Traffic::new(4, SECOND / 4, &[("GET", "/")], &["client_ip"], &pool);
+    let seen = drive_without_alloc("one-limit checks", &policy, &traffic);
+    seen.assert_took("allowed denied errors bodies too_small");
+    assert!(!policy.offenders().0.is_empty(), "denials were recorded");
+}
+
 /// A shadow limit the cost can never fit answers without an error, and without
 /// allocating; so does a real limit's cost error.
 #[test]

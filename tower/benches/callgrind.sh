@@ -6,7 +6,7 @@
 # (`callgrind_control -d`) are divided by the requests it completed. The load generator
 # runs natively.
 #
-#   tower/benches/callgrind.sh                   # none, ratecore, governor, headers
+#   tower/benches/callgrind.sh                   # none, ratecore, ratecore-lean, governor, headers
 #   tower/benches/callgrind.sh ratecore          # one variant
 #   SECONDS_PER_RUN=10 tower/benches/callgrind.sh
 #
@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 variants=("$@")
 if [ ${#variants[@]} -eq 0 ]; then
-    variants=(none ratecore governor headers)
+    variants=(none ratecore ratecore-lean governor headers)
 fi
 seconds=${SECONDS_PER_RUN:-5}
 connections=${CONNECTIONS:-8}

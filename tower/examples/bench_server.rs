@@ -2,12 +2,15 @@
 //! layer, or no layer (`benches/http.sh` and `benches/callgrind.sh` run it).
 //!
 //! ```sh
-//! bench_server <none|ratecore|governor|headers> [--addr-file PATH]
+//! bench_server <none|ratecore|ratecore-lean|governor|headers> [--addr-file PATH]
 //! ```
 //!
 //! Both layers key on the peer IP, admit everything the benchmark sends (a burst of
 //! 10^9, one more every 10 ns) and add `x-ratelimit-limit` / `x-ratelimit-remaining` to
-//! every response (tower-governor's `use_headers`). `headers` is the floor of any such
+//! every response (tower-governor's `use_headers`). `ratecore-lean` is ratecore's layer
+//! as a user comparing it with tower-governor's would deploy it: no decision extension
+//! and responses in the inner body type, neither of which tower-governor offers.
+//! `headers` is the floor of any such
 //! layer: it only adds the same two headers (a counter's value as the remaining one),
 //! with no key, no state and no decision. One tokio worker thread: the script
 //! pins the server to one CPU. Serves on a free port of 127.0.0.1, written to the
@@ -50,14 +53,20 @@ limit = 1000000000
 period = "10s"
 "#;
 
+fn policy() -> Result<Arc<Policy>, Box<dyn std::error::Error>> {
+    Ok(Arc::new(Policy::from_toml_str(POLICY, "bench.toml")?))
+}
+
 fn app(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
     Ok(match variant {
         "none" => hello,
-        "ratecore" => {
-            let policy = Arc::new(Policy::from_toml_str(POLICY, "bench.toml")?);
-            hello.layer(RateLimitLayer::new(policy))
-        }
+        "ratecore" => hello.layer(RateLimitLayer::new(policy()?)),
+        "ratecore-lean" => hello.layer(
+            RateLimitLayer::new(policy()?)
+                .decision_extension(false)
+                .inner_body(),
+        ),
         "governor" => {
             let config = GovernorConfigBuilder::default()
                 .per_nanosecond(10)
@@ -78,9 +87,10 @@ fn app(variant: &str) -> Result<Router, Box<dyn std::error::Error>> {
             }))
         }
         other => {
-            return Err(
-                format!("unknown variant {other:?}: none, ratecore, governor or headers").into(),
+            return Err(format!(
+                "unknown variant {other:?}: none, ratecore, ratecore-lean, governor or headers"
             )
+            .into())
         }
     })
 }

@@ -33,8 +33,9 @@ pub struct Denial {
 /// Everything the layer answers with.
 #[derive(Clone, Debug)]
 pub struct Checked {
-    /// The decision, as handlers see it.
-    pub decision: RateLimitDecision,
+    /// The decision, as handlers see it; `None` when the check was asked for none
+    /// ([`Ask::decision`]).
+    pub decision: Option<RateLimitDecision>,
     /// The policy's rate-limit headers (none when no limit applied).
     pub headers: RateLimitHeaders,
     /// The response to send instead of calling the inner service, on denial.
@@ -51,20 +52,31 @@ pub struct Refused {
     pub error: CheckError,
 }
 
+/// What the layer asks of a check besides the request and the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// The request's cost.
+    pub cost: u64,
+    /// Whether to build the decision snapshot ([`Checked::decision`]): off when the layer
+    /// gives handlers no decision extension
+    /// ([`decision_extension(false)`](crate::RateLimitLayer::decision_extension)).
+    pub decision: bool,
+}
+
 /// Runs checks for the layer.
 pub trait Backend: Send + Sync + 'static {
     /// The answer to one check.
     type Future: Future<Output = Result<Checked, Refused>> + Send + 'static;
 
-    /// Checks `request` at `now` for `cost`.
-    fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future;
+    /// Checks `request` at `now` for `ask.cost`.
+    fn check(&self, request: &Request<'_>, now: Now, ask: Ask) -> Self::Future;
 
     /// The answer to one check at once, from a backend that decides without waiting (in
     /// process), reading `clock` only for what it needs: the layer then calls the inner
     /// service while the request arrives, without cloning it. `None` (the default): the
     /// layer reads the clock and calls [`check`](Self::check), and awaits its future.
-    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
-        let _ = (request, clock, cost);
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, ask: Ask) -> AtOnce {
+        let _ = (request, clock, ask);
         None
     }
 }
@@ -100,17 +112,12 @@ impl InProcess {
 impl Backend for InProcess {
     type Future = Ready<Result<Checked, Refused>>;
 
-    fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
-        ready(self.decide(request, now.monotonic, || now.unix, cost))
+    fn check(&self, request: &Request<'_>, now: Now, ask: Ask) -> Self::Future {
+        ready(self.decide(request, now.monotonic, || now.unix, ask))
     }
 
-    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, cost: u64) -> AtOnce {
-        Some(self.decide(
-            request,
-            clock.monotonic_nanos(),
-            || clock.unix_nanos(),
-            cost,
-        ))
+    fn check_now(&self, request: &Request<'_>, clock: &dyn Clock, ask: Ask) -> AtOnce {
+        Some(self.decide(request, clock.monotonic_nanos(), || clock.unix_nanos(), ask))
     }
 }
 
@@ -122,16 +129,16 @@ impl InProcess {
         request: &Request<'_>,
         monotonic: u64,
         unix: impl FnOnce() -> u64,
-        cost: u64,
+        ask: Ask,
     ) -> Result<Checked, Refused> {
         self.policy
-            .check_with(request, monotonic, cost, |decision| {
+            .check_with(request, monotonic, ask.cost, |decision| {
                 let unix = if decision.header_style().uses_wall_clock() {
                     unix()
                 } else {
                     0
                 };
-                respond(decision, unix, &self.names)
+                respond(decision, unix, ask.decision.then_some(&*self.names))
             })
             .map_err(|error| refused(&self.policy, error))
     }
@@ -145,24 +152,37 @@ pub(crate) fn refused(policy: &Policy, error: CheckError) -> Refused {
     }
 }
 
+/// Whether the backend could not decide `decision` and its failure mode answered.
+fn faulted(decision: &PolicyDecision<'_>) -> bool {
+    #[cfg(feature = "redis")]
+    return decision.fault().is_some();
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = decision;
+        false
+    }
+}
+
 fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::TOO_MANY_REQUESTS)
 }
 
 /// What the layer answers for `decision`, with absolute resets rendered at `unix_nanos`.
 pub fn answer(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Checked {
-    respond(decision, unix_nanos, &NameCache::default())
+    respond(decision, unix_nanos, Some(&NameCache::default()))
 }
 
+/// What the layer answers for `decision`; its snapshot only when `names` are given to
+/// name its limits.
 pub(crate) fn respond(
     decision: &PolicyDecision<'_>,
     unix_nanos: u64,
-    names: &NameCache,
+    names: Option<&NameCache>,
 ) -> Checked {
-    let snapshot = RateLimitDecision::with_names(decision, names);
+    let snapshot = names.map(|names| RateLimitDecision::with_names(decision, names));
     // A request let through because the backend could not decide (fail open) carries no
     // rate-limit headers: there are no real figures to report.
-    let headers = if snapshot.fault.is_some() && snapshot.allowed {
+    let headers = if faulted(decision) && decision.allowed() {
         RateLimitHeaders::default()
     } else {
         RateLimitHeaders::render(decision, unix_nanos)

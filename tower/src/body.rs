@@ -1,4 +1,6 @@
-//! The layer's response body: the inner service's body, untouched, or a denial's.
+//! The layer's response bodies: the inner service's body, untouched, or a denial's, in a
+//! [`RateLimitBody`] ([`Wrapped`], the default) or in the inner body's own type
+//! ([`InnerBody`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -76,5 +78,53 @@ where
             Kind::Inner { body } => body.size_hint(),
             Kind::Own { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
+    }
+}
+
+/// How a layer's responses carry their bodies: the inner service's body `B` or a body
+/// the layer wrote (a denial's).
+pub trait BodyMode<B> {
+    /// The response body type.
+    type Body;
+
+    /// The inner service's body.
+    fn inner(body: B) -> Self::Body;
+
+    /// A body the layer wrote (empty bytes: an empty body).
+    fn denied(data: Bytes) -> Self::Body;
+}
+
+/// Responses in a [`RateLimitBody`], for any inner body type (the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wrapped;
+
+/// Responses in the inner service's own body type, which a denial's body converts into
+/// with `From<Bytes>` (axum's `Body`, `http_body_util::Full<Bytes>`): no wrapper for the
+/// server to box once more (a layer's
+/// [`inner_body`](crate::RateLimitLayer::inner_body)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InnerBody;
+
+impl<B> BodyMode<B> for Wrapped {
+    type Body = RateLimitBody<B>;
+
+    fn inner(body: B) -> Self::Body {
+        RateLimitBody::inner(body)
+    }
+
+    fn denied(data: Bytes) -> Self::Body {
+        RateLimitBody::denied(data)
+    }
+}
+
+impl<B: From<Bytes>> BodyMode<B> for InnerBody {
+    type Body = B;
+
+    fn inner(body: B) -> B {
+        body
+    }
+
+    fn denied(data: Bytes) -> B {
+        B::from(data)
     }
 }

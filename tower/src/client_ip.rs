@@ -137,19 +137,17 @@ pub(crate) fn ip_text(ip: IpAddr, buf: &mut [u8; IP_TEXT_MAX]) -> &[u8] {
     let len = match ip {
         IpAddr::V4(v4) => {
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    len = push(buf, len, b'.');
+            for octet in v4.octets() {
+                let (text, n) = OCTET_TEXT[usize::from(octet)];
+                // Four bytes at a time (the digits and a dot, then whatever follows is
+                // overwritten or cut off): at most 16 of the buffer's 45.
+                if let Some(slot) = buf.get_mut(len..len + 4) {
+                    slot.copy_from_slice(&text);
                 }
-                if octet >= 100 {
-                    len = push(buf, len, b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    len = push(buf, len, b'0' + octet / 10 % 10);
-                }
-                len = push(buf, len, b'0' + octet % 10);
+                len += usize::from(n);
             }
-            len
+            // Without the last octet's dot.
+            len - 1
         }
         IpAddr::V6(_) => {
             let capacity = buf.len();
@@ -162,12 +160,23 @@ pub(crate) fn ip_text(ip: IpAddr, buf: &mut [u8; IP_TEXT_MAX]) -> &[u8] {
     buf.get(..len).unwrap_or(&[])
 }
 
-/// Writes `byte` at `at` (if it fits: an IPv4 address takes at most 15 bytes).
-fn push(buf: &mut [u8], at: usize, byte: u8) -> usize {
-    if let Some(slot) = buf.get_mut(at) {
-        *slot = byte;
+/// Each octet's decimal digits followed by a dot, and how many bytes that is.
+static OCTET_TEXT: [([u8; 4], u8); 256] = octet_text();
+
+const fn octet_text() -> [([u8; 4], u8); 256] {
+    let mut table = [([0; 4], 0); 256];
+    let mut i = 0;
+    while i < 256 {
+        let o = i as u8;
+        let (hundreds, tens, ones) = (b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10);
+        table[i] = match o {
+            100.. => ([hundreds, tens, ones, b'.'], 4),
+            10.. => ([tens, ones, b'.', 0], 3),
+            _ => ([ones, b'.', 0, 0], 2),
+        };
+        i += 1;
     }
-    at + 1
+    table
 }
 
 #[cfg(test)]
@@ -323,6 +332,11 @@ mod tests {
             "1.20.100.0",
         ] {
             assert_eq!(ip_text(ip(v4), &mut buf), v4.as_bytes());
+        }
+        for octet in 0..=255u8 {
+            let v4 = std::net::Ipv4Addr::new(octet, 255 - octet, octet / 7, octet % 10);
+            let text = v4.to_string();
+            assert_eq!(ip_text(IpAddr::V4(v4), &mut buf), text.as_bytes());
         }
         let longest = ip("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
         assert_eq!(ip_text(longest, &mut buf).len(), 39);

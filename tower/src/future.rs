@@ -3,6 +3,7 @@
 //! to its response.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -13,19 +14,20 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::backend::{Checked, Denial, Refused};
-use crate::body::RateLimitBody;
+use crate::body::{BodyMode, Wrapped};
 use crate::decision::RateLimitDecision;
 use crate::grpc;
 use crate::headers::RateLimitHeaders;
 
 pin_project! {
     /// The future of [`RateLimit`](crate::RateLimit)'s responses.
-    pub struct ResponseFuture<S, ReqB, C>
+    pub struct ResponseFuture<S, ReqB, C, M = Wrapped>
     where
         S: Service<Request<ReqB>>,
     {
         #[pin]
         state: State<S, ReqB, C, S::Future>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -65,7 +67,7 @@ pin_project! {
     }
 }
 
-impl<S, ReqB, C> ResponseFuture<S, ReqB, C>
+impl<S, ReqB, C, M> ResponseFuture<S, ReqB, C, M>
 where
     S: Service<Request<ReqB>>,
 {
@@ -79,6 +81,7 @@ where
                     request: Some(request),
                 }),
             },
+            mode: PhantomData,
         }
     }
 
@@ -90,6 +93,7 @@ where
     ) -> Self {
         Self {
             state: decide(outcome, inner, request),
+            mode: PhantomData,
         }
     }
 }
@@ -110,7 +114,9 @@ where
             headers,
             denial: None,
         }) => {
-            request.extensions_mut().insert(decision);
+            if let Some(decision) = decision {
+                request.extensions_mut().insert(decision);
+            }
             State::Calling {
                 future: inner.call(request),
                 headers,
@@ -141,17 +147,18 @@ where
 #[allow(clippy::large_enum_variant)] // boxed whole (`State::Answering`)
 enum Answer {
     /// The policy's denial.
-    Denied(RateLimitDecision, RateLimitHeaders, Denial, bool),
+    Denied(Option<RateLimitDecision>, RateLimitHeaders, Denial, bool),
     /// A cost no limit can ever admit.
     Refused(Refused, bool),
 }
 
-impl<S, ReqB, ResB, C> Future for ResponseFuture<S, ReqB, C>
+impl<S, ReqB, ResB, C, M> Future for ResponseFuture<S, ReqB, C, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     C: Future<Output = Result<Checked, Refused>>,
+    M: BodyMode<ResB>,
 {
-    type Output = Result<Response<RateLimitBody<ResB>>, S::Error>;
+    type Output = Result<Response<M::Body>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -169,8 +176,8 @@ where
                 }
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx))?;
-                    let mut response = response.map(RateLimitBody::inner);
-                    headers.add_missing_to(response.headers_mut());
+                    let mut response = response.map(M::inner);
+                    std::mem::take(headers).add_missing_to(response.headers_mut());
                     state.set(State::Done);
                     return Poll::Ready(Ok(response));
                 }
@@ -181,19 +188,21 @@ where
                     state.set(State::Done);
                     return Poll::Ready(Ok(match *answer {
                         Answer::Denied(decision, headers, denial, false) => {
-                            denied(decision, headers, denial)
+                            denied::<ResB, M>(decision, headers, denial)
                         }
                         Answer::Denied(decision, headers, denial, true) => {
                             let message = grpc::message(denial.status);
-                            let mut response = grpc::denied(denial.status, message, |map| {
+                            let empty = M::denied(Bytes::new());
+                            let mut response = grpc::denied(empty, denial.status, message, |map| {
                                 headers.append_to(map);
                             });
-                            response.extensions_mut().insert(decision);
+                            insert(&mut response, decision);
                             response
                         }
-                        Answer::Refused(refused, false) => never_fits(refused),
+                        Answer::Refused(refused, false) => never_fits::<ResB, M>(refused),
                         Answer::Refused(refused, true) => {
-                            grpc::denied(refused.status, &refused.error.to_string(), |_| {})
+                            let message = refused.error.to_string();
+                            grpc::denied(M::denied(Bytes::new()), refused.status, &message, |_| {})
                         }
                     }));
                 }
@@ -205,26 +214,33 @@ where
 
 /// The policy's denial: its status, headers, content type and body. Outer layers (logging,
 /// metrics) see why in the response's extensions, a fault included.
-fn denied<B>(
-    decision: RateLimitDecision,
+fn denied<B, M: BodyMode<B>>(
+    decision: Option<RateLimitDecision>,
     headers: RateLimitHeaders,
     denial: Denial,
-) -> Response<RateLimitBody<B>> {
-    let mut response = Response::new(RateLimitBody::denied(denial.body));
+) -> Response<M::Body> {
+    let mut response = Response::new(M::denied(denial.body));
     *response.status_mut() = denial.status;
     let map = response.headers_mut();
     map.reserve(headers.len() + 1);
     headers.append_to(map);
     map.insert(CONTENT_TYPE, denial.content_type);
-    response.extensions_mut().insert(decision);
+    insert(&mut response, decision);
     response
+}
+
+/// Puts `decision`, if the check built one, into `response`'s extensions.
+fn insert<B>(response: &mut Response<B>, decision: Option<RateLimitDecision>) {
+    if let Some(decision) = decision {
+        response.extensions_mut().insert(decision);
+    }
 }
 
 /// A request whose cost no limit can ever admit: the denial status without rate-limit
 /// headers or `Retry-After` (no wait would help), and a sentence saying so.
-fn never_fits<B>(refused: Refused) -> Response<RateLimitBody<B>> {
+fn never_fits<B, M: BodyMode<B>>(refused: Refused) -> Response<M::Body> {
     let body = Bytes::from(format!("{}\n", refused.error));
-    let mut response = Response::new(RateLimitBody::denied(body));
+    let mut response = Response::new(M::denied(body));
     *response.status_mut() = refused.status;
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -18,8 +18,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::body::RateLimitBody;
-
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
@@ -47,13 +45,14 @@ pub(crate) fn code(status: StatusCode) -> u8 {
 
 /// A trailers-only response denying a gRPC request: `status` as its `grpc-status`,
 /// `message` as its `grpc-message` (percent-encoded as gRPC requires), and what
-/// `add_headers` adds (the rate-limit headers) as metadata.
+/// `add_headers` adds (the rate-limit headers) as metadata; `empty` is its body.
 pub(crate) fn denied<B>(
+    empty: B,
     status: StatusCode,
     message: &str,
     add_headers: impl FnOnce(&mut HeaderMap),
-) -> Response<RateLimitBody<B>> {
-    let mut response = Response::new(RateLimitBody::denied(Bytes::new()));
+) -> Response<B> {
+    let mut response = Response::new(empty);
     let map = response.headers_mut();
     add_headers(map);
     map.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));

@@ -3,7 +3,7 @@
 //! it), the names are constants, and where each value lies is listed inline until the
 //! response takes them: one allocation per limited response.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use ratecore::http::MAX_HEADER_VALUES;
 use ratecore::policy::PolicyDecision;
@@ -76,26 +76,32 @@ impl RateLimitHeaders {
     /// The headers `values` describes in `rendered`. A name without its constant, or a
     /// value outside `rendered` (neither is ever produced by the renderer), is skipped.
     fn from_values(rendered: Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
-        let mut headers = Self {
-            values: rendered,
-            ..Self::default()
-        };
-        let fields = values.iter().filter_map(|v| {
-            let end = v.start.checked_add(v.len)?;
-            headers.values.get(v.start..end)?;
-            Some(Field {
-                name: header_name(v.name)?,
-                start: u32::try_from(v.start).ok()?,
-                len: u32::try_from(v.len).ok()?,
-            })
-        });
+        let mut fields = [Field::default(); MAX_HEADER_VALUES];
         let mut count = 0;
-        for (slot, field) in headers.fields.iter_mut().zip(fields) {
-            *slot = field;
+        for v in values {
+            let Some(slot) = fields.get_mut(count) else {
+                break;
+            };
+            let fits = v
+                .start
+                .checked_add(v.len)
+                .is_some_and(|end| end <= rendered.len());
+            let (Some(name), Ok(start), Ok(len), true) = (
+                header_name(v.name),
+                u32::try_from(v.start),
+                u32::try_from(v.len),
+                fits,
+            ) else {
+                continue;
+            };
+            *slot = Field { name, start, len };
             count += 1;
         }
-        headers.count = count;
-        headers
+        Self {
+            values: rendered,
+            fields,
+            count,
+        }
     }
 
     /// How many headers.
@@ -121,26 +127,59 @@ impl RateLimitHeaders {
 
     fn pair(&self, field: Field) -> Option<(&'static HeaderName, HeaderValue)> {
         let name = NAMES.get(usize::from(field.name))?;
-        let start = usize::try_from(field.start).ok()?;
-        let end = start.checked_add(usize::try_from(field.len).ok()?)?;
-        self.values.get(start..end)?;
-        let value = HeaderValue::from_maybe_shared(self.values.slice(start..end)).ok()?;
+        let range = field.range()?;
+        self.values.get(range.clone())?;
+        let value = HeaderValue::from_maybe_shared(self.values.slice(range)).ok()?;
         Some((name, value))
     }
 
     /// Adds the headers to `map`, keeping any header of the same name `map` already has
     /// (a header the handler set itself is its to keep).
-    pub(crate) fn add_missing_to(&self, map: &mut HeaderMap) {
-        for (name, value) in self.iter() {
+    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
             map.entry(name).or_insert(value);
-        }
+        });
     }
 
     /// Appends the headers to `map`.
-    pub(crate) fn append_to(&self, map: &mut HeaderMap) {
-        for (name, value) in self.iter() {
+    pub(crate) fn append_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
             map.append(name, value);
+        });
+    }
+
+    /// Hands each header to `f`, in order, as [`iter`](Self::iter) does, without its
+    /// iterator adapters; the last value takes the shared bytes over instead of counting
+    /// one more reference to them.
+    fn into_pairs(mut self, mut f: impl FnMut(&'static HeaderName, HeaderValue)) {
+        let fields = self.fields.get(..self.count).unwrap_or(&[]);
+        let Some((last, rest)) = fields.split_last() else {
+            return;
+        };
+        for field in rest {
+            if let Some((name, value)) = self.pair(*field) {
+                f(name, value);
+            }
         }
+        let (Some(name), Some(range)) = (NAMES.get(usize::from(last.name)), last.range()) else {
+            return;
+        };
+        let mut bytes = std::mem::take(&mut self.values);
+        if range.end <= bytes.len() {
+            bytes.truncate(range.end);
+            bytes.advance(range.start);
+            if let Ok(value) = HeaderValue::from_maybe_shared(bytes) {
+                f(name, value);
+            }
+        }
+    }
+}
+
+impl Field {
+    /// Where the value lies.
+    fn range(self) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(self.start).ok()?;
+        Some(start..start.checked_add(usize::try_from(self.len).ok()?)?)
     }
 }
 

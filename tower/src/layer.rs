@@ -2,6 +2,7 @@
 //! wraps.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -12,6 +13,7 @@ use tower_layer::Layer;
 
 use crate::attributes::{Credentials, Extractor};
 use crate::backend::{Backend, InProcess};
+use crate::body::{InnerBody, Wrapped};
 use crate::clock::{Clock, SystemClock};
 use crate::service::RateLimit;
 
@@ -21,6 +23,8 @@ pub(crate) struct Config<K> {
     pub(crate) backend: K,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) extractor: Extractor,
+    /// Whether handlers get the decision extension.
+    pub(crate) decision: bool,
 }
 
 impl core::fmt::Debug for dyn Clock {
@@ -65,14 +69,16 @@ impl core::fmt::Debug for dyn Clock {
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct RateLimitLayer<K = InProcess> {
+pub struct RateLimitLayer<K = InProcess, M = Wrapped> {
     config: Arc<Config<K>>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<K> Clone for RateLimitLayer<K> {
+impl<K, M> Clone for RateLimitLayer<K, M> {
     fn clone(&self) -> Self {
         Self {
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }
@@ -95,12 +101,14 @@ impl<K: Backend> RateLimitLayer<K> {
                 backend,
                 clock: Arc::new(SystemClock::new()),
                 extractor: Extractor::default(),
+                decision: true,
             }),
+            mode: PhantomData,
         }
     }
 }
 
-impl<K: Backend + Clone> RateLimitLayer<K> {
+impl<K: Backend + Clone, M> RateLimitLayer<K, M> {
     /// Changes the settings of this layer only: services it already made, and clones
     /// made before, keep theirs.
     fn edit(mut self, f: impl FnOnce(&mut Config<K>)) -> Self {
@@ -143,6 +151,30 @@ impl<K: Backend + Clone> RateLimitLayer<K> {
         self.edit(|c| c.extractor.credentials = Some(Arc::new(f)))
     }
 
+    /// Whether admitted requests carry the [`RateLimitDecision`] extension for handlers,
+    /// and denials carry it for outer layers (default on). Off, the check builds no
+    /// decision snapshot at all: no extension insert (`http`'s `Extensions` boxes its
+    /// map) and no lookup of the deciding limit's name, for a server whose handlers
+    /// only need the rate-limit headers.
+    ///
+    /// [`RateLimitDecision`]: crate::RateLimitDecision
+    #[must_use]
+    pub fn decision_extension(self, on: bool) -> Self {
+        self.edit(|c| c.decision = on)
+    }
+
+    /// Answers responses in the inner service's own body type `B` (`B: From<Bytes>`, as
+    /// axum's `Body` and `http_body_util::Full<Bytes>` are), a denial's body converted
+    /// with `From`, instead of the default [`RateLimitBody<B>`](crate::RateLimitBody)
+    /// that wraps any body type. Under axum this saves boxing the wrapper once more.
+    #[must_use]
+    pub fn inner_body(self) -> RateLimitLayer<K, InnerBody> {
+        RateLimitLayer {
+            config: self.config,
+            mode: PhantomData,
+        }
+    }
+
     /// Each request's cost (default 1): weights for expensive endpoints or batches. A
     /// cost no limit can ever admit is refused (see the crate docs).
     #[must_use]
@@ -151,8 +183,8 @@ impl<K: Backend + Clone> RateLimitLayer<K> {
     }
 }
 
-impl<S, K> Layer<S> for RateLimitLayer<K> {
-    type Service = RateLimit<S, K>;
+impl<S, K, M> Layer<S> for RateLimitLayer<K, M> {
+    type Service = RateLimit<S, K, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit::new(inner, Arc::clone(&self.config))

@@ -4,8 +4,9 @@
 //! For each request, [`RateLimit`] builds the policy's view of it (method, path and
 //! attributes), checks it once, and then:
 //!
-//! - **admitted:** inserts a [`RateLimitDecision`] into the request's extensions, calls
-//!   the inner service, and adds the policy's rate-limit headers to its response (a
+//! - **admitted:** inserts a [`RateLimitDecision`] into the request's extensions (unless
+//!   [`decision_extension(false)`](RateLimitLayer::decision_extension)), calls the inner
+//!   service, and adds the policy's rate-limit headers to its response (a
 //!   header the handler set itself is kept);
 //! - **denied:** answers with the policy's status, rate-limit headers, `Content-Type`
 //!   and body, without calling the inner service; the [`RateLimitDecision`] is in the
@@ -40,7 +41,9 @@
 //!
 //! # Bodies, errors, time
 //! The layer is generic over request and response bodies and never buffers or boxes
-//! them: the response body is a [`RateLimitBody`], the inner body or the denial's. Its
+//! them: the response body is a [`RateLimitBody`], the inner body or the denial's, or
+//! with [`inner_body`](RateLimitLayer::inner_body) the inner service's own body type (one
+//! that converts from `Bytes`). Its
 //! error type is the inner service's. Each request reads the [`Clock`] once: monotonic
 //! nanoseconds to decide in process, Unix-epoch nanoseconds to render absolute resets
 //! (read only for a style that has them) and to decide on Redis.
@@ -51,9 +54,10 @@
 //! credentials or cost closure the request is read in place, not split into parts. The
 //! layer lists the attributes on the stack and shares one copy of each limit's name among
 //! all decisions. Per limited request it allocates once for the header values (one
-//! buffer all of them share; the list itself is inline) and once for the decision
-//! extension (`http`'s `Extensions` boxes it); a denial also allocates its body, and the
-//! credentials closure whatever it returns. The `Redis` backend also copies the
+//! buffer all of them share; the list itself is inline) and, unless
+//! [`decision_extension(false)`](RateLimitLayer::decision_extension), once for the
+//! decision extension (`http`'s `Extensions` boxes it); a denial also allocates its
+//! body, and the credentials closure whatever it returns. The `Redis` backend also copies the
 //! request's method, path and attributes into its boxed future (its check waits for a
 //! network round trip). Instructions per request against tower-governor's layer and a
 //! layer that only adds the same headers: the crate's README.
@@ -85,8 +89,8 @@ mod redis;
 mod service;
 
 pub use attributes::Credentials;
-pub use backend::{answer, Backend, Checked, Denial, InProcess, Refused};
-pub use body::RateLimitBody;
+pub use backend::{answer, Ask, Backend, Checked, Denial, InProcess, Refused};
+pub use body::{BodyMode, InnerBody, RateLimitBody, Wrapped};
 pub use client_ip::PeerAddr;
 pub use clock::{Clock, Now, SystemClock};
 pub use decision::{Fault, LimitName, RateLimitDecision};

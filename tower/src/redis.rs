@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ratecore::policy::{Attribute, Policy, Request};
 
-use crate::backend::{refused, respond, Backend, Checked, InProcess, Refused};
+use crate::backend::{refused, respond, Ask, Backend, Checked, InProcess, Refused};
 use crate::clock::Now;
 
 /// Checks on the Redis of a policy built with [`Policy::with_redis`].
@@ -103,7 +103,7 @@ impl Owned {
 impl Backend for Redis {
     type Future = Pin<Box<dyn Future<Output = Result<Checked, Refused>> + Send + 'static>>;
 
-    fn check(&self, request: &Request<'_>, now: Now, cost: u64) -> Self::Future {
+    fn check(&self, request: &Request<'_>, now: Now, ask: Ask) -> Self::Future {
         let owned = Owned::new(request);
         let (policy, names) = (
             Arc::clone(&self.local.policy),
@@ -112,8 +112,12 @@ impl Backend for Redis {
         Box::pin(async move {
             let attributes = owned.attributes();
             let request = Request::new(&owned.method, &owned.path, &attributes);
-            match policy.check_async(&request, now.unix, cost).await {
-                Ok(decision) => Ok(respond(&decision, now.unix, &names)),
+            match policy.check_async(&request, now.unix, ask.cost).await {
+                Ok(decision) => Ok(respond(
+                    &decision,
+                    now.unix,
+                    ask.decision.then_some(&*names),
+                )),
                 Err(error) => Err(refused(&policy, error)),
             }
         })

@@ -1,6 +1,7 @@
 //! The middleware service: reads the clock, builds the policy's view of the request and
 //! starts the check; [`ResponseFuture`] does the rest.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,8 +11,8 @@ use tower_service::Service;
 use ratecore::policy::Request as PolicyRequest;
 
 use crate::attributes::Head;
-use crate::backend::{Backend, Checked, InProcess, Refused};
-use crate::body::RateLimitBody;
+use crate::backend::{Ask, Backend, Checked, InProcess, Refused};
+use crate::body::{BodyMode, Wrapped};
 use crate::clock::Now;
 use crate::future::ResponseFuture;
 use crate::layer::Config;
@@ -26,24 +27,34 @@ enum Started<F> {
 }
 
 /// Applies a policy to every request before `S` sees it (see the crate docs).
+///
+/// `M` says how responses carry bodies: in a [`RateLimitBody`](crate::RateLimitBody)
+/// ([`Wrapped`], the default) or in the inner service's own type
+/// ([`InnerBody`](crate::InnerBody)).
 #[derive(Debug)]
-pub struct RateLimit<S, K = InProcess> {
+pub struct RateLimit<S, K = InProcess, M = Wrapped> {
     inner: S,
     config: Arc<Config<K>>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone, K> Clone for RateLimit<S, K> {
+impl<S: Clone, K, M> Clone for RateLimit<S, K, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S, K> RateLimit<S, K> {
+impl<S, K, M> RateLimit<S, K, M> {
     pub(crate) fn new(inner: S, config: Arc<Config<K>>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            mode: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -52,14 +63,15 @@ impl<S, K> RateLimit<S, K> {
     }
 }
 
-impl<S, K, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K>
+impl<S, K, M, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     K: Backend,
+    M: BodyMode<ResB>,
 {
-    type Response = Response<RateLimitBody<ResB>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqB, K::Future>;
+    type Future = ResponseFuture<S, ReqB, K::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -70,11 +82,14 @@ where
         // An in-process backend has its answer at once: go on with it now, and the
         // service made ready by `poll_ready` is called at once, without a clone.
         let clock = &*config.clock;
-        let check =
-            |view: &PolicyRequest<'_>, cost| match config.backend.check_now(view, clock, cost) {
+        let decision = config.decision;
+        let check = |view: &PolicyRequest<'_>, cost| {
+            let ask = Ask { cost, decision };
+            match config.backend.check_now(view, clock, ask) {
                 Some(outcome) => Started::Answered(outcome),
-                None => Started::Pending(config.backend.check(view, Now::read(clock), cost)),
-            };
+                None => Started::Pending(config.backend.check(view, Now::read(clock), ask)),
+            }
+        };
         let check = if config.extractor.reads_parts() {
             let (parts, body) = request.into_parts();
             let check = config.extractor.with_parts(&parts, check);

@@ -155,6 +155,34 @@ async fn handlers_see_the_decision() {
     assert_eq!(seen[0].as_ref().unwrap().shadow_denied, None);
 }
 
+/// Whether a handler behind a layer with `decision_extension(on)` sees the decision, and
+/// the rate-limit headers its response gets.
+async fn extension_seen(on: bool) -> (bool, Option<String>) {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let store = Arc::clone(&seen);
+    let router = Router::new().fallback(move |request: Request| {
+        let decision = request.extensions().get::<RateLimitDecision>().is_some();
+        *store.lock().unwrap() = Some(decision);
+        async { "ok" }
+    });
+    let layer = RateLimitLayer::new(policy(&per_ip(3)))
+        .clock(ManualClock::at(0))
+        .decision_extension(on);
+    let addr = common::serve(router.layer(layer)).await;
+    let response = send(&client(), addr, Method::GET, "/", &[]).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let remaining = response.header("x-ratelimit-remaining").map(str::to_owned);
+    let seen = seen.lock().unwrap().expect("the handler was called");
+    (seen, remaining)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_extension_is_on_by_default_and_can_be_turned_off() {
+    let remaining = Some("2".to_owned());
+    assert_eq!(extension_seen(true).await, (true, remaining.clone()));
+    assert_eq!(extension_seen(false).await, (false, remaining));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cost_that_can_never_fit_is_refused_without_retry_after() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -2,7 +2,8 @@
 //! headers (names compared case-insensitively, as HTTP/1 sends them in lower case;
 //! values byte for byte, in order), content type and denial body are exactly what
 //! `PolicyDecision::render_headers` and `render_body` produce for the same request at
-//! the same time on a second copy of the policy. Scenarios that need an hour run here,
+//! the same time on a second copy of the policy, from both of the layer's body modes (each
+//! request goes to a server of each). Scenarios that need an hour run here,
 //! where time is an input.
 
 #[path = "../examples/seed_server/app.rs"]
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 
 use common::{client, send, HttpClient, ManualClock, Seen, HOUR, MINUTE, SECOND, WALL_AT_ZERO};
 use hyper::{Method, StatusCode};
-use ratecore::policy::{Attribute, Policy, Request};
+use ratecore::policy::{Attribute, Policy, PolicyDecision, Request};
 
 const fn at(hours: u64, minutes: u64, seconds: u64) -> u64 {
     hours * HOUR + minutes * MINUTE + seconds * SECOND
@@ -22,7 +23,8 @@ const fn at(hours: u64, minutes: u64, seconds: u64) -> u64 {
 
 struct Harness {
     clock: ManualClock,
-    addr: SocketAddr,
+    /// The default layers, and lean ones (no decision extension, the inner body type).
+    addrs: [SocketAddr; 2],
     client: HttpClient,
     /// The same policy file, checked directly with the same requests and times.
     reference: Policy,
@@ -32,9 +34,9 @@ struct Harness {
 impl Harness {
     async fn new(seed: &'static str) -> Self {
         let clock = ManualClock::at(0);
-        let router = app::app(clock.clone()).unwrap();
+        let serve = |lean| common::serve(app::app(clock.clone(), lean).unwrap());
         Self {
-            addr: common::serve(router).await,
+            addrs: [serve(false).await, serve(true).await],
             clock,
             client: client(),
             reference: Policy::from_toml_file(app::policy_file(seed)).unwrap(),
@@ -42,10 +44,10 @@ impl Harness {
         }
     }
 
-    /// Sends `method /seed{path}` at `now` with `headers` over HTTP, checks `attributes`
-    /// (what the layer should extract from it) on the reference policy at the same
-    /// time, asserts that the two agree byte for byte, and returns whether it was
-    /// admitted.
+    /// Sends `method /seed{path}` at `now` with `headers` over HTTP to both servers,
+    /// checks `attributes` (what the layer should extract from it) on the reference
+    /// policy at the same time, asserts that each response agrees with it byte for byte,
+    /// and returns whether it was admitted and the default layer's response.
     async fn exchange(
         &self,
         now: u64,
@@ -54,14 +56,9 @@ impl Harness {
         attributes: &[(&str, &[u8])],
     ) -> (bool, Seen) {
         self.clock.set(now);
-        let seen = send(
-            &self.client,
-            self.addr,
-            method.clone(),
-            &format!("/{}{path}", self.seed),
-            headers,
-        )
-        .await;
+        let uri = format!("/{}{path}", self.seed);
+        let lean = send(&self.client, self.addrs[1], method.clone(), &uri, headers).await;
+        let seen = send(&self.client, self.addrs[0], method.clone(), &uri, headers).await;
         let attributes: Vec<Attribute<'_>> = attributes
             .iter()
             .map(|&(n, v)| Attribute::new(n, v))
@@ -70,47 +67,53 @@ impl Harness {
             .reference
             .check(&Request::new(method.as_str(), path, &attributes), now, 1)
             .unwrap();
-        let context = format!("{} {method} {path} at {now} ns", self.seed);
-
-        let status = if decision.allowed() {
-            200
-        } else {
-            decision.denial_status()
-        };
-        assert_eq!(seen.status.as_u16(), status, "{context}");
-
-        let mut block = [0u8; 1024];
-        let len = decision
-            .render_headers(WALL_AT_ZERO + now, &mut block)
-            .unwrap();
-        let rendered: Vec<(String, Vec<u8>)> = std::str::from_utf8(&block[..len])
-            .unwrap()
-            .split_terminator("\r\n")
-            .map(|line| {
-                let (name, value) = line.split_once(": ").unwrap();
-                (name.to_ascii_lowercase(), value.as_bytes().to_vec())
-            })
-            .collect();
-        let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
-        let received: Vec<(String, Vec<u8>)> = seen
-            .headers
-            .iter()
-            .filter(|(n, _)| names.contains(&n.as_str()) || is_rate_limit_header(n.as_str()))
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect();
-        assert_eq!(received, rendered, "{context}: headers");
-
-        if !decision.allowed() {
-            let mut body = [0u8; 1024];
-            let len = decision.render_body(&mut body).unwrap();
-            assert_eq!(
-                seen.header("content-type"),
-                Some(decision.content_type()),
-                "{context}"
-            );
-            assert_eq!(&seen.body[..], &body[..len], "{context}: body");
+        for (seen, mode) in [(&seen, "default"), (&lean, "lean")] {
+            let context = format!("{} {method} {path} at {now} ns ({mode})", self.seed);
+            agree(&decision, now, seen, &context);
         }
         (decision.allowed(), seen)
+    }
+}
+
+/// Asserts that `seen` is what the reference policy renders for `decision` at `now`.
+fn agree(decision: &PolicyDecision<'_>, now: u64, seen: &Seen, context: &str) {
+    let status = if decision.allowed() {
+        200
+    } else {
+        decision.denial_status()
+    };
+    assert_eq!(seen.status.as_u16(), status, "{context}");
+
+    let mut block = [0u8; 1024];
+    let len = decision
+        .render_headers(WALL_AT_ZERO + now, &mut block)
+        .unwrap();
+    let rendered: Vec<(String, Vec<u8>)> = std::str::from_utf8(&block[..len])
+        .unwrap()
+        .split_terminator("\r\n")
+        .map(|line| {
+            let (name, value) = line.split_once(": ").unwrap();
+            (name.to_ascii_lowercase(), value.as_bytes().to_vec())
+        })
+        .collect();
+    let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
+    let received: Vec<(String, Vec<u8>)> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| names.contains(&n.as_str()) || is_rate_limit_header(n.as_str()))
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(received, rendered, "{context}: headers");
+
+    if !decision.allowed() {
+        let mut body = [0u8; 1024];
+        let len = decision.render_body(&mut body).unwrap();
+        assert_eq!(
+            seen.header("content-type"),
+            Some(decision.content_type()),
+            "{context}"
+        );
+        assert_eq!(&seen.body[..], &body[..len], "{context}: body");
     }
 }
 

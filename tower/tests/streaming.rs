@@ -3,7 +3,8 @@
 //! body is generated 64 KiB at a time as it is polled and counted frame by frame on
 //! arrival (hyper hands over at most its read buffer, a few hundred KiB), so no side
 //! ever holds the body; the many frames show nothing collected it on the way, and the
-//! response's body type is the handler's own inside `RateLimitBody` (nothing boxed).
+//! response's body type is the handler's own, inside `RateLimitBody` by default and
+//! unwrapped with `inner_body()` (nothing boxed either way).
 
 mod common;
 
@@ -20,16 +21,29 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use ratecore_tower::{PeerAddr, RateLimitBody, RateLimitDecision, RateLimitLayer};
+use ratecore_tower::{
+    BodyMode, InProcess, InnerBody, PeerAddr, RateLimitBody, RateLimitDecision, RateLimitLayer,
+    Wrapped,
+};
 use tower::{service_fn, Layer};
 
 const CHUNK: usize = 64 * 1024;
 const TOTAL: usize = 100 * 1000 * 1000;
 
-/// `total` bytes as a stream of `CHUNK`-sized frames, made as they are polled.
+/// `left` bytes as a stream of frames of (up to) `chunk`, made as they are polled.
 struct Chunks {
     chunk: Bytes,
     left: usize,
+}
+
+/// One frame of `bytes` (how the layer answers a denial in this body type).
+impl From<Bytes> for Chunks {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            left: bytes.len(),
+            chunk: bytes,
+        }
+    }
 }
 
 impl Chunks {
@@ -52,7 +66,7 @@ impl Body for Chunks {
         if self.left == 0 {
             return Poll::Ready(None);
         }
-        let n = self.left.min(CHUNK);
+        let n = self.left.min(self.chunk.len());
         self.left -= n;
         Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..n)))))
     }
@@ -90,7 +104,28 @@ fn policy() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_streamed_body_passes_through_both_ways() {
-    let layer = RateLimitLayer::new(common::policy(&policy())).clock(common::ManualClock::at(0));
+    // The response body is the handler's own type, wrapped, not boxed.
+    let _: fn(RateLimitBody<Chunks>) -> <Wrapped as BodyMode<Chunks>>::Body = |body| body;
+    streams_through(layer()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_streamed_body_passes_through_in_the_inner_body_type() {
+    // The response body is the handler's own type itself.
+    let _: fn(Chunks) -> <InnerBody as BodyMode<Chunks>>::Body = |body| body;
+    streams_through(layer().inner_body()).await;
+}
+
+fn layer() -> RateLimitLayer {
+    RateLimitLayer::new(common::policy(&policy())).clock(common::ManualClock::at(0))
+}
+
+/// 100 MB up to a handler behind `layer` on hyper, and 100 MB back.
+async fn streams_through<M>(layer: RateLimitLayer<InProcess, M>)
+where
+    M: BodyMode<Chunks> + 'static,
+    M::Body: Body<Data = Bytes, Error = Infallible> + Send + Unpin + 'static,
+{
     // The handler counts the upload as it arrives and answers with a body of its own type.
     let handler = service_fn(|request: Request<Incoming>| async move {
         let decision = request.extensions().get::<RateLimitDecision>().cloned();
@@ -103,8 +138,6 @@ async fn a_large_streamed_body_passes_through_both_ways() {
         Ok::<_, Infallible>(Response::new(Chunks::new(TOTAL)))
     });
     let service = layer.layer(handler);
-    // The response body is the handler's own type, wrapped, not boxed.
-    let _: fn(&Response<RateLimitBody<Chunks>>) = |_| {};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -84,17 +84,20 @@ async fn handler(request: Request) -> String {
             d.limit,
             d.deciding.as_ref().map_or("-", |l| l.limit.as_str()),
         ),
-        _ => format!("{} {path}: admitted, no limit applies\n", request.method()),
+        Some(_) => format!("{} {path}: admitted, no limit applies\n", request.method()),
+        None => format!("{} {path}: admitted\n", request.method()),
     }
 }
 
-/// The three seeds' services under their prefixes, each reading time from `clock`.
+/// The three seeds' services under their prefixes, each reading time from `clock`. With
+/// `lean`, the layers give handlers no decision and answer in the inner body type
+/// (`decision_extension(false)`, `inner_body()`).
 ///
 /// Uphold limits by client IP, and the demo's clients all connect from 127.0.0.1: its
 /// layer trusts 127.0.0.1 as a proxy, so a client can speak for several addresses with
 /// `X-Forwarded-For` (a real deployment lists its own proxies). The account Uphold's
 /// per-user limits key on comes from an `X-Account` header.
-pub fn app<C: Clock + Clone>(clock: C) -> Result<Router, Box<dyn std::error::Error>> {
+pub fn app<C: Clock + Clone>(clock: C, lean: bool) -> Result<Router, Box<dyn std::error::Error>> {
     let tokens = Arc::new(tokens());
     let mut router = Router::new();
     for seed in SEEDS {
@@ -109,7 +112,12 @@ pub fn app<C: Clock + Clone>(clock: C) -> Result<Router, Box<dyn std::error::Err
                 .trusted_proxies([loopback])
                 .header(HeaderName::from_static("x-account"), "user");
         }
-        let service = Router::new().fallback(handler).layer(layer);
+        let service = Router::new().fallback(handler);
+        let service = if lean {
+            service.layer(layer.decision_extension(false).inner_body())
+        } else {
+            service.layer(layer)
+        };
         router = router.nest_service(&format!("/{seed}"), service);
     }
     Ok(router)

@@ -405,7 +405,7 @@ fn port() -> Result<u16, String> {
 async fn main() -> Result<ExitCode, Error> {
     let serve = std::env::args().any(|a| a == "--serve");
     let clock = SystemClock::new();
-    let router = app::app(clock)?;
+    let router = app::app(clock, false)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port()?)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(app::serve(listener, router));
