@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 
 use crate::algorithm::packing::Layout;
-use crate::algorithm::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
+use crate::algorithm::sliding_strict::{Cell as SlotCell, PrivateSlot, StrictConfig};
 use crate::algorithm::Algorithm;
 use crate::algorithm::WordLimit;
 use crate::composite::{run_all, Member, Verdict};
@@ -243,7 +243,14 @@ impl Spec {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");
                 }
-                let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
+                let empty = SlotCell {
+                    newest: 0,
+                    generation: 0,
+                    count: 0,
+                };
+                let ring: Box<[PrivateSlot]> = (0..config.slot_count())
+                    .map(|_| PrivateSlot::new(empty))
+                    .collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
                     // An all-zero slot is the empty cell the ring starts with (a fresh
                     // key's value is empty, a young one's mostly zeros).
@@ -253,15 +260,12 @@ impl Spec {
                     // Any 32-bit count is a state some quota wrote: a policy's override
                     // may have counted past this limit on the same key.
                     let count = u64::from(be32(bytes, 8));
-                    let cell = SlotCell {
+                    slot.set(SlotCell {
                         newest: be64(bytes, 0),
                         generation: 0,
                         // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
                         count: count as u32,
-                    };
-                    if slot.compare_exchange(slot.load(), cell).is_err() {
-                        return Err("strict-window replica raced");
-                    }
+                    });
                 }
                 Ok(Replica::Strict { config, ring })
             }
@@ -311,7 +315,7 @@ impl Spec {
                 // The slot whose bytes changed is the one charged; its newest is the
                 // effective time, the latest admission in the ring.
                 let changed = ring.iter().enumerate().find_map(|(index, slot)| {
-                    let cell = slot.load();
+                    let cell = slot.get();
                     let before = old
                         .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
                         .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
@@ -341,7 +345,7 @@ pub(crate) enum Replica {
     /// A strict window and its ring.
     Strict {
         config: StrictConfig,
-        ring: Box<[Slot]>,
+        ring: Box<[PrivateSlot]>,
     },
 }
 
@@ -351,9 +355,9 @@ impl Member for Replica {
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         match self {
             Self::Word { limit, word } => limit.evaluate(word.get(), now, cost).map(|o| o.decision),
-            Self::Strict { config, ring } => {
-                config.check(ring, 0, now, cost, Mode::Peek).map(|r| r.0)
-            }
+            Self::Strict { config, ring } => config
+                .check_ring(&**ring, 0, now, cost, Mode::Peek)
+                .map(|r| r.0),
         }
     }
 
@@ -368,7 +372,7 @@ impl Member for Replica {
                 });
                 Ok((outcome.decision, reservation))
             }
-            Self::Strict { config, ring } => config.check(ring, 0, now, cost, Mode::Charge),
+            Self::Strict { config, ring } => config.check_ring(&**ring, 0, now, cost, Mode::Charge),
         }
     }
 
@@ -379,7 +383,7 @@ impl Member for Replica {
                     word.set(new);
                 }
             }
-            Self::Strict { config, ring } => config.uncharge(ring, token),
+            Self::Strict { config, ring } => config.uncharge(&**ring, token),
         }
     }
 }
