@@ -356,7 +356,7 @@ impl Member for Replica {
         match self {
             Self::Word { limit, word } => limit.evaluate(word.get(), now, cost).map(|o| o.decision),
             Self::Strict { config, ring } => config
-                .check_ring(&**ring, 0, now, cost, Mode::Peek)
+                .check_ring(ring, 0, now, cost, Mode::Peek)
                 .map(|r| r.0),
         }
     }
@@ -372,7 +372,7 @@ impl Member for Replica {
                 });
                 Ok((outcome.decision, reservation))
             }
-            Self::Strict { config, ring } => config.check_ring(&**ring, 0, now, cost, Mode::Charge),
+            Self::Strict { config, ring } => config.check_ring(ring, 0, now, cost, Mode::Charge),
         }
     }
 
@@ -383,7 +383,7 @@ impl Member for Replica {
                     word.set(new);
                 }
             }
-            Self::Strict { config, ring } => config.uncharge(&**ring, token),
+            Self::Strict { config, ring } => config.uncharge(ring, token),
         }
     }
 }

@@ -110,66 +110,46 @@ impl Default for Slot {
 /// one else can see, so every read and write is a plain one.
 pub(crate) type PrivateSlot = core::cell::Cell<Cell>;
 
-/// Where a ring's cells live: shared [`Slot`]s, or [`PrivateSlot`]s. The algorithm is
+/// A ring's slot: shared ([`Slot`]) or private ([`PrivateSlot`]). The algorithm is
 /// written once over this; only a shared ring pays for atomics, the fence and the
 /// verification walk.
-pub(crate) trait Ring {
-    /// Whether other threads may change cells between two reads (module Orderings).
+pub(crate) trait RingSlot {
+    /// Whether other threads may change the ring between two reads (module Orderings).
     const SHARED: bool;
 
-    fn slot_count(&self) -> usize;
+    fn cell(&self) -> Cell;
 
-    /// The cell at `index` (`None` past the end).
-    fn cell(&self, index: usize) -> Option<Cell>;
-
-    /// Replaces the cell at `index` if it still is `current`; else the cell found.
-    fn compare_exchange(&self, index: usize, current: Cell, new: Cell) -> Result<Cell, Cell>;
+    /// Replaces the cell if it still is `current`; else the cell found.
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell>;
 }
 
-impl Ring for [Slot] {
+impl RingSlot for Slot {
     const SHARED: bool = true;
 
-    fn slot_count(&self) -> usize {
-        self.len()
+    fn cell(&self) -> Cell {
+        self.load()
     }
 
-    fn cell(&self, index: usize) -> Option<Cell> {
-        self.get(index).map(Slot::load)
-    }
-
-    fn compare_exchange(&self, index: usize, current: Cell, new: Cell) -> Result<Cell, Cell> {
-        match self.get(index) {
-            Some(slot) => slot.compare_exchange(current, new),
-            None => Err(Cell::from_bits(0)),
-        }
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell> {
+        self.compare_exchange(current, new)
     }
 }
 
-impl Ring for [PrivateSlot] {
+impl RingSlot for PrivateSlot {
     const SHARED: bool = false;
 
-    fn slot_count(&self) -> usize {
-        self.len()
+    fn cell(&self) -> Cell {
+        self.get()
     }
 
-    fn cell(&self, index: usize) -> Option<Cell> {
-        self.get(index).map(PrivateSlot::get)
-    }
-
-    fn compare_exchange(&self, index: usize, current: Cell, new: Cell) -> Result<Cell, Cell> {
-        let slot = self.get(index).ok_or(Cell::from_bits(0))?;
-        let found = slot.get();
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell> {
+        let found = self.get();
         if found != current {
             return Err(found);
         }
-        slot.set(new);
+        self.set(new);
         Ok(found)
     }
-}
-
-/// Every cell of `ring`, in ring order.
-fn cells<R: Ring + ?Sized>(ring: &R) -> impl Iterator<Item = Cell> + '_ {
-    (0..ring.slot_count()).filter_map(|index| ring.cell(index))
 }
 
 /// A slot's value.
@@ -256,7 +236,8 @@ impl StrictConfig {
     /// Whether the ring holds no information for `generation` at `now`.
     #[must_use]
     pub fn is_at_rest(&self, ring: &[Slot], generation: u32, now: u64) -> bool {
-        cells(ring).all(|cell| !self.in_window(cell, generation, now))
+        ring.iter()
+            .all(|slot| !self.in_window(slot.load(), generation, now))
     }
 
     /// Nanoseconds until the ring is at rest for `generation` (0 if it is).
@@ -271,8 +252,9 @@ impl StrictConfig {
     }
 
     /// The latest admission the ring records for `generation`, or `now` if later.
-    fn effective_now<R: Ring + ?Sized>(&self, ring: &R, generation: u32, now: u64) -> u64 {
-        cells(ring).fold(now, |latest, cell| {
+    fn effective_now<S: RingSlot>(&self, ring: &[S], generation: u32, now: u64) -> u64 {
+        ring.iter().fold(now, |latest, slot| {
+            let cell = slot.cell();
             if cell.generation == generation && cell.count > 0 {
                 latest.max(cell.newest)
             } else {
@@ -282,15 +264,16 @@ impl StrictConfig {
     }
 
     /// Counts in the window at `now`, and the latest release among them.
-    fn in_window_sum<R: Ring + ?Sized>(
+    fn in_window_sum<S: RingSlot>(
         &self,
-        ring: &R,
+        ring: &[S],
         generation: u32,
         now: u64,
     ) -> (u64, Option<u64>) {
         let mut sum = 0u64;
         let mut latest_release = Some(now);
-        for cell in cells(ring) {
+        for slot in ring {
+            let cell = slot.cell();
             if self.in_window(cell, generation, now) {
                 sum = sum.saturating_add(u64::from(cell.count));
                 latest_release = max_release(latest_release, cell.newest.checked_add(self.period));
@@ -302,9 +285,9 @@ impl StrictConfig {
     /// The first release time at which `sum − released + cost ≤ limit`, walking the ring
     /// from the oldest sub-window to the newest; relative to `now`.
     #[allow(clippy::too_many_arguments)]
-    fn retry_after<R: Ring + ?Sized>(
+    fn retry_after<S: RingSlot>(
         &self,
-        ring: &R,
+        ring: &[S],
         generation: u32,
         now: u64,
         caller_now: u64,
@@ -314,11 +297,11 @@ impl StrictConfig {
     ) -> u64 {
         let mut left = sum;
         let mut moment = now;
-        let len = ring.slot_count();
-        for step in 1..=len {
-            let Some(cell) = ring.cell((current + step) % len) else {
+        for step in 1..=ring.len() {
+            let Some(slot) = ring.get((current + step) % ring.len()) else {
                 continue;
             };
+            let cell = slot.cell();
             if !self.in_window(cell, generation, now) {
                 continue;
             }
@@ -359,10 +342,10 @@ impl StrictConfig {
         self.check_ring(ring, generation, now, cost, mode)
     }
 
-    /// [`check`](Self::check) on any [`Ring`].
-    pub(crate) fn check_ring<R: Ring + ?Sized>(
+    /// [`check`](Self::check) on a ring of either kind of [`RingSlot`].
+    pub(crate) fn check_ring<S: RingSlot>(
         &self,
-        ring: &R,
+        ring: &[S],
         generation: u32,
         now: u64,
         cost: u64,
@@ -383,10 +366,11 @@ impl StrictConfig {
             let now = self.effective_now(ring, generation, caller_now);
             let sub_window = self.per_granule.divide(now);
             let index = (sub_window % self.slots) as usize;
-            let Some(observed) = ring.cell(index) else {
+            let Some(slot) = ring.get(index) else {
                 // A ring shorter than the config says: refuse rather than panic.
                 return Ok((self.contended(0), None));
             };
+            let observed = slot.cell();
             if observed.count > 0 && is_newer(observed.generation, generation) {
                 // The ring has a newer owner (a keyed table gave our key's slot to another
                 // key): never overwrite its cells. The table re-checks its key and starts
@@ -454,10 +438,7 @@ impl StrictConfig {
                 // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
                 count: count as u32,
             };
-            if ring
-                .compare_exchange(index, observed, charged_cell)
-                .is_err()
-            {
+            if slot.replace(observed, charged_cell).is_err() {
                 if attempt >= MAX_ATTEMPTS {
                     return Ok((self.contended(sum), None));
                 }
@@ -471,7 +452,7 @@ impl StrictConfig {
                 before_newest: observed.newest,
                 before_meta: (u64::from(observed.generation) << 32) | u64::from(observed.count),
             };
-            if !R::SHARED {
+            if !S::SHARED {
                 // No one else charges a private ring: the sum read is the sum.
                 return Ok((allowed, Some(reservation)));
             }
@@ -529,10 +510,10 @@ impl StrictConfig {
     }
 
     /// Gives a reservation back, if its slot still holds its sub-window and generation.
-    pub(crate) fn uncharge<R: Ring + ?Sized>(&self, ring: &R, reservation: Reservation) {
+    pub(crate) fn uncharge<S: RingSlot>(&self, ring: &[S], reservation: Reservation) {
         let index = (reservation.aux >> 32) as usize;
         let generation = reservation.aux as u32;
-        let Some(mut current) = ring.cell(index) else {
+        let Some(slot) = ring.get(index) else {
             return;
         };
         let sub_window = self.per_granule.divide(reservation.tag);
@@ -552,6 +533,7 @@ impl StrictConfig {
             generation,
             count: u32::try_from(charged).unwrap_or(u32::MAX),
         };
+        let mut current = slot.cell();
         if !ours && current == written {
             // Our charge opened the sub-window's cell, and the cell is exactly as it left
             // it: the count is our cost alone (any later charge and its give-back netted
@@ -566,7 +548,7 @@ impl StrictConfig {
             // possible spurious denial, never an extra admission).
             //
             // On a lost race, fall through to subtracting from what is there now.
-            match ring.compare_exchange(index, current, before) {
+            match slot.replace(current, before) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
@@ -581,7 +563,7 @@ impl StrictConfig {
                 count: count as u32,
                 ..current
             };
-            match ring.compare_exchange(index, current, new) {
+            match slot.replace(current, new) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
