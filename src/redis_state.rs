@@ -252,19 +252,13 @@ impl Spec {
                     .map(|_| PrivateSlot::new(empty))
                     .collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
-                    // An all-zero slot is the empty cell the ring starts with (a fresh
-                    // key's value is empty, a young one's mostly zeros).
-                    if bytes.iter().all(|b| *b == 0) {
-                        continue;
-                    }
                     // Any 32-bit count is a state some quota wrote: a policy's override
-                    // may have counted past this limit on the same key.
-                    let count = u64::from(be32(bytes, 8));
+                    // may have counted past this limit on the same key. An all-zero slot
+                    // is the empty cell the ring starts with.
                     slot.set(SlotCell {
                         newest: be64(bytes, 0),
                         generation: 0,
-                        // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
-                        count: count as u32,
+                        count: be32(bytes, 8),
                     });
                 }
                 Ok(Replica::Strict { config, ring })
@@ -312,15 +306,27 @@ impl Spec {
                 (out, ttl(rest))
             }
             (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
-                // The slot whose bytes changed is the one charged; its newest is the
-                // effective time, the latest admission in the ring.
-                let changed = ring.iter().enumerate().find_map(|(index, slot)| {
-                    let cell = slot.get();
+                // The slot whose bytes changed is the one charged (a private ring changes
+                // in one slot); its newest is the effective time, the latest admission in
+                // the ring, so the newest cell is looked at first.
+                let differs = |index: usize, cell: SlotCell| {
                     let before = old
                         .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
                         .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
                     ((cell.newest, cell.count) != before && cell.count > 0).then_some((index, cell))
-                });
+                };
+                let newest = ring
+                    .iter()
+                    .map(PrivateSlot::get)
+                    .enumerate()
+                    .max_by_key(|(_, cell)| cell.newest);
+                let changed = newest
+                    .and_then(|(index, cell)| differs(index, cell))
+                    .or_else(|| {
+                        ring.iter()
+                            .enumerate()
+                            .find_map(|(index, slot)| differs(index, slot.get()))
+                    });
                 let Some((index, cell)) = changed else {
                     return (Vec::new(), 0);
                 };
