@@ -394,6 +394,24 @@ impl Member for Replica {
     }
 }
 
+/// The replicas of one check: on the stack for a single limit (most checks, so that
+/// deciding one key allocates nothing for them), else on the heap.
+enum Replicas {
+    One([Replica; 1]),
+    Many(Vec<Replica>),
+}
+
+impl core::ops::Deref for Replicas {
+    type Target = [Replica];
+
+    fn deref(&self) -> &[Replica] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+}
+
 /// Replays one check on the replicas: a single limit exactly as its in-process
 /// `check`/`peek` does, several as [`crate::Composite`] does.
 pub(crate) fn replay(
@@ -555,7 +573,7 @@ pub fn apply(
         limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
     }
     let build = || {
-        limits
+        let mut each = limits
             .iter()
             .zip(olds)
             .enumerate()
@@ -564,8 +582,13 @@ pub fn apply(
                     .spec
                     .replica(old)
                     .map_err(|why| ApplyError::State(index, why))
-            })
-            .collect::<Result<Vec<Replica>, _>>()
+            });
+        if limits.len() == 1 {
+            let one = each.next().unwrap_or(Err(ApplyError::Limits))?;
+            return Ok(Replicas::One([one]));
+        }
+        each.collect::<Result<Vec<Replica>, _>>()
+            .map(Replicas::Many)
     };
     let mut replicas = build()?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
@@ -588,7 +611,9 @@ pub fn apply(
     };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
-    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(&*states) {
+    for (((limit, replica), old), state) in
+        limits.iter().zip(replicas.iter()).zip(olds).zip(&*states)
+    {
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);
