@@ -394,22 +394,10 @@ impl Member for Replica {
     }
 }
 
-/// The replicas of one check: on the stack for a single limit (most checks, so that
-/// deciding one key allocates nothing for them), else on the heap.
-enum Replicas {
-    One([Replica; 1]),
-    Many(Vec<Replica>),
-}
-
-impl core::ops::Deref for Replicas {
-    type Target = [Replica];
-
-    fn deref(&self) -> &[Replica] {
-        match self {
-            Self::One(one) => one,
-            Self::Many(many) => many,
-        }
-    }
+/// The replicas of one check as a list: a single limit's replica is kept on the stack
+/// (most checks, so that deciding one key allocates no list), several in the `Vec`.
+fn listed((one, many): &(Option<Replica>, Vec<Replica>)) -> &[Replica] {
+    one.as_ref().map_or(many.as_slice(), core::slice::from_ref)
 }
 
 /// Replays one check on the replicas: a single limit exactly as its in-process
@@ -585,17 +573,16 @@ pub fn apply(
             });
         if limits.len() == 1 {
             let one = each.next().unwrap_or(Err(ApplyError::Limits))?;
-            return Ok(Replicas::One([one]));
+            return Ok((Some(one), Vec::new()));
         }
-        each.collect::<Result<Vec<Replica>, _>>()
-            .map(Replicas::Many)
+        Ok((None, each.collect::<Result<Vec<Replica>, _>>()?))
     };
     let mut replicas = build()?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
     let states = &mut states[..limits.len()];
     let optimistic = limits.len() > 1 && mode.charges() && cost > 0;
     let admitted = if optimistic {
-        reserve_each(&replicas, now, cost, states).map_err(ApplyError::Cost)?
+        reserve_each(listed(&replicas), now, cost, states).map_err(ApplyError::Cost)?
     } else {
         None
     };
@@ -606,13 +593,13 @@ pub fn apply(
                 // The replicas hold a partial charge: the protocol starts over on fresh ones.
                 replicas = build()?;
             }
-            replay(&replicas, now, cost, mode, states).map_err(ApplyError::Cost)?
+            replay(listed(&replicas), now, cost, mode, states).map_err(ApplyError::Cost)?
         }
     };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
     for (((limit, replica), old), state) in
-        limits.iter().zip(replicas.iter()).zip(olds).zip(&*states)
+        limits.iter().zip(listed(&replicas)).zip(olds).zip(&*states)
     {
         let (written, ttl_ms) = limit
             .spec
