@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 
 use crate::algorithm::packing::Layout;
-use crate::algorithm::sliding_strict::{Cell as SlotCell, Slot, StrictConfig};
+use crate::algorithm::sliding_strict::{Cell as SlotCell, PrivateSlot, StrictConfig};
 use crate::algorithm::Algorithm;
 use crate::algorithm::WordLimit;
 use crate::composite::{run_all, Member, Verdict};
@@ -243,25 +243,23 @@ impl Spec {
                 if old.len() % SLOT_BYTES != 0 || old.len() / SLOT_BYTES > slots as usize {
                     return Err("strict-window state has the wrong length");
                 }
-                let ring: Box<[Slot]> = (0..config.slot_count()).map(|_| Slot::new()).collect();
+                let empty = SlotCell {
+                    newest: 0,
+                    generation: 0,
+                    count: 0,
+                };
+                let ring: Box<[PrivateSlot]> = (0..config.slot_count())
+                    .map(|_| PrivateSlot::new(empty))
+                    .collect();
                 for (slot, bytes) in ring.iter().zip(old.chunks_exact(SLOT_BYTES)) {
-                    // An all-zero slot is the empty cell the ring starts with (a fresh
-                    // key's value is empty, a young one's mostly zeros).
-                    if bytes.iter().all(|b| *b == 0) {
-                        continue;
-                    }
                     // Any 32-bit count is a state some quota wrote: a policy's override
-                    // may have counted past this limit on the same key.
-                    let count = u64::from(be32(bytes, 8));
-                    let cell = SlotCell {
+                    // may have counted past this limit on the same key. An all-zero slot
+                    // is the empty cell the ring starts with.
+                    slot.set(SlotCell {
                         newest: be64(bytes, 0),
                         generation: 0,
-                        // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
-                        count: count as u32,
-                    };
-                    if slot.compare_exchange(slot.load(), cell).is_err() {
-                        return Err("strict-window replica raced");
-                    }
+                        count: be32(bytes, 8),
+                    });
                 }
                 Ok(Replica::Strict { config, ring })
             }
@@ -308,15 +306,27 @@ impl Spec {
                 (out, ttl(rest))
             }
             (Self::Strict { period, .. }, Replica::Strict { ring, .. }) => {
-                // The slot whose bytes changed is the one charged; its newest is the
-                // effective time, the latest admission in the ring.
-                let changed = ring.iter().enumerate().find_map(|(index, slot)| {
-                    let cell = slot.load();
+                // The slot whose bytes changed is the one charged (a private ring changes
+                // in one slot); its newest is the effective time, the latest admission in
+                // the ring, so the newest cell is looked at first.
+                let differs = |index: usize, cell: SlotCell| {
                     let before = old
                         .get(index * SLOT_BYTES..(index + 1) * SLOT_BYTES)
                         .map_or((0, 0), |b| (be64(b, 0), be32(b, 8)));
                     ((cell.newest, cell.count) != before && cell.count > 0).then_some((index, cell))
-                });
+                };
+                let newest = ring
+                    .iter()
+                    .map(PrivateSlot::get)
+                    .enumerate()
+                    .max_by_key(|(_, cell)| cell.newest);
+                let changed = newest
+                    .and_then(|(index, cell)| differs(index, cell))
+                    .or_else(|| {
+                        ring.iter()
+                            .enumerate()
+                            .find_map(|(index, slot)| differs(index, slot.get()))
+                    });
                 let Some((index, cell)) = changed else {
                     return (Vec::new(), 0);
                 };
@@ -341,7 +351,7 @@ pub(crate) enum Replica {
     /// A strict window and its ring.
     Strict {
         config: StrictConfig,
-        ring: Box<[Slot]>,
+        ring: Box<[PrivateSlot]>,
     },
 }
 
@@ -351,9 +361,9 @@ impl Member for Replica {
     fn peek(&self, now: u64, cost: u64) -> Result<Decision, CheckError> {
         match self {
             Self::Word { limit, word } => limit.evaluate(word.get(), now, cost).map(|o| o.decision),
-            Self::Strict { config, ring } => {
-                config.check(ring, 0, now, cost, Mode::Peek).map(|r| r.0)
-            }
+            Self::Strict { config, ring } => config
+                .check_ring(ring, 0, now, cost, Mode::Peek)
+                .map(|r| r.0),
         }
     }
 
@@ -368,7 +378,7 @@ impl Member for Replica {
                 });
                 Ok((outcome.decision, reservation))
             }
-            Self::Strict { config, ring } => config.check(ring, 0, now, cost, Mode::Charge),
+            Self::Strict { config, ring } => config.check_ring(ring, 0, now, cost, Mode::Charge),
         }
     }
 
@@ -382,6 +392,12 @@ impl Member for Replica {
             Self::Strict { config, ring } => config.uncharge(ring, token),
         }
     }
+}
+
+/// The replicas of one check as a list: a single limit's replica is kept on the stack
+/// (most checks, so that deciding one key allocates no list), several in the `Vec`.
+fn listed((one, many): &(Option<Replica>, Vec<Replica>)) -> &[Replica] {
+    one.as_ref().map_or(many.as_slice(), core::slice::from_ref)
 }
 
 /// Replays one check on the replicas: a single limit exactly as its in-process
@@ -545,7 +561,7 @@ pub fn apply(
         limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
     }
     let build = || {
-        limits
+        let mut each = limits
             .iter()
             .zip(olds)
             .enumerate()
@@ -554,15 +570,19 @@ pub fn apply(
                     .spec
                     .replica(old)
                     .map_err(|why| ApplyError::State(index, why))
-            })
-            .collect::<Result<Vec<Replica>, _>>()
+            });
+        if limits.len() == 1 {
+            let one = each.next().unwrap_or(Err(ApplyError::Limits))?;
+            return Ok((Some(one), Vec::new()));
+        }
+        Ok((None, each.collect::<Result<Vec<Replica>, _>>()?))
     };
     let mut replicas = build()?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
     let states = &mut states[..limits.len()];
     let optimistic = limits.len() > 1 && mode.charges() && cost > 0;
     let admitted = if optimistic {
-        reserve_each(&replicas, now, cost, states).map_err(ApplyError::Cost)?
+        reserve_each(listed(&replicas), now, cost, states).map_err(ApplyError::Cost)?
     } else {
         None
     };
@@ -573,12 +593,14 @@ pub fn apply(
                 // The replicas hold a partial charge: the protocol starts over on fresh ones.
                 replicas = build()?;
             }
-            replay(&replicas, now, cost, mode, states).map_err(ApplyError::Cost)?
+            replay(listed(&replicas), now, cost, mode, states).map_err(ApplyError::Cost)?
         }
     };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
-    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(&*states) {
+    for (((limit, replica), old), state) in
+        limits.iter().zip(listed(&replicas)).zip(olds).zip(&*states)
+    {
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);

@@ -2,9 +2,12 @@
 //! ratecore Lua script, redis-cell's `CL.THROTTLE` (when the server has it loaded), a
 //! minimal GCRA Lua script as a yardstick and a bare `SET … PXAT` as the floor. Every
 //! scenario runs the same number of checks over the same number of keys (round robin), at
-//! the wall clock's `now`; the scenarios take turns in five rounds, and each one's server
+//! the wall clock's `now`. Every scenario first runs one turn on its own keys that is not
+//! recorded (a warm-up), then the scenarios take turns in ten rounds; a turn's server
 //! time is the growth of its command's `calls` and `usec` in `INFO commandstats` around
-//! its turns.
+//! it. Besides each scenario's time per call over all rounds, the table gives the median
+//! of its per-round ratios to the module's GCRA and their range, so that one round slowed
+//! by other work on the machine cannot turn the verdict.
 //!
 //! A measurement, not a test: `#[ignore]`d, run by `tests/redis/cpu.sh`, which builds and
 //! loads the modules and prints this table. `RATECORE_CPU_CHECKS` sets the checks per
@@ -70,6 +73,8 @@ struct Scenario<'a> {
     calls: u64,
     usec: u64,
     admitted: u64,
+    /// Server µs per call in each recorded round.
+    rounds: Vec<f64>,
 }
 
 impl<'a> Scenario<'a> {
@@ -81,18 +86,47 @@ impl<'a> Scenario<'a> {
             calls: 0,
             usec: 0,
             admitted: 0,
+            rounds: Vec::new(),
         }
     }
 
-    /// Runs checks `from..to` and adds their server time.
-    fn run(&mut self, c: &mut redis::Connection, from: u64, to: u64) {
+    /// Runs checks `from..to` and, unless `warm_up`, records their server time as a round.
+    fn run(&mut self, c: &mut redis::Connection, from: u64, to: u64, warm_up: bool) {
         let (calls, usec) = totals(c, self.command);
+        let mut admitted = 0;
         for i in from..to {
-            self.admitted += u64::from((self.check)(i));
+            admitted += u64::from((self.check)(i));
         }
         let (calls_after, usec_after) = totals(c, self.command);
-        self.calls += calls_after - calls;
-        self.usec += usec_after - usec;
+        if warm_up {
+            return;
+        }
+        let (calls, usec) = (calls_after - calls, usec_after - usec);
+        self.admitted += admitted;
+        self.calls += calls;
+        self.usec += usec;
+        self.rounds.push(usec as f64 / calls.max(1) as f64);
+    }
+
+    /// The median and the range of this scenario's per-round ratios to `base`'s.
+    fn ratios(&self, base: &Self) -> (f64, f64, f64) {
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&base.rounds)
+            .map(|(ours, theirs)| ours / theirs.max(f64::MIN_POSITIVE))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let n = ratios.len();
+        if n == 0 {
+            return (f64::NAN, f64::NAN, f64::NAN);
+        }
+        let median = if n % 2 == 1 {
+            ratios[n / 2]
+        } else {
+            (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+        };
+        (median, ratios[0], ratios[n - 1])
     }
 
     fn usec_per_call(&self) -> f64 {
@@ -161,7 +195,7 @@ fn server_cpu_per_check() {
     // Warm-up, not recorded: the server's key table grows to the key count first, so no
     // scenario pays for its rehashing.
     let warm = module.limiter("warm-up", Algorithm::Gcra, quota).unwrap();
-    for i in 0..checks {
+    for i in 0..checks.min(KEYS) {
         let _ = warm.try_check(&key(i), now(), 1).unwrap();
     }
     let mut scenarios = Vec::new();
@@ -268,28 +302,42 @@ fn server_cpu_per_check() {
         },
     ));
 
-    // Interleaved rounds, so that a change in the machine's load weighs on every
+    // A warm-up turn per scenario on its own keys (the keys of the last round), then
+    // interleaved rounds, so that a change in the machine's load weighs on every
     // scenario alike.
-    const ROUNDS: u64 = 5;
+    const ROUNDS: u64 = 10;
+    let last = checks * (ROUNDS - 1) / ROUNDS;
+    for scenario in &mut scenarios {
+        scenario.run(&mut c, last, checks, true);
+    }
     for round in 0..ROUNDS {
         let (from, to) = (checks * round / ROUNDS, checks * (round + 1) / ROUNDS);
         for scenario in &mut scenarios {
-            scenario.run(&mut c, from, to);
+            scenario.run(&mut c, from, to, false);
         }
     }
 
-    let base = scenarios[0].usec_per_call();
-    println!("| scenario | command | calls | admitted | server µs per call | vs module GCRA |");
-    println!("|---|---|---|---|---|---|");
+    let base = &scenarios[0];
+    println!(
+        "| scenario | command | calls | admitted | server µs per call \
+         | vs module GCRA: median of {ROUNDS} rounds | range |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for s in &scenarios {
+        let (median, low, high) = s.ratios(base);
         println!(
-            "| {} | `{}` | {} | {} | {:.2} | {:.2}x |",
+            "| {} | `{}` | {} | {} | {:.2} | {median:.2}x | {low:.2}–{high:.2} |",
             s.name,
             s.command.to_ascii_uppercase(),
             s.calls,
             s.admitted,
             s.usec_per_call(),
-            s.usec_per_call() / base
+        );
+    }
+    if let Some(cell) = scenarios.iter().find(|s| s.command == "cl.throttle") {
+        let (median, low, high) = base.ratios(cell);
+        println!(
+            "module GCRA / redis-cell per round: median {median:.2}, range {low:.2}–{high:.2}"
         );
     }
 }

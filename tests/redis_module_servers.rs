@@ -212,9 +212,12 @@ fn replica_and_aof_restart_reach_the_same_state() {
     });
 
     // Checks on every algorithm and a composite, with real time (so that expiries lie
-    // in the future) and a mirror in process for one key.
+    // in the future) and a mirror in process for one key; each charge waits for the
+    // replica (its `WAIT` sent with the check).
     let mut config = common::test_config(&primary.url(), "replication");
     config.engine = RedisEngine::Module;
+    config.wait_replicas = 1;
+    config.wait_timeout = Duration::from_secs(5);
     let prefix = config.prefix.clone();
     let backend = RedisBackend::new(config).unwrap();
     let quota = Quota::new(5, 60_000_000_000).unwrap();
@@ -240,8 +243,24 @@ fn replica_and_aof_restart_reach_the_same_state() {
         );
     }
     assert_eq!(backend.stats().script_checks, 0);
+    assert_eq!(backend.stats().replication, 0);
 
+    // The script with its `WAIT` on a server that forgot the script: the pair is sent
+    // again after the load.
     let mut pc = primary.connection();
+    let mut config = common::test_config(&primary.url(), "replication");
+    config.prefix.clone_from(&prefix);
+    config.engine = RedisEngine::Script;
+    config.wait_replicas = 1;
+    config.wait_timeout = Duration::from_secs(5);
+    let scripted = RedisBackend::new(config).unwrap();
+    let limiter = scripted.limiter("script", Algorithm::Gcra, quota).unwrap();
+    redis::cmd("SCRIPT").arg("FLUSH").exec(&mut pc).unwrap();
+    let loads = scripted.stats().script_loads;
+    assert!(limiter.try_check(b"reloaded", start, 1).unwrap().allowed);
+    let stats = scripted.stats();
+    assert_eq!((stats.script_loads, stats.replication), (loads + 1, 0));
+
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut pc).unwrap();
     assert_eq!(acked, 1);
     let before = snapshot(&mut pc, &prefix);

@@ -2,7 +2,7 @@
 //! the check, write and replicate the new values, reply. A panic becomes an error reply.
 
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int, c_longlong};
+use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use arrayvec::ArrayVec;
@@ -155,19 +155,24 @@ fn replicate_set(
     value: &[u8],
     at: i64,
 ) {
-    // SAFETY: the command's context; format "sbcl": a module string (the key argument,
-    // alive for the call), a buffer and its length, a C string, a long long — exactly the
-    // variadic arguments passed.
+    // The deadline as decimal digits, passed as a buffer (`b`): the server's own `l`
+    // builds a string object and a separate buffer for it.
+    let mut digits = itoa::Buffer::new();
+    let at = digits.format(at).as_bytes();
+    // SAFETY: the command's context; format "sbcb": a module string (the key argument,
+    // alive for the call), a buffer and its length, a C string, a buffer and its length
+    // — exactly the variadic arguments passed. The server copies what it keeps.
     unsafe {
         raw::RedisModule_Replicate.unwrap()(
             ctx,
             c"SET".as_ptr().cast::<c_char>(),
-            c"sbcl".as_ptr().cast::<c_char>(),
+            c"sbcb".as_ptr().cast::<c_char>(),
             name,
             value.as_ptr().cast::<c_char>(),
             value.len(),
             c"PXAT".as_ptr().cast::<c_char>(),
-            at as c_longlong,
+            at.as_ptr().cast::<c_char>(),
+            at.len(),
         );
     }
 }

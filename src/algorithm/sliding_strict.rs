@@ -106,6 +106,52 @@ impl Default for Slot {
     }
 }
 
+/// A slot of a ring one thread owns: the stored state a Redis check decodes, which no
+/// one else can see, so every read and write is a plain one.
+pub(crate) type PrivateSlot = core::cell::Cell<Cell>;
+
+/// A ring's slot: shared ([`Slot`]) or private ([`PrivateSlot`]). The algorithm is
+/// written once over this; only a shared ring pays for atomics, the fence and the
+/// verification walk.
+pub(crate) trait RingSlot {
+    /// Whether other threads may change the ring between two reads (module Orderings).
+    const SHARED: bool;
+
+    fn cell(&self) -> Cell;
+
+    /// Replaces the cell if it still is `current`; else the cell found.
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell>;
+}
+
+impl RingSlot for Slot {
+    const SHARED: bool = true;
+
+    fn cell(&self) -> Cell {
+        self.load()
+    }
+
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell> {
+        self.compare_exchange(current, new)
+    }
+}
+
+impl RingSlot for PrivateSlot {
+    const SHARED: bool = false;
+
+    fn cell(&self) -> Cell {
+        self.get()
+    }
+
+    fn replace(&self, current: Cell, new: Cell) -> Result<Cell, Cell> {
+        let found = self.get();
+        if found != current {
+            return Err(found);
+        }
+        self.set(new);
+        Ok(found)
+    }
+}
+
 /// A slot's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Cell {
@@ -206,9 +252,9 @@ impl StrictConfig {
     }
 
     /// The latest admission the ring records for `generation`, or `now` if later.
-    fn effective_now(&self, ring: &[Slot], generation: u32, now: u64) -> u64 {
+    fn effective_now<S: RingSlot>(&self, ring: &[S], generation: u32, now: u64) -> u64 {
         ring.iter().fold(now, |latest, slot| {
-            let cell = slot.load();
+            let cell = slot.cell();
             if cell.generation == generation && cell.count > 0 {
                 latest.max(cell.newest)
             } else {
@@ -218,11 +264,16 @@ impl StrictConfig {
     }
 
     /// Counts in the window at `now`, and the latest release among them.
-    fn in_window_sum(&self, ring: &[Slot], generation: u32, now: u64) -> (u64, Option<u64>) {
+    fn in_window_sum<S: RingSlot>(
+        &self,
+        ring: &[S],
+        generation: u32,
+        now: u64,
+    ) -> (u64, Option<u64>) {
         let mut sum = 0u64;
         let mut latest_release = Some(now);
         for slot in ring {
-            let cell = slot.load();
+            let cell = slot.cell();
             if self.in_window(cell, generation, now) {
                 sum = sum.saturating_add(u64::from(cell.count));
                 latest_release = max_release(latest_release, cell.newest.checked_add(self.period));
@@ -234,9 +285,9 @@ impl StrictConfig {
     /// The first release time at which `sum − released + cost ≤ limit`, walking the ring
     /// from the oldest sub-window to the newest; relative to `now`.
     #[allow(clippy::too_many_arguments)]
-    fn retry_after(
+    fn retry_after<S: RingSlot>(
         &self,
-        ring: &[Slot],
+        ring: &[S],
         generation: u32,
         now: u64,
         caller_now: u64,
@@ -250,7 +301,7 @@ impl StrictConfig {
             let Some(slot) = ring.get((current + step) % ring.len()) else {
                 continue;
             };
-            let cell = slot.load();
+            let cell = slot.cell();
             if !self.in_window(cell, generation, now) {
                 continue;
             }
@@ -288,6 +339,18 @@ impl StrictConfig {
         cost: u64,
         mode: Mode,
     ) -> Result<(Decision, Option<Reservation>), CheckError> {
+        self.check_ring(ring, generation, now, cost, mode)
+    }
+
+    /// [`check`](Self::check) on a ring of either kind of [`RingSlot`].
+    pub(crate) fn check_ring<S: RingSlot>(
+        &self,
+        ring: &[S],
+        generation: u32,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+    ) -> Result<(Decision, Option<Reservation>), CheckError> {
         if cost > self.limit {
             return Err(CheckError::CostExceedsLimit {
                 cost,
@@ -307,7 +370,7 @@ impl StrictConfig {
                 // A ring shorter than the config says: refuse rather than panic.
                 return Ok((self.contended(0), None));
             };
-            let observed = slot.load();
+            let observed = slot.cell();
             if observed.count > 0 && is_newer(observed.generation, generation) {
                 // The ring has a newer owner (a keyed table gave our key's slot to another
                 // key): never overwrite its cells. The table re-checks its key and starts
@@ -375,17 +438,13 @@ impl StrictConfig {
                 // Cannot truncate: count <= limit <= u32::MAX (StrictConfig::new).
                 count: count as u32,
             };
-            if slot.compare_exchange(observed, charged_cell).is_err() {
+            if slot.replace(observed, charged_cell).is_err() {
                 if attempt >= MAX_ATTEMPTS {
                     return Ok((self.contended(sum), None));
                 }
                 crate::sync::backoff_wait(&backoff);
                 continue;
             }
-            // SeqCst fence: orders our charge before the re-read below (Dekker; module
-            // Orderings).
-            fence(Ordering::SeqCst);
-            let (verified, _) = self.in_window_sum(ring, generation, now);
             let reservation = Reservation {
                 tag: now,
                 aux: ((index as u64) << 32) | u64::from(generation),
@@ -393,6 +452,14 @@ impl StrictConfig {
                 before_newest: observed.newest,
                 before_meta: (u64::from(observed.generation) << 32) | u64::from(observed.count),
             };
+            if !S::SHARED {
+                // No one else charges a private ring: the sum read is the sum.
+                return Ok((allowed, Some(reservation)));
+            }
+            // SeqCst fence: orders our charge before the re-read below (Dekker; module
+            // Orderings).
+            fence(Ordering::SeqCst);
+            let (verified, _) = self.in_window_sum(ring, generation, now);
             if verified <= self.limit {
                 return Ok((allowed, Some(reservation)));
             }
@@ -443,7 +510,7 @@ impl StrictConfig {
     }
 
     /// Gives a reservation back, if its slot still holds its sub-window and generation.
-    pub(crate) fn uncharge(&self, ring: &[Slot], reservation: Reservation) {
+    pub(crate) fn uncharge<S: RingSlot>(&self, ring: &[S], reservation: Reservation) {
         let index = (reservation.aux >> 32) as usize;
         let generation = reservation.aux as u32;
         let Some(slot) = ring.get(index) else {
@@ -466,7 +533,7 @@ impl StrictConfig {
             generation,
             count: u32::try_from(charged).unwrap_or(u32::MAX),
         };
-        let mut current = slot.load();
+        let mut current = slot.cell();
         if !ours && current == written {
             // Our charge opened the sub-window's cell, and the cell is exactly as it left
             // it: the count is our cost alone (any later charge and its give-back netted
@@ -481,7 +548,7 @@ impl StrictConfig {
             // possible spurious denial, never an extra admission).
             //
             // On a lost race, fall through to subtracting from what is there now.
-            match slot.compare_exchange(current, before) {
+            match slot.replace(current, before) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
@@ -496,7 +563,7 @@ impl StrictConfig {
                 count: count as u32,
                 ..current
             };
-            match slot.compare_exchange(current, new) {
+            match slot.replace(current, new) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }

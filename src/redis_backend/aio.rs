@@ -217,28 +217,10 @@ impl Inner {
             }
         };
         let reply = match wait {
-            Some(_) => self.replicated_async(reply)?,
+            Some(_) => self.after_wait(reply)?,
             None => reply,
         };
         self.verify_reply(from_module, &prepared, reply, states)
-    }
-
-    /// The check's reply out of the `[check, WAIT]` pair, when `WAIT` says enough
-    /// replicas hold the write (else a counted [`Fault::Replication`]).
-    fn replicated_async(&self, reply: redis::Value) -> Result<redis::Value, RedisCheckError> {
-        let redis::Value::Array(mut replies) = reply else {
-            return Err(self.inconsistent("the reply to a check and WAIT is not a pair"));
-        };
-        if replies.len() != 2 {
-            return Err(self.inconsistent("the reply to a check and WAIT is not a pair"));
-        }
-        self.replicated(&replies[1])
-            .map_err(|e| RedisCheckError::Backend(self.count(classify(&e), e.to_string())))?;
-        Ok(replies.swap_remove(0))
-    }
-
-    fn inconsistent(&self, message: &str) -> RedisCheckError {
-        RedisCheckError::Backend(self.count(Fault::Inconsistent, String::from(message)))
     }
 
     /// A failed check's error, after forgetting what detection found when the server

@@ -32,6 +32,32 @@ impl Conn {
         }
     }
 
+    /// [`query`](Self::query); with `then` (a `WAIT`), both commands on the same
+    /// connection and both replies as an array, as [`AsyncConn::send`] (`WAIT` counts the
+    /// writes of the connection it arrives on). On one server, in one round trip; on a
+    /// cluster, one after the other to the same primary: the blocking cluster connection
+    /// routes a pipeline by its first command's key as the `redis` crate guesses it, which
+    /// is not `RATECORE.CHECK`'s.
+    pub(super) fn send(
+        &mut self,
+        command: &redis::Cmd,
+        then: Option<&redis::Cmd>,
+        key: &[u8],
+    ) -> redis::RedisResult<redis::Value> {
+        let Some(then) = then else {
+            return self.query(command, key);
+        };
+        let replies = match self {
+            Self::Single(connection) => {
+                let mut both = redis::pipe();
+                both.add_command(command.clone()).add_command(then.clone());
+                both.query::<Vec<redis::Value>>(connection)?
+            }
+            Self::Cluster(_) => vec![self.query(command, key)?, self.query(then, key)?],
+        };
+        redis::Value::Array(replies).extract_error()
+    }
+
     /// `PING` (on a cluster: every node, as the `redis` crate routes it).
     pub(super) fn ping(&mut self) -> redis::RedisResult<()> {
         let ping = redis::cmd("PING");

@@ -58,6 +58,8 @@ impl Inner {
     ) -> Result<(Decision, Vec<Undo>), RedisCheckError> {
         let prepared = self.prepare(check, keep)?;
         let detecting = self.config.engine == RedisEngine::Detect;
+        // `WAIT` travels with the check, on the same connection (see `Conn::send`).
+        let wait = self.wait_command(&prepared);
         let reply = self.with_connection(|connection, counters| {
             let mut engine = self.engine_hint();
             if engine == UNKNOWN {
@@ -66,21 +68,18 @@ impl Inner {
             }
             if engine == MODULE {
                 let command = module_command(&prepared, self.min_ttl_ms);
-                match connection.query(&command, prepared.first_key()) {
+                match connection.send(&command, wait.as_ref(), prepared.first_key()) {
                     // The module is gone (a restart or failover without it): nothing ran,
                     // so the script may decide instead.
                     Err(e) if detecting && is_unknown_command(&e) => self.note_engine(SCRIPT),
                     other => {
                         bump(&counters.module_checks);
-                        let reply = other?;
-                        self.await_replicas(connection, &prepared)?;
-                        return Ok((true, reply));
+                        return Ok((true, other?));
                     }
                 }
             }
             bump(&counters.script_checks);
-            let reply = self.query_script(connection, &prepared)?;
-            self.await_replicas(connection, &prepared)?;
+            let reply = self.query_script(connection, &prepared, wait.as_ref())?;
             Ok((false, reply))
         });
         let (from_module, reply) = match reply {
@@ -92,6 +91,10 @@ impl Inner {
                 }
                 return Err(RedisCheckError::Backend(error));
             }
+        };
+        let reply = match wait {
+            Some(_) => self.after_wait(reply)?,
+            None => reply,
         };
         self.verify_reply(from_module, &prepared, reply, states)
     }

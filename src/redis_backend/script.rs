@@ -4,6 +4,7 @@
 //! (the module's reply too: `module.rs`).
 
 use super::cross_slot::Undo;
+use super::pool::classify;
 use super::stats::bump;
 use super::wire::{self, ApplyError, KeyOutcome, StoredLimit};
 use super::{BackendError, Check, Fault, Inner, RedisCheckError, MAX_LIMITS};
@@ -110,19 +111,21 @@ impl Inner {
     /// (`RedisStats::script_loads` counts reloads), and on a cluster sends `SCRIPT LOAD`
     /// to every primary, so one node down elsewhere would fail a check whose own slot is
     /// up; the async and pipelined transports also need the bare `EVALSHA` command to
-    /// batch it with `WAIT`.
+    /// batch it with `WAIT`. With `then` (a `WAIT`), both are sent together, and both
+    /// again after the load (see [`Conn::send`](super::cluster::Conn::send)).
     pub(super) fn query_script(
         &self,
         connection: &mut super::cluster::Conn,
         prepared: &Prepared<'_>,
+        then: Option<&redis::Cmd>,
     ) -> redis::RedisResult<redis::Value> {
         let eval = self.eval(prepared);
         let key = prepared.first_key();
-        match connection.query(&eval, key) {
+        match connection.send(&eval, then, key) {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 connection.load_script(&self.script, key)?;
                 bump(&self.counters.script_loads);
-                connection.query(&eval, key)
+                connection.send(&eval, then, key)
             }
             other => other,
         }
@@ -160,16 +163,24 @@ impl Inner {
         Ok(())
     }
 
-    /// [`wait_command`](Self::wait_command) and its verdict on a blocking connection.
-    pub(super) fn await_replicas(
-        &self,
-        connection: &mut super::cluster::Conn,
-        prepared: &Prepared<'_>,
-    ) -> redis::RedisResult<()> {
-        match self.wait_command(prepared) {
-            Some(wait) => self.replicated(&connection.query(&wait, prepared.first_key())?),
-            None => Ok(()),
+    /// The check's reply out of the `[check, WAIT]` pair (both transports), when `WAIT`
+    /// says enough replicas hold the write (else a counted [`Fault::Replication`]).
+    pub(super) fn after_wait(&self, reply: redis::Value) -> Result<redis::Value, RedisCheckError> {
+        let not_pair = || {
+            RedisCheckError::Backend(self.count(
+                Fault::Inconsistent,
+                String::from("the reply to a check and WAIT is not a pair"),
+            ))
+        };
+        let redis::Value::Array(mut replies) = reply else {
+            return Err(not_pair());
+        };
+        if replies.len() != 2 {
+            return Err(not_pair());
         }
+        self.replicated(&replies[1])
+            .map_err(|e| RedisCheckError::Backend(self.count(classify(&e), e.to_string())))?;
+        Ok(replies.swap_remove(0))
     }
 
     /// Turns the script's reply `[admitted, (old, written, ttl) per key]` into the

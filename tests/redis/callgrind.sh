@@ -8,6 +8,8 @@
 #
 #   bash tests/redis/callgrind.sh          # 3 000 commands per scenario
 #   RATECORE_CALLGRIND_COMMANDS=10000 bash tests/redis/callgrind.sh
+#   RATECORE_CALLGRIND_KEEP=dir bash tests/redis/callgrind.sh   # keep each scenario's dump
+#       (callgrind_annotate --inclusive=yes dir/callgrind.out.gcra shows where it goes)
 #
 # Needs valgrind (apt-get install valgrind) and python3. Not run by CI: a measurement.
 set -euo pipefail
@@ -86,7 +88,12 @@ per_command() {
     dump="$(ls -t "$DIR"/callgrind.out.*.* | head -1)"
     callgrind_annotate --inclusive=yes "$dump" 2>/dev/null |
         awk -v n="$N" '$NF ~ /redis/ && $0 ~ /:call \[/ { gsub(",", "", $1); printf "%.0f", $1 / n; exit }'
-    rm -f "$dump"
+    if [ -n "${RATECORE_CALLGRIND_KEEP:-}" ]; then
+        mkdir -p "$RATECORE_CALLGRIND_KEEP"
+        mv "$dump" "$RATECORE_CALLGRIND_KEEP/callgrind.out.$1"
+    else
+        rm -f "$dump"
+    fi
 }
 
 echo "| scenario | command | instructions per call | vs module GCRA |"
@@ -108,7 +115,7 @@ for row in \
     commands "$scenario" "$N" 2000 | redis-cli -p "$PORT" --pipe >/dev/null
     callgrind_control -d "$scenario" "$PID" >/dev/null 2>&1
     sleep 0.5
-    ir="$(per_command)"
+    ir="$(per_command "$scenario")"
     BASE="${BASE:-$ir}"
     echo "| $name | \`$command\` | $ir | $(python3 -c "print(f'{$ir / $BASE:.2f}x')") |"
 done

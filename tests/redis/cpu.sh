@@ -69,4 +69,4 @@ redis-server --version
 
 RATECORE_REDIS_URL="redis://127.0.0.1:$PORT/" \
     cargo test --release --features redis --test redis_module_cpu -- --ignored --nocapture 2>&1 |
-    grep -E '^(\||redis-cell)'
+    grep -E '^(\||redis-cell|module GCRA)'
