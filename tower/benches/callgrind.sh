@@ -11,6 +11,8 @@
 #   SECONDS_PER_RUN=10 tower/benches/callgrind.sh
 #
 # Needs valgrind. KEEP=DIR keeps each variant's profile in DIR (for callgrind_annotate).
+# CACHE_SIM=1 also simulates the caches (valgrind's 32 KiB L1) and prints the L1 data
+# misses (reads + writes) per request.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -21,6 +23,8 @@ if [ ${#variants[@]} -eq 0 ]; then
 fi
 seconds=${SECONDS_PER_RUN:-5}
 connections=${CONNECTIONS:-8}
+cache_flags=()
+if [ -n "${CACHE_SIM:-}" ]; then cache_flags=(--cache-sim=yes); fi
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
 
 # shellcheck source=tower/benches/lib.sh
@@ -29,7 +33,7 @@ bench_setup
 
 for variant in "${variants[@]}"; do
     out="$work/$variant.out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" \
+    valgrind --tool=callgrind "${cache_flags[@]}" --callgrind-out-file="$out" \
         "$bin/bench_server" "$variant" --addr-file "$work/addr" 2>"$work/$variant.log" &
     server=$!
     for _ in $(seq 600); do
@@ -54,6 +58,16 @@ for variant in "${variants[@]}"; do
     dump=$(ls -t "$out".* | head -n 1)
     total=$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$dump" | head -n 1)
     echo "$variant: $((total / requests)) instructions per request ($requests requests)"
+    if [ -n "${CACHE_SIM:-}" ]; then
+        # D1mr and D1mw, located by name in the dump's event list.
+        awk -v requests="$requests" -v variant="$variant" '
+            /^events:/ { for (i = 2; i <= NF; i++) column[$i] = i - 1 }
+            /^(summary|totals):/ && !done {
+                done = 1
+                misses = $(column["D1mr"] + 1) + $(column["D1mw"] + 1)
+                printf "%s: %.0f L1 data misses per request\n", variant, misses / requests
+            }' "$dump"
+    fi
     if [ -n "${KEEP:-}" ]; then
         mkdir -p "$KEEP"
         cp "$dump" "$KEEP/$variant.out"
