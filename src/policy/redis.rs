@@ -1,7 +1,6 @@
 //! A policy's limits on Redis: the same groups, keys and all-or-nothing protocol as in
 //! process, in one script call per set of limits (real, then shadow).
 
-use crate::decision::Mode;
 use alloc::vec::Vec;
 
 use crate::composite::MAX_LIMITS;
@@ -143,6 +142,7 @@ pub(super) async fn execute_async(
     if pairs.is_empty() {
         return Ok(Answer::default());
     }
+    use crate::decision::Mode;
     let (now, cost) = (call.now, call.cost);
     let reply = match call.mode {
         Mode::Charge => backend.check_limits_async(&pairs, now, cost, states).await,
