@@ -280,6 +280,23 @@ impl Compiled {
             lone.settle(state, mode, result);
             return Ok(());
         }
+        self.run_general(overrides, request, now, cost, mode, result)
+    }
+
+    /// [`run`](Self::run) for every policy but one limit. Kept out of `run`: its frame
+    /// (the resolved attributes, the groups met, every limit's state: kilobytes) would
+    /// otherwise be the one-limit path's too, whose few stack writes would then land on
+    /// lines far apart.
+    #[inline(never)]
+    fn run_general(
+        &self,
+        overrides: &OverrideSet,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        result: &mut Verdict,
+    ) -> Result<(), CheckError> {
         let mut resolved = Resolved::new();
         let mut found = Collected::new();
         if !self.prepare(overrides, request, &mut resolved, &mut found, result) {

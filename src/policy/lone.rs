@@ -6,6 +6,8 @@
 //! and fills the verdict as the general path would. A request lacking a key attribute
 //! under `on_missing = "skip"` or `"deny"` takes the general path.
 
+use arrayvec::ArrayVec;
+
 use crate::decision::{Decision, Mode};
 use crate::error::CheckError;
 
@@ -22,7 +24,20 @@ pub(super) struct Lone<'p, 'r> {
     group: &'p Group,
     /// The limit's id.
     id: usize,
-    key: KeyParts<'r>,
+    /// The parts in use only: a [`KeyParts`] is zeroed whole and copied on every check,
+    /// lines of stack the one-limit path otherwise never touches.
+    key: ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>,
+}
+
+/// Hashes as the [`KeyParts`] of the same values: each part in order.
+struct Parts<'k, 'r>(&'k [Option<&'r [u8]>]);
+
+impl core::hash::Hash for Parts<'_, '_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for part in self.0 {
+            part.hash(state);
+        }
+    }
 }
 
 impl Compiled {
@@ -76,17 +91,21 @@ impl Compiled {
     /// resolving reads them); `None` when an attribute is missing and the group does not
     /// share a counter among such requests.
     #[inline(always)]
-    fn key_parts<'r>(&self, group: &Group, request: &Request<'r>) -> Option<KeyParts<'r>> {
-        let mut key = KeyParts {
-            parts: [None; MAX_KEY_ATTRIBUTES],
-            len: group.key.len(),
-        };
-        for (part, &attribute) in key.parts.iter_mut().zip(&group.key) {
+    fn key_parts<'r>(
+        &self,
+        group: &Group,
+        request: &Request<'r>,
+    ) -> Option<ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>> {
+        let mut key = ArrayVec::new();
+        // A key has at most MAX_KEY_ATTRIBUTES attributes (the policy is refused
+        // otherwise): `take` only keeps the push from ever failing.
+        for &attribute in group.key.iter().take(MAX_KEY_ATTRIBUTES) {
             let name = self.attributes.get(attribute)?;
-            *part = request.attribute(name);
+            let part = request.attribute(name);
             if part.is_none() && group.on_missing != OnMissing::Shared {
                 return None;
             }
+            key.push(part);
         }
         Some(key)
     }
@@ -97,7 +116,7 @@ impl Lone<'_, '_> {
     #[inline]
     pub(super) fn decide(&self, now: u64, cost: u64, mode: Mode) -> Result<Decision, CheckError> {
         // Hashes as the general path's key view of the same values (`KeyView`).
-        let hash = self.group.table.hash_of(&self.key);
+        let hash = self.group.table.hash_of(&Parts(&self.key));
         match self.group.table.members(hash).next() {
             Some(member) => member.decide(now, cost, mode),
             // A table has at least one limit: never reached, and refused if it were.
@@ -114,7 +133,14 @@ impl Lone<'_, '_> {
             return;
         }
         if !state.allowed {
-            self.compiled.offenders.record(self.id, &self.key);
+            let mut key = KeyParts {
+                parts: [None; MAX_KEY_ATTRIBUTES],
+                len: self.key.len(),
+            };
+            for (part, value) in key.parts.iter_mut().zip(&self.key) {
+                *part = *value;
+            }
+            self.compiled.offenders.record(self.id, &key);
         }
         if let Some(counters) = self.compiled.counters.get(self.id) {
             counters.note(if state.allowed {
