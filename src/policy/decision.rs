@@ -398,6 +398,19 @@ impl PolicyDecision<'_> {
             };
             return render(style, &input);
         }
+        self.with_ietf_input(unix_now_nanos, render)
+    }
+
+    /// [`with_header_input`](Self::with_header_input) for the IETF fields, which list
+    /// every quota. Out of line: the list of reports (about a kilobyte) would otherwise
+    /// be in the frame of every style's rendering, and push its stack deeper.
+    #[inline(never)]
+    fn with_ietf_input<R>(
+        &self,
+        unix_now_nanos: u64,
+        render: impl FnOnce(http::HeaderStyle, &HeaderInput<'_>) -> R,
+    ) -> R {
+        let style = self.compiled.response.headers;
         let mut reports = [QuotaReport {
             name: "",
             period: 1,
