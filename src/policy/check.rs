@@ -224,7 +224,8 @@ impl Policy {
     /// arc-swap crate): the decision keeps that version alive.
     #[inline(always)]
     fn undecided(&self) -> PolicyDecision<'_> {
-        PolicyDecision::new(self.current.load(), Verdict::new())
+        // `Compiled::run` writes the decision.
+        PolicyDecision::new(self.current.load(), Verdict::blank())
     }
 
     /// Fills `decision` in place: the verdict is about a kilobyte, and building it
@@ -297,6 +298,7 @@ impl Compiled {
         mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
+        result.unlimited();
         let mut resolved = Resolved::new();
         let mut found = Collected::new();
         if !self.prepare(overrides, request, &mut resolved, &mut found, result) {

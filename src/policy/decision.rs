@@ -105,9 +105,20 @@ fn pick(entries: &[Entry]) -> Option<usize> {
 }
 
 impl Verdict {
+    /// A verdict on a request no limit applies to, until the check finds some.
+    #[cfg(feature = "redis-tokio")]
     pub(super) const fn new() -> Self {
+        let mut verdict = Self::blank();
+        verdict.decision = UNLIMITED;
+        verdict
+    }
+
+    /// A verdict whose decision is still to be written: `Compiled::run` writes it first
+    /// thing (the general path) or last (one limit). Its fields are zeros, which need no
+    /// constant read from memory as the unlimited decision does, on every check.
+    pub(super) const fn blank() -> Self {
         Self {
-            decision: UNLIMITED,
+            decision: Decision::EMPTY,
             entries: ArrayVec::new_const(),
             real: 0,
             deciding: None,
@@ -116,6 +127,11 @@ impl Verdict {
             #[cfg(feature = "redis")]
             fault: None,
         }
+    }
+
+    /// The verdict on a request no limit applies to, until the check finds some.
+    pub(super) fn unlimited(&mut self) {
+        self.decision = UNLIMITED;
     }
 
     /// A request the policy cannot account for (see `MetList`'s overflow): refused, with

@@ -28,15 +28,17 @@ use super::{OnMissing, Request};
 
 /// The bytes of key attribute names a [`LoneLimit`] holds inline: a policy whose only
 /// limit's key names are longer in total takes the general path.
-const NAME_BYTES: usize = 40;
+const NAME_BYTES: usize = 32;
 
-/// What checking the policy's only limit reads, gathered at compile time.
+/// What checking the policy's only limit reads, gathered at compile time: one cache
+/// line.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(super) struct LoneLimit {
     table: Arc<OwnedTable>,
     counters: Arc<LimitCounters>,
     /// The limit's id.
-    id: usize,
+    id: u32,
     on_missing: OnMissing,
     /// How many attributes the key has, and where each one's name ends in `names`.
     key_len: u8,
@@ -81,7 +83,7 @@ impl LoneLimit {
         Some(Self {
             table: Arc::clone(&group.table),
             counters: Arc::clone(counters.get(*id)?),
-            id: *id,
+            id: u32::try_from(*id).ok()?,
             on_missing: group.on_missing,
             key_len: u8::try_from(group.key.len()).ok()?,
             ends,
@@ -179,7 +181,8 @@ impl Lone<'_, '_> {
     /// and the decision; for a charge, the offender report on a denial and the counters.
     #[inline]
     pub(super) fn settle(&self, state: Decision, mode: Mode, result: &mut Verdict) {
-        let id = self.limit.id;
+        // From a usize (`LoneLimit::of`): never truncated.
+        let id = usize::try_from(self.limit.id).unwrap_or(usize::MAX);
         result.set_lone(id, state);
         if !mode.charges() {
             return;
@@ -199,5 +202,15 @@ impl Lone<'_, '_> {
         } else {
             Outcome::Denied
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The descriptor is one cache line (and `Option` adds nothing: an `Arc` is never
+    /// null).
+    #[test]
+    fn lone_limit_is_one_line() {
+        assert_eq!(core::mem::size_of::<Option<super::LoneLimit>>(), 64);
     }
 }
