@@ -224,7 +224,8 @@ impl Policy {
     /// arc-swap crate): the decision keeps that version alive.
     #[inline(always)]
     fn undecided(&self) -> PolicyDecision<'_> {
-        PolicyDecision::new(self.current.load(), Verdict::new())
+        // `decide_into` writes the decision.
+        PolicyDecision::new(self.current.load(), Verdict::blank())
     }
 
     /// Fills `decision` in place: the verdict is about a kilobyte, and building it
@@ -238,9 +239,14 @@ impl Policy {
         mode: Mode,
     ) -> Result<(), CheckError> {
         let (version, verdict) = decision.parts_mut();
-        version
-            .compiled
-            .run(&version.overrides, request, now, cost, mode, verdict)
+        let compiled = &version.compiled;
+        if let Some(lone) = compiled.lone(&version.overrides, request) {
+            let state = lone.decide(now, cost, mode)?;
+            lone.settle(state, mode, verdict);
+            return Ok(());
+        }
+        verdict.unlimited();
+        compiled.run(&version.overrides, request, now, cost, mode, verdict)
     }
 }
 
@@ -266,6 +272,11 @@ impl Collected<'_> {
 }
 
 impl Compiled {
+    /// The general check, for every policy but one limit (`lone`). Out of line: its
+    /// frame (the resolved attributes, the groups met, every limit's state: kilobytes)
+    /// would otherwise be the one-limit path's too, whose few stack writes would then
+    /// land on lines far apart.
+    #[inline(never)]
     fn run(
         &self,
         overrides: &OverrideSet,
@@ -275,11 +286,6 @@ impl Compiled {
         mode: Mode,
         result: &mut Verdict,
     ) -> Result<(), CheckError> {
-        if let Some(lone) = self.lone(overrides, request) {
-            let state = lone.decide(now, cost, mode)?;
-            lone.settle(state, mode, result);
-            return Ok(());
-        }
         let mut resolved = Resolved::new();
         let mut found = Collected::new();
         if !self.prepare(overrides, request, &mut resolved, &mut found, result) {

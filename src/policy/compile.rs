@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::lone::LoneLimit;
 use super::metrics::LimitCounters;
 use super::offenders::Offenders;
 use super::overrides::{OverrideSet, Target};
@@ -113,6 +114,8 @@ pub(super) struct Compiled {
     pub(super) redis: Option<crate::redis_backend::RedisBackend>,
     /// The keys this version denied repeatedly.
     pub(super) offenders: Offenders,
+    /// The policy's only limit, when it is one limit for every request (module `lone`).
+    pub(super) lone: Option<LoneLimit>,
 }
 
 pub(super) fn valid_attribute_name(name: &str) -> bool {
@@ -331,7 +334,7 @@ impl Compiled {
                 ))
             })
             .collect();
-        let counters = limits
+        let counters: Vec<Arc<LimitCounters>> = limits
             .iter()
             .zip(&missing)
             .map(|(meta, &on_missing)| {
@@ -341,7 +344,9 @@ impl Compiled {
                     .unwrap_or_default()
             })
             .collect();
+        let lone = LoneLimit::of(&rules, &attributes, &counters);
         let compiled = Self {
+            lone,
             rules,
             spec: spec.rules,
             limits,

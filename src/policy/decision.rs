@@ -105,9 +105,20 @@ fn pick(entries: &[Entry]) -> Option<usize> {
 }
 
 impl Verdict {
+    /// A verdict on a request no limit applies to, until the check finds some.
+    #[cfg(feature = "redis-tokio")]
     pub(super) const fn new() -> Self {
+        let mut verdict = Self::blank();
+        verdict.decision = UNLIMITED;
+        verdict
+    }
+
+    /// A verdict whose decision is still to be written: a check writes it first thing
+    /// (the general path) or last (one limit). Its fields are zeros, which need no
+    /// constant read from memory as the unlimited decision does, on every check.
+    pub(super) const fn blank() -> Self {
         Self {
-            decision: UNLIMITED,
+            decision: Decision::EMPTY,
             entries: ArrayVec::new_const(),
             real: 0,
             deciding: None,
@@ -116,6 +127,11 @@ impl Verdict {
             #[cfg(feature = "redis")]
             fault: None,
         }
+    }
+
+    /// The verdict on a request no limit applies to, until the check finds some.
+    pub(super) fn unlimited(&mut self) {
+        self.decision = UNLIMITED;
     }
 
     /// A request the policy cannot account for (see `MetList`'s overflow): refused, with
@@ -398,6 +414,14 @@ impl PolicyDecision<'_> {
             };
             return render(style, &input);
         }
+        self.with_ietf_input(unix_now_nanos, |input| render(style, input))
+    }
+
+    /// [`with_header_input`](Self::with_header_input) for the IETF fields, which list
+    /// every quota. Out of line: the list of reports (about a kilobyte) would otherwise
+    /// be in the frame of every style's rendering, and push its stack deeper.
+    #[inline(never)]
+    fn with_ietf_input<R>(&self, unix: u64, render: impl FnOnce(&HeaderInput<'_>) -> R) -> R {
         let mut reports = [QuotaReport {
             name: "",
             period: 1,
@@ -415,9 +439,9 @@ impl PolicyDecision<'_> {
         let input = HeaderInput {
             decision: self.verdict.decision,
             quotas: reports.get(..len).unwrap_or(&[]),
-            unix_now_nanos,
+            unix_now_nanos: unix,
         };
-        render(style, &input)
+        render(&input)
     }
 
     /// The header vocabulary the decision's headers are rendered in.

@@ -5,32 +5,57 @@
 //! limit all of that is one table check, so this path does only what that check needs
 //! and fills the verdict as the general path would. A request lacking a key attribute
 //! under `on_missing = "skip"` or `"deny"` takes the general path.
+//!
+//! What the check reads of the policy is gathered when the policy is compiled into one
+//! [`LoneLimit`], inline in the compiled policy: the table, the counters, the limit's id
+//! and the key's attribute names, in a line or two. Read from the rules, groups and name
+//! lists they come from, each was on a line of its own, missed on most requests.
+
+use alloc::sync::Arc;
+
+use arrayvec::ArrayVec;
 
 use crate::decision::{Decision, Mode};
 use crate::error::CheckError;
+use crate::table::OwnedTable;
 
-use super::compile::{Compiled, Group};
+use super::compile::{Compiled, CompiledRule};
 use super::decision::Verdict;
-use super::metrics::Outcome;
+use super::metrics::{LimitCounters, Outcome};
 use super::overrides::OverrideSet;
 use super::request::{KeyParts, MAX_KEY_ATTRIBUTES};
 use super::{OnMissing, Request};
 
-/// A request's key for the policy's only limit.
-pub(super) struct Lone<'p, 'r> {
-    compiled: &'p Compiled,
-    group: &'p Group,
+/// The bytes of key attribute names a [`LoneLimit`] holds inline: a policy whose only
+/// limit's key names are longer in total takes the general path.
+const NAME_BYTES: usize = 32;
+
+/// What checking the policy's only limit reads, gathered at compile time: one cache
+/// line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(super) struct LoneLimit {
+    table: Arc<OwnedTable>,
+    counters: Arc<LimitCounters>,
     /// The limit's id.
-    id: usize,
-    key: KeyParts<'r>,
+    id: u32,
+    on_missing: OnMissing,
+    /// How many attributes the key has, and where each one's name ends in `names`.
+    key_len: u8,
+    ends: [u8; MAX_KEY_ATTRIBUTES],
+    /// The key's attribute names, one after another.
+    names: [u8; NAME_BYTES],
 }
 
-impl Compiled {
-    /// The policy's only limit, when every request meets it and nothing else: the group
-    /// holding it and its id.
-    #[inline]
-    fn lone_limit(&self) -> Option<(&Group, usize)> {
-        let [rule] = self.rules.as_slice() else {
+impl LoneLimit {
+    /// The descriptor of `rules`' only limit, when the policy is one limit (module docs)
+    /// whose key names fit inline.
+    pub(super) fn of(
+        rules: &[CompiledRule],
+        attributes: &[alloc::string::String],
+        counters: &[Arc<LimitCounters>],
+    ) -> Option<Self> {
+        let [rule] = rules else {
             return None;
         };
         if rule.route.is_some() || !rule.conditions.is_empty() || rule.unlimited {
@@ -42,53 +67,100 @@ impl Compiled {
         let [id] = group.ids.as_slice() else {
             return None;
         };
-        #[cfg(feature = "redis")]
-        if self.redis.is_some() {
+        if group.shadow || group.key.len() > MAX_KEY_ATTRIBUTES {
             return None;
         }
-        (!group.shadow).then_some((group, *id))
+        let mut names = [0u8; NAME_BYTES];
+        let mut ends = [0u8; MAX_KEY_ATTRIBUTES];
+        let mut end = 0;
+        for (slot, &attribute) in ends.iter_mut().zip(&group.key) {
+            let name = attributes.get(attribute)?.as_bytes();
+            let next = end + name.len();
+            names.get_mut(end..next)?.copy_from_slice(name);
+            end = next;
+            *slot = u8::try_from(end).ok()?;
+        }
+        Some(Self {
+            table: Arc::clone(&group.table),
+            counters: Arc::clone(counters.get(*id)?),
+            id: u32::try_from(*id).ok()?,
+            on_missing: group.on_missing,
+            key_len: u8::try_from(group.key.len()).ok()?,
+            ends,
+            names,
+        })
     }
 
+    /// The key's attribute names, in order.
+    fn names(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let ends = self.ends.get(..usize::from(self.key_len)).unwrap_or(&[]);
+        let starts = core::iter::once(0).chain(ends.iter().copied());
+        starts.zip(ends).map(|(start, &end)| {
+            self.names
+                .get(usize::from(start)..usize::from(end))
+                .unwrap_or(&[])
+        })
+    }
+}
+
+/// A request's key for the policy's only limit.
+pub(super) struct Lone<'p, 'r> {
+    compiled: &'p Compiled,
+    limit: &'p LoneLimit,
+    /// The parts in use only: a [`KeyParts`] is zeroed whole and copied on every check,
+    /// lines of stack the one-limit path otherwise never touches.
+    key: ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>,
+}
+
+/// Hashes as the [`KeyParts`] of the same values: each part in order.
+struct Parts<'k, 'r>(&'k [Option<&'r [u8]>]);
+
+impl core::hash::Hash for Parts<'_, '_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for part in self.0 {
+            part.hash(state);
+        }
+    }
+}
+
+impl Compiled {
     /// The policy's only limit with `request`'s key, when the policy is one limit
     /// (module docs), no override is in force and the request carries the key; `None`
-    /// when the general path must decide. Inlined with [`key_parts`](Self::key_parts):
-    /// the key is then read where the caller keeps it, not copied out.
+    /// when the general path must decide. Inlined: the key is then read where the
+    /// caller keeps it, not copied out.
     #[inline(always)]
     pub(super) fn lone<'r>(
         &self,
         overrides: &OverrideSet,
         request: &Request<'r>,
     ) -> Option<Lone<'_, 'r>> {
-        let (group, id) = self.lone_limit()?;
+        let limit = self.lone.as_ref()?;
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            return None;
+        }
         if !overrides.is_empty() {
             return None;
         }
-        let key = self.key_parts(group, request)?;
-        Some(Lone {
-            compiled: self,
-            group,
-            id,
-            key,
-        })
-    }
-
-    /// `group`'s key read from `request` (the first attribute of each name, as
-    /// resolving reads them); `None` when an attribute is missing and the group does not
-    /// share a counter among such requests.
-    #[inline(always)]
-    fn key_parts<'r>(&self, group: &Group, request: &Request<'r>) -> Option<KeyParts<'r>> {
-        let mut key = KeyParts {
-            parts: [None; MAX_KEY_ATTRIBUTES],
-            len: group.key.len(),
-        };
-        for (part, &attribute) in key.parts.iter_mut().zip(&group.key) {
-            let name = self.attributes.get(attribute)?;
-            *part = request.attribute(name);
-            if part.is_none() && group.on_missing != OnMissing::Shared {
+        let mut key = ArrayVec::new();
+        // The first attribute of each name, as resolving reads them.
+        for name in limit.names() {
+            let part = request
+                .attributes
+                .iter()
+                .find(|a| a.name.as_bytes() == name)
+                .map(|a| a.value);
+            if part.is_none() && limit.on_missing != OnMissing::Shared {
                 return None;
             }
+            // At most MAX_KEY_ATTRIBUTES names (`LoneLimit::of`): never full.
+            let _ = key.try_push(part);
         }
-        Some(key)
+        Some(Lone {
+            compiled: self,
+            limit,
+            key,
+        })
     }
 }
 
@@ -97,8 +169,8 @@ impl Lone<'_, '_> {
     #[inline]
     pub(super) fn decide(&self, now: u64, cost: u64, mode: Mode) -> Result<Decision, CheckError> {
         // Hashes as the general path's key view of the same values (`KeyView`).
-        let hash = self.group.table.hash_of(&self.key);
-        match self.group.table.members(hash).next() {
+        let hash = self.limit.table.hash_of(&Parts(&self.key));
+        match self.limit.table.members(hash).next() {
             Some(member) => member.decide(now, cost, mode),
             // A table has at least one limit: never reached, and refused if it were.
             None => Ok(Decision::EMPTY),
@@ -109,19 +181,36 @@ impl Lone<'_, '_> {
     /// and the decision; for a charge, the offender report on a denial and the counters.
     #[inline]
     pub(super) fn settle(&self, state: Decision, mode: Mode, result: &mut Verdict) {
-        result.set_lone(self.id, state);
+        // From a usize (`LoneLimit::of`): never truncated.
+        let id = usize::try_from(self.limit.id).unwrap_or(usize::MAX);
+        result.set_lone(id, state);
         if !mode.charges() {
             return;
         }
         if !state.allowed {
-            self.compiled.offenders.record(self.id, &self.key);
+            let mut key = KeyParts {
+                parts: [None; MAX_KEY_ATTRIBUTES],
+                len: self.key.len(),
+            };
+            for (part, value) in key.parts.iter_mut().zip(&self.key) {
+                *part = *value;
+            }
+            self.compiled.offenders.record(id, &key);
         }
-        if let Some(counters) = self.compiled.counters.get(self.id) {
-            counters.note(if state.allowed {
-                Outcome::Allowed
-            } else {
-                Outcome::Denied
-            });
-        }
+        self.limit.counters.note(if state.allowed {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The descriptor is one cache line (and `Option` adds nothing: an `Arc` is never
+    /// null).
+    #[test]
+    fn lone_limit_is_one_line() {
+        assert_eq!(core::mem::size_of::<Option<super::LoneLimit>>(), 64);
     }
 }

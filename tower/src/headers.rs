@@ -5,7 +5,7 @@
 
 use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use ratecore::http::MAX_HEADER_VALUES;
+use ratecore::http::{HeaderStyle, MAX_HEADER_VALUES};
 use ratecore::policy::PolicyDecision;
 
 /// The rate-limit headers of one decision, in the order the policy renders them (none
@@ -58,7 +58,8 @@ impl RateLimitHeaders {
             Ok(count) => {
                 let values = values.get(..count).unwrap_or(&[]);
                 inline.len = used(values).min(INLINE);
-                Self::from_values(Bytes::from_owner(inline), values)
+                let style = decision.header_style();
+                Self::from_values(Bytes::from_owner(inline), values, style)
             }
             Err(too_small) => {
                 // A long IETF report: render again into a buffer of the exact size.
@@ -68,17 +69,23 @@ impl RateLimitHeaders {
                     .unwrap_or(0);
                 let values = values.get(..count).unwrap_or(&[]);
                 heap.truncate(used(values));
-                Self::from_values(Bytes::from(heap), values)
+                Self::from_values(Bytes::from(heap), values, decision.header_style())
             }
         }
     }
 
-    /// The headers `values` describes in `rendered`. A name without its constant, or a
-    /// value outside `rendered` (neither is ever produced by the renderer), is skipped.
-    fn from_values(rendered: Bytes, values: &[ratecore::http::HeaderValue]) -> Self {
+    /// The headers `values` describes in `rendered`, rendered in `style`. A name without
+    /// its constant, or a value outside `rendered` (neither is ever produced by the
+    /// renderer), is skipped.
+    fn from_values(
+        rendered: Bytes,
+        values: &[ratecore::http::HeaderValue],
+        style: HeaderStyle,
+    ) -> Self {
         let mut fields = [Field::default(); MAX_HEADER_VALUES];
         let mut count = 0;
-        for v in values {
+        let expected = style_names(style);
+        for (index, v) in values.iter().enumerate() {
             let Some(slot) = fields.get_mut(count) else {
                 break;
             };
@@ -86,8 +93,13 @@ impl RateLimitHeaders {
                 .start
                 .checked_add(v.len)
                 .is_some_and(|end| end <= rendered.len());
+            // The style's names in the order it renders them: no string compares.
+            let known = expected
+                .get(index)
+                .filter(|&&(_, len)| usize::from(len) == v.name.len())
+                .map(|&(name, _)| name);
             let (Some(name), Ok(start), Ok(len), true) = (
-                header_name(v.name),
+                known.or_else(|| header_name(v.name)),
                 u32::try_from(v.start),
                 u32::try_from(v.len),
                 fits,
@@ -207,9 +219,25 @@ static NAMES: [HeaderName; 9] = [
     RETRY_AFTER,
 ];
 
+/// The headers `style` renders, in its order (the retry header, last, only on a
+/// denial), as indices in [`NAMES`] with the length of the renderer's spelling: a value
+/// whose name has another length is named by [`header_name`] instead.
+fn style_names(style: HeaderStyle) -> &'static [(u8, u8)] {
+    const RETRY: (u8, u8) = (8, 11);
+    match style {
+        HeaderStyle::EvEnergy => &[(0, 17), (1, 21), RETRY],
+        HeaderStyle::Uphold => &[(0, 17), (1, 21), (2, 17), RETRY],
+        HeaderStyle::Switch => &[(3, 18), (4, 22), (5, 18), RETRY],
+        HeaderStyle::Ietf => &[(6, 16), (7, 9), RETRY],
+    }
+}
+
 /// The index in [`NAMES`] of header `name`, as the renderer spells it: a match on the
 /// spelling (its length, then its bytes). Every name of every style is listed (the tests
-/// render each style).
+/// render each style). Out of line and cold: [`style_names`] names every value the
+/// renderer produces, and inlined, this match's constants were loaded on every call.
+#[cold]
+#[inline(never)]
 fn header_name(name: &str) -> Option<u8> {
     Some(match name {
         "x-ratelimit-limit" | "X-RateLimit-Limit" => 0,
