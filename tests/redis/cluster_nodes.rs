@@ -481,11 +481,12 @@ fn checked_failover(
     Some((runs, admitted, stored))
 }
 
-/// A failover without `WAIT` (test `test`): every client noticed it, and asynchronous
-/// replication lost at most half the admissions. Admissions the old primary acknowledged
-/// but had not yet sent to its replica are forgotten, and the same quota can be admitted
-/// again; the loss is bounded by what the primary acknowledged in its last replication
-/// round trip before dying (here, well under the checks of one node timeout).
+/// A failover without `WAIT` (test `test`): every client noticed it, and every decision
+/// the promoted replica made is stored. Admissions the old primary acknowledged but had
+/// not yet sent to its replica are forgotten, and the same quota can be admitted again:
+/// the loss is measured and printed, not asserted, since asynchronous replication bounds
+/// it by nothing (usually none here; a loaded machine once lost nearly every admission
+/// made before the kill). `failover_with_wait_loses_nothing` asserts the bound `WAIT` gives.
 pub fn failover_loses_little(test: &str, clients: Clients) {
     let Some((runs, admitted, stored)) = checked_failover(test, 0, clients) else {
         return;
@@ -497,7 +498,11 @@ pub fn failover_loses_little(test: &str, clients: Clients) {
     notice(&format!(
         "failover ({clients:?}) without WAIT: {admitted} admitted, {stored} stored, {lost} lost (over-admission)"
     ));
-    assert!(lost <= admitted / 2, "lost {lost} of {admitted}");
+    let decided_after: u64 = runs.iter().map(|r| r.recovered).sum();
+    assert!(
+        stored >= decided_after,
+        "the promoted replica stores {stored}, fewer than the {decided_after} admissions it decided"
+    );
 }
 
 /// A failover with `wait_replicas = 1` (test `test`): every admission was on the replica
