@@ -458,6 +458,31 @@ pub fn failover_run(
     notice(&format!(
         "failover ({clients:?}, wait_replicas {wait_replicas}): killed primary {victim}, Redis decided again after {recovery:?}; {runs:?}; admissions stored {stored}"
     ));
+    // The cluster is whole again: the promoted primary decides every check and stores
+    // every admission it reports (checked without `WAIT`, whose short timeout a loaded
+    // machine can miss).
+    let mut cfg = config(nodes, test, FailureMode::Closed);
+    cfg.prefix.clone_from(&prefix);
+    let after = RedisBackend::new(cfg)
+        .unwrap()
+        .limiter(
+            "fixed",
+            Algorithm::FixedWindow,
+            Quota::per_hour(limit).unwrap(),
+        )
+        .unwrap();
+    let peek = || {
+        after
+            .try_peek(key, T0 + HOUR / 2, 1)
+            .expect("the promoted primary answers")
+    };
+    let before = peek().remaining;
+    for _ in 0..5 {
+        let checked = after.check(key, T0 + HOUR / 2, 1).unwrap();
+        assert_eq!(checked.fault, None, "{checked:?}");
+        assert!(checked.decision.allowed, "{checked:?}");
+    }
+    assert_eq!(peek().remaining, before - 5, "five admissions stored");
     (runs, stored)
 }
 
@@ -481,12 +506,15 @@ fn checked_failover(
     Some((runs, admitted, stored))
 }
 
-/// A failover without `WAIT` (test `test`): every client noticed it, and every decision
-/// the promoted replica made is stored. Admissions the old primary acknowledged but had
-/// not yet sent to its replica are forgotten, and the same quota can be admitted again:
-/// the loss is measured and printed, not asserted, since asynchronous replication bounds
-/// it by nothing (usually none here; a loaded machine once lost nearly every admission
-/// made before the kill). `failover_with_wait_loses_nothing` asserts the bound `WAIT` gives.
+/// A failover without `WAIT` (test `test`): every client noticed it. Admissions the old
+/// primary acknowledged but had not yet sent to its replica are forgotten, and the same
+/// quota can be admitted again: the loss is measured and printed, not asserted, since
+/// asynchronous replication bounds it by nothing (usually none here; a loaded machine once
+/// lost nearly every admission made before the kill). Nor can a client's admissions after
+/// its first fault be counted on: a timeout before the kill counts as a fault, and the
+/// killed node, restarted with its old view of the slots, can accept a write from a client
+/// still routed to it before it learns it was demoted. `failover_with_wait_loses_nothing`
+/// asserts the bound `WAIT` gives.
 pub fn failover_loses_little(test: &str, clients: Clients) {
     let Some((runs, admitted, stored)) = checked_failover(test, 0, clients) else {
         return;
@@ -498,11 +526,6 @@ pub fn failover_loses_little(test: &str, clients: Clients) {
     notice(&format!(
         "failover ({clients:?}) without WAIT: {admitted} admitted, {stored} stored, {lost} lost (over-admission)"
     ));
-    let decided_after: u64 = runs.iter().map(|r| r.recovered).sum();
-    assert!(
-        stored >= decided_after,
-        "the promoted replica stores {stored}, fewer than the {decided_after} admissions it decided"
-    );
 }
 
 /// A failover with `wait_replicas = 1` (test `test`): every admission was on the replica
