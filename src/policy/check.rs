@@ -13,6 +13,7 @@ use crate::table::{KeyedLimit, MAX_TABLE_LIMITS};
 use super::compile::Compiled;
 use super::compile::{CompiledRule, Group};
 use super::decision::{Entry, PolicyDecision, Verdict};
+use super::lone::LoneKey;
 use super::metrics::Outcome;
 use super::overrides::OverrideEntry;
 use super::overrides::OverrideSet;
@@ -240,7 +241,8 @@ impl Policy {
     ) -> Result<(), CheckError> {
         let (version, verdict) = decision.parts_mut();
         let compiled = &version.compiled;
-        if let Some(lone) = compiled.lone(&version.overrides, request) {
+        let mut key = LoneKey::new();
+        if let Some(lone) = compiled.lone(&version.overrides, request, &mut key) {
             let state = lone.decide(now, cost, mode)?;
             lone.settle(state, mode, verdict);
             return Ok(());

@@ -55,23 +55,30 @@ const UNLIMITED: Decision = Decision {
 };
 
 /// What a check found, before it is tied to the version it ran on.
+///
+/// In declaration order (`repr(C)`), the list last: a check writes the fields before it
+/// and the list's length and first entry, which are then a few adjacent lines of its
+/// frame rather than lines on either side of the list's kilobyte.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(super) struct Verdict {
     decision: Decision,
-    /// Real limits in `..real`, shadow limits after, each in policy order.
-    entries: ArrayVec<Entry, MAX_LIMITS>,
     real: usize,
     deciding: Option<usize>,
     shadow_deciding: Option<usize>,
     exempted_by: Option<usize>,
     #[cfg(feature = "redis")]
     fault: Option<crate::redis_backend::Fault>,
+    /// Real limits in `..real`, shadow limits after, each in policy order.
+    entries: ArrayVec<Entry, MAX_LIMITS>,
 }
 
 /// The policy's verdict on one request, with every applicable limit's state. It keeps
 /// the policy version it was taken on alive, so it stays valid across a reload.
+// In declaration order (`repr(C)`): the version next to the verdict's first fields.
 #[derive(Debug)]
 #[must_use]
+#[repr(C)]
 pub struct PolicyDecision<'p> {
     compiled: arc_swap::Guard<Arc<Version>>,
     verdict: Verdict,
