@@ -1,19 +1,46 @@
-//! The policy's rate-limit headers as `http` header pairs. The values of one decision are
-//! rendered into one buffer that becomes one shared allocation (every value is a slice of
-//! it), the names are constants, and where each value lies is listed inline until the
-//! response takes them: one allocation per limited response.
+//! The policy's rate-limit headers as `http` header pairs. A decision reported alone
+//! (every style but the IETF fields) is carried as its few figures and rendered when the
+//! headers are added to the response, after the inner service answered: the check's
+//! frame renders nothing and the response future carries a few words. Rendered values
+//! live in one buffer that becomes one shared allocation (every value is a slice of it)
+//! sized to them, the names are constants, and where each value lies is listed inline
+//! until the response takes them: one allocation per limited response.
 
 use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use ratecore::http::{HeaderStyle, MAX_HEADER_VALUES};
+use ratecore::http::{BufferTooSmall, HeaderInput, HeaderStyle, MAX_HEADER_VALUES};
 use ratecore::policy::PolicyDecision;
+use ratecore::Decision;
 
 /// The rate-limit headers of one decision, in the order the policy renders them (none
-/// when no limit applied): their values' bytes, one after another, and where each
-/// header's value lies. Small, so moving it from the check into the response is cheap;
-/// each value becomes a `HeaderValue` (a slice of the shared bytes) as it is added.
+/// when no limit applied). Small, so moving it from the check into the response is
+/// cheap; each value becomes a `HeaderValue` (a slice of the shared bytes) as it is
+/// added.
 #[derive(Clone, Debug, Default)]
 pub struct RateLimitHeaders {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Repr {
+    /// No limit applied.
+    #[default]
+    None,
+    /// The decision a style other than the IETF fields reports alone, its absolute reset
+    /// rendered at `unix_nanos`: rendered when added.
+    Figures {
+        style: HeaderStyle,
+        decision: Decision,
+        unix_nanos: u64,
+    },
+    /// The values, rendered (the IETF fields, which list every applicable quota).
+    Rendered(Rendered),
+}
+
+/// Rendered header values: their bytes, one after another, and where each header's value
+/// lies.
+#[derive(Clone, Debug, Default)]
+struct Rendered {
     values: Bytes,
     /// `count` of them, from the front.
     fields: [Field; MAX_HEADER_VALUES],
@@ -28,19 +55,33 @@ struct Field {
     len: u32,
 }
 
-/// Rendered values up to this many bytes (every style but a long IETF report) live in
-/// one allocation together with their reference count.
+/// Values up to this many bytes (every style but a long IETF report) are rendered on
+/// the stack, then kept in one allocation together with their reference count.
 const INLINE: usize = 96;
 
-/// The rendered values of one decision, owned by their shared `Bytes`.
-struct Inline {
-    bytes: [u8; INLINE],
-    len: usize,
+/// Values up to this many bytes (a limit and a remaining count of up to 12 digits each)
+/// are kept in an allocation of a quarter the size.
+const SMALL: usize = 24;
+
+/// Rendered values, owned by their shared `Bytes`.
+struct Inline<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
 }
 
-impl AsRef<[u8]> for Inline {
+impl<const N: usize> Inline<N> {
+    /// Holds `values` if it fits.
+    fn of(values: &[u8]) -> Option<Bytes> {
+        let mut bytes = [0; N];
+        bytes.get_mut(..values.len())?.copy_from_slice(values);
+        let len = u8::try_from(values.len()).ok()?;
+        Some(Bytes::from_owner(Self { bytes, len }))
+    }
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
     fn as_ref(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or(&[])
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }
 }
 
@@ -48,28 +89,114 @@ impl RateLimitHeaders {
     /// The policy's rate-limit headers for `decision`, absolute resets rendered at
     /// `unix_nanos`.
     pub(crate) fn render(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Self {
-        let mut values = [ratecore::http::HeaderValue::default(); MAX_HEADER_VALUES];
-        let mut inline = Inline {
-            bytes: [0; INLINE],
-            len: 0,
+        let repr = match decision.header_style() {
+            _ if !decision.limited() => Repr::None,
+            HeaderStyle::Ietf => Repr::Rendered(Rendered::of(
+                |out, values| decision.render_header_values(unix_nanos, out, values),
+                HeaderStyle::Ietf,
+            )),
+            style => Repr::Figures {
+                style,
+                decision: *decision.decision(),
+                unix_nanos,
+            },
         };
-        match decision.render_header_values(unix_nanos, &mut inline.bytes, &mut values) {
-            Ok(0) => Self::default(),
+        Self { repr }
+    }
+
+    /// How many headers.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::None => 0,
+            // The style's headers, the retry header (last) only on a denial.
+            Repr::Figures {
+                style, decision, ..
+            } => style_names(*style).len() - usize::from(decision.allowed),
+            Repr::Rendered(rendered) => rendered.count,
+        }
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
+    /// not a valid header value, never produced by the renderer, is skipped).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
+        let mut pairs = Vec::with_capacity(self.len());
+        self.clone().into_pairs(|name, value| pairs.push((name, value)));
+        pairs.into_iter()
+    }
+
+    /// Adds the headers to `map`, keeping any header of the same name `map` already has
+    /// (a header the handler set itself is its to keep).
+    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
+            map.entry(name).or_insert(value);
+        });
+    }
+
+    /// Appends the headers to `map`.
+    pub(crate) fn append_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
+            map.append(name, value);
+        });
+    }
+
+    /// Hands each header to `f`, in order.
+    fn into_pairs(self, f: impl FnMut(&'static HeaderName, HeaderValue)) {
+        match self.repr {
+            Repr::None => {}
+            Repr::Figures {
+                style,
+                decision,
+                unix_nanos,
+            } => {
+                let input = HeaderInput {
+                    decision,
+                    quotas: &[],
+                    unix_now_nanos: unix_nanos,
+                };
+                let render = |out: &mut [u8], values: &mut _| {
+                    ratecore::http::render_header_values(style, &input, out, values)
+                };
+                Rendered::of(render, style).into_pairs(f);
+            }
+            Repr::Rendered(rendered) => rendered.into_pairs(f),
+        }
+    }
+}
+
+impl Rendered {
+    /// The values `render` renders in `style`: on the stack, then in an allocation of
+    /// their size; a long IETF report is rendered again into a buffer of its exact size.
+    fn of(
+        render: impl Fn(
+            &mut [u8],
+            &mut [ratecore::http::HeaderValue; MAX_HEADER_VALUES],
+        ) -> Result<usize, BufferTooSmall>,
+        style: HeaderStyle,
+    ) -> Self {
+        let mut values = [ratecore::http::HeaderValue::default(); MAX_HEADER_VALUES];
+        let mut stack = [0u8; INLINE];
+        match render(&mut stack, &mut values) {
             Ok(count) => {
                 let values = values.get(..count).unwrap_or(&[]);
-                inline.len = used(values).min(INLINE);
-                let style = decision.header_style();
-                Self::from_values(Bytes::from_owner(inline), values, style)
+                let used = stack.get(..used(values)).unwrap_or(&[]);
+                let bytes = Inline::<SMALL>::of(used)
+                    .or_else(|| Inline::<INLINE>::of(used))
+                    .unwrap_or_default();
+                Self::from_values(bytes, values, style)
             }
             Err(too_small) => {
-                // A long IETF report: render again into a buffer of the exact size.
                 let mut heap = vec![0u8; too_small.needed];
-                let count = decision
-                    .render_header_values(unix_nanos, &mut heap, &mut values)
-                    .unwrap_or(0);
+                let count = render(&mut heap, &mut values).unwrap_or(0);
                 let values = values.get(..count).unwrap_or(&[]);
                 heap.truncate(used(values));
-                Self::from_values(Bytes::from(heap), values, decision.header_style())
+                Self::from_values(Bytes::from(heap), values, style)
             }
         }
     }
@@ -116,27 +243,6 @@ impl RateLimitHeaders {
         }
     }
 
-    /// How many headers.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
-    /// not a valid header value, never produced by the renderer, is skipped).
-    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
-        self.fields
-            .iter()
-            .take(self.count)
-            .filter_map(|field| self.pair(*field))
-    }
-
     fn pair(&self, field: Field) -> Option<(&'static HeaderName, HeaderValue)> {
         let name = NAMES.get(usize::from(field.name))?;
         let range = field.range()?;
@@ -145,24 +251,10 @@ impl RateLimitHeaders {
         Some((name, value))
     }
 
-    /// Adds the headers to `map`, keeping any header of the same name `map` already has
-    /// (a header the handler set itself is its to keep).
-    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
-        self.into_pairs(|name, value| {
-            map.entry(name).or_insert(value);
-        });
-    }
-
-    /// Appends the headers to `map`.
-    pub(crate) fn append_to(self, map: &mut HeaderMap) {
-        self.into_pairs(|name, value| {
-            map.append(name, value);
-        });
-    }
-
-    /// Hands each header to `f`, in order, as [`iter`](Self::iter) does, without its
-    /// iterator adapters; the last value takes the shared bytes over instead of counting
-    /// one more reference to them.
+    /// Hands each header to `f`, in order, without iterator adapters; the last value
+    /// takes the shared bytes over instead of counting one more reference to them. A
+    /// value that is not a valid header value (never produced by the renderer) is
+    /// skipped.
     fn into_pairs(mut self, mut f: impl FnMut(&'static HeaderName, HeaderValue)) {
         let fields = self.fields.get(..self.count).unwrap_or(&[]);
         let Some((last, rest)) = fields.split_last() else {
@@ -310,7 +402,9 @@ mod tests {
                         (name.to_ascii_lowercase(), value.to_owned())
                     })
                     .collect();
-                let got: Vec<(String, String)> = RateLimitHeaders::render(&decision, unix)
+                let headers = RateLimitHeaders::render(&decision, unix);
+                assert_eq!(headers.len(), headers.iter().count(), "{style}");
+                let got: Vec<(String, String)> = headers
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
                     .collect();
