@@ -38,8 +38,10 @@ pub struct Checked {
     pub decision: Option<RateLimitDecision>,
     /// The policy's rate-limit headers (none when no limit applied).
     pub headers: RateLimitHeaders,
-    /// The response to send instead of calling the inner service, on denial.
-    pub denial: Option<Denial>,
+    /// The response to send instead of calling the inner service, on denial. Boxed: an
+    /// admission carries a pointer's worth, moved with the rest from the check into
+    /// the response future, and a denial allocates its body anyway.
+    pub denial: Option<Box<Denial>>,
 }
 
 /// A request whose cost no limit can ever admit, and the status to refuse it with (the
@@ -198,11 +200,11 @@ pub(crate) fn respond(
                 Bytes::from(heap)
             }
         };
-        Denial {
+        Box::new(Denial {
             status: status(decision.denial_status()),
             content_type: HeaderValue::from_static(decision.content_type()),
             body,
-        }
+        })
     });
     Checked {
         decision: snapshot,

@@ -147,7 +147,7 @@ where
 #[allow(clippy::large_enum_variant)] // boxed whole (`State::Answering`)
 enum Answer {
     /// The policy's denial.
-    Denied(Option<RateLimitDecision>, RateLimitHeaders, Denial, bool),
+    Denied(Option<RateLimitDecision>, RateLimitHeaders, Box<Denial>, bool),
     /// A cost no limit can ever admit.
     Refused(Refused, bool),
 }
@@ -217,8 +217,9 @@ where
 fn denied<B, M: BodyMode<B>>(
     decision: Option<RateLimitDecision>,
     headers: RateLimitHeaders,
-    denial: Denial,
+    denial: Box<Denial>,
 ) -> Response<M::Body> {
+    let denial = *denial;
     let mut response = Response::new(M::denied(denial.body));
     *response.status_mut() = denial.status;
     let map = response.headers_mut();

@@ -34,7 +34,9 @@ enum Repr {
         unix_nanos: u64,
     },
     /// The values, rendered (the IETF fields, which list every applicable quota).
-    Rendered(Rendered),
+    /// Boxed: inline, the list of where each value lies would make every style's
+    /// headers, moved from the check into the response future, half as large again.
+    Rendered(Box<Rendered>),
 }
 
 /// Rendered header values: their bytes, one after another, and where each header's value
@@ -91,10 +93,10 @@ impl RateLimitHeaders {
     pub(crate) fn render(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Self {
         let repr = match decision.header_style() {
             _ if !decision.limited() => Repr::None,
-            HeaderStyle::Ietf => Repr::Rendered(Rendered::of(
+            HeaderStyle::Ietf => Repr::Rendered(Box::new(Rendered::of(
                 |out, values| decision.render_header_values(unix_nanos, out, values),
                 HeaderStyle::Ietf,
-            )),
+            ))),
             style => Repr::Figures {
                 style,
                 decision: *decision.decision(),
