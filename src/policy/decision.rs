@@ -338,6 +338,23 @@ impl PolicyDecision<'_> {
         self.compiled.limit_ref(entry.limit)
     }
 
+    /// The id of the limit that decided ([`LimitRef::id`]), if any real limit applied:
+    /// [`deciding`](Self::deciding) without reading the limit's names.
+    #[must_use]
+    pub fn deciding_id(&self) -> Option<usize> {
+        self.verdict.deciding_limit()
+    }
+
+    /// The serial of the compiled policy the decision was taken on: a policy and each
+    /// reload of it get one no other compiled policy of the process had, and an
+    /// override change keeps it. Limit ids and names are fixed for one serial, so a
+    /// cache of names keyed by the serial and a limit's id never reports a renamed or
+    /// renumbered limit.
+    #[must_use]
+    pub fn policy_serial(&self) -> u64 {
+        self.compiled.serial
+    }
+
     /// Whether the request was denied because it lacks an attribute a limit keys on
     /// (`on_missing = "deny"`).
     #[must_use]

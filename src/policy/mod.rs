@@ -493,6 +493,7 @@ impl Policy {
         self.current.store(Arc::new(Version {
             compiled: Arc::clone(&version.compiled),
             overrides: Arc::new(set),
+            serial: version.serial,
         }));
     }
 
