@@ -189,26 +189,32 @@ pub(crate) fn respond(
     } else {
         RateLimitHeaders::render(decision, unix_nanos)
     };
-    let denial = (!decision.allowed()).then(|| {
-        let mut stack = [0u8; 1024];
-        let body = match decision.render_body(&mut stack) {
-            Ok(len) => Bytes::copy_from_slice(stack.get(..len).unwrap_or(&[])),
-            Err(too_small) => {
-                let mut heap = vec![0u8; too_small.needed];
-                let len = decision.render_body(&mut heap).unwrap_or(0);
-                heap.truncate(len);
-                Bytes::from(heap)
-            }
-        };
-        Box::new(Denial {
-            status: status(decision.denial_status()),
-            content_type: HeaderValue::from_static(decision.content_type()),
-            body,
-        })
-    });
+    let denial = (!decision.allowed()).then(|| denial(decision));
     Checked {
         decision: snapshot,
         headers,
         denial,
     }
+}
+
+/// The denial of `decision`. Out of line: its body's buffer (a kilobyte) would otherwise
+/// be in the frame of every check's answer, and push the stack of what that calls
+/// deeper.
+#[inline(never)]
+fn denial(decision: &PolicyDecision<'_>) -> Box<Denial> {
+    let mut stack = [0u8; 1024];
+    let body = match decision.render_body(&mut stack) {
+        Ok(len) => Bytes::copy_from_slice(stack.get(..len).unwrap_or(&[])),
+        Err(too_small) => {
+            let mut heap = vec![0u8; too_small.needed];
+            let len = decision.render_body(&mut heap).unwrap_or(0);
+            heap.truncate(len);
+            Bytes::from(heap)
+        }
+    };
+    Box::new(Denial {
+        status: status(decision.denial_status()),
+        content_type: HeaderValue::from_static(decision.content_type()),
+        body,
+    })
 }

@@ -93,10 +93,7 @@ impl RateLimitHeaders {
     pub(crate) fn render(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Self {
         let repr = match decision.header_style() {
             _ if !decision.limited() => Repr::None,
-            HeaderStyle::Ietf => Repr::Rendered(Box::new(Rendered::of(
-                |out, values| decision.render_header_values(unix_nanos, out, values),
-                HeaderStyle::Ietf,
-            ))),
+            HeaderStyle::Ietf => Repr::Rendered(Rendered::ietf(decision, unix_nanos)),
             style => Repr::Figures {
                 style,
                 decision: *decision.decision(),
@@ -173,6 +170,16 @@ impl RateLimitHeaders {
 }
 
 impl Rendered {
+    /// The IETF fields of `decision`. Out of line: the rendering's buffers would
+    /// otherwise be in the frame of every style's check.
+    #[inline(never)]
+    fn ietf(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Box<Self> {
+        Box::new(Self::of(
+            |out, values| decision.render_header_values(unix_nanos, out, values),
+            HeaderStyle::Ietf,
+        ))
+    }
+
     /// The values `render` renders in `style`: on the stack, then in an allocation of
     /// their size; a long IETF report is rendered again into a buffer of its exact size.
     fn of(
