@@ -130,7 +130,7 @@ where
             answer: Some(Box::new(Answer::Denied(
                 decision,
                 headers,
-                denial,
+                *denial,
                 grpc::is_grpc(request.headers()),
             ))),
         },
@@ -147,7 +147,7 @@ where
 #[allow(clippy::large_enum_variant)] // boxed whole (`State::Answering`)
 enum Answer {
     /// The policy's denial.
-    Denied(Option<RateLimitDecision>, RateLimitHeaders, Box<Denial>, bool),
+    Denied(Option<RateLimitDecision>, RateLimitHeaders, Denial, bool),
     /// A cost no limit can ever admit.
     Refused(Refused, bool),
 }
@@ -217,9 +217,8 @@ where
 fn denied<B, M: BodyMode<B>>(
     decision: Option<RateLimitDecision>,
     headers: RateLimitHeaders,
-    denial: Box<Denial>,
+    denial: Denial,
 ) -> Response<M::Body> {
-    let denial = *denial;
     let mut response = Response::new(M::denied(denial.body));
     *response.status_mut() = denial.status;
     let map = response.headers_mut();

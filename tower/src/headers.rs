@@ -126,7 +126,8 @@ impl RateLimitHeaders {
     /// not a valid header value, never produced by the renderer, is skipped).
     pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
         let mut pairs = Vec::with_capacity(self.len());
-        self.clone().into_pairs(|name, value| pairs.push((name, value)));
+        self.clone()
+            .into_pairs(|name, value| pairs.push((name, value)));
         pairs.into_iter()
     }
 

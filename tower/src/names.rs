@@ -81,7 +81,10 @@ mod tests {
     fn hits_share_and_renames_are_never_misreported() {
         let cache = NameCache::default();
         let first = cache.get(7, &limit(3, "api", "per-key"));
-        assert!(Arc::ptr_eq(&first, &cache.get(7, &limit(3, "api", "per-key"))));
+        assert!(Arc::ptr_eq(
+            &first,
+            &cache.get(7, &limit(3, "api", "per-key"))
+        ));
         assert!(cache.cached(7, 3).is_some_and(|n| Arc::ptr_eq(&n, &first)));
         // After a reload (another serial), id 3 is another limit: the cached name must
         // not be reused.
