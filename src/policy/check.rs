@@ -242,7 +242,7 @@ impl Policy {
         let (version, verdict) = decision.parts_mut();
         let compiled = &version.compiled;
         let mut key = LoneKey::new();
-        if let Some(lone) = compiled.lone(&version.overrides, request, &mut key) {
+        if let Some(lone) = compiled.lone(version.no_overrides, request, &mut key) {
             let state = lone.decide(now, cost, mode)?;
             lone.settle(state, mode, verdict);
             return Ok(());

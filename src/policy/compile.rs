@@ -377,11 +377,11 @@ impl Compiled {
                 overrides.set(id, &target, &o.attribute, &o.value, o.quota)?;
             }
         }
-        Ok(Version {
-            compiled: Arc::new(compiled),
-            overrides: Arc::new(overrides),
-            serial: next_serial(),
-        })
+        Ok(Version::new(
+            Arc::new(compiled),
+            Arc::new(overrides),
+            next_serial(),
+        ))
     }
 
     /// The limit with id `id`, as its overrides are built against.
@@ -502,6 +502,9 @@ pub(super) struct Version {
     /// to the pointers a check reads anyway, rather than on a line of the compiled
     /// policy's own.
     pub(super) serial: u64,
+    /// Whether no limit has an override in force: the one-limit check reads it here
+    /// instead of on the override set's own line.
+    pub(super) no_overrides: bool,
 }
 
 /// A serial no compiled policy of this process had before.
@@ -512,6 +515,16 @@ fn next_serial() -> u64 {
 }
 
 impl Version {
+    /// `compiled` with `overrides` in force, `compiled` having serial `serial`.
+    pub(super) fn new(compiled: Arc<Compiled>, overrides: Arc<OverrideSet>, serial: u64) -> Self {
+        Self {
+            no_overrides: overrides.is_empty(),
+            compiled,
+            overrides,
+            serial,
+        }
+    }
+
     /// Every override in force, as `(rule, limit, override)`.
     pub(super) fn named_overrides(&self) -> Vec<(String, String, Override)> {
         self.overrides

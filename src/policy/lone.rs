@@ -22,7 +22,6 @@ use crate::table::OwnedTable;
 use super::compile::{Compiled, CompiledRule};
 use super::decision::Verdict;
 use super::metrics::{LimitCounters, Outcome};
-use super::overrides::OverrideSet;
 use super::request::{KeyParts, MAX_KEY_ATTRIBUTES};
 use super::{OnMissing, Request};
 
@@ -129,13 +128,13 @@ impl core::hash::Hash for Parts<'_, '_> {
 
 impl Compiled {
     /// The policy's only limit with `request`'s key, written to `key`, when the policy
-    /// is one limit (module docs), no override is in force and the request carries the
-    /// key; `None` when the general path must decide. Inlined: the attributes are then
-    /// read where the caller keeps them, not copied out.
+    /// is one limit (module docs), no override is in force (`no_overrides`) and the
+    /// request carries the key; `None` when the general path must decide. Inlined: the
+    /// attributes are then read where the caller keeps them, not copied out.
     #[inline(always)]
     pub(super) fn lone<'k, 'r>(
         &self,
-        overrides: &OverrideSet,
+        no_overrides: bool,
         request: &Request<'r>,
         key: &'k mut LoneKey<'r>,
     ) -> Option<Lone<'_, 'k, 'r>> {
@@ -144,7 +143,7 @@ impl Compiled {
         if self.redis.is_some() {
             return None;
         }
-        if !overrides.is_empty() {
+        if !no_overrides {
             return None;
         }
         // The first attribute of each name, as resolving reads them.

@@ -13,12 +13,14 @@ use ratecore::policy::LimitRef;
 
 use crate::decision::LimitName;
 
-/// Shared names by limit id, each with the serial of the compiled policy it was taken
-/// from.
+/// Shared names by limit id.
 #[derive(Debug, Default)]
 pub(crate) struct NameCache {
-    by_id: ArcSwap<Vec<Option<(u64, Arc<LimitName>)>>>,
+    by_id: ArcSwap<Vec<Option<Cached>>>,
 }
+
+/// A shared name and the serial of the compiled policy it was taken from.
+type Cached = (u64, Arc<LimitName>);
 
 /// Ids beyond this are named without the cache: a policy has at most a few dozen limits,
 /// and the bound keeps a hostile id from sizing the table.
