@@ -361,6 +361,17 @@ mod tests {
     use http::HeaderName;
     use ratecore::policy::{Policy, Request};
 
+    /// What the response future carries across the inner service's call, and the
+    /// check's answer moved there, stay a few words: a decision's figures, or a pointer.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn carried_headers_and_answers_are_small() {
+        use core::mem::size_of;
+        assert!(size_of::<RateLimitHeaders>() <= 56);
+        assert_eq!(size_of::<Option<Box<crate::Denial>>>(), 8);
+        assert!(size_of::<crate::Checked>() <= 160);
+    }
+
     #[test]
     fn spelled_names_are_their_headers() {
         for spelled in [
