@@ -184,11 +184,18 @@ impl Lone<'_, '_, '_> {
     /// and the decision; for a charge, the offender report on a denial and the counters.
     #[inline]
     pub(super) fn settle(&self, state: Decision, mode: Mode, result: &mut Verdict) {
+        result.set_lone(self.record(state, mode), state);
+    }
+
+    /// What [`settle`](Self::settle) records outside the verdict: for a charge, the
+    /// offender report on a denial and the counters. Returns the limit's id, the
+    /// verdict's entry.
+    #[inline]
+    pub(super) fn record(&self, state: Decision, mode: Mode) -> usize {
         // From a usize (`LoneLimit::of`): never truncated.
         let id = usize::try_from(self.limit.id).unwrap_or(usize::MAX);
-        result.set_lone(id, state);
         if !mode.charges() {
-            return;
+            return id;
         }
         if !state.allowed {
             let mut key = KeyParts {
@@ -205,6 +212,7 @@ impl Lone<'_, '_, '_> {
         } else {
             Outcome::Denied
         });
+        id
     }
 }
 
