@@ -483,19 +483,17 @@ fn check_with_reads_what_check_returns() {
     );
     /// What a test can compare of a decision.
     fn seen(d: &PolicyDecision<'_>) -> String {
-        let mut body = [0u8; 1024];
-        let len = if d.allowed() {
-            0
-        } else {
-            d.render_body(&mut body).unwrap()
-        };
+        let mut buf = [0u8; 1024];
+        let body = (!d.allowed()).then(|| {
+            let len = d.render_body(&mut buf).unwrap();
+            buf[..len].to_vec()
+        });
+        let entries: Vec<_> = d.entries().map(|(l, s)| (l.id, s)).collect();
+        let deciding = d.deciding().map(|l| (l.id, l.name));
+        let missing = d.denied_for_missing_key();
         format!(
-            "{:?} {:?} {:?} {} {:?}",
-            d.decision(),
-            d.deciding().map(|l| (l.id, l.name)),
-            d.entries().map(|(l, s)| (l.id, s)).collect::<Vec<_>>(),
-            d.denied_for_missing_key(),
-            &body[..len]
+            "{:?} {deciding:?} {entries:?} {missing} {body:?}",
+            d.decision()
         )
     }
     for rules in [one, two] {
