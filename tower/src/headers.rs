@@ -57,8 +57,8 @@ struct Field {
     len: u32,
 }
 
-/// Values up to this many bytes (every style but a long IETF report) are rendered on
-/// the stack, then kept in one allocation together with their reference count.
+/// Values up to this many bytes (every style but a long IETF report) are kept in one
+/// allocation together with their reference count.
 const INLINE: usize = 96;
 
 /// Values up to this many bytes (a limit and a remaining count of up to 12 digits each)
@@ -72,14 +72,23 @@ struct Inline<const N: usize> {
 }
 
 impl<const N: usize> Inline<N> {
-    /// Holds `values` if it fits.
-    fn of(values: &[u8]) -> Option<Bytes> {
+    /// The values `render` renders, rendered in place, and their descriptions in
+    /// `values`; `Err` with the length needed when they do not fit.
+    fn render(
+        render: &impl Fn(&mut [u8], &mut Values) -> Result<usize, BufferTooSmall>,
+        values: &mut Values,
+    ) -> Result<(Bytes, usize), BufferTooSmall> {
         let mut bytes = [0; N];
-        bytes.get_mut(..values.len())?.copy_from_slice(values);
-        let len = u8::try_from(values.len()).ok()?;
-        Some(Bytes::from_owner(Self { bytes, len }))
+        let count = render(&mut bytes, values)?;
+        let rendered = values.get(..count).unwrap_or(&[]);
+        // At most N bytes were rendered (the rendering fit), and N is at most INLINE.
+        let len = u8::try_from(used(rendered)).unwrap_or(u8::MAX);
+        Ok((Bytes::from_owner(Self { bytes, len }), count))
     }
 }
+
+/// Where each rendered value lies.
+type Values = [ratecore::http::HeaderValue; MAX_HEADER_VALUES];
 
 impl<const N: usize> AsRef<[u8]> for Inline<N> {
     fn as_ref(&self) -> &[u8] {
@@ -181,34 +190,28 @@ impl Rendered {
         ))
     }
 
-    /// The values `render` renders in `style`: on the stack, then in an allocation of
-    /// their size; a long IETF report is rendered again into a buffer of its exact size.
+    /// The values `render` renders in `style`, in an allocation of about their size.
     fn of(
-        render: impl Fn(
-            &mut [u8],
-            &mut [ratecore::http::HeaderValue; MAX_HEADER_VALUES],
-        ) -> Result<usize, BufferTooSmall>,
+        render: impl Fn(&mut [u8], &mut Values) -> Result<usize, BufferTooSmall>,
         style: HeaderStyle,
     ) -> Self {
-        let mut values = [ratecore::http::HeaderValue::default(); MAX_HEADER_VALUES];
-        let mut stack = [0u8; INLINE];
-        match render(&mut stack, &mut values) {
-            Ok(count) => {
-                let values = values.get(..count).unwrap_or(&[]);
-                let used = stack.get(..used(values)).unwrap_or(&[]);
-                let bytes = Inline::<SMALL>::of(used)
-                    .or_else(|| Inline::<INLINE>::of(used))
-                    .unwrap_or_default();
-                Self::from_values(bytes, values, style)
-            }
+        let mut values = Values::default();
+        // Into the owner's bytes, the small one first: a few bytes of stack to clear and
+        // nothing to copy but the owner, where a buffer of the largest size was cleared,
+        // written, then copied.
+        let rendered = Inline::<SMALL>::render(&render, &mut values)
+            .or_else(|_| Inline::<INLINE>::render(&render, &mut values));
+        let (bytes, count) = match rendered {
+            Ok(rendered) => rendered,
             Err(too_small) => {
+                // A long IETF report: rendered into a buffer of its exact size.
                 let mut heap = vec![0u8; too_small.needed];
                 let count = render(&mut heap, &mut values).unwrap_or(0);
-                let values = values.get(..count).unwrap_or(&[]);
-                heap.truncate(used(values));
-                Self::from_values(Bytes::from(heap), values, style)
+                heap.truncate(used(values.get(..count).unwrap_or(&[])));
+                (Bytes::from(heap), count)
             }
-        }
+        };
+        Self::from_values(bytes, values.get(..count).unwrap_or(&[]), style)
     }
 
     /// The headers `values` describes in `rendered`, rendered in `style`. A name without
