@@ -1,6 +1,6 @@
 //! Where a check runs. The layer hands a backend the request's attributes and the time,
 //! and gets back a future of everything it needs to answer: the decision snapshot, the
-//! rendered headers and, on denial, the response. [`InProcess`] runs the policy's own
+//! rate-limit headers and, on denial, the response. [`InProcess`] runs the policy's own
 //! tables and is ready at once; a remote backend (Redis) returns a future that completes
 //! when its answer arrives, and must copy what it needs from the borrowed request before
 //! returning it.
