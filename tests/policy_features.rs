@@ -466,3 +466,64 @@ fn a_problem_body_repeats_the_configured_status() {
     let text = std::str::from_utf8(&body[..n]).unwrap();
     assert!(text.contains("\"status\": 503,"), "{text}");
 }
+
+/// `check_with` reads the decision `check` returns, for a policy of one limit (checked
+/// with one table lookup) and for one the general check decides, admissions, denials
+/// (with their bodies), a missing key and an impossible cost alike; and it counts
+/// what it decides.
+#[test]
+fn check_with_reads_what_check_returns() {
+    let one = "[[rule]]\nname = \"all\"\n[[rule.limit]]\nname = \"per-ip\"\n\
+               key = [\"client_ip\"]\non_missing = \"shared\"\n"
+        .to_owned()
+        + ONE_PER_MINUTE;
+    let two = format!(
+        "{one}[[rule.limit]]\nname = \"per-user\"\nkey = [\"user\"]\non_missing = \"deny\"\n\
+         algorithm = \"gcra\"\nlimit = 2\nperiod = \"1m\"\n"
+    );
+    /// What a test can compare of a decision.
+    fn seen(d: &PolicyDecision<'_>) -> String {
+        let mut buf = [0u8; 1024];
+        let body = (!d.allowed()).then(|| {
+            let len = d.render_body(&mut buf).unwrap();
+            buf[..len].to_vec()
+        });
+        let entries: Vec<_> = d.entries().map(|(l, s)| (l.id, s)).collect();
+        let deciding = d.deciding().map(|l| (l.id, l.name));
+        let missing = d.denied_for_missing_key();
+        format!(
+            "{:?} {deciding:?} {entries:?} {missing} {body:?}",
+            d.decision()
+        )
+    }
+    for rules in [one, two] {
+        let (returned, read) = (policy(&rules), policy(&rules));
+        for (i, attributes) in [
+            &[("client_ip", "a"), ("user", "u")][..],
+            &[("client_ip", "a")],
+            &[("user", "u")],
+        ]
+        .iter()
+        .cycle()
+        .take(9)
+        .enumerate()
+        {
+            let attributes: Vec<Attribute<'_>> = attributes
+                .iter()
+                .map(|(n, v)| Attribute::new(n, v.as_bytes()))
+                .collect();
+            let request = Request::new("GET", "/", &attributes);
+            let now = u64::try_from(i).unwrap() * SECOND;
+            for cost in [1, 5] {
+                let want = returned.check(&request, now, cost).map(|d| seen(&d));
+                let got = read.check_with(&request, now, cost, seen);
+                assert_eq!(got, want, "{rules} request {i} cost {cost}");
+            }
+        }
+        assert_eq!(
+            format!("{:?}", returned.metrics()),
+            format!("{:?}", read.metrics()),
+            "{rules}"
+        );
+    }
+}

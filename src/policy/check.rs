@@ -2,6 +2,7 @@
 //! all-or-nothing protocol, the shadow limits' (module docs), and the counters.
 
 use crate::decision::Mode;
+use alloc::sync::Arc;
 use arrayvec::ArrayVec;
 
 use crate::composite::Member;
@@ -10,9 +11,10 @@ use crate::decision::Decision;
 use crate::error::CheckError;
 use crate::table::{KeyedLimit, MAX_TABLE_LIMITS};
 
-use super::compile::Compiled;
+use super::compile::{Compiled, Version};
 use super::compile::{CompiledRule, Group};
 use super::decision::{Entry, PolicyDecision, Verdict};
+use super::lone::LoneKey;
 use super::metrics::Outcome;
 use super::overrides::OverrideEntry;
 use super::overrides::OverrideSet;
@@ -181,7 +183,9 @@ impl Policy {
     /// # Errors
     /// As for [`check`](Self::check); `read` is not called then.
     // Inlined into the caller, `read`'s answer is built where the caller keeps it
-    // instead of being copied out of this frame.
+    // instead of being copied out of this frame. The one-limit check runs here, in a
+    // frame of a few words; the decision (about a kilobyte) is built out of line once
+    // the table has answered, so the table's check runs that much higher on the stack.
     #[inline(always)]
     pub fn check_with<R>(
         &self,
@@ -190,8 +194,55 @@ impl Policy {
         cost: u64,
         read: impl FnOnce(&PolicyDecision<'_>) -> R,
     ) -> Result<R, CheckError> {
-        let mut decision = self.undecided();
-        Self::decide_into(&mut decision, request, now, cost, Mode::Charge)?;
+        let version = self.current.load();
+        let mut key = LoneKey::new();
+        let Some(lone) = version
+            .compiled
+            .lone(version.no_overrides, request, &mut key)
+        else {
+            return Self::read_general(version, request, now, cost, read);
+        };
+        let state = lone.decide(now, cost, Mode::Charge)?;
+        let id = lone.record(state, Mode::Charge);
+        Ok(Self::read_lone(version, id, state, read))
+    }
+
+    /// `read` on the decision of a policy's only limit, `id`, in `state` (see
+    /// [`check_with`](Self::check_with)).
+    #[inline(never)]
+    fn read_lone<R>(
+        version: arc_swap::Guard<Arc<Version>>,
+        id: usize,
+        state: Decision,
+        read: impl FnOnce(&PolicyDecision<'_>) -> R,
+    ) -> R {
+        // Written in place: a verdict built first was copied into the decision whole.
+        let mut decision = PolicyDecision::new(version, Verdict::blank());
+        decision.parts_mut().1.set_lone(id, state);
+        read(&decision)
+    }
+
+    /// `read` on the general check's decision (see [`check_with`](Self::check_with)).
+    #[inline(never)]
+    fn read_general<R>(
+        version: arc_swap::Guard<Arc<Version>>,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        read: impl FnOnce(&PolicyDecision<'_>) -> R,
+    ) -> Result<R, CheckError> {
+        let mut decision = PolicyDecision::new(version, Verdict::blank());
+        let (version, verdict) = decision.parts_mut();
+        verdict.unlimited();
+        let compiled = &version.compiled;
+        compiled.run(
+            &version.overrides,
+            request,
+            now,
+            cost,
+            Mode::Charge,
+            verdict,
+        )?;
         Ok(read(&decision))
     }
 
@@ -240,7 +291,8 @@ impl Policy {
     ) -> Result<(), CheckError> {
         let (version, verdict) = decision.parts_mut();
         let compiled = &version.compiled;
-        if let Some(lone) = compiled.lone(&version.overrides, request) {
+        let mut key = LoneKey::new();
+        if let Some(lone) = compiled.lone(version.no_overrides, request, &mut key) {
             let state = lone.decide(now, cost, mode)?;
             lone.settle(state, mode, verdict);
             return Ok(());

@@ -1,10 +1,16 @@
 //! Compiling a [`PolicySpec`] into one checkable version: attribute names interned,
 //! conditions sorted for binary search, a rule's limits grouped into tables by key — and,
 //! on a reload, the tables and counters of unchanged limits handed over.
+//!
+//! # Orderings
+//! Each compiled policy takes a serial from one process-wide counter: `Relaxed` suffices,
+//! as only its uniqueness matters and nothing is published through it.
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+// A plain `core` atomic even under loom: a counter for unique numbers, in no protocol.
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::lone::LoneLimit;
 use super::metrics::LimitCounters;
@@ -371,10 +377,11 @@ impl Compiled {
                 overrides.set(id, &target, &o.attribute, &o.value, o.quota)?;
             }
         }
-        Ok(Version {
-            compiled: Arc::new(compiled),
-            overrides: Arc::new(overrides),
-        })
+        Ok(Version::new(
+            Arc::new(compiled),
+            Arc::new(overrides),
+            next_serial(),
+        ))
     }
 
     /// The limit with id `id`, as its overrides are built against.
@@ -491,9 +498,33 @@ pub(super) struct Version {
     pub(super) compiled: Arc<Compiled>,
     /// The per-client overrides in force: the file's, then changed through the API.
     pub(super) overrides: Arc<OverrideSet>,
+    /// The compiled policy's serial (`PolicyDecision::policy_serial`): kept here, next
+    /// to the pointers a check reads anyway, rather than on a line of the compiled
+    /// policy's own.
+    pub(super) serial: u64,
+    /// Whether no limit has an override in force: the one-limit check reads it here
+    /// instead of on the override set's own line.
+    pub(super) no_overrides: bool,
+}
+
+/// A serial no compiled policy of this process had before.
+fn next_serial() -> u64 {
+    static SERIALS: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: module Orderings.
+    SERIALS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Version {
+    /// `compiled` with `overrides` in force, `compiled` having serial `serial`.
+    pub(super) fn new(compiled: Arc<Compiled>, overrides: Arc<OverrideSet>, serial: u64) -> Self {
+        Self {
+            no_overrides: overrides.is_empty(),
+            compiled,
+            overrides,
+            serial,
+        }
+    }
+
     /// Every override in force, as `(rule, limit, override)`.
     pub(super) fn named_overrides(&self) -> Vec<(String, String, Override)> {
         self.overrides

@@ -55,23 +55,30 @@ const UNLIMITED: Decision = Decision {
 };
 
 /// What a check found, before it is tied to the version it ran on.
+///
+/// In declaration order (`repr(C)`), the list last: a check writes the fields before it
+/// and the list's length and first entry, which are then a few adjacent lines of its
+/// frame rather than lines on either side of the list's kilobyte.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(super) struct Verdict {
     decision: Decision,
-    /// Real limits in `..real`, shadow limits after, each in policy order.
-    entries: ArrayVec<Entry, MAX_LIMITS>,
     real: usize,
     deciding: Option<usize>,
     shadow_deciding: Option<usize>,
     exempted_by: Option<usize>,
     #[cfg(feature = "redis")]
     fault: Option<crate::redis_backend::Fault>,
+    /// Real limits in `..real`, shadow limits after, each in policy order.
+    entries: ArrayVec<Entry, MAX_LIMITS>,
 }
 
 /// The policy's verdict on one request, with every applicable limit's state. It keeps
 /// the policy version it was taken on alive, so it stays valid across a reload.
+// In declaration order (`repr(C)`): the version next to the verdict's first fields.
 #[derive(Debug)]
 #[must_use]
+#[repr(C)]
 pub struct PolicyDecision<'p> {
     compiled: arc_swap::Guard<Arc<Version>>,
     verdict: Verdict,
@@ -329,6 +336,23 @@ impl PolicyDecision<'_> {
     pub fn deciding(&self) -> Option<LimitRef<'_>> {
         let entry = self.verdict.entries.get(self.verdict.deciding?)?;
         self.compiled.limit_ref(entry.limit)
+    }
+
+    /// The id of the limit that decided ([`LimitRef::id`]), if any real limit applied:
+    /// [`deciding`](Self::deciding) without reading the limit's names.
+    #[must_use]
+    pub fn deciding_id(&self) -> Option<usize> {
+        self.verdict.deciding_limit()
+    }
+
+    /// The serial of the compiled policy the decision was taken on: a policy and each
+    /// reload of it get one no other compiled policy of the process had, and an
+    /// override change keeps it. Limit ids and names are fixed for one serial, so a
+    /// cache of names keyed by the serial and a limit's id never reports a renamed or
+    /// renumbered limit.
+    #[must_use]
+    pub fn policy_serial(&self) -> u64 {
+        self.compiled.serial
     }
 
     /// Whether the request was denied because it lacks an attribute a limit keys on

@@ -22,7 +22,6 @@ use crate::table::OwnedTable;
 use super::compile::{Compiled, CompiledRule};
 use super::decision::Verdict;
 use super::metrics::{LimitCounters, Outcome};
-use super::overrides::OverrideSet;
 use super::request::{KeyParts, MAX_KEY_ATTRIBUTES};
 use super::{OnMissing, Request};
 
@@ -103,13 +102,17 @@ impl LoneLimit {
     }
 }
 
+/// A request's key parts for the policy's only limit: the parts in use only, where a
+/// [`KeyParts`] is zeroed whole on every check, lines of stack the one-limit path
+/// otherwise never touches.
+pub(super) type LoneKey<'r> = ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>;
+
 /// A request's key for the policy's only limit.
-pub(super) struct Lone<'p, 'r> {
+pub(super) struct Lone<'p, 'k, 'r> {
     compiled: &'p Compiled,
     limit: &'p LoneLimit,
-    /// The parts in use only: a [`KeyParts`] is zeroed whole and copied on every check,
-    /// lines of stack the one-limit path otherwise never touches.
-    key: ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>,
+    /// Kept in the caller's frame: built here and moved out, it was copied once more.
+    key: &'k LoneKey<'r>,
 }
 
 /// Hashes as the [`KeyParts`] of the same values: each part in order.
@@ -124,25 +127,25 @@ impl core::hash::Hash for Parts<'_, '_> {
 }
 
 impl Compiled {
-    /// The policy's only limit with `request`'s key, when the policy is one limit
-    /// (module docs), no override is in force and the request carries the key; `None`
-    /// when the general path must decide. Inlined: the key is then read where the
-    /// caller keeps it, not copied out.
+    /// The policy's only limit with `request`'s key, written to `key`, when the policy
+    /// is one limit (module docs), no override is in force (`no_overrides`) and the
+    /// request carries the key; `None` when the general path must decide. Inlined: the
+    /// attributes are then read where the caller keeps them, not copied out.
     #[inline(always)]
-    pub(super) fn lone<'r>(
+    pub(super) fn lone<'k, 'r>(
         &self,
-        overrides: &OverrideSet,
+        no_overrides: bool,
         request: &Request<'r>,
-    ) -> Option<Lone<'_, 'r>> {
+        key: &'k mut LoneKey<'r>,
+    ) -> Option<Lone<'_, 'k, 'r>> {
         let limit = self.lone.as_ref()?;
         #[cfg(feature = "redis")]
         if self.redis.is_some() {
             return None;
         }
-        if !overrides.is_empty() {
+        if !no_overrides {
             return None;
         }
-        let mut key = ArrayVec::new();
         // The first attribute of each name, as resolving reads them.
         for name in limit.names() {
             let part = request
@@ -159,17 +162,17 @@ impl Compiled {
         Some(Lone {
             compiled: self,
             limit,
-            key,
+            key: &*key,
         })
     }
 }
 
-impl Lone<'_, '_> {
+impl Lone<'_, '_, '_> {
     /// The limit's state after one table check of the key at `now` for `cost`.
     #[inline]
     pub(super) fn decide(&self, now: u64, cost: u64, mode: Mode) -> Result<Decision, CheckError> {
         // Hashes as the general path's key view of the same values (`KeyView`).
-        let hash = self.limit.table.hash_of(&Parts(&self.key));
+        let hash = self.limit.table.hash_of(&Parts(self.key));
         match self.limit.table.members(hash).next() {
             Some(member) => member.decide(now, cost, mode),
             // A table has at least one limit: never reached, and refused if it were.
@@ -181,18 +184,25 @@ impl Lone<'_, '_> {
     /// and the decision; for a charge, the offender report on a denial and the counters.
     #[inline]
     pub(super) fn settle(&self, state: Decision, mode: Mode, result: &mut Verdict) {
+        result.set_lone(self.record(state, mode), state);
+    }
+
+    /// What [`settle`](Self::settle) records outside the verdict: for a charge, the
+    /// offender report on a denial and the counters. Returns the limit's id, the
+    /// verdict's entry.
+    #[inline]
+    pub(super) fn record(&self, state: Decision, mode: Mode) -> usize {
         // From a usize (`LoneLimit::of`): never truncated.
         let id = usize::try_from(self.limit.id).unwrap_or(usize::MAX);
-        result.set_lone(id, state);
         if !mode.charges() {
-            return;
+            return id;
         }
         if !state.allowed {
             let mut key = KeyParts {
                 parts: [None; MAX_KEY_ATTRIBUTES],
                 len: self.key.len(),
             };
-            for (part, value) in key.parts.iter_mut().zip(&self.key) {
+            for (part, value) in key.parts.iter_mut().zip(self.key) {
                 *part = *value;
             }
             self.compiled.offenders.record(id, &key);
@@ -202,6 +212,7 @@ impl Lone<'_, '_> {
         } else {
             Outcome::Denied
         });
+        id
     }
 }
 

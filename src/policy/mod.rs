@@ -490,10 +490,11 @@ impl Policy {
     /// Puts `set` in force for `version`'s compiled policy (called with the writers'
     /// lock held, `version` being the one in force).
     fn publish_overrides(&self, version: &Version, set: overrides::OverrideSet) {
-        self.current.store(Arc::new(Version {
-            compiled: Arc::clone(&version.compiled),
-            overrides: Arc::new(set),
-        }));
+        self.current.store(Arc::new(Version::new(
+            Arc::clone(&version.compiled),
+            Arc::new(set),
+            version.serial,
+        )));
     }
 
     /// The keys that kept sending while denied (denied at least twice by the same limit),

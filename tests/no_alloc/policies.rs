@@ -13,8 +13,8 @@ use std::hint::black_box;
 
 use ratecore::http::HeaderStyle;
 use ratecore::policy::{
-    Attribute, Body, Condition, LimitRule, OnMissing, OverrideQuota, Policy, PolicySpec, Request,
-    ResponseSpec, Route, Rule, Test,
+    Attribute, Body, Condition, LimitRule, OnMissing, OverrideQuota, Policy, PolicyDecision,
+    PolicySpec, Request, ResponseSpec, Route, Rule, Test,
 };
 use ratecore::{Algorithm, FullPolicy, Quota};
 
@@ -38,6 +38,8 @@ struct Seen {
     errors: u64,
     bodies: u64,
     too_small: u64,
+    /// Decisions read where they were made (`Policy::check_with`).
+    read_in_place: u64,
 }
 
 impl Seen {
@@ -55,6 +57,7 @@ impl Seen {
                 "errors" => self.errors,
                 "bodies" => self.bodies,
                 "too_small" => self.too_small,
+                "read_in_place" => self.read_in_place,
                 other => panic!("no path named {other}"),
             };
             assert!(count > 0, "{path} never taken: {self:?}");
@@ -106,9 +109,10 @@ fn drive_without_alloc(what: &str, policy: &Policy, traffic: &Traffic<'_>) -> Se
 
 /// Sends the `traffic` to `policy`: method, path and attributes drawn from its pools
 /// (each attribute present or not, sometimes named twice), times mostly advancing and
-/// sometimes frozen, costs 0 to 3, one in five a peek; every decision's headers and (on
-/// denial) body rendered into fixed buffers, and now and then into buffers too small.
-/// Records what it saw in `seen`; allocates nothing.
+/// sometimes frozen, costs 0 to 3, one in five a peek and one in five a check read where
+/// it was made (`check_with`); every decision's headers and (on denial) body rendered
+/// into fixed buffers, and now and then into buffers too small. Records what it saw in
+/// `seen`; allocates nothing.
 fn drive(policy: &Policy, traffic: &Traffic<'_>, seen: &mut Seen) {
     let Traffic {
         seed,
@@ -120,9 +124,6 @@ fn drive(policy: &Policy, traffic: &Traffic<'_>, seen: &mut Seen) {
     } = *traffic;
     let mut rng = XorShift(seed | 1);
     let mut now = SECOND;
-    let mut headers = [0u8; 1024];
-    let mut body = [0u8; 1024];
-    let mut tiny = [0u8; 8];
     for _ in 0..rounds {
         if rng.index(4) != 0 {
             now += rng.next() % step;
@@ -147,50 +148,62 @@ fn drive(policy: &Policy, traffic: &Traffic<'_>, seen: &mut Seen) {
         }
         let request = Request::new(method, path, &slots[..len]);
         let cost = [0, 1, 1, 1, 1, 2, 3][rng.index(7)];
-        let answer = if rng.index(5) == 0 {
-            policy.peek(&request, now, cost)
-        } else {
-            policy.check(&request, now, cost)
-        };
+        let short = rng.index(8) == 0;
         seen.checks += 1;
-        let decision = match answer {
-            Ok(decision) => decision,
-            Err(error) => {
-                black_box(error);
-                seen.errors += 1;
-                continue;
-            }
+        let answer = match rng.index(5) {
+            0 => policy
+                .peek(&request, now, cost)
+                .map(|decision| look(&decision, now, short, seen)),
+            1 => policy.check_with(&request, now, cost, |decision| {
+                seen.read_in_place += 1;
+                look(decision, now, short, seen);
+            }),
+            _ => policy
+                .check(&request, now, cost)
+                .map(|decision| look(&decision, now, short, seen)),
         };
-        if decision.allowed() {
-            seen.allowed += 1;
-        } else {
-            seen.denied += 1;
+        if let Err(error) = answer {
+            black_box(error);
+            seen.errors += 1;
         }
-        seen.denied_for_missing_key += u64::from(decision.denied_for_missing_key());
-        seen.exempted += u64::from(decision.exempted_by().is_some());
-        seen.unlimited += u64::from(!decision.limited());
-        seen.shadow_denied += u64::from(decision.shadow_denied().is_some());
-        black_box(decision.entries().count() + decision.shadow_entries().count());
-        black_box(decision.deciding());
-        black_box(decision.decision());
+    }
+}
+
+/// Reads everything `decision` offers into `seen` and fixed buffers, decided at `now`;
+/// when `short`, renders into buffers too small as well.
+fn look(decision: &PolicyDecision<'_>, now: u64, short: bool, seen: &mut Seen) {
+    let mut headers = [0u8; 1024];
+    let mut body = [0u8; 1024];
+    let mut tiny = [0u8; 8];
+    if decision.allowed() {
+        seen.allowed += 1;
+    } else {
+        seen.denied += 1;
+    }
+    seen.denied_for_missing_key += u64::from(decision.denied_for_missing_key());
+    seen.exempted += u64::from(decision.exempted_by().is_some());
+    seen.unlimited += u64::from(!decision.limited());
+    seen.shadow_denied += u64::from(decision.shadow_denied().is_some());
+    black_box(decision.entries().count() + decision.shadow_entries().count());
+    black_box(decision.deciding());
+    black_box(decision.decision());
+    let n = decision
+        .render_headers(WALL + now, &mut headers)
+        .expect("1 KiB holds every header block here");
+    black_box(&headers[..n]);
+    if !decision.allowed() {
         let n = decision
-            .render_headers(WALL + now, &mut headers)
-            .expect("1 KiB holds every header block here");
-        black_box(&headers[..n]);
-        if !decision.allowed() {
-            let n = decision
-                .render_body(&mut body)
-                .expect("1 KiB holds every body here");
-            black_box(&body[..n]);
-            black_box(decision.content_type());
-            black_box(decision.denial_status());
-            seen.bodies += 1;
-        }
-        if rng.index(8) == 0 {
-            let headers_short = decision.render_headers(WALL + now, &mut tiny).is_err();
-            let body_short = decision.render_body(&mut tiny).is_err();
-            seen.too_small += u64::from(headers_short || body_short);
-        }
+            .render_body(&mut body)
+            .expect("1 KiB holds every body here");
+        black_box(&body[..n]);
+        black_box(decision.content_type());
+        black_box(decision.denial_status());
+        seen.bodies += 1;
+    }
+    if short {
+        let headers_short = decision.render_headers(WALL + now, &mut tiny).is_err();
+        let body_short = decision.render_body(&mut tiny).is_err();
+        seen.too_small += u64::from(headers_short || body_short);
     }
 }
 
@@ -480,7 +493,7 @@ fn a_policy_using_everything_never_allocates() {
     };
     let seen = drive_without_alloc("checks on the everything policy", &policy, &traffic);
     seen.assert_took("allowed denied denied_for_missing_key exempted unlimited shadow_denied");
-    seen.assert_took("errors bodies too_small");
+    seen.assert_took("errors bodies too_small read_in_place");
     // Every limit was reached, and the shadow and skip paths were counted.
     let counted = policy.metrics().all(|(_, m)| m.checked() > 0);
     assert!(counted, "{:?}", policy.metrics().collect::<Vec<_>>());
@@ -511,7 +524,7 @@ fn one_limit_checks_never_allocate() {
     let pool = values("10.0.0.", 3);
     let traffic = Traffic::new(4, SECOND / 4, &[("GET", "/")], &["client_ip"], &pool);
     let seen = drive_without_alloc("one-limit checks", &policy, &traffic);
-    seen.assert_took("allowed denied errors bodies too_small");
+    seen.assert_took("allowed denied errors bodies too_small read_in_place");
     assert!(!policy.offenders().0.is_empty(), "denials were recorded");
 }
 

@@ -167,12 +167,28 @@ impl Extractor {
             )
         });
         let client = ip.map(|ip| Attribute::new(&self.client_ip_attribute, ip));
-        let (method, path) = (head.method.as_str(), head.uri.path());
         if self.headers.is_empty() && credentials.is_none() {
             // The client's address alone: the list is that one attribute, or none.
+            let (method, path) = (head.method.as_str(), head.uri.path());
             return f(&Request::new(method, path, client.as_slice()), cost);
         }
-        let count = usize::from(ip.is_some())
+        self.with_list(head, client, credentials, cost, f)
+    }
+
+    /// [`with_head`](Self::with_head) with configured headers or credentials: their
+    /// attributes after the client's. Out of line: the list on the stack (half a
+    /// kilobyte) would otherwise widen every request's frame.
+    #[inline(never)]
+    fn with_list<R>(
+        &self,
+        head: Head<'_>,
+        client: Option<Attribute<'_>>,
+        credentials: Option<&Credentials>,
+        cost: u64,
+        f: impl FnOnce(&Request<'_>, u64) -> R,
+    ) -> R {
+        let (method, path) = (head.method.as_str(), head.uri.path());
+        let count = usize::from(client.is_some())
             + self.headers.len()
             + credentials.map_or(0, Credentials::len);
         let header_values = self.headers.iter().filter_map(|(header, name)| {

@@ -1,6 +1,6 @@
 //! Where a check runs. The layer hands a backend the request's attributes and the time,
 //! and gets back a future of everything it needs to answer: the decision snapshot, the
-//! rendered headers and, on denial, the response. [`InProcess`] runs the policy's own
+//! rate-limit headers and, on denial, the response. [`InProcess`] runs the policy's own
 //! tables and is ready at once; a remote backend (Redis) returns a future that completes
 //! when its answer arrives, and must copy what it needs from the borrowed request before
 //! returning it.
@@ -38,8 +38,10 @@ pub struct Checked {
     pub decision: Option<RateLimitDecision>,
     /// The policy's rate-limit headers (none when no limit applied).
     pub headers: RateLimitHeaders,
-    /// The response to send instead of calling the inner service, on denial.
-    pub denial: Option<Denial>,
+    /// The response to send instead of calling the inner service, on denial. Boxed: an
+    /// admission carries a pointer's worth, moved with the rest from the check into
+    /// the response future, and a denial allocates its body anyway.
+    pub denial: Option<Box<Denial>>,
 }
 
 /// A request whose cost no limit can ever admit, and the status to refuse it with (the
@@ -187,26 +189,32 @@ pub(crate) fn respond(
     } else {
         RateLimitHeaders::render(decision, unix_nanos)
     };
-    let denial = (!decision.allowed()).then(|| {
-        let mut stack = [0u8; 1024];
-        let body = match decision.render_body(&mut stack) {
-            Ok(len) => Bytes::copy_from_slice(stack.get(..len).unwrap_or(&[])),
-            Err(too_small) => {
-                let mut heap = vec![0u8; too_small.needed];
-                let len = decision.render_body(&mut heap).unwrap_or(0);
-                heap.truncate(len);
-                Bytes::from(heap)
-            }
-        };
-        Denial {
-            status: status(decision.denial_status()),
-            content_type: HeaderValue::from_static(decision.content_type()),
-            body,
-        }
-    });
+    let denial = (!decision.allowed()).then(|| denial(decision));
     Checked {
         decision: snapshot,
         headers,
         denial,
     }
+}
+
+/// The denial of `decision`. Out of line: its body's buffer (a kilobyte) would otherwise
+/// be in the frame of every check's answer, and push the stack of what that calls
+/// deeper.
+#[inline(never)]
+fn denial(decision: &PolicyDecision<'_>) -> Box<Denial> {
+    let mut stack = [0u8; 1024];
+    let body = match decision.render_body(&mut stack) {
+        Ok(len) => Bytes::copy_from_slice(stack.get(..len).unwrap_or(&[])),
+        Err(too_small) => {
+            let mut heap = vec![0u8; too_small.needed];
+            let len = decision.render_body(&mut heap).unwrap_or(0);
+            heap.truncate(len);
+            Bytes::from(heap)
+        }
+    };
+    Box::new(Denial {
+        status: status(decision.denial_status()),
+        content_type: HeaderValue::from_static(decision.content_type()),
+        body,
+    })
 }

@@ -60,6 +60,7 @@ impl RateLimitDecision {
     /// The snapshot of `decision`, its names from `names`.
     pub(crate) fn with_names(decision: &PolicyDecision<'_>, names: &NameCache) -> Self {
         let d = decision.decision();
+        let serial = decision.policy_serial();
         Self {
             allowed: decision.allowed(),
             limited: decision.limited(),
@@ -67,8 +68,8 @@ impl RateLimitDecision {
             remaining: d.remaining,
             reset_after: Duration::from_nanos(d.reset_after),
             retry_after: Duration::from_nanos(d.retry_after),
-            deciding: decision.deciding().map(|l| names.get(&l)),
-            shadow_denied: decision.shadow_denied().map(|(l, _)| names.get(&l)),
+            deciding: deciding(decision, names),
+            shadow_denied: decision.shadow_denied().map(|(l, _)| names.get(serial, &l)),
             exempted_by: decision.exempted_by().map(str::to_owned),
             #[cfg(feature = "redis")]
             fault: decision.fault(),
@@ -76,4 +77,12 @@ impl RateLimitDecision {
             fault: None,
         }
     }
+}
+
+/// The shared name of the limit that decided, if any: from the cache by the policy's
+/// serial and the limit's id, reading the limit's names only on a miss.
+fn deciding(decision: &PolicyDecision<'_>, names: &NameCache) -> Option<Arc<LimitName>> {
+    let serial = decision.policy_serial();
+    let cached = names.cached(serial, decision.deciding_id()?);
+    cached.or_else(|| Some(names.get(serial, &decision.deciding()?)))
 }

@@ -130,7 +130,7 @@ where
             answer: Some(Box::new(Answer::Denied(
                 decision,
                 headers,
-                denial,
+                *denial,
                 grpc::is_grpc(request.headers()),
             ))),
         },

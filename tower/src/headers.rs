@@ -1,19 +1,48 @@
-//! The policy's rate-limit headers as `http` header pairs. The values of one decision are
-//! rendered into one buffer that becomes one shared allocation (every value is a slice of
-//! it), the names are constants, and where each value lies is listed inline until the
-//! response takes them: one allocation per limited response.
+//! The policy's rate-limit headers as `http` header pairs. A decision reported alone
+//! (every style but the IETF fields) is carried as its few figures and rendered when the
+//! headers are added to the response, after the inner service answered: the check's
+//! frame renders nothing and the response future carries a few words. Rendered values
+//! live in one buffer that becomes one shared allocation (every value is a slice of it)
+//! sized to them, the names are constants, and where each value lies is listed inline
+//! until the response takes them: one allocation per limited response.
 
 use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use ratecore::http::{HeaderStyle, MAX_HEADER_VALUES};
+use ratecore::http::{BufferTooSmall, HeaderInput, HeaderStyle, MAX_HEADER_VALUES};
 use ratecore::policy::PolicyDecision;
+use ratecore::Decision;
 
 /// The rate-limit headers of one decision, in the order the policy renders them (none
-/// when no limit applied): their values' bytes, one after another, and where each
-/// header's value lies. Small, so moving it from the check into the response is cheap;
-/// each value becomes a `HeaderValue` (a slice of the shared bytes) as it is added.
+/// when no limit applied). Small, so moving it from the check into the response is
+/// cheap; each value becomes a `HeaderValue` (a slice of the shared bytes) as it is
+/// added.
 #[derive(Clone, Debug, Default)]
 pub struct RateLimitHeaders {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Repr {
+    /// No limit applied.
+    #[default]
+    None,
+    /// The decision a style other than the IETF fields reports alone, its absolute reset
+    /// rendered at `unix_nanos`: rendered when added.
+    Figures {
+        style: HeaderStyle,
+        decision: Decision,
+        unix_nanos: u64,
+    },
+    /// The values, rendered (the IETF fields, which list every applicable quota).
+    /// Boxed: inline, the list of where each value lies would make every style's
+    /// headers, moved from the check into the response future, half as large again.
+    Rendered(Box<Rendered>),
+}
+
+/// Rendered header values: their bytes, one after another, and where each header's value
+/// lies.
+#[derive(Clone, Debug, Default)]
+struct Rendered {
     values: Bytes,
     /// `count` of them, from the front.
     fields: [Field; MAX_HEADER_VALUES],
@@ -28,19 +57,42 @@ struct Field {
     len: u32,
 }
 
-/// Rendered values up to this many bytes (every style but a long IETF report) live in
-/// one allocation together with their reference count.
+/// Values up to this many bytes (every style but a long IETF report) are kept in one
+/// allocation together with their reference count.
 const INLINE: usize = 96;
 
-/// The rendered values of one decision, owned by their shared `Bytes`.
-struct Inline {
-    bytes: [u8; INLINE],
-    len: usize,
+/// Values up to this many bytes (a limit and a remaining count of up to 12 digits each)
+/// are kept in an allocation of a quarter the size.
+const SMALL: usize = 24;
+
+/// Rendered values, owned by their shared `Bytes`.
+struct Inline<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
 }
 
-impl AsRef<[u8]> for Inline {
+impl<const N: usize> Inline<N> {
+    /// The values `render` renders, rendered in place, and their descriptions in
+    /// `values`; `Err` with the length needed when they do not fit.
+    fn render(
+        render: &impl Fn(&mut [u8], &mut Values) -> Result<usize, BufferTooSmall>,
+        values: &mut Values,
+    ) -> Result<(Bytes, usize), BufferTooSmall> {
+        let mut bytes = [0; N];
+        let count = render(&mut bytes, values)?;
+        let rendered = values.get(..count).unwrap_or(&[]);
+        // At most N bytes were rendered (the rendering fit), and N is at most INLINE.
+        let len = u8::try_from(used(rendered)).unwrap_or(u8::MAX);
+        Ok((Bytes::from_owner(Self { bytes, len }), count))
+    }
+}
+
+/// Where each rendered value lies.
+type Values = [ratecore::http::HeaderValue; MAX_HEADER_VALUES];
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
     fn as_ref(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or(&[])
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }
 }
 
@@ -48,30 +100,118 @@ impl RateLimitHeaders {
     /// The policy's rate-limit headers for `decision`, absolute resets rendered at
     /// `unix_nanos`.
     pub(crate) fn render(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Self {
-        let mut values = [ratecore::http::HeaderValue::default(); MAX_HEADER_VALUES];
-        let mut inline = Inline {
-            bytes: [0; INLINE],
-            len: 0,
+        let repr = match decision.header_style() {
+            _ if !decision.limited() => Repr::None,
+            HeaderStyle::Ietf => Repr::Rendered(Rendered::ietf(decision, unix_nanos)),
+            style => Repr::Figures {
+                style,
+                decision: *decision.decision(),
+                unix_nanos,
+            },
         };
-        match decision.render_header_values(unix_nanos, &mut inline.bytes, &mut values) {
-            Ok(0) => Self::default(),
-            Ok(count) => {
-                let values = values.get(..count).unwrap_or(&[]);
-                inline.len = used(values).min(INLINE);
-                let style = decision.header_style();
-                Self::from_values(Bytes::from_owner(inline), values, style)
-            }
-            Err(too_small) => {
-                // A long IETF report: render again into a buffer of the exact size.
-                let mut heap = vec![0u8; too_small.needed];
-                let count = decision
-                    .render_header_values(unix_nanos, &mut heap, &mut values)
-                    .unwrap_or(0);
-                let values = values.get(..count).unwrap_or(&[]);
-                heap.truncate(used(values));
-                Self::from_values(Bytes::from(heap), values, decision.header_style())
-            }
+        Self { repr }
+    }
+
+    /// How many headers.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::None => 0,
+            // The style's headers, the retry header (last) only on a denial.
+            Repr::Figures {
+                style, decision, ..
+            } => style_names(*style).len() - usize::from(decision.allowed),
+            Repr::Rendered(rendered) => rendered.count,
         }
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
+    /// not a valid header value, never produced by the renderer, is skipped).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
+        let mut pairs = Vec::with_capacity(self.len());
+        self.clone()
+            .into_pairs(|name, value| pairs.push((name, value)));
+        pairs.into_iter()
+    }
+
+    /// Adds the headers to `map`, keeping any header of the same name `map` already has
+    /// (a header the handler set itself is its to keep).
+    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
+            map.entry(name).or_insert(value);
+        });
+    }
+
+    /// Appends the headers to `map`.
+    pub(crate) fn append_to(self, map: &mut HeaderMap) {
+        self.into_pairs(|name, value| {
+            map.append(name, value);
+        });
+    }
+
+    /// Hands each header to `f`, in order.
+    fn into_pairs(self, f: impl FnMut(&'static HeaderName, HeaderValue)) {
+        match self.repr {
+            Repr::None => {}
+            Repr::Figures {
+                style,
+                decision,
+                unix_nanos,
+            } => {
+                let input = HeaderInput {
+                    decision,
+                    quotas: &[],
+                    unix_now_nanos: unix_nanos,
+                };
+                let render = |out: &mut [u8], values: &mut _| {
+                    ratecore::http::render_header_values(style, &input, out, values)
+                };
+                Rendered::of(render, style).into_pairs(f);
+            }
+            Repr::Rendered(rendered) => rendered.into_pairs(f),
+        }
+    }
+}
+
+impl Rendered {
+    /// The IETF fields of `decision`. Out of line: the rendering's buffers would
+    /// otherwise be in the frame of every style's check.
+    #[inline(never)]
+    fn ietf(decision: &PolicyDecision<'_>, unix_nanos: u64) -> Box<Self> {
+        Box::new(Self::of(
+            |out, values| decision.render_header_values(unix_nanos, out, values),
+            HeaderStyle::Ietf,
+        ))
+    }
+
+    /// The values `render` renders in `style`, in an allocation of about their size.
+    fn of(
+        render: impl Fn(&mut [u8], &mut Values) -> Result<usize, BufferTooSmall>,
+        style: HeaderStyle,
+    ) -> Self {
+        let mut values = Values::default();
+        // Into the owner's bytes, the small one first: a few bytes of stack to clear and
+        // nothing to copy but the owner, where a buffer of the largest size was cleared,
+        // written, then copied.
+        let rendered = Inline::<SMALL>::render(&render, &mut values)
+            .or_else(|_| Inline::<INLINE>::render(&render, &mut values));
+        let (bytes, count) = match rendered {
+            Ok(rendered) => rendered,
+            Err(too_small) => {
+                // A long IETF report: rendered into a buffer of its exact size.
+                let mut heap = vec![0u8; too_small.needed];
+                let count = render(&mut heap, &mut values).unwrap_or(0);
+                heap.truncate(used(values.get(..count).unwrap_or(&[])));
+                (Bytes::from(heap), count)
+            }
+        };
+        Self::from_values(bytes, values.get(..count).unwrap_or(&[]), style)
     }
 
     /// The headers `values` describes in `rendered`, rendered in `style`. A name without
@@ -116,27 +256,6 @@ impl RateLimitHeaders {
         }
     }
 
-    /// How many headers.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The headers, in order. Each value is a slice of one shared buffer (a value that is
-    /// not a valid header value, never produced by the renderer, is skipped).
-    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
-        self.fields
-            .iter()
-            .take(self.count)
-            .filter_map(|field| self.pair(*field))
-    }
-
     fn pair(&self, field: Field) -> Option<(&'static HeaderName, HeaderValue)> {
         let name = NAMES.get(usize::from(field.name))?;
         let range = field.range()?;
@@ -145,24 +264,10 @@ impl RateLimitHeaders {
         Some((name, value))
     }
 
-    /// Adds the headers to `map`, keeping any header of the same name `map` already has
-    /// (a header the handler set itself is its to keep).
-    pub(crate) fn add_missing_to(self, map: &mut HeaderMap) {
-        self.into_pairs(|name, value| {
-            map.entry(name).or_insert(value);
-        });
-    }
-
-    /// Appends the headers to `map`.
-    pub(crate) fn append_to(self, map: &mut HeaderMap) {
-        self.into_pairs(|name, value| {
-            map.append(name, value);
-        });
-    }
-
-    /// Hands each header to `f`, in order, as [`iter`](Self::iter) does, without its
-    /// iterator adapters; the last value takes the shared bytes over instead of counting
-    /// one more reference to them.
+    /// Hands each header to `f`, in order, without iterator adapters; the last value
+    /// takes the shared bytes over instead of counting one more reference to them. A
+    /// value that is not a valid header value (never produced by the renderer) is
+    /// skipped.
     fn into_pairs(mut self, mut f: impl FnMut(&'static HeaderName, HeaderValue)) {
         let fields = self.fields.get(..self.count).unwrap_or(&[]);
         let Some((last, rest)) = fields.split_last() else {
@@ -259,6 +364,17 @@ mod tests {
     use http::HeaderName;
     use ratecore::policy::{Policy, Request};
 
+    /// What the response future carries across the inner service's call, and the
+    /// check's answer moved there, stay a few words: a decision's figures, or a pointer.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn carried_headers_and_answers_are_small() {
+        use core::mem::size_of;
+        assert!(size_of::<RateLimitHeaders>() <= 56);
+        assert_eq!(size_of::<Option<Box<crate::Denial>>>(), 8);
+        assert!(size_of::<crate::Checked>() <= 160);
+    }
+
     #[test]
     fn spelled_names_are_their_headers() {
         for spelled in [
@@ -310,7 +426,9 @@ mod tests {
                         (name.to_ascii_lowercase(), value.to_owned())
                     })
                     .collect();
-                let got: Vec<(String, String)> = RateLimitHeaders::render(&decision, unix)
+                let headers = RateLimitHeaders::render(&decision, unix);
+                assert_eq!(headers.len(), headers.iter().count(), "{style}");
+                let got: Vec<(String, String)> = headers
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
                     .collect();
