@@ -26,7 +26,7 @@ use ratecore::{Algorithm, Quota};
 use cluster_nodes::{
     assert_engine_used, assert_race_never_over_admitted, cluster, config, connect,
     failover_loses_little, failover_with_wait_loses_nothing, ip_and_account, keyslot, port_of,
-    primary_of, Clients, RACE_ACCOUNTS, RACE_IP, T0,
+    primary_of, Clients, HOUR, RACE_ACCOUNTS, RACE_IP, T0,
 };
 use common::unique_prefix;
 
@@ -329,5 +329,108 @@ fn throughput_row(nodes: &[String], clients: &str, run: impl FnOnce() -> u64) {
         "| {clients} | {:.0} | {per_call:.1} | {:.0} |",
         checks as f64 / elapsed,
         3.0 * 1e6 / per_call
+    );
+}
+
+/// A check with `WAIT 1` on the blocking cluster transport, in one round trip: wall time
+/// per check of the backend's own check, and of the same module command and `WAIT` sent
+/// both ways with the `redis` crate's cluster connection to the key's primary — as one
+/// transaction routed by `CLUSTER COUNTKEYSINSLOT` (what the backend sends), and one
+/// after the other (two round trips). Batches of 200 alternate, 2 000 checks per way.
+///
+/// `RATECORE_REDIS_URL="" RATECORE_CLUSTER_MODULE=target/release/libratecore_redis_module.so
+/// RATECORE_REDIS_ENGINE=module bash tests/redis/cluster.sh cargo test --release --features
+/// redis --test redis_cluster check_and_wait_round_trips -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand (see the Redis docs)"]
+fn check_and_wait_round_trips() {
+    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+    use redis::ConnectionLike;
+
+    let Some((nodes, _, _serial)) = cluster("check_and_wait_round_trips") else {
+        return;
+    };
+    let mut cfg = config(&nodes, "round_trips", FailureMode::Closed);
+    cfg.wait_replicas = 1;
+    cfg.wait_timeout = Duration::from_millis(100);
+    let backend = RedisBackend::new(cfg).unwrap();
+    let limiter = backend
+        .limiter(
+            "trips",
+            Algorithm::Gcra,
+            Quota::per_hour(1_000_000).unwrap(),
+        )
+        .unwrap();
+    let key = limiter.limit().redis_key(b"k");
+    let slot = keyslot(&nodes, &key);
+    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+        slot,
+        SlotAddr::Master,
+    )));
+    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let check = |now: u64| {
+        let mut c = redis::cmd("RATECORE.CHECK");
+        c.arg(1)
+            .arg(&key)
+            .arg("GCRA")
+            .arg(1_000_000)
+            .arg(HOUR)
+            .arg(1_000_000);
+        c.arg("NOW").arg(now);
+        c
+    };
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(1).arg(100);
+    let (mut backend_ns, mut one_ns, mut two_ns) = (0u128, 0u128, 0u128);
+    let mut now = T0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            let checked = limiter.check(b"k", now, 1).unwrap();
+            assert!(checked.fault.is_none(), "{checked:?}");
+        }
+        backend_ns += started.elapsed().as_nanos();
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            let mut packed = Vec::new();
+            let mut count = redis::cmd("CLUSTER");
+            count.arg("COUNTKEYSINSLOT").arg(slot);
+            for part in [
+                &redis::cmd("MULTI"),
+                &count,
+                &check(now),
+                &redis::cmd("EXEC"),
+                &wait,
+            ] {
+                part.write_packed_command(&mut packed);
+            }
+            let replies = raw.req_packed_commands(&packed, 3, 2).unwrap();
+            assert_eq!(replies[1], redis::Value::Int(1), "{replies:?}");
+        }
+        one_ns += started.elapsed().as_nanos();
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            raw.route_command(&check(now), route.clone()).unwrap();
+            let waited = raw.route_command(&wait, route.clone()).unwrap();
+            assert_eq!(waited, redis::Value::Int(1));
+        }
+        two_ns += started.elapsed().as_nanos();
+    }
+    let per_check = |ns: u128| ns as f64 / 2_000.0 / 1_000.0;
+    println!("| check with WAIT 1 | µs per check |");
+    println!("|---|---|");
+    println!("| the backend's check | {:.1} |", per_check(backend_ns));
+    println!(
+        "| one round trip (transaction) | {:.1} |",
+        per_check(one_ns)
+    );
+    println!("| two round trips | {:.1} |", per_check(two_ns));
+    println!(
+        "two round trips / one: {:.2}",
+        two_ns as f64 / one_ns as f64
     );
 }
