@@ -25,8 +25,8 @@ use ratecore::{Algorithm, Quota};
 
 use cluster_nodes::{
     assert_engine_used, assert_race_never_over_admitted, cluster, config, connect,
-    failover_loses_little, failover_with_wait_loses_nothing, ip_and_account, keyslot, port_of,
-    primary_of, Clients, HOUR, RACE_ACCOUNTS, RACE_IP, T0,
+    failover_loses_little, failover_with_wait_loses_nothing, hourly_limiter, ip_and_account,
+    keyslot, port_of, primary_of, Clients, HOUR, RACE_ACCOUNTS, RACE_IP, T0,
 };
 use common::unique_prefix;
 
@@ -344,30 +344,25 @@ fn throughput_row(nodes: &[String], clients: &str, run: impl FnOnce() -> u64) {
 #[test]
 #[ignore = "a measurement: run by hand (see the Redis docs)"]
 fn check_and_wait_round_trips() {
+    if let Some((nodes, _, _serial)) = cluster("check_and_wait_round_trips") {
+        round_trips(&nodes);
+    }
+}
+
+/// [`check_and_wait_round_trips`] on the cluster of `nodes`.
+fn round_trips(nodes: &[String]) {
     use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
     use redis::ConnectionLike;
 
-    let Some((nodes, _, _serial)) = cluster("check_and_wait_round_trips") else {
-        return;
-    };
-    let mut cfg = config(&nodes, "round_trips", FailureMode::Closed);
-    cfg.wait_replicas = 1;
-    cfg.wait_timeout = Duration::from_millis(100);
-    let backend = RedisBackend::new(cfg).unwrap();
-    let limiter = backend
-        .limiter(
-            "trips",
-            Algorithm::Gcra,
-            Quota::per_hour(1_000_000).unwrap(),
-        )
-        .unwrap();
+    let cfg = config(nodes, "round_trips", FailureMode::Closed);
+    let limiter = hourly_limiter(cfg, 1, Algorithm::Gcra, 1_000_000);
     let key = limiter.limit().redis_key(b"k");
-    let slot = keyslot(&nodes, &key);
+    let slot = keyslot(nodes, &key);
     let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
         slot,
         SlotAddr::Master,
     )));
-    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
+    let client = redis::cluster::ClusterClient::new(nodes.to_vec()).unwrap();
     let mut raw = client.get_connection().unwrap();
     let check = |now: u64| {
         let mut c = redis::cmd("RATECORE.CHECK");

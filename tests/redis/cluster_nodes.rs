@@ -221,6 +221,22 @@ pub fn restart(nodes: &[String], dir: &str, port: u16) {
     );
 }
 
+/// A limiter of `limit` requests an hour with `algorithm`, on a backend of `cfg` that
+/// sends `WAIT wait_replicas` (100 ms) after each write.
+pub fn hourly_limiter(
+    mut cfg: RedisConfig,
+    wait_replicas: u32,
+    algorithm: Algorithm,
+    limit: u64,
+) -> RedisLimiter {
+    cfg.wait_replicas = wait_replicas;
+    cfg.wait_timeout = Duration::from_millis(100);
+    RedisBackend::new(cfg)
+        .unwrap()
+        .limiter("limit", algorithm, Quota::per_hour(limit).unwrap())
+        .unwrap()
+}
+
 /// The port of the primary the replica on `port` replicates.
 fn master_port(port: u16) -> u16 {
     let mut c = connect(port).expect("a live replica");
@@ -426,19 +442,10 @@ pub fn failover_run(
     for mode in [FailureMode::Closed, FailureMode::Open] {
         let mut cfg = config(nodes, test, mode);
         cfg.prefix.clone_from(&prefix);
-        cfg.wait_replicas = wait_replicas;
         // Async tasks run on a runtime of their own: a backend's pipelined blocking
         // checks (the probe below) would share its connection across two runtimes.
         cfg.pipelined &= matches!(clients, Clients::Threads);
-        cfg.wait_timeout = Duration::from_millis(100);
-        let backend = RedisBackend::new(cfg).unwrap();
-        let limiter = backend
-            .limiter(
-                "fixed",
-                Algorithm::FixedWindow,
-                Quota::per_hour(limit).unwrap(),
-            )
-            .unwrap();
+        let limiter = hourly_limiter(cfg, wait_replicas, Algorithm::FixedWindow, limit);
         limiters.push((mode, limiter));
     }
     let redis_key = limiters[0].1.limit().redis_key(key);
