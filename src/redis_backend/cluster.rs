@@ -54,23 +54,19 @@ impl Conn {
             Self::Cluster(connection) => {
                 let (packed, offset, count) = routed_transaction(command, then, key);
                 let mut replies = connection.req_packed_commands(&packed, offset, count)?;
-                // `[EXEC's [slot count, check reply], WAIT's reply]`.
-                let waited = replies.pop();
-                let checked = match replies.pop() {
-                    Some(redis::Value::Array(mut executed)) if executed.len() == 2 => {
-                        executed.pop()
-                    }
-                    _ => None,
-                };
-                match (checked, waited) {
-                    (Some(checked), Some(waited)) => vec![checked, waited],
-                    _ => {
-                        return Err(redis::RedisError::from((
-                            redis::ErrorKind::TypeError,
-                            "the reply to a check and WAIT has an unexpected shape",
-                        )))
+                // `[EXEC's [slot count, check's reply], WAIT's reply]` becomes the pair
+                // `[check's reply, WAIT's reply]`; another shape is left for the caller to
+                // reject as an inconsistent reply.
+                if let Some(first) = replies.first_mut() {
+                    let checked = match first {
+                        redis::Value::Array(executed) if executed.len() == 2 => executed.pop(),
+                        _ => None,
+                    };
+                    if let Some(checked) = checked {
+                        *first = checked;
                     }
                 }
+                replies
             }
         };
         redis::Value::Array(replies).extract_error()
