@@ -17,7 +17,9 @@
 
 use crate::decision::Mode;
 use alloc::boxed::Box;
+#[cfg(feature = "redis")]
 use alloc::vec::Vec;
+use arrayvec::ArrayVec;
 use core::cell::Cell;
 
 use crate::algorithm::packing::Layout;
@@ -29,6 +31,15 @@ use crate::decision::Decision;
 use crate::error::{CheckError, QuotaError};
 use crate::quota::Quota;
 use crate::Reservation;
+
+mod written;
+pub use written::{Written, MAX_WRITTEN};
+
+/// One outcome per limit of a check, inline: [`apply`] fills it.
+pub type Outcomes = ArrayVec<KeyOutcome, { crate::composite::MAX_LIMITS }>;
+
+/// The replicas of one check, inline.
+type Replicas = ArrayVec<Replica, { crate::composite::MAX_LIMITS }>;
 
 /// ceil(2^64 ns / 10^6): the longest TTL the script ever sets, in ms.
 pub(crate) const MAX_TTL_MS: u64 = 18_446_744_073_710;
@@ -276,9 +287,9 @@ impl Spec {
         charged: bool,
         now: u64,
         min_ttl: u64,
-    ) -> (Vec<u8>, u64) {
+    ) -> (Written, u64) {
         if !charged {
-            return (Vec::new(), 0);
+            return (Written::none(), 0);
         }
         let ttl = |rest: Option<u64>| match rest {
             None => MAX_TTL_MS.max(min_ttl).max(1),
@@ -291,7 +302,7 @@ impl Spec {
         match (self, replica) {
             (Self::Gcra { .. }, Replica::Word { word, .. }) => {
                 let tat = word.get();
-                (tat.to_be_bytes().to_vec(), ttl(Some(tat)))
+                (Written::from(tat.to_be_bytes()), ttl(Some(tat)))
             }
             (
                 Self::Fixed { layout, period, .. } | Self::Approx { layout, period, .. },
@@ -328,16 +339,15 @@ impl Spec {
                             .find_map(|(index, slot)| differs(index, slot.get()))
                     });
                 let Some((index, cell)) = changed else {
-                    return (Vec::new(), 0);
+                    return (Written::none(), 0);
                 };
-                let out = bytes(&[
-                    &(index as u32).to_be_bytes(),
-                    &cell.newest.to_be_bytes(),
-                    &cell.count.to_be_bytes(),
-                ]);
-                (out, ttl(cell.newest.checked_add(*period)))
+                let mut out = [0; 4 + SLOT_BYTES];
+                out[..4].copy_from_slice(&(index as u32).to_be_bytes());
+                out[4..12].copy_from_slice(&cell.newest.to_be_bytes());
+                out[12..].copy_from_slice(&cell.count.to_be_bytes());
+                (Written::from(out), ttl(cell.newest.checked_add(*period)))
             }
-            _ => (Vec::new(), 0),
+            _ => (Written::none(), 0),
         }
     }
 }
@@ -392,12 +402,6 @@ impl Member for Replica {
             Self::Strict { config, ring } => config.uncharge(ring, token),
         }
     }
-}
-
-/// The replicas of one check as a list: a single limit's replica is kept on the stack
-/// (most checks, so that deciding one key allocates no list), several in the `Vec`.
-fn listed((one, many): &(Option<Replica>, Vec<Replica>)) -> &[Replica] {
-    one.as_ref().map_or(many.as_slice(), core::slice::from_ref)
 }
 
 /// Replays one check on the replicas: a single limit exactly as its in-process
@@ -483,7 +487,7 @@ pub struct KeyOutcome {
     pub decision: Decision,
     /// What the Lua script reports as written: the whole value, or for a strict window
     /// the slot's index (4 bytes) and its 12 bytes; empty when nothing is written.
-    pub written: Vec<u8>,
+    pub written: Written,
     /// The TTL to set with the write, in ms (0 when nothing is written).
     pub ttl_ms: u64,
     /// Whether `written` is a strict window's slot rather than the whole value.
@@ -499,7 +503,8 @@ impl KeyOutcome {
     }
 
     /// The key's whole new value given its value before the check (`old`), or `None`
-    /// when the check writes nothing to it.
+    /// when the check writes nothing to it: `written` itself for a whole value, else
+    /// (a strict window's slot) a copy of `old` with the slot replaced.
     #[must_use]
     pub fn value<'a>(&'a self, old: &[u8]) -> Option<alloc::borrow::Cow<'a, [u8]>> {
         if self.written.is_empty() {
@@ -548,7 +553,7 @@ pub fn apply(
     cost: u64,
     mode: Mode,
     min_ttl_ms: u64,
-    out: &mut Vec<KeyOutcome>,
+    out: &mut Outcomes,
 ) -> Result<Decision, ApplyError> {
     out.clear();
     if limits.is_empty()
@@ -560,29 +565,27 @@ pub fn apply(
     for limit in limits {
         limit.spec.check_cost(cost).map_err(ApplyError::Cost)?;
     }
-    let build = || {
-        let mut each = limits
-            .iter()
-            .zip(olds)
-            .enumerate()
-            .map(|(index, (limit, old))| {
-                limit
-                    .spec
-                    .replica(old)
-                    .map_err(|why| ApplyError::State(index, why))
-            });
-        if limits.len() == 1 {
-            let one = each.next().unwrap_or(Err(ApplyError::Limits))?;
-            return Ok((Some(one), Vec::new()));
+    // Filled in place: the list is over a kilobyte, and a check is a few thousand
+    // instructions.
+    let build = |replicas: &mut Replicas| {
+        replicas.clear();
+        for (index, (limit, old)) in limits.iter().zip(olds).enumerate() {
+            let replica = limit
+                .spec
+                .replica(old)
+                .map_err(|why| ApplyError::State(index, why))?;
+            // Cannot overflow: at most MAX_LIMITS limits, checked above.
+            replicas.push(replica);
         }
-        Ok((None, each.collect::<Result<Vec<Replica>, _>>()?))
+        Ok(())
     };
-    let mut replicas = build()?;
+    let mut replicas = Replicas::new();
+    build(&mut replicas)?;
     let mut states = [Decision::default(); crate::composite::MAX_LIMITS];
     let states = &mut states[..limits.len()];
     let optimistic = limits.len() > 1 && mode.charges() && cost > 0;
     let admitted = if optimistic {
-        reserve_each(listed(&replicas), now, cost, states).map_err(ApplyError::Cost)?
+        reserve_each(&replicas, now, cost, states).map_err(ApplyError::Cost)?
     } else {
         None
     };
@@ -591,19 +594,18 @@ pub fn apply(
         None => {
             if optimistic {
                 // The replicas hold a partial charge: the protocol starts over on fresh ones.
-                replicas = build()?;
+                build(&mut replicas)?;
             }
-            replay(listed(&replicas), now, cost, mode, states).map_err(ApplyError::Cost)?
+            replay(&replicas, now, cost, mode, states).map_err(ApplyError::Cost)?
         }
     };
     let charged = mode.charges() && cost > 0 && decision.allowed;
     let min_ttl_ms = min_ttl_ms.clamp(1, MAX_TTL_MS);
-    for (((limit, replica), old), state) in
-        limits.iter().zip(listed(&replicas)).zip(olds).zip(&*states)
-    {
+    for (((limit, replica), old), state) in limits.iter().zip(&replicas).zip(olds).zip(&*states) {
         let (written, ttl_ms) = limit
             .spec
             .expected_write(replica, old, charged, now, min_ttl_ms);
+        // Cannot overflow: at most MAX_LIMITS limits, checked above.
         out.push(KeyOutcome {
             decision: *state,
             written,
@@ -698,27 +700,20 @@ fn pack_window(
 }
 
 /// The stored value of a window's packed `word` with `counters` counts (the inverse of
-/// `pack_window`: the start, then the oldest count first), built in one allocation of
-/// its exact length, and the moment its state is at rest (the end of its last window;
+/// `pack_window`: the start, then the oldest count first), and the moment its state is at rest (the end of its last window;
 /// `None` past `u64::MAX`).
-fn unpack_window(word: u64, layout: Layout, period: u64, counters: u32) -> (Vec<u8>, Option<u64>) {
+fn unpack_window(word: u64, layout: Layout, period: u64, counters: u32) -> (Written, Option<u64>) {
     let window = layout.window(word, counters);
-    let mut out = Vec::with_capacity(8 * (1 + counters as usize));
-    out.extend_from_slice(&(window * period).to_be_bytes());
-    for index in (0..counters).rev() {
-        out.extend_from_slice(&layout.counter(word, index).to_be_bytes());
+    let mut out = [0; MAX_WRITTEN];
+    out[..8].copy_from_slice(&(window * period).to_be_bytes());
+    for (index, field) in (0..counters).rev().zip(out[8..].chunks_exact_mut(8)) {
+        field.copy_from_slice(&layout.counter(word, index).to_be_bytes());
     }
+    let out = Written::prefix(out, 8 * (1 + counters as usize));
     let rest = window
         .checked_add(u64::from(counters))
         .and_then(|w| w.checked_mul(period));
     (out, rest)
-}
-
-/// `parts` joined in one allocation of the exact length: a write is built once per key
-/// per check, and inside Redis (the module) every allocation also pays the server's
-/// memory accounting.
-fn bytes(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
 }
 
 fn be64(bytes: &[u8], at: usize) -> u64 {

@@ -25,8 +25,8 @@ use ratecore::{Algorithm, Quota};
 
 use cluster_nodes::{
     assert_engine_used, assert_race_never_over_admitted, cluster, config, connect,
-    failover_loses_little, failover_with_wait_loses_nothing, ip_and_account, keyslot, port_of,
-    primary_of, Clients, RACE_ACCOUNTS, RACE_IP, T0,
+    failover_loses_little, failover_with_wait_loses_nothing, hourly_limiter, ip_and_account,
+    keyslot, port_of, primary_of, Clients, HOUR, RACE_ACCOUNTS, RACE_IP, T0,
 };
 use common::unique_prefix;
 
@@ -194,6 +194,76 @@ fn racing_cross_slot_checks_never_over_admit() {
     assert_race_never_over_admitted("blocking", &backend, &ip, &per_account);
 }
 
+/// During a slot migration, a check of a key the source does not hold is redirected with
+/// `ASK`: with `wait_replicas`, the check and its `WAIT` run on the target, after the
+/// `ASKING` the connection sends (which holds through the blocking transport's
+/// transaction), and every later check finds the state there.
+#[test]
+fn checks_with_wait_follow_ask_during_a_slot_migration() {
+    let Some((nodes, _, _serial)) = cluster("ask") else {
+        return;
+    };
+    let cfg = config(&nodes, "ask", FailureMode::Closed);
+    let limiter = hourly_limiter(cfg, 1, Algorithm::Gcra, 10);
+    let primary_of_key = |key: &[u8]| primary_of(&nodes, keyslot(&nodes, key));
+    let redis_key = limiter.limit().redis_key(b"moving");
+    let (slot, source) = (keyslot(&nodes, &redis_key), primary_of_key(&redis_key));
+    let target = [0, 8000, 16000]
+        .map(|slot| primary_of(&nodes, slot))
+        .into_iter()
+        .find(|&port| port != source)
+        .expect("another primary");
+    // The script is loaded where a check's slot lives, not where an `ASK` points: one
+    // check of a key the target serves loads it there.
+    let local = (0..)
+        .map(|i| format!("local-{i}").into_bytes())
+        .find(|key| primary_of_key(&limiter.limit().redis_key(key)) == target)
+        .expect("a key the target serves");
+    assert_eq!(limiter.check(&local, T0, 1).unwrap().fault, None);
+    let node = |port| connect(port).expect("a live primary");
+    let id = |port| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node(port))
+            .expect("CLUSTER MYID")
+    };
+    let (source_id, target_id) = (id(source), id(target));
+    let set_slot = |port, state: &[&str]| {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .exec(&mut node(port))
+            .expect("CLUSTER SETSLOT");
+    };
+    set_slot(target, &["IMPORTING", &source_id]);
+    set_slot(source, &["MIGRATING", &target_id]);
+    let checks: Vec<_> = (1..=3)
+        .map(|i| limiter.check(b"moving", T0 + i, 1).unwrap())
+        .collect();
+    // The state is on the target; then it goes, and the slot is its owner's alone again.
+    let mut at_target = node(target);
+    let held: Vec<redis::Value> = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .cmd("EXISTS")
+        .arg(&redis_key)
+        .cmd("ASKING")
+        .ignore()
+        .cmd("DEL")
+        .arg(&redis_key)
+        .query(&mut at_target)
+        .expect("the key on the target");
+    set_slot(source, &["STABLE"]);
+    set_slot(target, &["STABLE"]);
+    for (i, checked) in (1..).zip(&checks) {
+        assert_eq!(checked.fault, None, "{i}: {checked:?}");
+        assert_eq!(checked.decision.remaining, 10 - i, "{i}: {checked:?}");
+    }
+    assert_eq!(held, [redis::Value::Int(1), redis::Value::Int(1)]);
+    assert_engine_used(limiter.backend());
+}
+
 #[test]
 fn a_killed_primary_gives_configured_decisions_then_recovers() {
     failover_loses_little("failover", Clients::Threads);
@@ -329,5 +399,103 @@ fn throughput_row(nodes: &[String], clients: &str, run: impl FnOnce() -> u64) {
         "| {clients} | {:.0} | {per_call:.1} | {:.0} |",
         checks as f64 / elapsed,
         3.0 * 1e6 / per_call
+    );
+}
+
+/// A check with `WAIT 1` on the blocking cluster transport, in one round trip: wall time
+/// per check of the backend's own check, and of the same module command and `WAIT` sent
+/// both ways with the `redis` crate's cluster connection to the key's primary — as one
+/// transaction routed by `CLUSTER COUNTKEYSINSLOT` (what the backend sends), and one
+/// after the other (two round trips). Batches of 200 alternate, 2 000 checks per way.
+///
+/// `RATECORE_REDIS_URL="" RATECORE_CLUSTER_MODULE=target/release/libratecore_redis_module.so
+/// RATECORE_REDIS_ENGINE=module bash tests/redis/cluster.sh cargo test --release --features
+/// redis --test redis_cluster check_and_wait_round_trips -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand (see the Redis docs)"]
+fn check_and_wait_round_trips() {
+    if let Some((nodes, _, _serial)) = cluster("check_and_wait_round_trips") {
+        round_trips(&nodes);
+    }
+}
+
+/// [`check_and_wait_round_trips`] on the cluster of `nodes`.
+fn round_trips(nodes: &[String]) {
+    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+    use redis::ConnectionLike;
+
+    let cfg = config(nodes, "round_trips", FailureMode::Closed);
+    let limiter = hourly_limiter(cfg, 1, Algorithm::Gcra, 1_000_000);
+    let key = limiter.limit().redis_key(b"k");
+    let slot = keyslot(nodes, &key);
+    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+        slot,
+        SlotAddr::Master,
+    )));
+    let client = redis::cluster::ClusterClient::new(nodes.to_vec()).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let check = |now: u64| {
+        let mut c = redis::cmd("RATECORE.CHECK");
+        c.arg(1)
+            .arg(&key)
+            .arg("GCRA")
+            .arg(1_000_000)
+            .arg(HOUR)
+            .arg(1_000_000);
+        c.arg("NOW").arg(now);
+        c
+    };
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(1).arg(100);
+    let (mut backend_ns, mut one_ns, mut two_ns) = (0u128, 0u128, 0u128);
+    let mut now = T0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            let checked = limiter.check(b"k", now, 1).unwrap();
+            assert!(checked.fault.is_none(), "{checked:?}");
+        }
+        backend_ns += started.elapsed().as_nanos();
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            let mut packed = Vec::new();
+            let mut count = redis::cmd("CLUSTER");
+            count.arg("COUNTKEYSINSLOT").arg(slot);
+            for part in [
+                &redis::cmd("MULTI"),
+                &count,
+                &check(now),
+                &redis::cmd("EXEC"),
+                &wait,
+            ] {
+                part.write_packed_command(&mut packed);
+            }
+            let replies = raw.req_packed_commands(&packed, 3, 2).unwrap();
+            assert_eq!(replies[1], redis::Value::Int(1), "{replies:?}");
+        }
+        one_ns += started.elapsed().as_nanos();
+        let started = Instant::now();
+        for _ in 0..200 {
+            now += 1;
+            raw.route_command(&check(now), route.clone()).unwrap();
+            let waited = raw.route_command(&wait, route.clone()).unwrap();
+            assert_eq!(waited, redis::Value::Int(1));
+        }
+        two_ns += started.elapsed().as_nanos();
+    }
+    let per_check = |ns: u128| ns as f64 / 2_000.0 / 1_000.0;
+    println!("| check with WAIT 1 | µs per check |");
+    println!("|---|---|");
+    println!("| the backend's check | {:.1} |", per_check(backend_ns));
+    println!(
+        "| one round trip (transaction) | {:.1} |",
+        per_check(one_ns)
+    );
+    println!("| two round trips | {:.1} |", per_check(two_ns));
+    println!(
+        "two round trips / one: {:.2}",
+        two_ns as f64 / one_ns as f64
     );
 }

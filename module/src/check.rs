@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use arrayvec::ArrayVec;
 
 use crate::sdk::{raw, Context};
-use ratecore::redis_state::{apply, digest as state_digest, ApplyError, KeyOutcome};
+use ratecore::redis_state::{apply, digest as state_digest, ApplyError, KeyOutcome, Outcomes};
 use ratecore::{Decision, Mode};
 
 use crate::args::{self, Now, MAX_KEYS};
@@ -110,7 +110,7 @@ fn run(
         .map(OpenKey::read)
         .collect::<Result<ArrayVec<_, MAX_KEYS>, _>>()?;
     let olds: ArrayVec<&[u8], MAX_KEYS> = values.iter().map(|old| &**old).collect();
-    let mut outcomes = Vec::with_capacity(check.keys);
+    let mut outcomes = Outcomes::new();
     let decision = apply(
         &check.limits,
         &olds,

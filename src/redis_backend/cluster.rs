@@ -7,6 +7,7 @@
 
 use redis::cluster::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::ConnectionLike;
 
 /// Redis Cluster's slot count.
 const SLOTS: u16 = 16384;
@@ -33,11 +34,8 @@ impl Conn {
     }
 
     /// [`query`](Self::query); with `then` (a `WAIT`), both commands on the same
-    /// connection and both replies as an array, as [`AsyncConn::send`] (`WAIT` counts the
-    /// writes of the connection it arrives on). On one server, in one round trip; on a
-    /// cluster, one after the other to the same primary: the blocking cluster connection
-    /// routes a pipeline by its first command's key as the `redis` crate guesses it, which
-    /// is not `RATECORE.CHECK`'s.
+    /// connection in one round trip, and both replies as an array, as
+    /// [`AsyncConn::send`] (`WAIT` counts the writes of the connection it arrives on).
     pub(super) fn send(
         &mut self,
         command: &redis::Cmd,
@@ -53,7 +51,23 @@ impl Conn {
                 both.add_command(command.clone()).add_command(then.clone());
                 both.query::<Vec<redis::Value>>(connection)?
             }
-            Self::Cluster(_) => vec![self.query(command, key)?, self.query(then, key)?],
+            Self::Cluster(connection) => {
+                let (packed, offset, count) = routed_transaction(command, then, key);
+                let mut replies = connection.req_packed_commands(&packed, offset, count)?;
+                // `[EXEC's [slot count, check's reply], WAIT's reply]` becomes the pair
+                // `[check's reply, WAIT's reply]`; another shape is left for the caller to
+                // reject as an inconsistent reply.
+                if let Some(first) = replies.first_mut() {
+                    let checked = match first {
+                        redis::Value::Array(executed) if executed.len() == 2 => executed.pop(),
+                        _ => None,
+                    };
+                    if let Some(checked) = checked {
+                        *first = checked;
+                    }
+                }
+                replies
+            }
         };
         redis::Value::Array(replies).extract_error()
     }
@@ -152,6 +166,41 @@ fn script_load() -> redis::Cmd {
     let mut load = redis::cmd("SCRIPT");
     load.arg("LOAD").arg(super::script::SCRIPT);
     load
+}
+
+/// `command` and `then` for the blocking cluster connection, packed as one pipeline to
+/// the primary of `key`'s slot: `MULTI`, `CLUSTER COUNTKEYSINSLOT slot`, `command`,
+/// `EXEC`, `then`; with the offset and count of the replies that matter (`EXEC`'s and
+/// `then`'s).
+///
+/// The connection routes a pipeline by the first command after a leading `MULTI`, as
+/// the `redis` crate reads it: it would take `RATECORE.CHECK`'s key count for its key,
+/// but it routes `CLUSTER COUNTKEYSINSLOT` to the slot's primary, and that costs the
+/// server a constant-time read of the slot's key count. The transaction is what keeps
+/// `ASK` working: the connection retries a redirected pipeline after an `ASKING`, which
+/// a server applies to the next command only, except inside `MULTI`, where it holds
+/// until `EXEC`. A redirection (`MOVED`, `ASK`) of the check as it is queued aborts the
+/// transaction, so nothing ran, and the connection resends the whole pipeline where the
+/// redirection points.
+fn routed_transaction(
+    command: &redis::Cmd,
+    then: &redis::Cmd,
+    key: &[u8],
+) -> (Vec<u8>, usize, usize) {
+    let mut route = redis::cmd("CLUSTER");
+    route.arg("COUNTKEYSINSLOT").arg(slot(key));
+    let mut packed = Vec::new();
+    for part in [
+        &redis::cmd("MULTI"),
+        &route,
+        command,
+        &redis::cmd("EXEC"),
+        then,
+    ] {
+        part.write_packed_command(&mut packed);
+    }
+    // Replies: MULTI's `OK`, two `QUEUED`, then EXEC's and `then`'s.
+    (packed, 3, 2)
 }
 
 /// The route to the primary serving `key`'s slot.

@@ -176,8 +176,7 @@
 //! verification, and faults, failure decisions, counters, the reconnect backoff and the
 //! cross-slot protocol are the blocking ones. With [`RedisConfig::wait_replicas`], the
 //! check and its `WAIT` are sent together on the same connection (as the blocking
-//! transport sends them to one server), since `WAIT` counts the writes of the connection
-//! it arrives on; while the server waits for replicas it answers nothing else on that
+//! transport sends them), since `WAIT` counts the writes of the connection it arrives on; while the server waits for replicas it answers nothing else on that
 //! connection, so every task's check waits too. A whole async check
 //! (across slots: each slot's call), connect included, takes at most
 //! [`RedisConfig::timeout`].

@@ -6,7 +6,7 @@
 use super::cross_slot::Undo;
 use super::pool::classify;
 use super::stats::bump;
-use super::wire::{self, ApplyError, KeyOutcome, StoredLimit};
+use super::wire::{self, ApplyError, KeyOutcome, Outcomes, StoredLimit};
 use super::{BackendError, Check, Fault, Inner, RedisCheckError, MAX_LIMITS};
 use crate::decision::Decision;
 
@@ -194,7 +194,7 @@ impl Inner {
         let parsed = script_reply(&reply, prepared.check.limits.len());
         self.verified(prepared, parsed, states, |_, outcomes, writes| {
             for (outcome, (new, ttl)) in outcomes.iter().zip(writes) {
-                if outcome.written.as_slice() != *new {
+                if *outcome.written != **new {
                     return Err("the script wrote a state the algorithm would not");
                 }
                 if outcome.ttl_ms != *ttl {
@@ -227,7 +227,7 @@ impl Inner {
                 .iter()
                 .map(|(l, _)| StoredLimit::of(l.spec))
                 .collect();
-            let mut outcomes = Vec::with_capacity(limits.len());
+            let mut outcomes = Outcomes::new();
             let decision = wire::apply(
                 &stored,
                 &olds,

@@ -60,8 +60,8 @@ fn strict_and_gcra() -> (StoredLimit, StoredLimit) {
 }
 
 /// A charge of 1 at 2 500 ns on fresh keys.
-fn first_charge(limits: &[StoredLimit], min_ttl_ms: u64) -> (Decision, Vec<KeyOutcome>) {
-    let mut out = Vec::new();
+fn first_charge(limits: &[StoredLimit], min_ttl_ms: u64) -> (Decision, Outcomes) {
+    let mut out = Outcomes::new();
     let olds: Vec<&[u8]> = limits.iter().map(|_| &b""[..]).collect();
     let d = apply(limits, &olds, 2_500, 1, Mode::Charge, min_ttl_ms, &mut out).unwrap();
     (d, out)
@@ -134,7 +134,8 @@ fn digests_tell_every_field_apart() {
             1 => changed[1].written[15] ^= 1,
             2 => changed[0].decision.retry_after += 1,
             _ => {
-                changed[1].written.pop();
+                let shorter = changed[1].written.len() - 1;
+                changed[1].written.truncate(shorter);
             }
         }
         assert_ne!(base, digest(&d, 2_500, &changed), "change {change}");
@@ -157,4 +158,17 @@ fn rejects_foreign_layouts() {
         assert!(spec.replica(b"hello").is_err(), "{algorithm:?}");
         assert!(spec.replica(b"").is_ok());
     }
+}
+
+#[test]
+fn written_bytes_are_inline_and_compare_as_slices() {
+    let mut written = Written::from([1u8, 2, 3]);
+    assert_eq!(&*written, [1, 2, 3]);
+    written.truncate(5);
+    assert_eq!(written.len(), 3, "never longer");
+    written.truncate(1);
+    assert_eq!(written, Written::from([1u8]), "equal by their bytes only");
+    assert_eq!(alloc::format!("{written:?}"), "[1]");
+    assert!(Written::none().is_empty());
+    assert_eq!(Written::prefix([7; MAX_WRITTEN], 99).len(), MAX_WRITTEN);
 }

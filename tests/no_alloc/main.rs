@@ -1,7 +1,8 @@
 //! The hot paths never allocate: limiters (every algorithm, the `Limiter` enum, `Composite`),
-//! keyed tables (full tables on every full-table policy, owned or in a region) and policy
-//! checks with their rendering. One binary, one counting allocator: each module drives
-//! one part and asserts every measured section allocated nothing.
+//! keyed tables (full tables on every full-table policy, owned or in a region), policy
+//! checks with their rendering, and the Redis module's check of single-word limits. One
+//! binary, one counting allocator: each module drives one part and asserts every measured
+//! section allocated nothing.
 //!
 //! A counting `#[global_allocator]` wraps the system allocator and counts allocations
 //! made by the current thread while a thread-local flag is set, so the test harness's own
@@ -12,6 +13,7 @@
 
 mod limiters;
 mod policies;
+mod redis_state;
 #[path = "../support/mod.rs"]
 mod support;
 mod tables;

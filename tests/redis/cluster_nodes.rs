@@ -158,7 +158,8 @@ pub fn kill(dir: &str, port: u16) {
 }
 
 /// Restarts a killed node from its config: it rejoins as a replica of its promoted
-/// replica; waits until it is in sync, so the next test starts with 3 + 3 again.
+/// replica; waits until it is in sync and its primary's writes reach it, so the next test
+/// starts with 3 + 3 again.
 pub fn restart(nodes: &[String], dir: &str, port: u16) {
     let status = Command::new("redis-server")
         .arg(format!("{dir}/node-{port}.conf"))
@@ -179,6 +180,31 @@ pub fn restart(nodes: &[String], dir: &str, port: u16) {
             info.contains("role:slave") && info.contains("master_link_status:up")
         },
     );
+    // A replica fresh from a full sync may not be sent its primary's writes until it
+    // first acknowledges the stream (its acknowledgements come once a second), and until
+    // then every `WAIT` there times out: the next test starts once a write on the primary
+    // reached the replica.
+    let primary = master_port(port);
+    let probe = (0..)
+        .map(|i| format!("ratecore-restart-probe-{i}"))
+        .find(|key| primary_of(nodes, keyslot(nodes, key.as_bytes())) == primary)
+        .expect("a key the primary serves");
+    wait_until(
+        "a write on the primary reached the restarted replica",
+        Duration::from_secs(30),
+        || {
+            connect(primary).is_some_and(|mut c| {
+                let set = redis::cmd("SET")
+                    .arg(&probe)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(1000)
+                    .exec(&mut c);
+                let waited = redis::cmd("WAIT").arg(1).arg(100).query::<u64>(&mut c);
+                set.is_ok() && waited.is_ok_and(|replicas| replicas >= 1)
+            })
+        },
+    );
     wait_until(
         "every node sees the cluster ok",
         Duration::from_secs(30),
@@ -193,6 +219,35 @@ pub fn restart(nodes: &[String], dir: &str, port: u16) {
             })
         },
     );
+}
+
+/// A limiter of `limit` requests an hour with `algorithm`, on a backend of `cfg` that
+/// sends `WAIT wait_replicas` (100 ms) after each write.
+pub fn hourly_limiter(
+    mut cfg: RedisConfig,
+    wait_replicas: u32,
+    algorithm: Algorithm,
+    limit: u64,
+) -> RedisLimiter {
+    cfg.wait_replicas = wait_replicas;
+    cfg.wait_timeout = Duration::from_millis(100);
+    RedisBackend::new(cfg)
+        .unwrap()
+        .limiter("limit", algorithm, Quota::per_hour(limit).unwrap())
+        .unwrap()
+}
+
+/// The port of the primary the replica on `port` replicates.
+fn master_port(port: u16) -> u16 {
+    let mut c = connect(port).expect("a live replica");
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut c)
+        .expect("INFO replication");
+    info.lines()
+        .find_map(|line| line.strip_prefix("master_port:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a master_port in INFO replication")
 }
 
 /// A backend on `config` with two limits a request checks together: per IP, a fixed
@@ -387,19 +442,10 @@ pub fn failover_run(
     for mode in [FailureMode::Closed, FailureMode::Open] {
         let mut cfg = config(nodes, test, mode);
         cfg.prefix.clone_from(&prefix);
-        cfg.wait_replicas = wait_replicas;
         // Async tasks run on a runtime of their own: a backend's pipelined blocking
         // checks (the probe below) would share its connection across two runtimes.
         cfg.pipelined &= matches!(clients, Clients::Threads);
-        cfg.wait_timeout = Duration::from_millis(100);
-        let backend = RedisBackend::new(cfg).unwrap();
-        let limiter = backend
-            .limiter(
-                "fixed",
-                Algorithm::FixedWindow,
-                Quota::per_hour(limit).unwrap(),
-            )
-            .unwrap();
+        let limiter = hourly_limiter(cfg, wait_replicas, Algorithm::FixedWindow, limit);
         limiters.push((mode, limiter));
     }
     let redis_key = limiters[0].1.limit().redis_key(key);
