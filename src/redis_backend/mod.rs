@@ -239,22 +239,27 @@
 //!
 //! | engine | transport | tasks | checks/s | p50 µs | p99 µs | Redis µs | ceiling checks/s | client CPU µs | server CPU µs |
 //! |---|---|---|---|---|---|---|---|---|---|
-//! | script | blocking, one connection | 1 | 25 483 | 29.8 | 105.2 | 10.8 | 92 507 | 14.6 | 24.0 |
-//! | script | blocking, 16 threads pipelined | 16 | 38 610 | 373.6 | 2 262 | 14.3 | 69 881 | 15.8 | 18.0 |
-//! | script | async, one runtime thread | 64 | 71 631 | 922.1 | 3 083 | 8.8 | 114 025 | 5.5 | 10.4 |
-//! | script | async, two runtime threads | 64 | 63 631 | 1 054 | 3 231 | 9.2 | 108 225 | 7.8 | 10.8 |
-//! | module | blocking, one connection | 1 | 26 084 | 25.1 | 93.0 | 3.8 | 266 667 | 17.4 | 23.1 |
-//! | module | blocking, 16 threads pipelined | 16 | 48 894 | 266.7 | 2 188 | 4.9 | 205 339 | 21.1 | 7.6 |
-//! | module | async, one runtime thread | 64 | 148 868 | 409.0 | 849.6 | 2.7 | 364 964 | 5.7 | 5.6 |
-//! | module | async, two runtime threads | 64 | 133 516 | 472.5 | 1 047 | 3.0 | 330 033 | 5.2 | 4.4 |
+//! | script | blocking, one connection | 1 | 12 059 | 76.7 | 131.5 | 14.4 | 69 396 | 26.5 | 44.4 |
+//! | script | blocking, 16 threads pipelined | 16 | 61 420 | 236.7 | 478.7 | 9.5 | 105 485 | 11.5 | 12.9 |
+//! | script | async, one runtime thread | 64 | 93 395 | 635.1 | 1 537 | 8.8 | 113 895 | 5.0 | 10.5 |
+//! | script | async, two runtime threads | 64 | 92 479 | 638.1 | 1 191 | 8.8 | 113 895 | 6.8 | 10.5 |
+//! | module | blocking, one connection | 1 | 14 388 | 62.9 | 105.3 | 3.8 | 260 417 | 26.4 | 31.9 |
+//! | module | blocking, 16 threads pipelined | 16 | 66 965 | 229.8 | 412.3 | 3.0 | 336 700 | 13.7 | 6.3 |
+//! | module | async, one runtime thread | 64 | 234 772 | 263.6 | 406.4 | 2.1 | 483 092 | 4.2 | 3.9 |
+//! | module | async, two runtime threads | 64 | 205 854 | 288.0 | 604.6 | 2.1 | 471 698 | 4.1 | 3.6 |
 //!
-//! One process reaches over 100 000 checks per second on the module with 64 async tasks
-//! on one connection (the three rounds: 126 074, 148 868 and 198 527 on one runtime
-//! thread). What bounds it is the CPU the client and the server share on two cores, not
-//! the transport: each check costs the client about 5 µs and the server about 5 µs of
-//! CPU, of which the module's command is 3 µs. On the script, the async transport reached
-//! 63 % of the script's ceiling (the server's 10 µs of CPU per check are the bound).
-//! Pipelined blocking threads cost the client three to four times an async task's CPU
+//! One process reaches over 200 000 checks per second on the module with 64 async tasks
+//! on one connection (the three rounds: 229 571, 234 772 and 237 131 on one runtime
+//! thread), 16 times the blocking backend on one connection. What bounds it is the CPU
+//! the client and the server share on two cores, not the transport: each check costs the
+//! client about 4 µs and the server about 4 µs of CPU, of which the module's command is
+//! 2 µs. On the script, 64 async tasks did 7.9 times the checks of the blocking backend on
+//! one connection and reached 82 % of the script's ceiling (the medians of the three
+//! rounds' ratios; the server's 10 µs of CPU per check are the bound). The blocking
+//! backend on one connection waits a round trip per check, and round trips vary from run
+//! to run: in another run, with nothing else running, it did 9 400 to 10 200 checks per
+//! second on the script, and 64 async tasks 8.2 times that (83 % of the ceiling).
+//! Pipelined blocking threads cost the client about three times an async task's CPU
 //! per check (a runtime `block_on` per check and a thread wake-up per reply).
 
 #[macro_use]
