@@ -489,11 +489,24 @@ pub fn failover_run(
             #[cfg(feature = "redis-tokio")]
             Clients::Tasks(tasks) => tasks,
         };
-    wait_until(
-        "every client's checks are decided by Redis again",
-        Duration::from_secs(20),
-        || progress.recovered.load(Ordering::Relaxed) >= hammers,
-    );
+    // On a timeout, what each client saw and its backend's counters say which faults
+    // kept a client from being decided again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while progress.recovered.load(Ordering::Relaxed) < hammers {
+        if Instant::now() >= deadline {
+            progress.stop.store(true, Ordering::Relaxed);
+            let runs: Vec<Run> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let stats: Vec<_> = limiters
+                .iter()
+                .map(|(mode, limiter)| (*mode, limiter.backend().stats()))
+                .collect();
+            panic!(
+                "timed out: {} of {hammers} clients decided by Redis again within 20 s; {runs:?}; {stats:?}",
+                progress.recovered.load(Ordering::Relaxed)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
     progress.stop.store(true, Ordering::Relaxed);
     let runs: Vec<Run> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let stored = limit
