@@ -399,6 +399,71 @@ async fn a_paused_redis_times_out_then_recovers() {
     assert_eq!(stats.inconsistent, 0);
 }
 
+/// A `WAIT` holds back every later command of its connection. With no replica to answer
+/// it, a check with `wait_replicas = 1` takes the whole `wait_timeout` on the server, so
+/// 16 tasks sharing one connection send more than the server serves, and checks time
+/// out. Such a timeout replaces the connection, so the checks that gave up (which the
+/// server would still run, 100 ms each) hold nothing back: once the load stops, the next
+/// check is answered by the server (its `WAIT` fell short: a replication fault) instead
+/// of timing out behind a backlog of over ten seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
+    let Some(url) = common::redis_url("timed_out_checks_with_wait_do_not_hold_back_later_ones")
+    else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let mut config = common::test_config(&url, "wait-backlog");
+    config.timeout = Duration::from_millis(300);
+    config.wait_replicas = 1;
+    config.wait_timeout = Duration::from_millis(100);
+    let backend = RedisBackend::new(config).unwrap();
+    let limiter = backend
+        .limiter(
+            "backlog",
+            Algorithm::FixedWindow,
+            Quota::per_hour(1_000_000).unwrap(),
+        )
+        .unwrap();
+    let now = 1_700_000_000_000_000_000u64;
+    // 16 tasks × 8 checks sent within about 2.4 s; the server serves 10 a second.
+    let tasks: Vec<_> = (0..16u64)
+        .map(|task| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                for i in 0..8 {
+                    let checked = limiter
+                        .check_async(b"k", now + task * 8 + i, 1)
+                        .await
+                        .unwrap();
+                    let fault = checked.fault;
+                    assert!(
+                        matches!(fault, Some(Fault::Replication | Fault::Timeout)),
+                        "{checked:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let loaded = backend.stats();
+    common::notice(&format!(
+        "checks with WAIT and no replica, 16 tasks: {} answered, {} timed out, {} connects",
+        loaded.replication, loaded.timeouts, loaded.connects
+    ));
+    assert!(loaded.timeouts > 0, "the backlog formed: {loaded:?}");
+    let checked = limiter.check_async(b"k", now + 1000, 1).await.unwrap();
+    let stats = backend.stats();
+    assert_eq!(
+        checked.fault,
+        Some(Fault::Replication),
+        "{checked:?}; {stats:?}"
+    );
+    assert!(stats.connects > 1, "{stats:?}");
+}
+
 /// What every task counted.
 #[derive(Default)]
 struct Tally {

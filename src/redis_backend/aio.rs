@@ -14,11 +14,16 @@
 //! connection resends after a redirection or a connection reset, as the blocking one
 //! does: a charge counted twice at worst). A check that timed out leaves
 //! the connection in place: a multiplexed connection matches replies to requests in
-//! order, so a late reply is discarded, not handed to the next check. (The `redis`
+//! order, so a late reply is discarded, not handed to the next check. The exception is a
+//! check sent with `WAIT` ([`RedisConfig::wait_replicas`]): the server holds every
+//! command behind a `WAIT` until it returns, so one connection's checks with `WAIT` run
+//! one at a time, and checks that timed out would still hold back the ones sent after
+//! them. That check's timeout replaces the connection, shedding what is queued. (The `redis`
 //! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
 //! for the reconnect instead of failing at once within the backoff.)
 //!
 //! [`RedisConfig::reconnect_backoff`]: super::RedisConfig::reconnect_backoff
+//! [`RedisConfig::wait_replicas`]: super::RedisConfig::wait_replicas
 //!
 //! # Orderings
 //! The shared connection is an `ArcSwapOption`: a task loads it (lock-free) and clones
@@ -296,7 +301,20 @@ impl Inner {
                 }
                 Err(self.count(fault, e.to_string()))
             }
-            Err(_) => Err(self.count(Fault::Timeout, String::from("no reply within the timeout"))),
+            Err(_) => {
+                if then.is_some() {
+                    // The server runs a connection's commands in order, and a `WAIT` holds
+                    // back every command behind it until the replicas answer or its own
+                    // timeout passes. Checks that gave up stay queued on the server and
+                    // still run, so new checks would queue behind them: while the server
+                    // serves fewer checks than arrive, the backlog only grows, and every
+                    // check times out (a replica resyncing after a failover was enough).
+                    // A new connection sheds that backlog: the server drops a closed
+                    // connection's unread commands.
+                    let _ = self.aio.current.compare_and_swap(&Some(shared), None);
+                }
+                Err(self.count(Fault::Timeout, String::from("no reply within the timeout")))
+            }
         }
     }
 

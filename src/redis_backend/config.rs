@@ -65,6 +65,12 @@ pub struct RedisConfig {
     /// (`WAIT n wait_timeout`) before deciding (default 0: do not wait). A write fewer
     /// replicas acknowledged in time is a [`Fault::Replication`](super::Fault::Replication)
     /// (the failure decision), since a failover could lose it.
+    ///
+    /// The server holds a connection's later commands until its `WAIT` returns. The
+    /// blocking pool runs one check per pooled connection, so as many `WAIT`s as
+    /// connections run at once; the async transport and [`pipelined`](Self::pipelined)
+    /// checks share one connection per server, so their checks with `WAIT` run one at a
+    /// time per server: about one check per replica acknowledgement.
     pub wait_replicas: u32,
     /// How long `WAIT` waits for [`wait_replicas`](Self::wait_replicas) (default 50 ms;
     /// keep it below [`timeout`](Self::timeout)).

@@ -15,7 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ratecore::redis_backend::{
-    FailureMode, RedisBackend, RedisConfig, RedisDecision, RedisEngine, RedisLimit, RedisLimiter,
+    FailureMode, Fault, RedisBackend, RedisConfig, RedisDecision, RedisEngine, RedisLimit,
+    RedisLimiter,
 };
 use ratecore::{Algorithm, Quota};
 
@@ -313,6 +314,10 @@ pub struct Run {
     pub wrong_failure_decisions: u64,
     /// Decisions after the first fault that Redis made again.
     pub recovered: u64,
+    /// The last fault seen, and how many of the run's tasks (one for a thread) had not
+    /// been decided by Redis again since their first fault when the run stopped.
+    pub last_fault: Option<Fault>,
+    pub not_recovered: u64,
 }
 
 /// What the checking clients share with the test: when to stop, and how many of them
@@ -337,8 +342,9 @@ impl Run {
                     }
                 }
             }
-            Some(_) => {
+            Some(fault) => {
                 self.faults += 1;
+                self.last_fault = Some(fault);
                 if checked.decision.allowed != (mode == FailureMode::Open) {
                     self.wrong_failure_decisions += 1;
                 }
@@ -352,6 +358,14 @@ impl Run {
         self.faults += other.faults;
         self.wrong_failure_decisions += other.wrong_failure_decisions;
         self.recovered += other.recovered;
+        self.last_fault = other.last_fault.or(self.last_fault);
+        self.not_recovered += other.not_recovered;
+    }
+
+    /// The run as it stopped.
+    fn finish(mut self) -> Self {
+        self.not_recovered = u64::from(self.recovered == 0);
+        self
     }
 }
 
@@ -376,7 +390,7 @@ fn hammer(limiter: &RedisLimiter, mode: FailureMode, progress: &Progress) -> Run
         run.record(&checked, mode, progress);
         thread::sleep(Duration::from_micros(200));
     }
-    run
+    run.finish()
 }
 
 /// [`hammer`] from one async task.
@@ -390,7 +404,7 @@ async fn hammer_async(limiter: RedisLimiter, mode: FailureMode, progress: Arc<Pr
         run.record(&checked, mode, &progress);
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    run
+    run.finish()
 }
 
 /// One client's checks until `stop`, as `clients` says.
