@@ -417,6 +417,8 @@ async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
     config.timeout = Duration::from_millis(300);
     config.wait_replicas = 1;
     config.wait_timeout = Duration::from_millis(100);
+    // On the connection every check shares (no wait lines).
+    config.wait_connections = 0;
     let backend = RedisBackend::new(config).unwrap();
     let limiter = backend
         .limiter(
@@ -462,6 +464,56 @@ async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
         "{checked:?}; {stats:?}"
     );
     assert!(stats.connects > 1, "{stats:?}");
+}
+
+/// With wait lines (the default), checks with `WAIT` do not hold each other back: 16
+/// tasks' `WAIT`s, 100 ms each with no replica to answer them, run at once, and every
+/// one of 128 checks is answered by the server (a replication fault) within its 1 s
+/// timeout. On one shared connection they would take 12.8 s, one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_with_wait_run_at_once_on_their_own_lines() {
+    let Some(url) = common::redis_url("checks_with_wait_run_at_once_on_their_own_lines") else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let mut config = common::test_config(&url, "wait-lines");
+    config.timeout = Duration::from_secs(1);
+    config.wait_replicas = 1;
+    config.wait_timeout = Duration::from_millis(100);
+    let backend = RedisBackend::new(config).unwrap();
+    let limiter = backend
+        .limiter(
+            "lines",
+            Algorithm::Gcra,
+            Quota::per_hour(1_000_000).unwrap(),
+        )
+        .unwrap();
+    let now = 1_700_000_000_000_000_000u64;
+    let tasks: Vec<_> = (0..16u64)
+        .map(|task| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                for i in 0..8 {
+                    let checked = limiter
+                        .check_async(b"k", now + task * 8 + i, 1)
+                        .await
+                        .unwrap();
+                    assert_eq!(checked.fault, Some(Fault::Replication), "{checked:?}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = backend.stats();
+    assert_eq!((stats.replication, stats.timeouts), (128, 0), "{stats:?}");
+    // One connection per line at most, opened when first needed.
+    assert!(stats.connects <= 16, "{stats:?}");
+    // A peek (no `WAIT`) uses the main connection; every charge was stored.
+    let peek = limiter.peek_async(b"k", now + 200, 0).await.unwrap();
+    assert_eq!(peek.fault, None);
+    assert_eq!(peek.decision.remaining, 1_000_000 - 128, "{peek:?}");
 }
 
 /// What every task counted.

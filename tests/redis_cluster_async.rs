@@ -257,3 +257,64 @@ fn a_killed_primary_under_async_load_gives_configured_decisions_then_recovers() 
 fn async_wait_replicas_loses_no_admission_across_a_failover() {
     failover_with_wait_loses_nothing("failover_async_wait", Clients::Tasks(16));
 }
+
+/// Checks with `WAIT 1` from 64 tasks on one key's shard: on 16 wait lines, then on the
+/// connection every check shares (`wait_connections = 0`), alternating, 1.5 s each.
+/// Prints checks per second and the checks that failed (timeouts or `WAIT` falling
+/// short) for each. Measures; asserts nothing.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn wait_lines_throughput() {
+    let Some((nodes, _, _serial)) = cluster("wait_lines_throughput") else {
+        return;
+    };
+    let runtime = runtime();
+    println!("| checks with WAIT 1, 64 tasks | checks/s | failed |");
+    println!("|---|---|---|");
+    for round in 0..2 {
+        for lines in [16, 0] {
+            let mut cfg = async_config(&nodes, "wait-lines");
+            cfg.wait_replicas = 1;
+            cfg.wait_timeout = std::time::Duration::from_millis(200);
+            cfg.wait_connections = lines;
+            let backend = RedisBackend::new(cfg).unwrap();
+            let limiter = backend
+                .limiter(
+                    "bench",
+                    Algorithm::Gcra,
+                    Quota::per_second(1_000_000).unwrap(),
+                )
+                .unwrap();
+            let started = std::time::Instant::now();
+            let pace = std::time::Duration::from_millis(1500);
+            let checks = runtime.block_on(async {
+                let tasks: Vec<_> = (0..TASKS as u64)
+                    .map(|task| {
+                        let limiter = limiter.clone();
+                        tokio::spawn(async move {
+                            let mut n = 0u64;
+                            while started.elapsed() < pace {
+                                let now = T0 + task * 1_000_000 + n;
+                                limiter.check_async(b"hot", now, 1).await.unwrap();
+                                n += 1;
+                            }
+                            n
+                        })
+                    })
+                    .collect();
+                let mut total = 0;
+                for task in tasks {
+                    total += task.await.unwrap();
+                }
+                total
+            });
+            let per_second = checks as f64 / started.elapsed().as_secs_f64();
+            let stats = backend.stats();
+            println!(
+                "| {lines} wait lines (round {}) | {per_second:.0} | {} |",
+                round + 1,
+                stats.checks - stats.decided
+            );
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! (default) or fail-open decisions, flagged and counted; the backend recovers by itself;
 //! nothing panics.
 //!
-//! The first two tests need no Redis (a refused port, a fake server that never answers).
+//! The first three tests need no Redis (a refused setup, a refused port, a fake server
+//! that never answers).
 //! The others need the throwaway redis-server of `tests/redis/run.sh` (they kill and
 //! restart it, so they also need `RATECORE_REDIS_CONF` and `RATECORE_REDIS_PIDFILE`);
 //! they skip with a notice otherwise. They run one at a time (they disturb the server).
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use common::{managed_server, server_answers, wait_until};
 use ratecore::redis_backend::{
     FailureMode, Fault, RedisBackend, RedisCheckError, RedisConfig, RedisEngine, RedisLimiter,
+    RedisSetupError, MAX_WAIT_CONNECTIONS,
 };
 use ratecore::{Algorithm, Decision, Quota};
 
@@ -87,6 +89,37 @@ fn assert_failure(decision: Decision, mode: FailureMode, capacity: u64) {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// A configuration the backend cannot work with is refused when the backend is made,
+/// with an error that says why, before any connection is attempted.
+#[test]
+fn unusable_configurations_are_refused() {
+    let refused = |change: fn(&mut RedisConfig)| {
+        let mut config = RedisConfig::new("redis://127.0.0.1:1/");
+        change(&mut config);
+        RedisBackend::new(config).map(drop).unwrap_err()
+    };
+    assert_eq!(
+        refused(|c| c.timeout = Duration::ZERO),
+        RedisSetupError::ZeroTimeout
+    );
+    let too_many = refused(|c| c.wait_connections = MAX_WAIT_CONNECTIONS + 1);
+    assert_eq!(
+        too_many,
+        RedisSetupError::TooManyWaitConnections(MAX_WAIT_CONNECTIONS + 1)
+    );
+    assert!(too_many.to_string().contains("at most 1024"), "{too_many}");
+    assert!(matches!(
+        refused(|c| c.url = String::from("http://nowhere")),
+        RedisSetupError::Url(_)
+    ));
+    // The bounds themselves are taken.
+    let mut config = RedisConfig::new("redis://127.0.0.1:1/");
+    for n in [0, MAX_WAIT_CONNECTIONS] {
+        config.wait_connections = n;
+        assert!(RedisBackend::new(config.clone()).is_ok(), "{n}");
+    }
 }
 
 #[test]

@@ -16,9 +16,9 @@
 //! the connection in place: a multiplexed connection matches replies to requests in
 //! order, so a late reply is discarded, not handed to the next check. The exception is a
 //! check sent with `WAIT` ([`RedisConfig::wait_replicas`]): the server holds every
-//! command behind a `WAIT` until it returns, so one connection's checks with `WAIT` run
-//! one at a time, and checks that timed out would still hold back the ones sent after
-//! them. That check's timeout replaces the connection, shedding what is queued. (The `redis`
+//! command behind a `WAIT` until it returns, so checks with `WAIT` go on lines of their
+//! own, one check at a time each (`WaitLines`), and a check with `WAIT` that timed out
+//! replaces its connection, so that the server drops what it still holds. (The `redis`
 //! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
 //! for the reconnect instead of failing at once within the backoff.)
 //!
@@ -34,10 +34,11 @@
 //! connects are serialised by the `connecting` lock, which orders them among
 //! themselves. Counters are `Relaxed` (see `stats`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{timeout_at, Instant};
 
 use super::cluster::AsyncConn;
@@ -52,14 +53,85 @@ use super::{
 };
 use crate::decision::{Decision, Mode};
 
-/// The async transport's connection, shared by every task using one backend.
-#[derive(Default)]
+/// The async transport's connections, shared by every task using one backend.
 pub(super) struct Shared {
+    /// Every check but those sent with `WAIT`.
+    main: Line,
+    /// Checks sent with `WAIT`, one at a time per line
+    /// ([`RedisConfig::wait_connections`](super::RedisConfig::wait_connections)).
+    waits: WaitLines,
+}
+
+impl Shared {
+    pub(super) fn new(wait_connections: usize) -> Self {
+        Self {
+            main: Line::default(),
+            waits: WaitLines {
+                lines: (0..wait_connections).map(|_| Line::default()).collect(),
+                busy: (0..wait_connections)
+                    .map(|_| AtomicBool::new(false))
+                    .collect(),
+                free: Semaphore::new(wait_connections),
+            },
+        }
+    }
+}
+
+/// One shared connection (on a cluster, one per node), opened when first needed.
+#[derive(Default)]
+struct Line {
     current: ArcSwapOption<AsyncConn>,
     /// Held while connecting, so a dead server sees one connect attempt at a time.
     connecting: tokio::sync::Mutex<()>,
     /// Nanoseconds after the backend's origin before which no connect is attempted.
     retry_at: AtomicU64,
+}
+
+/// The connections of checks sent with `WAIT`. The server holds every later command of
+/// a connection until its `WAIT` returns (a replica's acknowledgement, or `WAIT`'s own
+/// timeout), so checks with `WAIT` sharing the main connection would run one at a time,
+/// each behind the ones before it. Here each line carries one check at a time, and
+/// `WAIT`s on different lines run at once.
+///
+/// A task takes a permit of `free` (one per line), then claims a line whose `busy` flag
+/// it clears on release. A permit guarantees an unclaimed line: permits and clear flags
+/// are only ever taken together, and a flag is cleared (`Release`) before its permit is
+/// returned; the claim's `Acquire` compare-and-swap pairs with it, so the line's previous
+/// user is done with it.
+struct WaitLines {
+    lines: Box<[Line]>,
+    busy: Box<[AtomicBool]>,
+    free: Semaphore,
+}
+
+/// A claimed wait line, released on drop.
+struct Claimed<'a> {
+    waits: &'a WaitLines,
+    index: usize,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        // Before the permit (a field) is returned, after this body.
+        self.waits.busy[self.index].store(false, Ordering::Release);
+    }
+}
+
+impl WaitLines {
+    /// A free line, waiting for one until `deadline`; `None` when no line frees in time.
+    async fn claim(&self, deadline: Instant) -> Option<Claimed<'_>> {
+        let permit = timeout_at(deadline, self.free.acquire()).await.ok()?.ok()?;
+        let index = self.busy.iter().position(|busy| {
+            busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
+        Some(Claimed {
+            waits: self,
+            index,
+            _permit: permit,
+        })
+    }
 }
 
 impl RedisBackend {
@@ -275,7 +347,25 @@ impl Inner {
         deadline: Instant,
         unknown_ok: bool,
     ) -> Result<Option<redis::Value>, BackendError> {
-        let shared = self.connection_async(deadline).await?;
+        // A check with `WAIT` on a line of its own, when the backend has wait lines.
+        let claimed = match then {
+            Some(_) if !self.aio.waits.lines.is_empty() => {
+                match self.aio.waits.claim(deadline).await {
+                    Some(claimed) => Some(claimed),
+                    None => {
+                        return Err(self.count(
+                            Fault::Timeout,
+                            String::from("no connection for a check with WAIT freed in time"),
+                        ))
+                    }
+                }
+            }
+            _ => None,
+        };
+        let line = claimed.as_ref().map_or(&self.aio.main, |claimed| {
+            &self.aio.waits.lines[claimed.index]
+        });
+        let shared = self.connection_async(line, deadline).await?;
         let mut connection = AsyncConn::clone(&shared);
         let sent = async {
             match connection.send(command, then, key).await {
@@ -297,7 +387,7 @@ impl Inner {
                     // The server (on a cluster: a node) went away: the next check connects
                     // again, reading a cluster's slot map afresh (unless another task
                     // already replaced this connection).
-                    let _ = self.aio.current.compare_and_swap(&Some(shared), None);
+                    let _ = line.current.compare_and_swap(&Some(shared), None);
                 }
                 Err(self.count(fault, e.to_string()))
             }
@@ -310,30 +400,35 @@ impl Inner {
                     // serves fewer checks than arrive, the backlog only grows, and every
                     // check times out (a replica resyncing after a failover was enough).
                     // A new connection sheds that backlog: the server drops a closed
-                    // connection's unread commands.
-                    let _ = self.aio.current.compare_and_swap(&Some(shared), None);
+                    // connection's unread commands. (On a wait line, the check that gave
+                    // up is the backlog.)
+                    let _ = line.current.compare_and_swap(&Some(shared), None);
                 }
                 Err(self.count(Fault::Timeout, String::from("no reply within the timeout")))
             }
         }
     }
 
-    /// The shared connection, or a new one (not within the reconnect backoff).
-    async fn connection_async(&self, deadline: Instant) -> Result<Arc<AsyncConn>, BackendError> {
-        if let Some(connection) = self.aio.current.load_full() {
+    /// `line`'s connection, or a new one (not within the reconnect backoff).
+    async fn connection_async(
+        &self,
+        line: &Line,
+        deadline: Instant,
+    ) -> Result<Arc<AsyncConn>, BackendError> {
+        if let Some(connection) = line.current.load_full() {
             return Ok(connection);
         }
-        let Ok(_connecting) = timeout_at(deadline, self.aio.connecting.lock()).await else {
+        let Ok(_connecting) = timeout_at(deadline, line.connecting.lock()).await else {
             return Err(self.count(
                 Fault::Timeout,
                 String::from("another check's connect did not finish within the timeout"),
             ));
         };
         // Another task may have connected (or failed to) while this one waited.
-        if let Some(connection) = self.aio.current.load_full() {
+        if let Some(connection) = line.current.load_full() {
             return Ok(connection);
         }
-        if self.elapsed() < self.aio.retry_at.load(Ordering::Relaxed) {
+        if self.elapsed() < line.retry_at.load(Ordering::Relaxed) {
             bump(&self.counters.skipped);
             return Err(self.count(
                 Fault::Unavailable,
@@ -343,9 +438,9 @@ impl Inner {
         let fault = match timeout_at(deadline, self.connect_async()).await {
             Ok(Ok(connection)) => {
                 bump(&self.counters.connects);
-                self.aio.retry_at.store(0, Ordering::Relaxed);
+                line.retry_at.store(0, Ordering::Relaxed);
                 let connection = Arc::new(connection);
-                self.aio.current.store(Some(Arc::clone(&connection)));
+                line.current.store(Some(Arc::clone(&connection)));
                 return Ok(connection);
             }
             Ok(Err(e)) if e.is_timeout() => (Fault::Timeout, e.to_string()),
@@ -356,8 +451,7 @@ impl Inner {
             ),
         };
         let backoff = u64::try_from(self.config.reconnect_backoff.as_nanos()).unwrap_or(u64::MAX);
-        self.aio
-            .retry_at
+        line.retry_at
             .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
         Err(self.count(fault.0, fault.1))
     }

@@ -66,15 +66,21 @@ pub struct RedisConfig {
     /// replicas acknowledged in time is a [`Fault::Replication`](super::Fault::Replication)
     /// (the failure decision), since a failover could lose it.
     ///
-    /// The server holds a connection's later commands until its `WAIT` returns. The
-    /// blocking pool runs one check per pooled connection, so as many `WAIT`s as
-    /// connections run at once; the async transport and [`pipelined`](Self::pipelined)
-    /// checks share one connection per server, so their checks with `WAIT` run one at a
-    /// time per server: about one check per replica acknowledgement.
+    /// The server holds a connection's later commands until its `WAIT` returns, so a
+    /// connection carries one check with `WAIT` at a time: the blocking pool's connections
+    /// each carry one check anyway, and the async transport and
+    /// [`pipelined`](Self::pipelined) checks send theirs on
+    /// [`wait_connections`](Self::wait_connections) lines.
     pub wait_replicas: u32,
     /// How long `WAIT` waits for [`wait_replicas`](Self::wait_replicas) (default 50 ms;
     /// keep it below [`timeout`](Self::timeout)).
     pub wait_timeout: Duration,
+    /// How many checks with `WAIT` the async transport and [`pipelined`](Self::pipelined)
+    /// checks have in flight at once (default 16): each on a connection of its own (on a
+    /// cluster, a connection per node), opened when first needed; a check waits for a
+    /// free one within its [`timeout`](Self::timeout). 0 sends them on the connection
+    /// every other check shares, where they run one after another.
+    pub wait_connections: usize,
 }
 
 impl RedisConfig {
@@ -95,6 +101,7 @@ impl RedisConfig {
             cluster_nodes: Vec::new(),
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(50),
+            wait_connections: 16,
         }
     }
 

@@ -70,6 +70,9 @@ pub enum RedisSetupError {
     Quota(QuotaError),
     /// Two limits of one composite have the same name (they would share keys).
     DuplicateName(String),
+    /// More [`wait_connections`](super::RedisConfig::wait_connections) than
+    /// [`MAX_WAIT_CONNECTIONS`](super::MAX_WAIT_CONNECTIONS).
+    TooManyWaitConnections(usize),
 }
 
 impl fmt::Display for RedisSetupError {
@@ -80,6 +83,11 @@ impl fmt::Display for RedisSetupError {
             Self::Name(name) => write!(f, "invalid limit name {name:?} (empty)"),
             Self::Quota(e) => e.fmt(f),
             Self::DuplicateName(name) => write!(f, "limit name {name:?} is used twice"),
+            Self::TooManyWaitConnections(n) => write!(
+                f,
+                "{n} wait connections: at most {} (each one is a connection per server)",
+                super::MAX_WAIT_CONNECTIONS
+            ),
         }
     }
 }

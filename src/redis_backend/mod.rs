@@ -288,6 +288,9 @@ use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 pub use crate::composite::MAX_LIMITS;
+
+/// The most [`RedisConfig::wait_connections`] a backend takes.
+pub const MAX_WAIT_CONNECTIONS: usize = 1024;
 use crate::decision::Decision;
 use crate::error::QuotaError;
 use crate::quota::Quota;
@@ -353,10 +356,16 @@ impl RedisBackend {
     /// be created while Redis is down).
     ///
     /// # Errors
-    /// [`RedisSetupError::Url`] or [`RedisSetupError::ZeroTimeout`].
+    /// [`RedisSetupError::Url`], [`RedisSetupError::ZeroTimeout`] or
+    /// [`RedisSetupError::TooManyWaitConnections`].
     pub fn new(config: RedisConfig) -> Result<Self, RedisSetupError> {
         if config.timeout.is_zero() {
             return Err(RedisSetupError::ZeroTimeout);
+        }
+        if config.wait_connections > MAX_WAIT_CONNECTIONS {
+            return Err(RedisSetupError::TooManyWaitConnections(
+                config.wait_connections,
+            ));
         }
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| RedisSetupError::Url(e.to_string()))?;
@@ -379,6 +388,8 @@ impl RedisBackend {
         let min_ttl_ms = u64::try_from(config.min_ttl.as_nanos().div_ceil(1_000_000))
             .unwrap_or(wire::MAX_TTL_MS)
             .clamp(1, wire::MAX_TTL_MS);
+        #[cfg(feature = "redis-tokio")]
+        let wait_connections = config.wait_connections;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -392,7 +403,7 @@ impl RedisBackend {
                 origin: Instant::now(),
                 counters: Counters::default(),
                 #[cfg(feature = "redis-tokio")]
-                aio: aio::Shared::default(),
+                aio: aio::Shared::new(wait_connections),
                 #[cfg(feature = "redis-tokio")]
                 driver: pipelined::Driver::default(),
                 engine: AtomicU8::new(module::UNKNOWN),
