@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{kill_server, managed_server, restart_server, wait_until};
 use ratecore::redis_backend::{
     FailureMode, Fault, RedisBackend, RedisCheckError, RedisConfig, RedisEngine, RedisLimit,
+    RedisLimiter,
 };
 use ratecore::{Algorithm, Decision, Limiter, Quota, RateLimiter};
 
@@ -399,36 +400,26 @@ async fn a_paused_redis_times_out_then_recovers() {
     assert_eq!(stats.inconsistent, 0);
 }
 
-/// A `WAIT` holds back every later command of its connection. With no replica to answer
-/// it, a check with `wait_replicas = 1` takes the whole `wait_timeout` on the server, so
-/// 16 tasks sharing one connection send more than the server serves, and checks time
-/// out. Such a timeout replaces the connection, so the checks that gave up (which the
-/// server would still run, 100 ms each) hold nothing back: once the load stops, the next
-/// check is answered by the server (its `WAIT` fell short: a replication fault) instead
-/// of timing out behind a backlog of over ten seconds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
-    let Some(url) = common::redis_url("timed_out_checks_with_wait_do_not_hold_back_later_ones")
-    else {
-        return;
-    };
-    let _guard = server_lock().await;
-    let mut config = common::test_config(&url, "wait-backlog");
-    config.timeout = Duration::from_millis(300);
+/// The `WAIT` tests' set-up: a backend with `wait_replicas = 1` and a 100 ms
+/// `wait_timeout` on the standalone server, which has no replica, so every `WAIT` takes
+/// its whole 100 ms on the server. 16 tasks make 8 checks each on one key, every
+/// answer passing `expect`. Returns the backend, its limiter and the first check's `now`.
+async fn checks_with_wait(
+    url: &str,
+    test: &str,
+    timeout: Duration,
+    wait_connections: usize,
+    expect: fn(Option<Fault>) -> bool,
+) -> (RedisBackend, RedisLimiter, u64) {
+    let mut config = common::test_config(url, test);
+    config.timeout = timeout;
     config.wait_replicas = 1;
     config.wait_timeout = Duration::from_millis(100);
-    // On the connection every check shares (no wait lines).
-    config.wait_connections = 0;
+    config.wait_connections = wait_connections;
     let backend = RedisBackend::new(config).unwrap();
-    let limiter = backend
-        .limiter(
-            "backlog",
-            Algorithm::FixedWindow,
-            Quota::per_hour(1_000_000).unwrap(),
-        )
-        .unwrap();
+    let quota = Quota::per_hour(1_000_000).unwrap();
+    let limiter = backend.limiter(test, Algorithm::Gcra, quota).unwrap();
     let now = 1_700_000_000_000_000_000u64;
-    // 16 tasks × 8 checks sent within about 2.4 s; the server serves 10 a second.
     let tasks: Vec<_> = (0..16u64)
         .map(|task| {
             let limiter = limiter.clone();
@@ -438,11 +429,7 @@ async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
                         .check_async(b"k", now + task * 8 + i, 1)
                         .await
                         .unwrap();
-                    let fault = checked.fault;
-                    assert!(
-                        matches!(fault, Some(Fault::Replication | Fault::Timeout)),
-                        "{checked:?}"
-                    );
+                    assert!(expect(checked.fault), "{checked:?}");
                 }
             })
         })
@@ -450,6 +437,32 @@ async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
     for task in tasks {
         task.await.unwrap();
     }
+    (backend, limiter, now)
+}
+
+/// A `WAIT` holds back every later command of its connection. On the connection every
+/// check shares (`wait_connections = 0`), 16 tasks' checks with `WAIT`, 100 ms each on
+/// the server, arrive faster than the server serves them (10 a second), and checks time
+/// out. Such a timeout replaces the connection, so the checks that gave up (which the
+/// server would still run) hold nothing back: once the load stops, the next check is
+/// answered by the server (its `WAIT` fell short: a replication fault) instead of timing
+/// out behind a backlog of over ten seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
+    let Some(url) = common::redis_url("timed_out_checks_with_wait_do_not_hold_back_later_ones")
+    else {
+        return;
+    };
+    let _guard = server_lock().await;
+    let answered_or_timed_out = |f| matches!(f, Some(Fault::Replication | Fault::Timeout));
+    let (backend, limiter, now) = checks_with_wait(
+        &url,
+        "wait-backlog",
+        Duration::from_millis(300),
+        0,
+        answered_or_timed_out,
+    )
+    .await;
     let loaded = backend.stats();
     common::notice(&format!(
         "checks with WAIT and no replica, 16 tasks: {} answered, {} timed out, {} connects",
@@ -467,45 +480,19 @@ async fn timed_out_checks_with_wait_do_not_hold_back_later_ones() {
 }
 
 /// With wait lines (the default), checks with `WAIT` do not hold each other back: 16
-/// tasks' `WAIT`s, 100 ms each with no replica to answer them, run at once, and every
-/// one of 128 checks is answered by the server (a replication fault) within its 1 s
-/// timeout. On one shared connection they would take 12.8 s, one after another.
+/// tasks' `WAIT`s run at once, and every one of the 128 checks is answered by the server
+/// (a replication fault) within its 1 s timeout. On one shared connection they would
+/// take 12.8 s, one after another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_with_wait_run_at_once_on_their_own_lines() {
     let Some(url) = common::redis_url("checks_with_wait_run_at_once_on_their_own_lines") else {
         return;
     };
     let _guard = server_lock().await;
-    let mut config = common::test_config(&url, "wait-lines");
-    config.timeout = Duration::from_secs(1);
-    config.wait_replicas = 1;
-    config.wait_timeout = Duration::from_millis(100);
-    let backend = RedisBackend::new(config).unwrap();
-    let limiter = backend
-        .limiter(
-            "lines",
-            Algorithm::Gcra,
-            Quota::per_hour(1_000_000).unwrap(),
-        )
-        .unwrap();
-    let now = 1_700_000_000_000_000_000u64;
-    let tasks: Vec<_> = (0..16u64)
-        .map(|task| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                for i in 0..8 {
-                    let checked = limiter
-                        .check_async(b"k", now + task * 8 + i, 1)
-                        .await
-                        .unwrap();
-                    assert_eq!(checked.fault, Some(Fault::Replication), "{checked:?}");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let answered = |f| f == Some(Fault::Replication);
+    let lines = RedisConfig::new(url.as_str()).wait_connections;
+    let (backend, limiter, now) =
+        checks_with_wait(&url, "wait-lines", Duration::from_secs(1), lines, answered).await;
     let stats = backend.stats();
     assert_eq!((stats.replication, stats.timeouts), (128, 0), "{stats:?}");
     // One connection per line at most, opened when first needed.
