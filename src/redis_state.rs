@@ -700,8 +700,8 @@ fn pack_window(
 }
 
 /// The stored value of a window's packed `word` with `counters` counts (the inverse of
-/// `pack_window`: the start, then the oldest count first), and the moment its state is at rest (the end of its last window;
-/// `None` past `u64::MAX`).
+/// `pack_window`: the start, then the oldest count first), and the moment its state is
+/// at rest (the end of its last window; `None` past `u64::MAX`).
 fn unpack_window(word: u64, layout: Layout, period: u64, counters: u32) -> (Written, Option<u64>) {
     let window = layout.window(word, counters);
     let mut out = [0; MAX_WRITTEN];

@@ -216,7 +216,7 @@ impl Policy {
         state: Decision,
         read: impl FnOnce(&PolicyDecision<'_>) -> R,
     ) -> R {
-        // Written in place: a verdict built first was copied into the decision whole.
+        // Written in place: a verdict built first would be copied into the decision whole.
         let mut decision = PolicyDecision::new(version, Verdict::blank());
         decision.parts_mut().1.set_lone(id, state);
         read(&decision)

@@ -111,7 +111,8 @@ pub(super) type LoneKey<'r> = ArrayVec<Option<&'r [u8]>, MAX_KEY_ATTRIBUTES>;
 pub(super) struct Lone<'p, 'k, 'r> {
     compiled: &'p Compiled,
     limit: &'p LoneLimit,
-    /// Kept in the caller's frame: built here and moved out, it was copied once more.
+    /// Borrowed from the caller's frame, so that the key is not copied again on its way
+    /// into the check.
     key: &'k LoneKey<'r>,
 }
 

@@ -14,13 +14,16 @@
 //! connection resends after a redirection or a connection reset, as the blocking one
 //! does: a charge counted twice at worst). A check that timed out leaves
 //! the connection in place: a multiplexed connection matches replies to requests in
-//! order, so a late reply is discarded, not handed to the next check. The exception is a
-//! check sent with `WAIT` ([`RedisConfig::wait_replicas`]): the server holds every
-//! command behind a `WAIT` until it returns, so checks with `WAIT` go on lines of their
-//! own, one check at a time each (`WaitLines`), and a check with `WAIT` that timed out
-//! replaces its connection, so that the server drops what it still holds. (The `redis`
-//! crate's `ConnectionManager` reconnects too, but a check made while it reconnects waits
-//! for the reconnect instead of failing at once within the backoff.)
+//! order, so a late reply is discarded, not handed to the next check.
+//!
+//! Checks sent with `WAIT` ([`RedisConfig::wait_replicas`]) are the exception: the server
+//! holds every command behind a `WAIT` until it returns, so they go on lines of their
+//! own, one check at a time each (`WaitLines`). Without wait lines, such a check that
+//! timed out replaces the shared connection, so that the server drops what queued behind
+//! it. All lines share the connect lock, the backoff and an epoch: a server that went away
+//! drops every line's connection, not one check per line. (The `redis` crate's
+//! `ConnectionManager` reconnects too, but a check made while it reconnects waits for the
+//! reconnect instead of failing at once within the backoff.)
 //!
 //! [`RedisConfig::reconnect_backoff`]: super::RedisConfig::reconnect_backoff
 //! [`RedisConfig::wait_replicas`]: super::RedisConfig::wait_replicas
@@ -30,9 +33,10 @@
 //! the handle; arc-swap makes a stored connection fully visible to every later load. A
 //! failed connection is replaced with `None` by compare-and-swap against the very `Arc`
 //! that failed, so a connection another task has just opened is never dropped by a stale
-//! failure. `retry_at` is a hint read and written `Relaxed`, as in the blocking pool:
-//! connects are serialised by the `connecting` lock, which orders them among
-//! themselves. Counters are `Relaxed` (see `stats`).
+//! failure. `retry_at` and `epoch` are hints read and written `Relaxed`, as in the
+//! blocking pool: connects are serialised by the `connecting` lock, which orders them
+//! among themselves, and a stale epoch costs one connection used or replaced once more.
+//! The wait lines' flags are argued at `WaitLines`. Counters are `Relaxed` (see `stats`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,19 +57,30 @@ use super::{
 };
 use crate::decision::{Decision, Mode};
 
-/// The async transport's connections, shared by every task using one backend.
+/// The async transport's connections, shared by every task using one backend, and what
+/// reconnecting them needs (shared by all lines: they reach the same servers).
 pub(super) struct Shared {
     /// Every check but those sent with `WAIT`.
     main: Line,
     /// Checks sent with `WAIT`, one at a time per line
     /// ([`RedisConfig::wait_connections`](super::RedisConfig::wait_connections)).
     waits: WaitLines,
+    /// Held while connecting, so a dead server sees one connect attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// Nanoseconds after the backend's origin before which no connect is attempted.
+    retry_at: AtomicU64,
+    /// Bumped when a server went away: every line's connection opened before is dropped
+    /// when next used, instead of failing one check of its own first.
+    epoch: AtomicU64,
 }
 
 impl Shared {
     pub(super) fn new(wait_connections: usize) -> Self {
         Self {
             main: Line::default(),
+            connecting: tokio::sync::Mutex::new(()),
+            retry_at: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             waits: WaitLines {
                 lines: (0..wait_connections).map(|_| Line::default()).collect(),
                 busy: (0..wait_connections)
@@ -80,11 +95,13 @@ impl Shared {
 /// One shared connection (on a cluster, one per node), opened when first needed.
 #[derive(Default)]
 struct Line {
-    current: ArcSwapOption<AsyncConn>,
-    /// Held while connecting, so a dead server sees one connect attempt at a time.
-    connecting: tokio::sync::Mutex<()>,
-    /// Nanoseconds after the backend's origin before which no connect is attempted.
-    retry_at: AtomicU64,
+    current: ArcSwapOption<Opened>,
+}
+
+/// A line's connection and the [`Shared::epoch`] it was opened in.
+struct Opened {
+    connection: AsyncConn,
+    epoch: u64,
 }
 
 /// The connections of checks sent with `WAIT`. The server holds every later command of
@@ -113,7 +130,8 @@ struct Claimed<'a> {
 
 impl Drop for Claimed<'_> {
     fn drop(&mut self) {
-        // Before the permit (a field) is returned, after this body.
+        // A struct's fields are dropped after its `drop` body runs: the flag is clear
+        // before the permit goes back to the semaphore.
         self.waits.busy[self.index].store(false, Ordering::Release);
     }
 }
@@ -125,7 +143,10 @@ impl WaitLines {
         let index = self.busy.iter().position(|busy| {
             busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
-        })?;
+        });
+        // Unreachable while the protocol above holds; a check then times out.
+        debug_assert!(index.is_some(), "a wait-line permit without a free line");
+        let index = index?;
         Some(Claimed {
             waits: self,
             index,
@@ -365,8 +386,8 @@ impl Inner {
         let line = claimed.as_ref().map_or(&self.aio.main, |claimed| {
             &self.aio.waits.lines[claimed.index]
         });
-        let shared = self.connection_async(line, deadline).await?;
-        let mut connection = AsyncConn::clone(&shared);
+        let opened = self.connection_async(line, deadline).await?;
+        let mut connection = opened.connection.clone();
         let sent = async {
             match connection.send(command, then, key).await {
                 Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
@@ -386,23 +407,33 @@ impl Inner {
                 if fault == Fault::Unavailable || e.is_unrecoverable_error() {
                     // The server (on a cluster: a node) went away: the next check connects
                     // again, reading a cluster's slot map afresh (unless another task
-                    // already replaced this connection).
-                    let _ = line.current.compare_and_swap(&Some(shared), None);
+                    // already replaced this connection), and so does every other line.
+                    // Only a connection of the current epoch moves it on, so late failures
+                    // of old connections do not drop new ones.
+                    let epoch = opened.epoch;
+                    let _ = self.aio.epoch.compare_exchange(
+                        epoch,
+                        epoch.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    let _ = line.current.compare_and_swap(&Some(opened), None);
                 }
                 Err(self.count(fault, e.to_string()))
             }
             Err(_) => {
-                if then.is_some() {
-                    // The server runs a connection's commands in order, and a `WAIT` holds
-                    // back every command behind it until the replicas answer or its own
-                    // timeout passes. Checks that gave up stay queued on the server and
-                    // still run, so new checks would queue behind them: while the server
-                    // serves fewer checks than arrive, the backlog only grows, and every
-                    // check times out (a replica resyncing after a failover was enough).
-                    // A new connection sheds that backlog: the server drops a closed
-                    // connection's unread commands. (On a wait line, the check that gave
-                    // up is the backlog.)
-                    let _ = line.current.compare_and_swap(&Some(shared), None);
+                if then.is_some() && claimed.is_none() {
+                    // On the shared connection (no wait lines): the server runs its
+                    // commands in order, and a `WAIT` holds back every command behind it
+                    // until the replicas answer or its own timeout passes. Checks that gave
+                    // up stay queued on the server and still run, so new checks would
+                    // queue behind them: while the server serves fewer checks than arrive,
+                    // the backlog only grows, and every check times out (a replica
+                    // resyncing after a failover was enough). A new connection sheds that
+                    // backlog: the server drops a closed connection's unread commands. (A
+                    // wait line carries one check at a time: nothing queues behind it but
+                    // the `WAIT` it sent, shorter than the timeout.)
+                    let _ = line.current.compare_and_swap(&Some(opened), None);
                 }
                 Err(self.count(Fault::Timeout, String::from("no reply within the timeout")))
             }
@@ -414,21 +445,31 @@ impl Inner {
         &self,
         line: &Line,
         deadline: Instant,
-    ) -> Result<Arc<AsyncConn>, BackendError> {
-        if let Some(connection) = line.current.load_full() {
-            return Ok(connection);
+    ) -> Result<Arc<Opened>, BackendError> {
+        // The epoch is a hint read `Relaxed`: a stale read costs one connection used or
+        // replaced once more; the connection itself is published by the `ArcSwap`.
+        let current = |line: &Line| {
+            let opened = line.current.load_full()?;
+            if opened.epoch == self.aio.epoch.load(Ordering::Relaxed) {
+                return Some(opened);
+            }
+            let _ = line.current.compare_and_swap(&Some(opened), None);
+            None
+        };
+        if let Some(opened) = current(line) {
+            return Ok(opened);
         }
-        let Ok(_connecting) = timeout_at(deadline, line.connecting.lock()).await else {
+        let Ok(_connecting) = timeout_at(deadline, self.aio.connecting.lock()).await else {
             return Err(self.count(
                 Fault::Timeout,
                 String::from("another check's connect did not finish within the timeout"),
             ));
         };
         // Another task may have connected (or failed to) while this one waited.
-        if let Some(connection) = line.current.load_full() {
-            return Ok(connection);
+        if let Some(opened) = current(line) {
+            return Ok(opened);
         }
-        if self.elapsed() < line.retry_at.load(Ordering::Relaxed) {
+        if self.elapsed() < self.aio.retry_at.load(Ordering::Relaxed) {
             bump(&self.counters.skipped);
             return Err(self.count(
                 Fault::Unavailable,
@@ -438,10 +479,13 @@ impl Inner {
         let fault = match timeout_at(deadline, self.connect_async()).await {
             Ok(Ok(connection)) => {
                 bump(&self.counters.connects);
-                line.retry_at.store(0, Ordering::Relaxed);
-                let connection = Arc::new(connection);
-                line.current.store(Some(Arc::clone(&connection)));
-                return Ok(connection);
+                self.aio.retry_at.store(0, Ordering::Relaxed);
+                let opened = Arc::new(Opened {
+                    connection,
+                    epoch: self.aio.epoch.load(Ordering::Relaxed),
+                });
+                line.current.store(Some(Arc::clone(&opened)));
+                return Ok(opened);
             }
             Ok(Err(e)) if e.is_timeout() => (Fault::Timeout, e.to_string()),
             Ok(Err(e)) => (Fault::Unavailable, e.to_string()),
@@ -451,7 +495,8 @@ impl Inner {
             ),
         };
         let backoff = u64::try_from(self.config.reconnect_backoff.as_nanos()).unwrap_or(u64::MAX);
-        line.retry_at
+        self.aio
+            .retry_at
             .store(self.elapsed().saturating_add(backoff), Ordering::Relaxed);
         Err(self.count(fault.0, fault.1))
     }

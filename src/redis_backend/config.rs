@@ -27,6 +27,9 @@ pub enum RedisEngine {
     Script,
 }
 
+/// The most [`RedisConfig::wait_connections`] a backend takes.
+pub const MAX_WAIT_CONNECTIONS: usize = 1024;
+
 /// How to reach Redis and what to do when it fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {

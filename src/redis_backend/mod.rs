@@ -176,14 +176,17 @@
 //! verification, and faults, failure decisions, counters, the reconnect backoff and the
 //! cross-slot protocol are the blocking ones. With [`RedisConfig::wait_replicas`], the
 //! check and its `WAIT` are sent together on the same connection (as the blocking
-//! transport sends them), since `WAIT` counts the writes of the connection it arrives on; while the server waits for replicas it answers nothing else on that
-//! connection, so every task's check waits too. A whole async check
-//! (across slots: each slot's call), connect included, takes at most
-//! [`RedisConfig::timeout`].
+//! transport sends them), since `WAIT` counts the writes of the connection it arrives
+//! on. While the server waits for replicas it answers nothing else on that connection,
+//! so checks with `WAIT` go on [`RedisConfig::wait_connections`] lines of their own, one
+//! check at a time each. A whole async check (across slots: each slot's call), connect
+//! included, takes at most [`RedisConfig::timeout`].
 //! A connection the server (on a cluster: a node) went away from is replaced by the next
-//! check (one task connects while the others wait, within their timeout; a cluster's slot
-//! map is then read afresh); a check that timed out keeps
-//! the connection, whose replies stay matched to their requests. The futures run on a
+//! check, and so is every line's (one task connects while the others wait, within their
+//! timeout; a cluster's slot map is then read afresh). A check that timed out keeps the
+//! connection, whose replies stay matched to their requests, except a check with `WAIT`
+//! on the shared connection (`wait_connections = 0`), whose timeout replaces it so that
+//! the server drops the checks queued behind its `WAIT`. The futures run on a
 //! tokio runtime with time enabled, and the connection is driven by a task on the
 //! runtime that opened it: use one backend from one runtime (a backend whose runtime
 //! shut down answers its next check with an [`Fault::Unavailable`] fault, then
@@ -193,7 +196,8 @@
 //! One round trip and one script per check — the same round-trip count as a native
 //! module such as redis-cell's `CL.THROTTLE`. Measured by `tests/redis/run.sh`, which
 //! runs `RATECORE_REDIS_ENGINE=script cargo test --release --features redis --test
-//! redis_bench -- --ignored --nocapture` (the script) against a local `redis-server` 7.0.15 (Debian 12) on a 2-core machine;
+//! redis_bench -- --ignored --nocapture` (the script) against a local `redis-server`
+//! 7.0.15 (Debian 12) on a 2-core machine;
 //! 1.5 s per scenario, `now` from the wall clock, 10 000 keys round robin; "Redis µs" is
 //! the server's own time per call from `INFO commandstats`:
 //!
@@ -257,8 +261,8 @@
 //! one connection and reached 82 % of the script's ceiling (the medians of the three
 //! rounds' ratios; the server's 10 µs of CPU per check are the bound). The blocking
 //! backend on one connection waits a round trip per check, and round trips vary from run
-//! to run: in another run, with nothing else running, it did 9 400 to 10 200 checks per
-//! second on the script, and 64 async tasks 8.2 times that (83 % of the ceiling).
+//! to run, so these ratios do too (7.9 to 8.2 times, 82 to 83 % of the ceiling, on an
+//! idle machine and a loaded one).
 //! Pipelined blocking threads cost the client about three times an async task's CPU
 //! per check (a runtime `block_on` per check and a thread wake-up per reply).
 
@@ -288,14 +292,11 @@ use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 pub use crate::composite::MAX_LIMITS;
-
-/// The most [`RedisConfig::wait_connections`] a backend takes.
-pub const MAX_WAIT_CONNECTIONS: usize = 1024;
 use crate::decision::Decision;
 use crate::error::QuotaError;
 use crate::quota::Quota;
 
-pub use config::{FailureMode, RedisConfig, RedisEngine};
+pub use config::{FailureMode, RedisConfig, RedisEngine, MAX_WAIT_CONNECTIONS};
 pub use errors::{BackendError, Fault, RedisCheckError, RedisSetupError};
 pub use handles::{key_from_parts, RedisComposite, RedisLimit, RedisLimiter};
 pub use stats::RedisStats;

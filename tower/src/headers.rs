@@ -132,7 +132,8 @@ impl RateLimitHeaders {
     }
 
     /// The headers, in order. Each value is a slice of one shared buffer (a value that is
-    /// not a valid header value, never produced by the renderer, is skipped).
+    /// not a valid header value, never produced by the renderer, is skipped). Each call
+    /// renders the values again and collects them: iterate once.
     pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
         let mut pairs = Vec::with_capacity(self.len());
         self.clone()
@@ -197,8 +198,8 @@ impl Rendered {
     ) -> Self {
         let mut values = Values::default();
         // Into the owner's bytes, the small one first: a few bytes of stack to clear and
-        // nothing to copy but the owner, where a buffer of the largest size was cleared,
-        // written, then copied.
+        // nothing to copy but the owner, where a buffer of the largest size would be
+        // cleared, written, then copied.
         let rendered = Inline::<SMALL>::render(&render, &mut values)
             .or_else(|_| Inline::<INLINE>::render(&render, &mut values));
         let (bytes, count) = match rendered {
