@@ -24,9 +24,10 @@ use ratecore::redis_backend::{FailureMode, RedisBackend};
 use ratecore::{Algorithm, Quota};
 
 use cluster_nodes::{
-    assert_engine_used, assert_race_never_over_admitted, cluster, config, connect,
-    failover_loses_little, failover_with_wait_loses_nothing, hourly_limiter, ip_and_account,
-    keyslot, port_of, primary_of, Clients, HOUR, RACE_ACCOUNTS, RACE_IP, T0,
+    assert_engine_used, assert_race_never_over_admitted, checks_follow_ask_during_a_slot_migration,
+    cluster, config, connect, failover_loses_little, failover_with_wait_loses_nothing,
+    hourly_limiter, ip_and_account, keyslot, port_of, primary_of, Clients, HOUR, RACE_ACCOUNTS,
+    RACE_IP, T0,
 };
 use common::unique_prefix;
 
@@ -194,74 +195,12 @@ fn racing_cross_slot_checks_never_over_admit() {
     assert_race_never_over_admitted("blocking", &backend, &ip, &per_account);
 }
 
-/// During a slot migration, a check of a key the source does not hold is redirected with
-/// `ASK`: with `wait_replicas`, the check and its `WAIT` run on the target, after the
-/// `ASKING` the connection sends (which holds through the blocking transport's
-/// transaction), and every later check finds the state there.
+/// [`checks_follow_ask_during_a_slot_migration`] on the blocking transport.
 #[test]
 fn checks_with_wait_follow_ask_during_a_slot_migration() {
-    let Some((nodes, _, _serial)) = cluster("ask") else {
-        return;
-    };
-    let cfg = config(&nodes, "ask", FailureMode::Closed);
-    let limiter = hourly_limiter(cfg, 1, Algorithm::Gcra, 10);
-    let primary_of_key = |key: &[u8]| primary_of(&nodes, keyslot(&nodes, key));
-    let redis_key = limiter.limit().redis_key(b"moving");
-    let (slot, source) = (keyslot(&nodes, &redis_key), primary_of_key(&redis_key));
-    let target = [0, 8000, 16000]
-        .map(|slot| primary_of(&nodes, slot))
-        .into_iter()
-        .find(|&port| port != source)
-        .expect("another primary");
-    // The script is loaded where a check's slot lives, not where an `ASK` points: one
-    // check of a key the target serves loads it there.
-    let local = (0..)
-        .map(|i| format!("local-{i}").into_bytes())
-        .find(|key| primary_of_key(&limiter.limit().redis_key(key)) == target)
-        .expect("a key the target serves");
-    assert_eq!(limiter.check(&local, T0, 1).unwrap().fault, None);
-    let node = |port| connect(port).expect("a live primary");
-    let id = |port| -> String {
-        redis::cmd("CLUSTER")
-            .arg("MYID")
-            .query(&mut node(port))
-            .expect("CLUSTER MYID")
-    };
-    let (source_id, target_id) = (id(source), id(target));
-    let set_slot = |port, state: &[&str]| {
-        redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg(state)
-            .exec(&mut node(port))
-            .expect("CLUSTER SETSLOT");
-    };
-    set_slot(target, &["IMPORTING", &source_id]);
-    set_slot(source, &["MIGRATING", &target_id]);
-    let checks: Vec<_> = (1..=3)
-        .map(|i| limiter.check(b"moving", T0 + i, 1).unwrap())
-        .collect();
-    // The state is on the target; then it goes, and the slot is its owner's alone again.
-    let mut at_target = node(target);
-    let held: Vec<redis::Value> = redis::pipe()
-        .cmd("ASKING")
-        .ignore()
-        .cmd("EXISTS")
-        .arg(&redis_key)
-        .cmd("ASKING")
-        .ignore()
-        .cmd("DEL")
-        .arg(&redis_key)
-        .query(&mut at_target)
-        .expect("the key on the target");
-    set_slot(source, &["STABLE"]);
-    set_slot(target, &["STABLE"]);
-    for (i, checked) in (1..).zip(&checks) {
-        assert_eq!(checked.fault, None, "{i}: {checked:?}");
-        assert_eq!(checked.decision.remaining, 10 - i, "{i}: {checked:?}");
-    }
-    assert_eq!(held, [redis::Value::Int(1), redis::Value::Int(1)]);
-    assert_engine_used(limiter.backend());
+    checks_follow_ask_during_a_slot_migration("ask", |limiter, key, now| {
+        limiter.check(key, now, 1).unwrap()
+    });
 }
 
 #[test]

@@ -22,8 +22,9 @@ use ratecore::redis_backend::{FailureMode, RedisBackend, RedisConfig, RedisLimit
 use ratecore::{Algorithm, Decision, Quota};
 
 use cluster_nodes::{
-    assert_engine_used, assert_race_never_over_admitted, cluster, config, failover_loses_little,
-    failover_with_wait_loses_nothing, ip_and_account, Clients, RACE_ACCOUNTS, RACE_IP, T0,
+    assert_engine_used, assert_race_never_over_admitted, checks_follow_ask_during_a_slot_migration,
+    cluster, config, failover_loses_little, failover_with_wait_loses_nothing, ip_and_account,
+    Clients, RACE_ACCOUNTS, RACE_IP, T0,
 };
 use common::notice;
 
@@ -246,6 +247,15 @@ fn async_cross_slot_checks_consume_nothing_on_denial_and_never_over_admit() {
         }
     });
     assert_race_never_over_admitted("async", &backend, &ip, &per_account);
+}
+
+/// `checks_follow_ask_during_a_slot_migration` on the async transport.
+#[test]
+fn async_checks_with_wait_follow_ask_during_a_slot_migration() {
+    let runtime = runtime();
+    checks_follow_ask_during_a_slot_migration("async_ask", |limiter, key, now| {
+        runtime.block_on(limiter.check_async(key, now, 1)).unwrap()
+    });
 }
 
 #[test]

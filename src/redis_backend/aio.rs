@@ -394,7 +394,13 @@ impl Inner {
                     let key = key.unwrap_or_default();
                     connection.load_script(&self.script, key).await?;
                     bump(&self.counters.script_loads);
-                    connection.send(command, then, Some(key)).await
+                    match connection.send(command, then, Some(key)).await {
+                        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                            let whole = super::script::with_body(command);
+                            connection.send(&whole, then, Some(key)).await
+                        }
+                        other => other,
+                    }
                 }
                 other => other,
             }

@@ -125,7 +125,12 @@ impl Inner {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 connection.load_script(&self.script, key)?;
                 bump(&self.counters.script_loads);
-                connection.send(&eval, then, key)
+                match connection.send(&eval, then, key) {
+                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                        connection.send(&with_body(&eval), then, key)
+                    }
+                    other => other,
+                }
             }
             other => other,
         }
@@ -309,4 +314,19 @@ pub(super) fn bytes(value: &redis::Value) -> Option<&[u8]> {
         redis::Value::Nil => Some(&[]),
         _ => None,
     }
+}
+
+/// `EVAL` with the script's body in place of an `EVALSHA` of it: the same keys and
+/// arguments. For a check still answered `NOSCRIPT` after the script was loaded where
+/// its slot lives: during a slot migration an `ASK` sends it to the importing node,
+/// which may never have loaded it, and a node compiles (and keeps) a script sent whole.
+pub(super) fn with_body(evalsha: &redis::Cmd) -> redis::Cmd {
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(SCRIPT);
+    for arg in evalsha.args_iter().skip(2) {
+        if let redis::Arg::Simple(bytes) = arg {
+            eval.arg(bytes);
+        }
+    }
+    eval
 }

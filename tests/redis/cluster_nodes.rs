@@ -611,3 +611,86 @@ pub fn failover_with_wait_loses_nothing(test: &str, clients: Clients) {
     };
     assert!(stored >= admitted, "{admitted} admitted, {stored} stored");
 }
+
+/// During a slot migration, a check of a key the source does not hold is redirected with
+/// `ASK`: with `wait_replicas`, the check and its `WAIT` run on the target, after the
+/// `ASKING` the connection sends (which holds through the blocking transport's
+/// transaction), and every later check finds the state there. On the script, the target
+/// starts without it: the client's load goes to the slot's owner, so the first check
+/// there is sent again with the script's body.
+/// (Test `test`; `check` makes a check of cost 1, on the blocking or the async transport.)
+pub fn checks_follow_ask_during_a_slot_migration(
+    test: &str,
+    check: impl Fn(&RedisLimiter, &[u8], u64) -> RedisDecision,
+) {
+    let Some((nodes, _, _serial)) = cluster(test) else {
+        return;
+    };
+    let mut cfg = config(&nodes, test, FailureMode::Closed);
+    // An async check's runtime is the test's, not the pipelined driver's.
+    cfg.pipelined = false;
+    let limiter = hourly_limiter(cfg, 1, Algorithm::Gcra, 10);
+    let redis_key = limiter.limit().redis_key(b"moving");
+    let slot = keyslot(&nodes, &redis_key);
+    let source = primary_of(&nodes, slot);
+    let target = [0, 8000, 16000]
+        .map(|slot| primary_of(&nodes, slot))
+        .into_iter()
+        .find(|&port| port != source)
+        .expect("another primary");
+    let node = |port| connect(port).expect("a live primary");
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .exec(&mut node(target))
+        .expect("SCRIPT FLUSH");
+    let id = |port| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node(port))
+            .expect("CLUSTER MYID")
+    };
+    let (source_id, target_id) = (id(source), id(target));
+    let set_slot = |port, state: &[&str]| {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .exec(&mut connect(port).ok_or((redis::ErrorKind::IoError, "a dead primary"))?)
+    };
+    /// Gives the slot back to its owner alone when dropped, a failed check's panic
+    /// included, so that later tests find a stable cluster.
+    struct Stable<F: Fn(u16, &[&str]) -> redis::RedisResult<()>>(F, [u16; 2]);
+    impl<F: Fn(u16, &[&str]) -> redis::RedisResult<()>> Drop for Stable<F> {
+        fn drop(&mut self) {
+            for port in self.1 {
+                let _ = (self.0)(port, &["STABLE"]);
+            }
+        }
+    }
+    set_slot(target, &["IMPORTING", &source_id]).expect("CLUSTER SETSLOT IMPORTING");
+    let stable = Stable(set_slot, [source, target]);
+    (stable.0)(source, &["MIGRATING", &target_id]).expect("CLUSTER SETSLOT MIGRATING");
+    let checks: Vec<_> = (1..=3)
+        .map(|i| check(&limiter, b"moving", T0 + i))
+        .collect();
+    // The state is on the target; then it goes, and the slot is its owner's alone again.
+    let mut at_target = node(target);
+    let held: Vec<redis::Value> = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .cmd("EXISTS")
+        .arg(&redis_key)
+        .cmd("ASKING")
+        .ignore()
+        .cmd("DEL")
+        .arg(&redis_key)
+        .query(&mut at_target)
+        .expect("the key on the target");
+    drop(stable);
+    for (i, checked) in (1..).zip(&checks) {
+        assert_eq!(checked.fault, None, "{i}: {checked:?}");
+        assert_eq!(checked.decision.remaining, 10 - i, "{i}: {checked:?}");
+    }
+    assert_eq!(held, [redis::Value::Int(1), redis::Value::Int(1)]);
+    assert_engine_used(limiter.backend());
+}
