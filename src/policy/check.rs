@@ -233,16 +233,7 @@ impl Policy {
     ) -> Result<R, CheckError> {
         let mut decision = PolicyDecision::new(version, Verdict::blank());
         let (version, verdict) = decision.parts_mut();
-        verdict.unlimited();
-        let compiled = &version.compiled;
-        compiled.run(
-            &version.overrides,
-            request,
-            now,
-            cost,
-            Mode::Charge,
-            verdict,
-        )?;
+        Self::decide_general(version, request, now, cost, Mode::Charge, verdict)?;
         Ok(read(&decision))
     }
 
@@ -297,7 +288,23 @@ impl Policy {
             lone.settle(state, mode, verdict);
             return Ok(());
         }
+        Self::decide_general(version, request, now, cost, mode, verdict)
+    }
+
+    /// The check of any policy (every rule that applies, all-or-nothing), into `verdict`:
+    /// what [`decide_into`](Self::decide_into) and [`check_with`](Self::check_with) run
+    /// when the one-limit check does not apply.
+    #[inline(always)]
+    fn decide_general(
+        version: &Version,
+        request: &Request<'_>,
+        now: u64,
+        cost: u64,
+        mode: Mode,
+        verdict: &mut Verdict,
+    ) -> Result<(), CheckError> {
         verdict.unlimited();
+        let compiled = &version.compiled;
         compiled.run(&version.overrides, request, now, cost, mode, verdict)
     }
 }
