@@ -536,14 +536,7 @@ pub fn failover_run(
     // machine can miss).
     let mut cfg = config(nodes, test, FailureMode::Closed);
     cfg.prefix.clone_from(&prefix);
-    let after = RedisBackend::new(cfg)
-        .unwrap()
-        .limiter(
-            "fixed",
-            Algorithm::FixedWindow,
-            Quota::per_hour(limit).unwrap(),
-        )
-        .unwrap();
+    let after = hourly_limiter(cfg, 0, Algorithm::FixedWindow, limit);
     let peek = || {
         after
             .try_peek(key, T0 + HOUR / 2, 1)
